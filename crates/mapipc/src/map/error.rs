@@ -1,0 +1,312 @@
+//! Errors of the mapping layer, one type per operation.
+
+use std::io;
+
+use super::Protection;
+use crate::os::file::{AccessMode, FileKind};
+
+/// Why a mapping could not be created ([`MapOptions`](super::MapOptions)`::map_*`).
+///
+/// Every variant is detected before the `mmap` call where possible, so the message names the
+/// cause instead of a bare `EINVAL`. Where the OS refused, the OS error is the
+/// [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MapError {
+    /// The file could not be opened or created.
+    #[error("cannot open `{file}`: {source}")]
+    Open {
+        /// The file.
+        file: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is empty and no length was asked: `mmap` of length 0 is invalid
+    /// (tutorial pitfalls 4 and 5).
+    #[error(
+        "`{file}` is empty (0 bytes), and a mapping needs at least one byte: size the file \
+         first (MapOptions::create(size), `mapipc write --create SIZE`, or ftruncate)"
+    )]
+    EmptyFile {
+        /// The file.
+        file: String,
+    },
+    /// A length of zero was asked (tutorial pitfall 4).
+    #[error("zero-length mapping requested for `{file}`: a mapping needs at least one byte")]
+    ZeroLength {
+        /// The file, or `anonymous memory`.
+        file: String,
+    },
+    /// The file was opened with an access mode that cannot back the requested protection
+    /// (tutorial pitfall 2: `O_RDONLY` with `PROT_WRITE` on a shared mapping, or `O_WRONLY`
+    /// with anything, since mapped memory is always readable).
+    #[error(
+        "`{file}` is opened {open_mode} but the mapping asks for {requested}: open it \
+         read-write (O_RDWR) for a shared writable mapping, or map it read-only or \
+         copy-on-write"
+    )]
+    AccessMode {
+        /// The file.
+        file: String,
+        /// How the fd was opened.
+        open_mode: AccessMode,
+        /// What was asked, e.g. `shared read-write access`.
+        requested: String,
+    },
+    /// `offset` is at or past the end of the file.
+    #[error("offset {offset} is at or past the end of `{file}` ({file_len} bytes)")]
+    OffsetPastEnd {
+        /// The file.
+        file: String,
+        /// Requested offset.
+        offset: u64,
+        /// Current file length.
+        file_len: u64,
+    },
+    /// `offset + len` is past the end of the file (touching it would SIGBUS).
+    #[error(
+        "range {offset}..{end} is past the end of `{file}` ({file_len} bytes): grow the file \
+         first (MapOptions::create) or map a shorter length",
+        end = *offset as u128 + *len as u128
+    )]
+    RangePastEnd {
+        /// The file.
+        file: String,
+        /// Requested offset.
+        offset: u64,
+        /// Requested length.
+        len: usize,
+        /// Current file length.
+        file_len: u64,
+    },
+    /// `offset + len` does not fit the address space or `off_t`.
+    #[error("offset {offset} + length {len} overflows")]
+    LengthOverflow {
+        /// Requested offset.
+        offset: u64,
+        /// Requested length.
+        len: u64,
+    },
+    /// `PROT_WRITE` without `PROT_READ` (tutorial pitfall 4).
+    #[error(
+        "write-only protection requested: mapped memory must also be readable, use \
+         Protection::READ | Protection::WRITE"
+    )]
+    WriteOnly,
+    /// `PROT_EXEC` without [`MapOptions::allow_exec`](super::MapOptions::allow_exec).
+    #[error("executable protection requested without opting in with MapOptions::allow_exec()")]
+    ExecNotAllowed,
+    /// The file could not be created or extended to the requested size (for example the disk
+    /// is full); reported now instead of as a SIGBUS later.
+    #[error("cannot size `{file}` to {size} bytes: {source}")]
+    Create {
+        /// The file.
+        file: String,
+        /// Requested size.
+        size: u64,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Only regular files (and memfds) can be mapped.
+    #[error("`{file}` is {kind}, not a regular file: only regular files can be mapped")]
+    NotRegularFile {
+        /// The file.
+        file: String,
+        /// What it is.
+        kind: FileKind,
+    },
+    /// A system call failed.
+    #[error("{call} failed for `{file}`: {source}")]
+    Os {
+        /// The call, e.g. `mmap`.
+        call: &'static str,
+        /// The file, or `anonymous memory`.
+        file: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Not Linux.
+    #[error("memory mapping is not supported on this platform: mapipc supports Linux")]
+    Unsupported,
+}
+
+/// Why a read, write, view or search through a mapping failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccessError {
+    /// The range is outside the mapping (tutorial pitfall 7, as an error instead of SIGSEGV).
+    #[error(
+        "range {offset}..{end} is outside the mapping of {map_len} bytes",
+        end = *offset as u128 + *len as u128
+    )]
+    OutOfBounds {
+        /// Requested offset.
+        offset: u64,
+        /// Requested length.
+        len: usize,
+        /// The mapping's length.
+        map_len: usize,
+    },
+    /// The mapping is not readable (`PROT_NONE`, or write-only is impossible).
+    #[error("the mapping is not readable (protection: {0})")]
+    NotReadable(Protection),
+    /// The mapping is not writable.
+    #[error("the mapping is not writable (protection: {0})")]
+    NotWritable(Protection),
+    /// An atomic view was asked at an offset that is not a multiple of its size.
+    #[error("offset {offset} is not aligned to {align} bytes")]
+    Misaligned {
+        /// Requested offset (relative to the mapping).
+        offset: u64,
+        /// Required alignment.
+        align: usize,
+    },
+    /// Another process truncated the file under the mapping: pages past its new end are
+    /// gone. The mapping is poisoned; map the file again.
+    #[error(
+        "the file under this mapping ({file}) was truncated by someone else: bytes past its \
+         new end are gone; map it again"
+    )]
+    Truncated {
+        /// The file.
+        file: String,
+    },
+}
+
+impl From<AccessError> for io::Error {
+    fn from(e: AccessError) -> io::Error {
+        let kind = match e {
+            AccessError::OutOfBounds { .. } | AccessError::Misaligned { .. } => {
+                io::ErrorKind::InvalidInput
+            }
+            AccessError::NotReadable(_) | AccessError::NotWritable(_) => {
+                io::ErrorKind::PermissionDenied
+            }
+            AccessError::Truncated { .. } => io::ErrorKind::UnexpectedEof,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// Why [`Mmap::flush`](super::Mmap::flush) (msync) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlushError {
+    /// The range is outside the mapping.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// `msync` failed (for example an I/O error writing back to disk).
+    #[error("msync failed for `{file}`: {source}")]
+    Os {
+        /// The file.
+        file: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Why [`Mmap::advise`](super::Mmap::advise) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdviseError {
+    /// The range is outside the mapping.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// `DontNeed` on a private mapping would silently throw away its private changes.
+    #[error(
+        "MADV_DONTNEED on a private (copy-on-write) mapping would discard its changes; \
+         refused"
+    )]
+    WouldDiscard,
+    /// `madvise` failed (for example `HugePage` on a kernel without transparent huge pages).
+    #[error("madvise({advice:?}) failed: {source}")]
+    Os {
+        /// The advice.
+        advice: super::Advice,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Why [`Mmap::lock`](super::Mmap::lock) or `unlock` failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LockError {
+    /// `mlock`/`munlock` failed. `EPERM`/`ENOMEM` usually mean `RLIMIT_MEMLOCK` is too low
+    /// (see `ulimit -l`).
+    #[error("{call} of {len} bytes failed: {source} (check `ulimit -l`, RLIMIT_MEMLOCK)")]
+    Os {
+        /// `mlock` or `munlock`.
+        call: &'static str,
+        /// Bytes.
+        len: usize,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Why [`Mmap::grow`](super::Mmap::grow) failed. The mapping is unchanged on error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GrowError {
+    /// Anonymous mappings have no file to extend.
+    #[error("an anonymous mapping cannot grow; create a larger one")]
+    Anonymous,
+    /// `new_len` is smaller than the current length.
+    #[error("grow to {new_len} bytes would shrink the mapping of {len} bytes")]
+    Shrink {
+        /// Current length.
+        len: usize,
+        /// Requested length.
+        new_len: usize,
+    },
+    /// The file must be extended but was opened read-only.
+    #[error("`{file}` must grow to {size} bytes but is opened read-only")]
+    ReadOnlyFile {
+        /// The file.
+        file: String,
+        /// Needed file size.
+        size: u64,
+    },
+    /// The mapping is poisoned by a truncation.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// Extending the file failed (for example the disk is full, or the file is sealed).
+    #[error("cannot extend `{file}` to {size} bytes: {source}")]
+    Extend {
+        /// The file.
+        file: String,
+        /// Needed file size.
+        size: u64,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// `offset + new_len` overflows.
+    #[error("length {new_len} overflows")]
+    Overflow {
+        /// Requested length.
+        new_len: usize,
+    },
+    /// `mremap` failed.
+    #[error("mremap failed: {0}")]
+    Remap(#[source] io::Error),
+}
+
+/// Why [`Mmap::set_protection`](super::Mmap::set_protection) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtectError {
+    /// Same validation as at creation (write-only, exec without opt-in, access mode).
+    #[error(transparent)]
+    Invalid(#[from] MapError),
+    /// `mprotect` failed.
+    #[error("mprotect failed: {0}")]
+    Os(#[source] io::Error),
+}

@@ -1,0 +1,1477 @@
+//! Safe memory mappings: files (shared, read-only, copy-on-write) and anonymous memory.
+//!
+//! [`MapOptions`] builds a [`Mmap`]. Every pitfall of raw `mmap` is a guarantee here:
+//!
+//! | raw `mmap` pitfall | mapipc |
+//! |---|---|
+//! | `munmap` needs the original base and length | [`Mmap`] owns both; drop unmaps |
+//! | `O_RDONLY` fd + `PROT_WRITE` fails with `EACCES` | [`MapError::AccessMode`] names the file, its open mode and the request |
+//! | offset must be a multiple of the page size | any offset; alignment is handled inside |
+//! | length 0 fails | [`MapError::ZeroLength`] / [`MapError::EmptyFile`] say how to size the file |
+//! | a new file must be extended first | [`MapOptions::create`] allocates it (`fallocate`) |
+//! | closing the fd keeps the mapping | the mapping owns what it needs; closing yours is fine |
+//! | touching past the end crashes | every access is bounds-checked: [`AccessError::OutOfBounds`] |
+//! | another process truncates the file: SIGBUS | [`AccessError::Truncated`], the process lives |
+//!
+//! # Soundness
+//!
+//! A mapping that another process can write (any `MAP_SHARED` mapping, and a `MAP_PRIVATE`
+//! file mapping whose pages were not yet copied) can change under us at any time. Rust
+//! references promise the opposite: the bytes behind a `&[u8]` do not change while it lives,
+//! and nothing else reads the bytes behind a `&mut [u8]`. Handing such a reference out from a
+//! safe function would therefore be undefined behaviour, so this module never does:
+//!
+//! - the safe API copies in and out through raw pointers ([`Mmap::read_at`],
+//!   [`Mmap::write_at`], [`Mmap::read_pod`], the [`Cursor`]), like memory-mapped device
+//!   registers: the compiler assumes nothing about memory it only reaches through raw
+//!   pointers, every bit pattern is a valid `u8`, and a concurrent writer can only make the
+//!   copied bytes stale or torn, never invalid. Code above (headers, rings) validates what it
+//!   copied before trusting it;
+//! - atomics are the sanctioned way to share a word: [`Mmap::atomic_u32`] and
+//!   [`Mmap::atomic_u64`] hand out `&AtomicU32`/`&AtomicU64` at aligned offsets;
+//! - borrowing slices exist as `unsafe fn` ([`Mmap::as_slice`], [`Mmap::as_mut_slice`]) whose
+//!   `# Safety` sections state the obligations, and safely ([`Mmap::try_as_slice`],
+//!   [`Mmap::try_as_mut_slice`]) only where nobody else can write: private anonymous memory
+//!   (not shared even across `fork`, which copies it), and memfds sealed against writing and
+//!   shrinking.
+//!
+//! A truncated file raises SIGBUS when a page past the new end is touched; the handler in
+//! `os::sigbus` replaces that page with a zero page and records the fault, and the access
+//! that touched it returns [`AccessError::Truncated`] after its copy. From then on the
+//! mapping is poisoned: every access returns that error.
+//!
+//! # Example
+//! ```
+//! use mapipc::map::MapOptions;
+//! # let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("data.bin");
+//! // Create a 4 KiB file and map it shared read-write: writes reach the file.
+//! let map = MapOptions::new().read_write().create(4096).map_path(&path)?;
+//! map.write_at(1000, b"hello")?;
+//! map.flush()?;
+//! let mut buf = [0u8; 5];
+//! map.read_at(1000, &mut buf)?;
+//! assert_eq!(&buf, b"hello");
+//! // Any offset works, even one that is not a multiple of the page size.
+//! let tail = MapOptions::new().offset(1000).len(5).map_path(&path)?;
+//! assert_eq!(tail.read_vec(0, 5)?, b"hello");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![allow(unsafe_code)]
+
+mod cursor;
+mod error;
+
+use std::ffi::c_void;
+use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+pub use cursor::Cursor;
+pub use error::{
+    AccessError, AdviseError, FlushError, GrowError, LockError, MapError, ProtectError,
+};
+
+use crate::os;
+use crate::os::file::{AccessMode, FileKind, OpenHow};
+
+bitflags::bitflags! {
+    /// Memory protection: any combination of read, write and execute, or none
+    /// (`PROT_NONE`, [`Protection::NONE`]).
+    ///
+    /// Write without read is refused ([`MapError::WriteOnly`]); execute needs
+    /// [`MapOptions::allow_exec`].
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct Protection: u8 {
+        /// `PROT_READ`
+        const READ = 1;
+        /// `PROT_WRITE`
+        const WRITE = 2;
+        /// `PROT_EXEC`
+        const EXEC = 4;
+    }
+}
+
+impl Protection {
+    /// `PROT_NONE`: no access at all (address space reservation, guard pages).
+    pub const NONE: Protection = Protection::empty();
+    /// `PROT_READ | PROT_WRITE`.
+    pub const READ_WRITE: Protection = Protection::READ.union(Protection::WRITE);
+
+    fn to_os(self) -> os::mem::Prot {
+        os::mem::Prot {
+            read: self.contains(Protection::READ),
+            write: self.contains(Protection::WRITE),
+            exec: self.contains(Protection::EXEC),
+        }
+    }
+}
+
+impl fmt::Display for Protection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("none");
+        }
+        let mut parts = Vec::new();
+        if self.contains(Protection::READ) {
+            parts.push("read");
+        }
+        if self.contains(Protection::WRITE) {
+            parts.push("write");
+        }
+        if self.contains(Protection::EXEC) {
+            parts.push("exec");
+        }
+        f.write_str(&parts.join("-"))
+    }
+}
+
+/// Whether writes are shared with the file and other processes (`MAP_SHARED`) or private
+/// copy-on-write (`MAP_PRIVATE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Sharing {
+    /// `MAP_SHARED`: writes reach the file (or, for anonymous memory, processes forked after
+    /// the mapping was made).
+    Shared,
+    /// `MAP_PRIVATE`: writes go to private copies of the pages; the file never changes.
+    Private,
+}
+
+/// Access-pattern advice for [`Mmap::advise`] (`madvise`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Advice {
+    /// `MADV_NORMAL`: no special treatment.
+    Normal,
+    /// `MADV_SEQUENTIAL`: read ahead aggressively, free pages after use.
+    Sequential,
+    /// `MADV_RANDOM`: do not read ahead.
+    Random,
+    /// `MADV_WILLNEED`: start reading the pages in now.
+    WillNeed,
+    /// `MADV_DONTNEED`: drop the pages from this process; a shared mapping re-reads them from
+    /// the file (no data changes). Refused on private mappings, where it would discard
+    /// private changes ([`AdviseError::WouldDiscard`]).
+    DontNeed,
+    /// `MADV_HUGEPAGE`: back with transparent huge pages where possible.
+    HugePage,
+    /// `MADV_NOHUGEPAGE`: do not use transparent huge pages.
+    NoHugePage,
+}
+
+/// A builder for [`Mmap`], in the style of `std::fs::OpenOptions`.
+///
+/// Defaults: read-only, shared, offset 0, the rest of the file, no populate, no create,
+/// mode `0o600` for created files.
+///
+/// # Example
+/// ```
+/// use mapipc::map::{MapOptions, Protection, Sharing};
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("f");
+/// # std::fs::write(&path, vec![7u8; 10_000]).unwrap();
+/// // Copy-on-write: writes stay in this process, the file is unchanged.
+/// let map = MapOptions::new().copy_on_write().offset(4097).len(100).map_path(&path)?;
+/// map.write_at(0, b"private")?;
+/// assert_eq!(std::fs::read(&path)?[4097], 7);
+/// assert_eq!(map.protection(), Protection::READ_WRITE);
+/// assert_eq!(map.sharing(), Sharing::Private);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct MapOptions {
+    offset: u64,
+    len: Option<usize>,
+    prot: Protection,
+    sharing: Sharing,
+    allow_exec: bool,
+    populate: bool,
+    create: Option<u64>,
+    mode: u32,
+}
+
+impl Default for MapOptions {
+    fn default() -> Self {
+        MapOptions {
+            offset: 0,
+            len: None,
+            prot: Protection::READ,
+            sharing: Sharing::Shared,
+            allow_exec: false,
+            populate: false,
+            create: None,
+            mode: 0o600,
+        }
+    }
+}
+
+impl MapOptions {
+    /// Default options: a read-only shared mapping of the whole file.
+    pub fn new() -> MapOptions {
+        MapOptions::default()
+    }
+
+    /// Starts the mapping at byte `offset` of the file. Any offset works: the page alignment
+    /// `mmap` needs is handled inside and never seen.
+    pub fn offset(&mut self, offset: u64) -> &mut Self {
+        self.offset = offset;
+        self
+    }
+
+    /// Maps `len` bytes (default: from the offset to the end of the file).
+    pub fn len(&mut self, len: usize) -> &mut Self {
+        self.len = Some(len);
+        self
+    }
+
+    /// Read-only, shared (`PROT_READ`, `MAP_SHARED`).
+    pub fn read_only(&mut self) -> &mut Self {
+        self.prot = Protection::READ;
+        self.sharing = Sharing::Shared;
+        self
+    }
+
+    /// Read-write, shared (`PROT_READ|PROT_WRITE`, `MAP_SHARED`): writes reach the file and
+    /// every process that maps it. Needs a file opened read-write.
+    pub fn read_write(&mut self) -> &mut Self {
+        self.prot = Protection::READ_WRITE;
+        self.sharing = Sharing::Shared;
+        self
+    }
+
+    /// Read-write, private copy-on-write (`MAP_PRIVATE`): writes stay in this process and
+    /// never reach the file. A read-only file is enough.
+    pub fn copy_on_write(&mut self) -> &mut Self {
+        self.prot = Protection::READ_WRITE;
+        self.sharing = Sharing::Private;
+        self
+    }
+
+    /// Sets the protection explicitly. [`Protection::EXEC`] also needs
+    /// [`allow_exec`](Self::allow_exec).
+    pub fn protection(&mut self, prot: Protection) -> &mut Self {
+        self.prot = prot;
+        self
+    }
+
+    /// Sets the sharing explicitly.
+    pub fn sharing(&mut self, sharing: Sharing) -> &mut Self {
+        self.sharing = sharing;
+        self
+    }
+
+    /// Private (`MAP_PRIVATE`), keeping the protection.
+    pub fn private(&mut self) -> &mut Self {
+        self.sharing = Sharing::Private;
+        self
+    }
+
+    /// Opts in to executable mappings. Without it, [`Protection::EXEC`] is refused with
+    /// [`MapError::ExecNotAllowed`].
+    pub fn allow_exec(&mut self) -> &mut Self {
+        self.allow_exec = true;
+        self
+    }
+
+    /// Prefaults the pages (`MAP_POPULATE`): no page faults on first touch.
+    pub fn populate(&mut self) -> &mut Self {
+        self.populate = true;
+        self
+    }
+
+    /// Creates the file if it is missing (mode [`mode`](Self::mode), default `0o600`) and
+    /// makes it at least `size` bytes with its blocks allocated (`fallocate`, falling back
+    /// to `ftruncate` where unsupported): a full disk is an error now, not a SIGBUS later.
+    /// Opens the file read-write.
+    pub fn create(&mut self, size: u64) -> &mut Self {
+        self.create = Some(size);
+        self
+    }
+
+    /// Permission bits for files [`create`](Self::create) makes (default `0o600`).
+    pub fn mode(&mut self, mode: u32) -> &mut Self {
+        self.mode = mode;
+        self
+    }
+
+    fn validate_prot(&self) -> Result<(), MapError> {
+        if self.prot.contains(Protection::WRITE) && !self.prot.contains(Protection::READ) {
+            return Err(MapError::WriteOnly);
+        }
+        if self.prot.contains(Protection::EXEC) && !self.allow_exec {
+            return Err(MapError::ExecNotAllowed);
+        }
+        Ok(())
+    }
+
+    fn needs_rdwr_fd(&self) -> bool {
+        self.create.is_some()
+            || (self.prot.contains(Protection::WRITE) && self.sharing == Sharing::Shared)
+    }
+
+    /// Opens `path` (read-write when the mapping or [`create`](Self::create) needs it) and maps
+    /// it. The fd is closed when this returns; the mapping keeps what it needs.
+    ///
+    /// # Errors
+    /// Every [`MapError`] variant but `Unsupported` on Linux; see [`map_fd`](Self::map_fd).
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::map::{MapError, MapOptions};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("new.bin");
+    /// std::fs::File::create(&path)?; // empty
+    /// let err = MapOptions::new().map_path(&path).unwrap_err();
+    /// assert!(matches!(err, MapError::EmptyFile { .. }));
+    /// assert!(err.to_string().contains("is empty"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn map_path(&self, path: impl AsRef<Path>) -> Result<Mmap, MapError> {
+        let path = path.as_ref();
+        self.validate_prot()?;
+        let fd = os::file::open(
+            path,
+            OpenHow {
+                write: self.needs_rdwr_fd(),
+                create: self.create.is_some(),
+                mode: self.mode,
+                ..OpenHow::default()
+            },
+        )
+        .map_err(|source| MapError::Open {
+            file: path.display().to_string(),
+            source,
+        })?;
+        self.map_inner(fd.as_fd(), path.display().to_string())
+    }
+
+    /// Maps an open file (anything that is `AsFd`: `File`, `OwnedFd`, a memfd). The fd's
+    /// access mode must allow the mapping: any readable fd for read-only and copy-on-write,
+    /// a read-write fd for shared writable mappings and for [`create`](Self::create).
+    ///
+    /// The mapping does not borrow the fd: it duplicates it for [`Mmap::grow`], and stays
+    /// valid after the caller closes theirs (tutorial pitfall 6).
+    ///
+    /// # Errors
+    /// [`MapError::AccessMode`] when the fd's mode does not fit (tutorial pitfall 2),
+    /// [`MapError::EmptyFile`], [`MapError::ZeroLength`], [`MapError::OffsetPastEnd`],
+    /// [`MapError::RangePastEnd`], [`MapError::LengthOverflow`], [`MapError::WriteOnly`],
+    /// [`MapError::ExecNotAllowed`], [`MapError::NotRegularFile`], [`MapError::Create`],
+    /// [`MapError::Os`].
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::map::{MapError, MapOptions};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("f");
+    /// # std::fs::write(&path, b"0123456789").unwrap();
+    /// let ro = std::fs::File::open(&path)?; // O_RDONLY
+    /// // Shared read-write needs O_RDWR: a clear error, not EACCES.
+    /// let err = MapOptions::new().read_write().map_fd(&ro).unwrap_err();
+    /// assert!(matches!(err, MapError::AccessMode { .. }));
+    /// // Copy-on-write is fine on a read-only fd.
+    /// let map = MapOptions::new().copy_on_write().map_fd(&ro)?;
+    /// drop(ro); // closing the fd leaves the mapping alive
+    /// assert_eq!(map.read_vec(3, 4)?, b"3456");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn map_fd(&self, fd: impl AsFd) -> Result<Mmap, MapError> {
+        self.validate_prot()?;
+        let fd = fd.as_fd();
+        let name = os::file::fd_name(fd);
+        self.map_inner(fd, name)
+    }
+
+    fn map_inner(&self, fd: BorrowedFd<'_>, file: String) -> Result<Mmap, MapError> {
+        if !os::SUPPORTED {
+            return Err(MapError::Unsupported);
+        }
+        let os_err = |call: &'static str, file: &str| {
+            let file = file.to_string();
+            move |source| MapError::Os { call, file, source }
+        };
+        let info = os::file::fstat(fd).map_err(os_err("fstat", &file))?;
+        if info.kind != FileKind::Regular {
+            return Err(MapError::NotRegularFile {
+                file,
+                kind: info.kind,
+            });
+        }
+        let mode = os::file::access_mode(fd).map_err(os_err("fcntl(F_GETFL)", &file))?;
+        let requested = self.describe_request();
+        match mode {
+            AccessMode::WriteOnly | AccessMode::PathOnly => {
+                return Err(MapError::AccessMode {
+                    file,
+                    open_mode: mode,
+                    requested,
+                })
+            }
+            AccessMode::ReadOnly if self.needs_rdwr_fd() => {
+                return Err(MapError::AccessMode {
+                    file,
+                    open_mode: mode,
+                    requested,
+                })
+            }
+            _ => {}
+        }
+        let mut file_len = info.size;
+        if let Some(size) = self.create {
+            if size > i64::MAX as u64 {
+                return Err(MapError::LengthOverflow {
+                    offset: 0,
+                    len: size,
+                });
+            }
+            if file_len < size {
+                os::file::allocate(fd, size).map_err(|source| MapError::Create {
+                    file: file.clone(),
+                    size,
+                    source,
+                })?;
+                file_len = size;
+            }
+        }
+        if file_len == 0 && self.len.is_none() {
+            return Err(MapError::EmptyFile { file });
+        }
+        if self.len == Some(0) {
+            return Err(MapError::ZeroLength { file });
+        }
+        if self.offset >= file_len {
+            if file_len == 0 {
+                return Err(MapError::EmptyFile { file });
+            }
+            return Err(MapError::OffsetPastEnd {
+                file,
+                offset: self.offset,
+                file_len,
+            });
+        }
+        let len = match self.len {
+            Some(l) => l,
+            None => {
+                usize::try_from(file_len - self.offset).map_err(|_| MapError::LengthOverflow {
+                    offset: self.offset,
+                    len: file_len - self.offset,
+                })?
+            }
+        };
+        let end = self
+            .offset
+            .checked_add(len as u64)
+            .filter(|e| *e <= i64::MAX as u64)
+            .ok_or(MapError::LengthOverflow {
+                offset: self.offset,
+                len: len as u64,
+            })?;
+        if end > file_len {
+            return Err(MapError::RangePastEnd {
+                file,
+                offset: self.offset,
+                len,
+                file_len,
+            });
+        }
+        let page = os::mem::page_size() as u64;
+        let aligned = self.offset & !(page - 1);
+        let delta = (self.offset - aligned) as usize;
+        let map_len = delta.checked_add(len).ok_or(MapError::LengthOverflow {
+            offset: self.offset,
+            len: len as u64,
+        })?;
+        let kind = os::mem::MapKind {
+            shared: self.sharing == Sharing::Shared,
+            populate: self.populate,
+        };
+        // SAFETY: the offset is page-aligned and the length non-zero; we take ownership of the
+        // new range and `Mmap::drop` unmaps it once with the same length.
+        let base = unsafe { os::mem::mmap_file(map_len, self.prot.to_os(), kind, fd, aligned) }
+            .map_err(os_err("mmap", &file))?;
+        // Build the owner right away so any error below unmaps.
+        let mut map = Mmap {
+            base,
+            map_len,
+            delta,
+            len,
+            prot: self.prot,
+            sharing: self.sharing,
+            allow_exec: self.allow_exec,
+            backing: Backing::Anonymous,
+            guard: None,
+        };
+        let seals = os::file::get_seals(fd).unwrap_or_default();
+        let dup = os::file::dup(fd).map_err(os_err("fcntl(F_DUPFD_CLOEXEC)", &file))?;
+        if !seals.shrink {
+            map.guard = Some(
+                os::sigbus::register(base.as_ptr() as usize, map_len)
+                    .map_err(os_err("sigaction(SIGBUS)", &file))?,
+            );
+        }
+        map.backing = Backing::File {
+            fd: dup,
+            name: file,
+            offset: self.offset,
+            sealed_write: seals.write && seals.shrink,
+        };
+        Ok(map)
+    }
+
+    fn describe_request(&self) -> String {
+        let sharing = match self.sharing {
+            Sharing::Shared => "shared",
+            Sharing::Private => "private",
+        };
+        let mut s = format!("{sharing} {} access", self.prot);
+        if self.create.is_some() {
+            s.push_str(" and to create/extend the file");
+        }
+        s
+    }
+
+    /// Maps anonymous memory of [`len`](Self::len) bytes, zero-filled, read-write unless
+    /// [`protection`](Self::protection) says otherwise.
+    ///
+    /// With [`Sharing::Shared`] (the default) the memory is `MAP_SHARED|MAP_ANONYMOUS`: a
+    /// child created by `fork` after this call shares it with the parent, which is how related
+    /// processes communicate (the tutorial's first scenario). With
+    /// [`private`](Self::private) it is private to this process (a child gets a copy), and
+    /// [`Mmap::try_as_mut_slice`] may borrow it safely.
+    ///
+    /// # Errors
+    /// [`MapError::ZeroLength`] without a non-zero length; [`MapError::Os`] from `mmap`.
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::map::MapOptions;
+    /// let shared = MapOptions::new().len(4096).map_anonymous()?;
+    /// shared.write_at(0, b"inherited by fork")?;
+    /// let mut private = MapOptions::new().len(100).private().map_anonymous()?;
+    /// private.try_as_mut_slice().unwrap()[0] = 1;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn map_anonymous(&self) -> Result<Mmap, MapError> {
+        if !os::SUPPORTED {
+            return Err(MapError::Unsupported);
+        }
+        let file = "anonymous memory".to_string();
+        let len = match self.len {
+            Some(0) | None => return Err(MapError::ZeroLength { file }),
+            Some(l) => l,
+        };
+        // Anonymous memory defaults to read-write: read-only zeros are rarely what one wants.
+        let mut opts = self.clone();
+        if opts.prot == Protection::READ {
+            opts.prot = Protection::READ_WRITE;
+        }
+        opts.validate_prot()?;
+        let kind = os::mem::MapKind {
+            shared: opts.sharing == Sharing::Shared,
+            populate: opts.populate,
+        };
+        // SAFETY: non-zero length; we own the new range and `Mmap::drop` unmaps it.
+        let base =
+            unsafe { os::mem::mmap_anonymous(len, opts.prot.to_os(), kind) }.map_err(|source| {
+                MapError::Os {
+                    call: "mmap",
+                    file,
+                    source,
+                }
+            })?;
+        Ok(Mmap {
+            base,
+            map_len: len,
+            delta: 0,
+            len,
+            prot: opts.prot,
+            sharing: opts.sharing,
+            allow_exec: opts.allow_exec,
+            backing: Backing::Anonymous,
+            guard: None,
+        })
+    }
+}
+
+#[derive(Debug)]
+enum Backing {
+    Anonymous,
+    File {
+        fd: OwnedFd,
+        name: String,
+        offset: u64,
+        /// Sealed with `F_SEAL_WRITE | F_SEAL_SHRINK`: nobody can change the bytes.
+        sealed_write: bool,
+    },
+}
+
+/// An owned memory mapping. Drop unmaps it with the base and length it was created with,
+/// whatever was done with offsets and cursors in between.
+///
+/// All safe access is bounds-checked and copies (see the [module docs](self) for why):
+/// [`read_at`](Self::read_at), [`write_at`](Self::write_at), [`read_pod`](Self::read_pod),
+/// [`write_pod`](Self::write_pod), [`cursor`](Self::cursor), [`find`](Self::find), and atomic
+/// views. `Mmap` is `Send` and `Sync`: concurrent use from several threads has the same
+/// meaning as concurrent use from several processes.
+pub struct Mmap {
+    /// Page-aligned start of the kernel mapping.
+    base: NonNull<c_void>,
+    /// Length of the kernel mapping (from `base`).
+    map_len: usize,
+    /// Distance from `base` to the first byte the user sees.
+    delta: usize,
+    /// Bytes the user sees.
+    len: usize,
+    prot: Protection,
+    sharing: Sharing,
+    allow_exec: bool,
+    backing: Backing,
+    guard: Option<os::sigbus::Guard>,
+}
+
+// SAFETY: `Mmap` owns its mapping; the raw pointer is not tied to a thread, and every access
+// through `&self` is a raw-pointer copy or an atomic (see the module-level soundness notes).
+unsafe impl Send for Mmap {}
+// SAFETY: as above: shared access from threads is no different from shared access from
+// processes, which the API is built for.
+unsafe impl Sync for Mmap {}
+
+impl fmt::Debug for Mmap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mmap")
+            .field("ptr", &self.as_ptr())
+            .field("len", &self.len)
+            .field("protection", &self.prot)
+            .field("sharing", &self.sharing)
+            .field("file", &self.file_name())
+            .field("truncated", &self.is_truncated())
+            .finish()
+    }
+}
+
+impl Mmap {
+    /// Shorthand for a read-only shared mapping of a whole file.
+    ///
+    /// # Example
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("f");
+    /// # std::fs::write(&path, b"abc").unwrap();
+    /// let map = mapipc::map::Mmap::open(&path)?;
+    /// assert_eq!(map.len(), 3);
+    /// # Ok::<(), mapipc::map::MapError>(())
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> Result<Mmap, MapError> {
+        MapOptions::new().map_path(path)
+    }
+
+    /// Shorthand for an anonymous shared read-write mapping that `fork`ed children inherit.
+    ///
+    /// # Example
+    /// ```
+    /// let map = mapipc::map::Mmap::anonymous(1 << 20)?;
+    /// assert_eq!(map.read_vec(0, 4)?, [0, 0, 0, 0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn anonymous(len: usize) -> Result<Mmap, MapError> {
+        MapOptions::new().len(len).map_anonymous()
+    }
+
+    /// Number of bytes visible through this mapping (never 0).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false: a mapping has at least one byte. Present for API symmetry.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The current protection.
+    pub fn protection(&self) -> Protection {
+        self.prot
+    }
+
+    /// Shared or private.
+    pub fn sharing(&self) -> Sharing {
+        self.sharing
+    }
+
+    /// Whether this maps a file (as opposed to anonymous memory).
+    pub fn is_file_backed(&self) -> bool {
+        matches!(self.backing, Backing::File { .. })
+    }
+
+    /// The file offset of byte 0 of the mapping (0 for anonymous memory).
+    pub fn file_offset(&self) -> u64 {
+        match &self.backing {
+            Backing::File { offset, .. } => *offset,
+            Backing::Anonymous => 0,
+        }
+    }
+
+    /// A readable name of the backing file (path and fd), or `anonymous memory`.
+    pub fn file_name(&self) -> &str {
+        match &self.backing {
+            Backing::File { name, .. } => name,
+            Backing::Anonymous => "anonymous memory",
+        }
+    }
+
+    /// Whether someone truncated the file under this mapping and a page past the new end was
+    /// touched. A truncated mapping is poisoned: every access returns
+    /// [`AccessError::Truncated`].
+    pub fn is_truncated(&self) -> bool {
+        self.guard.as_ref().is_some_and(|g| g.faulted())
+    }
+
+    /// A raw pointer to byte 0. Reading or writing through it is the caller's business (and
+    /// `unsafe`); the safe methods are bounds-checked.
+    #[inline]
+    pub fn as_ptr(&self) -> *const u8 {
+        self.as_mut_ptr()
+    }
+
+    /// A raw mutable pointer to byte 0.
+    #[inline]
+    pub fn as_mut_ptr(&self) -> *mut u8 {
+        // `delta < page size <= map_len`, so this stays inside the mapping.
+        self.base.as_ptr().cast::<u8>().wrapping_add(self.delta)
+    }
+
+    #[inline]
+    fn truncated_error(&self) -> AccessError {
+        AccessError::Truncated {
+            file: self.file_name().to_string(),
+        }
+    }
+
+    #[inline]
+    fn check_alive(&self) -> Result<(), AccessError> {
+        if self.is_truncated() {
+            Err(self.truncated_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Checks that `offset..offset+len` is inside the mapping; returns `offset` as `usize`.
+    #[inline]
+    pub fn check_range(&self, offset: u64, len: usize) -> Result<usize, AccessError> {
+        let oob = AccessError::OutOfBounds {
+            offset,
+            len,
+            map_len: self.len,
+        };
+        let off = usize::try_from(offset).map_err(|_| oob.clone())?;
+        match off.checked_add(len) {
+            Some(end) if end <= self.len => Ok(off),
+            _ => Err(oob),
+        }
+    }
+
+    #[inline]
+    fn check_read(&self, offset: u64, len: usize) -> Result<usize, AccessError> {
+        if !self.prot.contains(Protection::READ) {
+            return Err(AccessError::NotReadable(self.prot));
+        }
+        let off = self.check_range(offset, len)?;
+        self.check_alive()?;
+        Ok(off)
+    }
+
+    #[inline]
+    fn check_write(&self, offset: u64, len: usize) -> Result<usize, AccessError> {
+        if !self.prot.contains(Protection::WRITE) {
+            return Err(AccessError::NotWritable(self.prot));
+        }
+        self.check_read(offset, len)
+    }
+
+    /// Copies `buf.len()` bytes starting at `offset` into `buf`.
+    ///
+    /// # Errors
+    /// [`AccessError::OutOfBounds`] when the range is not inside the mapping (nothing is
+    /// read), [`AccessError::NotReadable`], [`AccessError::Truncated`] when the file was
+    /// truncated under the mapping (the contents of `buf` are then unspecified).
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::map::{AccessError, Mmap};
+    /// let map = Mmap::anonymous(100)?;
+    /// let mut buf = [0u8; 8];
+    /// map.read_at(92, &mut buf)?;
+    /// assert!(matches!(map.read_at(93, &mut buf), Err(AccessError::OutOfBounds { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), AccessError> {
+        let off = self.check_read(offset, buf.len())?;
+        // SAFETY: `off..off+buf.len()` is inside the mapping (checked above) and readable;
+        // `buf` is a distinct, private allocation. The source may be written concurrently by
+        // other processes: we copy through raw pointers and never form a reference to it.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.as_ptr().add(off), buf.as_mut_ptr(), buf.len())
+        };
+        self.check_alive()
+    }
+
+    /// Copies `len` bytes starting at `offset` into a new `Vec`.
+    ///
+    /// # Errors
+    /// As [`read_at`](Self::read_at).
+    ///
+    /// # Example
+    /// ```
+    /// let map = mapipc::map::Mmap::anonymous(16)?;
+    /// assert_eq!(map.read_vec(0, 3)?, vec![0, 0, 0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>, AccessError> {
+        self.check_read(offset, len)?;
+        let mut v = vec![0u8; len];
+        self.read_at(offset, &mut v)?;
+        Ok(v)
+    }
+
+    /// Copies `data` into the mapping at `offset`.
+    ///
+    /// # Errors
+    /// [`AccessError::OutOfBounds`] (nothing is written), [`AccessError::NotWritable`],
+    /// [`AccessError::Truncated`].
+    ///
+    /// # Example
+    /// ```
+    /// let map = mapipc::map::Mmap::anonymous(16)?;
+    /// map.write_at(14, b"hi")?;
+    /// assert!(map.write_at(15, b"hi").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<(), AccessError> {
+        let off = self.check_write(offset, data.len())?;
+        // SAFETY: the range is inside the mapping and writable (checked above); `data` is a
+        // distinct allocation; shared memory is only written through raw pointers.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.as_mut_ptr().add(off), data.len())
+        };
+        self.check_alive()
+    }
+
+    /// Sets `len` bytes at `offset` to `byte`.
+    ///
+    /// # Errors
+    /// As [`write_at`](Self::write_at).
+    ///
+    /// # Example
+    /// ```
+    /// let map = mapipc::map::Mmap::anonymous(16)?;
+    /// map.fill(4, 4, 0xff)?;
+    /// assert_eq!(map.read_vec(3, 6)?, [0, 255, 255, 255, 255, 0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fill(&self, offset: u64, len: usize, byte: u8) -> Result<(), AccessError> {
+        let off = self.check_write(offset, len)?;
+        // SAFETY: as in `write_at`.
+        unsafe { std::ptr::write_bytes(self.as_mut_ptr().add(off), byte, len) };
+        self.check_alive()
+    }
+
+    /// Reads a plain-old-data value at `offset` (any alignment).
+    ///
+    /// # Errors
+    /// As [`read_at`](Self::read_at).
+    ///
+    /// # Example
+    /// ```
+    /// let map = mapipc::map::Mmap::anonymous(64)?;
+    /// map.write_pod(3, &0xdead_beef_u32)?;
+    /// assert_eq!(map.read_pod::<u32>(3)?, 0xdead_beef);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_pod<T: bytemuck::Pod>(&self, offset: u64) -> Result<T, AccessError> {
+        let mut v = T::zeroed();
+        self.read_at(offset, bytemuck::bytes_of_mut(&mut v))?;
+        Ok(v)
+    }
+
+    /// Writes a plain-old-data value at `offset` (any alignment).
+    ///
+    /// # Errors
+    /// As [`write_at`](Self::write_at).
+    ///
+    /// # Example
+    /// See [`read_pod`](Self::read_pod).
+    pub fn write_pod<T: bytemuck::NoUninit>(
+        &self,
+        offset: u64,
+        value: &T,
+    ) -> Result<(), AccessError> {
+        self.write_at(offset, bytemuck::bytes_of(value))
+    }
+
+    fn atomic_ptr<A>(&self, offset: u64) -> Result<*mut A, AccessError> {
+        let size = std::mem::size_of::<A>();
+        let off = self.check_write(offset, size)?;
+        let p = self.as_mut_ptr().wrapping_add(off);
+        if (p as usize) % std::mem::align_of::<A>() != 0 {
+            return Err(AccessError::Misaligned {
+                offset,
+                align: std::mem::align_of::<A>(),
+            });
+        }
+        Ok(p.cast())
+    }
+
+    /// An atomic view of the 4 bytes at `offset`, for sharing a word (counters, flags,
+    /// futexes) with other processes. The mapping must be readable and writable (an atomic
+    /// store to read-only memory would crash) and the address 4-byte aligned.
+    ///
+    /// If the file is truncated under the mapping, accesses through the view read zeros
+    /// instead of crashing, and the mapping reports [`is_truncated`](Self::is_truncated).
+    ///
+    /// # Errors
+    /// [`AccessError::OutOfBounds`], [`AccessError::Misaligned`],
+    /// [`AccessError::NotWritable`], [`AccessError::Truncated`].
+    ///
+    /// # Example
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    /// let map = mapipc::map::Mmap::anonymous(64)?;
+    /// let counter = map.atomic_u32(8)?;
+    /// counter.fetch_add(2, Ordering::SeqCst);
+    /// assert_eq!(map.read_pod::<u32>(8)?, 2);
+    /// assert!(map.atomic_u32(9).is_err()); // misaligned
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn atomic_u32(&self, offset: u64) -> Result<&AtomicU32, AccessError> {
+        let p = self.atomic_ptr::<AtomicU32>(offset)?;
+        // SAFETY: `p` is inside the mapping, aligned, readable and writable, and stays mapped
+        // for the lifetime of `&self` (unmapping and remapping need `&mut self` or drop).
+        // `AtomicU32` has the size and alignment of `u32` and any bit pattern is valid; other
+        // processes may access the word concurrently, which atomics permit.
+        Ok(unsafe { &*p })
+    }
+
+    /// An atomic view of the 8 bytes at `offset` (8-byte aligned). See
+    /// [`atomic_u32`](Self::atomic_u32).
+    ///
+    /// # Errors
+    /// As [`atomic_u32`](Self::atomic_u32).
+    ///
+    /// # Example
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    /// let map = mapipc::map::Mmap::anonymous(64)?;
+    /// map.atomic_u64(16)?.store(u64::MAX, Ordering::Release);
+    /// assert_eq!(map.read_pod::<u64>(16)?, u64::MAX);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn atomic_u64(&self, offset: u64) -> Result<&AtomicU64, AccessError> {
+        let p = self.atomic_ptr::<AtomicU64>(offset)?;
+        // SAFETY: as in `atomic_u32`, for an 8-byte aligned word.
+        Ok(unsafe { &*p })
+    }
+
+    /// A [`Cursor`] at position 0 implementing `std::io::{Read, Write, Seek}`, like a file
+    /// over the mapping. Moving the cursor never affects what [`Drop`] unmaps.
+    ///
+    /// # Example
+    /// ```
+    /// use std::io::{Read, Seek, SeekFrom, Write};
+    /// let map = mapipc::map::Mmap::anonymous(32)?;
+    /// let mut c = map.cursor();
+    /// c.write_all(b"hello world")?;
+    /// c.seek(SeekFrom::Start(6))?;
+    /// let mut s = String::new();
+    /// Read::by_ref(&mut c).take(5).read_to_string(&mut s)?;
+    /// assert_eq!(s, "world");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cursor(&self) -> Cursor<'_> {
+        Cursor::new(self)
+    }
+
+    /// The offset of the first occurrence of `needle`, like Python's `mmap.find`; `None`
+    /// when absent. An empty needle is found at 0.
+    ///
+    /// # Errors
+    /// [`AccessError::NotReadable`], [`AccessError::Truncated`].
+    ///
+    /// # Example
+    /// ```
+    /// let map = mapipc::map::Mmap::anonymous(1 << 20)?;
+    /// map.write_at(700_000, b"needle")?;
+    /// assert_eq!(map.find(b"needle")?, Some(700_000));
+    /// assert_eq!(map.find_from(b"needle", 700_001)?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn find(&self, needle: &[u8]) -> Result<Option<u64>, AccessError> {
+        self.find_from(needle, 0)
+    }
+
+    /// The offset of the first occurrence of `needle` at or after `start`.
+    ///
+    /// # Errors
+    /// [`AccessError::OutOfBounds`] when `start > len()`, [`AccessError::NotReadable`],
+    /// [`AccessError::Truncated`].
+    ///
+    /// # Example
+    /// See [`find`](Self::find).
+    pub fn find_from(&self, needle: &[u8], start: u64) -> Result<Option<u64>, AccessError> {
+        self.check_read(start, 0)?;
+        if needle.is_empty() {
+            return Ok(Some(start));
+        }
+        const CHUNK: usize = 256 * 1024;
+        let finder = memchr::memmem::Finder::new(needle);
+        let window = CHUNK.max(needle.len() * 2);
+        let mut buf = vec![0u8; window];
+        let len = self.len as u64;
+        let mut pos = start;
+        while pos < len {
+            let n = (len - pos).min(window as u64) as usize;
+            if n < needle.len() {
+                break;
+            }
+            self.read_at(pos, &mut buf[..n])?;
+            if let Some(i) = finder.find(&buf[..n]) {
+                return Ok(Some(pos + i as u64));
+            }
+            if pos + n as u64 >= len {
+                break;
+            }
+            pos += (n - (needle.len() - 1)) as u64;
+        }
+        Ok(None)
+    }
+
+    fn page_range(&self, offset: u64, len: usize) -> Result<(*mut c_void, usize), AccessError> {
+        let off = self.check_range(offset, len)?;
+        let page = os::mem::page_size();
+        let start = self.delta + off;
+        let aligned = start & !(page - 1);
+        let span = (start - aligned) + len;
+        Ok((
+            self.base.as_ptr().cast::<u8>().wrapping_add(aligned).cast(),
+            span.max(1),
+        ))
+    }
+
+    /// Writes dirty pages back to the file and waits (`msync(MS_SYNC)`). A no-op for
+    /// anonymous and private mappings.
+    ///
+    /// # Errors
+    /// [`FlushError::Os`] when the write-back fails (for example an I/O error).
+    ///
+    /// # Example
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("f");
+    /// let map = mapipc::map::MapOptions::new().read_write().create(4096).map_path(&path)?;
+    /// map.write_at(0, b"durable")?;
+    /// map.flush()?;
+    /// assert_eq!(&std::fs::read(&path)?[..7], b"durable");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn flush(&self) -> Result<(), FlushError> {
+        self.flush_range(0, self.len)
+    }
+
+    /// `msync(MS_SYNC)` of `offset..offset+len` (rounded out to pages).
+    ///
+    /// # Errors
+    /// [`FlushError::Access`] for a range outside the mapping, else as [`flush`](Self::flush).
+    ///
+    /// # Example
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("f");
+    /// let map = mapipc::map::MapOptions::new().read_write().create(8192).map_path(&path)?;
+    /// map.write_at(5000, b"x")?;
+    /// map.flush_range(5000, 1)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn flush_range(&self, offset: u64, len: usize) -> Result<(), FlushError> {
+        self.msync(offset, len, true)
+    }
+
+    /// Starts writing dirty pages back without waiting (`msync(MS_ASYNC)`).
+    ///
+    /// # Errors
+    /// As [`flush`](Self::flush).
+    ///
+    /// # Example
+    /// ```
+    /// let map = mapipc::map::Mmap::anonymous(4096)?;
+    /// map.flush_async()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn flush_async(&self) -> Result<(), FlushError> {
+        self.flush_async_range(0, self.len)
+    }
+
+    /// `msync(MS_ASYNC)` of a range.
+    ///
+    /// # Errors
+    /// As [`flush_range`](Self::flush_range).
+    ///
+    /// # Example
+    /// ```
+    /// let map = mapipc::map::Mmap::anonymous(4096)?;
+    /// map.flush_async_range(10, 10)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn flush_async_range(&self, offset: u64, len: usize) -> Result<(), FlushError> {
+        self.msync(offset, len, false)
+    }
+
+    fn msync(&self, offset: u64, len: usize, sync: bool) -> Result<(), FlushError> {
+        let (addr, span) = self.page_range(offset, len)?;
+        if !self.is_file_backed() || self.sharing == Sharing::Private {
+            return Ok(());
+        }
+        // SAFETY: `addr..addr+span` is page-aligned and inside our live mapping.
+        unsafe { os::mem::msync(addr, span, sync) }.map_err(|source| FlushError::Os {
+            file: self.file_name().to_string(),
+            source,
+        })
+    }
+
+    /// Gives the kernel advice about the access pattern of the whole mapping.
+    ///
+    /// # Errors
+    /// [`AdviseError::WouldDiscard`] for [`Advice::DontNeed`] on a private mapping;
+    /// [`AdviseError::Os`] when the kernel refuses (e.g. no transparent huge pages).
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::map::{Advice, Mmap};
+    /// let map = Mmap::anonymous(1 << 20)?;
+    /// map.advise(Advice::Sequential)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn advise(&self, advice: Advice) -> Result<(), AdviseError> {
+        self.advise_range(advice, 0, self.len)
+    }
+
+    /// Advice for `offset..offset+len` (rounded out to pages).
+    ///
+    /// # Errors
+    /// As [`advise`](Self::advise), plus [`AdviseError::Access`] for a range outside.
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::map::{Advice, Mmap};
+    /// let map = Mmap::anonymous(1 << 20)?;
+    /// map.advise_range(Advice::WillNeed, 4096, 8192)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn advise_range(&self, advice: Advice, offset: u64, len: usize) -> Result<(), AdviseError> {
+        let (addr, span) = self.page_range(offset, len)?;
+        if advice == Advice::DontNeed && self.sharing == Sharing::Private {
+            return Err(AdviseError::WouldDiscard);
+        }
+        let a = match advice {
+            Advice::Normal => os::mem::Advice::Normal,
+            Advice::Sequential => os::mem::Advice::Sequential,
+            Advice::Random => os::mem::Advice::Random,
+            Advice::WillNeed => os::mem::Advice::WillNeed,
+            Advice::DontNeed => os::mem::Advice::DontNeed,
+            Advice::HugePage => os::mem::Advice::HugePage,
+            Advice::NoHugePage => os::mem::Advice::NoHugePage,
+        };
+        // SAFETY: the range is page-aligned and inside our mapping; DontNeed is only used on
+        // shared mappings, where it drops pages that are re-read from the file or the shared
+        // memory object, so no data changes.
+        unsafe { os::mem::madvise(addr, span, a) }
+            .map_err(|source| AdviseError::Os { advice, source })
+    }
+
+    /// Locks the mapping's pages in RAM (`mlock`): no page faults, no swap.
+    ///
+    /// # Errors
+    /// [`LockError::Os`], usually `RLIMIT_MEMLOCK`.
+    ///
+    /// # Example
+    /// ```
+    /// let map = mapipc::map::Mmap::anonymous(4096)?;
+    /// if map.lock().is_ok() { map.unlock()?; }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lock(&self) -> Result<(), LockError> {
+        // SAFETY: the whole live mapping; locking does not change contents.
+        unsafe { os::mem::mlock(self.base.as_ptr(), self.map_len, true) }.map_err(|source| {
+            LockError::Os {
+                call: "mlock",
+                len: self.map_len,
+                source,
+            }
+        })
+    }
+
+    /// Unlocks the pages (`munlock`).
+    ///
+    /// # Errors
+    /// [`LockError::Os`].
+    ///
+    /// # Example
+    /// See [`lock`](Self::lock).
+    pub fn unlock(&self) -> Result<(), LockError> {
+        // SAFETY: the whole live mapping.
+        unsafe { os::mem::mlock(self.base.as_ptr(), self.map_len, false) }.map_err(|source| {
+            LockError::Os {
+                call: "munlock",
+                len: self.map_len,
+                source,
+            }
+        })
+    }
+
+    /// Changes the protection of the whole mapping (`mprotect`), with the same checks as at
+    /// creation: no write-only, no exec without opt-in, and shared write needs a read-write fd.
+    ///
+    /// # Errors
+    /// [`ProtectError::Invalid`], [`ProtectError::Os`].
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::map::{AccessError, Mmap, Protection};
+    /// let mut map = Mmap::anonymous(4096)?;
+    /// map.set_protection(Protection::NONE)?;
+    /// assert!(matches!(map.read_vec(0, 1), Err(AccessError::NotReadable(_))));
+    /// map.set_protection(Protection::READ)?;
+    /// assert!(map.write_at(0, b"x").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_protection(&mut self, prot: Protection) -> Result<(), ProtectError> {
+        let mut opts = MapOptions::new();
+        opts.protection(prot).sharing(self.sharing);
+        if self.allow_exec {
+            opts.allow_exec();
+        }
+        opts.validate_prot()?;
+        if let Backing::File { fd, name, .. } = &self.backing {
+            if opts.needs_rdwr_fd() {
+                let mode = os::file::access_mode(fd.as_fd()).map_err(ProtectError::Os)?;
+                if mode != AccessMode::ReadWrite {
+                    return Err(MapError::AccessMode {
+                        file: name.clone(),
+                        open_mode: mode,
+                        requested: opts.describe_request(),
+                    }
+                    .into());
+                }
+            }
+        }
+        // SAFETY: the whole live mapping; `&mut self` guarantees no view (atomic references)
+        // into it is alive, and every later safe access checks the new protection.
+        unsafe { os::mem::mprotect(self.base.as_ptr(), self.map_len, prot.to_os()) }
+            .map_err(ProtectError::Os)?;
+        self.prot = prot;
+        Ok(())
+    }
+
+    /// Grows the mapping to `new_len` bytes, extending the file first when needed (with
+    /// `fallocate`, so a full disk is an error here) and remapping with `mremap`. The data is
+    /// kept; the mapping may move, which is why this takes `&mut self`.
+    ///
+    /// # Errors
+    /// [`GrowError::Anonymous`], [`GrowError::Shrink`], [`GrowError::ReadOnlyFile`],
+    /// [`GrowError::Extend`], [`GrowError::Remap`], [`GrowError::Access`] when poisoned.
+    ///
+    /// # Example
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("f");
+    /// let mut map = mapipc::map::MapOptions::new().read_write().create(4096).map_path(&path)?;
+    /// map.write_at(0, b"kept")?;
+    /// map.grow(1 << 20)?;
+    /// assert_eq!(map.len(), 1 << 20);
+    /// assert_eq!(map.read_vec(0, 4)?, b"kept");
+    /// assert_eq!(std::fs::metadata(&path)?.len(), 1 << 20);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn grow(&mut self, new_len: usize) -> Result<(), GrowError> {
+        let Backing::File {
+            fd, name, offset, ..
+        } = &self.backing
+        else {
+            return Err(GrowError::Anonymous);
+        };
+        if new_len < self.len {
+            return Err(GrowError::Shrink {
+                len: self.len,
+                new_len,
+            });
+        }
+        self.check_alive()?;
+        if new_len == self.len {
+            return Ok(());
+        }
+        let needed = offset
+            .checked_add(new_len as u64)
+            .filter(|n| *n <= i64::MAX as u64)
+            .ok_or(GrowError::Overflow { new_len })?;
+        let new_map_len = self
+            .delta
+            .checked_add(new_len)
+            .ok_or(GrowError::Overflow { new_len })?;
+        let info = os::file::fstat(fd.as_fd()).map_err(|source| GrowError::Extend {
+            file: name.clone(),
+            size: needed,
+            source,
+        })?;
+        if info.size < needed {
+            let mode = os::file::access_mode(fd.as_fd()).map_err(|source| GrowError::Extend {
+                file: name.clone(),
+                size: needed,
+                source,
+            })?;
+            if mode != AccessMode::ReadWrite {
+                return Err(GrowError::ReadOnlyFile {
+                    file: name.clone(),
+                    size: needed,
+                });
+            }
+            os::file::allocate(fd.as_fd(), needed).map_err(|source| GrowError::Extend {
+                file: name.clone(),
+                size: needed,
+                source,
+            })?;
+        }
+        // SAFETY: `base..base+map_len` is our live mapping; `&mut self` guarantees nothing
+        // borrows it; on success we switch to the new range and never touch the old one.
+        let new_base = unsafe { os::mem::mremap(self.base, self.map_len, new_map_len) }
+            .map_err(GrowError::Remap)?;
+        self.base = new_base;
+        self.map_len = new_map_len;
+        self.len = new_len;
+        if let Some(g) = &self.guard {
+            g.update(new_base.as_ptr() as usize, new_map_len);
+        }
+        Ok(())
+    }
+
+    /// Borrows the mapping as a byte slice.
+    ///
+    /// # Safety
+    /// For as long as the returned slice lives:
+    /// - no other process, thread or mapping of the same file may write these bytes (a
+    ///   `MAP_SHARED` mapping, or a `MAP_PRIVATE` one whose pages were not yet copied, sees
+    ///   other processes' writes, which would change memory behind a `&[u8]`);
+    /// - nobody may truncate the file (touching a page past the new end would read zeros
+    ///   where the slice promised stable bytes);
+    /// - the mapping must be readable.
+    ///
+    /// Prefer [`read_at`](Self::read_at), or [`try_as_slice`](Self::try_as_slice) which
+    /// checks these conditions where they can be known.
+    ///
+    /// # Example
+    /// ```
+    /// let map = mapipc::map::Mmap::anonymous(16)?;
+    /// // SAFETY: fresh anonymous memory, no other process or thread has it yet.
+    /// let bytes = unsafe { map.as_slice() };
+    /// assert_eq!(bytes.len(), 16);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: the range is our live mapping; immutability is the caller's obligation.
+        unsafe { std::slice::from_raw_parts(self.as_ptr(), self.len) }
+    }
+
+    /// Borrows the mapping as a mutable byte slice.
+    ///
+    /// # Safety
+    /// As [`as_slice`](Self::as_slice), and additionally no other process may read these bytes
+    /// while the slice lives (they would observe writes that Rust assumes are private), and
+    /// the mapping must be writable.
+    ///
+    /// # Example
+    /// ```
+    /// let mut map = mapipc::map::Mmap::anonymous(16)?;
+    /// // SAFETY: fresh anonymous memory, not shared with anyone yet.
+    /// let bytes = unsafe { map.as_mut_slice() };
+    /// bytes[0] = 42;
+    /// assert_eq!(map.read_vec(0, 1)?, [42]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: the range is our live mapping; exclusivity is the caller's obligation.
+        unsafe { std::slice::from_raw_parts_mut(self.as_mut_ptr(), self.len) }
+    }
+
+    fn exclusive_private(&self) -> bool {
+        matches!(self.backing, Backing::Anonymous) && self.sharing == Sharing::Private
+    }
+
+    /// Borrows the bytes when that is provably sound: private anonymous memory (nobody else
+    /// can reach it; `fork` gives the child a copy), or a memfd sealed with
+    /// `F_SEAL_WRITE | F_SEAL_SHRINK` (nobody can change or truncate it). `None` otherwise,
+    /// and for unreadable mappings.
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::map::{MapOptions, Mmap};
+    /// assert!(Mmap::anonymous(8)?.try_as_slice().is_none()); // shared: could change
+    /// let private = MapOptions::new().len(8).private().map_anonymous()?;
+    /// assert_eq!(private.try_as_slice().unwrap(), &[0u8; 8]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_as_slice(&self) -> Option<&[u8]> {
+        let sealed = matches!(
+            self.backing,
+            Backing::File {
+                sealed_write: true,
+                ..
+            }
+        );
+        if !self.prot.contains(Protection::READ) || !(sealed || self.exclusive_private()) {
+            return None;
+        }
+        // SAFETY: checked just above: nobody else can write or truncate these bytes, and the
+        // mapping is readable.
+        Some(unsafe { self.as_slice() })
+    }
+
+    /// Mutably borrows private anonymous memory; `None` for every other kind of mapping and
+    /// for mappings that are not readable and writable.
+    ///
+    /// # Example
+    /// ```
+    /// let mut scratch = mapipc::map::MapOptions::new().len(4096).private().map_anonymous()?;
+    /// scratch.try_as_mut_slice().unwrap().fill(1);
+    /// assert_eq!(scratch.read_vec(4095, 1)?, [1]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_as_mut_slice(&mut self) -> Option<&mut [u8]> {
+        if !self.prot.contains(Protection::READ_WRITE) || !self.exclusive_private() {
+            return None;
+        }
+        // SAFETY: private anonymous memory is reachable only through this `Mmap` (a forked
+        // child gets its own copy), `&mut self` excludes other borrows, and it is read-write.
+        Some(unsafe { self.as_mut_slice() })
+    }
+
+    /// The duplicated fd of the backing file, if any (for seals, locks, `fstat`).
+    pub fn file_fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.backing {
+            Backing::File { fd, .. } => Some(fd.as_fd()),
+            Backing::Anonymous => None,
+        }
+    }
+}
+
+impl Drop for Mmap {
+    fn drop(&mut self) {
+        // Unregister from the SIGBUS registry first, then unmap.
+        self.guard = None;
+        // SAFETY: `base..base+map_len` is the range we own (kept in sync by `grow`), unmapped
+        // exactly once here; nothing can use it after drop.
+        let _ = unsafe { os::mem::munmap(self.base, self.map_len) };
+    }
+}

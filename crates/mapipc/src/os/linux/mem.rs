@@ -1,0 +1,255 @@
+//! Memory-management calls: `mmap`, `munmap`, `mremap`, `msync`, `madvise`, `mlock`,
+//! `mprotect`, and the page size.
+//!
+//! # References
+//! - [`mmap(2)`](https://man7.org/linux/man-pages/man2/mmap.2.html),
+//!   [`mremap(2)`](https://man7.org/linux/man-pages/man2/mremap.2.html),
+//!   [`msync(2)`](https://man7.org/linux/man-pages/man2/msync.2.html),
+//!   [`madvise(2)`](https://man7.org/linux/man-pages/man2/madvise.2.html),
+//!   [`mlock(2)`](https://man7.org/linux/man-pages/man2/mlock.2.html)
+
+use std::ffi::c_void;
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rustix::mm::{self, MapFlags, MprotectFlags, MremapFlags, MsyncFlags, ProtFlags};
+
+/// Protection bits, as `PROT_READ | PROT_WRITE | PROT_EXEC`; empty is `PROT_NONE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prot {
+    /// `PROT_READ`
+    pub read: bool,
+    /// `PROT_WRITE`
+    pub write: bool,
+    /// `PROT_EXEC`
+    pub exec: bool,
+}
+
+impl Prot {
+    fn flags(self) -> ProtFlags {
+        let mut f = ProtFlags::empty();
+        if self.read {
+            f |= ProtFlags::READ;
+        }
+        if self.write {
+            f |= ProtFlags::WRITE;
+        }
+        if self.exec {
+            f |= ProtFlags::EXEC;
+        }
+        f
+    }
+}
+
+/// `MAP_SHARED` or `MAP_PRIVATE`, plus `MAP_POPULATE`.
+#[derive(Clone, Copy, Debug)]
+pub struct MapKind {
+    /// `MAP_SHARED` when true, `MAP_PRIVATE` when false.
+    pub shared: bool,
+    /// `MAP_POPULATE`: prefault the pages.
+    pub populate: bool,
+}
+
+impl MapKind {
+    fn flags(self) -> MapFlags {
+        let mut f = if self.shared {
+            MapFlags::SHARED
+        } else {
+            MapFlags::PRIVATE
+        };
+        if self.populate {
+            f |= MapFlags::POPULATE;
+        }
+        f
+    }
+}
+
+static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// The system page size (`sysconf(_SC_PAGESIZE)`, read from the auxiliary vector once).
+pub fn page_size() -> usize {
+    let cached = PAGE_SIZE.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    let size = rustix::param::page_size();
+    PAGE_SIZE.store(size, Ordering::Relaxed);
+    size
+}
+
+/// `mmap(NULL, len, prot, flags, fd, offset)` of a file.
+///
+/// # Safety
+/// - `offset` must be a multiple of the page size and `len` non-zero (the kernel checks both,
+///   so violating them gives `EINVAL`, not unsoundness);
+/// - the caller owns the returned range and must unmap it exactly once with [`munmap`]
+///   using the same `len`.
+pub unsafe fn mmap_file(
+    len: usize,
+    prot: Prot,
+    kind: MapKind,
+    fd: BorrowedFd<'_>,
+    offset: u64,
+) -> io::Result<NonNull<c_void>> {
+    // SAFETY: a NULL hint lets the kernel choose an unused range, so no existing mapping is
+    // replaced; the caller takes ownership of the new range (see `# Safety`).
+    let ptr = unsafe {
+        mm::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot.flags(),
+            kind.flags(),
+            fd,
+            offset,
+        )
+    }?;
+    NonNull::new(ptr).ok_or_else(|| io::Error::other("mmap returned NULL"))
+}
+
+/// `mmap(NULL, len, prot, flags | MAP_ANONYMOUS, -1, 0)`.
+///
+/// # Safety
+/// The caller owns the returned range and must unmap it exactly once with [`munmap`] using the
+/// same `len`.
+pub unsafe fn mmap_anonymous(len: usize, prot: Prot, kind: MapKind) -> io::Result<NonNull<c_void>> {
+    // SAFETY: a NULL hint never replaces an existing mapping.
+    let ptr = unsafe { mm::mmap_anonymous(std::ptr::null_mut(), len, prot.flags(), kind.flags()) }?;
+    NonNull::new(ptr).ok_or_else(|| io::Error::other("mmap returned NULL"))
+}
+
+/// `mmap(addr, len, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0)`:
+/// replaces the pages at `addr` with fresh zero pages. Async-signal-safe (one raw syscall,
+/// `errno` untouched).
+///
+/// # Safety
+/// `addr..addr+len` must lie inside a mapping owned by the caller whose contents may be
+/// discarded; any reference into that range becomes dangling in meaning (the bytes change).
+pub unsafe fn map_zero_pages_fixed(addr: *mut c_void, len: usize) -> io::Result<()> {
+    // SAFETY: MAP_FIXED replaces exactly the caller-owned range described above.
+    unsafe {
+        mm::mmap_anonymous(
+            addr,
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::PRIVATE | MapFlags::FIXED,
+        )
+    }
+    .map(|_| ())
+    .map_err(Into::into)
+}
+
+/// `munmap(addr, len)`.
+///
+/// # Safety
+/// `addr..addr+len` must be a range returned by one of the `mmap_*` functions (or
+/// [`mremap`]) and not yet unmapped, and nothing may use it afterwards.
+pub unsafe fn munmap(addr: NonNull<c_void>, len: usize) -> io::Result<()> {
+    // SAFETY: guaranteed by the caller.
+    unsafe { mm::munmap(addr.as_ptr(), len) }.map_err(Into::into)
+}
+
+/// `mremap(addr, old_len, new_len, MREMAP_MAYMOVE)`.
+///
+/// # Safety
+/// `addr..addr+old_len` must be a live mapping owned by the caller. On success the old range
+/// must no longer be used (the mapping may have moved); the new range is owned instead.
+pub unsafe fn mremap(
+    addr: NonNull<c_void>,
+    old_len: usize,
+    new_len: usize,
+) -> io::Result<NonNull<c_void>> {
+    // SAFETY: guaranteed by the caller; MAYMOVE lets the kernel pick a free range.
+    let ptr = unsafe { mm::mremap(addr.as_ptr(), old_len, new_len, MremapFlags::MAYMOVE) }?;
+    NonNull::new(ptr).ok_or_else(|| io::Error::other("mremap returned NULL"))
+}
+
+/// `msync(addr, len, MS_SYNC or MS_ASYNC)`.
+///
+/// # Safety
+/// `addr` must be page-aligned and `addr..addr+len` inside a live mapping owned by the caller.
+pub unsafe fn msync(addr: *mut c_void, len: usize, sync: bool) -> io::Result<()> {
+    let flags = if sync {
+        MsyncFlags::SYNC
+    } else {
+        MsyncFlags::ASYNC
+    };
+    // SAFETY: guaranteed by the caller; msync never changes memory contents.
+    unsafe { mm::msync(addr, len, flags) }.map_err(Into::into)
+}
+
+/// Advice accepted by [`madvise`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Advice {
+    /// `MADV_NORMAL`
+    Normal,
+    /// `MADV_SEQUENTIAL`
+    Sequential,
+    /// `MADV_RANDOM`
+    Random,
+    /// `MADV_WILLNEED`
+    WillNeed,
+    /// `MADV_DONTNEED`
+    DontNeed,
+    /// `MADV_HUGEPAGE`
+    HugePage,
+    /// `MADV_NOHUGEPAGE`
+    NoHugePage,
+}
+
+/// `madvise(addr, len, advice)`.
+///
+/// # Safety
+/// `addr` must be page-aligned and `addr..addr+len` inside a live mapping owned by the caller.
+/// With [`Advice::DontNeed`] on a private mapping, its private changes are discarded: the
+/// caller must hold no reference into the range and accept the loss.
+pub unsafe fn madvise(addr: *mut c_void, len: usize, advice: Advice) -> io::Result<()> {
+    let a = match advice {
+        Advice::Normal => mm::Advice::Normal,
+        Advice::Sequential => mm::Advice::Sequential,
+        Advice::Random => mm::Advice::Random,
+        Advice::WillNeed => mm::Advice::WillNeed,
+        Advice::DontNeed => mm::Advice::LinuxDontNeed,
+        Advice::HugePage => mm::Advice::LinuxHugepage,
+        Advice::NoHugePage => mm::Advice::LinuxNoHugepage,
+    };
+    // SAFETY: guaranteed by the caller.
+    unsafe { mm::madvise(addr, len, a) }.map_err(Into::into)
+}
+
+/// `mlock(addr, len)` or `munlock(addr, len)`.
+///
+/// # Safety
+/// `addr..addr+len` must be inside a live mapping owned by the caller.
+pub unsafe fn mlock(addr: *mut c_void, len: usize, lock: bool) -> io::Result<()> {
+    // SAFETY: guaranteed by the caller; locking never changes memory contents.
+    let r = unsafe {
+        if lock {
+            mm::mlock(addr, len)
+        } else {
+            mm::munlock(addr, len)
+        }
+    };
+    r.map_err(Into::into)
+}
+
+/// `mprotect(addr, len, prot)`.
+///
+/// # Safety
+/// `addr` must be page-aligned and `addr..addr+len` inside a live mapping owned by the
+/// caller; no reference into the range may be used in a way the new protection forbids.
+pub unsafe fn mprotect(addr: *mut c_void, len: usize, prot: Prot) -> io::Result<()> {
+    let mut f = MprotectFlags::empty();
+    if prot.read {
+        f |= MprotectFlags::READ;
+    }
+    if prot.write {
+        f |= MprotectFlags::WRITE;
+    }
+    if prot.exec {
+        f |= MprotectFlags::EXEC;
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { mm::mprotect(addr, len, f) }.map_err(Into::into)
+}

@@ -1,0 +1,72 @@
+//! Process identity and signals: `getpid`, `geteuid`, `kill`, clocks.
+
+use std::io;
+
+/// `getpid()`.
+pub fn pid() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+/// `geteuid()`.
+pub fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// `kill(pid, 0)`: whether a process with this pid exists (it may be a different process
+/// than the one that once had the pid; mapipc uses locks, not pids, to decide liveness).
+pub fn pid_exists(pid: u32) -> bool {
+    let Some(p) = rustix::process::Pid::from_raw(pid as i32) else {
+        return false;
+    };
+    match rustix::process::test_kill_process(p) {
+        Ok(()) => true,
+        Err(rustix::io::Errno::PERM) => true,
+        Err(_) => false,
+    }
+}
+
+/// `kill(pid, SIGKILL)`.
+pub fn kill9(pid: u32) -> io::Result<()> {
+    let p = rustix::process::Pid::from_raw(pid as i32)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    Ok(rustix::process::kill_process(
+        p,
+        rustix::process::Signal::KILL,
+    )?)
+}
+
+/// `clock_gettime(CLOCK_REALTIME)` in nanoseconds since the epoch.
+pub fn realtime_ns() -> u64 {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
+/// `clock_gettime(CLOCK_MONOTONIC)` in nanoseconds.
+pub fn monotonic_ns() -> u64 {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
+/// `sched_yield()`.
+pub fn yield_now() {
+    rustix::thread::sched_yield();
+}
+
+/// `sched_setaffinity(0, {cpu})`: pins the calling thread to one CPU. Returns `false` when
+/// the CPU does not exist or the call is refused.
+pub fn pin_to_cpu(cpu: usize) -> bool {
+    let mut set = rustix::thread::CpuSet::new();
+    if cpu >= rustix::thread::CpuSet::MAX_CPU {
+        return false;
+    }
+    set.set(cpu);
+    rustix::thread::sched_setaffinity(None, &set).is_ok()
+}
+
+/// Number of CPUs this process may run on (`sched_getaffinity`).
+pub fn available_cpus() -> usize {
+    match rustix::thread::sched_getaffinity(None) {
+        Ok(set) => set.count() as usize,
+        Err(_) => 1,
+    }
+}

@@ -1,0 +1,304 @@
+//! SIGBUS protection for file-backed mappings.
+//!
+//! When another process truncates a file that we have mapped, touching a page past the new
+//! end of file raises `SIGBUS`, whose default action kills the process. mapipc makes that a
+//! recoverable error with the technique of systemd's `src/basic/sigbus.c` and Wayland's
+//! `wl_shm`:
+//!
+//! 1. Every file mapping that could be truncated registers its address range in a global,
+//!    lock-free [registry](register) and gets a [`Guard`] holding a fault counter.
+//! 2. A process-wide `SIGBUS` handler (installed once, chaining to any previous handler)
+//!    looks the faulting address up in the registry. If it belongs to a registered mapping,
+//!    the handler maps a zero page over the faulting page with `MAP_FIXED`, bumps the
+//!    mapping's fault counter and returns: the faulting instruction is restarted and now
+//!    succeeds (reading zeros, or writing into the throw-away page).
+//! 3. Every safe access through the mapping checks the counter after its copy (with a
+//!    compiler fence, the signal-handler ordering primitive) and turns a fault into an error.
+//!    The mapping is poisoned from then on: its pages no longer reflect the file.
+//!
+//! A fault at an address no registered mapping covers is not ours: the handler restores the
+//! previous disposition (or calls the previous handler) so the process behaves exactly as if
+//! mapipc had never installed anything.
+//!
+//! The handler is async-signal-safe: it only does atomic loads and stores on static memory
+//! and raw syscalls through rustix's `linux_raw` backend, which never touches `errno`.
+//!
+//! Sealed memfds (`F_SEAL_SHRINK`) and anonymous mappings cannot be truncated and are not
+//! registered.
+
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::atomic::{compiler_fence, AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+const SLOTS_PER_CHUNK: usize = 64;
+
+/// One registered mapping.
+///
+/// `seq` is a sequence lock: odd while the slot is being (re)written, so the handler never
+/// pairs the start of one registration with the end of another.
+pub struct Slot {
+    claimed: AtomicBool,
+    seq: AtomicU32,
+    start: AtomicUsize,
+    end: AtomicUsize,
+    faults: AtomicU32,
+}
+
+impl Slot {
+    const fn new() -> Self {
+        Slot {
+            claimed: AtomicBool::new(false),
+            seq: AtomicU32::new(0),
+            start: AtomicUsize::new(0),
+            end: AtomicUsize::new(0),
+            faults: AtomicU32::new(0),
+        }
+    }
+
+    fn write_range(&self, start: usize, end: usize) {
+        // Odd: readers skip the slot while we write it.
+        self.seq.fetch_add(1, Ordering::AcqRel);
+        self.start.store(start, Ordering::Relaxed);
+        self.end.store(end, Ordering::Relaxed);
+        // Even again; Release pairs with the handler's Acquire load of `seq`.
+        self.seq.fetch_add(1, Ordering::Release);
+    }
+
+    /// Whether `addr` is inside this slot's range, read consistently.
+    fn covers(&self, addr: usize) -> bool {
+        // Acquire pairs with the Release in `write_range`.
+        let s1 = self.seq.load(Ordering::Acquire);
+        if s1 & 1 == 1 {
+            return false;
+        }
+        let start = self.start.load(Ordering::Relaxed);
+        let end = self.end.load(Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Acquire);
+        let s2 = self.seq.load(Ordering::Relaxed);
+        s1 == s2 && start != 0 && addr >= start && addr < end
+    }
+}
+
+struct Chunk {
+    slots: [Slot; SLOTS_PER_CHUNK],
+    next: AtomicPtr<Chunk>,
+}
+
+impl Chunk {
+    const fn new() -> Self {
+        Chunk {
+            slots: [const { Slot::new() }; SLOTS_PER_CHUNK],
+            next: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    fn next(&self) -> Option<&'static Chunk> {
+        let p = self.next.load(Ordering::Acquire);
+        // SAFETY: `next` is either null or a pointer from `Box::leak` of a fully initialised
+        // chunk, published with Release in `grow_chain`; chunks are never freed.
+        unsafe { p.as_ref() }
+    }
+}
+
+static HEAD: Chunk = Chunk::new();
+static INSTALLED: OnceLock<Result<(), i32>> = OnceLock::new();
+static PAGE: AtomicUsize = AtomicUsize::new(4096);
+/// Faults seen at addresses outside every registered mapping that we passed on.
+static FOREIGN: AtomicU32 = AtomicU32::new(0);
+/// Storage for the previous `sigaction`, written once before our handler is installed.
+static PREVIOUS: OnceLock<SigactionCell> = OnceLock::new();
+
+struct SigactionCell(libc::sigaction);
+// SAFETY: `libc::sigaction` is plain data (a handler address, a mask, flags); it is written
+// once before publication through `OnceLock` and only read afterwards.
+unsafe impl Sync for SigactionCell {}
+// SAFETY: as above.
+unsafe impl Send for SigactionCell {}
+
+/// A registration of one mapping's address range; unregisters on drop.
+pub struct Guard {
+    slot: &'static Slot,
+}
+
+impl Guard {
+    /// Whether a SIGBUS hit this mapping since it was registered. Call after an access, the
+    /// fence orders the check after the access as seen by a signal handler on this thread.
+    #[inline]
+    pub fn faulted(&self) -> bool {
+        compiler_fence(Ordering::SeqCst);
+        self.slot.faults.load(Ordering::Acquire) != 0
+    }
+
+    /// How many faults were absorbed.
+    pub fn fault_count(&self) -> u32 {
+        self.slot.faults.load(Ordering::Acquire)
+    }
+
+    /// Moves the registration to a new range (after `mremap`).
+    pub fn update(&self, start: usize, len: usize) {
+        self.slot.write_range(start, start.saturating_add(len));
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.slot.write_range(0, 0);
+        self.slot.faults.store(0, Ordering::Relaxed);
+        self.slot.claimed.store(false, Ordering::Release);
+    }
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("faults", &self.fault_count())
+            .finish()
+    }
+}
+
+/// Registers `start..start+len` and installs the handler if needed.
+///
+/// Returns an error when the handler cannot be installed (`sigaction` failed).
+pub fn register(start: usize, len: usize) -> std::io::Result<Guard> {
+    install()?;
+    let slot = claim_slot();
+    slot.faults.store(0, Ordering::Relaxed);
+    slot.write_range(start, start.saturating_add(len));
+    Ok(Guard { slot })
+}
+
+fn claim_slot() -> &'static Slot {
+    let mut chunk: &'static Chunk = &HEAD;
+    loop {
+        for slot in &chunk.slots {
+            if !slot.claimed.load(Ordering::Relaxed)
+                && slot
+                    .claimed
+                    .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return slot;
+            }
+        }
+        chunk = match chunk.next() {
+            Some(n) => n,
+            None => grow_chain(chunk),
+        };
+    }
+}
+
+fn grow_chain(last: &'static Chunk) -> &'static Chunk {
+    let fresh: &'static mut Chunk = Box::leak(Box::new(Chunk::new()));
+    let fresh_ptr: *mut Chunk = fresh;
+    // Release publishes the initialised chunk to `Chunk::next`'s Acquire.
+    match last.next.compare_exchange(
+        ptr::null_mut(),
+        fresh_ptr,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => {
+            // SAFETY: just leaked and published; never freed.
+            unsafe { &*fresh_ptr }
+        }
+        Err(existing) => {
+            // Someone else appended first; ours stays leaked (a few KiB, once) but unused.
+            // SAFETY: `existing` was published with Release by the winner; never freed.
+            unsafe { &*existing }
+        }
+    }
+}
+
+fn find(addr: usize) -> Option<&'static Slot> {
+    let mut chunk: &'static Chunk = &HEAD;
+    loop {
+        for slot in &chunk.slots {
+            if slot.covers(addr) {
+                return Some(slot);
+            }
+        }
+        chunk = chunk.next()?;
+    }
+}
+
+fn install() -> std::io::Result<()> {
+    let r = INSTALLED.get_or_init(|| {
+        PAGE.store(super::mem::page_size(), Ordering::Relaxed);
+        // SAFETY: an all-zero `sigaction` is a valid value (SIG_DFL, empty mask, no flags);
+        // it is only used as an out-parameter and the initial value of ours.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
+        new.sa_sigaction = handler as *const () as usize;
+        new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
+        // SAFETY: `new.sa_mask` is a valid sigset_t to initialise.
+        unsafe { libc::sigemptyset(&mut new.sa_mask) };
+        // Read the current disposition first so PREVIOUS is set before ours can run.
+        // SAFETY: valid pointers to initialised `sigaction` values; NULL `act` only queries.
+        if unsafe { libc::sigaction(libc::SIGBUS, ptr::null(), &mut old) } != 0 {
+            return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+        }
+        let _ = PREVIOUS.set(SigactionCell(old));
+        // SAFETY: `handler` is an `extern "C"` function with the SA_SIGINFO signature.
+        if unsafe { libc::sigaction(libc::SIGBUS, &new, ptr::null_mut()) } != 0 {
+            return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+        }
+        Ok(())
+    });
+    r.map_err(std::io::Error::from_raw_os_error)
+}
+
+/// Number of SIGBUS faults at addresses outside our mappings that were passed on.
+pub fn foreign_faults() -> u32 {
+    FOREIGN.load(Ordering::Relaxed)
+}
+
+extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
+    // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    if let Some(slot) = find(addr) {
+        let page = PAGE.load(Ordering::Relaxed);
+        let base = addr & !(page - 1);
+        // SAFETY: the page lies inside a mapping registered by a live `Guard` (its owner is
+        // mid-access on this thread, so the mapping cannot be unmapped concurrently); the
+        // owner treats its contents as lost once `faults` is non-zero.
+        if unsafe { super::mem::map_zero_pages_fixed(base as *mut c_void, page) }.is_ok() {
+            slot.faults.fetch_add(1, Ordering::Release);
+            return;
+        }
+    }
+    FOREIGN.fetch_add(1, Ordering::Relaxed);
+    chain(sig, info, ctx);
+}
+
+fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
+    let Some(prev) = PREVIOUS.get() else {
+        reset_default(sig);
+        return;
+    };
+    let prev = &prev.0;
+    let h = prev.sa_sigaction;
+    if h == libc::SIG_DFL || h == libc::SIG_IGN {
+        // Restore the default action and return: the faulting instruction runs again, faults
+        // again, and the kernel applies the default (terminate with SIGBUS), as without us.
+        reset_default(sig);
+    } else if prev.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous handler was installed with SA_SIGINFO, so it has this signature.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut c_void) =
+            unsafe { std::mem::transmute(h) };
+        f(sig, info, ctx);
+    } else {
+        // SAFETY: a handler installed without SA_SIGINFO has the one-argument signature.
+        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(h) };
+        f(sig);
+    }
+}
+
+fn reset_default(sig: libc::c_int) {
+    // SAFETY: all-zero is SIG_DFL with an empty mask.
+    let mut dfl: libc::sigaction = unsafe { std::mem::zeroed() };
+    dfl.sa_sigaction = libc::SIG_DFL;
+    // SAFETY: valid pointer to an initialised sigaction; sigaction is async-signal-safe.
+    unsafe { libc::sigaction(sig, &dfl, ptr::null_mut()) };
+}
