@@ -1,1 +1,116 @@
-fn main() {}
+//! `mapipc`: the command-line tool over the `mapipc` library.
+//!
+//! This file parses the command line, dispatches to `command::<name>::run`, and turns the
+//! outcome into an exit status:
+//! - 0 on success, and when stdout is a pipe whose reader went away (`mapipc cat f | head`);
+//! - 1 on an error, printed as exactly one line `error: <cause>: <cause>...` on stderr;
+//! - 2 on a usage error (clap's message and status).
+
+mod cli;
+mod command;
+mod format;
+mod size;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `--help` and `--version` go to stdout with status 0, usage errors to stderr
+            // with status 2. A closed stdout is not worth reporting here either.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let result = command::run(cli.command, &mut out).and_then(|()| {
+        out.flush()
+            .map_err(|e| anyhow::Error::new(e).context("cannot write to standard output"))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Nothing sensible is left to do if stderr itself is gone.
+            let _ = writeln!(io::stderr().lock(), "error: {}", error_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Whether the error comes from writing to a pipe whose reader has gone away (`EPIPE`; Rust
+/// ignores `SIGPIPE`, so the write fails instead of killing us). Like `cat` or `rg`, that is
+/// a normal way to stop, not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The error and its causes joined with `": "` on one line.
+///
+/// Library errors often already end with their source's text (`cannot open `f`: No such
+/// file or directory`) while also exposing it as `source()`; a cause whose text the line
+/// already ends with is skipped so nothing is printed twice.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    // One line, whatever a cause's message contains.
+    line.replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_line_joins_causes_without_repeating_them() {
+        let io = io::Error::new(io::ErrorKind::NotFound, "No such file");
+        let e = anyhow::Error::new(io)
+            .context("cannot open `x`")
+            .context("cat");
+        assert_eq!(error_line(&e), "cat: cannot open `x`: No such file");
+    }
+
+    #[test]
+    fn error_line_skips_a_source_already_in_the_message() {
+        let err = mapipc::map::MapOptions::new()
+            .map_path("/nonexistent/mapipc-test")
+            .unwrap_err();
+        let line = error_line(&anyhow::Error::new(err));
+        assert_eq!(line.matches("No such file").count(), 1, "{line}");
+        assert!(
+            line.starts_with("cannot open `/nonexistent/mapipc-test`"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn error_line_is_one_line() {
+        let e = anyhow::anyhow!("two\nlines");
+        assert_eq!(error_line(&e), "two lines");
+    }
+
+    #[test]
+    fn broken_pipe_is_found_under_context() {
+        let e = anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe)).context("x");
+        assert!(is_broken_pipe(&e));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("other")));
+    }
+}

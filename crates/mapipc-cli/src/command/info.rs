@@ -1,0 +1,349 @@
+//! `mapipc info FILE [--json]`: what a file is and how it would be mapped.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use mapipc::map::MapOptions;
+
+use super::{describe_file_type, quoted};
+use crate::cli::InfoArgs;
+use crate::format::{self, Format};
+use crate::size::human;
+
+/// Everything `info` reports.
+struct Info {
+    path: PathBuf,
+    /// Where a symbolic link given as FILE points.
+    link_target: Option<PathBuf>,
+    kind: &'static str,
+    regular: bool,
+    size: u64,
+    uid: u32,
+    user: Option<String>,
+    gid: u32,
+    group: Option<String>,
+    mode: u32,
+    page_size: u64,
+    format: Sniffed,
+}
+
+/// What the first bytes say.
+enum Sniffed {
+    /// Not looked at: not a regular file, or empty.
+    NotApplicable,
+    /// Recognized (or plain).
+    Known(Format),
+    /// The file could not be mapped to look (e.g. no read permission).
+    Unreadable(String),
+}
+
+/// How the file would be mapped.
+#[derive(Debug)]
+struct Mapping {
+    /// Pages of address space a whole-file mapping takes.
+    pages: u64,
+    page_aligned: bool,
+    /// Bytes of the file in its last page (a full page when aligned).
+    last_page_used: u64,
+}
+
+impl Info {
+    fn mapping(&self) -> Result<Mapping, &'static str> {
+        if !self.regular {
+            return Err("not mappable: only regular files can be mapped");
+        }
+        if self.size == 0 {
+            return Err(
+                "not mappable: the file is empty (0 bytes) and a mapping needs at least one \
+                 byte; size it first, e.g. `mapipc write FILE --offset 0 --create SIZE DATA`",
+            );
+        }
+        let tail = self.size % self.page_size;
+        Ok(Mapping {
+            pages: self.size.div_ceil(self.page_size),
+            page_aligned: tail == 0,
+            last_page_used: if tail == 0 { self.page_size } else { tail },
+        })
+    }
+}
+
+/// Runs `mapipc info`.
+pub fn run(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
+    let info = gather(&args.file)?;
+    let text = if args.json {
+        render_json(&info)
+    } else {
+        render_text(&info)
+    };
+    out.write_all(text.as_bytes())
+        .context("cannot write to standard output")?;
+    Ok(())
+}
+
+fn gather(path: &Path) -> Result<Info> {
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot open {}", quoted(path)))?;
+    let link_target = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::read_link(path).ok(),
+        _ => None,
+    };
+    let regular = meta.is_file();
+    let size = meta.len();
+    let format = if regular && size > 0 {
+        sniff_file(path, size)
+    } else {
+        Sniffed::NotApplicable
+    };
+    Ok(Info {
+        path: path.to_path_buf(),
+        link_target,
+        kind: describe_file_type(&meta.file_type()),
+        regular,
+        size,
+        uid: meta.uid(),
+        user: name_of("/etc/passwd", meta.uid()),
+        gid: meta.gid(),
+        group: name_of("/etc/group", meta.gid()),
+        mode: meta.permissions().mode() & 0o7777,
+        page_size: mapipc::os::mem::page_size() as u64,
+        format,
+    })
+}
+
+/// Maps the first bytes (read-only, through the library) and identifies the format.
+fn sniff_file(path: &Path, size: u64) -> Sniffed {
+    let len = format::SNIFF_LEN.min(usize::try_from(size).unwrap_or(usize::MAX));
+    let head = MapOptions::new()
+        .len(len)
+        .map_path(path)
+        .map_err(|e| e.to_string())
+        .and_then(|map| map.read_vec(0, len).map_err(|e| e.to_string()));
+    match head {
+        Ok(head) => Sniffed::Known(format::sniff(&head)),
+        Err(e) => Sniffed::Unreadable(e),
+    }
+}
+
+/// The name for `id` in an `/etc/passwd`-style file (`name:x:id:...`), if listed.
+fn name_of(db: &str, id: u32) -> Option<String> {
+    let text = std::fs::read_to_string(db).ok()?;
+    text.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let found: u32 = fields.nth(1)?.parse().ok()?;
+        (found == id).then(|| name.to_string())
+    })
+}
+
+/// `-rw-------`-style permission string (without the type letter).
+fn mode_string(mode: u32) -> String {
+    let bit = |mask: u32, c: char| if mode & mask != 0 { c } else { '-' };
+    let exec =
+        |x: u32, special: u32, set: char, unset: char| match (mode & x != 0, mode & special != 0) {
+            (true, true) => set,
+            (false, true) => unset,
+            (true, false) => 'x',
+            (false, false) => '-',
+        };
+    [
+        bit(0o400, 'r'),
+        bit(0o200, 'w'),
+        exec(0o100, 0o4000, 's', 'S'),
+        bit(0o040, 'r'),
+        bit(0o020, 'w'),
+        exec(0o010, 0o2000, 's', 'S'),
+        bit(0o004, 'r'),
+        bit(0o002, 'w'),
+        exec(0o001, 0o1000, 't', 'T'),
+    ]
+    .iter()
+    .collect()
+}
+
+fn id_text(name: &Option<String>, kind: &str, id: u32) -> String {
+    match name {
+        Some(name) => format!("{name} ({kind} {id})"),
+        None => format!("{kind} {id}"),
+    }
+}
+
+fn render_text(info: &Info) -> String {
+    let mut s = String::new();
+    let mut line = |label: &str, value: &str| {
+        let _ = writeln!(s, "{:<11} {value}", format!("{label}:"));
+    };
+    line("file", &info.path.display().to_string());
+    if let Some(target) = &info.link_target {
+        line("link to", &target.display().to_string());
+    }
+    line("type", info.kind);
+    line("size", &human(info.size));
+    line(
+        "owner",
+        &format!(
+            "{}, group {}",
+            id_text(&info.user, "uid", info.uid),
+            id_text(&info.group, "gid", info.gid)
+        ),
+    );
+    line(
+        "mode",
+        &format!("{:04o} ({})", info.mode, mode_string(info.mode)),
+    );
+    line("page size", &human(info.page_size));
+    match info.mapping() {
+        Ok(m) => {
+            let pages = if m.pages == 1 { "page" } else { "pages" };
+            let alignment = if m.page_aligned {
+                "the size is page-aligned: every mapped byte is in the file".to_string()
+            } else {
+                format!(
+                    "the size is not page-aligned: the last page holds {} of its {} bytes; the \
+                     rest reads as zeros and is not part of the file",
+                    m.last_page_used, info.page_size
+                )
+            };
+            line(
+                "mapping",
+                &format!(
+                    "{} {pages} = {} bytes of address space; {alignment}",
+                    m.pages,
+                    m.pages * info.page_size
+                ),
+            );
+        }
+        Err(why) => line("mapping", why),
+    }
+    match &info.format {
+        Sniffed::NotApplicable => line("format", "none (nothing to read)"),
+        Sniffed::Known(f) => line("format", f.describe()),
+        Sniffed::Unreadable(e) => line("format", &format!("unknown: cannot read the header: {e}")),
+    }
+    s
+}
+
+/// A JSON string literal.
+fn json_str(text: &str) -> String {
+    let mut s = String::with_capacity(text.len() + 2);
+    s.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            '\t' => s.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(s, "\\u{:04x}", u32::from(c));
+            }
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+fn json_opt_str(text: Option<&str>) -> String {
+    text.map_or_else(|| "null".to_string(), json_str)
+}
+
+/// One JSON object, keys in a fixed order; numbers are plain JSON numbers.
+fn render_json(info: &Info) -> String {
+    let mapping = match info.mapping() {
+        Ok(m) => format!(
+            "{{\"mappable\":true,\"pages\":{},\"mapped_bytes\":{},\"page_aligned\":{},\
+             \"last_page_used\":{},\"reason\":null}}",
+            m.pages,
+            m.pages * info.page_size,
+            m.page_aligned,
+            m.last_page_used
+        ),
+        Err(why) => format!(
+            "{{\"mappable\":false,\"pages\":0,\"mapped_bytes\":0,\"page_aligned\":null,\
+             \"last_page_used\":null,\"reason\":{}}}",
+            json_str(why)
+        ),
+    };
+    let format = match &info.format {
+        Sniffed::NotApplicable => "null".to_string(),
+        Sniffed::Known(f) => format!(
+            "{{\"id\":{},\"description\":{}}}",
+            json_str(f.id()),
+            json_str(f.describe())
+        ),
+        Sniffed::Unreadable(e) => format!(
+            "{{\"id\":\"unknown\",\"description\":{}}}",
+            json_str(&format!("cannot read the header: {e}"))
+        ),
+    };
+    let link = info.link_target.as_ref().map(|t| t.display().to_string());
+    format!(
+        "{{\"file\":{},\"link_to\":{},\"type\":{},\"size\":{},\"uid\":{},\"user\":{},\
+         \"gid\":{},\"group\":{},\"mode\":{},\"page_size\":{},\"mapping\":{mapping},\
+         \"format\":{format}}}\n",
+        json_str(&info.path.display().to_string()),
+        json_opt_str(link.as_deref()),
+        json_str(info.kind.trim_start_matches("a ")),
+        info.size,
+        info.uid,
+        json_opt_str(info.user.as_deref()),
+        info.gid,
+        json_opt_str(info.group.as_deref()),
+        json_str(&format!("{:04o}", info.mode)),
+        info.page_size,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_strings_like_ls() {
+        assert_eq!(mode_string(0o600), "rw-------");
+        assert_eq!(mode_string(0o755), "rwxr-xr-x");
+        assert_eq!(mode_string(0o4755), "rwsr-xr-x");
+        assert_eq!(mode_string(0o2644), "rw-r-Sr--");
+        assert_eq!(mode_string(0o1777), "rwxrwxrwt");
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_str("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
+        assert_eq!(json_opt_str(None), "null");
+    }
+
+    fn info(size: u64, regular: bool) -> Info {
+        Info {
+            path: PathBuf::from("f"),
+            link_target: None,
+            kind: "a regular file",
+            regular,
+            size,
+            uid: 0,
+            user: None,
+            gid: 0,
+            group: None,
+            mode: 0o600,
+            page_size: 4096,
+            format: Sniffed::NotApplicable,
+        }
+    }
+
+    #[test]
+    fn mapping_geometry() {
+        let m = info(10_000, true).mapping().unwrap();
+        assert_eq!(
+            (m.pages, m.page_aligned, m.last_page_used),
+            (3, false, 1808)
+        );
+        let m = info(8192, true).mapping().unwrap();
+        assert_eq!((m.pages, m.page_aligned, m.last_page_used), (2, true, 4096));
+        let m = info(1, true).mapping().unwrap();
+        assert_eq!((m.pages, m.page_aligned, m.last_page_used), (1, false, 1));
+        assert!(info(0, true).mapping().unwrap_err().contains("empty"));
+        assert!(info(10, false).mapping().unwrap_err().contains("regular"));
+    }
+}

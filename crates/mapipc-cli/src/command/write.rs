@@ -1,0 +1,95 @@
+//! `mapipc write FILE --offset N [--create SIZE] (DATA | --stdin)`: bytes into a file
+//! through a shared read-write mapping, flushed with `msync`.
+
+use std::borrow::Cow;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+
+use anyhow::{bail, Context, Result};
+use mapipc::map::MapOptions;
+
+use super::{describe_file_type, quoted};
+use crate::cli::WriteArgs;
+
+/// Runs `mapipc write`. Prints nothing on success.
+pub fn run(args: &WriteArgs, _out: &mut dyn Write) -> Result<()> {
+    let path = args.file.as_path();
+    let data: Cow<'_, [u8]> = if args.stdin {
+        let mut buf = Vec::new();
+        io::stdin()
+            .lock()
+            .read_to_end(&mut buf)
+            .context("cannot read standard input")?;
+        Cow::Owned(buf)
+    } else {
+        // clap's ArgGroup makes DATA or --stdin required; an absent DATA is empty.
+        Cow::Borrowed(args.data.as_deref().map(|d| d.as_bytes()).unwrap_or(b""))
+    };
+    let offset = args.offset;
+    let end = offset
+        .checked_add(data.len() as u64)
+        .filter(|end| *end <= i64::MAX as u64)
+        .with_context(|| {
+            format!(
+                "offset {offset} + {} bytes is beyond the largest possible file",
+                data.len()
+            )
+        })?;
+
+    // Check everything before touching the file, so a refused write leaves it unchanged
+    // (and a refused --create does not create it).
+    let create = args.create;
+    let (current, size) = match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => bail!(
+            "{} is {}, not a regular file: only regular files can be mapped",
+            quoted(path),
+            describe_file_type(&meta.file_type())
+        ),
+        Ok(meta) => (Some(meta.len()), meta.len().max(create.unwrap_or(0))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match create {
+            Some(create) => (None, create),
+            None => bail!(
+                "{} does not exist: pass --create SIZE to create it",
+                quoted(path)
+            ),
+        },
+        Err(e) => return Err(e).with_context(|| format!("cannot open {}", quoted(path))),
+    };
+    if end > size {
+        let len = data.len();
+        match (current, create) {
+            (Some(current), None) => bail!(
+                "cannot write {len} bytes at offset {offset}: range {offset}..{end} is past \
+                 the end of {} ({current} bytes); the file is unchanged (use --create SIZE to \
+                 extend it)",
+                quoted(path)
+            ),
+            _ => bail!(
+                "cannot write {len} bytes at offset {offset}: range {offset}..{end} is past \
+                 the end of {} even at its --create size ({size} bytes); nothing was changed \
+                 (use a --create SIZE of at least {end})",
+                quoted(path)
+            ),
+        }
+    }
+
+    let mut opts = MapOptions::new();
+    opts.read_write();
+    if let Some(create) = create {
+        opts.create(create);
+    }
+    if data.is_empty() {
+        // Nothing to write; --create still creates or extends the file, which mapping the
+        // whole file (without touching it) does.
+        if create.is_some() {
+            drop(opts.map_path(path)?);
+        }
+        return Ok(());
+    }
+    let map = opts.offset(offset).len(data.len()).map_path(path)?;
+    map.write_at(0, &data)
+        .with_context(|| format!("cannot write to {} at offset {offset}", quoted(path)))?;
+    map.flush()
+        .with_context(|| format!("cannot flush {} to disk", quoted(path)))?;
+    Ok(())
+}

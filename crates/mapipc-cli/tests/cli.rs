@@ -1,0 +1,716 @@
+//! Integration tests of the `mapipc` binary: every test runs the built executable as a real
+//! process, in a fresh temporary directory, under a watchdog that kills it after
+//! [`TIMEOUT`] and fails the test.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+/// Generous: these processes take milliseconds; the limit only catches hangs.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Kills a process that is still running after [`TIMEOUT`]; `finish` fails the test then.
+struct Watchdog {
+    done: Option<mpsc::Sender<()>>,
+    fired: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    fn new(pid: u32) -> Watchdog {
+        let (done, rx) = mpsc::channel::<()>();
+        let fired = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&fired);
+        let thread = thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(TIMEOUT) {
+                flag.store(true, Ordering::SeqCst);
+                // SAFETY: kill(2) with a pid and a signal number has no memory-safety
+                // preconditions; the pid is our unreaped child, so it cannot be recycled.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
+        });
+        Watchdog {
+            done: Some(done),
+            fired,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the watchdog; panics if it had to kill the process.
+    fn finish(mut self) {
+        drop(self.done.take());
+        if let Some(t) = self.thread.take() {
+            t.join().expect("watchdog thread");
+        }
+        assert!(
+            !self.fired.load(Ordering::SeqCst),
+            "the process did not finish within {TIMEOUT:?} and was killed"
+        );
+    }
+}
+
+/// What a finished process left.
+struct Out {
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+impl Out {
+    fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Asserts success with empty stderr.
+    fn ok(&self) -> &Self {
+        assert!(
+            self.status.success() && self.stderr.is_empty(),
+            "expected success, got {:?}\nstderr: {}",
+            self.status,
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts a runtime error: status 1 (not a signal), and stderr is exactly one line
+    /// `error: ...`. Returns that line.
+    fn error(&self) -> &str {
+        assert_eq!(
+            self.status.code(),
+            Some(1),
+            "expected exit status 1, got {:?} (signal {:?})\nstderr: {}",
+            self.status,
+            self.status.signal(),
+            self.stderr
+        );
+        assert_one_error_line(&self.stderr);
+        self.stderr.trim_end()
+    }
+
+    /// Asserts a usage error: status 2, clap's message with one `error:` line.
+    fn usage_error(&self) -> &str {
+        assert_eq!(
+            self.status.code(),
+            Some(2),
+            "expected usage error, got {:?}\nstderr: {}",
+            self.status,
+            self.stderr
+        );
+        assert!(self.stderr.starts_with("error: "), "{}", self.stderr);
+        assert_eq!(
+            self.stderr
+                .lines()
+                .filter(|l| l.starts_with("error:"))
+                .count(),
+            1,
+            "{}",
+            self.stderr
+        );
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        &self.stderr
+    }
+}
+
+fn assert_one_error_line(stderr: &str) {
+    assert!(
+        stderr.starts_with("error: ") && stderr.ends_with('\n') && stderr.lines().count() == 1,
+        "expected exactly one line `error: ...`, got:\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// A fresh temporary directory, the working directory of every command run from it.
+struct TestDir {
+    dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    fn new() -> TestDir {
+        TestDir {
+            dir: tempfile::Builder::new()
+                .prefix("mapipc-cli-test-")
+                .tempdir()
+                .expect("tempdir"),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mapipc"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Runs `mapipc ARGS` with no standard input.
+    fn run(&self, args: &[&str]) -> Out {
+        let mut cmd = self.command(args);
+        cmd.stdin(Stdio::null());
+        finish(cmd.spawn().expect("spawn mapipc"), None)
+    }
+
+    /// Runs `mapipc ARGS` with `input` on standard input.
+    fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> Out {
+        let mut cmd = self.command(args);
+        cmd.stdin(Stdio::piped());
+        finish(cmd.spawn().expect("spawn mapipc"), Some(input.to_vec()))
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, bytes).expect("write test file");
+        p
+    }
+}
+
+/// Feeds stdin, collects stdout and stderr, waits, all under a watchdog.
+fn finish(mut child: Child, input: Option<Vec<u8>>) -> Out {
+    let dog = Watchdog::new(child.id());
+    let feeder = match (child.stdin.take(), input) {
+        (Some(mut stdin), Some(input)) => Some(thread::spawn(move || {
+            // The child may legitimately exit without reading everything.
+            let _ = stdin.write_all(&input);
+        })),
+        _ => None,
+    };
+    let output = child.wait_with_output().expect("wait for mapipc");
+    dog.finish();
+    if let Some(f) = feeder {
+        f.join().expect("stdin feeder");
+    }
+    Out {
+        status: output.status,
+        stdout: output.stdout,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Bytes with no period that divides a page, so misplaced offsets show.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// `clitest!(name, |dir| { ... })`: a test with a fresh [`TestDir`].
+macro_rules! clitest {
+    ($name:ident, |$dir:ident| $body:block) => {
+        #[test]
+        fn $name() {
+            let $dir = TestDir::new();
+            $body
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------
+// cat
+
+clitest!(cat_whole_file, |dir| {
+    let data = pattern(10_000);
+    dir.write("f", &data);
+    let out = dir.run(&["cat", "f"]);
+    out.ok();
+    assert_eq!(out.stdout, data);
+});
+
+clitest!(cat_offsets_aligned_unaligned_and_len, |dir| {
+    let data = pattern(3 * 4096 + 17);
+    dir.write("f", &data);
+    for (offset, len) in [
+        ("4096", None),
+        ("1", None),
+        ("4097", Some("100")),
+        ("1000", Some("1")),
+        ("4k", Some("4KiB")),
+        ("12300", None),
+    ] {
+        let mut args = vec!["cat", "f", "--offset", offset];
+        if let Some(len) = len {
+            args.extend(["--len", len]);
+        }
+        let out = dir.run(&args);
+        out.ok();
+        let start: usize = match offset {
+            "4k" => 4096,
+            o => o.parse().unwrap(),
+        };
+        let end = match len {
+            Some("4KiB") => start + 4096,
+            Some(l) => start + l.parse::<usize>().unwrap(),
+            None => data.len(),
+        };
+        assert_eq!(out.stdout, &data[start..end], "{args:?}");
+    }
+});
+
+clitest!(cat_streams_a_multi_chunk_file, |dir| {
+    // More than three 1 MiB chunks, not a multiple of anything.
+    let data = pattern(3 * (1 << 20) + 12_345);
+    dir.write("big", &data);
+    let out = dir.run(&["cat", "big", "--offset", "3"]);
+    out.ok();
+    assert_eq!(out.stdout.len(), data.len() - 3);
+    assert!(out.stdout == data[3..]);
+});
+
+clitest!(cat_empty_file_and_empty_ranges_print_nothing, |dir| {
+    dir.write("empty", b"");
+    dir.write("f", b"hello");
+    for args in [
+        &["cat", "empty"][..],
+        &["cat", "empty", "--offset", "0"],
+        &["cat", "f", "--len", "0"],
+        &["cat", "f", "--offset", "5"],
+        &["cat", "f", "--offset", "2", "--len", "0"],
+    ] {
+        let out = dir.run(args);
+        out.ok();
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+});
+
+clitest!(cat_missing_file, |dir| {
+    let out = dir.run(&["cat", "nope.bin"]);
+    let line = out.error();
+    assert!(line.contains("`nope.bin`"), "{line}");
+    assert!(line.contains("No such file"), "{line}");
+    assert!(out.stdout.is_empty());
+});
+
+clitest!(cat_directory, |dir| {
+    std::fs::create_dir(dir.path("sub")).unwrap();
+    let line = dir.run(&["cat", "sub"]).error().to_string();
+    assert!(
+        line.contains("`sub`") && line.contains("directory"),
+        "{line}"
+    );
+});
+
+// Opening a FIFO for reading blocks until a writer appears: cat must refuse it without
+// opening it (the watchdog turns a hang into a failure).
+clitest!(cat_and_write_refuse_a_fifo_without_blocking, |dir| {
+    let fifo = dir.path("fifo");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c_path` is a valid NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let line = dir.run(&["cat", "fifo"]).error().to_string();
+    assert!(
+        line.contains("`fifo` is a FIFO, not a regular file"),
+        "{line}"
+    );
+    let line = dir
+        .run(&["write", "fifo", "--offset", "0", "x"])
+        .error()
+        .to_string();
+    assert!(
+        line.contains("`fifo` is a FIFO, not a regular file"),
+        "{line}"
+    );
+    let out = dir.run(&["info", "fifo"]);
+    out.ok();
+    assert!(
+        out.stdout_str().contains("not mappable"),
+        "{}",
+        out.stdout_str()
+    );
+});
+
+clitest!(cat_offset_past_end, |dir| {
+    dir.write("f", b"hello");
+    let line = dir.run(&["cat", "f", "--offset", "6"]).error().to_string();
+    assert!(line.contains("offset 6") && line.contains("`f`"), "{line}");
+    assert!(line.contains("5 bytes"), "{line}");
+    dir.write("empty", b"");
+    let line = dir
+        .run(&["cat", "empty", "--offset", "1"])
+        .error()
+        .to_string();
+    assert!(
+        line.contains("offset 1") && line.contains("0 bytes"),
+        "{line}"
+    );
+});
+
+clitest!(cat_len_past_end, |dir| {
+    dir.write("f", b"hello");
+    let out = dir.run(&["cat", "f", "--offset", "2", "--len", "4"]);
+    let line = out.error();
+    assert!(line.contains("2..6") && line.contains("5 bytes"), "{line}");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing is printed before the range is checked"
+    );
+});
+
+clitest!(cat_into_a_closed_pipe_exits_0_silently, |dir| {
+    dir.write("big", &pattern(8 << 20));
+    let mut child = dir
+        .command(&["cat", "big"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let dog = Watchdog::new(child.id());
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 10];
+    stdout.read_exact(&mut first).unwrap();
+    assert_eq!(first[..], pattern(10)[..]);
+    // Like `| head -c 10`: the reader goes away while cat still has megabytes to write.
+    drop(stdout);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    dog.finish();
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert_eq!(stderr, "");
+});
+
+// The file shrinks while cat streams it. Deterministic: cat maps the whole 16 MiB file and
+// copies 1 MiB chunks to stdout; stdout is a pipe (64 KiB) that the test reads only 4 KiB of
+// before truncating the file to 0. At that point cat has copied its first chunk at most and
+// is blocked writing it, so its next chunk touches pages past the new end of file: SIGBUS,
+// which the library turns into an error.
+clitest!(
+    cat_of_a_file_truncated_during_the_read_fails_cleanly,
+    |dir| {
+        const SIZE: usize = 16 << 20;
+        let data = pattern(SIZE);
+        let path = dir.write("shrinking", &data);
+        let mut child = dir
+            .command(&["cat", "shrinking"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let dog = Watchdog::new(child.id());
+        let mut stdout = child.stdout.take().unwrap();
+        let mut got = vec![0u8; 4096];
+        stdout.read_exact(&mut got).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        stdout.read_to_end(&mut got).unwrap();
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        let status = child.wait().unwrap();
+        dog.finish();
+        assert_eq!(status.signal(), None, "killed by a signal: {status:?}");
+        assert_eq!(status.code(), Some(1), "{status:?}: {stderr}");
+        assert_one_error_line(&stderr);
+        assert!(stderr.contains("truncated"), "{stderr}");
+        assert!(stderr.contains("shrinking"), "{stderr}");
+        assert!(
+            got.len() < SIZE,
+            "cat printed the whole file ({} bytes)",
+            got.len()
+        );
+        assert!(
+            got[..] == data[..got.len()],
+            "what was printed is the file's prefix"
+        );
+    }
+);
+
+// ---------------------------------------------------------------------------------------
+// write
+
+clitest!(write_create_makes_a_0600_file_of_that_size, |dir| {
+    dir.run(&[
+        "write", "new.bin", "--offset", "1000", "--create", "8KiB", "hello",
+    ])
+    .ok();
+    let path = dir.path("new.bin");
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes.len(), 8192);
+    assert_eq!(&bytes[1000..1005], b"hello");
+    assert!(bytes[..1000].iter().chain(&bytes[1005..]).all(|b| *b == 0));
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // And cat reads it back through a mapping.
+    let out = dir.run(&["cat", "new.bin", "--offset", "1000", "--len", "5"]);
+    out.ok();
+    assert_eq!(out.stdout, b"hello");
+});
+
+clitest!(write_create_extends_but_never_shrinks, |dir| {
+    dir.write("f", &pattern(100));
+    dir.run(&["write", "f", "--offset", "5000", "--create", "6000", "tail"])
+        .ok();
+    let bytes = std::fs::read(dir.path("f")).unwrap();
+    assert_eq!(bytes.len(), 6000);
+    assert_eq!(&bytes[..100], &pattern(100)[..], "existing bytes kept");
+    assert_eq!(&bytes[5000..5004], b"tail");
+    dir.run(&["write", "f", "--offset", "0", "--create", "10", "head"])
+        .ok();
+    let bytes = std::fs::read(dir.path("f")).unwrap();
+    assert_eq!(bytes.len(), 6000, "a smaller --create does not shrink");
+    assert_eq!(&bytes[..4], b"head");
+    assert_eq!(&bytes[5000..5004], b"tail");
+});
+
+clitest!(write_into_existing_file_at_unaligned_offset, |dir| {
+    let mut expected = pattern(10_000);
+    dir.write("f", &expected);
+    dir.run(&["write", "f", "--offset", "4095", "across a page"])
+        .ok();
+    expected[4095..4095 + 13].copy_from_slice(b"across a page");
+    assert_eq!(std::fs::read(dir.path("f")).unwrap(), expected);
+});
+
+clitest!(write_from_stdin, |dir| {
+    let input = pattern(70_000);
+    dir.run_with_stdin(
+        &["write", "f", "--offset", "3", "--create", "1MiB", "--stdin"],
+        &input,
+    )
+    .ok();
+    let bytes = std::fs::read(dir.path("f")).unwrap();
+    assert_eq!(bytes.len(), 1 << 20);
+    assert_eq!(&bytes[3..3 + input.len()], &input[..]);
+});
+
+clitest!(
+    write_past_end_without_create_leaves_the_file_unchanged,
+    |dir| {
+        let original = pattern(12);
+        dir.write("f", &original);
+        let out = dir.run(&["write", "f", "--offset", "10", "hello"]);
+        let line = out.error();
+        assert!(line.contains("`f`"), "names the file: {line}");
+        assert!(line.contains("12 bytes"), "gives its size: {line}");
+        assert!(line.contains("10..15"), "gives the range: {line}");
+        assert!(line.contains("--create"), "says how to fix it: {line}");
+        assert_eq!(std::fs::read(dir.path("f")).unwrap(), original);
+    }
+);
+
+clitest!(write_past_a_too_small_create_changes_nothing, |dir| {
+    let line = dir
+        .run(&["write", "f", "--offset", "4096", "--create", "4096", "x"])
+        .error()
+        .to_string();
+    assert!(
+        line.contains("4096..4097") && line.contains("--create"),
+        "{line}"
+    );
+    assert!(!dir.path("f").exists(), "the file was not created");
+});
+
+clitest!(write_missing_file_without_create, |dir| {
+    let line = dir
+        .run(&["write", "missing.bin", "--offset", "0", "x"])
+        .error()
+        .to_string();
+    assert!(line.contains("`missing.bin`"), "{line}");
+    assert!(
+        line.contains("does not exist") && line.contains("--create"),
+        "{line}"
+    );
+    assert!(!dir.path("missing.bin").exists());
+});
+
+clitest!(write_to_a_directory, |dir| {
+    std::fs::create_dir(dir.path("sub")).unwrap();
+    let line = dir
+        .run(&["write", "sub", "--offset", "0", "x"])
+        .error()
+        .to_string();
+    assert!(
+        line.contains("`sub`") && line.contains("directory"),
+        "{line}"
+    );
+});
+
+clitest!(write_empty_data_is_a_checked_no_op, |dir| {
+    let original = pattern(10);
+    dir.write("f", &original);
+    dir.run(&["write", "f", "--offset", "10", ""]).ok();
+    dir.run_with_stdin(&["write", "f", "--offset", "0", "--stdin"], b"")
+        .ok();
+    assert_eq!(std::fs::read(dir.path("f")).unwrap(), original);
+    // Still checked: past the end is an error, a missing file too.
+    dir.run(&["write", "f", "--offset", "11", ""]).error();
+    dir.run(&["write", "nope", "--offset", "0", ""]).error();
+    // --create still creates.
+    dir.run(&["write", "new", "--offset", "0", "--create", "4k", ""])
+        .ok();
+    assert_eq!(std::fs::metadata(dir.path("new")).unwrap().len(), 4096);
+});
+
+// ---------------------------------------------------------------------------------------
+// info
+
+clitest!(info_on_a_file, |dir| {
+    let path = dir.write("f", &pattern(10_000));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = dir.run(&["info", "f"]);
+    out.ok();
+    let text = out.stdout_str();
+    for expected in [
+        "file:",
+        "a regular file",
+        "10000 bytes",
+        "0640 (rw-r-----)",
+        "page size:",
+        "3 pages",
+        "not page-aligned",
+        "1808 of its 4096 bytes",
+        "no mapipc header (plain file)",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+});
+
+clitest!(info_on_an_empty_file, |dir| {
+    dir.write("empty", b"");
+    let out = dir.run(&["info", "empty"]);
+    out.ok();
+    let text = out.stdout_str();
+    assert!(text.contains("0 bytes"), "{text}");
+    assert!(
+        text.contains("not mappable") && text.contains("empty"),
+        "{text}"
+    );
+});
+
+clitest!(info_json, |dir| {
+    dir.write("f", &pattern(8192));
+    let out = dir.run(&["info", "f", "--json"]);
+    out.ok();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["size"], 8192);
+    assert_eq!(v["type"], "regular file");
+    assert_eq!(v["mapping"]["mappable"], true);
+    assert_eq!(
+        v["mapping"]["pages"],
+        8192 / v["page_size"].as_u64().unwrap()
+    );
+    assert_eq!(v["format"]["id"], "plain");
+    dir.write("empty", b"");
+    let out = dir.run(&["info", "empty", "--json"]);
+    out.ok();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["mapping"]["mappable"], false);
+    assert!(v["mapping"]["reason"].as_str().unwrap().contains("empty"));
+});
+
+clitest!(info_missing_file, |dir| {
+    let line = dir.run(&["info", "nope"]).error().to_string();
+    assert!(
+        line.contains("`nope`") && line.contains("No such file"),
+        "{line}"
+    );
+});
+
+// ---------------------------------------------------------------------------------------
+// demo
+
+clitest!(demo_runs_both_scenarios, |dir| {
+    let out = dir.run(&["demo"]);
+    out.ok();
+    let text = out.stdout_str();
+    assert!(
+        text.contains("parent: read \"hello from the forked child\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("reader: read \"hello from another process, through a shared file\""),
+        "{text}"
+    );
+    assert!(text.contains("not a wake-up"), "{text}");
+    // The temporary directory it announces as removed is gone.
+    let removed = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("reader: removed "))
+        .expect("the demo says what it removed");
+    assert!(!Path::new(removed).exists(), "{removed} still exists");
+});
+
+// ---------------------------------------------------------------------------------------
+// sizes, usage, global flags
+
+clitest!(bad_sizes_are_usage_errors_naming_the_problem, |dir| {
+    dir.write("f", b"hello");
+    for (args, expected) in [
+        (&["cat", "f", "--offset", "-1"][..], "negative"),
+        (&["cat", "f", "--len", "-4KiB"], "negative"),
+        (&["cat", "f", "--offset", "abc"], "not a size"),
+        (&["cat", "f", "--len", "12 parsecs"], "not a size"),
+        (&["cat", "f", "--offset", ""], "empty"),
+        (&["cat", "f", "--offset", "100EiB"], "too large"),
+        (
+            &["write", "f", "--offset", "0", "--create", "0", "x"],
+            "at least 1 byte",
+        ),
+        (&["write", "f", "--offset", "x1", "x"], "not a size"),
+    ] {
+        let out = dir.run(args);
+        let stderr = out.usage_error();
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    assert_eq!(std::fs::read(dir.path("f")).unwrap(), b"hello");
+});
+
+clitest!(usage_errors_exit_2, |dir| {
+    // No subcommand: clap prints the help on stderr, status 2.
+    let out = dir.run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        out.stderr.contains("Usage: mapipc <COMMAND>"),
+        "{}",
+        out.stderr
+    );
+    dir.usage_error_for(&["frobnicate"]);
+    dir.usage_error_for(&["cat"]);
+    dir.usage_error_for(&["write", "f", "x"]); // no --offset
+    dir.usage_error_for(&["write", "f", "--offset", "0"]); // neither DATA nor --stdin
+    dir.usage_error_for(&["write", "f", "--offset", "0", "--stdin", "x"]); // both
+});
+
+impl TestDir {
+    fn usage_error_for(&self, args: &[&str]) {
+        self.run(args).usage_error();
+    }
+}
+
+clitest!(help_and_version, |dir| {
+    let out = dir.run(&["--version"]);
+    out.ok();
+    assert_eq!(
+        out.stdout_str(),
+        format!("mapipc {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let out = dir.run(&["--help"]);
+    out.ok();
+    let text = out.stdout_str();
+    for cmd in ["cat", "write", "info", "demo", "Examples:"] {
+        assert!(text.contains(cmd), "{text}");
+    }
+    for cmd in ["cat", "write", "info", "demo"] {
+        let out = dir.run(&[cmd, "--help"]);
+        out.ok();
+        assert!(out.stdout_str().contains("Example"), "{cmd} --help");
+    }
+});
