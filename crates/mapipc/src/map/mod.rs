@@ -337,6 +337,8 @@ impl MapOptions {
                 write: self.needs_rdwr_fd(),
                 create: self.create.is_some(),
                 mode: self.mode,
+                // A FIFO must not hang the open; fstat then refuses it as not regular.
+                nonblock: true,
                 ..OpenHow::default()
             },
         )

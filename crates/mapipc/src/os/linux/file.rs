@@ -28,6 +28,9 @@ pub struct OpenHow {
     pub no_follow: bool,
     /// `O_DIRECTORY`: the path must be a directory (opened read-only).
     pub directory: bool,
+    /// `O_NONBLOCK`: never block in `open` (a FIFO without a writer would otherwise hang;
+    /// no effect on regular files).
+    pub nonblock: bool,
     /// Permission bits for a created file (before the umask).
     pub mode: u32,
 }
@@ -51,6 +54,9 @@ pub fn open(path: &Path, how: OpenHow) -> io::Result<OwnedFd> {
     }
     if how.directory {
         flags |= OFlags::DIRECTORY;
+    }
+    if how.nonblock {
+        flags |= OFlags::NONBLOCK;
     }
     Ok(fs::open(path, flags, Mode::from_raw_mode(how.mode))?)
 }
