@@ -64,6 +64,149 @@ pub enum Command {
     /// file) and narrate each step.
     #[command(after_help = DEMO_AFTER_HELP)]
     Demo(DemoArgs),
+    /// Create channel files (`mapipc chan create`).
+    #[command(subcommand)]
+    Chan(ChanCommand),
+    /// Send messages into a channel: each argument, or each line of standard input.
+    #[command(after_help = SEND_AFTER_HELP)]
+    Send(SendArgs),
+    /// Receive messages from a channel, one per line.
+    #[command(after_help = RECV_AFTER_HELP)]
+    Recv(RecvArgs),
+    /// Show a channel's counters and the state of its ends.
+    #[command(after_help = STAT_AFTER_HELP)]
+    Stat(StatArgs),
+}
+
+/// `mapipc chan ...`
+#[derive(Debug, Subcommand)]
+pub enum ChanCommand {
+    /// Create a channel file.
+    #[command(after_help = CHAN_CREATE_AFTER_HELP)]
+    Create(ChanCreateArgs),
+}
+
+const CHAN_CREATE_AFTER_HELP: &str = concat!(
+    "\
+Creates PATH (mode 0600) holding an empty single-producer single-consumer channel whose
+ring has CAPACITY bytes (rounded up to a power of two, at least 4 KiB). Messages may be 1
+byte up to CAPACITY/2 - 8 bytes. A bare NAME without '/' lives in /dev/shm. Fails if PATH
+exists, unless --force replaces it.
+
+",
+    sizes_note!(),
+    "
+
+Examples:
+  mapipc chan create /tmp/jobs --capacity 1MiB
+  mapipc chan create jobs --capacity 64KiB        (creates /dev/shm/jobs)"
+);
+
+/// Arguments of `mapipc chan create`.
+#[derive(Debug, Args)]
+pub struct ChanCreateArgs {
+    /// The channel file, or a bare name in /dev/shm.
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    /// Ring size in bytes.
+    #[arg(long, value_name = "SIZE", value_parser = size::parse_nonzero)]
+    pub capacity: u64,
+    /// Replace PATH if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+const SEND_AFTER_HELP: &str = "\
+Each MSG argument is one message. Without MSG, each line of standard input is one message
+(without its newline); with --binary, standard input is a sequence of frames, each a
+4-byte little-endian length followed by that many bytes. Messages are 1 byte to the
+channel's maximum (capacity/2 - 8); an empty or too long message is an error.
+
+When the ring is full, send waits for the receiver to make room (a channel that no
+receiver has opened yet fills up, then waits). With --nonblock it exits with status 3
+instead; with --timeout it waits at most DURATION, then exits with status 3. If the
+receiver is gone while the ring is full, send fails (status 1).
+
+Examples:
+  mapipc send /tmp/jobs 'first job' 'second job'
+  seq 1000 | mapipc send /tmp/jobs
+  mapipc send /tmp/jobs --timeout 2s 'give up after two seconds if full'";
+
+/// Arguments of `mapipc send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The channel file, or a bare name in /dev/shm.
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    /// Messages to send; none: read standard input.
+    #[arg(value_name = "MSG")]
+    pub msgs: Vec<OsString>,
+    /// Read length-prefixed binary frames from standard input.
+    #[arg(long, conflicts_with = "msgs")]
+    pub binary: bool,
+    /// Never wait: exit with status 3 if the ring is full.
+    #[arg(long, conflicts_with = "timeout")]
+    pub nonblock: bool,
+    /// Wait at most this long for room (e.g. 500ms, 2s, 1m); then exit with status 3.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+}
+
+const RECV_AFTER_HELP: &str = "\
+Prints each message followed by a newline (with --binary: as 4-byte little-endian length
+frames, the format `send --binary` reads). Exits 0 after --count messages, and 0 when the
+sender is gone and every message it sent was printed. A receiver started before any sender
+has opened the channel waits for one.
+
+--timeout DURATION bounds each wait for the next message: when it passes, recv exits with
+status 3. --nonblock prints what is there now and exits: 0 if it printed anything (or the
+sender is gone), 3 if the channel was empty. --follow keeps waiting for a new sender after
+the current one leaves.
+
+Examples:
+  mapipc recv /tmp/jobs --count 2
+  mapipc recv /tmp/jobs --follow --timeout 30s";
+
+/// Arguments of `mapipc recv`.
+#[derive(Debug, Args)]
+pub struct RecvArgs {
+    /// The channel file, or a bare name in /dev/shm.
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    /// Exit after this many messages.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Longest wait for the next message (e.g. 500ms, 2s); then exit with status 3.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Print what is there now and exit (status 3 if nothing was there).
+    #[arg(long, conflicts_with_all = ["timeout", "follow"])]
+    pub nonblock: bool,
+    /// Keep waiting for a new sender after the current one leaves.
+    #[arg(long)]
+    pub follow: bool,
+    /// Write length-prefixed binary frames instead of lines.
+    #[arg(long)]
+    pub binary: bool,
+}
+
+const STAT_AFTER_HELP: &str = "\
+Shows the channel's kind, capacity, bytes in use, messages sent and received, and for each
+end whether it is attached, alive, and parked (sleeping on the futex).
+
+Examples:
+  mapipc stat /tmp/jobs
+  mapipc stat /tmp/jobs --json | jq .sent";
+
+/// Arguments of `mapipc stat`.
+#[derive(Debug, Args)]
+pub struct StatArgs {
+    /// The channel file, or a bare name in /dev/shm.
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 const CAT_AFTER_HELP: &str = concat!(

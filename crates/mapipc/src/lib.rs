@@ -23,3 +23,4 @@
 
 pub mod map;
 pub mod os;
+pub mod channel;
