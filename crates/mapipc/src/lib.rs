@@ -7,7 +7,9 @@
 //!
 //! Layers, lowest first (each uses only those below it):
 //! - [`os`]: the only module making system calls;
-//! - [`map`]: safe mappings of files and anonymous memory.
+//! - [`map`]: safe mappings of files and anonymous memory;
+//! - [`region`]: shared regions with a validated header, named, anonymous or memfd, and a
+//!   peer table whose liveness the kernel tracks.
 //!
 //! ```
 //! use mapipc::map::MapOptions;
@@ -23,4 +25,5 @@
 
 pub mod map;
 pub mod os;
+pub mod region;
 pub mod channel;

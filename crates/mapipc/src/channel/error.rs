@@ -2,7 +2,8 @@
 
 use std::io;
 
-use crate::region::RegionError;
+use crate::map::AccessError;
+use crate::region::{CreateError, JoinError, OpenError};
 
 /// The channel's shared state is unusable: what every operation can report besides its own
 /// outcomes. Used inside the operation errors' `From` conversions.
@@ -306,9 +307,18 @@ pub enum ChannelError {
         /// Smallest capacity.
         min: u64,
     },
-    /// The region could not be created or opened.
+    /// The channel's region could not be created.
     #[error(transparent)]
-    Region(#[from] RegionError),
+    Create(#[from] CreateError),
+    /// The channel's region could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// No free slot in the region's peer table, or the slot lock failed.
+    #[error(transparent)]
+    Join(#[from] JoinError),
+    /// The region could not be written (for example it was truncated).
+    #[error(transparent)]
+    Access(#[from] AccessError),
     /// The file is not a channel, or its header is damaged.
     #[error("`{file}` is not a usable mapipc channel: {what}")]
     BadHeader {

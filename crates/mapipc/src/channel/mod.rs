@@ -75,7 +75,7 @@ use ring::{Consumer, Geometry, Peeked, Producer, RingError, Where};
 use slots::MappedRing;
 
 use crate::os;
-use crate::region::{Location, Peer, Region};
+use crate::region::{IntoLocation, Peer, Region};
 use crate::sync::{Notifier, WaitError, WaitOptions};
 
 mod atomic {
@@ -175,7 +175,7 @@ impl Shared {
     }
 
     fn check_truncated(&self) -> Result<(), Fault> {
-        if self.region.map().is_truncated() {
+        if self.region.as_mmap().is_truncated() {
             Err(Fault::Truncated { file: self.file() })
         } else {
             Ok(())
@@ -217,7 +217,7 @@ impl Shared {
                     file: self.file(),
                     role,
                     peer: cur,
-                    pid: self.region.peer_pid(cur).unwrap_or(0),
+                    pid: peer_pid(&self.region, cur),
                 });
             }
             // AcqRel: we take over from whatever was there (a dead or absent end).
@@ -250,11 +250,7 @@ impl Shared {
                 attached: id != 0,
                 alive: id != 0 && self.region.is_alive(id),
                 peer: id,
-                pid: if id != 0 {
-                    self.region.peer_pid(id).unwrap_or(0)
-                } else {
-                    0
-                },
+                pid: if id != 0 { peer_pid(&self.region, id) } else { 0 },
                 attaches: self.word(epoch_field).load(Ordering::Relaxed),
                 parked: Notifier::new(self.word(word_field)).waiters() > 0,
             }
@@ -271,6 +267,15 @@ impl Shared {
             positions_valid: head <= tail && tail - head <= self.geo.capacity(),
         }
     }
+}
+
+/// The pid a peer registered with, 0 if unknown.
+fn peer_pid(region: &Region, id: u32) -> u32 {
+    region
+        .peers()
+        .ok()
+        .and_then(|ps| ps.into_iter().find(|p| p.id == id))
+        .map_or(0, |p| p.pid)
 }
 
 /// A channel's shared memory, opened in this process. Attach ends with
@@ -322,7 +327,7 @@ impl Channel {
     /// [`MIN_CAPACITY`]).
     ///
     /// # Errors
-    /// [`ChannelError::BadCapacity`], [`ChannelError::Region`].
+    /// [`ChannelError::BadCapacity`], [`ChannelError::Create`].
     ///
     /// # Example
     /// ```no_run
@@ -350,7 +355,7 @@ impl Channel {
     /// Creates a channel file (a path, or a bare name in `/dev/shm`); fails if it exists.
     ///
     /// # Errors
-    /// [`ChannelError::BadCapacity`], [`ChannelError::Region`] (exists, bad name, disk full).
+    /// [`ChannelError::BadCapacity`], [`ChannelError::Create`] (exists, bad name, disk full).
     ///
     /// # Example
     /// ```
@@ -362,7 +367,7 @@ impl Channel {
     /// assert!(mapipc::channel::Channel::create(&path, 4096).is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn create(location: impl Into<Location>, capacity: usize) -> Result<Channel, ChannelError> {
+    pub fn create(location: impl IntoLocation, capacity: usize) -> Result<Channel, ChannelError> {
         let geo = geometry_for(capacity)?;
         let region = Region::create(location, (RING_OFFSET + geo.capacity()) as usize)?;
         Channel::init(region, geo, Kind::Spsc)
@@ -399,20 +404,16 @@ impl Channel {
         // half-written header with a valid magic.
         let mut staged = fixed;
         staged.magic = [0; 8];
-        region
-            .write_pod(0, &staged)
-            .map_err(|e| ChannelError::Region(e.into()))?;
-        region
-            .write_at(0, &fixed.magic)
-            .map_err(|e| ChannelError::Region(e.into()))?;
-        region.set_content_kind(REGION_CONTENT_CHANNEL);
+        region.write_pod(0, &staged)?;
+        region.write_at(0, &fixed.magic)?;
+        region.set_content_kind(REGION_CONTENT_CHANNEL)?;
         Channel::from_region(region)
     }
 
     /// Opens a channel file created by [`create`](Self::create), validating its header.
     ///
     /// # Errors
-    /// [`ChannelError::Region`] (missing file, not a region, bad name),
+    /// [`ChannelError::Open`] (missing file, not a region, bad name),
     /// [`ChannelError::BadHeader`] (not a channel, damaged header).
     ///
     /// # Example
@@ -424,7 +425,7 @@ impl Channel {
     /// assert!(err.to_string().contains("not"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn open(location: impl Into<Location>) -> Result<Channel, ChannelError> {
+    pub fn open(location: impl IntoLocation) -> Result<Channel, ChannelError> {
         Channel::from_region(Region::open(location)?)
     }
 
@@ -447,10 +448,10 @@ impl Channel {
             .map_err(|_| bad("region too small for a channel header"))?;
         let (kind, geo) = fixed.validate(region.len() as u64).map_err(bad)?;
         let header_off = region.data_offset();
-        let ring = MappedRing::new(region.map(), header_off, geo.capacity())
+        let ring = MappedRing::new(region.as_mmap(), header_off, geo.capacity())
             .ok_or_else(|| bad("channel does not fit the mapping"))?;
         let shared = Shared {
-            header_file_off: region.map().file_offset() + header_off,
+            header_file_off: region.as_mmap().file_offset() + header_off,
             region,
             ring,
             geo,
@@ -472,7 +473,7 @@ impl Channel {
     /// process is the producer; takes over from a dead one.
     ///
     /// # Errors
-    /// [`ChannelError::Busy`], [`ChannelError::Region`] (peer table full),
+    /// [`ChannelError::Busy`], [`ChannelError::Join`] (peer table full),
     /// [`ChannelError::Corrupted`].
     ///
     /// # Example
@@ -746,7 +747,7 @@ impl Sender {
     /// tx.send(b"queued until a receiver comes")?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn open(location: impl Into<Location>) -> Result<Sender, ChannelError> {
+    pub fn open(location: impl IntoLocation) -> Result<Sender, ChannelError> {
         Channel::open(location)?.sender()
     }
 
@@ -1217,7 +1218,7 @@ impl Receiver {
     /// assert!(rx.try_recv().is_err()); // empty, and no producer yet
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn open(location: impl Into<Location>) -> Result<Receiver, ChannelError> {
+    pub fn open(location: impl IntoLocation) -> Result<Receiver, ChannelError> {
         Channel::open(location)?.receiver()
     }
 

@@ -70,3 +70,18 @@ pub fn available_cpus() -> usize {
         Err(_) => 1,
     }
 }
+
+/// Sleeps for `d` (`clock_nanosleep(CLOCK_MONOTONIC)`, resumed after signals until the whole
+/// duration has passed).
+pub fn sleep(d: std::time::Duration) {
+    let mut req = rustix::time::Timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: d.subsec_nanos() as _,
+    };
+    loop {
+        match rustix::thread::clock_nanosleep_relative(rustix::thread::ClockId::Monotonic, &req) {
+            rustix::thread::NanosleepRelativeResult::Interrupted(rem) => req = rem,
+            _ => return,
+        }
+    }
+}
