@@ -85,6 +85,45 @@ mod atomic {
     pub(crate) use std::sync::atomic::AtomicU64;
 }
 
+/// Fuzzing entry points (built only with `--cfg fuzzing`, as cargo-fuzz does).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Runs the ring's producer and consumer over arbitrary memory.
+    pub fn ring(data: &[u8]) {
+        super::ring::fuzz_ring(data);
+    }
+
+    /// Lays arbitrary bytes over a channel's header and ring in a real mapping, then opens
+    /// it and receives until empty or an error: nothing may crash, hang or panic.
+    pub fn channel(data: &[u8]) {
+        use super::{Channel, TryRecvError, RING_OFFSET};
+        let Ok(region) = crate::region::Region::anonymous((RING_OFFSET + 4096) as usize) else {
+            return;
+        };
+        let n = data.len().min(region.len());
+        if region.write_at(0, &data[..n]).is_err() {
+            return;
+        }
+        let Ok(chan) = Channel::from_region(region) else {
+            return;
+        };
+        let _ = chan.stat();
+        if let Ok(mut rx) = chan.receiver() {
+            for _ in 0..1024 {
+                match rx.try_recv() {
+                    Ok(m) => assert!(!m.is_empty() && m.len() <= chan.max_message()),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                    Err(_) => break,
+                }
+            }
+        }
+        if let Ok(mut tx) = chan.sender() {
+            let _ = tx.try_send(b"fuzz");
+        }
+    }
+}
+
 /// The `content` kind a channel sets in its region header.
 pub const REGION_CONTENT_CHANNEL: u32 = 0x4348_0001;
 

@@ -469,7 +469,7 @@ impl Consumer {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 pub(crate) mod heap {
     //! A ring in ordinary heap memory for tests (and, under `cfg(loom)`, with every word in
     //! a loom cell so the model checker sees data races on payload bytes too).
@@ -525,6 +525,7 @@ pub(crate) mod heap {
         }
 
         /// Scribbles a word, as a hostile peer would.
+        #[allow(dead_code)]
         pub(crate) fn poke(&self, off: u64, v: u64) {
             self.set((off / 8) as usize, v)
         }
@@ -836,5 +837,51 @@ mod loom_tests {
             }
             prod.join().unwrap();
         });
+    }
+}
+
+/// Fuzzing entry: runs both ends of the ring over arbitrary memory (the first 16 bytes are
+/// the positions, the rest the ring) and checks that nothing they report lies outside it.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_ring(data: &[u8]) {
+    use heap::HeapRing;
+    if data.len() < 16 + MIN_CAPACITY as usize {
+        return;
+    }
+    let head = u64::from_le_bytes(data[0..8].try_into().unwrap());
+    let tail = u64::from_le_bytes(data[8..16].try_into().unwrap());
+    let body = &data[16..];
+    let cap = (1u64 << (63 - (body.len() as u64).leading_zeros())).min(1 << 16);
+    let geo = Geometry::new(cap).unwrap();
+    let mem = HeapRing::new(cap);
+    for (i, chunk) in body[..cap as usize].chunks(8).enumerate() {
+        mem.poke(i as u64 * 8, u64::from_le_bytes(chunk.try_into().unwrap()));
+    }
+    mem.head.store(head, Ordering::Relaxed);
+    mem.tail.store(tail, Ordering::Relaxed);
+    if let Ok(mut c) = Consumer::attach(geo, &mem) {
+        let mut buf = Vec::new();
+        // Bounded: each record is at least 8 bytes and at most `cap` bytes are published.
+        for _ in 0..=(cap / 8) {
+            match c.try_peek(&mem) {
+                Ok(Some(p)) => {
+                    assert!(p.data + p.len <= cap, "record outside the ring");
+                    buf.resize(p.len as usize, 0);
+                    mem.read_bytes(p.data, &mut buf);
+                    c.consume(&p);
+                    c.publish(&mem);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+    if let Ok(mut p) = Producer::attach(geo, &mem) {
+        for len in [1, 7, 64, geo.max_payload()] {
+            if let Ok(r) = p.try_reserve(&mem, len) {
+                assert!(r.data + r.len <= cap, "reservation outside the ring");
+                p.commit(&mem, &r);
+                p.publish(&mem);
+            }
+        }
     }
 }
