@@ -8,8 +8,13 @@
 //! Layers, lowest first (each uses only those below it):
 //! - [`os`]: the only module making system calls;
 //! - [`map`]: safe mappings of files and anonymous memory;
+<<<<<<< HEAD
 //! - [`region`]: shared regions with a validated header, named, anonymous or memfd, and a
 //!   peer table whose liveness the kernel tracks.
+=======
+//! - [`sync`]: futexes, an event ([`sync::Notifier`]) and a robust mutex
+//!   ([`sync::RobustMutex`]) living in shared words, for processes to wait for each other.
+>>>>>>> sync
 //!
 //! ```
 //! use mapipc::map::MapOptions;
@@ -26,4 +31,5 @@
 pub mod map;
 pub mod os;
 pub mod region;
+pub mod sync;
 pub mod channel;
