@@ -8,13 +8,11 @@
 //! Layers, lowest first (each uses only those below it):
 //! - [`os`]: the only module making system calls;
 //! - [`map`]: safe mappings of files and anonymous memory;
-<<<<<<< HEAD
 //! - [`region`]: shared regions with a validated header, named, anonymous or memfd, and a
-//!   peer table whose liveness the kernel tracks.
-=======
+//!   peer table whose liveness the kernel tracks;
 //! - [`sync`]: futexes, an event ([`sync::Notifier`]) and a robust mutex
-//!   ([`sync::RobustMutex`]) living in shared words, for processes to wait for each other.
->>>>>>> sync
+//!   ([`sync::RobustMutex`]) living in shared words, for processes to wait for each other;
+//! - [`channel`]: lock-free message channels between processes.
 //!
 //! ```
 //! use mapipc::map::MapOptions;
