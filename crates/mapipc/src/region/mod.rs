@@ -532,6 +532,7 @@ impl RegionOptions {
             exclusive: true,
             no_follow: true,
             directory: false,
+            nonblock: true,
             mode: self.mode,
         };
         let fd = os::file::open(&path, how).map_err(|source| {
@@ -585,6 +586,8 @@ impl RegionOptions {
         let how = OpenHow {
             write: true,
             no_follow: true,
+            // A FIFO must not hang the open; it is then refused as not a regular file.
+            nonblock: true,
             ..OpenHow::default()
         };
         let fd = os::file::open(&path, how).map_err(|source| {
