@@ -714,3 +714,195 @@ clitest!(help_and_version, |dir| {
         assert!(out.stdout_str().contains("Example"), "{cmd} --help");
     }
 });
+
+// ---------------------------------------------------------------------------------------
+// chan create / send / recv / stat
+
+impl Out {
+    /// Asserts exit status 3 (timed out, or nothing to do with --nonblock) with one
+    /// `error:` line.
+    fn status3(&self) -> &str {
+        assert_eq!(
+            self.status.code(),
+            Some(3),
+            "expected exit status 3, got {:?}\nstderr: {}",
+            self.status,
+            self.stderr
+        );
+        assert_one_error_line(&self.stderr);
+        self.stderr.trim_end()
+    }
+}
+
+impl TestDir {
+    /// Starts `mapipc ARGS` in the background with piped stdout.
+    fn spawn(&self, args: &[&str]) -> Child {
+        let mut cmd = self.command(args);
+        cmd.stdin(Stdio::null());
+        cmd.spawn().expect("spawn mapipc")
+    }
+}
+
+clitest!(chan_send_then_recv_in_order, |dir| {
+    let c = dir.path("c");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--capacity", "64KiB"]).ok();
+    dir.run(&["send", c, "one", "two"]).ok();
+    dir.run_with_stdin(&["send", c], b"three\nfour\n").ok();
+    let out = dir.run(&["recv", c, "--count", "3"]);
+    assert_eq!(out.ok().stdout_str(), "one\ntwo\nthree\n");
+    // The sender is gone: recv prints what is left and exits 0.
+    let out = dir.run(&["recv", c]);
+    assert_eq!(out.ok().stdout_str(), "four\n");
+});
+
+clitest!(chan_create_refuses_existing_unless_forced, |dir| {
+    let c = dir.path("c");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--capacity", "4KiB"]).ok();
+    let line = dir
+        .run(&["chan", "create", c, "--capacity", "4KiB"])
+        .error()
+        .to_string();
+    assert!(line.contains("exists"), "{line}");
+    dir.run(&["chan", "create", c, "--capacity", "8KiB", "--force"])
+        .ok();
+    let out = dir.run(&["stat", c, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.ok().stdout).unwrap();
+    assert_eq!(v["capacity"], 8192);
+    assert_eq!(v["kind"], "spsc");
+});
+
+clitest!(chan_recv_waits_for_a_late_sender, |dir| {
+    let c = dir.path("c");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--capacity", "4KiB"]).ok();
+    let rx = dir.spawn(&["recv", c, "--count", "2", "--timeout", "60s"]);
+    // The receiver waits for a sender; this one comes later.
+    dir.run(&["send", c, "late", "sender"]).ok();
+    let out = finish(rx, None);
+    assert_eq!(out.ok().stdout_str(), "late\nsender\n");
+});
+
+clitest!(chan_sender_fills_then_waits_for_a_receiver, |dir| {
+    let c = dir.path("c");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--capacity", "4KiB"]).ok();
+    // 400 messages of 100 bytes do not fit a 4 KiB ring: the sender must wait.
+    let lines: String = (0..400).map(|i| format!("{i:0100}\n")).collect();
+    let mut cmd = dir.command(&["send", c]);
+    cmd.stdin(Stdio::piped());
+    let mut tx = cmd.spawn().unwrap();
+    let mut stdin = tx.stdin.take().unwrap();
+    let feeder = thread::spawn(move || stdin.write_all(lines.as_bytes()));
+    let out = dir.run(&["recv", c, "--count", "400", "--timeout", "60s"]);
+    let got = out.ok().stdout_str();
+    assert_eq!(got.lines().count(), 400);
+    for (i, l) in got.lines().enumerate() {
+        assert_eq!(l, format!("{i:0100}"));
+    }
+    feeder.join().unwrap().unwrap();
+    let out = finish(tx, None);
+    out.ok();
+});
+
+clitest!(chan_nonblock_and_timeout_exit_3, |dir| {
+    let c = dir.path("c");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--capacity", "4KiB"]).ok();
+    assert!(dir
+        .run(&["recv", c, "--nonblock"])
+        .status3()
+        .contains("empty"));
+    assert!(dir
+        .run(&["recv", c, "--timeout", "50ms"])
+        .status3()
+        .contains("timed out"));
+    let big = "x".repeat(2000);
+    dir.run(&["send", c, &big, &big]).ok();
+    assert!(dir
+        .run(&["send", c, "--nonblock", &big])
+        .status3()
+        .contains("full"));
+    assert!(dir
+        .run(&["send", c, "--timeout", "50ms", &big])
+        .status3()
+        .contains("timed out"));
+});
+
+clitest!(chan_too_large_and_empty_messages_are_errors, |dir| {
+    let c = dir.path("c");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--capacity", "4KiB"]).ok();
+    let big = "x".repeat(2041);
+    let line = dir.run(&["send", c, &big]).error().to_string();
+    assert!(
+        line.contains("2041 bytes") && line.contains("2040"),
+        "{line}"
+    );
+    let line = dir
+        .run_with_stdin(&["send", c], b"a\n\nb\n")
+        .error()
+        .to_string();
+    assert!(line.contains("line 2"), "{line}");
+    // The message before the bad one was sent.
+    assert_eq!(
+        dir.run(&["recv", c, "--count", "1"]).ok().stdout_str(),
+        "a\n"
+    );
+});
+
+clitest!(chan_binary_frames_round_trip, |dir| {
+    let c = dir.path("c");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--capacity", "64KiB"]).ok();
+    let msgs: Vec<Vec<u8>> = vec![vec![0, 10, 13, 255], b"line\nbreak".to_vec(), vec![7; 1000]];
+    let mut input = Vec::new();
+    for m in &msgs {
+        input.extend_from_slice(&(m.len() as u32).to_le_bytes());
+        input.extend_from_slice(m);
+    }
+    dir.run_with_stdin(&["send", c, "--binary"], &input).ok();
+    let out = dir.run(&["recv", c, "--binary", "--count", "3"]);
+    assert_eq!(out.ok().stdout, input);
+});
+
+clitest!(chan_commands_on_foreign_and_missing_files, |dir| {
+    dir.write("plain", &pattern(20_000));
+    for args in [
+        vec!["send", "./plain", "x"],
+        vec!["recv", "./plain", "--nonblock"],
+        vec!["stat", "./plain"],
+        vec!["send", "./missing", "x"],
+        vec!["recv", "./missing"],
+        vec!["stat", "./missing"],
+        vec!["stat", "bad/../name"],
+    ] {
+        let out = dir.run(&args);
+        out.error();
+    }
+    // A region file whose channel header is garbage: refused, no crash.
+    let p = dir.path("c");
+    dir.run(&["chan", "create", p.to_str().unwrap(), "--capacity", "4KiB"])
+        .ok();
+    let mut bytes = std::fs::read(&p).unwrap();
+    for b in &mut bytes[4096..4096 + 64] {
+        *b = 0x5a;
+    }
+    std::fs::write(&p, &bytes).unwrap();
+    let line = dir.run(&["recv", "./c", "--nonblock"]).error().to_string();
+    assert!(line.contains("not a mapipc channel"), "{line}");
+});
+
+clitest!(chan_info_recognises_channel_files, |dir| {
+    dir.run(&["chan", "create", "./c", "--capacity", "4KiB"])
+        .ok();
+    dir.run(&["send", "./c", "queued"]).ok();
+    let text = dir.run(&["info", "c"]).ok().stdout_str();
+    assert!(text.contains("mapipc shared region"), "{text}");
+    assert!(text.contains("channel:") && text.contains("spsc"), "{text}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&dir.run(&["info", "c", "--json"]).ok().stdout).unwrap();
+    assert_eq!(v["format"]["id"], "region");
+    assert_eq!(v["header"]["sent"], 1);
+});

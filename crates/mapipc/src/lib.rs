@@ -26,8 +26,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
 
+pub mod channel;
 pub mod map;
 pub mod os;
 pub mod region;
 pub mod sync;
-pub mod channel;

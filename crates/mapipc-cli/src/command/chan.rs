@@ -44,6 +44,11 @@ pub fn create(args: &ChanCreateArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
+/// A deadline that never comes (about 30 years away), for waits without a timeout.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(1 << 30)
+}
+
 fn exit3(message: impl Into<String>) -> anyhow::Error {
     Exit {
         code: 3,
@@ -69,7 +74,11 @@ impl Source<'_> {
                 "argument".to_string()
             })),
             Source::Lines(input, n) => {
-                if input.read_until(b'\n', buf).context("cannot read standard input")? == 0 {
+                if input
+                    .read_until(b'\n', buf)
+                    .context("cannot read standard input")?
+                    == 0
+                {
                     return Ok(None);
                 }
                 if buf.last() == Some(&b'\n') {
@@ -120,31 +129,52 @@ pub fn send(args: &SendArgs, _out: &mut dyn Write) -> Result<()> {
                 loc.path().display()
             );
         }
-        if args.nonblock {
-            match tx.try_send(&buf) {
-                Ok(()) => {}
-                Err(TrySendError::Full) => {
-                    return Err(exit3(format!(
-                        "channel `{}` is full ({sent} sent; --nonblock)",
-                        loc.path().display()
-                    )))
+        let deadline = args.timeout.map(|t| Instant::now() + t);
+        let what = |sent: u64| format!("`{}` ({sent} sent)", loc.path().display());
+        loop {
+            let r = if args.nonblock {
+                match tx.try_send(&buf) {
+                    Ok(()) => Ok(()),
+                    Err(TrySendError::Full) => {
+                        return Err(exit3(format!(
+                            "channel {} is full (--nonblock)",
+                            what(sent)
+                        )))
+                    }
+                    Err(TrySendError::Disconnected) => {
+                        return Err(exit3(format!(
+                            "channel {} is full and no receiver is attached (--nonblock)",
+                            what(sent)
+                        )))
+                    }
+                    Err(e) => Err(anyhow::Error::new(e)),
                 }
-                Err(e) => return Err(e).context(format!("sending {origin}")),
-            }
-        } else if let Some(t) = args.timeout {
-            match tx.send_timeout(&buf, t) {
-                Ok(()) => {}
-                Err(SendTimeoutError::Timeout) => {
-                    return Err(exit3(format!(
-                        "timed out after {} waiting for room in `{}` ({sent} sent)",
-                        humantime::format_duration(t),
-                        loc.path().display()
-                    )))
+            } else {
+                match tx.send_deadline(&buf, deadline.unwrap_or(far_future())) {
+                    Ok(()) => Ok(()),
+                    Err(SendTimeoutError::Timeout) => {
+                        return Err(exit3(format!(
+                            "timed out after {} waiting for room in {}",
+                            humantime::format_duration(args.timeout.unwrap_or_default()),
+                            what(sent)
+                        )))
+                    }
+                    Err(SendTimeoutError::Disconnected) => {
+                        // Full, and the receiver left: wait for the next one to make room.
+                        if !tx.wait_for_receiver(deadline) {
+                            return Err(exit3(format!(
+                                "timed out after {} waiting for a receiver to make room in {}",
+                                humantime::format_duration(args.timeout.unwrap_or_default()),
+                                what(sent)
+                            )));
+                        }
+                        continue;
+                    }
+                    Err(e) => Err(anyhow::Error::new(e)),
                 }
-                Err(e) => return Err(e).context(format!("sending {origin}")),
-            }
-        } else {
-            tx.send(&buf).with_context(|| format!("sending {origin}"))?;
+            };
+            r.with_context(|| format!("sending {origin}"))?;
+            break;
         }
         sent += 1;
     }

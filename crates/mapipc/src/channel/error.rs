@@ -53,7 +53,9 @@ macro_rules! fault_variants {
 #[non_exhaustive]
 pub enum SendError {
     /// The message is empty or longer than [`max_message`](super::Channel::max_message).
-    #[error("a message of {len} bytes cannot be sent: messages are 1 to {max} bytes on this channel")]
+    #[error(
+        "a message of {len} bytes cannot be sent: messages are 1 to {max} bytes on this channel"
+    )]
     BadLength {
         /// Requested length.
         len: usize,
@@ -99,7 +101,9 @@ pub enum TrySendError {
     #[error("the channel is full")]
     Full,
     /// The message is empty or too long.
-    #[error("a message of {len} bytes cannot be sent: messages are 1 to {max} bytes on this channel")]
+    #[error(
+        "a message of {len} bytes cannot be sent: messages are 1 to {max} bytes on this channel"
+    )]
     BadLength {
         /// Requested length.
         len: usize,
@@ -145,7 +149,9 @@ pub enum SendTimeoutError {
     #[error("timed out waiting for room in the channel")]
     Timeout,
     /// The message is empty or too long.
-    #[error("a message of {len} bytes cannot be sent: messages are 1 to {max} bytes on this channel")]
+    #[error(
+        "a message of {len} bytes cannot be sent: messages are 1 to {max} bytes on this channel"
+    )]
     BadLength {
         /// Requested length.
         len: usize,

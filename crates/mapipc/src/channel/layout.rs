@@ -10,8 +10,10 @@
 //!               producer epoch
 //!    128     2  head, received, consumer id,   consumer
 //!               consumer epoch
-//!    192     3  data notifier word             consumer parks, producer wakes
-//!    256     4  space notifier word            producer parks, consumer wakes
+//!    192     3  data notifier word,            consumer parks, producer wakes;
+//!               consumer-never-parks flag      consumer (on mode change)
+//!    256     4  space notifier word,           producer parks, consumer wakes;
+//!               producer-never-parks flag      producer (on mode change)
 //!    320     5  aborted (mpsc), reserved
 //!    384        ... up to `ring offset` (4096): reserved
 //!   4096        the ring: `capacity` bytes of records
@@ -41,7 +43,11 @@ pub(crate) mod off {
     pub(crate) const CONSUMER: u64 = 144;
     pub(crate) const CONSUMER_EPOCH: u64 = 148;
     pub(crate) const DATA_WORD: u64 = 192;
+    /// Non-zero while the consumer busy-polls (never parks): the producer may skip waking.
+    pub(crate) const CONSUMER_NEVER_PARKS: u64 = 196;
     pub(crate) const SPACE_WORD: u64 = 256;
+    /// Non-zero while the producer busy-polls (never parks).
+    pub(crate) const PRODUCER_NEVER_PARKS: u64 = 260;
 }
 
 /// Channel kinds (the `kind` field).
@@ -103,7 +109,10 @@ impl Fixed {
 
     /// Checks every field against what this version writes and against the space
     /// available (`area_len`: bytes from the header to the end of the region's data).
-    pub(crate) fn validate(&self, area_len: u64) -> Result<(Kind, super::ring::Geometry), &'static str> {
+    pub(crate) fn validate(
+        &self,
+        area_len: u64,
+    ) -> Result<(Kind, super::ring::Geometry), &'static str> {
         if self.magic != MAGIC {
             return Err("not a mapipc channel (bad magic)");
         }

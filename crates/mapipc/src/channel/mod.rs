@@ -71,7 +71,7 @@ pub use slots::{Bytes, BytesMut};
 
 use error::Fault;
 use layout::{off, Fixed, RING_OFFSET};
-use ring::{Consumer, Geometry, Peeked, Producer, RingError, Where};
+use ring::{Consumer, Geometry, Peeked, Producer, RingError, RingMem, Where};
 use slots::MappedRing;
 
 use crate::os;
@@ -79,9 +79,9 @@ use crate::region::{IntoLocation, Peer, Region};
 use crate::sync::{Notifier, WaitError, WaitOptions};
 
 mod atomic {
-    #[cfg(loom)]
+    #[cfg(all(loom, test))]
     pub(crate) use loom::sync::atomic::AtomicU64;
-    #[cfg(not(loom))]
+    #[cfg(all(not(loom), any(test, fuzzing)))]
     pub(crate) use std::sync::atomic::AtomicU64;
 }
 
@@ -213,6 +213,7 @@ impl Shared {
         }
     }
 
+    #[inline]
     fn check_truncated(&self) -> Result<(), Fault> {
         if self.region.as_mmap().is_truncated() {
             Err(Fault::Truncated { file: self.file() })
@@ -235,15 +236,31 @@ impl Shared {
     /// Wakes the waiter parked on `word_field` if there is one: call after publishing.
     /// One atomic read-modify-write of the notifier word; a syscall only when someone is
     /// registered as parked (see [`Notifier`] for why no wake-up is lost).
+    ///
+    /// Skipped entirely while the other end advertises that it busy-polls (`never_parks`,
+    /// on the notifier word's own cache line, which that end writes only when it changes
+    /// strategy): then publishing costs no barrier at all. An end that switches from
+    /// busy-polling to parking clears the flag first; a publication racing with that switch
+    /// may skip its wake-up, which delays that end by at most one liveness-check interval.
     #[inline]
-    fn wake_if_parked(&self, word_field: u64) {
-        Notifier::new(self.word(word_field)).notify_all();
+    fn wake_if_parked(&self, word_field: u64, never_parks_field: u64) {
+        if self.word(never_parks_field).load(Ordering::Relaxed) == 0 {
+            Notifier::new(self.word(word_field)).notify_all();
+        }
+    }
+
+    /// Advertises whether this end busy-polls (see [`wake_if_parked`](Self::wake_if_parked)).
+    fn advertise_strategy(&self, never_parks_field: u64, wait: WaitStrategy) {
+        let flag = u32::from(wait == WaitStrategy::BusyPoll);
+        self.word(never_parks_field).store(flag, Ordering::Release);
+        std::sync::atomic::fence(Ordering::SeqCst);
     }
 
     fn attach_end(
         &self,
         field: u64,
         epoch_field: u64,
+        wake_field: u64,
         role: &'static str,
     ) -> Result<Peer, ChannelError> {
         let peer = self.region.join()?;
@@ -268,14 +285,20 @@ impl Shared {
             }
         }
         self.word(epoch_field).fetch_add(1, Ordering::AcqRel);
+        // Wake the other end if it waits for one of us to attach.
+        Notifier::new(self.word(wake_field)).notify_all();
         Ok(peer)
     }
 
-    fn detach_end(&self, field: u64, me: u32, wake_field: u64) {
+    fn detach_end(&self, field: u64, me: u32, wake_field: u64, never_parks_field: u64) {
         // Only clear our own registration: a successor may already have taken over.
-        let _ = self
+        if self
             .word(field)
-            .compare_exchange(me, 0, Ordering::AcqRel, Ordering::Relaxed);
+            .compare_exchange(me, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.word(never_parks_field).store(0, Ordering::Release);
+        }
         // Tell a parked peer at once rather than at its next liveness check.
         Notifier::new(self.word(wake_field)).notify_all();
     }
@@ -289,7 +312,11 @@ impl Shared {
                 attached: id != 0,
                 alive: id != 0 && self.region.is_alive(id),
                 peer: id,
-                pid: if id != 0 { peer_pid(&self.region, id) } else { 0 },
+                pid: if id != 0 {
+                    peer_pid(&self.region, id)
+                } else {
+                    0
+                },
                 attaches: self.word(epoch_field).load(Ordering::Relaxed),
                 parked: Notifier::new(self.word(word_field)).waiters() > 0,
             }
@@ -519,9 +546,15 @@ impl Channel {
     /// See [`Channel`].
     pub fn sender(&self) -> Result<Sender, ChannelError> {
         let s = &self.shared;
-        let peer = s.attach_end(off::PRODUCER, off::PRODUCER_EPOCH, "producer")?;
+        let peer = s.attach_end(
+            off::PRODUCER,
+            off::PRODUCER_EPOCH,
+            off::DATA_WORD,
+            "producer",
+        )?;
         let core = Producer::attach(s.geo, &s.ring).map_err(|e| self.attach_fault(e))?;
         let sent = s.ring.counter(off::SENT).load(Ordering::Relaxed);
+        s.advertise_strategy(off::PRODUCER_NEVER_PARKS, WaitStrategy::default());
         Ok(Sender {
             shared: self.shared.clone(),
             me: peer.id(),
@@ -544,9 +577,15 @@ impl Channel {
     /// See [`pair`].
     pub fn receiver(&self) -> Result<Receiver, ChannelError> {
         let s = &self.shared;
-        let peer = s.attach_end(off::CONSUMER, off::CONSUMER_EPOCH, "consumer")?;
+        let peer = s.attach_end(
+            off::CONSUMER,
+            off::CONSUMER_EPOCH,
+            off::SPACE_WORD,
+            "consumer",
+        )?;
         let core = Consumer::attach(s.geo, &s.ring).map_err(|e| self.attach_fault(e))?;
         let received = s.ring.counter(off::RECEIVED).load(Ordering::Relaxed);
+        s.advertise_strategy(off::CONSUMER_NEVER_PARKS, WaitStrategy::default());
         Ok(Receiver {
             shared: self.shared.clone(),
             me: peer.id(),
@@ -791,8 +830,14 @@ impl Sender {
     }
 
     /// Sets how a send waits for room (default: spin a little, then park).
+    ///
+    /// With [`WaitStrategy::BusyPoll`] the sender tells the receiver it never parks, so the
+    /// receiver's releases skip the wake-up barrier: the fastest mode when both ends have a
+    /// CPU to burn.
     pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
         self.wait = wait;
+        self.shared
+            .advertise_strategy(off::PRODUCER_NEVER_PARKS, wait);
     }
 
     /// Sets how often a blocked send checks that the receiver is alive (default 50 ms).
@@ -818,15 +863,25 @@ impl Sender {
     }
 
     /// Reserves room for `len` bytes, waiting as asked.
-    fn reserve_inner(&mut self, len: usize, block: Blocking) -> Result<ring::Reservation, SendFail> {
-        let shared = self.shared.clone();
-        let s = &*shared;
-        match self.core.try_reserve(&s.ring, len as u64) {
-            Ok(r) => return Ok(r),
-            Err(RingError::Full) => {}
-            Err(RingError::BadLength { .. }) => return Err(SendFail::BadLength(len)),
-            Err(e) => return Err(SendFail::Fault(s.fault(e))),
+    /// Reserves room for `len` bytes, waiting as asked. The fast path (room in the cached
+    /// view) is inline; waiting lives in [`reserve_slow`](Self::reserve_slow).
+    #[inline]
+    fn reserve_inner(
+        &mut self,
+        len: usize,
+        block: Blocking,
+    ) -> Result<ring::Reservation, SendFail> {
+        match self.core.try_reserve(&self.shared.ring, len as u64) {
+            Ok(r) => Ok(r),
+            Err(RingError::Full) => self.reserve_slow(len, block),
+            Err(RingError::BadLength { .. }) => Err(SendFail::BadLength(len)),
+            Err(e) => Err(SendFail::Fault(self.shared.fault(e))),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn reserve_slow(&mut self, len: usize, block: Blocking) -> Result<ring::Reservation, SendFail> {
         // Full. Publish anything batched first, so the consumer can make room.
         self.publish();
         let deadline = match block {
@@ -839,8 +894,15 @@ impl Sender {
             }
             Blocking::Until(d) => d,
         };
+        let Sender {
+            shared,
+            core,
+            wait,
+            check_interval,
+            ..
+        } = self;
+        let s = &**shared;
         loop {
-            let core = &mut self.core;
             let mut fault = None;
             let mut ready = || match core.refresh_head(&s.ring) {
                 Ok(_) => core.fits_cached(len as u64),
@@ -849,15 +911,13 @@ impl Sender {
                     true
                 }
             };
-            let alive = || {
-                !(s.end_ever_attached(off::CONSUMER_EPOCH) && !s.end_alive(off::CONSUMER))
-            };
+            let alive = || !s.end_ever_attached(off::CONSUMER_EPOCH) || s.end_alive(off::CONSUMER);
             let outcome = Waiter { deadline }
                 .wait(
                     s,
                     off::SPACE_WORD,
-                    self.wait,
-                    self.check_interval,
+                    *wait,
+                    *check_interval,
                     &mut ready,
                     &alive,
                 )
@@ -866,7 +926,7 @@ impl Sender {
                 return Err(SendFail::Fault(s.fault(e)));
             }
             match outcome {
-                WaitOutcome::Ready => match self.core.try_reserve(&s.ring, len as u64) {
+                WaitOutcome::Ready => match core.try_reserve(&s.ring, len as u64) {
                     Ok(r) => return Ok(r),
                     Err(RingError::Full) => continue,
                     Err(RingError::BadLength { .. }) => return Err(SendFail::BadLength(len)),
@@ -878,23 +938,26 @@ impl Sender {
         }
     }
 
+    #[inline]
     fn publish(&mut self) {
         if self.core.has_unpublished() {
             let s = &*self.shared;
             self.core.publish(&s.ring);
-            s.ring.counter(off::SENT).store(self.sent, Ordering::Relaxed);
-            s.wake_if_parked(off::DATA_WORD);
+            s.ring
+                .counter(off::SENT)
+                .store(self.sent, Ordering::Relaxed);
+            s.wake_if_parked(off::DATA_WORD, off::CONSUMER_NEVER_PARKS);
         }
     }
 
+    #[inline]
     fn send_inner(&mut self, data: &[u8], block: Blocking) -> Result<(), SendFail> {
         let r = self.reserve_inner(data.len(), block)?;
-        let s = &*self.shared;
-        s.ring.write_bytes(r.data, data);
-        self.core.commit(&s.ring, &r);
+        self.shared.ring.write_bytes(r.data, data);
+        self.core.commit(&self.shared.ring, &r);
         self.sent += 1;
         self.publish();
-        s.check_truncated().map_err(SendFail::Fault)
+        self.shared.check_truncated().map_err(SendFail::Fault)
     }
 
     fn bad_length(&self, len: usize) -> (usize, usize) {
@@ -925,7 +988,9 @@ impl Sender {
             }
             Err(SendFail::Disconnected) => Err(SendError::Disconnected),
             Err(SendFail::Fault(f)) => Err(f.into()),
-            Err(SendFail::Full | SendFail::Timeout) => unreachable!("blocking send never times out"),
+            Err(SendFail::Full | SendFail::Timeout) => {
+                unreachable!("blocking send never times out")
+            }
         }
     }
 
@@ -989,7 +1054,11 @@ impl Sender {
     /// tx.send_deadline(b"x", std::time::Instant::now())?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn send_deadline(&mut self, data: &[u8], deadline: Instant) -> Result<(), SendTimeoutError> {
+    pub fn send_deadline(
+        &mut self,
+        data: &[u8],
+        deadline: Instant,
+    ) -> Result<(), SendTimeoutError> {
         match self.send_inner(data, Blocking::Until(Some(deadline))) {
             Ok(()) => Ok(()),
             Err(SendFail::Timeout | SendFail::Full) => Err(SendTimeoutError::Timeout),
@@ -1029,7 +1098,10 @@ impl Sender {
     /// assert_eq!(rx.recv()?, b"def");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn send_batch<'m>(&mut self, msgs: impl IntoIterator<Item = &'m [u8]>) -> Result<usize, SendError> {
+    pub fn send_batch<'m>(
+        &mut self,
+        msgs: impl IntoIterator<Item = &'m [u8]>,
+    ) -> Result<usize, SendError> {
         let mut n = 0;
         for m in msgs {
             let r = match self.reserve_inner(m.len(), Blocking::Until(None)) {
@@ -1127,6 +1199,36 @@ impl Sender {
     pub fn flush(&mut self) {
         self.publish();
     }
+
+    /// Waits until a receiver is attached and alive, up to `deadline`. Returns whether one
+    /// is. Useful after [`SendError::Disconnected`] when a new receiver may come.
+    ///
+    /// # Example
+    /// ```
+    /// let chan = mapipc::channel::Channel::anonymous(4096)?;
+    /// let mut tx = chan.sender()?;
+    /// assert!(!tx.wait_for_receiver(Some(std::time::Instant::now())));
+    /// let _rx = chan.receiver()?;
+    /// assert!(tx.wait_for_receiver(None));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_for_receiver(&mut self, deadline: Option<Instant>) -> bool {
+        let s = &*self.shared;
+        let mut ready = || s.end_alive(off::CONSUMER);
+        if ready() {
+            return true;
+        }
+        let alive = || true;
+        let _ = Waiter { deadline }.wait(
+            s,
+            off::SPACE_WORD,
+            WaitStrategy::Park,
+            self.check_interval,
+            &mut ready,
+            &alive,
+        );
+        s.end_alive(off::CONSUMER)
+    }
 }
 
 impl Drop for Sender {
@@ -1136,8 +1238,12 @@ impl Drop for Sender {
             return;
         }
         self.publish();
-        self.shared
-            .detach_end(off::PRODUCER, self.me, off::DATA_WORD);
+        self.shared.detach_end(
+            off::PRODUCER,
+            self.me,
+            off::DATA_WORD,
+            off::PRODUCER_NEVER_PARKS,
+        );
     }
 }
 
@@ -1262,8 +1368,13 @@ impl Receiver {
     }
 
     /// Sets how a receive waits (default: spin a little, then park).
+    ///
+    /// With [`WaitStrategy::BusyPoll`] the receiver tells the sender it never parks, so
+    /// sends skip the wake-up barrier.
     pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
         self.wait = wait;
+        self.shared
+            .advertise_strategy(off::CONSUMER_NEVER_PARKS, wait);
     }
 
     /// Sets how often a blocked receive checks that the producer is alive (default 50 ms).
@@ -1289,30 +1400,45 @@ impl Receiver {
         s.end_ever_attached(off::PRODUCER_EPOCH) && !s.end_alive(off::PRODUCER)
     }
 
+    /// The next record, waiting as asked. The fast path is inline; waiting lives in
+    /// [`peek_slow`](Self::peek_slow).
+    #[inline]
     fn peek(&mut self, block: Blocking) -> Result<Peeked, RecvFail> {
-        let shared = self.shared.clone();
-        let s = &*shared;
+        match self.core.try_peek(&self.shared.ring) {
+            Ok(Some(p)) => Ok(p),
+            Ok(None) => self.peek_slow(block),
+            Err(e) => Err(RecvFail::Fault(self.shared.fault(e))),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn peek_slow(&mut self, block: Blocking) -> Result<Peeked, RecvFail> {
         loop {
-            match self.core.try_peek(&s.ring) {
-                Ok(Some(p)) => return Ok(p),
-                Ok(None) => {}
-                Err(e) => return Err(RecvFail::Fault(s.fault(e))),
-            }
             // Empty: hand back consumed space before possibly sleeping.
             self.publish();
-            if self.producer_gone() {
+            let Receiver {
+                shared,
+                core,
+                wait,
+                check_interval,
+                ..
+            } = self;
+            let s = &**shared;
+            let gone = s.end_ever_attached(off::PRODUCER_EPOCH) && !s.end_alive(off::PRODUCER);
+            if gone {
                 // The producer published before leaving; one more look catches it.
-                match self.core.try_peek(&s.ring) {
-                    Ok(Some(p)) => return Ok(p),
-                    Ok(None) => return Err(RecvFail::Disconnected),
-                    Err(e) => return Err(RecvFail::Fault(s.fault(e))),
-                }
+                return match core.try_peek(&s.ring) {
+                    Ok(Some(p)) => Ok(p),
+                    Ok(None) => Err(RecvFail::Disconnected),
+                    Err(e) => Err(RecvFail::Fault(s.fault(e))),
+                };
             }
             let deadline = match block {
                 Blocking::No => return Err(RecvFail::Empty),
                 Blocking::Until(d) => d,
             };
-            let head = self.core.head();
+            let head = core.head();
             let epoch = s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire);
             let mut ready = || {
                 s.ring.load_tail(Ordering::Acquire) != head
@@ -1333,26 +1459,24 @@ impl Receiver {
                 .wait(
                     s,
                     off::DATA_WORD,
-                    self.wait,
-                    self.check_interval,
+                    *wait,
+                    *check_interval,
                     &mut ready,
                     &alive,
                 )
                 .map_err(RecvFail::Fault)?;
-            match outcome {
-                WaitOutcome::Ready | WaitOutcome::PeerGone => continue,
-                WaitOutcome::TimedOut => {
-                    // Last look: data may have arrived at the deadline.
-                    return match self.core.try_peek(&s.ring) {
-                        Ok(Some(p)) => Ok(p),
-                        Ok(None) => Err(RecvFail::Timeout),
-                        Err(e) => Err(RecvFail::Fault(s.fault(e))),
-                    };
-                }
+            match core.try_peek(&s.ring) {
+                Ok(Some(p)) => return Ok(p),
+                Ok(None) => {}
+                Err(e) => return Err(RecvFail::Fault(s.fault(e))),
+            }
+            if let WaitOutcome::TimedOut = outcome {
+                return Err(RecvFail::Timeout);
             }
         }
     }
 
+    #[inline]
     fn publish(&mut self) {
         if self.core.has_unpublished() {
             let s = &*self.shared;
@@ -1360,15 +1484,14 @@ impl Receiver {
             s.ring
                 .counter(off::RECEIVED)
                 .store(self.received, Ordering::Relaxed);
-            s.wake_if_parked(off::SPACE_WORD);
+            s.wake_if_parked(off::SPACE_WORD, off::PRODUCER_NEVER_PARKS);
         }
     }
 
+    #[inline]
     fn take(&mut self, p: &Peeked, out: &mut Vec<u8>) -> Result<(), Fault> {
         let s = &*self.shared;
-        out.clear();
-        out.resize(p.len as usize, 0);
-        s.ring.read_bytes(p.data, out);
+        s.ring.read_into_vec(p.data, p.len as usize, out);
         s.check_truncated()?;
         self.core.consume(p);
         self.received += 1;
@@ -1376,6 +1499,7 @@ impl Receiver {
         Ok(())
     }
 
+    #[inline]
     fn recv_into_inner(&mut self, out: &mut Vec<u8>, block: Blocking) -> Result<(), RecvFail> {
         let p = self.peek(block)?;
         self.take(&p, out).map_err(RecvFail::Fault)
@@ -1490,12 +1614,13 @@ impl Receiver {
     /// # Example
     /// See [`pair`].
     pub fn recv_pod<T: bytemuck::Pod>(&mut self) -> Result<T, RecvError> {
+        let file = self.shared.file();
         let m = self.recv_ref()?;
         let len = m.len();
         match m.bytes().read_pod::<T>(0) {
             Some(v) if len == std::mem::size_of::<T>() => Ok(v),
             _ => Err(RecvError::Corrupted {
-                file: self.shared.file(),
+                file,
                 offset: 0,
                 what: "message length differs from the expected type's size",
             }),
@@ -1590,7 +1715,11 @@ impl Receiver {
     /// assert_eq!((n, sum), (10, 45));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn drain(&mut self, max: usize, mut f: impl FnMut(Bytes<'_>)) -> Result<usize, TryRecvError> {
+    pub fn drain(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(Bytes<'_>),
+    ) -> Result<usize, TryRecvError> {
         let shared = self.shared.clone();
         let s = &*shared;
         let mut n = 0;
@@ -1698,8 +1827,12 @@ impl Drop for Receiver {
             return;
         }
         self.publish();
-        self.shared
-            .detach_end(off::CONSUMER, self.me, off::SPACE_WORD);
+        self.shared.detach_end(
+            off::CONSUMER,
+            self.me,
+            off::SPACE_WORD,
+            off::CONSUMER_NEVER_PARKS,
+        );
     }
 }
 

@@ -206,22 +206,10 @@ impl Producer {
         })
     }
 
-    /// Our position.
-    #[inline]
-    pub(crate) fn tail(&self) -> u64 {
-        self.tail
-    }
-
     /// Whether there is locally committed data not yet published.
     #[inline]
     pub(crate) fn has_unpublished(&self) -> bool {
         self.tail != self.published
-    }
-
-    /// The consumer position as last read.
-    #[inline]
-    pub(crate) fn cached_head(&self) -> u64 {
-        self.cached_head
     }
 
     /// Reloads the consumer position (pair **H**: Acquire).
@@ -241,6 +229,7 @@ impl Producer {
     /// Claims space for a record of `len` payload bytes. Writes a padding record first if
     /// the record would straddle the end of the ring. Nothing is visible to the consumer
     /// until [`commit`](Self::commit) and [`publish`](Self::publish).
+    #[inline]
     pub(crate) fn try_reserve<M: RingMem>(
         &mut self,
         mem: &M,
@@ -278,7 +267,11 @@ impl Producer {
     pub(crate) fn fits_cached(&self, len: u64) -> bool {
         let total = record_size(len);
         let to_end = self.geo.cap - self.geo.index(self.tail);
-        let need = if to_end < total { to_end + total } else { total };
+        let need = if to_end < total {
+            to_end + total
+        } else {
+            total
+        };
         self.tail + need - self.cached_head <= self.geo.cap
     }
 
@@ -300,12 +293,6 @@ impl Producer {
             mem.store_tail(self.tail, Ordering::Release);
             self.published = self.tail;
         }
-    }
-
-    /// Free bytes as of the cached consumer position.
-    #[inline]
-    pub(crate) fn free_cached(&self) -> u64 {
-        self.geo.cap - (self.tail - self.cached_head)
     }
 }
 
@@ -357,12 +344,6 @@ impl Consumer {
         self.head
     }
 
-    /// The producer position as last read.
-    #[inline]
-    pub(crate) fn cached_tail(&self) -> u64 {
-        self.cached_tail
-    }
-
     /// Reloads the producer position (pair **T**: Acquire).
     pub(crate) fn refresh_tail<M: RingMem>(&mut self, mem: &M) -> Result<u64, RingError> {
         // Acquire pairs with the producer's Release store in `Producer::publish` (pair T).
@@ -377,13 +358,8 @@ impl Consumer {
         Ok(tail)
     }
 
-    /// Whether the cached view has unread bytes (no shared-memory access).
-    #[inline]
-    pub(crate) fn has_cached(&self) -> bool {
-        self.head != self.cached_tail
-    }
-
     /// The next record, skipping padding, or `None` when the ring is empty.
+    #[inline]
     pub(crate) fn try_peek<M: RingMem>(&mut self, mem: &M) -> Result<Option<Peeked>, RingError> {
         // At most one padding record can precede a record; a third round means garbage.
         for _ in 0..3 {
@@ -460,12 +436,6 @@ impl Consumer {
             mem.store_head(self.head, Ordering::Release);
             self.published = self.head;
         }
-    }
-
-    /// Bytes published but not consumed, as of the cached producer position.
-    #[inline]
-    pub(crate) fn pending_cached(&self) -> u64 {
-        self.cached_tail - self.head
     }
 }
 
@@ -636,7 +606,10 @@ mod tests {
             p.try_reserve(&m, g.max_payload() + 1),
             Err(RingError::BadLength { len: 57, max: 56 })
         );
-        assert!(matches!(p.try_reserve(&m, 0), Err(RingError::BadLength { .. })));
+        assert!(matches!(
+            p.try_reserve(&m, 0),
+            Err(RingError::BadLength { .. })
+        ));
     }
 
     #[test]
@@ -665,7 +638,10 @@ mod tests {
         let mut c = Consumer::attach(g, &m).unwrap();
         assert!(matches!(
             c.try_peek(&m),
-            Err(RingError::Corrupted { what: "record length", .. })
+            Err(RingError::Corrupted {
+                what: "record length",
+                ..
+            })
         ));
         // unknown flags
         m.poke(0, pack(5, 0x80));
@@ -684,7 +660,10 @@ mod tests {
         c.consume(&pk);
         assert!(matches!(
             c.try_peek(&m),
-            Err(RingError::Corrupted { what: "producer position", .. })
+            Err(RingError::Corrupted {
+                what: "producer position",
+                ..
+            })
         ));
         assert!(matches!(
             Consumer::attach(g, &m),
@@ -693,7 +672,10 @@ mod tests {
         // head ahead of tail seen by the producer
         m.tail.store(16, Ordering::Relaxed);
         m.head.store(64, Ordering::Relaxed);
-        assert!(matches!(p.refresh_head(&m), Err(RingError::Corrupted { .. })));
+        assert!(matches!(
+            p.refresh_head(&m),
+            Err(RingError::Corrupted { .. })
+        ));
     }
 
     #[derive(Debug, Clone)]
@@ -834,6 +816,58 @@ mod loom_tests {
                     }
                     None => loom::thread::yield_now(),
                 }
+            }
+            prod.join().unwrap();
+        });
+    }
+
+    /// Park/wake: the consumer parks on the channel's data notifier (no spinning) whenever the
+    /// ring looks empty; the producer publishes, then notifies, as `Sender::publish` does. In
+    /// every interleaving the consumer must get both records (a lost wake-up would leave it
+    /// parked forever, which loom reports as a deadlock). The producer also parks on a space
+    /// notifier when the 64-byte ring is full, which the consumer notifies after freeing.
+    #[test]
+    fn park_and_wake_lose_no_wakeup() {
+        use crate::sync::{Notifier, WaitOptions};
+        use loom::sync::atomic::AtomicU32;
+        loom::model(|| {
+            let g = Geometry::new(64).unwrap();
+            let m = Arc::new(HeapRing::new(64));
+            let data_word = Arc::new(AtomicU32::new(0));
+            let space_word = Arc::new(AtomicU32::new(0));
+            let (mp, dw, sw) = (m.clone(), data_word.clone(), space_word.clone());
+            let prod = loom::thread::spawn(move || {
+                let mut p = Producer::attach(g, &*mp).unwrap();
+                let opts = WaitOptions::new().spin(0);
+                for (i, len) in [24u64, 24].into_iter().enumerate() {
+                    let r = Notifier::new(&*sw)
+                        .wait_until(
+                            || match p.try_reserve(&*mp, len) {
+                                Ok(r) => Some(r),
+                                Err(RingError::Full) => None,
+                                Err(e) => panic!("{e:?}"),
+                            },
+                            &opts,
+                        )
+                        .unwrap();
+                    mp.write_bytes(r.data, &vec![i as u8 + 1; len as usize]);
+                    p.commit(&*mp, &r);
+                    p.publish(&*mp);
+                    Notifier::new(&*dw).notify_one();
+                }
+            });
+            let mut c = Consumer::attach(g, &*m).unwrap();
+            let opts = WaitOptions::new().spin(0);
+            for i in 0..2u8 {
+                let pk = Notifier::new(&*data_word)
+                    .wait_until(|| c.try_peek(&*m).unwrap(), &opts)
+                    .unwrap();
+                let mut buf = vec![0; pk.len as usize];
+                m.read_bytes(pk.data, &mut buf);
+                assert!(buf.iter().all(|b| *b == i + 1));
+                c.consume(&pk);
+                c.publish(&*m);
+                Notifier::new(&*space_word).notify_one();
             }
             prod.join().unwrap();
         });

@@ -37,7 +37,8 @@ impl MappedRing {
     /// header is 64-byte aligned.
     pub(crate) fn new(map: &Mmap, header_off: u64, cap: u64) -> Option<MappedRing> {
         let end = header_off.checked_add(RING_OFFSET)?.checked_add(cap)?;
-        map.check_range(header_off, (end - header_off) as usize).ok()?;
+        map.check_range(header_off, (end - header_off) as usize)
+            .ok()?;
         let header = map.as_mut_ptr().wrapping_add(header_off as usize);
         if header as usize % 64 != 0 {
             return None;
@@ -70,6 +71,22 @@ impl MappedRing {
     pub(crate) fn counter(&self, field: u64) -> &AtomicU64 {
         debug_assert!(field % 8 == 0 && field + 8 <= RING_OFFSET);
         self.atomic_u64(field)
+    }
+
+    /// Replaces `out`'s contents with the `len` bytes at ring index `off`, copying once
+    /// (no zero-fill first).
+    #[inline]
+    pub(crate) fn read_into_vec(&self, off: u64, len: usize, out: &mut Vec<u8>) {
+        debug_assert!(off + len as u64 <= self.cap);
+        out.clear();
+        out.reserve(len);
+        // SAFETY: `off..off+len` lies inside the ring (validated by the ring before this
+        // call); `out` has capacity for `len` bytes, all of which are initialised by the copy
+        // before `set_len`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ring.add(off as usize), out.as_mut_ptr(), len);
+            out.set_len(len);
+        }
     }
 
     /// Pointer to ring index `off` (for zero-copy grants and views).
@@ -196,7 +213,8 @@ impl<'a> Bytes<'a> {
     /// Reads a plain-old-data value at `offset` (any alignment); `None` if out of range.
     pub fn read_pod<T: bytemuck::Pod>(&self, offset: usize) -> Option<T> {
         let mut v = T::zeroed();
-        self.read_at(offset, bytemuck::bytes_of_mut(&mut v)).then_some(v)
+        self.read_at(offset, bytemuck::bytes_of_mut(&mut v))
+            .then_some(v)
     }
 
     /// The byte at `index`.
@@ -262,7 +280,9 @@ impl<'a> BytesMut<'a> {
             Some(end) if end <= self.len => {
                 // SAFETY: in range of the live reserved view (constructor contract); `src` is
                 // private memory.
-                unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(offset), src.len()) };
+                unsafe {
+                    std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(offset), src.len())
+                };
                 true
             }
             _ => false,

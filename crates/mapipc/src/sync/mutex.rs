@@ -435,7 +435,9 @@ impl<'a, W: FutexWord> RobustMutex<'a, W> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn force_unlock(&self) -> bool {
-        let old = self.word.fetch_update(Ordering::Release, Ordering::Relaxed, |_| Some(0));
+        let old = self
+            .word
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |_| Some(0));
         let old = match old {
             Ok(v) | Err(v) => v,
         };
@@ -532,15 +534,14 @@ impl<W: FutexWord> MutexGuard<'_, W> {
     /// U: see the module docs.
     fn release(&self) -> bool {
         // Release pairs with the Acquire of the next owner's L1/L2/L4.
-        let mut cur = match self.word.compare_exchange(
-            self.me,
-            0,
-            Ordering::Release,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => return true,
-            Err(cur) => cur,
-        };
+        let mut cur =
+            match self
+                .word
+                .compare_exchange(self.me, 0, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(cur) => cur,
+            };
         loop {
             if owner_of(cur) != self.me {
                 return false;

@@ -339,7 +339,13 @@ impl<W: FutexWord> Registration<'_, W> {
     /// W2: increments the waiter count (sticky at the maximum) with Acquire (A1) and returns
     /// the word's new value.
     fn register(&self) -> u32 {
-        let inc = |v: u32| Some(if waiters_of(v) == WAITERS_MAX { v } else { v + 1 });
+        let inc = |v: u32| {
+            Some(if waiters_of(v) == WAITERS_MAX {
+                v
+            } else {
+                v + 1
+            })
+        };
         // `fetch_update` only fails when the closure returns `None`, which it never does.
         let old = match self
             .word
@@ -355,14 +361,14 @@ impl<W: FutexWord> Drop for Registration<'_, W> {
     fn drop(&mut self) {
         // Relaxed: see the module docs. Saturated (sticky) and zero (garbage) counts are
         // left alone.
-        let _ = self
-            .word
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                match waiters_of(v) {
-                    0 | WAITERS_MAX => None,
-                    _ => Some(v - 1),
-                }
-            });
+        let _ =
+            self.word
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                    match waiters_of(v) {
+                        0 | WAITERS_MAX => None,
+                        _ => Some(v - 1),
+                    }
+                });
     }
 }
 
@@ -613,7 +619,10 @@ mod loom_tests {
                 Notifier::new(&*w2).notify_all();
             });
             Notifier::new(&*word)
-                .wait_until(|| (flag.load(Ordering::Acquire) == 1).then_some(()), &opts())
+                .wait_until(
+                    || (flag.load(Ordering::Acquire) == 1).then_some(()),
+                    &opts(),
+                )
                 .unwrap();
             // SAFETY: as above; a missing happens-before edge would be reported by loom.
             let v = data.with(|p| unsafe { *p });

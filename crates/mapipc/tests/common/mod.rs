@@ -60,7 +60,10 @@ impl Child {
             if Instant::now() > deadline {
                 self.kill();
                 let e = self.wait_blocking();
-                panic!("child {} still running after {WATCHDOG:?}: killed ({e:?})", self.pid);
+                panic!(
+                    "child {} still running after {WATCHDOG:?}: killed ({e:?})",
+                    self.pid
+                );
             }
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -69,7 +72,12 @@ impl Child {
     /// Waits and asserts `_exit(0)`.
     pub fn expect_ok(&mut self, what: &str) {
         let e = self.wait();
-        assert_eq!(e, Exit::Code(0), "{what}: child {} ended with {e:?}", self.pid);
+        assert_eq!(
+            e,
+            Exit::Code(0),
+            "{what}: child {} ended with {e:?}",
+            self.pid
+        );
     }
 
     /// Non-blocking wait.
