@@ -7,7 +7,9 @@
 //!
 //! Layers, lowest first (each uses only those below it):
 //! - [`os`]: the only module making system calls;
-//! - [`map`]: safe mappings of files and anonymous memory.
+//! - [`map`]: safe mappings of files and anonymous memory;
+//! - [`sync`]: futexes, an event ([`sync::Notifier`]) and a robust mutex
+//!   ([`sync::RobustMutex`]) living in shared words, for processes to wait for each other.
 //!
 //! ```
 //! use mapipc::map::MapOptions;
@@ -23,3 +25,4 @@
 
 pub mod map;
 pub mod os;
+pub mod sync;
