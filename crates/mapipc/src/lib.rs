@@ -9,7 +9,9 @@
 //! - [`os`]: the only module making system calls;
 //! - [`map`]: safe mappings of files and anonymous memory;
 //! - [`region`]: shared regions with a validated header, named, anonymous or memfd, and a
-//!   peer table whose liveness the kernel tracks.
+//!   peer table whose liveness the kernel tracks;
+//! - [`sync`]: futexes, an event ([`sync::Notifier`]) and a robust mutex
+//!   ([`sync::RobustMutex`]) living in shared words, for processes to wait for each other.
 //!
 //! ```
 //! use mapipc::map::MapOptions;
@@ -26,3 +28,4 @@
 pub mod map;
 pub mod os;
 pub mod region;
+pub mod sync;
