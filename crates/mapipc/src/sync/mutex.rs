@@ -73,7 +73,8 @@ fn owner_of(word: u32) -> u32 {
 ///
 /// The mutex guards no data itself: it is a lock word next to the data it protects in a
 /// shared region. `alive(id)` tells whether the process with owner id `id` is alive; it comes
-/// from the region's peer table.
+/// from the region's peer table. It is called only on contention (once when a `lock` call
+/// first finds the lock held, then at most once per check interval), but should stay cheap.
 ///
 /// # Example
 /// ```
@@ -128,7 +129,7 @@ impl<'a, W: FutexWord> RobustMutex<'a, W> {
     }
 
     /// The longest sleep between two liveness checks of the owner (default
-    /// [`DEFAULT_CHECK_INTERVAL`](super::DEFAULT_CHECK_INTERVAL); values under 1 ms are
+    /// [`DEFAULT_CHECK_INTERVAL`]; values under 1 ms are
     /// raised to 1 ms): how long a contender may wait before noticing that the owner died.
     ///
     /// # Example
