@@ -486,9 +486,10 @@ impl Channel {
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();
     /// # let path = dir.path().join("plain");
-    /// std::fs::write(&path, vec![0u8; 8192])?;
+    /// std::fs::write(&path, vec![0xab; 8192])?;
     /// let err = mapipc::channel::Channel::open(&path).unwrap_err();
-    /// assert!(err.to_string().contains("not"));
+    /// assert!(matches!(err, mapipc::channel::ChannelError::Open(_)));
+    /// assert!(err.to_string().contains("not a mapipc region"), "{err}");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(location: impl IntoLocation) -> Result<Channel, ChannelError> {
