@@ -87,12 +87,8 @@ impl<R: Read> FrameReader<R> {
         }
         loop {
             match self.inner.read(&mut self.buf[self.end..]) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the peer closed the stream",
-                    ))
-                }
+                // A plain error kind: no allocation (this may run in the forked child).
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) => {
                     self.end += n;
                     return Ok(());

@@ -589,6 +589,10 @@ fn spawn(
     let thread = thread::Builder::new()
         .name("mapipc-bench-client".into())
         .spawn(move || {
+            if let Err(e) = sys::block_sigpipe() {
+                let _ = pid_tx.send(Err(e));
+                return;
+            }
             if let Some((cpu, _)) = cpus {
                 osproc::pin_to_cpu(cpu);
             }

@@ -1,5 +1,5 @@
 //! The harness's process plumbing: `fork`, `_exit`, `waitpid`, `prctl(PR_SET_PDEATHSIG)`,
-//! `pipe2`. This is the only file of the crate that calls `libc`; it has no counterpart in
+//! `pthread_sigmask`, `pipe2`. This is the only file of the crate that calls `libc`; it has no counterpart in
 //! `mapipc::os` because only a benchmark harness forks itself.
 #![allow(unsafe_code)]
 
@@ -47,6 +47,27 @@ pub(crate) fn die_with_parent(parent: u32) -> bool {
     let ok = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) } == 0;
     // SAFETY: as above.
     ok && unsafe { libc::getppid() } as u32 == parent
+}
+
+/// `pthread_sigmask(SIG_BLOCK, {SIGPIPE})` for the calling thread (and so for a child it
+/// forks): a write to a pipe or socket whose reader died then fails with `EPIPE` instead of
+/// killing the process, whatever the program's SIGPIPE disposition (a CLI may restore the
+/// default to behave well in shell pipelines). SIGPIPE is sent to the writing thread, so
+/// blocking it there is enough; the pending signal is discarded when the thread ends.
+pub(crate) fn block_sigpipe() -> io::Result<()> {
+    // SAFETY: `set` is initialised by `sigemptyset` before use; both pointers are valid for
+    // the calls (the old mask is not requested).
+    let r = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(r))
+    }
 }
 
 /// How a child ended.

@@ -319,6 +319,28 @@ fn a_server_error_unblocks_a_spinning_client_and_is_reported() {
 }
 
 #[test]
+fn a_dead_reader_gives_epipe_not_a_fatal_sigpipe() {
+    // A CLI may restore SIGPIPE's default action (die) to behave in shell pipelines; the
+    // harness blocks SIGPIPE on its own threads, so writing to the pipe of a server that died
+    // is an error, not the end of this process.
+    // SAFETY: `signal` with a valid signal number and `SIG_DFL`; no handler is installed.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let t = Faulty {
+        inner: mapipc_bench::kernel::Pipe,
+        fault: Fault::ServerFails,
+        phase: 1,
+        at: 10,
+    };
+    let err = run_one(&t, &smoke("pipe")).unwrap_err();
+    match &err {
+        BenchError::Io {
+            side, phase, seq, ..
+        } => assert_eq!((*side, *phase, *seq), (Side::Server, Phase::Throughput, 10)),
+        other => panic!("unexpected error: {other}"),
+    }
+}
+
+#[test]
 fn a_hung_server_is_killed_by_the_watchdog() {
     let t = Faulty {
         inner: SpinFloorTransport,

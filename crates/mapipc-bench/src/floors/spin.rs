@@ -31,6 +31,13 @@
 //! Waiting spins (`std::hint::spin_loop`) and checks the `aborted` word on every turn, so a
 //! watchdog in another thread can unblock a side whose peer died ([`SpinFloor::abort`]).
 //!
+//! # Raw access
+//!
+//! A floor must cost no more than the mechanism itself, so after [`SpinFloor::new`] has
+//! checked the layout against the mapping once, the slot and the words are reached through
+//! `Mmap::as_mut_ptr` without further checks: copies through raw pointers (never a reference
+//! to shared bytes, as in `mapipc::map`) and atomics.
+//!
 //! # Example
 //! ```
 //! # use mapipc_bench::floors::spin::SpinFloor;
@@ -46,14 +53,16 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+#![allow(unsafe_code)]
+
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use mapipc::map::{MapOptions, Mmap};
 
-const TURN: u64 = 0;
-const SLOT: u64 = 8;
+const TURN: usize = 0;
+const SLOT: usize = 8;
 const LINE: usize = 128;
 
 fn map_err(e: impl std::fmt::Display) -> io::Error {
@@ -65,7 +74,8 @@ fn map_err(e: impl std::fmt::Display) -> io::Error {
 pub struct SpinFloor {
     map: Arc<Mmap>,
     len: usize,
-    aborted: u64,
+    /// Offset of the `aborted` word; `SLOT + len <= aborted` and `aborted + 8 <= map.len()`.
+    aborted: usize,
 }
 
 impl SpinFloor {
@@ -80,16 +90,23 @@ impl SpinFloor {
                 "shm-spin-floor: zero-length messages",
             ));
         }
-        let aborted = (SLOT as usize + len).div_ceil(LINE) * LINE;
+        let aborted = (SLOT + len)
+            .checked_next_multiple_of(LINE)
+            .and_then(|a| a.checked_add(LINE).map(|_| a))
+            .ok_or_else(|| map_err("message too large"))?;
         let map = MapOptions::new()
             .len(aborted + LINE)
             .populate()
             .map_anonymous()
             .map_err(map_err)?;
+        // Validate the words once; `word` relies on it.
+        for offset in [TURN, aborted] {
+            map.atomic_u64(offset as u64).map_err(map_err)?;
+        }
         Ok(SpinFloor {
             map: Arc::new(map),
             len,
-            aborted: aborted as u64,
+            aborted,
         })
     }
 
@@ -124,17 +141,19 @@ impl SpinFloor {
     /// Makes every wait on this floor, in any process, fail with
     /// `io::ErrorKind::ConnectionAborted` (for a watchdog whose peer process died).
     pub fn abort(&self) {
-        if let Ok(w) = self.map.atomic_u64(self.aborted) {
-            w.store(1, Ordering::Release);
-        }
+        self.word(self.aborted).store(1, Ordering::Release);
     }
 
-    fn turn(&self) -> io::Result<&AtomicU64> {
-        self.map.atomic_u64(TURN).map_err(map_err)
-    }
-
-    fn aborted(&self) -> io::Result<&AtomicU64> {
-        self.map.atomic_u64(self.aborted).map_err(map_err)
+    /// The `turn` word (`TURN`) or the `aborted` word (`self.aborted`).
+    #[inline]
+    fn word(&self, offset: usize) -> &AtomicU64 {
+        debug_assert!(offset == TURN || offset == self.aborted);
+        let p = self.map.as_mut_ptr().wrapping_add(offset);
+        // SAFETY: `new` checked with `Mmap::atomic_u64` that both offsets are inside the
+        // mapping, 8-byte aligned and writable; the mapping lives as long as `self.map`, which
+        // this borrow keeps; every bit pattern is a valid `AtomicU64`, and other processes
+        // touch the word only atomically (this is what `Mmap::atomic_u64` hands out too).
+        unsafe { &*p.cast::<AtomicU64>() }
     }
 }
 
@@ -143,7 +162,8 @@ impl SpinFloor {
 #[derive(Debug)]
 pub struct Slot<'a> {
     map: &'a Mmap,
-    offset: u64,
+    /// `offset + len <= map.len()`.
+    offset: usize,
     len: usize,
 }
 
@@ -159,13 +179,16 @@ impl Slot<'_> {
     }
 
     /// The little-endian `u64` at byte `at` of the message, `None` past its end.
+    #[inline]
     pub fn read_u64_le(&self, at: usize) -> Option<u64> {
         if at.checked_add(8)? > self.len {
             return None;
         }
-        let mut b = [0u8; 8];
-        self.map.read_at(self.offset + at as u64, &mut b).ok()?;
-        Some(u64::from_le_bytes(b))
+        let p = self.map.as_ptr().wrapping_add(self.offset + at);
+        // SAFETY: `offset + at + 8 <= offset + len <= map.len()`, so the 8 bytes are inside the
+        // mapping, which `self.map` keeps alive; an unaligned raw read of plain bytes the peer
+        // no longer writes (it passed the baton with release, we took it with acquire).
+        Some(u64::from_le(unsafe { p.cast::<u64>().read_unaligned() }))
     }
 
     /// Copies the first `buf.len()` bytes of the message into `buf`.
@@ -179,7 +202,11 @@ impl Slot<'_> {
                 "shm-spin-floor: buffer longer than the message",
             ));
         }
-        self.map.read_at(self.offset, buf).map_err(map_err)
+        let p = self.map.as_ptr().wrapping_add(self.offset);
+        // SAFETY: `buf.len() <= len` and `offset + len <= map.len()`: the source is inside the
+        // live mapping; `buf` is private memory that cannot overlap it.
+        unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
     }
 }
 
@@ -195,8 +222,8 @@ pub struct Side {
 
 impl Side {
     fn wait_for_baton(&mut self) -> io::Result<()> {
-        let turn = self.floor.turn()?;
-        let aborted = self.floor.aborted()?;
+        let turn = self.floor.word(TURN);
+        let aborted = self.floor.word(self.floor.aborted);
         loop {
             let v = turn.load(Ordering::Acquire);
             if v != self.turn {
@@ -215,11 +242,10 @@ impl Side {
         }
     }
 
-    fn pass(&mut self) -> io::Result<()> {
+    fn pass(&mut self) {
         self.turn = self.turn.wrapping_add(1);
-        self.floor.turn()?.store(self.turn, Ordering::Release);
+        self.floor.word(TURN).store(self.turn, Ordering::Release);
         self.holding = false;
-        Ok(())
     }
 
     /// Waits for the baton, copies `msg` into the slot and passes the baton to the peer.
@@ -236,8 +262,13 @@ impl Side {
         if !self.holding {
             self.wait_for_baton()?;
         }
-        self.floor.map.write_at(SLOT, msg).map_err(map_err)?;
-        self.pass()
+        let p = self.floor.map.as_mut_ptr().wrapping_add(SLOT);
+        // SAFETY: `msg.len() == len` and `SLOT + len <= aborted < map.len()`: the destination is
+        // inside the live mapping, and `msg` is private memory that cannot overlap it. We hold
+        // the baton, so the peer does not read the slot until we pass it (release).
+        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), p, msg.len()) };
+        self.pass();
+        Ok(())
     }
 
     /// Waits for the peer's message and calls `read` on it in place. Keeps the baton, so a
@@ -247,7 +278,7 @@ impl Side {
     /// The floor was aborted.
     pub fn recv<R>(&mut self, read: impl FnOnce(&Slot<'_>) -> R) -> io::Result<R> {
         if self.holding {
-            self.pass()?;
+            self.pass();
         }
         self.wait_for_baton()?;
         Ok(read(&Slot {
