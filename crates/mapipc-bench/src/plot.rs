@@ -155,7 +155,7 @@ fn draw(
         header
             .draw(&Text::new(what, (x + 16, 31), ("sans-serif", 13)))
             .map_err(|e| err(&e))?;
-        x += 40 + 8 * what.len() as i32;
+        x += 30 + 7 * what.len() as i32;
     }
     let areas = root.split_evenly((PANELS.len(), sizes.len()));
     for (row, (metric, what)) in PANELS.iter().enumerate() {

@@ -18,14 +18,15 @@
 //! | 256 | `aborted: AtomicU64` | a watchdog |
 //! | 384 | `slots × slot_size` bytes, `slot_size` = message length rounded up to 8 | producer |
 //!
-//! The indices grow forever; message `i` lives in slot `i % slots` (`slots` is a power of two
-//! above [`PUBLISH_EVERY`]). Each side keeps its own index and a cached copy of the other's in
-//! private memory, and touches the shared indices only:
+//! The indices grow forever; message `i` lives in slot `i % slots` (`slots` is a power of
+//! two). Each side keeps its own index and a cached copy of the other's in private memory,
+//! and touches the shared indices only:
 //!
-//! - the producer publishes `tail` (release) every [`PUBLISH_EVERY`] messages, on
+//! - the producer publishes `tail` (release) every `publish_every` messages
+//!   ([`PUBLISH_EVERY`] = 32 unless [`RingFloor::with_publish_every`] says otherwise), on
 //!   [`Producer::flush`], and before it waits for room; it re-reads `head` (acquire) only when
 //!   its cached copy says the ring is full;
-//! - the consumer publishes `head` likewise every [`PUBLISH_EVERY`] messages and before it
+//! - the consumer publishes `head` likewise every `publish_every` messages and before it
 //!   waits for data; it re-reads `tail` only when its cached copy says the ring is empty.
 //!
 //! Both wait by busy polling. Publishing before waiting is what keeps the batching from
@@ -76,7 +77,7 @@ const TAIL: u64 = 128;
 const ABORTED: u64 = 256;
 const SLOTS: u64 = 384;
 
-/// How many messages each side handles between two publications of its index.
+/// How many messages each side handles between two publications of its index, by default.
 pub const PUBLISH_EVERY: u64 = 32;
 
 fn map_err(e: impl std::fmt::Display) -> io::Error {
@@ -101,19 +102,37 @@ pub struct RingFloor {
     slots: u64,
     len: usize,
     slot_size: u64,
+    publish_every: u64,
 }
 
 impl RingFloor {
-    /// Maps (and prefaults) a ring of `slots` slots for messages of exactly `len` bytes.
+    /// Maps (and prefaults) a ring of `slots` slots for messages of exactly `len` bytes,
+    /// publishing indices every [`PUBLISH_EVERY`] messages.
     ///
     /// # Errors
-    /// `slots` is not a power of two greater than [`PUBLISH_EVERY`], `len` is 0, the size
-    /// overflows, or the mapping fails.
+    /// `slots` is not a power of two of at least 2, `len` is 0, the size overflows, or the
+    /// mapping fails.
     pub fn new(slots: usize, len: usize) -> io::Result<RingFloor> {
-        if !slots.is_power_of_two() || (slots as u64) <= PUBLISH_EVERY {
+        RingFloor::with_publish_every(slots, len, PUBLISH_EVERY)
+    }
+
+    /// Like [`new`](Self::new), publishing indices every `publish_every` messages (at least 1;
+    /// at most `slots` is useful, since a side also publishes whenever it has to wait).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new), and `publish_every == 0`.
+    pub fn with_publish_every(
+        slots: usize,
+        len: usize,
+        publish_every: u64,
+    ) -> io::Result<RingFloor> {
+        if !slots.is_power_of_two() || slots < 2 {
             return Err(invalid(
-                "ring-floor: slots must be a power of two above PUBLISH_EVERY",
+                "ring-floor: slots must be a power of two of at least 2",
             ));
+        }
+        if publish_every == 0 {
+            return Err(invalid("ring-floor: publish_every must be at least 1"));
         }
         if len == 0 {
             return Err(invalid("ring-floor: zero-length messages"));
@@ -139,6 +158,7 @@ impl RingFloor {
             slots: slots as u64,
             len,
             slot_size: slot_size as u64,
+            publish_every,
         })
     }
 
@@ -268,7 +288,7 @@ pub struct Producer {
 impl Producer {
     /// Copies `msg` into the next slot, waiting (busy polling) while the ring is full. The
     /// message becomes visible to the consumer at the next publication: at most
-    /// [`PUBLISH_EVERY`] messages later, or at [`flush`](Self::flush).
+    /// `publish_every` messages later, or at [`flush`](Self::flush).
     ///
     /// # Errors
     /// `msg` is not exactly [`RingFloor::len`] bytes; the ring was aborted.
@@ -289,7 +309,7 @@ impl Producer {
         // is published past it (release), and has released it (`head`, acquire above).
         unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), p, msg.len()) };
         self.tail = self.tail.wrapping_add(1);
-        if self.tail.wrapping_sub(self.published) >= PUBLISH_EVERY {
+        if self.tail.wrapping_sub(self.published) >= self.ring.publish_every {
             self.flush()?;
         }
         Ok(())
@@ -357,7 +377,7 @@ impl Consumer {
             len: self.ring.len,
         });
         self.head = self.head.wrapping_add(1);
-        if self.head.wrapping_sub(self.published) >= PUBLISH_EVERY {
+        if self.head.wrapping_sub(self.published) >= self.ring.publish_every {
             self.flush()?;
         }
         Ok(r)
