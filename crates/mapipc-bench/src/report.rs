@@ -16,6 +16,9 @@ pub const FUTEX_FLOOR: &str = "futex-floor";
 /// The ring throughput floor.
 pub const RING_FLOOR: &str = "ring-floor";
 
+/// Placement probes further apart than this factor trigger a warning in the table.
+const PROBE_SPREAD: f64 = 1.5;
+
 /// What a row measures. Serialized as the exact names of issue 6.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Metric {
@@ -117,6 +120,10 @@ pub struct Machine {
     pub warmup_ms: u64,
     /// Cost of one `Instant::now()`, nanoseconds; each round-trip sample includes one.
     pub clock_ns: f64,
+    /// `/proc/loadavg` (1, 5, 15 minutes) when the run started: other work on the machine
+    /// shows in the numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_average: Option<[f64; 3]>,
     /// Placement probes, one before each transport.
     pub placement_probes: Vec<PlacementProbe>,
 }
@@ -137,6 +144,12 @@ fn cpu_model() -> String {
                 .map(|(_, v)| v.trim().to_string())
         })
         .unwrap_or_else(|| "unknown".into())
+}
+
+fn load_average() -> Option<[f64; 3]> {
+    let s = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut it = s.split_whitespace().map(|w| w.parse::<f64>().ok());
+    Some([it.next()??, it.next()??, it.next()??])
 }
 
 fn clock_ns() -> f64 {
@@ -175,6 +188,7 @@ impl Machine {
             duration_ms: duration.as_millis() as u64,
             warmup_ms: warmup.as_millis() as u64,
             clock_ns: clock_ns(),
+            load_average: load_average(),
             placement_probes: Vec::new(),
         }
     }
@@ -291,6 +305,9 @@ impl Report {
             m.duration_ms,
             m.warmup_ms,
         );
+        if let Some([a, b, c]) = m.load_average {
+            let _ = writeln!(out, "load average at start: {a:.2} {b:.2} {c:.2}");
+        }
         if !m.placement_probes.is_empty() {
             let probes: Vec<String> = m
                 .placement_probes
@@ -299,9 +316,22 @@ impl Report {
                 .collect();
             let _ = writeln!(
                 out,
-                "placement probe (spin ping-pong p50) before: {}",
+                "placement probe (spin ping-pong p50, ns) before: {}",
                 probes.join(", ")
             );
+            let values = m.placement_probes.iter().map(|p| p.rtt_p50_ns);
+            let lo = values.clone().fold(f64::INFINITY, f64::min);
+            let hi = values.fold(0.0, f64::max);
+            if hi > lo * PROBE_SPREAD {
+                let _ = writeln!(
+                    out,
+                    "warning: the probes differ by more than {PROBE_SPREAD}x ({} to {} ns): the \
+                     processes were moved between CPUs or a CPU was busy, so only rows measured \
+                     after similar probes compare",
+                    fmt_ns(lo),
+                    fmt_ns(hi)
+                );
+            }
         }
         let header = [
             "transport",
@@ -422,5 +452,60 @@ mod tests {
         assert_eq!(fmt_count(850_000.0), "850.0k");
         assert_eq!(ratio(Some(2.0), Some(4.0)), "0.50x");
         assert_eq!(ratio(Some(2.0), None), "-");
+    }
+
+    fn report(probes: &[f64]) -> Report {
+        let mut machine = Machine::detect(None, Duration::from_secs(1), Duration::ZERO);
+        machine.placement_probes = probes
+            .iter()
+            .map(|&rtt_p50_ns| PlacementProbe {
+                before: "uds".into(),
+                rtt_p50_ns,
+            })
+            .collect();
+        let mut rows = Vec::new();
+        for (t, p50, tput) in [
+            ("uds", 20_000.0, 3e5),
+            ("pipe", 30_000.0, 6e5),
+            (SPIN_FLOOR, 200.0, 3e6),
+        ] {
+            rows.push(Row {
+                transport: t.into(),
+                mode: None,
+                size: 64,
+                metric: Metric::RttP50Ns,
+                value: p50,
+            });
+            rows.push(Row {
+                transport: t.into(),
+                mode: None,
+                size: 64,
+                metric: Metric::ThroughputMsgsPerS,
+                value: tput,
+            });
+        }
+        Report { machine, rows }
+    }
+
+    #[test]
+    fn table_ratios_use_the_best_kernel_transport_and_the_floors() {
+        let table = report(&[]).table();
+        let spin_line = table.lines().find(|l| l.starts_with(SPIN_FLOOR)).unwrap();
+        // p50 200 / best kernel 20,000 = 0.01x; 200 / itself = 1.00x; no futex floor: -;
+        // 3M msgs/s / best kernel 600k = 5.00x; no ring floor: -.
+        let cells: Vec<&str> = spin_line.split_whitespace().collect();
+        assert_eq!(
+            &cells[cells.len() - 5..],
+            ["0.01x", "1.00x", "-", "5.00x", "-"]
+        );
+        let pipe_line = table.lines().find(|l| l.starts_with("pipe")).unwrap();
+        assert!(pipe_line.contains("1.50x"), "{pipe_line}"); // 30,000 / 20,000
+    }
+
+    #[test]
+    fn table_warns_when_placement_probes_disagree() {
+        assert!(!report(&[130.0, 150.0]).table().contains("warning"));
+        let t = report(&[130.0, 400.0]).table();
+        assert!(t.contains("warning: the probes differ"), "{t}");
     }
 }
