@@ -18,6 +18,9 @@
 //! transport, a short spin ping-pong (the placement probe) shows whether the processes kept
 //! their placement; on a VM whose vCPUs move, numbers of different groups are not comparable.
 //!
+//! With a single CPU (or `pin: false` on a busy machine) the busy-spinning transports can hand
+//! over only when the scheduler switches processes, so their figures then mean little.
+//!
 //! Transports (see [`transport`] to add one): `pipe`, `uds`, `tcp` ([`kernel`]) and the raw
 //! shared-memory floors `shm-spin-floor`, `futex-floor`, `ring-floor` ([`floors`]). The mapipc
 //! channel kinds (`spsc`, `mpsc`, `broadcast`, in `spin` and `park` modes) plug in as more
