@@ -289,10 +289,15 @@ pub enum ChanCommand {
 
 const CHAN_CREATE_AFTER_HELP: &str = concat!(
     "\
-Creates PATH (mode 0600) holding an empty single-producer single-consumer channel whose
-ring has CAPACITY bytes (rounded up to a power of two, at least 4 KiB). Messages may be 1
-byte up to CAPACITY/2 - 8 bytes. A bare NAME without '/' lives in /dev/shm. Fails if PATH
-exists, unless --force replaces it.
+Creates PATH (mode 0600) holding an empty channel whose ring has CAPACITY bytes (rounded up
+to a power of two, at least 4 KiB). Kinds: spsc (default: one producer, one consumer; the
+fastest), mpsc (up to --max-producers producers at once, one consumer; order is FIFO per
+producer; a producer killed mid-message never blocks the channel), broadcast (one producer,
+up to --max-subscribers subscribers that each receive every message; --policy lossless
+makes the producer wait for the slowest live subscriber, lossy never waits and tells a
+lapped subscriber how many messages it missed). Messages may be 1 byte up to about
+CAPACITY/2 bytes (`mapipc stat` shows the exact maximum). A bare NAME without '/' lives in
+/dev/shm. Fails if PATH exists, unless --force replaces it.
 
 ",
     sizes_note!(),
@@ -300,7 +305,9 @@ exists, unless --force replaces it.
 
 Examples:
   mapipc chan create /tmp/jobs --capacity 1MiB
-  mapipc chan create jobs --capacity 64KiB        (creates /dev/shm/jobs)"
+  mapipc chan create jobs --capacity 64KiB        (creates /dev/shm/jobs)
+  mapipc chan create /tmp/logs --kind mpsc --max-producers 8 --capacity 1MiB
+  mapipc chan create /tmp/ticks --kind broadcast --policy lossy --capacity 1MiB"
 );
 
 /// Arguments of `mapipc chan create`.
@@ -315,6 +322,20 @@ pub struct ChanCreateArgs {
     /// Replace PATH if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Channel kind: spsc (one producer, one consumer), mpsc (many producers, one
+    /// consumer) or broadcast (one producer, many subscribers).
+    #[arg(long, value_name = "KIND", default_value = "spsc")]
+    pub kind: mapipc::channel::Kind,
+    /// Broadcast: lossless (the producer waits for the slowest subscriber) or lossy (it never
+    /// waits; lapped subscribers are told how many messages they missed).
+    #[arg(long, value_name = "POLICY", default_value = "lossless")]
+    pub policy: mapipc::channel::Policy,
+    /// MPSC: most producers attached at once.
+    #[arg(long, value_name = "N", default_value = "64")]
+    pub max_producers: u32,
+    /// Broadcast: most subscribers attached at once.
+    #[arg(long, value_name = "N", default_value = "32")]
+    pub max_subscribers: u32,
 }
 
 const SEND_AFTER_HELP: &str = "\
@@ -362,7 +383,12 @@ has opened the channel waits for one.
 --timeout DURATION bounds each wait for the next message: when it passes, recv exits with
 status 3. --nonblock prints what is there now and exits: 0 if it printed anything (or the
 sender is gone), 3 if the channel was empty. --follow keeps waiting for a new sender after
-the current one leaves.
+the current one leaves. On an mpsc channel, recv exits 0 once every sender is gone.
+
+On a broadcast channel recv subscribes (from the oldest retained message, or with
+--from newest only new ones) and unsubscribes on exit, so several recv processes each get
+every message. A lossy channel may lap a slow subscriber: recv then prints
+`warning: missed N messages` on stderr and goes on.
 
 Examples:
   mapipc recv /tmp/jobs --count 2
@@ -389,6 +415,9 @@ pub struct RecvArgs {
     /// Write length-prefixed binary frames instead of lines.
     #[arg(long)]
     pub binary: bool,
+    /// Broadcast: start at the oldest retained message or after the newest one.
+    #[arg(long, value_name = "WHERE", default_value = "oldest", value_parser = ["oldest", "newest"])]
+    pub from: String,
 }
 
 const STAT_AFTER_HELP: &str = "\

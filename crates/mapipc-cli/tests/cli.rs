@@ -1243,3 +1243,76 @@ clitest!(region_bare_name_lives_in_dev_shm, |dir| {
     dir.run(&["region", "rm", &name]).ok();
     assert!(!file.exists());
 });
+
+// ---------------------------------------------------------------------------------------
+// channel kinds: mpsc and broadcast from the shell
+
+clitest!(chan_mpsc_several_senders_one_receiver, |dir| {
+    let c = dir.path("m");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--kind", "mpsc", "--capacity", "16KiB"])
+        .ok();
+    let senders: Vec<Child> = (0..3)
+        .map(|k| {
+            let msgs: Vec<String> = (0..200).map(|i| format!("{k}-{i}")).collect();
+            let mut args = vec!["send", c];
+            args.extend(msgs.iter().map(String::as_str));
+            dir.spawn(&args)
+        })
+        .collect();
+    let out = dir.run(&["recv", c, "--count", "600", "--follow", "--timeout", "60s"]);
+    let text = out.ok().stdout_str();
+    for s in senders {
+        finish(s, None).ok();
+    }
+    // Every message once, each sender's in order.
+    let mut next = [0usize; 3];
+    for line in text.lines() {
+        let (k, i) = line.split_once('-').unwrap();
+        let (k, i): (usize, usize) = (k.parse().unwrap(), i.parse().unwrap());
+        assert_eq!(i, next[k], "sender {k} out of order");
+        next[k] += 1;
+    }
+    assert_eq!(next, [200; 3]);
+    let v: serde_json::Value =
+        serde_json::from_slice(&dir.run(&["stat", c, "--json"]).ok().stdout).unwrap();
+    assert_eq!(v["kind"], "mpsc");
+    assert_eq!(v["sent"], 600);
+    assert_eq!(v["aborted"], 0);
+});
+
+clitest!(chan_broadcast_every_subscriber_gets_every_message, |dir| {
+    let c = dir.path("b");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--kind", "broadcast", "--capacity", "4KiB"])
+        .ok();
+    let subs: Vec<Child> = (0..2)
+        .map(|_| dir.spawn(&["recv", c, "--count", "500", "--timeout", "60s"]))
+        .collect();
+    // Wait until both subscribed, so the lossless producer waits for them.
+    loop {
+        let v: serde_json::Value =
+            serde_json::from_slice(&dir.run(&["stat", c, "--json"]).ok().stdout).unwrap();
+        if v["subscribers"].as_array().unwrap().len() == 2 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    let lines: String = (0..500).map(|i| format!("{i:050}\n")).collect();
+    dir.run_with_stdin(&["send", c], lines.as_bytes()).ok();
+    for s in subs {
+        assert_eq!(finish(s, None).ok().stdout_str(), lines);
+    }
+});
+
+clitest!(chan_kind_options_are_checked, |dir| {
+    let c = dir.path("x");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--kind", "fifo", "--capacity", "4KiB"])
+        .usage_error();
+    let line = dir
+        .run(&["chan", "create", c, "--kind", "mpsc", "--max-producers", "0", "--capacity", "4KiB"])
+        .error()
+        .to_string();
+    assert!(line.contains("producers or subscribers"), "{line}");
+});

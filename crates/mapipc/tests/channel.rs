@@ -567,7 +567,7 @@ fn grants_abort_and_batch() {
     for i in 0..3u8 {
         let mut g = tx.reserve(4).unwrap();
         g.bytes().fill(i);
-        g.commit_batched();
+        g.commit_batched().unwrap();
     }
     assert!(
         matches!(rx.try_recv(), Err(TryRecvError::Empty)),
@@ -580,6 +580,6 @@ fn grants_abort_and_batch() {
     let mut g = tx.reserve(100).unwrap();
     g.bytes().write_at(0, b"short");
     g.truncate(5);
-    g.commit();
+    g.commit().unwrap();
     assert_eq!(rx.recv().unwrap(), b"short");
 }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use mapipc::channel::{
-    Channel, ChannelError, RecvTimeoutError, SendTimeoutError, Stat, TryRecvError, TrySendError,
+    Channel, ChannelError, ChannelOptions, Kind, RecvTimeoutError, SendTimeoutError, StartAt,
+    Stat, TryRecvError, TrySendError,
 };
 use mapipc::region::Location;
 
@@ -32,10 +33,24 @@ pub fn create(args: &ChanCreateArgs, out: &mut dyn Write) -> Result<()> {
             }
         }
     }
-    let chan = Channel::create(&loc, capacity)?;
+    let chan = ChannelOptions::new(args.kind)
+        .capacity(capacity)
+        .policy(args.policy)
+        .max_producers(args.max_producers)
+        .max_subscribers(args.max_subscribers)
+        .create(&loc)?;
+    let extra = match chan.kind() {
+        Kind::Spsc => String::new(),
+        Kind::Mpsc => format!(", up to {} producers", args.max_producers),
+        Kind::Broadcast => format!(
+            ", {}, up to {} subscribers",
+            chan.policy(),
+            args.max_subscribers
+        ),
+    };
     writeln!(
         out,
-        "created {} channel `{}`: capacity {}, messages up to {}",
+        "created {} channel `{}`: capacity {}, messages up to {}{extra}",
         chan.kind(),
         loc.path().display(),
         human(chan.capacity() as u64),
@@ -185,8 +200,17 @@ pub fn send(args: &SendArgs, _out: &mut dyn Write) -> Result<()> {
 pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
     let loc = location(&args.path)?;
     let chan = Channel::open(&loc)?;
-    let mut rx = chan.receiver()?;
+    let start = if args.from == "newest" {
+        StartAt::Newest
+    } else {
+        StartAt::Oldest
+    };
+    let mut rx = chan.subscribe(start)?;
     let mut printed = 0u64;
+    let lagged = |missed: u64| {
+        // Not an error: the lossy broadcast producer overwrote messages we had not read.
+        let _ = writeln!(io::stderr(), "warning: missed {missed} messages (this subscriber fell behind)");
+    };
     let want = args.count.unwrap_or(u64::MAX);
     let mut buf = Vec::new();
     let emit = |out: &mut dyn Write, m: &[u8]| -> io::Result<()> {
@@ -214,6 +238,10 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
                     )))
                 }
                 Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Lagged { missed }) => {
+                    lagged(missed);
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -222,10 +250,7 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
             Some(d) => rx.recv_deadline(d).map(|m| {
                 buf = m;
             }),
-            None => rx.recv_into(&mut buf).map_err(|e| match e {
-                mapipc::channel::RecvError::Disconnected => RecvTimeoutError::Disconnected,
-                other => convert(other),
-            }),
+            None => rx.recv_into(&mut buf).map_err(convert),
         };
         match result {
             Ok(()) => {
@@ -241,6 +266,7 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
                     loc.path().display()
                 )))
             }
+            Err(RecvTimeoutError::Lagged { missed }) => lagged(missed),
             Err(RecvTimeoutError::Disconnected) => {
                 if !args.follow {
                     break;
@@ -262,6 +288,7 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
 
 fn convert(e: mapipc::channel::RecvError) -> RecvTimeoutError {
     match e {
+        mapipc::channel::RecvError::Lagged { missed } => RecvTimeoutError::Lagged { missed },
         mapipc::channel::RecvError::Corrupted { file, offset, what } => {
             RecvTimeoutError::Corrupted { file, offset, what }
         }
@@ -298,32 +325,64 @@ fn stat_text(loc: &Location, st: &Stat) -> String {
             )
         }
     };
-    format!(
-        "channel     {}\n\
-         kind        {}\n\
-         capacity    {}\n\
-         max message {}\n\
-         in use      {} ({} messages waiting)\n\
-         sent        {}\n\
-         received    {}\n\
-         producer    {}\n\
-         consumer    {}\n{}",
-        loc.path().display(),
-        st.kind,
-        human(st.capacity),
-        human(st.max_message),
-        human(st.bytes_used),
-        st.sent.saturating_sub(st.received),
-        st.sent,
-        st.received,
-        end(&st.producer),
-        end(&st.consumer),
-        if st.positions_valid {
-            ""
-        } else {
-            "WARNING     the shared positions are inconsistent: the channel is corrupted\n"
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let mut line = |k: &str, v: String| {
+        let _ = writeln!(s, "{k:<11} {v}");
+    };
+    line("channel", loc.path().display().to_string());
+    line(
+        "kind",
+        match st.policy {
+            Some(p) => format!("{} ({p})", st.kind),
+            None => st.kind.to_string(),
+        },
+    );
+    line("capacity", human(st.capacity));
+    line("max message", human(st.max_message));
+    match st.kind {
+        Kind::Broadcast => {
+            line("retained", human(st.bytes_used));
+            line("sent", st.sent.to_string());
+            line("producer", end(&st.producer));
+            line("subscribers", st.subscribers.len().to_string());
+            for sub in &st.subscribers {
+                line(
+                    &format!("  slot {}", sub.slot),
+                    format!("{}, {} behind", end(&sub.end), human(sub.behind)),
+                );
+            }
         }
-    )
+        kind => {
+            line(
+                "in use",
+                format!(
+                    "{} ({} messages waiting)",
+                    human(st.bytes_used),
+                    st.sent.saturating_sub(st.received + st.aborted)
+                ),
+            );
+            line("sent", st.sent.to_string());
+            line("received", st.received.to_string());
+            if kind == Kind::Mpsc {
+                line("aborted", st.aborted.to_string());
+                line("producers", st.producers.len().to_string());
+                for p in &st.producers {
+                    line("  producer", end(p));
+                }
+            } else {
+                line("producer", end(&st.producer));
+            }
+            line("consumer", end(&st.consumer));
+        }
+    }
+    if !st.positions_valid {
+        line(
+            "WARNING",
+            "the shared positions are inconsistent: the channel is corrupted".into(),
+        );
+    }
+    s
 }
 
 fn stat_json(loc: &Location, st: &Stat) -> serde_json::Value {
@@ -340,13 +399,22 @@ fn stat_json(loc: &Location, st: &Stat) -> serde_json::Value {
     serde_json::json!({
         "path": loc.path().display().to_string(),
         "kind": st.kind.to_string(),
+        "policy": st.policy.map(|p| p.to_string()),
         "capacity": st.capacity,
         "max_message": st.max_message,
         "bytes_used": st.bytes_used,
         "sent": st.sent,
         "received": st.received,
+        "aborted": st.aborted,
         "producer": end(&st.producer),
         "consumer": end(&st.consumer),
+        "producers": st.producers.iter().map(end).collect::<Vec<_>>(),
+        "subscribers": st.subscribers.iter().map(|s| serde_json::json!({
+            "slot": s.slot,
+            "position": s.position,
+            "behind": s.behind,
+            "end": end(&s.end),
+        })).collect::<Vec<_>>(),
         "positions_valid": st.positions_valid,
     })
 }

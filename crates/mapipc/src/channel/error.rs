@@ -62,6 +62,10 @@ pub enum SendError {
         /// Largest message.
         max: usize,
     },
+    /// MPSC: the consumer gave up on this message before it was committed (this producer
+    /// looked dead, or took longer than the consumer's abort timeout). It was not delivered.
+    #[error("the receiver aborted this message before it was committed (the sender looked dead or too slow)")]
+    Aborted,
     /// The ring is full and the receiver is gone (it attached once and then left or died).
     #[error("the receiver is gone and the channel is full")]
     Disconnected,
@@ -110,6 +114,10 @@ pub enum TrySendError {
         /// Largest message.
         max: usize,
     },
+    /// MPSC: the consumer gave up on this message before it was committed (this producer
+    /// looked dead, or took longer than the consumer's abort timeout). It was not delivered.
+    #[error("the receiver aborted this message before it was committed (the sender looked dead or too slow)")]
+    Aborted,
     /// The ring is full and the receiver is gone.
     #[error("the receiver is gone and the channel is full")]
     Disconnected,
@@ -158,6 +166,10 @@ pub enum SendTimeoutError {
         /// Largest message.
         max: usize,
     },
+    /// MPSC: the consumer gave up on this message before it was committed (this producer
+    /// looked dead, or took longer than the consumer's abort timeout). It was not delivered.
+    #[error("the receiver aborted this message before it was committed (the sender looked dead or too slow)")]
+    Aborted,
     /// The ring is full and the receiver is gone.
     #[error("the receiver is gone and the channel is full")]
     Disconnected,
@@ -193,6 +205,14 @@ fault_variants!(SendTimeoutError);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecvError {
+    /// Broadcast: this subscriber was lapped by a lossy producer; `missed` messages were
+    /// overwritten before it read them. Receiving again continues with the oldest message
+    /// still there.
+    #[error("this subscriber fell behind and missed {missed} messages")]
+    Lagged {
+        /// Messages lost.
+        missed: u64,
+    },
     /// The producer is gone (left or died) and every message it committed was received. A
     /// new producer may attach later; receiving again then works.
     #[error("the sender is gone and the channel is empty")]
@@ -232,6 +252,14 @@ pub enum TryRecvError {
     /// Nothing to receive now.
     #[error("the channel is empty")]
     Empty,
+    /// Broadcast: this subscriber was lapped by a lossy producer; `missed` messages were
+    /// overwritten before it read them. Receiving again continues with the oldest message
+    /// still there.
+    #[error("this subscriber fell behind and missed {missed} messages")]
+    Lagged {
+        /// Messages lost.
+        missed: u64,
+    },
     /// See [`RecvError::Disconnected`].
     #[error("the sender is gone and the channel is empty")]
     Disconnected,
@@ -270,6 +298,14 @@ pub enum RecvTimeoutError {
     /// The deadline passed with nothing to receive.
     #[error("timed out waiting for a message")]
     Timeout,
+    /// Broadcast: this subscriber was lapped by a lossy producer; `missed` messages were
+    /// overwritten before it read them. Receiving again continues with the oldest message
+    /// still there.
+    #[error("this subscriber fell behind and missed {missed} messages")]
+    Lagged {
+        /// Messages lost.
+        missed: u64,
+    },
     /// See [`RecvError::Disconnected`].
     #[error("the sender is gone and the channel is empty")]
     Disconnected,
@@ -333,7 +369,25 @@ pub enum ChannelError {
         /// What is wrong.
         what: &'static str,
     },
-    /// Another live process is already the producer (or consumer) of this SPSC channel.
+    /// Every producer (MPSC) or subscriber (broadcast) slot is held by a live process.
+    #[error("channel `{file}` has no free {role} slot: all {max} are held by live processes")]
+    Full {
+        /// The file.
+        file: String,
+        /// `producer` or `subscriber`.
+        role: &'static str,
+        /// The limit set at creation.
+        max: u32,
+    },
+    /// The requested number of producers or subscribers is out of range.
+    #[error("{requested} producers or subscribers requested: use 1 to {max}")]
+    BadEndpoints {
+        /// Requested.
+        requested: u32,
+        /// Largest accepted.
+        max: u32,
+    },
+    /// Another live process is already the producer (or consumer) of this channel.
     #[error("channel `{file}` already has a live {role} (peer {peer}, pid {pid})")]
     Busy {
         /// The file.

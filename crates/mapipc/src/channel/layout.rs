@@ -14,9 +14,11 @@
 //!               consumer-never-parks flag      consumer (on mode change)
 //!    256     4  space notifier word,           producer parks, consumer wakes;
 //!               producer-never-parks flag      producer (on mode change)
-//!    320     5  aborted (mpsc), reserved
-//!    384        ... up to `ring offset` (4096): reserved
-//!   4096        the ring: `capacity` bytes of records
+//!    320     5  oldest-record lock, position,  broadcast producer
+//!               sequence
+//!   1024        endpoint table: 16 bytes each  MPSC producers / broadcast
+//!               {peer id, count or position}    subscribers, each its own entry
+//!   4096        the ring
 //! ```
 //!
 //! Fields each side writes in the hot path live on their own 64-byte cache line so the
@@ -34,34 +36,69 @@ pub(crate) const RING_OFFSET: u64 = 4096;
 
 /// Byte offsets of the shared fields, from the start of the header.
 pub(crate) mod off {
+    /// SPSC and broadcast: the producer position. MPSC: the claim hint.
     pub(crate) const TAIL: u64 = 64;
     pub(crate) const SENT: u64 = 72;
     pub(crate) const PRODUCER: u64 = 80;
     pub(crate) const PRODUCER_EPOCH: u64 = 84;
+    /// Broadcast: sequence number of the next message.
+    pub(crate) const NEXT_SEQ: u64 = 88;
     pub(crate) const HEAD: u64 = 128;
     pub(crate) const RECEIVED: u64 = 136;
     pub(crate) const CONSUMER: u64 = 144;
     pub(crate) const CONSUMER_EPOCH: u64 = 148;
+    /// MPSC: records skipped because aborted.
+    pub(crate) const ABORTED: u64 = 152;
     pub(crate) const DATA_WORD: u64 = 192;
     /// Non-zero while the consumer busy-polls (never parks): the producer may skip waking.
     pub(crate) const CONSUMER_NEVER_PARKS: u64 = 196;
     pub(crate) const SPACE_WORD: u64 = 256;
     /// Non-zero while the producer busy-polls (never parks).
     pub(crate) const PRODUCER_NEVER_PARKS: u64 = 260;
+    /// Broadcast: sequence lock and value of the oldest intact record.
+    pub(crate) const OLDEST_VER: u64 = 320;
+    pub(crate) const OLDEST_POS: u64 = 328;
+    pub(crate) const OLDEST_SEQ: u64 = 336;
+    /// Start of the endpoint table (MPSC producers, broadcast subscribers): 16 bytes per
+    /// entry, `{peer id: u64, position or message count: u64}`.
+    pub(crate) const TABLE: u64 = 1024;
+    /// Entry size in the endpoint table.
+    pub(crate) const ENTRY: u64 = 16;
+
+    /// Offset of endpoint-table entry `i` (its peer id; the second word follows).
+    #[inline]
+    pub(crate) const fn subscriber(i: u32) -> u64 {
+        TABLE + ENTRY * i as u64
+    }
+
+    /// Same table, read as MPSC producers.
+    #[inline]
+    pub(crate) const fn producer(i: u32) -> u64 {
+        subscriber(i)
+    }
 }
 
+/// Most endpoints the table holds (MPSC producers or broadcast subscribers).
+pub(crate) const MAX_ENDPOINTS: u32 = ((RING_OFFSET - off::TABLE) / off::ENTRY) as u32;
+
 /// Channel kinds (the `kind` field).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum Kind {
     /// Single producer, single consumer.
     Spsc = 1,
+    /// Many producers, one consumer.
+    Mpsc = 2,
+    /// One producer, many independent subscribers.
+    Broadcast = 3,
 }
 
 impl Kind {
     pub(crate) fn from_u32(v: u32) -> Option<Kind> {
         match v {
             1 => Some(Kind::Spsc),
+            2 => Some(Kind::Mpsc),
+            3 => Some(Kind::Broadcast),
             _ => None,
         }
     }
@@ -71,7 +108,63 @@ impl std::fmt::Display for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Kind::Spsc => "spsc",
+            Kind::Mpsc => "mpsc",
+            Kind::Broadcast => "broadcast",
         })
+    }
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Kind, String> {
+        match s {
+            "spsc" => Ok(Kind::Spsc),
+            "mpsc" => Ok(Kind::Mpsc),
+            "broadcast" => Ok(Kind::Broadcast),
+            other => Err(format!("unknown channel kind `{other}` (spsc, mpsc or broadcast)")),
+        }
+    }
+}
+
+/// What a broadcast producer does when the ring is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[repr(u32)]
+pub enum Policy {
+    /// Wait for the slowest live subscriber (dead ones are dropped).
+    #[default]
+    Lossless = 0,
+    /// Never wait: overwrite the oldest messages; lapped subscribers are told how many
+    /// they missed.
+    Lossy = 1,
+}
+
+impl Policy {
+    pub(crate) fn from_u32(v: u32) -> Option<Policy> {
+        match v {
+            0 => Some(Policy::Lossless),
+            1 => Some(Policy::Lossy),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Policy::Lossless => "lossless",
+            Policy::Lossy => "lossy",
+        })
+    }
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Policy, String> {
+        match s {
+            "lossless" => Ok(Policy::Lossless),
+            "lossy" => Ok(Policy::Lossy),
+            other => Err(format!("unknown policy `{other}` (lossless or lossy)")),
+        }
     }
 }
 
@@ -87,13 +180,23 @@ pub(crate) struct Fixed {
     pub(crate) capacity: u64,
     pub(crate) ring_offset: u64,
     pub(crate) max_payload: u64,
-    pub(crate) reserved: [u64; 2],
+    /// Broadcast policy (0 for the other kinds).
+    pub(crate) policy: u32,
+    /// MPSC: most producers; broadcast: most subscribers; SPSC: 0.
+    pub(crate) max_endpoints: u32,
+    pub(crate) reserved: u64,
 }
 
 const _: () = assert!(std::mem::size_of::<Fixed>() == 64);
 
 impl Fixed {
-    pub(crate) fn new(kind: Kind, capacity: u64, max_payload: u64) -> Fixed {
+    pub(crate) fn new(
+        kind: Kind,
+        capacity: u64,
+        max_payload: u64,
+        policy: Policy,
+        max_endpoints: u32,
+    ) -> Fixed {
         Fixed {
             magic: MAGIC,
             version: VERSION,
@@ -103,7 +206,9 @@ impl Fixed {
             capacity,
             ring_offset: RING_OFFSET,
             max_payload,
-            reserved: [0; 2],
+            policy: policy as u32,
+            max_endpoints,
+            reserved: 0,
         }
     }
 
@@ -124,13 +229,31 @@ impl Fixed {
             return Err("bad header size or ring offset");
         }
         let geo = super::ring::Geometry::new(self.capacity).ok_or("bad ring capacity")?;
-        if self.max_payload != geo.max_payload() {
+        if self.max_payload != max_payload(kind, geo) {
             return Err("bad maximum payload");
+        }
+        Policy::from_u32(self.policy).ok_or("unknown broadcast policy")?;
+        let endpoints_ok = match kind {
+            Kind::Spsc => self.max_endpoints == 0,
+            Kind::Mpsc => (1..=MAX_ENDPOINTS.min(super::mpsc::MAX_OWNERS)).contains(&self.max_endpoints),
+            Kind::Broadcast => (1..=MAX_ENDPOINTS).contains(&self.max_endpoints),
+        };
+        if !endpoints_ok {
+            return Err("bad number of producers or subscribers");
         }
         match RING_OFFSET.checked_add(self.capacity) {
             Some(end) if end <= area_len => {}
             _ => return Err("ring extends past the end of the region"),
         }
         Ok((kind, geo))
+    }
+}
+
+/// Largest message of a channel kind on a ring.
+pub(crate) fn max_payload(kind: Kind, geo: super::ring::Geometry) -> u64 {
+    match kind {
+        Kind::Spsc => geo.max_payload(),
+        Kind::Mpsc => super::mpsc::max_payload(geo),
+        Kind::Broadcast => super::bcast::max_payload(geo),
     }
 }

@@ -1,9 +1,21 @@
 //! Lock-free, variable-size, zero-copy message channels between processes.
 //!
-//! A channel is a [`Region`] whose data holds a small header and a byte ring
-//! ([`ring`](self) documents the algorithm: a bounded single-producer single-consumer ring
-//! of contiguous, 8-byte aligned records with free-running positions). Messages are 1 byte
-//! to [`Channel::max_message`] (`capacity / 2 - 8`) bytes.
+//! A channel is a [`Region`] whose data holds a small header and a byte ring of contiguous,
+//! aligned, variable-size records with free-running positions. Three kinds
+//! ([`Kind`], chosen at creation with [`ChannelOptions`]):
+//!
+//! - **SPSC** (the default): one producer, one consumer; the fastest (`ring.rs` documents
+//!   the algorithm: Lamport's ring with cached positions). Messages of 1 byte to
+//!   `capacity / 2 - 8` bytes.
+//! - **MPSC**: up to `max_producers` producer processes (default 64) and one consumer;
+//!   lock-free claims with a commit flag per record, crash-safe: a producer that dies
+//!   between claim and commit leaves a record the consumer aborts and skips (`mpsc.rs`).
+//!   Order is FIFO per producer.
+//! - **Broadcast**: one producer, up to `max_subscribers` (default 32) independent
+//!   subscribers joining and leaving at any time, [`Policy::Lossless`] (the producer waits
+//!   for the slowest live subscriber; dead ones are dropped) or [`Policy::Lossy`] (the
+//!   producer never waits; a lapped subscriber gets [`RecvError::Lagged`] with the exact
+//!   number it missed) (`bcast.rs`).
 //!
 //! - **Related processes**: create the channel before `fork` ([`Channel::anonymous`]), then
 //!   attach one end in each process after the fork ([`Channel::sender`],
@@ -53,10 +65,15 @@
 //! ```
 #![allow(unsafe_code)]
 
+pub(crate) mod bcast;
 mod error;
 mod layout;
+pub(crate) mod mpsc;
+mod receiver;
 pub(crate) mod ring;
+mod sender;
 mod slots;
+pub(crate) mod words;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -66,15 +83,17 @@ pub use error::{
     ChannelError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
     TrySendError,
 };
-pub use layout::Kind;
+pub use layout::{Kind, Policy};
+pub use receiver::{Iter, Receiver, RecvRef, StartAt, TryIter};
+pub use sender::{Grant, Sender};
 pub use slots::{Bytes, BytesMut};
 
 use error::Fault;
-use layout::{off, Fixed, RING_OFFSET};
-use ring::{Consumer, Geometry, Peeked, Producer, RingError, RingMem, Where};
+use layout::{off, Fixed, MAX_ENDPOINTS, RING_OFFSET};
+use ring::{Consumer, Geometry, RingError, Where};
 use slots::MappedRing;
+use words::Words;
 
-use crate::os;
 use crate::region::{IntoLocation, Peer, Region};
 use crate::sync::{Notifier, WaitError, WaitOptions};
 
@@ -173,12 +192,19 @@ impl WaitStrategy {
 /// Default period of peer-liveness checks while waiting.
 pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
+/// Default abort timeout of MPSC claims whose owner still looks alive.
+pub const DEFAULT_ABORT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Shared state of one opened channel: the region and where things are in it.
-struct Shared {
+pub(crate) struct Shared {
     region: Region,
     ring: MappedRing,
     geo: Geometry,
     kind: Kind,
+    policy: Policy,
+    /// MPSC: producer slots; broadcast: subscriber slots.
+    max_endpoints: u32,
+    max_payload: u64,
     /// File offset of the channel header (for error messages).
     header_file_off: u64,
 }
@@ -233,6 +259,42 @@ impl Shared {
         self.word(epoch_field).load(Ordering::Acquire) != 0
     }
 
+    /// The peer id in endpoint-table entry `i` (0: free).
+    fn entry_peer(&self, i: u32) -> u32 {
+        self.ring.ctl_load(off::subscriber(i), Ordering::Acquire) as u32
+    }
+
+    /// MPSC: whether any producer is attached and alive. Frees entries of dead producers on
+    /// the way (one liveness check per occupied entry, stopping at the first live one).
+    fn any_producer_alive(&self) -> bool {
+        let mut alive = false;
+        for i in 0..self.max_endpoints {
+            let f = off::producer(i);
+            let w = self.ring.ctl_load(f, Ordering::Acquire);
+            let id = w as u32;
+            if id == 0 {
+                continue;
+            }
+            if self.region.is_alive(id) {
+                alive = true;
+                break;
+            }
+            let _ = self.ring.ctl_cas(f, w, 0);
+        }
+        alive
+    }
+
+    /// The producers' side is gone: some producer attached once, none is attached and alive.
+    fn producers_gone(&self) -> bool {
+        if !self.end_ever_attached(off::PRODUCER_EPOCH) {
+            return false;
+        }
+        match self.kind {
+            Kind::Mpsc => !self.any_producer_alive(),
+            Kind::Spsc | Kind::Broadcast => !self.end_alive(off::PRODUCER),
+        }
+    }
+
     /// Wakes the waiter parked on `word_field` if there is one: call after publishing.
     /// One atomic read-modify-write of the notifier word; a syscall only when someone is
     /// registered as parked (see [`Notifier`] for why no wake-up is lost).
@@ -242,11 +304,19 @@ impl Shared {
     /// strategy): then publishing costs no barrier at all. An end that switches from
     /// busy-polling to parking clears the flag first; a publication racing with that switch
     /// may skip its wake-up, which delays that end by at most one liveness-check interval.
+    /// The flag is only honoured where a single end parks on the word (SPSC both ways, the
+    /// MPSC consumer); several producers or subscribers always get the wake-up.
     #[inline]
     fn wake_if_parked(&self, word_field: u64, never_parks_field: u64) {
         if self.word(never_parks_field).load(Ordering::Relaxed) == 0 {
             Notifier::new(self.word(word_field)).notify_all();
         }
+    }
+
+    /// Wakes every waiter on `word_field` (several producers or subscribers).
+    #[inline]
+    fn wake_all(&self, word_field: u64) {
+        Notifier::new(self.word(word_field)).notify_all();
     }
 
     /// Advertises whether this end busy-polls (see [`wake_if_parked`](Self::wake_if_parked)).
@@ -256,6 +326,7 @@ impl Shared {
         std::sync::atomic::fence(Ordering::SeqCst);
     }
 
+    /// Registers a single end (the SPSC/broadcast producer, the SPSC/MPSC consumer).
     fn attach_end(
         &self,
         field: u64,
@@ -290,6 +361,34 @@ impl Shared {
         Ok(peer)
     }
 
+    /// Registers in the endpoint table (MPSC producers, broadcast subscribers): takes a free
+    /// entry or one whose holder is dead. Returns the entry index and the value of its second
+    /// word (the count or position the previous holder left).
+    fn attach_entry(&self, me: u32, role: &'static str) -> Result<(u32, u64), ChannelError> {
+        for i in 0..self.max_endpoints {
+            let f = off::subscriber(i);
+            let w = self.ring.ctl_load(f, Ordering::Acquire);
+            let id = w as u32;
+            if id != 0 && (id == me || self.region.is_alive(id)) {
+                continue;
+            }
+            if self.ring.ctl_cas(f, w, me as u64).is_ok() {
+                let second = self.ring.ctl_load(f + 8, Ordering::Acquire);
+                return Ok((i, second));
+            }
+        }
+        Err(ChannelError::Full {
+            file: self.file(),
+            role,
+            max: self.max_endpoints,
+        })
+    }
+
+    /// Leaves endpoint-table entry `i` if we still hold it.
+    fn detach_entry(&self, i: u32, me: u32) {
+        let _ = self.ring.ctl_cas(off::subscriber(i), me as u64, 0);
+    }
+
     fn detach_end(&self, field: u64, me: u32, wake_field: u64, never_parks_field: u64) {
         // Only clear our own registration: a successor may already have taken over.
         if self
@@ -303,35 +402,86 @@ impl Shared {
         Notifier::new(self.word(wake_field)).notify_all();
     }
 
-    fn stat(&self) -> Stat {
-        let tail = self.ring.counter(off::TAIL).load(Ordering::Acquire);
-        let head = self.ring.counter(off::HEAD).load(Ordering::Acquire);
-        let end = |id_field, epoch_field, word_field| {
-            let id = self.word(id_field).load(Ordering::Acquire);
-            EndStat {
-                attached: id != 0,
-                alive: id != 0 && self.region.is_alive(id),
-                peer: id,
-                pid: if id != 0 {
-                    peer_pid(&self.region, id)
-                } else {
-                    0
-                },
-                attaches: self.word(epoch_field).load(Ordering::Relaxed),
-                parked: Notifier::new(self.word(word_field)).waiters() > 0,
-            }
-        };
-        Stat {
-            kind: self.kind,
-            capacity: self.geo.capacity(),
-            max_message: self.geo.max_payload(),
-            bytes_used: tail.wrapping_sub(head).min(self.geo.capacity()),
-            sent: self.ring.counter(off::SENT).load(Ordering::Relaxed),
-            received: self.ring.counter(off::RECEIVED).load(Ordering::Relaxed),
-            producer: end(off::PRODUCER, off::PRODUCER_EPOCH, off::SPACE_WORD),
-            consumer: end(off::CONSUMER, off::CONSUMER_EPOCH, off::DATA_WORD),
-            positions_valid: head <= tail && tail - head <= self.geo.capacity(),
+    fn end_stat(&self, id: u32, attaches: u32, word_field: Option<u64>) -> EndStat {
+        EndStat {
+            attached: id != 0,
+            alive: id != 0 && self.region.is_alive(id),
+            peer: id,
+            pid: if id != 0 {
+                peer_pid(&self.region, id)
+            } else {
+                0
+            },
+            attaches,
+            parked: word_field.is_some_and(|w| Notifier::new(self.word(w)).waiters() > 0),
         }
+    }
+
+    fn stat(&self) -> Stat {
+        let cap = self.geo.capacity();
+        let tail = self.ring.ctl_load(off::TAIL, Ordering::Acquire);
+        let head = self.ring.ctl_load(off::HEAD, Ordering::Acquire);
+        let producer_epoch = self.word(off::PRODUCER_EPOCH).load(Ordering::Relaxed);
+        let consumer_epoch = self.word(off::CONSUMER_EPOCH).load(Ordering::Relaxed);
+        let single = |field| self.word(field).load(Ordering::Acquire);
+        let mut st = Stat {
+            kind: self.kind,
+            policy: (self.kind == Kind::Broadcast).then_some(self.policy),
+            capacity: cap,
+            max_message: self.max_payload,
+            bytes_used: 0,
+            sent: 0,
+            received: self.ring.ctl_load(off::RECEIVED, Ordering::Relaxed),
+            aborted: self.ring.ctl_load(off::ABORTED, Ordering::Relaxed),
+            producer: self.end_stat(single(off::PRODUCER), producer_epoch, Some(off::SPACE_WORD)),
+            consumer: self.end_stat(single(off::CONSUMER), consumer_epoch, Some(off::DATA_WORD)),
+            producers: Vec::new(),
+            subscribers: Vec::new(),
+            positions_valid: true,
+        };
+        match self.kind {
+            Kind::Spsc => {
+                st.bytes_used = tail.wrapping_sub(head).min(cap);
+                st.sent = self.ring.ctl_load(off::SENT, Ordering::Relaxed);
+                st.positions_valid = head <= tail && tail - head <= cap;
+            }
+            Kind::Mpsc => {
+                st.bytes_used = tail.saturating_sub(head).min(cap);
+                st.positions_valid = head % mpsc::BLOCK == 0 && tail % mpsc::BLOCK == 0;
+                let mut sent = 0u64;
+                for i in 0..self.max_endpoints {
+                    let id = self.entry_peer(i);
+                    let count = self.ring.ctl_load(off::producer(i) + 8, Ordering::Relaxed);
+                    sent = sent.wrapping_add(count);
+                    if id != 0 {
+                        st.producers.push(self.end_stat(id, producer_epoch, None));
+                    }
+                }
+                st.sent = sent;
+                st.producer = st.producers.first().copied().unwrap_or(st.producer);
+                st.producer.parked = Notifier::new(self.word(off::SPACE_WORD)).waiters() > 0;
+            }
+            Kind::Broadcast => {
+                let oldest = bcast::read_oldest(&self.ring).map(|o| o.pos).unwrap_or(tail);
+                st.bytes_used = tail.saturating_sub(oldest).min(cap);
+                st.sent = self.ring.ctl_load(off::NEXT_SEQ, Ordering::Relaxed);
+                st.positions_valid = oldest <= tail && tail - oldest <= cap;
+                for i in 0..self.max_endpoints {
+                    let id = self.entry_peer(i);
+                    if id == 0 {
+                        continue;
+                    }
+                    let pos = self.ring.ctl_load(off::subscriber(i) + 8, Ordering::Relaxed);
+                    st.subscribers.push(SubscriberStat {
+                        end: self.end_stat(id, 0, None),
+                        slot: i,
+                        position: pos,
+                        behind: tail.saturating_sub(pos),
+                    });
+                }
+            }
+        }
+        st
     }
 }
 
@@ -344,8 +494,167 @@ fn peer_pid(region: &Region, id: u32) -> u32 {
         .map_or(0, |p| p.pid)
 }
 
+/// How to create a channel: kind, capacity, broadcast policy, endpoint limits.
+///
+/// # Example
+/// ```
+/// use mapipc::channel::{ChannelOptions, Kind, Policy};
+/// let chan = ChannelOptions::new(Kind::Broadcast)
+///     .capacity(1 << 16)
+///     .policy(Policy::Lossy)
+///     .max_subscribers(8)
+///     .anonymous()?;
+/// assert_eq!(chan.kind(), Kind::Broadcast);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct ChannelOptions {
+    kind: Kind,
+    capacity: usize,
+    policy: Policy,
+    max_producers: u32,
+    max_subscribers: u32,
+}
+
+impl ChannelOptions {
+    /// Defaults: 64 KiB ring, lossless, 64 producers (MPSC), 32 subscribers (broadcast).
+    pub fn new(kind: Kind) -> ChannelOptions {
+        ChannelOptions {
+            kind,
+            capacity: 64 * 1024,
+            policy: Policy::Lossless,
+            max_producers: 64,
+            max_subscribers: 32,
+        }
+    }
+
+    /// Ring size in bytes, rounded up to a power of two (at least [`MIN_CAPACITY`]).
+    pub fn capacity(&mut self, bytes: usize) -> &mut Self {
+        self.capacity = bytes;
+        self
+    }
+
+    /// Broadcast policy (ignored by the other kinds).
+    pub fn policy(&mut self, policy: Policy) -> &mut Self {
+        self.policy = policy;
+        self
+    }
+
+    /// MPSC: most producers attached at once (1 to 192).
+    pub fn max_producers(&mut self, n: u32) -> &mut Self {
+        self.max_producers = n;
+        self
+    }
+
+    /// Broadcast: most subscribers attached at once (1 to 192).
+    pub fn max_subscribers(&mut self, n: u32) -> &mut Self {
+        self.max_subscribers = n;
+        self
+    }
+
+    fn check(&self) -> Result<(Geometry, Fixed), ChannelError> {
+        let geo = geometry_for(self.capacity)?;
+        let max_endpoints = match self.kind {
+            Kind::Spsc => 0,
+            Kind::Mpsc => self.max_producers,
+            Kind::Broadcast => self.max_subscribers,
+        };
+        let limit = match self.kind {
+            Kind::Mpsc => MAX_ENDPOINTS.min(mpsc::MAX_OWNERS),
+            _ => MAX_ENDPOINTS,
+        };
+        if self.kind != Kind::Spsc && !(1..=limit).contains(&max_endpoints) {
+            return Err(ChannelError::BadEndpoints {
+                requested: max_endpoints,
+                max: limit,
+            });
+        }
+        let policy = if self.kind == Kind::Broadcast {
+            self.policy
+        } else {
+            Policy::Lossless
+        };
+        let fixed = Fixed::new(
+            self.kind,
+            geo.capacity(),
+            layout::max_payload(self.kind, geo),
+            policy,
+            max_endpoints,
+        );
+        Ok((geo, fixed))
+    }
+
+    /// Creates the channel in anonymous shared memory (for related processes: create before
+    /// `fork`, attach after).
+    ///
+    /// # Errors
+    /// [`ChannelError::BadCapacity`], [`ChannelError::BadEndpoints`],
+    /// [`ChannelError::Create`].
+    ///
+    /// # Example
+    /// See [`ChannelOptions`].
+    pub fn anonymous(&self) -> Result<Channel, ChannelError> {
+        let (geo, fixed) = self.check()?;
+        let region = Region::anonymous((RING_OFFSET + geo.capacity()) as usize)?;
+        Channel::init(region, geo, fixed)
+    }
+
+    /// Creates a channel file (a path, or a bare name in `/dev/shm`); fails if it exists.
+    ///
+    /// # Errors
+    /// As [`anonymous`](Self::anonymous); [`ChannelError::Create`] when the file exists.
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::channel::{ChannelOptions, Kind};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("jobs");
+    /// let chan = ChannelOptions::new(Kind::Mpsc).max_producers(4).create(&path)?;
+    /// let mut a = chan.sender()?;
+    /// let mut b = chan.sender()?; // several producers
+    /// a.send(b"from a")?;
+    /// b.send(b"from b")?;
+    /// let mut rx = chan.receiver()?;
+    /// assert_eq!(rx.recv()?, b"from a");
+    /// assert_eq!(rx.recv()?, b"from b");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create(&self, location: impl IntoLocation) -> Result<Channel, ChannelError> {
+        let (geo, fixed) = self.check()?;
+        let region = Region::create(location, (RING_OFFSET + geo.capacity()) as usize)?;
+        Channel::init(region, geo, fixed)
+    }
+
+    /// Lays the channel out in a freshly created region (for example a sealed memfd region
+    /// that will be passed to another process). The region's data must be large enough.
+    ///
+    /// # Errors
+    /// [`ChannelError::BadCapacity`] when the region is too small.
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::channel::{ChannelOptions, Kind};
+    /// use mapipc::region::Region;
+    /// let region = Region::memfd("chan", 4096 + 8192)?;
+    /// let chan = ChannelOptions::new(Kind::Spsc).capacity(8192).create_in(region)?;
+    /// assert_eq!(chan.capacity(), 8192);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_in(&self, region: Region) -> Result<Channel, ChannelError> {
+        let (geo, fixed) = self.check()?;
+        if RING_OFFSET + geo.capacity() > region.len() as u64 {
+            return Err(ChannelError::BadCapacity {
+                capacity: self.capacity as u64,
+                min: MIN_CAPACITY as u64,
+            });
+        }
+        Channel::init(region, geo, fixed)
+    }
+}
+
 /// A channel's shared memory, opened in this process. Attach ends with
-/// [`sender`](Self::sender) and [`receiver`](Self::receiver).
+/// [`sender`](Self::sender) and [`receiver`](Self::receiver) (for broadcast also
+/// [`subscribe`](Self::subscribe)).
 ///
 /// # Example
 /// ```
@@ -386,8 +695,9 @@ fn geometry_for(capacity: usize) -> Result<Geometry, ChannelError> {
 }
 
 impl Channel {
-    /// Creates a channel in anonymous shared memory, for related processes: create it
-    /// before `fork`, then attach one end in each process.
+    /// Creates an SPSC channel in anonymous shared memory, for related processes: create it
+    /// before `fork`, then attach one end in each process. Other kinds:
+    /// [`ChannelOptions::anonymous`].
     ///
     /// `capacity` is the ring size in bytes, rounded up to a power of two (at least
     /// [`MIN_CAPACITY`]).
@@ -413,12 +723,13 @@ impl Channel {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn anonymous(capacity: usize) -> Result<Channel, ChannelError> {
-        let geo = geometry_for(capacity)?;
-        let region = Region::anonymous((RING_OFFSET + geo.capacity()) as usize)?;
-        Channel::init(region, geo, Kind::Spsc)
+        ChannelOptions::new(Kind::Spsc)
+            .capacity(capacity)
+            .anonymous()
     }
 
-    /// Creates a channel file (a path, or a bare name in `/dev/shm`); fails if it exists.
+    /// Creates an SPSC channel file (a path, or a bare name in `/dev/shm`); fails if it
+    /// exists. Other kinds: [`ChannelOptions::create`].
     ///
     /// # Errors
     /// [`ChannelError::BadCapacity`], [`ChannelError::Create`] (exists, bad name, disk full).
@@ -434,13 +745,13 @@ impl Channel {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn create(location: impl IntoLocation, capacity: usize) -> Result<Channel, ChannelError> {
-        let geo = geometry_for(capacity)?;
-        let region = Region::create(location, (RING_OFFSET + geo.capacity()) as usize)?;
-        Channel::init(region, geo, Kind::Spsc)
+        ChannelOptions::new(Kind::Spsc)
+            .capacity(capacity)
+            .create(location)
     }
 
-    /// Lays a channel out in a freshly created region (for example a sealed memfd region that
-    /// will be passed to another process). The region's data must be large enough.
+    /// Lays an SPSC channel out in a freshly created region. See
+    /// [`ChannelOptions::create_in`].
     ///
     /// # Errors
     /// [`ChannelError::BadCapacity`] when the region is too small for `capacity`.
@@ -454,18 +765,21 @@ impl Channel {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn create_in(region: Region, capacity: usize) -> Result<Channel, ChannelError> {
-        let geo = geometry_for(capacity)?;
-        if RING_OFFSET + geo.capacity() > region.len() as u64 {
-            return Err(ChannelError::BadCapacity {
-                capacity: capacity as u64,
-                min: MIN_CAPACITY as u64,
-            });
-        }
-        Channel::init(region, geo, Kind::Spsc)
+        ChannelOptions::new(Kind::Spsc)
+            .capacity(capacity)
+            .create_in(region)
     }
 
-    fn init(region: Region, geo: Geometry, kind: Kind) -> Result<Channel, ChannelError> {
-        let fixed = Fixed::new(kind, geo.capacity(), geo.max_payload());
+    fn init(region: Region, geo: Geometry, fixed: Fixed) -> Result<Channel, ChannelError> {
+        if fixed.kind == Kind::Mpsc as u32 {
+            // Every block free for lap 0, before anyone can see the channel.
+            let ring = MappedRing::new(region.as_mmap(), region.data_offset(), geo.capacity())
+                .ok_or(ChannelError::BadCapacity {
+                    capacity: geo.capacity(),
+                    min: MIN_CAPACITY as u64,
+                })?;
+            mpsc::init_ring(geo, &ring);
+        }
         // Write everything but the magic, then the magic: an opener never sees a
         // half-written header with a valid magic.
         let mut staged = fixed;
@@ -476,7 +790,8 @@ impl Channel {
         Channel::from_region(region)
     }
 
-    /// Opens a channel file created by [`create`](Self::create), validating its header.
+    /// Opens a channel file created by [`create`](Self::create) or
+    /// [`ChannelOptions::create`], validating its header.
     ///
     /// # Errors
     /// [`ChannelError::Open`] (missing file, not a region, bad name),
@@ -500,7 +815,7 @@ impl Channel {
     /// socket with [`Region::receive`]), validating its header.
     ///
     /// # Errors
-    /// [`ChannelError::BadHeader`].
+    /// [`ChannelError::BadHeader`], [`ChannelError::Corrupted`].
     ///
     /// # Example
     /// See [`create_in`](Self::create_in).
@@ -523,53 +838,43 @@ impl Channel {
             ring,
             geo,
             kind,
+            policy: Policy::from_u32(fixed.policy).unwrap_or_default(),
+            max_endpoints: fixed.max_endpoints,
+            max_payload: fixed.max_payload,
         };
         // Validate the positions once so a damaged file is reported at open.
-        if let Err(e) = Consumer::attach(geo, &shared.ring) {
-            let Fault::Corrupted { file, offset, what } = shared.fault(e) else {
-                unreachable!("attach only reports corruption")
-            };
-            return Err(ChannelError::Corrupted { file, offset, what });
+        let check = match kind {
+            Kind::Spsc => Consumer::attach(geo, &shared.ring).map(|_| ()),
+            Kind::Mpsc => mpsc::MpscConsumer::attach(geo, &shared.ring).map(|_| ()),
+            Kind::Broadcast => bcast::Subscriber::attach(geo, &shared.ring, false).map(|_| ()),
+        };
+        if let Err(e) = check {
+            return Err(shared.corrupted(e));
         }
         Ok(Channel {
             shared: Arc::new(shared),
         })
     }
 
-    /// Attaches the producer end. Fails with [`ChannelError::Busy`] while another live
-    /// process is the producer; takes over from a dead one.
+    /// Attaches a producer end. SPSC and broadcast: fails with [`ChannelError::Busy`]
+    /// while another live process is the producer, and takes over from a dead one. MPSC:
+    /// takes a free producer slot ([`ChannelError::Full`] when all are held by live
+    /// producers).
     ///
     /// # Errors
-    /// [`ChannelError::Busy`], [`ChannelError::Join`] (peer table full),
-    /// [`ChannelError::Corrupted`].
+    /// [`ChannelError::Busy`], [`ChannelError::Full`], [`ChannelError::Join`] (region peer
+    /// table full), [`ChannelError::Corrupted`].
     ///
     /// # Example
     /// See [`Channel`].
     pub fn sender(&self) -> Result<Sender, ChannelError> {
-        let s = &self.shared;
-        let peer = s.attach_end(
-            off::PRODUCER,
-            off::PRODUCER_EPOCH,
-            off::DATA_WORD,
-            "producer",
-        )?;
-        let core = Producer::attach(s.geo, &s.ring).map_err(|e| self.attach_fault(e))?;
-        let sent = s.ring.counter(off::SENT).load(Ordering::Relaxed);
-        s.advertise_strategy(off::PRODUCER_NEVER_PARKS, WaitStrategy::default());
-        Ok(Sender {
-            shared: self.shared.clone(),
-            me: peer.id(),
-            pid: os::process::pid(),
-            _peer: peer,
-            core,
-            sent,
-            wait: WaitStrategy::default(),
-            check_interval: DEFAULT_CHECK_INTERVAL,
-        })
+        Sender::attach(self.shared.clone())
     }
 
-    /// Attaches the consumer end, continuing from the last consumed position. Fails with
-    /// [`ChannelError::Busy`] while another live process is the consumer.
+    /// Attaches the consumer end (SPSC, MPSC), continuing from the last consumed position;
+    /// fails with [`ChannelError::Busy`] while another live process is the consumer. For a
+    /// broadcast channel, subscribes at the oldest retained message (see
+    /// [`subscribe`](Self::subscribe)).
     ///
     /// # Errors
     /// As [`sender`](Self::sender).
@@ -577,42 +882,33 @@ impl Channel {
     /// # Example
     /// See [`pair`].
     pub fn receiver(&self) -> Result<Receiver, ChannelError> {
-        let s = &self.shared;
-        let peer = s.attach_end(
-            off::CONSUMER,
-            off::CONSUMER_EPOCH,
-            off::SPACE_WORD,
-            "consumer",
-        )?;
-        let core = Consumer::attach(s.geo, &s.ring).map_err(|e| self.attach_fault(e))?;
-        let received = s.ring.counter(off::RECEIVED).load(Ordering::Relaxed);
-        s.advertise_strategy(off::CONSUMER_NEVER_PARKS, WaitStrategy::default());
-        Ok(Receiver {
-            shared: self.shared.clone(),
-            me: peer.id(),
-            pid: os::process::pid(),
-            _peer: peer,
-            core,
-            received,
-            wait: WaitStrategy::default(),
-            check_interval: DEFAULT_CHECK_INTERVAL,
-        })
+        Receiver::attach(self.shared.clone(), StartAt::Oldest)
     }
 
-    fn attach_fault(&self, e: RingError) -> ChannelError {
-        match self.shared.fault(e) {
-            Fault::Corrupted { file, offset, what } => {
-                ChannelError::Corrupted { file, offset, what }
-            }
-            other => ChannelError::BadHeader {
-                file: self.shared.file(),
-                what: if matches!(other, Fault::Truncated { .. }) {
-                    "truncated"
-                } else {
-                    "unusable"
-                },
-            },
-        }
+    /// Subscribes to a broadcast channel, starting at the oldest retained message or after
+    /// the newest one. For SPSC and MPSC channels this is [`receiver`](Self::receiver)
+    /// (`start` is ignored: the consumer continues from the last consumed position).
+    ///
+    /// # Errors
+    /// As [`sender`](Self::sender); [`ChannelError::Full`] when `max_subscribers` live
+    /// subscribers are attached.
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::channel::{ChannelOptions, Kind, StartAt};
+    /// let chan = ChannelOptions::new(Kind::Broadcast).anonymous()?;
+    /// let mut tx = chan.sender()?;
+    /// tx.send(b"before")?;
+    /// let mut all = chan.subscribe(StartAt::Oldest)?;
+    /// let mut new = chan.subscribe(StartAt::Newest)?;
+    /// tx.send(b"after")?;
+    /// assert_eq!(all.recv()?, b"before");
+    /// assert_eq!(all.recv()?, b"after");
+    /// assert_eq!(new.recv()?, b"after");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn subscribe(&self, start: StartAt) -> Result<Receiver, ChannelError> {
+        Receiver::attach(self.shared.clone(), start)
     }
 
     /// Ring capacity in bytes.
@@ -620,14 +916,19 @@ impl Channel {
         self.shared.geo.capacity() as usize
     }
 
-    /// Largest message in bytes (`capacity / 2 - 8`).
+    /// Largest message in bytes.
     pub fn max_message(&self) -> usize {
-        self.shared.geo.max_payload() as usize
+        self.shared.max_payload as usize
     }
 
     /// The channel kind.
     pub fn kind(&self) -> Kind {
         self.shared.kind
+    }
+
+    /// The broadcast policy (`Lossless` for the other kinds).
+    pub fn policy(&self) -> Policy {
+        self.shared.policy
     }
 
     /// The region holding the channel (for [`Region::send_to`] and the like).
@@ -641,8 +942,22 @@ impl Channel {
     }
 }
 
-/// Creates a channel in anonymous shared memory and attaches both ends in this process
-/// (for threads, or as a quick start).
+impl Shared {
+    fn corrupted(&self, e: RingError) -> ChannelError {
+        match self.fault(e) {
+            Fault::Corrupted { file, offset, what } => {
+                ChannelError::Corrupted { file, offset, what }
+            }
+            _ => ChannelError::BadHeader {
+                file: self.file(),
+                what: "unusable",
+            },
+        }
+    }
+}
+
+/// Creates an SPSC channel in anonymous shared memory and attaches both ends in this
+/// process (for threads, or as a quick start).
 ///
 /// # Errors
 /// As [`Channel::anonymous`].
@@ -677,31 +992,53 @@ pub struct EndStat {
     pub peer: u32,
     /// Its pid as registered (0 if none or unknown).
     pub pid: u32,
-    /// How many times an end attached over the channel's life.
+    /// How many times such an end attached over the channel's life.
     pub attaches: u32,
     /// It is parked on the futex, waiting.
     pub parked: bool,
 }
 
-/// A snapshot of a channel, from [`Channel::stat`].
+/// A broadcast subscriber in a [`Stat`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubscriberStat {
+    /// Its registration.
+    pub end: EndStat,
+    /// Its slot in the subscriber table.
+    pub slot: u32,
+    /// Its position (bytes published before the next message it reads).
+    pub position: u64,
+    /// Bytes published that it has not read yet.
+    pub behind: u64,
+}
+
+/// A snapshot of a channel, from [`Channel::stat`].
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stat {
     /// Channel kind.
     pub kind: Kind,
+    /// Broadcast policy (`None` for the other kinds).
+    pub policy: Option<Policy>,
     /// Ring bytes.
     pub capacity: u64,
     /// Largest message.
     pub max_message: u64,
-    /// Bytes published and not yet consumed (records, headers and padding).
+    /// Bytes of the ring in use (SPSC/MPSC: not yet consumed; broadcast: retained).
     pub bytes_used: u64,
     /// Messages published over the channel's life.
     pub sent: u64,
-    /// Messages consumed over the channel's life.
+    /// Messages consumed over the channel's life (SPSC, MPSC).
     pub received: u64,
-    /// The producer end.
+    /// MPSC: records skipped because their producer died (or gave them up) before
+    /// committing.
+    pub aborted: u64,
+    /// The producer end (SPSC, broadcast; MPSC: the first live producer).
     pub producer: EndStat,
-    /// The consumer end.
+    /// The consumer end (SPSC, MPSC).
     pub consumer: EndStat,
+    /// MPSC: every attached producer.
+    pub producers: Vec<EndStat>,
+    /// Broadcast: every attached subscriber.
+    pub subscribers: Vec<SubscriberStat>,
     /// The shared positions are consistent (false means corruption).
     pub positions_valid: bool,
 }
@@ -776,1148 +1113,9 @@ impl Waiter {
     }
 }
 
-/// The producer end. Not `Clone`: one producer per SPSC channel.
-pub struct Sender {
-    shared: Arc<Shared>,
-    me: u32,
-    pid: u32,
-    _peer: Peer,
-    core: Producer,
-    sent: u64,
-    wait: WaitStrategy,
-    check_interval: Duration,
-}
-
-impl std::fmt::Debug for Sender {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sender")
-            .field("file", &self.shared.file())
-            .field("peer", &self.me)
-            .field("sent", &self.sent)
-            .finish()
-    }
-}
-
+/// Blocking behaviour of an operation.
+#[derive(Clone, Copy)]
 enum Blocking {
     No,
     Until(Option<Instant>),
-}
-
-enum SendFail {
-    Full,
-    Timeout,
-    BadLength(usize),
-    Disconnected,
-    Fault(Fault),
-}
-
-impl Sender {
-    /// Opens a channel file and attaches its producer end.
-    ///
-    /// # Errors
-    /// As [`Channel::open`] and [`Channel::sender`].
-    ///
-    /// # Example
-    /// ```
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// # let path = dir.path().join("c");
-    /// mapipc::channel::Channel::create(&path, 4096)?;
-    /// let mut tx = mapipc::channel::Sender::open(&path)?;
-    /// tx.send(b"queued until a receiver comes")?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn open(location: impl IntoLocation) -> Result<Sender, ChannelError> {
-        Channel::open(location)?.sender()
-    }
-
-    /// Sets how a send waits for room (default: spin a little, then park).
-    ///
-    /// With [`WaitStrategy::BusyPoll`] the sender tells the receiver it never parks, so the
-    /// receiver's releases skip the wake-up barrier: the fastest mode when both ends have a
-    /// CPU to burn.
-    pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
-        self.wait = wait;
-        self.shared
-            .advertise_strategy(off::PRODUCER_NEVER_PARKS, wait);
-    }
-
-    /// Sets how often a blocked send checks that the receiver is alive (default 50 ms).
-    pub fn set_check_interval(&mut self, interval: Duration) {
-        self.check_interval = interval.max(Duration::from_millis(1));
-    }
-
-    /// The channel this end belongs to.
-    pub fn channel(&self) -> Channel {
-        Channel {
-            shared: self.shared.clone(),
-        }
-    }
-
-    /// Largest message in bytes.
-    pub fn max_message(&self) -> usize {
-        self.shared.geo.max_payload() as usize
-    }
-
-    fn consumer_gone(&self) -> bool {
-        let s = &self.shared;
-        s.end_ever_attached(off::CONSUMER_EPOCH) && !s.end_alive(off::CONSUMER)
-    }
-
-    /// Reserves room for `len` bytes, waiting as asked.
-    /// Reserves room for `len` bytes, waiting as asked. The fast path (room in the cached
-    /// view) is inline; waiting lives in [`reserve_slow`](Self::reserve_slow).
-    #[inline]
-    fn reserve_inner(
-        &mut self,
-        len: usize,
-        block: Blocking,
-    ) -> Result<ring::Reservation, SendFail> {
-        match self.core.try_reserve(&self.shared.ring, len as u64) {
-            Ok(r) => Ok(r),
-            Err(RingError::Full) => self.reserve_slow(len, block),
-            Err(RingError::BadLength { .. }) => Err(SendFail::BadLength(len)),
-            Err(e) => Err(SendFail::Fault(self.shared.fault(e))),
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn reserve_slow(&mut self, len: usize, block: Blocking) -> Result<ring::Reservation, SendFail> {
-        // Full. Publish anything batched first, so the consumer can make room.
-        self.publish();
-        let deadline = match block {
-            Blocking::No => {
-                return Err(if self.consumer_gone() {
-                    SendFail::Disconnected
-                } else {
-                    SendFail::Full
-                })
-            }
-            Blocking::Until(d) => d,
-        };
-        let Sender {
-            shared,
-            core,
-            wait,
-            check_interval,
-            ..
-        } = self;
-        let s = &**shared;
-        loop {
-            let mut fault = None;
-            let mut ready = || match core.refresh_head(&s.ring) {
-                Ok(_) => core.fits_cached(len as u64),
-                Err(e) => {
-                    fault = Some(e);
-                    true
-                }
-            };
-            let alive = || !s.end_ever_attached(off::CONSUMER_EPOCH) || s.end_alive(off::CONSUMER);
-            let outcome = Waiter { deadline }
-                .wait(
-                    s,
-                    off::SPACE_WORD,
-                    *wait,
-                    *check_interval,
-                    &mut ready,
-                    &alive,
-                )
-                .map_err(SendFail::Fault)?;
-            if let Some(e) = fault {
-                return Err(SendFail::Fault(s.fault(e)));
-            }
-            match outcome {
-                WaitOutcome::Ready => match core.try_reserve(&s.ring, len as u64) {
-                    Ok(r) => return Ok(r),
-                    Err(RingError::Full) => continue,
-                    Err(RingError::BadLength { .. }) => return Err(SendFail::BadLength(len)),
-                    Err(e) => return Err(SendFail::Fault(s.fault(e))),
-                },
-                WaitOutcome::TimedOut => return Err(SendFail::Timeout),
-                WaitOutcome::PeerGone => return Err(SendFail::Disconnected),
-            }
-        }
-    }
-
-    #[inline]
-    fn publish(&mut self) {
-        if self.core.has_unpublished() {
-            let s = &*self.shared;
-            self.core.publish(&s.ring);
-            s.ring
-                .counter(off::SENT)
-                .store(self.sent, Ordering::Relaxed);
-            s.wake_if_parked(off::DATA_WORD, off::CONSUMER_NEVER_PARKS);
-        }
-    }
-
-    #[inline]
-    fn send_inner(&mut self, data: &[u8], block: Blocking) -> Result<(), SendFail> {
-        let r = self.reserve_inner(data.len(), block)?;
-        self.shared.ring.write_bytes(r.data, data);
-        self.core.commit(&self.shared.ring, &r);
-        self.sent += 1;
-        self.publish();
-        self.shared.check_truncated().map_err(SendFail::Fault)
-    }
-
-    fn bad_length(&self, len: usize) -> (usize, usize) {
-        (len, self.max_message())
-    }
-
-    /// Sends one message (copied once into the ring), waiting while the ring is full.
-    ///
-    /// # Errors
-    /// [`SendError::BadLength`] for an empty or too long message, [`SendError::Disconnected`]
-    /// when the ring is full and the receiver is gone, [`SendError::Corrupted`],
-    /// [`SendError::Truncated`].
-    ///
-    /// # Example
-    /// ```
-    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
-    /// tx.send(b"hi")?;
-    /// assert!(tx.send(b"").is_err());
-    /// assert_eq!(rx.recv()?, b"hi");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn send(&mut self, data: &[u8]) -> Result<(), SendError> {
-        match self.send_inner(data, Blocking::Until(None)) {
-            Ok(()) => Ok(()),
-            Err(SendFail::BadLength(len)) => {
-                let (len, max) = self.bad_length(len);
-                Err(SendError::BadLength { len, max })
-            }
-            Err(SendFail::Disconnected) => Err(SendError::Disconnected),
-            Err(SendFail::Fault(f)) => Err(f.into()),
-            Err(SendFail::Full | SendFail::Timeout) => {
-                unreachable!("blocking send never times out")
-            }
-        }
-    }
-
-    /// Sends one message if there is room now.
-    ///
-    /// # Errors
-    /// [`TrySendError::Full`], plus the errors of [`send`](Self::send).
-    ///
-    /// # Example
-    /// ```
-    /// use mapipc::channel::TrySendError;
-    /// let (mut tx, _rx) = mapipc::channel::pair(4096)?;
-    /// let msg = [0u8; 2000];
-    /// tx.try_send(&msg)?;
-    /// tx.try_send(&msg)?;
-    /// assert!(matches!(tx.try_send(&msg), Err(TrySendError::Full)));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn try_send(&mut self, data: &[u8]) -> Result<(), TrySendError> {
-        match self.send_inner(data, Blocking::No) {
-            Ok(()) => Ok(()),
-            Err(SendFail::Full) => Err(TrySendError::Full),
-            Err(SendFail::BadLength(len)) => {
-                let (len, max) = self.bad_length(len);
-                Err(TrySendError::BadLength { len, max })
-            }
-            Err(SendFail::Disconnected) => Err(TrySendError::Disconnected),
-            Err(SendFail::Fault(f)) => Err(f.into()),
-            Err(SendFail::Timeout) => Err(TrySendError::Full),
-        }
-    }
-
-    /// Sends one message, waiting at most `timeout` for room.
-    ///
-    /// # Errors
-    /// [`SendTimeoutError::Timeout`], plus the errors of [`send`](Self::send).
-    ///
-    /// # Example
-    /// ```
-    /// use std::time::Duration;
-    /// use mapipc::channel::SendTimeoutError;
-    /// let (mut tx, _rx) = mapipc::channel::pair(4096)?;
-    /// tx.send(&[1; 2000])?;
-    /// tx.send(&[2; 2000])?;
-    /// let r = tx.send_timeout(&[3; 2000], Duration::from_millis(10));
-    /// assert!(matches!(r, Err(SendTimeoutError::Timeout)));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn send_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<(), SendTimeoutError> {
-        self.send_deadline(data, Instant::now() + timeout)
-    }
-
-    /// Sends one message, waiting until `deadline` at most.
-    ///
-    /// # Errors
-    /// As [`send_timeout`](Self::send_timeout).
-    ///
-    /// # Example
-    /// ```
-    /// let (mut tx, _rx) = mapipc::channel::pair(4096)?;
-    /// tx.send_deadline(b"x", std::time::Instant::now())?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn send_deadline(
-        &mut self,
-        data: &[u8],
-        deadline: Instant,
-    ) -> Result<(), SendTimeoutError> {
-        match self.send_inner(data, Blocking::Until(Some(deadline))) {
-            Ok(()) => Ok(()),
-            Err(SendFail::Timeout | SendFail::Full) => Err(SendTimeoutError::Timeout),
-            Err(SendFail::BadLength(len)) => {
-                let (len, max) = self.bad_length(len);
-                Err(SendTimeoutError::BadLength { len, max })
-            }
-            Err(SendFail::Disconnected) => Err(SendTimeoutError::Disconnected),
-            Err(SendFail::Fault(f)) => Err(f.into()),
-        }
-    }
-
-    /// Sends a plain-old-data value as one message of `size_of::<T>()` bytes.
-    ///
-    /// # Errors
-    /// As [`send`](Self::send).
-    ///
-    /// # Example
-    /// See [`pair`].
-    pub fn send_pod<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<(), SendError> {
-        self.send(bytemuck::bytes_of(value))
-    }
-
-    /// Sends every message of `msgs`, publishing them together (one release store and at
-    /// most one wake-up per ring-full), waiting for room as needed. Returns how many were
-    /// sent (all of them, unless an error is returned).
-    ///
-    /// # Errors
-    /// As [`send`](Self::send); messages before the failing one are sent.
-    ///
-    /// # Example
-    /// ```
-    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
-    /// tx.send_batch([&b"a"[..], b"bc", b"def"])?;
-    /// assert_eq!(rx.recv()?, b"a");
-    /// assert_eq!(rx.recv()?, b"bc");
-    /// assert_eq!(rx.recv()?, b"def");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn send_batch<'m>(
-        &mut self,
-        msgs: impl IntoIterator<Item = &'m [u8]>,
-    ) -> Result<usize, SendError> {
-        let mut n = 0;
-        for m in msgs {
-            let r = match self.reserve_inner(m.len(), Blocking::Until(None)) {
-                Ok(r) => r,
-                Err(e) => {
-                    self.publish();
-                    return Err(match e {
-                        SendFail::BadLength(len) => {
-                            let (len, max) = self.bad_length(len);
-                            SendError::BadLength { len, max }
-                        }
-                        SendFail::Disconnected => SendError::Disconnected,
-                        SendFail::Fault(f) => f.into(),
-                        SendFail::Full | SendFail::Timeout => unreachable!("blocking"),
-                    });
-                }
-            };
-            let s = &*self.shared;
-            s.ring.write_bytes(r.data, m);
-            self.core.commit(&s.ring, &r);
-            self.sent += 1;
-            n += 1;
-        }
-        self.publish();
-        self.shared.check_truncated().map_err(SendError::from)?;
-        Ok(n)
-    }
-
-    /// Reserves room for a message of `len` bytes to be written in place (zero-copy),
-    /// waiting while the ring is full. [`Grant::commit`] publishes it; dropping the grant
-    /// without committing abandons it (nothing is sent).
-    ///
-    /// # Errors
-    /// As [`send`](Self::send).
-    ///
-    /// # Example
-    /// ```
-    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
-    /// let mut g = tx.reserve(12)?;
-    /// g.bytes().write_pod(0, &7u64);
-    /// g.bytes().write_at(8, b"tail");
-    /// g.commit();
-    /// let m = rx.recv_ref()?;
-    /// assert_eq!(m.bytes().read_pod::<u64>(0), Some(7));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn reserve(&mut self, len: usize) -> Result<Grant<'_>, SendError> {
-        match self.reserve_inner(len, Blocking::Until(None)) {
-            Ok(r) => Ok(Grant {
-                sender: self,
-                r,
-                batch: false,
-            }),
-            Err(SendFail::BadLength(len)) => {
-                let (len, max) = self.bad_length(len);
-                Err(SendError::BadLength { len, max })
-            }
-            Err(SendFail::Disconnected) => Err(SendError::Disconnected),
-            Err(SendFail::Fault(f)) => Err(f.into()),
-            Err(SendFail::Full | SendFail::Timeout) => unreachable!("blocking"),
-        }
-    }
-
-    /// Reserves room if there is some now.
-    ///
-    /// # Errors
-    /// As [`try_send`](Self::try_send).
-    ///
-    /// # Example
-    /// ```
-    /// let (mut tx, _rx) = mapipc::channel::pair(4096)?;
-    /// let g = tx.try_reserve(100)?;
-    /// drop(g); // abandoned: nothing sent
-    /// assert_eq!(tx.channel().stat().sent, 0);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn try_reserve(&mut self, len: usize) -> Result<Grant<'_>, TrySendError> {
-        match self.reserve_inner(len, Blocking::No) {
-            Ok(r) => Ok(Grant {
-                sender: self,
-                r,
-                batch: false,
-            }),
-            Err(SendFail::Full | SendFail::Timeout) => Err(TrySendError::Full),
-            Err(SendFail::BadLength(len)) => {
-                let (len, max) = self.bad_length(len);
-                Err(TrySendError::BadLength { len, max })
-            }
-            Err(SendFail::Disconnected) => Err(TrySendError::Disconnected),
-            Err(SendFail::Fault(f)) => Err(f.into()),
-        }
-    }
-
-    /// Publishes messages committed with [`Grant::commit_batched`].
-    pub fn flush(&mut self) {
-        self.publish();
-    }
-
-    /// Waits until a receiver is attached and alive, up to `deadline`. Returns whether one
-    /// is. Useful after [`SendError::Disconnected`] when a new receiver may come.
-    ///
-    /// # Example
-    /// ```
-    /// let chan = mapipc::channel::Channel::anonymous(4096)?;
-    /// let mut tx = chan.sender()?;
-    /// assert!(!tx.wait_for_receiver(Some(std::time::Instant::now())));
-    /// let _rx = chan.receiver()?;
-    /// assert!(tx.wait_for_receiver(None));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn wait_for_receiver(&mut self, deadline: Option<Instant>) -> bool {
-        let s = &*self.shared;
-        let mut ready = || s.end_alive(off::CONSUMER);
-        if ready() {
-            return true;
-        }
-        let alive = || true;
-        let _ = Waiter { deadline }.wait(
-            s,
-            off::SPACE_WORD,
-            WaitStrategy::Park,
-            self.check_interval,
-            &mut ready,
-            &alive,
-        );
-        s.end_alive(off::CONSUMER)
-    }
-}
-
-impl Drop for Sender {
-    fn drop(&mut self) {
-        if os::process::pid() != self.pid {
-            // Inherited across fork: the end belongs to the parent.
-            return;
-        }
-        self.publish();
-        self.shared.detach_end(
-            off::PRODUCER,
-            self.me,
-            off::DATA_WORD,
-            off::PRODUCER_NEVER_PARKS,
-        );
-    }
-}
-
-/// Space reserved for one message, written in place. Dropping it without
-/// [`commit`](Self::commit) abandons the message.
-pub struct Grant<'a> {
-    sender: &'a mut Sender,
-    r: ring::Reservation,
-    batch: bool,
-}
-
-impl std::fmt::Debug for Grant<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Grant").field("len", &self.r.len).finish()
-    }
-}
-
-impl Grant<'_> {
-    /// The reserved bytes.
-    pub fn bytes(&mut self) -> BytesMut<'_> {
-        let p = self.sender.shared.ring.ptr(self.r.data);
-        // SAFETY: `data..data+len` was reserved for us by the ring inside the live mapping,
-        // and nobody reads it until we publish; the view borrows `self`.
-        unsafe { BytesMut::new(p, self.r.len as usize) }
-    }
-
-    /// Reserved length.
-    pub fn len(&self) -> usize {
-        self.r.len as usize
-    }
-
-    /// Always false.
-    pub fn is_empty(&self) -> bool {
-        self.r.len == 0
-    }
-
-    /// Shortens the message to its first `len` bytes before committing (for writers that
-    /// reserve a maximum and use less). `len` must be in `1..=self.len()`; other values are
-    /// ignored.
-    pub fn truncate(&mut self, len: usize) {
-        if len >= 1 && len as u64 <= self.r.len {
-            self.r.len = len as u64;
-        }
-    }
-
-    /// Publishes the message and wakes a parked receiver.
-    pub fn commit(mut self) {
-        self.finish(false);
-    }
-
-    /// Commits without publishing yet: later messages join it and
-    /// [`Sender::flush`] (or the next plain send) publishes them together.
-    pub fn commit_batched(mut self) {
-        self.finish(true);
-    }
-
-    fn finish(&mut self, batch: bool) {
-        self.batch = true; // committed: Drop must not abandon
-        let s = &mut *self.sender;
-        s.core.commit(&s.shared.ring, &self.r);
-        s.sent += 1;
-        if !batch {
-            s.publish();
-        }
-    }
-}
-
-impl Drop for Grant<'_> {
-    fn drop(&mut self) {
-        // Not committed: the reservation (and any padding written for it) stays unpublished
-        // and the next reservation reuses the space.
-        let _ = self.batch;
-    }
-}
-
-/// The consumer end. Not `Clone`: one consumer per SPSC channel.
-pub struct Receiver {
-    shared: Arc<Shared>,
-    me: u32,
-    pid: u32,
-    _peer: Peer,
-    core: Consumer,
-    received: u64,
-    wait: WaitStrategy,
-    check_interval: Duration,
-}
-
-impl std::fmt::Debug for Receiver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Receiver")
-            .field("file", &self.shared.file())
-            .field("peer", &self.me)
-            .field("received", &self.received)
-            .finish()
-    }
-}
-
-enum RecvFail {
-    Empty,
-    Timeout,
-    Disconnected,
-    Fault(Fault),
-}
-
-impl Receiver {
-    /// Opens a channel file and attaches its consumer end.
-    ///
-    /// # Errors
-    /// As [`Channel::open`] and [`Channel::receiver`].
-    ///
-    /// # Example
-    /// ```
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// # let path = dir.path().join("c");
-    /// mapipc::channel::Channel::create(&path, 4096)?;
-    /// let mut rx = mapipc::channel::Receiver::open(&path)?;
-    /// assert!(rx.try_recv().is_err()); // empty, and no producer yet
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn open(location: impl IntoLocation) -> Result<Receiver, ChannelError> {
-        Channel::open(location)?.receiver()
-    }
-
-    /// Sets how a receive waits (default: spin a little, then park).
-    ///
-    /// With [`WaitStrategy::BusyPoll`] the receiver tells the sender it never parks, so
-    /// sends skip the wake-up barrier.
-    pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
-        self.wait = wait;
-        self.shared
-            .advertise_strategy(off::CONSUMER_NEVER_PARKS, wait);
-    }
-
-    /// Sets how often a blocked receive checks that the producer is alive (default 50 ms).
-    pub fn set_check_interval(&mut self, interval: Duration) {
-        self.check_interval = interval.max(Duration::from_millis(1));
-    }
-
-    /// The channel this end belongs to.
-    pub fn channel(&self) -> Channel {
-        Channel {
-            shared: self.shared.clone(),
-        }
-    }
-
-    /// Whether a live producer is attached now.
-    pub fn producer_alive(&self) -> bool {
-        self.shared.end_alive(off::PRODUCER)
-    }
-
-    /// Producer gone: it attached at some point and is no longer attached and alive.
-    fn producer_gone(&self) -> bool {
-        let s = &self.shared;
-        s.end_ever_attached(off::PRODUCER_EPOCH) && !s.end_alive(off::PRODUCER)
-    }
-
-    /// The next record, waiting as asked. The fast path is inline; waiting lives in
-    /// [`peek_slow`](Self::peek_slow).
-    #[inline]
-    fn peek(&mut self, block: Blocking) -> Result<Peeked, RecvFail> {
-        match self.core.try_peek(&self.shared.ring) {
-            Ok(Some(p)) => Ok(p),
-            Ok(None) => self.peek_slow(block),
-            Err(e) => Err(RecvFail::Fault(self.shared.fault(e))),
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn peek_slow(&mut self, block: Blocking) -> Result<Peeked, RecvFail> {
-        loop {
-            // Empty: hand back consumed space before possibly sleeping.
-            self.publish();
-            let Receiver {
-                shared,
-                core,
-                wait,
-                check_interval,
-                ..
-            } = self;
-            let s = &**shared;
-            let gone = s.end_ever_attached(off::PRODUCER_EPOCH) && !s.end_alive(off::PRODUCER);
-            if gone {
-                // The producer published before leaving; one more look catches it.
-                return match core.try_peek(&s.ring) {
-                    Ok(Some(p)) => Ok(p),
-                    Ok(None) => Err(RecvFail::Disconnected),
-                    Err(e) => Err(RecvFail::Fault(s.fault(e))),
-                };
-            }
-            let deadline = match block {
-                Blocking::No => return Err(RecvFail::Empty),
-                Blocking::Until(d) => d,
-            };
-            let head = core.head();
-            let epoch = s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire);
-            let mut ready = || {
-                s.ring.load_tail(Ordering::Acquire) != head
-                    || s.word(off::PRODUCER).load(Ordering::Acquire) == 0
-                        && s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire) != 0
-                    || s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire) != epoch
-            };
-            let alive = || {
-                let id = s.word(off::PRODUCER).load(Ordering::Acquire);
-                if id == 0 {
-                    // Never attached yet: keep waiting for one.
-                    !s.end_ever_attached(off::PRODUCER_EPOCH)
-                } else {
-                    s.region.is_alive(id)
-                }
-            };
-            let outcome = Waiter { deadline }
-                .wait(
-                    s,
-                    off::DATA_WORD,
-                    *wait,
-                    *check_interval,
-                    &mut ready,
-                    &alive,
-                )
-                .map_err(RecvFail::Fault)?;
-            match core.try_peek(&s.ring) {
-                Ok(Some(p)) => return Ok(p),
-                Ok(None) => {}
-                Err(e) => return Err(RecvFail::Fault(s.fault(e))),
-            }
-            if let WaitOutcome::TimedOut = outcome {
-                return Err(RecvFail::Timeout);
-            }
-        }
-    }
-
-    #[inline]
-    fn publish(&mut self) {
-        if self.core.has_unpublished() {
-            let s = &*self.shared;
-            self.core.publish(&s.ring);
-            s.ring
-                .counter(off::RECEIVED)
-                .store(self.received, Ordering::Relaxed);
-            s.wake_if_parked(off::SPACE_WORD, off::PRODUCER_NEVER_PARKS);
-        }
-    }
-
-    #[inline]
-    fn take(&mut self, p: &Peeked, out: &mut Vec<u8>) -> Result<(), Fault> {
-        let s = &*self.shared;
-        s.ring.read_into_vec(p.data, p.len as usize, out);
-        s.check_truncated()?;
-        self.core.consume(p);
-        self.received += 1;
-        self.publish();
-        Ok(())
-    }
-
-    #[inline]
-    fn recv_into_inner(&mut self, out: &mut Vec<u8>, block: Blocking) -> Result<(), RecvFail> {
-        let p = self.peek(block)?;
-        self.take(&p, out).map_err(RecvFail::Fault)
-    }
-
-    /// Receives the next message, waiting for one.
-    ///
-    /// # Errors
-    /// [`RecvError::Disconnected`] when the producer is gone and everything it committed was
-    /// received, [`RecvError::Corrupted`], [`RecvError::Truncated`].
-    ///
-    /// # Example
-    /// See [`pair`].
-    pub fn recv(&mut self) -> Result<Vec<u8>, RecvError> {
-        let mut v = Vec::new();
-        self.recv_into(&mut v)?;
-        Ok(v)
-    }
-
-    /// Receives the next message into `out` (replacing its contents), reusing its
-    /// allocation.
-    ///
-    /// # Errors
-    /// As [`recv`](Self::recv).
-    ///
-    /// # Example
-    /// ```
-    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
-    /// tx.send(b"abc")?;
-    /// let mut buf = Vec::with_capacity(64);
-    /// rx.recv_into(&mut buf)?;
-    /// assert_eq!(buf, b"abc");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn recv_into(&mut self, out: &mut Vec<u8>) -> Result<(), RecvError> {
-        match self.recv_into_inner(out, Blocking::Until(None)) {
-            Ok(()) => Ok(()),
-            Err(RecvFail::Disconnected) => Err(RecvError::Disconnected),
-            Err(RecvFail::Fault(f)) => Err(f.into()),
-            Err(RecvFail::Empty | RecvFail::Timeout) => unreachable!("blocking"),
-        }
-    }
-
-    /// Receives a message if one is there now.
-    ///
-    /// # Errors
-    /// [`TryRecvError::Empty`], plus the errors of [`recv`](Self::recv).
-    ///
-    /// # Example
-    /// ```
-    /// use mapipc::channel::TryRecvError;
-    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
-    /// assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
-    /// drop(tx);
-    /// assert!(matches!(rx.try_recv(), Err(TryRecvError::Disconnected)));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn try_recv(&mut self) -> Result<Vec<u8>, TryRecvError> {
-        let mut v = Vec::new();
-        match self.recv_into_inner(&mut v, Blocking::No) {
-            Ok(()) => Ok(v),
-            Err(RecvFail::Empty | RecvFail::Timeout) => Err(TryRecvError::Empty),
-            Err(RecvFail::Disconnected) => Err(TryRecvError::Disconnected),
-            Err(RecvFail::Fault(f)) => Err(f.into()),
-        }
-    }
-
-    /// Receives the next message, waiting at most `timeout`.
-    ///
-    /// # Errors
-    /// [`RecvTimeoutError::Timeout`], plus the errors of [`recv`](Self::recv).
-    ///
-    /// # Example
-    /// ```
-    /// use std::time::Duration;
-    /// let (_tx, mut rx) = mapipc::channel::pair(4096)?;
-    /// assert!(rx.recv_timeout(Duration::from_millis(5)).is_err());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
-        self.recv_deadline(Instant::now() + timeout)
-    }
-
-    /// Receives the next message, waiting until `deadline` at most.
-    ///
-    /// # Errors
-    /// As [`recv_timeout`](Self::recv_timeout).
-    ///
-    /// # Example
-    /// ```
-    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
-    /// tx.send(b"now")?;
-    /// assert_eq!(rx.recv_deadline(std::time::Instant::now())?, b"now");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Vec<u8>, RecvTimeoutError> {
-        let mut v = Vec::new();
-        match self.recv_into_inner(&mut v, Blocking::Until(Some(deadline))) {
-            Ok(()) => Ok(v),
-            Err(RecvFail::Timeout | RecvFail::Empty) => Err(RecvTimeoutError::Timeout),
-            Err(RecvFail::Disconnected) => Err(RecvTimeoutError::Disconnected),
-            Err(RecvFail::Fault(f)) => Err(f.into()),
-        }
-    }
-
-    /// Receives a plain-old-data value sent with [`Sender::send_pod`]. A message of another
-    /// length is consumed and reported as corruption of the expected type.
-    ///
-    /// # Errors
-    /// As [`recv`](Self::recv), and [`RecvError::Corrupted`] on a length mismatch.
-    ///
-    /// # Example
-    /// See [`pair`].
-    pub fn recv_pod<T: bytemuck::Pod>(&mut self) -> Result<T, RecvError> {
-        let file = self.shared.file();
-        let m = self.recv_ref()?;
-        let len = m.len();
-        match m.bytes().read_pod::<T>(0) {
-            Some(v) if len == std::mem::size_of::<T>() => Ok(v),
-            _ => Err(RecvError::Corrupted {
-                file,
-                offset: 0,
-                what: "message length differs from the expected type's size",
-            }),
-        }
-    }
-
-    fn guard(&mut self, p: Peeked) -> RecvRef<'_> {
-        RecvRef { rx: self, p }
-    }
-
-    /// Receives the next message in place (zero-copy), waiting for one. The space is handed
-    /// back to the producer when the returned guard is dropped.
-    ///
-    /// # Errors
-    /// As [`recv`](Self::recv).
-    ///
-    /// # Example
-    /// ```
-    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
-    /// tx.send(b"in place")?;
-    /// let m = rx.recv_ref()?;
-    /// assert_eq!(m.len(), 8);
-    /// assert_eq!(m.bytes().get(3), Some(b'p'));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn recv_ref(&mut self) -> Result<RecvRef<'_>, RecvError> {
-        match self.peek(Blocking::Until(None)) {
-            Ok(p) => Ok(self.guard(p)),
-            Err(RecvFail::Disconnected) => Err(RecvError::Disconnected),
-            Err(RecvFail::Fault(f)) => Err(f.into()),
-            Err(RecvFail::Empty | RecvFail::Timeout) => unreachable!("blocking"),
-        }
-    }
-
-    /// Zero-copy receive if a message is there now.
-    ///
-    /// # Errors
-    /// As [`try_recv`](Self::try_recv).
-    ///
-    /// # Example
-    /// ```
-    /// let (_tx, mut rx) = mapipc::channel::pair(4096)?;
-    /// assert!(rx.try_recv_ref().is_err());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn try_recv_ref(&mut self) -> Result<RecvRef<'_>, TryRecvError> {
-        match self.peek(Blocking::No) {
-            Ok(p) => Ok(self.guard(p)),
-            Err(RecvFail::Empty | RecvFail::Timeout) => Err(TryRecvError::Empty),
-            Err(RecvFail::Disconnected) => Err(TryRecvError::Disconnected),
-            Err(RecvFail::Fault(f)) => Err(f.into()),
-        }
-    }
-
-    /// Zero-copy receive, waiting at most `timeout`.
-    ///
-    /// # Errors
-    /// As [`recv_timeout`](Self::recv_timeout).
-    ///
-    /// # Example
-    /// ```
-    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
-    /// tx.send(b"x")?;
-    /// assert_eq!(rx.recv_ref_timeout(std::time::Duration::from_secs(1))?.len(), 1);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<RecvRef<'_>, RecvTimeoutError> {
-        match self.peek(Blocking::Until(Some(Instant::now() + timeout))) {
-            Ok(p) => Ok(self.guard(p)),
-            Err(RecvFail::Timeout | RecvFail::Empty) => Err(RecvTimeoutError::Timeout),
-            Err(RecvFail::Disconnected) => Err(RecvTimeoutError::Disconnected),
-            Err(RecvFail::Fault(f)) => Err(f.into()),
-        }
-    }
-
-    /// Hands every message available now (at most `max`) to `f` in place, then gives all
-    /// their space back at once (one release store, at most one wake-up). Returns how many
-    /// were handled; 0 when empty. Does not wait.
-    ///
-    /// # Errors
-    /// [`TryRecvError::Disconnected`] when nothing is left and the producer is gone,
-    /// corruption and truncation errors. Messages handled before an error stay consumed.
-    ///
-    /// # Example
-    /// ```
-    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
-    /// for i in 0..10u8 {
-    ///     tx.send(&[i])?;
-    /// }
-    /// let mut sum = 0u32;
-    /// let n = rx.drain(usize::MAX, |m| sum += m.get(0).unwrap() as u32)?;
-    /// assert_eq!((n, sum), (10, 45));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn drain(
-        &mut self,
-        max: usize,
-        mut f: impl FnMut(Bytes<'_>),
-    ) -> Result<usize, TryRecvError> {
-        let shared = self.shared.clone();
-        let s = &*shared;
-        let mut n = 0;
-        let result = loop {
-            if n >= max {
-                break Ok(n);
-            }
-            match self.core.try_peek(&s.ring) {
-                Ok(Some(p)) => {
-                    // SAFETY: the record lies inside the ring (validated by `try_peek`) and
-                    // stays ours until `consume` + `publish`, after `f` returns.
-                    let view = unsafe { Bytes::new(s.ring.ptr(p.data), p.len as usize) };
-                    f(view);
-                    if let Err(e) = s.check_truncated() {
-                        break Err(e.into());
-                    }
-                    self.core.consume(&p);
-                    self.received += 1;
-                    n += 1;
-                }
-                Ok(None) => {
-                    if n == 0 && self.producer_gone() {
-                        // Re-check after seeing the producer gone (it publishes first).
-                        match self.core.try_peek(&s.ring) {
-                            Ok(Some(_)) => continue,
-                            Ok(None) => break Err(TryRecvError::Disconnected),
-                            Err(e) => break Err(s.fault(e).into()),
-                        }
-                    }
-                    break Ok(n);
-                }
-                Err(e) => break Err(s.fault(e).into()),
-            }
-        };
-        self.publish();
-        result
-    }
-
-    /// A blocking iterator: yields messages until the producer is gone (then ends) or an
-    /// error occurs (yielded once, then ends).
-    ///
-    /// # Example
-    /// ```
-    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
-    /// tx.send(b"1")?;
-    /// tx.send(b"2")?;
-    /// drop(tx);
-    /// let all: Result<Vec<_>, _> = rx.iter().collect();
-    /// assert_eq!(all?, vec![b"1".to_vec(), b"2".to_vec()]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn iter(&mut self) -> Iter<'_> {
-        Iter {
-            rx: self,
-            done: false,
-        }
-    }
-
-    /// A non-blocking iterator over the messages available now.
-    ///
-    /// # Example
-    /// ```
-    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
-    /// tx.send(b"a")?;
-    /// assert_eq!(rx.try_iter().count(), 1);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn try_iter(&mut self) -> TryIter<'_> {
-        TryIter { rx: self }
-    }
-
-    /// Waits until a producer attaches (a new one, after the previous left), up to
-    /// `deadline`. Returns whether one is attached and alive.
-    ///
-    /// # Example
-    /// ```
-    /// let (tx, mut rx) = mapipc::channel::pair(4096)?;
-    /// assert!(rx.wait_for_producer(Some(std::time::Instant::now())));
-    /// drop(tx);
-    /// assert!(!rx.wait_for_producer(Some(std::time::Instant::now())));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn wait_for_producer(&mut self, deadline: Option<Instant>) -> bool {
-        let s = &*self.shared;
-        let mut ready = || s.end_alive(off::PRODUCER);
-        if ready() {
-            return true;
-        }
-        let alive = || true;
-        let _ = Waiter { deadline }.wait(
-            s,
-            off::DATA_WORD,
-            WaitStrategy::Park,
-            self.check_interval,
-            &mut ready,
-            &alive,
-        );
-        s.end_alive(off::PRODUCER)
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        if os::process::pid() != self.pid {
-            return;
-        }
-        self.publish();
-        self.shared.detach_end(
-            off::CONSUMER,
-            self.me,
-            off::SPACE_WORD,
-            off::CONSUMER_NEVER_PARKS,
-        );
-    }
-}
-
-/// A message received in place; its space goes back to the producer on drop.
-pub struct RecvRef<'a> {
-    rx: &'a mut Receiver,
-    p: Peeked,
-}
-
-impl std::fmt::Debug for RecvRef<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecvRef").field("len", &self.p.len).finish()
-    }
-}
-
-impl RecvRef<'_> {
-    /// The message bytes, in the ring.
-    pub fn bytes(&self) -> Bytes<'_> {
-        // SAFETY: the record lies inside the ring (validated by `try_peek`) and stays ours
-        // until this guard is dropped; the view borrows the guard.
-        unsafe { Bytes::new(self.rx.shared.ring.ptr(self.p.data), self.p.len as usize) }
-    }
-
-    /// Message length.
-    pub fn len(&self) -> usize {
-        self.p.len as usize
-    }
-
-    /// Always false.
-    pub fn is_empty(&self) -> bool {
-        self.p.len == 0
-    }
-
-    /// Copies the message out.
-    pub fn to_vec(&self) -> Vec<u8> {
-        self.bytes().to_vec()
-    }
-}
-
-impl Drop for RecvRef<'_> {
-    fn drop(&mut self) {
-        let rx = &mut *self.rx;
-        rx.core.consume(&self.p);
-        rx.received += 1;
-        rx.publish();
-    }
-}
-
-/// Blocking iterator from [`Receiver::iter`].
-#[derive(Debug)]
-pub struct Iter<'a> {
-    rx: &'a mut Receiver,
-    done: bool,
-}
-
-impl Iterator for Iter<'_> {
-    type Item = Result<Vec<u8>, RecvError>;
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.rx.recv() {
-            Ok(v) => Some(Ok(v)),
-            Err(RecvError::Disconnected) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
-    }
-}
-
-/// Non-blocking iterator from [`Receiver::try_iter`].
-#[derive(Debug)]
-pub struct TryIter<'a> {
-    rx: &'a mut Receiver,
-}
-
-impl Iterator for TryIter<'_> {
-    type Item = Vec<u8>;
-    fn next(&mut self) -> Option<Vec<u8>> {
-        self.rx.try_recv().ok()
-    }
 }

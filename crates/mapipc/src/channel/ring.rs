@@ -264,18 +264,6 @@ impl Producer {
         })
     }
 
-    /// Whether a record of `len` bytes fits now, given the cached consumer position.
-    #[inline]
-    pub(crate) fn fits_cached(&self, len: u64) -> bool {
-        let total = record_size(len);
-        let to_end = self.geo.cap - self.geo.index(self.tail);
-        let need = if to_end < total {
-            to_end + total
-        } else {
-            total
-        };
-        self.tail + need - self.cached_head <= self.geo.cap
-    }
 
     /// Writes the record header and moves our position past it; call
     /// [`publish`](Self::publish) to make it (and earlier commits) visible.

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::layout::{off, RING_OFFSET};
 use super::ring::RingMem;
+use super::words::Words;
 use crate::map::Mmap;
 
 /// Ring memory inside a mapping. Holds raw pointers: the owner (the channel's shared
@@ -148,6 +149,52 @@ impl RingMem for MappedRing {
         unsafe {
             std::ptr::copy_nonoverlapping(src.as_ptr(), self.ring.add(off as usize), src.len())
         }
+    }
+}
+
+impl MappedRing {
+    #[inline]
+    fn ring_atomic(&self, off: u64) -> &AtomicU64 {
+        assert!(off % 8 == 0 && off + 8 <= self.cap, "ring word offset out of range");
+        // SAFETY: `off` is 8-byte aligned and `off + 8 <= cap` (asserted), so the word lies
+        // inside the ring, which lies inside the live mapping (checked in `new`) and is
+        // 8-byte aligned; any bit pattern is a valid `AtomicU64`.
+        unsafe { &*self.ring.add(off as usize).cast::<AtomicU64>() }
+    }
+
+    #[inline]
+    fn ctl_atomic(&self, field: u64) -> &AtomicU64 {
+        assert!(field % 8 == 0 && field + 8 <= RING_OFFSET, "header field out of range");
+        self.atomic_u64(field)
+    }
+}
+
+impl Words for MappedRing {
+    #[inline]
+    fn ctl_load(&self, field: u64, order: Ordering) -> u64 {
+        self.ctl_atomic(field).load(order)
+    }
+    #[inline]
+    fn ctl_store(&self, field: u64, value: u64, order: Ordering) {
+        self.ctl_atomic(field).store(value, order)
+    }
+    #[inline]
+    fn ctl_cas(&self, field: u64, current: u64, new: u64) -> Result<u64, u64> {
+        self.ctl_atomic(field)
+            .compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire)
+    }
+    #[inline]
+    fn word_load(&self, off: u64, order: Ordering) -> u64 {
+        self.ring_atomic(off).load(order)
+    }
+    #[inline]
+    fn word_store(&self, off: u64, value: u64, order: Ordering) {
+        self.ring_atomic(off).store(value, order)
+    }
+    #[inline]
+    fn word_cas(&self, off: u64, current: u64, new: u64) -> Result<u64, u64> {
+        self.ring_atomic(off)
+            .compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire)
     }
 }
 

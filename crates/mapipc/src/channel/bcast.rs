@@ -1,0 +1,699 @@
+//! The broadcast ring: one producer, any number of independent subscribers, lossless or
+//! lossy.
+//!
+//! # Algorithm
+//!
+//! A ring of variable-size, 16-byte aligned records with free-running positions, as the
+//! SPSC ring, but records carry a sequence number and readers never free space:
+//!
+//! ```text
+//! record: seq: u64 | len: u32, flags: u32 | payload, padded to 16 bytes
+//! ```
+//!
+//! - The producer writes a record, then publishes `tail` with a Release store (pair **T**,
+//!   with each subscriber's Acquire load).
+//! - Space is reclaimed from the *oldest* record still intact, `(oldest_pos, oldest_seq)`,
+//!   which the producer advances record by record before overwriting them and publishes
+//!   under a sequence lock (`oldest_ver` odd while it changes; Release on the final store,
+//!   then a Release fence before the overwriting stores: pair **O**).
+//! - **Lossless**: before reclaiming, the producer checks every registered subscriber's
+//!   position (Acquire, pair **S** with the subscriber's Release store after reading) and
+//!   waits while one of them still needs the space. Dead subscribers are dropped from the
+//!   table, so a crashed reader never stalls the producer.
+//! - **Lossy**: the producer never waits. A subscriber copies a record, then issues an
+//!   Acquire fence and reads `oldest` (pair **O**): if the producer reclaimed the record
+//!   meanwhile, the copy may be torn and is discarded; the subscriber moves to the oldest
+//!   intact record and reports exactly how many messages it missed:
+//!   `oldest_seq - expected_seq`.
+//!
+//! # Hostile peers
+//!
+//! Positions, sequence numbers, lengths and flags read from shared memory are validated
+//! (a position outside `[tail - capacity, tail]`, a sequence number out of order, a length
+//! beyond the record or the ring, a padding record not ending the ring, a sequence lock that
+//! never settles): [`RingError::Corrupted`]. Loops are bounded.
+
+use std::sync::atomic::{fence, Ordering};
+
+use super::layout::off;
+use super::ring::{Geometry, RingError, Where};
+use super::words::Words;
+
+/// Record header bytes.
+pub(crate) const HDR: u64 = 16;
+/// Flag: padding up to the end of the ring.
+const FLAG_PAD: u64 = 1;
+/// Tries of the sequence-lock read before calling the lock corrupted.
+const SEQLOCK_TRIES: u32 = 1 << 16;
+
+/// Bytes a record of `len` payload bytes takes.
+#[inline]
+pub(crate) fn record_size(len: u64) -> u64 {
+    HDR + len.next_multiple_of(16)
+}
+
+/// Largest payload: half the ring less the header.
+pub(crate) fn max_payload(geo: Geometry) -> u64 {
+    geo.capacity() / 2 - HDR
+}
+
+/// Where the oldest intact record is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Oldest {
+    pub(crate) pos: u64,
+    pub(crate) seq: u64,
+}
+
+/// Reads `(oldest_pos, oldest_seq)` consistently (sequence lock).
+pub(crate) fn read_oldest<W: Words>(mem: &W) -> Result<Oldest, RingError> {
+    for _ in 0..SEQLOCK_TRIES {
+        // Acquire pairs with the producer's Release store of the version (pair O).
+        let v1 = mem.ctl_load(off::OLDEST_VER, Ordering::Acquire);
+        if v1 & 1 == 1 {
+            // The producer is mid-update (a few stores): let it finish.
+            crate::sync::atomic::spin_loop();
+            continue;
+        }
+        let pos = mem.ctl_load(off::OLDEST_POS, Ordering::Relaxed);
+        let seq = mem.ctl_load(off::OLDEST_SEQ, Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        if mem.ctl_load(off::OLDEST_VER, Ordering::Relaxed) == v1 {
+            return Ok(Oldest { pos, seq });
+        }
+    }
+    Err(RingError::Corrupted {
+        at: Where::Tail,
+        what: "oldest-record lock never settles",
+    })
+}
+
+/// A reservation in the broadcast ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Reservation {
+    /// Position of the record.
+    pub(crate) start: u64,
+    /// Ring index of the payload.
+    pub(crate) data: u64,
+    /// Payload length.
+    pub(crate) len: u64,
+}
+
+/// Why the producer cannot write now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Blocked {
+    /// Lossless: the subscriber in this table slot still needs the space.
+    By(u32),
+}
+
+/// The producer's private state.
+#[derive(Debug, Clone)]
+pub(crate) struct BcastProducer {
+    geo: Geometry,
+    lossless: bool,
+    max_subscribers: u32,
+    tail: u64,
+    published: u64,
+    next_seq: u64,
+    oldest: Oldest,
+    /// Lossless: the smallest subscriber position as last computed.
+    cached_min: u64,
+}
+
+impl BcastProducer {
+    /// Attaches at the published state, validating it.
+    pub(crate) fn attach<W: Words>(
+        geo: Geometry,
+        mem: &W,
+        lossless: bool,
+        max_subscribers: u32,
+    ) -> Result<BcastProducer, RingError> {
+        let tail = mem.ctl_load(off::TAIL, Ordering::Acquire);
+        let next_seq = mem.ctl_load(off::NEXT_SEQ, Ordering::Acquire);
+        let oldest = read_oldest(mem)?;
+        if tail % 16 != 0
+            || oldest.pos % 16 != 0
+            || oldest.pos > tail
+            || tail - oldest.pos > geo.capacity()
+            || oldest.seq > next_seq
+        {
+            return Err(RingError::Corrupted {
+                at: Where::Tail,
+                what: "producer position or oldest record",
+            });
+        }
+        Ok(BcastProducer {
+            geo,
+            lossless,
+            max_subscribers,
+            tail,
+            published: tail,
+            next_seq,
+            oldest,
+            cached_min: tail,
+        })
+    }
+
+    /// Smallest position among registered subscribers that still lie in the window
+    /// `[tail - capacity, tail]` (others are lapped or garbage, and not waited for), and
+    /// the slot holding it.
+    fn min_subscriber<W: Words>(&self, mem: &W) -> (u64, Option<u32>) {
+        let mut min = self.tail;
+        let mut who = None;
+        for i in 0..self.max_subscribers {
+            let f = off::subscriber(i);
+            if mem.ctl_load(f, Ordering::Relaxed) == 0 {
+                continue;
+            }
+            // Acquire pairs with the subscriber's Release store of its position (pair S).
+            let pos = mem.ctl_load(f + 8, Ordering::Acquire);
+            if pos <= self.tail && self.tail - pos <= self.geo.capacity() && pos < min {
+                min = pos;
+                who = Some(i);
+            }
+        }
+        (min, who)
+    }
+
+    /// Reserves room for `len` payload bytes, reclaiming the oldest records (lossy, or
+    /// lossless when no subscriber needs them). Padding is written here.
+    pub(crate) fn try_reserve<W: Words>(
+        &mut self,
+        mem: &W,
+        len: u64,
+    ) -> Result<Result<Reservation, Blocked>, RingError> {
+        let max = max_payload(self.geo);
+        if len == 0 || len > max {
+            return Err(RingError::BadLength { len, max });
+        }
+        let cap = self.geo.capacity();
+        let size = record_size(len);
+        let idx = self.tail & (cap - 1);
+        let to_end = cap - idx;
+        let pad = if to_end < size { to_end } else { 0 };
+        let end = self.tail + pad + size;
+        let need_oldest = end.saturating_sub(cap);
+        if self.lossless && need_oldest > self.cached_min {
+            let (min, who) = self.min_subscriber(mem);
+            self.cached_min = min;
+            if need_oldest > min {
+                return Ok(Err(Blocked::By(who.unwrap_or(0))));
+            }
+        }
+        if need_oldest > self.oldest.pos {
+            self.reclaim(mem, need_oldest)?;
+        }
+        if pad > 0 {
+            mem.word_store(idx, u64::MAX, Ordering::Relaxed); // no message has this seq
+            mem.word_store(idx + 8, ((to_end - HDR) & 0xffff_ffff) | (FLAG_PAD << 32), Ordering::Relaxed);
+        }
+        let start = self.tail + pad;
+        Ok(Ok(Reservation {
+            start,
+            data: (start & (cap - 1)) + HDR,
+            len,
+        }))
+    }
+
+    /// Advances `oldest` past every record starting before `need` and publishes it.
+    fn reclaim<W: Words>(&mut self, mem: &W, need: u64) -> Result<(), RingError> {
+        let cap = self.geo.capacity();
+        let mut o = self.oldest;
+        // Bounded: each step passes at least 16 bytes of at most `cap`.
+        for _ in 0..=(cap / 16) {
+            if o.pos >= need {
+                break;
+            }
+            let idx = o.pos & (cap - 1);
+            let w1 = mem.word_load(idx + 8, Ordering::Relaxed);
+            let (len, flags) = (w1 & 0xffff_ffff, w1 >> 32);
+            let step = if flags == FLAG_PAD {
+                cap - idx
+            } else {
+                let seq = mem.word_load(idx, Ordering::Relaxed);
+                if flags != 0 || seq != o.seq {
+                    return Err(RingError::Corrupted {
+                        at: Where::Ring(idx),
+                        what: "record header (reclaiming)",
+                    });
+                }
+                o.seq += 1;
+                record_size(len)
+            };
+            if step == 0 || step > cap - idx || o.pos + step > self.tail {
+                return Err(RingError::Corrupted {
+                    at: Where::Ring(idx),
+                    what: "record size (reclaiming)",
+                });
+            }
+            o.pos += step;
+        }
+        if o.pos < need {
+            return Err(RingError::Corrupted {
+                at: Where::Tail,
+                what: "reclaim loop",
+            });
+        }
+        let v = mem.ctl_load(off::OLDEST_VER, Ordering::Relaxed);
+        mem.ctl_store(off::OLDEST_VER, v | 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        mem.ctl_store(off::OLDEST_POS, o.pos, Ordering::Relaxed);
+        mem.ctl_store(off::OLDEST_SEQ, o.seq, Ordering::Relaxed);
+        // Release pairs with the subscribers' Acquire load of the version (pair O).
+        mem.ctl_store(off::OLDEST_VER, (v | 1) + 1, Ordering::Release);
+        // Order the new `oldest` before the overwriting stores that follow (pair O): a
+        // subscriber that sees overwritten bytes then sees the new `oldest` after its fence.
+        fence(Ordering::Release);
+        self.oldest = o;
+        Ok(())
+    }
+
+    /// Writes the header of a reserved record and moves past it; [`publish`](Self::publish)
+    /// makes it visible.
+    pub(crate) fn commit<W: Words>(&mut self, mem: &W, r: &Reservation) {
+        let idx = r.start & (self.geo.capacity() - 1);
+        mem.word_store(idx, self.next_seq, Ordering::Relaxed);
+        mem.word_store(idx + 8, r.len, Ordering::Relaxed);
+        self.next_seq += 1;
+        self.tail = r.start + record_size(r.len);
+    }
+
+    /// Whether committed records are unpublished.
+    pub(crate) fn has_unpublished(&self) -> bool {
+        self.tail != self.published
+    }
+
+    /// Publishes committed records (pair **T**).
+    pub(crate) fn publish<W: Words>(&mut self, mem: &W) {
+        if self.tail != self.published {
+            mem.ctl_store(off::NEXT_SEQ, self.next_seq, Ordering::Relaxed);
+            // Release pairs with the subscribers' Acquire load of `tail` (pair T).
+            mem.ctl_store(off::TAIL, self.tail, Ordering::Release);
+            self.published = self.tail;
+        }
+    }
+
+    /// Forgets the cached minimum (after a subscriber slot was freed).
+    pub(crate) fn invalidate_min(&mut self) {
+        self.cached_min = 0;
+    }
+}
+
+/// What a subscriber found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Nothing new.
+    Empty,
+    /// A record: copy it, then call [`Subscriber::validate`].
+    Record {
+        /// Ring index of the payload.
+        data: u64,
+        /// Payload length.
+        len: u64,
+        /// Its sequence number.
+        seq: u64,
+        /// Position just past it.
+        end: u64,
+    },
+    /// We were lapped: `missed` messages are gone; we moved to the oldest intact one.
+    Lagged {
+        /// Messages lost.
+        missed: u64,
+    },
+}
+
+/// A subscriber's private state.
+#[derive(Debug, Clone)]
+pub(crate) struct Subscriber {
+    geo: Geometry,
+    pos: u64,
+    /// The sequence number expected next (unknown when starting at the newest message).
+    seq: Option<u64>,
+}
+
+impl Subscriber {
+    /// Starts at the oldest retained message (`newest == false`) or after the newest.
+    pub(crate) fn attach<W: Words>(geo: Geometry, mem: &W, newest: bool) -> Result<Subscriber, RingError> {
+        if newest {
+            let tail = mem.ctl_load(off::TAIL, Ordering::Acquire);
+            if tail % 16 != 0 {
+                return Err(RingError::Corrupted {
+                    at: Where::Tail,
+                    what: "producer position",
+                });
+            }
+            Ok(Subscriber {
+                geo,
+                pos: tail,
+                seq: None,
+            })
+        } else {
+            let o = read_oldest(mem)?;
+            if o.pos % 16 != 0 {
+                return Err(RingError::Corrupted {
+                    at: Where::Tail,
+                    what: "oldest record",
+                });
+            }
+            Ok(Subscriber {
+                geo,
+                pos: o.pos,
+                seq: Some(o.seq),
+            })
+        }
+    }
+
+    /// Our position.
+    pub(crate) fn pos(&self) -> u64 {
+        self.pos
+    }
+
+    fn resync<W: Words>(&mut self, mem: &W) -> Result<Next, RingError> {
+        let o = read_oldest(mem)?;
+        let missed = match self.seq {
+            Some(s) if o.seq >= s => o.seq - s,
+            Some(_) => {
+                return Err(RingError::Corrupted {
+                    at: Where::Tail,
+                    what: "oldest record moved backwards",
+                })
+            }
+            None => 0,
+        };
+        if o.pos % 16 != 0 || o.pos < self.pos && missed > 0 {
+            return Err(RingError::Corrupted {
+                at: Where::Tail,
+                what: "oldest record",
+            });
+        }
+        self.pos = o.pos;
+        self.seq = Some(o.seq);
+        Ok(Next::Lagged { missed })
+    }
+
+    /// The next record at our position, if any.
+    pub(crate) fn try_next<W: Words>(&mut self, mem: &W) -> Result<Next, RingError> {
+        let cap = self.geo.capacity();
+        for _ in 0..3 {
+            // Acquire pairs with the producer's Release store of `tail` (pair T).
+            let tail = mem.ctl_load(off::TAIL, Ordering::Acquire);
+            if tail == self.pos {
+                return Ok(Next::Empty);
+            }
+            if tail < self.pos || tail % 16 != 0 {
+                return Err(RingError::Corrupted {
+                    at: Where::Tail,
+                    what: "producer position",
+                });
+            }
+            if tail - self.pos > cap {
+                return self.resync(mem);
+            }
+            let idx = self.pos & (cap - 1);
+            let to_end = cap - idx;
+            let seq = mem.word_load(idx, Ordering::Relaxed);
+            let w1 = mem.word_load(idx + 8, Ordering::Relaxed);
+            let (len, flags) = (w1 & 0xffff_ffff, w1 >> 32);
+            if flags == FLAG_PAD && len + HDR == to_end {
+                if !self.still_intact(mem, self.pos)? {
+                    return self.resync(mem);
+                }
+                self.pos += to_end;
+                continue;
+            }
+            let size = record_size(len);
+            let sane = flags == 0
+                && len >= 1
+                && len <= max_payload(self.geo)
+                && size <= to_end
+                && size <= tail - self.pos
+                && self.seq.is_none_or(|s| s == seq);
+            if !sane {
+                // Overwritten under us, or garbage: tell which.
+                if !self.still_intact(mem, self.pos)? {
+                    return self.resync(mem);
+                }
+                return Err(RingError::Corrupted {
+                    at: Where::Ring(idx),
+                    what: "record header",
+                });
+            }
+            return Ok(Next::Record {
+                data: idx + HDR,
+                len,
+                seq,
+                end: self.pos + size,
+            });
+        }
+        Err(RingError::Corrupted {
+            at: Where::Ring(self.pos & (cap - 1)),
+            what: "padding loop",
+        })
+    }
+
+    /// Whether the record at `pos` was not reclaimed: call after reading it. The Acquire
+    /// fence orders our reads of the record before the read of `oldest` (pair **O**).
+    pub(crate) fn still_intact<W: Words>(&self, mem: &W, pos: u64) -> Result<bool, RingError> {
+        fence(Ordering::Acquire);
+        Ok(read_oldest(mem)?.pos <= pos)
+    }
+
+    /// After copying a record found by [`try_next`](Self::try_next): `Ok(None)` and we move
+    /// past it if it was intact during the copy; `Ok(Some(missed))` if it was overwritten:
+    /// we moved to the oldest intact record and `missed` messages (this one included) are
+    /// lost.
+    pub(crate) fn validate<W: Words>(
+        &mut self,
+        mem: &W,
+        seq: u64,
+        end: u64,
+    ) -> Result<Option<u64>, RingError> {
+        if self.still_intact(mem, self.pos)? {
+            self.pos = end;
+            self.seq = Some(seq + 1);
+            Ok(None)
+        } else {
+            match self.resync(mem)? {
+                Next::Lagged { missed } => Ok(Some(missed)),
+                _ => unreachable!("resync reports a lag"),
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::super::words::heap::HeapWords;
+    use super::*;
+    use proptest::prelude::*;
+
+    fn send(p: &mut BcastProducer, m: &HeapWords, data: &[u8]) -> Result<bool, RingError> {
+        match p.try_reserve(m, data.len() as u64)? {
+            Ok(r) => {
+                m.write_bytes(r.data, data);
+                p.commit(m, &r);
+                p.publish(m);
+                Ok(true)
+            }
+            Err(Blocked::By(_)) => Ok(false),
+        }
+    }
+
+    /// Reads the next message: `Ok(Ok(bytes))`, or `Ok(Err(missed))` when lagged.
+    fn recv(s: &mut Subscriber, m: &HeapWords) -> Result<Option<Result<Vec<u8>, u64>>, RingError> {
+        loop {
+            match s.try_next(m)? {
+                Next::Empty => return Ok(None),
+                Next::Lagged { missed } => return Ok(Some(Err(missed))),
+                Next::Record { data, len, seq, end } => {
+                    let mut v = vec![0; len as usize];
+                    m.read_bytes(data, &mut v);
+                    return Ok(Some(match s.validate(m, seq, end)? {
+                        None => Ok(v),
+                        Some(missed) => Err(missed),
+                    }));
+                }
+            }
+        }
+    }
+
+    fn geo(cap: u64) -> Geometry {
+        Geometry::new(cap).unwrap()
+    }
+
+    #[test]
+    fn lossy_subscriber_learns_exactly_what_it_missed() {
+        let g = geo(256);
+        let m = HeapWords::new(256);
+        let mut p = BcastProducer::attach(g, &m, false, 4).unwrap();
+        let mut s = Subscriber::attach(g, &m, false).unwrap();
+        for i in 0..40u8 {
+            assert!(send(&mut p, &m, &[i; 20]).unwrap()); // 48-byte records
+        }
+        // 256 bytes hold 5 records of 48: the oldest intact is 35.
+        assert_eq!(recv(&mut s, &m).unwrap(), Some(Err(35)));
+        for i in 35..40u8 {
+            assert_eq!(recv(&mut s, &m).unwrap(), Some(Ok(vec![i; 20])));
+        }
+        assert_eq!(recv(&mut s, &m).unwrap(), None);
+        // A new subscriber at the newest sees only what comes next.
+        let mut late = Subscriber::attach(g, &m, true).unwrap();
+        assert_eq!(recv(&mut late, &m).unwrap(), None);
+        send(&mut p, &m, b"next").unwrap();
+        assert_eq!(recv(&mut late, &m).unwrap(), Some(Ok(b"next".to_vec())));
+    }
+
+    #[test]
+    fn lossless_producer_waits_for_the_slowest_registered_subscriber() {
+        let g = geo(256);
+        let m = HeapWords::new(256);
+        let mut p = BcastProducer::attach(g, &m, true, 4).unwrap();
+        let mut s = Subscriber::attach(g, &m, false).unwrap();
+        // register in slot 2
+        m.ctl_store(off::subscriber(2), 7, Ordering::Relaxed);
+        m.ctl_store(off::subscriber(2) + 8, s.pos(), Ordering::Relaxed);
+        let mut sent = 0u8;
+        while send(&mut p, &m, &[sent; 20]).unwrap() {
+            sent += 1;
+        }
+        assert_eq!(sent, 5);
+        assert_eq!(p.try_reserve(&m, 20).unwrap(), Err(Blocked::By(2)));
+        for i in 0..5u8 {
+            assert_eq!(recv(&mut s, &m).unwrap(), Some(Ok(vec![i; 20])));
+            m.ctl_store(off::subscriber(2) + 8, s.pos(), Ordering::Release);
+        }
+        assert!(send(&mut p, &m, &[5; 20]).unwrap());
+        assert_eq!(recv(&mut s, &m).unwrap(), Some(Ok(vec![5; 20])));
+    }
+
+    #[test]
+    fn garbage_is_corruption_or_lag_never_a_panic() {
+        let g = geo(128);
+        let m = HeapWords::new(128);
+        let mut p = BcastProducer::attach(g, &m, false, 4).unwrap();
+        let mut s = Subscriber::attach(g, &m, false).unwrap();
+        send(&mut p, &m, b"ok").unwrap();
+        m.word_store(8, 5000, Ordering::Relaxed); // absurd length
+        assert!(matches!(s.try_next(&m), Err(RingError::Corrupted { .. })));
+        m.ctl_store(off::OLDEST_VER, 1, Ordering::Relaxed); // a lock that never settles
+        assert!(read_oldest(&m).is_err());
+    }
+
+    proptest! {
+        /// Lossy: whatever the interleaving of sends and reads by 2 subscribers, each
+        /// subscriber receives a subsequence of the messages in order, and the numbers it
+        /// was told it missed fill exactly the gaps.
+        #[test]
+        fn lossy_accounting_is_exact(ops in proptest::collection::vec((0u8..3, 1u64..50), 1..400)) {
+            let g = geo(256);
+            let m = HeapWords::new(256);
+            let mut p = BcastProducer::attach(g, &m, false, 4).unwrap();
+            let mut subs = [Subscriber::attach(g, &m, false).unwrap(), Subscriber::attach(g, &m, false).unwrap()];
+            let mut next = [0u64; 2]; // next sequence each subscriber should account for
+            let mut sent = 0u64;
+            for (op, len) in ops {
+                if op == 2 {
+                    let mut msg = vec![0u8; len.max(8) as usize];
+                    msg[..8].copy_from_slice(&sent.to_le_bytes());
+                    prop_assert!(send(&mut p, &m, &msg).unwrap());
+                    sent += 1;
+                } else {
+                    let i = op as usize;
+                    match recv(&mut subs[i], &m).unwrap() {
+                        None => prop_assert_eq!(next[i], sent),
+                        Some(Err(missed)) => { next[i] += missed; }
+                        Some(Ok(v)) => {
+                            let seq = u64::from_le_bytes(v[..8].try_into().unwrap());
+                            prop_assert_eq!(seq, next[i]);
+                            next[i] += 1;
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Arbitrary memory never panics a subscriber or the producer.
+        #[test]
+        fn survives_arbitrary_memory(words in proptest::collection::vec(any::<u64>(), 32), ctl in proptest::collection::vec(any::<u64>(), 8)) {
+            let g = geo(256);
+            let m = HeapWords::new(256);
+            for (i, w) in words.iter().enumerate() { m.word_store(i as u64 * 8, *w, Ordering::Relaxed); }
+            for (f, v) in [off::TAIL, off::NEXT_SEQ, off::OLDEST_VER, off::OLDEST_POS, off::OLDEST_SEQ].into_iter().zip(&ctl) {
+                m.ctl_store(f, v & 0xfff0, Ordering::Relaxed);
+            }
+            if let Ok(mut s) = Subscriber::attach(g, &m, false) {
+                for _ in 0..16 {
+                    match s.try_next(&m) {
+                        Ok(Next::Record { data, len, seq, end }) => {
+                            prop_assert!(data + len <= 256);
+                            if s.validate(&m, seq, end).is_err() { break; }
+                        }
+                        Ok(Next::Lagged { .. }) => {}
+                        _ => break,
+                    }
+                }
+            }
+            if let Ok(mut p) = BcastProducer::attach(g, &m, false, 4) {
+                for len in [1, 30, 100] {
+                    if let Ok(Ok(r)) = p.try_reserve(&m, len) {
+                        prop_assert!(r.data + r.len <= 256);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    //! `RUSTFLAGS="--cfg loom" cargo test -p mapipc --release --lib channel::bcast::loom_tests`
+    use super::super::words::heap::HeapWords;
+    use super::*;
+    use loom::sync::Arc;
+
+    /// Lossy: the producer laps a 64-byte ring (two 32-byte records) while a subscriber
+    /// reads. In every interleaving each message the subscriber accepts has intact bytes
+    /// (the sequence lock catches every torn copy) and delivered + reported-missed is exact.
+    #[test]
+    fn lossy_reader_never_accepts_a_torn_record() {
+        loom::model(|| {
+            let g = Geometry::new(64).unwrap();
+            let m = Arc::new(HeapWords::new(64));
+            let mp = m.clone();
+            let h = loom::thread::spawn(move || {
+                let mut p = BcastProducer::attach(g, &*mp, false, 1).unwrap();
+                for k in 1..=3u8 {
+                    let r = p.try_reserve(&*mp, 16).unwrap().unwrap();
+                    mp.write_bytes(r.data, &[k; 16]);
+                    p.commit(&*mp, &r);
+                    p.publish(&*mp);
+                }
+            });
+            let mut s = Subscriber::attach(g, &*m, false).unwrap();
+            let mut accounted = 0u64;
+            let mut last = 0u8;
+            while accounted < 3 {
+                match s.try_next(&*m).unwrap() {
+                    Next::Empty => loom::thread::yield_now(),
+                    Next::Lagged { missed } => accounted += missed,
+                    Next::Record { data, len, seq, end } => {
+                        let mut v = vec![0; len as usize];
+                        m.read_bytes(data, &mut v);
+                        match s.validate(&*m, seq, end).unwrap() {
+                            None => {
+                                // Message k (seq k - 1) is `[k; 16]`: intact, in order, and
+                                // the bytes belong to the sequence number read.
+                                assert!(v.iter().all(|b| *b == v[0]) && v[0] > last, "{v:?}");
+                                assert_eq!(u64::from(v[0]), seq + 1, "torn: {v:?} for seq {seq}");
+                                last = v[0];
+                                accounted += 1;
+                            }
+                            Some(missed) => accounted += missed,
+                        }
+                    }
+                }
+            }
+            assert_eq!(accounted, 3);
+            h.join().unwrap();
+        });
+    }
+}

@@ -1,0 +1,1022 @@
+//! The consumer end of every channel kind (for broadcast: a subscriber).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::bcast::{Next, Subscriber};
+use super::error::{Fault, RecvError, RecvTimeoutError, TryRecvError};
+use super::layout::{off, Kind, Policy};
+use super::mpsc::{Found, MpscConsumer};
+use super::ring::{Consumer, Peeked, RingMem};
+use super::slots::Bytes;
+use super::words::Words;
+use super::{
+    Blocking, Channel, ChannelError, Shared, WaitOutcome, WaitStrategy, Waiter,
+    DEFAULT_ABORT_TIMEOUT, DEFAULT_CHECK_INTERVAL,
+};
+use crate::os;
+use crate::region::{IntoLocation, Peer};
+
+/// Where a new broadcast subscriber starts.
+///
+/// # Example
+/// See [`Channel::subscribe`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StartAt {
+    /// At the oldest message still in the ring.
+    #[default]
+    Oldest,
+    /// After the newest message: only messages sent from now on.
+    Newest,
+}
+
+/// How long an MPSC claim must be in progress before the consumer checks its owner's
+/// liveness (a live producer commits within microseconds).
+const STUCK_GRACE: Duration = Duration::from_millis(1);
+
+/// An MPSC claim the consumer is waiting on.
+#[derive(Clone, Copy, Debug)]
+struct Stuck {
+    word: u64,
+    owner: u32,
+    since: Instant,
+    checked: Option<Instant>,
+}
+
+/// Per-kind consumer state.
+enum RxCore {
+    Spsc(Consumer),
+    Mpsc {
+        c: MpscConsumer,
+        stuck: Option<Stuck>,
+    },
+    Sub {
+        s: Subscriber,
+        slot: u32,
+        /// Lossy: records are copied and checked before anyone sees them.
+        lossy: bool,
+        /// The position last written to our table entry.
+        published: u64,
+    },
+}
+
+/// A record found at our position.
+#[derive(Clone, Copy, Debug)]
+struct Msg {
+    data: u64,
+    len: u64,
+    end: u64,
+    seq: u64,
+}
+
+enum Poll {
+    Msg(Msg),
+    Empty,
+    Lagged(u64),
+}
+
+enum RecvFail {
+    Empty,
+    Timeout,
+    Disconnected,
+    Lagged(u64),
+    Fault(Fault),
+}
+
+/// The consumer end (SPSC, MPSC) or a subscriber (broadcast). Not `Clone`: each attaches on
+/// its own.
+///
+/// # Example
+/// ```
+/// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+/// tx.send(b"hello")?;
+/// assert_eq!(rx.recv()?, b"hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Receiver {
+    shared: Arc<Shared>,
+    me: u32,
+    pid: u32,
+    _peer: Peer,
+    core: RxCore,
+    received: u64,
+    wait: WaitStrategy,
+    check_interval: Duration,
+    abort_timeout: Duration,
+    /// Lossy subscribers copy each record here before handing it out.
+    scratch: Vec<u8>,
+    /// Broadcast: messages lost by a torn read not yet reported.
+    pending_lag: u64,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("file", &self.shared.file())
+            .field("kind", &self.shared.kind)
+            .field("peer", &self.me)
+            .field("received", &self.received)
+            .finish()
+    }
+}
+
+impl Receiver {
+    pub(super) fn attach(shared: Arc<Shared>, start: StartAt) -> Result<Receiver, ChannelError> {
+        let s = &*shared;
+        let (peer, core) = match s.kind {
+            Kind::Spsc | Kind::Mpsc => {
+                let peer =
+                    s.attach_end(off::CONSUMER, off::CONSUMER_EPOCH, off::SPACE_WORD, "consumer")?;
+                let core = if s.kind == Kind::Spsc {
+                    RxCore::Spsc(Consumer::attach(s.geo, &s.ring).map_err(|e| s.corrupted(e))?)
+                } else {
+                    RxCore::Mpsc {
+                        c: MpscConsumer::attach(s.geo, &s.ring).map_err(|e| s.corrupted(e))?,
+                        stuck: None,
+                    }
+                };
+                s.advertise_strategy(off::CONSUMER_NEVER_PARKS, WaitStrategy::default());
+                (peer, core)
+            }
+            Kind::Broadcast => {
+                let peer = s.region.join()?;
+                let (slot, _) = s.attach_entry(peer.id(), "subscriber")?;
+                let sub = Subscriber::attach(s.geo, &s.ring, start == StartAt::Newest)
+                    .map_err(|e| {
+                        s.detach_entry(slot, peer.id());
+                        s.corrupted(e)
+                    })?;
+                // Release pairs with the producer's Acquire scan of positions (pair S).
+                s.ring
+                    .ctl_store(off::subscriber(slot) + 8, sub.pos(), Ordering::Release);
+                let core = RxCore::Sub {
+                    published: sub.pos(),
+                    s: sub,
+                    slot,
+                    lossy: s.policy == Policy::Lossy,
+                };
+                (peer, core)
+            }
+        };
+        let received = s.ring.ctl_load(off::RECEIVED, Ordering::Relaxed);
+        Ok(Receiver {
+            me: peer.id(),
+            pid: os::process::pid(),
+            _peer: peer,
+            core,
+            received,
+            wait: WaitStrategy::default(),
+            check_interval: DEFAULT_CHECK_INTERVAL,
+            abort_timeout: DEFAULT_ABORT_TIMEOUT,
+            scratch: Vec::new(),
+            pending_lag: 0,
+            shared,
+        })
+    }
+
+    /// Opens a channel file and attaches its consumer end (or subscribes, for broadcast).
+    ///
+    /// # Errors
+    /// As [`Channel::open`] and [`Channel::receiver`].
+    ///
+    /// # Example
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("c");
+    /// mapipc::channel::Channel::create(&path, 4096)?;
+    /// let mut rx = mapipc::channel::Receiver::open(&path)?;
+    /// assert!(rx.try_recv().is_err()); // empty, and no producer yet
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(location: impl IntoLocation) -> Result<Receiver, ChannelError> {
+        Channel::open(location)?.receiver()
+    }
+
+    /// Sets how a receive waits (default: spin a little, then park).
+    ///
+    /// With [`WaitStrategy::BusyPoll`] on an SPSC or MPSC channel the receiver tells the
+    /// senders it never parks, so sends skip the wake-up barrier.
+    pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
+        self.wait = wait;
+        if self.shared.kind != Kind::Broadcast {
+            self.shared
+                .advertise_strategy(off::CONSUMER_NEVER_PARKS, wait);
+        }
+    }
+
+    /// Sets how often a blocked receive checks that the producer is alive (default 50 ms).
+    pub fn set_check_interval(&mut self, interval: Duration) {
+        self.check_interval = interval.max(Duration::from_millis(1));
+    }
+
+    /// MPSC: how long a claimed record may stay uncommitted while its producer looks alive
+    /// before it is aborted and skipped (default 5 s). A dead producer's claims are aborted
+    /// as soon as its death is seen.
+    pub fn set_abort_timeout(&mut self, timeout: Duration) {
+        self.abort_timeout = timeout;
+    }
+
+    /// The channel this end belongs to.
+    pub fn channel(&self) -> Channel {
+        Channel {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Whether a live producer is attached now.
+    pub fn producer_alive(&self) -> bool {
+        let s = &self.shared;
+        match s.kind {
+            Kind::Mpsc => s.any_producer_alive(),
+            _ => s.end_alive(off::PRODUCER),
+        }
+    }
+
+    /// MPSC: decides whether the claim in progress at our position should be aborted.
+    fn should_abort(
+        shared: &Shared,
+        stuck: &mut Option<Stuck>,
+        owner: u32,
+        word: u64,
+        producers_dead: bool,
+        check_interval: Duration,
+        abort_timeout: Duration,
+    ) -> bool {
+        if producers_dead {
+            return true;
+        }
+        let now = Instant::now();
+        let st = match stuck {
+            Some(st) if st.word == word => st,
+            _ => stuck.insert(Stuck {
+                word,
+                owner,
+                since: now,
+                checked: None,
+            }),
+        };
+        let age = now.duration_since(st.since);
+        if age >= abort_timeout {
+            return true;
+        }
+        if age >= STUCK_GRACE && st.checked.is_none_or(|t| now.duration_since(t) >= check_interval)
+        {
+            st.checked = Some(now);
+            let id = shared.entry_peer(st.owner);
+            return id == 0 || !shared.region.is_alive(id);
+        }
+        false
+    }
+
+    /// One look at our position, without waiting. `producers_dead`: every producer is gone,
+    /// so MPSC claims in progress are aborted at once.
+    #[inline]
+    fn poll_once(&mut self, producers_dead: bool) -> Result<Poll, Fault> {
+        if self.pending_lag > 0 {
+            return Ok(Poll::Lagged(std::mem::take(&mut self.pending_lag)));
+        }
+        let shared = &*self.shared;
+        let ring = &shared.ring;
+        match &mut self.core {
+            RxCore::Spsc(c) => match c.try_peek(ring) {
+                Ok(Some(p)) => Ok(Poll::Msg(Msg {
+                    data: p.data,
+                    len: p.len,
+                    end: p.end,
+                    seq: 0,
+                })),
+                Ok(None) => Ok(Poll::Empty),
+                Err(e) => Err(shared.fault(e)),
+            },
+            RxCore::Mpsc { c, stuck } => {
+                // Bounded: each round aborts one claim or returns.
+                let r = loop {
+                    match c.try_peek(ring) {
+                        Ok(Found::Record { data, len, end }) => {
+                            *stuck = None;
+                            break Ok(Poll::Msg(Msg {
+                                data,
+                                len,
+                                end,
+                                seq: 0,
+                            }));
+                        }
+                        Ok(Found::Empty) => break Ok(Poll::Empty),
+                        Ok(Found::InProgress { owner, word }) => {
+                            let abort = Self::should_abort(
+                                shared,
+                                stuck,
+                                owner,
+                                word,
+                                producers_dead,
+                                self.check_interval,
+                                self.abort_timeout,
+                            );
+                            if !(abort && c.abort(ring, word)) {
+                                break Ok(Poll::Empty);
+                            }
+                            // Aborted: the next peek skips it (and counts it).
+                        }
+                        Err(e) => break Err(shared.fault(e)),
+                    }
+                };
+                let aborted = c.take_aborted();
+                if aborted > 0 {
+                    ring.counter(off::ABORTED)
+                        .fetch_add(aborted, Ordering::Relaxed);
+                }
+                r
+            }
+            RxCore::Sub { s, .. } => match s.try_next(ring) {
+                Ok(Next::Record {
+                    data,
+                    len,
+                    seq,
+                    end,
+                }) => Ok(Poll::Msg(Msg {
+                    data,
+                    len,
+                    end,
+                    seq,
+                })),
+                Ok(Next::Empty) => Ok(Poll::Empty),
+                Ok(Next::Lagged { missed }) => Ok(Poll::Lagged(missed)),
+                Err(e) => Err(shared.fault(e)),
+            },
+        }
+    }
+
+    /// The next message, waiting as asked. The fast path is inline; waiting lives in
+    /// [`peek_slow`](Self::peek_slow).
+    #[inline]
+    fn peek(&mut self, block: Blocking) -> Result<Msg, RecvFail> {
+        match self.poll_once(false) {
+            Ok(Poll::Msg(m)) => Ok(m),
+            Ok(Poll::Lagged(n)) => Err(RecvFail::Lagged(n)),
+            Ok(Poll::Empty) => self.peek_slow(block),
+            Err(f) => Err(RecvFail::Fault(f)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn peek_slow(&mut self, block: Blocking) -> Result<Msg, RecvFail> {
+        loop {
+            // Empty: hand back consumed space before possibly sleeping.
+            self.publish();
+            let gone = self.shared.producers_gone();
+            match self.poll_once(gone).map_err(RecvFail::Fault)? {
+                Poll::Msg(m) => return Ok(m),
+                Poll::Lagged(n) => return Err(RecvFail::Lagged(n)),
+                Poll::Empty if gone => return Err(RecvFail::Disconnected),
+                Poll::Empty => {}
+            }
+            let deadline = match block {
+                Blocking::No => return Err(RecvFail::Empty),
+                Blocking::Until(d) => d,
+            };
+            let s = &*self.shared;
+            // What changes when there is something to look at.
+            let (pos, stuck_owner) = match &self.core {
+                RxCore::Spsc(c) => (c.head(), None),
+                RxCore::Mpsc { c, stuck } => (c.head(), stuck.map(|st| st.owner)),
+                RxCore::Sub { s: sub, .. } => (sub.pos(), None),
+            };
+            let kind = s.kind;
+            let cap = s.geo.capacity();
+            let word_seen = s.ring.word_load(pos & (cap - 1), Ordering::Acquire);
+            let epoch = s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire);
+            let producer = s.word(off::PRODUCER).load(Ordering::Acquire);
+            let mut ready = || {
+                let moved = match kind {
+                    Kind::Mpsc => s.ring.word_load(pos & (cap - 1), Ordering::Acquire) != word_seen,
+                    _ => s.ring.load_tail(Ordering::Acquire) != pos,
+                };
+                moved
+                    || s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire) != epoch
+                    || s.word(off::PRODUCER).load(Ordering::Acquire) != producer
+            };
+            let alive = || match (kind, stuck_owner) {
+                (Kind::Mpsc, Some(owner)) => {
+                    let id = s.entry_peer(owner);
+                    id != 0 && s.region.is_alive(id)
+                }
+                _ => !s.producers_gone(),
+            };
+            let outcome = Waiter { deadline }
+                .wait(s, off::DATA_WORD, self.wait, self.check_interval, &mut ready, &alive)
+                .map_err(RecvFail::Fault)?;
+            match outcome {
+                WaitOutcome::Ready => {
+                    // A predicate that keeps firing (garbage in shared memory) must not
+                    // outlive the deadline.
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return match self.poll_once(false).map_err(RecvFail::Fault)? {
+                            Poll::Msg(m) => Ok(m),
+                            Poll::Lagged(n) => Err(RecvFail::Lagged(n)),
+                            Poll::Empty => Err(RecvFail::Timeout),
+                        };
+                    }
+                }
+                WaitOutcome::PeerGone => {
+                    // The owner of a stuck claim died: let the next look check it now.
+                    if let RxCore::Mpsc {
+                        stuck: Some(st), ..
+                    } = &mut self.core
+                    {
+                        st.checked = None;
+                        st.since = st.since.min(Instant::now() - STUCK_GRACE);
+                    }
+                }
+                WaitOutcome::TimedOut => {
+                    // Last look: data may have arrived at the deadline.
+                    return match self.poll_once(false).map_err(RecvFail::Fault)? {
+                        Poll::Msg(m) => Ok(m),
+                        Poll::Lagged(n) => Err(RecvFail::Lagged(n)),
+                        Poll::Empty => Err(RecvFail::Timeout),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Consumes `m` locally (published by [`publish`](Self::publish)). For a subscriber,
+    /// `false` when the record was overwritten while we read it (lossy): it is not consumed,
+    /// we moved to the oldest intact record, and the next look reports the lag.
+    #[inline]
+    fn consume(&mut self, m: &Msg) -> bool {
+        let ring = &self.shared.ring;
+        match &mut self.core {
+            RxCore::Spsc(c) => c.consume(&Peeked {
+                data: m.data,
+                len: m.len,
+                end: m.end,
+            }),
+            RxCore::Mpsc { c, .. } => c.consume(ring, m.end),
+            RxCore::Sub { s, .. } => match s.validate(ring, m.seq, m.end) {
+                Ok(None) => {}
+                Ok(Some(missed)) => {
+                    self.pending_lag += missed;
+                    return false;
+                }
+                // The oldest-record lock is garbage: the next look reports it.
+                Err(_) => return false,
+            },
+        }
+        self.received += 1;
+        true
+    }
+
+    /// Hands consumed space back and wakes producers waiting for it.
+    #[inline]
+    fn publish(&mut self) {
+        let s = &*self.shared;
+        match &mut self.core {
+            RxCore::Spsc(c) => {
+                if c.has_unpublished() {
+                    c.publish(&s.ring);
+                    s.ring
+                        .ctl_store(off::RECEIVED, self.received, Ordering::Relaxed);
+                    s.wake_if_parked(off::SPACE_WORD, off::PRODUCER_NEVER_PARKS);
+                }
+            }
+            RxCore::Mpsc { c, .. } => {
+                if c.has_unpublished() {
+                    c.publish(&s.ring);
+                    s.ring
+                        .ctl_store(off::RECEIVED, self.received, Ordering::Relaxed);
+                    s.wake_all(off::SPACE_WORD);
+                }
+            }
+            RxCore::Sub {
+                s: sub,
+                slot,
+                lossy,
+                published,
+            } => {
+                if sub.pos() != *published {
+                    *published = sub.pos();
+                    // Release pairs with the producer's Acquire scan (pair S).
+                    s.ring
+                        .ctl_store(off::subscriber(*slot) + 8, sub.pos(), Ordering::Release);
+                    if !*lossy {
+                        s.wake_all(off::SPACE_WORD);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies the message into `out`; `false` if it was overwritten meanwhile (lossy).
+    #[inline]
+    fn take(&mut self, m: &Msg, out: &mut Vec<u8>) -> Result<bool, Fault> {
+        let s = &*self.shared;
+        s.ring.read_into_vec(m.data, m.len as usize, out);
+        s.check_truncated()?;
+        if !self.consume(m) {
+            return Ok(false);
+        }
+        self.publish();
+        Ok(true)
+    }
+
+    fn recv_into_inner(&mut self, out: &mut Vec<u8>, block: Blocking) -> Result<(), RecvFail> {
+        loop {
+            let m = self.peek(block)?;
+            if self.take(&m, out).map_err(RecvFail::Fault)? {
+                return Ok(());
+            }
+            // Overwritten while we copied: the next look reports the lag.
+        }
+    }
+
+    /// Receives the next message, waiting for one.
+    ///
+    /// # Errors
+    /// [`RecvError::Disconnected`] when the producers are gone and everything they committed
+    /// was received, [`RecvError::Lagged`] (lossy broadcast: receiving again continues),
+    /// [`RecvError::Corrupted`], [`RecvError::Truncated`].
+    ///
+    /// # Example
+    /// See [`pair`](super::pair).
+    pub fn recv(&mut self) -> Result<Vec<u8>, RecvError> {
+        let mut v = Vec::new();
+        self.recv_into(&mut v)?;
+        Ok(v)
+    }
+
+    /// Receives the next message into `out` (replacing its contents), reusing its
+    /// allocation.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Example
+    /// ```
+    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// tx.send(b"abc")?;
+    /// let mut buf = Vec::with_capacity(64);
+    /// rx.recv_into(&mut buf)?;
+    /// assert_eq!(buf, b"abc");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_into(&mut self, out: &mut Vec<u8>) -> Result<(), RecvError> {
+        match self.recv_into_inner(out, Blocking::Until(None)) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(recv_error(e)),
+        }
+    }
+
+    /// Receives a message if one is there now.
+    ///
+    /// # Errors
+    /// [`TryRecvError::Empty`], plus the errors of [`recv`](Self::recv).
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::channel::TryRecvError;
+    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+    /// drop(tx);
+    /// assert!(matches!(rx.try_recv(), Err(TryRecvError::Disconnected)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_recv(&mut self) -> Result<Vec<u8>, TryRecvError> {
+        let mut v = Vec::new();
+        match self.recv_into_inner(&mut v, Blocking::No) {
+            Ok(()) => Ok(v),
+            Err(e) => Err(try_recv_error(e)),
+        }
+    }
+
+    /// Receives the next message, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`RecvTimeoutError::Timeout`], plus the errors of [`recv`](Self::recv).
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// let (_tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// assert!(rx.recv_timeout(Duration::from_millis(5)).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
+        self.recv_deadline(Instant::now() + timeout)
+    }
+
+    /// Receives the next message, waiting until `deadline` at most.
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Self::recv_timeout).
+    ///
+    /// # Example
+    /// ```
+    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// tx.send(b"now")?;
+    /// assert_eq!(rx.recv_deadline(std::time::Instant::now())?, b"now");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Vec<u8>, RecvTimeoutError> {
+        let mut v = Vec::new();
+        match self.recv_into_inner(&mut v, Blocking::Until(Some(deadline))) {
+            Ok(()) => Ok(v),
+            Err(e) => Err(recv_timeout_error(e)),
+        }
+    }
+
+    /// Receives a plain-old-data value sent with [`Sender::send_pod`](super::Sender::send_pod).
+    /// A message of another length is consumed and reported as corruption of the expected
+    /// type.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv), and [`RecvError::Corrupted`] on a length mismatch.
+    ///
+    /// # Example
+    /// See [`pair`](super::pair).
+    pub fn recv_pod<T: bytemuck::Pod>(&mut self) -> Result<T, RecvError> {
+        let mut v = std::mem::take(&mut self.scratch);
+        let r = self.recv_into(&mut v);
+        let out = r.and_then(|()| {
+            bytemuck::try_pod_read_unaligned::<T>(&v).map_err(|_| RecvError::Corrupted {
+                file: self.shared.file(),
+                offset: 0,
+                what: "message length differs from the expected type's size",
+            })
+        });
+        self.scratch = v;
+        out
+    }
+
+    fn guard(&mut self, m: Msg) -> RecvRef<'_> {
+        RecvRef { rx: self, m }
+    }
+
+    /// Receives the next message in place (zero-copy), waiting for one. The space is handed
+    /// back to the producer when the returned guard is dropped.
+    ///
+    /// On a lossy broadcast channel the producer may overwrite the message while the guard
+    /// lives: check [`RecvRef::is_intact`] after reading it (a torn message is then reported
+    /// as [`RecvError::Lagged`] by the next receive).
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Example
+    /// ```
+    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// tx.send(b"in place")?;
+    /// let m = rx.recv_ref()?;
+    /// assert_eq!(m.len(), 8);
+    /// assert_eq!(m.bytes().get(3), Some(b'p'));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_ref(&mut self) -> Result<RecvRef<'_>, RecvError> {
+        match self.peek(Blocking::Until(None)) {
+            Ok(m) => Ok(self.guard(m)),
+            Err(e) => Err(recv_error(e)),
+        }
+    }
+
+    /// Zero-copy receive if a message is there now.
+    ///
+    /// # Errors
+    /// As [`try_recv`](Self::try_recv).
+    ///
+    /// # Example
+    /// ```
+    /// let (_tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// assert!(rx.try_recv_ref().is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_recv_ref(&mut self) -> Result<RecvRef<'_>, TryRecvError> {
+        match self.peek(Blocking::No) {
+            Ok(m) => Ok(self.guard(m)),
+            Err(e) => Err(try_recv_error(e)),
+        }
+    }
+
+    /// Zero-copy receive, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Self::recv_timeout).
+    ///
+    /// # Example
+    /// ```
+    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// tx.send(b"x")?;
+    /// assert_eq!(rx.recv_ref_timeout(std::time::Duration::from_secs(1))?.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recv_ref_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<RecvRef<'_>, RecvTimeoutError> {
+        match self.peek(Blocking::Until(Some(Instant::now() + timeout))) {
+            Ok(m) => Ok(self.guard(m)),
+            Err(e) => Err(recv_timeout_error(e)),
+        }
+    }
+
+    /// Hands every message available now (at most `max`) to `f` in place, then gives all
+    /// their space back at once (one release store, at most one wake-up). Returns how many
+    /// were handled; 0 when empty. Does not wait. (Lossy broadcast: each message is copied
+    /// and checked first, so `f` never sees a torn one.)
+    ///
+    /// # Errors
+    /// [`TryRecvError::Disconnected`] when nothing is left and the producers are gone,
+    /// [`TryRecvError::Lagged`] (only when no message was handled), corruption and
+    /// truncation errors. Messages handled before an error stay consumed.
+    ///
+    /// # Example
+    /// ```
+    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// for i in 0..10u8 {
+    ///     tx.send(&[i])?;
+    /// }
+    /// let mut sum = 0u32;
+    /// let n = rx.drain(usize::MAX, |m| sum += m.get(0).unwrap() as u32)?;
+    /// assert_eq!((n, sum), (10, 45));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn drain(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(Bytes<'_>),
+    ) -> Result<usize, TryRecvError> {
+        let lossy = matches!(self.core, RxCore::Sub { lossy: true, .. });
+        let mut n = 0;
+        let result = loop {
+            if n >= max {
+                break Ok(n);
+            }
+            match self.poll_once(false) {
+                Ok(Poll::Msg(m)) => {
+                    if lossy {
+                        let mut buf = std::mem::take(&mut self.scratch);
+                        let intact = self.take_unpublished(&m, &mut buf);
+                        if intact {
+                            // SAFETY: `buf` is our own allocation, alive during the call.
+                            f(unsafe { Bytes::new(buf.as_ptr(), buf.len()) });
+                            n += 1;
+                        }
+                        self.scratch = buf;
+                        continue;
+                    }
+                    let ptr = self.shared.ring.ptr(m.data);
+                    // SAFETY: the record lies inside the ring (validated by the peek) and
+                    // stays ours until `consume` + `publish`, after `f` returns.
+                    f(unsafe { Bytes::new(ptr, m.len as usize) });
+                    if let Err(e) = self.shared.check_truncated() {
+                        break Err(e.into());
+                    }
+                    self.consume(&m);
+                    n += 1;
+                }
+                Ok(Poll::Lagged(missed)) if n == 0 => break Err(TryRecvError::Lagged { missed }),
+                Ok(Poll::Lagged(_)) => break Ok(n),
+                Ok(Poll::Empty) => {
+                    if n == 0 && self.shared.producers_gone() {
+                        match self.poll_once(true) {
+                            Ok(Poll::Msg(_)) => continue,
+                            Ok(Poll::Lagged(missed)) => {
+                                break Err(TryRecvError::Lagged { missed })
+                            }
+                            Ok(Poll::Empty) => break Err(TryRecvError::Disconnected),
+                            Err(e) => break Err(e.into()),
+                        }
+                    }
+                    break Ok(n);
+                }
+                Err(e) => break Err(e.into()),
+            }
+        };
+        self.publish();
+        result
+    }
+
+    /// Copies and consumes without publishing; `false` if overwritten meanwhile.
+    fn take_unpublished(&mut self, m: &Msg, out: &mut Vec<u8>) -> bool {
+        self.shared
+            .ring
+            .read_into_vec(m.data, m.len as usize, out);
+        self.consume(m)
+    }
+
+    /// A blocking iterator: yields messages until the producers are gone (then ends).
+    /// [`RecvError::Lagged`] is yielded and the iteration goes on; any other error is
+    /// yielded once, then the iteration ends.
+    ///
+    /// # Example
+    /// ```
+    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// tx.send(b"1")?;
+    /// tx.send(b"2")?;
+    /// drop(tx);
+    /// let all: Result<Vec<_>, _> = rx.iter().collect();
+    /// assert_eq!(all?, vec![b"1".to_vec(), b"2".to_vec()]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn iter(&mut self) -> Iter<'_> {
+        Iter {
+            rx: self,
+            done: false,
+        }
+    }
+
+    /// A non-blocking iterator over the messages available now.
+    ///
+    /// # Example
+    /// ```
+    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// tx.send(b"a")?;
+    /// assert_eq!(rx.try_iter().count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_iter(&mut self) -> TryIter<'_> {
+        TryIter { rx: self }
+    }
+
+    /// Waits until a producer attaches (a new one, after the previous left), up to
+    /// `deadline`. Returns whether one is attached and alive.
+    ///
+    /// # Example
+    /// ```
+    /// let (tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// assert!(rx.wait_for_producer(Some(std::time::Instant::now())));
+    /// drop(tx);
+    /// assert!(!rx.wait_for_producer(Some(std::time::Instant::now())));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_for_producer(&mut self, deadline: Option<Instant>) -> bool {
+        let s = &*self.shared;
+        let mut ready = || !s.producers_gone() && s.end_ever_attached(off::PRODUCER_EPOCH);
+        if ready() {
+            return true;
+        }
+        let alive = || true;
+        let _ = Waiter { deadline }.wait(
+            s,
+            off::DATA_WORD,
+            WaitStrategy::Park,
+            self.check_interval,
+            &mut ready,
+            &alive,
+        );
+        ready()
+    }
+}
+
+fn recv_error(e: RecvFail) -> RecvError {
+    match e {
+        RecvFail::Disconnected => RecvError::Disconnected,
+        RecvFail::Lagged(missed) => RecvError::Lagged { missed },
+        RecvFail::Fault(f) => f.into(),
+        RecvFail::Empty | RecvFail::Timeout => unreachable!("blocking receive never times out"),
+    }
+}
+
+fn try_recv_error(e: RecvFail) -> TryRecvError {
+    match e {
+        RecvFail::Empty | RecvFail::Timeout => TryRecvError::Empty,
+        RecvFail::Disconnected => TryRecvError::Disconnected,
+        RecvFail::Lagged(missed) => TryRecvError::Lagged { missed },
+        RecvFail::Fault(f) => f.into(),
+    }
+}
+
+fn recv_timeout_error(e: RecvFail) -> RecvTimeoutError {
+    match e {
+        RecvFail::Timeout | RecvFail::Empty => RecvTimeoutError::Timeout,
+        RecvFail::Disconnected => RecvTimeoutError::Disconnected,
+        RecvFail::Lagged(missed) => RecvTimeoutError::Lagged { missed },
+        RecvFail::Fault(f) => f.into(),
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if os::process::pid() != self.pid {
+            return;
+        }
+        self.publish();
+        match self.core {
+            RxCore::Sub { slot, .. } => {
+                self.shared.detach_entry(slot, self.me);
+                // A lossless producer may be waiting for us.
+                self.shared.wake_all(off::SPACE_WORD);
+            }
+            _ => self.shared.detach_end(
+                off::CONSUMER,
+                self.me,
+                off::SPACE_WORD,
+                off::CONSUMER_NEVER_PARKS,
+            ),
+        }
+    }
+}
+
+/// A message received in place; its space goes back to the producer on drop.
+pub struct RecvRef<'a> {
+    rx: &'a mut Receiver,
+    m: Msg,
+}
+
+impl std::fmt::Debug for RecvRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvRef").field("len", &self.m.len).finish()
+    }
+}
+
+impl RecvRef<'_> {
+    /// The message bytes, in the ring.
+    pub fn bytes(&self) -> Bytes<'_> {
+        // SAFETY: the record lies inside the ring (validated by the peek) and stays ours
+        // until this guard is dropped (lossy broadcast: see `is_intact`); the view borrows
+        // the guard.
+        unsafe { Bytes::new(self.rx.shared.ring.ptr(self.m.data), self.m.len as usize) }
+    }
+
+    /// Message length.
+    pub fn len(&self) -> usize {
+        self.m.len as usize
+    }
+
+    /// Always false.
+    pub fn is_empty(&self) -> bool {
+        self.m.len == 0
+    }
+
+    /// Copies the message out.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.bytes().to_vec()
+    }
+
+    /// Whether the bytes read so far are the message as sent: always true except on a lossy
+    /// broadcast channel, where the producer may have overwritten it. Call after reading.
+    pub fn is_intact(&self) -> bool {
+        match &self.rx.core {
+            RxCore::Sub { s, lossy: true, .. } => s
+                .still_intact(&self.rx.shared.ring, s.pos())
+                .unwrap_or(false),
+            _ => true,
+        }
+    }
+}
+
+impl Drop for RecvRef<'_> {
+    fn drop(&mut self) {
+        let m = self.m;
+        // A torn broadcast record is not consumed; the next receive reports the lag.
+        self.rx.consume(&m);
+        self.rx.publish();
+    }
+}
+
+/// Blocking iterator from [`Receiver::iter`].
+#[derive(Debug)]
+pub struct Iter<'a> {
+    rx: &'a mut Receiver,
+    done: bool,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Result<Vec<u8>, RecvError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.rx.recv() {
+            Ok(v) => Some(Ok(v)),
+            Err(RecvError::Disconnected) => {
+                self.done = true;
+                None
+            }
+            Err(e @ RecvError::Lagged { .. }) => Some(Err(e)),
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Non-blocking iterator from [`Receiver::try_iter`].
+#[derive(Debug)]
+pub struct TryIter<'a> {
+    rx: &'a mut Receiver,
+}
+
+impl Iterator for TryIter<'_> {
+    type Item = Vec<u8>;
+    fn next(&mut self) -> Option<Vec<u8>> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(v) => return Some(v),
+                Err(TryRecvError::Lagged { .. }) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+}

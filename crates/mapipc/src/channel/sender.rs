@@ -1,0 +1,802 @@
+//! The producer end of every channel kind.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::bcast::{self, BcastProducer, Blocked};
+use super::error::{Fault, SendError, SendTimeoutError, TrySendError};
+use super::layout::{off, Kind, Policy};
+use super::mpsc::{self, MpscProducer};
+use super::ring::{self, Producer, RingError, RingMem};
+use super::slots::BytesMut;
+use super::words::Words;
+use super::{Blocking, Channel, ChannelError, Shared, WaitOutcome, WaitStrategy, Waiter};
+use super::DEFAULT_CHECK_INTERVAL;
+use crate::os;
+use crate::region::{IntoLocation, Peer};
+
+/// Per-kind producer state.
+enum TxCore {
+    Spsc(Producer),
+    Mpsc { p: MpscProducer, slot: u32 },
+    Bcast(BcastProducer),
+}
+
+/// Space reserved for one message, per kind.
+#[derive(Clone, Copy, Debug)]
+enum Res {
+    Spsc(ring::Reservation),
+    Mpsc(mpsc::Claim),
+    Bcast(bcast::Reservation),
+}
+
+impl Res {
+    #[inline]
+    fn data(&self) -> u64 {
+        match self {
+            Res::Spsc(r) => r.data,
+            Res::Mpsc(c) => c.data,
+            Res::Bcast(r) => r.data,
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> u64 {
+        match self {
+            Res::Spsc(r) => r.len,
+            Res::Mpsc(c) => c.len,
+            Res::Bcast(r) => r.len,
+        }
+    }
+
+    fn set_len(&mut self, len: u64) {
+        match self {
+            Res::Spsc(r) => r.len = len,
+            Res::Mpsc(c) => c.len = len,
+            Res::Bcast(r) => r.len = len,
+        }
+    }
+}
+
+enum SendFail {
+    Full,
+    Timeout,
+    BadLength(usize),
+    Disconnected,
+    Aborted,
+    Fault(Fault),
+}
+
+/// The producer end. Not `Clone`: each producer attaches on its own (one per SPSC or
+/// broadcast channel; up to `max_producers` on an MPSC channel).
+///
+/// # Example
+/// ```
+/// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+/// tx.send(b"hello")?;
+/// assert_eq!(rx.recv()?, b"hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Sender {
+    shared: Arc<Shared>,
+    me: u32,
+    pid: u32,
+    _peer: Peer,
+    core: TxCore,
+    sent: u64,
+    /// MPSC: committed messages whose wake-up was deferred (batched).
+    wake_pending: bool,
+    wait: WaitStrategy,
+    check_interval: Duration,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("file", &self.shared.file())
+            .field("kind", &self.shared.kind)
+            .field("peer", &self.me)
+            .field("sent", &self.sent)
+            .finish()
+    }
+}
+
+impl Sender {
+    pub(super) fn attach(shared: Arc<Shared>) -> Result<Sender, ChannelError> {
+        let s = &*shared;
+        let (peer, core, sent) = match s.kind {
+            Kind::Spsc | Kind::Broadcast => {
+                let peer = s.attach_end(off::PRODUCER, off::PRODUCER_EPOCH, off::DATA_WORD, "producer")?;
+                let core = if s.kind == Kind::Spsc {
+                    TxCore::Spsc(Producer::attach(s.geo, &s.ring).map_err(|e| s.corrupted(e))?)
+                } else {
+                    TxCore::Bcast(
+                        BcastProducer::attach(
+                            s.geo,
+                            &s.ring,
+                            s.policy == Policy::Lossless,
+                            s.max_endpoints,
+                        )
+                        .map_err(|e| s.corrupted(e))?,
+                    )
+                };
+                let sent_field = if s.kind == Kind::Spsc {
+                    off::SENT
+                } else {
+                    off::NEXT_SEQ
+                };
+                (peer, core, s.ring.ctl_load(sent_field, Ordering::Relaxed))
+            }
+            Kind::Mpsc => {
+                let peer = s.region.join()?;
+                let (slot, sent) = s.attach_entry(peer.id(), "producer")?;
+                fence_dead_claims(s, slot, peer.id());
+                s.word(off::PRODUCER_EPOCH).fetch_add(1, Ordering::AcqRel);
+                s.wake_all(off::DATA_WORD);
+                (peer, TxCore::Mpsc { p: MpscProducer::new(s.geo, slot), slot }, sent)
+            }
+        };
+        s.advertise_strategy(off::PRODUCER_NEVER_PARKS, WaitStrategy::default());
+        Ok(Sender {
+            me: peer.id(),
+            pid: os::process::pid(),
+            _peer: peer,
+            core,
+            sent,
+            wake_pending: false,
+            wait: WaitStrategy::default(),
+            check_interval: DEFAULT_CHECK_INTERVAL,
+            shared,
+        })
+    }
+
+    /// Opens a channel file and attaches a producer end.
+    ///
+    /// # Errors
+    /// As [`Channel::open`] and [`Channel::sender`].
+    ///
+    /// # Example
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("c");
+    /// mapipc::channel::Channel::create(&path, 4096)?;
+    /// let mut tx = mapipc::channel::Sender::open(&path)?;
+    /// tx.send(b"queued until a receiver comes")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(location: impl IntoLocation) -> Result<Sender, ChannelError> {
+        Channel::open(location)?.sender()
+    }
+
+    /// Sets how a send waits for room (default: spin a little, then park).
+    ///
+    /// With [`WaitStrategy::BusyPoll`] on an SPSC channel the sender tells the receiver it
+    /// never parks, so the receiver's releases skip the wake-up barrier: the fastest mode
+    /// when both ends have a CPU to burn.
+    pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
+        self.wait = wait;
+        if self.shared.kind == Kind::Spsc {
+            self.shared
+                .advertise_strategy(off::PRODUCER_NEVER_PARKS, wait);
+        }
+    }
+
+    /// Sets how often a blocked send checks that the receiver is alive (default 50 ms).
+    pub fn set_check_interval(&mut self, interval: Duration) {
+        self.check_interval = interval.max(Duration::from_millis(1));
+    }
+
+    /// The channel this end belongs to.
+    pub fn channel(&self) -> Channel {
+        Channel {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Largest message in bytes.
+    pub fn max_message(&self) -> usize {
+        self.shared.max_payload as usize
+    }
+
+    fn consumer_gone(&self) -> bool {
+        let s = &self.shared;
+        s.kind != Kind::Broadcast
+            && s.end_ever_attached(off::CONSUMER_EPOCH)
+            && !s.end_alive(off::CONSUMER)
+    }
+
+    /// One reservation attempt, without waiting.
+    #[inline]
+    fn try_reserve_once(&mut self, len: u64) -> Result<Res, RingError> {
+        let ring = &self.shared.ring;
+        match &mut self.core {
+            TxCore::Spsc(p) => p.try_reserve(ring, len).map(Res::Spsc),
+            TxCore::Mpsc { p, .. } => p.try_claim(ring, len).map(Res::Mpsc),
+            TxCore::Bcast(p) => match p.try_reserve(ring, len)? {
+                Ok(r) => Ok(Res::Bcast(r)),
+                Err(Blocked::By(_)) => Err(RingError::Full),
+            },
+        }
+    }
+
+    /// Reserves room for `len` bytes, waiting as asked. The fast path is inline; waiting
+    /// lives in [`reserve_slow`](Self::reserve_slow).
+    #[inline]
+    fn reserve_inner(&mut self, len: usize, block: Blocking) -> Result<Res, SendFail> {
+        match self.try_reserve_once(len as u64) {
+            Ok(r) => Ok(r),
+            Err(RingError::Full) => self.reserve_slow(len, block),
+            Err(RingError::BadLength { .. }) => Err(SendFail::BadLength(len)),
+            Err(e) => Err(SendFail::Fault(self.shared.fault(e))),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn reserve_slow(&mut self, len: usize, block: Blocking) -> Result<Res, SendFail> {
+        // Full. Publish anything batched first, so the other side can make room.
+        self.publish();
+        let deadline = match block {
+            Blocking::No => {
+                return Err(if self.consumer_gone() {
+                    SendFail::Disconnected
+                } else {
+                    SendFail::Full
+                })
+            }
+            Blocking::Until(d) => d,
+        };
+        loop {
+            match self.try_reserve_once(len as u64) {
+                Ok(r) => return Ok(r),
+                Err(RingError::Full) => {}
+                Err(RingError::BadLength { .. }) => return Err(SendFail::BadLength(len)),
+                Err(e) => return Err(SendFail::Fault(self.shared.fault(e))),
+            }
+            let s = &*self.shared;
+            // What we wait for, and whose death ends the wait.
+            let blocker = match &self.core {
+                TxCore::Bcast(_) => {
+                    let (slot, pos) = slowest_subscriber(s);
+                    Some((slot, pos))
+                }
+                _ => None,
+            };
+            let head_seen = s.ring.ctl_load(off::HEAD, Ordering::Acquire);
+            let outcome = {
+                let mut ready = || match blocker {
+                    // Broadcast: the slowest subscriber moved or left.
+                    Some((slot, pos)) => {
+                        s.entry_peer(slot) == 0
+                            || s.ring.ctl_load(off::subscriber(slot) + 8, Ordering::Acquire) != pos
+                    }
+                    // SPSC / MPSC: the consumer freed space (or left).
+                    None => {
+                        s.ring.ctl_load(off::HEAD, Ordering::Acquire) != head_seen
+                            || s.word(off::CONSUMER).load(Ordering::Acquire) == 0
+                                && s.end_ever_attached(off::CONSUMER_EPOCH)
+                    }
+                };
+                let alive = || match blocker {
+                    Some((slot, _)) => {
+                        let id = s.entry_peer(slot);
+                        id == 0 || s.region.is_alive(id)
+                    }
+                    None => !s.end_ever_attached(off::CONSUMER_EPOCH) || s.end_alive(off::CONSUMER),
+                };
+                Waiter { deadline }
+                    .wait(s, off::SPACE_WORD, self.wait, self.check_interval, &mut ready, &alive)
+                    .map_err(SendFail::Fault)?
+            };
+            match outcome {
+                WaitOutcome::Ready => {
+                    // Woken because the receiver left: nobody will make room.
+                    if blocker.is_none() && self.consumer_gone() {
+                        return match self.try_reserve_once(len as u64) {
+                            Ok(r) => Ok(r),
+                            Err(RingError::Full) => Err(SendFail::Disconnected),
+                            Err(RingError::BadLength { .. }) => Err(SendFail::BadLength(len)),
+                            Err(e) => Err(SendFail::Fault(self.shared.fault(e))),
+                        };
+                    }
+                    // A predicate that keeps firing (garbage in shared memory) must not
+                    // outlive the deadline.
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(SendFail::Timeout);
+                    }
+                }
+                WaitOutcome::TimedOut => {
+                    // One last try: room may have come at the deadline.
+                    return match self.try_reserve_once(len as u64) {
+                        Ok(r) => Ok(r),
+                        Err(RingError::Full) => Err(SendFail::Timeout),
+                        Err(RingError::BadLength { .. }) => Err(SendFail::BadLength(len)),
+                        Err(e) => Err(SendFail::Fault(self.shared.fault(e))),
+                    };
+                }
+                WaitOutcome::PeerGone => match (blocker, &mut self.core) {
+                    (Some((slot, _)), TxCore::Bcast(p)) => {
+                        // A dead subscriber never stalls a lossless producer: drop it.
+                        let s = &*self.shared;
+                        let id = s.entry_peer(slot);
+                        if id != 0 && !s.region.is_alive(id) {
+                            s.detach_entry(slot, id);
+                        }
+                        p.invalidate_min();
+                    }
+                    _ => return Err(SendFail::Disconnected),
+                },
+            }
+        }
+    }
+
+    /// Publishes committed messages and wakes the other side.
+    #[inline]
+    fn publish(&mut self) {
+        let s = &*self.shared;
+        match &mut self.core {
+            TxCore::Spsc(p) => {
+                if p.has_unpublished() {
+                    p.publish(&s.ring);
+                    s.ring.ctl_store(off::SENT, self.sent, Ordering::Relaxed);
+                    s.wake_if_parked(off::DATA_WORD, off::CONSUMER_NEVER_PARKS);
+                }
+            }
+            TxCore::Mpsc { slot, .. } => {
+                if self.wake_pending {
+                    self.wake_pending = false;
+                    s.ring
+                        .ctl_store(off::producer(*slot) + 8, self.sent, Ordering::Relaxed);
+                    s.wake_if_parked(off::DATA_WORD, off::CONSUMER_NEVER_PARKS);
+                }
+            }
+            TxCore::Bcast(p) => {
+                if p.has_unpublished() {
+                    p.publish(&s.ring);
+                    s.wake_all(off::DATA_WORD);
+                }
+            }
+        }
+    }
+
+    /// Commits a reservation whose payload was written; publishes unless `batch`.
+    #[inline]
+    fn commit_res(&mut self, r: &Res, batch: bool) -> Result<(), SendFail> {
+        let ring = &self.shared.ring;
+        match (&mut self.core, r) {
+            (TxCore::Spsc(p), Res::Spsc(r)) => p.commit(ring, r),
+            (TxCore::Mpsc { p, .. }, Res::Mpsc(c)) => {
+                if !p.commit(ring, c) {
+                    return Err(SendFail::Aborted);
+                }
+                self.wake_pending = true;
+            }
+            (TxCore::Bcast(p), Res::Bcast(r)) => p.commit(ring, r),
+            _ => unreachable!("a reservation always comes from this end's own core"),
+        }
+        self.sent += 1;
+        if !batch {
+            self.publish();
+        }
+        Ok(())
+    }
+
+    /// Gives up a reservation (a grant dropped without commit).
+    fn abandon(&mut self, r: &Res) {
+        if let (TxCore::Mpsc { p, .. }, Res::Mpsc(c)) = (&self.core, r) {
+            // MPSC claims are visible at once: mark it aborted so the consumer skips it.
+            p.abandon(&self.shared.ring, c);
+            self.shared.wake_if_parked(off::DATA_WORD, off::CONSUMER_NEVER_PARKS);
+        }
+        // SPSC and broadcast reservations were never published: the space is reused.
+    }
+
+    #[inline]
+    fn send_inner(&mut self, data: &[u8], block: Blocking) -> Result<(), SendFail> {
+        let r = self.reserve_inner(data.len(), block)?;
+        RingMem::write_bytes(&self.shared.ring, r.data(), data);
+        self.commit_res(&r, false)?;
+        self.shared.check_truncated().map_err(SendFail::Fault)
+    }
+
+    fn bad_length(&self, len: usize) -> (usize, usize) {
+        (len, self.max_message())
+    }
+
+    /// Sends one message (copied once into the ring), waiting while the ring is full.
+    ///
+    /// # Errors
+    /// [`SendError::BadLength`] for an empty or too long message, [`SendError::Disconnected`]
+    /// when the ring is full and the receiver is gone, [`SendError::Aborted`] (MPSC: the
+    /// consumer gave up on it), [`SendError::Corrupted`], [`SendError::Truncated`].
+    ///
+    /// # Example
+    /// ```
+    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// tx.send(b"hi")?;
+    /// assert!(tx.send(b"").is_err());
+    /// assert_eq!(rx.recv()?, b"hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send(&mut self, data: &[u8]) -> Result<(), SendError> {
+        match self.send_inner(data, Blocking::Until(None)) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.send_error(e)),
+        }
+    }
+
+    fn send_error(&self, e: SendFail) -> SendError {
+        match e {
+            SendFail::BadLength(len) => {
+                let (len, max) = self.bad_length(len);
+                SendError::BadLength { len, max }
+            }
+            SendFail::Disconnected => SendError::Disconnected,
+            SendFail::Aborted => SendError::Aborted,
+            SendFail::Fault(f) => f.into(),
+            SendFail::Full | SendFail::Timeout => unreachable!("blocking send never times out"),
+        }
+    }
+
+    /// Sends one message if there is room now.
+    ///
+    /// # Errors
+    /// [`TrySendError::Full`], plus the errors of [`send`](Self::send).
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::channel::TrySendError;
+    /// let (mut tx, _rx) = mapipc::channel::pair(4096)?;
+    /// let msg = [0u8; 2000];
+    /// tx.try_send(&msg)?;
+    /// tx.try_send(&msg)?;
+    /// assert!(matches!(tx.try_send(&msg), Err(TrySendError::Full)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_send(&mut self, data: &[u8]) -> Result<(), TrySendError> {
+        match self.send_inner(data, Blocking::No) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.try_send_error(e)),
+        }
+    }
+
+    fn try_send_error(&self, e: SendFail) -> TrySendError {
+        match e {
+            SendFail::Full | SendFail::Timeout => TrySendError::Full,
+            SendFail::BadLength(len) => {
+                let (len, max) = self.bad_length(len);
+                TrySendError::BadLength { len, max }
+            }
+            SendFail::Disconnected => TrySendError::Disconnected,
+            SendFail::Aborted => TrySendError::Aborted,
+            SendFail::Fault(f) => f.into(),
+        }
+    }
+
+    /// Sends one message, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// [`SendTimeoutError::Timeout`], plus the errors of [`send`](Self::send).
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use mapipc::channel::SendTimeoutError;
+    /// let (mut tx, _rx) = mapipc::channel::pair(4096)?;
+    /// tx.send(&[1; 2000])?;
+    /// tx.send(&[2; 2000])?;
+    /// let r = tx.send_timeout(&[3; 2000], Duration::from_millis(10));
+    /// assert!(matches!(r, Err(SendTimeoutError::Timeout)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<(), SendTimeoutError> {
+        self.send_deadline(data, Instant::now() + timeout)
+    }
+
+    /// Sends one message, waiting until `deadline` at most.
+    ///
+    /// # Errors
+    /// As [`send_timeout`](Self::send_timeout).
+    ///
+    /// # Example
+    /// ```
+    /// let (mut tx, _rx) = mapipc::channel::pair(4096)?;
+    /// tx.send_deadline(b"x", std::time::Instant::now())?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_deadline(&mut self, data: &[u8], deadline: Instant) -> Result<(), SendTimeoutError> {
+        match self.send_inner(data, Blocking::Until(Some(deadline))) {
+            Ok(()) => Ok(()),
+            Err(SendFail::Timeout | SendFail::Full) => Err(SendTimeoutError::Timeout),
+            Err(SendFail::BadLength(len)) => {
+                let (len, max) = self.bad_length(len);
+                Err(SendTimeoutError::BadLength { len, max })
+            }
+            Err(SendFail::Disconnected) => Err(SendTimeoutError::Disconnected),
+            Err(SendFail::Aborted) => Err(SendTimeoutError::Aborted),
+            Err(SendFail::Fault(f)) => Err(f.into()),
+        }
+    }
+
+    /// Sends a plain-old-data value as one message of `size_of::<T>()` bytes.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    ///
+    /// # Example
+    /// See [`pair`](super::pair).
+    pub fn send_pod<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<(), SendError> {
+        self.send(bytemuck::bytes_of(value))
+    }
+
+    /// Sends every message of `msgs`, publishing them together (one release store and at
+    /// most one wake-up per batch), waiting for room as needed. Returns how many were sent
+    /// (all of them, unless an error is returned).
+    ///
+    /// # Errors
+    /// As [`send`](Self::send); messages before the failing one are sent.
+    ///
+    /// # Example
+    /// ```
+    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// tx.send_batch([&b"a"[..], b"bc", b"def"])?;
+    /// assert_eq!(rx.recv()?, b"a");
+    /// assert_eq!(rx.recv()?, b"bc");
+    /// assert_eq!(rx.recv()?, b"def");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_batch<'m>(
+        &mut self,
+        msgs: impl IntoIterator<Item = &'m [u8]>,
+    ) -> Result<usize, SendError> {
+        let mut n = 0;
+        for m in msgs {
+            let step = self
+                .reserve_inner(m.len(), Blocking::Until(None))
+                .and_then(|r| {
+                    RingMem::write_bytes(&self.shared.ring, r.data(), m);
+                    self.commit_res(&r, true)
+                });
+            if let Err(e) = step {
+                self.publish();
+                return Err(self.send_error(e));
+            }
+            n += 1;
+        }
+        self.publish();
+        self.shared.check_truncated().map_err(SendError::from)?;
+        Ok(n)
+    }
+
+    /// Reserves room for a message of `len` bytes to be written in place (zero-copy),
+    /// waiting while the ring is full. [`Grant::commit`] publishes it; dropping the grant
+    /// without committing abandons it (nothing is delivered).
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    ///
+    /// # Example
+    /// ```
+    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// let mut g = tx.reserve(12)?;
+    /// g.bytes().write_pod(0, &7u64);
+    /// g.bytes().write_at(8, b"tail");
+    /// g.commit()?;
+    /// let m = rx.recv_ref()?;
+    /// assert_eq!(m.bytes().read_pod::<u64>(0), Some(7));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reserve(&mut self, len: usize) -> Result<Grant<'_>, SendError> {
+        match self.reserve_inner(len, Blocking::Until(None)) {
+            Ok(r) => Ok(Grant {
+                sender: self,
+                r,
+                done: false,
+            }),
+            Err(e) => Err(self.send_error(e)),
+        }
+    }
+
+    /// Reserves room if there is some now.
+    ///
+    /// # Errors
+    /// As [`try_send`](Self::try_send).
+    ///
+    /// # Example
+    /// ```
+    /// let (mut tx, _rx) = mapipc::channel::pair(4096)?;
+    /// let g = tx.try_reserve(100)?;
+    /// drop(g); // abandoned: nothing sent
+    /// assert_eq!(tx.channel().stat().sent, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_reserve(&mut self, len: usize) -> Result<Grant<'_>, TrySendError> {
+        match self.reserve_inner(len, Blocking::No) {
+            Ok(r) => Ok(Grant {
+                sender: self,
+                r,
+                done: false,
+            }),
+            Err(e) => Err(self.try_send_error(e)),
+        }
+    }
+
+    /// Publishes messages committed with [`Grant::commit_batched`].
+    pub fn flush(&mut self) {
+        self.publish();
+    }
+
+    /// Waits until a receiver is attached and alive, up to `deadline`. Returns whether one
+    /// is. Useful after [`SendError::Disconnected`] when a new receiver may come.
+    ///
+    /// # Example
+    /// ```
+    /// let chan = mapipc::channel::Channel::anonymous(4096)?;
+    /// let mut tx = chan.sender()?;
+    /// assert!(!tx.wait_for_receiver(Some(std::time::Instant::now())));
+    /// let _rx = chan.receiver()?;
+    /// assert!(tx.wait_for_receiver(None));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_for_receiver(&mut self, deadline: Option<Instant>) -> bool {
+        let s = &*self.shared;
+        let mut ready = || s.end_alive(off::CONSUMER);
+        if ready() {
+            return true;
+        }
+        let alive = || true;
+        let _ = Waiter { deadline }.wait(
+            s,
+            off::SPACE_WORD,
+            WaitStrategy::Park,
+            self.check_interval,
+            &mut ready,
+            &alive,
+        );
+        s.end_alive(off::CONSUMER)
+    }
+}
+
+/// The subscriber slot holding the smallest position, and that position (broadcast).
+fn slowest_subscriber(s: &Shared) -> (u32, u64) {
+    let tail = s.ring.ctl_load(off::TAIL, Ordering::Acquire);
+    let mut best = (0, tail);
+    for i in 0..s.max_endpoints {
+        if s.entry_peer(i) == 0 {
+            continue;
+        }
+        let pos = s.ring.ctl_load(off::subscriber(i) + 8, Ordering::Acquire);
+        if pos <= tail && tail - pos <= s.geo.capacity() && pos < best.1 {
+            best = (i, pos);
+        }
+    }
+    best
+}
+
+/// After taking over an MPSC producer slot from a dead process, aborts the claims that
+/// process left in the ring, so the consumer does not attribute them to us (claim words
+/// carry the slot, not the process).
+fn fence_dead_claims(s: &Shared, slot: u32, _me: u32) {
+    let cap = s.geo.capacity();
+    let mut pos = s.ring.ctl_load(off::HEAD, Ordering::Acquire);
+    if pos % mpsc::BLOCK != 0 {
+        return;
+    }
+    // Bounded: records are at least one block and at most one ring of them is in flight.
+    for _ in 0..=(cap / mpsc::BLOCK) {
+        let idx = pos & (cap - 1);
+        let w = s.ring.word_load(idx, Ordering::Acquire);
+        let (st, owner, nb, t) = mpsc::unpack(w);
+        if t != mpsc::tag(pos) || st == mpsc::FREE || nb == 0 || nb * mpsc::BLOCK > cap - idx {
+            return; // the frontier, or something we do not understand: stop
+        }
+        if st == mpsc::CLAIMED && owner == slot as u64 {
+            let _ = s.ring.word_cas(idx, w, mpsc::pack(mpsc::ABORTED, owner, nb, t));
+        }
+        pos += nb * mpsc::BLOCK;
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        if os::process::pid() != self.pid {
+            // Inherited across fork: the end belongs to the parent.
+            return;
+        }
+        self.publish();
+        match self.core {
+            TxCore::Mpsc { slot, .. } => {
+                self.shared.detach_entry(slot, self.me);
+                // The consumer may be waiting to learn that every producer left.
+                self.shared.wake_all(off::DATA_WORD);
+            }
+            _ => self.shared.detach_end(
+                off::PRODUCER,
+                self.me,
+                off::DATA_WORD,
+                off::PRODUCER_NEVER_PARKS,
+            ),
+        }
+    }
+}
+
+/// Space reserved for one message, written in place. Dropping it without
+/// [`commit`](Self::commit) abandons the message.
+pub struct Grant<'a> {
+    sender: &'a mut Sender,
+    r: Res,
+    done: bool,
+}
+
+impl std::fmt::Debug for Grant<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant").field("len", &self.r.len()).finish()
+    }
+}
+
+impl Grant<'_> {
+    /// The reserved bytes.
+    pub fn bytes(&mut self) -> BytesMut<'_> {
+        let p = self.sender.shared.ring.ptr(self.r.data());
+        // SAFETY: `data..data+len` was reserved for us by the ring inside the live mapping,
+        // and no honest peer reads it until we commit; the view borrows `self`.
+        unsafe { BytesMut::new(p, self.r.len() as usize) }
+    }
+
+    /// Reserved length.
+    pub fn len(&self) -> usize {
+        self.r.len() as usize
+    }
+
+    /// Always false.
+    pub fn is_empty(&self) -> bool {
+        self.r.len() == 0
+    }
+
+    /// Shortens the message to its first `len` bytes before committing (for writers that
+    /// reserve a maximum and use less). `len` must be in `1..=self.len()`; other values are
+    /// ignored.
+    pub fn truncate(&mut self, len: usize) {
+        if len >= 1 && (len as u64) <= self.r.len() {
+            self.r.set_len(len as u64);
+        }
+    }
+
+    /// Publishes the message and wakes a parked receiver.
+    ///
+    /// # Errors
+    /// [`SendError::Aborted`] (MPSC: the consumer gave up on it first),
+    /// [`SendError::Truncated`].
+    pub fn commit(mut self) -> Result<(), SendError> {
+        self.finish(false)
+    }
+
+    /// Commits without publishing yet: later messages join it and [`Sender::flush`] (or
+    /// the next plain send) publishes them together.
+    ///
+    /// # Errors
+    /// As [`commit`](Self::commit).
+    pub fn commit_batched(mut self) -> Result<(), SendError> {
+        self.finish(true)
+    }
+
+    fn finish(&mut self, batch: bool) -> Result<(), SendError> {
+        self.done = true;
+        let r = self.r;
+        let s = &mut *self.sender;
+        match s.commit_res(&r, batch) {
+            Ok(()) => s.shared.check_truncated().map_err(SendError::from),
+            Err(e) => Err(s.send_error(e)),
+        }
+    }
+}
+
+impl Drop for Grant<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let r = self.r;
+            self.sender.abandon(&r);
+        }
+    }
+}

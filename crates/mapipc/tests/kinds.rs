@@ -1,0 +1,394 @@
+//! MPSC and broadcast channels across real processes: many producers with per-producer
+//! order and exactly-once delivery, a producer killed in the middle of a claim, broadcast
+//! subscribers killed under a lossless producer, exact lag accounting under the lossy
+//! policy. Every child runs under the watchdog of `common::Child::wait`; nothing asserts on
+//! time.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::{fork, seed, Exit, Rng};
+use mapipc::channel::{
+    Channel, ChannelError, ChannelOptions, Kind, Policy, RecvError, StartAt, TryRecvError,
+};
+use mapipc::map::Mmap;
+
+fn mpsc(capacity: usize, producers: u32) -> Channel {
+    ChannelOptions::new(Kind::Mpsc)
+        .capacity(capacity)
+        .max_producers(producers)
+        .anonymous()
+        .unwrap()
+}
+
+fn bcast(capacity: usize, policy: Policy) -> Channel {
+    ChannelOptions::new(Kind::Broadcast)
+        .capacity(capacity)
+        .policy(policy)
+        .max_subscribers(8)
+        .anonymous()
+        .unwrap()
+}
+
+fn count() -> u64 {
+    std::env::var("MAPIPC_KINDS_COUNT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+/// Message `seq` of producer `p`: `[p, seq, seq ^ p]` as u64s, then padding up to a size
+/// derived from `seq`, so records vary in size and wrap at every offset.
+fn msg(p: u64, seq: u64, buf: &mut Vec<u8>) {
+    let len = 24 + (seq % 5) as usize * 8;
+    buf.clear();
+    buf.extend_from_slice(&p.to_le_bytes());
+    buf.extend_from_slice(&seq.to_le_bytes());
+    buf.extend_from_slice(&(seq ^ p).to_le_bytes());
+    buf.resize(len, (seq as u8) ^ 0x5a);
+}
+
+fn parse(m: &[u8]) -> (u64, u64) {
+    let p = u64::from_le_bytes(m[0..8].try_into().unwrap());
+    let seq = u64::from_le_bytes(m[8..16].try_into().unwrap());
+    let check = u64::from_le_bytes(m[16..24].try_into().unwrap());
+    assert_eq!(check, seq ^ p, "message body corrupted");
+    let want = 24 + (seq % 5) as usize * 8;
+    assert_eq!(m.len(), want, "length of {p}/{seq}");
+    assert!(m[24..].iter().all(|b| *b == (seq as u8) ^ 0x5a), "padding of {p}/{seq}");
+    (p, seq)
+}
+
+/// Four producer processes send a million messages each through one MPSC channel: the
+/// consumer sees every message exactly once, each producer's in order.
+#[test]
+fn four_producers_fifo_each_exactly_once() {
+    let n = count();
+    let chan = mpsc(256 * 1024, 8);
+    let mut kids: Vec<_> = (0..4u64)
+        .map(|p| {
+            let c = chan.clone();
+            fork(move || {
+                let mut tx = c.sender().unwrap();
+                let mut buf = Vec::new();
+                for seq in 0..n {
+                    msg(p, seq, &mut buf);
+                    if tx.send(&buf).is_err() {
+                        return 1;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    let mut rx = chan.receiver().unwrap();
+    let mut next = [0u64; 4];
+    let mut buf = Vec::new();
+    for _ in 0..4 * n {
+        rx.recv_into(&mut buf).unwrap();
+        let (p, seq) = parse(&buf);
+        assert_eq!(seq, next[p as usize], "producer {p} out of order");
+        next[p as usize] += 1;
+    }
+    for k in &mut kids {
+        k.expect_ok("producer");
+    }
+    assert_eq!(next, [n; 4]);
+    assert!(matches!(rx.recv(), Err(RecvError::Disconnected)));
+    let st = chan.stat();
+    assert_eq!((st.sent, st.received, st.aborted), (4 * n, 4 * n, 0));
+}
+
+/// A producer is SIGKILLed while it holds a claim (reserved, not committed); the other
+/// producers go on and the consumer skips the dead claim: every committed message arrives,
+/// and the channel counts exactly one aborted record.
+#[test]
+fn producer_killed_mid_claim_is_aborted_once() {
+    let chan = mpsc(64 * 1024, 4);
+    let flag = Mmap::anonymous(64).unwrap();
+    let (c1, f1) = (chan.clone(), &flag);
+    let mut victim = fork(move || {
+        let mut tx = c1.sender().unwrap();
+        let mut buf = Vec::new();
+        for seq in 0..100 {
+            msg(9, seq, &mut buf);
+            tx.send(&buf).unwrap();
+        }
+        let mut g = tx.reserve(40).unwrap(); // claimed, never committed
+        g.bytes().fill(0xee);
+        f1.atomic_u32(0).unwrap().store(1, Ordering::Release);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let mut rx = chan.receiver().unwrap();
+    rx.set_check_interval(Duration::from_millis(5));
+    // The victim's first 100 messages, then it stops inside a claim.
+    let mut buf = Vec::new();
+    for seq in 0..100 {
+        rx.recv_into(&mut buf).unwrap();
+        assert_eq!(parse(&buf), (9, seq));
+    }
+    while flag.atomic_u32(0).unwrap().load(Ordering::Acquire) == 0 {
+        std::thread::yield_now();
+    }
+    // Another producer attaches (so the channel is not left without producers) and queues
+    // its messages behind the claim the victim is about to leave.
+    let (c2, f2) = (chan.clone(), &flag);
+    let mut other = fork(move || {
+        let mut tx = c2.sender().unwrap();
+        f2.atomic_u32(4).unwrap().store(1, Ordering::Release);
+        let mut buf = Vec::new();
+        for seq in 0..1000 {
+            msg(1, seq, &mut buf);
+            tx.send(&buf).unwrap();
+        }
+        0
+    });
+    while flag.atomic_u32(4).unwrap().load(Ordering::Acquire) == 0 {
+        std::thread::yield_now();
+    }
+    assert_eq!(victim.kill9(), Exit::Signal(libc::SIGKILL));
+    for seq in 0..1000 {
+        rx.recv_into(&mut buf).unwrap();
+        assert_eq!(parse(&buf), (1, seq));
+    }
+    other.expect_ok("second producer");
+    assert!(matches!(rx.recv(), Err(RecvError::Disconnected)));
+    assert_eq!(chan.stat().aborted, 1);
+}
+
+/// A slot freed by a dead producer is reused by a new one; the dead one's claim is aborted
+/// at takeover, so the consumer never waits for it.
+#[test]
+fn producer_slot_takeover_fences_dead_claims() {
+    let chan = mpsc(8192, 1); // one slot: the newcomer must take the dead one's
+    let flag = Mmap::anonymous(64).unwrap();
+    let (c1, f1) = (chan.clone(), &flag);
+    let mut victim = fork(move || {
+        let mut tx = c1.sender().unwrap();
+        let _g = tx.reserve(100).unwrap();
+        f1.atomic_u32(0).unwrap().store(1, Ordering::Release);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    while flag.atomic_u32(0).unwrap().load(Ordering::Acquire) == 0 {
+        std::thread::yield_now();
+    }
+    victim.kill9();
+    let mut tx = chan.sender().unwrap();
+    tx.send(b"after takeover").unwrap();
+    let mut rx = chan.receiver().unwrap();
+    rx.set_abort_timeout(Duration::from_secs(3600)); // only the fence can unblock this
+    assert_eq!(rx.recv().unwrap(), b"after takeover");
+    assert_eq!(chan.stat().aborted, 1);
+}
+
+/// More live producers than slots: the extra one is refused with a clear error.
+#[test]
+fn producer_slots_are_limited() {
+    let chan = mpsc(8192, 2);
+    let _a = chan.sender().unwrap();
+    let _b = chan.sender().unwrap();
+    match chan.sender() {
+        Err(ChannelError::Full { role, max, .. }) => assert_eq!((role, max), ("producer", 2)),
+        other => panic!("expected Full, got {other:?}"),
+    }
+}
+
+/// Broadcast, lossless: three subscriber processes, one of which stops reading and is
+/// killed; the producer sends far more than the ring holds and still finishes, and the two
+/// live subscribers get every message in order.
+#[test]
+fn lossless_broadcast_survives_a_killed_subscriber() {
+    const N: u64 = 20_000;
+    let chan = bcast(8192, Policy::Lossless);
+    let ready = Mmap::anonymous(64).unwrap();
+    let mut subs: Vec<_> = (0..3u32)
+        .map(|i| {
+            let (c, r) = (chan.clone(), &ready);
+            fork(move || {
+                let mut rx = c.subscribe(StartAt::Oldest).unwrap();
+                r.atomic_u32(0).unwrap().fetch_add(1, Ordering::AcqRel);
+                if i == 2 {
+                    // Never reads: the producer would wait forever for a live one.
+                    loop {
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+                for seq in 0..N {
+                    match rx.recv_pod::<u64>() {
+                        Ok(v) if v == seq => {}
+                        _ => return 1,
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    while ready.atomic_u32(0).unwrap().load(Ordering::Acquire) < 3 {
+        std::thread::yield_now();
+    }
+    let mut tx = chan.sender().unwrap();
+    tx.set_check_interval(Duration::from_millis(5));
+    let staller = subs.pop().unwrap();
+    let mut killer = {
+        let c = chan.clone();
+        let pid = staller.pid;
+        fork(move || {
+            // Kill the stalled subscriber once the producer is blocked on it.
+            while !c.stat().producer.parked {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // SAFETY: signalling a sibling whose pid is not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            0
+        })
+    };
+    for seq in 0..N {
+        tx.send_pod(&seq).unwrap();
+    }
+    killer.expect_ok("killer");
+    let mut staller = staller;
+    assert_eq!(staller.wait(), Exit::Signal(libc::SIGKILL));
+    for s in &mut subs {
+        s.expect_ok("live subscriber");
+    }
+}
+
+/// Broadcast, lossy: a subscriber that falls behind is told exactly how many messages it
+/// missed; what it receives plus what it was told it missed is every message, in order.
+#[test]
+fn lossy_broadcast_reports_exact_lag() {
+    let seed = seed();
+    let mut rng = Rng::new(seed);
+    let mut total_lags = 0;
+    for round in 0..5 {
+        let chan = bcast(4096, Policy::Lossy);
+        let mut rx = chan.subscribe(StartAt::Oldest).unwrap();
+        let n = rng.range(100, 3000);
+        let c = chan.clone();
+        let mut producer = fork(move || {
+            let mut tx = c.sender().unwrap();
+            let mut buf = vec![0u8; 64];
+            for seq in 0..n {
+                buf[..8].copy_from_slice(&seq.to_le_bytes());
+                tx.send(&buf[..8 + (seq % 50) as usize]).unwrap();
+            }
+            0
+        });
+        // Read slowly at first, then catch up.
+        let mut accounted = 0u64;
+        let mut lags = 0;
+        let mut reads = 0u64;
+        loop {
+            if reads < 50 {
+                std::thread::sleep(Duration::from_micros(rng.range(0, 300)));
+            }
+            match rx.recv() {
+                Ok(m) => {
+                    let seq = u64::from_le_bytes(m[..8].try_into().unwrap());
+                    assert_eq!(seq, accounted, "seed {seed} round {round}");
+                    assert_eq!(m.len(), 8 + (seq % 50) as usize);
+                    accounted += 1;
+                    reads += 1;
+                }
+                Err(RecvError::Lagged { missed }) => {
+                    assert!(missed > 0);
+                    accounted += missed;
+                    lags += 1;
+                }
+                Err(RecvError::Disconnected) => break,
+                Err(e) => panic!("seed {seed} round {round}: {e}"),
+            }
+        }
+        producer.expect_ok("producer");
+        assert_eq!(accounted, n, "seed {seed} round {round}: {lags} lags");
+        assert_eq!(chan.stat().sent, n);
+        total_lags += lags;
+    }
+    assert!(total_lags > 0, "seed {seed}: the subscriber never fell behind: nothing tested");
+}
+
+/// Subscribers joining at the newest message see only what comes after; those joining at
+/// the oldest see what is retained; leaving frees the slot.
+#[test]
+fn subscribers_join_and_leave() {
+    let chan = bcast(4096, Policy::Lossless);
+    let mut tx = chan.sender().unwrap();
+    tx.send(b"one").unwrap();
+    let mut old = chan.subscribe(StartAt::Oldest).unwrap();
+    let mut new = chan.subscribe(StartAt::Newest).unwrap();
+    assert_eq!(chan.stat().subscribers.len(), 2);
+    tx.send(b"two").unwrap();
+    assert_eq!(old.recv().unwrap(), b"one");
+    assert_eq!(old.recv().unwrap(), b"two");
+    assert_eq!(new.recv().unwrap(), b"two");
+    assert!(matches!(new.try_recv(), Err(TryRecvError::Empty)));
+    drop(old);
+    assert_eq!(chan.stat().subscribers.len(), 1);
+    drop(tx);
+    assert!(matches!(new.recv(), Err(RecvError::Disconnected)));
+}
+
+/// A third process scribbles over an MPSC channel's ring and header while producers and the
+/// consumer run: errors, never a crash or a hang.
+#[test]
+fn mpsc_hostile_writer_never_crashes_or_hangs() {
+    let seed = seed();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chan");
+    let chan = ChannelOptions::new(Kind::Mpsc)
+        .capacity(8192)
+        .max_producers(4)
+        .create(&path)
+        .unwrap();
+    let mut producers: Vec<_> = (0..2u64)
+        .map(|p| {
+            let c = chan.clone();
+            fork(move || {
+                let Ok(mut tx) = c.sender() else { return 0 };
+                tx.set_check_interval(Duration::from_millis(5));
+                let mut buf = Vec::new();
+                for seq in 0.. {
+                    msg(p, seq, &mut buf);
+                    if tx.send_timeout(&buf, Duration::from_secs(2)).is_err() {
+                        return 0;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    let p2 = path.clone();
+    let mut vandal = fork(move || {
+        let map = mapipc::map::MapOptions::new()
+            .read_write()
+            .map_path(&p2)
+            .unwrap();
+        let mut rng = Rng::new(seed);
+        for _ in 0..3000 {
+            let off = rng.range(0, map.len() as u64 - 8);
+            map.write_pod(off & !7, &rng.next_u64()).unwrap();
+            std::thread::yield_now();
+        }
+        0
+    });
+    if let Ok(mut rx) = chan.receiver() {
+        rx.set_check_interval(Duration::from_millis(5));
+        rx.set_abort_timeout(Duration::from_millis(200));
+        for _ in 0..1_000_000 {
+            match rx.recv_timeout(Duration::from_millis(300)) {
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    vandal.expect_ok("vandal");
+    for p in &mut producers {
+        assert_eq!(p.wait(), Exit::Code(0), "a producer must end cleanly");
+    }
+}
