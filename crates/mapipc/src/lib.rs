@@ -9,7 +9,9 @@
 //! - [`os`]: the only module making system calls;
 //! - [`map`]: safe mappings of files and anonymous memory;
 //! - [`region`]: shared regions with a validated header, named, anonymous or memfd, and a
-//!   peer table whose liveness the kernel tracks.
+//!   peer table whose liveness the kernel tracks;
+//! - [`queue`]: a durable, replayable message log in memory-mapped segment files, with
+//!   crash recovery.
 //!
 //! ```
 //! use mapipc::map::MapOptions;
@@ -25,4 +27,5 @@
 
 pub mod map;
 pub mod os;
+pub mod queue;
 pub mod region;
