@@ -4,6 +4,7 @@
 //! outcome into an exit status:
 //! - 0 on success, and when stdout is a pipe whose reader went away (`mapipc cat f | head`);
 //! - 1 on an error, printed as exactly one line `error: <cause>: <cause>...` on stderr;
+//! - 3 when a wait timed out, or `--nonblock` found nothing to do (also one `error:` line);
 //! - 2 on a usage error (clap's message and status).
 
 mod cli;
@@ -38,7 +39,10 @@ fn main() -> ExitCode {
         Err(e) => {
             // Nothing sensible is left to do if stderr itself is gone.
             let _ = writeln!(io::stderr().lock(), "error: {}", error_line(&e));
-            ExitCode::FAILURE
+            match e.downcast_ref::<command::Exit>() {
+                Some(exit) => ExitCode::from(exit.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -6,6 +6,7 @@
 mod cat;
 mod demo;
 mod info;
+mod queue;
 mod write;
 
 use std::fs::FileType;
@@ -22,6 +23,7 @@ pub fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Write(args) => write::run(&args, out),
         Command::Info(args) => info::run(&args, out),
         Command::Demo(args) => demo::run(&args, out),
+        Command::Queue(cmd) => queue::run(cmd, out),
     }
 }
 
@@ -50,3 +52,22 @@ fn describe_file_type(ft: &FileType) -> &'static str {
 fn quoted(path: &Path) -> String {
     format!("`{}`", path.display())
 }
+
+/// An outcome that is not success but not a failure either, with its own exit status
+/// (for example 3: timed out, or nothing to receive with `--nonblock`). `main` prints the
+/// message as an `error:` line and exits with `code`.
+#[derive(Debug)]
+pub struct Exit {
+    /// Exit status.
+    pub code: u8,
+    /// What happened.
+    pub message: String,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}

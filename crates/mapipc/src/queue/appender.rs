@@ -588,6 +588,11 @@ impl Appender {
             .create(self.layout.segment_size)
             .len(self.layout.segment_size as usize)
             .map_path(&path)
+            .map_err(|e| {
+                // Do not leave a half-made file behind.
+                let _ = os::file::unlink(&path);
+                e
+            })
             .map_err(|e| match e {
                 MapError::Create { source, .. } | MapError::Open { source, .. } => {
                     AppendError::NoSpace {

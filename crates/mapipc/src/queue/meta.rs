@@ -136,6 +136,11 @@ impl Meta {
         }
     }
 
+    /// The notifier word's current value (to wait for a change of), when writable.
+    pub fn notify_epoch(&self) -> Option<u32> {
+        self.notify_word().map(|w| w.load(Ordering::Acquire))
+    }
+
     fn load_u64(&self, off: u64) -> Result<u64, AccessError> {
         if self.writable {
             Ok(self.map.atomic_u64(off)?.load(Ordering::Acquire))

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use super::error::{CorruptReason, Corruption, OpenError, ReadError};
 use super::format::{
@@ -739,6 +740,92 @@ impl Tailer {
         }
     }
 
+    /// Reads the next record, waiting for it as long as it takes.
+    ///
+    /// Spins briefly ([`TailerOptions::spin`]), then parks on the queue's notifier word
+    /// (a futex in `queue.meta`) until the appender publishes something.
+    ///
+    /// # Errors
+    /// As [`try_next`](Self::try_next), and [`ReadError::Wait`] if the futex wait fails.
+    ///
+    /// # Example
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let q = dir.path().join("q");
+    /// let mut app = mapipc::queue::Appender::open(&q)?;
+    /// let mut t = mapipc::queue::Tailer::open(&q)?;
+    /// let writer = std::thread::spawn(move || app.append(b"wake up").map(|_| ()));
+    /// assert_eq!(t.next()?.to_vec()?, b"wake up");
+    /// writer.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn next(&mut self) -> Result<Record<'_>, ReadError> {
+        loop {
+            if let Some((off, len, seq)) = self.wait_next(None)? {
+                return Ok(self.record(off, len, seq));
+            }
+        }
+    }
+
+    /// Reads the next record, waiting at most `timeout` for it; `None` on timeout.
+    ///
+    /// # Errors
+    /// As [`next`](Self::next).
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let q = dir.path().join("q");
+    /// # mapipc::queue::Appender::open(&q)?;
+    /// let mut t = mapipc::queue::Tailer::open(&q)?;
+    /// assert!(t.next_timeout(Duration::from_millis(10))?.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Record<'_>>, ReadError> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.next_until(deadline),
+            None => self.next().map(Some),
+        }
+    }
+
+    /// Reads the next record, waiting until `deadline` at most; `None` when it passed.
+    ///
+    /// # Errors
+    /// As [`next`](Self::next).
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let q = dir.path().join("q");
+    /// # mapipc::queue::Appender::open(&q)?.append(b"x")?;
+    /// let mut t = mapipc::queue::Tailer::open(&q)?;
+    /// let deadline = Instant::now() + Duration::from_secs(1);
+    /// assert!(t.next_until(deadline)?.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn next_until(&mut self, deadline: Instant) -> Result<Option<Record<'_>>, ReadError> {
+        match self.wait_next(Some(deadline))? {
+            Some((off, len, seq)) => Ok(Some(self.record(off, len, seq))),
+            None => Ok(None),
+        }
+    }
+
+    fn wait_next(&mut self, deadline: Option<Instant>) -> Result<Option<(u64, u32, u64)>, ReadError> {
+        self.auto_ack()?;
+        loop {
+            let seen = self.meta.notify_epoch();
+            if let Some(r) = self.advance()? {
+                return Ok(Some(r));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+            self.wait_change(seen, deadline)?;
+        }
+    }
+
     fn record(&self, off: u64, len: u32, seq: u64) -> Record<'_> {
         let Pos::At { seg, .. } = &self.pos else {
             unreachable!("advance returns a record only while positioned in its segment")
@@ -821,6 +908,20 @@ impl Tailer {
             seq: self.seq,
             reason,
         })
+    }
+
+    /// Waits until the notifier's epoch moves past `seen` (an append or a roll happened),
+    /// or the deadline passes. Without a writable metadata file (a read-only queue) there
+    /// is no word to park on: it polls every millisecond instead.
+    fn wait_change(&self, seen: Option<u32>, deadline: Option<Instant>) -> Result<(), ReadError> {
+        let _ = seen;
+        let step = Duration::from_millis(1);
+        let nap = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()).min(step),
+            None => step,
+        };
+        os::process::sleep(nap);
+        Ok(())
     }
 
     /// Tries to open the segment holding `self.seq`; returns whether the tailer is now
