@@ -313,9 +313,10 @@ fn parse_from(src: &str) -> Result<FromArg, String> {
     match src {
         "start" => Ok(FromArg::Start),
         "end" => Ok(FromArg::End),
-        n => n.parse().map(FromArg::Seq).map_err(|_| {
-            "expected `start`, `end` or a sequence number such as 42".to_string()
-        }),
+        n => n
+            .parse()
+            .map(FromArg::Seq)
+            .map_err(|_| "expected `start`, `end` or a sequence number such as 42".to_string()),
     }
 }
 

@@ -190,7 +190,6 @@ fn finish(mut child: Child, input: Option<Vec<u8>>) -> Out {
     }
 }
 
-
 /// `clitest!(name, |dir| { ... })`: a test with a fresh [`TestDir`].
 macro_rules! clitest {
     ($name:ident, |$dir:ident| $body:block) => {
@@ -220,7 +219,11 @@ impl TestDir {
 /// Flips one byte of a file.
 fn flip_byte(path: &std::path::Path, offset: u64) {
     use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let mut b = [0u8];
     f.read_exact_at(&mut b, offset).unwrap();
     b[0] ^= 0x5a;
@@ -234,14 +237,23 @@ clitest!(append_arguments_and_stdin_lines_then_tail_them, |dir| {
     assert!(out.stdout.is_empty());
     assert_eq!(
         dir.stdout_lines(&["queue", "tail", "q"]),
-        ["first", "second record", "", "line 1", "line 2", "", "no newline"]
+        [
+            "first",
+            "second record",
+            "",
+            "line 1",
+            "line 2",
+            "",
+            "no newline"
+        ]
     );
     assert_eq!(
         dir.stdout_lines(&["queue", "tail", "q", "--seq", "--from", "3", "--count", "2"]),
         ["3\tline 1", "4\tline 2"]
     );
     // Bytes that are not UTF-8 go through unchanged.
-    dir.run_with_stdin(&["queue", "append", "q"], b"\xff\xfe\x00x\n").ok();
+    dir.run_with_stdin(&["queue", "append", "q"], b"\xff\xfe\x00x\n")
+        .ok();
     let out = dir.run(&["queue", "tail", "q", "--from", "7"]);
     out.ok();
     assert_eq!(out.stdout, b"\xff\xfe\x00x\n");
@@ -253,10 +265,22 @@ clitest!(append_arguments_and_stdin_lines_then_tail_them, |dir| {
 
 clitest!(sync_policies_and_segment_sizes, |dir| {
     for sync in ["none", "batch", "always"] {
-        dir.run(&["queue", "append", "q", "--sync", sync, "--segment-size", "64KiB", sync])
-            .ok();
+        dir.run(&[
+            "queue",
+            "append",
+            "q",
+            "--sync",
+            sync,
+            "--segment-size",
+            "64KiB",
+            sync,
+        ])
+        .ok();
     }
-    assert_eq!(dir.stdout_lines(&["queue", "tail", "q"]), ["none", "batch", "always"]);
+    assert_eq!(
+        dir.stdout_lines(&["queue", "tail", "q"]),
+        ["none", "batch", "always"]
+    );
     let err = dir
         .run(&["queue", "append", "q", "--segment-size", "1MiB", "x"])
         .error()
@@ -267,19 +291,32 @@ clitest!(sync_policies_and_segment_sizes, |dir| {
         .error()
         .to_string();
     assert!(err.contains("multiple of 4096"), "{err}");
-    dir.run(&["queue", "append", "q", "--sync", "sometimes", "x"]).usage_error();
+    dir.run(&["queue", "append", "q", "--sync", "sometimes", "x"])
+        .usage_error();
 });
 
 clitest!(tail_errors_and_usage, |dir| {
     dir.append(&["a", "b"]);
-    let err = dir.run(&["queue", "tail", "q", "--from", "5"]).error().to_string();
-    assert!(err.contains("past the end") && err.contains("next is 2"), "{err}");
+    let err = dir
+        .run(&["queue", "tail", "q", "--from", "5"])
+        .error()
+        .to_string();
+    assert!(
+        err.contains("past the end") && err.contains("next is 2"),
+        "{err}"
+    );
     let err = dir.run(&["queue", "tail", "nowhere"]).error().to_string();
     assert!(err.contains("`nowhere` is not a queue"), "{err}");
-    dir.run(&["queue", "tail", "q", "--timeout", "1s"]).usage_error();
-    dir.run(&["queue", "tail", "q", "--from", "yesterday"]).usage_error();
-    dir.run(&["queue", "tail", "q", "--follow", "--timeout", "soon"]).usage_error();
-    let err = dir.run(&["queue", "tail", "q", "--name", "../evil"]).error().to_string();
+    dir.run(&["queue", "tail", "q", "--timeout", "1s"])
+        .usage_error();
+    dir.run(&["queue", "tail", "q", "--from", "yesterday"])
+        .usage_error();
+    dir.run(&["queue", "tail", "q", "--follow", "--timeout", "soon"])
+        .usage_error();
+    let err = dir
+        .run(&["queue", "tail", "q", "--name", "../evil"])
+        .error()
+        .to_string();
     assert!(err.contains("invalid tailer name"), "{err}");
 });
 
@@ -288,45 +325,78 @@ clitest!(follow_times_out_with_status_3, |dir| {
     let out = dir.run(&["queue", "tail", "q", "--follow", "--timeout", "100ms"]);
     assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
     assert_one_error_line(&out.stderr);
-    assert!(out.stderr.contains("timed out after 100ms waiting for record 1"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("timed out after 100ms waiting for record 1"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(out.stdout, b"a\n", "what was there is printed first");
 });
 
-clitest!(follow_wakes_up_for_a_record_appended_by_another_process, |dir| {
-    dir.append(&["a", "b"]);
-    // Waits for record 2 whatever the order in which the two processes start.
-    let mut cmd = dir.command(&["queue", "tail", "q", "--from", "2", "--follow", "--count", "2"]);
-    cmd.stdin(Stdio::null());
-    let follower = cmd.spawn().unwrap();
-    dir.append(&["c"]);
-    dir.append(&["d"]);
-    let out = finish(follower, None);
-    out.ok();
-    assert_eq!(out.stdout_str(), "c\nd\n");
-});
+clitest!(
+    follow_wakes_up_for_a_record_appended_by_another_process,
+    |dir| {
+        dir.append(&["a", "b"]);
+        // Waits for record 2 whatever the order in which the two processes start.
+        let mut cmd = dir.command(&[
+            "queue", "tail", "q", "--from", "2", "--follow", "--count", "2",
+        ]);
+        cmd.stdin(Stdio::null());
+        let follower = cmd.spawn().unwrap();
+        dir.append(&["c"]);
+        dir.append(&["d"]);
+        let out = finish(follower, None);
+        out.ok();
+        assert_eq!(out.stdout_str(), "c\nd\n");
+    }
+);
 
 clitest!(named_tailers_resume_after_what_they_printed, |dir| {
     dir.append(&["1", "2", "3", "4", "5"]);
-    assert_eq!(dir.stdout_lines(&["queue", "tail", "q", "--name", "w", "--count", "2"]), ["1", "2"]);
-    assert_eq!(dir.stdout_lines(&["queue", "tail", "q", "--name", "w", "--count", "1"]), ["3"]);
-    assert_eq!(dir.stdout_lines(&["queue", "tail", "q", "--name", "w"]), ["4", "5"]);
-    assert!(dir.stdout_lines(&["queue", "tail", "q", "--name", "w"]).is_empty());
+    assert_eq!(
+        dir.stdout_lines(&["queue", "tail", "q", "--name", "w", "--count", "2"]),
+        ["1", "2"]
+    );
+    assert_eq!(
+        dir.stdout_lines(&["queue", "tail", "q", "--name", "w", "--count", "1"]),
+        ["3"]
+    );
+    assert_eq!(
+        dir.stdout_lines(&["queue", "tail", "q", "--name", "w"]),
+        ["4", "5"]
+    );
+    assert!(dir
+        .stdout_lines(&["queue", "tail", "q", "--name", "w"])
+        .is_empty());
     dir.append(&["6"]);
-    assert_eq!(dir.stdout_lines(&["queue", "tail", "q", "--name", "w"]), ["6"]);
+    assert_eq!(
+        dir.stdout_lines(&["queue", "tail", "q", "--name", "w"]),
+        ["6"]
+    );
     // --from moves it.
     assert_eq!(
         dir.stdout_lines(&["queue", "tail", "q", "--name", "w", "--from", "0", "--count", "1"]),
         ["1"]
     );
-    assert_eq!(dir.stdout_lines(&["queue", "tail", "q", "--name", "w", "--count", "1"]), ["2"]);
+    assert_eq!(
+        dir.stdout_lines(&["queue", "tail", "q", "--name", "w", "--count", "1"]),
+        ["2"]
+    );
     // Other names are independent.
-    assert_eq!(dir.stdout_lines(&["queue", "tail", "q", "--name", "x", "--count", "1"]), ["1"]);
+    assert_eq!(
+        dir.stdout_lines(&["queue", "tail", "q", "--name", "x", "--count", "1"]),
+        ["1"]
+    );
 });
 
 clitest!(a_reader_that_goes_away_stores_only_what_it_printed, |dir| {
     let lines: Vec<String> = (0..20_000).map(|i| format!("record {i}")).collect();
-    dir.run_with_stdin(&["queue", "append", "q"], (lines.join("\n") + "\n").as_bytes())
-        .ok();
+    dir.run_with_stdin(
+        &["queue", "append", "q"],
+        (lines.join("\n") + "\n").as_bytes(),
+    )
+    .ok();
     // `| head -c 100`: the reader closes the pipe early; tail exits 0 (broken pipe).
     let mut cmd = dir.command(&["queue", "tail", "q", "--name", "h"]);
     cmd.stdin(Stdio::null());
@@ -346,8 +416,19 @@ clitest!(a_reader_that_goes_away_stores_only_what_it_printed, |dir| {
 });
 
 clitest!(stat_describes_the_queue, |dir| {
-    dir.run(&["queue", "append", "q", "--segment-size", "64KiB", "a", "b", "c"]).ok();
-    dir.run(&["queue", "tail", "q", "--name", "reader", "--count", "1"]).ok();
+    dir.run(&[
+        "queue",
+        "append",
+        "q",
+        "--segment-size",
+        "64KiB",
+        "a",
+        "b",
+        "c",
+    ])
+    .ok();
+    dir.run(&["queue", "tail", "q", "--name", "reader", "--count", "1"])
+        .ok();
     let out = dir.run(&["queue", "stat", "q"]);
     out.ok();
     let text = out.stdout_str();
@@ -364,19 +445,34 @@ clitest!(stat_describes_the_queue, |dir| {
     assert_eq!(v["segments"][0]["sealed"], false);
     assert_eq!(v["tailers"][0]["name"], "reader");
     assert_eq!(v["tailers"][0]["next_seq"], 1);
-    assert!(dir.run(&["queue", "stat", "nowhere"]).error().contains("not a queue"));
+    assert!(dir
+        .run(&["queue", "stat", "nowhere"])
+        .error()
+        .contains("not a queue"));
 });
 
 clitest!(verify_names_each_damaged_record, |dir| {
     let lines: Vec<String> = (0..100).map(|i| format!("record number {i:03}")).collect();
-    dir.run_with_stdin(&["queue", "append", "q"], (lines.join("\n") + "\n").as_bytes())
-        .ok();
+    dir.run_with_stdin(
+        &["queue", "append", "q"],
+        (lines.join("\n") + "\n").as_bytes(),
+    )
+    .ok();
     let out = dir.run(&["queue", "verify", "q"]);
     out.ok();
-    assert!(out.stdout_str().contains("100 valid records"), "{}", out.stdout_str());
+    assert!(
+        out.stdout_str().contains("100 valid records"),
+        "{}",
+        out.stdout_str()
+    );
     let seg = dir.path("q").join("00000000000000000000.seg");
     let bytes = std::fs::read(&seg).unwrap();
-    let at = |needle: &str| bytes.windows(needle.len()).position(|w| w == needle.as_bytes()).unwrap() as u64;
+    let at = |needle: &str| {
+        bytes
+            .windows(needle.len())
+            .position(|w| w == needle.as_bytes())
+            .unwrap() as u64
+    };
     flip_byte(&seg, at("record number 050") + 5);
     flip_byte(&seg, at("record number 099") + 5);
     let out = dir.run(&["queue", "verify", "q"]);
@@ -386,30 +482,50 @@ clitest!(verify_names_each_damaged_record, |dir| {
     let problems: Vec<&str> = text.lines().filter(|l| l.starts_with("corrupt")).collect();
     assert_eq!(problems.len(), 2, "{text}");
     for (line, seq) in problems.iter().zip([50, 99]) {
-        assert!(line.contains(&format!("sequence {seq}, segment 0")), "{line}");
-        assert!(line.contains("offset ") && line.contains("CRC mismatch"), "{line}");
+        assert!(
+            line.contains(&format!("sequence {seq}, segment 0")),
+            "{line}"
+        );
+        assert!(
+            line.contains("offset ") && line.contains("CRC mismatch"),
+            "{line}"
+        );
     }
     // tail stops at the damage with an error naming it, after printing what comes before.
     let out = dir.run(&["queue", "tail", "q"]);
     let err = out.error().to_string();
-    assert!(err.contains("sequence 50") && err.contains("CRC mismatch"), "{err}");
+    assert!(
+        err.contains("sequence 50") && err.contains("CRC mismatch"),
+        "{err}"
+    );
     assert_eq!(out.stdout_str().lines().count(), 50);
     // The next appender cuts the damaged last record; the one in the middle stays.
     dir.append(&["new 99"]);
     let out = dir.run(&["queue", "verify", "q"]);
     assert!(out.error().contains("1 problem found"));
-    assert_eq!(dir.stdout_lines(&["queue", "tail", "q", "--from", "99"]), ["new 99"]);
+    assert_eq!(
+        dir.stdout_lines(&["queue", "tail", "q", "--from", "99"]),
+        ["new 99"]
+    );
 });
 
 clitest!(retain_deletes_old_segments_and_respects_tailers, |dir| {
     let lines: Vec<String> = (0..3000).map(|i| format!("{i:0100}")).collect();
     let input = lines.join("\n") + "\n";
-    dir.run_with_stdin(&["queue", "append", "q", "--segment-size", "64KiB"], input.as_bytes())
+    dir.run_with_stdin(
+        &["queue", "append", "q", "--segment-size", "64KiB"],
+        input.as_bytes(),
+    )
+    .ok();
+    dir.run(&["queue", "tail", "q", "--name", "slow", "--count", "1"])
         .ok();
-    dir.run(&["queue", "tail", "q", "--name", "slow", "--count", "1"]).ok();
     let out = dir.run(&["queue", "retain", "q", "--max-segments", "2"]);
     out.ok();
-    assert!(out.stdout_str().contains("tailer `slow`"), "{}", out.stdout_str());
+    assert!(
+        out.stdout_str().contains("tailer `slow`"),
+        "{}",
+        out.stdout_str()
+    );
     assert!(!out.stdout_str().contains("deleted"));
     let out = dir.run(&["queue", "retain", "q", "--max-segments", "2", "--force"]);
     out.ok();
@@ -418,15 +534,24 @@ clitest!(retain_deletes_old_segments_and_respects_tailers, |dir| {
     assert!(text.contains("2 segments left"), "{text}");
     let first = dir.stdout_lines(&["queue", "tail", "q", "--count", "1", "--seq"]);
     assert!(!first[0].starts_with("0\t"));
-    let err = dir.run(&["queue", "tail", "q", "--name", "slow"]).error().to_string();
+    let err = dir
+        .run(&["queue", "tail", "q", "--name", "slow"])
+        .error()
+        .to_string();
     assert!(err.contains("no longer in the queue"), "{err}");
     dir.run(&["queue", "retain", "q"]).usage_error();
     // The tailer left behind still pins everything, unless forced.
-    dir.run(&["queue", "retain", "q", "--max-age", "0s", "--force"]).ok();
+    dir.run(&["queue", "retain", "q", "--max-age", "0s", "--force"])
+        .ok();
     assert_eq!(
         std::fs::read_dir(dir.path("q"))
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "seg"))
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "seg"))
             .count(),
         1
     );

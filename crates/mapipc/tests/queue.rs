@@ -107,7 +107,7 @@ fn wait_child(pid: libc::pid_t) -> i32 {
 fn payload(seq: u64) -> Vec<u8> {
     let mut v = seq.to_le_bytes().to_vec();
     let filler = (seq.wrapping_mul(31) % 200) as usize;
-    v.extend(std::iter::repeat_n((seq % 251) as u8, filler));
+    v.extend(std::iter::repeat((seq % 251) as u8).take(filler));
     v
 }
 
@@ -138,7 +138,11 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
 /// Flips one byte of a file.
 fn flip_byte(path: &Path, offset: u64) {
     use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let mut b = [0u8];
     f.read_exact_at(&mut b, offset).unwrap();
     b[0] ^= 0x5a;
@@ -204,11 +208,17 @@ fn ten_million_records_across_segment_rolls_with_a_reader_in_another_process() {
         assert_eq!(seq, i);
     }
     drop(app);
-    assert_eq!(wait_child(reader), 0, "the reader saw every record, in order");
+    assert_eq!(
+        wait_child(reader),
+        0,
+        "the reader saw every record, in order"
+    );
     let st = queue::stat(&dir).unwrap();
     assert_eq!((st.first_seq, st.next_seq), (Some(0), N));
     assert!(st.segments.len() > 250, "{} segments", st.segments.len());
-    assert!(st.segments[..st.segments.len() - 1].iter().all(|s| s.sealed));
+    assert!(st.segments[..st.segments.len() - 1]
+        .iter()
+        .all(|s| s.sealed));
     // Random access lands on the right records.
     let mut t = Tailer::open(&dir).unwrap();
     for seq in [0, 1, 32_000, 32_767, 5_000_000, N - 1] {
@@ -288,7 +298,10 @@ fn a_flipped_byte_in_the_middle_is_reported_and_can_be_skipped() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new().segment_size(1 << 20).open_appender(&dir).unwrap();
+    let mut app = QueueOptions::new()
+        .segment_size(1 << 20)
+        .open_appender(&dir)
+        .unwrap();
     for s in 0..100 {
         app.append(&payload(s)).unwrap();
     }
@@ -333,7 +346,10 @@ fn a_damaged_length_in_the_middle_is_skipped_by_searching() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new().segment_size(1 << 20).open_appender(&dir).unwrap();
+    let mut app = QueueOptions::new()
+        .segment_size(1 << 20)
+        .open_appender(&dir)
+        .unwrap();
     for s in 0..100 {
         app.append(&payload(s)).unwrap();
     }
@@ -342,16 +358,29 @@ fn a_damaged_length_in_the_middle_is_skipped_by_searching() {
     // The length field of record 40's header (24 bytes before its payload).
     flip_byte(seg, offset_of_record(seg, 40) - 24 + 1);
     let report = queue::verify(&dir).unwrap();
-    assert!(report.problems.iter().any(|p| p.seq == 40), "{:?}", report.problems);
+    assert!(
+        report.problems.iter().any(|p| p.seq == 40),
+        "{:?}",
+        report.problems
+    );
     assert_eq!(report.next_seq, 100);
-    let mut t = TailerOptions::new().from(StartAt::Seq(39)).open(&dir).unwrap();
+    let mut t = TailerOptions::new()
+        .from(StartAt::Seq(39))
+        .open(&dir)
+        .unwrap();
     assert_eq!(t.try_next().unwrap().unwrap().seq(), 39);
     assert!(matches!(t.try_next(), Err(ReadError::Corrupt(c)) if c.seq == 40));
     let skipped = t.skip_corrupt().unwrap().unwrap();
     assert_eq!((skipped.first, skipped.next), (40, 41));
-    assert_eq!(t.try_next().unwrap().unwrap().to_vec().unwrap(), payload(41));
+    assert_eq!(
+        t.try_next().unwrap().unwrap().to_vec().unwrap(),
+        payload(41)
+    );
     // A seek beyond the damage goes around it.
-    let mut t = TailerOptions::new().from(StartAt::Seq(70)).open(&dir).unwrap();
+    let mut t = TailerOptions::new()
+        .from(StartAt::Seq(70))
+        .open(&dir)
+        .unwrap();
     assert_eq!(t.try_next().unwrap().unwrap().seq(), 70);
 }
 
@@ -360,7 +389,10 @@ fn a_flipped_byte_at_the_tail_is_cut_by_recovery() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new().segment_size(1 << 20).open_appender(&dir).unwrap();
+    let mut app = QueueOptions::new()
+        .segment_size(1 << 20)
+        .open_appender(&dir)
+        .unwrap();
     for s in 0..100 {
         app.append(&payload(s)).unwrap();
     }
@@ -371,12 +403,22 @@ fn a_flipped_byte_at_the_tail_is_cut_by_recovery() {
     let report = queue::verify(&dir).unwrap();
     assert_eq!(report.problems.len(), 1);
     assert_eq!(report.problems[0].seq, 99);
-    assert!(matches!(report.problems[0].reason, CorruptReason::CrcMismatch { .. }));
+    assert!(matches!(
+        report.problems[0].reason,
+        CorruptReason::CrcMismatch { .. }
+    ));
 
-    let mut t = TailerOptions::new().from(StartAt::Seq(98)).open(&dir).unwrap();
+    let mut t = TailerOptions::new()
+        .from(StartAt::Seq(98))
+        .open(&dir)
+        .unwrap();
     assert_eq!(t.try_next().unwrap().unwrap().seq(), 98);
     assert!(matches!(t.try_next(), Err(ReadError::Corrupt(c)) if c.seq == 99));
-    assert_eq!(t.skip_corrupt().unwrap(), None, "nothing valid after the tail");
+    assert_eq!(
+        t.skip_corrupt().unwrap(),
+        None,
+        "nothing valid after the tail"
+    );
 
     let mut app = Appender::open(&dir).unwrap();
     let rec = app.recovery().clone();
@@ -425,7 +467,11 @@ fn a_second_appender_is_refused_or_waits() {
     let mut app = Appender::open(&dir).unwrap();
     app.append(b"first").unwrap();
     holding.store(1, Ordering::SeqCst);
-    assert_eq!(wait_child(refused), 7, "the second appender is refused, naming us");
+    assert_eq!(
+        wait_child(refused),
+        7,
+        "the second appender is refused, naming us"
+    );
     let err = QueueOptions::new().open_appender(&dir).unwrap_err();
     assert!(matches!(err, OpenError::AppenderBusy { .. }));
     assert!(err.to_string().contains("one appender at a time"), "{err}");
@@ -443,7 +489,10 @@ fn named_tailers_resume_where_they_stopped() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new().segment_size(64 * 1024).open_appender(&dir).unwrap();
+    let mut app = QueueOptions::new()
+        .segment_size(64 * 1024)
+        .open_appender(&dir)
+        .unwrap();
     for s in 0..2000 {
         app.append(&payload(s)).unwrap();
     }
@@ -459,11 +508,18 @@ fn named_tailers_resume_where_they_stopped() {
     }
     let mut t = TailerOptions::new().name("billing").open(&dir).unwrap();
     assert_eq!(t.next_seq(), 10);
-    assert_eq!(t.try_next().unwrap().unwrap().to_vec().unwrap(), payload(10));
+    assert_eq!(
+        t.try_next().unwrap().unwrap().to_vec().unwrap(),
+        payload(10)
+    );
     drop(t);
     // Manual: only acknowledged records count.
     {
-        let mut t = TailerOptions::new().name("audit").ack(AckMode::Manual).open(&dir).unwrap();
+        let mut t = TailerOptions::new()
+            .name("audit")
+            .ack(AckMode::Manual)
+            .open(&dir)
+            .unwrap();
         for _ in 0..700 {
             t.try_next().unwrap().unwrap();
         }
@@ -471,19 +527,34 @@ fn named_tailers_resume_where_they_stopped() {
         t.try_next().unwrap().unwrap();
     }
     let mut t = TailerOptions::new().name("audit").open(&dir).unwrap();
-    assert_eq!(t.try_next().unwrap().unwrap().seq(), 700, "across segments too");
+    assert_eq!(
+        t.try_next().unwrap().unwrap().seq(),
+        700,
+        "across segments too"
+    );
     drop(t);
     // An explicit start moves an existing named tailer.
-    let t = TailerOptions::new().name("audit").from(StartAt::End).open(&dir).unwrap();
+    let t = TailerOptions::new()
+        .name("audit")
+        .from(StartAt::End)
+        .open(&dir)
+        .unwrap();
     assert_eq!(t.next_seq(), 2000);
     drop(t);
     let st = queue::stat(&dir).unwrap();
-    let names: Vec<_> = st.tailers.iter().map(|t| (t.name.as_str(), t.next_seq)).collect();
+    let names: Vec<_> = st
+        .tailers
+        .iter()
+        .map(|t| (t.name.as_str(), t.next_seq))
+        .collect();
     assert_eq!(names, [("audit", 2000), ("billing", 11)]);
     // Bad names never become paths.
     for bad in ["", "../x", "a/b", ".hidden", "white space"] {
         let err = TailerOptions::new().name(bad).open(&dir).unwrap_err();
-        assert!(matches!(err, OpenError::InvalidName { .. }), "{bad:?}: {err}");
+        assert!(
+            matches!(err, OpenError::InvalidName { .. }),
+            "{bad:?}: {err}"
+        );
     }
     drop(app);
 }
@@ -531,7 +602,10 @@ fn retention_deletes_old_segments_but_not_what_tailers_need() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new().segment_size(64 * 1024).open_appender(&dir).unwrap();
+    let mut app = QueueOptions::new()
+        .segment_size(64 * 1024)
+        .open_appender(&dir)
+        .unwrap();
     // A named tailer that has read nothing pins everything.
     drop(TailerOptions::new().name("slow").open(&dir).unwrap());
     for s in 0..3000 {
@@ -550,7 +624,11 @@ fn retention_deletes_old_segments_but_not_what_tailers_need() {
     assert_eq!(kept, before as u64 - 2);
     // Once it has acknowledged 1500 records, the segments before that can go.
     {
-        let mut t = TailerOptions::new().name("slow").ack(AckMode::Manual).open(&dir).unwrap();
+        let mut t = TailerOptions::new()
+            .name("slow")
+            .ack(AckMode::Manual)
+            .open(&dir)
+            .unwrap();
         for _ in 0..1500 {
             t.try_next().unwrap().unwrap();
         }
@@ -565,19 +643,23 @@ fn retention_deletes_old_segments_but_not_what_tailers_need() {
     drop(t);
     // An anonymous tailer from the start begins at the oldest record left.
     let mut t = Tailer::open(&dir).unwrap();
-    assert_eq!(t.try_next().unwrap().unwrap().to_vec().unwrap(), payload(first));
+    assert_eq!(
+        t.try_next().unwrap().unwrap().to_vec().unwrap(),
+        payload(first)
+    );
     // By size, forced: only the segment being appended to (and the bound) is left.
-    let report = queue::retain(
-        &dir,
-        &Retention::new().max_bytes(2 * 64 * 1024).force(true),
-    )
-    .unwrap();
+    let report =
+        queue::retain(&dir, &Retention::new().max_bytes(2 * 64 * 1024).force(true)).unwrap();
     assert_eq!(report.remaining, 2);
     assert_eq!(segments(&dir).len(), 2);
     // The tailer left behind learns that its position is gone.
     let mut t = TailerOptions::new().name("slow").open(&dir).unwrap();
     match t.try_next() {
-        Err(ReadError::Gone { seq, first_available, .. }) => {
+        Err(ReadError::Gone {
+            seq,
+            first_available,
+            ..
+        }) => {
             assert_eq!(seq, 1501, "it read 1500 before");
             assert_eq!(Some(first_available), queue::stat(&dir).unwrap().first_seq);
         }
@@ -587,7 +669,8 @@ fn retention_deletes_old_segments_but_not_what_tailers_need() {
     assert!(t.try_next().unwrap().is_some());
     drop(t);
     // By age: a bound of 0 removes every sealed segment, never the current one.
-    let report = queue::retain(&dir, &Retention::new().max_age(Duration::ZERO).force(true)).unwrap();
+    let report =
+        queue::retain(&dir, &Retention::new().max_age(Duration::ZERO).force(true)).unwrap();
     assert_eq!(report.remaining, 1);
     app.append(b"still appending").unwrap();
     assert!(queue::verify(&dir).unwrap().is_ok());
@@ -598,7 +681,10 @@ fn zero_copy_grants_commit_abandon_and_bounds() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new().segment_size(64 * 1024).open_appender(&dir).unwrap();
+    let mut app = QueueOptions::new()
+        .segment_size(64 * 1024)
+        .open_appender(&dir)
+        .unwrap();
     let mut g = app.reserve(16).unwrap();
     g.write_pod(0, &0x1122_3344_5566_7788u64).unwrap();
     g.write_at(8, b"abcdefgh").unwrap();
@@ -614,13 +700,20 @@ fn zero_copy_grants_commit_abandon_and_bounds() {
     let max = app.max_payload();
     let err = app.append(&vec![0u8; max as usize + 1]).unwrap_err();
     assert!(matches!(err, AppendError::TooLarge { .. }), "{err}");
-    assert_eq!(app.append(&vec![7u8; max as usize]).unwrap(), 2, "the largest fits");
+    assert_eq!(
+        app.append(&vec![7u8; max as usize]).unwrap(),
+        2,
+        "the largest fits"
+    );
     drop(app);
     let mut t = Tailer::open(&dir).unwrap();
     let r = t.try_next().unwrap().unwrap();
     let mut v = r.to_vec().unwrap();
     assert_eq!(&v[8..], b"abcdefgh");
-    assert_eq!(u64::from_ne_bytes(v[..8].try_into().unwrap()), 0x1122_3344_5566_7788);
+    assert_eq!(
+        u64::from_ne_bytes(v[..8].try_into().unwrap()),
+        0x1122_3344_5566_7788
+    );
     t.try_next().unwrap().unwrap().copy_into(&mut v).unwrap();
     assert_eq!(v, b"after");
     assert_eq!(t.try_next().unwrap().unwrap().len(), max as usize);
@@ -632,7 +725,10 @@ fn a_full_disk_is_an_error_from_append_not_a_crash() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    QueueOptions::new().segment_size(256 * 1024).open_appender(&dir).unwrap();
+    QueueOptions::new()
+        .segment_size(256 * 1024)
+        .open_appender(&dir)
+        .unwrap();
     // A child whose files may not grow past 128 KiB: allocating the next 256 KiB segment
     // fails with EFBIG, as fallocate fails with ENOSPC on a full disk. The first segment
     // exists already.
@@ -690,7 +786,10 @@ fn damaged_or_foreign_files_give_typed_errors() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new().segment_size(64 * 1024).open_appender(&dir).unwrap();
+    let mut app = QueueOptions::new()
+        .segment_size(64 * 1024)
+        .open_appender(&dir)
+        .unwrap();
     for s in 0..1000 {
         app.append(&payload(s)).unwrap();
     }
@@ -714,12 +813,21 @@ fn damaged_or_foreign_files_give_typed_errors() {
             Err(e) => break e,
         }
     };
-    assert!(matches!(&err, ReadError::Corrupt(c) if c.segment == 1), "{err}");
-    assert!(err.to_string().contains("00000000000000000001.seg"), "{err}");
+    assert!(
+        matches!(&err, ReadError::Corrupt(c) if c.segment == 1),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("00000000000000000001.seg"),
+        "{err}"
+    );
     // Skipping goes on with the segment after it.
     let skipped = t.skip_corrupt().unwrap().unwrap();
     assert!(skipped.next > skipped.first);
-    assert_eq!(t.try_next().unwrap().unwrap().to_vec().unwrap(), payload(skipped.next));
+    assert_eq!(
+        t.try_next().unwrap().unwrap().to_vec().unwrap(),
+        payload(skipped.next)
+    );
     flip_byte(&segs[1], 33);
     assert!(queue::verify(&dir).unwrap().is_ok());
 
@@ -736,7 +844,10 @@ fn damaged_or_foreign_files_give_typed_errors() {
     let meta = dir.join("queue.meta");
     let good = std::fs::read(&meta).unwrap();
     std::fs::write(&meta, vec![0xabu8; 4096]).unwrap();
-    for err in [Tailer::open(&dir).unwrap_err(), Appender::open(&dir).unwrap_err()] {
+    for err in [
+        Tailer::open(&dir).unwrap_err(),
+        Appender::open(&dir).unwrap_err(),
+    ] {
         assert!(matches!(err, OpenError::BadMeta { .. }), "{err}");
         assert!(err.to_string().contains("queue.meta"), "{err}");
     }
@@ -748,15 +859,24 @@ fn damaged_or_foreign_files_give_typed_errors() {
         Err(OpenError::NotAQueue { .. })
     ));
     assert!(matches!(
-        QueueOptions::new().create(false).open_appender(tmp.path().join("nope")),
+        QueueOptions::new()
+            .create(false)
+            .open_appender(tmp.path().join("nope")),
         Err(OpenError::NotAQueue { .. })
     ));
     assert!(matches!(
-        QueueOptions::new().segment_size(1 << 20).open_appender(&dir),
-        Err(OpenError::SegmentSizeMismatch { existing: 65536, .. })
+        QueueOptions::new()
+            .segment_size(1 << 20)
+            .open_appender(&dir),
+        Err(OpenError::SegmentSizeMismatch {
+            existing: 65536,
+            ..
+        })
     ));
     assert!(matches!(
-        QueueOptions::new().segment_size(1000).open_appender(tmp.path().join("q2")),
+        QueueOptions::new()
+            .segment_size(1000)
+            .open_appender(tmp.path().join("q2")),
         Err(OpenError::InvalidOptions { .. })
     ));
 }
@@ -766,7 +886,10 @@ fn a_segment_truncated_under_live_mappings_is_an_error_not_a_crash() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new().segment_size(1 << 20).open_appender(&dir).unwrap();
+    let mut app = QueueOptions::new()
+        .segment_size(1 << 20)
+        .open_appender(&dir)
+        .unwrap();
     for s in 0..500 {
         app.append(&payload(s)).unwrap();
     }
@@ -840,7 +963,11 @@ fn model_check(ops: &[Op], sync: SyncPolicy) {
     for op in ops {
         match op {
             Op::Append(len, b) => {
-                let seq = app.as_mut().unwrap().append(&record_bytes(*len, *b)).unwrap();
+                let seq = app
+                    .as_mut()
+                    .unwrap()
+                    .append(&record_bytes(*len, *b))
+                    .unwrap();
                 assert_eq!(seq, model.len() as u64);
                 model.push(record_bytes(*len, *b));
             }
@@ -904,7 +1031,10 @@ fn model_check(ops: &[Op], sync: SyncPolicy) {
 fn survive_damage(records: u64, damage: &[(u64, Vec<u8>)]) {
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new().segment_size(64 * 1024).open_appender(&dir).unwrap();
+    let mut app = QueueOptions::new()
+        .segment_size(64 * 1024)
+        .open_appender(&dir)
+        .unwrap();
     for s in 0..records {
         app.append(&payload(s)).unwrap();
     }
@@ -940,7 +1070,11 @@ fn survive_damage(records: u64, damage: &[(u64, Vec<u8>)]) {
     drop(app);
     // After recovery the tail is clean: verify finds no more problems than before.
     let after = queue::verify(&dir).unwrap();
-    assert!(after.problems.len() <= report.problems.len(), "{:?}", after.problems);
+    assert!(
+        after.problems.len() <= report.problems.len(),
+        "{:?}",
+        after.problems
+    );
 }
 
 proptest! {

@@ -7,8 +7,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use mapipc::queue::{
-    self, AckMode, Appender, QueueOptions, QueueStat, Retention, StartAt, SyncPolicy,
-    TailerOptions,
+    self, AckMode, Appender, QueueOptions, QueueStat, Retention, StartAt, SyncPolicy, TailerOptions,
 };
 
 use super::{quoted, Exit};
@@ -106,7 +105,7 @@ fn tail(args: &QueueTailArgs, out: &mut dyn Write) -> Result<()> {
         Ok(())
     };
     let result = (|| -> Result<()> {
-        while args.count.is_none_or(|c| printed < c) {
+        while args.count.map_or(true, |c| printed < c) {
             let rec = match t.try_next()? {
                 Some(rec) => rec,
                 None if !args.follow => break,
@@ -115,7 +114,7 @@ fn tail(args: &QueueTailArgs, out: &mut dyn Write) -> Result<()> {
                     unflushed = 0;
                     let next = match deadline {
                         Some(d) => t.next_until(d)?,
-                        None => Some(t.next()?),
+                        None => Some(t.next_blocking()?),
                     };
                     match next {
                         Some(rec) => rec,
@@ -379,6 +378,8 @@ fn retain(args: &QueueRetainArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }

@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 use super::error::{AppendError, CorruptReason, Corruption, OpenError};
 use super::format::{
     header_crc, prealloc_path, record_size, segment_path, RecordHeader, SegmentLayout,
-    APPENDER_CLOSED, APPENDER_OPEN, DEFAULT_INDEX_INTERVAL, DEFAULT_SEGMENT_SIZE,
-    FLAG_COMMITTED, KIND_DATA, KIND_END, MAX_SEGMENT_NUMBER, MAX_SEQ, RECORD_FLAGS,
-    RECORD_HEADER_SIZE,
+    APPENDER_CLOSED, APPENDER_OPEN, DEFAULT_INDEX_INTERVAL, DEFAULT_SEGMENT_SIZE, FLAG_COMMITTED,
+    KIND_DATA, KIND_END, MAX_SEGMENT_NUMBER, MAX_SEQ, RECORD_FLAGS, RECORD_HEADER_SIZE,
 };
-use super::meta::Meta;
+use super::meta::{Boot, Meta};
 use super::segment::{Probe, SegOpenError, Segment};
 use super::{list_dir, notify_tailers, pack_position};
 use crate::map::{AccessError, MapError, MapOptions, Mmap};
@@ -143,8 +142,9 @@ impl QueueOptions {
         self
     }
 
-    /// Permission bits of created files (default `0o600`; the directory gets `x` where
-    /// files get `r`).
+    /// Permission bits of the files of a new queue (default `0o600`; the directory gets `x`
+    /// where files get `r`). Files added later (segments, tailer positions) get the
+    /// permissions of the queue's metadata file.
     pub fn mode(&mut self, mode: u32) -> &mut Self {
         self.mode = mode & 0o777;
         self
@@ -303,10 +303,11 @@ impl Appender {
     fn open_with(dir: &Path, opts: &QueueOptions) -> Result<Appender, OpenError> {
         let size = opts.segment_size.unwrap_or(DEFAULT_SEGMENT_SIZE);
         let interval = opts.index_interval.unwrap_or(DEFAULT_INDEX_INTERVAL);
-        let layout = SegmentLayout::new(size, interval).map_err(|why| OpenError::InvalidOptions {
-            dir: dir.to_path_buf(),
-            why,
-        })?;
+        let layout =
+            SegmentLayout::new(size, interval).map_err(|why| OpenError::InvalidOptions {
+                dir: dir.to_path_buf(),
+                why,
+            })?;
         if let SyncPolicy::Batch { records: 0, .. } = opts.sync {
             return Err(OpenError::InvalidOptions {
                 dir: dir.to_path_buf(),
@@ -341,14 +342,19 @@ impl Appender {
             });
         }
         let layout = meta.layout;
-        let (clean_close, same_boot) = meta.previous_appender()?;
+        // Files made later get the permissions the queue was created with.
+        let mode = meta.file_mode();
+        let (clean_close, boot) = meta.previous_appender()?;
         let mut recovery = Recovery {
             clean_close,
-            rebooted: !same_boot,
+            rebooted: boot == Boot::Other,
             ..Recovery::default()
         };
+        // The hints and the "clean close" flag only vouch for the segment's tail within the
+        // boot they were written in.
+        let trusted = clean_close && boot == Boot::This;
         let (seg, next_off, next_seq, last_off) =
-            recover(&meta, dir, layout, opts.mode, &mut recovery)?;
+            recover(&meta, dir, layout, mode, trusted, &mut recovery)?;
         recovery.next_seq = next_seq;
         recovery.segment = seg.number;
         meta.set_appender(APPENDER_OPEN)?;
@@ -368,7 +374,7 @@ impl Appender {
             prealloc: None,
             prealloc_failed_at: None,
             sync: opts.sync,
-            mode: opts.mode,
+            mode,
             pending: 0,
             pending_since: None,
             synced_seq: next_seq,
@@ -510,7 +516,8 @@ impl Appender {
     /// Commits the record written at `off`: the commit word last, with `Release`, then the
     /// index, the hints, the wake-up, the sync policy and preallocation.
     fn publish(&mut self, off: u64, seq: u64, len: u64) -> Result<u64, AppendError> {
-        self.seg.store_u32(off + RECORD_FLAGS, FLAG_COMMITTED | KIND_DATA)?;
+        self.seg
+            .store_u32(off + RECORD_FLAGS, FLAG_COMMITTED | KIND_DATA)?;
         let rel = seq - self.seg.first_seq;
         let interval = u64::from(self.layout.index_interval);
         if rel % interval == 0 {
@@ -535,7 +542,7 @@ impl Appender {
         if self.prealloc.is_none() && self.next_off >= self.layout.segment_size / 2 {
             let retry = self
                 .prealloc_failed_at
-                .is_none_or(|at| self.next_seq >= at + 1024);
+                .map_or(true, |at| self.next_seq >= at + 1024);
             if retry {
                 // A failure here is retried later, and reported by the roll that needs it.
                 if self.preallocate().is_err() {
@@ -588,10 +595,9 @@ impl Appender {
             .create(self.layout.segment_size)
             .len(self.layout.segment_size as usize)
             .map_path(&path)
-            .map_err(|e| {
+            .inspect_err(|_| {
                 // Do not leave a half-made file behind.
                 let _ = os::file::unlink(&path);
-                e
             })
             .map_err(|e| match e {
                 MapError::Create { source, .. } | MapError::Open { source, .. } => {
@@ -628,9 +634,9 @@ impl Appender {
             reserved: 0,
         };
         self.seg.write_at(off, bytemuck::bytes_of(&end))?;
-        self.seg.store_u32(off + RECORD_FLAGS, FLAG_COMMITTED | KIND_END)?;
         self.seg
-            .mark_sealed(off, seq, os::process::realtime_ns())?;
+            .store_u32(off + RECORD_FLAGS, FLAG_COMMITTED | KIND_END)?;
+        self.seg.mark_sealed(off, seq, os::process::realtime_ns())?;
         if self.sync != SyncPolicy::None {
             // Everything of the old segment, its end marker and sealed header included.
             self.seg
@@ -876,10 +882,7 @@ impl Grant<'_> {
             start,
             self.len,
         )?;
-        self.app
-            .seg
-            .map()
-            .write_pod(self.off + 16, &crc)?;
+        self.app.seg.map().write_pod(self.off + 16, &crc)?;
         self.app.publish(self.off, self.seq, self.len as u64)
     }
 }
@@ -903,6 +906,7 @@ fn recover(
     dir: &Path,
     layout: SegmentLayout,
     mode: u32,
+    trusted: bool,
     report: &mut Recovery,
 ) -> Result<(Segment, u64, u64, Option<u64>), OpenError> {
     let listing = list_dir(dir).map_err(io_open("list", dir))?;
@@ -946,7 +950,7 @@ fn recover(
             Probe::Empty { torn } => torn,
             Probe::Bad(_) => true,
         };
-        let deep = damaged || !report.clean_close || report.rebooted;
+        let deep = damaged || !trusted;
         if !deep {
             break;
         }
@@ -954,13 +958,13 @@ fn recover(
         // Damage or possible garbage: is there a valid record further on (damage in the
         // middle), or is this the end (a torn tail)?
         let h = seg.read_header(off)?;
-        let skip_to = if damaged && h.seq == seq && off + record_size(h.len.into()) <= layout.data_end()
-        {
-            // The unfinished record's own extent: its payload may contain anything.
-            off + record_size(h.len.into()) - 8
-        } else {
-            off
-        };
+        let skip_to =
+            if damaged && h.seq == seq && off + record_size(h.len.into()) <= layout.data_end() {
+                // The unfinished record's own extent: its payload may contain anything.
+                off + record_size(h.len.into()) - 8
+            } else {
+                off
+            };
         let corruption = |reason| Corruption {
             file: path.clone(),
             segment: last,
@@ -1017,7 +1021,14 @@ fn create_published(
         .create(layout.segment_size)
         .len(layout.segment_size as usize)
         .map_path(&pre)?;
-    let seg = Segment::init(map, &path, layout, number, first_seq, os::process::realtime_ns())?;
+    let seg = Segment::init(
+        map,
+        &path,
+        layout,
+        number,
+        first_seq,
+        os::process::realtime_ns(),
+    )?;
     seg.flush_range(0, layout.data_offset)?;
     os::storage::rename(&pre, &path).map_err(io_open("publish segment", &path))?;
     os::storage::fsync_dir(dir).map_err(io_open("sync the directory", dir))?;

@@ -267,8 +267,16 @@ impl SegmentHeader {
             ("segment number", self.segment_number, number),
             ("data offset", self.data_offset, layout.data_offset),
             ("index offset", self.index_offset, SEGMENT_HEADER_SIZE),
-            ("index entries", self.index_entries.into(), layout.index_entries.into()),
-            ("index interval", self.index_interval.into(), layout.index_interval.into()),
+            (
+                "index entries",
+                self.index_entries.into(),
+                layout.index_entries.into(),
+            ),
+            (
+                "index interval",
+                self.index_interval.into(),
+                layout.index_interval.into(),
+            ),
         ];
         for (what, found, expected) in checks {
             if found != expected {
@@ -276,7 +284,10 @@ impl SegmentHeader {
             }
         }
         if self.first_seq >= MAX_SEQ {
-            return Err(format!("first sequence number {} is out of range", self.first_seq));
+            return Err(format!(
+                "first sequence number {} is out of range",
+                self.first_seq
+            ));
         }
         Ok(())
     }
@@ -410,7 +421,8 @@ pub(crate) struct SegmentLayout {
 impl SegmentLayout {
     /// The layout for a segment size and index interval, or what is wrong with them.
     pub fn new(segment_size: u64, index_interval: u32) -> Result<SegmentLayout, String> {
-        if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&segment_size) || segment_size % 4096 != 0
+        if !(MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&segment_size)
+            || segment_size % 4096 != 0
         {
             return Err(format!(
                 "segment size {segment_size} must be a multiple of 4096 between {MIN_SEGMENT_SIZE} \
@@ -457,7 +469,9 @@ impl SegmentLayout {
 
     /// Whether `off` can start a record.
     pub fn is_record_offset(&self, off: u64) -> bool {
-        off >= self.data_offset && off % RECORD_ALIGN == 0 && off + RECORD_HEADER_SIZE <= self.segment_size
+        off >= self.data_offset
+            && off % RECORD_ALIGN == 0
+            && off + RECORD_HEADER_SIZE <= self.segment_size
     }
 }
 

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use super::error::{CorruptReason, Corruption, OpenError};
 use super::format::{record_size, segment_path, tailer_path, TailerHeader, TAILER_NEXT_SEQ};
+use super::list_dir;
 use super::meta::Meta;
 use super::segment::{Probe, SegOpenError, Segment};
-use super::list_dir;
 use crate::map::MapOptions;
 
 /// A queue at a glance, from [`stat`].
@@ -36,7 +36,8 @@ pub struct QueueStat {
 impl QueueStat {
     /// Records in the queue (`next_seq - first_seq`).
     pub fn records(&self) -> u64 {
-        self.first_seq.map_or(0, |f| self.next_seq.saturating_sub(f))
+        self.first_seq
+            .map_or(0, |f| self.next_seq.saturating_sub(f))
     }
 
     /// Disk space of the segment files.
@@ -145,7 +146,10 @@ pub fn stat(dir: impl AsRef<Path>) -> Result<QueueStat, OpenError> {
         }
         None => meta.raw_next_seq(),
     };
-    let first_seq = segments.iter().find(|s| s.problem.is_none()).map(|s| s.first_seq);
+    let first_seq = segments
+        .iter()
+        .find(|s| s.problem.is_none())
+        .map(|s| s.first_seq);
     let appender = meta.appender_active().then(|| meta.appender_pid());
     let tailers = listing
         .tailers
@@ -189,7 +193,10 @@ pub(crate) fn tailer_stat(dir: &Path, name: &str) -> TailerStat {
         .read_pod::<TailerHeader>(0)
         .map_err(|e| e.to_string())
         .and_then(|h| h.validate())
-        .and_then(|()| map.read_pod::<u64>(TAILER_NEXT_SEQ).map_err(|e| e.to_string()));
+        .and_then(|()| {
+            map.read_pod::<u64>(TAILER_NEXT_SEQ)
+                .map_err(|e| e.to_string())
+        });
     match checked {
         Ok(seq) if seq < super::format::MAX_SEQ => st.next_seq = seq,
         Ok(seq) => st.problem = Some(format!("position {seq} is out of range")),
@@ -341,7 +348,9 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, OpenError> {
                 Probe::Data { .. } => unreachable!("walk stops only on non-data"),
                 Probe::Empty { torn } => {
                     if let Some((r_off, h)) = seg.resync(end.off, end.seq)? {
-                        report.problems.push(problem(end.off, end.seq, CorruptReason::Uncommitted));
+                        report
+                            .problems
+                            .push(problem(end.off, end.seq, CorruptReason::Uncommitted));
                         off = r_off;
                         seq = h.seq;
                         continue;
@@ -410,9 +419,8 @@ fn check_index(seg: &Segment, report: &mut VerifyReport) -> Result<(), OpenError
             continue;
         }
         // A damaged record the entry rightly points to is reported by the record scan.
-        let valid = !unset_seen
-            && seg.layout.is_record_offset(off)
-            && seg.read_header(off)?.seq == seq;
+        let valid =
+            !unset_seen && seg.layout.is_record_offset(off) && seg.read_header(off)?.seq == seq;
         if !valid {
             report.problems.push(Corruption {
                 file: seg.path.clone(),

@@ -7,12 +7,23 @@ use std::sync::atomic::{fence, AtomicU32, Ordering};
 
 use super::error::OpenError;
 use super::format::{
-    MetaHeader, SegmentLayout, APPENDER_OPEN, LOCK_APPENDER, LOCK_RETENTION, META_APPENDER_PID,
-    META_APPENDER_STATE, META_BOOT_ID, META_CURRENT_SEGMENT, META_FILE, META_FILE_SIZE,
-    META_LAST_RECORD, META_NEXT_SEQ, META_NOTIFY, MAX_SEQ,
+    MetaHeader, SegmentLayout, APPENDER_OPEN, LOCK_APPENDER, LOCK_RETENTION, MAX_SEQ,
+    META_APPENDER_PID, META_APPENDER_STATE, META_BOOT_ID, META_CURRENT_SEGMENT, META_FILE,
+    META_FILE_SIZE, META_LAST_RECORD, META_NEXT_SEQ, META_NOTIFY,
 };
 use crate::map::{AccessError, MapError, MapOptions, Mmap};
 use crate::os;
+
+/// When the last appender opened the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Boot {
+    /// No appender ever did.
+    Never,
+    /// During the current boot of the machine.
+    This,
+    /// Before the machine rebooted.
+    Other,
+}
 
 /// The mapped metadata file.
 #[derive(Debug)]
@@ -196,40 +207,63 @@ impl Meta {
         self.map.read_pod(META_APPENDER_PID).unwrap_or(0)
     }
 
-    /// Whether the last appender closed cleanly, and whether its hints belong to this boot.
-    pub fn previous_appender(&self) -> Result<(bool, bool), AccessError> {
+    /// Whether the last appender closed cleanly, and in which boot it opened the queue.
+    pub fn previous_appender(&self) -> Result<(bool, Boot), AccessError> {
         let state: u32 = self.map.read_pod(META_APPENDER_STATE)?;
         let boot: [u8; 16] = self.map.read_pod(META_BOOT_ID)?;
-        Ok((state != APPENDER_OPEN, boot == os::storage::boot_id()))
+        let boot = if boot == [0u8; 16] {
+            Boot::Never
+        } else if boot == os::storage::boot_id() {
+            Boot::This
+        } else {
+            Boot::Other
+        };
+        Ok((state != APPENDER_OPEN, boot))
+    }
+
+    /// Permission bits of the metadata file (files the queue creates later get the same).
+    pub fn file_mode(&self) -> u32 {
+        self.map
+            .file_fd()
+            .and_then(|fd| os::file::fstat(fd).ok())
+            .map_or(0o600, |info| info.mode & 0o666)
     }
 
     /// Records a new appender: state, pid, boot id (appenders only).
     pub fn set_appender(&self, state: u32) -> Result<(), AccessError> {
         self.map.write_pod(META_BOOT_ID, &os::storage::boot_id())?;
         self.map.write_pod(META_APPENDER_PID, &os::process::pid())?;
-        self.map.atomic_u32(META_APPENDER_STATE)?.store(state, Ordering::Release);
+        self.map
+            .atomic_u32(META_APPENDER_STATE)?
+            .store(state, Ordering::Release);
         Ok(())
     }
 
     /// Publishes the hints after a commit (appenders only).
     #[inline]
     pub fn set_hints(&self, next_seq: u64, last_record: u64) -> Result<(), AccessError> {
-        self.map.atomic_u64(META_LAST_RECORD)?.store(last_record, Ordering::Release);
-        self.map.atomic_u64(META_NEXT_SEQ)?.store(next_seq, Ordering::Release);
+        self.map
+            .atomic_u64(META_LAST_RECORD)?
+            .store(last_record, Ordering::Release);
+        self.map
+            .atomic_u64(META_NEXT_SEQ)?
+            .store(next_seq, Ordering::Release);
         Ok(())
     }
 
     /// Publishes the current segment number (appenders only).
     pub fn set_current_segment(&self, n: u64) -> Result<(), AccessError> {
-        self.map.atomic_u64(META_CURRENT_SEGMENT)?.store(n, Ordering::Release);
+        self.map
+            .atomic_u64(META_CURRENT_SEGMENT)?
+            .store(n, Ordering::Release);
         Ok(())
     }
 
     /// The hints `(next_seq, last_record)`, but only if they were written during this boot
     /// (after a machine crash they may describe records that never reached the disk).
     pub fn hints(&self) -> Option<(u64, u64)> {
-        let (_, same_boot) = self.previous_appender().ok()?;
-        if !same_boot {
+        let (_, boot) = self.previous_appender().ok()?;
+        if boot != Boot::This {
             return None;
         }
         let next = self.load_u64(META_NEXT_SEQ).ok()?;

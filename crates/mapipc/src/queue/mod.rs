@@ -128,7 +128,7 @@
 //! A [`Tailer`] starts at the start, the end or a sequence number ([`StartAt`]): the
 //! segment is found by a binary search over the segment headers, then the sparse index,
 //! then at most `interval` record headers. [`Tailer::try_next`] does not wait,
-//! [`Tailer::next`] waits, [`Tailer::next_timeout`] waits up to a timeout. A [`Record`] is
+//! [`Tailer::next_blocking`] waits, [`Tailer::next_timeout`] waits up to a timeout. A [`Record`] is
 //! a view of the payload in place; its CRC was checked before it was returned.
 //!
 //! Named tailers ([`TailerOptions::name`]) keep their position in `{name}.tailer`: a
@@ -211,9 +211,7 @@ use std::io;
 use std::path::Path;
 
 pub use appender::{Appender, Grant, QueueOptions, Recovery, SyncPolicy};
-pub use error::{
-    AppendError, CorruptReason, Corruption, OpenError, ReadError, RetainError,
-};
+pub use error::{AppendError, CorruptReason, Corruption, OpenError, ReadError, RetainError};
 pub use format::{
     DEFAULT_INDEX_INTERVAL, DEFAULT_SEGMENT_SIZE, MAX_INDEX_INTERVAL, MAX_SEGMENT_SIZE,
     MIN_SEGMENT_SIZE,

@@ -169,7 +169,7 @@ fn retain_locked(dir: &Path, meta: &Meta, policy: &Retention) -> Result<RetainRe
                 }
                 .into());
             }
-            if oldest.as_ref().is_none_or(|(_, s)| st.next_seq < *s) {
+            if oldest.as_ref().map_or(true, |(_, s)| st.next_seq < *s) {
                 oldest = Some((st.name, st.next_seq));
             }
         }

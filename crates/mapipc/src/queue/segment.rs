@@ -8,9 +8,9 @@ use std::sync::atomic::{fence, Ordering};
 
 use super::error::CorruptReason;
 use super::format::{
-    header_crc, record_size, RecordHeader, SegmentHeader, SegmentLayout, FLAG_COMMITTED,
-    KIND_DATA, KIND_END, KIND_MASK, MAX_SEQ, RECORD_ALIGN, RECORD_FLAGS, RECORD_HEADER_SIZE,
-    SEGMENT_SEALED, SEG_END_OFFSET, SEG_END_SEQ, SEG_FLAGS, SEG_SEALED_NS,
+    header_crc, record_size, RecordHeader, SegmentHeader, SegmentLayout, FLAG_COMMITTED, KIND_DATA,
+    KIND_END, KIND_MASK, MAX_SEQ, RECORD_ALIGN, RECORD_FLAGS, RECORD_HEADER_SIZE, SEGMENT_SEALED,
+    SEG_END_OFFSET, SEG_END_SEQ, SEG_FLAGS, SEG_SEALED_NS,
 };
 use crate::map::{AccessError, MapError, MapOptions, Mmap};
 
@@ -186,7 +186,12 @@ impl Segment {
 
     /// Records the end of the segment in the header and sets the sealed flag (after the end
     /// marker itself is committed).
-    pub fn mark_sealed(&self, end_offset: u64, end_seq: u64, now_ns: u64) -> Result<(), AccessError> {
+    pub fn mark_sealed(
+        &self,
+        end_offset: u64,
+        end_seq: u64,
+        now_ns: u64,
+    ) -> Result<(), AccessError> {
         self.map.write_pod(SEG_SEALED_NS, &now_ns)?;
         self.map.write_pod(SEG_END_OFFSET, &end_offset)?;
         self.map.write_pod(SEG_END_SEQ, &end_seq)?;
@@ -228,9 +233,7 @@ impl Segment {
         let flags = self.load_u32(off + RECORD_FLAGS)?;
         let h = self.read_header(off)?;
         if flags & FLAG_COMMITTED == 0 {
-            return Ok(Probe::Empty {
-                torn: !h.is_zero(),
-            });
+            return Ok(Probe::Empty { torn: !h.is_zero() });
         }
         self.check_header(off, flags, &h, Some(seq), sink)
     }
@@ -320,12 +323,23 @@ impl Segment {
 
     /// Follows valid records from `(off, seq)` and stops at the first position that is not
     /// a valid committed data record, or at `until_seq`.
-    pub fn walk(&self, mut off: u64, mut seq: u64, until_seq: Option<u64>) -> Result<WalkEnd, AccessError> {
+    pub fn walk(
+        &self,
+        mut off: u64,
+        mut seq: u64,
+        until_seq: Option<u64>,
+    ) -> Result<WalkEnd, AccessError> {
         let mut last_data = None;
         loop {
             if until_seq == Some(seq) {
                 let stop = Probe::Empty { torn: false };
-                return Ok(WalkEnd { off, seq, last_data, stop, reached: true });
+                return Ok(WalkEnd {
+                    off,
+                    seq,
+                    last_data,
+                    stop,
+                    reached: true,
+                });
             }
             if !self.layout.is_record_offset(off) {
                 // Only reachable from a bad starting offset; treat as damage at `off`.
@@ -333,7 +347,13 @@ impl Segment {
                     len: off,
                     max: self.layout.data_end(),
                 });
-                return Ok(WalkEnd { off, seq, last_data, stop, reached: false });
+                return Ok(WalkEnd {
+                    off,
+                    seq,
+                    last_data,
+                    stop,
+                    reached: false,
+                });
             }
             match self.probe(off, seq, None)? {
                 Probe::Data { next, .. } => {
@@ -341,7 +361,15 @@ impl Segment {
                     off = next;
                     seq += 1;
                 }
-                stop => return Ok(WalkEnd { off, seq, last_data, stop, reached: false }),
+                stop => {
+                    return Ok(WalkEnd {
+                        off,
+                        seq,
+                        last_data,
+                        stop,
+                        reached: false,
+                    })
+                }
             }
         }
     }
@@ -398,7 +426,11 @@ impl Segment {
     /// (data or end marker) with a sequence number of at least `min_seq` starts; `None` when
     /// there is none in this segment. Used to get past damage: payload bytes that imitate a
     /// record (header and CRC) can mislead it, which is why it is only used after damage.
-    pub fn resync(&self, from: u64, min_seq: u64) -> Result<Option<(u64, RecordHeader)>, AccessError> {
+    pub fn resync(
+        &self,
+        from: u64,
+        min_seq: u64,
+    ) -> Result<Option<(u64, RecordHeader)>, AccessError> {
         let end = self.layout.data_end();
         let mut off = (from + RECORD_ALIGN).next_multiple_of(RECORD_ALIGN);
         if off < self.layout.data_offset {
@@ -413,7 +445,8 @@ impl Segment {
             let mut i = 0u64;
             while i <= last && off + i <= end {
                 let at = i as usize;
-                let flags = u32::from_le_bytes([buf[at + 4], buf[at + 5], buf[at + 6], buf[at + 7]]);
+                let flags =
+                    u32::from_le_bytes([buf[at + 4], buf[at + 5], buf[at + 6], buf[at + 7]]);
                 if flags & FLAG_COMMITTED != 0 && flags & !(FLAG_COMMITTED | KIND_MASK) == 0 {
                     let h: RecordHeader =
                         bytemuck::pod_read_unaligned(&buf[at..at + RECORD_HEADER_SIZE as usize]);

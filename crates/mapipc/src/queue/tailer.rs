@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::error::{CorruptReason, Corruption, OpenError, ReadError};
 use super::format::{
-    check_tailer_name, segment_path, tailer_path, SegmentLayout, TailerHeader,
-    RECORD_HEADER_SIZE, TAILER_FILE_SIZE, TAILER_NEXT_SEQ, TAILER_UPDATED_NS,
+    check_tailer_name, segment_path, tailer_path, SegmentLayout, TailerHeader, RECORD_HEADER_SIZE,
+    TAILER_FILE_SIZE, TAILER_NEXT_SEQ, TAILER_UPDATED_NS,
 };
 use super::meta::Meta;
 use super::segment::{Probe, SegOpenError, Segment};
@@ -315,13 +315,18 @@ struct Named {
 
 impl Named {
     fn store(&self, seq: u64) -> Result<(), AccessError> {
-        self.map.atomic_u64(TAILER_NEXT_SEQ)?.store(seq, Ordering::Release);
+        self.map
+            .atomic_u64(TAILER_NEXT_SEQ)?
+            .store(seq, Ordering::Release);
         self.map
             .write_pod(TAILER_UPDATED_NS, &os::process::realtime_ns())
     }
 
     fn load(&self) -> Result<u64, AccessError> {
-        Ok(self.map.atomic_u64(TAILER_NEXT_SEQ)?.load(Ordering::Acquire))
+        Ok(self
+            .map
+            .atomic_u64(TAILER_NEXT_SEQ)?
+            .load(Ordering::Acquire))
     }
 }
 
@@ -334,7 +339,7 @@ enum Located {
 }
 
 /// A reader of a queue: reads records in order from its position, without blocking
-/// ([`try_next`](Self::try_next)), blocking ([`next`](Self::next)) or with a timeout
+/// ([`try_next`](Self::try_next)), blocking ([`next_blocking`](Self::next_blocking)) or with a timeout
 /// ([`next_timeout`](Self::next_timeout)). Any number of tailers, in any processes.
 ///
 /// A damaged record is reported as [`ReadError::Corrupt`] and the position does not move:
@@ -557,7 +562,13 @@ impl Tailer {
         self.settle_end(seg, end.off, end.seq, end.stop)
     }
 
-    fn settle_end(&mut self, seg: Segment, off: u64, seq: u64, stop: Probe) -> Result<(), ReadError> {
+    fn settle_end(
+        &mut self,
+        seg: Segment,
+        off: u64,
+        seq: u64,
+        stop: Probe,
+    ) -> Result<(), ReadError> {
         self.seq = seq;
         self.pos = match stop {
             Probe::End { .. } => Pos::Pending {
@@ -755,13 +766,13 @@ impl Tailer {
     /// let mut app = mapipc::queue::Appender::open(&q)?;
     /// let mut t = mapipc::queue::Tailer::open(&q)?;
     /// let writer = std::thread::spawn(move || app.append(b"wake up").map(|_| ()));
-    /// assert_eq!(t.next()?.to_vec()?, b"wake up");
+    /// assert_eq!(t.next_blocking()?.to_vec()?, b"wake up");
     /// writer.join().unwrap()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn next(&mut self) -> Result<Record<'_>, ReadError> {
+    pub fn next_blocking(&mut self) -> Result<Record<'_>, ReadError> {
         loop {
-            if let Some((off, len, seq)) = self.wait_next(None)? {
+            if let Some((off, len, seq)) = self.next_inner(None)? {
                 return Ok(self.record(off, len, seq));
             }
         }
@@ -770,7 +781,7 @@ impl Tailer {
     /// Reads the next record, waiting at most `timeout` for it; `None` on timeout.
     ///
     /// # Errors
-    /// As [`next`](Self::next).
+    /// As [`next_blocking`](Self::next_blocking).
     ///
     /// # Example
     /// ```
@@ -785,14 +796,14 @@ impl Tailer {
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Record<'_>>, ReadError> {
         match Instant::now().checked_add(timeout) {
             Some(deadline) => self.next_until(deadline),
-            None => self.next().map(Some),
+            None => self.next_blocking().map(Some),
         }
     }
 
     /// Reads the next record, waiting until `deadline` at most; `None` when it passed.
     ///
     /// # Errors
-    /// As [`next`](Self::next).
+    /// As [`next_blocking`](Self::next_blocking).
     ///
     /// # Example
     /// ```
@@ -806,13 +817,16 @@ impl Tailer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn next_until(&mut self, deadline: Instant) -> Result<Option<Record<'_>>, ReadError> {
-        match self.wait_next(Some(deadline))? {
+        match self.next_inner(Some(deadline))? {
             Some((off, len, seq)) => Ok(Some(self.record(off, len, seq))),
             None => Ok(None),
         }
     }
 
-    fn wait_next(&mut self, deadline: Option<Instant>) -> Result<Option<(u64, u32, u64)>, ReadError> {
+    fn next_inner(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<(u64, u32, u64)>, ReadError> {
         self.auto_ack()?;
         loop {
             let seen = self.meta.notify_epoch();
@@ -890,7 +904,10 @@ impl Tailer {
         let Pos::At { seg, off } = &self.pos else {
             return Ok(false);
         };
-        Ok(matches!(seg.probe(*off, self.seq, None)?, Probe::Empty { .. }))
+        Ok(matches!(
+            seg.probe(*off, self.seq, None)?,
+            Probe::Empty { .. }
+        ))
     }
 
     fn corrupt(&self, off: u64, reason: CorruptReason) -> ReadError {
@@ -1051,10 +1068,7 @@ impl Tailer {
                     *o = r_off;
                 }
                 self.seq = r.seq;
-                Ok(Some(Skipped {
-                    first,
-                    next: r.seq,
-                }))
+                Ok(Some(Skipped { first, next: r.seq }))
             }
             None => self.skip_to_segment(seg_number + 1, first),
         }
@@ -1106,7 +1120,8 @@ fn open_tailer_file(path: &Path, name: &str) -> Result<Option<Named>, OpenError>
         Err(MapError::Open { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Ok(None)
         }
-        Err(MapError::RangePastEnd { file_len, .. }) | Err(MapError::OffsetPastEnd { file_len, .. }) => {
+        Err(MapError::RangePastEnd { file_len, .. })
+        | Err(MapError::OffsetPastEnd { file_len, .. }) => {
             return Err(OpenError::BadTailer {
                 file: path.to_path_buf(),
                 why: format!("the file is {file_len} bytes, expected {TAILER_FILE_SIZE}"),
@@ -1166,6 +1181,7 @@ fn create_tailer_file(path: &Path, name: &str, seq: u64, meta: &Meta) -> Result<
     {
         let map = MapOptions::new()
             .read_write()
+            .mode(meta.file_mode())
             .create(TAILER_FILE_SIZE)
             .map_path(&tmp)?;
         map.write_pod(0, &TailerHeader::new(seq, os::process::realtime_ns()))?;

@@ -39,7 +39,8 @@ pub fn create_dir(path: &Path, mode: u32) -> io::Result<bool> {
 
 /// `stat(path)` (following symbolic links): whether `path` is a directory.
 pub fn is_dir(path: &Path) -> bool {
-    fs::stat(path).is_ok_and(|st| fs::FileType::from_raw_mode(st.st_mode) == fs::FileType::Directory)
+    fs::stat(path)
+        .is_ok_and(|st| fs::FileType::from_raw_mode(st.st_mode) == fs::FileType::Directory)
 }
 
 /// The names in directory `path` (`open(O_DIRECTORY)` + `getdents64`), without `.` and
