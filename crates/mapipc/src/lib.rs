@@ -10,6 +10,8 @@
 //! - [`map`]: safe mappings of files and anonymous memory;
 //! - [`region`]: shared regions with a validated header, named, anonymous or memfd, and a
 //!   peer table whose liveness the kernel tracks;
+//! - [`sync`]: futexes, an event ([`sync::Notifier`]) and a robust mutex
+//!   ([`sync::RobustMutex`]) living in shared words, for processes to wait for each other;
 //! - [`queue`]: a durable, replayable message log in memory-mapped segment files, with
 //!   crash recovery.
 //!
@@ -29,3 +31,4 @@ pub mod map;
 pub mod os;
 pub mod queue;
 pub mod region;
+pub mod sync;

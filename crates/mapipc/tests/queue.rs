@@ -176,9 +176,9 @@ fn ten_million_records_across_segment_rolls_with_a_reader_in_another_process() {
         let mut t = Tailer::open(&dir).unwrap();
         let mut expected = 0u64;
         let mut buf = [0u8; 8];
-        let start = Instant::now();
         while expected < N {
-            match t.try_next() {
+            // Blocking reads: spin, then park on the notifier until the appender catches up.
+            match t.next_timeout(WATCHDOG) {
                 Ok(Some(rec)) => {
                     if rec.seq() != expected || rec.len() != 8 {
                         return 2;
@@ -189,12 +189,7 @@ fn ten_million_records_across_segment_rolls_with_a_reader_in_another_process() {
                     }
                     expected += 1;
                 }
-                Ok(None) => {
-                    if start.elapsed() > WATCHDOG {
-                        return 4;
-                    }
-                    thread::yield_now();
-                }
+                Ok(None) => return 4,
                 Err(_) => return 5,
             }
         }
@@ -482,6 +477,98 @@ fn a_second_appender_is_refused_or_waits() {
     let mut t = Tailer::open(&dir).unwrap();
     assert_eq!(t.try_next().unwrap().unwrap().to_vec().unwrap(), b"first");
     assert_eq!(t.try_next().unwrap().unwrap().to_vec().unwrap(), b"second");
+}
+
+/// The number of tailers parked on the queue's notifier word (offset 64 of `queue.meta`,
+/// see the format in the module docs).
+fn parked_tailers(dir: &Path) -> u32 {
+    let meta = mapipc::map::MapOptions::new()
+        .read_write()
+        .len(4096)
+        .map_path(dir.join("queue.meta"))
+        .unwrap();
+    mapipc::sync::Notifier::new(meta.atomic_u32(64).unwrap()).waiters()
+}
+
+#[test]
+fn a_tailer_in_another_process_sleeps_until_an_append_arrives() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    Appender::open(&dir).unwrap();
+    let shared = Mmap::anonymous(4096).unwrap();
+    let timed_out = shared.atomic_u32(0).unwrap();
+    let received = shared.atomic_u32(4).unwrap();
+    let child = fork_child(|| {
+        let mut t = TailerOptions::new().spin(0).open(&dir).unwrap();
+        // Nothing yet: a bounded wait times out.
+        if t.next_timeout(Duration::from_millis(20)).unwrap().is_some() {
+            return 2;
+        }
+        timed_out.store(1, Ordering::SeqCst);
+        for seq in 0..3 {
+            match t.next_timeout(WATCHDOG) {
+                Ok(Some(rec)) if rec.seq() == seq && rec.to_vec().unwrap() == payload(seq) => {
+                    received.store(seq as u32 + 1, Ordering::SeqCst);
+                }
+                _ => return 3,
+            }
+        }
+        0
+    });
+    let mut app = Appender::open(&dir).unwrap();
+    let start = Instant::now();
+    while timed_out.load(Ordering::SeqCst) == 0 {
+        assert!(start.elapsed() < WATCHDOG, "the first wait times out");
+        thread::sleep(Duration::from_millis(1));
+    }
+    for seq in 0..3 {
+        // Append only once the child is parked on the futex: it must be woken.
+        let start = Instant::now();
+        while parked_tailers(&dir) == 0 {
+            assert!(start.elapsed() < WATCHDOG, "the tailer parks");
+            thread::sleep(Duration::from_millis(1));
+        }
+        app.append(&payload(seq)).unwrap();
+        // Wait until it has read it before the next round.
+        while received.load(Ordering::SeqCst) != seq as u32 + 1 {
+            assert!(
+                start.elapsed() < WATCHDOG,
+                "the tailer wakes up and reads it"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert_eq!(wait_child(child), 0);
+}
+
+#[test]
+fn a_tailer_waiting_at_a_segment_end_follows_the_roll() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let mut app = QueueOptions::new()
+        .segment_size(64 * 1024)
+        .open_appender(&dir)
+        .unwrap();
+    let child = fork_child(|| {
+        let mut t = TailerOptions::new().spin(0).open(&dir).unwrap();
+        for seq in 0..5000 {
+            match t.next_timeout(WATCHDOG) {
+                Ok(Some(rec)) if rec.seq() == seq && rec.to_vec().unwrap() == payload(seq) => {}
+                _ => return 3,
+            }
+        }
+        0
+    });
+    for seq in 0..5000 {
+        app.append(&payload(seq)).unwrap();
+        if seq % 97 == 0 {
+            thread::yield_now();
+        }
+    }
+    assert_eq!(wait_child(child), 0);
+    assert!(segments(&dir).len() > 5);
 }
 
 #[test]

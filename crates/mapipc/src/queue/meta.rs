@@ -147,9 +147,11 @@ impl Meta {
         }
     }
 
-    /// The notifier word's current value (to wait for a change of), when writable.
+    /// The notifier's epoch (how many notifies it saw, wrapping), when writable: waiting
+    /// for it to change is waiting for the next append or roll.
     pub fn notify_epoch(&self) -> Option<u32> {
-        self.notify_word().map(|w| w.load(Ordering::Acquire))
+        self.notify_word()
+            .map(|w| crate::sync::Notifier::new(w).epoch())
     }
 
     fn load_u64(&self, off: u64) -> Result<u64, AccessError> {

@@ -260,7 +260,11 @@ pub(crate) fn unpack_position(v: u64) -> (u64, u64) {
     (v >> 32, v & 0xffff_ffff)
 }
 
-/// Wakes the tailers parked on the queue's notifier word.
+/// Wakes the tailers parked on the queue's notifier word: one atomic add, plus a
+/// `futex_wake` only when a tailer is parked.
+#[inline]
 pub(crate) fn notify_tailers(meta: &Meta) {
-    let _ = meta;
+    if let Some(word) = meta.notify_word() {
+        crate::sync::Notifier::new(word).notify_all();
+    }
 }

@@ -14,6 +14,7 @@ use super::segment::{Probe, SegOpenError, Segment};
 use super::{list_dir, unpack_position};
 use crate::map::{AccessError, MapError, MapOptions, Mmap};
 use crate::os;
+use crate::sync::{Notifier, WaitError, WaitOptions};
 
 /// Where a tailer starts.
 ///
@@ -928,10 +929,25 @@ impl Tailer {
     }
 
     /// Waits until the notifier's epoch moves past `seen` (an append or a roll happened),
-    /// or the deadline passes. Without a writable metadata file (a read-only queue) there
-    /// is no word to park on: it polls every millisecond instead.
+    /// or the deadline passes: spin, then park on the futex. Without a writable metadata
+    /// file (a queue we may only read) there is no word to register on: it polls every
+    /// millisecond instead.
     fn wait_change(&self, seen: Option<u32>, deadline: Option<Instant>) -> Result<(), ReadError> {
-        let _ = seen;
+        if let (Some(word), Some(seen)) = (self.meta.notify_word(), seen) {
+            let n = Notifier::new(word);
+            let mut opts = WaitOptions::new().spin(self.spin);
+            if let Some(d) = deadline {
+                opts = opts.deadline(d);
+            }
+            return match n.wait_until(|| (n.epoch() != seen).then_some(()), &opts) {
+                // The caller re-checks the log and the deadline either way.
+                Ok(()) | Err(WaitError::TimedOut) | Err(WaitError::PeerGone) => Ok(()),
+                Err(WaitError::Os(source)) => Err(ReadError::Wait {
+                    dir: self.dir.clone(),
+                    source,
+                }),
+            };
+        }
         let step = Duration::from_millis(1);
         let nap = match deadline {
             Some(d) => d.saturating_duration_since(Instant::now()).min(step),
