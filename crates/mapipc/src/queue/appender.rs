@@ -217,6 +217,10 @@ impl Recovery {
 
 /// The sole writer of a queue. See the [module docs](super) for the format and guarantees.
 ///
+/// The appender lock belongs to an open file description, which a `fork`ed child shares:
+/// a child forked while an appender is open keeps the lock held until it exits (or execs),
+/// even after the parent drops the appender. Fork before opening, or let the child exec.
+///
 /// # Example
 /// ```
 /// use mapipc::queue::{Appender, Tailer};
@@ -944,6 +948,7 @@ fn recover(
                 if !seg.sealed_flag()? {
                     seg.mark_sealed(off, seq, os::process::realtime_ns())?;
                 }
+                repair_index(&seg, last_off, seq)?;
                 return Ok((seg, off, seq, last_off));
             }
             Probe::Data { .. } => unreachable!("walk stops only on non-data"),
@@ -1000,7 +1005,21 @@ fn recover(
             seg.flush_range(from, to)?;
         }
     }
+    repair_index(&seg, last_off, seq)?;
     Ok((seg, off, seq, last_off))
+}
+
+/// An appender killed between a record's commit and its index entry leaves that entry
+/// unset (only that one: entries are stored right after their record's commit). Sets it,
+/// so the set entries stay a prefix. `last_off` is the offset of record `end_seq - 1`.
+fn repair_index(seg: &Segment, last_off: Option<u64>, end_seq: u64) -> Result<(), AccessError> {
+    let Some(off) = last_off else { return Ok(()) };
+    let rel = end_seq - 1 - seg.first_seq;
+    let interval = u64::from(seg.layout.index_interval);
+    if rel % interval == 0 && seg.index_entry(rel / interval)? != off {
+        seg.set_index_entry(rel / interval, off)?;
+    }
+    Ok(())
 }
 
 /// Creates segment `number` under its `.pre` name, writes its header and renames it into

@@ -348,6 +348,13 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, OpenError> {
                 Probe::Data { .. } => unreachable!("walk stops only on non-data"),
                 Probe::Empty { torn } => {
                     if let Some((r_off, h)) = seg.resync(end.off, end.seq)? {
+                        // A running appender may have committed the empty slot (and more)
+                        // since the walk looked at it: look again before calling it damage.
+                        if !matches!(seg.probe(end.off, end.seq, None)?, Probe::Empty { .. }) {
+                            off = end.off;
+                            seq = end.seq;
+                            continue;
+                        }
                         report
                             .problems
                             .push(problem(end.off, end.seq, CorruptReason::Uncommitted));
@@ -407,32 +414,38 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, OpenError> {
 }
 
 /// Checks the sparse index: every set entry must point to the record it stands for, and
-/// set entries must form a prefix.
+/// set entries must form a prefix (each is stored right after its record's commit).
 fn check_index(seg: &Segment, report: &mut VerifyReport) -> Result<(), OpenError> {
     let interval = u64::from(seg.layout.index_interval);
-    let mut unset_seen = false;
+    let mut first_unset: Option<u64> = None;
+    let mut hole_reported = false;
+    let problem = |k: u64, what: String| Corruption {
+        file: seg.path.clone(),
+        segment: seg.number,
+        offset: super::format::SEGMENT_HEADER_SIZE + 4 * k,
+        seq: seg.first_seq + k * interval,
+        reason: CorruptReason::BadSegment { what },
+    };
     for k in 0..u64::from(seg.layout.index_entries) {
         let off = seg.index_entry(k)?;
-        let seq = seg.first_seq + k * interval;
         if off == 0 {
-            unset_seen = true;
+            first_unset.get_or_insert(k);
             continue;
         }
+        let seq = seg.first_seq + k * interval;
         // A damaged record the entry rightly points to is reported by the record scan.
-        let valid =
-            !unset_seen && seg.layout.is_record_offset(off) && seg.read_header(off)?.seq == seq;
+        let valid = seg.layout.is_record_offset(off) && seg.read_header(off)?.seq == seq;
         if !valid {
-            report.problems.push(Corruption {
-                file: seg.path.clone(),
-                segment: seg.number,
-                offset: super::format::SEGMENT_HEADER_SIZE + 4 * k,
-                seq,
-                reason: CorruptReason::BadSegment {
-                    what: format!(
-                        "index entry {k} points to offset {off}, where record {seq} is not"
-                    ),
-                },
-            });
+            report.problems.push(problem(
+                k,
+                format!("index entry {k} points to offset {off}, where record {seq} is not"),
+            ));
+        } else if let (Some(j), false) = (first_unset, hole_reported) {
+            hole_reported = true;
+            report.problems.push(problem(
+                j,
+                format!("index entry {j} is unset, but later entries are set"),
+            ));
         }
     }
     Ok(())

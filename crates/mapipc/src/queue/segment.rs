@@ -310,7 +310,8 @@ impl Segment {
     /// CRC32C continued over `len` mapped bytes at `off`, copied out in small chunks (the
     /// mapping is shared memory: no slice of it is ever formed).
     pub fn crc_range(&self, mut crc: u32, off: u64, len: usize) -> Result<u32, AccessError> {
-        let mut buf = [0u8; 4096];
+        // Small enough that zeroing it costs little next to a short record.
+        let mut buf = [0u8; 512];
         let mut pos = 0usize;
         while pos < len {
             let n = (len - pos).min(buf.len());

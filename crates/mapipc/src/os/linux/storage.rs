@@ -106,8 +106,14 @@ pub fn fsync_dir(path: &Path) -> io::Result<()> {
 
 /// The kernel's random boot id (`/proc/sys/kernel/random/boot_id`, a UUID chosen at every
 /// boot) as 16 bytes: two values differ exactly when the machine rebooted in between. All
-/// zeros when `/proc` is not available.
+/// zeros when `/proc` is not available. Read once per process (it cannot change while the
+/// process lives).
 pub fn boot_id() -> [u8; 16] {
+    static ID: std::sync::OnceLock<[u8; 16]> = std::sync::OnceLock::new();
+    *ID.get_or_init(read_boot_id)
+}
+
+fn read_boot_id() -> [u8; 16] {
     let mut id = [0u8; 16];
     let Ok(fd) = fs::open(
         "/proc/sys/kernel/random/boot_id",
