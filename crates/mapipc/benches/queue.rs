@@ -7,6 +7,11 @@
 //! and `msync` do nothing).
 //!
 //! Run: `cargo bench -p mapipc --bench queue`
+//!
+//! `MAPIPC_QUEUE_PAIRED=ROUNDS` first alternates short blocks of group-commit appends and
+//! `write` + `fdatasync` appends for ROUNDS rounds and prints the median of the per-round
+//! ratios: on a machine whose disk is shared, the sync costs drift between criterion's
+//! sequential runs, and the paired ratio is the number to compare.
 
 use std::fs::File;
 use std::hint::black_box;
@@ -32,7 +37,75 @@ fn tempdir() -> tempfile::TempDir {
         .expect("temporary directory for the benchmark")
 }
 
+/// Per-record time of `n` appends of `size` bytes with `policy` into a fresh queue
+/// (including the final sync of what is pending, except with no sync policy).
+fn time_queue(size: usize, n: u64, policy: SyncPolicy) -> Duration {
+    let dir = tempdir();
+    let payload = vec![0xa5u8; size];
+    let mut app = QueueOptions::new()
+        .sync(policy)
+        .open_appender(dir.path().join("q"))
+        .unwrap();
+    let start = Instant::now();
+    for _ in 0..n {
+        black_box(app.append(&payload).unwrap());
+    }
+    if policy != SyncPolicy::None {
+        app.sync().unwrap();
+    }
+    start.elapsed() / n as u32
+}
+
+/// Per-record time of `n` writes of `size` bytes, each followed by `fdatasync`.
+fn time_fdatasync(size: usize, n: u64) -> Duration {
+    let dir = tempdir();
+    let payload = vec![0xa5u8; size];
+    let mut f = File::create(dir.path().join("log")).unwrap();
+    let start = Instant::now();
+    for _ in 0..n {
+        f.write_all(&payload).unwrap();
+        f.sync_data().unwrap();
+    }
+    start.elapsed() / n as u32
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The paired comparison (see the module docs).
+fn paired(rounds: usize) {
+    for size in [64usize, 4096] {
+        let (mut none, mut batch, mut fsync, mut ratio) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..rounds {
+            let n = time_queue(size, 200_000 / (size as u64 / 64), SyncPolicy::None);
+            let b = time_queue(size, 20_000, SyncPolicy::BATCH);
+            let f = time_fdatasync(size, 200);
+            none.push(n.as_nanos() as f64);
+            batch.push(b.as_nanos() as f64);
+            fsync.push(f.as_nanos() as f64);
+            ratio.push(f.as_nanos() as f64 / b.as_nanos().max(1) as f64);
+        }
+        println!(
+            "paired {size} B, {rounds} rounds (medians): none {:.0} ns/append ({:.2} M/s), \
+             batch {:.0} ns/append, write+fdatasync {:.0} ns/record, fdatasync/batch {:.1}x",
+            median(none.clone()),
+            1e3 / median(none),
+            median(batch),
+            median(fsync),
+            median(ratio)
+        );
+    }
+}
+
 fn append(c: &mut Criterion) {
+    if let Some(rounds) = std::env::var("MAPIPC_QUEUE_PAIRED")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        paired(rounds.max(1));
+    }
     let mut g = c.benchmark_group("queue_append");
     g.sampling_mode(SamplingMode::Flat)
         .sample_size(10)
@@ -59,7 +132,10 @@ fn append(c: &mut Criterion) {
                     for _ in 0..iters {
                         black_box(app.append(&payload).unwrap());
                     }
-                    app.sync().unwrap();
+                    // Group commit: what is pending at the end is part of the cost.
+                    if policy != SyncPolicy::None {
+                        app.sync().unwrap();
+                    }
                     let t = start.elapsed();
                     drop(app);
                     t
