@@ -607,6 +607,23 @@ impl Tailer {
 
     /// Finds the segment and offset of `seq`.
     fn locate(&self, seq: u64) -> Result<Located, ReadError> {
+        self.locate_within(seq, 8)
+    }
+
+    /// [`locate`](Self::locate), starting over (at most `attempts` times) when retention
+    /// deletes a segment between the listing and the opening.
+    fn locate_within(&self, seq: u64, attempts: u32) -> Result<Located, ReadError> {
+        let again = || {
+            if attempts == 0 {
+                Err(ReadError::Io {
+                    op: "find a segment in",
+                    file: self.dir.clone(),
+                    source: std::io::Error::other("segments keep disappearing while listed"),
+                })
+            } else {
+                self.locate_within(seq, attempts - 1)
+            }
+        };
         let listing = list_dir(&self.dir).map_err(|source| ReadError::Io {
             op: "list",
             file: self.dir.clone(),
@@ -627,7 +644,7 @@ impl Tailer {
         };
         let Some(first) = first_of(0)? else {
             // Deleted by retention just now: start over.
-            return self.locate(seq);
+            return again();
         };
         if seq < first.first_seq {
             return Ok(Located::Gone {
@@ -644,7 +661,7 @@ impl Tailer {
                     lo = mid;
                 }
                 Some(_) => hi = mid,
-                None => return self.locate(seq),
+                None => return again(),
             }
         }
         let seg = best;
