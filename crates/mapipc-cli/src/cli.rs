@@ -20,13 +20,17 @@ macro_rules! sizes_note {
 
 const MAIN_AFTER_HELP: &str = "\
 Examples:
-  mapipc demo                                      the tutorial's two IPC scenarios, narrated
+  mapipc demo                                      the tutorial's IPC scenarios, narrated
   mapipc write data.bin --offset 0 --create 4KiB 'hello'
   mapipc cat data.bin --len 5                      prints: hello
   mapipc info data.bin
+  mapipc region create frames --size 64KiB         a shared region, /dev/shm/frames
+  mapipc region read frames --len 5 --wait &       blocks until a region write notifies
+  mapipc region write frames --offset 0 'hello'
 
 Errors print one line `error: ...` on stderr; the exit status is 1 for errors, 2 for usage
-errors, 0 on success (also when a reader of stdout goes away early, as in `| head`).";
+errors, 3 when a wait timed out (recv, send, region read --wait), 0 on success (also when a
+reader of stdout goes away early, as in `| head`).";
 
 /// Memory-mapped file I/O and shared-memory IPC on Linux.
 #[derive(Debug, Parser)]
@@ -60,13 +64,353 @@ pub enum Command {
     /// Show a file's size, type, owner and mode, and how it would be mapped.
     #[command(after_help = INFO_AFTER_HELP)]
     Info(InfoArgs),
-    /// Run the tutorial's two IPC scenarios (fork + anonymous mapping; two processes and a
-    /// file) and narrate each step.
+    /// Run the tutorial's IPC scenarios (a forked child; two unrelated processes) with shared
+    /// regions and notifiers, then a channel, and narrate each step.
     #[command(after_help = DEMO_AFTER_HELP)]
     Demo(DemoArgs),
+    /// Shared regions: create, inspect, remove, write (and notify), read (and wait).
+    #[command(subcommand)]
+    Region(RegionCommand),
+    /// Create channel files (`mapipc chan create`).
+    #[command(subcommand)]
+    Chan(ChanCommand),
+    /// Send messages into a channel: each argument, or each line of standard input.
+    #[command(after_help = SEND_AFTER_HELP)]
+    Send(SendArgs),
+    /// Receive messages from a channel, one per line.
+    #[command(after_help = RECV_AFTER_HELP)]
+    Recv(RecvArgs),
+    /// Show a channel's counters and the state of its ends.
+    #[command(after_help = STAT_AFTER_HELP)]
+    Stat(StatArgs),
     /// A durable message queue in a directory: append, tail, stat, verify, retain.
     #[command(subcommand, after_help = QUEUE_AFTER_HELP)]
     Queue(QueueCommand),
+}
+
+/// `mapipc region ...`
+#[derive(Debug, Subcommand)]
+pub enum RegionCommand {
+    /// Create a named region (fails if NAME|PATH exists).
+    #[command(after_help = REGION_CREATE_AFTER_HELP)]
+    Create(RegionCreateArgs),
+    /// Show a region's header, its notifier and its peers (pid, alive, joined).
+    #[command(after_help = REGION_INFO_AFTER_HELP)]
+    Info(RegionInfoArgs),
+    /// Remove (unlink) a region; processes that have it mapped keep working.
+    #[command(after_help = REGION_RM_AFTER_HELP)]
+    Rm(RegionRmArgs),
+    /// Write bytes into a region's user data, bump its generation, and wake its waiters.
+    #[command(
+        after_help = REGION_WRITE_AFTER_HELP,
+        override_usage = "mapipc region write <NAME|PATH> --offset <N> (<DATA> | --stdin)"
+    )]
+    Write(RegionWriteArgs),
+    /// Print bytes of a region's user data; with --wait, first wait for the next write.
+    #[command(after_help = REGION_READ_AFTER_HELP)]
+    Read(RegionReadArgs),
+}
+
+/// The note on region names shared by the `region` help texts.
+macro_rules! region_name_note {
+    () => {
+        "NAME|PATH: a bare NAME without '/' is the file /dev/shm/NAME (names may not contain
+'..'); anything with a '/' is a path (./frames, /tmp/frames)."
+    };
+}
+
+const REGION_CREATE_AFTER_HELP: &str = concat!(
+    "\
+Creates a region file (mode 0600) with SIZE bytes of user data after a 4 KiB header that
+holds the format version, sizes, creation time and creator pid, a generation counter, a
+notifier word and a table of 32 peer slots. The file is allocated with fallocate, so a full
+/dev/shm fails now rather than later. Fails if anything exists at NAME|PATH.
+
+",
+    region_name_note!(),
+    "
+",
+    sizes_note!(),
+    "
+
+Examples:
+  mapipc region create frames --size 64KiB        (creates /dev/shm/frames)
+  mapipc region create ./frames --size 4096       (a file in the current directory)"
+);
+
+/// Arguments of `mapipc region create`.
+#[derive(Debug, Args)]
+pub struct RegionCreateArgs {
+    /// The region: a bare name in /dev/shm, or a path (with a '/').
+    #[arg(value_name = "NAME|PATH")]
+    pub name: String,
+    /// Bytes of user data (0 is allowed: a region used only to notify).
+    #[arg(long, value_name = "SIZE", value_parser = size::parse)]
+    pub size: u64,
+}
+
+const REGION_INFO_AFTER_HELP: &str = concat!(
+    "\
+Validates the header (a file that is not a region, or a damaged one, is an error) and
+shows its fields, the notifier (epoch: notifies so far, modulo 2^22; waiters parked now),
+and every peer slot in use: peer id, pid, whether it is alive (the kernel holds a lock for
+each live peer and drops it when the process dies, even by SIGKILL), and when it joined.
+
+",
+    region_name_note!(),
+    "
+
+Examples:
+  mapipc region info frames
+  mapipc region info ./frames --json | jq .generation"
+);
+
+/// Arguments of `mapipc region info`.
+#[derive(Debug, Args)]
+pub struct RegionInfoArgs {
+    /// The region: a bare name in /dev/shm, or a path (with a '/').
+    #[arg(value_name = "NAME|PATH")]
+    pub name: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const REGION_RM_AFTER_HELP: &str = concat!(
+    "\
+Removes the file after checking that it is a valid region, so that a mistyped path to some
+other file is refused; --force removes whatever regular file is there (for example a region
+whose creator died before finishing it). Symbolic links are never followed nor removed.
+
+",
+    region_name_note!(),
+    "
+
+Examples:
+  mapipc region rm frames
+  mapipc region rm ./half-made --force"
+);
+
+/// Arguments of `mapipc region rm`.
+#[derive(Debug, Args)]
+pub struct RegionRmArgs {
+    /// The region: a bare name in /dev/shm, or a path (with a '/').
+    #[arg(value_name = "NAME|PATH")]
+    pub name: String,
+    /// Remove the file even if it is not a valid region.
+    #[arg(long)]
+    pub force: bool,
+}
+
+const REGION_WRITE_AFTER_HELP: &str = concat!(
+    "\
+Copies DATA (as given, no newline added) or all of standard input with --stdin into the
+region's user data at byte N, then increments the region's generation counter (which
+publishes the bytes) and notifies the region's notifier, waking every `mapipc region read
+--wait` and other waiter parked on it. Nothing is printed on success. The range must fit
+in the user data; otherwise nothing is written. Regions holding a channel are refused
+(use `mapipc send`).
+
+",
+    region_name_note!(),
+    "
+",
+    sizes_note!(),
+    "
+
+Examples:
+  mapipc region write frames --offset 0 'hello'
+  date | mapipc region write frames --offset 1k --stdin"
+);
+
+/// Arguments of `mapipc region write`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("input").required(true).args(["data", "stdin"])))]
+pub struct RegionWriteArgs {
+    /// The region: a bare name in /dev/shm, or a path (with a '/').
+    #[arg(value_name = "NAME|PATH")]
+    pub name: String,
+    /// Byte of the user data where the bytes go.
+    #[arg(long, value_name = "N", value_parser = size::parse, allow_hyphen_values = true)]
+    pub offset: u64,
+    /// The bytes to write.
+    #[arg(value_name = "DATA")]
+    pub data: Option<OsString>,
+    /// Read the bytes to write from standard input instead of DATA.
+    #[arg(long)]
+    pub stdin: bool,
+}
+
+const REGION_READ_AFTER_HELP: &str = concat!(
+    "\
+Prints --len bytes (default: up to the end) of the region's user data from byte --offset,
+raw, as they are. With --wait it first blocks (spinning briefly, then asleep on a futex, no
+polling) until a writer bumps the region's generation and notifies, as `mapipc region write`
+does, then prints the bytes. It waits for the next write after it starts: a write that
+happened before is not waited for. With --timeout it waits at most DURATION, then exits
+with status 3. While waiting it is listed as a peer by `mapipc region info`.
+
+",
+    region_name_note!(),
+    "
+",
+    sizes_note!(),
+    "
+
+Examples:
+  mapipc region read frames --len 5
+  mapipc region read frames --offset 0 --len 5 --wait --timeout 10s"
+);
+
+/// Arguments of `mapipc region read`.
+#[derive(Debug, Args)]
+pub struct RegionReadArgs {
+    /// The region: a bare name in /dev/shm, or a path (with a '/').
+    #[arg(value_name = "NAME|PATH")]
+    pub name: String,
+    /// Byte of the user data to start at.
+    #[arg(long, value_name = "N", default_value = "0", value_parser = size::parse, allow_hyphen_values = true)]
+    pub offset: u64,
+    /// Print exactly this many bytes (default: up to the end of the user data).
+    #[arg(long, value_name = "N", value_parser = size::parse, allow_hyphen_values = true)]
+    pub len: Option<u64>,
+    /// Wait for the next write (a generation change and a notify) before reading.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: wait at most this long (e.g. 500ms, 2s, 1m); then exit with status 3.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "wait")]
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// `mapipc chan ...`
+#[derive(Debug, Subcommand)]
+pub enum ChanCommand {
+    /// Create a channel file.
+    #[command(after_help = CHAN_CREATE_AFTER_HELP)]
+    Create(ChanCreateArgs),
+}
+
+const CHAN_CREATE_AFTER_HELP: &str = concat!(
+    "\
+Creates PATH (mode 0600) holding an empty single-producer single-consumer channel whose
+ring has CAPACITY bytes (rounded up to a power of two, at least 4 KiB). Messages may be 1
+byte up to CAPACITY/2 - 8 bytes. A bare NAME without '/' lives in /dev/shm. Fails if PATH
+exists, unless --force replaces it.
+
+",
+    sizes_note!(),
+    "
+
+Examples:
+  mapipc chan create /tmp/jobs --capacity 1MiB
+  mapipc chan create jobs --capacity 64KiB        (creates /dev/shm/jobs)"
+);
+
+/// Arguments of `mapipc chan create`.
+#[derive(Debug, Args)]
+pub struct ChanCreateArgs {
+    /// The channel file, or a bare name in /dev/shm.
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    /// Ring size in bytes.
+    #[arg(long, value_name = "SIZE", value_parser = size::parse_nonzero)]
+    pub capacity: u64,
+    /// Replace PATH if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+const SEND_AFTER_HELP: &str = "\
+Each MSG argument is one message. Without MSG, each line of standard input is one message
+(without its newline); with --binary, standard input is a sequence of frames, each a
+4-byte little-endian length followed by that many bytes. Messages are 1 byte to the
+channel's maximum (capacity/2 - 8); an empty or too long message is an error.
+
+When the ring is full, send waits for the receiver to make room (a channel that no
+receiver has opened yet fills up, then waits). With --nonblock it exits with status 3
+instead; with --timeout it waits at most DURATION, then exits with status 3. If the
+receiver is gone while the ring is full, send fails (status 1).
+
+Examples:
+  mapipc send /tmp/jobs 'first job' 'second job'
+  seq 1000 | mapipc send /tmp/jobs
+  mapipc send /tmp/jobs --timeout 2s 'give up after two seconds if full'";
+
+/// Arguments of `mapipc send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The channel file, or a bare name in /dev/shm.
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    /// Messages to send; none: read standard input.
+    #[arg(value_name = "MSG")]
+    pub msgs: Vec<OsString>,
+    /// Read length-prefixed binary frames from standard input.
+    #[arg(long, conflicts_with = "msgs")]
+    pub binary: bool,
+    /// Never wait: exit with status 3 if the ring is full.
+    #[arg(long, conflicts_with = "timeout")]
+    pub nonblock: bool,
+    /// Wait at most this long for room (e.g. 500ms, 2s, 1m); then exit with status 3.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+}
+
+const RECV_AFTER_HELP: &str = "\
+Prints each message followed by a newline (with --binary: as 4-byte little-endian length
+frames, the format `send --binary` reads). Exits 0 after --count messages, and 0 when the
+sender is gone and every message it sent was printed. A receiver started before any sender
+has opened the channel waits for one.
+
+--timeout DURATION bounds each wait for the next message: when it passes, recv exits with
+status 3. --nonblock prints what is there now and exits: 0 if it printed anything (or the
+sender is gone), 3 if the channel was empty. --follow keeps waiting for a new sender after
+the current one leaves.
+
+Examples:
+  mapipc recv /tmp/jobs --count 2
+  mapipc recv /tmp/jobs --follow --timeout 30s";
+
+/// Arguments of `mapipc recv`.
+#[derive(Debug, Args)]
+pub struct RecvArgs {
+    /// The channel file, or a bare name in /dev/shm.
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    /// Exit after this many messages.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Longest wait for the next message (e.g. 500ms, 2s); then exit with status 3.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Print what is there now and exit (status 3 if nothing was there).
+    #[arg(long, conflicts_with_all = ["timeout", "follow"])]
+    pub nonblock: bool,
+    /// Keep waiting for a new sender after the current one leaves.
+    #[arg(long)]
+    pub follow: bool,
+    /// Write length-prefixed binary frames instead of lines.
+    #[arg(long)]
+    pub binary: bool,
+}
+
+const STAT_AFTER_HELP: &str = "\
+Shows the channel's kind, capacity, bytes in use, messages sent and received, and for each
+end whether it is attached, alive, and parked (sleeping on the futex).
+
+Examples:
+  mapipc stat /tmp/jobs
+  mapipc stat /tmp/jobs --json | jq .sent";
+
+/// Arguments of `mapipc stat`.
+#[derive(Debug, Args)]
+pub struct StatArgs {
+    /// The channel file, or a bare name in /dev/shm.
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 const CAT_AFTER_HELP: &str = concat!(
@@ -151,9 +495,9 @@ pub struct WriteArgs {
 const INFO_AFTER_HELP: &str = "\
 Reports the file's type, size, owner and mode, the page size, and how the file would be
 mapped: how many pages, whether the size is page-aligned and how much of the last page
-the file uses. It also says whether the file starts with a mapipc header (none are
-defined yet: every file is reported as a plain file). Directories and other non-regular
-files are described but cannot be mapped.
+the file uses. It also says whether the file is a mapipc region (then its validated header
+fields are listed, and a channel's counters if it holds one) or a plain file. Directories
+and other non-regular files are described but cannot be mapped.
 
 Examples:
   mapipc info data.bin
@@ -171,18 +515,25 @@ pub struct InfoArgs {
 }
 
 const DEMO_AFTER_HELP: &str = "\
-Scenario 1, related processes: an anonymous shared mapping (MAP_SHARED|MAP_ANONYMOUS) is
-made, the process forks, the child writes a message into it and exits, and the parent,
-after waitpid, reads the message from its own mapping.
+Scenario 1, related processes: an anonymous region is made before fork; the child joins
+its peer table, writes a message, bumps the generation and notifies; the parent, asleep on
+the region's notifier (not in waitpid), wakes up, reads the message while the child is
+still alive, and only then lets it exit and reaps it. Had the child died first, the
+parent's wait would have ended with `peer gone` instead of hanging.
 
-Scenario 2, unrelated processes: a temporary file is created and mapped, a separate
-`mapipc write FILE --offset 0 DATA` process is started, and after it exits the first
-process reads the data through its mapping. The file is removed at the end.
+Scenario 2, unrelated processes: a named region is created in a temporary directory; this
+process blocks on its notifier while a separate `mapipc region write` process (this same
+executable) writes a message and notifies; then it reads the message.
+
+Scenario 3, a channel: a separate `mapipc send` process sends three messages through a
+channel file that this process receives, in order, as they come.
+
+Everything is removed at the end.
 
 Example:
   cargo run --release -- demo";
 
-/// Arguments of `mapipc demo` (none yet).
+/// Arguments of `mapipc demo` (none).
 #[derive(Debug, Args)]
 pub struct DemoArgs {}
 

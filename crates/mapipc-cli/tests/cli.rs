@@ -627,23 +627,31 @@ clitest!(info_missing_file, |dir| {
 // ---------------------------------------------------------------------------------------
 // demo
 
-clitest!(demo_runs_both_scenarios, |dir| {
+clitest!(demo_runs_the_scenarios_with_regions_and_a_channel, |dir| {
     let out = dir.run(&["demo"]);
     out.ok();
     let text = out.stdout_str();
-    assert!(
-        text.contains("parent: read \"hello from the forked child\""),
-        "{text}"
-    );
-    assert!(
-        text.contains("reader: read \"hello from another process, through a shared file\""),
-        "{text}"
-    );
-    assert!(text.contains("not a wake-up"), "{text}");
+    for expected in [
+        // 1: the parent waits on the notifier and reads while the child is alive.
+        "joined the peer table as peer",
+        "bumped the generation to 1",
+        "parent: waited on the notifier, not in waitpid",
+        "read \"hello from the forked child\" (child alive: yes)",
+        "released the child and reaped it: exit status 0",
+        // 2: a separate `mapipc region write` process wakes this one.
+        "mapipc region write ",
+        "the write and notify ended its wait: generation 1, read \"hello from another process, \
+         through a named region\"",
+        // 3: a channel.
+        "got [\"first\", \"second\", \"third\"], in order",
+        "exited: exit status: 0",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
     // The temporary directory it announces as removed is gone.
     let removed = text
         .lines()
-        .find_map(|l| l.trim().strip_prefix("reader: removed "))
+        .find_map(|l| l.trim().strip_prefix("removed "))
         .expect("the demo says what it removed");
     assert!(!Path::new(removed).exists(), "{removed} still exists");
 });
@@ -705,7 +713,7 @@ clitest!(help_and_version, |dir| {
     let out = dir.run(&["--help"]);
     out.ok();
     let text = out.stdout_str();
-    for cmd in ["cat", "write", "info", "demo", "Examples:"] {
+    for cmd in ["cat", "write", "info", "demo", "region", "Examples:"] {
         assert!(text.contains(cmd), "{text}");
     }
     for cmd in ["cat", "write", "info", "demo"] {
@@ -713,4 +721,525 @@ clitest!(help_and_version, |dir| {
         out.ok();
         assert!(out.stdout_str().contains("Example"), "{cmd} --help");
     }
+    for sub in ["create", "info", "rm", "write", "read"] {
+        let out = dir.run(&["region", sub, "--help"]);
+        out.ok();
+        let text = out.stdout_str();
+        assert!(text.contains("Examples:"), "region {sub} --help: {text}");
+        assert!(text.contains("/dev/shm"), "region {sub} --help: {text}");
+    }
+});
+
+// ---------------------------------------------------------------------------------------
+// chan create / send / recv / stat
+
+impl Out {
+    /// Asserts exit status 3 (timed out, or nothing to do with --nonblock) with one
+    /// `error:` line.
+    fn status3(&self) -> &str {
+        assert_eq!(
+            self.status.code(),
+            Some(3),
+            "expected exit status 3, got {:?}\nstderr: {}",
+            self.status,
+            self.stderr
+        );
+        assert_one_error_line(&self.stderr);
+        self.stderr.trim_end()
+    }
+}
+
+impl TestDir {
+    /// Starts `mapipc ARGS` in the background with piped stdout.
+    fn spawn(&self, args: &[&str]) -> Child {
+        let mut cmd = self.command(args);
+        cmd.stdin(Stdio::null());
+        cmd.spawn().expect("spawn mapipc")
+    }
+}
+
+clitest!(chan_send_then_recv_in_order, |dir| {
+    let c = dir.path("c");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--capacity", "64KiB"]).ok();
+    dir.run(&["send", c, "one", "two"]).ok();
+    dir.run_with_stdin(&["send", c], b"three\nfour\n").ok();
+    let out = dir.run(&["recv", c, "--count", "3"]);
+    assert_eq!(out.ok().stdout_str(), "one\ntwo\nthree\n");
+    // The sender is gone: recv prints what is left and exits 0.
+    let out = dir.run(&["recv", c]);
+    assert_eq!(out.ok().stdout_str(), "four\n");
+});
+
+clitest!(chan_create_refuses_existing_unless_forced, |dir| {
+    let c = dir.path("c");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--capacity", "4KiB"]).ok();
+    let line = dir
+        .run(&["chan", "create", c, "--capacity", "4KiB"])
+        .error()
+        .to_string();
+    assert!(line.contains("exists"), "{line}");
+    dir.run(&["chan", "create", c, "--capacity", "8KiB", "--force"])
+        .ok();
+    let out = dir.run(&["stat", c, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.ok().stdout).unwrap();
+    assert_eq!(v["capacity"], 8192);
+    assert_eq!(v["kind"], "spsc");
+});
+
+clitest!(chan_recv_waits_for_a_late_sender, |dir| {
+    let c = dir.path("c");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--capacity", "4KiB"]).ok();
+    let rx = dir.spawn(&["recv", c, "--count", "2", "--timeout", "60s"]);
+    // The receiver waits for a sender; this one comes later.
+    dir.run(&["send", c, "late", "sender"]).ok();
+    let out = finish(rx, None);
+    assert_eq!(out.ok().stdout_str(), "late\nsender\n");
+});
+
+clitest!(chan_sender_fills_then_waits_for_a_receiver, |dir| {
+    let c = dir.path("c");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--capacity", "4KiB"]).ok();
+    // 400 messages of 100 bytes do not fit a 4 KiB ring: the sender must wait.
+    let lines: String = (0..400).map(|i| format!("{i:0100}\n")).collect();
+    let mut cmd = dir.command(&["send", c]);
+    cmd.stdin(Stdio::piped());
+    let mut tx = cmd.spawn().unwrap();
+    let mut stdin = tx.stdin.take().unwrap();
+    let feeder = thread::spawn(move || stdin.write_all(lines.as_bytes()));
+    let out = dir.run(&["recv", c, "--count", "400", "--timeout", "60s"]);
+    let got = out.ok().stdout_str();
+    assert_eq!(got.lines().count(), 400);
+    for (i, l) in got.lines().enumerate() {
+        assert_eq!(l, format!("{i:0100}"));
+    }
+    feeder.join().unwrap().unwrap();
+    let out = finish(tx, None);
+    out.ok();
+});
+
+clitest!(chan_nonblock_and_timeout_exit_3, |dir| {
+    let c = dir.path("c");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--capacity", "4KiB"]).ok();
+    assert!(dir
+        .run(&["recv", c, "--nonblock"])
+        .status3()
+        .contains("empty"));
+    assert!(dir
+        .run(&["recv", c, "--timeout", "50ms"])
+        .status3()
+        .contains("timed out"));
+    let big = "x".repeat(2000);
+    dir.run(&["send", c, &big, &big]).ok();
+    assert!(dir
+        .run(&["send", c, "--nonblock", &big])
+        .status3()
+        .contains("full"));
+    assert!(dir
+        .run(&["send", c, "--timeout", "50ms", &big])
+        .status3()
+        .contains("timed out"));
+});
+
+clitest!(chan_too_large_and_empty_messages_are_errors, |dir| {
+    let c = dir.path("c");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--capacity", "4KiB"]).ok();
+    let big = "x".repeat(2041);
+    let line = dir.run(&["send", c, &big]).error().to_string();
+    assert!(
+        line.contains("2041 bytes") && line.contains("2040"),
+        "{line}"
+    );
+    let line = dir
+        .run_with_stdin(&["send", c], b"a\n\nb\n")
+        .error()
+        .to_string();
+    assert!(line.contains("line 2"), "{line}");
+    // The message before the bad one was sent.
+    assert_eq!(
+        dir.run(&["recv", c, "--count", "1"]).ok().stdout_str(),
+        "a\n"
+    );
+});
+
+clitest!(chan_binary_frames_round_trip, |dir| {
+    let c = dir.path("c");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--capacity", "64KiB"]).ok();
+    let msgs: Vec<Vec<u8>> = vec![vec![0, 10, 13, 255], b"line\nbreak".to_vec(), vec![7; 1000]];
+    let mut input = Vec::new();
+    for m in &msgs {
+        input.extend_from_slice(&(m.len() as u32).to_le_bytes());
+        input.extend_from_slice(m);
+    }
+    dir.run_with_stdin(&["send", c, "--binary"], &input).ok();
+    let out = dir.run(&["recv", c, "--binary", "--count", "3"]);
+    assert_eq!(out.ok().stdout, input);
+});
+
+clitest!(chan_commands_on_foreign_and_missing_files, |dir| {
+    dir.write("plain", &pattern(20_000));
+    for args in [
+        vec!["send", "./plain", "x"],
+        vec!["recv", "./plain", "--nonblock"],
+        vec!["stat", "./plain"],
+        vec!["send", "./missing", "x"],
+        vec!["recv", "./missing"],
+        vec!["stat", "./missing"],
+        vec!["stat", "bad/../name"],
+    ] {
+        let out = dir.run(&args);
+        out.error();
+    }
+    // A region file whose channel header is garbage: refused, no crash.
+    let p = dir.path("c");
+    dir.run(&["chan", "create", p.to_str().unwrap(), "--capacity", "4KiB"])
+        .ok();
+    let mut bytes = std::fs::read(&p).unwrap();
+    for b in &mut bytes[4096..4096 + 64] {
+        *b = 0x5a;
+    }
+    std::fs::write(&p, &bytes).unwrap();
+    let line = dir.run(&["recv", "./c", "--nonblock"]).error().to_string();
+    assert!(line.contains("not a mapipc channel"), "{line}");
+});
+
+clitest!(chan_info_recognises_channel_files, |dir| {
+    dir.run(&["chan", "create", "./c", "--capacity", "4KiB"])
+        .ok();
+    dir.run(&["send", "./c", "queued"]).ok();
+    let text = dir.run(&["info", "c"]).ok().stdout_str();
+    assert!(text.contains("mapipc shared region"), "{text}");
+    assert!(text.contains("channel:") && text.contains("spsc"), "{text}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&dir.run(&["info", "c", "--json"]).ok().stdout).unwrap();
+    assert_eq!(v["format"]["id"], "region");
+    assert_eq!(v["header"]["sent"], 1);
+});
+
+// ---------------------------------------------------------------------------------------
+// region create / info / rm / write / read
+
+impl TestDir {
+    /// `mapipc region info PATH --json`, parsed.
+    fn region_json(&self, path: &str) -> serde_json::Value {
+        let out = self.run(&["region", "info", path, "--json"]);
+        serde_json::from_slice(&out.ok().stdout).expect("valid JSON")
+    }
+}
+
+/// Polls `cond` until it holds; panics after [`TIMEOUT`] (a hang guard, not a time check).
+fn await_cond(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < TIMEOUT, "gave up waiting for {what}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether `v` (from `region info --json`) lists a peer of process `pid` with this liveness.
+fn has_peer(v: &serde_json::Value, pid: u32, alive: bool) -> bool {
+    v["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["pid"] == pid && p["alive"] == alive)
+}
+
+clitest!(region_create_info_rm, |dir| {
+    let out = dir.run(&["region", "create", "./r", "--size", "4KiB"]);
+    assert!(
+        out.ok()
+            .stdout_str()
+            .contains("created region `./r`: 4096 bytes"),
+        "{}",
+        out.stdout_str()
+    );
+    let meta = std::fs::metadata(dir.path("r")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.len(), 8192, "a 4 KiB header, then the user data");
+    // It exists now: create fails, and leaves it alone.
+    let line = dir
+        .run(&["region", "create", "./r", "--size", "8KiB"])
+        .error()
+        .to_string();
+    assert!(
+        line.contains("`./r`") && line.contains("already exists"),
+        "{line}"
+    );
+    assert_eq!(std::fs::metadata(dir.path("r")).unwrap().len(), 8192);
+
+    let text = dir.run(&["region", "info", "./r"]).ok().stdout_str();
+    for expected in [
+        "region      ./r",
+        "version     1",
+        "user data   4096 bytes (4.0 KiB) at offset 4096",
+        "content     raw bytes",
+        "generation  0",
+        "notifier    epoch 0, 0 waiters parked",
+        "peer slots  32",
+        "peers       0 (0 alive, 0 dead)",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    let v = dir.region_json("./r");
+    assert_eq!(v["data_len"], 4096);
+    assert_eq!(v["total_size"], 8192);
+    assert_eq!(v["generation"], 0);
+    assert_eq!(v["max_peers"], 32);
+    assert_eq!(v["peers"].as_array().unwrap().len(), 0);
+    assert!(v["creator_pid"].as_u64().unwrap() > 0);
+
+    let out = dir.run(&["region", "rm", "./r"]);
+    assert!(out.ok().stdout_str().contains("removed region `./r`"));
+    assert!(!dir.path("r").exists());
+    let line = dir.run(&["region", "rm", "./r"]).error().to_string();
+    assert!(line.contains("`./r` does not exist"), "{line}");
+    // A zero-size region (only for its notifier and peers) is allowed.
+    dir.run(&["region", "create", "./z", "--size", "0"]).ok();
+    assert_eq!(dir.region_json("./z")["data_len"], 0);
+});
+
+clitest!(region_write_then_read, |dir| {
+    dir.run(&["region", "create", "./r", "--size", "4KiB"]).ok();
+    dir.run(&["region", "write", "./r", "--offset", "10", "hello"])
+        .ok();
+    let out = dir.run(&["region", "read", "./r", "--offset", "10", "--len", "5"]);
+    assert_eq!(out.ok().stdout, b"hello");
+    assert_eq!(
+        dir.region_json("./r")["generation"],
+        1,
+        "each write bumps it"
+    );
+
+    // The whole user data by default; binary-safe; --stdin.
+    let input = pattern(1000);
+    dir.run_with_stdin(
+        &["region", "write", "./r", "--offset", "4000", "--stdin"],
+        &input[..96],
+    )
+    .ok();
+    let out = dir.run(&["region", "read", "./r"]);
+    let all = &out.ok().stdout;
+    assert_eq!(all.len(), 4096);
+    assert_eq!(&all[10..15], b"hello");
+    assert_eq!(&all[4000..], &input[..96]);
+    assert!(all[..10].iter().all(|b| *b == 0));
+    assert_eq!(dir.region_json("./r")["generation"], 2);
+
+    // Past the end of the user data: nothing written, generation unchanged.
+    let line = dir
+        .run(&["region", "write", "./r", "--offset", "4094", "abc"])
+        .error()
+        .to_string();
+    assert!(
+        line.contains("4094..4097") && line.contains("`./r`") && line.contains("4096 bytes"),
+        "{line}"
+    );
+    assert_eq!(dir.region_json("./r")["generation"], 2);
+    let out = dir.run(&["region", "read", "./r", "--offset", "4094"]);
+    assert_eq!(out.ok().stdout, &input[94..96]);
+    let line = dir
+        .run(&["region", "read", "./r", "--offset", "4090", "--len", "7"])
+        .error()
+        .to_string();
+    assert!(line.contains("4090..4097"), "{line}");
+    dir.run(&["region", "read", "./r", "--offset", "5000"])
+        .error();
+});
+
+clitest!(
+    region_read_wait_blocks_until_a_write_from_another_process,
+    |dir| {
+        dir.run(&["region", "create", "./r", "--size", "4KiB"]).ok();
+        let reader = dir.spawn(&[
+            "region",
+            "read",
+            "./r",
+            "--offset",
+            "0",
+            "--len",
+            "11",
+            "--wait",
+            "--timeout",
+            "60s",
+        ]);
+        let reader_pid = reader.id();
+        // Until the reader is asleep on the notifier and listed as a live peer.
+        await_cond("the reader to park", || {
+            let v = dir.region_json("./r");
+            v["notifier"]["waiters"].as_u64().unwrap() >= 1 && has_peer(&v, reader_pid, true)
+        });
+        let text = dir.run(&["region", "info", "./r"]).ok().stdout_str();
+        assert!(text.contains("1 waiter parked"), "{text}");
+        assert!(
+            text.contains(&format!("pid {reader_pid:<8} alive")),
+            "{text}"
+        );
+        // A write from another process wakes it up.
+        dir.run(&["region", "write", "./r", "--offset", "0", "from writer"])
+            .ok();
+        let out = finish(reader, None);
+        assert_eq!(out.ok().stdout, b"from writer");
+        // The reader left: its peer slot is free again.
+        let v = dir.region_json("./r");
+        assert_eq!(v["peers"].as_array().unwrap().len(), 0, "{v}");
+        assert_eq!(v["notifier"]["waiters"], 0);
+        assert_eq!(v["generation"], 1);
+    }
+);
+
+clitest!(region_read_wait_times_out_with_status_3, |dir| {
+    dir.run(&["region", "create", "./r", "--size", "64"]).ok();
+    // A write before the reader starts is not what it waits for.
+    dir.run(&["region", "write", "./r", "--offset", "0", "old"])
+        .ok();
+    let out = dir.run(&["region", "read", "./r", "--wait", "--timeout", "50ms"]);
+    let line = out.status3();
+    assert!(
+        line.contains("timed out after 50ms") && line.contains("`./r`"),
+        "{line}"
+    );
+    assert!(line.contains("generation still 1"), "{line}");
+    assert!(out.stdout.is_empty());
+    // --timeout only makes sense with --wait.
+    dir.usage_error_for(&["region", "read", "./r", "--timeout", "1s"]);
+});
+
+clitest!(region_info_shows_a_killed_peer_as_dead, |dir| {
+    dir.run(&["region", "create", "./r", "--size", "64"]).ok();
+    // The timeout only ends it if the test fails before killing it.
+    let mut reader = dir.spawn(&["region", "read", "./r", "--wait", "--timeout", "120s"]);
+    let pid = reader.id();
+    let dog = Watchdog::new(pid);
+    await_cond("the reader to join", || {
+        has_peer(&dir.region_json("./r"), pid, true)
+    });
+    reader.kill().unwrap();
+    let status = reader.wait().unwrap();
+    dog.finish();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    // The kernel dropped its slot lock: dead, without its help.
+    let v = dir.region_json("./r");
+    assert!(has_peer(&v, pid, false), "{v}");
+    let text = dir.run(&["region", "info", "./r"]).ok().stdout_str();
+    assert!(text.contains("(0 alive, 1 dead)"), "{text}");
+    assert!(text.contains(&format!("pid {pid:<8} DEAD")), "{text}");
+});
+
+clitest!(region_bad_input_gives_one_error_line, |dir| {
+    // Garbage in a region file.
+    let garbage = pattern(10_000);
+    dir.write("g", &garbage);
+    for args in [
+        &["region", "info", "./g"][..],
+        &["region", "read", "./g", "--len", "1"],
+        &["region", "write", "./g", "--offset", "0", "x"],
+    ] {
+        let line = dir.run(args).error().to_string();
+        assert!(
+            line.contains("`./g` is not a mapipc region"),
+            "{args:?}: {line}"
+        );
+    }
+    let line = dir.run(&["region", "rm", "./g"]).error().to_string();
+    assert!(
+        line.contains("not removing `./g`") && line.contains("--force"),
+        "{line}"
+    );
+    assert_eq!(std::fs::read(dir.path("g")).unwrap(), garbage, "untouched");
+    dir.run(&["region", "rm", "./g", "--force"]).ok();
+    assert!(!dir.path("g").exists());
+    // A short file and a region whose header was damaged.
+    dir.write("short", b"MAPIPCRG");
+    let line = dir.run(&["region", "info", "./short"]).error().to_string();
+    assert!(line.contains("too small"), "{line}");
+    dir.run(&["region", "create", "./r", "--size", "64"]).ok();
+    let mut bytes = std::fs::read(dir.path("r")).unwrap();
+    bytes[8] = 99; // the format version
+    std::fs::write(dir.path("r"), &bytes).unwrap();
+    let line = dir.run(&["region", "info", "./r"]).error().to_string();
+    assert!(line.contains("format version 99"), "{line}");
+
+    // Names: a bare name may not contain `..`; with a '/' it is a path.
+    for bad in ["a..b", "..", "."] {
+        let line = dir.run(&["region", "info", bad]).error().to_string();
+        assert!(line.contains(&format!("bad region name `{bad}`")), "{line}");
+    }
+    let line = dir.run(&["region", "info", "../x"]).error().to_string();
+    assert!(line.contains("region `../x` does not exist"), "{line}");
+    // Missing regions, bare and path.
+    let line = dir
+        .run(&["region", "read", "mapipc-cli-test-no-such-region"])
+        .error()
+        .to_string();
+    assert!(
+        line.contains("`/dev/shm/mapipc-cli-test-no-such-region` does not exist"),
+        "{line}"
+    );
+    dir.run(&["region", "write", "./missing", "--offset", "0", "x"])
+        .error();
+    assert!(!dir.path("missing").exists(), "write never creates");
+    dir.run(&["region", "create", "./nodir/r", "--size", "1"])
+        .error();
+    // Usage errors.
+    dir.usage_error_for(&["region", "create", "./r2"]); // no --size
+    dir.usage_error_for(&["region", "write", "./r2", "x"]); // no --offset
+    dir.usage_error_for(&["region", "create", "./r2", "--size", "-1"]);
+});
+
+clitest!(region_write_refuses_a_channel, |dir| {
+    dir.run(&["chan", "create", "./c", "--capacity", "4KiB"])
+        .ok();
+    let before = std::fs::read(dir.path("c")).unwrap();
+    let line = dir
+        .run(&["region", "write", "./c", "--offset", "0", "x"])
+        .error()
+        .to_string();
+    assert!(
+        line.contains("holds a channel") && line.contains("mapipc send"),
+        "{line}"
+    );
+    assert_eq!(std::fs::read(dir.path("c")).unwrap(), before);
+    // But info shows what it is.
+    let text = dir.run(&["region", "info", "./c"]).ok().stdout_str();
+    assert!(text.contains("content     a channel"), "{text}");
+});
+
+/// Removes a /dev/shm file when dropped, so a failing test leaves nothing behind.
+struct ShmGuard(PathBuf);
+
+impl Drop for ShmGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+clitest!(region_bare_name_lives_in_dev_shm, |dir| {
+    let name = format!("mapipc-cli-test-{}", std::process::id());
+    let file = Path::new("/dev/shm").join(&name);
+    let _guard = ShmGuard(file.clone());
+    let out = dir.run(&["region", "create", &name, "--size", "128"]);
+    assert!(
+        out.ok()
+            .stdout_str()
+            .contains(&format!("created region `/dev/shm/{name}`")),
+        "{}",
+        out.stdout_str()
+    );
+    assert!(file.exists());
+    dir.run(&["region", "write", &name, "--offset", "0", "shm"])
+        .ok();
+    let out = dir.run(&["region", "read", &name, "--len", "3"]);
+    assert_eq!(out.ok().stdout, b"shm");
+    let v = dir.region_json(&name);
+    assert_eq!(v["path"], file.display().to_string());
+    assert_eq!(v["generation"], 1);
+    dir.run(&["region", "rm", &name]).ok();
+    assert!(!file.exists());
 });

@@ -1,133 +1,248 @@
-//! `mapipc demo`: the tutorial's two IPC scenarios, run with the library and narrated.
+//! `mapipc demo`: the tutorial's two IPC scenarios, done with shared regions and notifiers
+//! (no waiting for the writer to exit), then a channel; each step narrated.
 //!
-//! 1. Related processes: an anonymous shared mapping made before `fork` is inherited by the
-//!    child; the child writes, the parent waits for it (`waitpid`) and reads.
-//! 2. Unrelated processes: a file mapped by this process, and a separate `mapipc write`
-//!    process (this same executable) that maps and writes it; after it exits, the data is
-//!    visible through the first process's mapping.
+//! 1. Related processes: a [`Region::anonymous`] made before `fork`; the child joins the
+//!    peer table, writes, bumps the generation and notifies; the parent sleeps on the
+//!    region's [`Notifier`], with the child's liveness as the wait's `alive` check, reads
+//!    the message while the child is still alive, then releases and reaps it.
+//! 2. Unrelated processes: a named region in a temporary directory; this process sleeps on
+//!    its notifier while a separate `mapipc region write` process (this same executable)
+//!    writes and notifies.
+//! 3. A channel: a separate `mapipc send` process sends messages that this process
+//!    receives through [`mapipc::channel`].
+//!
+//! The narration is printed by this process only, from what it observed or read from the
+//! shared memory, so its order does not depend on scheduling.
 
 use std::io::{self, Read, Write};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use mapipc::map::{MapOptions, Mmap};
+use mapipc::channel::Channel;
+use mapipc::region::Region;
+use mapipc::sync::{Notifier, WaitError, WaitOptions};
 
 use crate::cli::DemoArgs;
 
-/// How long the writer process of scenario 2 may take before it is killed.
-const WRITER_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest any step may wait for another process; only a broken system reaches it.
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs `mapipc demo`.
 pub fn run(_args: &DemoArgs, out: &mut dyn Write) -> Result<()> {
-    let page = mapipc::os::mem::page_size();
     writeln!(
         out,
-        "mapipc demo: two ways for processes to share memory with mmap (page size {page} bytes)"
+        "mapipc demo: processes sharing memory, and waking each other up (pid {})",
+        std::process::id()
     )?;
-    related_processes(out, page)?;
-    unrelated_processes(out, page)?;
+    related_processes(out)?;
+    let dir = tempfile::Builder::new()
+        .prefix("mapipc-demo-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    unrelated_processes(out, dir.path())?;
+    channel(out, dir.path())?;
+    let shown = dir.path().display().to_string();
+    dir.close()
+        .with_context(|| format!("cannot remove the temporary directory {shown}"))?;
     writeln!(out)?;
+    writeln!(out, "removed {shown}")?;
     writeln!(
         out,
-        "In both scenarios the reader knew the data was there only because it waited for the"
-    )?;
-    writeln!(
-        out,
-        "writer to exit: a shared mapping carries bytes, not a wake-up. Later mapipc versions"
-    )?;
-    writeln!(
-        out,
-        "add the missing signal (futex wake-ups, channels and queues over shared memory)."
+        "Nobody waited for a writer to exit: the readers waited on notifiers in shared memory \
+         (asleep on a futex until a notify), and a writer that died would have ended those \
+         waits with an error instead of a hang."
     )?;
     Ok(())
 }
 
-/// Scenario 1: `fork` and an anonymous shared mapping.
-fn related_processes(out: &mut dyn Write, page: usize) -> Result<()> {
-    // Layout of the shared page: the message length (written last), the writer's pid, the
-    // message bytes.
-    const LEN_AT: u64 = 0;
-    const PID_AT: u64 = 4;
-    const MSG_AT: u64 = 8;
+// Scenario 1's layout of the region's user data.
+/// The child's peer id (0 until it joined).
+const CHILD_ID_AT: u64 = 0;
+/// Set to 1 by the parent when the child may exit.
+const DONE_AT: u64 = 4;
+/// Set by the child after its notify: 1 if the notify made no syscall (nobody was parked
+/// yet), 2 if it woke a parked waiter with a futex wake.
+const REPORT_AT: u64 = 8;
+/// The child's pid.
+const PID_AT: u64 = 12;
+/// The message length.
+const LEN_AT: u64 = 16;
+/// The message.
+const MSG_AT: u64 = 24;
+
+/// Scenario 1: `fork` and an anonymous region.
+fn related_processes(out: &mut dyn Write) -> Result<()> {
     const MESSAGE: &[u8] = b"hello from the forked child";
 
     writeln!(out)?;
+    writeln!(out, "1. Related processes: fork() and an anonymous region")?;
+    let region = Region::anonymous(4096).context("cannot make an anonymous region")?;
+    let seen = region.generation()?;
     writeln!(
         out,
-        "1. Related processes: fork() and an anonymous shared mapping"
+        "   parent: made an anonymous region ({} bytes of user data, generation {seen}) and \
+         forks; the child inherits it",
+        region.len()
     )?;
-    let map = Mmap::anonymous(page).context("cannot map anonymous shared memory")?;
-    writeln!(
-        out,
-        "   parent (pid {}): mapped {} bytes of anonymous shared memory \
-         (MAP_SHARED|MAP_ANONYMOUS), all zeros",
-        std::process::id(),
-        map.len()
-    )?;
-    // Whatever is buffered would otherwise be in both processes' buffers (the child never
-    // flushes, but better not to depend on it).
+    // Whatever is buffered would otherwise be in both processes' buffers.
     out.flush()?;
 
-    // SAFETY: the child only copies bytes into the mapping through the allocation-free
-    // success paths of `write_pod`/`write_at`, calls getpid, and ends with `_exit`: no locks,
-    // no allocation, nothing that another thread of the parent could have left half-done.
+    // SAFETY: fork has no memory-safety preconditions. This process has a single thread
+    // here (the demo starts no thread before this point), so the child may allocate; it
+    // only works on the region and leaves with `_exit`, never returning into `main`.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(io::Error::last_os_error()).context("fork failed");
     }
     if pid == 0 {
-        let written = map.write_pod(PID_AT, &std::process::id()).is_ok()
-            && map.write_at(MSG_AT, MESSAGE).is_ok()
-            && map.write_pod(LEN_AT, &(MESSAGE.len() as u32)).is_ok();
-        // SAFETY: `_exit` ends the child immediately without running destructors or atexit
-        // handlers and without flushing the stdio buffers it inherited from the parent; it is
-        // async-signal-safe.
-        unsafe { libc::_exit(if written { 0 } else { 1 }) };
+        let code = child(&region, MESSAGE);
+        // SAFETY: `_exit` ends the child at once, without running destructors or exit
+        // handlers and without flushing the stdio buffers inherited from the parent.
+        unsafe { libc::_exit(code) };
     }
 
-    writeln!(
-        out,
-        "   parent: fork() -> child pid {pid}, which inherits the mapping: the same physical \
-         pages, not a copy"
-    )?;
+    // The child's liveness comes from the region's peer table; before it has joined
+    // (id 0) there is nothing to check, and the timeout covers a child that never joins.
+    let child_id = region.atomic_u32(CHILD_ID_AT)?;
+    let liveness = region.liveness();
+    let alive = || {
+        let id = child_id.load(Ordering::Acquire);
+        id == 0 || liveness.is_alive(id)
+    };
+    let notifier = Notifier::new(region.notify_word()?);
+    let waited = notifier.wait_until(
+        || region.generation().ok().filter(|&g| g != seen),
+        &WaitOptions::new()
+            .timeout(STEP_TIMEOUT)
+            .check_interval(Duration::from_millis(20))
+            .alive(&alive),
+    );
+    let id = child_id.load(Ordering::Acquire);
+    // Whatever happened, let the child go before reporting.
+    let release = || -> Result<()> {
+        region.atomic_u32(DONE_AT)?.store(1, Ordering::Release);
+        notifier.notify_all();
+        Ok(())
+    };
+    let generation = match waited {
+        Ok(g) => g,
+        Err(e) => {
+            release()?;
+            let status = wait_for_child(pid)?;
+            return match e {
+                WaitError::PeerGone => {
+                    bail!("the forked child (pid {pid}, peer {id}) died without writing ({status})")
+                }
+                e => Err(anyhow::Error::new(e).context(format!(
+                    "waiting for the forked child (pid {pid}) ({status})"
+                ))),
+            };
+        }
+    };
+    let still_alive = liveness.is_alive(id);
+    // The child says whether its notify had to wake us (it knows once the notify returned).
+    let report = region.atomic_u32(REPORT_AT)?;
+    let reported = notifier.wait_until(
+        || Some(report.load(Ordering::Acquire)).filter(|&r| r != 0),
+        &WaitOptions::new()
+            .timeout(STEP_TIMEOUT)
+            .check_interval(Duration::from_millis(20))
+            .alive(&alive),
+    );
+    let woke = matches!(reported, Ok(2));
+    let child_pid = region.read_pod::<u32>(PID_AT)?;
+    let message = read_message(&region)?;
+    release()?;
     let status = wait_for_child(pid)?;
-    if status != 0 {
-        bail!(
-            "the forked child (pid {pid}) could not write into the mapping (exit status {status})"
-        );
-    }
+
     writeln!(
         out,
-        "   child (pid {pid}): wrote {} bytes at offset {MSG_AT} of the mapping, then exited",
-        MESSAGE.len()
+        "   child (pid {child_pid}): joined the peer table as peer {id}, wrote {} bytes, bumped \
+         the generation to {generation} and notified{}",
+        message.len(),
+        if woke {
+            ": the parent was asleep, one futex wake"
+        } else {
+            " (the parent was not asleep yet: no syscall)"
+        }
     )?;
-    writeln!(out, "   parent: waitpid({pid}) -> exit status 0")?;
-
-    // Read back and validate: the page is shared memory another process wrote.
-    let len = map.read_pod::<u32>(LEN_AT)? as usize;
-    let room = map.len() - MSG_AT as usize;
-    if len > room {
-        bail!("the shared page holds an impossible message length {len} (at most {room})");
-    }
-    let writer = map.read_pod::<u32>(PID_AT)?;
-    let message = map.read_vec(MSG_AT, len)?;
-    if writer != pid as u32 || message != MESSAGE {
+    writeln!(
+        out,
+        "   parent: waited on the notifier, not in waitpid, the child's liveness as its alive \
+         check; saw generation {generation} and read {:?} (child alive: {})",
+        String::from_utf8_lossy(&message),
+        if still_alive { "yes" } else { "no" }
+    )?;
+    if message != MESSAGE {
         bail!(
-            "the shared page does not hold the child's message: pid {writer}, message {:?}",
+            "the region does not hold the child's message: {:?}",
             String::from_utf8_lossy(&message)
         );
     }
     writeln!(
         out,
-        "   parent: read {:?} from its own mapping (written by pid {writer})",
-        String::from_utf8_lossy(&message)
+        "   parent: then released the child and reaped it: {status}"
     )?;
+    if status != "exit status 0" {
+        bail!("the forked child (pid {pid}) failed: {status}");
+    }
     Ok(())
 }
 
-/// `waitpid(pid)`; the child's exit status.
-fn wait_for_child(pid: libc::pid_t) -> Result<i32> {
+/// Reads scenario 1's message, validating its length (it comes from shared memory).
+fn read_message(region: &Region) -> Result<Vec<u8>> {
+    let len = region.read_pod::<u32>(LEN_AT)? as usize;
+    let room = region.len() - MSG_AT as usize;
+    if len > room {
+        bail!("the region holds an impossible message length {len} (at most {room})");
+    }
+    Ok(region.read_vec(MSG_AT, len)?)
+}
+
+/// Scenario 1's child: join, write, bump, notify, wait to be released. Returns the exit
+/// status. Prints nothing: the parent narrates.
+fn child(region: &Region, message: &[u8]) -> i32 {
+    let Ok(peer) = region.join() else { return 10 };
+    let word = |at| region.atomic_u32(at);
+    let (Ok(id), Ok(report), Ok(done), Ok(notify)) = (
+        word(CHILD_ID_AT),
+        word(REPORT_AT),
+        word(DONE_AT),
+        region.notify_word(),
+    ) else {
+        return 11;
+    };
+    id.store(peer.id(), Ordering::Release);
+    let written = region.write_pod(PID_AT, &std::process::id()).is_ok()
+        && region.write_at(MSG_AT, message).is_ok()
+        && region.write_pod(LEN_AT, &(message.len() as u32)).is_ok();
+    if !written {
+        return 12;
+    }
+    if region.bump_generation().is_err() {
+        return 13;
+    }
+    let notifier = Notifier::new(notify);
+    let woke = notifier.notify_all();
+    report.store(if woke { 2 } else { 1 }, Ordering::Release);
+    notifier.notify_all();
+    let released = notifier.wait_until(
+        || (done.load(Ordering::Acquire) == 1).then_some(()),
+        &WaitOptions::new().timeout(STEP_TIMEOUT),
+    );
+    drop(peer);
+    if released.is_ok() {
+        0
+    } else {
+        14
+    }
+}
+
+/// `waitpid(pid)`; how the child ended.
+fn wait_for_child(pid: libc::pid_t) -> Result<String> {
     let mut status: libc::c_int = 0;
     loop {
         // SAFETY: `status` is a valid, writable c_int; `pid` is our own child.
@@ -140,124 +255,210 @@ fn wait_for_child(pid: libc::pid_t) -> Result<i32> {
             return Err(err).with_context(|| format!("waitpid({pid}) failed"));
         }
     }
-    if libc::WIFEXITED(status) {
-        Ok(libc::WEXITSTATUS(status))
+    Ok(if libc::WIFEXITED(status) {
+        format!("exit status {}", libc::WEXITSTATUS(status))
     } else if libc::WIFSIGNALED(status) {
-        bail!(
-            "the forked child (pid {pid}) was killed by signal {}",
-            libc::WTERMSIG(status)
-        )
+        format!("killed by signal {}", libc::WTERMSIG(status))
     } else {
-        bail!("the forked child (pid {pid}) ended with wait status {status:#x}")
-    }
+        format!("wait status {status:#x}")
+    })
 }
 
-/// Scenario 2: two unrelated processes and one file.
-fn unrelated_processes(out: &mut dyn Write, page: usize) -> Result<()> {
-    const MESSAGE: &str = "hello from another process, through a shared file";
+/// Scenario 2: a named region; a separate process writes while this one sleeps.
+fn unrelated_processes(out: &mut dyn Write, dir: &Path) -> Result<()> {
+    const MESSAGE: &str = "hello from another process, through a named region";
 
     writeln!(out)?;
+    writeln!(out, "2. Unrelated processes: a named region")?;
+    let path = dir.join("region");
+    let mut region = Region::create(&path, 4096)?;
+    region.set_remove_on_drop(true);
+    let seen = region.generation()?;
     writeln!(
         out,
-        "2. Unrelated processes: one file, mapped by each of them"
-    )?;
-    let dir = tempfile::Builder::new()
-        .prefix("mapipc-demo-")
-        .tempdir()
-        .context("cannot create a temporary directory")?;
-    let path = dir.path().join("shared.bin");
-    let reader = MapOptions::new()
-        .read_only()
-        .create(page as u64)
-        .map_path(&path)?;
-    let before = reader.read_vec(0, MESSAGE.len())?;
-    let zeros = if before.iter().all(|b| *b == 0) {
-        "zeros"
-    } else {
-        "not zeros"
-    };
-    writeln!(
-        out,
-        "   reader (pid {}): created {} ({page} bytes, mode 0600) and mapped it shared, \
-         read-only; its first {} bytes are {zeros}",
-        std::process::id(),
+        "   reader: created region {} ({} bytes of user data, generation {seen})",
         path.display(),
-        MESSAGE.len()
+        region.len()
     )?;
-
-    let exe = std::env::current_exe().context("cannot find the mapipc executable")?;
     writeln!(
         out,
-        "   reader: starting a separate process: mapipc write {} --offset 0 {MESSAGE:?}",
+        "   reader: goes to sleep on its notifier; once asleep, a separate process runs:"
+    )?;
+    writeln!(
+        out,
+        "           mapipc region write {} --offset 0 {MESSAGE:?}",
         path.display()
     )?;
     out.flush()?;
-    let mut child = Command::new(&exe)
-        .arg("write")
+
+    let exe = std::env::current_exe().context("cannot find the mapipc executable")?;
+    let notifier = Notifier::new(region.notify_word()?);
+    // Set when the writer process ended without success: the reader stops waiting then.
+    let writer_failed = AtomicU32::new(0);
+    let (waited, writer) = std::thread::scope(|s| {
+        let writer = s.spawn(|| -> Result<(u32, ExitStatus, String)> {
+            // Start the writer only once the reader is registered on the notifier (asleep or
+            // about to be), so that what the narration says is what happens.
+            let start = Instant::now();
+            while notifier.waiters() == 0 && start.elapsed() < STEP_TIMEOUT {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let result = run_process(
+                Command::new(&exe)
+                    .args(["region", "write"])
+                    .arg(&path)
+                    .args(["--offset", "0", MESSAGE]),
+            );
+            if !matches!(&result, Ok((_, status, _)) if status.success()) {
+                writer_failed.store(1, Ordering::Release);
+                notifier.notify_all();
+            }
+            result
+        });
+        let alive = || writer_failed.load(Ordering::Acquire) == 0;
+        let waited = notifier.wait_until(
+            || region.generation().ok().filter(|&g| g != seen),
+            &WaitOptions::new()
+                .timeout(STEP_TIMEOUT)
+                .check_interval(Duration::from_millis(20))
+                .alive(&alive),
+        );
+        (waited, writer.join())
+    });
+    let (writer_pid, status, stderr) = match writer {
+        Ok(result) => result?,
+        Err(_) => bail!("the thread starting the writer process panicked"),
+    };
+    if !status.success() {
+        bail!(
+            "the writer process (pid {writer_pid}) failed ({status}): {}",
+            stderr.trim()
+        );
+    }
+    let generation = waited.context("waiting for the writer process")?;
+    writeln!(
+        out,
+        "   writer (pid {writer_pid}): opened the region, wrote, bumped the generation to \
+         {generation}, notified; {status}"
+    )?;
+    let message = region.read_vec(0, MESSAGE.len())?;
+    writeln!(
+        out,
+        "   reader: the write and notify ended its wait: generation {generation}, read {:?}",
+        String::from_utf8_lossy(&message)
+    )?;
+    if message != MESSAGE.as_bytes() {
+        bail!("the region does not hold the writer's message");
+    }
+    drop(region); // removes the file (set_remove_on_drop)
+    writeln!(out, "   reader: removed the region")?;
+    Ok(())
+}
+
+/// Scenario 3: a channel; a separate `mapipc send` process sends, this process receives.
+fn channel(out: &mut dyn Write, dir: &Path) -> Result<()> {
+    const MESSAGES: [&str; 3] = ["first", "second", "third"];
+
+    writeln!(out)?;
+    writeln!(out, "3. A channel: messages from another process, in order")?;
+    let path = dir.join("channel");
+    let chan = Channel::create(&path, 4096)?;
+    let mut rx = chan.receiver()?;
+    writeln!(
+        out,
+        "   receiver: created channel {} ({}-byte ring) and attached as its receiver",
+        path.display(),
+        chan.capacity()
+    )?;
+    writeln!(
+        out,
+        "   receiver: starting: mapipc send {} {}",
+        path.display(),
+        MESSAGES.join(" ")
+    )?;
+    out.flush()?;
+    let exe = std::env::current_exe().context("cannot find the mapipc executable")?;
+    let mut sender = Command::new(&exe)
+        .arg("send")
         .arg(&path)
-        .args(["--offset", "0", MESSAGE])
+        .args(MESSAGES)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start {}", exe.display()))?;
-    let writer = child.id();
-    let status = wait_with_timeout(&mut child, WRITER_TIMEOUT)?;
-    if !status.success() {
-        let mut stderr = String::new();
-        if let Some(mut pipe) = child.stderr.take() {
-            let _ = pipe.read_to_string(&mut stderr);
+    let sender_pid = sender.id();
+    let mut got = Vec::new();
+    for _ in MESSAGES {
+        match rx.recv_deadline(Instant::now() + STEP_TIMEOUT) {
+            Ok(m) => got.push(String::from_utf8_lossy(&m).into_owned()),
+            Err(e) => {
+                let _ = sender.kill();
+                let (status, stderr) = finish_child(&mut sender)?;
+                return Err(anyhow::Error::new(e).context(format!(
+                    "receiving from the sender process (pid {sender_pid}, {status}: {})",
+                    stderr.trim()
+                )));
+            }
         }
+    }
+    let (status, stderr) = finish_child(&mut sender)?;
+    if !status.success() {
         bail!(
-            "the writer process (pid {writer}) failed ({status}): {}",
+            "the sender process (pid {sender_pid}) failed ({status}): {}",
             stderr.trim()
         );
     }
     writeln!(
         out,
-        "   writer (pid {writer}): mapped bytes 0..{} of the file shared, read-write, copied the \
-         message in, flushed it (msync) and exited with status 0",
-        MESSAGE.len()
+        "   receiver: got {:?}, in order; the sender (pid {sender_pid}) exited: {status}",
+        got
     )?;
-
-    let after = reader.read_vec(0, MESSAGE.len())?;
-    if after != MESSAGE.as_bytes() {
-        bail!(
-            "the reader's mapping does not show the writer's data: read {:?}",
-            String::from_utf8_lossy(&after)
-        );
+    if got != MESSAGES {
+        bail!("the messages arrived wrong: {got:?}");
     }
-    writeln!(
-        out,
-        "   reader: read {:?} through the mapping it made before the writer started (no read(), \
-         no re-open)",
-        String::from_utf8_lossy(&after)
-    )?;
-    drop(reader);
-    let shown = dir.path().display().to_string();
-    dir.close()
-        .with_context(|| format!("cannot remove the temporary directory {shown}"))?;
-    writeln!(out, "   reader: removed {shown}")?;
     Ok(())
 }
 
-/// Waits for `child`, killing it after `timeout`. The writer's stderr is a pipe it could
-/// fill only with far more than an error line, so it is read after the exit.
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Result<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().context("cannot wait for the writer")? {
-            return Ok(status);
+/// Runs a command to completion (killing it after [`STEP_TIMEOUT`]); returns its pid, exit
+/// status and standard error.
+fn run_process(cmd: &mut Command) -> Result<(u32, ExitStatus, String)> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start the mapipc executable")?;
+    let pid = child.id();
+    let (status, stderr) = finish_child(&mut child)?;
+    Ok((pid, status, stderr))
+}
+
+/// Waits for `child`, killing it after [`STEP_TIMEOUT`], then reads its standard error (a
+/// pipe it could fill only with far more than an error line).
+fn finish_child(child: &mut Child) -> Result<(ExitStatus, String)> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child
+            .try_wait()
+            .context("cannot wait for a child process")?
+        {
+            break status;
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
             bail!(
-                "the writer process (pid {}) did not finish within {} s; killed it",
+                "the process {} did not finish within {} s; killed it",
                 child.id(),
-                timeout.as_secs()
+                STEP_TIMEOUT.as_secs()
             );
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
     }
+    Ok((status, stderr))
 }

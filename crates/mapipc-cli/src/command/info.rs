@@ -28,6 +28,8 @@ struct Info {
     mode: u32,
     page_size: u64,
     format: Sniffed,
+    /// Validated header fields of a mapipc file, in display order.
+    header: Vec<(&'static str, serde_json::Value)>,
 }
 
 /// What the first bytes say.
@@ -96,6 +98,10 @@ fn gather(path: &Path) -> Result<Info> {
     } else {
         Sniffed::NotApplicable
     };
+    let header = match format {
+        Sniffed::Known(Format::Region) => header_fields(path),
+        _ => Vec::new(),
+    };
     Ok(Info {
         path: path.to_path_buf(),
         link_target,
@@ -109,7 +115,77 @@ fn gather(path: &Path) -> Result<Info> {
         mode: meta.permissions().mode() & 0o7777,
         page_size: mapipc::os::mem::page_size() as u64,
         format,
+        header,
     })
+}
+
+/// Opens a region file through the library (validating its header) and lists its fields,
+/// and those of the channel inside it, if any. A damaged header is reported as a field.
+fn header_fields(path: &Path) -> Vec<(&'static str, serde_json::Value)> {
+    use serde_json::json;
+    let region = match mapipc::region::Region::open(path) {
+        Ok(r) => r,
+        Err(e) => return vec![("header error", json!(e.to_string()))],
+    };
+    let mut f = Vec::new();
+    match region.info() {
+        Ok(i) => {
+            let created = humantime::format_rfc3339_seconds(i.created).to_string();
+            f.push(("region version", json!(i.version)));
+            f.push(("region size", json!(i.total_size)));
+            f.push(("data offset", json!(i.data_offset)));
+            f.push(("data length", json!(i.data_len)));
+            f.push(("created", json!(created)));
+            f.push(("creator pid", json!(i.creator_pid)));
+            f.push(("generation", json!(i.generation)));
+            f.push(("content kind", json!(format!("{:#x}", i.content_kind))));
+            f.push(("peer slots", json!(i.max_peers)));
+            if i.content_kind == mapipc::channel::REGION_CONTENT_CHANNEL {
+                f.extend(channel_fields(region));
+                return f;
+            }
+        }
+        Err(e) => f.push(("header error", json!(e.to_string()))),
+    }
+    if let Ok(peers) = region.peers() {
+        let live = peers.iter().filter(|p| p.alive).count();
+        f.push((
+            "peers",
+            json!(format!("{live} alive, {} dead", peers.len() - live)),
+        ));
+    }
+    f
+}
+
+fn channel_fields(region: mapipc::region::Region) -> Vec<(&'static str, serde_json::Value)> {
+    use serde_json::json;
+    let chan = match mapipc::channel::Channel::from_region(region) {
+        Ok(c) => c,
+        Err(e) => return vec![("channel error", json!(e.to_string()))],
+    };
+    let st = chan.stat();
+    let end = |e: &mapipc::channel::EndStat| {
+        if !e.attached {
+            "not attached".to_string()
+        } else {
+            format!(
+                "{}, pid {}{}",
+                if e.alive { "alive" } else { "dead" },
+                e.pid,
+                if e.parked { ", parked" } else { "" }
+            )
+        }
+    };
+    vec![
+        ("channel", json!(st.kind.to_string())),
+        ("capacity", json!(st.capacity)),
+        ("max message", json!(st.max_message)),
+        ("bytes in use", json!(st.bytes_used)),
+        ("sent", json!(st.sent)),
+        ("received", json!(st.received)),
+        ("producer", json!(end(&st.producer))),
+        ("consumer", json!(end(&st.consumer))),
+    ]
 }
 
 /// Maps the first bytes (read-only, through the library) and identifies the format.
@@ -172,7 +248,7 @@ fn id_text(name: &Option<String>, kind: &str, id: u32) -> String {
 fn render_text(info: &Info) -> String {
     let mut s = String::new();
     let mut line = |label: &str, value: &str| {
-        let _ = writeln!(s, "{:<11} {value}", format!("{label}:"));
+        let _ = writeln!(s, "{:<14} {value}", format!("{label}:"));
     };
     line("file", &info.path.display().to_string());
     if let Some(target) = &info.link_target {
@@ -220,6 +296,13 @@ fn render_text(info: &Info) -> String {
         Sniffed::NotApplicable => line("format", "none (nothing to read)"),
         Sniffed::Known(f) => line("format", f.describe()),
         Sniffed::Unreadable(e) => line("format", &format!("unknown: cannot read the header: {e}")),
+    }
+    for (k, v) in &info.header {
+        let v = match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        line(k, &v);
     }
     s
 }
@@ -279,10 +362,20 @@ fn render_json(info: &Info) -> String {
         ),
     };
     let link = info.link_target.as_ref().map(|t| t.display().to_string());
+    let header = if info.header.is_empty() {
+        "null".to_string()
+    } else {
+        let map: serde_json::Map<String, serde_json::Value> = info
+            .header
+            .iter()
+            .map(|(k, v)| (k.replace(' ', "_"), v.clone()))
+            .collect();
+        serde_json::Value::Object(map).to_string()
+    };
     format!(
         "{{\"file\":{},\"link_to\":{},\"type\":{},\"size\":{},\"uid\":{},\"user\":{},\
          \"gid\":{},\"group\":{},\"mode\":{},\"page_size\":{},\"mapping\":{mapping},\
-         \"format\":{format}}}\n",
+         \"format\":{format},\"header\":{header}}}\n",
         json_str(&info.path.display().to_string()),
         json_opt_str(link.as_deref()),
         json_str(info.kind.trim_start_matches("a ")),
@@ -329,6 +422,7 @@ mod tests {
             mode: 0o600,
             page_size: 4096,
             format: Sniffed::NotApplicable,
+            header: Vec::new(),
         }
     }
 

@@ -4,9 +4,11 @@
 //! errors with enough context to name the file and the cause; `main` prints them.
 
 mod cat;
+mod chan;
 mod demo;
 mod info;
 mod queue;
+mod region;
 mod write;
 
 use std::fs::FileType;
@@ -23,6 +25,20 @@ pub fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Write(args) => write::run(&args, out),
         Command::Info(args) => info::run(&args, out),
         Command::Demo(args) => demo::run(&args, out),
+        Command::Region(command) => {
+            use crate::cli::RegionCommand as R;
+            match command {
+                R::Create(args) => region::create(&args, out),
+                R::Info(args) => region::info(&args, out),
+                R::Rm(args) => region::rm(&args, out),
+                R::Write(args) => region::write(&args, out),
+                R::Read(args) => region::read(&args, out),
+            }
+        }
+        Command::Chan(crate::cli::ChanCommand::Create(args)) => chan::create(&args, out),
+        Command::Send(args) => chan::send(&args, out),
+        Command::Recv(args) => chan::recv(&args, out),
+        Command::Stat(args) => chan::stat(&args, out),
         Command::Queue(cmd) => queue::run(cmd, out),
     }
 }

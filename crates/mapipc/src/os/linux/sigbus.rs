@@ -124,7 +124,7 @@ pub struct Guard {
 impl Guard {
     /// Whether a SIGBUS hit this mapping since it was registered. Call after an access, the
     /// fence orders the check after the access as seen by a signal handler on this thread.
-    #[inline]
+    #[inline(always)]
     pub fn faulted(&self) -> bool {
         compiler_fence(Ordering::SeqCst);
         self.slot.faults.load(Ordering::Acquire) != 0

@@ -1,0 +1,248 @@
+//! `--plot`: an SVG chart of a [`Report`], drawn with `plotters` (SVG backend only, no font
+//! libraries: the viewer renders the text).
+//!
+//! One column per message size, one row per metric (round trip p50, p99, p99.9, msgs/s,
+//! GB/s), one horizontal bar per transport on a logarithmic axis, coloured by family:
+//! kernel transports blue, floors grey, mapipc channels orange.
+
+use std::path::Path;
+
+use plotters::coord::ranged1d::SegmentValue;
+use plotters::prelude::*;
+
+use crate::report::{Metric, Report, FUTEX_FLOOR, KERNEL_TRANSPORTS, RING_FLOOR, SPIN_FLOOR};
+
+/// Why the chart could not be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlotError {
+    /// The report has no rows.
+    #[error("cannot plot {path}: the report has no measurements")]
+    Empty {
+        /// The output file.
+        path: String,
+    },
+    /// Drawing or writing the file failed.
+    #[error("cannot write the chart {path}: {message}")]
+    Draw {
+        /// The output file.
+        path: String,
+        /// What plotters reported.
+        message: String,
+    },
+}
+
+const KERNEL_COLOR: RGBColor = RGBColor(0x3b, 0x6e, 0xb5);
+const FLOOR_COLOR: RGBColor = RGBColor(0x90, 0x90, 0x90);
+const CHANNEL_COLOR: RGBColor = RGBColor(0xe6, 0x7e, 0x22);
+
+fn color(transport: &str) -> RGBColor {
+    if KERNEL_TRANSPORTS.contains(&transport) {
+        KERNEL_COLOR
+    } else if [SPIN_FLOOR, FUTEX_FLOOR, RING_FLOOR].contains(&transport) {
+        FLOOR_COLOR
+    } else {
+        CHANNEL_COLOR
+    }
+}
+
+/// `1.5k`, `20M`, `0.5`, `0.012`: about two significant digits.
+fn si(v: f64) -> String {
+    if v > 0.0 && v < 1.0 {
+        let decimals = (1 - v.log10().floor() as i32).clamp(1, 9) as usize;
+        let s = format!("{v:.decimals$}");
+        return s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    let (d, s) = if v >= 1e9 {
+        (1e9, "G")
+    } else if v >= 1e6 {
+        (1e6, "M")
+    } else if v >= 1e3 {
+        (1e3, "k")
+    } else {
+        (1.0, "")
+    };
+    let x = v / d;
+    if x >= 10.0 || x == x.round() {
+        format!("{x:.0}{s}")
+    } else {
+        format!("{x:.1}{s}")
+    }
+}
+
+const PANELS: [(Metric, &str); 5] = [
+    (Metric::RttP50Ns, "round trip p50, ns"),
+    (Metric::RttP99Ns, "round trip p99, ns"),
+    (Metric::RttP999Ns, "round trip p99.9, ns"),
+    (Metric::ThroughputMsgsPerS, "throughput, msgs/s"),
+    (Metric::ThroughputGbPerS, "throughput, GB/s"),
+];
+
+/// Writes an SVG chart of `report` to `path`.
+///
+/// # Errors
+/// [`PlotError::Empty`] for a report without rows, [`PlotError::Draw`] when the file cannot
+/// be written.
+///
+/// # Example
+/// ```
+/// use mapipc_bench::{write_svg, Machine, Metric, Report, Row};
+/// # let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("bench.svg");
+/// let machine = Machine::detect(None, std::time::Duration::from_secs(1), std::time::Duration::ZERO);
+/// let rows = Metric::ALL
+///     .iter()
+///     .map(|&metric| Row { transport: "uds".into(), mode: None, size: 64, metric, value: 1000.0 })
+///     .collect();
+/// write_svg(&Report { machine, rows }, &path)?;
+/// assert!(std::fs::read_to_string(&path)?.contains("<svg"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn write_svg(report: &Report, path: impl AsRef<Path>) -> Result<(), PlotError> {
+    let path = path.as_ref();
+    let name = path.display().to_string();
+    let sizes = report.sizes();
+    let transports = report.transports();
+    if sizes.is_empty() || transports.is_empty() {
+        return Err(PlotError::Empty { path: name });
+    }
+    draw(report, path, &sizes, &transports).map_err(|message| PlotError::Draw {
+        path: name,
+        message,
+    })
+}
+
+fn draw(
+    report: &Report,
+    path: &Path,
+    sizes: &[usize],
+    transports: &[(String, Option<String>)],
+) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let n = transports.len();
+    let labels: Vec<String> = transports
+        .iter()
+        .map(|(t, m)| match m {
+            Some(m) => format!("{t} ({m})"),
+            None => t.clone(),
+        })
+        .collect();
+    let panel_w = 400u32;
+    let panel_h = 70 + 20 * n as u32;
+    let width = panel_w * sizes.len() as u32;
+    let height = 50 + panel_h * PANELS.len() as u32;
+    let root = SVGBackend::new(path, (width, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let m = &report.machine;
+    let title = format!(
+        "mapipc bench: {}, {} CPUs, Linux {}, {}",
+        m.cpu_model, m.cores, m.kernel, m.date
+    );
+    let (header, root) = root.split_vertically(50);
+    header
+        .draw(&Text::new(title, (10, 8), ("sans-serif", 18)))
+        .map_err(|e| err(&e))?;
+    let legend = [
+        (KERNEL_COLOR, "kernel transport"),
+        (FLOOR_COLOR, "raw shared-memory floor"),
+        (CHANNEL_COLOR, "mapipc channel"),
+    ];
+    let mut x = 10;
+    for (c, what) in legend {
+        header
+            .draw(&Rectangle::new([(x, 32), (x + 12, 44)], c.filled()))
+            .map_err(|e| err(&e))?;
+        header
+            .draw(&Text::new(what, (x + 16, 31), ("sans-serif", 13)))
+            .map_err(|e| err(&e))?;
+        x += 30 + 7 * what.len() as i32;
+    }
+    let areas = root.split_evenly((PANELS.len(), sizes.len()));
+    for (row, (metric, what)) in PANELS.iter().enumerate() {
+        for (col, &size) in sizes.iter().enumerate() {
+            let area = &areas[row * sizes.len() + col];
+            let values: Vec<Option<f64>> = transports
+                .iter()
+                .map(|(t, mode)| {
+                    report
+                        .value(t, mode.as_deref(), size, *metric)
+                        .filter(|v| v.is_finite() && *v > 0.0)
+                })
+                .collect();
+            let present: Vec<f64> = values.iter().flatten().copied().collect();
+            let caption = format!("{what}, {size} B");
+            if present.is_empty() {
+                area.titled(&caption, ("sans-serif", 14))
+                    .map_err(|e| err(&e))?;
+                continue;
+            }
+            let lo = present.iter().copied().fold(f64::INFINITY, f64::min) / 2.0;
+            let hi = present.iter().copied().fold(0.0, f64::max) * 6.0;
+            let mut chart = ChartBuilder::on(area)
+                .caption(&caption, ("sans-serif", 14))
+                .margin(8)
+                .x_label_area_size(22)
+                .y_label_area_size(130)
+                .build_cartesian_2d((lo..hi).log_scale(), (0..n).into_segmented())
+                .map_err(|e| err(&e))?;
+            // Segment i from the bottom holds transport n-1-i, so the first one is on top.
+            let label_of = |v: &SegmentValue<usize>| match v {
+                SegmentValue::CenterOf(i) if *i < n => labels[n - 1 - i].clone(),
+                _ => String::new(),
+            };
+            chart
+                .configure_mesh()
+                .disable_y_mesh()
+                .y_labels(n)
+                .y_label_formatter(&label_of)
+                .x_labels(6)
+                .x_label_formatter(&|v| si(*v))
+                .label_style(("sans-serif", 12))
+                .draw()
+                .map_err(|e| err(&e))?;
+            chart
+                .draw_series(values.iter().enumerate().filter_map(|(i, v)| {
+                    let v = (*v)?;
+                    let y = n - 1 - i;
+                    let mut bar = Rectangle::new(
+                        [
+                            (lo, SegmentValue::Exact(y)),
+                            (v, SegmentValue::Exact(y + 1)),
+                        ],
+                        color(&transports[i].0).filled(),
+                    );
+                    bar.set_margin(3, 3, 0, 0);
+                    Some(bar)
+                }))
+                .map_err(|e| err(&e))?;
+            chart
+                .draw_series(values.iter().enumerate().filter_map(|(i, v)| {
+                    let v = (*v)?;
+                    let y = n - 1 - i;
+                    Some(Text::new(
+                        si(v),
+                        (v * 1.1, SegmentValue::CenterOf(y)),
+                        ("sans-serif", 11).into_font().color(&BLACK),
+                    ))
+                }))
+                .map_err(|e| err(&e))?;
+        }
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn si_prefixes() {
+        assert_eq!(si(1500.0), "1.5k");
+        assert_eq!(si(20e6), "20M");
+        assert_eq!(si(0.5), "0.5");
+        assert_eq!(si(3.0), "3");
+        assert_eq!(si(0.012), "0.012");
+        assert_eq!(si(0.05), "0.05");
+    }
+}

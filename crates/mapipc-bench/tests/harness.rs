@@ -1,0 +1,499 @@
+//! The harness end to end: every transport runs and reports all five metrics; corrupted,
+//! dropped and stuck transports fail the run loudly with the sequence number; the report's
+//! JSON and SVG outputs.
+//!
+//! Each test forks a real server process. The harness's own watchdog bounds every child; the
+//! tests set it to 60 s (or less where a hang is the point). Measurements run one at a time
+//! (they pin and spin on two CPUs), and nothing asserts on the figures themselves.
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use mapipc_bench::floors::SpinFloorTransport;
+use mapipc_bench::frame::{self, Frame, END};
+use mapipc_bench::kernel::Uds;
+use mapipc_bench::{
+    run, run_transports, BenchError, Class, Config, Endpoint, Metric, Pair, Phase, Progress,
+    Report, Side, Transport,
+};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn smoke(only: &str) -> Config {
+    let mut c = Config::smoke(&[64]);
+    c.only = vec![only.into()];
+    c.watchdog = Some(Duration::from_secs(60));
+    c
+}
+
+fn quick_run_reports_all_metrics(name: &str) {
+    let _g = serial();
+    let report = run(&smoke(name), &|_| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(report.rows.len(), 5, "{name}: {:?}", report.rows);
+    for metric in Metric::ALL {
+        let v = report
+            .value(name, None, 64, metric)
+            .unwrap_or_else(|| panic!("{name}: no {metric}"));
+        assert!(v.is_finite() && v > 0.0, "{name} {metric} = {v}");
+    }
+    assert!(report.rows.iter().all(|r| r.mode.is_none()));
+}
+
+#[test]
+fn pipe_runs() {
+    quick_run_reports_all_metrics("pipe");
+}
+
+#[test]
+fn uds_runs() {
+    quick_run_reports_all_metrics("uds");
+}
+
+#[test]
+fn tcp_runs() {
+    quick_run_reports_all_metrics("tcp");
+}
+
+#[test]
+fn shm_spin_floor_runs() {
+    quick_run_reports_all_metrics("shm-spin-floor");
+}
+
+#[test]
+fn futex_floor_runs() {
+    quick_run_reports_all_metrics("futex-floor");
+}
+
+#[test]
+fn ring_floor_runs() {
+    quick_run_reports_all_metrics("ring-floor");
+}
+
+#[test]
+fn sizes_and_probes_and_progress() {
+    let _g = serial();
+    let mut config = smoke("ring-floor");
+    config.sizes = vec![8, 65536];
+    config.probe = true;
+    let events = Mutex::new(Vec::new());
+    let report = run(&config, &|p| events.lock().unwrap().push(p)).unwrap();
+    assert_eq!(report.sizes(), [8, 65536]);
+    assert_eq!(report.rows.len(), 10);
+    let probes = &report.machine.placement_probes;
+    assert_eq!(probes.len(), 1);
+    assert_eq!(probes[0].before, "ring-floor");
+    assert!(probes[0].rtt_p50_ns > 0.0);
+    let events = events.into_inner().unwrap();
+    assert!(matches!(events[0], Progress::Started { total: 2, .. }));
+    assert!(events.iter().any(|e| matches!(e, Progress::Probe(_))));
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Progress::Measured { .. }))
+            .count(),
+        2
+    );
+    assert_eq!(events.last(), Some(&Progress::Finished));
+    // The table has one block per size and every transport in it.
+    let table = report.table();
+    assert!(table.contains("8 B messages") && table.contains("65536 B messages"));
+    assert!(table.contains("ring-floor"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Transports that misbehave on purpose.
+
+/// What a [`Faulty`] transport does wrong, at the message numbered `at` of phase `phase`
+/// (0: round trip, 1: throughput).
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// The client skips a sequence number (a dropped message).
+    ClientSkips,
+    /// The client sends a number twice (a duplicated message).
+    ClientRepeats,
+    /// The server echoes a wrong number.
+    ServerEchoesWrong,
+    /// The server fails with an I/O error.
+    ServerFails,
+    /// The server stops answering (blocks forever).
+    ServerHangs,
+}
+
+struct Faulty<T> {
+    inner: T,
+    fault: Fault,
+    phase: u32,
+    at: u64,
+}
+
+struct FaultyEnd {
+    inner: Box<dyn Endpoint>,
+    fault: Option<Fault>,
+    phase: u32,
+    at: u64,
+    /// End markers seen or sent so far: the current phase.
+    ends: u32,
+    received: u64,
+}
+
+impl FaultyEnd {
+    fn due(&self, seq: u64) -> bool {
+        self.ends == self.phase && seq == self.at
+    }
+}
+
+impl Endpoint for FaultyEnd {
+    fn send(&mut self, seq: u64) -> io::Result<()> {
+        let seq = match self.fault {
+            Some(Fault::ClientSkips | Fault::ServerEchoesWrong) if self.due(seq) => seq + 1,
+            Some(Fault::ClientRepeats) if self.due(seq) => seq - 1,
+            _ => seq,
+        };
+        if seq & END != 0 {
+            self.ends += 1;
+        }
+        self.inner.send(seq)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+
+    fn recv(&mut self) -> io::Result<Frame> {
+        let f = self.inner.recv()?;
+        let due = self.due(self.received);
+        self.received += 1;
+        match self.fault {
+            Some(Fault::ServerFails) if due => return Err(io::Error::other("injected failure")),
+            Some(Fault::ServerHangs) if due => loop {
+                std::thread::sleep(Duration::from_secs(1));
+            },
+            _ => {}
+        }
+        if f.head & END != 0 {
+            self.received = 0;
+        }
+        Ok(f)
+    }
+}
+
+impl<T: Transport> Transport for Faulty<T> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn class(&self) -> Class {
+        self.inner.class()
+    }
+
+    fn connect(&self, size: usize) -> io::Result<Pair> {
+        let pair = self.inner.connect(size)?;
+        let on_client = matches!(self.fault, Fault::ClientSkips | Fault::ClientRepeats);
+        let wrap = |inner, fault| FaultyEnd {
+            inner,
+            fault,
+            phase: self.phase,
+            at: self.at,
+            ends: 0,
+            received: 0,
+        };
+        let (c, s) = if on_client {
+            (Some(self.fault), None)
+        } else {
+            (None, Some(self.fault))
+        };
+        Ok(Pair {
+            client: Box::new(wrap(pair.client, c)),
+            server: Box::new(wrap(pair.server, s)),
+            abort: pair.abort,
+        })
+    }
+}
+
+fn run_one(t: &dyn Transport, config: &Config) -> Result<Report, BenchError> {
+    let _g = serial();
+    run_transports(config, &[t], &|_| {})
+}
+
+#[test]
+fn a_dropped_message_fails_the_run_naming_the_sequence_number() {
+    let t = Faulty {
+        inner: Uds,
+        fault: Fault::ClientSkips,
+        phase: 1,
+        at: 100,
+    };
+    let err = run_one(&t, &smoke("uds")).unwrap_err();
+    match &err {
+        BenchError::Sequence {
+            transport,
+            size,
+            phase,
+            side,
+            expected,
+            got,
+        } => {
+            assert_eq!((transport.as_str(), *size), ("uds", 64));
+            assert_eq!((*phase, *side), (Phase::Throughput, Side::Server));
+            assert_eq!((*expected, *got), (100, 101));
+        }
+        other => panic!("unexpected error: {other}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains("uds") && msg.contains("64 B") && msg.contains("message 100"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_duplicated_message_fails_the_run_on_shared_memory_too() {
+    let t = Faulty {
+        inner: SpinFloorTransport,
+        fault: Fault::ClientRepeats,
+        phase: 0,
+        at: 50,
+    };
+    let err = run_one(&t, &smoke("shm-spin-floor")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BenchError::Sequence {
+                phase: Phase::RoundTrip,
+                side: Side::Server,
+                expected: 50,
+                got: 49,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_wrong_echo_is_caught_by_the_client() {
+    let t = Faulty {
+        inner: Uds,
+        fault: Fault::ServerEchoesWrong,
+        phase: 0,
+        at: 7,
+    };
+    let err = run_one(&t, &smoke("uds")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BenchError::Sequence {
+                phase: Phase::RoundTrip,
+                side: Side::Client,
+                expected: 7,
+                got: 8,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_server_error_unblocks_a_spinning_client_and_is_reported() {
+    // The client spins on shared memory: only the watchdog's abort can end its wait.
+    let t = Faulty {
+        inner: SpinFloorTransport,
+        fault: Fault::ServerFails,
+        phase: 1,
+        at: 10,
+    };
+    let err = run_one(&t, &smoke("shm-spin-floor")).unwrap_err();
+    match &err {
+        BenchError::Io {
+            side, phase, seq, ..
+        } => assert_eq!((*side, *phase, *seq), (Side::Server, Phase::Throughput, 10)),
+        other => panic!("unexpected error: {other}"),
+    }
+}
+
+#[test]
+fn a_dead_reader_gives_epipe_not_a_fatal_sigpipe() {
+    // A CLI may restore SIGPIPE's default action (die) to behave in shell pipelines; the
+    // harness blocks SIGPIPE on its own threads, so writing to the pipe of a server that died
+    // is an error, not the end of this process.
+    // SAFETY: `signal` with a valid signal number and `SIG_DFL`; no handler is installed.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let t = Faulty {
+        inner: mapipc_bench::kernel::Pipe,
+        fault: Fault::ServerFails,
+        phase: 1,
+        at: 10,
+    };
+    let err = run_one(&t, &smoke("pipe")).unwrap_err();
+    match &err {
+        BenchError::Io {
+            side, phase, seq, ..
+        } => assert_eq!((*side, *phase, *seq), (Side::Server, Phase::Throughput, 10)),
+        other => panic!("unexpected error: {other}"),
+    }
+}
+
+#[test]
+fn a_hung_server_is_killed_by_the_watchdog() {
+    let t = Faulty {
+        inner: SpinFloorTransport,
+        fault: Fault::ServerHangs,
+        phase: 0,
+        at: 3,
+    };
+    let mut config = smoke("shm-spin-floor");
+    config.watchdog = Some(Duration::from_secs(1));
+    let err = run_one(&t, &config).unwrap_err();
+    assert!(
+        matches!(err, BenchError::Timeout { ref transport, size: 64, .. } if transport == "shm-spin-floor"),
+        "{err}"
+    );
+}
+
+/// Writes real bytes over a socket and flips one bit of message `at`'s tail.
+struct BitFlip {
+    at: u64,
+}
+
+struct BitFlipEnd {
+    sock: UnixStream,
+    buf: Vec<u8>,
+    flip_at: Option<u64>,
+}
+
+impl Endpoint for BitFlipEnd {
+    fn send(&mut self, seq: u64) -> io::Result<()> {
+        frame::stamp(&mut self.buf, seq);
+        if Some(seq) == self.flip_at {
+            let last = self.buf.len() - 1;
+            self.buf[last] ^= 0x10;
+        }
+        self.sock.write_all(&self.buf)
+    }
+
+    fn recv(&mut self) -> io::Result<Frame> {
+        self.sock.read_exact(&mut self.buf)?;
+        Ok(Frame::read(&self.buf))
+    }
+}
+
+impl Transport for BitFlip {
+    fn name(&self) -> &str {
+        "bitflip"
+    }
+
+    fn class(&self) -> Class {
+        Class::Kernel
+    }
+
+    fn connect(&self, size: usize) -> io::Result<Pair> {
+        let (a, b) = UnixStream::pair()?;
+        Ok(Pair::new(
+            BitFlipEnd {
+                sock: a,
+                buf: frame::template(size),
+                flip_at: Some(self.at),
+            },
+            BitFlipEnd {
+                sock: b,
+                buf: frame::template(size),
+                flip_at: None,
+            },
+        ))
+    }
+}
+
+#[test]
+fn a_corrupted_message_fails_the_run_naming_the_sequence_number() {
+    let err = run_one(&BitFlip { at: 20 }, &smoke("bitflip")).unwrap_err();
+    match &err {
+        BenchError::Corrupted {
+            transport,
+            side,
+            expected,
+            head,
+            ..
+        } => {
+            assert_eq!(transport, "bitflip");
+            assert_eq!((*side, *expected, *head), (Side::Server, 20, 20));
+        }
+        other => panic!("unexpected error: {other}"),
+    }
+    assert!(err.to_string().contains("message 20"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Outputs
+
+#[test]
+fn json_has_the_exact_field_names_and_round_trips() {
+    let report = run_one(&Uds, &smoke("uds")).unwrap();
+    let json = report.to_json();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let top: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    assert_eq!(top, ["machine", "rows"]);
+    let machine = v["machine"].as_object().unwrap();
+    for key in ["cpu_model", "cores", "kernel", "date"] {
+        assert!(machine.contains_key(key), "machine lacks {key}: {json}");
+    }
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    let mut metrics = Vec::new();
+    for row in rows {
+        let mut keys: Vec<&str> = row
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["metric", "mode", "size", "transport", "value"]);
+        assert_eq!(row["transport"], "uds");
+        assert!(row["mode"].is_null());
+        assert_eq!(row["size"], 64);
+        assert!(row["value"].as_f64().unwrap() > 0.0);
+        metrics.push(row["metric"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        metrics,
+        [
+            "rtt_p50_ns",
+            "rtt_p99_ns",
+            "rtt_p999_ns",
+            "throughput_msgs_per_s",
+            "throughput_gb_per_s"
+        ]
+    );
+    assert_eq!(Report::from_json(&json).unwrap(), report);
+    // A channel row carries its mode.
+    let mut with_mode = report.clone();
+    with_mode.rows[0].transport = "spsc".into();
+    with_mode.rows[0].mode = Some("spin".into());
+    let v: serde_json::Value = serde_json::from_str(&with_mode.to_json()).unwrap();
+    assert_eq!(v["rows"][0]["mode"], "spin");
+    assert_eq!(Report::from_json(&with_mode.to_json()).unwrap(), with_mode);
+}
+
+#[test]
+fn svg_chart_is_written() {
+    let report = run_one(&Uds, &smoke("uds")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bench.svg");
+    mapipc_bench::write_svg(&report, &path).unwrap();
+    let svg = std::fs::read_to_string(&path).unwrap();
+    assert!(svg.len() > 1000, "{svg}");
+    assert!(svg.contains("<svg"));
+    assert!(svg.contains("uds"));
+    let empty = Report {
+        machine: report.machine.clone(),
+        rows: vec![],
+    };
+    assert!(mapipc_bench::write_svg(&empty, dir.path().join("empty.svg")).is_err());
+}

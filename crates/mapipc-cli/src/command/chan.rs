@@ -1,0 +1,352 @@
+//! `mapipc chan create`, `mapipc send`, `mapipc recv`, `mapipc stat`: channels from the
+//! shell.
+
+use std::io::{self, BufRead, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use mapipc::channel::{
+    Channel, ChannelError, RecvTimeoutError, SendTimeoutError, Stat, TryRecvError, TrySendError,
+};
+use mapipc::region::Location;
+
+use super::Exit;
+use crate::cli::{ChanCreateArgs, RecvArgs, SendArgs, StatArgs};
+use crate::size::human;
+
+fn location(s: &str) -> Result<Location> {
+    Location::parse(s).with_context(|| format!("bad channel name `{s}`"))
+}
+
+/// `mapipc chan create PATH --capacity SIZE [--force]`.
+pub fn create(args: &ChanCreateArgs, out: &mut dyn Write) -> Result<()> {
+    let loc = location(&args.path)?;
+    let capacity = usize::try_from(args.capacity).context("capacity too large")?;
+    if args.force {
+        match std::fs::remove_file(loc.path()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot replace `{}`", loc.path().display()))
+            }
+        }
+    }
+    let chan = Channel::create(&loc, capacity)?;
+    writeln!(
+        out,
+        "created {} channel `{}`: capacity {}, messages up to {}",
+        chan.kind(),
+        loc.path().display(),
+        human(chan.capacity() as u64),
+        human(chan.max_message() as u64)
+    )?;
+    Ok(())
+}
+
+/// A deadline that never comes (about 30 years away), for waits without a timeout.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(1 << 30)
+}
+
+fn exit3(message: impl Into<String>) -> anyhow::Error {
+    Exit {
+        code: 3,
+        message: message.into(),
+    }
+    .into()
+}
+
+/// Where messages to send come from.
+enum Source<'a> {
+    Args(std::slice::Iter<'a, std::ffi::OsString>),
+    Lines(io::StdinLock<'static>, u64),
+    Frames(io::StdinLock<'static>, u64),
+}
+
+impl Source<'_> {
+    /// The next message and a description of where it came from (for errors).
+    fn next(&mut self, buf: &mut Vec<u8>) -> Result<Option<String>> {
+        buf.clear();
+        match self {
+            Source::Args(it) => Ok(it.next().map(|a| {
+                buf.extend_from_slice(a.as_bytes());
+                "argument".to_string()
+            })),
+            Source::Lines(input, n) => {
+                if input
+                    .read_until(b'\n', buf)
+                    .context("cannot read standard input")?
+                    == 0
+                {
+                    return Ok(None);
+                }
+                if buf.last() == Some(&b'\n') {
+                    buf.pop();
+                }
+                *n += 1;
+                Ok(Some(format!("line {n} of standard input")))
+            }
+            Source::Frames(input, n) => {
+                let mut len = [0u8; 4];
+                match input.read_exact(&mut len) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+                    Err(e) => return Err(e).context("cannot read standard input"),
+                }
+                let len = u32::from_le_bytes(len) as usize;
+                *n += 1;
+                buf.resize(len, 0);
+                input
+                    .read_exact(buf)
+                    .with_context(|| format!("frame {n} of standard input is cut short"))?;
+                Ok(Some(format!("frame {n} of standard input")))
+            }
+        }
+    }
+}
+
+/// `mapipc send PATH [MSG...] [--binary] [--nonblock] [--timeout D]`.
+pub fn send(args: &SendArgs, _out: &mut dyn Write) -> Result<()> {
+    let loc = location(&args.path)?;
+    let chan = Channel::open(&loc)?;
+    let mut tx = chan.sender()?;
+    let max = tx.max_message();
+    let mut source = if !args.msgs.is_empty() {
+        Source::Args(args.msgs.iter())
+    } else if args.binary {
+        Source::Frames(io::stdin().lock(), 0)
+    } else {
+        Source::Lines(io::stdin().lock(), 0)
+    };
+    let mut buf = Vec::new();
+    let mut sent = 0u64;
+    while let Some(origin) = source.next(&mut buf)? {
+        if buf.is_empty() || buf.len() > max {
+            bail!(
+                "{origin} is {} bytes: messages on `{}` are 1 to {max} bytes ({sent} sent before it)",
+                buf.len(),
+                loc.path().display()
+            );
+        }
+        let deadline = args.timeout.map(|t| Instant::now() + t);
+        let what = |sent: u64| format!("`{}` ({sent} sent)", loc.path().display());
+        loop {
+            let r = if args.nonblock {
+                match tx.try_send(&buf) {
+                    Ok(()) => Ok(()),
+                    Err(TrySendError::Full) => {
+                        return Err(exit3(format!(
+                            "channel {} is full (--nonblock)",
+                            what(sent)
+                        )))
+                    }
+                    Err(TrySendError::Disconnected) => {
+                        return Err(exit3(format!(
+                            "channel {} is full and no receiver is attached (--nonblock)",
+                            what(sent)
+                        )))
+                    }
+                    Err(e) => Err(anyhow::Error::new(e)),
+                }
+            } else {
+                match tx.send_deadline(&buf, deadline.unwrap_or(far_future())) {
+                    Ok(()) => Ok(()),
+                    Err(SendTimeoutError::Timeout) => {
+                        return Err(exit3(format!(
+                            "timed out after {} waiting for room in {}",
+                            humantime::format_duration(args.timeout.unwrap_or_default()),
+                            what(sent)
+                        )))
+                    }
+                    Err(SendTimeoutError::Disconnected) => {
+                        // Full, and the receiver left: wait for the next one to make room.
+                        if !tx.wait_for_receiver(deadline) {
+                            return Err(exit3(format!(
+                                "timed out after {} waiting for a receiver to make room in {}",
+                                humantime::format_duration(args.timeout.unwrap_or_default()),
+                                what(sent)
+                            )));
+                        }
+                        continue;
+                    }
+                    Err(e) => Err(anyhow::Error::new(e)),
+                }
+            };
+            r.with_context(|| format!("sending {origin}"))?;
+            break;
+        }
+        sent += 1;
+    }
+    Ok(())
+}
+
+/// `mapipc recv PATH [--count N] [--timeout D] [--nonblock] [--follow] [--binary]`.
+pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
+    let loc = location(&args.path)?;
+    let chan = Channel::open(&loc)?;
+    let mut rx = chan.receiver()?;
+    let mut printed = 0u64;
+    let want = args.count.unwrap_or(u64::MAX);
+    let mut buf = Vec::new();
+    let emit = |out: &mut dyn Write, m: &[u8]| -> io::Result<()> {
+        if args.binary {
+            out.write_all(&(m.len() as u32).to_le_bytes())?;
+            out.write_all(m)
+        } else {
+            out.write_all(m)?;
+            out.write_all(b"\n")
+        }
+    };
+    while printed < want {
+        if args.nonblock {
+            match rx.try_recv() {
+                Ok(m) => {
+                    emit(out, &m)?;
+                    printed += 1;
+                    continue;
+                }
+                Err(TryRecvError::Empty) if printed > 0 => break,
+                Err(TryRecvError::Empty) => {
+                    return Err(exit3(format!(
+                        "channel `{}` is empty (--nonblock)",
+                        loc.path().display()
+                    )))
+                }
+                Err(TryRecvError::Disconnected) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let deadline = args.timeout.map(|t| Instant::now() + t);
+        let result = match deadline {
+            Some(d) => rx.recv_deadline(d).map(|m| {
+                buf = m;
+            }),
+            None => rx.recv_into(&mut buf).map_err(|e| match e {
+                mapipc::channel::RecvError::Disconnected => RecvTimeoutError::Disconnected,
+                other => convert(other),
+            }),
+        };
+        match result {
+            Ok(()) => {
+                emit(out, &buf)?;
+                // Interactive readers see each message as it comes.
+                out.flush()?;
+                printed += 1;
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                return Err(exit3(format!(
+                    "timed out after {} waiting for a message on `{}` ({printed} received)",
+                    humantime::format_duration(args.timeout.unwrap_or_default()),
+                    loc.path().display()
+                )))
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                if !args.follow {
+                    break;
+                }
+                out.flush()?;
+                if !rx.wait_for_producer(deadline) {
+                    return Err(exit3(format!(
+                        "timed out after {} waiting for a new sender on `{}` ({printed} received)",
+                        humantime::format_duration(args.timeout.unwrap_or(Duration::ZERO)),
+                        loc.path().display()
+                    )));
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn convert(e: mapipc::channel::RecvError) -> RecvTimeoutError {
+    match e {
+        mapipc::channel::RecvError::Corrupted { file, offset, what } => {
+            RecvTimeoutError::Corrupted { file, offset, what }
+        }
+        mapipc::channel::RecvError::Truncated { file } => RecvTimeoutError::Truncated { file },
+        mapipc::channel::RecvError::Io { file, source } => RecvTimeoutError::Io { file, source },
+        _ => RecvTimeoutError::Disconnected,
+    }
+}
+
+/// `mapipc stat PATH [--json]`.
+pub fn stat(args: &StatArgs, out: &mut dyn Write) -> Result<()> {
+    let loc = location(&args.path)?;
+    let chan = Channel::open(&loc).map_err(|e: ChannelError| anyhow::Error::new(e))?;
+    let st = chan.stat();
+    if args.json {
+        writeln!(out, "{}", stat_json(&loc, &st))?;
+    } else {
+        write!(out, "{}", stat_text(&loc, &st))?;
+    }
+    Ok(())
+}
+
+fn stat_text(loc: &Location, st: &Stat) -> String {
+    let end = |e: &mapipc::channel::EndStat| {
+        if !e.attached {
+            "not attached".to_string()
+        } else {
+            format!(
+                "{} (peer {}, pid {}){}",
+                if e.alive { "alive" } else { "DEAD" },
+                e.peer,
+                e.pid,
+                if e.parked { ", parked" } else { "" }
+            )
+        }
+    };
+    format!(
+        "channel     {}\n\
+         kind        {}\n\
+         capacity    {}\n\
+         max message {}\n\
+         in use      {} ({} messages waiting)\n\
+         sent        {}\n\
+         received    {}\n\
+         producer    {}\n\
+         consumer    {}\n{}",
+        loc.path().display(),
+        st.kind,
+        human(st.capacity),
+        human(st.max_message),
+        human(st.bytes_used),
+        st.sent.saturating_sub(st.received),
+        st.sent,
+        st.received,
+        end(&st.producer),
+        end(&st.consumer),
+        if st.positions_valid {
+            ""
+        } else {
+            "WARNING     the shared positions are inconsistent: the channel is corrupted\n"
+        }
+    )
+}
+
+fn stat_json(loc: &Location, st: &Stat) -> serde_json::Value {
+    let end = |e: &mapipc::channel::EndStat| {
+        serde_json::json!({
+            "attached": e.attached,
+            "alive": e.alive,
+            "peer": e.peer,
+            "pid": e.pid,
+            "attaches": e.attaches,
+            "parked": e.parked,
+        })
+    };
+    serde_json::json!({
+        "path": loc.path().display().to_string(),
+        "kind": st.kind.to_string(),
+        "capacity": st.capacity,
+        "max_message": st.max_message,
+        "bytes_used": st.bytes_used,
+        "sent": st.sent,
+        "received": st.received,
+        "producer": end(&st.producer),
+        "consumer": end(&st.consumer),
+        "positions_valid": st.positions_valid,
+    })
+}

@@ -1,0 +1,291 @@
+//! `mapipc region create|info|rm|write|read`: shared regions from the shell.
+//!
+//! `write` and `read --wait` follow the protocol of the library's examples: a writer copies
+//! its bytes, bumps the region's generation counter (publishing them), then notifies the
+//! region's notifier; a waiter sleeps on the notifier until the generation differs from the
+//! one it saw when it started.
+
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use mapipc::region::{JoinError, Location, OpenError, PeerInfo, Region, RegionInfo, CONTENT_RAW};
+use mapipc::sync::{Notifier, WaitError, WaitOptions};
+
+use super::Exit;
+use crate::cli::{RegionCreateArgs, RegionInfoArgs, RegionReadArgs, RegionRmArgs, RegionWriteArgs};
+use crate::size::human;
+
+fn location(s: &str) -> Result<Location> {
+    Location::parse(s).with_context(|| {
+        format!("bad region name `{s}` (a NAME without '/' is a file in /dev/shm)")
+    })
+}
+
+/// Checks that `len` bytes at `offset` fit in the user data; `verb` is "read" or "write".
+fn check_range(region: &Region, loc: &Location, verb: &str, offset: u64, len: u64) -> Result<()> {
+    let data_len = region.len() as u64;
+    match offset.checked_add(len) {
+        Some(end) if end <= data_len => Ok(()),
+        end => bail!(
+            "cannot {verb} {len} bytes at offset {offset} of region `{loc}`: range {offset}..{} \
+             is past the end of its user data, which is {}",
+            end.map_or_else(|| "overflow".to_string(), |e| e.to_string()),
+            human(data_len)
+        ),
+    }
+}
+
+/// What a content kind means, for people.
+fn describe_content(kind: u32) -> String {
+    match kind {
+        CONTENT_RAW => "raw bytes".to_string(),
+        mapipc::channel::REGION_CONTENT_CHANNEL => format!("a channel ({kind:#x})"),
+        other => format!("unknown ({other:#x})"),
+    }
+}
+
+/// `mapipc region create NAME|PATH --size SIZE`.
+pub fn create(args: &RegionCreateArgs, out: &mut dyn Write) -> Result<()> {
+    let loc = location(&args.name)?;
+    let len = usize::try_from(args.size).context("size too large")?;
+    let region = Region::create(&loc, len)?;
+    writeln!(
+        out,
+        "created region `{loc}`: {} of user data, {} peer slots",
+        human(region.len() as u64),
+        region.max_peers()
+    )?;
+    Ok(())
+}
+
+/// `mapipc region info NAME|PATH [--json]`.
+pub fn info(args: &RegionInfoArgs, out: &mut dyn Write) -> Result<()> {
+    let loc = location(&args.name)?;
+    let region = Region::open(&loc)?;
+    let info = region.info()?;
+    let peers = region.peers()?;
+    let notifier = Notifier::new(region.notify_word()?);
+    let (epoch, waiters) = (notifier.epoch(), notifier.waiters());
+    if args.json {
+        writeln!(out, "{}", info_json(&loc, &info, epoch, waiters, &peers))?;
+    } else {
+        write!(out, "{}", info_text(&loc, &info, epoch, waiters, &peers))?;
+    }
+    Ok(())
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn info_text(
+    loc: &Location,
+    info: &RegionInfo,
+    epoch: u32,
+    waiters: u32,
+    peers: &[PeerInfo],
+) -> String {
+    let live = peers.iter().filter(|p| p.alive).count();
+    let mut s = format!(
+        "region      {loc}\n\
+         version     {}\n\
+         file size   {}\n\
+         user data   {} at offset {}\n\
+         created     {} by pid {}\n\
+         content     {}\n\
+         generation  {}\n\
+         notifier    epoch {epoch}, {waiters} waiter{} parked\n\
+         peer slots  {}\n\
+         peers       {} ({live} alive, {} dead)\n",
+        info.version,
+        human(info.total_size),
+        human(info.data_len),
+        info.data_offset,
+        rfc3339(info.created),
+        info.creator_pid,
+        describe_content(info.content_kind),
+        info.generation,
+        if waiters == 1 { "" } else { "s" },
+        info.max_peers,
+        peers.len(),
+        peers.len() - live,
+    );
+    for p in peers {
+        s.push_str(&format!(
+            "  slot {:<3} peer {:<10} pid {:<8} {:<5} joined {}\n",
+            p.slot,
+            p.id,
+            p.pid,
+            if p.alive { "alive" } else { "DEAD" },
+            rfc3339(p.joined)
+        ));
+    }
+    s
+}
+
+fn info_json(
+    loc: &Location,
+    info: &RegionInfo,
+    epoch: u32,
+    waiters: u32,
+    peers: &[PeerInfo],
+) -> serde_json::Value {
+    use serde_json::json;
+    let peers: Vec<_> = peers
+        .iter()
+        .map(|p| {
+            json!({
+                "slot": p.slot,
+                "id": p.id,
+                "pid": p.pid,
+                "alive": p.alive,
+                "joined": rfc3339(p.joined),
+            })
+        })
+        .collect();
+    json!({
+        "path": loc.path().display().to_string(),
+        "version": info.version,
+        "total_size": info.total_size,
+        "data_offset": info.data_offset,
+        "data_len": info.data_len,
+        "created": rfc3339(info.created),
+        "creator_pid": info.creator_pid,
+        "content_kind": info.content_kind,
+        "generation": info.generation,
+        "notifier": { "epoch": epoch, "waiters": waiters },
+        "max_peers": info.max_peers,
+        "peers": peers,
+    })
+}
+
+/// `mapipc region rm NAME|PATH [--force]`.
+pub fn rm(args: &RegionRmArgs, out: &mut dyn Write) -> Result<()> {
+    let loc = location(&args.name)?;
+    if args.force {
+        mapipc::region::remove(&loc)?;
+    } else {
+        // Only a valid region is removed: a mistyped path to another file is refused.
+        let region = match Region::open(&loc) {
+            Ok(r) => r,
+            Err(OpenError::Invalid(e)) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "not removing `{loc}`: it is not a valid region \
+                     (--force removes it anyway)"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        region.remove()?;
+    }
+    writeln!(out, "removed region `{loc}`")?;
+    Ok(())
+}
+
+/// `mapipc region write NAME|PATH --offset N (DATA | --stdin)`.
+pub fn write(args: &RegionWriteArgs, _out: &mut dyn Write) -> Result<()> {
+    let loc = location(&args.name)?;
+    let data = match &args.data {
+        Some(d) => d.as_bytes().to_vec(),
+        None => {
+            let mut buf = Vec::new();
+            io::stdin()
+                .lock()
+                .read_to_end(&mut buf)
+                .context("cannot read standard input")?;
+            buf
+        }
+    };
+    let region = Region::open(&loc)?;
+    let kind = region.content_kind()?;
+    if kind != CONTENT_RAW {
+        bail!(
+            "region `{loc}` holds {}: writing raw bytes into it would corrupt it \
+             (use `mapipc send` for channels)",
+            describe_content(kind)
+        );
+    }
+    check_range(&region, &loc, "write", args.offset, data.len() as u64)?;
+    region
+        .write_at(args.offset, &data)
+        .with_context(|| format!("cannot write to region `{loc}`"))?;
+    // Publish (the bump is a release), then wake whoever waits for a new generation.
+    region.bump_generation()?;
+    Notifier::new(region.notify_word()?).notify_all();
+    Ok(())
+}
+
+/// `mapipc region read NAME|PATH [--offset N] [--len N] [--wait [--timeout D]]`.
+pub fn read(args: &RegionReadArgs, out: &mut dyn Write) -> Result<()> {
+    let loc = location(&args.name)?;
+    let region = Region::open(&loc)?;
+    let len = match args.len {
+        Some(len) => len,
+        None => (region.len() as u64)
+            .checked_sub(args.offset)
+            .with_context(|| {
+                format!(
+                    "offset {} is past the end of region `{loc}`'s user data ({})",
+                    args.offset,
+                    human(region.len() as u64)
+                )
+            })?,
+    };
+    check_range(&region, &loc, "read", args.offset, len)?;
+    if args.wait {
+        wait_for_write(&region, &loc, args.timeout)?;
+    }
+    // `check_range` bounded `len` by the user data, which fits in memory.
+    let bytes = region
+        .read_vec(args.offset, len as usize)
+        .with_context(|| format!("cannot read region `{loc}`"))?;
+    out.write_all(&bytes)?;
+    Ok(())
+}
+
+/// Blocks until the generation differs from its value now (a writer wrote and notified), or
+/// `timeout` passes (exit status 3).
+fn wait_for_write(
+    region: &Region,
+    loc: &Location,
+    timeout: Option<std::time::Duration>,
+) -> Result<()> {
+    // Be listed as a peer while waiting (`region info`); a full table only loses that.
+    let _me = match region.join() {
+        Ok(peer) => Some(peer),
+        Err(JoinError::Full { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let start = region.generation()?;
+    let mut opts = WaitOptions::new();
+    if let Some(t) = timeout {
+        if let Some(deadline) = Instant::now().checked_add(t) {
+            opts = opts.deadline(deadline);
+        }
+    }
+    let notifier = Notifier::new(region.notify_word()?);
+    let waited = notifier.wait_until(
+        || match region.generation() {
+            Ok(g) if g == start => None,
+            other => Some(other),
+        },
+        &opts,
+    );
+    match waited {
+        Ok(generation) => {
+            generation?;
+            Ok(())
+        }
+        Err(WaitError::TimedOut) => Err(Exit {
+            code: 3,
+            message: format!(
+                "timed out after {} waiting for a write to region `{loc}` (generation still {start})",
+                humantime::format_duration(timeout.unwrap_or_default())
+            ),
+        }
+        .into()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("waiting on region `{loc}`"))),
+    }
+}

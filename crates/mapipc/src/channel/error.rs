@@ -1,0 +1,358 @@
+//! Channel errors, one type per operation (as crossbeam-channel does).
+
+use std::io;
+
+use crate::map::AccessError;
+use crate::region::{CreateError, JoinError, OpenError};
+
+/// The channel's shared state is unusable: what every operation can report besides its own
+/// outcomes. Used inside the operation errors' `From` conversions.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Fault {
+    #[error("channel `{file}` is corrupted at offset {offset}: {what}")]
+    Corrupted {
+        file: String,
+        offset: u64,
+        what: &'static str,
+    },
+    #[error("channel `{file}` was truncated under us: its data is gone")]
+    Truncated { file: String },
+    #[error("waiting on channel `{file}` failed: {source}")]
+    Io { file: String, source: io::Error },
+}
+
+macro_rules! fault_variants {
+    ($name:ident) => {
+        impl From<Fault> for $name {
+            fn from(f: Fault) -> $name {
+                match f {
+                    Fault::Corrupted { file, offset, what } => {
+                        $name::Corrupted { file, offset, what }
+                    }
+                    Fault::Truncated { file } => $name::Truncated { file },
+                    Fault::Io { file, source } => $name::Io { file, source },
+                }
+            }
+        }
+
+        impl $name {
+            /// Whether the channel itself is broken (corrupted, truncated, or an OS error):
+            /// retrying will not help.
+            pub fn is_fault(&self) -> bool {
+                matches!(
+                    self,
+                    $name::Corrupted { .. } | $name::Truncated { .. } | $name::Io { .. }
+                )
+            }
+        }
+    };
+}
+
+/// Why [`Sender::send`](super::Sender::send) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The message is empty or longer than [`max_message`](super::Channel::max_message).
+    #[error(
+        "a message of {len} bytes cannot be sent: messages are 1 to {max} bytes on this channel"
+    )]
+    BadLength {
+        /// Requested length.
+        len: usize,
+        /// Largest message.
+        max: usize,
+    },
+    /// The ring is full and the receiver is gone (it attached once and then left or died).
+    #[error("the receiver is gone and the channel is full")]
+    Disconnected,
+    /// The channel's shared memory violates its format: a buggy or hostile process wrote it.
+    #[error("channel `{file}` is corrupted at offset {offset}: {what}")]
+    Corrupted {
+        /// The channel file.
+        file: String,
+        /// Byte offset in the file (or mapping).
+        offset: u64,
+        /// What was wrong.
+        what: &'static str,
+    },
+    /// Someone truncated the channel file under the mapping.
+    #[error("channel `{file}` was truncated under us: its data is gone")]
+    Truncated {
+        /// The channel file.
+        file: String,
+    },
+    /// A futex call failed.
+    #[error("waiting on channel `{file}` failed: {source}")]
+    Io {
+        /// The channel file.
+        file: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+fault_variants!(SendError);
+
+/// Why [`Sender::try_send`](super::Sender::try_send) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrySendError {
+    /// No room for the message now.
+    #[error("the channel is full")]
+    Full,
+    /// The message is empty or too long.
+    #[error(
+        "a message of {len} bytes cannot be sent: messages are 1 to {max} bytes on this channel"
+    )]
+    BadLength {
+        /// Requested length.
+        len: usize,
+        /// Largest message.
+        max: usize,
+    },
+    /// The ring is full and the receiver is gone.
+    #[error("the receiver is gone and the channel is full")]
+    Disconnected,
+    /// See [`SendError::Corrupted`].
+    #[error("channel `{file}` is corrupted at offset {offset}: {what}")]
+    Corrupted {
+        /// The channel file.
+        file: String,
+        /// Byte offset.
+        offset: u64,
+        /// What was wrong.
+        what: &'static str,
+    },
+    /// See [`SendError::Truncated`].
+    #[error("channel `{file}` was truncated under us: its data is gone")]
+    Truncated {
+        /// The channel file.
+        file: String,
+    },
+    /// See [`SendError::Io`].
+    #[error("waiting on channel `{file}` failed: {source}")]
+    Io {
+        /// The channel file.
+        file: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+fault_variants!(TrySendError);
+
+/// Why [`Sender::send_timeout`](super::Sender::send_timeout) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendTimeoutError {
+    /// The deadline passed before there was room.
+    #[error("timed out waiting for room in the channel")]
+    Timeout,
+    /// The message is empty or too long.
+    #[error(
+        "a message of {len} bytes cannot be sent: messages are 1 to {max} bytes on this channel"
+    )]
+    BadLength {
+        /// Requested length.
+        len: usize,
+        /// Largest message.
+        max: usize,
+    },
+    /// The ring is full and the receiver is gone.
+    #[error("the receiver is gone and the channel is full")]
+    Disconnected,
+    /// See [`SendError::Corrupted`].
+    #[error("channel `{file}` is corrupted at offset {offset}: {what}")]
+    Corrupted {
+        /// The channel file.
+        file: String,
+        /// Byte offset.
+        offset: u64,
+        /// What was wrong.
+        what: &'static str,
+    },
+    /// See [`SendError::Truncated`].
+    #[error("channel `{file}` was truncated under us: its data is gone")]
+    Truncated {
+        /// The channel file.
+        file: String,
+    },
+    /// See [`SendError::Io`].
+    #[error("waiting on channel `{file}` failed: {source}")]
+    Io {
+        /// The channel file.
+        file: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+fault_variants!(SendTimeoutError);
+
+/// Why [`Receiver::recv`](super::Receiver::recv) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// The producer is gone (left or died) and every message it committed was received. A
+    /// new producer may attach later; receiving again then works.
+    #[error("the sender is gone and the channel is empty")]
+    Disconnected,
+    /// See [`SendError::Corrupted`].
+    #[error("channel `{file}` is corrupted at offset {offset}: {what}")]
+    Corrupted {
+        /// The channel file.
+        file: String,
+        /// Byte offset.
+        offset: u64,
+        /// What was wrong.
+        what: &'static str,
+    },
+    /// See [`SendError::Truncated`].
+    #[error("channel `{file}` was truncated under us: its data is gone")]
+    Truncated {
+        /// The channel file.
+        file: String,
+    },
+    /// See [`SendError::Io`].
+    #[error("waiting on channel `{file}` failed: {source}")]
+    Io {
+        /// The channel file.
+        file: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+fault_variants!(RecvError);
+
+/// Why [`Receiver::try_recv`](super::Receiver::try_recv) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TryRecvError {
+    /// Nothing to receive now.
+    #[error("the channel is empty")]
+    Empty,
+    /// See [`RecvError::Disconnected`].
+    #[error("the sender is gone and the channel is empty")]
+    Disconnected,
+    /// See [`SendError::Corrupted`].
+    #[error("channel `{file}` is corrupted at offset {offset}: {what}")]
+    Corrupted {
+        /// The channel file.
+        file: String,
+        /// Byte offset.
+        offset: u64,
+        /// What was wrong.
+        what: &'static str,
+    },
+    /// See [`SendError::Truncated`].
+    #[error("channel `{file}` was truncated under us: its data is gone")]
+    Truncated {
+        /// The channel file.
+        file: String,
+    },
+    /// See [`SendError::Io`].
+    #[error("waiting on channel `{file}` failed: {source}")]
+    Io {
+        /// The channel file.
+        file: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+fault_variants!(TryRecvError);
+
+/// Why [`Receiver::recv_timeout`](super::Receiver::recv_timeout) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvTimeoutError {
+    /// The deadline passed with nothing to receive.
+    #[error("timed out waiting for a message")]
+    Timeout,
+    /// See [`RecvError::Disconnected`].
+    #[error("the sender is gone and the channel is empty")]
+    Disconnected,
+    /// See [`SendError::Corrupted`].
+    #[error("channel `{file}` is corrupted at offset {offset}: {what}")]
+    Corrupted {
+        /// The channel file.
+        file: String,
+        /// Byte offset.
+        offset: u64,
+        /// What was wrong.
+        what: &'static str,
+    },
+    /// See [`SendError::Truncated`].
+    #[error("channel `{file}` was truncated under us: its data is gone")]
+    Truncated {
+        /// The channel file.
+        file: String,
+    },
+    /// See [`SendError::Io`].
+    #[error("waiting on channel `{file}` failed: {source}")]
+    Io {
+        /// The channel file.
+        file: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+fault_variants!(RecvTimeoutError);
+
+/// Why a channel could not be created, opened, or an end attached.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChannelError {
+    /// The capacity is outside the supported range.
+    #[error("capacity {capacity} is not supported: use {min} bytes to 1 TiB")]
+    BadCapacity {
+        /// Requested capacity.
+        capacity: u64,
+        /// Smallest capacity.
+        min: u64,
+    },
+    /// The channel's region could not be created.
+    #[error(transparent)]
+    Create(#[from] CreateError),
+    /// The channel's region could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// No free slot in the region's peer table, or the slot lock failed.
+    #[error(transparent)]
+    Join(#[from] JoinError),
+    /// The region could not be written (for example it was truncated).
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// The file is not a channel, or its header is damaged.
+    #[error("`{file}` is not a usable mapipc channel: {what}")]
+    BadHeader {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// Another live process is already the producer (or consumer) of this SPSC channel.
+    #[error("channel `{file}` already has a live {role} (peer {peer}, pid {pid})")]
+    Busy {
+        /// The file.
+        file: String,
+        /// `producer` or `consumer`.
+        role: &'static str,
+        /// The holder's peer id.
+        peer: u32,
+        /// The holder's pid, as registered (0 if unknown).
+        pid: u32,
+    },
+    /// The positions in the header are inconsistent.
+    #[error("channel `{file}` is corrupted at offset {offset}: {what}")]
+    Corrupted {
+        /// The file.
+        file: String,
+        /// Byte offset.
+        offset: u64,
+        /// What was wrong.
+        what: &'static str,
+    },
+}

@@ -1,0 +1,329 @@
+//! Raw access to the ring's bytes inside a mapping: the only `unsafe` of the channel.
+//!
+//! [`MappedRing`] implements [`RingMem`](super::ring::RingMem) over pointers into a live
+//! mapping. The ring logic validates every offset before calling in (8-byte aligned,
+//! `off + len <= capacity`), and [`MappedRing::new`] checks that the header fields and the
+//! ring lie inside the mapping, so every access below stays inside memory we own.
+//!
+//! Shared bytes are only touched through raw-pointer copies and atomics, never through
+//! references, as explained in [`crate::map`]'s soundness notes: a peer writing
+//! concurrently can make what we copy stale or garbage (which the ring validates), not
+//! undefined.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use super::layout::{off, RING_OFFSET};
+use super::ring::RingMem;
+use crate::map::Mmap;
+
+/// Ring memory inside a mapping. Holds raw pointers: the owner (the channel's shared
+/// state) keeps the mapping alive for as long as this exists.
+#[derive(Debug)]
+pub(crate) struct MappedRing {
+    header: *mut u8,
+    ring: *mut u8,
+    cap: u64,
+}
+
+// SAFETY: the pointers refer to a shared mapping that outlives this value (see the type
+// docs); all accesses are atomics or raw copies, valid from any thread.
+unsafe impl Send for MappedRing {}
+// SAFETY: as above.
+unsafe impl Sync for MappedRing {}
+
+impl MappedRing {
+    /// Points at a channel header `header_off` bytes into `map`, with a ring of `cap` bytes
+    /// at `RING_OFFSET`. Returns `None` unless all of it lies inside the mapping and the
+    /// header is 64-byte aligned.
+    pub(crate) fn new(map: &Mmap, header_off: u64, cap: u64) -> Option<MappedRing> {
+        let end = header_off.checked_add(RING_OFFSET)?.checked_add(cap)?;
+        map.check_range(header_off, (end - header_off) as usize)
+            .ok()?;
+        let header = map.as_mut_ptr().wrapping_add(header_off as usize);
+        if header as usize % 64 != 0 {
+            return None;
+        }
+        Some(MappedRing {
+            header,
+            ring: header.wrapping_add(RING_OFFSET as usize),
+            cap,
+        })
+    }
+
+    #[inline]
+    fn atomic_u64(&self, field: u64) -> &AtomicU64 {
+        // SAFETY: `field` is one of the 8-byte aligned offsets in `layout::off`, inside the
+        // 4096-byte header checked in `new`; the mapping outlives `self`; any bit pattern is a
+        // valid `AtomicU64`, and concurrent access from other processes is what atomics allow.
+        unsafe { &*self.header.add(field as usize).cast::<AtomicU64>() }
+    }
+
+    /// A 4-byte aligned word of the header (notifier words, peer ids).
+    #[inline]
+    pub(crate) fn atomic_u32(&self, field: u64) -> &AtomicU32 {
+        debug_assert!(field % 4 == 0 && field + 4 <= RING_OFFSET);
+        // SAFETY: as in `atomic_u64`, for a 4-byte aligned offset inside the header.
+        unsafe { &*self.header.add(field as usize).cast::<AtomicU32>() }
+    }
+
+    /// A 8-byte aligned counter of the header.
+    #[inline]
+    pub(crate) fn counter(&self, field: u64) -> &AtomicU64 {
+        debug_assert!(field % 8 == 0 && field + 8 <= RING_OFFSET);
+        self.atomic_u64(field)
+    }
+
+    /// Replaces `out`'s contents with the `len` bytes at ring index `off`, copying once
+    /// (no zero-fill first).
+    #[inline]
+    pub(crate) fn read_into_vec(&self, off: u64, len: usize, out: &mut Vec<u8>) {
+        debug_assert!(off + len as u64 <= self.cap);
+        out.clear();
+        out.reserve(len);
+        // SAFETY: `off..off+len` lies inside the ring (validated by the ring before this
+        // call); `out` has capacity for `len` bytes, all of which are initialised by the copy
+        // before `set_len`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ring.add(off as usize), out.as_mut_ptr(), len);
+            out.set_len(len);
+        }
+    }
+
+    /// Pointer to ring index `off` (for zero-copy grants and views).
+    #[inline]
+    pub(crate) fn ptr(&self, off: u64) -> *mut u8 {
+        debug_assert!(off <= self.cap);
+        self.ring.wrapping_add(off as usize)
+    }
+}
+
+impl RingMem for MappedRing {
+    #[inline]
+    fn load_head(&self, order: Ordering) -> u64 {
+        self.atomic_u64(off::HEAD).load(order)
+    }
+    #[inline]
+    fn store_head(&self, head: u64, order: Ordering) {
+        self.atomic_u64(off::HEAD).store(head, order)
+    }
+    #[inline]
+    fn load_tail(&self, order: Ordering) -> u64 {
+        self.atomic_u64(off::TAIL).load(order)
+    }
+    #[inline]
+    fn store_tail(&self, tail: u64, order: Ordering) {
+        self.atomic_u64(off::TAIL).store(tail, order)
+    }
+    #[inline]
+    fn read_word(&self, off: u64) -> u64 {
+        debug_assert!(off % 8 == 0 && off + 8 <= self.cap);
+        // SAFETY: the ring checked `off + 8 <= cap`, and `ring..ring+cap` is inside the
+        // mapping (checked in `new`); 8-byte aligned because the ring is. A volatile read: the
+        // word may be written concurrently by a (buggy) peer; every bit pattern is valid.
+        u64::from_le(unsafe { self.ring.add(off as usize).cast::<u64>().read_volatile() })
+    }
+    #[inline]
+    fn write_word(&self, off: u64, w: u64) {
+        debug_assert!(off % 8 == 0 && off + 8 <= self.cap);
+        // SAFETY: as in `read_word`; the producer owns this word until it publishes.
+        unsafe {
+            self.ring
+                .add(off as usize)
+                .cast::<u64>()
+                .write_volatile(w.to_le())
+        }
+    }
+    #[inline]
+    fn read_bytes(&self, off: u64, dst: &mut [u8]) {
+        debug_assert!(off + dst.len() as u64 <= self.cap);
+        // SAFETY: the ring checked the range lies inside `0..cap`; `dst` is private memory.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ring.add(off as usize), dst.as_mut_ptr(), dst.len())
+        }
+    }
+    #[inline]
+    fn write_bytes(&self, off: u64, src: &[u8]) {
+        debug_assert!(off + src.len() as u64 <= self.cap);
+        // SAFETY: the ring checked the range lies inside `0..cap`; `src` is private memory.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ring.add(off as usize), src.len())
+        }
+    }
+}
+
+/// A read-only view of a message inside the ring, handed out by zero-copy receives.
+///
+/// It gives no `&[u8]` safely (a hostile producer could change the bytes behind it), but
+/// copies any part out, reads plain-old-data values in place, or hands a raw pointer.
+#[derive(Clone, Copy)]
+pub struct Bytes<'a> {
+    ptr: *const u8,
+    len: usize,
+    _life: std::marker::PhantomData<&'a u8>,
+}
+
+impl<'a> Bytes<'a> {
+    /// # Safety
+    /// `ptr..ptr+len` must stay mapped and readable for `'a`.
+    pub(crate) unsafe fn new(ptr: *const u8, len: usize) -> Bytes<'a> {
+        Bytes {
+            ptr,
+            len,
+            _life: std::marker::PhantomData,
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it has no bytes (never, for a message).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `dst.len()` bytes starting at `offset`; `false` if out of range.
+    pub fn read_at(&self, offset: usize, dst: &mut [u8]) -> bool {
+        match offset.checked_add(dst.len()) {
+            Some(end) if end <= self.len => {
+                // SAFETY: in range of a live, readable view (constructor contract); `dst` is
+                // private memory.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(self.ptr.add(offset), dst.as_mut_ptr(), dst.len())
+                };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Copies all bytes into `dst`, which must have the same length; `false` otherwise.
+    pub fn copy_to_slice(&self, dst: &mut [u8]) -> bool {
+        dst.len() == self.len && self.read_at(0, dst)
+    }
+
+    /// Copies the bytes into a new `Vec`.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0; self.len];
+        self.read_at(0, &mut v);
+        v
+    }
+
+    /// Reads a plain-old-data value at `offset` (any alignment); `None` if out of range.
+    pub fn read_pod<T: bytemuck::Pod>(&self, offset: usize) -> Option<T> {
+        let mut v = T::zeroed();
+        self.read_at(offset, bytemuck::bytes_of_mut(&mut v))
+            .then_some(v)
+    }
+
+    /// The byte at `index`.
+    pub fn get(&self, index: usize) -> Option<u8> {
+        // SAFETY: `index < len` inside the live view; a volatile read of shared memory.
+        (index < self.len).then(|| unsafe { self.ptr.add(index).read_volatile() })
+    }
+
+    /// Raw pointer to the first byte.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.ptr
+    }
+
+    /// Borrows the bytes in place.
+    ///
+    /// # Safety
+    /// Nobody may write these bytes while the slice lives. Every mapipc producer leaves a
+    /// committed message alone, so this holds unless a buggy or hostile process writes into
+    /// the channel.
+    pub unsafe fn as_slice(&self) -> &'a [u8] {
+        // SAFETY: live, readable (constructor contract); immutability is the caller's promise.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl std::fmt::Debug for Bytes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bytes").field("len", &self.len).finish()
+    }
+}
+
+/// A writable view of space reserved in the ring, handed out by zero-copy sends.
+pub struct BytesMut<'a> {
+    ptr: *mut u8,
+    len: usize,
+    _life: std::marker::PhantomData<&'a mut u8>,
+}
+
+impl<'a> BytesMut<'a> {
+    /// # Safety
+    /// `ptr..ptr+len` must stay mapped and writable for `'a`, and reserved for the holder.
+    pub(crate) unsafe fn new(ptr: *mut u8, len: usize) -> BytesMut<'a> {
+        BytesMut {
+            ptr,
+            len,
+            _life: std::marker::PhantomData,
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it has no bytes (never, for a grant).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `src` to `offset`; `false` (and nothing written) if out of range.
+    pub fn write_at(&mut self, offset: usize, src: &[u8]) -> bool {
+        match offset.checked_add(src.len()) {
+            Some(end) if end <= self.len => {
+                // SAFETY: in range of the live reserved view (constructor contract); `src` is
+                // private memory.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(offset), src.len())
+                };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Copies `src` to the start; `false` if longer than the view.
+    pub fn copy_from_slice(&mut self, src: &[u8]) -> bool {
+        self.write_at(0, src)
+    }
+
+    /// Writes a plain-old-data value at `offset`; `false` if out of range.
+    pub fn write_pod<T: bytemuck::NoUninit>(&mut self, offset: usize, value: &T) -> bool {
+        self.write_at(offset, bytemuck::bytes_of(value))
+    }
+
+    /// Fills the whole view with `byte`.
+    pub fn fill(&mut self, byte: u8) {
+        // SAFETY: the whole live reserved view.
+        unsafe { std::ptr::write_bytes(self.ptr, byte, self.len) }
+    }
+
+    /// Raw pointer to the first byte.
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr
+    }
+
+    /// Borrows the reserved space as a mutable slice.
+    ///
+    /// # Safety
+    /// Nobody else may read or write these bytes while the slice lives. Every mapipc consumer
+    /// leaves unpublished space alone, so this holds unless a buggy or hostile process
+    /// touches the channel.
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: live, writable, reserved (constructor contract); exclusivity promised.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl std::fmt::Debug for BytesMut<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BytesMut").field("len", &self.len).finish()
+    }
+}

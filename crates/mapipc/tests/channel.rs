@@ -1,0 +1,585 @@
+//! The SPSC channel across real processes: streaming with every byte checked, producer and
+//! consumer killed at random points, reattachment, hostile writers, truncation.
+//!
+//! Every child runs under the watchdog of `common::Child::wait`; nothing asserts on time.
+//! A failing random test prints its seed; rerun with `MAPIPC_TEST_SEED=<seed>`.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::{fork, seed, Exit, Rng};
+use mapipc::channel::{
+    pair, Channel, ChannelError, RecvError, RecvTimeoutError, SendError, TryRecvError,
+    TrySendError, WaitStrategy,
+};
+use mapipc::map::Mmap;
+
+/// Deterministic content of message `seq`: its length and bytes.
+fn message(seq: u64, max: usize, buf: &mut Vec<u8>) {
+    let mut rng = Rng::new(seq ^ 0x5eed);
+    let len = if seq % 97 == 0 {
+        max // exercise the largest message now and then
+    } else {
+        rng.range(8, 300.min(max as u64)) as usize
+    };
+    buf.resize(len, 0);
+    rng.fill(&mut buf[8..]);
+    buf[..8].copy_from_slice(&seq.to_le_bytes());
+}
+
+fn stream_count() -> u64 {
+    std::env::var("MAPIPC_STREAM_COUNT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000_000)
+}
+
+/// A forked producer streams 10 million sequence-numbered messages of random sizes through
+/// a 256 KiB ring; the parent checks every byte and the order, then sees `Disconnected`.
+#[test]
+fn fork_stream_ten_million_messages_every_byte_checked() {
+    let n = stream_count();
+    let chan = Channel::anonymous(256 * 1024).unwrap();
+    let max = chan.max_message();
+    let c2 = chan.clone();
+    let mut child = fork(move || {
+        let mut tx = c2.sender().unwrap();
+        let mut buf = Vec::new();
+        for seq in 0..n {
+            message(seq, max, &mut buf);
+            if tx.send(&buf).is_err() {
+                return 1;
+            }
+        }
+        0
+    });
+    let mut rx = chan.receiver().unwrap();
+    let mut want = Vec::new();
+    let mut got = Vec::new();
+    for seq in 0..n {
+        rx.recv_into(&mut got).unwrap();
+        message(seq, max, &mut want);
+        assert!(got == want, "message {seq} differs");
+    }
+    child.expect_ok("producer");
+    assert!(matches!(rx.recv(), Err(RecvError::Disconnected)));
+    let st = chan.stat();
+    assert_eq!((st.sent, st.received), (n, n));
+}
+
+/// The same through a file-backed channel between two unrelated processes: this test
+/// binary re-executed as the producer (`MAPIPC_CHILD_ROLE=producer`).
+#[test]
+fn spawned_producer_streams_through_a_channel_file() {
+    if let Ok(path) = std::env::var("MAPIPC_CHILD_PRODUCER") {
+        // We are the spawned producer.
+        let n: u64 = std::env::var("MAPIPC_CHILD_COUNT")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut tx = mapipc::channel::Sender::open(&path).unwrap();
+        let max = tx.max_message();
+        let mut buf = Vec::new();
+        for seq in 0..n {
+            message(seq, max, &mut buf);
+            tx.send(&buf).unwrap();
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chan");
+    let chan = Channel::create(&path, 128 * 1024).unwrap();
+    let max = chan.max_message();
+    let n = stream_count();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "spawned_producer_streams_through_a_channel_file",
+            "--nocapture",
+        ])
+        .env("MAPIPC_CHILD_PRODUCER", &path)
+        .env("MAPIPC_CHILD_COUNT", n.to_string())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut rx = chan.receiver().unwrap();
+    let (mut want, mut got) = (Vec::new(), Vec::new());
+    for seq in 0..n {
+        match rx.recv_into(&mut got) {
+            Ok(()) => {}
+            Err(e) => {
+                let _ = child.kill();
+                panic!("message {seq}: {e}");
+            }
+        }
+        message(seq, max, &mut want);
+        assert!(got == want, "message {seq} differs");
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(matches!(rx.recv(), Err(RecvError::Disconnected)));
+}
+
+/// The producer is SIGKILLed at a random point, 50 times: the consumer receives exactly
+/// the committed prefix (contiguous sequence numbers, every one the child saw acknowledged
+/// and at most the one in flight), then `Disconnected`.
+#[test]
+fn producer_killed_at_random_points_consumer_gets_committed_prefix() {
+    let seed = seed();
+    let mut rng = Rng::new(seed);
+    for round in 0..50 {
+        let chan = Channel::anonymous(4096).unwrap();
+        // Sends that returned, counted by the child in shared memory.
+        let acked = Mmap::anonymous(4096).unwrap();
+        let max = chan.max_message();
+        let c2 = chan.clone();
+        let a2 = &acked;
+        let mut child = fork(move || {
+            let mut tx = c2.sender().unwrap();
+            let done = a2.atomic_u64(0).unwrap();
+            let mut buf = Vec::new();
+            for seq in 0.. {
+                message(seq, max, &mut buf);
+                if tx.send(&buf).is_err() {
+                    return 1;
+                }
+                done.store(seq + 1, Ordering::Release);
+            }
+            0
+        });
+        let mut rx = chan.receiver().unwrap();
+        let kill_after = rng.range(0, 3000);
+        let mut next = 0u64;
+        let (mut want, mut got) = (Vec::new(), Vec::new());
+        let mut killed = false;
+        loop {
+            if !killed && next >= kill_after {
+                assert_eq!(child.kill9(), Exit::Signal(libc::SIGKILL));
+                killed = true;
+            }
+            match rx.recv_into(&mut got) {
+                Ok(()) => {
+                    message(next, max, &mut want);
+                    assert!(
+                        got == want,
+                        "seed {seed} round {round}: message {next} differs"
+                    );
+                    next += 1;
+                }
+                Err(RecvError::Disconnected) => {
+                    assert!(
+                        killed,
+                        "seed {seed} round {round}: disconnected before the kill"
+                    );
+                    break;
+                }
+                Err(e) => panic!("seed {seed} round {round}: {e}"),
+            }
+        }
+        let acked = acked.atomic_u64(0).unwrap().load(Ordering::Acquire);
+        assert!(
+            next == acked || next == acked + 1,
+            "seed {seed} round {round}: received {next}, child acknowledged {acked}"
+        );
+        assert_eq!(chan.stat().received, next);
+    }
+}
+
+/// The consumer is SIGKILLed at random points and restarted; the union of what all
+/// consumers processed is every message exactly once, except that the message being
+/// processed at a kill (logged, but its `RecvRef` not yet dropped) is delivered again, and
+/// only as the first message of the next consumer.
+#[test]
+fn consumer_killed_and_restarted_no_loss_no_duplicates() {
+    const N: u64 = 200_000;
+    let seed = seed();
+    let mut rng = Rng::new(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chan");
+    let chan = Channel::create(&path, 16 * 1024).unwrap();
+    // log[0] = count, log[1..] = sequence numbers processed, in order.
+    let log = Mmap::anonymous(((N as usize) + 1000) * 8 + 8).unwrap();
+    let max = chan.max_message();
+
+    let c2 = chan.clone();
+    let mut producer = fork(move || {
+        let mut tx = c2.sender().unwrap();
+        let mut buf = Vec::new();
+        for seq in 0..N {
+            message(seq, max, &mut buf);
+            if tx.send(&buf).is_err() {
+                return 1;
+            }
+        }
+        0
+    });
+
+    let mut restarts: Vec<u64> = Vec::new(); // log index where each consumer started
+    loop {
+        let start = log.atomic_u64(0).unwrap().load(Ordering::Acquire);
+        restarts.push(start);
+        let l2 = &log;
+        let path2 = path.clone();
+        let mut consumer = fork(move || {
+            let mut rx = match mapipc::channel::Receiver::open(&path2) {
+                Ok(rx) => rx,
+                Err(_) => return 2,
+            };
+            let count = l2.atomic_u64(0).unwrap();
+            loop {
+                let m = match rx.recv_ref() {
+                    Ok(m) => m,
+                    Err(RecvError::Disconnected) => return 0,
+                    Err(_) => return 1,
+                };
+                let seq: u64 = m.bytes().read_pod(0).unwrap();
+                let i = count.load(Ordering::Relaxed);
+                l2.write_pod(8 + i * 8, &seq).unwrap();
+                count.store(i + 1, Ordering::Release);
+                drop(m); // consumed only now
+            }
+        });
+        let logged = log.atomic_u64(0).unwrap().load(Ordering::Acquire);
+        if logged >= N || restarts.len() > 40 {
+            consumer.expect_ok("last consumer");
+            break;
+        }
+        // Let it run for a random while, then kill it.
+        std::thread::sleep(Duration::from_micros(rng.range(100, 20_000)));
+        match consumer.try_wait() {
+            Some(e) => {
+                assert_eq!(e, Exit::Code(0), "consumer failed");
+                break;
+            }
+            None => {
+                consumer.kill9();
+            }
+        }
+    }
+    producer.expect_ok("producer");
+    // Check the log.
+    let count = log.atomic_u64(0).unwrap().load(Ordering::Acquire);
+    let mut expected = 0u64;
+    let mut redeliveries = 0;
+    for i in 0..count {
+        let seq: u64 = log.read_pod(8 + i * 8).unwrap();
+        if seq == expected {
+            expected += 1;
+        } else if seq + 1 == expected && restarts.contains(&i) && i > 0 {
+            let prev: u64 = log.read_pod(8 + (i - 1) * 8).unwrap();
+            assert_eq!(
+                prev, seq,
+                "seed {seed}: duplicate {seq} at {i} not at a restart"
+            );
+            redeliveries += 1;
+        } else {
+            panic!("seed {seed}: log[{i}] = {seq}, expected {expected} (restarts {restarts:?})");
+        }
+    }
+    assert_eq!(expected, N, "seed {seed}: lost messages");
+    assert!(redeliveries < restarts.len());
+    assert!(
+        restarts.len() >= 2,
+        "seed {seed}: no consumer was killed: the test tested nothing"
+    );
+}
+
+/// A producer that died is replaced by a new one on a file-backed channel: the consumer
+/// gets everything in order, nothing lost or duplicated.
+#[test]
+fn new_producer_continues_after_the_old_one_died() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chan");
+    let chan = Channel::create(&path, 8192).unwrap();
+    for (first, last) in [(0u64, 100u64), (100, 250), (250, 300)] {
+        let p = path.clone();
+        let mut child = fork(move || {
+            let mut tx = mapipc::channel::Sender::open(&p).unwrap();
+            for seq in first..last {
+                tx.send(&seq.to_le_bytes()).unwrap();
+            }
+            // Die without detaching.
+            // SAFETY: ends the process at once, skipping destructors on purpose.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            0
+        });
+        assert_eq!(child.wait(), Exit::Signal(libc::SIGKILL));
+    }
+    let mut rx = chan.receiver().unwrap();
+    for seq in 0..300u64 {
+        assert_eq!(rx.recv_pod::<u64>().unwrap(), seq);
+    }
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Disconnected)));
+    assert_eq!(chan.stat().producer.attaches, 3);
+}
+
+/// Two live producers on one SPSC channel: the second is refused with `Busy`.
+#[test]
+fn second_live_producer_is_refused() {
+    let chan = Channel::anonymous(4096).unwrap();
+    let _tx = chan.sender().unwrap();
+    match chan.sender() {
+        Err(ChannelError::Busy { role, .. }) => assert_eq!(role, "producer"),
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    let _rx = chan.receiver().unwrap();
+    assert!(matches!(chan.receiver(), Err(ChannelError::Busy { .. })));
+}
+
+/// A sender blocked on a full ring learns that the receiver was killed.
+#[test]
+fn blocked_sender_gets_disconnected_when_receiver_dies() {
+    let chan = Channel::anonymous(4096).unwrap();
+    let c2 = chan.clone();
+    let mut consumer = fork(move || {
+        let _rx = c2.receiver().unwrap();
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    // Wait until the consumer attached.
+    while !chan.stat().consumer.alive {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut tx = chan.sender().unwrap();
+    while tx.try_send(&[7; 1000]).is_ok() {}
+    let c3 = chan.clone();
+    let victim = consumer.pid;
+    let mut killer = fork(move || {
+        // Kill the consumer once the sender is parked on the full ring.
+        while !c3.stat().producer.parked {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // SAFETY: signalling a sibling whose pid is not reaped yet.
+        unsafe { libc::kill(victim, libc::SIGKILL) };
+        0
+    });
+    tx.set_wait_strategy(WaitStrategy::Park);
+    assert!(matches!(tx.send(&[8; 1000]), Err(SendError::Disconnected)));
+    killer.expect_ok("killer");
+    assert_eq!(consumer.wait(), Exit::Signal(libc::SIGKILL));
+}
+
+/// A receiver waiting on an empty channel learns that the producer was killed.
+#[test]
+fn blocked_receiver_gets_disconnected_when_producer_dies() {
+    for strategy in [
+        WaitStrategy::Park,
+        WaitStrategy::BusyPoll,
+        WaitStrategy::default(),
+    ] {
+        let chan = Channel::anonymous(4096).unwrap();
+        let c2 = chan.clone();
+        let mut producer = fork(move || {
+            let mut tx = c2.sender().unwrap();
+            tx.send(b"last words").unwrap();
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+        let mut rx = chan.receiver().unwrap();
+        rx.set_wait_strategy(strategy);
+        assert_eq!(rx.recv().unwrap(), b"last words");
+        let c3 = chan.clone();
+        let pid = producer.pid;
+        let mut killer = fork(move || {
+            while !c3.stat().consumer.parked && !matches!(strategy, WaitStrategy::BusyPoll) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // SAFETY: signalling the producer, a sibling whose pid is not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            0
+        });
+        assert!(
+            matches!(rx.recv(), Err(RecvError::Disconnected)),
+            "{strategy:?}"
+        );
+        killer.expect_ok("killer");
+        assert_eq!(producer.wait(), Exit::Signal(libc::SIGKILL));
+    }
+}
+
+/// A third process scribbles random bytes over the header and the ring of a live channel:
+/// the ends report `Corrupted` (or receive garbage payloads), and nobody crashes or hangs.
+#[test]
+fn hostile_writer_gives_corrupted_never_a_crash_or_hang() {
+    let seed = seed();
+    let mut rounds_corrupted = 0;
+    for round in 0..5u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chan");
+        let chan = Channel::create(&path, 8192).unwrap();
+        let c2 = chan.clone();
+        let mut producer = fork(move || {
+            // The vandal may corrupt the positions before we attach: that is a clean end.
+            let Ok(mut tx) = c2.sender() else { return 0 };
+            tx.set_check_interval(Duration::from_millis(5));
+            let mut seq = 0u64;
+            loop {
+                match tx.send_timeout(&seq.to_le_bytes(), Duration::from_secs(2)) {
+                    Ok(()) => seq += 1,
+                    Err(_) => return 0,
+                }
+            }
+        });
+        let p2 = path.clone();
+        let mut vandal = fork(move || {
+            let map = mapipc::map::MapOptions::new()
+                .read_write()
+                .map_path(&p2)
+                .unwrap();
+            let mut rng = Rng::new(seed ^ round);
+            for _ in 0..2000 {
+                let off = rng.range(0, map.len() as u64 - 8);
+                map.write_pod(off & !7, &rng.next_u64()).unwrap();
+                std::thread::yield_now();
+            }
+            0
+        });
+        // The vandal may already have scribbled over the positions: attaching then reports
+        // the corruption instead of receiving it.
+        let mut rx = match chan.receiver() {
+            Ok(rx) => rx,
+            Err(ChannelError::Corrupted { .. }) => {
+                rounds_corrupted += 1;
+                vandal.expect_ok("vandal");
+                assert_eq!(producer.wait(), Exit::Code(0), "producer must end cleanly");
+                continue;
+            }
+            Err(e) => panic!("unexpected error attaching: {e}"),
+        };
+        rx.set_check_interval(Duration::from_millis(5));
+        let mut corrupted = false;
+        for _ in 0..1_000_000 {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(_) => {}
+                Err(RecvTimeoutError::Corrupted { .. }) => {
+                    corrupted = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        drop(rx);
+        vandal.expect_ok("vandal");
+        assert_eq!(producer.wait(), Exit::Code(0), "producer must end cleanly");
+        rounds_corrupted += corrupted as u32; // garbage may also land only in payloads
+                                              // Whatever happened, opening again reports a usable or a corrupted channel, no crash.
+        let _ = Channel::open(&path).map(|c| c.stat());
+    }
+    assert!(
+        rounds_corrupted > 0,
+        "seed {seed}: 10000 random writes never noticed"
+    );
+}
+
+/// The channel file is truncated under live ends: an error, never SIGBUS.
+#[test]
+fn truncated_channel_file_gives_an_error_not_sigbus() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chan");
+    let chan = Channel::create(&path, 64 * 1024).unwrap();
+    let mut tx = chan.sender().unwrap();
+    let mut rx = chan.receiver().unwrap();
+    tx.send(b"before").unwrap();
+    assert_eq!(rx.recv().unwrap(), b"before");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let r = tx.send(&[1; 100]);
+    assert!(
+        matches!(
+            r,
+            Err(SendError::Truncated { .. }) | Err(SendError::Corrupted { .. })
+        ),
+        "{r:?}"
+    );
+    let r = rx.try_recv();
+    assert!(r.as_ref().is_err_and(|e| e.is_fault()), "{r:?}");
+}
+
+/// Garbage in a file is refused at open with a clear error.
+#[test]
+fn foreign_and_damaged_files_are_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, vec![0xab; 16384]).unwrap();
+    let e = Channel::open(&plain).unwrap_err();
+    assert!(!e.to_string().is_empty());
+    let path = dir.path().join("chan");
+    Channel::create(&path, 4096).unwrap();
+    // Damage the channel's capacity field.
+    let chan = Channel::open(&path).unwrap();
+    let off = chan.region().data_offset() + 24;
+    drop(chan);
+    let map = mapipc::map::MapOptions::new()
+        .read_write()
+        .map_path(&path)
+        .unwrap();
+    map.write_pod(off, &12345u64).unwrap();
+    match Channel::open(&path) {
+        Err(ChannelError::BadHeader { what, .. }) => assert!(what.contains("capacity"), "{what}"),
+        other => panic!("expected BadHeader, got {other:?}"),
+    }
+}
+
+/// try_send reports Full and never overwrites; messages of bad length are refused.
+#[test]
+fn back_pressure_and_lengths() {
+    let (mut tx, mut rx) = pair(4096).unwrap();
+    let max = tx.max_message();
+    assert!(matches!(
+        tx.try_send(&[]),
+        Err(TrySendError::BadLength { len: 0, .. })
+    ));
+    assert!(matches!(
+        tx.try_send(&vec![0; max + 1]),
+        Err(TrySendError::BadLength { .. })
+    ));
+    let mut n = 0u32;
+    while tx.try_send(&n.to_le_bytes()).is_ok() {
+        n += 1;
+    }
+    assert!(matches!(tx.try_send(b"x"), Err(TrySendError::Full)));
+    for i in 0..n {
+        assert_eq!(rx.recv_pod::<u32>().unwrap(), i);
+    }
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+    let big = vec![9u8; max];
+    tx.send(&big).unwrap();
+    assert_eq!(rx.recv().unwrap(), big);
+}
+
+/// Threads in one process: a grant dropped without commit sends nothing; batched commits
+/// publish together.
+#[test]
+fn grants_abort_and_batch() {
+    let (mut tx, mut rx) = pair(4096).unwrap();
+    {
+        let mut g = tx.reserve(10).unwrap();
+        g.bytes().fill(1);
+    } // dropped: aborted
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+    for i in 0..3u8 {
+        let mut g = tx.reserve(4).unwrap();
+        g.bytes().fill(i);
+        g.commit_batched();
+    }
+    assert!(
+        matches!(rx.try_recv(), Err(TryRecvError::Empty)),
+        "not yet published"
+    );
+    tx.flush();
+    for i in 0..3u8 {
+        assert_eq!(rx.recv().unwrap(), vec![i; 4]);
+    }
+    let mut g = tx.reserve(100).unwrap();
+    g.bytes().write_at(0, b"short");
+    g.truncate(5);
+    g.commit();
+    assert_eq!(rx.recv().unwrap(), b"short");
+}

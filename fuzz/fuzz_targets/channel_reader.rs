@@ -1,0 +1,12 @@
+//! The channel reader over arbitrary memory: the ring's positions and records, and a whole
+//! channel header, must never make mapipc crash, hang, panic or read outside the ring.
+//!
+//! Run: `RUSTC_BOOTSTRAP=1 cargo fuzz run channel_reader -- -max_total_time=60`
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    mapipc::channel::fuzzing::ring(data);
+    mapipc::channel::fuzzing::channel(data);
+});
