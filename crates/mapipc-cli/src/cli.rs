@@ -83,6 +83,9 @@ pub enum Command {
     /// Show a channel's counters and the state of its ends.
     #[command(after_help = STAT_AFTER_HELP)]
     Stat(StatArgs),
+    /// A durable message queue in a directory: append, tail, stat, verify, retain.
+    #[command(subcommand, after_help = QUEUE_AFTER_HELP)]
+    Queue(QueueCommand),
 }
 
 /// `mapipc region ...`
@@ -562,6 +565,251 @@ Example:
 /// Arguments of `mapipc demo` (none).
 #[derive(Debug, Args)]
 pub struct DemoArgs {}
+
+const QUEUE_AFTER_HELP: &str = "\
+A queue is a directory of fixed-size, preallocated segment files holding records (each with
+a sequence number from 0 and a CRC32C), written by one appender at a time and read by any
+number of tailers, which can be named to keep their position. It survives a crash of the
+appending process with every committed record; --sync decides what survives a machine crash.
+
+Examples:
+  mapipc queue append /tmp/q 'first' 'second'
+  seq 1000 | mapipc queue append /tmp/q --sync always
+  mapipc queue tail /tmp/q --from 0 --count 2
+  mapipc queue tail /tmp/q --name worker --follow
+  mapipc queue stat /tmp/q
+  mapipc queue verify /tmp/q
+  mapipc queue retain /tmp/q --max-segments 10";
+
+/// The `mapipc queue` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Append records: each MSG, or each line of standard input.
+    #[command(after_help = QUEUE_APPEND_AFTER_HELP)]
+    Append(QueueAppendArgs),
+    /// Print records, one per line, from a position; optionally wait for more.
+    #[command(after_help = QUEUE_TAIL_AFTER_HELP)]
+    Tail(QueueTailArgs),
+    /// Describe a queue: layout, segments, sequence numbers, appender, named tailers.
+    #[command(after_help = QUEUE_STAT_AFTER_HELP)]
+    Stat(QueueStatArgs),
+    /// Check every record of every segment; list each damaged one.
+    #[command(after_help = QUEUE_VERIFY_AFTER_HELP)]
+    Verify(QueueVerifyArgs),
+    /// Delete old segments beyond a count, an age or a total size.
+    #[command(after_help = QUEUE_RETAIN_AFTER_HELP)]
+    Retain(QueueRetainArgs),
+}
+
+const QUEUE_APPEND_AFTER_HELP: &str = concat!(
+    "\
+Each MSG becomes one record (its bytes as given, no newline). Without MSG, each line of
+standard input becomes one record, without its newline (a last line without a newline
+counts too); the bytes need not be UTF-8. Nothing is printed on success.
+
+The queue directory is created if missing, with segments of --segment-size (default
+64MiB, a multiple of 4KiB from 64KiB to 1GiB); an existing queue keeps its size, and a
+different --segment-size is an error. Only one appender may run at a time: another one is
+an error, unless --wait is given.
+
+--sync says when records are written back to disk: `none` leaves it to the kernel,
+`batch` (the default) syncs every 1000 records, every 10 ms of appending, and at the end,
+`always` syncs every record before the next one. Whatever the choice, appended records
+survive a crash of this process.
+
+",
+    sizes_note!(),
+    "
+
+Examples:
+  mapipc queue append /tmp/q 'hello' 'world'
+  journalctl -f | mapipc queue append /var/tmp/logq --sync none
+  mapipc queue append /tmp/q --segment-size 1MiB --sync always 'durable'"
+);
+
+/// When `mapipc queue append` writes records back to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyncArg {
+    /// Leave write-back to the kernel.
+    None,
+    /// Group commit: every 1000 records, every 10 ms, and at the end.
+    Batch,
+    /// Every record.
+    Always,
+}
+
+/// Arguments of `mapipc queue append`.
+#[derive(Debug, Args)]
+pub struct QueueAppendArgs {
+    /// The queue directory (created if missing).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The records to append (default: each line of standard input).
+    #[arg(value_name = "MSG")]
+    pub messages: Vec<OsString>,
+    /// When to write records back to disk.
+    #[arg(long, value_enum, default_value = "batch")]
+    pub sync: SyncArg,
+    /// Segment size of a new queue.
+    #[arg(long, value_name = "SIZE", value_parser = size::parse_nonzero)]
+    pub segment_size: Option<u64>,
+    /// Wait for another appender to finish instead of failing.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+const QUEUE_TAIL_AFTER_HELP: &str = "\
+Prints each record's bytes followed by a newline (with --seq, prefixed by its sequence
+number and a tab). Without --follow, it stops after the last record and exits 0; with
+--follow it waits for new records (parked on a futex, no polling) until --count records
+were printed or --timeout passes (exit status 3, one `error:` line).
+
+--from is `start` (the oldest record, the default), `end` (only records appended from
+now on) or a sequence number. A named tailer (--name) keeps its position in the queue
+directory: the next run with the same name starts after the last record this one
+printed (and flushed to stdout); --from moves it. One process per name at a time.
+
+A damaged record stops tail with an error naming its sequence number, segment and offset;
+`mapipc queue verify` lists them all, and --from can start after one.
+
+Examples:
+  mapipc queue tail /tmp/q                          everything, then exit
+  mapipc queue tail /tmp/q --from end --follow      new records as they come
+  mapipc queue tail /tmp/q --from 42 --count 1      just record 42
+  mapipc queue tail /tmp/q --name mailer --follow --timeout 30s";
+
+/// Where `mapipc queue tail` starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FromArg {
+    /// The oldest record.
+    Start,
+    /// After the last record.
+    End,
+    /// A sequence number.
+    Seq(u64),
+}
+
+fn parse_from(src: &str) -> Result<FromArg, String> {
+    match src {
+        "start" => Ok(FromArg::Start),
+        "end" => Ok(FromArg::End),
+        n => n
+            .parse()
+            .map(FromArg::Seq)
+            .map_err(|_| "expected `start`, `end` or a sequence number such as 42".to_string()),
+    }
+}
+
+fn parse_duration(src: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(src.trim())
+        .map_err(|e| format!("{e} (expected a duration such as 500ms, 10s, 2m or 1h)"))
+}
+
+/// Arguments of `mapipc queue tail`.
+#[derive(Debug, Args)]
+pub struct QueueTailArgs {
+    /// The queue directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Where to start: start, end or a sequence number.
+    #[arg(long, value_name = "start|end|SEQ", value_parser = parse_from)]
+    pub from: Option<FromArg>,
+    /// Keep this tailer's position in the queue directory and resume from it.
+    #[arg(long, value_name = "TAILER")]
+    pub name: Option<String>,
+    /// Stop after this many records.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Wait for new records instead of stopping at the last one.
+    #[arg(long)]
+    pub follow: bool,
+    /// With --follow: give up after this long (exit status 3).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "follow")]
+    pub timeout: Option<std::time::Duration>,
+    /// Prefix each record with its sequence number and a tab.
+    #[arg(long)]
+    pub seq: bool,
+}
+
+const QUEUE_STAT_AFTER_HELP: &str = "\
+Reads the metadata, the segment headers and the end of the last segment (not every
+record: see `mapipc queue verify`). Reports the segment size, the number of records and
+their sequence numbers, the segments, whether an appender is running, and each named
+tailer's position and lag.
+
+Examples:
+  mapipc queue stat /tmp/q
+  mapipc queue stat /tmp/q --json | jq .next_seq";
+
+/// Arguments of `mapipc queue stat`.
+#[derive(Debug, Args)]
+pub struct QueueStatArgs {
+    /// The queue directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const QUEUE_VERIFY_AFTER_HELP: &str = "\
+Reads every record of every segment and checks its header, CRC32C and sequence number,
+the continuity of the segments and the sparse indexes. Each damaged record is printed on
+one line with its sequence number, segment, offset and cause (`CRC mismatch`, `corrupt
+header: ...`); the scan goes on after it. The exit status is 0 when nothing is damaged,
+1 otherwise (with one `error:` line counting the problems).
+
+An unfinished record at the very end (an append in progress, or a crash that the next
+appender's recovery will cut) is printed as a note and is not an error.
+
+Examples:
+  mapipc queue verify /tmp/q
+  mapipc queue verify /tmp/q || echo damaged";
+
+/// Arguments of `mapipc queue verify`.
+#[derive(Debug, Args)]
+pub struct QueueVerifyArgs {
+    /// The queue directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+const QUEUE_RETAIN_AFTER_HELP: &str = concat!(
+    "\
+Deletes whole segments, oldest first, while the queue has more than --max-segments, or
+segments sealed longer ago than --max-age, or more than --max-bytes of segment files.
+The segment being appended to always stays, and so does every segment holding records a
+named tailer has not read yet, unless --force is given. Prints each deleted file.
+
+",
+    sizes_note!(),
+    " Durations accept 90s, 10m, 12h, 7days.
+
+Examples:
+  mapipc queue retain /tmp/q --max-segments 10
+  mapipc queue retain /tmp/q --max-age 7days --max-bytes 10GiB"
+);
+
+/// Arguments of `mapipc queue retain`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("bound").required(true).multiple(true).args(["max_segments", "max_age", "max_bytes"])))]
+pub struct QueueRetainArgs {
+    /// The queue directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Keep at most N segments.
+    #[arg(long, value_name = "N")]
+    pub max_segments: Option<u64>,
+    /// Delete segments sealed longer ago than this.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_age: Option<std::time::Duration>,
+    /// Keep at most this many bytes of segment files.
+    #[arg(long, value_name = "SIZE", value_parser = size::parse)]
+    pub max_bytes: Option<u64>,
+    /// Also delete segments that named tailers have not finished reading.
+    #[arg(long)]
+    pub force: bool,
+}
 
 #[cfg(test)]
 mod tests {

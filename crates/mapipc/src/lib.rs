@@ -12,7 +12,9 @@
 //!   peer table whose liveness the kernel tracks;
 //! - [`sync`]: futexes, an event ([`sync::Notifier`]) and a robust mutex
 //!   ([`sync::RobustMutex`]) living in shared words, for processes to wait for each other;
-//! - [`channel`]: lock-free message channels between processes.
+//! - [`channel`]: lock-free message channels between processes;
+//! - [`queue`]: a durable, replayable message log in memory-mapped segment files, with
+//!   crash recovery.
 //!
 //! ```
 //! use mapipc::map::MapOptions;
@@ -71,6 +73,7 @@
 pub mod channel;
 pub mod map;
 pub mod os;
+pub mod queue;
 pub mod region;
 pub mod sync;
 

@@ -7,6 +7,7 @@ mod cat;
 mod chan;
 mod demo;
 mod info;
+mod queue;
 mod region;
 mod write;
 
@@ -38,6 +39,7 @@ pub fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Send(args) => chan::send(&args, out),
         Command::Recv(args) => chan::recv(&args, out),
         Command::Stat(args) => chan::stat(&args, out),
+        Command::Queue(cmd) => queue::run(cmd, out),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod mem;
 pub mod net;
 pub mod process;
 pub mod sigbus;
+pub mod storage;
 
 /// True on platforms where mapipc works.
 pub const SUPPORTED: bool = true;

@@ -1,0 +1,385 @@
+//! `mapipc queue append|tail|stat|verify|retain`: the durable queue of `mapipc::queue`.
+
+use std::io::{self, BufRead, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use mapipc::queue::{
+    self, AckMode, Appender, QueueOptions, QueueStat, Retention, StartAt, SyncPolicy, TailerOptions,
+};
+
+use super::{quoted, Exit};
+use crate::cli::{
+    FromArg, QueueAppendArgs, QueueCommand, QueueRetainArgs, QueueStatArgs, QueueTailArgs,
+    QueueVerifyArgs, SyncArg,
+};
+use crate::size::human;
+
+/// Stdout is flushed (and a named tailer's position stored) at least this often while
+/// records keep coming.
+const FLUSH_EVERY: usize = 64 * 1024;
+
+/// Runs one `mapipc queue` subcommand.
+pub fn run(cmd: QueueCommand, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        QueueCommand::Append(args) => append(&args, out),
+        QueueCommand::Tail(args) => tail(&args, out),
+        QueueCommand::Stat(args) => stat(&args, out),
+        QueueCommand::Verify(args) => verify(&args, out),
+        QueueCommand::Retain(args) => retain(&args, out),
+    }
+}
+
+fn append(args: &QueueAppendArgs, _out: &mut dyn Write) -> Result<()> {
+    let mut opts = QueueOptions::new();
+    opts.sync(match args.sync {
+        SyncArg::None => SyncPolicy::None,
+        SyncArg::Batch => SyncPolicy::BATCH,
+        SyncArg::Always => SyncPolicy::Always,
+    })
+    .wait_for_lock(args.wait);
+    if let Some(size) = args.segment_size {
+        opts.segment_size(size);
+    }
+    let mut app = opts.open_appender(&args.dir)?;
+    let context = |app: &Appender| {
+        format!(
+            "cannot append record {} to {}",
+            app.next_seq(),
+            quoted(&args.dir)
+        )
+    };
+    if !args.messages.is_empty() {
+        for msg in &args.messages {
+            app.append(msg.as_bytes()).with_context(|| context(&app))?;
+        }
+    } else {
+        let stdin = io::stdin();
+        let mut input = stdin.lock();
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = input
+                .read_until(b'\n', &mut line)
+                .context("cannot read standard input")?;
+            if n == 0 {
+                break;
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            app.append(&line).with_context(|| context(&app))?;
+        }
+    }
+    // Group commit: what is pending is synced now (also on drop, but here errors show).
+    if args.sync != SyncArg::None {
+        app.sync()
+            .with_context(|| format!("cannot sync {}", quoted(&args.dir)))?;
+    }
+    Ok(())
+}
+
+fn tail(args: &QueueTailArgs, out: &mut dyn Write) -> Result<()> {
+    let mut opts = TailerOptions::new();
+    if let Some(name) = &args.name {
+        // Positions are stored only after the printed records reached stdout.
+        opts.name(name).ack(AckMode::Manual);
+    }
+    if let Some(from) = args.from {
+        opts.from(match from {
+            FromArg::Start => StartAt::Start,
+            FromArg::End => StartAt::End,
+            FromArg::Seq(n) => StartAt::Seq(n),
+        });
+    }
+    let mut t = opts.open(&args.dir)?;
+    let deadline = args.timeout.and_then(|d| Instant::now().checked_add(d));
+    let mut printed = 0u64;
+    let mut unflushed = 0usize;
+    // Stores the named tailer's position once what was printed is out.
+    let flush = |out: &mut dyn Write, t: &mut queue::Tailer| -> Result<()> {
+        out.flush().context("cannot write to standard output")?;
+        t.ack()?;
+        Ok(())
+    };
+    let result = (|| -> Result<()> {
+        while args.count.map_or(true, |c| printed < c) {
+            let rec = match t.try_next()? {
+                Some(rec) => rec,
+                None if !args.follow => break,
+                None => {
+                    flush(out, &mut t)?;
+                    unflushed = 0;
+                    let next = match deadline {
+                        Some(d) => t.next_until(d)?,
+                        None => Some(t.next_blocking()?),
+                    };
+                    match next {
+                        Some(rec) => rec,
+                        None => {
+                            return Err(Exit {
+                                code: 3,
+                                message: format!(
+                                    "timed out after {} waiting for record {} of {} \
+                                     ({printed} printed)",
+                                    humantime::format_duration(args.timeout.unwrap_or_default()),
+                                    t.next_seq(),
+                                    quoted(&args.dir)
+                                ),
+                            }
+                            .into())
+                        }
+                    }
+                }
+            };
+            if args.seq {
+                write!(out, "{}\t", rec.seq()).context("cannot write to standard output")?;
+            }
+            let bytes = rec.to_vec()?;
+            out.write_all(&bytes)
+                .and_then(|()| out.write_all(b"\n"))
+                .context("cannot write to standard output")?;
+            printed += 1;
+            unflushed += bytes.len() + 1;
+            if unflushed >= FLUSH_EVERY {
+                flush(out, &mut t)?;
+                unflushed = 0;
+            }
+        }
+        Ok(())
+    })();
+    // Whatever happened, what was printed so far counts as read (if it can be flushed).
+    let flushed = flush(out, &mut t);
+    result.and(flushed)
+}
+
+fn stat(args: &QueueStatArgs, out: &mut dyn Write) -> Result<()> {
+    let st = queue::stat(&args.dir)?;
+    let text = if args.json {
+        render_json(&st)
+    } else {
+        render_text(&st)
+    };
+    out.write_all(text.as_bytes())
+        .context("cannot write to standard output")?;
+    Ok(())
+}
+
+fn render_text(st: &QueueStat) -> String {
+    let mut s = String::new();
+    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<16}{v}\n"));
+    line("queue:", st.dir.display().to_string());
+    line("segment size:", human(st.segment_size));
+    line("index interval:", format!("{} records", st.index_interval));
+    line("max record:", human(st.max_payload));
+    line(
+        "records:",
+        match st.first_seq {
+            Some(first) if st.next_seq > first => format!(
+                "{} (sequence numbers {first} to {})",
+                st.records(),
+                st.next_seq - 1
+            ),
+            _ => format!("none (the next is sequence number {})", st.next_seq),
+        },
+    );
+    let sealed = st.segments.iter().filter(|s| s.sealed).count();
+    line(
+        "segments:",
+        match (st.segments.first(), st.segments.last()) {
+            (Some(a), Some(b)) => format!(
+                "{} ({} on disk), numbers {} to {}, {sealed} sealed",
+                st.segments.len(),
+                human(st.disk_bytes()),
+                a.number,
+                b.number
+            ),
+            _ => "none".to_string(),
+        },
+    );
+    for seg in &st.segments {
+        if let Some(why) = &seg.problem {
+            line("damaged:", format!("segment {}: {why}", seg.number));
+        }
+    }
+    line(
+        "appender:",
+        match st.appender {
+            Some(pid) => format!("running (pid {pid})"),
+            None => "none".to_string(),
+        },
+    );
+    if st.tailers.is_empty() {
+        line("tailers:", "none".to_string());
+    }
+    for t in &st.tailers {
+        let v = match &t.problem {
+            Some(why) => format!("{}: damaged: {why}", t.name),
+            None => format!(
+                "{}: next {}, {} behind{}",
+                t.name,
+                t.next_seq,
+                st.next_seq.saturating_sub(t.next_seq),
+                if t.active { ", active" } else { "" }
+            ),
+        };
+        line("tailer:", v);
+    }
+    s
+}
+
+/// A JSON string literal.
+fn json_str(text: &str) -> String {
+    let mut s = String::with_capacity(text.len() + 2);
+    s.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            '\t' => s.push_str("\\t"),
+            c if (c as u32) < 0x20 => s.push_str(&format!("\\u{:04x}", c as u32)),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+fn json_opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "null".to_string(), |v| v.to_string())
+}
+
+fn render_json(st: &QueueStat) -> String {
+    let segments: Vec<String> = st
+        .segments
+        .iter()
+        .map(|s| {
+            format!(
+                "{{\"number\":{},\"path\":{},\"first_seq\":{},\"sealed\":{},\"created_ns\":{},\
+                 \"sealed_ns\":{},\"problem\":{}}}",
+                s.number,
+                json_str(&s.path.display().to_string()),
+                s.first_seq,
+                s.sealed,
+                s.created_ns,
+                s.sealed_ns,
+                json_opt(s.problem.as_deref().map(json_str))
+            )
+        })
+        .collect();
+    let tailers: Vec<String> = st
+        .tailers
+        .iter()
+        .map(|t| {
+            format!(
+                "{{\"name\":{},\"next_seq\":{},\"active\":{},\"problem\":{}}}",
+                json_str(&t.name),
+                t.next_seq,
+                t.active,
+                json_opt(t.problem.as_deref().map(json_str))
+            )
+        })
+        .collect();
+    format!(
+        "{{\"dir\":{},\"segment_size\":{},\"index_interval\":{},\"max_payload\":{},\
+         \"first_seq\":{},\"next_seq\":{},\"records\":{},\"disk_bytes\":{},\"appender_pid\":{},\
+         \"segments\":[{}],\"tailers\":[{}]}}\n",
+        json_str(&st.dir.display().to_string()),
+        st.segment_size,
+        st.index_interval,
+        st.max_payload,
+        json_opt(st.first_seq),
+        st.next_seq,
+        st.records(),
+        st.disk_bytes(),
+        json_opt(st.appender),
+        segments.join(","),
+        tailers.join(",")
+    )
+}
+
+fn verify(args: &QueueVerifyArgs, out: &mut dyn Write) -> Result<()> {
+    let report = queue::verify(&args.dir)?;
+    let mut text = String::new();
+    for p in &report.problems {
+        text.push_str(&format!("{p}\n"));
+    }
+    for n in &report.notes {
+        text.push_str(&format!("note: {n}\n"));
+    }
+    let range = match report.first_seq {
+        Some(first) if report.next_seq > first => {
+            format!(" (sequence numbers {first} to {})", report.next_seq - 1)
+        }
+        _ => String::new(),
+    };
+    text.push_str(&format!(
+        "checked {} segments, {} valid records{range}: {}\n",
+        report.segments,
+        report.records,
+        match report.problems.len() {
+            0 => "no damage".to_string(),
+            1 => "1 damaged record or segment".to_string(),
+            n => format!("{n} damaged records or segments"),
+        }
+    ));
+    out.write_all(text.as_bytes())
+        .context("cannot write to standard output")?;
+    if !report.is_ok() {
+        out.flush().context("cannot write to standard output")?;
+        bail!(
+            "{} is damaged: {} problem{} found (listed above)",
+            quoted(&args.dir),
+            report.problems.len(),
+            if report.problems.len() == 1 { "" } else { "s" }
+        );
+    }
+    Ok(())
+}
+
+fn retain(args: &QueueRetainArgs, out: &mut dyn Write) -> Result<()> {
+    let mut r = Retention::new().force(args.force);
+    if let Some(n) = args.max_segments {
+        r = r.max_segments(n);
+    }
+    if let Some(age) = args.max_age {
+        r = r.max_age(age);
+    }
+    if let Some(bytes) = args.max_bytes {
+        r = r.max_bytes(bytes);
+    }
+    let report = queue::retain(&args.dir, &r)?;
+    let mut text = String::new();
+    for path in &report.deleted {
+        text.push_str(&format!("deleted {}\n", file_name(path)));
+    }
+    if let Some((name, pos, n)) = &report.kept_for_tailer {
+        text.push_str(&format!(
+            "kept {n} segment{} that tailer `{name}` has not finished (it is at sequence \
+             number {pos}); --force deletes them anyway\n",
+            if *n == 1 { "" } else { "s" }
+        ));
+    }
+    text.push_str(&format!(
+        "{} segment{} left{}\n",
+        report.remaining,
+        if report.remaining == 1 { "" } else { "s" },
+        report
+            .first_seq
+            .map_or(String::new(), |f| format!(", from sequence number {f}"))
+    ));
+    out.write_all(text.as_bytes())
+        .context("cannot write to standard output")?;
+    Ok(())
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}

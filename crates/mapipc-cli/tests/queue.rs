@@ -1,0 +1,580 @@
+//! Integration tests of `mapipc queue ...`: every test runs the built executable as a real
+//! process, in a fresh temporary directory, under a watchdog that kills it after
+//! [`TIMEOUT`] and fails the test. No assertion depends on timing.
+
+use std::io::{Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+/// Generous: these processes take milliseconds; the limit only catches hangs.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Kills a process that is still running after [`TIMEOUT`]; `finish` fails the test then.
+struct Watchdog {
+    done: Option<mpsc::Sender<()>>,
+    fired: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    fn new(pid: u32) -> Watchdog {
+        let (done, rx) = mpsc::channel::<()>();
+        let fired = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&fired);
+        let thread = thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(TIMEOUT) {
+                flag.store(true, Ordering::SeqCst);
+                // SAFETY: kill(2) with a pid and a signal number has no memory-safety
+                // preconditions; the pid is our unreaped child, so it cannot be recycled.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
+        });
+        Watchdog {
+            done: Some(done),
+            fired,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the watchdog; panics if it had to kill the process.
+    fn finish(mut self) {
+        drop(self.done.take());
+        if let Some(t) = self.thread.take() {
+            t.join().expect("watchdog thread");
+        }
+        assert!(
+            !self.fired.load(Ordering::SeqCst),
+            "the process did not finish within {TIMEOUT:?} and was killed"
+        );
+    }
+}
+
+/// What a finished process left.
+struct Out {
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+impl Out {
+    fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Asserts success with empty stderr.
+    fn ok(&self) -> &Self {
+        assert!(
+            self.status.success() && self.stderr.is_empty(),
+            "expected success, got {:?}\nstderr: {}",
+            self.status,
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts a runtime error: status 1 (not a signal), and stderr is exactly one line
+    /// `error: ...`. Returns that line.
+    fn error(&self) -> &str {
+        assert_eq!(
+            self.status.code(),
+            Some(1),
+            "expected exit status 1, got {:?} (signal {:?})\nstderr: {}",
+            self.status,
+            self.status.signal(),
+            self.stderr
+        );
+        assert_one_error_line(&self.stderr);
+        self.stderr.trim_end()
+    }
+
+    /// Asserts a usage error: status 2, clap's message with one `error:` line.
+    fn usage_error(&self) -> &str {
+        assert_eq!(
+            self.status.code(),
+            Some(2),
+            "expected usage error, got {:?}\nstderr: {}",
+            self.status,
+            self.stderr
+        );
+        assert!(self.stderr.starts_with("error: "), "{}", self.stderr);
+        assert_eq!(
+            self.stderr
+                .lines()
+                .filter(|l| l.starts_with("error:"))
+                .count(),
+            1,
+            "{}",
+            self.stderr
+        );
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        &self.stderr
+    }
+}
+
+fn assert_one_error_line(stderr: &str) {
+    assert!(
+        stderr.starts_with("error: ") && stderr.ends_with('\n') && stderr.lines().count() == 1,
+        "expected exactly one line `error: ...`, got:\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// A fresh temporary directory, the working directory of every command run from it.
+struct TestDir {
+    dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    fn new() -> TestDir {
+        TestDir {
+            dir: tempfile::Builder::new()
+                .prefix("mapipc-cli-test-")
+                .tempdir()
+                .expect("tempdir"),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mapipc"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Runs `mapipc ARGS` with no standard input.
+    fn run(&self, args: &[&str]) -> Out {
+        let mut cmd = self.command(args);
+        cmd.stdin(Stdio::null());
+        finish(cmd.spawn().expect("spawn mapipc"), None)
+    }
+
+    /// Runs `mapipc ARGS` with `input` on standard input.
+    fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> Out {
+        let mut cmd = self.command(args);
+        cmd.stdin(Stdio::piped());
+        finish(cmd.spawn().expect("spawn mapipc"), Some(input.to_vec()))
+    }
+}
+
+/// Feeds stdin, collects stdout and stderr, waits, all under a watchdog.
+fn finish(mut child: Child, input: Option<Vec<u8>>) -> Out {
+    let dog = Watchdog::new(child.id());
+    let feeder = match (child.stdin.take(), input) {
+        (Some(mut stdin), Some(input)) => Some(thread::spawn(move || {
+            // The child may legitimately exit without reading everything.
+            let _ = stdin.write_all(&input);
+        })),
+        _ => None,
+    };
+    let output = child.wait_with_output().expect("wait for mapipc");
+    dog.finish();
+    if let Some(f) = feeder {
+        f.join().expect("stdin feeder");
+    }
+    Out {
+        status: output.status,
+        stdout: output.stdout,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// `clitest!(name, |dir| { ... })`: a test with a fresh [`TestDir`].
+macro_rules! clitest {
+    ($name:ident, |$dir:ident| $body:block) => {
+        #[test]
+        fn $name() {
+            let $dir = TestDir::new();
+            $body
+        }
+    };
+}
+
+impl TestDir {
+    /// Appends each of `msgs` with `mapipc queue append q ...`.
+    fn append(&self, msgs: &[&str]) {
+        let mut args = vec!["queue", "append", "q"];
+        args.extend(msgs);
+        self.run(&args).ok();
+    }
+
+    fn stdout_lines(&self, args: &[&str]) -> Vec<String> {
+        let out = self.run(args);
+        out.ok();
+        out.stdout_str().lines().map(str::to_string).collect()
+    }
+}
+
+/// Flips one byte of a file.
+fn flip_byte(path: &std::path::Path, offset: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, offset).unwrap();
+    b[0] ^= 0x5a;
+    f.write_all_at(&b, offset).unwrap();
+}
+
+clitest!(append_arguments_and_stdin_lines_then_tail_them, |dir| {
+    dir.append(&["first", "second record", ""]);
+    let out = dir.run_with_stdin(&["queue", "append", "q"], b"line 1\nline 2\n\nno newline");
+    out.ok();
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        dir.stdout_lines(&["queue", "tail", "q"]),
+        [
+            "first",
+            "second record",
+            "",
+            "line 1",
+            "line 2",
+            "",
+            "no newline"
+        ]
+    );
+    assert_eq!(
+        dir.stdout_lines(&["queue", "tail", "q", "--seq", "--from", "3", "--count", "2"]),
+        ["3\tline 1", "4\tline 2"]
+    );
+    // Bytes that are not UTF-8 go through unchanged.
+    dir.run_with_stdin(&["queue", "append", "q"], b"\xff\xfe\x00x\n")
+        .ok();
+    let out = dir.run(&["queue", "tail", "q", "--from", "7"]);
+    out.ok();
+    assert_eq!(out.stdout, b"\xff\xfe\x00x\n");
+    // From the end: nothing, and exit 0 without --follow.
+    let out = dir.run(&["queue", "tail", "q", "--from", "end"]);
+    out.ok();
+    assert!(out.stdout.is_empty());
+});
+
+clitest!(sync_policies_and_segment_sizes, |dir| {
+    for sync in ["none", "batch", "always"] {
+        dir.run(&[
+            "queue",
+            "append",
+            "q",
+            "--sync",
+            sync,
+            "--segment-size",
+            "64KiB",
+            sync,
+        ])
+        .ok();
+    }
+    assert_eq!(
+        dir.stdout_lines(&["queue", "tail", "q"]),
+        ["none", "batch", "always"]
+    );
+    let err = dir
+        .run(&["queue", "append", "q", "--segment-size", "1MiB", "x"])
+        .error()
+        .to_string();
+    assert!(err.contains("segment size 65536"), "{err}");
+    let err = dir
+        .run(&["queue", "append", "q2", "--segment-size", "1000", "x"])
+        .error()
+        .to_string();
+    assert!(err.contains("multiple of 4096"), "{err}");
+    dir.run(&["queue", "append", "q", "--sync", "sometimes", "x"])
+        .usage_error();
+});
+
+clitest!(tail_errors_and_usage, |dir| {
+    dir.append(&["a", "b"]);
+    let err = dir
+        .run(&["queue", "tail", "q", "--from", "5"])
+        .error()
+        .to_string();
+    assert!(
+        err.contains("past the end") && err.contains("next is 2"),
+        "{err}"
+    );
+    let err = dir.run(&["queue", "tail", "nowhere"]).error().to_string();
+    assert!(err.contains("`nowhere` is not a queue"), "{err}");
+    dir.run(&["queue", "tail", "q", "--timeout", "1s"])
+        .usage_error();
+    dir.run(&["queue", "tail", "q", "--from", "yesterday"])
+        .usage_error();
+    dir.run(&["queue", "tail", "q", "--follow", "--timeout", "soon"])
+        .usage_error();
+    let err = dir
+        .run(&["queue", "tail", "q", "--name", "../evil"])
+        .error()
+        .to_string();
+    assert!(err.contains("invalid tailer name"), "{err}");
+});
+
+clitest!(follow_times_out_with_status_3, |dir| {
+    dir.append(&["a"]);
+    let out = dir.run(&["queue", "tail", "q", "--follow", "--timeout", "100ms"]);
+    assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
+    assert_one_error_line(&out.stderr);
+    assert!(
+        out.stderr
+            .contains("timed out after 100ms waiting for record 1"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stdout, b"a\n", "what was there is printed first");
+});
+
+clitest!(
+    follow_wakes_up_for_a_record_appended_by_another_process,
+    |dir| {
+        dir.append(&["a", "b"]);
+        // Waits for record 2 whatever the order in which the two processes start.
+        let mut cmd = dir.command(&[
+            "queue", "tail", "q", "--from", "2", "--follow", "--count", "2",
+        ]);
+        cmd.stdin(Stdio::null());
+        let follower = cmd.spawn().unwrap();
+        dir.append(&["c"]);
+        dir.append(&["d"]);
+        let out = finish(follower, None);
+        out.ok();
+        assert_eq!(out.stdout_str(), "c\nd\n");
+    }
+);
+
+clitest!(named_tailers_resume_after_what_they_printed, |dir| {
+    dir.append(&["1", "2", "3", "4", "5"]);
+    assert_eq!(
+        dir.stdout_lines(&["queue", "tail", "q", "--name", "w", "--count", "2"]),
+        ["1", "2"]
+    );
+    assert_eq!(
+        dir.stdout_lines(&["queue", "tail", "q", "--name", "w", "--count", "1"]),
+        ["3"]
+    );
+    assert_eq!(
+        dir.stdout_lines(&["queue", "tail", "q", "--name", "w"]),
+        ["4", "5"]
+    );
+    assert!(dir
+        .stdout_lines(&["queue", "tail", "q", "--name", "w"])
+        .is_empty());
+    dir.append(&["6"]);
+    assert_eq!(
+        dir.stdout_lines(&["queue", "tail", "q", "--name", "w"]),
+        ["6"]
+    );
+    // --from moves it.
+    assert_eq!(
+        dir.stdout_lines(&["queue", "tail", "q", "--name", "w", "--from", "0", "--count", "1"]),
+        ["1"]
+    );
+    assert_eq!(
+        dir.stdout_lines(&["queue", "tail", "q", "--name", "w", "--count", "1"]),
+        ["2"]
+    );
+    // Other names are independent.
+    assert_eq!(
+        dir.stdout_lines(&["queue", "tail", "q", "--name", "x", "--count", "1"]),
+        ["1"]
+    );
+});
+
+clitest!(a_reader_that_goes_away_stores_only_what_it_printed, |dir| {
+    let lines: Vec<String> = (0..20_000).map(|i| format!("record {i}")).collect();
+    dir.run_with_stdin(
+        &["queue", "append", "q"],
+        (lines.join("\n") + "\n").as_bytes(),
+    )
+    .ok();
+    // `| head -c 100`: the reader closes the pipe early; tail exits 0 (broken pipe).
+    let mut cmd = dir.command(&["queue", "tail", "q", "--name", "h"]);
+    cmd.stdin(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let dog = Watchdog::new(child.id());
+    let mut first = vec![0u8; 100];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let status = child.wait().unwrap();
+    dog.finish();
+    assert!(status.success(), "{status:?}");
+    // The position is at most what reached the pipe, and nothing printed is lost.
+    let rest = dir.stdout_lines(&["queue", "tail", "q", "--name", "h"]);
+    assert!(!rest.is_empty());
+    let resumed: usize = rest[0].strip_prefix("record ").unwrap().parse().unwrap();
+    assert!(resumed <= 20_000 - rest.len());
+    assert_eq!(rest.len(), 20_000 - resumed);
+});
+
+clitest!(stat_describes_the_queue, |dir| {
+    dir.run(&[
+        "queue",
+        "append",
+        "q",
+        "--segment-size",
+        "64KiB",
+        "a",
+        "b",
+        "c",
+    ])
+    .ok();
+    dir.run(&["queue", "tail", "q", "--name", "reader", "--count", "1"])
+        .ok();
+    let out = dir.run(&["queue", "stat", "q"]);
+    out.ok();
+    let text = out.stdout_str();
+    assert!(text.contains("65536 bytes (64.0 KiB)"), "{text}");
+    assert!(text.contains("3 (sequence numbers 0 to 2)"), "{text}");
+    assert!(text.contains("reader: next 1, 2 behind"), "{text}");
+    assert!(text.contains("appender:       none"), "{text}");
+    let out = dir.run(&["queue", "stat", "q", "--json"]);
+    out.ok();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["next_seq"], 3);
+    assert_eq!(v["first_seq"], 0);
+    assert_eq!(v["segment_size"], 65536);
+    assert_eq!(v["segments"][0]["sealed"], false);
+    assert_eq!(v["tailers"][0]["name"], "reader");
+    assert_eq!(v["tailers"][0]["next_seq"], 1);
+    assert!(dir
+        .run(&["queue", "stat", "nowhere"])
+        .error()
+        .contains("not a queue"));
+});
+
+clitest!(verify_names_each_damaged_record, |dir| {
+    let lines: Vec<String> = (0..100).map(|i| format!("record number {i:03}")).collect();
+    dir.run_with_stdin(
+        &["queue", "append", "q"],
+        (lines.join("\n") + "\n").as_bytes(),
+    )
+    .ok();
+    let out = dir.run(&["queue", "verify", "q"]);
+    out.ok();
+    assert!(
+        out.stdout_str().contains("100 valid records"),
+        "{}",
+        out.stdout_str()
+    );
+    let seg = dir.path("q").join("00000000000000000000.seg");
+    let bytes = std::fs::read(&seg).unwrap();
+    let at = |needle: &str| {
+        bytes
+            .windows(needle.len())
+            .position(|w| w == needle.as_bytes())
+            .unwrap() as u64
+    };
+    flip_byte(&seg, at("record number 050") + 5);
+    flip_byte(&seg, at("record number 099") + 5);
+    let out = dir.run(&["queue", "verify", "q"]);
+    let err = out.error().to_string();
+    assert!(err.contains("2 problems found"), "{err}");
+    let text = out.stdout_str();
+    let problems: Vec<&str> = text.lines().filter(|l| l.starts_with("corrupt")).collect();
+    assert_eq!(problems.len(), 2, "{text}");
+    for (line, seq) in problems.iter().zip([50, 99]) {
+        assert!(
+            line.contains(&format!("sequence {seq}, segment 0")),
+            "{line}"
+        );
+        assert!(
+            line.contains("offset ") && line.contains("CRC mismatch"),
+            "{line}"
+        );
+    }
+    // tail stops at the damage with an error naming it, after printing what comes before.
+    let out = dir.run(&["queue", "tail", "q"]);
+    let err = out.error().to_string();
+    assert!(
+        err.contains("sequence 50") && err.contains("CRC mismatch"),
+        "{err}"
+    );
+    assert_eq!(out.stdout_str().lines().count(), 50);
+    // The next appender cuts the damaged last record; the one in the middle stays.
+    dir.append(&["new 99"]);
+    let out = dir.run(&["queue", "verify", "q"]);
+    assert!(out.error().contains("1 problem found"));
+    assert_eq!(
+        dir.stdout_lines(&["queue", "tail", "q", "--from", "99"]),
+        ["new 99"]
+    );
+});
+
+clitest!(retain_deletes_old_segments_and_respects_tailers, |dir| {
+    let lines: Vec<String> = (0..3000).map(|i| format!("{i:0100}")).collect();
+    let input = lines.join("\n") + "\n";
+    dir.run_with_stdin(
+        &["queue", "append", "q", "--segment-size", "64KiB"],
+        input.as_bytes(),
+    )
+    .ok();
+    dir.run(&["queue", "tail", "q", "--name", "slow", "--count", "1"])
+        .ok();
+    let out = dir.run(&["queue", "retain", "q", "--max-segments", "2"]);
+    out.ok();
+    assert!(
+        out.stdout_str().contains("tailer `slow`"),
+        "{}",
+        out.stdout_str()
+    );
+    assert!(!out.stdout_str().contains("deleted"));
+    let out = dir.run(&["queue", "retain", "q", "--max-segments", "2", "--force"]);
+    out.ok();
+    let text = out.stdout_str();
+    assert!(text.contains("deleted 00000000000000000000.seg"), "{text}");
+    assert!(text.contains("2 segments left"), "{text}");
+    let first = dir.stdout_lines(&["queue", "tail", "q", "--count", "1", "--seq"]);
+    assert!(!first[0].starts_with("0\t"));
+    let err = dir
+        .run(&["queue", "tail", "q", "--name", "slow"])
+        .error()
+        .to_string();
+    assert!(err.contains("no longer in the queue"), "{err}");
+    dir.run(&["queue", "retain", "q"]).usage_error();
+    // The tailer left behind still pins everything, unless forced.
+    dir.run(&["queue", "retain", "q", "--max-age", "0s", "--force"])
+        .ok();
+    assert_eq!(
+        std::fs::read_dir(dir.path("q"))
+            .unwrap()
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "seg"))
+            .count(),
+        1
+    );
+});
+
+clitest!(one_appender_at_a_time_unless_waiting, |dir| {
+    dir.append(&["0"]);
+    let app = mapipc::queue::Appender::open(dir.path("q")).unwrap();
+    let err = dir.run(&["queue", "append", "q", "x"]).error().to_string();
+    assert!(err.contains("another appender"), "{err}");
+    let mut cmd = dir.command(&["queue", "append", "q", "--wait", "waited"]);
+    cmd.stdin(Stdio::null());
+    let waiter = cmd.spawn().unwrap();
+    thread::sleep(Duration::from_millis(50));
+    drop(app);
+    finish(waiter, None).ok();
+    assert_eq!(dir.stdout_lines(&["queue", "tail", "q"]), ["0", "waited"]);
+});
+
+clitest!(queue_help_has_examples, |dir| {
+    for sub in ["append", "tail", "stat", "verify", "retain"] {
+        let out = dir.run(&["queue", sub, "--help"]);
+        out.ok();
+        assert!(out.stdout_str().contains("Examples:"), "{sub}");
+    }
+});

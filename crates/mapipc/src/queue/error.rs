@@ -1,0 +1,361 @@
+//! Errors of the queue, one type per operation, and the description of a corruption.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use crate::map::{AccessError, FlushError, MapError};
+
+/// Where a damaged record (or segment) was found and what is wrong with it.
+///
+/// Its `Display` reads `corrupt record at sequence 41, segment 0 (`q/00…0.seg`), offset
+/// 8192: CRC mismatch (stored 0x…, computed 0x…)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Corruption {
+    /// The segment file.
+    pub file: PathBuf,
+    /// The segment number.
+    pub segment: u64,
+    /// Byte offset of the record in the segment file.
+    pub offset: u64,
+    /// The sequence number the record should have had.
+    pub seq: u64,
+    /// What is wrong.
+    pub reason: CorruptReason,
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "corrupt record at sequence {}, segment {} (`{}`), offset {}: {}",
+            self.seq,
+            self.segment,
+            self.file.display(),
+            self.offset,
+            self.reason
+        )
+    }
+}
+
+/// What is wrong with a damaged record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CorruptReason {
+    /// The CRC32C stored in the record does not match its contents.
+    CrcMismatch {
+        /// The CRC in the record header.
+        stored: u32,
+        /// The CRC of what is there.
+        computed: u32,
+    },
+    /// The record's length does not fit in the segment.
+    BadLength {
+        /// The length in the header.
+        len: u64,
+        /// The most that fits at this offset.
+        max: u64,
+    },
+    /// Unknown flag bits or record kind, or non-zero reserved bytes.
+    BadFlags {
+        /// The flags word.
+        flags: u32,
+    },
+    /// The record carries another sequence number than its place in the log.
+    SeqMismatch {
+        /// The sequence number in the header.
+        found: u64,
+    },
+    /// The record was never committed, although the log goes on after it.
+    Uncommitted,
+    /// The segment's header is damaged, or does not continue the previous segment.
+    BadSegment {
+        /// What is wrong.
+        what: String,
+    },
+}
+
+impl fmt::Display for CorruptReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CorruptReason::CrcMismatch { stored, computed } => write!(
+                f,
+                "CRC mismatch (stored {stored:#010x}, computed {computed:#010x})"
+            ),
+            CorruptReason::BadLength { len, max } => write!(
+                f,
+                "corrupt header: length {len} does not fit in the segment (at most {max})"
+            ),
+            CorruptReason::BadFlags { flags } => {
+                write!(f, "corrupt header: unknown flags {flags:#010x}")
+            }
+            CorruptReason::SeqMismatch { found } => {
+                write!(f, "corrupt header: it carries sequence number {found}")
+            }
+            CorruptReason::Uncommitted => {
+                write!(f, "corrupt: never committed, but later records exist")
+            }
+            CorruptReason::BadSegment { what } => write!(f, "corrupt segment: {what}"),
+        }
+    }
+}
+
+/// Why a queue could not be opened or created (appenders, tailers, `stat`, `verify`,
+/// `retain`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The directory or its metadata file does not exist.
+    #[error("`{dir}` is not a queue: {why}")]
+    NotAQueue {
+        /// The directory.
+        dir: PathBuf,
+        /// What is missing.
+        why: String,
+    },
+    /// A file or directory operation failed.
+    #[error("cannot {op} `{file}`: {source}")]
+    Io {
+        /// What was being done, e.g. `create the queue directory`.
+        op: &'static str,
+        /// The file.
+        file: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Mapping a queue file failed.
+    #[error(transparent)]
+    Map(#[from] MapError),
+    /// Accessing a mapped queue file failed (it was truncated under us).
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// Writing back the repairs of crash recovery failed.
+    #[error(transparent)]
+    Flush(#[from] FlushError),
+    /// The metadata file is damaged or of another format.
+    #[error("`{file}` is not a valid queue metadata file: {why}")]
+    BadMeta {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// A segment file is damaged in a way recovery cannot handle (its header).
+    #[error("`{file}` is not a valid segment of this queue: {why}")]
+    BadSegment {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// Another appender holds the queue's lock.
+    #[error(
+        "another appender (pid {pid}, as recorded) is appending to `{dir}`: a queue has one \
+         appender at a time (use QueueOptions::wait_for_lock, or `--wait`, to wait for it)"
+    )]
+    AppenderBusy {
+        /// The queue directory.
+        dir: PathBuf,
+        /// The pid recorded in the metadata (informational).
+        pid: u32,
+    },
+    /// Another tailer with the same name is open.
+    #[error("named tailer `{name}` is already in use (`{file}` is locked by another tailer)")]
+    TailerBusy {
+        /// The name.
+        name: String,
+        /// Its file.
+        file: PathBuf,
+    },
+    /// A tailer name with characters that do not make a safe file name.
+    #[error("invalid tailer name `{name}`: {why}")]
+    InvalidName {
+        /// The name.
+        name: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// A named tailer's file is damaged.
+    #[error("`{file}` is not a valid tailer position file: {why}")]
+    BadTailer {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// Invalid creation options (segment size, index interval).
+    #[error("invalid queue options for `{dir}`: {why}")]
+    InvalidOptions {
+        /// The queue directory.
+        dir: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// The queue exists with another segment size than the one asked for.
+    #[error(
+        "`{dir}` already exists with segment size {existing} bytes, not {requested}: the \
+         segment size is fixed when a queue is created"
+    )]
+    SegmentSizeMismatch {
+        /// The queue directory.
+        dir: PathBuf,
+        /// The queue's segment size.
+        existing: u64,
+        /// The size asked for.
+        requested: u64,
+    },
+    /// Positioning a new tailer failed.
+    #[error(transparent)]
+    Read(#[from] Box<ReadError>),
+}
+
+impl From<ReadError> for OpenError {
+    fn from(e: ReadError) -> Self {
+        OpenError::Read(Box::new(e))
+    }
+}
+
+/// Why an append failed. Nothing was published: the record is not in the log, and the
+/// appender can be used again (for example after freeing disk space).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// The payload is larger than a segment can hold.
+    #[error("a record of {len} bytes does not fit in a segment (at most {max} bytes of payload)")]
+    TooLarge {
+        /// The payload length.
+        len: u64,
+        /// The largest payload.
+        max: u64,
+    },
+    /// The next segment could not be created or allocated (typically `ENOSPC`: the disk is
+    /// full). Reported here rather than as a crash when a page is first written.
+    #[error("cannot allocate the next segment `{file}`: {source}")]
+    NoSpace {
+        /// The segment file.
+        file: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A file operation failed.
+    #[error("cannot {op} `{file}`: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        file: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Mapping a new segment failed.
+    #[error(transparent)]
+    Map(#[from] MapError),
+    /// A segment was truncated under the appender.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// Writing back (sync policy) failed: the records are in the log (visible to tailers,
+    /// safe from a process crash) but not known to be on disk.
+    #[error(transparent)]
+    Sync(#[from] FlushError),
+    /// The sequence numbers are exhausted (2^62 records).
+    #[error("the queue has reached the largest sequence number")]
+    SeqExhausted,
+    /// A previous failure left the appender unable to continue safely; open a new one.
+    #[error("the appender is unusable after an earlier failure ({0}); open it again")]
+    Poisoned(String),
+}
+
+/// Why a read, a seek or a skip failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The record at the tailer's position is damaged. The position does not move: call
+    /// [`Tailer::skip_corrupt`](super::Tailer::skip_corrupt) to go past it, or stop.
+    #[error("{0}")]
+    Corrupt(Corruption),
+    /// The record asked for was deleted by retention.
+    #[error(
+        "sequence number {seq} is no longer in the queue `{dir}` (retention deleted it; the \
+         oldest record is {first_available})"
+    )]
+    Gone {
+        /// The queue directory.
+        dir: PathBuf,
+        /// The sequence number asked for.
+        seq: u64,
+        /// The oldest sequence number still in the queue.
+        first_available: u64,
+    },
+    /// A seek to a sequence number that was never appended.
+    #[error("sequence number {seq} is past the end of the queue `{dir}` (next is {next})")]
+    PastEnd {
+        /// The queue directory.
+        dir: PathBuf,
+        /// The sequence number asked for.
+        seq: u64,
+        /// The next sequence number to be appended.
+        next: u64,
+    },
+    /// A file operation failed.
+    #[error("cannot {op} `{file}`: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        file: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A segment could not be mapped.
+    #[error(transparent)]
+    Map(#[from] MapError),
+    /// A segment was truncated under the reader.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// Storing a named tailer's position failed.
+    #[error(transparent)]
+    Flush(#[from] FlushError),
+    /// The notifier's futex wait failed.
+    #[error("waiting for the next record of `{dir}` failed: {source}")]
+    Wait {
+        /// The queue directory.
+        dir: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Why a retention run failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RetainError {
+    /// The queue could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// No bound was given.
+    #[error("no retention bound given: set a maximum segment count, age or size")]
+    NoBound,
+    /// Deleting a segment failed.
+    #[error("cannot delete `{file}`: {source}")]
+    Delete {
+        /// The segment file.
+        file: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading a segment header failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
+
+impl From<AccessError> for RetainError {
+    fn from(e: AccessError) -> Self {
+        RetainError::Open(OpenError::Access(e))
+    }
+}

@@ -1,0 +1,270 @@
+//! A durable, replayable message log in memory-mapped files, with crash recovery (in the
+//! spirit of Chronicle Queue): one [`Appender`] per queue writes records into fixed-size
+//! segment files through a shared mapping; any number of [`Tailer`]s, in any processes,
+//! read them in order from any position, waiting for new ones with a futex.
+//!
+//! ```
+//! use mapipc::queue::{Appender, QueueOptions, StartAt, SyncPolicy, TailerOptions};
+//! # let tmp = tempfile::tempdir()?;
+//! let dir = tmp.path().join("orders");
+//! let mut app = QueueOptions::new()
+//!     .segment_size(1 << 20)
+//!     .sync(SyncPolicy::BATCH)
+//!     .open_appender(&dir)?;
+//! for i in 0u64..1000 {
+//!     app.append(format!("order {i}").as_bytes())?;
+//! }
+//!
+//! // In another process, or later: replay from record 990 on.
+//! let mut tail = TailerOptions::new().from(StartAt::Seq(990)).open(&dir)?;
+//! let rec = tail.try_next()?.expect("record 990 exists");
+//! assert_eq!((rec.seq(), rec.to_vec()?), (990, b"order 990".to_vec()));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Files
+//!
+//! A queue is a directory:
+//!
+//! | file | what |
+//! |---|---|
+//! | `queue.meta` | format, segment size, index interval; the notifier word, the appender lock and hints (4 KiB) |
+//! | `{n:020}.seg` | segment `n`: a header, a sparse index, then records; fixed size, preallocated |
+//! | `{n:020}.seg.pre` | the next segment, allocated ahead of need and not yet published |
+//! | `{name}.tailer` | a named tailer's position (4 KiB) |
+//!
+//! Integers are native-endian (mapipc targets Linux x86-64), except the bytes fed to the
+//! record CRC, which are little-endian. Layouts are checked at compile time.
+//!
+//! ## `queue.meta` (format version 1)
+//!
+//! | offset | size | field | |
+//! |---|---|---|---|
+//! | 0 | 8 | magic `b"MAPIPCQM"` | |
+//! | 8 | 4 | format version (1) | |
+//! | 12 | 4 | header size (128) | |
+//! | 16 | 8 | segment size | |
+//! | 24 | 4 | index interval (records per index entry) | |
+//! | 28 | 4 | flags (0) | |
+//! | 32 | 8 | creation time, ns since the epoch | |
+//! | 40 | 4 | CRC32C of bytes 0..40 | |
+//! | 64 | 4 | notifier word | live, futex |
+//! | 68 | 4 | appender state: 1 open, 0 closed cleanly | live |
+//! | 72 | 4 | appender pid | informational |
+//! | 80 | 8 | hint: next sequence number | live, `Release` after each commit |
+//! | 88 | 8 | hint: `segment << 32 \| offset` of the last record (0: none) | live |
+//! | 96 | 16 | boot id when the appender opened | the hints are trusted within this boot only |
+//! | 112 | 8 | hint: current segment number | live |
+//!
+//! The appender lock is an open-file-description write lock (`F_OFD_SETLK`) on byte 0 of
+//! `queue.meta`: the kernel releases it when the appender's process dies, whatever kills
+//! it. Retention runs hold byte 1.
+//!
+//! ## Segment `{n:020}.seg`
+//!
+//! | offset | size | field | |
+//! |---|---|---|---|
+//! | 0 | 8 | magic `b"MAPIPCQS"` | |
+//! | 8 | 4 | format version (1) | |
+//! | 12 | 4 | header size (128) | |
+//! | 16 | 8 | segment size (= the queue's) | |
+//! | 24 | 8 | segment number (= the file name's) | |
+//! | 32 | 8 | sequence number of its first record | |
+//! | 40 | 8 | data offset: where records start (a multiple of 4096) | |
+//! | 48 | 8 | index offset (128) | |
+//! | 56 | 4 | index entries | |
+//! | 60 | 4 | index interval | |
+//! | 64 | 8 | creation time | |
+//! | 72 | 4 | CRC32C of bytes 0..72 | |
+//! | 76 | 4 | flags: 1 = sealed (ends with an end marker) | live, set after the three below |
+//! | 80 | 8 | time it was sealed | |
+//! | 88 | 8 | offset of the end marker | |
+//! | 96 | 8 | sequence number after the last record | |
+//! | 128 | 4 × entries | sparse index: entry `k` is the offset of record `first + k × interval` (0: unset) | live, `Release` |
+//! | data offset | … | records | |
+//!
+//! Every field read from a segment header is checked against the queue's metadata and
+//! the file name; the index entries are hints: the record an entry points to is checked
+//! (committed, right sequence number, CRC) before it is used.
+//!
+//! ## Records
+//!
+//! Each record starts at a multiple of 8 with a 24-byte header, followed by the payload
+//! and zero padding to the next multiple of 8:
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 4 | payload length |
+//! | 4 | 4 | flags: bit 31 committed; bits 0..8 kind (0 data, 1 end marker); others 0 |
+//! | 8 | 8 | sequence number |
+//! | 16 | 4 | CRC32C of `length, kind, sequence number` (16 bytes, little-endian) then the payload |
+//! | 20 | 4 | reserved, 0 |
+//!
+//! The flags word is the **commit word**: the appender writes the header and the payload,
+//! then stores the flags with `Release`; a reader loads them with `Acquire` and ignores a
+//! record whose committed bit is clear, so no process ever sees a partial record. A
+//! segment keeps 24 bytes at its end for the **end marker** (kind 1, length 0, the next
+//! sequence number), which is written when the next record does not fit; the log continues
+//! at the data offset of segment `n + 1`. Sequence numbers start at 0 and have no gaps.
+//!
+//! # Appending
+//!
+//! One [`Appender`] at a time; a second one gets [`OpenError::AppenderBusy`] (or waits, with
+//! [`QueueOptions::wait_for_lock`]). [`Appender::append`] copies a payload;
+//! [`Appender::reserve`] returns a [`Grant`] to write a record in place and
+//! [`commit`](Grant::commit) it. Each commit also stores the index entry (every
+//! `interval` records), the hints, and notifies the notifier word (one atomic add; a
+//! `futex_wake` only when a tailer is parked).
+//!
+//! Segments never grow: each is created full-size with `fallocate`, so writing into it
+//! never needs a new block and a full disk can never turn into a SIGBUS. When the current
+//! segment is half full, the next one is allocated as `{n+1}.seg.pre`. Rolling writes the
+//! end marker, seals the segment, writes the new segment's header and renames it into
+//! place. If the next segment cannot be allocated (`ENOSPC`), the append that needs it
+//! fails with [`AppendError::NoSpace`] and nothing is written; a later append tries again.
+//!
+//! # Reading
+//!
+//! A [`Tailer`] starts at the start, the end or a sequence number ([`StartAt`]): the
+//! segment is found by a binary search over the segment headers, then the sparse index,
+//! then at most `interval` record headers. [`Tailer::try_next`] does not wait,
+//! [`Tailer::next_blocking`] waits, [`Tailer::next_timeout`] waits up to a timeout. A [`Record`] is
+//! a view of the payload in place; its CRC was checked before it was returned.
+//!
+//! Named tailers ([`TailerOptions::name`]) keep their position in `{name}.tailer`: a
+//! 64-byte header (magic `b"MAPIPCQT"`, version, CRC) and the next sequence number to
+//! deliver at offset 32, updated with one atomic store in the shared mapping (so an update
+//! can never be half-written). A restarted reader continues from there. With
+//! [`AckMode::Auto`] (at-least-once) a record counts as processed when the next one is
+//! asked for or the tailer is dropped; with [`AckMode::Manual`], when [`Tailer::ack`] is
+//! called. One tailer per name at a time (an OFD lock on the file).
+//!
+//! # Durability
+//!
+//! - **Process crash** (the appender killed at any instruction, `SIGKILL` included): every
+//!   record whose commit word was stored survives, whatever the sync policy: the bytes are
+//!   in the page cache, which belongs to the file, not to the process. That includes every
+//!   record whose `append`/`commit` returned, and possibly the one being committed when it
+//!   died. A record whose commit word was not stored is cut off by recovery.
+//! - **Machine crash** (power loss, kernel panic): what was written back to disk survives.
+//!   With [`SyncPolicy::Always`], every record whose `append` returned; with
+//!   [`SyncPolicy::Batch`], every record below [`Appender::synced_seq`] at the time of the
+//!   crash (at most `records` records or `interval` of appends are at risk); with
+//!   [`SyncPolicy::None`], whatever the kernel had written back (usually all but the last
+//!   ~30 s), possibly with holes, since pages are written back in no particular order.
+//!   Sync means `msync(MS_SYNC)` of the dirty range, which flushes the data and the
+//!   metadata needed to read it back; rolls also sync the new segment's header and the
+//!   directory (except under `None`). This assumes the disk honours cache flushes.
+//!
+//! # Crash recovery
+//!
+//! When an appender opens the queue, it examines the last segment: from its last valid
+//! index entry, it follows records while they are committed, have the expected sequence
+//! number and a matching CRC. At the first position that is not:
+//!
+//! - if the previous appender closed cleanly during this boot and the position holds
+//!   nothing (all zero), this is the end: nothing else is done;
+//! - otherwise (after a crash, a reboot, or a torn or damaged record), the rest of the
+//!   segment is searched for a valid record with a later sequence number. If there is one,
+//!   the damage is in the **middle** of the log: it is left as it is and reported in
+//!   [`Recovery::damaged`], tailers report it as [`ReadError::Corrupt`] when they reach it
+//!   (they never skip it silently), and the search goes on from that record. If there is
+//!   none, the damage is a **torn tail**: the record is cut off ([`Recovery::cut`]), and
+//!   every non-zero byte after the end is zeroed and written back, so a later append can
+//!   never be confused with stale bytes.
+//!
+//! A sealed last segment (a roll interrupted after its end marker) is continued in a new
+//! one. Tailers treat an empty slot as the end of the log, unless the appender's hints
+//! (trusted only within the boot they were written in) show later records, in which case
+//! the slot is reported as damage ([`CorruptReason::Uncommitted`]).
+//!
+//! Everything read from the files is validated: a damaged or hostile file gives a typed
+//! error naming the file, never a panic or a loop; a segment truncated under a mapping
+//! gives [`AccessError::Truncated`](crate::map::AccessError::Truncated) (see
+//! [`map`](crate::map)), not a SIGBUS.
+//!
+//! # Retention
+//!
+//! [`retain`] deletes whole segments, oldest first, beyond a count, an age (time since
+//! the segment was sealed) or a total size ([`Retention`]). It never deletes the segment
+//! being appended to, nor one holding records a named tailer has not acknowledged yet,
+//! unless forced. An anonymous tailer whose position was deleted gets
+//! [`ReadError::Gone`].
+//!
+//! # Inspection
+//!
+//! [`stat`] describes a queue cheaply; [`verify`] reads every record of every segment and
+//! lists each damage (sequence number, segment, offset, "CRC mismatch" or "corrupt").
+#![deny(unsafe_code)]
+
+mod appender;
+mod error;
+mod format;
+mod inspect;
+mod meta;
+mod retention;
+mod segment;
+mod tailer;
+mod view;
+
+use std::io;
+use std::path::Path;
+
+pub use appender::{Appender, Grant, QueueOptions, Recovery, SyncPolicy};
+pub use error::{AppendError, CorruptReason, Corruption, OpenError, ReadError, RetainError};
+pub use format::{
+    DEFAULT_INDEX_INTERVAL, DEFAULT_SEGMENT_SIZE, MAX_INDEX_INTERVAL, MAX_SEGMENT_SIZE,
+    MIN_SEGMENT_SIZE,
+};
+pub use inspect::{stat, verify, QueueStat, SegmentStat, TailerStat, VerifyReport};
+pub use retention::{retain, RetainReport, Retention};
+pub use tailer::{AckMode, Record, Skipped, StartAt, Tailer, TailerOptions};
+
+use format::{parse_prealloc_name, parse_segment_name, parse_tailer_name};
+use meta::Meta;
+
+/// What a queue directory holds, sorted.
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    pub segments: Vec<u64>,
+    pub prealloc: Vec<u64>,
+    pub tailers: Vec<String>,
+}
+
+/// Lists the queue files in `dir`; other files are ignored.
+pub(crate) fn list_dir(dir: &Path) -> io::Result<Listing> {
+    let mut listing = Listing::default();
+    for name in crate::os::storage::list_dir(dir)? {
+        let Some(name) = name.to_str() else { continue };
+        if let Some(n) = parse_segment_name(name) {
+            listing.segments.push(n);
+        } else if let Some(n) = parse_prealloc_name(name) {
+            listing.prealloc.push(n);
+        } else if let Some(t) = parse_tailer_name(name) {
+            listing.tailers.push(t.to_string());
+        }
+    }
+    listing.segments.sort_unstable();
+    listing.prealloc.sort_unstable();
+    listing.tailers.sort_unstable();
+    Ok(listing)
+}
+
+/// `segment << 32 | offset` (offsets are below 2^30, segment numbers below 2^32).
+pub(crate) fn pack_position(segment: u64, offset: u64) -> u64 {
+    (segment << 32) | (offset & 0xffff_ffff)
+}
+
+/// The inverse of [`pack_position`].
+pub(crate) fn unpack_position(v: u64) -> (u64, u64) {
+    (v >> 32, v & 0xffff_ffff)
+}
+
+/// Wakes the tailers parked on the queue's notifier word: one atomic add, plus a
+/// `futex_wake` only when a tailer is parked.
+#[inline]
+pub(crate) fn notify_tailers(meta: &Meta) {
+    if let Some(word) = meta.notify_word() {
+        crate::sync::Notifier::new(word).notify_all();
+    }
+}

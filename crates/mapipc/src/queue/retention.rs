@@ -1,0 +1,204 @@
+//! Retention: deleting whole old segments beyond a count, an age or a size.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::error::{OpenError, RetainError};
+use super::format::segment_path;
+use super::inspect::tailer_stat;
+use super::list_dir;
+use super::meta::Meta;
+use super::segment::{SegOpenError, Segment};
+use crate::os;
+
+/// Bounds for [`retain`]. A segment is deleted when any bound asks for it; at least one
+/// must be set.
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// use mapipc::queue::Retention;
+/// let r = Retention::new().max_segments(10).max_age(Duration::from_secs(7 * 86400));
+/// # let _ = r;
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Retention {
+    max_segments: Option<u64>,
+    max_age: Option<Duration>,
+    max_bytes: Option<u64>,
+    force: bool,
+}
+
+impl Retention {
+    /// No bound yet.
+    pub fn new() -> Retention {
+        Retention::default()
+    }
+
+    /// Keep at most this many segments (the segment being appended to always stays, so 0
+    /// behaves as 1).
+    pub fn max_segments(mut self, n: u64) -> Self {
+        self.max_segments = Some(n);
+        self
+    }
+
+    /// Delete segments sealed longer ago than this (so every record in them is older).
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.max_age = Some(age);
+        self
+    }
+
+    /// Keep the segment files' total size at or below this (at least one segment stays).
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes);
+        self
+    }
+
+    /// Also delete segments holding records that named tailers have not acknowledged
+    /// (they get [`ReadError::Gone`](super::ReadError::Gone) on their next read), and
+    /// ignore damaged tailer files.
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+}
+
+/// What [`retain`] did.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct RetainReport {
+    /// The deleted segment files, oldest first.
+    pub deleted: Vec<PathBuf>,
+    /// Segments the bounds asked to delete but a named tailer still needs: `(tailer, its
+    /// position, segments kept for it)`.
+    pub kept_for_tailer: Option<(String, u64, u64)>,
+    /// Segments left.
+    pub remaining: u64,
+    /// The oldest sequence number left.
+    pub first_seq: Option<u64>,
+}
+
+/// Deletes whole segments of the queue in `dir`, oldest first, as `policy` asks. Never the
+/// segment being appended to (the last one), and never one with records a named tailer
+/// has not acknowledged, unless [`Retention::force`]. Safe while an appender and tailers
+/// run: a tailer reading a deleted segment keeps its mapping; concurrent retention runs are
+/// serialized by a lock.
+///
+/// # Errors
+/// [`RetainError::NoBound`]; [`RetainError::Open`] when the queue cannot be opened, or a
+/// named tailer's file is damaged (without `force`); [`RetainError::Delete`].
+///
+/// # Example
+/// ```
+/// use mapipc::queue::{retain, QueueOptions, Retention};
+/// # let dir = tempfile::tempdir()?;
+/// # let q = dir.path().join("q");
+/// let mut app = QueueOptions::new().segment_size(64 * 1024).open_appender(&q)?;
+/// for _ in 0..2000 { app.append(&[0u8; 100])?; } // about 4 segments
+/// let report = retain(&q, &Retention::new().max_segments(2))?;
+/// assert_eq!(report.remaining, 2);
+/// assert!(!report.deleted.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn retain(dir: impl AsRef<Path>, policy: &Retention) -> Result<RetainReport, RetainError> {
+    let dir = dir.as_ref();
+    if policy.max_segments.is_none() && policy.max_age.is_none() && policy.max_bytes.is_none() {
+        return Err(RetainError::NoBound);
+    }
+    let meta = Meta::open(dir)?;
+    meta.lock_retention(true)?;
+    let result = retain_locked(dir, &meta, policy);
+    meta.unlock_retention();
+    result
+}
+
+fn retain_locked(dir: &Path, meta: &Meta, policy: &Retention) -> Result<RetainReport, RetainError> {
+    let layout = meta.layout;
+    let listing = list_dir(dir).map_err(|source| OpenError::Io {
+        op: "list",
+        file: dir.to_path_buf(),
+        source,
+    })?;
+    // Headers of every segment but the last (which always stays): first sequence number
+    // (the previous one's end) and seal time.
+    let mut info = Vec::new();
+    for &n in &listing.segments {
+        let path = segment_path(dir, n);
+        match Segment::open(&path, n, layout, false) {
+            Ok(seg) => info.push((n, seg.first_seq, seg.sealed_ns()?)),
+            Err(SegOpenError::Missing) => continue,
+            Err(SegOpenError::Bad(why)) => {
+                return Err(OpenError::BadSegment { file: path, why }.into())
+            }
+            Err(SegOpenError::Map(e)) => return Err(OpenError::Map(e).into()),
+            Err(SegOpenError::Access(e)) => return Err(OpenError::Access(e).into()),
+        }
+    }
+    let total = info.len() as u64;
+    let candidates = total.saturating_sub(1);
+    let mut delete = 0u64;
+    if let Some(max) = policy.max_segments {
+        delete = delete.max(total.saturating_sub(max.max(1)));
+    }
+    if let Some(max) = policy.max_bytes {
+        let keep = (max / layout.segment_size).max(1);
+        delete = delete.max(total.saturating_sub(keep));
+    }
+    if let Some(age) = policy.max_age {
+        let now = os::process::realtime_ns();
+        let limit = now.saturating_sub(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX));
+        let old = info
+            .iter()
+            .take(candidates as usize)
+            .take_while(|(_, _, sealed_ns)| *sealed_ns != 0 && *sealed_ns <= limit)
+            .count() as u64;
+        delete = delete.max(old);
+    }
+    delete = delete.min(candidates);
+    let mut report = RetainReport::default();
+    if !policy.force {
+        // The oldest position among named tailers bounds what may go: segment i may be
+        // deleted only if all its records (below segment i+1's first) are acknowledged.
+        let mut oldest: Option<(String, u64)> = None;
+        for name in &listing.tailers {
+            let st = tailer_stat(dir, name);
+            if let Some(why) = st.problem {
+                return Err(OpenError::BadTailer {
+                    file: super::format::tailer_path(dir, name),
+                    why,
+                }
+                .into());
+            }
+            if oldest.as_ref().map_or(true, |(_, s)| st.next_seq < *s) {
+                oldest = Some((st.name, st.next_seq));
+            }
+        }
+        if let Some((name, pos)) = oldest {
+            let allowed = (0..delete as usize)
+                .take_while(|&i| info[i + 1].1 <= pos)
+                .count() as u64;
+            if allowed < delete {
+                report.kept_for_tailer = Some((name, pos, delete - allowed));
+                delete = allowed;
+            }
+        }
+    }
+    for &(n, _, _) in info.iter().take(delete as usize) {
+        let path = segment_path(dir, n);
+        match os::file::unlink(&path) {
+            Ok(()) => report.deleted.push(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(RetainError::Delete { file: path, source }),
+        }
+    }
+    if !report.deleted.is_empty() {
+        os::storage::fsync_dir(dir).map_err(|source| OpenError::Io {
+            op: "sync the directory",
+            file: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    report.remaining = total - delete;
+    report.first_seq = info.get(delete as usize).map(|(_, first, _)| *first);
+    Ok(report)
+}

@@ -1,0 +1,1236 @@
+//! Tailers: positioned readers of a queue, anonymous or named (with a persistent position).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::error::{CorruptReason, Corruption, OpenError, ReadError};
+use super::format::{
+    check_tailer_name, segment_path, tailer_path, SegmentLayout, TailerHeader, RECORD_HEADER_SIZE,
+    TAILER_FILE_SIZE, TAILER_NEXT_SEQ, TAILER_UPDATED_NS,
+};
+use super::meta::Meta;
+use super::segment::{Probe, SegOpenError, Segment};
+use super::{list_dir, unpack_position};
+use crate::map::{AccessError, MapError, MapOptions, Mmap};
+use crate::os;
+use crate::sync::{Notifier, WaitError, WaitOptions};
+
+/// Where a tailer starts.
+///
+/// # Example
+/// ```
+/// use mapipc::queue::{Appender, StartAt, TailerOptions};
+/// # let dir = tempfile::tempdir()?;
+/// # let q = dir.path().join("q");
+/// let mut app = Appender::open(&q)?;
+/// for m in [b"a", b"b", b"c"] { app.append(m)?; }
+/// let mut t = TailerOptions::new().from(StartAt::Seq(1)).open(&q)?;
+/// assert_eq!(t.try_next()?.unwrap().to_vec()?, b"b");
+/// let mut end = TailerOptions::new().from(StartAt::End).open(&q)?;
+/// assert!(end.try_next()?.is_none()); // only what comes next
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartAt {
+    /// The oldest record still in the queue.
+    Start,
+    /// After the last record: only records appended from now on.
+    End,
+    /// The record with this sequence number (it need not exist yet if it is the next one).
+    Seq(u64),
+}
+
+/// When a named tailer's position is stored.
+///
+/// # Example
+/// ```
+/// use mapipc::queue::{AckMode, Appender, TailerOptions};
+/// # let dir = tempfile::tempdir()?;
+/// # let q = dir.path().join("q");
+/// let mut app = Appender::open(&q)?;
+/// app.append(b"job 1")?;
+/// app.append(b"job 2")?;
+/// {
+///     let mut t = TailerOptions::new().name("worker").ack(AckMode::Manual).open(&q)?;
+///     let job = t.try_next()?.unwrap().to_vec()?;
+///     assert_eq!(job, b"job 1");
+///     // ... process it, then acknowledge together with its effects:
+///     t.ack()?;
+///     let _ = t.try_next()?; // "job 2" read but never acknowledged
+/// }
+/// let mut t = TailerOptions::new().name("worker").open(&q)?;
+/// assert_eq!(t.try_next()?.unwrap().to_vec()?, b"job 2"); // delivered again
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AckMode {
+    /// At-least-once: a record counts as processed when the next one is asked for or when
+    /// the tailer is dropped. After a crash, the record being processed is delivered again.
+    #[default]
+    Auto,
+    /// The caller acknowledges with [`Tailer::ack`] (exactly-once when the
+    /// acknowledgement is made atomically with the processing, e.g. idempotent effects or
+    /// effects stored with the position).
+    Manual,
+}
+
+/// How to open a [`Tailer`].
+///
+/// Defaults: anonymous, from [`StartAt::Start`], [`AckMode::Auto`], spin 100 times before
+/// parking in blocking reads.
+///
+/// # Example
+/// ```
+/// use mapipc::queue::{Appender, StartAt, TailerOptions};
+/// # let dir = tempfile::tempdir()?;
+/// # let q = dir.path().join("q");
+/// # Appender::open(&q)?.append(b"x")?;
+/// let t = TailerOptions::new().from(StartAt::End).name("audit").open(&q)?;
+/// assert_eq!(t.name(), Some("audit"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct TailerOptions {
+    from: Option<StartAt>,
+    name: Option<String>,
+    ack: AckMode,
+    spin: u32,
+}
+
+impl Default for TailerOptions {
+    fn default() -> Self {
+        TailerOptions {
+            from: None,
+            name: None,
+            ack: AckMode::Auto,
+            spin: 100,
+        }
+    }
+}
+
+impl TailerOptions {
+    /// The defaults.
+    pub fn new() -> TailerOptions {
+        TailerOptions::default()
+    }
+
+    /// Where to start. For a named tailer that already exists, setting this moves it (and
+    /// its stored position) there; left unset, it resumes where it stopped. An anonymous
+    /// or new tailer starts at [`StartAt::Start`] unless told otherwise.
+    pub fn from(&mut self, at: StartAt) -> &mut Self {
+        self.from = Some(at);
+        self
+    }
+
+    /// Makes this a named tailer: its position is kept in `{name}.tailer` in the queue
+    /// directory, so a restarted reader continues where it stopped. Names are 1 to 64 of
+    /// `A-Z a-z 0-9 _ - .`, not starting with `.`. One tailer per name at a time.
+    pub fn name(&mut self, name: &str) -> &mut Self {
+        self.name = Some(name.to_string());
+        self
+    }
+
+    /// When a named tailer's position is stored (default [`AckMode::Auto`]).
+    pub fn ack(&mut self, mode: AckMode) -> &mut Self {
+        self.ack = mode;
+        self
+    }
+
+    /// Spin this many times before parking in blocking reads (default 100; 0 parks at
+    /// once).
+    pub fn spin(&mut self, spins: u32) -> &mut Self {
+        self.spin = spins;
+        self
+    }
+
+    /// Opens a tailer on the queue in `dir` (which must exist).
+    ///
+    /// # Errors
+    /// [`OpenError::NotAQueue`], [`OpenError::BadMeta`]; for named tailers
+    /// [`OpenError::InvalidName`], [`OpenError::TailerBusy`], [`OpenError::BadTailer`];
+    /// [`OpenError::Read`] when positioning fails ([`ReadError::PastEnd`] for a
+    /// sequence number not yet appended, [`ReadError::Gone`] for one deleted by retention,
+    /// a corrupt segment header).
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::queue::{OpenError, TailerOptions};
+    /// # let dir = tempfile::tempdir()?;
+    /// let err = TailerOptions::new().open(dir.path().join("missing")).unwrap_err();
+    /// assert!(matches!(err, OpenError::NotAQueue { .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(&self, dir: impl AsRef<Path>) -> Result<Tailer, OpenError> {
+        Tailer::open_with(dir.as_ref(), self)
+    }
+}
+
+/// Records skipped by [`Tailer::skip_corrupt`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// The first sequence number skipped.
+    pub first: u64,
+    /// The sequence number reading continues at (everything in `first..next` is skipped).
+    pub next: u64,
+}
+
+/// A committed record, viewed in place in the segment mapping (zero-copy). Its CRC was
+/// checked when it was read. Reading copies out through the map layer; borrowing the bytes
+/// is [`unsafe`](Self::as_slice).
+///
+/// # Example
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let q = dir.path().join("q");
+/// # mapipc::queue::Appender::open(&q)?.append(b"hello world")?;
+/// let mut t = mapipc::queue::Tailer::open(&q)?;
+/// let rec = t.try_next()?.unwrap();
+/// assert_eq!((rec.seq(), rec.len()), (0, 11));
+/// let mut word = [0u8; 5];
+/// rec.read_at(6, &mut word)?;
+/// assert_eq!(&word, b"world");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Record<'a> {
+    map: &'a Mmap,
+    off: u64,
+    len: usize,
+    seq: u64,
+}
+
+impl Record<'_> {
+    /// The record's sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The payload length.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies payload bytes from `offset` into `buf`.
+    ///
+    /// # Errors
+    /// [`AccessError::OutOfBounds`] past the payload; [`AccessError::Truncated`] if the
+    /// segment file was truncated under us.
+    ///
+    /// # Example
+    /// See [`Record`].
+    pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<(), AccessError> {
+        match offset.checked_add(buf.len()) {
+            Some(end) if end <= self.len => self.map.read_at(self.off + offset as u64, buf),
+            _ => Err(AccessError::OutOfBounds {
+                offset: offset as u64,
+                len: buf.len(),
+                map_len: self.len,
+            }),
+        }
+    }
+
+    /// The payload, copied into a new `Vec`.
+    ///
+    /// # Errors
+    /// [`AccessError::Truncated`].
+    ///
+    /// # Example
+    /// See [`Tailer`].
+    pub fn to_vec(&self) -> Result<Vec<u8>, AccessError> {
+        let mut v = vec![0u8; self.len];
+        self.read_at(0, &mut v)?;
+        Ok(v)
+    }
+
+    /// Copies the payload into `buf` (cleared first), reusing its allocation.
+    ///
+    /// # Errors
+    /// [`AccessError::Truncated`].
+    ///
+    /// # Example
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let q = dir.path().join("q");
+    /// # mapipc::queue::Appender::open(&q)?.append(b"abc")?;
+    /// let mut t = mapipc::queue::Tailer::open(&q)?;
+    /// let mut buf = Vec::with_capacity(4096);
+    /// t.try_next()?.unwrap().copy_into(&mut buf)?;
+    /// assert_eq!(buf, b"abc");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn copy_into(&self, buf: &mut Vec<u8>) -> Result<(), AccessError> {
+        buf.clear();
+        buf.resize(self.len, 0);
+        self.read_at(0, buf)
+    }
+
+    /// Borrows the payload in place.
+    ///
+    /// # Safety
+    /// The payload lives in a shared file mapping. While the slice lives, nobody may write
+    /// or truncate the segment file. The appender never rewrites committed records, so
+    /// this holds unless someone edits the queue's files by hand or maliciously (or
+    /// retention with `force` plus an external truncation).
+    ///
+    /// # Example
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let q = dir.path().join("q");
+    /// # mapipc::queue::Appender::open(&q)?.append(b"abc")?;
+    /// let mut t = mapipc::queue::Tailer::open(&q)?;
+    /// let rec = t.try_next()?.unwrap();
+    /// // SAFETY: nobody edits the queue's files behind the appender's back.
+    /// assert_eq!(unsafe { rec.as_slice() }, b"abc");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[allow(unsafe_code)]
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: the range was bounds-checked when the record was read (it fits in the
+        // segment); immutability is the caller's obligation.
+        unsafe { super::view::slice(self.map, self.off, self.len) }
+    }
+}
+
+/// Where the tailer is.
+#[derive(Debug)]
+enum Pos {
+    /// Reading at `off` in `seg`.
+    At { seg: Segment, off: u64 },
+    /// The segment holding `seq` is not open: try segment `hint` first (the one after an
+    /// end marker), else find it by listing the directory.
+    Pending { hint: Option<u64> },
+}
+
+/// The named tailer's position file.
+#[derive(Debug)]
+struct Named {
+    name: String,
+    map: Mmap,
+}
+
+impl Named {
+    fn store(&self, seq: u64) -> Result<(), AccessError> {
+        self.map
+            .atomic_u64(TAILER_NEXT_SEQ)?
+            .store(seq, Ordering::Release);
+        self.map
+            .write_pod(TAILER_UPDATED_NS, &os::process::realtime_ns())
+    }
+
+    fn load(&self) -> Result<u64, AccessError> {
+        Ok(self
+            .map
+            .atomic_u64(TAILER_NEXT_SEQ)?
+            .load(Ordering::Acquire))
+    }
+}
+
+/// Result of finding a sequence number in the segments.
+enum Located {
+    At { seg: Segment, off: u64, seq: u64 },
+    NotYet { hint: Option<u64> },
+    PastEnd { next: u64 },
+    Gone { first_available: u64 },
+}
+
+/// A reader of a queue: reads records in order from its position, without blocking
+/// ([`try_next`](Self::try_next)), blocking ([`next_blocking`](Self::next_blocking)) or with a timeout
+/// ([`next_timeout`](Self::next_timeout)). Any number of tailers, in any processes.
+///
+/// A damaged record is reported as [`ReadError::Corrupt`] and the position does not move:
+/// stop, or call [`skip_corrupt`](Self::skip_corrupt). Nothing is ever skipped silently.
+///
+/// # Example
+/// ```
+/// use mapipc::queue::{Appender, Tailer};
+/// # let dir = tempfile::tempdir()?;
+/// # let q = dir.path().join("q");
+/// let mut app = Appender::open(&q)?;
+/// app.append(b"one")?;
+/// let mut t = Tailer::open(&q)?;
+/// let rec = t.try_next()?.unwrap();
+/// assert_eq!((rec.seq(), rec.to_vec()?), (0, b"one".to_vec()));
+/// assert!(t.try_next()?.is_none());
+/// app.append(b"two")?;
+/// assert_eq!(t.try_next()?.unwrap().to_vec()?, b"two");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Tailer {
+    meta: Meta,
+    dir: PathBuf,
+    layout: SegmentLayout,
+    pos: Pos,
+    /// The next sequence number to read.
+    seq: u64,
+    named: Option<Named>,
+    ack: AckMode,
+    spin: u32,
+}
+
+impl Tailer {
+    /// An anonymous tailer from the start of the queue in `dir`.
+    ///
+    /// # Errors
+    /// As [`TailerOptions::open`].
+    ///
+    /// # Example
+    /// See [`Tailer`].
+    pub fn open(dir: impl AsRef<Path>) -> Result<Tailer, OpenError> {
+        TailerOptions::new().open(dir)
+    }
+
+    fn open_with(dir: &Path, opts: &TailerOptions) -> Result<Tailer, OpenError> {
+        let meta = Meta::open(dir)?;
+        let layout = meta.layout;
+        let mut t = Tailer {
+            meta,
+            dir: dir.to_path_buf(),
+            layout,
+            pos: Pos::Pending { hint: None },
+            seq: 0,
+            named: None,
+            ack: opts.ack,
+            spin: opts.spin,
+        };
+        let Some(name) = &opts.name else {
+            t.seek(opts.from.unwrap_or(StartAt::Start))?;
+            return Ok(t);
+        };
+        check_tailer_name(name).map_err(|why| OpenError::InvalidName {
+            name: name.clone(),
+            why,
+        })?;
+        let path = tailer_path(dir, name);
+        let existing = open_tailer_file(&path, name)?;
+        match (existing, opts.from) {
+            (Some(named), None) => {
+                // Resume lazily: a position deleted by retention or not yet reached is
+                // reported (or waited for) by the reads, not here.
+                t.seq = named.load()?;
+                t.named = Some(named);
+            }
+            (Some(named), Some(at)) => {
+                t.seek(at)?;
+                named.store(t.seq)?;
+                t.named = Some(named);
+            }
+            (None, from) => {
+                t.seek(from.unwrap_or(StartAt::Start))?;
+                t.named = Some(create_tailer_file(&path, name, t.seq, &t.meta)?);
+            }
+        }
+        Ok(t)
+    }
+
+    /// The tailer's name, if it is a named one.
+    pub fn name(&self) -> Option<&str> {
+        self.named.as_ref().map(|n| n.name.as_str())
+    }
+
+    /// The sequence number the next read returns.
+    pub fn next_seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The queue directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Moves the tailer. For a named tailer, the new position is stored at once.
+    ///
+    /// # Errors
+    /// [`ReadError::PastEnd`] for a sequence number beyond the next one to be appended,
+    /// [`ReadError::Gone`] for one deleted by retention, [`ReadError::Corrupt`] for a
+    /// damaged segment header on the way.
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::queue::{Appender, ReadError, StartAt, Tailer};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let q = dir.path().join("q");
+    /// let mut app = Appender::open(&q)?;
+    /// for i in 0u32..10 { app.append(&i.to_le_bytes())?; }
+    /// let mut t = Tailer::open(&q)?;
+    /// t.seek(StartAt::Seq(7))?;
+    /// assert_eq!(t.try_next()?.unwrap().seq(), 7);
+    /// assert!(matches!(t.seek(StartAt::Seq(11)), Err(ReadError::PastEnd { next: 10, .. })));
+    /// t.seek(StartAt::End)?;
+    /// assert_eq!(t.next_seq(), 10);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn seek(&mut self, at: StartAt) -> Result<(), ReadError> {
+        match at {
+            StartAt::Start => self.seek_start()?,
+            StartAt::End => self.seek_end()?,
+            StartAt::Seq(seq) => match self.locate(seq)? {
+                Located::At { seg, off, seq } => {
+                    self.pos = Pos::At { seg, off };
+                    self.seq = seq;
+                }
+                Located::NotYet { hint } => {
+                    self.pos = Pos::Pending { hint };
+                    self.seq = seq;
+                }
+                Located::PastEnd { next } if next == seq => {
+                    self.pos = Pos::Pending { hint: None };
+                    self.seq = seq;
+                }
+                Located::PastEnd { next } => {
+                    return Err(ReadError::PastEnd {
+                        dir: self.dir.clone(),
+                        seq,
+                        next,
+                    })
+                }
+                Located::Gone { first_available } => {
+                    return Err(ReadError::Gone {
+                        dir: self.dir.clone(),
+                        seq,
+                        first_available,
+                    })
+                }
+            },
+        }
+        if let Some(n) = &self.named {
+            n.store(self.seq)?;
+        }
+        Ok(())
+    }
+
+    fn seek_start(&mut self) -> Result<(), ReadError> {
+        let listing = list_dir(&self.dir).map_err(|source| ReadError::Io {
+            op: "list",
+            file: self.dir.clone(),
+            source,
+        })?;
+        for &n in &listing.segments {
+            match self.open_segment(n) {
+                Ok(seg) => {
+                    self.seq = seg.first_seq;
+                    let off = seg.layout.data_offset;
+                    self.pos = Pos::At { seg, off };
+                    return Ok(());
+                }
+                // Deleted by retention since the listing: try the next one.
+                Err(SegOpenError::Missing) => continue,
+                Err(e) => return Err(self.seg_error(e, n)),
+            }
+        }
+        // No segment yet: the first append gets the `next_seq` hint (0 for a new queue).
+        self.seq = self.meta.raw_next_seq();
+        self.pos = Pos::Pending { hint: None };
+        Ok(())
+    }
+
+    fn seek_end(&mut self) -> Result<(), ReadError> {
+        // Fast path: the hints name the last record; check it, then walk to the end.
+        if let Some((next, last)) = self.meta.hints() {
+            if last != 0 {
+                let (n, off) = unpack_position(last);
+                if let Ok(seg) = self.open_segment(n) {
+                    if seg.layout.is_record_offset(off) {
+                        let h = seg.read_header(off)?;
+                        if h.seq < next {
+                            if let Probe::Data { next: after, .. } = seg.probe(off, h.seq, None)? {
+                                let end = seg.walk(after, h.seq + 1, None)?;
+                                return self.settle_end(seg, end.off, end.seq, end.stop);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Slow path: the last segment, from its last index entry.
+        let listing = list_dir(&self.dir).map_err(|source| ReadError::Io {
+            op: "list",
+            file: self.dir.clone(),
+            source,
+        })?;
+        let Some(&n) = listing.segments.last() else {
+            return self.seek_start();
+        };
+        let seg = self.open_segment(n).map_err(|e| self.seg_error(e, n))?;
+        let (off, seq) = seg.last_indexed()?;
+        let end = seg.walk(off, seq, None)?;
+        self.settle_end(seg, end.off, end.seq, end.stop)
+    }
+
+    fn settle_end(
+        &mut self,
+        seg: Segment,
+        off: u64,
+        seq: u64,
+        stop: Probe,
+    ) -> Result<(), ReadError> {
+        self.seq = seq;
+        self.pos = match stop {
+            Probe::End { .. } => Pos::Pending {
+                hint: Some(seg.number + 1),
+            },
+            // At the end, or at damage at the tail, which reads will report.
+            _ => Pos::At { seg, off },
+        };
+        Ok(())
+    }
+
+    fn open_segment(&self, n: u64) -> Result<Segment, SegOpenError> {
+        Segment::open(&segment_path(&self.dir, n), n, self.layout, false)
+    }
+
+    fn seg_error(&self, e: SegOpenError, n: u64) -> ReadError {
+        let file = segment_path(&self.dir, n);
+        match e {
+            SegOpenError::Missing => ReadError::Io {
+                op: "open segment",
+                file,
+                source: std::io::ErrorKind::NotFound.into(),
+            },
+            SegOpenError::Bad(what) => ReadError::Corrupt(Corruption {
+                file,
+                segment: n,
+                offset: 0,
+                seq: self.seq,
+                reason: CorruptReason::BadSegment { what },
+            }),
+            SegOpenError::Map(e) => ReadError::Map(e),
+            SegOpenError::Access(e) => ReadError::Access(e),
+        }
+    }
+
+    /// Finds the segment and offset of `seq`.
+    fn locate(&self, seq: u64) -> Result<Located, ReadError> {
+        self.locate_within(seq, 8)
+    }
+
+    /// [`locate`](Self::locate), starting over (at most `attempts` times) when retention
+    /// deletes a segment between the listing and the opening.
+    fn locate_within(&self, seq: u64, attempts: u32) -> Result<Located, ReadError> {
+        let again = || {
+            if attempts == 0 {
+                Err(ReadError::Io {
+                    op: "find a segment in",
+                    file: self.dir.clone(),
+                    source: std::io::Error::other("segments keep disappearing while listed"),
+                })
+            } else {
+                self.locate_within(seq, attempts - 1)
+            }
+        };
+        let listing = list_dir(&self.dir).map_err(|source| ReadError::Io {
+            op: "list",
+            file: self.dir.clone(),
+            source,
+        })?;
+        let segs = &listing.segments;
+        if segs.is_empty() {
+            return Ok(Located::NotYet { hint: None });
+        }
+        // The last segment whose first sequence number is <= seq (binary search on the
+        // headers).
+        let first_of = |i: usize| -> Result<Option<Segment>, ReadError> {
+            match self.open_segment(segs[i]) {
+                Ok(s) => Ok(Some(s)),
+                Err(SegOpenError::Missing) => Ok(None),
+                Err(e) => Err(self.seg_error(e, segs[i])),
+            }
+        };
+        let Some(first) = first_of(0)? else {
+            // Deleted by retention just now: start over.
+            return again();
+        };
+        if seq < first.first_seq {
+            return Ok(Located::Gone {
+                first_available: first.first_seq,
+            });
+        }
+        let (mut lo, mut hi) = (0usize, segs.len());
+        let mut best = first;
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            match first_of(mid)? {
+                Some(s) if s.first_seq <= seq => {
+                    best = s;
+                    lo = mid;
+                }
+                Some(_) => hi = mid,
+                None => return again(),
+            }
+        }
+        let seg = best;
+        let (mut off, mut at) = seg.index_start(seq)?;
+        loop {
+            let end = seg.walk(off, at, Some(seq))?;
+            if end.reached {
+                return Ok(Located::At {
+                    seg,
+                    off: end.off,
+                    seq,
+                });
+            }
+            match end.stop {
+                Probe::End { next_seq } if next_seq == seq => {
+                    return Ok(Located::NotYet {
+                        hint: Some(seg.number + 1),
+                    })
+                }
+                Probe::End { next_seq } => return Ok(Located::PastEnd { next: next_seq }),
+                Probe::Empty { .. } => return Ok(Located::PastEnd { next: end.seq }),
+                Probe::Data { .. } => unreachable!("walk stops only on non-data"),
+                Probe::Bad(_) => {
+                    // Damage before `seq`: look past it.
+                    match seg.resync(end.off, end.seq + 1)? {
+                        Some((r_off, h)) if h.seq <= seq => {
+                            off = r_off;
+                            at = h.seq;
+                        }
+                        // `seq` is inside the damage: stand at it, reads report it.
+                        _ => {
+                            return Ok(Located::At {
+                                seg,
+                                off: end.off,
+                                seq: end.seq,
+                            })
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn auto_ack(&self) -> Result<(), ReadError> {
+        if self.ack == AckMode::Auto {
+            if let Some(n) = &self.named {
+                n.store(self.seq)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Acknowledges every record returned so far: a named tailer reopened later starts
+    /// after them. A no-op for anonymous tailers. The position is stored in a shared
+    /// mapping (it survives a crash of this process at once, a machine crash after
+    /// [`sync_position`](Self::sync_position)).
+    ///
+    /// # Errors
+    /// [`ReadError::Access`] if the position file was truncated under us.
+    ///
+    /// # Example
+    /// See [`AckMode`].
+    pub fn ack(&mut self) -> Result<(), ReadError> {
+        if let Some(n) = &self.named {
+            n.store(self.seq)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the stored position back to disk (`msync`).
+    ///
+    /// # Errors
+    /// [`ReadError::Flush`].
+    ///
+    /// # Example
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let q = dir.path().join("q");
+    /// # mapipc::queue::Appender::open(&q)?;
+    /// let mut t = mapipc::queue::TailerOptions::new().name("n").open(&q)?;
+    /// t.ack()?;
+    /// t.sync_position()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sync_position(&self) -> Result<(), ReadError> {
+        if let Some(n) = &self.named {
+            n.map.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Reads the next record if there is one, without waiting.
+    ///
+    /// # Errors
+    /// [`ReadError::Corrupt`] (the position stays on the damaged record),
+    /// [`ReadError::Gone`] when the position was deleted by retention, I/O errors.
+    ///
+    /// # Example
+    /// See [`Tailer`].
+    pub fn try_next(&mut self) -> Result<Option<Record<'_>>, ReadError> {
+        self.auto_ack()?;
+        match self.advance()? {
+            Some((off, len, seq)) => Ok(Some(self.record(off, len, seq))),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads the next record, waiting for it as long as it takes.
+    ///
+    /// Spins briefly ([`TailerOptions::spin`]), then parks on the queue's notifier word
+    /// (a futex in `queue.meta`) until the appender publishes something.
+    ///
+    /// # Errors
+    /// As [`try_next`](Self::try_next), and [`ReadError::Wait`] if the futex wait fails.
+    ///
+    /// # Example
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let q = dir.path().join("q");
+    /// let mut app = mapipc::queue::Appender::open(&q)?;
+    /// let mut t = mapipc::queue::Tailer::open(&q)?;
+    /// let writer = std::thread::spawn(move || app.append(b"wake up").map(|_| ()));
+    /// assert_eq!(t.next_blocking()?.to_vec()?, b"wake up");
+    /// writer.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn next_blocking(&mut self) -> Result<Record<'_>, ReadError> {
+        loop {
+            if let Some((off, len, seq)) = self.next_inner(None)? {
+                return Ok(self.record(off, len, seq));
+            }
+        }
+    }
+
+    /// Reads the next record, waiting at most `timeout` for it; `None` on timeout.
+    ///
+    /// # Errors
+    /// As [`next_blocking`](Self::next_blocking).
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let q = dir.path().join("q");
+    /// # mapipc::queue::Appender::open(&q)?;
+    /// let mut t = mapipc::queue::Tailer::open(&q)?;
+    /// assert!(t.next_timeout(Duration::from_millis(10))?.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Record<'_>>, ReadError> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.next_until(deadline),
+            None => self.next_blocking().map(Some),
+        }
+    }
+
+    /// Reads the next record, waiting until `deadline` at most; `None` when it passed.
+    ///
+    /// # Errors
+    /// As [`next_blocking`](Self::next_blocking).
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let q = dir.path().join("q");
+    /// # mapipc::queue::Appender::open(&q)?.append(b"x")?;
+    /// let mut t = mapipc::queue::Tailer::open(&q)?;
+    /// let deadline = Instant::now() + Duration::from_secs(1);
+    /// assert!(t.next_until(deadline)?.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn next_until(&mut self, deadline: Instant) -> Result<Option<Record<'_>>, ReadError> {
+        match self.next_inner(Some(deadline))? {
+            Some((off, len, seq)) => Ok(Some(self.record(off, len, seq))),
+            None => Ok(None),
+        }
+    }
+
+    fn next_inner(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<(u64, u32, u64)>, ReadError> {
+        self.auto_ack()?;
+        loop {
+            let seen = self.meta.notify_epoch();
+            if let Some(r) = self.advance()? {
+                return Ok(Some(r));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+            self.wait_change(seen, deadline)?;
+        }
+    }
+
+    fn record(&self, off: u64, len: u32, seq: u64) -> Record<'_> {
+        let Pos::At { seg, .. } = &self.pos else {
+            unreachable!("advance returns a record only while positioned in its segment")
+        };
+        Record {
+            map: seg.map(),
+            off: off + RECORD_HEADER_SIZE,
+            len: len as usize,
+            seq,
+        }
+    }
+
+    /// One step: returns the record at the position and moves past it, or `None` when there
+    /// is none yet.
+    fn advance(&mut self) -> Result<Option<(u64, u32, u64)>, ReadError> {
+        loop {
+            let (probe, off, number) = match &self.pos {
+                Pos::Pending { hint } => {
+                    let hint = *hint;
+                    if self.resolve(hint)? {
+                        continue;
+                    }
+                    return Ok(None);
+                }
+                Pos::At { seg, off } => (seg.probe(*off, self.seq, None)?, *off, seg.number),
+            };
+            match probe {
+                Probe::Data { len, next } => {
+                    let seq = self.seq;
+                    if let Pos::At { off: o, .. } = &mut self.pos {
+                        *o = next;
+                    }
+                    self.seq += 1;
+                    return Ok(Some((off, len, seq)));
+                }
+                Probe::End { .. } => {
+                    self.pos = Pos::Pending {
+                        hint: Some(number + 1),
+                    };
+                }
+                Probe::Empty { .. } => {
+                    if self.committed_beyond()? {
+                        return Err(self.corrupt(off, CorruptReason::Uncommitted));
+                    }
+                    return Ok(None);
+                }
+                Probe::Bad(reason) => return Err(self.corrupt(off, reason)),
+            }
+        }
+    }
+
+    /// Whether the appender has published records beyond an empty slot at our position:
+    /// then the slot is damage (a lost commit), not the end of the log. The hint is
+    /// published after the commit word, so re-probing after reading it is conclusive.
+    fn committed_beyond(&self) -> Result<bool, ReadError> {
+        let Some((next, _)) = self.meta.hints() else {
+            return Ok(false);
+        };
+        if next <= self.seq {
+            return Ok(false);
+        }
+        let Pos::At { seg, off } = &self.pos else {
+            return Ok(false);
+        };
+        Ok(matches!(
+            seg.probe(*off, self.seq, None)?,
+            Probe::Empty { .. }
+        ))
+    }
+
+    fn corrupt(&self, off: u64, reason: CorruptReason) -> ReadError {
+        let (file, segment) = match &self.pos {
+            Pos::At { seg, .. } => (seg.path.clone(), seg.number),
+            Pos::Pending { hint } => (
+                segment_path(&self.dir, hint.unwrap_or(0)),
+                hint.unwrap_or(0),
+            ),
+        };
+        ReadError::Corrupt(Corruption {
+            file,
+            segment,
+            offset: off,
+            seq: self.seq,
+            reason,
+        })
+    }
+
+    /// Waits until the notifier's epoch moves past `seen` (an append or a roll happened),
+    /// or the deadline passes: spin, then park on the futex. Without a writable metadata
+    /// file (a queue we may only read) there is no word to register on: it polls every
+    /// millisecond instead.
+    fn wait_change(&self, seen: Option<u32>, deadline: Option<Instant>) -> Result<(), ReadError> {
+        if let (Some(word), Some(seen)) = (self.meta.notify_word(), seen) {
+            let n = Notifier::new(word);
+            let mut opts = WaitOptions::new().spin(self.spin);
+            if let Some(d) = deadline {
+                opts = opts.deadline(d);
+            }
+            return match n.wait_until(|| (n.epoch() != seen).then_some(()), &opts) {
+                // The caller re-checks the log and the deadline either way.
+                Ok(()) | Err(WaitError::TimedOut) | Err(WaitError::PeerGone) => Ok(()),
+                Err(WaitError::Os(source)) => Err(ReadError::Wait {
+                    dir: self.dir.clone(),
+                    source,
+                }),
+            };
+        }
+        let step = Duration::from_millis(1);
+        let nap = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()).min(step),
+            None => step,
+        };
+        os::process::sleep(nap);
+        Ok(())
+    }
+
+    /// Tries to open the segment holding `self.seq`; returns whether the tailer is now
+    /// positioned.
+    fn resolve(&mut self, hint: Option<u64>) -> Result<bool, ReadError> {
+        if let Some(n) = hint {
+            match self.open_segment(n) {
+                Ok(seg) if seg.first_seq == self.seq => {
+                    let off = seg.layout.data_offset;
+                    self.pos = Pos::At { seg, off };
+                    return Ok(true);
+                }
+                Ok(seg) => {
+                    let what = format!(
+                        "it starts at sequence number {}, but the previous segment ends at {}",
+                        seg.first_seq, self.seq
+                    );
+                    return Err(ReadError::Corrupt(Corruption {
+                        file: seg.path.clone(),
+                        segment: n,
+                        offset: 0,
+                        seq: self.seq,
+                        reason: CorruptReason::BadSegment { what },
+                    }));
+                }
+                Err(SegOpenError::Missing) => {}
+                Err(e) => return Err(self.seg_error(e, n)),
+            }
+        }
+        match self.locate(self.seq)? {
+            Located::At { seg, off, seq } => {
+                self.pos = Pos::At { seg, off };
+                self.seq = seq;
+                Ok(true)
+            }
+            Located::NotYet { hint: h } => {
+                if h.is_some() && h == hint {
+                    // The next segment is still being published (or the appender died
+                    // mid-roll and the next one will publish it).
+                    self.pos = Pos::Pending { hint: h };
+                    return Ok(false);
+                }
+                self.pos = Pos::Pending { hint: h };
+                Ok(false)
+            }
+            Located::PastEnd { .. } => Ok(false),
+            Located::Gone { first_available } => Err(ReadError::Gone {
+                dir: self.dir.clone(),
+                seq: self.seq,
+                first_available,
+            }),
+        }
+    }
+
+    /// After [`ReadError::Corrupt`], moves past the damage to the next valid record: past
+    /// the damaged record when its framing is intact, else to the next record whose header
+    /// and CRC check out in this segment, else to the next segment. Returns what was
+    /// skipped, or `None` when nothing valid follows yet (the damage is at the end of the
+    /// log; try again after more appends) or there was no damage.
+    ///
+    /// # Errors
+    /// I/O errors, and [`ReadError::Corrupt`] when the next segment's header is damaged too.
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::queue::{Appender, ReadError, Tailer};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let q = dir.path().join("q");
+    /// let mut app = Appender::open(&q)?;
+    /// for m in [b"aaaa", b"bbbb", b"cccc"] { app.append(m)?; }
+    /// # drop(app);
+    /// # let seg = std::fs::read_dir(&q)?.map(|e| e.unwrap().path())
+    /// #     .find(|p| p.extension().is_some_and(|e| e == "seg")).unwrap();
+    /// # let mut bytes = std::fs::read(&seg)?;
+    /// # let pos = bytes.windows(4).position(|w| w == b"bbbb").unwrap();
+    /// # bytes[pos] ^= 0xff;
+    /// # std::fs::write(&seg, &bytes)?;
+    /// // ... a byte of record 1 flips on disk ...
+    /// let mut t = Tailer::open(&q)?;
+    /// assert_eq!(t.try_next()?.unwrap().to_vec()?, b"aaaa");
+    /// let err = t.try_next().unwrap_err();
+    /// assert!(matches!(&err, ReadError::Corrupt(c) if c.seq == 1));
+    /// assert!(err.to_string().contains("CRC mismatch"));
+    /// let skipped = t.skip_corrupt()?.unwrap();
+    /// assert_eq!((skipped.first, skipped.next), (1, 2));
+    /// assert_eq!(t.try_next()?.unwrap().to_vec()?, b"cccc");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn skip_corrupt(&mut self) -> Result<Option<Skipped>, ReadError> {
+        let first = self.seq;
+        let (seg_number, off) = match &self.pos {
+            Pos::At { seg, off } => (seg.number, *off),
+            Pos::Pending { hint } => {
+                // A damaged next-segment header: skip to the segment after it.
+                let Some(n) = *hint else { return Ok(None) };
+                return self.skip_to_segment(n + 1, first);
+            }
+        };
+        let Pos::At { seg, .. } = &self.pos else {
+            unreachable!()
+        };
+        let probe = seg.probe(off, first, None)?;
+        match probe {
+            Probe::Data { .. } | Probe::End { .. } => return Ok(None),
+            Probe::Empty { .. } if !self.committed_beyond()? => return Ok(None),
+            _ => {}
+        }
+        // Framing intact (only the CRC or the commit word is bad): step over the record if
+        // the next one then checks out.
+        let h = seg.read_header(off)?;
+        let after = off + super::format::record_size(h.len.into());
+        if h.seq == first && after <= seg.layout.data_end() {
+            if let Probe::Data { .. } | Probe::End { .. } = seg.probe(after, first + 1, None)? {
+                if let Pos::At { off: o, .. } = &mut self.pos {
+                    *o = after;
+                }
+                self.seq = first + 1;
+                return Ok(Some(Skipped {
+                    first,
+                    next: first + 1,
+                }));
+            }
+        }
+        match seg.resync(off, first + 1)? {
+            Some((r_off, r)) => {
+                if let Pos::At { off: o, .. } = &mut self.pos {
+                    *o = r_off;
+                }
+                self.seq = r.seq;
+                Ok(Some(Skipped { first, next: r.seq }))
+            }
+            None => self.skip_to_segment(seg_number + 1, first),
+        }
+    }
+
+    fn skip_to_segment(&mut self, n: u64, first: u64) -> Result<Option<Skipped>, ReadError> {
+        match self.open_segment(n) {
+            Ok(seg) if seg.first_seq > first => {
+                let next = seg.first_seq;
+                let off = seg.layout.data_offset;
+                self.pos = Pos::At { seg, off };
+                self.seq = next;
+                Ok(Some(Skipped { first, next }))
+            }
+            Ok(seg) => {
+                let what = format!(
+                    "it starts at sequence number {}, not after {first}",
+                    seg.first_seq
+                );
+                Err(ReadError::Corrupt(Corruption {
+                    file: seg.path.clone(),
+                    segment: n,
+                    offset: 0,
+                    seq: first,
+                    reason: CorruptReason::BadSegment { what },
+                }))
+            }
+            Err(SegOpenError::Missing) => Ok(None),
+            Err(e) => Err(self.seg_error(e, n)),
+        }
+    }
+}
+
+impl Drop for Tailer {
+    fn drop(&mut self) {
+        // At-least-once: whatever was returned before the drop has been handled.
+        let _ = self.auto_ack();
+    }
+}
+
+/// Opens an existing tailer position file and locks it; `None` when it does not exist.
+fn open_tailer_file(path: &Path, name: &str) -> Result<Option<Named>, OpenError> {
+    let map = match MapOptions::new()
+        .read_write()
+        .len(TAILER_FILE_SIZE as usize)
+        .map_path(path)
+    {
+        Ok(m) => m,
+        Err(MapError::Open { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None)
+        }
+        Err(MapError::RangePastEnd { file_len, .. })
+        | Err(MapError::OffsetPastEnd { file_len, .. }) => {
+            return Err(OpenError::BadTailer {
+                file: path.to_path_buf(),
+                why: format!("the file is {file_len} bytes, expected {TAILER_FILE_SIZE}"),
+            })
+        }
+        Err(MapError::EmptyFile { .. }) => {
+            return Err(OpenError::BadTailer {
+                file: path.to_path_buf(),
+                why: "the file is empty".to_string(),
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let header: TailerHeader = map.read_pod(0)?;
+    header.validate().map_err(|why| OpenError::BadTailer {
+        file: path.to_path_buf(),
+        why,
+    })?;
+    let fd = map.file_fd().ok_or_else(|| OpenError::BadTailer {
+        file: path.to_path_buf(),
+        why: "no file behind the mapping".to_string(),
+    })?;
+    let locked = os::file::ofd_lock(fd, 0, 1, false).map_err(|source| OpenError::Io {
+        op: "lock",
+        file: path.to_path_buf(),
+        source,
+    })?;
+    if !locked {
+        return Err(OpenError::TailerBusy {
+            name: name.to_string(),
+            file: path.to_path_buf(),
+        });
+    }
+    // Validated again under the lock: the position may have moved since.
+    let named = Named {
+        name: name.to_string(),
+        map,
+    };
+    let pos = named.load()?;
+    if pos >= super::format::MAX_SEQ {
+        return Err(OpenError::BadTailer {
+            file: path.to_path_buf(),
+            why: format!("position {pos} is out of range"),
+        });
+    }
+    Ok(Some(named))
+}
+
+/// Creates a tailer position file at `seq` (under a temporary name, moved into place with
+/// `RENAME_NOREPLACE`; if another process created it first, that one is opened).
+fn create_tailer_file(path: &Path, name: &str, seq: u64, meta: &Meta) -> Result<Named, OpenError> {
+    let tmp = meta.dir.join(format!(
+        ".{name}.tailer.tmp-{}-{}",
+        os::process::pid(),
+        os::process::monotonic_ns()
+    ));
+    {
+        let map = MapOptions::new()
+            .read_write()
+            .mode(meta.file_mode())
+            .create(TAILER_FILE_SIZE)
+            .map_path(&tmp)?;
+        map.write_pod(0, &TailerHeader::new(seq, os::process::realtime_ns()))?;
+    }
+    let moved = os::storage::rename_noreplace(&tmp, path);
+    if !matches!(moved, Ok(true)) {
+        let _ = os::file::unlink(&tmp);
+    }
+    moved.map_err(|source| OpenError::Io {
+        op: "create",
+        file: path.to_path_buf(),
+        source,
+    })?;
+    open_tailer_file(path, name)?.ok_or_else(|| OpenError::Io {
+        op: "open",
+        file: path.to_path_buf(),
+        source: std::io::ErrorKind::NotFound.into(),
+    })
+}

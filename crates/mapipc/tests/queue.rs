@@ -1,0 +1,1264 @@
+//! Tests of `mapipc::queue` with real processes: `fork`ed appenders and tailers (each
+//! waited for under a 60 s watchdog that kills it and fails the test), SIGKILL at random
+//! points, damaged files, and property tests against an in-memory model. No assertion
+//! depends on timing.
+
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mapipc::map::Mmap;
+use mapipc::queue::{
+    self, AckMode, AppendError, Appender, CorruptReason, OpenError, QueueOptions, ReadError,
+    Retention, StartAt, SyncPolicy, Tailer, TailerOptions,
+};
+use proptest::prelude::*;
+
+const WATCHDOG: Duration = Duration::from_secs(60);
+
+/// Tests hold this while they fork or hold queue locks: a forked child inherits every open
+/// file description of the process, and with them the OFD locks of other tests' appenders
+/// and named tailers.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A temporary directory on tmpfs when there is one (these tests write hundreds of MiB),
+/// else in the default temporary directory.
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap())
+}
+
+/// Runs `f` in a forked child, which exits with its return value (101 if it panics).
+fn fork_child(f: impl FnOnce() -> i32) -> libc::pid_t {
+    // SAFETY: fork has no memory-safety preconditions. The child only runs `f` (simple work
+    // on state set up before the fork) and leaves with `_exit`, never returning into the
+    // test harness.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed: {}", io::Error::last_os_error());
+    if pid == 0 {
+        let code = panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or(101);
+        // SAFETY: ends the child at once, without running destructors or atexit handlers
+        // that belong to the parent's state.
+        unsafe { libc::_exit(code) }
+    }
+    pid
+}
+
+/// Waits for `pid`; a watchdog kills it after 60 s and the test fails. Returns the raw
+/// status.
+fn wait_raw(pid: libc::pid_t) -> libc::c_int {
+    let done = Arc::new(AtomicBool::new(false));
+    let fired = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let (done, fired) = (Arc::clone(&done), Arc::clone(&fired));
+        thread::spawn(move || {
+            let start = Instant::now();
+            while !done.load(Ordering::Acquire) {
+                if start.elapsed() > WATCHDOG {
+                    fired.store(true, Ordering::Release);
+                    // SAFETY: kill has no memory-safety preconditions; `pid` is our child,
+                    // not yet reaped (we are still waiting for it).
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    return;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid out-pointer for the duration of the call.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        let err = io::Error::last_os_error();
+        assert_eq!(err.kind(), io::ErrorKind::Interrupted, "waitpid: {err}");
+    }
+    done.store(true, Ordering::Release);
+    watchdog.join().unwrap();
+    assert!(
+        !fired.load(Ordering::Acquire),
+        "watchdog: child {pid} did not finish within {WATCHDOG:?}"
+    );
+    status
+}
+
+/// Waits for `pid` and returns its exit code (fails if it was killed by a signal).
+fn wait_child(pid: libc::pid_t) -> i32 {
+    let status = wait_raw(pid);
+    assert!(
+        libc::WIFEXITED(status),
+        "child {pid} died of signal {}",
+        libc::WTERMSIG(status)
+    );
+    libc::WEXITSTATUS(status)
+}
+
+/// The payload of record `seq` in these tests: its sequence number, then a filler whose
+/// length and bytes depend on it (0 to 199 bytes).
+fn payload(seq: u64) -> Vec<u8> {
+    let mut v = seq.to_le_bytes().to_vec();
+    let filler = (seq.wrapping_mul(31) % 200) as usize;
+    v.extend(std::iter::repeat((seq % 251) as u8).take(filler));
+    v
+}
+
+/// Reads everything from the start and checks it is exactly records `0..n` with the
+/// payloads of [`payload`]; returns `n`.
+fn check_log(dir: &Path) -> u64 {
+    let mut t = Tailer::open(dir).unwrap();
+    let mut n = 0u64;
+    while let Some(rec) = t.try_next().unwrap() {
+        assert_eq!(rec.seq(), n, "records are contiguous");
+        assert_eq!(rec.to_vec().unwrap(), payload(n), "payload of record {n}");
+        n += 1;
+    }
+    n
+}
+
+/// The segment files of a queue, oldest first.
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_str().unwrap().ends_with(".seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Flips one byte of a file.
+fn flip_byte(path: &Path, offset: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, offset).unwrap();
+    b[0] ^= 0x5a;
+    f.write_all_at(&b, offset).unwrap();
+}
+
+/// The file offset of the payload of the first record whose payload starts with `seq`'s
+/// bytes (found by content).
+fn offset_of_record(path: &Path, seq: u64) -> u64 {
+    let bytes = std::fs::read(path).unwrap();
+    let needle = payload(seq);
+    let pos = bytes
+        .windows(needle.len())
+        .position(|w| w == needle.as_slice())
+        .expect("record found in the file");
+    pos as u64
+}
+
+#[test]
+fn ten_million_records_across_segment_rolls_with_a_reader_in_another_process() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    const N: u64 = 10_000_000;
+    // 1 MiB segments of 32-byte records: about 300 rolls.
+    QueueOptions::new()
+        .segment_size(1 << 20)
+        .open_appender(&dir)
+        .unwrap();
+    let reader = fork_child(|| {
+        let mut t = Tailer::open(&dir).unwrap();
+        let mut expected = 0u64;
+        let mut buf = [0u8; 8];
+        while expected < N {
+            // Blocking reads: spin, then park on the notifier until the appender catches up.
+            match t.next_timeout(WATCHDOG) {
+                Ok(Some(rec)) => {
+                    if rec.seq() != expected || rec.len() != 8 {
+                        return 2;
+                    }
+                    rec.read_at(0, &mut buf).unwrap();
+                    if u64::from_le_bytes(buf) != expected.wrapping_mul(0x9e37_79b9_7f4a_7c15) {
+                        return 3;
+                    }
+                    expected += 1;
+                }
+                Ok(None) => return 4,
+                Err(_) => return 5,
+            }
+        }
+        0
+    });
+    let mut app = Appender::open(&dir).unwrap();
+    for i in 0..N {
+        let seq = app
+            .append(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes())
+            .unwrap();
+        assert_eq!(seq, i);
+    }
+    drop(app);
+    assert_eq!(
+        wait_child(reader),
+        0,
+        "the reader saw every record, in order"
+    );
+    let st = queue::stat(&dir).unwrap();
+    assert_eq!((st.first_seq, st.next_seq), (Some(0), N));
+    assert!(st.segments.len() > 250, "{} segments", st.segments.len());
+    assert!(st.segments[..st.segments.len() - 1]
+        .iter()
+        .all(|s| s.sealed));
+    // Random access lands on the right records.
+    let mut t = Tailer::open(&dir).unwrap();
+    for seq in [0, 1, 32_000, 32_767, 5_000_000, N - 1] {
+        t.seek(StartAt::Seq(seq)).unwrap();
+        assert_eq!(t.try_next().unwrap().unwrap().seq(), seq);
+    }
+}
+
+#[test]
+fn appender_killed_at_random_points_recovers_exactly_the_committed_prefix() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    // Small segments: kills land in rolls and preallocation too.
+    QueueOptions::new()
+        .segment_size(64 * 1024)
+        .open_appender(&dir)
+        .unwrap();
+    let acked_map = Mmap::anonymous(4096).unwrap();
+    let acked = acked_map.atomic_u64(0).unwrap();
+    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut total = 0u64;
+    for round in 0..50 {
+        acked.store(total, Ordering::SeqCst);
+        let child = fork_child(|| {
+            let mut app = QueueOptions::new().open_appender(&dir).unwrap();
+            let mut seq = app.next_seq();
+            loop {
+                if app.append(&payload(seq)).unwrap() != seq {
+                    return 2;
+                }
+                seq += 1;
+                // Counted only after `append` returned.
+                acked.store(seq, Ordering::SeqCst);
+            }
+        });
+        // Let it run a random while: at least until it appended something.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let extra = rng % 3000;
+        let start = Instant::now();
+        while acked.load(Ordering::SeqCst) < total + 1 + extra {
+            assert!(start.elapsed() < WATCHDOG, "the appender makes progress");
+            thread::yield_now();
+        }
+        // SAFETY: kill has no memory-safety preconditions; `child` is our unreaped child.
+        unsafe { libc::kill(child, libc::SIGKILL) };
+        let status = wait_raw(child);
+        assert!(
+            libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
+            "round {round}: the child was killed, not ended on its own (status {status})"
+        );
+        let acknowledged = acked.load(Ordering::SeqCst);
+        // Recovery runs when the next appender opens.
+        let app = QueueOptions::new().open_appender(&dir).unwrap();
+        let rec = app.recovery().clone();
+        assert!(!rec.clean_close, "round {round}: the crash is noticed");
+        assert!(rec.damaged.is_empty(), "round {round}: {:?}", rec.damaged);
+        let recovered = app.next_seq();
+        drop(app);
+        assert!(
+            recovered >= acknowledged && recovered <= acknowledged + 1,
+            "round {round}: recovered {recovered} records, {acknowledged} acknowledged"
+        );
+        assert_eq!(check_log(&dir), recovered, "round {round}");
+        let report = queue::verify(&dir).unwrap();
+        assert!(report.is_ok(), "round {round}: {:?}", report.problems);
+        assert_eq!(report.next_seq, recovered);
+        total = recovered;
+    }
+    assert!(segments(&dir).len() > 2, "the kills spanned segment rolls");
+}
+
+#[test]
+fn a_flipped_byte_in_the_middle_is_reported_and_can_be_skipped() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let mut app = QueueOptions::new()
+        .segment_size(1 << 20)
+        .open_appender(&dir)
+        .unwrap();
+    for s in 0..100 {
+        app.append(&payload(s)).unwrap();
+    }
+    drop(app);
+    let seg = &segments(&dir)[0];
+    flip_byte(seg, offset_of_record(seg, 50) + 3);
+
+    let report = queue::verify(&dir).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    let p = &report.problems[0];
+    assert_eq!((p.seq, p.segment), (50, 0));
+    assert!(matches!(p.reason, CorruptReason::CrcMismatch { .. }));
+    assert!(p.to_string().contains("CRC mismatch"), "{p}");
+    assert_eq!(report.records, 99);
+
+    let mut t = Tailer::open(&dir).unwrap();
+    for s in 0..50 {
+        assert_eq!(t.try_next().unwrap().unwrap().seq(), s);
+    }
+    // Reported, again and again: never skipped silently.
+    for _ in 0..3 {
+        match t.try_next() {
+            Err(ReadError::Corrupt(c)) => assert_eq!(c.seq, 50),
+            other => panic!("expected corruption, got {other:?}"),
+        }
+    }
+    let skipped = t.skip_corrupt().unwrap().unwrap();
+    assert_eq!((skipped.first, skipped.next), (50, 51));
+    for s in 51..100 {
+        assert_eq!(t.try_next().unwrap().unwrap().to_vec().unwrap(), payload(s));
+    }
+    assert!(t.try_next().unwrap().is_none());
+
+    // Damage in the middle is not a torn tail: recovery keeps everything after it.
+    let app = Appender::open(&dir).unwrap();
+    assert_eq!(app.next_seq(), 100);
+    assert!(app.recovery().cut.is_none());
+}
+
+#[test]
+fn a_damaged_length_in_the_middle_is_skipped_by_searching() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let mut app = QueueOptions::new()
+        .segment_size(1 << 20)
+        .open_appender(&dir)
+        .unwrap();
+    for s in 0..100 {
+        app.append(&payload(s)).unwrap();
+    }
+    drop(app);
+    let seg = &segments(&dir)[0];
+    // The length field of record 40's header (24 bytes before its payload).
+    flip_byte(seg, offset_of_record(seg, 40) - 24 + 1);
+    let report = queue::verify(&dir).unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.seq == 40),
+        "{:?}",
+        report.problems
+    );
+    assert_eq!(report.next_seq, 100);
+    let mut t = TailerOptions::new()
+        .from(StartAt::Seq(39))
+        .open(&dir)
+        .unwrap();
+    assert_eq!(t.try_next().unwrap().unwrap().seq(), 39);
+    assert!(matches!(t.try_next(), Err(ReadError::Corrupt(c)) if c.seq == 40));
+    let skipped = t.skip_corrupt().unwrap().unwrap();
+    assert_eq!((skipped.first, skipped.next), (40, 41));
+    assert_eq!(
+        t.try_next().unwrap().unwrap().to_vec().unwrap(),
+        payload(41)
+    );
+    // A seek beyond the damage goes around it.
+    let mut t = TailerOptions::new()
+        .from(StartAt::Seq(70))
+        .open(&dir)
+        .unwrap();
+    assert_eq!(t.try_next().unwrap().unwrap().seq(), 70);
+}
+
+#[test]
+fn a_flipped_byte_at_the_tail_is_cut_by_recovery() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let mut app = QueueOptions::new()
+        .segment_size(1 << 20)
+        .open_appender(&dir)
+        .unwrap();
+    for s in 0..100 {
+        app.append(&payload(s)).unwrap();
+    }
+    drop(app);
+    let seg = &segments(&dir)[0];
+    flip_byte(seg, offset_of_record(seg, 99) + 2);
+
+    let report = queue::verify(&dir).unwrap();
+    assert_eq!(report.problems.len(), 1);
+    assert_eq!(report.problems[0].seq, 99);
+    assert!(matches!(
+        report.problems[0].reason,
+        CorruptReason::CrcMismatch { .. }
+    ));
+
+    let mut t = TailerOptions::new()
+        .from(StartAt::Seq(98))
+        .open(&dir)
+        .unwrap();
+    assert_eq!(t.try_next().unwrap().unwrap().seq(), 98);
+    assert!(matches!(t.try_next(), Err(ReadError::Corrupt(c)) if c.seq == 99));
+    assert_eq!(
+        t.skip_corrupt().unwrap(),
+        None,
+        "nothing valid after the tail"
+    );
+
+    let mut app = Appender::open(&dir).unwrap();
+    let rec = app.recovery().clone();
+    let cut = rec.cut.expect("the damaged tail record is cut");
+    assert_eq!(cut.seq, 99);
+    assert!(rec.zeroed_bytes > 0);
+    assert_eq!(app.next_seq(), 99);
+    assert_eq!(app.append(b"new 99").unwrap(), 99);
+    drop(app);
+    assert!(queue::verify(&dir).unwrap().is_ok());
+    // The waiting tailer now reads the new record 99.
+    let rec = t.try_next().unwrap().unwrap();
+    assert_eq!((rec.seq(), rec.to_vec().unwrap()), (99, b"new 99".to_vec()));
+}
+
+#[test]
+fn a_second_appender_is_refused_or_waits() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    Appender::open(&dir).unwrap();
+    // The children are forked before this process takes the lock: a child forked while an
+    // appender is open would share its lock (the open file description).
+    let flags = Mmap::anonymous(4096).unwrap();
+    let holding = flags.atomic_u32(0).unwrap();
+    let parent = std::process::id();
+    let refused = fork_child(|| {
+        while holding.load(Ordering::SeqCst) == 0 {
+            thread::yield_now();
+        }
+        match QueueOptions::new().open_appender(&dir) {
+            Err(OpenError::AppenderBusy { pid, .. }) if pid == parent => 7,
+            Err(_) => 8,
+            Ok(_) => 9,
+        }
+    });
+    let waiter = fork_child(|| {
+        while holding.load(Ordering::SeqCst) == 0 {
+            thread::yield_now();
+        }
+        let Ok(mut app) = QueueOptions::new().wait_for_lock(true).open_appender(&dir) else {
+            return 8;
+        };
+        app.append(b"second").map_or(9, |_| 0)
+    });
+    let mut app = Appender::open(&dir).unwrap();
+    app.append(b"first").unwrap();
+    holding.store(1, Ordering::SeqCst);
+    assert_eq!(
+        wait_child(refused),
+        7,
+        "the second appender is refused, naming us"
+    );
+    let err = QueueOptions::new().open_appender(&dir).unwrap_err();
+    assert!(matches!(err, OpenError::AppenderBusy { .. }));
+    assert!(err.to_string().contains("one appender at a time"), "{err}");
+    // Give the waiter a chance to block on the lock (not needed for correctness).
+    thread::sleep(Duration::from_millis(20));
+    drop(app);
+    assert_eq!(wait_child(waiter), 0, "the waiting appender got the lock");
+    let mut t = Tailer::open(&dir).unwrap();
+    assert_eq!(t.try_next().unwrap().unwrap().to_vec().unwrap(), b"first");
+    assert_eq!(t.try_next().unwrap().unwrap().to_vec().unwrap(), b"second");
+}
+
+/// The number of tailers parked on the queue's notifier word (offset 64 of `queue.meta`,
+/// see the format in the module docs).
+fn parked_tailers(dir: &Path) -> u32 {
+    let meta = mapipc::map::MapOptions::new()
+        .read_write()
+        .len(4096)
+        .map_path(dir.join("queue.meta"))
+        .unwrap();
+    mapipc::sync::Notifier::new(meta.atomic_u32(64).unwrap()).waiters()
+}
+
+#[test]
+fn a_tailer_in_another_process_sleeps_until_an_append_arrives() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    Appender::open(&dir).unwrap();
+    let shared = Mmap::anonymous(4096).unwrap();
+    let timed_out = shared.atomic_u32(0).unwrap();
+    let received = shared.atomic_u32(4).unwrap();
+    let child = fork_child(|| {
+        let mut t = TailerOptions::new().spin(0).open(&dir).unwrap();
+        // Nothing yet: a bounded wait times out.
+        if t.next_timeout(Duration::from_millis(20)).unwrap().is_some() {
+            return 2;
+        }
+        timed_out.store(1, Ordering::SeqCst);
+        for seq in 0..3 {
+            match t.next_timeout(WATCHDOG) {
+                Ok(Some(rec)) if rec.seq() == seq && rec.to_vec().unwrap() == payload(seq) => {
+                    received.store(seq as u32 + 1, Ordering::SeqCst);
+                }
+                _ => return 3,
+            }
+        }
+        0
+    });
+    let mut app = Appender::open(&dir).unwrap();
+    let start = Instant::now();
+    while timed_out.load(Ordering::SeqCst) == 0 {
+        assert!(start.elapsed() < WATCHDOG, "the first wait times out");
+        thread::sleep(Duration::from_millis(1));
+    }
+    for seq in 0..3 {
+        // Append only once the child is parked on the futex: it must be woken.
+        let start = Instant::now();
+        while parked_tailers(&dir) == 0 {
+            assert!(start.elapsed() < WATCHDOG, "the tailer parks");
+            thread::sleep(Duration::from_millis(1));
+        }
+        app.append(&payload(seq)).unwrap();
+        // Wait until it has read it before the next round.
+        while received.load(Ordering::SeqCst) != seq as u32 + 1 {
+            assert!(
+                start.elapsed() < WATCHDOG,
+                "the tailer wakes up and reads it"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert_eq!(wait_child(child), 0);
+}
+
+#[test]
+fn a_tailer_waiting_at_a_segment_end_follows_the_roll() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let mut app = QueueOptions::new()
+        .segment_size(64 * 1024)
+        .open_appender(&dir)
+        .unwrap();
+    let child = fork_child(|| {
+        let mut t = TailerOptions::new().spin(0).open(&dir).unwrap();
+        for seq in 0..5000 {
+            match t.next_timeout(WATCHDOG) {
+                Ok(Some(rec)) if rec.seq() == seq && rec.to_vec().unwrap() == payload(seq) => {}
+                _ => return 3,
+            }
+        }
+        0
+    });
+    for seq in 0..5000 {
+        app.append(&payload(seq)).unwrap();
+        if seq % 97 == 0 {
+            thread::yield_now();
+        }
+    }
+    assert_eq!(wait_child(child), 0);
+    assert!(segments(&dir).len() > 5);
+}
+
+#[test]
+fn named_tailers_resume_where_they_stopped() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let mut app = QueueOptions::new()
+        .segment_size(64 * 1024)
+        .open_appender(&dir)
+        .unwrap();
+    for s in 0..2000 {
+        app.append(&payload(s)).unwrap();
+    }
+    // Auto (at-least-once): what was returned before the drop counts as processed.
+    {
+        let mut t = TailerOptions::new().name("billing").open(&dir).unwrap();
+        for s in 0..10 {
+            assert_eq!(t.try_next().unwrap().unwrap().seq(), s);
+        }
+        // One name, one tailer at a time.
+        let err = TailerOptions::new().name("billing").open(&dir).unwrap_err();
+        assert!(matches!(err, OpenError::TailerBusy { .. }), "{err}");
+    }
+    let mut t = TailerOptions::new().name("billing").open(&dir).unwrap();
+    assert_eq!(t.next_seq(), 10);
+    assert_eq!(
+        t.try_next().unwrap().unwrap().to_vec().unwrap(),
+        payload(10)
+    );
+    drop(t);
+    // Manual: only acknowledged records count.
+    {
+        let mut t = TailerOptions::new()
+            .name("audit")
+            .ack(AckMode::Manual)
+            .open(&dir)
+            .unwrap();
+        for _ in 0..700 {
+            t.try_next().unwrap().unwrap();
+        }
+        t.ack().unwrap();
+        t.try_next().unwrap().unwrap();
+    }
+    let mut t = TailerOptions::new().name("audit").open(&dir).unwrap();
+    assert_eq!(
+        t.try_next().unwrap().unwrap().seq(),
+        700,
+        "across segments too"
+    );
+    drop(t);
+    // An explicit start moves an existing named tailer.
+    let t = TailerOptions::new()
+        .name("audit")
+        .from(StartAt::End)
+        .open(&dir)
+        .unwrap();
+    assert_eq!(t.next_seq(), 2000);
+    drop(t);
+    let st = queue::stat(&dir).unwrap();
+    let names: Vec<_> = st
+        .tailers
+        .iter()
+        .map(|t| (t.name.as_str(), t.next_seq))
+        .collect();
+    assert_eq!(names, [("audit", 2000), ("billing", 11)]);
+    // Bad names never become paths.
+    for bad in ["", "../x", "a/b", ".hidden", "white space"] {
+        let err = TailerOptions::new().name(bad).open(&dir).unwrap_err();
+        assert!(
+            matches!(err, OpenError::InvalidName { .. }),
+            "{bad:?}: {err}"
+        );
+    }
+    drop(app);
+}
+
+#[test]
+fn a_killed_named_tailer_gets_the_record_it_was_processing_again() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let mut app = Appender::open(&dir).unwrap();
+    for s in 0..100 {
+        app.append(&payload(s)).unwrap();
+    }
+    drop(app);
+    let shared = Mmap::anonymous(4096).unwrap();
+    let seen = shared.atomic_u64(0).unwrap();
+    let child = fork_child(|| {
+        let mut t = TailerOptions::new().name("worker").open(&dir).unwrap();
+        loop {
+            let rec = t.try_next().unwrap().unwrap();
+            seen.store(rec.seq() + 1, Ordering::SeqCst);
+            if rec.seq() == 41 {
+                // "Processing" record 41 when the kill comes.
+                loop {
+                    thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    });
+    let start = Instant::now();
+    while seen.load(Ordering::SeqCst) < 42 {
+        assert!(start.elapsed() < WATCHDOG);
+        thread::yield_now();
+    }
+    // SAFETY: kill has no memory-safety preconditions; `child` is our unreaped child.
+    unsafe { libc::kill(child, libc::SIGKILL) };
+    wait_raw(child);
+    // The lock died with the process; the position says 41 was not finished.
+    let mut t = TailerOptions::new().name("worker").open(&dir).unwrap();
+    assert_eq!(t.try_next().unwrap().unwrap().seq(), 41);
+}
+
+#[test]
+fn retention_deletes_old_segments_but_not_what_tailers_need() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let mut app = QueueOptions::new()
+        .segment_size(64 * 1024)
+        .open_appender(&dir)
+        .unwrap();
+    // A named tailer that has read nothing pins everything.
+    drop(TailerOptions::new().name("slow").open(&dir).unwrap());
+    for s in 0..3000 {
+        app.append(&payload(s)).unwrap();
+    }
+    let before = segments(&dir).len();
+    assert!(before >= 6, "{before} segments");
+    assert!(matches!(
+        queue::retain(&dir, &Retention::new()),
+        Err(queue::RetainError::NoBound)
+    ));
+    let report = queue::retain(&dir, &Retention::new().max_segments(2)).unwrap();
+    assert!(report.deleted.is_empty());
+    let (name, pos, kept) = report.kept_for_tailer.clone().unwrap();
+    assert_eq!((name.as_str(), pos), ("slow", 0));
+    assert_eq!(kept, before as u64 - 2);
+    // Once it has acknowledged 1500 records, the segments before that can go.
+    {
+        let mut t = TailerOptions::new()
+            .name("slow")
+            .ack(AckMode::Manual)
+            .open(&dir)
+            .unwrap();
+        for _ in 0..1500 {
+            t.try_next().unwrap().unwrap();
+        }
+        t.ack().unwrap();
+    }
+    let report = queue::retain(&dir, &Retention::new().max_segments(2)).unwrap();
+    assert!(!report.deleted.is_empty());
+    let first = report.first_seq.unwrap();
+    assert!(first <= 1500, "kept everything from {first}");
+    let mut t = TailerOptions::new().name("slow").open(&dir).unwrap();
+    assert_eq!(t.try_next().unwrap().unwrap().seq(), 1500);
+    drop(t);
+    // An anonymous tailer from the start begins at the oldest record left.
+    let mut t = Tailer::open(&dir).unwrap();
+    assert_eq!(
+        t.try_next().unwrap().unwrap().to_vec().unwrap(),
+        payload(first)
+    );
+    // By size, forced: only the segment being appended to (and the bound) is left.
+    let report =
+        queue::retain(&dir, &Retention::new().max_bytes(2 * 64 * 1024).force(true)).unwrap();
+    assert_eq!(report.remaining, 2);
+    assert_eq!(segments(&dir).len(), 2);
+    // The tailer left behind learns that its position is gone.
+    let mut t = TailerOptions::new().name("slow").open(&dir).unwrap();
+    match t.try_next() {
+        Err(ReadError::Gone {
+            seq,
+            first_available,
+            ..
+        }) => {
+            assert_eq!(seq, 1501, "it read 1500 before");
+            assert_eq!(Some(first_available), queue::stat(&dir).unwrap().first_seq);
+        }
+        other => panic!("expected Gone, got {other:?}"),
+    }
+    t.seek(StartAt::Start).unwrap();
+    assert!(t.try_next().unwrap().is_some());
+    drop(t);
+    // By age: a bound of 0 removes every sealed segment, never the current one.
+    let report =
+        queue::retain(&dir, &Retention::new().max_age(Duration::ZERO).force(true)).unwrap();
+    assert_eq!(report.remaining, 1);
+    app.append(b"still appending").unwrap();
+    assert!(queue::verify(&dir).unwrap().is_ok());
+}
+
+#[test]
+fn zero_copy_grants_commit_abandon_and_bounds() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let mut app = QueueOptions::new()
+        .segment_size(64 * 1024)
+        .open_appender(&dir)
+        .unwrap();
+    let mut g = app.reserve(16).unwrap();
+    g.write_pod(0, &0x1122_3344_5566_7788u64).unwrap();
+    g.write_at(8, b"abcdefgh").unwrap();
+    assert!(g.write_at(9, b"abcdefgh").is_err());
+    assert!(g.copy_from_slice(b"short").is_err());
+    assert_eq!(g.commit().unwrap(), 0);
+    // Abandoned: nothing published, the room is reused.
+    let mut g = app.reserve(100).unwrap();
+    g.fill(0xee).unwrap();
+    drop(g);
+    assert_eq!(app.append(b"after").unwrap(), 1);
+    // Too large for any segment: an error, nothing written.
+    let max = app.max_payload();
+    let err = app.append(&vec![0u8; max as usize + 1]).unwrap_err();
+    assert!(matches!(err, AppendError::TooLarge { .. }), "{err}");
+    assert_eq!(
+        app.append(&vec![7u8; max as usize]).unwrap(),
+        2,
+        "the largest fits"
+    );
+    drop(app);
+    let mut t = Tailer::open(&dir).unwrap();
+    let r = t.try_next().unwrap().unwrap();
+    let mut v = r.to_vec().unwrap();
+    assert_eq!(&v[8..], b"abcdefgh");
+    assert_eq!(
+        u64::from_ne_bytes(v[..8].try_into().unwrap()),
+        0x1122_3344_5566_7788
+    );
+    t.try_next().unwrap().unwrap().copy_into(&mut v).unwrap();
+    assert_eq!(v, b"after");
+    assert_eq!(t.try_next().unwrap().unwrap().len(), max as usize);
+    assert!(queue::verify(&dir).unwrap().is_ok());
+}
+
+#[test]
+fn a_full_disk_is_an_error_from_append_not_a_crash() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    QueueOptions::new()
+        .segment_size(256 * 1024)
+        .open_appender(&dir)
+        .unwrap();
+    // A child whose files may not grow past 128 KiB: allocating the next 256 KiB segment
+    // fails with EFBIG, as fallocate fails with ENOSPC on a full disk. The first segment
+    // exists already.
+    let child = fork_child(|| {
+        // SAFETY: plain libc calls with valid arguments; SIGXFSZ is ignored so that the
+        // limit gives EFBIG instead of killing the child.
+        unsafe {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let lim = libc::rlimit {
+                rlim_cur: 128 * 1024,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+        }
+        let Ok(mut app) = QueueOptions::new().open_appender(&dir) else {
+            return 2;
+        };
+        let mut n = 0u64;
+        let err = loop {
+            match app.append(&payload(n)) {
+                Ok(_) => n += 1,
+                Err(e) => break e,
+            }
+            if n > 100_000 {
+                return 4;
+            }
+        };
+        if !matches!(&err, AppendError::NoSpace { .. }) || !err.to_string().contains(".seg") {
+            return 5;
+        }
+        // Nothing was written by the failed append; trying again fails the same way.
+        if !matches!(app.append(&payload(n)), Err(AppendError::NoSpace { .. })) {
+            return 6;
+        }
+        drop(app);
+        if check_log(&dir) != n {
+            return 7;
+        }
+        0
+    });
+    assert_eq!(wait_child(child), 0);
+    let n = check_log(&dir);
+    assert!(n > 100);
+    // Without the limit, appending continues after the last good record, in a new segment.
+    let mut app = QueueOptions::new().open_appender(&dir).unwrap();
+    assert!(app.recovery().is_clean());
+    assert_eq!(app.append(&payload(n)).unwrap(), n);
+    drop(app);
+    assert_eq!(check_log(&dir), n + 1);
+    assert_eq!(segments(&dir).len(), 2);
+}
+
+#[test]
+fn damaged_or_foreign_files_give_typed_errors() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let mut app = QueueOptions::new()
+        .segment_size(64 * 1024)
+        .open_appender(&dir)
+        .unwrap();
+    for s in 0..1000 {
+        app.append(&payload(s)).unwrap();
+    }
+    drop(app);
+    let segs = segments(&dir);
+    assert!(segs.len() >= 3);
+    // A damaged segment header in the middle: readers and verify name it.
+    flip_byte(&segs[1], 33);
+    let report = queue::verify(&dir).unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.segment == 1
+            && matches!(&p.reason, CorruptReason::BadSegment { what } if what.contains("CRC"))),
+        "{:?}",
+        report.problems
+    );
+    let mut t = Tailer::open(&dir).unwrap();
+    let err = loop {
+        match t.try_next() {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the damaged segment was not reported"),
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(&err, ReadError::Corrupt(c) if c.segment == 1),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("00000000000000000001.seg"),
+        "{err}"
+    );
+    // Skipping goes on with the segment after it.
+    let skipped = t.skip_corrupt().unwrap().unwrap();
+    assert!(skipped.next > skipped.first);
+    assert_eq!(
+        t.try_next().unwrap().unwrap().to_vec().unwrap(),
+        payload(skipped.next)
+    );
+    flip_byte(&segs[1], 33);
+    assert!(queue::verify(&dir).unwrap().is_ok());
+
+    // A segment file cut short: an error naming it, not a SIGBUS.
+    let last = segs.last().unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(last).unwrap();
+    f.set_len(10_000).unwrap();
+    let err = Appender::open(&dir).unwrap_err();
+    assert!(matches!(err, OpenError::BadSegment { .. }), "{err}");
+    assert!(err.to_string().contains("10000 bytes"), "{err}");
+    f.set_len(64 * 1024).unwrap();
+
+    // Metadata that is not ours.
+    let meta = dir.join("queue.meta");
+    let good = std::fs::read(&meta).unwrap();
+    std::fs::write(&meta, vec![0xabu8; 4096]).unwrap();
+    for err in [
+        Tailer::open(&dir).unwrap_err(),
+        Appender::open(&dir).unwrap_err(),
+    ] {
+        assert!(matches!(err, OpenError::BadMeta { .. }), "{err}");
+        assert!(err.to_string().contains("queue.meta"), "{err}");
+    }
+    std::fs::write(&meta, &good[..100]).unwrap();
+    assert!(matches!(Tailer::open(&dir), Err(OpenError::BadMeta { .. })));
+    std::fs::write(&meta, &good).unwrap();
+    assert!(matches!(
+        Tailer::open(tmp.path().join("nope")),
+        Err(OpenError::NotAQueue { .. })
+    ));
+    assert!(matches!(
+        QueueOptions::new()
+            .create(false)
+            .open_appender(tmp.path().join("nope")),
+        Err(OpenError::NotAQueue { .. })
+    ));
+    assert!(matches!(
+        QueueOptions::new()
+            .segment_size(1 << 20)
+            .open_appender(&dir),
+        Err(OpenError::SegmentSizeMismatch {
+            existing: 65536,
+            ..
+        })
+    ));
+    assert!(matches!(
+        QueueOptions::new()
+            .segment_size(1000)
+            .open_appender(tmp.path().join("q2")),
+        Err(OpenError::InvalidOptions { .. })
+    ));
+}
+
+#[test]
+fn a_segment_truncated_under_live_mappings_is_an_error_not_a_crash() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let mut app = QueueOptions::new()
+        .segment_size(1 << 20)
+        .open_appender(&dir)
+        .unwrap();
+    for s in 0..500 {
+        app.append(&payload(s)).unwrap();
+    }
+    let mut t = Tailer::open(&dir).unwrap();
+    assert!(t.try_next().unwrap().is_some());
+    let seg = &segments(&dir)[0];
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(seg)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    let err = loop {
+        match t.try_next() {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("end of log reported instead of the truncation"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, ReadError::Access(_)), "{err}");
+    assert!(err.to_string().contains("truncated"), "{err}");
+    let err = app.append(&payload(500)).unwrap_err();
+    assert!(matches!(err, AppendError::Access(_)), "{err}");
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Append(usize, u8),
+    Reserve(usize, u8, bool),
+    Read(usize),
+    Seek(usize, u64),
+    SeekEnd(usize),
+    ReopenAppender,
+    ReopenTailer(usize),
+    Sync,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0usize..3000, any::<u8>()).prop_map(|(l, b)| Op::Append(l, b)),
+        2 => (0usize..3000, any::<u8>(), any::<bool>()).prop_map(|(l, b, c)| Op::Reserve(l, b, c)),
+        6 => (0usize..2).prop_map(Op::Read),
+        1 => (0usize..2, any::<u64>()).prop_map(|(i, s)| Op::Seek(i, s)),
+        1 => (0usize..2).prop_map(Op::SeekEnd),
+        1 => Just(Op::ReopenAppender),
+        1 => (0usize..2).prop_map(Op::ReopenTailer),
+        1 => Just(Op::Sync),
+    ]
+}
+
+fn record_bytes(len: usize, b: u8) -> Vec<u8> {
+    (0..len).map(|i| b.wrapping_add(i as u8)).collect()
+}
+
+/// Runs random operations against the queue and a `Vec` of records, checking every read.
+fn model_check(ops: &[Op], sync: SyncPolicy) {
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let open = || {
+        QueueOptions::new()
+            .segment_size(64 * 1024)
+            .index_interval(4)
+            .sync(sync)
+            .open_appender(&dir)
+            .unwrap()
+    };
+    let mut app = Some(open());
+    let mut model: Vec<Vec<u8>> = Vec::new();
+    let mut tailers = [Tailer::open(&dir).unwrap(), Tailer::open(&dir).unwrap()];
+    let mut pos = [0u64; 2];
+    for op in ops {
+        match op {
+            Op::Append(len, b) => {
+                let seq = app
+                    .as_mut()
+                    .unwrap()
+                    .append(&record_bytes(*len, *b))
+                    .unwrap();
+                assert_eq!(seq, model.len() as u64);
+                model.push(record_bytes(*len, *b));
+            }
+            Op::Reserve(len, b, commit) => {
+                let a = app.as_mut().unwrap();
+                let mut g = a.reserve(*len).unwrap();
+                g.copy_from_slice(&record_bytes(*len, *b)).unwrap();
+                if *commit {
+                    assert_eq!(g.commit().unwrap(), model.len() as u64);
+                    model.push(record_bytes(*len, *b));
+                }
+            }
+            Op::Read(i) => match tailers[*i].try_next().unwrap() {
+                Some(rec) => {
+                    assert_eq!(rec.seq(), pos[*i]);
+                    assert_eq!(rec.to_vec().unwrap(), model[pos[*i] as usize]);
+                    pos[*i] += 1;
+                }
+                None => assert_eq!(pos[*i], model.len() as u64),
+            },
+            Op::Seek(i, s) => {
+                let s = s % (model.len() as u64 + 2);
+                let r = tailers[*i].seek(StartAt::Seq(s));
+                if s <= model.len() as u64 {
+                    r.unwrap();
+                    pos[*i] = s;
+                } else {
+                    assert!(matches!(r, Err(ReadError::PastEnd { .. })), "{r:?}");
+                }
+            }
+            Op::SeekEnd(i) => {
+                tailers[*i].seek(StartAt::End).unwrap();
+                pos[*i] = model.len() as u64;
+                assert_eq!(tailers[*i].next_seq(), pos[*i]);
+            }
+            Op::ReopenAppender => {
+                drop(app.take());
+                let a = open();
+                assert!(a.recovery().is_clean(), "{:?}", a.recovery());
+                assert_eq!(a.next_seq(), model.len() as u64);
+                app = Some(a);
+            }
+            Op::ReopenTailer(i) => {
+                tailers[*i] = TailerOptions::new()
+                    .from(StartAt::Seq(pos[*i]))
+                    .open(&dir)
+                    .unwrap();
+            }
+            Op::Sync => app.as_mut().unwrap().sync().unwrap(),
+        }
+    }
+    drop(app);
+    let report = queue::verify(&dir).unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!(report.next_seq, model.len() as u64);
+    assert_eq!(report.records, model.len() as u64);
+}
+
+/// Damages a queue with `damage` (offset in the data area of the last segment, bytes) and
+/// checks that verify, recovery and reads all finish with results or typed errors.
+fn survive_damage(records: u64, damage: &[(u64, Vec<u8>)]) {
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let mut app = QueueOptions::new()
+        .segment_size(64 * 1024)
+        .open_appender(&dir)
+        .unwrap();
+    for s in 0..records {
+        app.append(&payload(s)).unwrap();
+    }
+    drop(app);
+    let seg = segments(&dir).pop().unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+        for (off, bytes) in damage {
+            f.write_all_at(bytes, 4096 + off % (60 * 1024)).unwrap();
+        }
+    }
+    let report = queue::verify(&dir).unwrap();
+    // Every record the readers return is one that was appended.
+    let mut t = Tailer::open(&dir).unwrap();
+    let mut steps = 0;
+    loop {
+        steps += 1;
+        assert!(steps < 1_000_000, "reading terminates");
+        match t.try_next() {
+            Ok(Some(rec)) => assert_eq!(rec.to_vec().unwrap(), payload(rec.seq())),
+            Ok(None) => break,
+            Err(ReadError::Corrupt(_)) => {
+                if t.skip_corrupt().unwrap().is_none() {
+                    break;
+                }
+            }
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+    let app = Appender::open(&dir).unwrap();
+    assert!(app.next_seq() <= records.max(report.next_seq));
+    drop(app);
+    // After recovery the tail is clean: verify finds no more problems than before.
+    let after = queue::verify(&dir).unwrap();
+    assert!(
+        after.problems.len() <= report.problems.len(),
+        "{:?}",
+        after.problems
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn queue_matches_a_model(ops in proptest::collection::vec(op(), 1..80)) {
+        let _g = serial();
+        model_check(&ops, SyncPolicy::None);
+    }
+
+    #[test]
+    fn queue_matches_a_model_with_group_commit(ops in proptest::collection::vec(op(), 1..40)) {
+        let _g = serial();
+        model_check(&ops, SyncPolicy::Batch { records: 3, interval: Duration::from_secs(1) });
+    }
+
+    #[test]
+    fn damage_never_crashes_or_hangs(
+        records in 0u64..400,
+        damage in proptest::collection::vec(
+            (any::<u64>(), proptest::collection::vec(any::<u8>(), 1..64)), 1..4),
+    ) {
+        let _g = serial();
+        survive_damage(records, &damage);
+    }
+}
+
+#[test]
+fn verify_and_stat_while_an_appender_runs_report_no_damage() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    QueueOptions::new()
+        .segment_size(64 * 1024)
+        .open_appender(&dir)
+        .unwrap();
+    let shared = Mmap::anonymous(4096).unwrap();
+    let done = shared.atomic_u32(0).unwrap();
+    let child = fork_child(|| {
+        let mut app = QueueOptions::new().open_appender(&dir).unwrap();
+        for seq in 0..100_000 {
+            app.append(&payload(seq)).unwrap();
+        }
+        drop(app);
+        done.store(1, Ordering::SeqCst);
+        0
+    });
+    let mut rounds = 0;
+    while done.load(Ordering::SeqCst) == 0 || rounds == 0 {
+        let report = queue::verify(&dir).unwrap();
+        assert!(report.is_ok(), "{:?}", report.problems);
+        let st = queue::stat(&dir).unwrap();
+        assert!(st.next_seq >= report.next_seq);
+        rounds += 1;
+    }
+    assert_eq!(wait_child(child), 0);
+    let report = queue::verify(&dir).unwrap();
+    assert!(report.is_ok() && report.notes.is_empty());
+    assert_eq!(report.records, 100_000);
+}
+
+#[test]
+fn an_index_entry_lost_in_a_crash_is_repaired_by_recovery() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let mut app = QueueOptions::new()
+        .segment_size(1 << 20)
+        .index_interval(64)
+        .open_appender(&dir)
+        .unwrap();
+    for seq in 0..65 {
+        app.append(&payload(seq)).unwrap();
+    }
+    drop(app);
+    // As if the appender died between record 64's commit and its index entry (entry 1,
+    // at 128 + 4 in the segment).
+    let seg = &segments(&dir)[0];
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(seg).unwrap();
+        f.write_all_at(&[0u8; 4], 132).unwrap();
+    }
+    let mut app = Appender::open(&dir).unwrap();
+    for seq in 65..200 {
+        app.append(&payload(seq)).unwrap();
+    }
+    drop(app);
+    let report = queue::verify(&dir).unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    let mut t = TailerOptions::new()
+        .from(StartAt::Seq(70))
+        .open(&dir)
+        .unwrap();
+    assert_eq!(
+        t.try_next().unwrap().unwrap().to_vec().unwrap(),
+        payload(70)
+    );
+}
