@@ -1284,8 +1284,16 @@ clitest!(chan_mpsc_several_senders_one_receiver, |dir| {
 clitest!(chan_broadcast_every_subscriber_gets_every_message, |dir| {
     let c = dir.path("b");
     let c = c.to_str().unwrap();
-    dir.run(&["chan", "create", c, "--kind", "broadcast", "--capacity", "4KiB"])
-        .ok();
+    dir.run(&[
+        "chan",
+        "create",
+        c,
+        "--kind",
+        "broadcast",
+        "--capacity",
+        "4KiB",
+    ])
+    .ok();
     let subs: Vec<Child> = (0..2)
         .map(|_| dir.spawn(&["recv", c, "--count", "500", "--timeout", "60s"]))
         .collect();
@@ -1311,7 +1319,17 @@ clitest!(chan_kind_options_are_checked, |dir| {
     dir.run(&["chan", "create", c, "--kind", "fifo", "--capacity", "4KiB"])
         .usage_error();
     let line = dir
-        .run(&["chan", "create", c, "--kind", "mpsc", "--max-producers", "0", "--capacity", "4KiB"])
+        .run(&[
+            "chan",
+            "create",
+            c,
+            "--kind",
+            "mpsc",
+            "--max-producers",
+            "0",
+            "--capacity",
+            "4KiB",
+        ])
         .error()
         .to_string();
     assert!(line.contains("producers or subscribers"), "{line}");

@@ -57,7 +57,10 @@ fn parse(m: &[u8]) -> (u64, u64) {
     assert_eq!(check, seq ^ p, "message body corrupted");
     let want = 24 + (seq % 5) as usize * 8;
     assert_eq!(m.len(), want, "length of {p}/{seq}");
-    assert!(m[24..].iter().all(|b| *b == (seq as u8) ^ 0x5a), "padding of {p}/{seq}");
+    assert!(
+        m[24..].iter().all(|b| *b == (seq as u8) ^ 0x5a),
+        "padding of {p}/{seq}"
+    );
     (p, seq)
 }
 
@@ -273,7 +276,7 @@ fn lossy_broadcast_reports_exact_lag() {
         let c = chan.clone();
         let mut producer = fork(move || {
             let mut tx = c.sender().unwrap();
-            let mut buf = vec![0u8; 64];
+            let mut buf = [0u8; 64];
             for seq in 0..n {
                 buf[..8].copy_from_slice(&seq.to_le_bytes());
                 tx.send(&buf[..8 + (seq % 50) as usize]).unwrap();
@@ -310,7 +313,10 @@ fn lossy_broadcast_reports_exact_lag() {
         assert_eq!(chan.stat().sent, n);
         total_lags += lags;
     }
-    assert!(total_lags > 0, "seed {seed}: the subscriber never fell behind: nothing tested");
+    assert!(
+        total_lags > 0,
+        "seed {seed}: the subscriber never fell behind: nothing tested"
+    );
 }
 
 /// Subscribers joining at the newest message see only what comes after; those joining at

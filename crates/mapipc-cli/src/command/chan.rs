@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use mapipc::channel::{
-    Channel, ChannelError, ChannelOptions, Kind, RecvTimeoutError, SendTimeoutError, StartAt,
-    Stat, TryRecvError, TrySendError,
+    Channel, ChannelError, ChannelOptions, Kind, RecvTimeoutError, SendTimeoutError, StartAt, Stat,
+    TryRecvError, TrySendError,
 };
 use mapipc::region::Location;
 
@@ -209,7 +209,10 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
     let mut printed = 0u64;
     let lagged = |missed: u64| {
         // Not an error: the lossy broadcast producer overwrote messages we had not read.
-        let _ = writeln!(io::stderr(), "warning: missed {missed} messages (this subscriber fell behind)");
+        let _ = writeln!(
+            io::stderr(),
+            "warning: missed {missed} messages (this subscriber fell behind)"
+        );
     };
     let want = args.count.unwrap_or(u64::MAX);
     let mut buf = Vec::new();

@@ -204,7 +204,11 @@ impl BcastProducer {
         }
         if pad > 0 {
             mem.word_store(idx, u64::MAX, Ordering::Relaxed); // no message has this seq
-            mem.word_store(idx + 8, ((to_end - HDR) & 0xffff_ffff) | (FLAG_PAD << 32), Ordering::Relaxed);
+            mem.word_store(
+                idx + 8,
+                ((to_end - HDR) & 0xffff_ffff) | (FLAG_PAD << 32),
+                Ordering::Relaxed,
+            );
         }
         let start = self.tail + pad;
         Ok(Ok(Reservation {
@@ -332,7 +336,11 @@ pub(crate) struct Subscriber {
 
 impl Subscriber {
     /// Starts at the oldest retained message (`newest == false`) or after the newest.
-    pub(crate) fn attach<W: Words>(geo: Geometry, mem: &W, newest: bool) -> Result<Subscriber, RingError> {
+    pub(crate) fn attach<W: Words>(
+        geo: Geometry,
+        mem: &W,
+        newest: bool,
+    ) -> Result<Subscriber, RingError> {
         if newest {
             let tail = mem.ctl_load(off::TAIL, Ordering::Acquire);
             if tail % 16 != 0 {
@@ -426,7 +434,7 @@ impl Subscriber {
                 && len <= max_payload(self.geo)
                 && size <= to_end
                 && size <= tail - self.pos
-                && self.seq.is_none_or(|s| s == seq);
+                && self.seq.map_or(true, |s| s == seq);
             if !sane {
                 // Overwritten under us, or garbage: tell which.
                 if !self.still_intact(mem, self.pos)? {
@@ -500,20 +508,23 @@ mod tests {
 
     /// Reads the next message: `Ok(Ok(bytes))`, or `Ok(Err(missed))` when lagged.
     fn recv(s: &mut Subscriber, m: &HeapWords) -> Result<Option<Result<Vec<u8>, u64>>, RingError> {
-        loop {
-            match s.try_next(m)? {
-                Next::Empty => return Ok(None),
-                Next::Lagged { missed } => return Ok(Some(Err(missed))),
-                Next::Record { data, len, seq, end } => {
-                    let mut v = vec![0; len as usize];
-                    m.read_bytes(data, &mut v);
-                    return Ok(Some(match s.validate(m, seq, end)? {
-                        None => Ok(v),
-                        Some(missed) => Err(missed),
-                    }));
-                }
+        Ok(match s.try_next(m)? {
+            Next::Empty => None,
+            Next::Lagged { missed } => Some(Err(missed)),
+            Next::Record {
+                data,
+                len,
+                seq,
+                end,
+            } => {
+                let mut v = vec![0; len as usize];
+                m.read_bytes(data, &mut v);
+                Some(match s.validate(m, seq, end)? {
+                    None => Ok(v),
+                    Some(missed) => Err(missed),
+                })
             }
-        }
+        })
     }
 
     fn geo(cap: u64) -> Geometry {
@@ -675,7 +686,12 @@ mod loom_tests {
                 match s.try_next(&*m).unwrap() {
                     Next::Empty => loom::thread::yield_now(),
                     Next::Lagged { missed } => accounted += missed,
-                    Next::Record { data, len, seq, end } => {
+                    Next::Record {
+                        data,
+                        len,
+                        seq,
+                        end,
+                    } => {
                         let mut v = vec![0; len as usize];
                         m.read_bytes(data, &mut v);
                         match s.validate(&*m, seq, end).unwrap() {

@@ -121,7 +121,9 @@ impl std::str::FromStr for Kind {
             "spsc" => Ok(Kind::Spsc),
             "mpsc" => Ok(Kind::Mpsc),
             "broadcast" => Ok(Kind::Broadcast),
-            other => Err(format!("unknown channel kind `{other}` (spsc, mpsc or broadcast)")),
+            other => Err(format!(
+                "unknown channel kind `{other}` (spsc, mpsc or broadcast)"
+            )),
         }
     }
 }
@@ -235,7 +237,9 @@ impl Fixed {
         Policy::from_u32(self.policy).ok_or("unknown broadcast policy")?;
         let endpoints_ok = match kind {
             Kind::Spsc => self.max_endpoints == 0,
-            Kind::Mpsc => (1..=MAX_ENDPOINTS.min(super::mpsc::MAX_OWNERS)).contains(&self.max_endpoints),
+            Kind::Mpsc => {
+                (1..=MAX_ENDPOINTS.min(super::mpsc::MAX_OWNERS)).contains(&self.max_endpoints)
+            }
             Kind::Broadcast => (1..=MAX_ENDPOINTS).contains(&self.max_endpoints),
         };
         if !endpoints_ok {

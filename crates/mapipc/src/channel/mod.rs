@@ -462,7 +462,9 @@ impl Shared {
                 st.producer.parked = Notifier::new(self.word(off::SPACE_WORD)).waiters() > 0;
             }
             Kind::Broadcast => {
-                let oldest = bcast::read_oldest(&self.ring).map(|o| o.pos).unwrap_or(tail);
+                let oldest = bcast::read_oldest(&self.ring)
+                    .map(|o| o.pos)
+                    .unwrap_or(tail);
                 st.bytes_used = tail.saturating_sub(oldest).min(cap);
                 st.sent = self.ring.ctl_load(off::NEXT_SEQ, Ordering::Relaxed);
                 st.positions_valid = oldest <= tail && tail - oldest <= cap;
@@ -471,7 +473,9 @@ impl Shared {
                     if id == 0 {
                         continue;
                     }
-                    let pos = self.ring.ctl_load(off::subscriber(i) + 8, Ordering::Relaxed);
+                    let pos = self
+                        .ring
+                        .ctl_load(off::subscriber(i) + 8, Ordering::Relaxed);
                     st.subscribers.push(SubscriberStat {
                         end: self.end_stat(id, 0, None),
                         slot: i,

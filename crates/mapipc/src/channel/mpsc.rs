@@ -90,7 +90,12 @@ pub(crate) fn pack(state: u64, owner: u64, blocks: u64, tag: u64) -> u64 {
 /// `(state, owner, blocks, tag)`.
 #[inline]
 pub(crate) fn unpack(w: u64) -> (u64, u64, u64, u64) {
-    (w >> 61, (w >> 53) & 0xff, (w >> 32) & MAX_BLOCKS, w & 0xffff_ffff)
+    (
+        w >> 61,
+        (w >> 53) & 0xff,
+        (w >> 32) & MAX_BLOCKS,
+        w & 0xffff_ffff,
+    )
 }
 
 /// The claim word of a free block at position `pos`.
@@ -386,10 +391,7 @@ impl MpscConsumer {
                     }
                     _ => {
                         let len = mem.word_load(idx + 8, Ordering::Relaxed);
-                        if len == 0
-                            || len > nb * BLOCK - HDR
-                            || len > max_payload(self.geo)
-                        {
+                        if len == 0 || len > nb * BLOCK - HDR || len > max_payload(self.geo) {
                             return Err(bad("record length"));
                         }
                         return Ok(Found::Record {
@@ -554,7 +556,10 @@ mod tests {
         assert!(matches!(c.try_peek(&m), Err(RingError::Corrupted { .. })));
         let mut p = MpscProducer::new(geo, 0);
         m.ctl_store(off::TAIL, 13, Ordering::Relaxed);
-        assert!(matches!(p.try_claim(&m, 4), Err(RingError::Corrupted { .. })));
+        assert!(matches!(
+            p.try_claim(&m, 4),
+            Err(RingError::Corrupted { .. })
+        ));
     }
 
     proptest! {
@@ -587,7 +592,7 @@ mod tests {
                             Err(e) => prop_assert!(false, "{e:?}"),
                         }
                     }
-                    0 | 1 | 2 => {
+                    0..=2 => {
                         if let Some((cl, _)) = pending[who].take() {
                             if what == 2 && len % 5 == 0 {
                                 ps[who].abandon(&m, &cl);

@@ -126,8 +126,12 @@ impl Receiver {
         let s = &*shared;
         let (peer, core) = match s.kind {
             Kind::Spsc | Kind::Mpsc => {
-                let peer =
-                    s.attach_end(off::CONSUMER, off::CONSUMER_EPOCH, off::SPACE_WORD, "consumer")?;
+                let peer = s.attach_end(
+                    off::CONSUMER,
+                    off::CONSUMER_EPOCH,
+                    off::SPACE_WORD,
+                    "consumer",
+                )?;
                 let core = if s.kind == Kind::Spsc {
                     RxCore::Spsc(Consumer::attach(s.geo, &s.ring).map_err(|e| s.corrupted(e))?)
                 } else {
@@ -142,8 +146,8 @@ impl Receiver {
             Kind::Broadcast => {
                 let peer = s.region.join()?;
                 let (slot, _) = s.attach_entry(peer.id(), "subscriber")?;
-                let sub = Subscriber::attach(s.geo, &s.ring, start == StartAt::Newest)
-                    .map_err(|e| {
+                let sub =
+                    Subscriber::attach(s.geo, &s.ring, start == StartAt::Newest).map_err(|e| {
                         s.detach_entry(slot, peer.id());
                         s.corrupted(e)
                     })?;
@@ -260,7 +264,10 @@ impl Receiver {
         if age >= abort_timeout {
             return true;
         }
-        if age >= STUCK_GRACE && st.checked.is_none_or(|t| now.duration_since(t) >= check_interval)
+        if age >= STUCK_GRACE
+            && st
+                .checked
+                .map_or(true, |t| now.duration_since(t) >= check_interval)
         {
             st.checked = Some(now);
             let id = shared.entry_peer(st.owner);
@@ -405,7 +412,14 @@ impl Receiver {
                 _ => !s.producers_gone(),
             };
             let outcome = Waiter { deadline }
-                .wait(s, off::DATA_WORD, self.wait, self.check_interval, &mut ready, &alive)
+                .wait(
+                    s,
+                    off::DATA_WORD,
+                    self.wait,
+                    self.check_interval,
+                    &mut ready,
+                    &alive,
+                )
                 .map_err(RecvFail::Fault)?;
             match outcome {
                 WaitOutcome::Ready => {
@@ -709,10 +723,7 @@ impl Receiver {
     /// assert_eq!(rx.recv_ref_timeout(std::time::Duration::from_secs(1))?.len(), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn recv_ref_timeout(
-        &mut self,
-        timeout: Duration,
-    ) -> Result<RecvRef<'_>, RecvTimeoutError> {
+    pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<RecvRef<'_>, RecvTimeoutError> {
         match self.peek(Blocking::Until(Some(Instant::now() + timeout))) {
             Ok(m) => Ok(self.guard(m)),
             Err(e) => Err(recv_timeout_error(e)),
@@ -780,9 +791,7 @@ impl Receiver {
                     if n == 0 && self.shared.producers_gone() {
                         match self.poll_once(true) {
                             Ok(Poll::Msg(_)) => continue,
-                            Ok(Poll::Lagged(missed)) => {
-                                break Err(TryRecvError::Lagged { missed })
-                            }
+                            Ok(Poll::Lagged(missed)) => break Err(TryRecvError::Lagged { missed }),
                             Ok(Poll::Empty) => break Err(TryRecvError::Disconnected),
                             Err(e) => break Err(e.into()),
                         }
@@ -798,9 +807,7 @@ impl Receiver {
 
     /// Copies and consumes without publishing; `false` if overwritten meanwhile.
     fn take_unpublished(&mut self, m: &Msg, out: &mut Vec<u8>) -> bool {
-        self.shared
-            .ring
-            .read_into_vec(m.data, m.len as usize, out);
+        self.shared.ring.read_into_vec(m.data, m.len as usize, out);
         self.consume(m)
     }
 

@@ -264,7 +264,6 @@ impl Producer {
         })
     }
 
-
     /// Writes the record header and moves our position past it; call
     /// [`publish`](Self::publish) to make it (and earlier commits) visible.
     #[inline]

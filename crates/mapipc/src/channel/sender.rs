@@ -11,8 +11,8 @@ use super::mpsc::{self, MpscProducer};
 use super::ring::{self, Producer, RingError, RingMem};
 use super::slots::BytesMut;
 use super::words::Words;
-use super::{Blocking, Channel, ChannelError, Shared, WaitOutcome, WaitStrategy, Waiter};
 use super::DEFAULT_CHECK_INTERVAL;
+use super::{Blocking, Channel, ChannelError, Shared, WaitOutcome, WaitStrategy, Waiter};
 use crate::os;
 use crate::region::{IntoLocation, Peer};
 
@@ -107,7 +107,12 @@ impl Sender {
         let s = &*shared;
         let (peer, core, sent) = match s.kind {
             Kind::Spsc | Kind::Broadcast => {
-                let peer = s.attach_end(off::PRODUCER, off::PRODUCER_EPOCH, off::DATA_WORD, "producer")?;
+                let peer = s.attach_end(
+                    off::PRODUCER,
+                    off::PRODUCER_EPOCH,
+                    off::DATA_WORD,
+                    "producer",
+                )?;
                 let core = if s.kind == Kind::Spsc {
                     TxCore::Spsc(Producer::attach(s.geo, &s.ring).map_err(|e| s.corrupted(e))?)
                 } else {
@@ -134,7 +139,14 @@ impl Sender {
                 fence_dead_claims(s, slot, peer.id());
                 s.word(off::PRODUCER_EPOCH).fetch_add(1, Ordering::AcqRel);
                 s.wake_all(off::DATA_WORD);
-                (peer, TxCore::Mpsc { p: MpscProducer::new(s.geo, slot), slot }, sent)
+                (
+                    peer,
+                    TxCore::Mpsc {
+                        p: MpscProducer::new(s.geo, slot),
+                        slot,
+                    },
+                    sent,
+                )
             }
         };
         s.advertise_strategy(off::PRODUCER_NEVER_PARKS, WaitStrategy::default());
@@ -269,7 +281,9 @@ impl Sender {
                     // Broadcast: the slowest subscriber moved or left.
                     Some((slot, pos)) => {
                         s.entry_peer(slot) == 0
-                            || s.ring.ctl_load(off::subscriber(slot) + 8, Ordering::Acquire) != pos
+                            || s.ring
+                                .ctl_load(off::subscriber(slot) + 8, Ordering::Acquire)
+                                != pos
                     }
                     // SPSC / MPSC: the consumer freed space (or left).
                     None => {
@@ -286,7 +300,14 @@ impl Sender {
                     None => !s.end_ever_attached(off::CONSUMER_EPOCH) || s.end_alive(off::CONSUMER),
                 };
                 Waiter { deadline }
-                    .wait(s, off::SPACE_WORD, self.wait, self.check_interval, &mut ready, &alive)
+                    .wait(
+                        s,
+                        off::SPACE_WORD,
+                        self.wait,
+                        self.check_interval,
+                        &mut ready,
+                        &alive,
+                    )
                     .map_err(SendFail::Fault)?
             };
             match outcome {
@@ -387,7 +408,8 @@ impl Sender {
         if let (TxCore::Mpsc { p, .. }, Res::Mpsc(c)) = (&self.core, r) {
             // MPSC claims are visible at once: mark it aborted so the consumer skips it.
             p.abandon(&self.shared.ring, c);
-            self.shared.wake_if_parked(off::DATA_WORD, off::CONSUMER_NEVER_PARKS);
+            self.shared
+                .wake_if_parked(off::DATA_WORD, off::CONSUMER_NEVER_PARKS);
         }
         // SPSC and broadcast reservations were never published: the space is reused.
     }
@@ -505,7 +527,11 @@ impl Sender {
     /// tx.send_deadline(b"x", std::time::Instant::now())?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn send_deadline(&mut self, data: &[u8], deadline: Instant) -> Result<(), SendTimeoutError> {
+    pub fn send_deadline(
+        &mut self,
+        data: &[u8],
+        deadline: Instant,
+    ) -> Result<(), SendTimeoutError> {
         match self.send_inner(data, Blocking::Until(Some(deadline))) {
             Ok(()) => Ok(()),
             Err(SendFail::Timeout | SendFail::Full) => Err(SendTimeoutError::Timeout),
@@ -692,7 +718,9 @@ fn fence_dead_claims(s: &Shared, slot: u32, _me: u32) {
             return; // the frontier, or something we do not understand: stop
         }
         if st == mpsc::CLAIMED && owner == slot as u64 {
-            let _ = s.ring.word_cas(idx, w, mpsc::pack(mpsc::ABORTED, owner, nb, t));
+            let _ = s
+                .ring
+                .word_cas(idx, w, mpsc::pack(mpsc::ABORTED, owner, nb, t));
         }
         pos += nb * mpsc::BLOCK;
     }

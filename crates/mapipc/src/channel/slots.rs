@@ -155,7 +155,10 @@ impl RingMem for MappedRing {
 impl MappedRing {
     #[inline]
     fn ring_atomic(&self, off: u64) -> &AtomicU64 {
-        assert!(off % 8 == 0 && off + 8 <= self.cap, "ring word offset out of range");
+        assert!(
+            off % 8 == 0 && off + 8 <= self.cap,
+            "ring word offset out of range"
+        );
         // SAFETY: `off` is 8-byte aligned and `off + 8 <= cap` (asserted), so the word lies
         // inside the ring, which lies inside the live mapping (checked in `new`) and is
         // 8-byte aligned; any bit pattern is a valid `AtomicU64`.
@@ -164,7 +167,10 @@ impl MappedRing {
 
     #[inline]
     fn ctl_atomic(&self, field: u64) -> &AtomicU64 {
-        assert!(field % 8 == 0 && field + 8 <= RING_OFFSET, "header field out of range");
+        assert!(
+            field % 8 == 0 && field + 8 <= RING_OFFSET,
+            "header field out of range"
+        );
         self.atomic_u64(field)
     }
 }
