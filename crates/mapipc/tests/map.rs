@@ -1328,9 +1328,10 @@ fn two_unrelated_processes_exchange_data_through_one_file() {
     // The child is still running: we read its reply through our own, older mapping.
     let n = map.read_pod::<u32>(REPLY_LEN_AT).unwrap() as usize;
     let reply = String::from_utf8(map.read_vec(REPLY_AT, n).unwrap()).unwrap();
-    assert_eq!(reply, format!("child {child_pid} got: {msg}"));
+    // Release the child before asserting, so a failure here does not leave it waiting.
     map.atomic_u32(FLAG_AT).unwrap().store(3, Ordering::Release);
     let status = wait_spawned(&mut child);
+    assert_eq!(reply, format!("child {child_pid} got: {msg}"));
     assert!(status.success(), "child failed: {status}");
     drop(map);
     let on_disk = fs::read(&path).unwrap();

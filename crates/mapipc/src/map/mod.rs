@@ -726,6 +726,7 @@ impl Mmap {
     /// Whether someone truncated the file under this mapping and a page past the new end was
     /// touched. A truncated mapping is poisoned: every access returns
     /// [`AccessError::Truncated`].
+    #[inline]
     pub fn is_truncated(&self) -> bool {
         self.guard.as_ref().is_some_and(|g| g.faulted())
     }
