@@ -33,7 +33,8 @@
 //!   `# Safety` sections state the obligations, and safely ([`Mmap::try_as_slice`],
 //!   [`Mmap::try_as_mut_slice`]) only where nobody else can write: private anonymous memory
 //!   (not shared even across `fork`, which copies it), and memfds sealed against writing and
-//!   shrinking.
+//!   shrinking. A shared borrow additionally needs a read-only mapping, since the safe
+//!   writers of this module take `&self`.
 //!
 //! A truncated file raises SIGBUS when a page past the new end is touched; the handler in
 //! `os::sigbus` replaces that page with a zero page and records the fault, and the access
@@ -1053,16 +1054,27 @@ impl Mmap {
         Ok(None)
     }
 
-    fn page_range(&self, offset: u64, len: usize) -> Result<(*mut c_void, usize), AccessError> {
+    /// The page-aligned start and the length of the pages covering `offset..offset+len`, or
+    /// `None` for an empty range: there is nothing to flush or advise, and rounding an empty
+    /// range at the very end of the mapping to a page would name the page *after* it, which
+    /// belongs to some other mapping (`madvise(MADV_DONTNEED)` there would discard its data).
+    fn page_range(
+        &self,
+        offset: u64,
+        len: usize,
+    ) -> Result<Option<(*mut c_void, usize)>, AccessError> {
         let off = self.check_range(offset, len)?;
+        if len == 0 {
+            return Ok(None);
+        }
         let page = os::mem::page_size();
         let start = self.delta + off;
         let aligned = start & !(page - 1);
         let span = (start - aligned) + len;
-        Ok((
+        Ok(Some((
             self.base.as_ptr().cast::<u8>().wrapping_add(aligned).cast(),
-            span.max(1),
-        ))
+            span,
+        )))
     }
 
     /// Writes dirty pages back to the file and waits (`msync(MS_SYNC)`). A no-op for
@@ -1134,7 +1146,9 @@ impl Mmap {
     }
 
     fn msync(&self, offset: u64, len: usize, sync: bool) -> Result<(), FlushError> {
-        let (addr, span) = self.page_range(offset, len)?;
+        let Some((addr, span)) = self.page_range(offset, len)? else {
+            return Ok(());
+        };
         if !self.is_file_backed() || self.sharing == Sharing::Private {
             return Ok(());
         }
@@ -1175,10 +1189,13 @@ impl Mmap {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn advise_range(&self, advice: Advice, offset: u64, len: usize) -> Result<(), AdviseError> {
-        let (addr, span) = self.page_range(offset, len)?;
+        let range = self.page_range(offset, len)?;
         if advice == Advice::DontNeed && self.sharing == Sharing::Private {
             return Err(AdviseError::WouldDiscard);
         }
+        let Some((addr, span)) = range else {
+            return Ok(());
+        };
         let a = match advice {
             Advice::Normal => os::mem::Advice::Normal,
             Advice::Sequential => os::mem::Advice::Sequential,
@@ -1367,6 +1384,9 @@ impl Mmap {
     /// - no other process, thread or mapping of the same file may write these bytes (a
     ///   `MAP_SHARED` mapping, or a `MAP_PRIVATE` one whose pages were not yet copied, sees
     ///   other processes' writes, which would change memory behind a `&[u8]`);
+    /// - nothing may write them through this `Mmap` either: [`write_at`](Self::write_at),
+    ///   [`fill`](Self::fill), [`write_pod`](Self::write_pod), a [`Cursor`] or an atomic view
+    ///   all take `&self`, so the borrow checker does not stop them;
     /// - nobody may truncate the file (touching a page past the new end would read zeros
     ///   where the slice promised stable bytes);
     /// - the mapping must be readable.
@@ -1412,17 +1432,27 @@ impl Mmap {
         matches!(self.backing, Backing::Anonymous) && self.sharing == Sharing::Private
     }
 
-    /// Borrows the bytes when that is provably sound: private anonymous memory (nobody else
-    /// can reach it; `fork` gives the child a copy), or a memfd sealed with
-    /// `F_SEAL_WRITE | F_SEAL_SHRINK` (nobody can change or truncate it). `None` otherwise,
-    /// and for unreadable mappings.
+    /// Borrows the bytes when that is provably sound: a read-only mapping of private
+    /// anonymous memory (nobody else can reach it; `fork` gives the child a copy), or a
+    /// read-only mapping of a memfd sealed with `F_SEAL_WRITE | F_SEAL_SHRINK` (nobody can
+    /// change or truncate it). `None` otherwise.
+    ///
+    /// A writable mapping is refused because this `Mmap`'s own safe writers
+    /// ([`write_at`](Self::write_at), [`fill`](Self::fill), the cursor, atomic views) take
+    /// `&self` and could change the bytes behind the slice; borrow writable private memory
+    /// with [`try_as_mut_slice`](Self::try_as_mut_slice), or make it read-only first with
+    /// [`set_protection`](Self::set_protection) (which needs `&mut self`, so it cannot
+    /// happen while the slice lives).
     ///
     /// # Example
     /// ```
-    /// use mapipc::map::{MapOptions, Mmap};
+    /// use mapipc::map::{MapOptions, Mmap, Protection};
     /// assert!(Mmap::anonymous(8)?.try_as_slice().is_none()); // shared: could change
-    /// let private = MapOptions::new().len(8).private().map_anonymous()?;
-    /// assert_eq!(private.try_as_slice().unwrap(), &[0u8; 8]);
+    /// let mut private = MapOptions::new().len(8).private().map_anonymous()?;
+    /// private.try_as_mut_slice().unwrap()[0] = 1;
+    /// assert!(private.try_as_slice().is_none()); // writable through `write_at(&self)`
+    /// private.set_protection(Protection::READ)?;
+    /// assert_eq!(private.try_as_slice().unwrap(), &[1, 0, 0, 0, 0, 0, 0, 0]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn try_as_slice(&self) -> Option<&[u8]> {
@@ -1433,11 +1463,16 @@ impl Mmap {
                 ..
             }
         );
-        if !self.prot.contains(Protection::READ) || !(sealed || self.exclusive_private()) {
+        if self.prot.contains(Protection::WRITE)
+            || !self.prot.contains(Protection::READ)
+            || !(sealed || self.exclusive_private())
+        {
             return None;
         }
-        // SAFETY: checked just above: nobody else can write or truncate these bytes, and the
-        // mapping is readable.
+        // SAFETY: checked just above: nobody else can write or truncate these bytes; the
+        // mapping is readable and not writable, so no safe method of this `Mmap` can write
+        // them either, and making it writable (`set_protection`) or remapping it (`grow`)
+        // needs `&mut self`, which the returned borrow excludes.
         Some(unsafe { self.as_slice() })
     }
 
