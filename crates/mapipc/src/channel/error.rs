@@ -1,4 +1,8 @@
 //! Channel errors, one type per operation (as crossbeam-channel does).
+//!
+//! Every send and receive error also carries the three ways the channel itself can be
+//! broken (corrupted shared memory, a truncated file, a failed futex call); one macro adds
+//! them, so each operation's type lists only its own outcomes here.
 
 use std::io;
 
@@ -21,8 +25,46 @@ pub(crate) enum Fault {
     Io { file: String, source: io::Error },
 }
 
-macro_rules! fault_variants {
-    ($name:ident) => {
+/// Declares an operation's error enum: its own variants, then `Corrupted`, `Truncated` and
+/// `Io`, with `From<Fault>` and `is_fault`.
+macro_rules! operation_error {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $($own:tt)* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, thiserror::Error)]
+        #[non_exhaustive]
+        pub enum $name {
+            $($own)*
+            /// The channel's shared memory violates its format: a buggy or hostile process
+            /// wrote it.
+            #[error("channel `{file}` is corrupted at offset {offset}: {what}")]
+            Corrupted {
+                /// The channel file.
+                file: String,
+                /// Byte offset in the file (or mapping).
+                offset: u64,
+                /// What was wrong.
+                what: &'static str,
+            },
+            /// Someone truncated the channel file under the mapping.
+            #[error("channel `{file}` was truncated under us: its data is gone")]
+            Truncated {
+                /// The channel file.
+                file: String,
+            },
+            /// A futex call failed.
+            #[error("waiting on channel `{file}` failed: {source}")]
+            Io {
+                /// The channel file.
+                file: String,
+                /// The OS error.
+                #[source]
+                source: io::Error,
+            },
+        }
+
         impl From<Fault> for $name {
             fn from(f: Fault) -> $name {
                 match f {
@@ -48,294 +90,127 @@ macro_rules! fault_variants {
     };
 }
 
-/// Why [`Sender::send`](super::Sender::send) failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SendError {
-    /// The message is empty or longer than [`max_message`](super::Channel::max_message).
-    #[error(
-        "a message of {len} bytes cannot be sent: messages are 1 to {max} bytes on this channel"
-    )]
-    BadLength {
-        /// Requested length.
-        len: usize,
-        /// Largest message.
-        max: usize,
-    },
-    /// MPSC: the consumer gave up on this message before it was committed (this producer
-    /// looked dead, or took longer than the consumer's abort timeout). It was not delivered.
-    #[error("the receiver aborted this message before it was committed (the sender looked dead or too slow)")]
-    Aborted,
-    /// The ring is full and the receiver is gone (it attached once and then left or died).
-    #[error("the receiver is gone and the channel is full")]
-    Disconnected,
-    /// The channel's shared memory violates its format: a buggy or hostile process wrote it.
-    #[error("channel `{file}` is corrupted at offset {offset}: {what}")]
-    Corrupted {
-        /// The channel file.
-        file: String,
-        /// Byte offset in the file (or mapping).
-        offset: u64,
-        /// What was wrong.
-        what: &'static str,
-    },
-    /// Someone truncated the channel file under the mapping.
-    #[error("channel `{file}` was truncated under us: its data is gone")]
-    Truncated {
-        /// The channel file.
-        file: String,
-    },
-    /// A futex call failed.
-    #[error("waiting on channel `{file}` failed: {source}")]
-    Io {
-        /// The channel file.
-        file: String,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+operation_error! {
+    /// Why [`Sender::send`](super::Sender::send) failed.
+    pub enum SendError {
+        /// The message is empty or longer than [`max_message`](super::Channel::max_message).
+        #[error("a message of {len} bytes cannot be sent: messages are 1 to {max} bytes on this channel")]
+        BadLength {
+            /// Requested length.
+            len: usize,
+            /// Largest message.
+            max: usize,
+        },
+        /// MPSC: the consumer gave up on this message before it was committed (this producer
+        /// looked dead, or took longer than the consumer's abort timeout). It was not
+        /// delivered.
+        #[error("the receiver aborted this message before it was committed (the sender looked dead or too slow)")]
+        Aborted,
+        /// The ring is full and the receiver is gone (it attached once and then left or died).
+        #[error("the receiver is gone and the channel is full")]
+        Disconnected,
+    }
 }
-fault_variants!(SendError);
 
-/// Why [`Sender::try_send`](super::Sender::try_send) failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TrySendError {
-    /// No room for the message now.
-    #[error("the channel is full")]
-    Full,
-    /// The message is empty or too long.
-    #[error(
-        "a message of {len} bytes cannot be sent: messages are 1 to {max} bytes on this channel"
-    )]
-    BadLength {
-        /// Requested length.
-        len: usize,
-        /// Largest message.
-        max: usize,
-    },
-    /// MPSC: the consumer gave up on this message before it was committed (this producer
-    /// looked dead, or took longer than the consumer's abort timeout). It was not delivered.
-    #[error("the receiver aborted this message before it was committed (the sender looked dead or too slow)")]
-    Aborted,
-    /// The ring is full and the receiver is gone.
-    #[error("the receiver is gone and the channel is full")]
-    Disconnected,
-    /// See [`SendError::Corrupted`].
-    #[error("channel `{file}` is corrupted at offset {offset}: {what}")]
-    Corrupted {
-        /// The channel file.
-        file: String,
-        /// Byte offset.
-        offset: u64,
-        /// What was wrong.
-        what: &'static str,
-    },
-    /// See [`SendError::Truncated`].
-    #[error("channel `{file}` was truncated under us: its data is gone")]
-    Truncated {
-        /// The channel file.
-        file: String,
-    },
-    /// See [`SendError::Io`].
-    #[error("waiting on channel `{file}` failed: {source}")]
-    Io {
-        /// The channel file.
-        file: String,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+operation_error! {
+    /// Why [`Sender::try_send`](super::Sender::try_send) failed.
+    pub enum TrySendError {
+        /// No room for the message now.
+        #[error("the channel is full")]
+        Full,
+        /// See [`SendError::BadLength`].
+        #[error("a message of {len} bytes cannot be sent: messages are 1 to {max} bytes on this channel")]
+        BadLength {
+            /// Requested length.
+            len: usize,
+            /// Largest message.
+            max: usize,
+        },
+        /// See [`SendError::Aborted`].
+        #[error("the receiver aborted this message before it was committed (the sender looked dead or too slow)")]
+        Aborted,
+        /// See [`SendError::Disconnected`].
+        #[error("the receiver is gone and the channel is full")]
+        Disconnected,
+    }
 }
-fault_variants!(TrySendError);
 
-/// Why [`Sender::send_timeout`](super::Sender::send_timeout) failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SendTimeoutError {
-    /// The deadline passed before there was room.
-    #[error("timed out waiting for room in the channel")]
-    Timeout,
-    /// The message is empty or too long.
-    #[error(
-        "a message of {len} bytes cannot be sent: messages are 1 to {max} bytes on this channel"
-    )]
-    BadLength {
-        /// Requested length.
-        len: usize,
-        /// Largest message.
-        max: usize,
-    },
-    /// MPSC: the consumer gave up on this message before it was committed (this producer
-    /// looked dead, or took longer than the consumer's abort timeout). It was not delivered.
-    #[error("the receiver aborted this message before it was committed (the sender looked dead or too slow)")]
-    Aborted,
-    /// The ring is full and the receiver is gone.
-    #[error("the receiver is gone and the channel is full")]
-    Disconnected,
-    /// See [`SendError::Corrupted`].
-    #[error("channel `{file}` is corrupted at offset {offset}: {what}")]
-    Corrupted {
-        /// The channel file.
-        file: String,
-        /// Byte offset.
-        offset: u64,
-        /// What was wrong.
-        what: &'static str,
-    },
-    /// See [`SendError::Truncated`].
-    #[error("channel `{file}` was truncated under us: its data is gone")]
-    Truncated {
-        /// The channel file.
-        file: String,
-    },
-    /// See [`SendError::Io`].
-    #[error("waiting on channel `{file}` failed: {source}")]
-    Io {
-        /// The channel file.
-        file: String,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+operation_error! {
+    /// Why [`Sender::send_timeout`](super::Sender::send_timeout) failed.
+    pub enum SendTimeoutError {
+        /// The deadline passed before there was room.
+        #[error("timed out waiting for room in the channel")]
+        Timeout,
+        /// See [`SendError::BadLength`].
+        #[error("a message of {len} bytes cannot be sent: messages are 1 to {max} bytes on this channel")]
+        BadLength {
+            /// Requested length.
+            len: usize,
+            /// Largest message.
+            max: usize,
+        },
+        /// See [`SendError::Aborted`].
+        #[error("the receiver aborted this message before it was committed (the sender looked dead or too slow)")]
+        Aborted,
+        /// See [`SendError::Disconnected`].
+        #[error("the receiver is gone and the channel is full")]
+        Disconnected,
+    }
 }
-fault_variants!(SendTimeoutError);
 
-/// Why [`Receiver::recv`](super::Receiver::recv) failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RecvError {
-    /// Broadcast: this subscriber was lapped by a lossy producer; `missed` messages were
-    /// overwritten before it read them. Receiving again continues with the oldest message
-    /// still there.
-    #[error("this subscriber fell behind and missed {missed} messages")]
-    Lagged {
-        /// Messages lost.
-        missed: u64,
-    },
-    /// The producer is gone (left or died) and every message it committed was received. A
-    /// new producer may attach later; receiving again then works.
-    #[error("the sender is gone and the channel is empty")]
-    Disconnected,
-    /// See [`SendError::Corrupted`].
-    #[error("channel `{file}` is corrupted at offset {offset}: {what}")]
-    Corrupted {
-        /// The channel file.
-        file: String,
-        /// Byte offset.
-        offset: u64,
-        /// What was wrong.
-        what: &'static str,
-    },
-    /// See [`SendError::Truncated`].
-    #[error("channel `{file}` was truncated under us: its data is gone")]
-    Truncated {
-        /// The channel file.
-        file: String,
-    },
-    /// See [`SendError::Io`].
-    #[error("waiting on channel `{file}` failed: {source}")]
-    Io {
-        /// The channel file.
-        file: String,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+operation_error! {
+    /// Why [`Receiver::recv`](super::Receiver::recv) failed.
+    pub enum RecvError {
+        /// Broadcast: this subscriber was lapped by a lossy producer; `missed` messages were
+        /// overwritten before it read them. Receiving again continues with the oldest message
+        /// still there.
+        #[error("this subscriber fell behind and missed {missed} messages")]
+        Lagged {
+            /// Messages lost.
+            missed: u64,
+        },
+        /// The producers are gone (left or died) and every message they committed was
+        /// received. A new producer may attach later; receiving again then works.
+        #[error("the sender is gone and the channel is empty")]
+        Disconnected,
+    }
 }
-fault_variants!(RecvError);
 
-/// Why [`Receiver::try_recv`](super::Receiver::try_recv) failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TryRecvError {
-    /// Nothing to receive now.
-    #[error("the channel is empty")]
-    Empty,
-    /// Broadcast: this subscriber was lapped by a lossy producer; `missed` messages were
-    /// overwritten before it read them. Receiving again continues with the oldest message
-    /// still there.
-    #[error("this subscriber fell behind and missed {missed} messages")]
-    Lagged {
-        /// Messages lost.
-        missed: u64,
-    },
-    /// See [`RecvError::Disconnected`].
-    #[error("the sender is gone and the channel is empty")]
-    Disconnected,
-    /// See [`SendError::Corrupted`].
-    #[error("channel `{file}` is corrupted at offset {offset}: {what}")]
-    Corrupted {
-        /// The channel file.
-        file: String,
-        /// Byte offset.
-        offset: u64,
-        /// What was wrong.
-        what: &'static str,
-    },
-    /// See [`SendError::Truncated`].
-    #[error("channel `{file}` was truncated under us: its data is gone")]
-    Truncated {
-        /// The channel file.
-        file: String,
-    },
-    /// See [`SendError::Io`].
-    #[error("waiting on channel `{file}` failed: {source}")]
-    Io {
-        /// The channel file.
-        file: String,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+operation_error! {
+    /// Why [`Receiver::try_recv`](super::Receiver::try_recv) failed.
+    pub enum TryRecvError {
+        /// Nothing to receive now.
+        #[error("the channel is empty")]
+        Empty,
+        /// See [`RecvError::Lagged`].
+        #[error("this subscriber fell behind and missed {missed} messages")]
+        Lagged {
+            /// Messages lost.
+            missed: u64,
+        },
+        /// See [`RecvError::Disconnected`].
+        #[error("the sender is gone and the channel is empty")]
+        Disconnected,
+    }
 }
-fault_variants!(TryRecvError);
 
-/// Why [`Receiver::recv_timeout`](super::Receiver::recv_timeout) failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RecvTimeoutError {
-    /// The deadline passed with nothing to receive.
-    #[error("timed out waiting for a message")]
-    Timeout,
-    /// Broadcast: this subscriber was lapped by a lossy producer; `missed` messages were
-    /// overwritten before it read them. Receiving again continues with the oldest message
-    /// still there.
-    #[error("this subscriber fell behind and missed {missed} messages")]
-    Lagged {
-        /// Messages lost.
-        missed: u64,
-    },
-    /// See [`RecvError::Disconnected`].
-    #[error("the sender is gone and the channel is empty")]
-    Disconnected,
-    /// See [`SendError::Corrupted`].
-    #[error("channel `{file}` is corrupted at offset {offset}: {what}")]
-    Corrupted {
-        /// The channel file.
-        file: String,
-        /// Byte offset.
-        offset: u64,
-        /// What was wrong.
-        what: &'static str,
-    },
-    /// See [`SendError::Truncated`].
-    #[error("channel `{file}` was truncated under us: its data is gone")]
-    Truncated {
-        /// The channel file.
-        file: String,
-    },
-    /// See [`SendError::Io`].
-    #[error("waiting on channel `{file}` failed: {source}")]
-    Io {
-        /// The channel file.
-        file: String,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+operation_error! {
+    /// Why [`Receiver::recv_timeout`](super::Receiver::recv_timeout) failed.
+    pub enum RecvTimeoutError {
+        /// The deadline passed with nothing to receive.
+        #[error("timed out waiting for a message")]
+        Timeout,
+        /// See [`RecvError::Lagged`].
+        #[error("this subscriber fell behind and missed {missed} messages")]
+        Lagged {
+            /// Messages lost.
+            missed: u64,
+        },
+        /// See [`RecvError::Disconnected`].
+        #[error("the sender is gone and the channel is empty")]
+        Disconnected,
+    }
 }
-fault_variants!(RecvTimeoutError);
 
 /// Why a channel could not be created, opened, or an end attached.
 #[derive(Debug, thiserror::Error)]
