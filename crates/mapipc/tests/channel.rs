@@ -208,8 +208,15 @@ fn consumer_killed_and_restarted_no_loss_no_duplicates() {
         let mut buf = Vec::new();
         for seq in 0..N {
             message(seq, max, &mut buf);
-            if tx.send(&buf).is_err() {
-                return 1;
+            loop {
+                match tx.send(&buf) {
+                    Ok(()) => break,
+                    // The consumer was killed while the ring was full: wait for the next.
+                    Err(SendError::Disconnected) => {
+                        tx.wait_for_receiver(None);
+                    }
+                    Err(_) => return 1,
+                }
             }
         }
         0
@@ -242,7 +249,8 @@ fn consumer_killed_and_restarted_no_loss_no_duplicates() {
         });
         let logged = log.atomic_u64(0).unwrap().load(Ordering::Acquire);
         if logged >= N || restarts.len() > 40 {
-            consumer.expect_ok("last consumer");
+            let e = consumer.wait_or(|| format!("{:?}", chan.stat()));
+            assert_eq!(e, Exit::Code(0), "last consumer");
             break;
         }
         // Let it run for a random while, then kill it.

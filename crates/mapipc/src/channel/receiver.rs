@@ -372,6 +372,25 @@ impl Receiver {
         loop {
             // Empty: hand back consumed space before possibly sleeping.
             self.publish();
+            // Snapshot what a change would be measured against *before* looking: a change
+            // between the look and the snapshot would otherwise be missed.
+            let (pos, kind, cap) = {
+                let pos = match &self.core {
+                    RxCore::Spsc(c) => c.head(),
+                    RxCore::Mpsc { c, .. } => c.head(),
+                    RxCore::Sub { s: sub, .. } => sub.pos(),
+                };
+                (pos, self.shared.kind, self.shared.geo.capacity())
+            };
+            let word_seen = self
+                .shared
+                .ring
+                .word_load(pos & (cap - 1), Ordering::Acquire);
+            let epoch = self
+                .shared
+                .word(off::PRODUCER_EPOCH)
+                .load(Ordering::Acquire);
+            let producer = self.shared.word(off::PRODUCER).load(Ordering::Acquire);
             let gone = self.shared.producers_gone();
             match self.poll_once(gone).map_err(RecvFail::Fault)? {
                 Poll::Msg(m) => return Ok(m),
@@ -384,17 +403,11 @@ impl Receiver {
                 Blocking::Until(d) => d,
             };
             let s = &*self.shared;
-            // What changes when there is something to look at.
-            let (pos, stuck_owner) = match &self.core {
-                RxCore::Spsc(c) => (c.head(), None),
-                RxCore::Mpsc { c, stuck } => (c.head(), stuck.map(|st| st.owner)),
-                RxCore::Sub { s: sub, .. } => (sub.pos(), None),
+            // Whose death ends the wait: the owner of a stuck MPSC claim, else the producers.
+            let stuck_owner = match &self.core {
+                RxCore::Mpsc { stuck, .. } => stuck.map(|st| st.owner),
+                _ => None,
             };
-            let kind = s.kind;
-            let cap = s.geo.capacity();
-            let word_seen = s.ring.word_load(pos & (cap - 1), Ordering::Acquire);
-            let epoch = s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire);
-            let producer = s.word(off::PRODUCER).load(Ordering::Acquire);
             let mut ready = || {
                 let moved = match kind {
                     Kind::Mpsc => s.ring.word_load(pos & (cap - 1), Ordering::Acquire) != word_seen,

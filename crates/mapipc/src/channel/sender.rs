@@ -260,6 +260,15 @@ impl Sender {
             Blocking::Until(d) => d,
         };
         loop {
+            // Snapshot what a change would be measured against *before* looking: a change
+            // between the look and the snapshot would otherwise be missed, and we would
+            // sleep with room available.
+            let s = &*self.shared;
+            let head_seen = s.ring.ctl_load(off::HEAD, Ordering::Acquire);
+            let blocker = match &self.core {
+                TxCore::Bcast(_) => Some(slowest_subscriber(s)),
+                _ => None,
+            };
             match self.try_reserve_once(len as u64) {
                 Ok(r) => return Ok(r),
                 Err(RingError::Full) => {}
@@ -267,15 +276,6 @@ impl Sender {
                 Err(e) => return Err(SendFail::Fault(self.shared.fault(e))),
             }
             let s = &*self.shared;
-            // What we wait for, and whose death ends the wait.
-            let blocker = match &self.core {
-                TxCore::Bcast(_) => {
-                    let (slot, pos) = slowest_subscriber(s);
-                    Some((slot, pos))
-                }
-                _ => None,
-            };
-            let head_seen = s.ring.ctl_load(off::HEAD, Ordering::Acquire);
             let outcome = {
                 let mut ready = || match blocker {
                     // Broadcast: the slowest subscriber moved or left.

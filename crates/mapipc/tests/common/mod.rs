@@ -52,16 +52,23 @@ fn decode(status: libc::c_int) -> Exit {
 impl Child {
     /// Waits for the child; after [`WATCHDOG`] kills it and panics.
     pub fn wait(&mut self) -> Exit {
+        self.wait_or(String::new)
+    }
+
+    /// As [`wait`](Self::wait), adding `state()` (for example a channel's counters) to the
+    /// panic message when the watchdog fires, to diagnose the hang.
+    pub fn wait_or(&mut self, state: impl Fn() -> String) -> Exit {
         let deadline = Instant::now() + WATCHDOG;
         loop {
             if let Some(e) = self.try_wait() {
                 return e;
             }
             if Instant::now() > deadline {
+                let what = state();
                 self.kill();
                 let e = self.wait_blocking();
                 panic!(
-                    "child {} still running after {WATCHDOG:?}: killed ({e:?})",
+                    "child {} still running after {WATCHDOG:?}: killed ({e:?}); {what}",
                     self.pid
                 );
             }
