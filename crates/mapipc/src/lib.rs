@@ -70,6 +70,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(missing_docs)]
 
+// The crate is written against `std::os::fd` and `std::os::unix` throughout: other Unix
+// platforms build (every OS call then fails with an "unsupported" error, see `os`), anything
+// else stops here.
+#[cfg(not(unix))]
+compile_error!("mapipc needs a Unix platform; it supports Linux");
+
 pub mod channel;
 pub mod map;
 pub mod os;

@@ -9,20 +9,17 @@
 //! no-op when they are current. Run directly without cargo, it uses the binaries that are
 //! there and says how to build them if they are missing.
 
-use std::io::Read;
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
-use std::thread;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+
+use common::{wait_until, Exit, WATCHDOG};
 use mapipc::region::Region;
 use mapipc::sync::Notifier;
-
-/// Generous: the examples take milliseconds; the limit only turns a hang into a failure.
-const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `target/<profile>/examples`, with the examples built for this profile.
 fn examples_dir() -> &'static Path {
@@ -90,7 +87,7 @@ fn example(name: &str) -> PathBuf {
 /// What a finished example left.
 #[derive(Debug)]
 struct Out {
-    status: ExitStatus,
+    status: Exit,
     stdout: String,
     stderr: String,
 }
@@ -99,7 +96,7 @@ impl Out {
     /// Asserts exit status 0 and an empty stderr; returns stdout.
     fn ok(&self) -> &str {
         assert!(
-            self.status.success() && self.stderr.is_empty(),
+            self.status == Exit::Code(0) && self.stderr.is_empty(),
             "expected success, got {:?}\nstdout:\n{}\nstderr:\n{}",
             self.status,
             self.stdout,
@@ -111,11 +108,9 @@ impl Out {
     /// Asserts exit status 1 (not a signal) and a single `error:` line; returns it.
     fn error(&self) -> &str {
         assert_eq!(
-            self.status.code(),
-            Some(1),
-            "expected exit status 1, got {:?} (signal {:?})\nstdout:\n{}\nstderr:\n{}",
             self.status,
-            self.status.signal(),
+            Exit::Code(1),
+            "expected exit status 1\nstdout:\n{}\nstderr:\n{}",
             self.stdout,
             self.stderr
         );
@@ -141,43 +136,34 @@ fn spawn(name: &str, args: &[&str], dir: &Path) -> Child {
         .unwrap_or_else(|e| panic!("cannot start example {name}: {e}"))
 }
 
-/// Waits for `child` and collects its output; kills it and fails after [`TIMEOUT`].
+/// Waits for `child` and collects its output; kills it and fails after [`WATCHDOG`].
 fn finish(mut child: Child) -> Out {
-    let pid = child.id();
-    let (done, rx) = mpsc::channel::<()>();
-    let fired = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&fired);
-    let dog = thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(TIMEOUT) {
-            flag.store(true, Ordering::SeqCst);
-            // SAFETY: kill(2) has no memory-safety preconditions; `pid` is our unreaped
-            // child, so it cannot have been recycled.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-        }
+    let stdout = read_in_background(child.stdout.take().expect("piped stdout"));
+    let stderr = read_in_background(child.stderr.take().expect("piped stderr"));
+    let status = common::Child::adopt(child).wait_or_kill();
+    let stdout = stdout.join().expect("stdout reader");
+    let stderr = stderr.join().expect("stderr reader");
+    let status = status.unwrap_or_else(|e| {
+        panic!(
+            "the example did not finish within {WATCHDOG:?} and was killed ({e:?})\n\
+             stdout:\n{stdout}"
+        )
     });
-    let mut stderr = String::new();
-    let mut err_pipe = child.stderr.take().expect("piped stderr");
-    let err_reader = thread::spawn(move || {
-        let _ = err_pipe.read_to_string(&mut stderr);
-        stderr
-    });
-    let mut stdout = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut stdout);
-    }
-    let status = child.wait().expect("wait for the example");
-    drop(done);
-    dog.join().expect("watchdog thread");
-    let stderr = err_reader.join().expect("stderr reader");
-    assert!(
-        !fired.load(Ordering::SeqCst),
-        "the example did not finish within {TIMEOUT:?} and was killed\nstdout:\n{stdout}"
-    );
     Out {
         status,
         stdout,
         stderr,
     }
+}
+
+/// Reads `pipe` to its end on a thread of its own (so that neither pipe fills up and blocks
+/// the example while the other is read).
+fn read_in_background(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        text
+    })
 }
 
 fn run(name: &str, args: &[&str], dir: &Path) -> Out {
@@ -189,15 +175,6 @@ fn tempdir() -> tempfile::TempDir {
         .prefix("mapipc-examples-")
         .tempdir()
         .expect("tempdir")
-}
-
-/// Polls `cond` until it holds; panics after [`TIMEOUT`] (a hang guard, not a time check).
-fn await_cond(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < TIMEOUT, "gave up waiting for {what}");
-        thread::sleep(Duration::from_millis(2));
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -245,7 +222,7 @@ fn parent_child_crashed_child_gives_peer_gone_not_a_hang() {
 fn parent_child_rejects_unknown_arguments() {
     let dir = tempdir();
     let out = run("parent_child", &["--bogus"], dir.path());
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(out.status, Exit::Code(2), "{out:?}");
     assert!(out.stderr.contains("--bogus"), "{}", out.stderr);
 }
 
@@ -261,13 +238,13 @@ fn unrelated_reader_first_blocks_until_the_writer_notifies() {
     // Wait until the reader is parked on the region's notifier: then it is really blocked,
     // and only the writer's notify can wake it.
     let mut region = None;
-    await_cond("the reader to create the region", || {
+    wait_until("the reader to create the region", || {
         region = Region::open(&path).ok();
         region.is_some()
     });
     let region = region.unwrap();
     let word = region.notify_word().unwrap();
-    await_cond("the reader to park", || Notifier::new(word).waiters() >= 1);
+    wait_until("the reader to park", || Notifier::new(word).waiters() >= 1);
     assert_eq!(region.generation().unwrap(), 0);
 
     let out = run("unrelated_writer", &[p, "across processes"], dir.path());
@@ -380,7 +357,7 @@ fn unrelated_examples_refuse_bad_regions_and_names() {
         assert!(out.error().contains("`a..b`"), "{:?}", out.stderr);
     }
     let out = run("unrelated_reader", &[g, "--timeout", "soon"], dir.path());
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(out.status, Exit::Code(2), "{out:?}");
     let big = "x".repeat(5000);
     let p = dir.path().join("r");
     let out = run("unrelated_writer", &[p.to_str().unwrap(), &big], dir.path());

@@ -10,17 +10,22 @@
 //!   process truncating a file under a live mapping;
 //! - a property test of random operation sequences against a `Vec<u8>` model.
 //!
-//! Every child process is guarded by a watchdog ([`WATCHDOG`]) that kills it and fails the
-//! test if it hangs. No test asserts on elapsed time.
+//! Every child process is guarded by the watchdog of `common::Child::wait`
+//! ([`WATCHDOG`]), which kills it and fails the test if it hangs. No test asserts on elapsed
+//! time.
+
+mod common;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus};
+use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+use common::{fork, Child, Exit, WATCHDOG};
 
 use mapipc::map::{
     AccessError, Advice, AdviseError, FlushError, GrowError, LockError, MapError, MapOptions, Mmap,
@@ -28,9 +33,6 @@ use mapipc::map::{
 };
 use mapipc::os::file::{AccessMode, FileKind, Seals};
 use proptest::prelude::*;
-
-/// How long a child process may run before the watchdog kills it and fails the test.
-const WATCHDOG: Duration = Duration::from_secs(60);
 
 /// Environment variable that turns [`child_process_entry`] into the second process of
 /// [`two_unrelated_processes_exchange_data_through_one_file`].
@@ -79,90 +81,16 @@ fn covers(ranges: &[(usize, usize)], addr: usize, len: usize) -> bool {
     ranges.iter().any(|&(a, b)| a <= addr && addr + len <= b)
 }
 
-// ---------------------------------------------------------------------------------------
-// Process helpers (watchdogs)
-// ---------------------------------------------------------------------------------------
-
-/// Waits for a forked child; after [`WATCHDOG`] kills it and fails the test.
-fn wait_forked(pid: libc::pid_t) -> libc::c_int {
-    let deadline = Instant::now() + WATCHDOG;
-    loop {
-        let mut status = 0;
-        // SAFETY: `pid` is our child; `status` is a valid out-pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            return status;
-        }
-        if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            panic!("waitpid({pid}) failed: {}", io::Error::last_os_error());
-        }
-        if Instant::now() > deadline {
-            // SAFETY: killing and reaping our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("forked child {pid} still running after {WATCHDOG:?}: killed by the watchdog");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// Forks; the child runs `child` and leaves with `_exit(code)`, never returning into the
-/// test harness. The closure must only do simple work: the parent has other threads.
-fn fork_child(child: impl FnOnce() -> i32) -> libc::pid_t {
-    // SAFETY: the child only runs `child` (simple work on memory prepared by the parent) and
-    // then `_exit`s without running destructors or returning to the test harness.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed: {}", io::Error::last_os_error());
-    if pid == 0 {
-        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(99);
-        // SAFETY: ends the child immediately, as a forked child of a threaded process must.
-        unsafe { libc::_exit(code) };
-    }
-    pid
-}
-
-fn assert_exited_ok(status: libc::c_int, what: &str) {
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{what}: child did not exit with 0 (exited: {}, code {}, signaled: {}, signal {})",
-        libc::WIFEXITED(status),
-        libc::WEXITSTATUS(status),
-        libc::WIFSIGNALED(status),
-        libc::WTERMSIG(status),
-    );
-}
-
-/// Waits for a spawned child; after [`WATCHDOG`] kills it and fails the test.
-fn wait_spawned(child: &mut Child) -> ExitStatus {
-    let deadline = Instant::now() + WATCHDOG;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "child {} still running after {WATCHDOG:?}: killed by the watchdog",
-                child.id()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 /// Another process truncates `path` to `size` bytes (coreutils `truncate`).
 fn truncate_by_other_process(path: &Path, size: u64) {
-    let mut child = Command::new("truncate")
+    let child = Command::new("truncate")
         .arg("-s")
         .arg(size.to_string())
         .arg(path)
         .spawn()
         .expect("spawn `truncate`");
-    let status = wait_spawned(&mut child);
-    assert!(status.success(), "truncate failed: {status}");
+    let status = Child::adopt(child).wait();
+    assert_eq!(status, Exit::Code(0), "truncate failed");
     assert_eq!(fs::metadata(path).unwrap().len(), size);
 }
 
@@ -1168,7 +1096,7 @@ fn fork_child_writes_into_anonymous_shared_map_parent_reads() {
     let map = Mmap::anonymous(4096).unwrap();
     let counter = map.atomic_u64(4088).unwrap();
     map.write_at(0, b"from parent").unwrap();
-    let pid = fork_child(|| {
+    let mut child = fork(|| {
         let mut seen = [0u8; 11];
         if map.read_at(0, &mut seen).is_err() || &seen != b"from parent" {
             return 2;
@@ -1184,7 +1112,7 @@ fn fork_child_writes_into_anonymous_shared_map_parent_reads() {
     for _ in 0..1000 {
         counter.fetch_add(1, Ordering::SeqCst);
     }
-    assert_exited_ok(wait_forked(pid), "anonymous shared child");
+    child.expect_ok("anonymous shared child");
     assert_eq!(map.read_vec(100, 15).unwrap(), b"nihao a, son!!!");
     assert_eq!(
         counter.load(Ordering::SeqCst),
@@ -1203,11 +1131,11 @@ fn fork_child_writes_into_shared_file_map() {
         .create(64)
         .map_path(&path)
         .unwrap();
-    let pid = fork_child(|| match map.write_at(0, b"nihao a, son!!!") {
+    let mut child = fork(|| match map.write_at(0, b"nihao a, son!!!") {
         Ok(()) => 0,
         Err(_) => 2,
     });
-    assert_exited_ok(wait_forked(pid), "file child");
+    child.expect_ok("file child");
     assert_eq!(map.read_vec(0, 15).unwrap(), b"nihao a, son!!!");
     drop(map);
     assert_eq!(&fs::read(&path).unwrap()[..15], b"nihao a, son!!!");
@@ -1222,7 +1150,7 @@ fn fork_private_anonymous_map_is_not_shared() {
         .map_anonymous()
         .unwrap();
     map.write_at(0, b"parent").unwrap();
-    let pid = fork_child(|| {
+    let mut child = fork(|| {
         let mut seen = [0u8; 6];
         if map.read_at(0, &mut seen).is_err() || &seen != b"parent" {
             return 2; // the child starts with a copy of the parent's bytes
@@ -1232,7 +1160,7 @@ fn fork_private_anonymous_map_is_not_shared() {
             Err(_) => 3,
         }
     });
-    assert_exited_ok(wait_forked(pid), "private child");
+    child.expect_ok("private child");
     assert_eq!(map.read_vec(0, 6).unwrap(), b"parent");
 }
 
@@ -1304,35 +1232,34 @@ fn two_unrelated_processes_exchange_data_through_one_file() {
     map.write_pod(MSG_LEN_AT, &(msg.len() as u32)).unwrap();
     map.atomic_u32(FLAG_AT).unwrap().store(1, Ordering::Release);
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_process_entry",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ROLE_ENV, "reply")
-        .env(CHILD_FILE_ENV, &path)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let child_pid = child.id();
-    let waited = wait_for_flag(&map, 2, || {
-        child.try_wait().map(|s| s.is_none()).unwrap_or(false)
-    });
+    let mut child = Child::adopt(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_process_entry",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ROLE_ENV, "reply")
+            .env(CHILD_FILE_ENV, &path)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let child_pid = child.pid;
+    let waited = wait_for_flag(&map, 2, || child.try_wait().is_none());
     if let Err(e) = waited {
-        let _ = child.kill();
-        let status = wait_spawned(&mut child);
-        panic!("{e} (child status {status})");
+        let status = child.kill9();
+        panic!("{e} (child status {status:?})");
     }
     // The child is still running: we read its reply through our own, older mapping.
     let n = map.read_pod::<u32>(REPLY_LEN_AT).unwrap() as usize;
     let reply = String::from_utf8(map.read_vec(REPLY_AT, n).unwrap()).unwrap();
     // Release the child before asserting, so a failure here does not leave it waiting.
     map.atomic_u32(FLAG_AT).unwrap().store(3, Ordering::Release);
-    let status = wait_spawned(&mut child);
+    let status = child.wait();
     assert_eq!(reply, format!("child {child_pid} got: {msg}"));
-    assert!(status.success(), "child failed: {status}");
+    assert_eq!(status, Exit::Code(0), "child failed");
     drop(map);
     let on_disk = fs::read(&path).unwrap();
     assert_eq!(
@@ -1518,7 +1445,7 @@ fn foreign_sigbus_still_kills_the_process() {
     let (ours_fd, raw_fd) = (ours_file.as_raw_fd(), raw_file.as_raw_fd());
     let raw_addr = raw as usize;
 
-    let pid = fork_child(|| {
+    let mut child = fork(|| {
         // SAFETY: plain syscalls on valid arguments; `old` is a valid out-pointer.
         unsafe {
             let no_core = libc::rlimit {
@@ -1552,14 +1479,11 @@ fn foreign_sigbus_still_kills_the_process() {
         std::hint::black_box(v);
         15 // survived a foreign SIGBUS: the handler swallowed it
     });
-    let status = wait_forked(pid);
-    assert!(
-        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGBUS,
-        "expected death by SIGBUS, got exited={} code={} signaled={} signal={}",
-        libc::WIFEXITED(status),
-        libc::WEXITSTATUS(status),
-        libc::WIFSIGNALED(status),
-        libc::WTERMSIG(status),
+    let status = child.wait();
+    assert_eq!(
+        status,
+        Exit::Signal(libc::SIGBUS),
+        "expected death by SIGBUS"
     );
     // The child's truncation is visible here too, and is an error here as well.
     assert!(matches!(

@@ -1,15 +1,16 @@
 //! Tests of `mapipc::queue` with real processes: `fork`ed appenders and tailers (each
-//! waited for under a 60 s watchdog that kills it and fails the test), SIGKILL at random
-//! points, damaged files, and property tests against an in-memory model. No assertion
-//! depends on timing.
+//! waited for under the watchdog of `common::Child::wait`, which kills it and fails the
+//! test), SIGKILL at random points, damaged files, and property tests against an in-memory
+//! model. No assertion depends on timing.
 
-use std::io;
-use std::panic::{self, AssertUnwindSafe};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::{fork, serial, spin_until, wait_until, Exit, Rng, WATCHDOG};
 
 use mapipc::map::Mmap;
 use mapipc::queue::{
@@ -18,88 +19,10 @@ use mapipc::queue::{
 };
 use proptest::prelude::*;
 
-const WATCHDOG: Duration = Duration::from_secs(60);
-
-/// Tests hold this while they fork or hold queue locks: a forked child inherits every open
-/// file description of the process, and with them the OFD locks of other tests' appenders
-/// and named tailers.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A temporary directory on tmpfs when there is one (these tests write hundreds of MiB),
 /// else in the default temporary directory.
 fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap())
-}
-
-/// Runs `f` in a forked child, which exits with its return value (101 if it panics).
-fn fork_child(f: impl FnOnce() -> i32) -> libc::pid_t {
-    // SAFETY: fork has no memory-safety preconditions. The child only runs `f` (simple work
-    // on state set up before the fork) and leaves with `_exit`, never returning into the
-    // test harness.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed: {}", io::Error::last_os_error());
-    if pid == 0 {
-        let code = panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or(101);
-        // SAFETY: ends the child at once, without running destructors or atexit handlers
-        // that belong to the parent's state.
-        unsafe { libc::_exit(code) }
-    }
-    pid
-}
-
-/// Waits for `pid`; a watchdog kills it after 60 s and the test fails. Returns the raw
-/// status.
-fn wait_raw(pid: libc::pid_t) -> libc::c_int {
-    let done = Arc::new(AtomicBool::new(false));
-    let fired = Arc::new(AtomicBool::new(false));
-    let watchdog = {
-        let (done, fired) = (Arc::clone(&done), Arc::clone(&fired));
-        thread::spawn(move || {
-            let start = Instant::now();
-            while !done.load(Ordering::Acquire) {
-                if start.elapsed() > WATCHDOG {
-                    fired.store(true, Ordering::Release);
-                    // SAFETY: kill has no memory-safety preconditions; `pid` is our child,
-                    // not yet reaped (we are still waiting for it).
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                    return;
-                }
-                thread::sleep(Duration::from_millis(10));
-            }
-        })
-    };
-    let mut status = 0;
-    loop {
-        // SAFETY: `status` is a valid out-pointer for the duration of the call.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            break;
-        }
-        let err = io::Error::last_os_error();
-        assert_eq!(err.kind(), io::ErrorKind::Interrupted, "waitpid: {err}");
-    }
-    done.store(true, Ordering::Release);
-    watchdog.join().unwrap();
-    assert!(
-        !fired.load(Ordering::Acquire),
-        "watchdog: child {pid} did not finish within {WATCHDOG:?}"
-    );
-    status
-}
-
-/// Waits for `pid` and returns its exit code (fails if it was killed by a signal).
-fn wait_child(pid: libc::pid_t) -> i32 {
-    let status = wait_raw(pid);
-    assert!(
-        libc::WIFEXITED(status),
-        "child {pid} died of signal {}",
-        libc::WTERMSIG(status)
-    );
-    libc::WEXITSTATUS(status)
 }
 
 /// The payload of record `seq` in these tests: its sequence number, then a filler whose
@@ -109,6 +32,19 @@ fn payload(seq: u64) -> Vec<u8> {
     let filler = (seq.wrapping_mul(31) % 200) as usize;
     v.extend(std::iter::repeat((seq % 251) as u8).take(filler));
     v
+}
+
+/// Opens (creating) the queue in `dir` with `segment_size` and appends records
+/// `0..records` with the payloads of [`payload`]; returns the appender.
+fn appender_with(dir: &Path, segment_size: u64, records: u64) -> Appender {
+    let mut app = QueueOptions::new()
+        .segment_size(segment_size)
+        .open_appender(dir)
+        .unwrap();
+    for s in 0..records {
+        app.append(&payload(s)).unwrap();
+    }
+    app
 }
 
 /// Reads everything from the start and checks it is exactly records `0..n` with the
@@ -168,11 +104,8 @@ fn ten_million_records_across_segment_rolls_with_a_reader_in_another_process() {
     let dir = tmp.path().join("q");
     const N: u64 = 10_000_000;
     // 1 MiB segments of 32-byte records: about 300 rolls.
-    QueueOptions::new()
-        .segment_size(1 << 20)
-        .open_appender(&dir)
-        .unwrap();
-    let reader = fork_child(|| {
+    drop(appender_with(&dir, 1 << 20, 0));
+    let mut reader = fork(|| {
         let mut t = Tailer::open(&dir).unwrap();
         let mut expected = 0u64;
         let mut buf = [0u8; 8];
@@ -204,7 +137,7 @@ fn ten_million_records_across_segment_rolls_with_a_reader_in_another_process() {
     }
     drop(app);
     assert_eq!(
-        wait_child(reader),
+        reader.exit_code(),
         0,
         "the reader saw every record, in order"
     );
@@ -228,17 +161,14 @@ fn appender_killed_at_random_points_recovers_exactly_the_committed_prefix() {
     let tmp = tempdir();
     let dir = tmp.path().join("q");
     // Small segments: kills land in rolls and preallocation too.
-    QueueOptions::new()
-        .segment_size(64 * 1024)
-        .open_appender(&dir)
-        .unwrap();
+    drop(appender_with(&dir, 64 * 1024, 0));
     let acked_map = Mmap::anonymous(4096).unwrap();
     let acked = acked_map.atomic_u64(0).unwrap();
-    let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
     let mut total = 0u64;
     for round in 0..50 {
         acked.store(total, Ordering::SeqCst);
-        let child = fork_child(|| {
+        let mut child = fork(|| {
             let mut app = QueueOptions::new().open_appender(&dir).unwrap();
             let mut seq = app.next_seq();
             loop {
@@ -251,21 +181,14 @@ fn appender_killed_at_random_points_recovers_exactly_the_committed_prefix() {
             }
         });
         // Let it run a random while: at least until it appended something.
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let extra = rng % 3000;
-        let start = Instant::now();
-        while acked.load(Ordering::SeqCst) < total + 1 + extra {
-            assert!(start.elapsed() < WATCHDOG, "the appender makes progress");
-            thread::yield_now();
-        }
-        // SAFETY: kill has no memory-safety preconditions; `child` is our unreaped child.
-        unsafe { libc::kill(child, libc::SIGKILL) };
-        let status = wait_raw(child);
-        assert!(
-            libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
-            "round {round}: the child was killed, not ended on its own (status {status})"
+        let extra = rng.range(0, 2999);
+        spin_until("the appender to make progress", || {
+            acked.load(Ordering::SeqCst) >= total + 1 + extra
+        });
+        assert_eq!(
+            child.kill9(),
+            Exit::Signal(libc::SIGKILL),
+            "round {round}: the child was killed, not ended on its own"
         );
         let acknowledged = acked.load(Ordering::SeqCst);
         // Recovery runs when the next appender opens.
@@ -293,14 +216,7 @@ fn a_flipped_byte_in_the_middle_is_reported_and_can_be_skipped() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new()
-        .segment_size(1 << 20)
-        .open_appender(&dir)
-        .unwrap();
-    for s in 0..100 {
-        app.append(&payload(s)).unwrap();
-    }
-    drop(app);
+    drop(appender_with(&dir, 1 << 20, 100));
     let seg = &segments(&dir)[0];
     flip_byte(seg, offset_of_record(seg, 50) + 3);
 
@@ -341,14 +257,7 @@ fn a_damaged_length_in_the_middle_is_skipped_by_searching() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new()
-        .segment_size(1 << 20)
-        .open_appender(&dir)
-        .unwrap();
-    for s in 0..100 {
-        app.append(&payload(s)).unwrap();
-    }
-    drop(app);
+    drop(appender_with(&dir, 1 << 20, 100));
     let seg = &segments(&dir)[0];
     // The length field of record 40's header (24 bytes before its payload).
     flip_byte(seg, offset_of_record(seg, 40) - 24 + 1);
@@ -384,14 +293,7 @@ fn a_flipped_byte_at_the_tail_is_cut_by_recovery() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new()
-        .segment_size(1 << 20)
-        .open_appender(&dir)
-        .unwrap();
-    for s in 0..100 {
-        app.append(&payload(s)).unwrap();
-    }
-    drop(app);
+    drop(appender_with(&dir, 1 << 20, 100));
     let seg = &segments(&dir)[0];
     flip_byte(seg, offset_of_record(seg, 99) + 2);
 
@@ -440,7 +342,7 @@ fn a_second_appender_is_refused_or_waits() {
     let flags = Mmap::anonymous(4096).unwrap();
     let holding = flags.atomic_u32(0).unwrap();
     let parent = std::process::id();
-    let refused = fork_child(|| {
+    let mut refused = fork(|| {
         while holding.load(Ordering::SeqCst) == 0 {
             thread::yield_now();
         }
@@ -450,7 +352,7 @@ fn a_second_appender_is_refused_or_waits() {
             Ok(_) => 9,
         }
     });
-    let waiter = fork_child(|| {
+    let mut waiter = fork(|| {
         while holding.load(Ordering::SeqCst) == 0 {
             thread::yield_now();
         }
@@ -463,7 +365,7 @@ fn a_second_appender_is_refused_or_waits() {
     app.append(b"first").unwrap();
     holding.store(1, Ordering::SeqCst);
     assert_eq!(
-        wait_child(refused),
+        refused.exit_code(),
         7,
         "the second appender is refused, naming us"
     );
@@ -473,7 +375,7 @@ fn a_second_appender_is_refused_or_waits() {
     // Give the waiter a chance to block on the lock (not needed for correctness).
     thread::sleep(Duration::from_millis(20));
     drop(app);
-    assert_eq!(wait_child(waiter), 0, "the waiting appender got the lock");
+    assert_eq!(waiter.exit_code(), 0, "the waiting appender got the lock");
     let mut t = Tailer::open(&dir).unwrap();
     assert_eq!(t.try_next().unwrap().unwrap().to_vec().unwrap(), b"first");
     assert_eq!(t.try_next().unwrap().unwrap().to_vec().unwrap(), b"second");
@@ -499,7 +401,7 @@ fn a_tailer_in_another_process_sleeps_until_an_append_arrives() {
     let shared = Mmap::anonymous(4096).unwrap();
     let timed_out = shared.atomic_u32(0).unwrap();
     let received = shared.atomic_u32(4).unwrap();
-    let child = fork_child(|| {
+    let mut child = fork(|| {
         let mut t = TailerOptions::new().spin(0).open(&dir).unwrap();
         // Nothing yet: a bounded wait times out.
         if t.next_timeout(Duration::from_millis(20)).unwrap().is_some() {
@@ -517,29 +419,19 @@ fn a_tailer_in_another_process_sleeps_until_an_append_arrives() {
         0
     });
     let mut app = Appender::open(&dir).unwrap();
-    let start = Instant::now();
-    while timed_out.load(Ordering::SeqCst) == 0 {
-        assert!(start.elapsed() < WATCHDOG, "the first wait times out");
-        thread::sleep(Duration::from_millis(1));
-    }
+    wait_until("the first wait to time out", || {
+        timed_out.load(Ordering::SeqCst) != 0
+    });
     for seq in 0..3 {
         // Append only once the child is parked on the futex: it must be woken.
-        let start = Instant::now();
-        while parked_tailers(&dir) == 0 {
-            assert!(start.elapsed() < WATCHDOG, "the tailer parks");
-            thread::sleep(Duration::from_millis(1));
-        }
+        wait_until("the tailer to park", || parked_tailers(&dir) != 0);
         app.append(&payload(seq)).unwrap();
         // Wait until it has read it before the next round.
-        while received.load(Ordering::SeqCst) != seq as u32 + 1 {
-            assert!(
-                start.elapsed() < WATCHDOG,
-                "the tailer wakes up and reads it"
-            );
-            thread::sleep(Duration::from_millis(1));
-        }
+        wait_until("the tailer to wake up and read it", || {
+            received.load(Ordering::SeqCst) == seq as u32 + 1
+        });
     }
-    assert_eq!(wait_child(child), 0);
+    assert_eq!(child.exit_code(), 0);
 }
 
 #[test]
@@ -551,7 +443,7 @@ fn a_tailer_waiting_at_a_segment_end_follows_the_roll() {
         .segment_size(64 * 1024)
         .open_appender(&dir)
         .unwrap();
-    let child = fork_child(|| {
+    let mut child = fork(|| {
         let mut t = TailerOptions::new().spin(0).open(&dir).unwrap();
         for seq in 0..5000 {
             match t.next_timeout(WATCHDOG) {
@@ -567,7 +459,7 @@ fn a_tailer_waiting_at_a_segment_end_follows_the_roll() {
             thread::yield_now();
         }
     }
-    assert_eq!(wait_child(child), 0);
+    assert_eq!(child.exit_code(), 0);
     assert!(segments(&dir).len() > 5);
 }
 
@@ -576,13 +468,7 @@ fn named_tailers_resume_where_they_stopped() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new()
-        .segment_size(64 * 1024)
-        .open_appender(&dir)
-        .unwrap();
-    for s in 0..2000 {
-        app.append(&payload(s)).unwrap();
-    }
+    let app = appender_with(&dir, 64 * 1024, 2000);
     // Auto (at-least-once): what was returned before the drop counts as processed.
     {
         let mut t = TailerOptions::new().name("billing").open(&dir).unwrap();
@@ -658,7 +544,7 @@ fn a_killed_named_tailer_gets_the_record_it_was_processing_again() {
     drop(app);
     let shared = Mmap::anonymous(4096).unwrap();
     let seen = shared.atomic_u64(0).unwrap();
-    let child = fork_child(|| {
+    let mut child = fork(|| {
         let mut t = TailerOptions::new().name("worker").open(&dir).unwrap();
         loop {
             let rec = t.try_next().unwrap().unwrap();
@@ -671,14 +557,10 @@ fn a_killed_named_tailer_gets_the_record_it_was_processing_again() {
             }
         }
     });
-    let start = Instant::now();
-    while seen.load(Ordering::SeqCst) < 42 {
-        assert!(start.elapsed() < WATCHDOG);
-        thread::yield_now();
-    }
-    // SAFETY: kill has no memory-safety preconditions; `child` is our unreaped child.
-    unsafe { libc::kill(child, libc::SIGKILL) };
-    wait_raw(child);
+    spin_until("the tailer to reach record 41", || {
+        seen.load(Ordering::SeqCst) >= 42
+    });
+    child.kill9();
     // The lock died with the process; the position says 41 was not finished.
     let mut t = TailerOptions::new().name("worker").open(&dir).unwrap();
     assert_eq!(t.try_next().unwrap().unwrap().seq(), 41);
@@ -812,14 +694,11 @@ fn a_full_disk_is_an_error_from_append_not_a_crash() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    QueueOptions::new()
-        .segment_size(256 * 1024)
-        .open_appender(&dir)
-        .unwrap();
+    drop(appender_with(&dir, 256 * 1024, 0));
     // A child whose files may not grow past 128 KiB: allocating the next 256 KiB segment
     // fails with EFBIG, as fallocate fails with ENOSPC on a full disk. The first segment
     // exists already.
-    let child = fork_child(|| {
+    let mut child = fork(|| {
         // SAFETY: plain libc calls with valid arguments; SIGXFSZ is ignored so that the
         // limit gives EFBIG instead of killing the child.
         unsafe {
@@ -856,7 +735,7 @@ fn a_full_disk_is_an_error_from_append_not_a_crash() {
         }
         0
     });
-    assert_eq!(wait_child(child), 0);
+    assert_eq!(child.exit_code(), 0);
     let n = check_log(&dir);
     assert!(n > 100);
     // Without the limit, appending continues after the last good record, in a new segment.
@@ -873,14 +752,7 @@ fn damaged_or_foreign_files_give_typed_errors() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new()
-        .segment_size(64 * 1024)
-        .open_appender(&dir)
-        .unwrap();
-    for s in 0..1000 {
-        app.append(&payload(s)).unwrap();
-    }
-    drop(app);
+    drop(appender_with(&dir, 64 * 1024, 1000));
     let segs = segments(&dir);
     assert!(segs.len() >= 3);
     // A damaged segment header in the middle: readers and verify name it.
@@ -973,13 +845,7 @@ fn a_segment_truncated_under_live_mappings_is_an_error_not_a_crash() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new()
-        .segment_size(1 << 20)
-        .open_appender(&dir)
-        .unwrap();
-    for s in 0..500 {
-        app.append(&payload(s)).unwrap();
-    }
+    let mut app = appender_with(&dir, 1 << 20, 500);
     let mut t = Tailer::open(&dir).unwrap();
     assert!(t.try_next().unwrap().is_some());
     let seg = &segments(&dir)[0];
@@ -1118,14 +984,7 @@ fn model_check(ops: &[Op], sync: SyncPolicy) {
 fn survive_damage(records: u64, damage: &[(u64, Vec<u8>)]) {
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new()
-        .segment_size(64 * 1024)
-        .open_appender(&dir)
-        .unwrap();
-    for s in 0..records {
-        app.append(&payload(s)).unwrap();
-    }
-    drop(app);
+    drop(appender_with(&dir, 64 * 1024, records));
     let seg = segments(&dir).pop().unwrap();
     {
         use std::os::unix::fs::FileExt;
@@ -1195,13 +1054,10 @@ fn verify_and_stat_while_an_appender_runs_report_no_damage() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    QueueOptions::new()
-        .segment_size(64 * 1024)
-        .open_appender(&dir)
-        .unwrap();
+    drop(appender_with(&dir, 64 * 1024, 0));
     let shared = Mmap::anonymous(4096).unwrap();
     let done = shared.atomic_u32(0).unwrap();
-    let child = fork_child(|| {
+    let mut child = fork(|| {
         let mut app = QueueOptions::new().open_appender(&dir).unwrap();
         for seq in 0..100_000 {
             app.append(&payload(seq)).unwrap();
@@ -1218,7 +1074,7 @@ fn verify_and_stat_while_an_appender_runs_report_no_damage() {
         assert!(st.next_seq >= report.next_seq);
         rounds += 1;
     }
-    assert_eq!(wait_child(child), 0);
+    assert_eq!(child.exit_code(), 0);
     let report = queue::verify(&dir).unwrap();
     assert!(report.is_ok() && report.notes.is_empty());
     assert_eq!(report.records, 100_000);

@@ -1,18 +1,19 @@
-//! Tests of `mapipc::region` with real processes: `fork`ed children (each waited for under a
-//! 60 s watchdog that kills it and fails the test) and one re-exec of this test binary as an
-//! unrelated process. No assertion depends on timing.
+//! Tests of `mapipc::region` with real processes: `fork`ed children (each waited for under
+//! the watchdog of `common::Child::wait`, which kills it and fails the test) and one re-exec
+//! of this test binary as an unrelated process. No assertion depends on timing.
+
+mod common;
 
 use std::cell::RefCell;
-use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::{child_wait_until, fork, serial, wait_until, Child, Exit};
 
 use mapipc::region::{
     self, CreateError, HeaderError, JoinError, Liveness, Location, NameError, OpenError,
@@ -21,16 +22,7 @@ use mapipc::region::{
 };
 use proptest::prelude::*;
 
-const WATCHDOG: Duration = Duration::from_secs(60);
 const HELPER_ENV: &str = "MAPIPC_REGION_TEST_HELPER";
-
-/// Tests that fork hold this, so a child never inherits (and keeps alive) another test's
-/// peer descriptions while that test checks liveness.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A unique `/dev/shm` name, removed again when the guard drops.
 struct ShmGuard(String);
@@ -52,97 +44,6 @@ impl Drop for ShmGuard {
     }
 }
 
-/// Runs `f` in a forked child, which exits with its return value (101 if it panics).
-fn fork_child(f: impl FnOnce() -> i32) -> libc::pid_t {
-    // SAFETY: fork has no memory-safety preconditions. The child only runs `f` (simple work
-    // on state set up before the fork) and leaves with `_exit`, never returning into the
-    // test harness.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed: {}", io::Error::last_os_error());
-    if pid == 0 {
-        let code = panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or(101);
-        // SAFETY: ends the child at once, without running destructors or atexit handlers
-        // that belong to the parent's state.
-        unsafe { libc::_exit(code) }
-    }
-    pid
-}
-
-/// Waits for `pid`; a watchdog kills it after 60 s and the test fails. Returns the raw
-/// status.
-fn wait_raw(pid: libc::pid_t) -> libc::c_int {
-    let done = Arc::new(AtomicBool::new(false));
-    let fired = Arc::new(AtomicBool::new(false));
-    let watchdog = {
-        let (done, fired) = (Arc::clone(&done), Arc::clone(&fired));
-        thread::spawn(move || {
-            let start = Instant::now();
-            while !done.load(Ordering::Acquire) {
-                if start.elapsed() > WATCHDOG {
-                    fired.store(true, Ordering::Release);
-                    // SAFETY: kill has no memory-safety preconditions; `pid` is our child,
-                    // not yet reaped (we are still waiting for it).
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                    return;
-                }
-                thread::sleep(Duration::from_millis(10));
-            }
-        })
-    };
-    let mut status = 0;
-    loop {
-        // SAFETY: `status` is a valid out-pointer for the duration of the call.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            break;
-        }
-        let err = io::Error::last_os_error();
-        assert_eq!(err.kind(), io::ErrorKind::Interrupted, "waitpid: {err}");
-    }
-    done.store(true, Ordering::Release);
-    watchdog.join().unwrap();
-    assert!(
-        !fired.load(Ordering::Acquire),
-        "watchdog: child {pid} did not finish within {WATCHDOG:?}"
-    );
-    status
-}
-
-/// Waits for `pid` and returns its exit code (fails if it was killed by a signal).
-fn wait_child(pid: libc::pid_t) -> i32 {
-    let status = wait_raw(pid);
-    assert!(
-        libc::WIFEXITED(status),
-        "child {pid} died of signal {}",
-        libc::WTERMSIG(status)
-    );
-    libc::WEXITSTATUS(status)
-}
-
-/// Polls `cond` until it holds; fails the test after 60 s.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < WATCHDOG,
-            "watchdog: {what} within {WATCHDOG:?}"
-        );
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// In a child: polls `cond` for at most 60 s; false on timeout.
-fn child_wait_until(mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while !cond() {
-        if start.elapsed() > WATCHDOG {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(1));
-    }
-    true
-}
-
 #[test]
 fn handles_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
@@ -162,7 +63,7 @@ fn anonymous_region_is_shared_with_a_forked_child() {
     let region = Region::anonymous(4096).unwrap();
     assert_eq!(region.kind(), RegionKind::Anonymous);
     assert_eq!(region.len(), 4096);
-    let pid = fork_child(|| {
+    let mut child = fork(|| {
         if region.write_at(100, b"written by the child").is_err() {
             return 1;
         }
@@ -175,7 +76,7 @@ fn anonymous_region_is_shared_with_a_forked_child() {
         }
         0
     });
-    assert_eq!(wait_child(pid), 0);
+    assert_eq!(child.exit_code(), 0);
     assert_eq!(region.read_vec(100, 20).unwrap(), b"written by the child");
     assert_eq!(region.generation().unwrap(), 1);
     assert_eq!(region.notify_word().unwrap().load(Ordering::Acquire), 7);
@@ -195,7 +96,7 @@ fn named_region_is_created_here_and_opened_by_a_forked_child() {
     assert_eq!(mode & 0o077, 0, "mode {mode:o} lets others in");
     region.write_at(0, b"parent").unwrap();
 
-    let pid = fork_child(|| {
+    let mut child = fork(|| {
         let Ok(r) = Region::open(&name.0) else {
             return 1;
         };
@@ -210,7 +111,7 @@ fn named_region_is_created_here_and_opened_by_a_forked_child() {
         }
         0
     });
-    assert_eq!(wait_child(pid), 0);
+    assert_eq!(child.exit_code(), 0);
     assert_eq!(region.read_vec(10, 5).unwrap(), b"child");
     assert_eq!(region.generation().unwrap(), 1);
 
@@ -232,7 +133,7 @@ fn named_region_is_shared_with_an_unrelated_process() {
     let name = ShmGuard::new("unrelated");
     let region = Region::create(&name.0, 4096).unwrap();
     region.write_at(0, b"ping").unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let helper = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "helper_unrelated_process",
@@ -244,19 +145,8 @@ fn named_region_is_shared_with_an_unrelated_process() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > WATCHDOG {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("watchdog: the helper process did not finish within {WATCHDOG:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    assert!(status.success(), "helper failed: {status}");
+    let status = Child::adopt(helper).wait();
+    assert_eq!(status, Exit::Code(0), "helper failed");
     assert_eq!(region.read_vec(0, 4).unwrap(), b"pong");
     assert_eq!(region.generation().unwrap(), 1);
     // The helper joined and left cleanly: its slot is free, not dead.
@@ -302,19 +192,20 @@ fn open_or_create_race_has_exactly_one_creator() {
                 Err(_) => 1,
             }
         };
-        let kids = [fork_child(contender), fork_child(contender)];
+        let mut kids = [fork(contender), fork(contender)];
         wait_until("both contenders ready", || {
             ready.load(Ordering::Acquire) == 2
         });
         go.store(1, Ordering::Release);
-        let mut codes: Vec<i32> = kids.iter().map(|&pid| wait_child(pid)).collect();
+        let mut codes: Vec<i32> = kids.iter_mut().map(Child::exit_code).collect();
         codes.sort();
         assert_eq!(codes, [10, 20], "one creator and one opener expected");
         let region = Region::open(&name.0).unwrap();
         let info = region.info().unwrap();
+        let pids = kids.map(|k| k.pid);
         assert!(
-            kids.contains(&(info.creator_pid as i32)),
-            "creator pid {} is not one of {kids:?}",
+            pids.contains(&(info.creator_pid as i32)),
+            "creator pid {} is not one of {pids:?}",
             info.creator_pid
         );
         assert_eq!(info.data_len, 4096);
@@ -673,7 +564,7 @@ proptest! {
 fn memfd_region_is_sent_to_a_forked_child() {
     let _serial = serial();
     let (parent_sock, child_sock) = UnixStream::pair().unwrap();
-    let pid = fork_child(|| {
+    let mut child = fork(|| {
         let r = match Region::receive(&child_sock) {
             Ok(r) => r,
             Err(_) => return 1,
@@ -689,7 +580,7 @@ fn memfd_region_is_sent_to_a_forked_child() {
     // Made after the fork: the child can only reach it through the socket.
     let region = Region::memfd("sent-to-child", 4096).unwrap();
     region.send_to(&parent_sock).unwrap();
-    assert_eq!(wait_child(pid), 0);
+    assert_eq!(child.exit_code(), 0);
     assert_eq!(region.read_vec(0, 14).unwrap(), b"child was here");
     assert_eq!(region.generation().unwrap(), 1);
 }
@@ -830,7 +721,7 @@ fn a_sigkilled_peer_is_seen_dead_and_its_slot_reclaimed() {
     let my_id = mine.borrow().as_ref().unwrap().id();
     let child_id = region.atomic_u32(0).unwrap();
     let joined = region.atomic_u32(4).unwrap();
-    let pid = fork_child(|| {
+    let mut child = fork(|| {
         let me = match region.join() {
             Ok(p) => p,
             Err(_) => return 1,
@@ -850,16 +741,13 @@ fn a_sigkilled_peer_is_seen_dead_and_its_slot_reclaimed() {
     let listed = region.peers().unwrap();
     assert_eq!(listed.len(), 2, "{listed:?}");
     assert!(listed.iter().all(|p| p.alive));
-    let child_entry = listed.iter().find(|p| p.pid == pid as u32).unwrap();
+    let child_entry = listed.iter().find(|p| p.pid == child.pid as u32).unwrap();
     assert_eq!(child_entry.id, child_id);
     assert!(listed
         .iter()
         .any(|p| p.pid == std::process::id() && p.id == my_id));
 
-    // SAFETY: kill has no memory-safety preconditions; `pid` is our unreaped child.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
-    let status = wait_raw(pid);
-    assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL);
+    assert_eq!(child.kill9(), Exit::Signal(libc::SIGKILL));
 
     wait_until("the killed child is seen dead", || {
         !region.is_alive(child_id)
@@ -868,7 +756,7 @@ fn a_sigkilled_peer_is_seen_dead_and_its_slot_reclaimed() {
     let listed = region.peers().unwrap();
     let dead = listed.iter().find(|p| p.id == child_id).unwrap();
     assert!(!dead.alive, "{listed:?}");
-    assert_eq!(dead.pid, pid as u32);
+    assert_eq!(dead.pid, child.pid as u32);
 
     let again = region.join().unwrap();
     assert_eq!(

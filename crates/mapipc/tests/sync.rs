@@ -1,17 +1,18 @@
 //! Cross-process tests of `mapipc::sync`: the notifier and the robust mutex over an anonymous
 //! shared mapping, between a test process and `fork`ed children.
 //!
-//! Every test that forks or could block holds a [`Watchdog`]: after 60 s it kills the child
-//! and aborts the test binary, so a hang fails loudly instead of stalling the run. No test
-//! asserts on elapsed time. Children only touch atomics, make futex/kill syscalls and end
-//! with `_exit`.
+//! Every test that forks or could block holds a `common::Watchdog`: after
+//! `common::WATCHDOG` it kills the child and aborts the test binary, so a hang fails loudly
+//! instead of stalling the run. No test asserts on elapsed time. Children only touch
+//! atomics, make futex/kill syscalls and end with `_exit`.
 
-use std::panic::AssertUnwindSafe;
+mod common;
+
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{child_wait_until, fork, Exit, Watchdog};
 use mapipc::map::Mmap;
 use mapipc::os::process::{kill9, pid_exists};
 use mapipc::sync::{
@@ -20,91 +21,6 @@ use mapipc::sync::{
 };
 
 const GENEROUS: Duration = Duration::from_secs(30);
-
-/// Kills `child` (if any) and aborts the whole test binary if not dropped within 60 s.
-struct Watchdog {
-    done: Option<mpsc::Sender<()>>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl Watchdog {
-    fn new(what: &'static str, child: Option<u32>) -> Watchdog {
-        let (tx, rx) = mpsc::channel::<()>();
-        let thread = thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(60)) {
-                eprintln!("watchdog: `{what}` hung for 60 s; killing the child and aborting");
-                if let Some(pid) = child {
-                    let _ = kill9(pid);
-                }
-                std::process::abort();
-            }
-        });
-        Watchdog {
-            done: Some(tx),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        drop(self.done.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Forks; the child runs `child` and `_exit`s with its result (101 if it panicked).
-fn fork(child: impl FnOnce() -> i32) -> u32 {
-    // SAFETY: `fork` has no memory-safety preconditions. The child only runs `child`, which
-    // touches atomics in the shared mapping and makes simple syscalls, then `_exit`s without
-    // returning into the test harness.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed: {}", std::io::Error::last_os_error());
-    if pid == 0 {
-        let code = std::panic::catch_unwind(AssertUnwindSafe(child)).unwrap_or(101);
-        // SAFETY: ends the child at once, without running the parent's destructors or
-        // atexit handlers on copied state.
-        unsafe { libc::_exit(code) }
-    }
-    pid as u32
-}
-
-/// `waitpid` until the child ends: its exit code, or 128 + the signal that killed it.
-fn reap(pid: u32) -> i32 {
-    let mut status = 0;
-    loop {
-        // SAFETY: `status` is a valid out-pointer; `pid` is our child.
-        let r = unsafe { libc::waitpid(pid as i32, &mut status, 0) };
-        if r == pid as i32 {
-            break;
-        }
-        let err = std::io::Error::last_os_error();
-        assert_eq!(
-            err.kind(),
-            std::io::ErrorKind::Interrupted,
-            "waitpid: {err}"
-        );
-    }
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
-    }
-}
-
-/// In a child: spin (yielding) until `cond` holds, or give up after [`GENEROUS`].
-fn await_cond(cond: impl Fn() -> bool) -> bool {
-    let end = Instant::now() + GENEROUS;
-    while !cond() {
-        if Instant::now() > end {
-            return false;
-        }
-        thread::yield_now();
-    }
-    true
-}
 
 /// In a child: sleep until killed (bounded by [`GENEROUS`] in case nobody kills it).
 fn sleep_until_killed() -> i32 {
@@ -131,11 +47,11 @@ impl Shared {
 fn notifier_wakes_parked_waiter_in_other_process() {
     let sh = Shared::new();
     let (flag, word, made_syscall) = (sh.word(0), sh.word(1), sh.word(2));
-    let child = fork(|| {
+    let mut child = fork(|| {
         let n = Notifier::new(word);
         // Wait until the parent is registered as parked. It cannot leave before the flag is
         // set, so this notify must see it and go to the kernel.
-        if !await_cond(|| n.waiters() >= 1) {
+        if !child_wait_until(|| n.waiters() >= 1) {
             return 2;
         }
         made_syscall.store(n.notify_one() as u32 + 10, Ordering::Release);
@@ -143,14 +59,14 @@ fn notifier_wakes_parked_waiter_in_other_process() {
         n.notify_one();
         0
     });
-    let _dog = Watchdog::new("notifier wake across fork", Some(child));
+    let _dog = Watchdog::new("notifier wake across fork", Some(child.pid));
     let opts = WaitOptions::new().spin(0).timeout(GENEROUS);
     let got = Notifier::new(word).wait_until(
         || Some(flag.load(Ordering::Acquire)).filter(|&v| v != 0),
         &opts,
     );
     assert_eq!(got.unwrap(), 0xfeed);
-    assert_eq!(reap(child), 0);
+    assert_eq!(child.wait(), Exit::Code(0));
     assert_eq!(
         made_syscall.load(Ordering::Acquire),
         11,
@@ -166,19 +82,19 @@ fn notifier_streams_many_notifications_across_fork() {
     const N: u32 = 2000;
     let sh = Shared::new();
     let (counter, word, ack) = (sh.word(0), sh.word(1), sh.word(2));
-    let child = fork(|| {
+    let mut child = fork(|| {
         let n = Notifier::new(word);
         for i in 1..=N {
             counter.store(i, Ordering::Release);
             n.notify_one();
             // Every 100 values, wait for the parent to catch up, so that it parks sometimes.
-            if i % 100 == 0 && !await_cond(|| ack.load(Ordering::Acquire) >= i) {
+            if i % 100 == 0 && !child_wait_until(|| ack.load(Ordering::Acquire) >= i) {
                 return 2;
             }
         }
         0
     });
-    let _dog = Watchdog::new("notifier stream", Some(child));
+    let _dog = Watchdog::new("notifier stream", Some(child.pid));
     let n = Notifier::new(word);
     for i in 1..=N {
         let opts = WaitOptions::new()
@@ -193,7 +109,7 @@ fn notifier_streams_many_notifications_across_fork() {
         assert!(v >= i);
         ack.store(i, Ordering::Release);
     }
-    assert_eq!(reap(child), 0);
+    assert_eq!(child.wait(), Exit::Code(0));
 }
 
 #[test]
@@ -251,8 +167,9 @@ fn notify_without_waiter_makes_no_syscall() {
 fn waiter_returns_peer_gone_when_peer_is_killed() {
     let sh = Shared::new();
     let (flag, word) = (sh.word(0), sh.word(1));
-    let child = fork(sleep_until_killed);
-    let _dog = Watchdog::new("peer gone", Some(child));
+    let mut child = fork(sleep_until_killed);
+    let _dog = Watchdog::new("peer gone", Some(child.pid));
+    let pid = child.pid as u32;
     let n = Notifier::new(word);
     thread::scope(|s| {
         // Once the parent is parked: SIGKILL the peer and reap it (a zombie still "exists").
@@ -260,10 +177,10 @@ fn waiter_returns_peer_gone_when_peer_is_killed() {
             while n.waiters() == 0 {
                 thread::yield_now();
             }
-            kill9(child).unwrap();
-            reap(child)
+            kill9(pid).unwrap();
+            child.wait()
         });
-        let alive = || pid_exists(child);
+        let alive = || pid_exists(pid);
         let opts = WaitOptions::new()
             .spin(0)
             .check_interval(Duration::from_millis(10))
@@ -271,7 +188,7 @@ fn waiter_returns_peer_gone_when_peer_is_killed() {
             .timeout(GENEROUS);
         let r = n.wait_until(|| (flag.load(Ordering::Acquire) == 1).then_some(()), &opts);
         assert!(matches!(r, Err(WaitError::PeerGone)), "{r:?}");
-        assert_eq!(killer.join().unwrap(), 128 + libc::SIGKILL);
+        assert_eq!(killer.join().unwrap(), Exit::Signal(libc::SIGKILL));
     });
     assert_eq!(n.waiters(), 0);
 }
@@ -282,18 +199,19 @@ fn data_published_before_the_peer_died_is_delivered() {
     // PeerGone, because it re-checks the predicate after the liveness check fails.
     let sh = Shared::new();
     let (flag, word) = (sh.word(0), sh.word(1));
-    let child = fork(|| {
-        if !await_cond(|| Notifier::new(word).waiters() >= 1) {
+    let mut child = fork(|| {
+        if !child_wait_until(|| Notifier::new(word).waiters() >= 1) {
             return 2;
         }
         flag.store(77, Ordering::Release);
         0
     });
-    let _dog = Watchdog::new("published then died", Some(child));
+    let _dog = Watchdog::new("published then died", Some(child.pid));
+    let pid = child.pid as u32;
     let n = Notifier::new(word);
     thread::scope(|s| {
-        let reaper = s.spawn(|| reap(child));
-        let alive = || pid_exists(child);
+        let reaper = s.spawn(|| child.wait());
+        let alive = || pid_exists(pid);
         let opts = WaitOptions::new()
             .spin(0)
             .check_interval(Duration::from_millis(10))
@@ -304,7 +222,7 @@ fn data_published_before_the_peer_died_is_delivered() {
             &opts,
         );
         assert_eq!(got.unwrap(), 77);
-        assert_eq!(reaper.join().unwrap(), 0);
+        assert_eq!(reaper.join().unwrap(), Exit::Code(0));
     });
 }
 
@@ -387,7 +305,7 @@ fn garbage_in_notifier_word_never_panics_or_hangs() {
 fn futex_wait_and_wake_across_fork() {
     let sh = Shared::new();
     let (word, parked) = (sh.word(0), sh.word(1));
-    let child = fork(|| {
+    let mut child = fork(|| {
         // Announce, then sleep on the futex until the parent changes the word.
         parked.store(1, Ordering::Release);
         let end = Instant::now() + GENEROUS;
@@ -398,21 +316,21 @@ fn futex_wait_and_wake_across_fork() {
         }
         0
     });
-    let _dog = Watchdog::new("futex across fork", Some(child));
+    let _dog = Watchdog::new("futex across fork", Some(child.pid));
     while parked.load(Ordering::Acquire) == 0 {
         thread::yield_now();
     }
     assert_eq!(futex_wait(word, 1, None).unwrap(), WaitOutcome::Changed);
     word.store(1, Ordering::Release);
     futex_wake(word, 1).unwrap();
-    assert_eq!(reap(child), 0);
+    assert_eq!(child.wait(), Exit::Code(0));
 }
 
 #[test]
 fn mutex_recovered_after_owner_killed_while_holding_it() {
     let sh = Shared::new();
     let (lock, data) = (sh.word(0), sh.word(1));
-    let child = fork(|| {
+    let mut child = fork(|| {
         let m = RobustMutex::new(lock);
         let guard = m.lock(1, &|_| true);
         let Ok(guard) = guard else { return 2 };
@@ -420,20 +338,21 @@ fn mutex_recovered_after_owner_killed_while_holding_it() {
         std::mem::forget(guard);
         sleep_until_killed()
     });
-    let _dog = Watchdog::new("robust mutex recovery", Some(child));
+    let _dog = Watchdog::new("robust mutex recovery", Some(child.pid));
+    let pid = child.pid as u32;
     let m = RobustMutex::new(lock).check_interval(Duration::from_millis(10));
     while m.owner() != Some(1) {
         thread::yield_now();
     }
-    let alive = |id: u32| id != 1 || pid_exists(child);
+    let alive = |id: u32| id != 1 || pid_exists(pid);
     thread::scope(|s| {
         // Kill the owner only once we are parked on the lock (contended bit set).
         let killer = s.spawn(|| {
             while !m.is_contended() {
                 thread::yield_now();
             }
-            kill9(child).unwrap();
-            reap(child)
+            kill9(pid).unwrap();
+            child.wait()
         });
         let g = m.lock_timeout(2, &alive, GENEROUS).unwrap();
         assert!(g.owner_died(), "the takeover is reported");
@@ -445,7 +364,7 @@ fn mutex_recovered_after_owner_killed_while_holding_it() {
         );
         data.store(0, Ordering::Release); // "repair"
         assert!(g.unlock());
-        assert_eq!(killer.join().unwrap(), 128 + libc::SIGKILL);
+        assert_eq!(killer.join().unwrap(), Exit::Signal(libc::SIGKILL));
     });
     // Back to normal.
     let g = m.lock(2, &alive).unwrap();
@@ -458,18 +377,18 @@ fn mutex_recovered_after_owner_killed_while_holding_it() {
 fn mutex_owned_by_already_dead_process_is_taken_over() {
     let sh = Shared::new();
     let lock = sh.word(0);
-    let child = fork(|| match RobustMutex::new(lock).lock(5, &|_| true) {
+    let mut child = fork(|| match RobustMutex::new(lock).lock(5, &|_| true) {
         Ok(g) => {
             std::mem::forget(g);
             0 // exit holding the lock
         }
         Err(_) => 2,
     });
-    let _dog = Watchdog::new("mutex of a dead process", Some(child));
-    assert_eq!(reap(child), 0);
+    let _dog = Watchdog::new("mutex of a dead process", Some(child.pid));
+    assert_eq!(child.wait(), Exit::Code(0));
     let m = RobustMutex::new(lock);
     assert_eq!(m.owner(), Some(5));
-    let alive = |id: u32| id != 5 || pid_exists(child);
+    let alive = |id: u32| id != 5 || pid_exists(child.pid as u32);
     let g = m.try_lock(6, &alive).unwrap();
     assert!(g.owner_died());
     drop(g);
@@ -498,8 +417,8 @@ fn mutex_counts_exactly_across_processes() {
         }
         true
     };
-    let child = fork(|| {
-        if !await_cond(|| start.load(Ordering::Acquire) == 1) {
+    let mut child = fork(|| {
+        if !child_wait_until(|| start.load(Ordering::Acquire) == 1) {
             return 2;
         }
         if work(2) {
@@ -508,10 +427,10 @@ fn mutex_counts_exactly_across_processes() {
             3
         }
     });
-    let _dog = Watchdog::new("mutex counter", Some(child));
+    let _dog = Watchdog::new("mutex counter", Some(child.pid));
     start.store(1, Ordering::Release);
     assert!(work(1));
-    assert_eq!(reap(child), 0);
+    assert_eq!(child.wait(), Exit::Code(0));
     assert_eq!(counter.load(Ordering::Acquire), 2 * PER_PROCESS);
     assert!(!RobustMutex::new(lock).is_locked());
 }

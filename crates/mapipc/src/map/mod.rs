@@ -330,6 +330,9 @@ impl MapOptions {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn map_path(&self, path: impl AsRef<Path>) -> Result<Mmap, MapError> {
+        if !os::SUPPORTED {
+            return Err(MapError::Unsupported);
+        }
         let path = path.as_ref();
         self.validate_prot()?;
         let fd = os::file::open(

@@ -11,8 +11,8 @@ use super::format::{
     KIND_DATA, KIND_END, MAX_SEGMENT_NUMBER, MAX_SEQ, RECORD_FLAGS, RECORD_HEADER_SIZE,
 };
 use super::meta::{Boot, Meta};
-use super::segment::{Probe, SegOpenError, Segment};
-use super::{list_dir, notify_tailers, pack_position};
+use super::segment::{Probe, Segment};
+use super::{list_queue, notify_tailers, pack_position};
 use crate::map::{AccessError, MapError, MapOptions, Mmap};
 use crate::os;
 
@@ -268,22 +268,6 @@ pub struct Appender {
 fn io_open(op: &'static str, file: &Path) -> impl FnOnce(std::io::Error) -> OpenError {
     let file = file.to_path_buf();
     move |source| OpenError::Io { op, file, source }
-}
-
-fn seg_open_error(e: SegOpenError, path: &Path) -> OpenError {
-    match e {
-        SegOpenError::Missing => OpenError::Io {
-            op: "open segment",
-            file: path.to_path_buf(),
-            source: std::io::ErrorKind::NotFound.into(),
-        },
-        SegOpenError::Bad(why) => OpenError::BadSegment {
-            file: path.to_path_buf(),
-            why,
-        },
-        SegOpenError::Map(e) => OpenError::Map(e),
-        SegOpenError::Access(e) => OpenError::Access(e),
-    }
 }
 
 impl Appender {
@@ -913,7 +897,7 @@ fn recover(
     trusted: bool,
     report: &mut Recovery,
 ) -> Result<(Segment, u64, u64, Option<u64>), OpenError> {
-    let listing = list_dir(dir).map_err(io_open("list", dir))?;
+    let listing = list_queue(dir)?;
     for pre in &listing.prealloc {
         let path = prealloc_path(dir, *pre);
         os::file::unlink(&path).map_err(io_open("remove a stale preallocated segment", &path))?;
@@ -932,7 +916,7 @@ fn recover(
         return Ok((seg, off, next_seq, None));
     };
     let path = segment_path(dir, last);
-    let seg = Segment::open(&path, last, layout, true).map_err(|e| seg_open_error(e, &path))?;
+    let seg = Segment::open(&path, last, layout, true).map_err(|e| e.into_open_error(&path))?;
     let (mut off, mut seq) = seg.last_indexed()?;
     let mut last_off = None;
     loop {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::{CorruptReason, Corruption, OpenError};
 use super::format::{record_size, segment_path, tailer_path, TailerHeader, TAILER_NEXT_SEQ};
-use super::list_dir;
+use super::list_queue;
 use super::meta::Meta;
 use super::segment::{Probe, SegOpenError, Segment};
 use crate::map::MapOptions;
@@ -102,11 +102,7 @@ pub fn stat(dir: impl AsRef<Path>) -> Result<QueueStat, OpenError> {
     let dir = dir.as_ref();
     let meta = Meta::open(dir)?;
     let layout = meta.layout;
-    let listing = list_dir(dir).map_err(|source| OpenError::Io {
-        op: "list",
-        file: dir.to_path_buf(),
-        source,
-    })?;
+    let listing = list_queue(dir)?;
     let mut segments = Vec::new();
     let mut last: Option<Segment> = None;
     for &n in &listing.segments {
@@ -261,11 +257,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, OpenError> {
     let dir = dir.as_ref();
     let meta = Meta::open(dir)?;
     let layout = meta.layout;
-    let listing = list_dir(dir).map_err(|source| OpenError::Io {
-        op: "list",
-        file: dir.to_path_buf(),
-        source,
-    })?;
+    let listing = list_queue(dir)?;
     let appender_active = meta.appender_active();
     let mut report = VerifyReport {
         next_seq: meta.raw_next_seq(),

@@ -231,6 +231,16 @@ pub(crate) struct Listing {
     pub tailers: Vec<String>,
 }
 
+/// [`list_dir`] for the operations that report [`OpenError`]: a failure is
+/// `OpenError::Io` with the operation `list`.
+pub(crate) fn list_queue(dir: &Path) -> Result<Listing, OpenError> {
+    list_dir(dir).map_err(|source| OpenError::Io {
+        op: "list",
+        file: dir.to_path_buf(),
+        source,
+    })
+}
+
 /// Lists the queue files in `dir`; other files are ignored.
 pub(crate) fn list_dir(dir: &Path) -> io::Result<Listing> {
     let mut listing = Listing::default();

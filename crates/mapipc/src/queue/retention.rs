@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::error::{OpenError, RetainError};
 use super::format::segment_path;
 use super::inspect::tailer_stat;
-use super::list_dir;
+use super::list_queue;
 use super::meta::Meta;
 use super::segment::{SegOpenError, Segment};
 use crate::os;
@@ -114,11 +114,7 @@ pub fn retain(dir: impl AsRef<Path>, policy: &Retention) -> Result<RetainReport,
 
 fn retain_locked(dir: &Path, meta: &Meta, policy: &Retention) -> Result<RetainReport, RetainError> {
     let layout = meta.layout;
-    let listing = list_dir(dir).map_err(|source| OpenError::Io {
-        op: "list",
-        file: dir.to_path_buf(),
-        source,
-    })?;
+    let listing = list_queue(dir)?;
     // Headers of every segment but the last (which always stays): first sequence number
     // (the previous one's end) and seal time.
     let mut info = Vec::new();
@@ -127,11 +123,7 @@ fn retain_locked(dir: &Path, meta: &Meta, policy: &Retention) -> Result<RetainRe
         match Segment::open(&path, n, layout, false) {
             Ok(seg) => info.push((n, seg.first_seq, seg.sealed_ns()?)),
             Err(SegOpenError::Missing) => continue,
-            Err(SegOpenError::Bad(why)) => {
-                return Err(OpenError::BadSegment { file: path, why }.into())
-            }
-            Err(SegOpenError::Map(e)) => return Err(OpenError::Map(e).into()),
-            Err(SegOpenError::Access(e)) => return Err(OpenError::Access(e).into()),
+            Err(e) => return Err(e.into_open_error(&path).into()),
         }
     }
     let total = info.len() as u64;

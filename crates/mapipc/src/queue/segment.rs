@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, Ordering};
 
-use super::error::CorruptReason;
+use super::error::{CorruptReason, OpenError};
 use super::format::{
     header_crc, record_size, RecordHeader, SegmentHeader, SegmentLayout, FLAG_COMMITTED, KIND_DATA,
     KIND_END, KIND_MASK, MAX_SEQ, RECORD_ALIGN, RECORD_FLAGS, RECORD_HEADER_SIZE, SEGMENT_SEALED,
@@ -28,6 +28,26 @@ pub(crate) enum SegOpenError {
     Map(MapError),
     /// The file was truncated while the header was read.
     Access(AccessError),
+}
+
+impl SegOpenError {
+    /// The error of an operation that needed the segment at `path`: a missing file is an
+    /// `Io` error (`NotFound`), a bad one `BadSegment`.
+    pub(crate) fn into_open_error(self, path: &Path) -> OpenError {
+        match self {
+            SegOpenError::Missing => OpenError::Io {
+                op: "open segment",
+                file: path.to_path_buf(),
+                source: io::ErrorKind::NotFound.into(),
+            },
+            SegOpenError::Bad(why) => OpenError::BadSegment {
+                file: path.to_path_buf(),
+                why,
+            },
+            SegOpenError::Map(e) => OpenError::Map(e),
+            SegOpenError::Access(e) => OpenError::Access(e),
+        }
+    }
 }
 
 /// What is at a record offset.

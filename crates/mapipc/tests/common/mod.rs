@@ -1,12 +1,17 @@
-//! Process helpers shared by the integration tests: fork a child that runs a closure, wait
-//! for it under a watchdog, kill it. No assertion here is about time: the watchdog only
-//! turns a hang into a failure.
+//! Process helpers shared by the integration tests: fork a child that runs a closure (or
+//! adopt one started with `Command`), wait for it under a watchdog, kill it; poll a
+//! condition under the same limit; guard a whole test with a watchdog thread; a
+//! deterministic generator. No assertion here is about time: the watchdog only turns a hang
+//! into a failure.
 #![allow(dead_code)]
 
 use std::panic::AssertUnwindSafe;
+use std::sync::{mpsc, Mutex, MutexGuard};
+use std::thread;
 use std::time::{Duration, Instant};
 
-/// Longest a child may run before the watchdog kills it and fails the test.
+/// Longest a child may run, or a condition take, before the watchdog kills the child (or
+/// gives up) and fails the test.
 pub const WATCHDOG: Duration = Duration::from_secs(120);
 
 /// How a child ended.
@@ -18,11 +23,13 @@ pub enum Exit {
     Signal(i32),
 }
 
-/// A forked child process.
+/// A child process: forked by [`fork`], or spawned with `Command` and [adopted](Child::adopt).
+/// Dropping it unreaped kills and reaps it, so a failing test leaves no process behind.
 #[derive(Debug)]
 pub struct Child {
     pub pid: libc::pid_t,
-    reaped: bool,
+    /// How it ended, once reaped.
+    exit: Option<Exit>,
 }
 
 /// Forks; the child runs `f` and `_exit`s with its result (101 if it panicked), never
@@ -38,7 +45,7 @@ pub fn fork(f: impl FnOnce() -> i32) -> Child {
         // SAFETY: ends the child at once.
         unsafe { libc::_exit(code) };
     }
-    Child { pid, reaped: false }
+    Child { pid, exit: None }
 }
 
 fn decode(status: libc::c_int) -> Exit {
@@ -50,29 +57,46 @@ fn decode(status: libc::c_int) -> Exit {
 }
 
 impl Child {
+    /// Takes over a process started with `std::process::Command` (after taking any pipes it
+    /// needs): from now on it is waited for, and killed, like a forked child.
+    pub fn adopt(child: std::process::Child) -> Child {
+        Child {
+            pid: child.id() as libc::pid_t,
+            exit: None,
+        }
+    }
+
     /// Waits for the child; after [`WATCHDOG`] kills it and panics.
     pub fn wait(&mut self) -> Exit {
         self.wait_or(String::new)
     }
 
-    /// As [`wait`](Self::wait), adding `state()` (for example a channel's counters) to the
-    /// panic message when the watchdog fires, to diagnose the hang.
+    /// As [`wait`](Self::wait), adding `state()` (for example a channel's counters, taken
+    /// before the kill) to the panic message when the watchdog fires, to diagnose the hang.
     pub fn wait_or(&mut self, state: impl Fn() -> String) -> Exit {
+        let pid = self.pid;
+        self.wait_or_kill_noting(state).unwrap_or_else(|(e, what)| {
+            panic!("child {pid} still running after {WATCHDOG:?}: killed ({e:?}); {what}")
+        })
+    }
+
+    /// Waits for the child; after [`WATCHDOG`] kills it and returns `Err` with how it then
+    /// ended, for a caller that wants to say more before failing.
+    pub fn wait_or_kill(&mut self) -> Result<Exit, Exit> {
+        self.wait_or_kill_noting(String::new).map_err(|(e, _)| e)
+    }
+
+    fn wait_or_kill_noting(&mut self, state: impl Fn() -> String) -> Result<Exit, (Exit, String)> {
         let deadline = Instant::now() + WATCHDOG;
         loop {
             if let Some(e) = self.try_wait() {
-                return e;
+                return Ok(e);
             }
             if Instant::now() > deadline {
                 let what = state();
-                self.kill();
-                let e = self.wait_blocking();
-                panic!(
-                    "child {} still running after {WATCHDOG:?}: killed ({e:?}); {what}",
-                    self.pid
-                );
+                return Err((self.kill9(), what));
             }
-            std::thread::sleep(Duration::from_millis(1));
+            thread::sleep(Duration::from_millis(1));
         }
     }
 
@@ -87,30 +111,40 @@ impl Child {
         );
     }
 
-    /// Non-blocking wait.
+    /// Waits and returns the exit code; fails the test if a signal killed the child.
+    pub fn exit_code(&mut self) -> i32 {
+        match self.wait() {
+            Exit::Code(code) => code,
+            Exit::Signal(sig) => panic!("child {} died of signal {sig}", self.pid),
+        }
+    }
+
+    /// Non-blocking wait: `None` while the child runs, then how it ended (every time).
     pub fn try_wait(&mut self) -> Option<Exit> {
-        if self.reaped {
-            return None;
+        if self.exit.is_some() {
+            return self.exit;
         }
         let mut status = 0;
         // SAFETY: `status` is a valid out-pointer; `pid` is our child.
         let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
         if r == self.pid {
-            self.reaped = true;
-            Some(decode(status))
-        } else {
-            None
+            self.exit = Some(decode(status));
         }
+        self.exit
     }
 
     fn wait_blocking(&mut self) -> Exit {
+        if let Some(e) = self.exit {
+            return e;
+        }
         let mut status = 0;
         loop {
             // SAFETY: as in `try_wait`.
             let r = unsafe { libc::waitpid(self.pid, &mut status, 0) };
             if r == self.pid {
-                self.reaped = true;
-                return decode(status);
+                let e = decode(status);
+                self.exit = Some(e);
+                return e;
             }
             assert_eq!(
                 std::io::Error::last_os_error().kind(),
@@ -119,25 +153,108 @@ impl Child {
         }
     }
 
-    /// `SIGKILL`, then reap.
+    /// `SIGKILL`, then reap. A child already reaped is not signalled (its pid may have been
+    /// reused): how it ended is returned.
     pub fn kill9(&mut self) -> Exit {
-        self.kill();
+        if self.exit.is_none() {
+            // SAFETY: signalling our own unreaped child (its pid cannot be reused yet).
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
         self.wait_blocking()
-    }
-
-    fn kill(&self) {
-        // SAFETY: signalling our own unreaped child (its pid cannot be reused yet).
-        unsafe { libc::kill(self.pid, libc::SIGKILL) };
     }
 }
 
 impl Drop for Child {
     fn drop(&mut self) {
-        if !self.reaped {
-            self.kill();
-            let _ = self.wait_blocking();
+        if self.exit.is_none() {
+            self.kill9();
         }
     }
+}
+
+/// Guards a whole test, for one whose parent could block where no kill would free it (a
+/// futex, a lock, a spin on shared memory): if not dropped within [`WATCHDOG`], it
+/// `SIGKILL`s `child` (when given), says which test hung and aborts the test binary.
+pub struct Watchdog {
+    done: Option<mpsc::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    pub fn new(what: &'static str, child: Option<libc::pid_t>) -> Watchdog {
+        let (tx, rx) = mpsc::channel::<()>();
+        let thread = thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(WATCHDOG) {
+                eprintln!(
+                    "watchdog: `{what}` hung for {WATCHDOG:?}; killing the child and aborting"
+                );
+                if let Some(pid) = child {
+                    // SAFETY: kill(2) has no memory-safety preconditions; the test that
+                    // owns the child is stuck, so it has not reaped it.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                std::process::abort();
+            }
+        });
+        Watchdog {
+            done: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.done.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn poll(mut cond: impl FnMut() -> bool, pause: impl Fn()) -> bool {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > WATCHDOG {
+            return false;
+        }
+        pause();
+    }
+    true
+}
+
+/// Polls `cond`, sleeping 1 ms between tries, until it holds; fails the test after
+/// [`WATCHDOG`].
+pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    let ok = poll(cond, || thread::sleep(Duration::from_millis(1)));
+    assert!(
+        ok,
+        "watchdog: gave up waiting for {what} after {WATCHDOG:?}"
+    );
+}
+
+/// As [`wait_until`], yielding instead of sleeping: for a wait whose end should follow the
+/// condition closely (for example to stop a child soon after it reached some point).
+pub fn spin_until(what: &str, cond: impl FnMut() -> bool) {
+    let ok = poll(cond, thread::yield_now);
+    assert!(
+        ok,
+        "watchdog: gave up waiting for {what} after {WATCHDOG:?}"
+    );
+}
+
+/// In a forked child: polls `cond` (1 ms apart) until it holds; `false` after
+/// [`WATCHDOG`], for the child to exit with an error code instead of panicking.
+pub fn child_wait_until(cond: impl FnMut() -> bool) -> bool {
+    poll(cond, || thread::sleep(Duration::from_millis(1)))
+}
+
+/// Tests that fork hold this: a child inherits every open file description of the process,
+/// and with them the descriptions (locks, peer slots) of other tests running meanwhile,
+/// which it would keep alive.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A small deterministic generator (xorshift64*) for test data and random choices.

@@ -15,25 +15,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{self, FallocateFlags, FileType, Mode, OFlags, SealFlags};
 use rustix::io::Errno;
 
-/// How to open a file with [`open`].
-#[derive(Clone, Copy, Debug, Default)]
-pub struct OpenHow {
-    /// Open for writing as well as reading (`O_RDWR`, else `O_RDONLY`).
-    pub write: bool,
-    /// `O_CREAT`.
-    pub create: bool,
-    /// `O_EXCL` (with `create`: fail if the file exists).
-    pub exclusive: bool,
-    /// `O_NOFOLLOW`: refuse a symbolic link as the last component.
-    pub no_follow: bool,
-    /// `O_DIRECTORY`: the path must be a directory (opened read-only).
-    pub directory: bool,
-    /// `O_NONBLOCK`: never block in `open` (a FIFO without a writer would otherwise hang;
-    /// no effect on regular files).
-    pub nonblock: bool,
-    /// Permission bits for a created file (before the umask).
-    pub mode: u32,
-}
+pub use crate::os::types::{AccessMode, FileInfo, FileKind, OpenHow, Seals};
 
 /// `open(path, flags | O_CLOEXEC, mode)`.
 pub fn open(path: &Path, how: OpenHow) -> io::Result<OwnedFd> {
@@ -74,61 +56,6 @@ pub fn reopen(fd: BorrowedFd<'_>, write: bool) -> io::Result<OwnedFd> {
     )
 }
 
-/// What kind of file an fd refers to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileKind {
-    /// A regular file (including a memfd).
-    Regular,
-    /// A directory.
-    Directory,
-    /// A block device.
-    BlockDevice,
-    /// A character device.
-    CharDevice,
-    /// A FIFO (named pipe).
-    Fifo,
-    /// A socket.
-    Socket,
-    /// A symbolic link (only seen with `O_PATH`).
-    Symlink,
-    /// Anything else.
-    Other,
-}
-
-impl std::fmt::Display for FileKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            FileKind::Regular => "a regular file",
-            FileKind::Directory => "a directory",
-            FileKind::BlockDevice => "a block device",
-            FileKind::CharDevice => "a character device",
-            FileKind::Fifo => "a FIFO",
-            FileKind::Socket => "a socket",
-            FileKind::Symlink => "a symbolic link",
-            FileKind::Other => "not a regular file",
-        })
-    }
-}
-
-/// The fields of `fstat` that mapipc uses.
-#[derive(Clone, Copy, Debug)]
-pub struct FileInfo {
-    /// Size in bytes (`st_size`).
-    pub size: u64,
-    /// File type.
-    pub kind: FileKind,
-    /// Owner (`st_uid`).
-    pub uid: u32,
-    /// Permission bits (`st_mode & 0o7777`).
-    pub mode: u32,
-    /// Device (`st_dev`).
-    pub dev: u64,
-    /// Inode (`st_ino`).
-    pub ino: u64,
-    /// Modification time, seconds since the epoch.
-    pub mtime: i64,
-}
-
 /// `fstat(fd)`.
 pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<FileInfo> {
     let st = fs::fstat(fd)?;
@@ -160,30 +87,6 @@ fn stat_info(st: &fs::Stat) -> FileInfo {
         dev: st.st_dev,
         ino: st.st_ino,
         mtime: st.st_mtime,
-    }
-}
-
-/// The access mode an fd was opened with (`fcntl(F_GETFL) & O_ACCMODE`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AccessMode {
-    /// `O_RDONLY`
-    ReadOnly,
-    /// `O_WRONLY`
-    WriteOnly,
-    /// `O_RDWR`
-    ReadWrite,
-    /// `O_PATH` (no I/O at all)
-    PathOnly,
-}
-
-impl std::fmt::Display for AccessMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            AccessMode::ReadOnly => "read-only (O_RDONLY)",
-            AccessMode::WriteOnly => "write-only (O_WRONLY)",
-            AccessMode::ReadWrite => "read-write (O_RDWR)",
-            AccessMode::PathOnly => "path-only (O_PATH)",
-        })
     }
 }
 
@@ -234,19 +137,6 @@ pub fn memfd_create(name: &str) -> io::Result<OwnedFd> {
         name,
         fs::MemfdFlags::CLOEXEC | fs::MemfdFlags::ALLOW_SEALING,
     )?)
-}
-
-/// File seals (`F_SEAL_*`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Seals {
-    /// `F_SEAL_SEAL`: no further seals may be added.
-    pub seal: bool,
-    /// `F_SEAL_SHRINK`: the file can never get smaller (so a mapping can never SIGBUS).
-    pub shrink: bool,
-    /// `F_SEAL_GROW`: the file can never get larger.
-    pub grow: bool,
-    /// `F_SEAL_WRITE`: nobody can write the file any more.
-    pub write: bool,
 }
 
 /// `fcntl(fd, F_ADD_SEALS, seals)`.

@@ -13,16 +13,7 @@ use std::time::Duration;
 use rustix::io::Errno;
 use rustix::thread::futex;
 
-/// Why [`wait`] returned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WaitResult {
-    /// Woken by `FUTEX_WAKE`, or spuriously (signal, `EINTR`): re-check the condition.
-    Woken,
-    /// The word did not hold `expected` when the kernel looked (`EAGAIN`).
-    Changed,
-    /// The timeout passed (`ETIMEDOUT`).
-    TimedOut,
-}
+pub use crate::os::types::WaitResult;
 
 /// `futex(word, FUTEX_WAIT, expected, timeout)`: sleeps while `*word == expected`, at most
 /// `timeout` (relative, `CLOCK_MONOTONIC`) when given.

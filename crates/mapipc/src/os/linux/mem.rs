@@ -16,16 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustix::mm::{self, MapFlags, MprotectFlags, MremapFlags, MsyncFlags, ProtFlags};
 
-/// Protection bits, as `PROT_READ | PROT_WRITE | PROT_EXEC`; empty is `PROT_NONE`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Prot {
-    /// `PROT_READ`
-    pub read: bool,
-    /// `PROT_WRITE`
-    pub write: bool,
-    /// `PROT_EXEC`
-    pub exec: bool,
-}
+pub use crate::os::types::{Advice, MapKind, Prot};
 
 impl Prot {
     fn flags(self) -> ProtFlags {
@@ -41,15 +32,6 @@ impl Prot {
         }
         f
     }
-}
-
-/// `MAP_SHARED` or `MAP_PRIVATE`, plus `MAP_POPULATE`.
-#[derive(Clone, Copy, Debug)]
-pub struct MapKind {
-    /// `MAP_SHARED` when true, `MAP_PRIVATE` when false.
-    pub shared: bool,
-    /// `MAP_POPULATE`: prefault the pages.
-    pub populate: bool,
 }
 
 impl MapKind {
@@ -177,25 +159,6 @@ pub unsafe fn msync(addr: *mut c_void, len: usize, sync: bool) -> io::Result<()>
     };
     // SAFETY: guaranteed by the caller; msync never changes memory contents.
     unsafe { mm::msync(addr, len, flags) }.map_err(Into::into)
-}
-
-/// Advice accepted by [`madvise`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Advice {
-    /// `MADV_NORMAL`
-    Normal,
-    /// `MADV_SEQUENTIAL`
-    Sequential,
-    /// `MADV_RANDOM`
-    Random,
-    /// `MADV_WILLNEED`
-    WillNeed,
-    /// `MADV_DONTNEED`
-    DontNeed,
-    /// `MADV_HUGEPAGE`
-    HugePage,
-    /// `MADV_NOHUGEPAGE`
-    NoHugePage,
 }
 
 /// `madvise(addr, len, advice)`.
