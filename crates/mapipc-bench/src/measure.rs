@@ -418,7 +418,11 @@ fn child_main(
     if let Some(cpu) = cpu {
         osproc::pin_to_cpu(cpu);
     }
-    match catch_unwind(AssertUnwindSafe(|| serve(server, size, plan))) {
+    let body = || {
+        server.attach().map_err(Failure::io(Phase::RoundTrip, 0))?;
+        serve(server, size, plan)
+    };
+    match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => 0,
         Ok(Err(f)) => {
             page.write(&f);
@@ -549,6 +553,7 @@ fn run_client(
     plan: &Plan,
     hist: &mut Histogram<u64>,
 ) -> Result<Measured, Failure> {
+    ep.attach().map_err(Failure::io(Phase::RoundTrip, 0))?;
     let mut m = Measured::default();
     if plan.round_trip {
         m.latency = Some(client_latency(ep, size, plan, hist)?);

@@ -3,6 +3,7 @@
 //! Commands write their normal output to `out` (stdout, locked once by `main`) and return
 //! errors with enough context to name the file and the cause; `main` prints them.
 
+mod bench;
 mod cat;
 mod chan;
 mod demo;
@@ -27,6 +28,7 @@ pub fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Send(args) => chan::send(&args, out),
         Command::Recv(args) => chan::recv(&args, out),
         Command::Stat(args) => chan::stat(&args, out),
+        Command::Bench(args) => bench::run(&args, out),
     }
 }
 

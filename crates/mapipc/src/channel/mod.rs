@@ -596,6 +596,7 @@ impl Channel {
             received,
             wait: WaitStrategy::default(),
             check_interval: DEFAULT_CHECK_INTERVAL,
+            next_lock_query: None,
         })
     }
 
@@ -730,7 +731,11 @@ impl Waiter {
         alive: &dyn Fn() -> bool,
     ) -> Result<WaitOutcome, Fault> {
         if strategy == WaitStrategy::BusyPoll {
-            let mut last_check = Instant::now();
+            // The clock is first read after 1024 polls, not before the first one: most waits
+            // end sooner, and a clock read (~25 ns) at the start of every wait would delay
+            // the caller's reaction to a message that arrives meanwhile. The liveness interval
+            // then starts those 1024 polls (microseconds) late, which is harmless.
+            let mut last_check: Option<Instant> = None;
             let mut n: u32 = 0;
             loop {
                 if ready() {
@@ -743,8 +748,9 @@ impl Waiter {
                     if self.deadline.is_some_and(|d| now >= d) {
                         return Ok(WaitOutcome::TimedOut);
                     }
-                    if now.duration_since(last_check) >= check_interval {
-                        last_check = now;
+                    let last_check = last_check.get_or_insert(now);
+                    if now.duration_since(*last_check) >= check_interval {
+                        *last_check = now;
                         if !alive() {
                             return Ok(if ready() {
                                 WaitOutcome::Ready
@@ -980,6 +986,7 @@ impl Sender {
     /// assert_eq!(rx.recv()?, b"hi");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn send(&mut self, data: &[u8]) -> Result<(), SendError> {
         match self.send_inner(data, Blocking::Until(None)) {
             Ok(()) => Ok(()),
@@ -1149,6 +1156,7 @@ impl Sender {
     /// assert_eq!(m.bytes().read_pod::<u64>(0), Some(7));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<Grant<'_>, SendError> {
         match self.reserve_inner(len, Blocking::Until(None)) {
             Ok(r) => Ok(Grant {
@@ -1197,6 +1205,7 @@ impl Sender {
     }
 
     /// Publishes messages committed with [`Grant::commit_batched`].
+    #[inline]
     pub fn flush(&mut self) {
         self.publish();
     }
@@ -1264,6 +1273,7 @@ impl std::fmt::Debug for Grant<'_> {
 
 impl Grant<'_> {
     /// The reserved bytes.
+    #[inline]
     pub fn bytes(&mut self) -> BytesMut<'_> {
         let p = self.sender.shared.ring.ptr(self.r.data);
         // SAFETY: `data..data+len` was reserved for us by the ring inside the live mapping,
@@ -1291,16 +1301,19 @@ impl Grant<'_> {
     }
 
     /// Publishes the message and wakes a parked receiver.
+    #[inline]
     pub fn commit(mut self) {
         self.finish(false);
     }
 
     /// Commits without publishing yet: later messages join it and
     /// [`Sender::flush`] (or the next plain send) publishes them together.
+    #[inline]
     pub fn commit_batched(mut self) {
         self.finish(true);
     }
 
+    #[inline]
     fn finish(&mut self, batch: bool) {
         self.batch = true; // committed: Drop must not abandon
         let s = &mut *self.sender;
@@ -1313,6 +1326,7 @@ impl Grant<'_> {
 }
 
 impl Drop for Grant<'_> {
+    #[inline]
     fn drop(&mut self) {
         // Not committed: the reservation (and any padding written for it) stays unpublished
         // and the next reservation reuses the space.
@@ -1330,7 +1344,13 @@ pub struct Receiver {
     received: u64,
     wait: WaitStrategy,
     check_interval: Duration,
+    /// Before this, non-blocking receives do not query the producer's lock again.
+    next_lock_query: Option<Instant>,
 }
+
+/// Shortest time between two queries of the producer's lock by non-blocking receives on an
+/// empty ring (`try_recv`, `drain`): they see a dead producer at most this late.
+const LOCK_QUERY_INTERVAL: Duration = Duration::from_millis(1);
 
 impl std::fmt::Debug for Receiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -1401,6 +1421,27 @@ impl Receiver {
         s.end_ever_attached(off::PRODUCER_EPOCH) && !s.end_alive(off::PRODUCER)
     }
 
+    /// [`producer_gone`](Self::producer_gone) for receives that do not wait and find the
+    /// ring empty, which a caller may repeat in a tight loop: a producer that detached is
+    /// seen at once (its id word is 0), a dead one through its lock, a syscall made at most
+    /// once per [`LOCK_QUERY_INTERVAL`] so that polling an empty channel stays cheap.
+    fn producer_gone_polling(&mut self) -> bool {
+        let s = &self.shared;
+        if !s.end_ever_attached(off::PRODUCER_EPOCH) {
+            return false;
+        }
+        let id = s.word(off::PRODUCER).load(Ordering::Acquire);
+        if id == 0 {
+            return true;
+        }
+        let now = Instant::now();
+        if self.next_lock_query.is_some_and(|t| now < t) {
+            return false;
+        }
+        self.next_lock_query = now.checked_add(LOCK_QUERY_INTERVAL);
+        !s.region.is_alive(id)
+    }
+
     /// The next record, waiting as asked. The fast path is inline; waiting lives in
     /// [`peek_slow`](Self::peek_slow).
     #[inline]
@@ -1415,9 +1456,25 @@ impl Receiver {
     #[cold]
     #[inline(never)]
     fn peek_slow(&mut self, block: Blocking) -> Result<Peeked, RecvFail> {
+        // Asking whether the producer is alive is a syscall (a lock query). A wait without a
+        // deadline skips that query before its first wait, which checks liveness itself every
+        // check interval: its outcome is the same (`Disconnected` once the ring is empty and
+        // the producer dead), and a message arriving while we look is not delayed by a
+        // syscall. A producer that detached cleanly is seen at once from its id word.
+        let mut query_liveness = !matches!(block, Blocking::Until(None));
         loop {
             // Empty: hand back consumed space before possibly sleeping.
             self.publish();
+            let gone = match block {
+                Blocking::No => self.producer_gone_polling(),
+                _ if query_liveness => self.producer_gone(),
+                _ => {
+                    let s = &self.shared;
+                    s.end_ever_attached(off::PRODUCER_EPOCH)
+                        && s.word(off::PRODUCER).load(Ordering::Acquire) == 0
+                }
+            };
+            query_liveness = true;
             let Receiver {
                 shared,
                 core,
@@ -1426,7 +1483,6 @@ impl Receiver {
                 ..
             } = self;
             let s = &**shared;
-            let gone = s.end_ever_attached(off::PRODUCER_EPOCH) && !s.end_alive(off::PRODUCER);
             if gone {
                 // The producer published before leaving; one more look catches it.
                 return match core.try_peek(&s.ring) {
@@ -1441,7 +1497,9 @@ impl Receiver {
             };
             let head = core.head();
             let epoch = s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire);
+            let waiting: &Consumer = core;
             let mut ready = || {
+                waiting.touch_next(&s.ring);
                 s.ring.load_tail(Ordering::Acquire) != head
                     || s.word(off::PRODUCER).load(Ordering::Acquire) == 0
                         && s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire) != 0
@@ -1628,6 +1686,7 @@ impl Receiver {
         }
     }
 
+    #[inline]
     fn guard(&mut self, p: Peeked) -> RecvRef<'_> {
         RecvRef { rx: self, p }
     }
@@ -1647,6 +1706,7 @@ impl Receiver {
     /// assert_eq!(m.bytes().get(3), Some(b'p'));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn recv_ref(&mut self) -> Result<RecvRef<'_>, RecvError> {
         match self.peek(Blocking::Until(None)) {
             Ok(p) => Ok(self.guard(p)),
@@ -1742,7 +1802,7 @@ impl Receiver {
                     n += 1;
                 }
                 Ok(None) => {
-                    if n == 0 && self.producer_gone() {
+                    if n == 0 && self.producer_gone_polling() {
                         // Re-check after seeing the producer gone (it publishes first).
                         match self.core.try_peek(&s.ring) {
                             Ok(Some(_)) => continue,
@@ -1851,6 +1911,7 @@ impl std::fmt::Debug for RecvRef<'_> {
 
 impl RecvRef<'_> {
     /// The message bytes, in the ring.
+    #[inline]
     pub fn bytes(&self) -> Bytes<'_> {
         // SAFETY: the record lies inside the ring (validated by `try_peek`) and stays ours
         // until this guard is dropped; the view borrows the guard.
@@ -1874,6 +1935,7 @@ impl RecvRef<'_> {
 }
 
 impl Drop for RecvRef<'_> {
+    #[inline]
     fn drop(&mut self) {
         let rx = &mut *self.rx;
         rx.core.consume(&self.p);
