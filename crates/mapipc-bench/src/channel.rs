@@ -16,12 +16,11 @@
 //!   into the grant, `Grant::commit_batched`) and publishes every [`PUBLISH_EVERY`] messages and
 //!   on [`Endpoint::flush`], exactly the publication policy of `ring-floor` (the harness
 //!   flushes after every message of a round trip, so a ping-pong publishes every message);
-//! - **recv** reads messages in place: `Receiver::drain` hands every message already there
-//!   (up to [`PUBLISH_EVERY`]) to a closure that reads its head and tail words from the ring,
-//!   and gives their space back at once (one release, as `ring-floor` publishes its consumer
-//!   index every 32 messages); the frames are returned one per call. When the ring is empty,
-//!   `Receiver::recv_ref` waits for the next message with the mode's [`WaitStrategy`], and its
-//!   space goes back when its words are read.
+//! - **recv** reads the message in place (`Receiver::recv_ref`): the head and tail words are
+//!   read from the ring, then the guard is dropped, which hands the space back. Each call
+//!   waits with the mode's [`WaitStrategy`]. (Draining batches with `Receiver::drain` and
+//!   handing their space back at once measured the same throughput, the sender being the
+//!   slower side, and a longer round trip: a ping-pong always finds the ring empty first.)
 //!
 //! Modes ([`Mode`]): `spin` sets [`WaitStrategy::BusyPoll`] on all four ends (each end then
 //! tells its peer it never parks, so publishing skips the wake-up barrier); `park` keeps the
@@ -54,8 +53,7 @@ use std::io;
 use std::marker::PhantomData;
 
 use mapipc::channel::{
-    Bytes, Channel, ChannelError, Receiver, RecvError, SendError, Sender, TryRecvError,
-    WaitStrategy,
+    Bytes, Channel, ChannelError, Receiver, RecvError, SendError, Sender, WaitStrategy,
 };
 
 use crate::floors::RingFloorTransport;
@@ -259,38 +257,11 @@ impl LinkSender for SpscSender {
 #[derive(Debug)]
 pub struct SpscReceiver {
     rx: Receiver,
-    /// Frames drained but not yet returned: `frames[next..len]`.
-    frames: [Frame; PUBLISH_EVERY as usize],
-    next: usize,
-    len: usize,
 }
 
 impl LinkReceiver for SpscReceiver {
     #[inline]
     fn recv(&mut self, size: usize) -> io::Result<Frame> {
-        if self.next < self.len {
-            self.next += 1;
-            return Ok(self.frames[self.next - 1]);
-        }
-        // Whatever is there now, read in place, its space handed back at once.
-        let (frames, len) = (&mut self.frames, &mut self.len);
-        *len = 0;
-        let n = self
-            .rx
-            .drain(frames.len(), |m| {
-                frames[*len] = frame_of(&m, size);
-                *len += 1;
-            })
-            .map_err(|e| {
-                let gone = matches!(e, TryRecvError::Disconnected);
-                channel_io(e, gone)
-            })?;
-        if n > 0 {
-            self.next = 1;
-            return Ok(self.frames[0]);
-        }
-        // Empty: wait for the next one.
-        self.next = 0;
         let m = self.rx.recv_ref().map_err(|e| {
             let gone = matches!(e, RecvError::Disconnected);
             channel_io(e, gone)
@@ -327,12 +298,7 @@ impl Link for SpscLink {
     fn receiver(&self, wait: WaitStrategy) -> io::Result<SpscReceiver> {
         let mut rx = self.chan.receiver().map_err(attach_err)?;
         rx.set_wait_strategy(wait);
-        Ok(SpscReceiver {
-            rx,
-            frames: [Frame { head: 0, tail: 0 }; PUBLISH_EVERY as usize],
-            next: 0,
-            len: 0,
-        })
+        Ok(SpscReceiver { rx })
     }
 
     fn abort(&self) {

@@ -2,7 +2,9 @@
 //!
 //! # Protocol
 //!
-//! Both processes run the same phases in the same order, each closed by an end marker
+//! After the fork each process calls [`Endpoint::attach`] on its end (the child after pinning
+//! itself, the client on its worker thread), then both run the same phases in the same order,
+//! each closed by an end marker
 //! ([`frame::END`] | count) that the server checks and answers:
 //!
 //! - round trip: the client sends message `n`, flushes, waits for the echo of `n`; the server

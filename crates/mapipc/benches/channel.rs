@@ -10,6 +10,9 @@
 //!
 //! Round trip (one message each way, timed in the parent; 8 and 64 bytes):
 //! - `shm_spin_floor`: the `shm-spin-floor` baton, busy spin;
+//! - `ring_floor`: two `ring-floor` rings, one each way, flushed after every message (for
+//!   information: a ring that publishes an index, as the channel does, so each hand-over moves
+//!   the index's cache line and then the slot's);
 //! - `spsc_busy_poll`: a pair of channels, [`WaitStrategy::BusyPoll`] on all four ends, `send`
 //!   and `recv_ref`;
 //! - `futex_floor`: the `futex-floor` baton, `FUTEX_WAIT`/`FUTEX_WAKE` on every hand-over;
@@ -22,8 +25,7 @@
 //! - `ring_floor`: the `ring-floor` fixed-slot ring, indices published every 32 messages;
 //! - `spsc_batched`: [`Sender::reserve`], one copy of the whole message into the grant,
 //!   [`Grant::commit_batched`], and [`Sender::flush`] every 32 messages (the floor's policy);
-//!   the child receives with `drain` (everything there, up to 32, read in place and handed
-//!   back at once) and waits with `recv_ref` when the ring is empty;
+//!   the child receives with `recv_ref`, reading the words in place;
 //! - `spsc_send`: plain [`Sender::send`], which publishes every message (for information).
 //!
 //! Both ends busy-poll in the throughput variants, as the ring floor does. The channels hold as
@@ -132,14 +134,6 @@ struct SpscEnd {
     rx: Receiver,
     batched: bool,
     unpublished: u32,
-    /// Frames drained but not yet returned: `frames[next..len]`.
-    frames: [Frame; PUBLISH_EVERY as usize],
-    next: usize,
-    len: usize,
-}
-
-fn bytes_frame(bytes: &mapipc::channel::Bytes<'_>, size: usize) -> Frame {
-    frame_from(|at| bytes.read_pod::<u64>(at).map(u64::from_le), size)
 }
 
 impl End for SpscEnd {
@@ -164,30 +158,16 @@ impl End for SpscEnd {
         self.unpublished = 0;
         Ok(())
     }
-    /// Drains what is there (in place, space handed back once per batch); waits with
-    /// `recv_ref` when the ring is empty. As the `spsc` transport of `mapipc bench`.
+    /// Reads the words in place; the space goes back when the guard drops. (As the `spsc`
+    /// transport of `mapipc bench`.)
     #[inline]
     fn recv(&mut self, size: usize) -> io::Result<Frame> {
-        if self.next < self.len {
-            self.next += 1;
-            return Ok(self.frames[self.next - 1]);
-        }
-        let (frames, len) = (&mut self.frames, &mut self.len);
-        *len = 0;
-        let n = self
-            .rx
-            .drain(frames.len(), |m| {
-                frames[*len] = bytes_frame(&m, size);
-                *len += 1;
-            })
-            .map_err(io::Error::other)?;
-        if n > 0 {
-            self.next = 1;
-            return Ok(self.frames[0]);
-        }
-        self.next = 0;
         let m = self.rx.recv_ref().map_err(io::Error::other)?;
-        Ok(bytes_frame(&m.bytes(), size))
+        let bytes = m.bytes();
+        Ok(frame_from(
+            |at| bytes.read_pod::<u64>(at).map(u64::from_le),
+            size,
+        ))
     }
 }
 
@@ -276,9 +256,6 @@ impl SpscSetup {
             rx,
             batched: self.batched,
             unpublished: 0,
-            frames: [Frame { head: 0, tail: 0 }; PUBLISH_EVERY as usize],
-            next: 0,
-            len: 0,
         })
     }
 }
@@ -512,10 +489,12 @@ struct Variant {
     size: usize,
 }
 
-const VARIANTS: [Variant; 16] = [
+const VARIANTS: [Variant; 18] = [
     rt("shm_spin_floor", 8),
+    rt("ring_floor", 8),
     rt("spsc_busy_poll", 8),
     rt("shm_spin_floor", 64),
+    rt("ring_floor", 64),
     rt("spsc_busy_poll", 64),
     rt("futex_floor", 8),
     rt("spsc_parked", 8),
@@ -656,10 +635,10 @@ fn paired(rounds: usize, server_cpu: Option<usize>) {
     for _ in 0..rounds {
         per_round.push(VARIANTS.iter().map(|v| block(v, server_cpu)).collect());
     }
-    let idx = |name: &str, size: usize| {
+    let idx = |name: &str, size: usize, what: What| {
         VARIANTS
             .iter()
-            .position(|v| v.name == name && v.size == size)
+            .position(|v| v.name == name && v.size == size && v.what == what)
             .expect("variant")
     };
     eprintln!("paired: {rounds} rounds, one ~60 ms block per variant per round; medians:");
@@ -684,8 +663,26 @@ fn paired(rounds: usize, server_cpu: Option<usize>) {
         ("spsc_batched", 64, "ring_floor", false, 1.0),
         ("spsc_batched", 65536, "ring_floor", false, 0.9),
     ];
+    for size in [8, 64] {
+        let (a, b, c) = (
+            idx("spsc_busy_poll", size, What::RoundTrip),
+            idx("ring_floor", size, What::RoundTrip),
+            idx("shm_spin_floor", size, What::RoundTrip),
+        );
+        eprintln!(
+            "  (information) {size} B round trip: ring_floor / shm_spin_floor {:.2}x, \
+             spsc_busy_poll / ring_floor {:.2}x",
+            median(per_round.iter().map(|r| r[b] / r[c]).collect()),
+            median(per_round.iter().map(|r| r[a] / r[b]).collect()),
+        );
+    }
     for (name, size, floor, at_most, target) in checks {
-        let (a, b) = (idx(name, size), idx(floor, size));
+        let what = if at_most {
+            What::RoundTrip
+        } else {
+            What::Throughput
+        };
+        let (a, b) = (idx(name, size, what), idx(floor, size, what));
         let ratios: Vec<f64> = per_round.iter().map(|r| r[a] / r[b]).collect();
         let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = ratios.iter().copied().fold(0.0, f64::max);

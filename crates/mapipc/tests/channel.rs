@@ -412,7 +412,11 @@ fn hostile_writer_gives_corrupted_never_a_crash_or_hang() {
         let chan = Channel::create(&path, 8192).unwrap();
         let c2 = chan.clone();
         let mut producer = fork(move || {
-            let mut tx = c2.sender().unwrap();
+            // The vandal may already have scribbled on the positions: refusing to attach to a
+            // corrupted channel is a clean outcome too.
+            let Ok(mut tx) = c2.sender() else {
+                return 0;
+            };
             tx.set_check_interval(Duration::from_millis(5));
             let mut seq = 0u64;
             loop {

@@ -1497,9 +1497,7 @@ impl Receiver {
             };
             let head = core.head();
             let epoch = s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire);
-            let waiting: &Consumer = core;
             let mut ready = || {
-                waiting.touch_next(&s.ring);
                 s.ring.load_tail(Ordering::Acquire) != head
                     || s.word(off::PRODUCER).load(Ordering::Acquire) == 0
                         && s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire) != 0

@@ -346,15 +346,6 @@ impl Consumer {
         self.head
     }
 
-    /// Loads the word where the next record's header will be and discards it: a waiting
-    /// consumer calls this with each look at the producer's position, so that the record's
-    /// cache line is fetched while the position's is, not after it. Nothing read here is
-    /// used (the record is only read after the position says it is published).
-    #[inline]
-    pub(crate) fn touch_next<M: RingMem>(&self, mem: &M) {
-        std::hint::black_box(mem.read_word(self.geo.index(self.head)));
-    }
-
     /// Reloads the producer position (pair **T**: Acquire).
     pub(crate) fn refresh_tail<M: RingMem>(&mut self, mem: &M) -> Result<u64, RingError> {
         // Acquire pairs with the producer's Release store in `Producer::publish` (pair T).
