@@ -24,7 +24,7 @@ Examples:
   mapipc write data.bin --offset 0 --create 4KiB 'hello'
   mapipc cat data.bin --len 5                      prints: hello
   mapipc info data.bin
-  mapipc bench --quick                             every IPC transport side by side, ~20 s
+  mapipc bench --quick                             every IPC transport side by side, ~15 s
 
 Errors print one line `error: ...` on stderr; the exit status is 1 for errors, 2 for usage
 errors, 0 on success (also when a reader of stdout goes away early, as in `| head`).";
@@ -107,7 +107,7 @@ and rows measured before and after do not compare. Progress goes to stderr.
 throughput_msgs_per_s and throughput_gb_per_s. --plot writes an SVG chart of the same.
 
 Examples:
-  mapipc bench --quick                       sizes 8 and 64, 0.3 s per phase (~20 s)
+  mapipc bench --quick                       sizes 8 and 64, 0.3 s per phase (~15 s)
   mapipc bench --json bench.json --plot bench.svg
   mapipc bench --only uds,spsc --sizes 64,4KiB --duration 2";
 
