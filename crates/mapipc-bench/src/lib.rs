@@ -21,10 +21,10 @@
 //! With a single CPU (or `pin: false` on a busy machine) the busy-spinning transports can hand
 //! over only when the scheduler switches processes, so their figures then mean little.
 //!
-//! Transports (see [`transport`] to add one): `pipe`, `uds`, `tcp` ([`kernel`]) and the raw
-//! shared-memory floors `shm-spin-floor`, `futex-floor`, `ring-floor` ([`floors`]). The mapipc
-//! channel kinds (`spsc`, `mpsc`, `broadcast`, in `spin` and `park` modes) plug in as more
-//! [`Transport`] implementations once they exist.
+//! Transports (see [`transport`] to add one): `pipe`, `uds`, `tcp` ([`kernel`]), the raw
+//! shared-memory floors `shm-spin-floor`, `futex-floor`, `ring-floor` ([`floors`]), and the
+//! mapipc channel kinds in `spin` and `park` modes ([`channel`]): `spsc` now, `mpsc` and
+//! `broadcast` through the same [`channel::Link`] trait once they exist.
 //!
 //! # Example
 //! ```no_run
@@ -48,6 +48,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod channel;
 mod config;
 mod error;
 pub mod floors;
@@ -70,18 +71,25 @@ pub use transport::{Class, Endpoint, Pair, Transport};
 
 use measure::{run_pair, Plan};
 
-/// The transports measured by [`run`], in order: kernel transports, then floors (the mapipc
-/// channel kinds will follow them).
+/// The transports measured by [`run`], in order: kernel transports, floors, then the mapipc
+/// channel kinds in `spin` and `park` modes.
 ///
 /// # Example
 /// ```
-/// let names: Vec<String> = mapipc_bench::builtin_transports()
+/// let labels: Vec<String> = mapipc_bench::builtin_transports()
 ///     .iter()
-///     .map(|t| t.name().to_string())
+///     .map(|t| mapipc_bench::transport::label(t.as_ref()))
 ///     .collect();
-/// assert_eq!(names, ["pipe", "uds", "tcp", "shm-spin-floor", "futex-floor", "ring-floor"]);
+/// assert_eq!(
+///     labels,
+///     [
+///         "pipe", "uds", "tcp", "shm-spin-floor", "futex-floor", "ring-floor",
+///         "spsc (spin)", "spsc (park)",
+///     ]
+/// );
 /// ```
 pub fn builtin_transports() -> Vec<Box<dyn Transport>> {
+    use channel::{ChannelTransport, Mode, SpscLink};
     vec![
         Box::new(kernel::Pipe),
         Box::new(kernel::Uds),
@@ -89,6 +97,8 @@ pub fn builtin_transports() -> Vec<Box<dyn Transport>> {
         Box::new(floors::SpinFloorTransport),
         Box::new(floors::FutexFloorTransport),
         Box::new(floors::RingFloorTransport),
+        Box::new(ChannelTransport::<SpscLink>::new(Mode::Spin)),
+        Box::new(ChannelTransport::<SpscLink>::new(Mode::Park)),
     ]
 }
 
@@ -123,7 +133,14 @@ fn select<'a>(
         .iter()
         .find(|e| !transports.iter().any(|t| selects(e, *t)))
     {
-        let mut known: Vec<String> = transports.iter().map(|t| transport::label(*t)).collect();
+        // In the syntax `only` accepts: `name`, or `name:mode` for the channel kinds.
+        let mut known: Vec<String> = transports
+            .iter()
+            .map(|t| match t.mode() {
+                Some(mode) => format!("{}:{mode}", t.name()),
+                None => t.name().to_string(),
+            })
+            .collect();
         known.dedup();
         return Err(BenchError::UnknownTransport {
             name: unknown.clone(),
@@ -263,9 +280,14 @@ mod tests {
         let picked = select(&refs, &["ring-floor".into(), "uds".into()]).unwrap();
         let names: Vec<&str> = picked.iter().map(|t| t.name()).collect();
         assert_eq!(names, ["uds", "ring-floor"]); // run order, not argument order
-        let err = select(&refs, &["spsc:spin".into()]).err().unwrap();
-        assert!(err.to_string().contains("unknown transport \"spsc:spin\""));
+        let picked = select(&refs, &["spsc:spin".into()]).unwrap();
+        assert_eq!(picked.len(), 1);
+        assert_eq!((picked[0].name(), picked[0].mode()), ("spsc", Some("spin")));
+        assert_eq!(select(&refs, &["spsc".into()]).unwrap().len(), 2);
+        let err = select(&refs, &["spsc:fast".into()]).err().unwrap();
+        assert!(err.to_string().contains("unknown transport \"spsc:fast\""));
         assert!(err.to_string().contains("ring-floor"));
+        assert!(err.to_string().contains("spsc:spin, spsc:park"), "{err}");
         assert!(select(&refs, &["uds:spin".into()]).is_err());
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! # Protocol
 //!
-//! Both processes run the same phases in the same order, each closed by an end marker
+//! After the fork each process calls [`Endpoint::attach`] on its end (the child after pinning
+//! itself, the client on its worker thread), then both run the same phases in the same order,
+//! each closed by an end marker
 //! ([`frame::END`] | count) that the server checks and answers:
 //!
 //! - round trip: the client sends message `n`, flushes, waits for the echo of `n`; the server
@@ -418,7 +420,11 @@ fn child_main(
     if let Some(cpu) = cpu {
         osproc::pin_to_cpu(cpu);
     }
-    match catch_unwind(AssertUnwindSafe(|| serve(server, size, plan))) {
+    let body = || {
+        server.attach().map_err(Failure::io(Phase::RoundTrip, 0))?;
+        serve(server, size, plan)
+    };
+    match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => 0,
         Ok(Err(f)) => {
             page.write(&f);
@@ -549,6 +555,7 @@ fn run_client(
     plan: &Plan,
     hist: &mut Histogram<u64>,
 ) -> Result<Measured, Failure> {
+    ep.attach().map_err(Failure::io(Phase::RoundTrip, 0))?;
     let mut m = Measured::default();
     if plan.round_trip {
         m.latency = Some(client_latency(ep, size, plan, hist)?);

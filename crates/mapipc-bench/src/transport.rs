@@ -14,7 +14,9 @@
 //!
 //! - `connect` does all allocation and setup: the child runs only `Endpoint` methods between
 //!   `fork` and `_exit`, so they should not allocate (the harness may fork from a
-//!   multi-threaded process);
+//!   multi-threaded process); the one exception is [`Endpoint::attach`], for what must be done
+//!   by the process that uses the endpoint (a mapipc channel registers each end as a peer whose
+//!   liveness the kernel tracks per process, so it attaches its ends there);
 //! - `send` must move all `size` bytes of the message through the transport (one copy into the
 //!   transport, as `send(&[u8])` does): stamping only the sequence-number words into a
 //!   zero-copy grant would measure less work than the floors and kernel transports do;
@@ -98,6 +100,18 @@ impl fmt::Display for Class {
 /// All messages have the size given to [`Transport::connect`]. See the [module
 /// docs](self) for the rules an implementation follows.
 pub trait Endpoint: Send {
+    /// Called once in the process that uses this endpoint, after the fork and the pinning,
+    /// before any message. Transports whose ends belong to a process (mapipc channel ends,
+    /// registered as peers of their region) attach them here; it may allocate (glibc's
+    /// allocator is fork-safe, as the channel's own fork tests rely on). The default does
+    /// nothing.
+    ///
+    /// # Errors
+    /// Whatever attaching fails with.
+    fn attach(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Sends the message numbered `seq`: `size` bytes laid out by [`crate::frame::stamp`].
     /// Blocks while the transport is full.
     ///

@@ -11,6 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use mapipc_bench::channel::{ChannelTransport, Mode, SpscLink};
 use mapipc_bench::floors::SpinFloorTransport;
 use mapipc_bench::frame::{self, Frame, END};
 use mapipc_bench::kernel::Uds;
@@ -76,6 +77,29 @@ fn ring_floor_runs() {
 }
 
 #[test]
+fn spsc_runs_in_both_modes() {
+    let _g = serial();
+    let mut config = smoke("spsc");
+    config.sizes = vec![8, 65536];
+    let report = run(&config, &|_| {}).unwrap_or_else(|e| panic!("spsc: {e}"));
+    assert_eq!(report.rows.len(), 2 * 2 * 5, "{:?}", report.rows);
+    for mode in ["spin", "park"] {
+        for size in [8, 65536] {
+            for metric in Metric::ALL {
+                let v = report
+                    .value("spsc", Some(mode), size, metric)
+                    .unwrap_or_else(|| panic!("spsc {mode} {size}: no {metric}"));
+                assert!(
+                    v.is_finite() && v > 0.0,
+                    "spsc {mode} {size} {metric} = {v}"
+                );
+            }
+        }
+    }
+    assert!(report.table().contains("spsc"));
+}
+
+#[test]
 fn sizes_and_probes_and_progress() {
     let _g = serial();
     let mut config = smoke("ring-floor");
@@ -123,6 +147,8 @@ enum Fault {
     ServerFails,
     /// The server stops answering (blocks forever).
     ServerHangs,
+    /// The server cannot attach its end (so it never receives nor sends anything).
+    ServerAttachFails,
 }
 
 struct Faulty<T> {
@@ -149,6 +175,13 @@ impl FaultyEnd {
 }
 
 impl Endpoint for FaultyEnd {
+    fn attach(&mut self) -> io::Result<()> {
+        if let Some(Fault::ServerAttachFails) = self.fault {
+            return Err(io::Error::other("injected attach failure"));
+        }
+        self.inner.attach()
+    }
+
     fn send(&mut self, seq: u64) -> io::Result<()> {
         let seq = match self.fault {
             Some(Fault::ClientSkips | Fault::ServerEchoesWrong) if self.due(seq) => seq + 1,
@@ -314,6 +347,53 @@ fn a_server_error_unblocks_a_spinning_client_and_is_reported() {
         BenchError::Io {
             side, phase, seq, ..
         } => assert_eq!((*side, *phase, *seq), (Side::Server, Phase::Throughput, 10)),
+        other => panic!("unexpected error: {other}"),
+    }
+}
+
+#[test]
+fn a_server_error_unblocks_a_channel_client_and_is_reported() {
+    // The client streams into a channel: once the server is gone it gets `Disconnected` (the
+    // channel's liveness check or the harness's abort), not a hang.
+    for mode in [Mode::Spin, Mode::Park] {
+        let t = Faulty {
+            inner: ChannelTransport::<SpscLink>::new(mode),
+            fault: Fault::ServerFails,
+            phase: 1,
+            at: 10,
+        };
+        let err = run_one(&t, &smoke("spsc")).unwrap_err();
+        match &err {
+            BenchError::Io {
+                side, phase, seq, ..
+            } => assert_eq!((*side, *phase, *seq), (Side::Server, Phase::Throughput, 10)),
+            other => panic!("{mode}: unexpected error: {other}"),
+        }
+    }
+}
+
+#[test]
+fn a_channel_server_that_never_attaches_does_not_hang_the_client() {
+    // The client waits for an echo from a channel end nobody ever attached: only the
+    // harness's abort (a stand-in end that attaches and leaves) can end that wait.
+    let t = Faulty {
+        inner: ChannelTransport::<SpscLink>::new(Mode::Spin),
+        fault: Fault::ServerAttachFails,
+        phase: 0,
+        at: 0,
+    };
+    let err = run_one(&t, &smoke("spsc")).unwrap_err();
+    match &err {
+        BenchError::Io {
+            side,
+            phase,
+            seq,
+            source,
+            ..
+        } => {
+            assert_eq!((*side, *phase, *seq), (Side::Server, Phase::RoundTrip, 0));
+            assert_eq!(source.kind(), io::ErrorKind::Other, "{source}");
+        }
         other => panic!("unexpected error: {other}"),
     }
 }

@@ -1334,3 +1334,149 @@ clitest!(chan_kind_options_are_checked, |dir| {
         .to_string();
     assert!(line.contains("producers or subscribers"), "{line}");
 });
+
+// ---------------------------------------------------------------------------------------
+// bench (no assertion on the figures: only on what is reported and how)
+
+/// The metric names of issue 6, exactly.
+const BENCH_METRICS: [&str; 5] = [
+    "rtt_p50_ns",
+    "rtt_p99_ns",
+    "rtt_p999_ns",
+    "throughput_msgs_per_s",
+    "throughput_gb_per_s",
+];
+
+clitest!(bench_quick_writes_table_json_and_plot, |dir| {
+    let out = dir.run(&[
+        "bench",
+        "--quick",
+        "--only",
+        "pipe,spsc",
+        "--json",
+        "bench.json",
+        "--plot",
+        "bench.svg",
+    ]);
+    assert!(
+        out.status.success(),
+        "{:?}\nstderr: {}",
+        out.status,
+        out.stderr
+    );
+    // The table: one block per size, every transport and mode in it, the probe line.
+    let table = out.stdout_str();
+    for needle in [
+        "8 B messages",
+        "64 B messages",
+        "pipe ",
+        "spin",
+        "park",
+        "placement probe",
+        "p50/kern",
+        "tput/ring",
+        "wrote `bench.json`",
+        "wrote `bench.svg`",
+    ] {
+        assert!(table.contains(needle), "no {needle:?} in:\n{table}");
+    }
+    // Without a terminal, progress is logged one line per event on stderr.
+    assert!(
+        out.stderr
+            .contains("placement probe before spsc (spin): spin ping-pong p50"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("error"), "{}", out.stderr);
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path("bench.json")).unwrap())
+            .expect("bench.json is valid JSON");
+    let machine = &json["machine"];
+    assert!(machine["cpu_model"].is_string(), "{machine}");
+    assert!(machine["cores"].as_u64().unwrap() >= 1, "{machine}");
+    assert!(machine["kernel"].is_string(), "{machine}");
+    let rows = json["rows"].as_array().expect("rows");
+    // pipe, spsc spin, spsc park; sizes 8 and 64; five metrics each.
+    assert_eq!(rows.len(), 3 * 2 * 5, "{rows:?}");
+    for row in rows {
+        let mut keys: Vec<&String> = row.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["metric", "mode", "size", "transport", "value"],
+            "{row}"
+        );
+        let (transport, mode) = (row["transport"].as_str().unwrap(), &row["mode"]);
+        match transport {
+            "pipe" => assert!(mode.is_null(), "{row}"),
+            "spsc" => assert!(mode == "spin" || mode == "park", "{row}"),
+            other => panic!("unexpected transport {other}"),
+        }
+        assert!([8, 64].contains(&row["size"].as_u64().unwrap()), "{row}");
+        assert!(
+            BENCH_METRICS.contains(&row["metric"].as_str().unwrap()),
+            "{row}"
+        );
+        let value = row["value"].as_f64().unwrap();
+        assert!(value.is_finite() && value > 0.0, "{row}");
+    }
+    for transport in ["pipe", "spsc"] {
+        for metric in BENCH_METRICS {
+            assert!(
+                rows.iter()
+                    .any(|r| r["transport"] == transport && r["metric"] == metric),
+                "no {metric} for {transport}"
+            );
+        }
+    }
+    let svg = std::fs::read_to_string(dir.path("bench.svg")).unwrap();
+    assert!(
+        svg.contains("<svg") && svg.contains("spsc (park)"),
+        "bad chart"
+    );
+});
+
+clitest!(bench_rejects_unknown_transports_and_bad_sizes, |dir| {
+    for only in ["foo", "pipe,nope", "spsc:fast", "uds:spin"] {
+        let out = dir.run(&["bench", "--only", only, "--json", "bench.json"]);
+        let line = out.error();
+        let name = only.rsplit(',').next().unwrap();
+        assert!(
+            line.contains(&format!("unknown transport \"{name}\"")),
+            "{line}"
+        );
+        assert!(line.contains("spsc:spin, spsc:park"), "{line}");
+        assert!(out.stdout.is_empty());
+    }
+    assert!(!dir.path("bench.json").exists(), "nothing is written");
+    for (args, expected) in [
+        (
+            &["bench", "--sizes", "4"][..],
+            "message size 4 is outside 8..=",
+        ),
+        (&["bench", "--sizes", "64,2MiB"], "outside 8..="),
+        (&["bench", "--sizes", "64,abc"], "not a size"),
+        (&["bench", "--duration", "0"], "above 0"),
+        (&["bench", "--duration", "soon"], "expected seconds"),
+    ] {
+        let out = dir.run(args);
+        let stderr = out.usage_error();
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+});
+
+clitest!(bench_help_has_examples, |dir| {
+    let out = dir.run(&["bench", "--help"]);
+    out.ok();
+    let text = out.stdout_str();
+    for needle in [
+        "Examples:",
+        "mapipc bench --quick",
+        "--only",
+        "spsc:park",
+        "rtt_p999_ns",
+    ] {
+        assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+    }
+});

@@ -3,6 +3,7 @@
 //! Commands write their normal output to `out` (stdout, locked once by `main`) and return
 //! errors with enough context to name the file and the cause; `main` prints them.
 
+mod bench;
 mod cat;
 mod chan;
 mod demo;
@@ -40,6 +41,7 @@ pub fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Recv(args) => chan::recv(&args, out),
         Command::Stat(args) => chan::stat(&args, out),
         Command::Queue(cmd) => queue::run(cmd, out),
+        Command::Bench(args) => bench::run(&args, out),
     }
 }
 

@@ -284,7 +284,22 @@ impl Shared {
         alive
     }
 
+    /// The producers' side left cleanly: some producer attached once and none is registered
+    /// now. No syscall (a killed producer stays registered: see [`producers_gone`]).
+    ///
+    /// [`producers_gone`]: Self::producers_gone
+    fn producers_detached(&self) -> bool {
+        if !self.end_ever_attached(off::PRODUCER_EPOCH) {
+            return false;
+        }
+        match self.kind {
+            Kind::Mpsc => (0..self.max_endpoints).all(|i| self.entry_peer(i) == 0),
+            Kind::Spsc | Kind::Broadcast => self.word(off::PRODUCER).load(Ordering::Acquire) == 0,
+        }
+    }
+
     /// The producers' side is gone: some producer attached once, none is attached and alive.
+    /// Asks the kernel about each registered producer's lock (a syscall each).
     fn producers_gone(&self) -> bool {
         if !self.end_ever_attached(off::PRODUCER_EPOCH) {
             return false;
@@ -1071,7 +1086,11 @@ impl Waiter {
         alive: &dyn Fn() -> bool,
     ) -> Result<WaitOutcome, Fault> {
         if strategy == WaitStrategy::BusyPoll {
-            let mut last_check = Instant::now();
+            // The clock is first read after 1024 polls, not before the first one: most waits
+            // end sooner, and a clock read at the start of every wait would delay the
+            // reaction to a message arriving meanwhile. The liveness interval then starts
+            // those 1024 polls (microseconds) late, which is harmless.
+            let mut last_check: Option<Instant> = None;
             let mut n: u32 = 0;
             loop {
                 if ready() {
@@ -1084,8 +1103,9 @@ impl Waiter {
                     if self.deadline.is_some_and(|d| now >= d) {
                         return Ok(WaitOutcome::TimedOut);
                     }
-                    if now.duration_since(last_check) >= check_interval {
-                        last_check = now;
+                    let last_check = last_check.get_or_insert(now);
+                    if now.duration_since(*last_check) >= check_interval {
+                        *last_check = now;
                         if !alive() {
                             return Ok(if ready() {
                                 WaitOutcome::Ready

@@ -35,6 +35,10 @@ pub enum StartAt {
 /// liveness (a live producer commits within microseconds).
 const STUCK_GRACE: Duration = Duration::from_millis(1);
 
+/// Polling receives (`try_recv`, `drain`) on an empty channel ask the kernel whether the
+/// producers are alive (a lock query, a syscall) at most this often.
+const LOCK_QUERY_INTERVAL: Duration = Duration::from_millis(1);
+
 /// An MPSC claim the consumer is waiting on.
 #[derive(Clone, Copy, Debug)]
 struct Stuck {
@@ -108,6 +112,8 @@ pub struct Receiver {
     scratch: Vec<u8>,
     /// Broadcast: messages lost by a torn read not yet reported.
     pending_lag: u64,
+    /// When a polling receive may next ask the kernel about the producers' liveness.
+    next_lock_query: Option<Instant>,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -175,6 +181,7 @@ impl Receiver {
             abort_timeout: DEFAULT_ABORT_TIMEOUT,
             scratch: Vec::new(),
             pending_lag: 0,
+            next_lock_query: None,
             shared,
         })
     }
@@ -235,6 +242,25 @@ impl Receiver {
             Kind::Mpsc => s.any_producer_alive(),
             _ => s.end_alive(off::PRODUCER),
         }
+    }
+
+    /// Whether the producers are gone, for a polling receive: a clean detach is seen at
+    /// once (no syscall); a killed producer by a lock query at most every
+    /// [`LOCK_QUERY_INTERVAL`].
+    fn producers_gone_polling(&mut self) -> bool {
+        let s = &self.shared;
+        if s.producers_detached() {
+            return true;
+        }
+        if !s.end_ever_attached(off::PRODUCER_EPOCH) {
+            return false;
+        }
+        let now = Instant::now();
+        if self.next_lock_query.is_some_and(|t| now < t) {
+            return false;
+        }
+        self.next_lock_query = now.checked_add(LOCK_QUERY_INTERVAL);
+        s.producers_gone()
     }
 
     /// MPSC: decides whether the claim in progress at our position should be aborted.
@@ -369,6 +395,12 @@ impl Receiver {
     #[cold]
     #[inline(never)]
     fn peek_slow(&mut self, block: Blocking) -> Result<Msg, RecvFail> {
+        // Asking whether a producer is alive is a syscall (a lock query). A wait without a
+        // deadline skips that query before its first wait, which checks liveness itself every
+        // check interval: the outcome is the same (`Disconnected` once the ring is empty and
+        // the producers dead), and a message arriving while we look is not delayed by a
+        // syscall. Producers that detached cleanly are seen at once from their registration.
+        let mut query_liveness = !matches!(block, Blocking::Until(None));
         loop {
             // Empty: hand back consumed space before possibly sleeping.
             self.publish();
@@ -391,7 +423,12 @@ impl Receiver {
                 .word(off::PRODUCER_EPOCH)
                 .load(Ordering::Acquire);
             let producer = self.shared.word(off::PRODUCER).load(Ordering::Acquire);
-            let gone = self.shared.producers_gone();
+            let gone = match block {
+                Blocking::No => self.producers_gone_polling(),
+                _ if query_liveness => self.shared.producers_gone(),
+                _ => self.shared.producers_detached(),
+            };
+            query_liveness = true;
             match self.poll_once(gone).map_err(RecvFail::Fault)? {
                 Poll::Msg(m) => return Ok(m),
                 Poll::Lagged(n) => return Err(RecvFail::Lagged(n)),
@@ -588,6 +625,7 @@ impl Receiver {
     /// assert_eq!(buf, b"abc");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn recv_into(&mut self, out: &mut Vec<u8>) -> Result<(), RecvError> {
         match self.recv_into_inner(out, Blocking::Until(None)) {
             Ok(()) => Ok(()),
@@ -699,6 +737,7 @@ impl Receiver {
     /// assert_eq!(m.bytes().get(3), Some(b'p'));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn recv_ref(&mut self) -> Result<RecvRef<'_>, RecvError> {
         match self.peek(Blocking::Until(None)) {
             Ok(m) => Ok(self.guard(m)),
@@ -801,7 +840,7 @@ impl Receiver {
                 Ok(Poll::Lagged(missed)) if n == 0 => break Err(TryRecvError::Lagged { missed }),
                 Ok(Poll::Lagged(_)) => break Ok(n),
                 Ok(Poll::Empty) => {
-                    if n == 0 && self.shared.producers_gone() {
+                    if n == 0 && self.producers_gone_polling() {
                         match self.poll_once(true) {
                             Ok(Poll::Msg(_)) => continue,
                             Ok(Poll::Lagged(missed)) => break Err(TryRecvError::Lagged { missed }),
@@ -951,6 +990,7 @@ impl std::fmt::Debug for RecvRef<'_> {
 
 impl RecvRef<'_> {
     /// The message bytes, in the ring.
+    #[inline]
     pub fn bytes(&self) -> Bytes<'_> {
         // SAFETY: the record lies inside the ring (validated by the peek) and stays ours
         // until this guard is dropped (lossy broadcast: see `is_intact`); the view borrows
@@ -986,6 +1026,7 @@ impl RecvRef<'_> {
 }
 
 impl Drop for RecvRef<'_> {
+    #[inline]
     fn drop(&mut self) {
         let m = self.m;
         // A torn broadcast record is not consumed; the next receive reports the lag.

@@ -441,6 +441,7 @@ impl Sender {
     /// assert_eq!(rx.recv()?, b"hi");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn send(&mut self, data: &[u8]) -> Result<(), SendError> {
         match self.send_inner(data, Blocking::Until(None)) {
             Ok(()) => Ok(()),
@@ -613,6 +614,7 @@ impl Sender {
     /// assert_eq!(m.bytes().read_pod::<u64>(0), Some(7));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<Grant<'_>, SendError> {
         match self.reserve_inner(len, Blocking::Until(None)) {
             Ok(r) => Ok(Grant {
@@ -649,6 +651,7 @@ impl Sender {
     }
 
     /// Publishes messages committed with [`Grant::commit_batched`].
+    #[inline]
     pub fn flush(&mut self) {
         self.publish();
     }
@@ -765,6 +768,7 @@ impl std::fmt::Debug for Grant<'_> {
 
 impl Grant<'_> {
     /// The reserved bytes.
+    #[inline]
     pub fn bytes(&mut self) -> BytesMut<'_> {
         let p = self.sender.shared.ring.ptr(self.r.data());
         // SAFETY: `data..data+len` was reserved for us by the ring inside the live mapping,
@@ -796,6 +800,7 @@ impl Grant<'_> {
     /// # Errors
     /// [`SendError::Aborted`] (MPSC: the consumer gave up on it first),
     /// [`SendError::Truncated`].
+    #[inline]
     pub fn commit(mut self) -> Result<(), SendError> {
         self.finish(false)
     }
@@ -805,6 +810,7 @@ impl Grant<'_> {
     ///
     /// # Errors
     /// As [`commit`](Self::commit).
+    #[inline]
     pub fn commit_batched(mut self) -> Result<(), SendError> {
         self.finish(true)
     }
@@ -821,6 +827,7 @@ impl Grant<'_> {
 }
 
 impl Drop for Grant<'_> {
+    #[inline]
     fn drop(&mut self) {
         if !self.done {
             let r = self.r;

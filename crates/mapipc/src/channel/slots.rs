@@ -218,6 +218,7 @@ pub struct Bytes<'a> {
 impl<'a> Bytes<'a> {
     /// # Safety
     /// `ptr..ptr+len` must stay mapped and readable for `'a`.
+    #[inline]
     pub(crate) unsafe fn new(ptr: *const u8, len: usize) -> Bytes<'a> {
         Bytes {
             ptr,
@@ -237,6 +238,7 @@ impl<'a> Bytes<'a> {
     }
 
     /// Copies `dst.len()` bytes starting at `offset`; `false` if out of range.
+    #[inline]
     pub fn read_at(&self, offset: usize, dst: &mut [u8]) -> bool {
         match offset.checked_add(dst.len()) {
             Some(end) if end <= self.len => {
@@ -264,6 +266,7 @@ impl<'a> Bytes<'a> {
     }
 
     /// Reads a plain-old-data value at `offset` (any alignment); `None` if out of range.
+    #[inline]
     pub fn read_pod<T: bytemuck::Pod>(&self, offset: usize) -> Option<T> {
         let mut v = T::zeroed();
         self.read_at(offset, bytemuck::bytes_of_mut(&mut v))
@@ -309,6 +312,7 @@ pub struct BytesMut<'a> {
 impl<'a> BytesMut<'a> {
     /// # Safety
     /// `ptr..ptr+len` must stay mapped and writable for `'a`, and reserved for the holder.
+    #[inline]
     pub(crate) unsafe fn new(ptr: *mut u8, len: usize) -> BytesMut<'a> {
         BytesMut {
             ptr,
@@ -328,6 +332,7 @@ impl<'a> BytesMut<'a> {
     }
 
     /// Copies `src` to `offset`; `false` (and nothing written) if out of range.
+    #[inline]
     pub fn write_at(&mut self, offset: usize, src: &[u8]) -> bool {
         match offset.checked_add(src.len()) {
             Some(end) if end <= self.len => {
@@ -343,6 +348,7 @@ impl<'a> BytesMut<'a> {
     }
 
     /// Copies `src` to the start; `false` if longer than the view.
+    #[inline]
     pub fn copy_from_slice(&mut self, src: &[u8]) -> bool {
         self.write_at(0, src)
     }

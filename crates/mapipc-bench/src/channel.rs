@@ -1,0 +1,419 @@
+//! The mapipc channel kinds as [`Transport`]s: `spsc` in `spin` and `park` modes (`mpsc` and
+//! `broadcast` plug in the same way, see [`Link`]).
+//!
+//! # How a channel is measured
+//!
+//! A transport is a pair of channels, one per direction, created in anonymous shared memory
+//! by [`Transport::connect`] before the fork. Each process attaches its ends after the fork
+//! ([`Endpoint::attach`]): the client (parent) the sender of the first channel and the
+//! receiver of the second, the server (child) the other two. Attaching in the process that
+//! uses the end is how mapipc channels are meant to be used across `fork`, and it is what
+//! makes the channel's own liveness work: each end is a peer of the region held by a lock of
+//! that process, so when the server dies the client's blocked calls return `Disconnected`
+//! (within the channel's check interval, 50 ms).
+//!
+//! - **send** copies all `size` bytes of the message into the ring (`Sender::reserve`, one copy
+//!   into the grant, `Grant::commit_batched`) and publishes every [`PUBLISH_EVERY`] messages and
+//!   on [`Endpoint::flush`], exactly the publication policy of `ring-floor` (the harness
+//!   flushes after every message of a round trip, so a ping-pong publishes every message);
+//! - **recv** reads the message in place (`Receiver::recv_ref`): the head and tail words are
+//!   read from the ring, then the guard is dropped, which hands the space back. Each call
+//!   waits with the mode's [`WaitStrategy`]. (Draining batches with `Receiver::drain` and
+//!   handing their space back at once measured the same throughput, the sender being the
+//!   slower side, and a longer round trip: a ping-pong always finds the ring empty first.)
+//!
+//! Modes ([`Mode`]): `spin` sets [`WaitStrategy::BusyPoll`] on all four ends (each end then
+//! tells its peer it never parks, so publishing skips the wake-up barrier); `park` keeps the
+//! library default, [`WaitStrategy::SpinThenPark`] (spin about 2000 times, then sleep on the
+//! futex). A ping-pong whose answers come back within the spin window therefore never parks
+//! in `park` mode; the criterion bench `cargo bench -p mapipc --bench channel` also measures
+//! [`WaitStrategy::Park`] (sleep at once), the mode to compare with `futex-floor`.
+//!
+//! # Adding a channel kind
+//!
+//! Implement [`Link`] (one direction: create it, attach a sender or a receiver, and unblock the
+//! client when the server died without attaching) with a [`LinkSender`] and a
+//! [`LinkReceiver`], and register `ChannelTransport::<YourLink>::new(Mode::Spin)` and
+//! `Mode::Park` in [`crate::builtin_transports`]. Everything else (framing, checks, the
+//! harness protocol) is shared.
+//!
+//! # Example
+//! ```
+//! use mapipc_bench::channel::{ChannelTransport, Mode, SpscLink};
+//! use mapipc_bench::{run_transports, Config, Metric, Transport};
+//! let spsc = ChannelTransport::<SpscLink>::new(Mode::Park);
+//! assert_eq!((spsc.name(), spsc.mode()), ("spsc", Some("park")));
+//! let report = run_transports(&Config::smoke(&[64]), &[&spsc], &|_| {})?;
+//! assert!(report.value("spsc", Some("park"), 64, Metric::ThroughputMsgsPerS).unwrap() > 0.0);
+//! # Ok::<(), mapipc_bench::BenchError>(())
+//! ```
+
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+
+use mapipc::channel::{
+    Bytes, Channel, ChannelError, Receiver, RecvError, SendError, Sender, WaitStrategy,
+};
+
+use crate::floors::RingFloorTransport;
+use crate::frame::{self, Frame};
+use crate::transport::{Class, Endpoint, Pair, Transport};
+
+/// Messages committed between two publications while streaming (as `ring-floor`).
+pub const PUBLISH_EVERY: u32 = 32;
+
+/// How the ends of a channel wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// `spin`: every end busy-polls ([`WaitStrategy::BusyPoll`]).
+    Spin,
+    /// `park`: every end spins a little, then parks on the futex (the library default,
+    /// [`WaitStrategy::SpinThenPark`]).
+    Park,
+}
+
+impl Mode {
+    /// `"spin"` or `"park"`, the `mode` of the rows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Spin => "spin",
+            Mode::Park => "park",
+        }
+    }
+
+    /// The wait strategy every end uses in this mode.
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::channel::WaitStrategy;
+    /// use mapipc_bench::channel::Mode;
+    /// assert_eq!(Mode::Spin.wait_strategy(), WaitStrategy::BusyPoll);
+    /// assert_eq!(Mode::Park.wait_strategy(), WaitStrategy::default());
+    /// ```
+    pub fn wait_strategy(self) -> WaitStrategy {
+        match self {
+            Mode::Spin => WaitStrategy::BusyPoll,
+            Mode::Park => WaitStrategy::default(),
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The sending end of one direction of a channel kind.
+pub trait LinkSender: Send + 'static {
+    /// Copies `msg` (all of it) into the channel, waiting while it is full. It may stay
+    /// unpublished until [`flush`](Self::flush).
+    ///
+    /// # Errors
+    /// The receiver is gone (`ConnectionAborted`), or the channel failed.
+    fn send(&mut self, msg: &[u8]) -> io::Result<()>;
+
+    /// Publishes everything sent so far.
+    ///
+    /// # Errors
+    /// The channel failed.
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// The receiving end of one direction of a channel kind.
+pub trait LinkReceiver: Send + 'static {
+    /// Waits for the next message and returns its head and tail words, read in place. A
+    /// message shorter than 8 bytes is returned with zero words (the harness then reports
+    /// it as corrupted).
+    ///
+    /// # Errors
+    /// The sender is gone and everything was received (`ConnectionAborted`), or the channel
+    /// failed.
+    fn recv(&mut self, size: usize) -> io::Result<Frame>;
+}
+
+/// One direction of a channel kind: the shared memory (created before the fork, inherited by
+/// the child) and how each process attaches its end.
+pub trait Link: Clone + Send + Sync + 'static {
+    /// The kind's name: `spsc`, `mpsc`, `broadcast`.
+    const NAME: &'static str;
+    /// The sending end.
+    type Tx: LinkSender;
+    /// The receiving end.
+    type Rx: LinkReceiver;
+
+    /// Creates the channel for messages of exactly `size` bytes.
+    ///
+    /// # Errors
+    /// Whatever creating the channel fails with.
+    fn create(size: usize) -> io::Result<Self>;
+
+    /// Attaches a sender in this process.
+    ///
+    /// # Errors
+    /// Whatever attaching fails with.
+    fn sender(&self, wait: WaitStrategy) -> io::Result<Self::Tx>;
+
+    /// Attaches a receiver in this process.
+    ///
+    /// # Errors
+    /// Whatever attaching fails with.
+    fn receiver(&self, wait: WaitStrategy) -> io::Result<Self::Rx>;
+
+    /// Called in the parent once the server process has exited or was killed: makes the
+    /// client's pending and future waits on this link end, even if the server died before
+    /// attaching its end (a dead attached end is already noticed by the channel itself).
+    fn abort(&self);
+}
+
+/// A channel error as an `io::Error`: a gone peer is `ConnectionAborted`, which the harness
+/// reads as the echo of the other process's death.
+fn channel_io(e: impl std::error::Error + Send + Sync + 'static, disconnected: bool) -> io::Error {
+    if disconnected {
+        io::Error::new(io::ErrorKind::ConnectionAborted, e)
+    } else {
+        io::Error::other(e)
+    }
+}
+
+fn attach_err(e: ChannelError) -> io::Error {
+    io::Error::other(e)
+}
+
+/// The head and tail words of a message read in place.
+#[inline]
+fn frame_of(bytes: &Bytes<'_>, size: usize) -> Frame {
+    let word = |at| bytes.read_pod::<u64>(at).map_or(0, u64::from_le);
+    Frame {
+        head: word(0),
+        tail: word(frame::tail_offset(size)),
+    }
+}
+
+/// The `spsc` channel kind: [`mapipc::channel::Channel`] in anonymous shared memory.
+#[derive(Clone, Debug)]
+pub struct SpscLink {
+    chan: Channel,
+}
+
+impl SpscLink {
+    /// Ring capacity for `size`-byte messages: room for as many messages as `ring-floor` has
+    /// slots (about 1 MiB of payload, 64 to 4096 messages), rounded up to a power of two.
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc_bench::channel::SpscLink;
+    /// assert_eq!(SpscLink::capacity_for(8), 64 << 10); // 4096 records of 16 bytes
+    /// assert_eq!(SpscLink::capacity_for(64), 512 << 10); // 4096 records of 72 bytes
+    /// assert_eq!(SpscLink::capacity_for(65536), 8 << 20); // 64 records of 65544 bytes
+    /// ```
+    pub fn capacity_for(size: usize) -> usize {
+        let record = 8 + size.next_multiple_of(8);
+        (RingFloorTransport::slots_for(size) * record)
+            .max(2 * record)
+            .next_power_of_two()
+    }
+
+    /// The channel of this link.
+    pub fn channel(&self) -> &Channel {
+        &self.chan
+    }
+}
+
+/// The sender of an [`SpscLink`].
+#[derive(Debug)]
+pub struct SpscSender {
+    tx: Sender,
+    unpublished: u32,
+}
+
+impl LinkSender for SpscSender {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        let mut grant = self.tx.reserve(msg.len()).map_err(|e| {
+            let gone = matches!(e, SendError::Disconnected);
+            channel_io(e, gone)
+        })?;
+        grant.bytes().copy_from_slice(msg);
+        grant.commit_batched().map_err(std::io::Error::other)?;
+        self.unpublished += 1;
+        if self.unpublished >= PUBLISH_EVERY {
+            self.tx.flush();
+            self.unpublished = 0;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn flush(&mut self) -> io::Result<()> {
+        self.tx.flush();
+        self.unpublished = 0;
+        Ok(())
+    }
+}
+
+/// The receiver of an [`SpscLink`].
+#[derive(Debug)]
+pub struct SpscReceiver {
+    rx: Receiver,
+}
+
+impl LinkReceiver for SpscReceiver {
+    #[inline]
+    fn recv(&mut self, size: usize) -> io::Result<Frame> {
+        let m = self.rx.recv_ref().map_err(|e| {
+            let gone = matches!(e, RecvError::Disconnected);
+            channel_io(e, gone)
+        })?;
+        Ok(frame_of(&m.bytes(), size))
+    }
+}
+
+impl Link for SpscLink {
+    const NAME: &'static str = "spsc";
+    type Tx = SpscSender;
+    type Rx = SpscReceiver;
+
+    fn create(size: usize) -> io::Result<SpscLink> {
+        let chan = Channel::anonymous(Self::capacity_for(size)).map_err(attach_err)?;
+        if chan.max_message() < size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "spsc: {size}-byte messages exceed the channel's maximum of {}",
+                    chan.max_message()
+                ),
+            ));
+        }
+        Ok(SpscLink { chan })
+    }
+
+    fn sender(&self, wait: WaitStrategy) -> io::Result<SpscSender> {
+        let mut tx = self.chan.sender().map_err(attach_err)?;
+        tx.set_wait_strategy(wait);
+        Ok(SpscSender { tx, unpublished: 0 })
+    }
+
+    fn receiver(&self, wait: WaitStrategy) -> io::Result<SpscReceiver> {
+        let mut rx = self.chan.receiver().map_err(attach_err)?;
+        rx.set_wait_strategy(wait);
+        Ok(SpscReceiver { rx })
+    }
+
+    fn abort(&self) {
+        // A stand-in end takes the dead (or never attached) server's place and leaves at once:
+        // the client's end then sees its peer gone. The client's own end is alive, so the
+        // stand-in for its side is refused (`Busy`) and nothing happens there.
+        drop(self.chan.sender());
+        drop(self.chan.receiver());
+    }
+}
+
+/// A channel kind in one mode, as a [`Transport`].
+pub struct ChannelTransport<L: Link> {
+    mode: Mode,
+    _link: PhantomData<fn() -> L>,
+}
+
+impl<L: Link> ChannelTransport<L> {
+    /// The kind `L` in `mode`.
+    pub fn new(mode: Mode) -> Self {
+        ChannelTransport {
+            mode,
+            _link: PhantomData,
+        }
+    }
+}
+
+impl<L: Link> fmt::Debug for ChannelTransport<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelTransport")
+            .field("kind", &L::NAME)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+/// One process's two ends: the sender of `out`, the receiver of `inn`, attached by
+/// [`Endpoint::attach`].
+struct ChannelEnd<L: Link> {
+    out: L,
+    inn: L,
+    wait: WaitStrategy,
+    tx: Option<L::Tx>,
+    rx: Option<L::Rx>,
+    msg: Vec<u8>,
+}
+
+fn not_attached() -> io::Error {
+    io::Error::other("channel end used before it was attached")
+}
+
+impl<L: Link> Endpoint for ChannelEnd<L> {
+    fn attach(&mut self) -> io::Result<()> {
+        self.tx = Some(self.out.sender(self.wait)?);
+        self.rx = Some(self.inn.receiver(self.wait)?);
+        Ok(())
+    }
+
+    #[inline]
+    fn send(&mut self, seq: u64) -> io::Result<()> {
+        frame::stamp(&mut self.msg, seq);
+        match &mut self.tx {
+            Some(tx) => tx.send(&self.msg),
+            None => Err(not_attached()),
+        }
+    }
+
+    #[inline]
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.tx {
+            Some(tx) => tx.flush(),
+            None => Err(not_attached()),
+        }
+    }
+
+    #[inline]
+    fn recv(&mut self) -> io::Result<Frame> {
+        let size = self.msg.len();
+        match &mut self.rx {
+            Some(rx) => rx.recv(size),
+            None => Err(not_attached()),
+        }
+    }
+}
+
+impl<L: Link> Transport for ChannelTransport<L> {
+    fn name(&self) -> &str {
+        L::NAME
+    }
+
+    fn mode(&self) -> Option<&str> {
+        Some(self.mode.as_str())
+    }
+
+    fn class(&self) -> Class {
+        Class::Channel
+    }
+
+    fn connect(&self, size: usize) -> io::Result<Pair> {
+        let to_server = L::create(size)?;
+        let to_client = L::create(size)?;
+        let wait = self.mode.wait_strategy();
+        let end = |out: &L, inn: &L| ChannelEnd::<L> {
+            out: out.clone(),
+            inn: inn.clone(),
+            wait,
+            tx: None,
+            rx: None,
+            msg: frame::template(size),
+        };
+        let client = end(&to_server, &to_client);
+        let server = end(&to_client, &to_server);
+        Ok(Pair::new(client, server).with_abort(move || {
+            to_server.abort();
+            to_client.abort();
+        }))
+    }
+}

@@ -1,0 +1,101 @@
+//! `mapipc bench`: every IPC transport measured side by side on this machine, through the
+//! `mapipc-bench` harness (issue 6). This file only turns the arguments into a
+//! [`mapipc_bench::Config`], shows progress on stderr and writes the outputs.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mapipc_bench::{progress_bar, BenchError, Config, Progress};
+
+use super::quoted;
+use crate::cli::BenchArgs;
+
+/// Runs `mapipc bench`.
+pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
+    let mut config = if args.quick {
+        Config::quick()
+    } else {
+        Config::default()
+    };
+    config.only = args
+        .only
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !args.sizes.is_empty() {
+        config.sizes = args.sizes.iter().map(|&s| s as usize).collect();
+    }
+    if let Some(d) = args.duration {
+        config.duration = d;
+    }
+
+    let interactive = std::io::stderr().is_terminal();
+    let bar = if interactive {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} {msg} [{elapsed}]")
+                .context("progress bar template")?,
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let draw = progress_bar(&bar);
+    // Without a terminal the bar draws nothing (nor its printed lines): say what happens,
+    // one line per event, so logs show the placement probes and where a run stopped.
+    let progress = |p: Progress| {
+        if !interactive {
+            log(&p);
+        }
+        draw(p);
+    };
+    let report = mapipc_bench::run(&config, &progress).map_err(|e| match e {
+        // What the user asked for is wrong: say so, not that a benchmark failed.
+        e @ (BenchError::UnknownTransport { .. } | BenchError::Config(_)) => anyhow::Error::new(e),
+        e => anyhow::Error::new(e).context("benchmark failed"),
+    })?;
+
+    write!(out, "{}", report.table())?;
+    if let Some(path) = &args.json {
+        write_file(path, report.to_json().as_bytes())?;
+        writeln!(out, "wrote {}", quoted(path))?;
+    }
+    if let Some(path) = &args.plot {
+        mapipc_bench::write_svg(&report, path)?;
+        writeln!(out, "wrote {}", quoted(path))?;
+    }
+    Ok(())
+}
+
+/// One stderr line per event, for runs without a terminal.
+fn log(p: &Progress) {
+    let line = match p {
+        Progress::Started {
+            total,
+            pinned_cpus: Some([a, b]),
+        } => format!("{total} measurements; client on CPU {a}, server on CPU {b}"),
+        Progress::Started { total, .. } => {
+            format!("{total} measurements; not pinned (fewer than 2 CPUs)")
+        }
+        Progress::Probe(probe) => format!(
+            "placement probe before {}: spin ping-pong p50 {:.0} ns",
+            probe.before, probe.rtt_p50_ns
+        ),
+        Progress::Measuring {
+            done,
+            total,
+            transport,
+            size,
+        } => format!("[{}/{total}] {transport}, {size} B", done + 1),
+        _ => return,
+    };
+    // A closed stderr is no reason to stop measuring.
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", quoted(path)))
+}
