@@ -144,7 +144,9 @@ impl End for SpscEnd {
         }
         let mut grant = self.tx.reserve(msg.len()).map_err(io::Error::other)?;
         grant.bytes().copy_from_slice(msg);
-        grant.commit_batched().expect("spsc commits are never aborted");
+        grant
+            .commit_batched()
+            .expect("spsc commits are never aborted");
         self.unpublished += 1;
         if self.unpublished >= PUBLISH_EVERY {
             self.tx.flush();

@@ -6,23 +6,26 @@
 //!      0     0  magic "MAPIPCCH", version,    creator (once, magic last)
 //!               kind, header size, flags,
 //!               capacity, ring offset, max payload
-//!     64     1  tail, sent, producer id,       producer
-//!               producer epoch
-//!    128     2  head, received, consumer id,   consumer
-//!               consumer epoch
+//!     64     1  tail, sent, (broadcast) next   producer, per message
+//!               sequence number
+//!    128     2  head, received, (MPSC)         consumer, per message
+//!               aborted count
 //!    192     3  data notifier word,            consumer parks, producer wakes;
 //!               consumer-never-parks flag      consumer (on mode change)
 //!    256     4  space notifier word,           producer parks, consumer wakes;
 //!               producer-never-parks flag      producer (on mode change)
 //!    320     5  oldest-record lock, position,  broadcast producer
 //!               sequence
+//!    384     6  producer id and epoch,         each end when it attaches or
+//!               consumer id and epoch          leaves (read while waiting)
 //!   1024        endpoint table: 16 bytes each  MPSC producers / broadcast
 //!               {peer id, count or position}    subscribers, each its own entry
 //!   4096        the ring
 //! ```
 //!
 //! Fields each side writes in the hot path live on their own 64-byte cache line so the
-//! producer and consumer never write the same line (no false sharing). Everything is
+//! producer and consumer never write the same line (no false sharing), and what a waiting
+//! end polls (the registrations, the notifier words) sits on lines written only rarely. Everything is
 //! little-endian native (the channel is for processes on one machine).
 
 use bytemuck::{Pod, Zeroable};
@@ -39,14 +42,12 @@ pub(crate) mod off {
     /// SPSC and broadcast: the producer position. MPSC: the claim hint.
     pub(crate) const TAIL: u64 = 64;
     pub(crate) const SENT: u64 = 72;
-    pub(crate) const PRODUCER: u64 = 80;
-    pub(crate) const PRODUCER_EPOCH: u64 = 84;
+
     /// Broadcast: sequence number of the next message.
     pub(crate) const NEXT_SEQ: u64 = 88;
     pub(crate) const HEAD: u64 = 128;
     pub(crate) const RECEIVED: u64 = 136;
-    pub(crate) const CONSUMER: u64 = 144;
-    pub(crate) const CONSUMER_EPOCH: u64 = 148;
+
     /// MPSC: records skipped because aborted.
     pub(crate) const ABORTED: u64 = 152;
     pub(crate) const DATA_WORD: u64 = 192;
@@ -59,6 +60,12 @@ pub(crate) mod off {
     pub(crate) const OLDEST_VER: u64 = 320;
     pub(crate) const OLDEST_POS: u64 = 328;
     pub(crate) const OLDEST_SEQ: u64 = 336;
+    /// Registrations, on a line written only when an end attaches or leaves: each end reads
+    /// the other's while it waits, and must not pull the other's hot line to do so.
+    pub(crate) const PRODUCER: u64 = 384;
+    pub(crate) const PRODUCER_EPOCH: u64 = 388;
+    pub(crate) const CONSUMER: u64 = 392;
+    pub(crate) const CONSUMER_EPOCH: u64 = 396;
     /// Start of the endpoint table (MPSC producers, broadcast subscribers): 16 bytes per
     /// entry, `{peer id: u64, position or message count: u64}`.
     pub(crate) const TABLE: u64 = 1024;

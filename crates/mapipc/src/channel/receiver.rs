@@ -305,14 +305,14 @@ impl Receiver {
     /// One look at our position, without waiting. `producers_dead`: every producer is gone,
     /// so MPSC claims in progress are aborted at once.
     #[inline]
-    fn poll_once(&mut self, producers_dead: bool) -> Result<Poll, Fault> {
+    fn poll_once(&mut self, producers_dead: bool, thorough: bool) -> Result<Poll, Fault> {
         if self.pending_lag > 0 {
             return Ok(Poll::Lagged(std::mem::take(&mut self.pending_lag)));
         }
         let shared = &*self.shared;
         let ring = &shared.ring;
         match &mut self.core {
-            RxCore::Spsc(c) => match c.try_peek(ring) {
+            RxCore::Spsc(c) => match c.try_peek(ring, thorough) {
                 Ok(Some(p)) => Ok(Poll::Msg(Msg {
                     data: p.data,
                     len: p.len,
@@ -384,7 +384,7 @@ impl Receiver {
     /// [`peek_slow`](Self::peek_slow).
     #[inline]
     fn peek(&mut self, block: Blocking) -> Result<Msg, RecvFail> {
-        match self.poll_once(false) {
+        match self.poll_once(false, false) {
             Ok(Poll::Msg(m)) => Ok(m),
             Ok(Poll::Lagged(n)) => Err(RecvFail::Lagged(n)),
             Ok(Poll::Empty) => self.peek_slow(block),
@@ -401,6 +401,10 @@ impl Receiver {
         // the producers dead), and a message arriving while we look is not delayed by a
         // syscall. Producers that detached cleanly are seen at once from their registration.
         let mut query_liveness = !matches!(block, Blocking::Until(None));
+        // The first look of a blocking receive skips the `tail` check (a cache-line transfer
+        // from the producer): the wait checks for a damaged header every check interval.
+        let mut thorough = matches!(block, Blocking::No);
+        let damaged = std::cell::Cell::new(false);
         loop {
             // Empty: hand back consumed space before possibly sleeping.
             self.publish();
@@ -428,8 +432,7 @@ impl Receiver {
                 _ if query_liveness => self.shared.producers_gone(),
                 _ => self.shared.producers_detached(),
             };
-            query_liveness = true;
-            match self.poll_once(gone).map_err(RecvFail::Fault)? {
+            match self.poll_once(gone, thorough).map_err(RecvFail::Fault)? {
                 Poll::Msg(m) => return Ok(m),
                 Poll::Lagged(n) => return Err(RecvFail::Lagged(n)),
                 Poll::Empty if gone => return Err(RecvFail::Disconnected),
@@ -447,8 +450,10 @@ impl Receiver {
             };
             let mut ready = || {
                 let moved = match kind {
+                    // The next record's header: the line the producer writes anyway.
+                    Kind::Spsc => s.geo.committed_at(&s.ring, pos),
                     Kind::Mpsc => s.ring.word_load(pos & (cap - 1), Ordering::Acquire) != word_seen,
-                    _ => s.ring.load_tail(Ordering::Acquire) != pos,
+                    Kind::Broadcast => s.ring.load_tail(Ordering::Acquire) != pos,
                 };
                 moved
                     || s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire) != epoch
@@ -458,6 +463,12 @@ impl Receiver {
                 (Kind::Mpsc, Some(owner)) => {
                     let id = s.entry_peer(owner);
                     id != 0 && s.region.is_alive(id)
+                }
+                // Every check interval: a damaged header ends the wait (reported by the
+                // thorough look that follows), as does the producers' death.
+                (Kind::Spsc, _) if s.geo.damaged_at(&s.ring, pos) => {
+                    damaged.set(true);
+                    false
                 }
                 _ => !s.producers_gone(),
             };
@@ -473,17 +484,23 @@ impl Receiver {
                 .map_err(RecvFail::Fault)?;
             match outcome {
                 WaitOutcome::Ready => {
+                    // Something changed: look at once, without asking the kernel about the
+                    // producers (a message is the common case, and should not wait on a
+                    // syscall).
+                    match self.poll_once(false, false).map_err(RecvFail::Fault)? {
+                        Poll::Msg(m) => return Ok(m),
+                        Poll::Lagged(n) => return Err(RecvFail::Lagged(n)),
+                        Poll::Empty => {}
+                    }
                     // A predicate that keeps firing (garbage in shared memory) must not
                     // outlive the deadline.
                     if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return match self.poll_once(false).map_err(RecvFail::Fault)? {
-                            Poll::Msg(m) => Ok(m),
-                            Poll::Lagged(n) => Err(RecvFail::Lagged(n)),
-                            Poll::Empty => Err(RecvFail::Timeout),
-                        };
+                        return Err(RecvFail::Timeout);
                     }
                 }
                 WaitOutcome::PeerGone => {
+                    query_liveness = !damaged.get();
+                    thorough = true;
                     // The owner of a stuck claim died: let the next look check it now.
                     if let RxCore::Mpsc {
                         stuck: Some(st), ..
@@ -495,7 +512,7 @@ impl Receiver {
                 }
                 WaitOutcome::TimedOut => {
                     // Last look: data may have arrived at the deadline.
-                    return match self.poll_once(false).map_err(RecvFail::Fault)? {
+                    return match self.poll_once(false, true).map_err(RecvFail::Fault)? {
                         Poll::Msg(m) => Ok(m),
                         Poll::Lagged(n) => Err(RecvFail::Lagged(n)),
                         Poll::Empty => Err(RecvFail::Timeout),
@@ -814,7 +831,7 @@ impl Receiver {
             if n >= max {
                 break Ok(n);
             }
-            match self.poll_once(false) {
+            match self.poll_once(false, true) {
                 Ok(Poll::Msg(m)) => {
                     if lossy {
                         let mut buf = std::mem::take(&mut self.scratch);
@@ -841,7 +858,7 @@ impl Receiver {
                 Ok(Poll::Lagged(_)) => break Ok(n),
                 Ok(Poll::Empty) => {
                     if n == 0 && self.producers_gone_polling() {
-                        match self.poll_once(true) {
+                        match self.poll_once(true, true) {
                             Ok(Poll::Msg(_)) => continue,
                             Ok(Poll::Lagged(missed)) => break Err(TryRecvError::Lagged { missed }),
                             Ok(Poll::Empty) => break Err(TryRecvError::Disconnected),

@@ -5,45 +5,61 @@
 //!
 //! A bounded SPSC ring of variable-length records in the style of Lamport's SPSC queue
 //! with free-running positions (as in the Linux kernel's `kfifo` and the BipBuffer's
-//! contiguous records):
+//! contiguous records), where the consumer polls the next record's header rather than the
+//! producer's position (as FastForward and the `rtrb`/`ringbuf` "cached index" designs do),
+//! so that in steady state a message costs one cache-line transfer, the record's own:
 //!
 //! - `tail` (written only by the producer) and `head` (written only by the consumer) are
-//!   byte positions that only grow; the ring index is `position & (capacity - 1)`, the ring
-//!   holds `tail - head` bytes, `0 <= tail - head <= capacity`.
-//! - A record is an 8-byte header (`len: u32` little end, `flags: u32` high end of one
-//!   little-endian `u64`) followed by the payload, padded to a multiple of 8. Records are
+//!   byte positions that only grow; the ring index is `position & (capacity - 1)`.
+//! - A record is an 8-byte header, one little-endian `u64`:
+//!   `len: 32 | pad: 1 | lap: 31`, where `lap = (position / capacity) mod 2^31` of the
+//!   record's start, followed by the payload, padded to a multiple of 8. Records are
 //!   contiguous: when a record does not fit before the end of the ring, a padding record
-//!   (`flags = PAD`) fills the rest and the record starts at index 0. Hence the largest
-//!   payload is `capacity / 2 - 8`: an empty ring can always take it, padding included.
-//! - The producer writes header and payload, then publishes with a Release store of `tail`;
-//!   the consumer's Acquire load of `tail` makes them visible (pair **T**). The consumer
-//!   reads the record, then frees it with a Release store of `head`; the producer's Acquire
-//!   load of `head` orders the consumer's reads before the producer's reuse of the bytes
-//!   (pair **H**).
-//! - Each side caches the other's position and reloads it only when its cached view says
-//!   "full" (producer) or "empty" (consumer), so in steady state neither side touches the
-//!   other's cache line per message.
+//!   fills the rest and the record starts at index 0. Hence the largest payload is
+//!   `capacity / 2 - 8`: an empty ring can always take it, padding included.
+//! - **Commit.** The producer writes the payload; then zeroes the word where the *next*
+//!   record will start (when that word is free space: otherwise it is the header of the
+//!   record the consumer is at, one lap old); then stores the header with Release (pair
+//!   **R**, with the consumer's Acquire load of the header); then a padding header before it,
+//!   if any; then `tail` with Release (pair **T**, used by the consumer's slow path, by
+//!   re-attaching ends and by `stat`).
+//! - **Consume.** The consumer loads the header at `head` (Acquire, pair R). A header whose
+//!   lap is `head`'s lap is committed: the whole record is visible. Anything else (a zero, a
+//!   header one lap old, stale payload bytes cannot be there: the producer zeroed this word
+//!   before committing the record that ends here) means "nothing yet"; only then does the
+//!   consumer load `tail` (pair T), to tell an empty ring from a damaged header. It frees
+//!   records with a Release store of `head`; the producer's Acquire load of `head` orders the
+//!   consumer's reads before the reuse of the bytes (pair **H**).
+//! - The producer caches `head` and reloads it only when the ring looks full; the consumer
+//!   never needs `tail` while records keep coming.
+//! - **Re-attach.** A producer that died between storing a header and storing `tail` left a
+//!   committed record `tail` does not count. A new producer starts at the consumer's or the
+//!   stored position, whichever is further, and moves past committed headers, so such a
+//!   record is neither lost nor overwritten.
 //!
 //! # Hostile peers
 //!
 //! Both positions and every header live in memory the other process can write. Nothing read
-//! from there is trusted: a position must keep `0 <= tail - head <= capacity` with 8-byte
-//! alignment, a header must have known flags, a length in `1..=max_payload` and fit both the
-//! bytes published and the space before the end of the ring, and a padding record must end
-//! exactly at the end of the ring. Anything else is [`RingError::Corrupted`]. Every loop is
-//! bounded. Our own position is kept privately and only written out, so a peer scribbling on
-//! it cannot make us read outside the ring.
+//! from there is trusted: positions must be 8-byte aligned and within one capacity of each
+//! other, a committed header must have a length in `1..=max_payload` that fits before the
+//! end of the ring (a padding record: exactly up to the end), and when `tail` says a record
+//! is there, its header must be committed. Anything else is [`RingError::Corrupted`]. Every
+//! loop is bounded. Our own position is kept privately and only written out, so a peer
+//! scribbling on it cannot make us read outside the ring. A peer can still make us wait (a
+//! header that never commits), which liveness checks above this layer bound.
 
 use std::sync::atomic::Ordering;
 
 /// Bytes in a record header.
 pub(crate) const HDR: u64 = 8;
-/// Header flag: padding to the end of the ring, skip it.
-pub(crate) const FLAG_PAD: u32 = 1;
 /// Smallest ring.
 pub(crate) const MIN_CAPACITY: u64 = 64;
 /// Largest ring (1 TiB), far below where positions could overflow.
 pub(crate) const MAX_CAPACITY: u64 = 1 << 40;
+
+const PAD_BIT: u64 = 1 << 32;
+const LAP_SHIFT: u32 = 33;
+const LAP_MASK: u64 = (1 << 31) - 1;
 
 /// Size of the record carrying `len` payload bytes.
 #[inline]
@@ -51,27 +67,22 @@ pub(crate) fn record_size(len: u64) -> u64 {
     HDR + ((len + 7) & !7)
 }
 
-#[inline]
-fn pack(len: u64, flags: u32) -> u64 {
-    (len & 0xffff_ffff) | ((flags as u64) << 32)
-}
-
-#[inline]
-fn unpack(w: u64) -> (u64, u32) {
-    (w & 0xffff_ffff, (w >> 32) as u32)
-}
-
 /// Ring size parameters, validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Geometry {
     cap: u64,
+    shift: u32,
 }
 
 impl Geometry {
     /// `cap` must be a power of two in `MIN_CAPACITY..=MAX_CAPACITY`.
     pub(crate) fn new(cap: u64) -> Option<Geometry> {
-        (cap.is_power_of_two() && (MIN_CAPACITY..=MAX_CAPACITY).contains(&cap))
-            .then_some(Geometry { cap })
+        (cap.is_power_of_two() && (MIN_CAPACITY..=MAX_CAPACITY).contains(&cap)).then_some(
+            Geometry {
+                cap,
+                shift: cap.trailing_zeros(),
+            },
+        )
     }
 
     /// Ring bytes.
@@ -91,10 +102,45 @@ impl Geometry {
         pos & (self.cap - 1)
     }
 
-    /// Checks a producer/consumer position pair read from shared memory.
     #[inline]
-    fn valid_pair(&self, head: u64, tail: u64) -> bool {
-        head <= tail && tail - head <= self.cap && head & 7 == 0 && tail & 7 == 0
+    fn lap(&self, pos: u64) -> u64 {
+        (pos >> self.shift) & LAP_MASK
+    }
+
+    /// The committed header of a record of `len` bytes (or padding) starting at `pos`.
+    #[inline]
+    fn header(&self, pos: u64, len: u64, pad: bool) -> u64 {
+        (len & 0xffff_ffff) | if pad { PAD_BIT } else { 0 } | (self.lap(pos) << LAP_SHIFT)
+    }
+
+    /// Decodes a header read at `pos`: `Some((len, pad))` if it is committed for `pos`'s lap.
+    #[inline]
+    fn committed(&self, pos: u64, w: u64) -> Option<(u64, bool)> {
+        let len = w & 0xffff_ffff;
+        let pad = w & PAD_BIT != 0;
+        (w >> LAP_SHIFT == self.lap(pos) && (pad || len != 0)).then_some((len, pad))
+    }
+
+    /// Whether `tail` says a record is at `pos` while its header is not committed there: a
+    /// damaged header (the producer stores headers before `tail`). For periodic checks.
+    pub(crate) fn damaged_at<M: RingMem>(&self, mem: &M, pos: u64) -> bool {
+        // Acquire pairs with the producer's Release store of `tail` (pair T).
+        let tail = mem.load_tail(Ordering::Acquire);
+        (tail > pos || !self.near(pos, tail)) && !self.committed_at(mem, pos)
+    }
+
+    /// Whether the record header at `pos` is committed (for wait predicates).
+    #[inline]
+    pub(crate) fn committed_at<M: RingMem>(&self, mem: &M, pos: u64) -> bool {
+        // Acquire pairs with the producer's Release store of the header (pair R).
+        let w = mem.load_word(self.index(pos), Ordering::Acquire);
+        self.committed(pos, w).is_some()
+    }
+
+    /// Positions read from shared memory: aligned and within one capacity of each other.
+    #[inline]
+    fn near(&self, a: u64, b: u64) -> bool {
+        a & 7 == 0 && b & 7 == 0 && a.abs_diff(b) <= self.cap
     }
 }
 
@@ -144,10 +190,10 @@ pub(crate) trait RingMem {
     fn load_tail(&self, order: Ordering) -> u64;
     /// Stores the producer position.
     fn store_tail(&self, tail: u64, order: Ordering);
-    /// Reads the 8 bytes at `off` as a little-endian word.
-    fn read_word(&self, off: u64) -> u64;
-    /// Writes the 8 bytes at `off` as a little-endian word.
-    fn write_word(&self, off: u64, w: u64);
+    /// Atomically loads the 8-byte word at `off` (little-endian).
+    fn load_word(&self, off: u64, order: Ordering) -> u64;
+    /// Atomically stores the 8-byte word at `off` (little-endian).
+    fn store_word(&self, off: u64, w: u64, order: Ordering);
     /// Copies `dst.len()` bytes from `off`. (The channel itself copies into a `Vec` with
     /// `MappedRing::read_into_vec`; tests and the fuzz target use this.)
     #[cfg_attr(not(any(test, fuzzing)), allow(dead_code))]
@@ -156,7 +202,7 @@ pub(crate) trait RingMem {
     fn write_bytes(&self, off: u64, src: &[u8]);
 }
 
-/// Space claimed by the producer for one record, not yet published.
+/// Space claimed by the producer for one record, not yet committed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Reservation {
     /// Position of the record header (after any padding).
@@ -165,7 +211,7 @@ pub(crate) struct Reservation {
     pub(crate) data: u64,
     /// Payload length.
     pub(crate) len: u64,
-    /// Padding bytes written before `start` (0 if none).
+    /// Padding bytes before `start` (0 if none), written at commit.
     pub(crate) pad: u64,
 }
 
@@ -181,44 +227,65 @@ impl Reservation {
 #[derive(Debug, Clone)]
 pub(crate) struct Producer {
     geo: Geometry,
-    /// Our position: everything before it is published or locally committed.
+    /// Our position: everything before it is committed.
     tail: u64,
-    /// What we last published.
-    published: u64,
     /// The consumer position as last read.
     cached_head: u64,
+    /// Position of the first record committed with `batch` and not yet revealed.
+    hidden_from: Option<u64>,
 }
 
 impl Producer {
-    /// Attaches at the published positions, validating them.
+    /// Attaches at the published positions, validating them, and moves past records a
+    /// previous producer committed without publishing `tail` (see the module docs).
     pub(crate) fn attach<M: RingMem>(geo: Geometry, mem: &M) -> Result<Producer, RingError> {
         let tail = mem.load_tail(Ordering::Acquire);
         let head = mem.load_head(Ordering::Acquire);
-        if !geo.valid_pair(head, tail) {
+        if !geo.near(head, tail) {
             return Err(RingError::Corrupted {
                 at: Where::Tail,
                 what: "producer and consumer positions",
             });
         }
+        let mut pos = tail.max(head);
+        // Bounded: each step passes at least 8 bytes of at most one capacity.
+        for _ in 0..=(geo.cap / HDR) {
+            if pos - head >= geo.cap {
+                break;
+            }
+            let idx = geo.index(pos);
+            match geo.committed(pos, mem.load_word(idx, Ordering::Acquire)) {
+                Some((len, true)) if HDR + len == geo.cap - idx => pos += geo.cap - idx,
+                Some((len, false))
+                    if len <= geo.max_payload() && record_size(len) <= geo.cap - idx =>
+                {
+                    pos += record_size(len)
+                }
+                _ => break,
+            }
+        }
+        if pos - head > geo.cap {
+            return Err(RingError::Corrupted {
+                at: Where::Tail,
+                what: "committed records beyond the ring",
+            });
+        }
+        if pos != tail {
+            mem.store_tail(pos, Ordering::Release);
+        }
         Ok(Producer {
             geo,
-            tail,
-            published: tail,
+            tail: pos,
             cached_head: head,
+            hidden_from: None,
         })
-    }
-
-    /// Whether there is locally committed data not yet published.
-    #[inline]
-    pub(crate) fn has_unpublished(&self) -> bool {
-        self.tail != self.published
     }
 
     /// Reloads the consumer position (pair **H**: Acquire).
     pub(crate) fn refresh_head<M: RingMem>(&mut self, mem: &M) -> Result<u64, RingError> {
         // Acquire pairs with the consumer's Release store in `Consumer::publish` (pair H).
         let head = mem.load_head(Ordering::Acquire);
-        if !self.geo.valid_pair(head, self.tail) || head < self.cached_head {
+        if !self.geo.near(head, self.tail) || head > self.tail || head < self.cached_head {
             return Err(RingError::Corrupted {
                 at: Where::Head,
                 what: "consumer position",
@@ -228,9 +295,9 @@ impl Producer {
         Ok(head)
     }
 
-    /// Claims space for a record of `len` payload bytes. Writes a padding record first if
-    /// the record would straddle the end of the ring. Nothing is visible to the consumer
-    /// until [`commit`](Self::commit) and [`publish`](Self::publish).
+    /// Claims space for a record of `len` payload bytes (and padding before it if the
+    /// record would straddle the end of the ring). Nothing is written until
+    /// [`commit`](Self::commit).
     #[inline]
     pub(crate) fn try_reserve<M: RingMem>(
         &mut self,
@@ -242,8 +309,7 @@ impl Producer {
             return Err(RingError::BadLength { len, max });
         }
         let total = record_size(len);
-        let idx = self.geo.index(self.tail);
-        let to_end = self.geo.cap - idx;
+        let to_end = self.geo.cap - self.geo.index(self.tail);
         let pad = if to_end < total { to_end } else { 0 };
         let need = pad + total;
         if self.tail + need - self.cached_head > self.geo.cap {
@@ -251,9 +317,6 @@ impl Producer {
             if self.tail + need - self.cached_head > self.geo.cap {
                 return Err(RingError::Full);
             }
-        }
-        if pad > 0 {
-            mem.write_word(idx, pack(pad - HDR, FLAG_PAD));
         }
         let start = self.tail + pad;
         Ok(Reservation {
@@ -264,24 +327,85 @@ impl Producer {
         })
     }
 
-    /// Writes the record header and moves our position past it; call
-    /// [`publish`](Self::publish) to make it (and earlier commits) visible.
+    /// Publishes a reserved record whose payload was written: zero the next record's
+    /// header slot, store this header (pair **R**), the padding header before it, then
+    /// `tail` (pair **T**).
+    ///
+    /// With `batch`, the record is written but kept hidden (its header carries the wrong lap)
+    /// until [`flush`](Self::flush) reveals every hidden record at once, the first one last:
+    /// the consumer cannot chase the producer record by record through lines still being
+    /// written, which is what makes batches fast.
     #[inline]
-    pub(crate) fn commit<M: RingMem>(&mut self, mem: &M, r: &Reservation) {
+    pub(crate) fn commit<M: RingMem>(&mut self, mem: &M, r: &Reservation, batch: bool) {
         debug_assert!(r.start >= self.tail && r.start - self.tail == r.pad);
-        mem.write_word(self.geo.index(r.start), pack(r.len, 0));
-        self.tail = r.end();
+        let end = r.end();
+        // The next record's header slot must not look committed before its turn. When the
+        // ring is exactly full it is the header of the record the consumer is at, one lap
+        // old, which does not look committed for `end`'s lap either.
+        if end + HDR <= self.cached_head + self.geo.cap {
+            mem.store_word(self.geo.index(end), 0, Ordering::Relaxed);
+        }
+        let hide = |w: u64| if batch { w ^ (1 << LAP_SHIFT) } else { w };
+        if batch && self.hidden_from.is_none() {
+            self.hidden_from = Some(self.tail);
+        }
+        // Release pairs with the consumer's Acquire load of the header (pair R): the payload
+        // and the zeroed next slot are visible once the header is.
+        mem.store_word(
+            self.geo.index(r.start),
+            hide(self.geo.header(r.start, r.len, false)),
+            Ordering::Release,
+        );
+        if r.pad > 0 {
+            // After the record: a consumer that skips the padding finds the record committed.
+            mem.store_word(
+                self.geo.index(self.tail),
+                hide(self.geo.header(self.tail, r.pad - HDR, true)),
+                Ordering::Release,
+            );
+        }
+        self.tail = end;
+        if self.hidden_from.is_none() {
+            // Release pairs with the consumer's Acquire load of `tail` (pair T).
+            mem.store_tail(end, Ordering::Release);
+        }
     }
 
-    /// Publishes every committed record (pair **T**: Release).
-    #[inline]
-    pub(crate) fn publish<M: RingMem>(&mut self, mem: &M) {
-        if self.tail != self.published {
-            // Release pairs with the consumer's Acquire load in `Consumer::refresh_tail`
-            // (pair T): headers and payloads written above become visible with the position.
-            mem.store_tail(self.tail, Ordering::Release);
-            self.published = self.tail;
+    /// Reveals the records committed with `batch`: every header but the first, then the
+    /// first (so the consumer, waiting on the first, sees them all at once), then `tail`.
+    pub(crate) fn flush<M: RingMem>(&mut self, mem: &M) {
+        let Some(first) = self.hidden_from.take() else {
+            return;
+        };
+        let mut first_header = None;
+        let mut pos = first;
+        // Bounded: each hidden record is at least 8 bytes, all within one capacity.
+        for _ in 0..=(self.geo.cap / HDR) {
+            if pos >= self.tail {
+                break;
+            }
+            let idx = self.geo.index(pos);
+            let shown = mem.load_word(idx, Ordering::Relaxed) ^ (1 << LAP_SHIFT);
+            let Some((len, pad)) = self.geo.committed(pos, shown) else {
+                break; // not ours any more (a hostile writer): reveal nothing further
+            };
+            if pos == first {
+                first_header = Some((idx, shown));
+            } else {
+                mem.store_word(idx, shown, Ordering::Release);
+            }
+            pos += if pad {
+                self.geo.cap - idx
+            } else {
+                record_size(len)
+            };
         }
+        if let Some((idx, w)) = first_header {
+            // Release (pair R): the other revealed headers are stored before this one.
+            mem.store_word(idx, w, Ordering::Release);
+        }
+        // Release pairs with the consumer's Acquire load of `tail` (pair T).
+        mem.store_tail(self.tail, Ordering::Release);
     }
 }
 
@@ -304,8 +428,6 @@ pub(crate) struct Consumer {
     head: u64,
     /// What we last published.
     published: u64,
-    /// The producer position as last read.
-    cached_tail: u64,
 }
 
 impl Consumer {
@@ -313,7 +435,7 @@ impl Consumer {
     pub(crate) fn attach<M: RingMem>(geo: Geometry, mem: &M) -> Result<Consumer, RingError> {
         let head = mem.load_head(Ordering::Acquire);
         let tail = mem.load_tail(Ordering::Acquire);
-        if !geo.valid_pair(head, tail) {
+        if !geo.near(head, tail) {
             return Err(RingError::Corrupted {
                 at: Where::Head,
                 what: "producer and consumer positions",
@@ -323,7 +445,6 @@ impl Consumer {
             geo,
             head,
             published: head,
-            cached_tail: tail,
         })
     }
 
@@ -333,63 +454,63 @@ impl Consumer {
         self.head
     }
 
-    /// Reloads the producer position (pair **T**: Acquire).
-    pub(crate) fn refresh_tail<M: RingMem>(&mut self, mem: &M) -> Result<u64, RingError> {
-        // Acquire pairs with the producer's Release store in `Producer::publish` (pair T).
-        let tail = mem.load_tail(Ordering::Acquire);
-        if !self.geo.valid_pair(self.head, tail) || tail < self.cached_tail {
-            return Err(RingError::Corrupted {
-                at: Where::Tail,
-                what: "producer position",
-            });
-        }
-        self.cached_tail = tail;
-        Ok(tail)
-    }
-
     /// The next record, skipping padding, or `None` when the ring is empty.
+    ///
+    /// `thorough`: when no header is committed at our position, also load `tail` to tell an
+    /// empty ring from a damaged header. That load costs a cache-line transfer from the
+    /// producer, so the hot path (a receiver about to spin on the header anyway) skips it and
+    /// lets a periodic check do it.
     #[inline]
-    pub(crate) fn try_peek<M: RingMem>(&mut self, mem: &M) -> Result<Option<Peeked>, RingError> {
+    pub(crate) fn try_peek<M: RingMem>(
+        &mut self,
+        mem: &M,
+        thorough: bool,
+    ) -> Result<Option<Peeked>, RingError> {
         // At most one padding record can precede a record; a third round means garbage.
         for _ in 0..3 {
-            if self.head == self.cached_tail {
-                self.refresh_tail(mem)?;
-                if self.head == self.cached_tail {
-                    return Ok(None);
-                }
-            }
             let idx = self.geo.index(self.head);
             let to_end = self.geo.cap - idx;
-            let avail = self.cached_tail - self.head;
-            let (len, flags) = unpack(mem.read_word(idx));
-            if flags == FLAG_PAD {
-                if HDR + len != to_end || to_end > avail {
+            // Acquire pairs with the producer's Release store of the header (pair R).
+            let mut w = mem.load_word(idx, Ordering::Acquire);
+            if self.geo.committed(self.head, w).is_none() {
+                if !thorough {
+                    return Ok(None);
+                }
+                // Nothing committed here: empty, unless `tail` says otherwise.
+                // Acquire pairs with the producer's Release store of `tail` (pair T).
+                let tail = mem.load_tail(Ordering::Acquire);
+                if !self.geo.near(self.head, tail) {
                     return Err(RingError::Corrupted {
-                        at: Where::Ring(idx),
-                        what: "padding record",
+                        at: Where::Tail,
+                        what: "producer position",
                     });
+                }
+                if tail <= self.head {
+                    return Ok(None);
+                }
+                // The producer stores a header before `tail`: it must be there now.
+                w = mem.load_word(idx, Ordering::Acquire);
+            }
+            let bad = |what| RingError::Corrupted {
+                at: Where::Ring(idx),
+                what,
+            };
+            let Some((len, pad)) = self.geo.committed(self.head, w) else {
+                return Err(bad("record header"));
+            };
+            if pad {
+                if HDR + len != to_end {
+                    return Err(bad("padding record"));
                 }
                 self.head += to_end;
                 continue;
             }
-            if flags != 0 {
-                return Err(RingError::Corrupted {
-                    at: Where::Ring(idx),
-                    what: "record flags",
-                });
-            }
-            if len == 0 || len > self.geo.max_payload() {
-                return Err(RingError::Corrupted {
-                    at: Where::Ring(idx),
-                    what: "record length",
-                });
+            if len > self.geo.max_payload() {
+                return Err(bad("record length"));
             }
             let total = record_size(len);
-            if total > to_end || total > avail {
-                return Err(RingError::Corrupted {
-                    at: Where::Ring(idx),
-                    what: "record overruns the published data",
-                });
+            if total > to_end {
+                return Err(bad("record overruns the end of the ring"));
             }
             return Ok(Some(Peeked {
                 data: idx + HDR,
@@ -430,63 +551,33 @@ impl Consumer {
 
 #[cfg(any(test, fuzzing))]
 pub(crate) mod heap {
-    //! A ring in ordinary heap memory for tests (and, under `cfg(loom)`, with every word in
-    //! a loom cell so the model checker sees data races on payload bytes too).
+    //! A ring in ordinary heap memory for tests: every word atomic (loom's under
+    //! `cfg(loom)`), so the model checker sees payload words through the same memory model as
+    //! the headers, and a missing Release/Acquire shows up as a stale payload value.
 
     use super::super::atomic::AtomicU64;
     use super::RingMem;
     use std::sync::atomic::Ordering;
 
-    #[cfg(loom)]
-    use loom::cell::UnsafeCell;
-    #[cfg(not(loom))]
-    use std::cell::UnsafeCell;
-
     /// Ring memory on the heap.
     pub(crate) struct HeapRing {
         pub(crate) head: AtomicU64,
         pub(crate) tail: AtomicU64,
-        words: Box<[UnsafeCell<u64>]>,
+        words: Box<[AtomicU64]>,
     }
-
-    // SAFETY: the ring protocol gives each word one writer at a time and orders the other
-    // side's accesses through the positions; loom checks this claim in the models.
-    unsafe impl Sync for HeapRing {}
 
     impl HeapRing {
         pub(crate) fn new(cap: u64) -> HeapRing {
             HeapRing {
                 head: AtomicU64::new(0),
                 tail: AtomicU64::new(0),
-                words: (0..cap / 8).map(|_| UnsafeCell::new(0)).collect(),
+                words: (0..cap / 8).map(|_| AtomicU64::new(0)).collect(),
             }
         }
 
-        #[cfg(not(loom))]
-        fn get(&self, i: usize) -> u64 {
-            // SAFETY: the protocol guarantees no concurrent writer of this word.
-            unsafe { *self.words[i].get() }
-        }
-        #[cfg(not(loom))]
-        fn set(&self, i: usize, v: u64) {
-            // SAFETY: the protocol guarantees this side is the only accessor of the word.
-            unsafe { *self.words[i].get() = v }
-        }
-        #[cfg(loom)]
-        fn get(&self, i: usize) -> u64 {
-            // SAFETY: loom checks that no concurrent writer exists.
-            self.words[i].with(|p| unsafe { *p })
-        }
-        #[cfg(loom)]
-        fn set(&self, i: usize, v: u64) {
-            // SAFETY: loom checks that no concurrent accessor exists.
-            self.words[i].with_mut(|p| unsafe { *p = v })
-        }
-
         /// Scribbles a word, as a hostile peer would.
-        #[allow(dead_code)]
         pub(crate) fn poke(&self, off: u64, v: u64) {
-            self.set((off / 8) as usize, v)
+            self.words[(off / 8) as usize].store(v, Ordering::Relaxed)
         }
     }
 
@@ -503,15 +594,17 @@ pub(crate) mod heap {
         fn store_tail(&self, tail: u64, order: Ordering) {
             self.tail.store(tail, order)
         }
-        fn read_word(&self, off: u64) -> u64 {
-            self.get((off / 8) as usize)
+        fn load_word(&self, off: u64, order: Ordering) -> u64 {
+            self.words[(off / 8) as usize].load(order)
         }
-        fn write_word(&self, off: u64, w: u64) {
-            self.set((off / 8) as usize, w)
+        fn store_word(&self, off: u64, w: u64, order: Ordering) {
+            self.words[(off / 8) as usize].store(w, order)
         }
         fn read_bytes(&self, off: u64, dst: &mut [u8]) {
             for (k, chunk) in dst.chunks_mut(8).enumerate() {
-                let w = self.get((off / 8) as usize + k).to_le_bytes();
+                let w = self.words[(off / 8) as usize + k]
+                    .load(Ordering::Relaxed)
+                    .to_le_bytes();
                 chunk.copy_from_slice(&w[..chunk.len()]);
             }
         }
@@ -519,7 +612,7 @@ pub(crate) mod heap {
             for (k, chunk) in src.chunks(8).enumerate() {
                 let mut w = [0u8; 8];
                 w[..chunk.len()].copy_from_slice(chunk);
-                self.set((off / 8) as usize + k, u64::from_le_bytes(w));
+                self.words[(off / 8) as usize + k].store(u64::from_le_bytes(w), Ordering::Relaxed);
             }
         }
     }
@@ -535,13 +628,12 @@ mod tests {
     fn send(p: &mut Producer, m: &HeapRing, data: &[u8]) -> Result<(), RingError> {
         let r = p.try_reserve(m, data.len() as u64)?;
         m.write_bytes(r.data, data);
-        p.commit(m, &r);
-        p.publish(m);
+        p.commit(m, &r, false);
         Ok(())
     }
 
     fn recv(c: &mut Consumer, m: &HeapRing) -> Result<Option<Vec<u8>>, RingError> {
-        let Some(pk) = c.try_peek(m)? else {
+        let Some(pk) = c.try_peek(m, true)? else {
             return Ok(None);
         };
         let mut v = vec![0; pk.len as usize];
@@ -559,6 +651,11 @@ mod tests {
         let g = Geometry::new(4096).unwrap();
         assert_eq!(g.max_payload(), 2040);
         assert!(g.max_payload() >= g.capacity() / 4);
+        // A header is committed only for its own lap, and a zero word never is.
+        let h = g.header(4096 + 8, 5, false);
+        assert_eq!(g.committed(4096 + 8, h), Some((5, false)));
+        assert_eq!(g.committed(8, h), None);
+        assert_eq!(g.committed(0, 0), None);
     }
 
     #[test]
@@ -614,6 +711,84 @@ mod tests {
         send(&mut p, &m, &[3; 1]).unwrap();
         assert_eq!(recv(&mut c, &m).unwrap().unwrap(), vec![2; 24]);
         assert_eq!(recv(&mut c, &m).unwrap().unwrap(), vec![3; 1]);
+        assert_eq!(recv(&mut c, &m).unwrap(), None);
+    }
+
+    /// A payload that spells the header a later record would have cannot inject a
+    /// message: the producer zeroes the next header slot before committing.
+    #[test]
+    fn payload_bytes_never_look_like_a_committed_header() {
+        let g = Geometry::new(128).unwrap();
+        let m = HeapRing::new(128);
+        let mut p = Producer::attach(g, &m).unwrap();
+        let mut c = Consumer::attach(g, &m).unwrap();
+        // Lap 0: a record at 0..56 whose payload holds, at index 16, the header a lap-1
+        // record at position 144 (index 16) would have.
+        let mut evil = vec![0u8; 48];
+        evil[8..16].copy_from_slice(&g.header(128 + 16, 5, false).to_le_bytes());
+        send(&mut p, &m, &evil).unwrap();
+        assert_eq!(recv(&mut c, &m).unwrap().unwrap(), evil);
+        send(&mut p, &m, &[1; 56]).unwrap(); // 56..120
+        assert_eq!(recv(&mut c, &m).unwrap().unwrap(), vec![1; 56]);
+        // 8 bytes of padding at 120, then a record at 128..144 (lap 1).
+        send(&mut p, &m, &[7; 8]).unwrap();
+        assert_eq!(recv(&mut c, &m).unwrap().unwrap(), vec![7; 8]);
+        assert_eq!(c.head(), 128 + 16);
+        // The evil bytes were at index 16, where the consumer now looks: zeroed.
+        assert_eq!(recv(&mut c, &m).unwrap(), None);
+    }
+
+    /// Batched records stay hidden until the flush, which reveals them all; a producer that
+    /// dies before flushing leaves nothing behind (the next producer overwrites them).
+    #[test]
+    fn batched_records_appear_together_at_flush() {
+        let g = Geometry::new(128).unwrap();
+        let m = HeapRing::new(128);
+        let mut p = Producer::attach(g, &m).unwrap();
+        let mut c = Consumer::attach(g, &m).unwrap();
+        send(&mut p, &m, &[9; 56]).unwrap();
+        assert_eq!(recv(&mut c, &m).unwrap().unwrap(), vec![9; 56]);
+        for i in 0..3u8 {
+            // the third one pads to the next lap
+            let r = p.try_reserve(&m, 16).unwrap();
+            m.write_bytes(r.data, &[i; 16]);
+            p.commit(&m, &r, true);
+            assert_eq!(recv(&mut c, &m).unwrap(), None, "hidden until the flush");
+        }
+        p.flush(&m);
+        for i in 0..3u8 {
+            assert_eq!(recv(&mut c, &m).unwrap().unwrap(), vec![i; 16]);
+        }
+        assert_eq!(recv(&mut c, &m).unwrap(), None);
+        // Hidden, then the producer "dies": a new one starts where the last flush ended.
+        let r = p.try_reserve(&m, 8).unwrap();
+        m.write_bytes(r.data, &[7; 8]);
+        p.commit(&m, &r, true);
+        let mut p2 = Producer::attach(g, &m).unwrap();
+        send(&mut p2, &m, &[8; 8]).unwrap();
+        assert_eq!(recv(&mut c, &m).unwrap().unwrap(), vec![8; 8]);
+    }
+
+    /// A producer that died after committing a record but before storing `tail`: the next
+    /// producer moves past it, so it is neither lost nor overwritten.
+    #[test]
+    fn new_producer_moves_past_records_committed_without_tail() {
+        let g = Geometry::new(128).unwrap();
+        let m = HeapRing::new(128);
+        let mut p = Producer::attach(g, &m).unwrap();
+        send(&mut p, &m, b"one").unwrap();
+        let stale_tail = m.tail.load(Ordering::Relaxed);
+        send(&mut p, &m, b"two").unwrap();
+        send(&mut p, &m, &[9; 40]).unwrap(); // forces padding later
+        m.tail.store(stale_tail, Ordering::Relaxed); // "died before storing tail"
+        let mut c = Consumer::attach(g, &m).unwrap();
+        assert_eq!(recv(&mut c, &m).unwrap().unwrap(), b"one");
+        let mut p2 = Producer::attach(g, &m).unwrap();
+        send(&mut p2, &m, b"three").unwrap();
+        assert_eq!(recv(&mut c, &m).unwrap().unwrap(), b"two");
+        assert_eq!(recv(&mut c, &m).unwrap().unwrap(), vec![9; 40]);
+        assert_eq!(recv(&mut c, &m).unwrap().unwrap(), b"three");
+        assert_eq!(recv(&mut c, &m).unwrap(), None);
     }
 
     #[test]
@@ -622,33 +797,41 @@ mod tests {
         let m = HeapRing::new(64);
         let mut p = Producer::attach(g, &m).unwrap();
         send(&mut p, &m, b"hello").unwrap();
-        // length larger than the ring
-        m.poke(0, pack(1000, 0));
         let mut c = Consumer::attach(g, &m).unwrap();
+        // A committed header with a length larger than the ring.
+        m.poke(0, g.header(0, 1000, false));
         assert!(matches!(
-            c.try_peek(&m),
+            c.try_peek(&m, true),
             Err(RingError::Corrupted {
                 what: "record length",
                 ..
             })
         ));
-        // unknown flags
-        m.poke(0, pack(5, 0x80));
-        assert!(matches!(c.try_peek(&m), Err(RingError::Corrupted { .. })));
-        // padding that does not reach the end
-        m.poke(0, pack(8, FLAG_PAD));
-        assert!(matches!(c.try_peek(&m), Err(RingError::Corrupted { .. })));
-        // a length that overruns what was published
-        m.poke(0, pack(40, 0));
-        assert!(matches!(c.try_peek(&m), Err(RingError::Corrupted { .. })));
-        // tail beyond head + capacity
-        m.poke(0, pack(5, 0));
-        m.tail.store(1 << 20, Ordering::Relaxed);
-        // the cached view still holds the valid record; past it, the bad tail is caught
-        let pk = c.try_peek(&m).unwrap().unwrap();
-        c.consume(&pk);
+        // Padding that does not reach the end.
+        m.poke(0, g.header(0, 8, true));
         assert!(matches!(
-            c.try_peek(&m),
+            c.try_peek(&m, true),
+            Err(RingError::Corrupted { .. })
+        ));
+        // A record that overruns the end of the ring.
+        m.poke(0, g.header(0, 60, false));
+        assert!(matches!(
+            c.try_peek(&m, true),
+            Err(RingError::Corrupted { .. })
+        ));
+        // `tail` says there is a record but its header is not committed (another lap's).
+        m.poke(0, (5 << 33) | 3);
+        assert!(matches!(
+            c.try_peek(&m, true),
+            Err(RingError::Corrupted {
+                what: "record header",
+                ..
+            })
+        ));
+        // `tail` beyond head + capacity.
+        m.tail.store(1 << 20, Ordering::Relaxed);
+        assert!(matches!(
+            c.try_peek(&m, true),
             Err(RingError::Corrupted {
                 what: "producer position",
                 ..
@@ -658,7 +841,7 @@ mod tests {
             Consumer::attach(g, &m),
             Err(RingError::Corrupted { .. })
         ));
-        // head ahead of tail seen by the producer
+        // The consumer position ahead of what the producer wrote.
         m.tail.store(16, Ordering::Relaxed);
         m.head.store(64, Ordering::Relaxed);
         assert!(matches!(
@@ -685,7 +868,7 @@ mod tests {
     }
 
     proptest! {
-        /// Random sends, aborted reservations and receives against a `VecDeque` model.
+        /// Random sends, abandoned reservations and receives against a `VecDeque` model.
         #[test]
         fn matches_vecdeque_model(ops in proptest::collection::vec(op(), 1..400), cap_pow in 7u32..10) {
             let cap = 1u64 << cap_pow;
@@ -711,8 +894,10 @@ mod tests {
                         }
                     }
                     Op::Reserve(n) => {
-                        // Reserve and abort: nothing becomes visible.
-                        let _ = p.try_reserve(&m, n as u64);
+                        // Reserve, write garbage, abandon: nothing becomes visible.
+                        if let Ok(r) = p.try_reserve(&m, n as u64) {
+                            m.write_bytes(r.data, &vec![0xee; n]);
+                        }
                     }
                     Op::Recv => {
                         let got = recv(&mut c, &m).unwrap();
@@ -744,12 +929,20 @@ mod tests {
             m.tail.store(tail & !7 & 0xffff, Ordering::Relaxed);
             if let Ok(mut c) = Consumer::attach(g, &m) {
                 for _ in 0..64 {
-                    match c.try_peek(&m) {
+                    match c.try_peek(&m, true) {
                         Ok(Some(pk)) => {
                             prop_assert!(pk.data + pk.len <= 128);
                             c.consume(&pk);
                         }
                         Ok(None) | Err(_) => break,
+                    }
+                }
+            }
+            if let Ok(mut p) = Producer::attach(g, &m) {
+                for len in [1, 7, 56] {
+                    if let Ok(r) = p.try_reserve(&m, len) {
+                        prop_assert!(r.data + r.len <= 128);
+                        p.commit(&m, &r, false);
                     }
                 }
             }
@@ -781,8 +974,7 @@ mod loom_tests {
                         match p.try_reserve(&*mp, len) {
                             Ok(r) => {
                                 mp.write_bytes(r.data, &vec![i as u8 + 1; len as usize]);
-                                p.commit(&*mp, &r);
-                                p.publish(&*mp);
+                                p.commit(&*mp, &r, false);
                                 break;
                             }
                             Err(RingError::Full) => loom::thread::yield_now(),
@@ -794,7 +986,7 @@ mod loom_tests {
             let mut c = Consumer::attach(g, &*m).unwrap();
             let mut got = 0u8;
             while got < 3 {
-                match c.try_peek(&*m).unwrap() {
+                match c.try_peek(&*m, true).unwrap() {
                     Some(pk) => {
                         let mut buf = vec![0; pk.len as usize];
                         m.read_bytes(pk.data, &mut buf);
@@ -840,8 +1032,7 @@ mod loom_tests {
                         )
                         .unwrap();
                     mp.write_bytes(r.data, &vec![i as u8 + 1; len as usize]);
-                    p.commit(&*mp, &r);
-                    p.publish(&*mp);
+                    p.commit(&*mp, &r, false);
                     Notifier::new(&*dw).notify_one();
                 }
             });
@@ -849,7 +1040,7 @@ mod loom_tests {
             let opts = WaitOptions::new().spin(0);
             for i in 0..2u8 {
                 let pk = Notifier::new(&*data_word)
-                    .wait_until(|| c.try_peek(&*m).unwrap(), &opts)
+                    .wait_until(|| c.try_peek(&*m, true).unwrap(), &opts)
                     .unwrap();
                 let mut buf = vec![0; pk.len as usize];
                 m.read_bytes(pk.data, &mut buf);
@@ -886,7 +1077,7 @@ pub(crate) fn fuzz_ring(data: &[u8]) {
         let mut buf = Vec::new();
         // Bounded: each record is at least 8 bytes and at most `cap` bytes are published.
         for _ in 0..=(cap / 8) {
-            match c.try_peek(&mem) {
+            match c.try_peek(&mem, true) {
                 Ok(Some(p)) => {
                     assert!(p.data + p.len <= cap, "record outside the ring");
                     buf.resize(p.len as usize, 0);
@@ -902,8 +1093,7 @@ pub(crate) fn fuzz_ring(data: &[u8]) {
         for len in [1, 7, 64, geo.max_payload()] {
             if let Ok(r) = p.try_reserve(&mem, len) {
                 assert!(r.data + r.len <= cap, "reservation outside the ring");
-                p.commit(&mem, &r);
-                p.publish(&mem);
+                p.commit(&mem, &r, false);
             }
         }
     }

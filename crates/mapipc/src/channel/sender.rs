@@ -85,7 +85,7 @@ pub struct Sender {
     _peer: Peer,
     core: TxCore,
     sent: u64,
-    /// MPSC: committed messages whose wake-up was deferred (batched).
+    /// SPSC and MPSC: committed messages whose wake-up was deferred (batched).
     wake_pending: bool,
     wait: WaitStrategy,
     check_interval: Duration,
@@ -358,8 +358,11 @@ impl Sender {
         let s = &*self.shared;
         match &mut self.core {
             TxCore::Spsc(p) => {
-                if p.has_unpublished() {
-                    p.publish(&s.ring);
+                // Plain commits are visible already (each stores its header); batched ones
+                // are revealed here. Then the counter, and waking a parked consumer.
+                p.flush(&s.ring);
+                if self.wake_pending {
+                    self.wake_pending = false;
                     s.ring.ctl_store(off::SENT, self.sent, Ordering::Relaxed);
                     s.wake_if_parked(off::DATA_WORD, off::CONSUMER_NEVER_PARKS);
                 }
@@ -386,7 +389,10 @@ impl Sender {
     fn commit_res(&mut self, r: &Res, batch: bool) -> Result<(), SendFail> {
         let ring = &self.shared.ring;
         match (&mut self.core, r) {
-            (TxCore::Spsc(p), Res::Spsc(r)) => p.commit(ring, r),
+            (TxCore::Spsc(p), Res::Spsc(r)) => {
+                p.commit(ring, r, batch);
+                self.wake_pending = true;
+            }
             (TxCore::Mpsc { p, .. }, Res::Mpsc(c)) => {
                 if !p.commit(ring, c) {
                     return Err(SendFail::Aborted);

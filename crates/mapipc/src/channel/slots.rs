@@ -116,23 +116,12 @@ impl RingMem for MappedRing {
         self.atomic_u64(off::TAIL).store(tail, order)
     }
     #[inline]
-    fn read_word(&self, off: u64) -> u64 {
-        debug_assert!(off % 8 == 0 && off + 8 <= self.cap);
-        // SAFETY: the ring checked `off + 8 <= cap`, and `ring..ring+cap` is inside the
-        // mapping (checked in `new`); 8-byte aligned because the ring is. A volatile read: the
-        // word may be written concurrently by a (buggy) peer; every bit pattern is valid.
-        u64::from_le(unsafe { self.ring.add(off as usize).cast::<u64>().read_volatile() })
+    fn load_word(&self, off: u64, order: Ordering) -> u64 {
+        self.ring_atomic(off).load(order)
     }
     #[inline]
-    fn write_word(&self, off: u64, w: u64) {
-        debug_assert!(off % 8 == 0 && off + 8 <= self.cap);
-        // SAFETY: as in `read_word`; the producer owns this word until it publishes.
-        unsafe {
-            self.ring
-                .add(off as usize)
-                .cast::<u64>()
-                .write_volatile(w.to_le())
-        }
+    fn store_word(&self, off: u64, w: u64, order: Ordering) {
+        self.ring_atomic(off).store(w, order)
     }
     #[inline]
     fn read_bytes(&self, off: u64, dst: &mut [u8]) {
