@@ -9,6 +9,10 @@ pub const SNIFF_LEN: usize = 64;
 
 /// The magic at the start of a mapipc region file (channels live in regions).
 const REGION_MAGIC: &[u8; 8] = b"MAPIPCRG";
+/// The magics of a durable queue's files: its metadata, a segment, a named tailer.
+const QUEUE_META_MAGIC: &[u8; 8] = b"MAPIPCQM";
+const QUEUE_SEGMENT_MAGIC: &[u8; 8] = b"MAPIPCQS";
+const QUEUE_TAILER_MAGIC: &[u8; 8] = b"MAPIPCQT";
 
 /// A file format mapipc knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +21,12 @@ pub enum Format {
     Plain,
     /// A mapipc shared region (possibly holding a channel: see its content kind).
     Region,
+    /// A durable queue's metadata file.
+    QueueMeta,
+    /// A durable queue's segment file.
+    QueueSegment,
+    /// A durable queue's named-tailer position file.
+    QueueTailer,
 }
 
 impl Format {
@@ -25,6 +35,9 @@ impl Format {
         match self {
             Format::Plain => "plain",
             Format::Region => "region",
+            Format::QueueMeta => "queue-meta",
+            Format::QueueSegment => "queue-segment",
+            Format::QueueTailer => "queue-tailer",
         }
     }
 
@@ -33,6 +46,9 @@ impl Format {
         match self {
             Format::Plain => "no mapipc header (plain file)",
             Format::Region => "mapipc shared region",
+            Format::QueueMeta => "mapipc queue metadata (see `mapipc queue stat DIR`)",
+            Format::QueueSegment => "mapipc queue segment (see `mapipc queue verify DIR`)",
+            Format::QueueTailer => "mapipc queue named-tailer position",
         }
     }
 }
@@ -42,10 +58,12 @@ impl Format {
 /// compare them, never trust a length or offset found in them without validation.
 pub fn sniff(head: &[u8]) -> Format {
     debug_assert!(head.len() <= SNIFF_LEN);
-    if head.starts_with(REGION_MAGIC) {
-        Format::Region
-    } else {
-        Format::Plain
+    match head.get(..8) {
+        Some(m) if m == REGION_MAGIC => Format::Region,
+        Some(m) if m == QUEUE_META_MAGIC => Format::QueueMeta,
+        Some(m) if m == QUEUE_SEGMENT_MAGIC => Format::QueueSegment,
+        Some(m) if m == QUEUE_TAILER_MAGIC => Format::QueueTailer,
+        _ => Format::Plain,
     }
 }
 
@@ -59,6 +77,8 @@ mod tests {
         assert_eq!(sniff(&[0xff; SNIFF_LEN]), Format::Plain);
         assert_eq!(sniff(b"MAPIPCRG\x01"), Format::Region);
         assert_eq!(sniff(b"MAPIPCR"), Format::Plain);
+        assert_eq!(sniff(b"MAPIPCQS\0\0"), Format::QueueSegment);
+        assert_eq!(sniff(b"MAPIPCQM"), Format::QueueMeta);
         assert_eq!(Format::Plain.describe(), "no mapipc header (plain file)");
         assert_eq!(Format::Plain.id(), "plain");
     }

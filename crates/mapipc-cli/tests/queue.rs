@@ -388,3 +388,17 @@ clitest!(queue_help_has_examples, |dir| {
         assert!(out.stdout_str().contains("Examples:"), "{sub}");
     }
 });
+
+clitest!(info_recognises_queue_files, |dir| {
+    dir.append(&["a", "b"]);
+    let seg = std::fs::read_dir(dir.path("q"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .expect("a segment file");
+    let text = dir
+        .stdout_lines(&["info", seg.to_str().unwrap()])
+        .join("\n");
+    assert!(text.contains("mapipc queue segment"), "{text}");
+    assert!(text.contains("records:") && text.contains(" 2"), "{text}");
+});

@@ -100,6 +100,9 @@ fn gather(path: &Path) -> Result<Info> {
     };
     let header = match format {
         Sniffed::Known(Format::Region) => header_fields(path),
+        Sniffed::Known(Format::QueueMeta | Format::QueueSegment | Format::QueueTailer) => {
+            queue_fields(path)
+        }
         _ => Vec::new(),
     };
     Ok(Info {
@@ -155,6 +158,23 @@ fn header_fields(path: &Path) -> Vec<(&'static str, serde_json::Value)> {
         ));
     }
     f
+}
+
+/// The queue a file belongs to (its directory), summarised through the library's `stat`.
+fn queue_fields(path: &Path) -> Vec<(&'static str, serde_json::Value)> {
+    use serde_json::json;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    match mapipc::queue::stat(&dir) {
+        Ok(st) => vec![
+            ("queue", json!(dir.display().to_string())),
+            ("records", json!(st.records())),
+            ("disk bytes", json!(st.disk_bytes())),
+        ],
+        Err(e) => vec![("queue error", json!(e.to_string()))],
+    }
 }
 
 fn channel_fields(region: mapipc::region::Region) -> Vec<(&'static str, serde_json::Value)> {
