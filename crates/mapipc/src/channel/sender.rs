@@ -812,7 +812,11 @@ impl Grant<'_> {
     }
 
     /// Commits without publishing yet: later messages join it and [`Sender::flush`] (or
-    /// the next plain send) publishes them together.
+    /// the next plain send) publishes them together. On an SPSC channel the receiver sees
+    /// none of a batch until the flush, then all of it at once (it never chases a batch
+    /// being written, which is what makes batches fast); on the other kinds each message is
+    /// visible at once and the flush only wakes a parked receiver. A batch not flushed when
+    /// the process dies was never published: the receiver never sees it.
     ///
     /// # Errors
     /// As [`commit`](Self::commit).
