@@ -32,6 +32,10 @@
 //!   consumer's reads before the reuse of the bytes (pair **H**).
 //! - The producer caches `head` and reloads it only when the ring looks full; the consumer
 //!   never needs `tail` while records keep coming.
+//! - **Batches.** A batched commit withholds the Release store of the batch's *first*
+//!   header (later headers are stored as usual); `flush` stores it, then `tail`. The
+//!   consumer stops at the first unpublished header, so it sees the whole batch at once,
+//!   and a flush costs one header store however long the batch.
 //! - **Re-attach.** A producer that died between storing a header and storing `tail` left a
 //!   committed record `tail` does not count. A new producer starts at the consumer's or the
 //!   stored position, whichever is further, and moves past committed headers, so such a
@@ -231,8 +235,8 @@ pub(crate) struct Producer {
     tail: u64,
     /// The consumer position as last read.
     cached_head: u64,
-    /// Position of the first record committed with `batch` and not yet revealed.
-    hidden_from: Option<u64>,
+    /// Position of the hidden first header of a batch not yet revealed.
+    hidden: Option<u64>,
 }
 
 impl Producer {
@@ -277,7 +281,7 @@ impl Producer {
             geo,
             tail: pos,
             cached_head: head,
-            hidden_from: None,
+            hidden: None,
         })
     }
 
@@ -331,10 +335,11 @@ impl Producer {
     /// header slot, store this header (pair **R**), the padding header before it, then
     /// `tail` (pair **T**).
     ///
-    /// With `batch`, the record is written but kept hidden (its header carries the wrong lap)
-    /// until [`flush`](Self::flush) reveals every hidden record at once, the first one last:
-    /// the consumer cannot chase the producer record by record through lines still being
-    /// written, which is what makes batches fast.
+    /// With `batch`, the first header of a batch (the record's, or its padding's) is stored
+    /// hidden (with the wrong lap) and the later ones normally: the consumer, stopped at the
+    /// hidden one, cannot reach the others, so the whole batch appears at once when
+    /// [`flush`](Self::flush) reveals that one header. The consumer never chases a batch
+    /// through lines still being written, which is what makes batches fast.
     #[inline]
     pub(crate) fn commit<M: RingMem>(&mut self, mem: &M, r: &Reservation, batch: bool) {
         debug_assert!(r.start >= self.tail && r.start - self.tail == r.pad);
@@ -345,65 +350,46 @@ impl Producer {
         if end + HDR <= self.cached_head + self.geo.cap {
             mem.store_word(self.geo.index(end), 0, Ordering::Relaxed);
         }
-        let hide = |w: u64| if batch { w ^ (1 << LAP_SHIFT) } else { w };
-        if batch && self.hidden_from.is_none() {
-            self.hidden_from = Some(self.tail);
-        }
+        // The first header the consumer meets: the padding's if any, else the record's.
+        let first = self.tail;
+        let hide_first = batch && self.hidden.is_none();
+        let header = |pos: u64, len: u64, pad: bool| {
+            let w = self.geo.header(pos, len, pad);
+            if hide_first && pos == first {
+                w ^ (1 << LAP_SHIFT)
+            } else {
+                w
+            }
+        };
         // Release pairs with the consumer's Acquire load of the header (pair R): the payload
         // and the zeroed next slot are visible once the header is.
-        mem.store_word(
-            self.geo.index(r.start),
-            hide(self.geo.header(r.start, r.len, false)),
-            Ordering::Release,
-        );
+        let rec = header(r.start, r.len, false);
+        mem.store_word(self.geo.index(r.start), rec, Ordering::Release);
         if r.pad > 0 {
             // After the record: a consumer that skips the padding finds the record committed.
-            mem.store_word(
-                self.geo.index(self.tail),
-                hide(self.geo.header(self.tail, r.pad - HDR, true)),
-                Ordering::Release,
-            );
+            let pad = header(first, r.pad - HDR, true);
+            mem.store_word(self.geo.index(first), pad, Ordering::Release);
+        }
+        if hide_first {
+            self.hidden = Some(first);
         }
         self.tail = end;
-        if self.hidden_from.is_none() {
+        if self.hidden.is_none() {
             // Release pairs with the consumer's Acquire load of `tail` (pair T).
             mem.store_tail(end, Ordering::Release);
         }
     }
 
-    /// Reveals the records committed with `batch`: every header but the first, then the
-    /// first (so the consumer, waiting on the first, sees them all at once), then `tail`.
+    /// Reveals a batch committed with `batch` (one header store), then stores `tail`.
+    #[inline]
     pub(crate) fn flush<M: RingMem>(&mut self, mem: &M) {
-        let Some(first) = self.hidden_from.take() else {
+        let Some(first) = self.hidden.take() else {
             return;
         };
-        let mut first_header = None;
-        let mut pos = first;
-        // Bounded: each hidden record is at least 8 bytes, all within one capacity.
-        for _ in 0..=(self.geo.cap / HDR) {
-            if pos >= self.tail {
-                break;
-            }
-            let idx = self.geo.index(pos);
-            let shown = mem.load_word(idx, Ordering::Relaxed) ^ (1 << LAP_SHIFT);
-            let Some((len, pad)) = self.geo.committed(pos, shown) else {
-                break; // not ours any more (a hostile writer): reveal nothing further
-            };
-            if pos == first {
-                first_header = Some((idx, shown));
-            } else {
-                mem.store_word(idx, shown, Ordering::Release);
-            }
-            pos += if pad {
-                self.geo.cap - idx
-            } else {
-                record_size(len)
-            };
-        }
-        if let Some((idx, w)) = first_header {
-            // Release (pair R): the other revealed headers are stored before this one.
-            mem.store_word(idx, w, Ordering::Release);
-        }
+        let idx = self.geo.index(first);
+        let w = mem.load_word(idx, Ordering::Relaxed) ^ (1 << LAP_SHIFT);
+        // Release (pair R): every record of the batch was written before this store.
+        mem.store_word(idx, w, Ordering::Release);
         // Release pairs with the consumer's Acquire load of `tail` (pair T).
         mem.store_tail(self.tail, Ordering::Release);
     }
@@ -998,6 +984,94 @@ mod loom_tests {
                     None => loom::thread::yield_now(),
                 }
             }
+            prod.join().unwrap();
+        });
+    }
+
+    /// Batches: one plain record, then batched ones, in a 64-byte ring where the third
+    /// needs padding and room the consumer has not freed yet (so the producer flushes and
+    /// waits, as `Sender` does, and the third's padding header is the one hidden). Every
+    /// interleaving delivers the records in order and intact.
+    #[test]
+    fn batches_with_wraparound_deliver_in_order() {
+        loom::model(|| {
+            let g = Geometry::new(64).unwrap();
+            let m = Arc::new(HeapRing::new(64));
+            let mp = m.clone();
+            let prod = loom::thread::spawn(move || {
+                let mut p = Producer::attach(g, &*mp).unwrap();
+                for (i, len) in [12u64, 12, 20].into_iter().enumerate() {
+                    loop {
+                        match p.try_reserve(&*mp, len) {
+                            Ok(r) => {
+                                mp.write_bytes(r.data, &vec![i as u8 + 1; len as usize]);
+                                p.commit(&*mp, &r, i > 0);
+                                break;
+                            }
+                            Err(RingError::Full) => {
+                                p.flush(&*mp);
+                                loom::thread::yield_now();
+                            }
+                            Err(e) => panic!("{e:?}"),
+                        }
+                    }
+                }
+                p.flush(&*mp);
+            });
+            let mut c = Consumer::attach(g, &*m).unwrap();
+            let mut got = 0u8;
+            while got < 3 {
+                match c.try_peek(&*m, true).unwrap() {
+                    Some(pk) => {
+                        let mut buf = vec![0; pk.len as usize];
+                        m.read_bytes(pk.data, &mut buf);
+                        assert!(buf.iter().all(|b| *b == got + 1), "{buf:?}");
+                        c.consume(&pk);
+                        c.publish(&*m);
+                        got += 1;
+                    }
+                    None => loom::thread::yield_now(),
+                }
+            }
+            prod.join().unwrap();
+        });
+    }
+
+    /// A batch appears whole: once the consumer sees its first record, the second is there
+    /// too, without the producer's position (a non-thorough peek).
+    #[test]
+    fn batch_appears_at_once() {
+        loom::model(|| {
+            let g = Geometry::new(128).unwrap();
+            let m = Arc::new(HeapRing::new(128));
+            let mp = m.clone();
+            let prod = loom::thread::spawn(move || {
+                let mut p = Producer::attach(g, &*mp).unwrap();
+                for i in 0..2u8 {
+                    let r = p.try_reserve(&*mp, 16).unwrap();
+                    mp.write_bytes(r.data, &[i + 1; 16]);
+                    p.commit(&*mp, &r, true);
+                }
+                p.flush(&*mp);
+            });
+            let mut c = Consumer::attach(g, &*m).unwrap();
+            let first = loop {
+                if let Some(pk) = c.try_peek(&*m, true).unwrap() {
+                    break pk;
+                }
+                loom::thread::yield_now();
+            };
+            let mut buf = [0u8; 16];
+            m.read_bytes(first.data, &mut buf);
+            assert_eq!(buf, [1; 16]);
+            c.consume(&first);
+            c.publish(&*m);
+            let second = c
+                .try_peek(&*m, false)
+                .unwrap()
+                .expect("the batch's second record");
+            m.read_bytes(second.data, &mut buf);
+            assert_eq!(buf, [2; 16]);
             prod.join().unwrap();
         });
     }
