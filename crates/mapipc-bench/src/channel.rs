@@ -1,5 +1,5 @@
-//! The mapipc channel kinds as [`Transport`]s: `spsc` in `spin` and `park` modes (`mpsc` and
-//! `broadcast` plug in the same way, see [`Link`]).
+//! The mapipc channel kinds as [`Transport`]s: `spsc`, `mpsc` and `broadcast`, each in `spin`
+//! and `park` modes, one producer and one consumer (or subscriber) per direction.
 //!
 //! # How a channel is measured
 //!
@@ -22,8 +22,24 @@
 //!   handing their space back at once measured the same throughput, the sender being the
 //!   slower side, and a longer round trip: a ping-pong always finds the ring empty first.)
 //!
-//! Modes ([`Mode`]): `spin` sets [`WaitStrategy::BusyPoll`] on all four ends (each end then
-//! tells its peer it never parks, so publishing skips the wake-up barrier); `park` keeps the
+//! # Kinds
+//!
+//! - `spsc` ([`SpscLink`]): the single-producer ring;
+//! - `mpsc` ([`MpscLink`]): a multi-producer channel with one producer attached, so the row
+//!   is the cost of the multi-producer protocol (a CAS per claim, a commit word per record)
+//!   for the same traffic;
+//! - `broadcast` ([`BroadcastLink`]): lossless, one subscriber per direction (the producer
+//!   waits for it, so nothing is dropped and every message is checked exactly as for `spsc`).
+//!
+//! The kinds differ only in how the channel is created and how the receiving end attaches;
+//! sending and receiving are the same calls ([`ChanSender`], [`ChanReceiver`]). Several
+//! producer processes into one consumer, and fan-out to several subscriber processes (lossless
+//! and lossy), do not fit a two-process harness: [`crate::kinds`] measures them.
+//!
+//! Modes ([`Mode`]): `spin` sets [`WaitStrategy::BusyPoll`] on all four ends (an SPSC end and
+//! an MPSC consumer then tell their peer they never park, so publishing skips the wake-up
+//! barrier; MPSC producers and broadcast ends always make it, since several ends may park on
+//! the same word); `park` keeps the
 //! library default, [`WaitStrategy::SpinThenPark`] (spin about 2000 times, then sleep on the
 //! futex). A ping-pong whose answers come back within the spin window therefore never parks
 //! in `park` mode; the criterion bench `cargo bench -p mapipc --bench channel` also measures
@@ -53,7 +69,8 @@ use std::io;
 use std::marker::PhantomData;
 
 use mapipc::channel::{
-    Bytes, Channel, ChannelError, Receiver, RecvError, SendError, Sender, WaitStrategy,
+    Bytes, Channel, ChannelError, ChannelOptions, Kind, Policy, Receiver, RecvError, SendError,
+    Sender, StartAt, WaitStrategy,
 };
 
 use crate::floors::RingFloorTransport;
@@ -191,44 +208,46 @@ fn frame_of(bytes: &Bytes<'_>, size: usize) -> Frame {
     }
 }
 
-/// The `spsc` channel kind: [`mapipc::channel::Channel`] in anonymous shared memory.
-#[derive(Clone, Debug)]
-pub struct SpscLink {
-    chan: Channel,
+/// Ring bytes for records of `record` bytes carrying `size`-byte messages: room for as many
+/// messages as `ring-floor` has slots (at least two), rounded up to a power of two.
+fn ring_bytes(size: usize, record: usize) -> usize {
+    (RingFloorTransport::slots_for(size) * record)
+        .max(2 * record)
+        .next_power_of_two()
 }
 
-impl SpscLink {
-    /// Ring capacity for `size`-byte messages: room for as many messages as `ring-floor` has
-    /// slots (about 1 MiB of payload, 64 to 4096 messages), rounded up to a power of two.
-    ///
-    /// # Example
-    /// ```
-    /// use mapipc_bench::channel::SpscLink;
-    /// assert_eq!(SpscLink::capacity_for(8), 64 << 10); // 4096 records of 16 bytes
-    /// assert_eq!(SpscLink::capacity_for(64), 512 << 10); // 4096 records of 72 bytes
-    /// assert_eq!(SpscLink::capacity_for(65536), 8 << 20); // 64 records of 65544 bytes
-    /// ```
-    pub fn capacity_for(size: usize) -> usize {
-        let record = 8 + size.next_multiple_of(8);
-        (RingFloorTransport::slots_for(size) * record)
-            .max(2 * record)
-            .next_power_of_two()
+/// Creates a channel with `opts` and checks that it carries `size`-byte messages.
+fn create_channel(kind: &str, opts: &ChannelOptions, size: usize) -> io::Result<Channel> {
+    let chan = opts.anonymous().map_err(attach_err)?;
+    if chan.max_message() < size {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{kind}: {size}-byte messages exceed the channel's maximum of {}",
+                chan.max_message()
+            ),
+        ));
     }
-
-    /// The channel of this link.
-    pub fn channel(&self) -> &Channel {
-        &self.chan
-    }
+    Ok(chan)
 }
 
-/// The sender of an [`SpscLink`].
+/// A sender of any channel kind: [`mapipc::channel::Sender`] with the harness's publication
+/// policy (one copy into a grant, `commit_batched`, a flush every [`PUBLISH_EVERY`] messages
+/// and on [`LinkSender::flush`]).
 #[derive(Debug)]
-pub struct SpscSender {
+pub struct ChanSender {
     tx: Sender,
     unpublished: u32,
 }
 
-impl LinkSender for SpscSender {
+impl ChanSender {
+    pub(crate) fn new(mut tx: Sender, wait: WaitStrategy) -> ChanSender {
+        tx.set_wait_strategy(wait);
+        ChanSender { tx, unpublished: 0 }
+    }
+}
+
+impl LinkSender for ChanSender {
     #[inline]
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
         let mut grant = self.tx.reserve(msg.len()).map_err(|e| {
@@ -253,13 +272,23 @@ impl LinkSender for SpscSender {
     }
 }
 
-/// The receiver of an [`SpscLink`].
+/// A receiver of any channel kind (a subscriber, for broadcast): each message is read in
+/// place with `Receiver::recv_ref`. [`RecvError::Lagged`] (a lossy broadcast channel lapped
+/// the subscriber) is an error: the harness's links are lossless, so it never happens unless
+/// the channel loses messages.
 #[derive(Debug)]
-pub struct SpscReceiver {
+pub struct ChanReceiver {
     rx: Receiver,
 }
 
-impl LinkReceiver for SpscReceiver {
+impl ChanReceiver {
+    fn new(mut rx: Receiver, wait: WaitStrategy) -> ChanReceiver {
+        rx.set_wait_strategy(wait);
+        ChanReceiver { rx }
+    }
+}
+
+impl LinkReceiver for ChanReceiver {
     #[inline]
     fn recv(&mut self, size: usize) -> io::Result<Frame> {
         let m = self.rx.recv_ref().map_err(|e| {
@@ -270,43 +299,187 @@ impl LinkReceiver for SpscReceiver {
     }
 }
 
+/// Makes the client's waits on `chan` end once the server is gone (see [`Link::abort`]): a
+/// stand-in end of each role takes the dead (or never attached) server's place and leaves at
+/// once, so the client's end sees its peer gone. Where the client's own end holds the role,
+/// the stand-in is refused (`Busy`) or attaches next to it and leaves: nothing changes there.
+fn stand_in_ends(chan: &Channel) {
+    drop(chan.sender());
+    drop(chan.subscribe(StartAt::Newest));
+}
+
+/// The `spsc` channel kind: [`mapipc::channel::Channel`] in anonymous shared memory.
+#[derive(Clone, Debug)]
+pub struct SpscLink {
+    chan: Channel,
+}
+
+impl SpscLink {
+    /// Ring capacity for `size`-byte messages: room for as many messages as `ring-floor` has
+    /// slots (about 1 MiB of payload, 64 to 4096 messages), rounded up to a power of two.
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc_bench::channel::SpscLink;
+    /// assert_eq!(SpscLink::capacity_for(8), 64 << 10); // 4096 records of 16 bytes
+    /// assert_eq!(SpscLink::capacity_for(64), 512 << 10); // 4096 records of 72 bytes
+    /// assert_eq!(SpscLink::capacity_for(65536), 8 << 20); // 64 records of 65544 bytes
+    /// ```
+    pub fn capacity_for(size: usize) -> usize {
+        ring_bytes(size, 8 + size.next_multiple_of(8))
+    }
+
+    /// The channel of this link.
+    pub fn channel(&self) -> &Channel {
+        &self.chan
+    }
+}
+
 impl Link for SpscLink {
     const NAME: &'static str = "spsc";
-    type Tx = SpscSender;
-    type Rx = SpscReceiver;
+    type Tx = ChanSender;
+    type Rx = ChanReceiver;
 
     fn create(size: usize) -> io::Result<SpscLink> {
-        let chan = Channel::anonymous(Self::capacity_for(size)).map_err(attach_err)?;
-        if chan.max_message() < size {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "spsc: {size}-byte messages exceed the channel's maximum of {}",
-                    chan.max_message()
-                ),
-            ));
-        }
+        let mut opts = ChannelOptions::new(Kind::Spsc);
+        opts.capacity(Self::capacity_for(size));
+        let chan = create_channel(Self::NAME, &opts, size)?;
         Ok(SpscLink { chan })
     }
 
-    fn sender(&self, wait: WaitStrategy) -> io::Result<SpscSender> {
-        let mut tx = self.chan.sender().map_err(attach_err)?;
-        tx.set_wait_strategy(wait);
-        Ok(SpscSender { tx, unpublished: 0 })
+    fn sender(&self, wait: WaitStrategy) -> io::Result<ChanSender> {
+        let tx = self.chan.sender().map_err(attach_err)?;
+        Ok(ChanSender::new(tx, wait))
     }
 
-    fn receiver(&self, wait: WaitStrategy) -> io::Result<SpscReceiver> {
-        let mut rx = self.chan.receiver().map_err(attach_err)?;
-        rx.set_wait_strategy(wait);
-        Ok(SpscReceiver { rx })
+    fn receiver(&self, wait: WaitStrategy) -> io::Result<ChanReceiver> {
+        let rx = self.chan.receiver().map_err(attach_err)?;
+        Ok(ChanReceiver::new(rx, wait))
     }
 
     fn abort(&self) {
-        // A stand-in end takes the dead (or never attached) server's place and leaves at once:
-        // the client's end then sees its peer gone. The client's own end is alive, so the
-        // stand-in for its side is refused (`Busy`) and nothing happens there.
-        drop(self.chan.sender());
-        drop(self.chan.receiver());
+        stand_in_ends(&self.chan);
+    }
+}
+
+/// The `mpsc` channel kind with one producer attached: [`Kind::Mpsc`] in anonymous shared
+/// memory, created with the library's defaults but its capacity (64 producer slots), so the
+/// row shows what the multi-producer protocol (a CAS per claim, a commit flag per record,
+/// blocks of 32 bytes) costs over `spsc` for the same traffic. Scaling with several producer
+/// processes is measured by [`crate::kinds`].
+#[derive(Clone, Debug)]
+pub struct MpscLink {
+    chan: Channel,
+}
+
+impl MpscLink {
+    /// Ring capacity for `size`-byte messages: room for as many messages as `ring-floor` has
+    /// slots, in MPSC records (a 16-byte header, whole 32-byte blocks), rounded up to a power
+    /// of two.
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc_bench::channel::MpscLink;
+    /// assert_eq!(MpscLink::capacity_for(8), 128 << 10); // 4096 records of 32 bytes
+    /// assert_eq!(MpscLink::capacity_for(64), 512 << 10); // 4096 records of 96 bytes
+    /// assert_eq!(MpscLink::capacity_for(65536), 8 << 20); // 64 records of 65568 bytes
+    /// ```
+    pub fn capacity_for(size: usize) -> usize {
+        ring_bytes(size, (16 + size).next_multiple_of(32))
+    }
+
+    /// The channel of this link.
+    pub fn channel(&self) -> &Channel {
+        &self.chan
+    }
+}
+
+impl Link for MpscLink {
+    const NAME: &'static str = "mpsc";
+    type Tx = ChanSender;
+    type Rx = ChanReceiver;
+
+    fn create(size: usize) -> io::Result<MpscLink> {
+        let mut opts = ChannelOptions::new(Kind::Mpsc);
+        opts.capacity(Self::capacity_for(size));
+        let chan = create_channel(Self::NAME, &opts, size)?;
+        Ok(MpscLink { chan })
+    }
+
+    fn sender(&self, wait: WaitStrategy) -> io::Result<ChanSender> {
+        let tx = self.chan.sender().map_err(attach_err)?;
+        Ok(ChanSender::new(tx, wait))
+    }
+
+    fn receiver(&self, wait: WaitStrategy) -> io::Result<ChanReceiver> {
+        let rx = self.chan.receiver().map_err(attach_err)?;
+        Ok(ChanReceiver::new(rx, wait))
+    }
+
+    fn abort(&self) {
+        stand_in_ends(&self.chan);
+    }
+}
+
+/// The `broadcast` kind with one subscriber: [`Kind::Broadcast`], [`Policy::Lossless`] (the
+/// producer waits for the subscriber, so nothing is dropped and every message is checked as
+/// for `spsc`), in anonymous shared memory with the library's defaults but its capacity (32
+/// subscriber slots). The subscriber starts at the oldest retained message
+/// ([`StartAt::Oldest`]): the client may send its first message before the server has
+/// subscribed. Fan-out to several subscriber processes, and the lossy policy, are measured by
+/// [`crate::kinds`].
+#[derive(Clone, Debug)]
+pub struct BroadcastLink {
+    chan: Channel,
+}
+
+impl BroadcastLink {
+    /// Ring capacity for `size`-byte messages: room for as many messages as `ring-floor` has
+    /// slots, in broadcast records (a 16-byte header, payload padded to 16 bytes), rounded up
+    /// to a power of two.
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc_bench::channel::BroadcastLink;
+    /// assert_eq!(BroadcastLink::capacity_for(8), 128 << 10); // 4096 records of 32 bytes
+    /// assert_eq!(BroadcastLink::capacity_for(64), 512 << 10); // 4096 records of 80 bytes
+    /// assert_eq!(BroadcastLink::capacity_for(65536), 8 << 20); // 64 records of 65552 bytes
+    /// ```
+    pub fn capacity_for(size: usize) -> usize {
+        ring_bytes(size, 16 + size.next_multiple_of(16))
+    }
+
+    /// The channel of this link.
+    pub fn channel(&self) -> &Channel {
+        &self.chan
+    }
+}
+
+impl Link for BroadcastLink {
+    const NAME: &'static str = "broadcast";
+    type Tx = ChanSender;
+    type Rx = ChanReceiver;
+
+    fn create(size: usize) -> io::Result<BroadcastLink> {
+        let mut opts = ChannelOptions::new(Kind::Broadcast);
+        opts.capacity(Self::capacity_for(size))
+            .policy(Policy::Lossless);
+        let chan = create_channel(Self::NAME, &opts, size)?;
+        Ok(BroadcastLink { chan })
+    }
+
+    fn sender(&self, wait: WaitStrategy) -> io::Result<ChanSender> {
+        let tx = self.chan.sender().map_err(attach_err)?;
+        Ok(ChanSender::new(tx, wait))
+    }
+
+    fn receiver(&self, wait: WaitStrategy) -> io::Result<ChanReceiver> {
+        let rx = self.chan.subscribe(StartAt::Oldest).map_err(attach_err)?;
+        Ok(ChanReceiver::new(rx, wait))
+    }
+
+    fn abort(&self) {
+        stand_in_ends(&self.chan);
     }
 }
 

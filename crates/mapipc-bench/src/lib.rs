@@ -23,8 +23,12 @@
 //!
 //! Transports (see [`transport`] to add one): `pipe`, `uds`, `tcp` ([`kernel`]), the raw
 //! shared-memory floors `shm-spin-floor`, `futex-floor`, `ring-floor` ([`floors`]), and the
-//! mapipc channel kinds in `spin` and `park` modes ([`channel`]): `spsc` now, `mpsc` and
-//! `broadcast` through the same [`channel::Link`] trait once they exist.
+//! mapipc channel kinds `spsc`, `mpsc` and `broadcast` in `spin` and `park` modes
+//! ([`channel`]).
+//!
+//! The scaling of the channel kinds (several producer processes into one MPSC consumer,
+//! fan-out to several broadcast subscribers) needs more than two processes and is measured by
+//! [`kinds`] (`cargo run --release -p mapipc-bench --example kinds`).
 //!
 //! # Example
 //! ```no_run
@@ -54,6 +58,7 @@ mod error;
 pub mod floors;
 pub mod frame;
 pub mod kernel;
+pub mod kinds;
 mod measure;
 mod plot;
 mod report;
@@ -84,12 +89,13 @@ use measure::{run_pair, Plan};
 ///     labels,
 ///     [
 ///         "pipe", "uds", "tcp", "shm-spin-floor", "futex-floor", "ring-floor",
-///         "spsc (spin)", "spsc (park)",
+///         "spsc (spin)", "spsc (park)", "mpsc (spin)", "mpsc (park)",
+///         "broadcast (spin)", "broadcast (park)",
 ///     ]
 /// );
 /// ```
 pub fn builtin_transports() -> Vec<Box<dyn Transport>> {
-    use channel::{ChannelTransport, Mode, SpscLink};
+    use channel::{BroadcastLink, ChannelTransport, Mode, MpscLink, SpscLink};
     vec![
         Box::new(kernel::Pipe),
         Box::new(kernel::Uds),
@@ -99,6 +105,10 @@ pub fn builtin_transports() -> Vec<Box<dyn Transport>> {
         Box::new(floors::RingFloorTransport),
         Box::new(ChannelTransport::<SpscLink>::new(Mode::Spin)),
         Box::new(ChannelTransport::<SpscLink>::new(Mode::Park)),
+        Box::new(ChannelTransport::<MpscLink>::new(Mode::Spin)),
+        Box::new(ChannelTransport::<MpscLink>::new(Mode::Park)),
+        Box::new(ChannelTransport::<BroadcastLink>::new(Mode::Spin)),
+        Box::new(ChannelTransport::<BroadcastLink>::new(Mode::Park)),
     ]
 }
 
@@ -154,26 +164,32 @@ fn select<'a>(
         .collect())
 }
 
-/// Two CPUs this process may use, found by trying to pin a scratch thread.
-fn pick_cpus() -> Option<[usize; 2]> {
-    if mapipc::os::process::available_cpus() < 2 {
-        return None;
-    }
-    std::thread::spawn(|| {
+/// Up to `max` CPUs this process may use, ascending, found by trying to pin a scratch thread.
+pub(crate) fn usable_cpus(max: usize) -> Vec<usize> {
+    let available = mapipc::os::process::available_cpus();
+    let want = max.min(available);
+    std::thread::spawn(move || {
         let mut found = Vec::new();
         for cpu in 0..1024 {
+            if found.len() == want {
+                break;
+            }
             if mapipc::os::process::pin_to_cpu(cpu) {
                 found.push(cpu);
-                if found.len() == 2 {
-                    return Some([found[0], found[1]]);
-                }
             }
         }
-        None
+        found
     })
     .join()
-    .ok()
-    .flatten()
+    .unwrap_or_default()
+}
+
+/// Two CPUs this process may use.
+fn pick_cpus() -> Option<[usize; 2]> {
+    match usable_cpus(2)[..] {
+        [a, b] => Some([a, b]),
+        _ => None,
+    }
 }
 
 /// Runs `transports` (filtered by `config.only`) like [`run`]. This is how tests and
@@ -284,6 +300,17 @@ mod tests {
         assert_eq!(picked.len(), 1);
         assert_eq!((picked[0].name(), picked[0].mode()), ("spsc", Some("spin")));
         assert_eq!(select(&refs, &["spsc".into()]).unwrap().len(), 2);
+        for kind in ["mpsc", "broadcast"] {
+            let picked = select(&refs, &[kind.into()]).unwrap();
+            let modes: Vec<_> = picked.iter().map(|t| (t.name(), t.mode())).collect();
+            assert_eq!(modes, [(kind, Some("spin")), (kind, Some("park"))]);
+            assert!(picked.iter().all(|t| t.class() == Class::Channel));
+        }
+        let picked = select(&refs, &["broadcast/park".into()]).unwrap();
+        assert_eq!(
+            (picked[0].name(), picked[0].mode()),
+            ("broadcast", Some("park"))
+        );
         let err = select(&refs, &["spsc:fast".into()]).err().unwrap();
         assert!(err.to_string().contains("unknown transport \"spsc:fast\""));
         assert!(err.to_string().contains("ring-floor"));

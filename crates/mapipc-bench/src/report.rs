@@ -428,7 +428,7 @@ fn fmt_ns(ns: f64) -> String {
 }
 
 /// `12.3M`, `850k`, `999`.
-fn fmt_count(v: f64) -> String {
+pub(crate) fn fmt_count(v: f64) -> String {
     if v >= 1e9 {
         format!("{:.2}G", v / 1e9)
     } else if v >= 1e6 {

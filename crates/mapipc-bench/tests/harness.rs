@@ -11,7 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use mapipc_bench::channel::{ChannelTransport, Mode, SpscLink};
+use mapipc_bench::channel::{BroadcastLink, ChannelTransport, Mode, MpscLink, SpscLink};
 use mapipc_bench::floors::SpinFloorTransport;
 use mapipc_bench::frame::{self, Frame, END};
 use mapipc_bench::kernel::Uds;
@@ -76,27 +76,59 @@ fn ring_floor_runs() {
     quick_run_reports_all_metrics("ring-floor");
 }
 
-#[test]
-fn spsc_runs_in_both_modes() {
+/// Runs channel kind `kind` in both modes at `sizes` and checks all five metrics of each.
+fn channel_kind_runs_in_both_modes(kind: &str, sizes: &[usize]) {
     let _g = serial();
-    let mut config = smoke("spsc");
-    config.sizes = vec![8, 65536];
-    let report = run(&config, &|_| {}).unwrap_or_else(|e| panic!("spsc: {e}"));
-    assert_eq!(report.rows.len(), 2 * 2 * 5, "{:?}", report.rows);
+    let mut config = smoke(kind);
+    config.sizes = sizes.to_vec();
+    let report = run(&config, &|_| {}).unwrap_or_else(|e| panic!("{kind}: {e}"));
+    assert_eq!(report.rows.len(), 2 * sizes.len() * 5, "{:?}", report.rows);
     for mode in ["spin", "park"] {
-        for size in [8, 65536] {
+        for &size in sizes {
             for metric in Metric::ALL {
                 let v = report
-                    .value("spsc", Some(mode), size, metric)
-                    .unwrap_or_else(|| panic!("spsc {mode} {size}: no {metric}"));
+                    .value(kind, Some(mode), size, metric)
+                    .unwrap_or_else(|| panic!("{kind} {mode} {size}: no {metric}"));
                 assert!(
                     v.is_finite() && v > 0.0,
-                    "spsc {mode} {size} {metric} = {v}"
+                    "{kind} {mode} {size} {metric} = {v}"
                 );
             }
         }
     }
-    assert!(report.table().contains("spsc"));
+    assert!(report.rows.iter().all(|r| r.transport == kind));
+    assert!(report.table().contains(kind));
+}
+
+#[test]
+fn spsc_runs_in_both_modes() {
+    channel_kind_runs_in_both_modes("spsc", &[8, 65536]);
+}
+
+#[test]
+fn mpsc_runs_in_both_modes() {
+    channel_kind_runs_in_both_modes("mpsc", &[64]);
+}
+
+#[test]
+fn broadcast_runs_in_both_modes() {
+    channel_kind_runs_in_both_modes("broadcast", &[64]);
+}
+
+#[test]
+fn mpsc_and_broadcast_carry_the_largest_messages() {
+    // 64 KiB records wrap the ring every 64 messages (and need padding records at its end).
+    for kind in ["mpsc:spin", "broadcast:park"] {
+        let _g = serial();
+        let mut config = smoke(kind);
+        config.sizes = vec![65536];
+        let report = run(&config, &|_| {}).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(report.rows.len(), 5, "{kind}: {:?}", report.rows);
+        assert!(report
+            .rows
+            .iter()
+            .all(|r| r.value.is_finite() && r.value > 0.0));
+    }
 }
 
 #[test]
@@ -351,24 +383,63 @@ fn a_server_error_unblocks_a_spinning_client_and_is_reported() {
     }
 }
 
+/// A boxed transport, to wrap any channel kind in [`Faulty`].
+struct Dyn(Box<dyn Transport>);
+
+impl Transport for Dyn {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn mode(&self) -> Option<&str> {
+        self.0.mode()
+    }
+
+    fn class(&self) -> Class {
+        self.0.class()
+    }
+
+    fn connect(&self, size: usize) -> io::Result<Pair> {
+        self.0.connect(size)
+    }
+}
+
+/// Runs `f` with each channel kind's transport in `mode` and its name.
+fn for_each_kind(mode: Mode, mut f: impl FnMut(Dyn, &str)) {
+    f(
+        Dyn(Box::new(ChannelTransport::<SpscLink>::new(mode))),
+        "spsc",
+    );
+    f(
+        Dyn(Box::new(ChannelTransport::<MpscLink>::new(mode))),
+        "mpsc",
+    );
+    f(
+        Dyn(Box::new(ChannelTransport::<BroadcastLink>::new(mode))),
+        "broadcast",
+    );
+}
+
 #[test]
 fn a_server_error_unblocks_a_channel_client_and_is_reported() {
     // The client streams into a channel: once the server is gone it gets `Disconnected` (the
     // channel's liveness check or the harness's abort), not a hang.
     for mode in [Mode::Spin, Mode::Park] {
-        let t = Faulty {
-            inner: ChannelTransport::<SpscLink>::new(mode),
-            fault: Fault::ServerFails,
-            phase: 1,
-            at: 10,
-        };
-        let err = run_one(&t, &smoke("spsc")).unwrap_err();
-        match &err {
-            BenchError::Io {
-                side, phase, seq, ..
-            } => assert_eq!((*side, *phase, *seq), (Side::Server, Phase::Throughput, 10)),
-            other => panic!("{mode}: unexpected error: {other}"),
-        }
+        for_each_kind(mode, |inner, kind| {
+            let t = Faulty {
+                inner,
+                fault: Fault::ServerFails,
+                phase: 1,
+                at: 10,
+            };
+            let err = run_one(&t, &smoke(kind)).unwrap_err();
+            match &err {
+                BenchError::Io {
+                    side, phase, seq, ..
+                } => assert_eq!((*side, *phase, *seq), (Side::Server, Phase::Throughput, 10)),
+                other => panic!("{kind} {mode}: unexpected error: {other}"),
+            }
+        });
     }
 }
 
@@ -376,26 +447,28 @@ fn a_server_error_unblocks_a_channel_client_and_is_reported() {
 fn a_channel_server_that_never_attaches_does_not_hang_the_client() {
     // The client waits for an echo from a channel end nobody ever attached: only the
     // harness's abort (a stand-in end that attaches and leaves) can end that wait.
-    let t = Faulty {
-        inner: ChannelTransport::<SpscLink>::new(Mode::Spin),
-        fault: Fault::ServerAttachFails,
-        phase: 0,
-        at: 0,
-    };
-    let err = run_one(&t, &smoke("spsc")).unwrap_err();
-    match &err {
-        BenchError::Io {
-            side,
-            phase,
-            seq,
-            source,
-            ..
-        } => {
-            assert_eq!((*side, *phase, *seq), (Side::Server, Phase::RoundTrip, 0));
-            assert_eq!(source.kind(), io::ErrorKind::Other, "{source}");
+    for_each_kind(Mode::Spin, |inner, kind| {
+        let t = Faulty {
+            inner,
+            fault: Fault::ServerAttachFails,
+            phase: 0,
+            at: 0,
+        };
+        let err = run_one(&t, &smoke(kind)).unwrap_err();
+        match &err {
+            BenchError::Io {
+                side,
+                phase,
+                seq,
+                source,
+                ..
+            } => {
+                assert_eq!((*side, *phase, *seq), (Side::Server, Phase::RoundTrip, 0));
+                assert_eq!(source.kind(), io::ErrorKind::Other, "{kind}: {source}");
+            }
+            other => panic!("{kind}: unexpected error: {other}"),
         }
-        other => panic!("unexpected error: {other}"),
-    }
+    });
 }
 
 #[test]

@@ -27,7 +27,7 @@ Examples:
   mapipc region create frames --size 64KiB         a shared region, /dev/shm/frames
   mapipc region read frames --len 5 --wait &       blocks until a region write notifies
   mapipc region write frames --offset 0 'hello'
-  mapipc bench --quick                             every IPC transport side by side, ~15 s
+  mapipc bench --quick                             every IPC transport side by side, ~17 s
 
 Errors print one line `error: ...` on stderr; the exit status is 1 for errors, 2 for usage
 errors, 3 when a wait timed out (recv, send, region read --wait), 0 on success (also when a
@@ -296,9 +296,10 @@ word that the receiver verifies: a dropped, duplicated or corrupted message fail
 
 Transports: pipe, uds (Unix socket pair), tcp (loopback, TCP_NODELAY); the raw
 shared-memory floors shm-spin-floor (atomic ping-pong, busy spin), futex-floor (futex
-ping-pong) and ring-floor (fixed-slot SPSC ring); and the mapipc channels spsc:spin
-(busy-poll) and spsc:park (spin, then sleep on a futex). --only takes names (spsc) or
-name:mode (spsc:park), comma-separated.
+ping-pong) and ring-floor (fixed-slot SPSC ring); and the mapipc channel kinds spsc, mpsc
+(one producer attached) and broadcast (lossless, one subscriber), each in mode spin
+(busy-poll) and park (spin, then sleep on a futex). --only takes names (spsc) or name:mode
+(spsc:park), comma-separated.
 
 The table (stdout) gives each median round trip as a ratio to the best kernel transport
 (p50/kern), shm-spin-floor and futex-floor, and each throughput as a ratio to the best kernel
@@ -311,7 +312,7 @@ and rows measured before and after do not compare. Progress goes to stderr.
 throughput_msgs_per_s and throughput_gb_per_s. --plot writes an SVG chart of the same.
 
 Examples:
-  mapipc bench --quick                       sizes 8 and 64, 0.3 s per phase (~15 s)
+  mapipc bench --quick                       sizes 8 and 64, 0.3 s per phase (~17 s)
   mapipc bench --json bench.json --plot bench.svg
   mapipc bench --only uds,spsc --sizes 64,4KiB --duration 2";
 
