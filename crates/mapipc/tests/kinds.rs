@@ -319,6 +319,74 @@ fn lossy_broadcast_reports_exact_lag() {
     );
 }
 
+/// Broadcast, lossy, read in place: a message `is_intact` confirmed counts as received even
+/// if the producer overwrites it before the guard is dropped, so received + reported missed
+/// is exactly what was sent (it was once sent + 1).
+#[test]
+fn lossy_recv_ref_confirmed_is_not_counted_as_missed() {
+    let chan = bcast(4096, Policy::Lossy);
+    let mut tx = chan.sender().unwrap();
+    let mut rx = chan.subscribe(StartAt::Oldest).unwrap();
+    let msg = [7u8; 100]; // 112-byte records: 4096 bytes hold 36
+    tx.send(&msg).unwrap();
+    let mut sent = 1u64;
+    {
+        let r = rx.try_recv_ref().unwrap();
+        assert_eq!(r.to_vec(), msg);
+        assert!(r.is_intact());
+        // Lap the subscriber while it holds the guard.
+        for _ in 0..100 {
+            tx.send(&msg).unwrap();
+            sent += 1;
+        }
+        assert!(!r.is_intact(), "the producer wrote over the record");
+    }
+    let (mut received, mut missed) = (1u64, 0u64);
+    loop {
+        match rx.try_recv() {
+            Ok(_) => received += 1,
+            Err(TryRecvError::Lagged { missed: n }) => missed += n,
+            Err(TryRecvError::Empty) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(missed > 0, "the subscriber was lapped");
+    assert_eq!(received + missed, sent);
+}
+
+/// Broadcast, lossy, read in place without `is_intact`: a record overwritten under the
+/// guard is not delivered, and is counted as missed exactly once.
+#[test]
+fn lossy_recv_ref_overwritten_is_counted_once() {
+    let chan = bcast(4096, Policy::Lossy);
+    let mut tx = chan.sender().unwrap();
+    let mut rx = chan.subscribe(StartAt::Oldest).unwrap();
+    tx.send(&[1u8; 100]).unwrap();
+    let mut sent = 1u64;
+    {
+        let r = rx.try_recv_ref().unwrap();
+        assert_eq!(r.len(), 100);
+        for _ in 0..100 {
+            tx.send(&[2u8; 100]).unwrap();
+            sent += 1;
+        }
+    }
+    let (mut received, mut missed) = (0u64, 0u64);
+    loop {
+        match rx.try_recv() {
+            Ok(m) => {
+                assert_eq!(m, [2u8; 100]);
+                received += 1
+            }
+            Err(TryRecvError::Lagged { missed: n }) => missed += n,
+            Err(TryRecvError::Empty) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(received > 0 && missed > 0);
+    assert_eq!(received + missed, sent);
+}
+
 /// Subscribers joining at the newest message see only what comes after; those joining at
 /// the oldest see what is retained; leaving frees the slot.
 #[test]

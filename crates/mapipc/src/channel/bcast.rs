@@ -14,14 +14,20 @@
 //!   with each subscriber's Acquire load).
 //! - Space is reclaimed from the *oldest* record still intact, `(oldest_pos, oldest_seq)`,
 //!   which the producer advances record by record before overwriting them and publishes
-//!   under a sequence lock (`oldest_ver` odd while it changes; Release on the final store,
-//!   then a Release fence before the overwriting stores: pair **O**).
+//!   in a *latch* (Linux's `seqcount_latch`): two copies of the pair and a version word.
+//!   The producer makes the version odd, updates copy 0, makes it even, updates copy 1;
+//!   a reader takes the copy the version points at (`version & 1`) and retries only if the
+//!   version changed while it read. So a reader never waits for a producer preempted (or
+//!   killed) in the middle of an update: the other copy is stable. A Release fence follows
+//!   every update, before the overwriting stores (pair **O**).
+//! - Copy 0's `oldest_pos` alone, one word that only grows, is what a subscriber checks
+//!   after copying a record (is the record still intact?): no lock on the hot path.
 //! - **Lossless**: before reclaiming, the producer checks every registered subscriber's
 //!   position (Acquire, pair **S** with the subscriber's Release store after reading) and
 //!   waits while one of them still needs the space. Dead subscribers are dropped from the
 //!   table, so a crashed reader never stalls the producer.
 //! - **Lossy**: the producer never waits. A subscriber copies a record, then issues an
-//!   Acquire fence and reads `oldest` (pair **O**): if the producer reclaimed the record
+//!   Acquire fence and reads `oldest_pos` (pair **O**): if the producer reclaimed the record
 //!   meanwhile, the copy may be torn and is discarded; the subscriber moves to the oldest
 //!   intact record and reports exactly how many messages it missed:
 //!   `oldest_seq - expected_seq`.
@@ -30,10 +36,10 @@
 //!
 //! Positions, sequence numbers, lengths and flags read from shared memory are validated
 //! (a position outside `[tail - capacity, tail]`, a sequence number out of order, a length
-//! beyond the record or the ring, a padding record not ending the ring, a sequence lock that
-//! never settles): [`RingError::Corrupted`]. Loops are bounded.
+//! beyond the record or the ring, a padding record not ending the ring, a latch whose version
+//! keeps changing for a second): [`RingError::Corrupted`]. Loops are bounded.
 
-use std::sync::atomic::{fence, Ordering};
+use crate::sync::atomic::{fence, Ordering};
 
 use super::layout::off;
 use super::ring::{Geometry, RingError, Where};
@@ -43,8 +49,13 @@ use super::words::Words;
 pub(crate) const HDR: u64 = 16;
 /// Flag: padding up to the end of the ring.
 const FLAG_PAD: u64 = 1;
-/// Tries of the sequence-lock read before calling the lock corrupted.
-const SEQLOCK_TRIES: u32 = 1 << 16;
+/// Latch reads that spin before the reader starts yielding its CPU.
+const LATCH_SPINS: u32 = 1 << 10;
+/// How long a latch read retries before calling the latch corrupted. Only a producer that
+/// completes half an update during every one of the reader's three loads, for this long,
+/// can make a read fail: a hostile one.
+#[cfg(not(loom))]
+const LATCH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Bytes a record of `len` payload bytes takes.
 #[inline]
@@ -64,27 +75,77 @@ pub(crate) struct Oldest {
     pub(crate) seq: u64,
 }
 
-/// Reads `(oldest_pos, oldest_seq)` consistently (sequence lock).
+/// Field offsets of latch copy `i` (0 or 1): `(pos, seq)`.
+#[inline]
+const fn oldest_copy(i: u64) -> (u64, u64) {
+    if i == 0 {
+        (off::OLDEST_POS, off::OLDEST_SEQ)
+    } else {
+        (off::OLDEST_POS1, off::OLDEST_SEQ1)
+    }
+}
+
+/// Reads `(oldest_pos, oldest_seq)` consistently from the latch.
 pub(crate) fn read_oldest<W: Words>(mem: &W) -> Result<Oldest, RingError> {
-    for _ in 0..SEQLOCK_TRIES {
-        // Acquire pairs with the producer's Release store of the version (pair O).
+    #[cfg(not(loom))]
+    let mut deadline = None;
+    let mut tries = 0u32;
+    loop {
+        // Acquire pairs with the producer's Release store of the version (pair O): the copy
+        // it points at is complete.
         let v1 = mem.ctl_load(off::OLDEST_VER, Ordering::Acquire);
-        if v1 & 1 == 1 {
-            // The producer is mid-update (a few stores): let it finish.
-            crate::sync::atomic::spin_loop();
-            continue;
-        }
-        let pos = mem.ctl_load(off::OLDEST_POS, Ordering::Relaxed);
-        let seq = mem.ctl_load(off::OLDEST_SEQ, Ordering::Relaxed);
+        let (fp, fs) = oldest_copy(v1 & 1);
+        let pos = mem.ctl_load(fp, Ordering::Relaxed);
+        let seq = mem.ctl_load(fs, Ordering::Relaxed);
+        // Acquire fence: if we read a value the producer stored after its next version
+        // change (and the Release fence that follows it), the re-read sees that change.
         fence(Ordering::Acquire);
         if mem.ctl_load(off::OLDEST_VER, Ordering::Relaxed) == v1 {
             return Ok(Oldest { pos, seq });
         }
+        // The producer finished half an update while we read: read again.
+        tries += 1;
+        if tries < LATCH_SPINS {
+            crate::sync::atomic::spin_loop();
+            continue;
+        }
+        #[cfg(loom)]
+        break;
+        #[cfg(not(loom))]
+        {
+            let now = std::time::Instant::now();
+            if *deadline.get_or_insert(now + LATCH_PATIENCE) <= now {
+                break;
+            }
+            std::thread::yield_now();
+        }
     }
     Err(RingError::Corrupted {
         at: Where::Tail,
-        what: "oldest-record lock never settles",
+        what: "oldest-record latch version keeps changing",
     })
+}
+
+/// Publishes a new `oldest` in the latch: version odd, copy 0, version even, copy 1.
+/// Works whatever state a dead producer left: an odd version means copy 1 is the stable
+/// one, and only copy 0 is written before the version is even again.
+fn write_oldest<W: Words>(mem: &W, o: Oldest) {
+    let v = mem.ctl_load(off::OLDEST_VER, Ordering::Relaxed);
+    let odd = v | 1;
+    // Release pairs with the readers' Acquire load of the version (pair O): whoever sees
+    // the odd version sees copy 1 as the previous update left it.
+    mem.ctl_store(off::OLDEST_VER, odd, Ordering::Release);
+    // Release fence: a reader that sees one of the copy 0 stores below then sees the odd
+    // version in its re-read, and retries (pair O).
+    fence(Ordering::Release);
+    mem.ctl_store(off::OLDEST_POS, o.pos, Ordering::Relaxed);
+    mem.ctl_store(off::OLDEST_SEQ, o.seq, Ordering::Relaxed);
+    // Release pairs with the readers' Acquire load of the version (pair O): copy 0 is
+    // complete for whoever sees the even version.
+    mem.ctl_store(off::OLDEST_VER, odd.wrapping_add(1), Ordering::Release);
+    fence(Ordering::Release);
+    mem.ctl_store(off::OLDEST_POS1, o.pos, Ordering::Relaxed);
+    mem.ctl_store(off::OLDEST_SEQ1, o.seq, Ordering::Relaxed);
 }
 
 /// A reservation in the broadcast ring.
@@ -257,13 +318,7 @@ impl BcastProducer {
                 what: "reclaim loop",
             });
         }
-        let v = mem.ctl_load(off::OLDEST_VER, Ordering::Relaxed);
-        mem.ctl_store(off::OLDEST_VER, v | 1, Ordering::Relaxed);
-        fence(Ordering::Release);
-        mem.ctl_store(off::OLDEST_POS, o.pos, Ordering::Relaxed);
-        mem.ctl_store(off::OLDEST_SEQ, o.seq, Ordering::Relaxed);
-        // Release pairs with the subscribers' Acquire load of the version (pair O).
-        mem.ctl_store(off::OLDEST_VER, (v | 1) + 1, Ordering::Release);
+        write_oldest(mem, o);
         // Order the new `oldest` before the overwriting stores that follow (pair O): a
         // subscriber that sees overwritten bytes then sees the new `oldest` after its fence.
         fence(Ordering::Release);
@@ -375,8 +430,21 @@ impl Subscriber {
         self.pos
     }
 
-    fn resync<W: Words>(&mut self, mem: &W) -> Result<Next, RingError> {
+    /// Moves to the oldest intact record after finding ours reclaimed: `Some(missed)`, the
+    /// messages skipped (0 when only padding was), or `None` when the stable copy of the
+    /// latch does not point past us yet: the producer is in the middle of reclaiming our
+    /// record (copy 0 already says so), and we wait for it rather than move backwards.
+    fn resync<W: Words>(&mut self, mem: &W) -> Result<Option<u64>, RingError> {
         let o = read_oldest(mem)?;
+        if o.pos % 16 != 0 {
+            return Err(RingError::Corrupted {
+                at: Where::Tail,
+                what: "oldest record",
+            });
+        }
+        if o.pos <= self.pos {
+            return Ok(None);
+        }
         let missed = match self.seq {
             Some(s) if o.seq >= s => o.seq - s,
             Some(_) => {
@@ -387,15 +455,9 @@ impl Subscriber {
             }
             None => 0,
         };
-        if o.pos % 16 != 0 || o.pos < self.pos && missed > 0 {
-            return Err(RingError::Corrupted {
-                at: Where::Tail,
-                what: "oldest record",
-            });
-        }
         self.pos = o.pos;
         self.seq = Some(o.seq);
-        Ok(Next::Lagged { missed })
+        Ok(Some(missed))
     }
 
     /// The next record at our position, if any.
@@ -414,7 +476,11 @@ impl Subscriber {
                 });
             }
             if tail - self.pos > cap {
-                return self.resync(mem);
+                match self.resync(mem)? {
+                    Some(0) => continue,
+                    Some(missed) => return Ok(Next::Lagged { missed }),
+                    None => return Ok(Next::Empty),
+                }
             }
             let idx = self.pos & (cap - 1);
             let to_end = cap - idx;
@@ -422,8 +488,12 @@ impl Subscriber {
             let w1 = mem.word_load(idx + 8, Ordering::Relaxed);
             let (len, flags) = (w1 & 0xffff_ffff, w1 >> 32);
             if flags == FLAG_PAD && len + HDR == to_end {
-                if !self.still_intact(mem, self.pos)? {
-                    return self.resync(mem);
+                if !self.still_intact(mem, self.pos) {
+                    match self.resync(mem)? {
+                        Some(0) => continue,
+                        Some(missed) => return Ok(Next::Lagged { missed }),
+                        None => return Ok(Next::Empty),
+                    }
                 }
                 self.pos += to_end;
                 continue;
@@ -437,8 +507,12 @@ impl Subscriber {
                 && self.seq.map_or(true, |s| s == seq);
             if !sane {
                 // Overwritten under us, or garbage: tell which.
-                if !self.still_intact(mem, self.pos)? {
-                    return self.resync(mem);
+                if !self.still_intact(mem, self.pos) {
+                    match self.resync(mem)? {
+                        Some(0) => continue,
+                        Some(missed) => return Ok(Next::Lagged { missed }),
+                        None => return Ok(Next::Empty),
+                    }
                 }
                 return Err(RingError::Corrupted {
                     at: Where::Ring(idx),
@@ -459,30 +533,45 @@ impl Subscriber {
     }
 
     /// Whether the record at `pos` was not reclaimed: call after reading it. The Acquire
-    /// fence orders our reads of the record before the read of `oldest` (pair **O**).
-    pub(crate) fn still_intact<W: Words>(&self, mem: &W, pos: u64) -> Result<bool, RingError> {
+    /// fence orders our reads of the record before the read of `oldest_pos` (pair **O**):
+    /// if one of them saw a byte the producer wrote over the record, we see the `oldest_pos`
+    /// it stored before. One load of a word that only grows: no lock to wait for. A garbage
+    /// value only makes us keep a copy from inside the ring, or resynchronise (validated).
+    #[inline]
+    pub(crate) fn still_intact<W: Words>(&self, mem: &W, pos: u64) -> bool {
         fence(Ordering::Acquire);
-        Ok(read_oldest(mem)?.pos <= pos)
+        mem.ctl_load(off::OLDEST_POS, Ordering::Relaxed) <= pos
+    }
+
+    /// Moves past a record the caller already knows was intact when read (see
+    /// [`still_intact`](Self::still_intact)).
+    pub(crate) fn advance(&mut self, seq: u64, end: u64) {
+        self.pos = end;
+        self.seq = Some(seq + 1);
     }
 
     /// After copying a record found by [`try_next`](Self::try_next): `Ok(None)` and we move
-    /// past it if it was intact during the copy; `Ok(Some(missed))` if it was overwritten:
-    /// we moved to the oldest intact record and `missed` messages (this one included) are
-    /// lost.
+    /// past it if it was intact during the copy; `Ok(Some(missed))` if it was overwritten
+    /// (or is being reclaimed right now): we moved past it, to the oldest intact record,
+    /// and `missed` messages (this one included) are lost. Either way the record is never
+    /// found again, so it is delivered at most once.
     pub(crate) fn validate<W: Words>(
         &mut self,
         mem: &W,
         seq: u64,
         end: u64,
     ) -> Result<Option<u64>, RingError> {
-        if self.still_intact(mem, self.pos)? {
-            self.pos = end;
-            self.seq = Some(seq + 1);
-            Ok(None)
-        } else {
-            match self.resync(mem)? {
-                Next::Lagged { missed } => Ok(Some(missed)),
-                _ => unreachable!("resync reports a lag"),
+        if self.still_intact(mem, self.pos) {
+            self.advance(seq, end);
+            return Ok(None);
+        }
+        match self.resync(mem)? {
+            Some(missed) => Ok(Some(missed)),
+            None => {
+                // Being reclaimed: lost, count it and step over it (its header was checked).
+                self.pos = end;
+                self.seq = self.seq.map(|s| s + 1);
+                Ok(Some(1))
             }
         }
     }
@@ -585,8 +674,51 @@ mod tests {
         send(&mut p, &m, b"ok").unwrap();
         m.word_store(8, 5000, Ordering::Relaxed); // absurd length
         assert!(matches!(s.try_next(&m), Err(RingError::Corrupted { .. })));
-        m.ctl_store(off::OLDEST_VER, 1, Ordering::Relaxed); // a lock that never settles
-        assert!(read_oldest(&m).is_err());
+    }
+
+    /// A producer stopped (preempted or killed) in the middle of an update leaves the latch
+    /// version odd: readers take copy 1 at once instead of waiting, a record copied then is
+    /// still validated (no lock on that path), and a new producer completes the latch.
+    #[test]
+    fn a_producer_stopped_mid_update_blocks_no_reader() {
+        let g = geo(256);
+        let m = HeapWords::new(256);
+        let mut p = BcastProducer::attach(g, &m, false, 4).unwrap();
+        let mut s = Subscriber::attach(g, &m, false).unwrap();
+        for i in 0..6u8 {
+            send(&mut p, &m, &[i; 20]).unwrap(); // 48-byte records: the 6th reclaims the 1st
+        }
+        let before = read_oldest(&m).unwrap();
+        assert_eq!(before, Oldest { pos: 48, seq: 1 });
+        // Half an update: version odd, copy 0 rewritten (message 1 is being reclaimed),
+        // copy 1 not.
+        let v = m.ctl_load(off::OLDEST_VER, Ordering::Relaxed);
+        assert_eq!(v % 2, 0);
+        m.ctl_store(off::OLDEST_VER, v + 1, Ordering::Relaxed);
+        m.ctl_store(off::OLDEST_POS, 96, Ordering::Relaxed);
+        m.ctl_store(off::OLDEST_SEQ, 2, Ordering::Relaxed);
+        assert_eq!(read_oldest(&m).unwrap(), before, "copy 1 is the stable one");
+        // The subscriber never blocks on the odd version: it lost message 0 (reclaimed),
+        // and message 1 (being reclaimed: copied, then found gone), each reported once.
+        let mut got = vec![];
+        while let Some(r) = recv(&mut s, &m).unwrap() {
+            got.push(r);
+        }
+        let mut want = vec![Err(1), Err(1)];
+        want.extend((2..6u8).map(|i| Ok(vec![i; 20])));
+        assert_eq!(got, want);
+        // A new producer (the old one died) continues from the stable copy and makes the
+        // version even again with both copies equal.
+        let mut p2 = BcastProducer::attach(g, &m, false, 4).unwrap();
+        send(&mut p2, &m, &[7; 20]).unwrap();
+        let v2 = m.ctl_load(off::OLDEST_VER, Ordering::Relaxed);
+        assert_eq!(v2 % 2, 0);
+        let now = read_oldest(&m).unwrap();
+        assert_eq!(now, Oldest { pos: 96, seq: 2 });
+        assert_eq!(m.ctl_load(off::OLDEST_POS1, Ordering::Relaxed), now.pos);
+        assert_eq!(m.ctl_load(off::OLDEST_SEQ1, Ordering::Relaxed), now.seq);
+        assert_eq!(recv(&mut s, &m).unwrap(), Some(Ok(vec![7; 20])));
+        assert_eq!(recv(&mut s, &m).unwrap(), None);
     }
 
     proptest! {
@@ -628,7 +760,7 @@ mod tests {
             let g = geo(256);
             let m = HeapWords::new(256);
             for (i, w) in words.iter().enumerate() { m.word_store(i as u64 * 8, *w, Ordering::Relaxed); }
-            for (f, v) in [off::TAIL, off::NEXT_SEQ, off::OLDEST_VER, off::OLDEST_POS, off::OLDEST_SEQ].into_iter().zip(&ctl) {
+            for (f, v) in [off::TAIL, off::NEXT_SEQ, off::OLDEST_VER, off::OLDEST_POS, off::OLDEST_SEQ, off::OLDEST_POS1, off::OLDEST_SEQ1].into_iter().zip(&ctl) {
                 m.ctl_store(f, v & 0xfff0, Ordering::Relaxed);
             }
             if let Ok(mut s) = Subscriber::attach(g, &m, false) {
@@ -669,6 +801,7 @@ mod loom_tests {
         loom::model(|| {
             let g = Geometry::new(64).unwrap();
             let m = Arc::new(HeapWords::new(64));
+            let mut s = Subscriber::attach(g, &*m, false).unwrap();
             let mp = m.clone();
             let h = loom::thread::spawn(move || {
                 let mut p = BcastProducer::attach(g, &*mp, false, 1).unwrap();
@@ -679,7 +812,6 @@ mod loom_tests {
                     p.publish(&*mp);
                 }
             });
-            let mut s = Subscriber::attach(g, &*m, false).unwrap();
             let mut accounted = 0u64;
             let mut last = 0u8;
             while accounted < 3 {

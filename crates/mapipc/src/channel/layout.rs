@@ -33,7 +33,7 @@ use bytemuck::{Pod, Zeroable};
 /// `"MAPIPCCH"`.
 pub(crate) const MAGIC: [u8; 8] = *b"MAPIPCCH";
 /// Format version of this layout.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 /// Where the ring starts, from the start of the header.
 pub(crate) const RING_OFFSET: u64 = 4096;
 
@@ -56,10 +56,13 @@ pub(crate) mod off {
     pub(crate) const SPACE_WORD: u64 = 256;
     /// Non-zero while the producer busy-polls (never parks).
     pub(crate) const PRODUCER_NEVER_PARKS: u64 = 260;
-    /// Broadcast: sequence lock and value of the oldest intact record.
+    /// Broadcast: the latch holding the oldest intact record (`channel/bcast.rs`): its
+    /// version, copy 0 (`POS`, `SEQ`) and copy 1 (`POS1`, `SEQ1`).
     pub(crate) const OLDEST_VER: u64 = 320;
     pub(crate) const OLDEST_POS: u64 = 328;
     pub(crate) const OLDEST_SEQ: u64 = 336;
+    pub(crate) const OLDEST_POS1: u64 = 344;
+    pub(crate) const OLDEST_SEQ1: u64 = 352;
     /// Registrations, on a line written only when an end attaches or leaves: each end reads
     /// the other's while it waits, and must not pull the other's hot line to do so.
     pub(crate) const PRODUCER: u64 = 384;

@@ -541,12 +541,30 @@ impl Receiver {
                     self.pending_lag += missed;
                     return false;
                 }
-                // The oldest-record lock is garbage: the next look reports it.
+                // The record was overwritten and the latch is garbage. The record is not
+                // consumed, but it cannot be delivered again either: `still_intact` (one
+                // word that only grows) keeps saying it was overwritten, so the next look
+                // resynchronises and reports the corruption.
                 Err(_) => return false,
             },
         }
         self.received += 1;
         true
+    }
+
+    /// Consumes a broadcast record the caller already found intact
+    /// ([`RecvRef::is_intact`]); any other record as [`consume`](Self::consume) does.
+    #[cold]
+    fn consume_confirmed(&mut self, m: &Msg) {
+        match &mut self.core {
+            RxCore::Sub { s, .. } => {
+                s.advance(m.seq, m.end);
+                self.received += 1;
+            }
+            _ => {
+                self.consume(m);
+            }
+        }
     }
 
     /// Hands consumed space back and wakes producers waiting for it.
@@ -732,7 +750,11 @@ impl Receiver {
     }
 
     fn guard(&mut self, m: Msg) -> RecvRef<'_> {
-        RecvRef { rx: self, m }
+        RecvRef {
+            rx: self,
+            m,
+            confirmed: std::cell::Cell::new(false),
+        }
     }
 
     /// Receives the next message in place (zero-copy), waiting for one. The space is handed
@@ -997,6 +1019,9 @@ impl Drop for Receiver {
 pub struct RecvRef<'a> {
     rx: &'a mut Receiver,
     m: Msg,
+    /// [`is_intact`](RecvRef::is_intact) said true: the caller has the message, so drop
+    /// consumes it without asking again (a lap after that is not this message's loss).
+    confirmed: std::cell::Cell<bool>,
 }
 
 impl std::fmt::Debug for RecvRef<'_> {
@@ -1032,11 +1057,19 @@ impl RecvRef<'_> {
 
     /// Whether the bytes read so far are the message as sent: always true except on a lossy
     /// broadcast channel, where the producer may have overwritten it. Call after reading.
+    ///
+    /// Once it returned true, the message counts as received: if the producer overwrites it
+    /// later, before this guard is dropped, the next receive's
+    /// [`Lagged`](RecvError::Lagged) count does not include it.
     pub fn is_intact(&self) -> bool {
         match &self.rx.core {
-            RxCore::Sub { s, lossy: true, .. } => s
-                .still_intact(&self.rx.shared.ring, s.pos())
-                .unwrap_or(false),
+            RxCore::Sub { s, lossy: true, .. } => {
+                let intact = s.still_intact(&self.rx.shared.ring, s.pos());
+                if intact {
+                    self.confirmed.set(true);
+                }
+                intact
+            }
             _ => true,
         }
     }
@@ -1046,8 +1079,12 @@ impl Drop for RecvRef<'_> {
     #[inline]
     fn drop(&mut self) {
         let m = self.m;
-        // A torn broadcast record is not consumed; the next receive reports the lag.
-        self.rx.consume(&m);
+        if self.confirmed.get() {
+            self.rx.consume_confirmed(&m);
+        } else {
+            // A torn broadcast record is not consumed; the next receive reports the lag.
+            self.rx.consume(&m);
+        }
         self.rx.publish();
     }
 }
