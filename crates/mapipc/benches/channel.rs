@@ -25,7 +25,9 @@
 //! - `ring_floor`: the `ring-floor` fixed-slot ring, indices published every 32 messages;
 //! - `spsc_batched`: [`Sender::reserve`], one copy of the whole message into the grant,
 //!   [`Grant::commit_batched`], and [`Sender::flush`] every 32 messages (the floor's policy);
-//!   the child receives with `recv_ref`, reading the words in place;
+//!   the child receives with [`Receiver::drain`] of up to 32 messages, reading the words in
+//!   place and handing the space back once per call (as the floor's consumer publishes its
+//!   index every 32 messages);
 //! - `spsc_send`: plain [`Sender::send`], which publishes every message (for information).
 //!
 //! Both ends busy-poll in the throughput variants, as the ring floor does. The channels hold as
@@ -134,6 +136,8 @@ struct SpscEnd {
     rx: Receiver,
     batched: bool,
     unpublished: u32,
+    /// Batched receive: frames drained but not yet returned by `recv`.
+    inbox: std::collections::VecDeque<Frame>,
 }
 
 impl End for SpscEnd {
@@ -162,8 +166,27 @@ impl End for SpscEnd {
     }
     /// Reads the words in place; the space goes back when the guard drops. (As the `spsc`
     /// transport of `mapipc bench`.)
+    /// Batched: [`Receiver::drain`] up to 32 at a time, busy-polling while empty.
     #[inline]
     fn recv(&mut self, size: usize) -> io::Result<Frame> {
+        if self.batched {
+            while self.inbox.is_empty() {
+                let inbox = &mut self.inbox;
+                let n = self
+                    .rx
+                    .drain(PUBLISH_EVERY as usize, |b| {
+                        inbox.push_back(frame_from(
+                            |at| b.read_pod::<u64>(at).map(u64::from_le),
+                            size,
+                        ))
+                    })
+                    .map_err(io::Error::other)?;
+                if n == 0 {
+                    std::hint::spin_loop();
+                }
+            }
+            return Ok(self.inbox.pop_front().expect("drained above"));
+        }
         let m = self.rx.recv_ref().map_err(io::Error::other)?;
         let bytes = m.bytes();
         Ok(frame_from(
@@ -258,6 +281,7 @@ impl SpscSetup {
             rx,
             batched: self.batched,
             unpublished: 0,
+            inbox: std::collections::VecDeque::with_capacity(PUBLISH_EVERY as usize),
         })
     }
 }
