@@ -236,6 +236,20 @@ impl Sender {
     /// lives in [`reserve_slow`](Self::reserve_slow).
     #[inline]
     fn reserve_inner(&mut self, len: usize, block: Blocking) -> Result<Res, SendFail> {
+        // The SPSC fast path, small enough to be inlined into the caller even across crates:
+        // a reservation returned through memory costs a store-forwarding stall that waits for
+        // every earlier ring store to reach the cache (BENCHMARKS.md, "Channel").
+        if let TxCore::Spsc(p) = &mut self.core {
+            if let Ok(r) = p.try_reserve(&self.shared.ring, len as u64) {
+                return Ok(Res::Spsc(r));
+            }
+        }
+        self.reserve_inner_slow(len, block)
+    }
+
+    /// [`reserve_inner`](Self::reserve_inner) past the SPSC fast path.
+    #[inline(never)]
+    fn reserve_inner_slow(&mut self, len: usize, block: Blocking) -> Result<Res, SendFail> {
         match self.try_reserve_once(len as u64) {
             Ok(r) => Ok(r),
             Err(RingError::Full) => self.reserve_slow(len, block),
@@ -825,6 +839,7 @@ impl Grant<'_> {
         self.finish(true)
     }
 
+    #[inline]
     fn finish(&mut self, batch: bool) -> Result<(), SendError> {
         self.done = true;
         let r = self.r;
