@@ -1,7 +1,8 @@
 //! Mapping benchmark of issue 2: a 1 GiB page-cached file read sequentially (64 KiB
 //! chunks) and at random (4 KiB reads) through
 //!
-//! - mapipc: `Mmap::read_at` into a reused buffer (the safe, copying API);
+//! - mapipc: `Mmap::read_at` into a reused buffer (the safe, copying API), and
+//!   `Mmap::for_each_chunk` (the same copy through an internal L1-sized buffer);
 //! - memmap2: direct slice access (zero-copy, `unsafe` to create);
 //! - `read(2)` / `pread(2)` into a buffer.
 //!
@@ -231,6 +232,18 @@ fn scan_variants(fx: &Fixture) -> Vec<Variant<'_>> {
         (
             "mapipc_read_at_64KiB",
             Box::new(move || scan_mapipc(black_box(&fx.mapipc), buf.get())),
+        ),
+        (
+            "mapipc_for_each_chunk",
+            Box::new(|| {
+                let mut acc = 0u64;
+                black_box(&fx.mapipc)
+                    .for_each_chunk(0, fx.mapipc.len(), |_, chunk| {
+                        acc = acc.wrapping_add(process(chunk))
+                    })
+                    .unwrap();
+                acc
+            }),
         ),
         (
             "memmap2_slice",

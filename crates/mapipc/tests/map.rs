@@ -965,7 +965,7 @@ fn cursor_read_write_seek_edge_cases() {
 
 #[test]
 fn find_across_the_chunk_boundary_and_at_the_end() {
-    const CHUNK: usize = 256 * 1024; // find's internal window
+    const CHUNK: usize = Mmap::CHUNK; // find's internal window
     let len = 3 * CHUNK + 123;
     let map = Mmap::anonymous(len).unwrap();
     let needle = b"NEEDLE-42";
@@ -1009,6 +1009,62 @@ fn find_across_the_chunk_boundary_and_at_the_end() {
     let long = pattern(CHUNK + 1000, 14);
     map.write_at(CHUNK as u64 + 17, &long).unwrap();
     assert_eq!(map.find(&long).unwrap(), Some(CHUNK as u64 + 17));
+}
+
+#[test]
+fn for_each_chunk_streams_exactly_the_range_in_order() {
+    let data = pattern(5 * Mmap::CHUNK + 777, 21);
+    let map = Mmap::anonymous(data.len()).unwrap();
+    map.write_at(0, &data).unwrap();
+    for (offset, len) in [
+        (0, data.len()),
+        (13, data.len() - 13),
+        (Mmap::CHUNK as u64 - 1, 2),
+        (100, 0),
+        (data.len() as u64, 0),
+    ] {
+        let mut got = Vec::new();
+        let mut next = offset;
+        map.for_each_chunk(offset, len, |at, bytes| {
+            assert_eq!(at, next, "chunks in order, without gaps");
+            assert!(!bytes.is_empty() && bytes.len() <= Mmap::CHUNK);
+            next += bytes.len() as u64;
+            got.extend_from_slice(bytes);
+        })
+        .unwrap();
+        let o = offset as usize;
+        assert_eq!(got, &data[o..o + len], "offset {offset} len {len}");
+    }
+    // Out of range: an error before any chunk.
+    let mut calls = 0;
+    let err = map
+        .for_each_chunk(10, data.len(), |_, _| calls += 1)
+        .unwrap_err();
+    assert!(matches!(err, AccessError::OutOfBounds { .. }), "{err}");
+    assert_eq!(calls, 0);
+}
+
+#[test]
+fn for_each_chunk_stops_with_an_error_when_the_file_shrinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(1 << 20, 23);
+    let path = write_file(dir.path(), "shrinks.bin", &data);
+    let map = MapOptions::new().map_path(&path).unwrap();
+    let mut seen = 0usize;
+    let err = map
+        .for_each_chunk(0, map.len(), |at, bytes| {
+            // Every chunk handed out holds the file's bytes, never the zeros a lost page
+            // reads as.
+            let at = at as usize;
+            assert_eq!(bytes, &data[at..at + bytes.len()]);
+            seen += bytes.len();
+            if seen == 4 * Mmap::CHUNK {
+                truncate_by_other_process(&path, 4096 * 20);
+            }
+        })
+        .unwrap_err();
+    assert!(matches!(err, AccessError::Truncated { .. }), "{err}");
+    assert!((4 * Mmap::CHUNK..=4096 * 20).contains(&seen), "{seen}");
 }
 
 #[test]

@@ -827,6 +827,59 @@ impl Mmap {
         self.check_alive()
     }
 
+    /// Streams `offset..offset + len` to `f` in order, as the chunk's offset and its bytes,
+    /// through an internal buffer of [`CHUNK`](Self::CHUNK) bytes.
+    ///
+    /// This is how to scan a mapping that another process may write, with the safe API, at
+    /// close to the speed of reading it in place: each chunk is copied once (a borrowed
+    /// `&[u8]` of shared memory would be undefined behaviour, see the module docs), and a
+    /// buffer that stays in the L1 cache makes that copy cheap. With a 64 KiB buffer of your
+    /// own and [`read_at`](Self::read_at), every byte goes out to L2 and back: a 1 GiB scan
+    /// measured 2.0x memmap2's in-place scan, against 1.1x this way (BENCHMARKS.md).
+    ///
+    /// A chunk is handed to `f` only after the copy was checked: if the file was truncated
+    /// under the mapping, the call stops with [`AccessError::Truncated`] before the chunk
+    /// that touched the missing pages.
+    ///
+    /// # Errors
+    /// [`AccessError::OutOfBounds`] (before any call to `f`), [`AccessError::NotReadable`],
+    /// [`AccessError::Truncated`].
+    ///
+    /// # Example
+    /// ```
+    /// let map = mapipc::map::Mmap::anonymous(100_000)?;
+    /// map.write_at(99_999, b"!")?;
+    /// let (mut total, mut bangs) = (0, 0);
+    /// map.for_each_chunk(0, map.len(), |_offset, bytes| {
+    ///     total += bytes.len();
+    ///     bangs += bytes.iter().filter(|b| **b == b'!').count();
+    /// })?;
+    /// assert_eq!((total, bangs), (100_000, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn for_each_chunk(
+        &self,
+        offset: u64,
+        len: usize,
+        mut f: impl FnMut(u64, &[u8]),
+    ) -> Result<(), AccessError> {
+        self.check_read(offset, len)?;
+        let mut buf = [0u8; Self::CHUNK];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(Self::CHUNK);
+            let at = offset + done as u64;
+            self.read_at(at, &mut buf[..n])?;
+            f(at, &buf[..n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// The chunk size of [`for_each_chunk`](Self::for_each_chunk) and [`find`](Self::find):
+    /// 8 KiB, a quarter of a typical L1 data cache.
+    pub const CHUNK: usize = 8 * 1024;
+
     /// Copies `len` bytes starting at `offset` into a new `Vec`.
     ///
     /// # Errors
@@ -1034,9 +1087,9 @@ impl Mmap {
         if needle.is_empty() {
             return Ok(Some(start));
         }
-        const CHUNK: usize = 256 * 1024;
         let finder = memchr::memmem::Finder::new(needle);
-        let window = CHUNK.max(needle.len() * 2);
+        // An L1-sized window: the copy is then cheap (see `for_each_chunk`).
+        let window = Self::CHUNK.max(needle.len() * 2);
         let mut buf = vec![0u8; window];
         let len = self.len as u64;
         let mut pos = start;
