@@ -308,6 +308,38 @@ fn stand_in_ends(chan: &Channel) {
     drop(chan.subscribe(StartAt::Newest));
 }
 
+/// `Link` for a channel kind's link type: `$options` builds the channel's options for
+/// `size`-byte messages, `$receiver` attaches the receiving end.
+macro_rules! channel_link {
+    ($link:ident, $name:literal, $options:expr, $receiver:expr) => {
+        impl Link for $link {
+            const NAME: &'static str = $name;
+            type Tx = ChanSender;
+            type Rx = ChanReceiver;
+
+            fn create(size: usize) -> io::Result<$link> {
+                let opts: ChannelOptions = $options(size);
+                let chan = create_channel(Self::NAME, &opts, size)?;
+                Ok($link { chan })
+            }
+
+            fn sender(&self, wait: WaitStrategy) -> io::Result<ChanSender> {
+                let tx = self.chan.sender().map_err(attach_err)?;
+                Ok(ChanSender::new(tx, wait))
+            }
+
+            fn receiver(&self, wait: WaitStrategy) -> io::Result<ChanReceiver> {
+                let rx = $receiver(&self.chan).map_err(attach_err)?;
+                Ok(ChanReceiver::new(rx, wait))
+            }
+
+            fn abort(&self) {
+                stand_in_ends(&self.chan);
+            }
+        }
+    };
+}
+
 /// The `spsc` channel kind: [`mapipc::channel::Channel`] in anonymous shared memory.
 #[derive(Clone, Debug)]
 pub struct SpscLink {
@@ -335,32 +367,16 @@ impl SpscLink {
     }
 }
 
-impl Link for SpscLink {
-    const NAME: &'static str = "spsc";
-    type Tx = ChanSender;
-    type Rx = ChanReceiver;
-
-    fn create(size: usize) -> io::Result<SpscLink> {
+channel_link!(
+    SpscLink,
+    "spsc",
+    |size| {
         let mut opts = ChannelOptions::new(Kind::Spsc);
-        opts.capacity(Self::capacity_for(size));
-        let chan = create_channel(Self::NAME, &opts, size)?;
-        Ok(SpscLink { chan })
-    }
-
-    fn sender(&self, wait: WaitStrategy) -> io::Result<ChanSender> {
-        let tx = self.chan.sender().map_err(attach_err)?;
-        Ok(ChanSender::new(tx, wait))
-    }
-
-    fn receiver(&self, wait: WaitStrategy) -> io::Result<ChanReceiver> {
-        let rx = self.chan.receiver().map_err(attach_err)?;
-        Ok(ChanReceiver::new(rx, wait))
-    }
-
-    fn abort(&self) {
-        stand_in_ends(&self.chan);
-    }
-}
+        opts.capacity(SpscLink::capacity_for(size));
+        opts
+    },
+    Channel::receiver
+);
 
 /// The `mpsc` channel kind with one producer attached: [`Kind::Mpsc`] in anonymous shared
 /// memory, created with the library's defaults but its capacity (64 producer slots), so the
@@ -394,32 +410,16 @@ impl MpscLink {
     }
 }
 
-impl Link for MpscLink {
-    const NAME: &'static str = "mpsc";
-    type Tx = ChanSender;
-    type Rx = ChanReceiver;
-
-    fn create(size: usize) -> io::Result<MpscLink> {
+channel_link!(
+    MpscLink,
+    "mpsc",
+    |size| {
         let mut opts = ChannelOptions::new(Kind::Mpsc);
-        opts.capacity(Self::capacity_for(size));
-        let chan = create_channel(Self::NAME, &opts, size)?;
-        Ok(MpscLink { chan })
-    }
-
-    fn sender(&self, wait: WaitStrategy) -> io::Result<ChanSender> {
-        let tx = self.chan.sender().map_err(attach_err)?;
-        Ok(ChanSender::new(tx, wait))
-    }
-
-    fn receiver(&self, wait: WaitStrategy) -> io::Result<ChanReceiver> {
-        let rx = self.chan.receiver().map_err(attach_err)?;
-        Ok(ChanReceiver::new(rx, wait))
-    }
-
-    fn abort(&self) {
-        stand_in_ends(&self.chan);
-    }
-}
+        opts.capacity(MpscLink::capacity_for(size));
+        opts
+    },
+    Channel::receiver
+);
 
 /// The `broadcast` kind with one subscriber: [`Kind::Broadcast`], [`Policy::Lossless`] (the
 /// producer waits for the subscriber, so nothing is dropped and every message is checked as
@@ -455,33 +455,17 @@ impl BroadcastLink {
     }
 }
 
-impl Link for BroadcastLink {
-    const NAME: &'static str = "broadcast";
-    type Tx = ChanSender;
-    type Rx = ChanReceiver;
-
-    fn create(size: usize) -> io::Result<BroadcastLink> {
+channel_link!(
+    BroadcastLink,
+    "broadcast",
+    |size| {
         let mut opts = ChannelOptions::new(Kind::Broadcast);
-        opts.capacity(Self::capacity_for(size))
+        opts.capacity(BroadcastLink::capacity_for(size))
             .policy(Policy::Lossless);
-        let chan = create_channel(Self::NAME, &opts, size)?;
-        Ok(BroadcastLink { chan })
-    }
-
-    fn sender(&self, wait: WaitStrategy) -> io::Result<ChanSender> {
-        let tx = self.chan.sender().map_err(attach_err)?;
-        Ok(ChanSender::new(tx, wait))
-    }
-
-    fn receiver(&self, wait: WaitStrategy) -> io::Result<ChanReceiver> {
-        let rx = self.chan.subscribe(StartAt::Oldest).map_err(attach_err)?;
-        Ok(ChanReceiver::new(rx, wait))
-    }
-
-    fn abort(&self) {
-        stand_in_ends(&self.chan);
-    }
-}
+        opts
+    },
+    |chan: &Channel| chan.subscribe(StartAt::Oldest)
+);
 
 /// A channel kind in one mode, as a [`Transport`].
 pub struct ChannelTransport<L: Link> {
