@@ -319,6 +319,39 @@ fn lossy_broadcast_reports_exact_lag() {
     );
 }
 
+/// A producer that attaches, sends and leaves while the receiver is between a
+/// `Disconnected` and its `wait_for_producer` is not missed: the wait returns at once because
+/// there is something to receive (before, it waited for a live producer and, with none left,
+/// timed out with the messages in the ring: `mapipc recv --follow` lost a whole sender).
+#[test]
+fn wait_for_producer_sees_a_producer_that_came_and_went() {
+    for kind in [Kind::Spsc, Kind::Mpsc] {
+        let chan = ChannelOptions::new(kind)
+            .capacity(4096)
+            .anonymous()
+            .unwrap();
+        let mut rx = chan.receiver().unwrap();
+        let mut first = chan.sender().unwrap();
+        first.send(b"first").unwrap();
+        drop(first);
+        assert_eq!(rx.recv().unwrap(), b"first");
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Disconnected)));
+        let mut second = chan.sender().unwrap();
+        second.send(b"second").unwrap();
+        drop(second);
+        assert!(
+            rx.wait_for_producer(Some(std::time::Instant::now())),
+            "{kind:?}"
+        );
+        assert_eq!(rx.try_recv().unwrap(), b"second", "{kind:?}");
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Disconnected)));
+        assert!(
+            !rx.wait_for_producer(Some(std::time::Instant::now())),
+            "{kind:?}"
+        );
+    }
+}
+
 /// Broadcast, lossy, read in place: a message `is_intact` confirmed counts as received even
 /// if the producer overwrites it before the guard is dropped, so received + reported missed
 /// is exactly what was sent (it was once sent + 1).

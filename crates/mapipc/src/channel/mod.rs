@@ -239,6 +239,22 @@ impl Shared {
         }
     }
 
+    /// Before reporting the end registered in `field` (`off::PRODUCER` or `off::CONSUMER`)
+    /// gone: a registration holding a value no peer of the region can have was written by
+    /// someone else, and is corruption, not a departure.
+    fn check_registration(&self, field: u64, what: &'static str) -> Result<(), Fault> {
+        let id = self.word(field).load(Ordering::Acquire);
+        if id == 0 || self.region.is_peer_id(id) {
+            Ok(())
+        } else {
+            Err(Fault::Corrupted {
+                file: self.file(),
+                offset: self.header_file_off + field,
+                what,
+            })
+        }
+    }
+
     #[inline]
     fn check_truncated(&self) -> Result<(), Fault> {
         if self.region.as_mmap().is_truncated() {

@@ -302,6 +302,22 @@ impl Receiver {
         false
     }
 
+    /// The producers are gone: `Disconnected`, unless the producer registration (SPSC,
+    /// broadcast) is garbage, which is corruption.
+    #[cold]
+    fn disconnected(&self) -> RecvFail {
+        if self.shared.kind == Kind::Mpsc {
+            return RecvFail::Disconnected;
+        }
+        match self
+            .shared
+            .check_registration(off::PRODUCER, "producer registration")
+        {
+            Ok(()) => RecvFail::Disconnected,
+            Err(f) => RecvFail::Fault(f),
+        }
+    }
+
     /// One look at our position, without waiting. `producers_dead`: every producer is gone,
     /// so MPSC claims in progress are aborted at once.
     #[inline]
@@ -435,7 +451,7 @@ impl Receiver {
             match self.poll_once(gone, thorough).map_err(RecvFail::Fault)? {
                 Poll::Msg(m) => return Ok(m),
                 Poll::Lagged(n) => return Err(RecvFail::Lagged(n)),
-                Poll::Empty if gone => return Err(RecvFail::Disconnected),
+                Poll::Empty if gone => return Err(self.disconnected()),
                 Poll::Empty => {}
             }
             let deadline = match block {
@@ -883,7 +899,7 @@ impl Receiver {
                         match self.poll_once(true, true) {
                             Ok(Poll::Msg(_)) => continue,
                             Ok(Poll::Lagged(missed)) => break Err(TryRecvError::Lagged { missed }),
-                            Ok(Poll::Empty) => break Err(TryRecvError::Disconnected),
+                            Ok(Poll::Empty) => break Err(try_recv_error(self.disconnected())),
                             Err(e) => break Err(e.into()),
                         }
                     }
@@ -936,8 +952,11 @@ impl Receiver {
         TryIter { rx: self }
     }
 
-    /// Waits until a producer attaches (a new one, after the previous left), up to
-    /// `deadline`. Returns whether one is attached and alive.
+    /// Waits until a producer attaches (a new one, after the previous left) or there is
+    /// something to receive, up to `deadline`. Returns whether either happened: then
+    /// receive again. A producer that attaches, sends and leaves while we wait (or just
+    /// before) is not missed: its messages are waiting, or its attach moved the producer
+    /// epoch, and either ends the wait.
     ///
     /// # Example
     /// ```
@@ -948,8 +967,23 @@ impl Receiver {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait_for_producer(&mut self, deadline: Option<Instant>) -> bool {
-        let s = &*self.shared;
-        let mut ready = || !s.producers_gone() && s.end_ever_attached(off::PRODUCER_EPOCH);
+        let shared = Arc::clone(&self.shared);
+        let s = &*shared;
+        let check_interval = self.check_interval;
+        let epoch = s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire);
+        let mut ready = || {
+            // Something to receive (a lag or a fault too: the next receive reports it).
+            match self.poll_once(false, true) {
+                Ok(Poll::Msg(_)) | Err(_) => return true,
+                Ok(Poll::Lagged(n)) => {
+                    self.pending_lag += n;
+                    return true;
+                }
+                Ok(Poll::Empty) => {}
+            }
+            s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire) != epoch
+                || !s.producers_gone() && s.end_ever_attached(off::PRODUCER_EPOCH)
+        };
         if ready() {
             return true;
         }
@@ -958,7 +992,7 @@ impl Receiver {
             s,
             off::DATA_WORD,
             WaitStrategy::Park,
-            self.check_interval,
+            check_interval,
             &mut ready,
             &alive,
         );

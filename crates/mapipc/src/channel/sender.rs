@@ -218,6 +218,19 @@ impl Sender {
             && !s.end_alive(off::CONSUMER)
     }
 
+    /// The consumer is gone: `Disconnected`, unless its registration is garbage, which is
+    /// corruption.
+    #[cold]
+    fn disconnected(&self) -> SendFail {
+        match self
+            .shared
+            .check_registration(off::CONSUMER, "consumer registration")
+        {
+            Ok(()) => SendFail::Disconnected,
+            Err(f) => SendFail::Fault(f),
+        }
+    }
+
     /// One reservation attempt, without waiting.
     #[inline]
     fn try_reserve_once(&mut self, len: u64) -> Result<Res, RingError> {
@@ -266,7 +279,7 @@ impl Sender {
         let deadline = match block {
             Blocking::No => {
                 return Err(if self.consumer_gone() {
-                    SendFail::Disconnected
+                    self.disconnected()
                 } else {
                     SendFail::Full
                 })
@@ -330,7 +343,7 @@ impl Sender {
                     if blocker.is_none() && self.consumer_gone() {
                         return match self.try_reserve_once(len as u64) {
                             Ok(r) => Ok(r),
-                            Err(RingError::Full) => Err(SendFail::Disconnected),
+                            Err(RingError::Full) => Err(self.disconnected()),
                             Err(RingError::BadLength { .. }) => Err(SendFail::BadLength(len)),
                             Err(e) => Err(SendFail::Fault(self.shared.fault(e))),
                         };
@@ -360,7 +373,7 @@ impl Sender {
                         }
                         p.invalidate_min();
                     }
-                    _ => return Err(SendFail::Disconnected),
+                    _ => return Err(self.disconnected()),
                 },
             }
         }

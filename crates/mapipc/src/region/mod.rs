@@ -1444,6 +1444,22 @@ impl Region {
         peers::peers(&self.inner)
     }
 
+    /// Whether `id` is something [`join`](Self::join) on this region could have produced
+    /// (a well-formed id naming one of its slots), alive or not: a value read from shared
+    /// memory that fails this is garbage, not a peer that left. No syscall.
+    ///
+    /// # Example
+    /// ```
+    /// let region = mapipc::region::Region::anonymous(4096)?;
+    /// let me = region.join()?;
+    /// assert!(region.is_peer_id(me.id()));
+    /// assert!(!region.is_peer_id(0) && !region.is_peer_id(u32::MAX));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_peer_id(&self, id: u32) -> bool {
+        peers::is_peer_id(&self.inner, id)
+    }
+
     /// Whether the peer with this id is alive: its slot lock is held and the slot still
     /// belongs to it. `false` for ids no join produced. One `fcntl(F_OFD_GETLK)` and an
     /// atomic load.

@@ -193,6 +193,10 @@ fn slot_locked(inner: &Inner, slot: u32) -> bool {
     os::file::ofd_is_locked(inner.fd.as_fd(), LOCK_BASE + slot as u64, 1).unwrap_or(true)
 }
 
+pub(super) fn is_peer_id(inner: &Inner, id: u32) -> bool {
+    split_id(id).is_some_and(|(_, slot)| slot < inner.layout.slots)
+}
+
 pub(super) fn is_alive(inner: &Inner, id: u32) -> bool {
     let Some((generation, slot)) = split_id(id) else {
         return false;
