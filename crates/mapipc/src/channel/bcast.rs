@@ -793,6 +793,29 @@ mod loom_tests {
     use super::*;
     use loom::sync::Arc;
 
+    /// The latch: a producer publishes two updates of `oldest` while a reader reads it;
+    /// every read returns one of the three published pairs, never a mix (a position from
+    /// one update with the sequence number of another).
+    #[test]
+    fn latch_reads_are_never_torn() {
+        loom::model(|| {
+            let m = Arc::new(HeapWords::new(64));
+            let mw = m.clone();
+            let h = loom::thread::spawn(move || {
+                write_oldest(&*mw, Oldest { pos: 16, seq: 1 });
+                write_oldest(&*mw, Oldest { pos: 48, seq: 3 });
+            });
+            for _ in 0..2 {
+                let o = read_oldest(&*m).unwrap();
+                assert!(
+                    matches!((o.pos, o.seq), (0, 0) | (16, 1) | (48, 3)),
+                    "torn read {o:?}"
+                );
+            }
+            h.join().unwrap();
+        });
+    }
+
     /// Lossy: the producer laps a 64-byte ring (two 32-byte records) while a subscriber
     /// reads. In every interleaving each message the subscriber accepts has intact bytes
     /// (the sequence lock catches every torn copy) and delivered + reported-missed is exact.
