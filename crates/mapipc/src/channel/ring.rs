@@ -944,68 +944,23 @@ mod loom_tests {
     use super::*;
     use loom::sync::Arc;
 
-    /// The producer sends three records through a 64-byte ring (forcing a wrap with
-    /// padding) while the consumer receives them; every interleaving must deliver them in
-    /// order with intact bytes, and loom's cells catch any read of a word being written.
-    #[test]
-    fn wraparound_delivers_in_order() {
-        loom::model(|| {
+    /// Streams records of `lens` (record `i` filled with `i + 1`, committed with
+    /// `batch(i)`) through a 64-byte ring while a consumer receives them: every interleaving
+    /// must deliver them in order with intact bytes, and loom's cells catch any read of a
+    /// word being written. A full ring makes the producer flush (as `Sender` does) and wait.
+    fn stream(lens: [u64; 3], batch: fn(usize) -> bool) {
+        loom::model(move || {
             let g = Geometry::new(64).unwrap();
             let m = Arc::new(HeapRing::new(64));
             let mp = m.clone();
             let prod = loom::thread::spawn(move || {
                 let mut p = Producer::attach(g, &*mp).unwrap();
-                for (i, len) in [20u64, 20, 12].into_iter().enumerate() {
+                for (i, len) in lens.into_iter().enumerate() {
                     loop {
                         match p.try_reserve(&*mp, len) {
                             Ok(r) => {
                                 mp.write_bytes(r.data, &vec![i as u8 + 1; len as usize]);
-                                p.commit(&*mp, &r, false);
-                                break;
-                            }
-                            Err(RingError::Full) => loom::thread::yield_now(),
-                            Err(e) => panic!("{e:?}"),
-                        }
-                    }
-                }
-            });
-            let mut c = Consumer::attach(g, &*m).unwrap();
-            let mut got = 0u8;
-            while got < 3 {
-                match c.try_peek(&*m, true).unwrap() {
-                    Some(pk) => {
-                        let mut buf = vec![0; pk.len as usize];
-                        m.read_bytes(pk.data, &mut buf);
-                        assert!(buf.iter().all(|b| *b == got + 1), "{buf:?}");
-                        c.consume(&pk);
-                        c.publish(&*m);
-                        got += 1;
-                    }
-                    None => loom::thread::yield_now(),
-                }
-            }
-            prod.join().unwrap();
-        });
-    }
-
-    /// Batches: one plain record, then batched ones, in a 64-byte ring where the third
-    /// needs padding and room the consumer has not freed yet (so the producer flushes and
-    /// waits, as `Sender` does, and the third's padding header is the one hidden). Every
-    /// interleaving delivers the records in order and intact.
-    #[test]
-    fn batches_with_wraparound_deliver_in_order() {
-        loom::model(|| {
-            let g = Geometry::new(64).unwrap();
-            let m = Arc::new(HeapRing::new(64));
-            let mp = m.clone();
-            let prod = loom::thread::spawn(move || {
-                let mut p = Producer::attach(g, &*mp).unwrap();
-                for (i, len) in [12u64, 12, 20].into_iter().enumerate() {
-                    loop {
-                        match p.try_reserve(&*mp, len) {
-                            Ok(r) => {
-                                mp.write_bytes(r.data, &vec![i as u8 + 1; len as usize]);
-                                p.commit(&*mp, &r, i > 0);
+                                p.commit(&*mp, &r, batch(i));
                                 break;
                             }
                             Err(RingError::Full) => {
@@ -1035,6 +990,20 @@ mod loom_tests {
             }
             prod.join().unwrap();
         });
+    }
+
+    /// Three plain records through a 64-byte ring, forcing a wrap with padding.
+    #[test]
+    fn wraparound_delivers_in_order() {
+        stream([20, 20, 12], |_| false);
+    }
+
+    /// Batches: one plain record, then batched ones, where the third needs padding and
+    /// room the consumer has not freed yet (so the producer flushes and waits, and the
+    /// third's padding header is the one hidden).
+    #[test]
+    fn batches_with_wraparound_deliver_in_order() {
+        stream([12, 12, 20], |i| i > 0);
     }
 
     /// A batch appears whole: once the consumer sees its first record, the second is there
