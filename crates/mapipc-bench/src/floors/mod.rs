@@ -27,97 +27,75 @@ fn frame_of(read_u64: impl Fn(usize) -> Option<u64>, size: usize) -> Frame {
     }
 }
 
-/// `shm-spin-floor` as a [`Transport`]: the client is side A, the server side B.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SpinFloorTransport;
+/// A baton floor (`spin` or `futex`: one slot, two sides) as a [`Transport`]: the client is
+/// side A, the server side B. The two differ only in how a side waits.
+macro_rules! baton_transport {
+    ($(#[$doc:meta])* $transport:ident, $end:ident, $module:ident, $floor:ident, $name:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default)]
+        pub struct $transport;
 
-struct SpinEnd {
-    side: spin::Side,
-    msg: Vec<u8>,
+        struct $end {
+            side: $module::Side,
+            msg: Vec<u8>,
+        }
+
+        impl Endpoint for $end {
+            #[inline]
+            fn send(&mut self, seq: u64) -> io::Result<()> {
+                frame::stamp(&mut self.msg, seq);
+                self.side.send(&self.msg)
+            }
+
+            #[inline]
+            fn recv(&mut self) -> io::Result<Frame> {
+                let size = self.msg.len();
+                self.side.recv(|m| frame_of(|at| m.read_u64_le(at), size))
+            }
+        }
+
+        impl Transport for $transport {
+            fn name(&self) -> &str {
+                $name
+            }
+
+            fn class(&self) -> Class {
+                Class::Floor
+            }
+
+            fn connect(&self, size: usize) -> io::Result<Pair> {
+                let floor = $module::$floor::new(size)?;
+                let client = $end {
+                    side: floor.side_a(),
+                    msg: frame::template(size),
+                };
+                let server = $end {
+                    side: floor.side_b(),
+                    msg: frame::template(size),
+                };
+                Ok(Pair::new(client, server).with_abort(move || floor.abort()))
+            }
+        }
+    };
 }
 
-impl Endpoint for SpinEnd {
-    #[inline]
-    fn send(&mut self, seq: u64) -> io::Result<()> {
-        frame::stamp(&mut self.msg, seq);
-        self.side.send(&self.msg)
-    }
+baton_transport!(
+    /// `shm-spin-floor` as a [`Transport`]: the client is side A, the server side B.
+    SpinFloorTransport,
+    SpinEnd,
+    spin,
+    SpinFloor,
+    "shm-spin-floor"
+);
 
-    #[inline]
-    fn recv(&mut self) -> io::Result<Frame> {
-        let size = self.msg.len();
-        self.side.recv(|m| frame_of(|at| m.read_u64_le(at), size))
-    }
-}
-
-impl Transport for SpinFloorTransport {
-    fn name(&self) -> &str {
-        "shm-spin-floor"
-    }
-
-    fn class(&self) -> Class {
-        Class::Floor
-    }
-
-    fn connect(&self, size: usize) -> io::Result<Pair> {
-        let floor = spin::SpinFloor::new(size)?;
-        let client = SpinEnd {
-            side: floor.side_a(),
-            msg: frame::template(size),
-        };
-        let server = SpinEnd {
-            side: floor.side_b(),
-            msg: frame::template(size),
-        };
-        Ok(Pair::new(client, server).with_abort(move || floor.abort()))
-    }
-}
-
-/// `futex-floor` as a [`Transport`]: the client is side A, the server side B.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct FutexFloorTransport;
-
-struct FutexEnd {
-    side: futex::Side,
-    msg: Vec<u8>,
-}
-
-impl Endpoint for FutexEnd {
-    #[inline]
-    fn send(&mut self, seq: u64) -> io::Result<()> {
-        frame::stamp(&mut self.msg, seq);
-        self.side.send(&self.msg)
-    }
-
-    #[inline]
-    fn recv(&mut self) -> io::Result<Frame> {
-        let size = self.msg.len();
-        self.side.recv(|m| frame_of(|at| m.read_u64_le(at), size))
-    }
-}
-
-impl Transport for FutexFloorTransport {
-    fn name(&self) -> &str {
-        "futex-floor"
-    }
-
-    fn class(&self) -> Class {
-        Class::Floor
-    }
-
-    fn connect(&self, size: usize) -> io::Result<Pair> {
-        let floor = futex::FutexFloor::new(size)?;
-        let client = FutexEnd {
-            side: floor.side_a(),
-            msg: frame::template(size),
-        };
-        let server = FutexEnd {
-            side: floor.side_b(),
-            msg: frame::template(size),
-        };
-        Ok(Pair::new(client, server).with_abort(move || floor.abort()))
-    }
-}
+baton_transport!(
+    /// `futex-floor` as a [`Transport`]: the client is side A, the server side B.
+    FutexFloorTransport,
+    FutexEnd,
+    futex,
+    FutexFloor,
+    "futex-floor"
+);
 
 /// `ring-floor` as a [`Transport`]: one ring per direction.
 #[derive(Clone, Copy, Debug, Default)]
