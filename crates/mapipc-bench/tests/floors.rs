@@ -1,5 +1,6 @@
 //! The floor files compiled the way mapipc's criterion benches include them (`#[path]`, outside
-//! the harness crate: this fails to build if one of them reaches for a harness module), and
+//! the harness crate, next to the `slot` file they share: this fails to build if one of them
+//! reaches for any other harness module), and
 //! exercised between two threads: exact order, no loss, and abort unblocking a waiter.
 //!
 //! A watchdog thread aborts each floor after 60 s, which makes any stuck wait return an
@@ -13,6 +14,9 @@ mod futex_floor;
 #[allow(dead_code)]
 #[path = "../src/floors/ring.rs"]
 mod ring_floor;
+#[allow(dead_code)]
+#[path = "../src/floors/slot.rs"]
+mod slot;
 #[allow(dead_code)]
 #[path = "../src/floors/spin.rs"]
 mod spin_floor;

@@ -54,6 +54,9 @@ mod futex_floor;
 #[path = "../../mapipc-bench/src/floors/ring.rs"]
 mod ring_floor;
 #[allow(dead_code)]
+#[path = "../../mapipc-bench/src/floors/slot.rs"]
+mod slot;
+#[allow(dead_code)]
 #[path = "../../mapipc-bench/src/floors/spin.rs"]
 mod spin_floor;
 

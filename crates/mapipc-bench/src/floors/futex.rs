@@ -45,7 +45,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mapipc::map::{MapOptions, Mmap};
+
 use mapipc::os::futex;
+
+pub use super::slot::Slot;
 
 const TURN: u64 = 0;
 const SLOT: u64 = 8;
@@ -137,51 +140,6 @@ impl FutexFloor {
     }
 }
 
-/// A read-only view of the message in the slot, valid during a [`Side::recv`] callback. It
-/// copies out of shared memory and never hands out a reference into it.
-#[derive(Debug)]
-pub struct Slot<'a> {
-    map: &'a Mmap,
-    offset: u64,
-    len: usize,
-}
-
-impl Slot<'_> {
-    /// Message length.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Always false.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The little-endian `u64` at byte `at` of the message, `None` past its end.
-    pub fn read_u64_le(&self, at: usize) -> Option<u64> {
-        if at.checked_add(8)? > self.len {
-            return None;
-        }
-        let mut b = [0u8; 8];
-        self.map.read_at(self.offset + at as u64, &mut b).ok()?;
-        Some(u64::from_le_bytes(b))
-    }
-
-    /// Copies the first `buf.len()` bytes of the message into `buf`.
-    ///
-    /// # Errors
-    /// `buf` is longer than the message.
-    pub fn read_into(&self, buf: &mut [u8]) -> io::Result<()> {
-        if buf.len() > self.len {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "futex-floor: buffer longer than the message",
-            ));
-        }
-        self.map.read_at(self.offset, buf).map_err(map_err)
-    }
-}
-
 /// One side of a [`FutexFloor`], used by one process.
 #[derive(Debug)]
 pub struct Side {
@@ -251,10 +209,11 @@ impl Side {
             self.pass()?;
         }
         self.wait_for_baton()?;
-        Ok(read(&Slot {
-            map: &self.floor.map,
-            offset: SLOT,
-            len: self.floor.len,
-        }))
+        Ok(read(&Slot::new(
+            &self.floor.map,
+            SLOT as usize,
+            self.floor.len,
+            "futex-floor",
+        )))
     }
 }

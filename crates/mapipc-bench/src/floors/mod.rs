@@ -13,6 +13,7 @@
 
 pub mod futex;
 pub mod ring;
+pub mod slot;
 pub mod spin;
 
 use std::io;

@@ -34,7 +34,7 @@
 //! written with one copy ([`Producer::push`]) and read in place ([`Consumer::pop`] hands the
 //! callback a view of the slot), so the ring does the least work a fixed-slot ring can do;
 //! there is no validation of what the peer wrote beyond what keeps every access inside the
-//! mapping (slot indices are masked, and all access goes through `Mmap`'s checked API).
+//! mapping (slot indices are masked; see "Raw access").
 //!
 //! A round trip uses two rings, one per direction, flushing after each message.
 //!
@@ -43,7 +43,8 @@
 //! A floor must cost no more than the mechanism itself, so after [`RingFloor::new`] has
 //! checked the geometry against the mapping once (every index word in bounds, writable and
 //! aligned; `SLOTS + slots × slot_size` bytes mapped), slots and index words are reached
-//! through `Mmap::as_mut_ptr` without further checks: copies through raw pointers (never a
+//! through `Mmap::as_mut_ptr` without further checks (but one comparison per received message,
+//! in `Slot::new`): copies through raw pointers (never a
 //! reference to shared bytes, as in `mapipc::map`) and atomics. Slot indices are masked, so
 //! no value a peer writes can move an access outside the mapping. (Going through
 //! `Mmap::read_at`/`write_at` instead costs about 25 ns per message here, as much as the
@@ -71,6 +72,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use mapipc::map::{MapOptions, Mmap};
+
+pub use super::slot::Slot;
 
 const HEAD: u64 = 0;
 const TAIL: u64 = 128;
@@ -223,56 +226,6 @@ impl RingFloor {
     }
 }
 
-/// A read-only view of one message in its slot, valid during a [`Consumer::pop`] callback. It
-/// copies out of shared memory and never hands out a reference into it.
-#[derive(Debug)]
-pub struct Slot<'a> {
-    map: &'a Mmap,
-    /// `offset + len <= map.len()` (a `RingFloor::slot_offset`).
-    offset: usize,
-    len: usize,
-}
-
-impl Slot<'_> {
-    /// Message length.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Always false.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The little-endian `u64` at byte `at` of the message, `None` past its end.
-    #[inline]
-    pub fn read_u64_le(&self, at: usize) -> Option<u64> {
-        if at.checked_add(8)? > self.len {
-            return None;
-        }
-        let p = self.map.as_ptr().wrapping_add(self.offset + at);
-        // SAFETY: `offset + at + 8 <= offset + len <= map.len()`, so the 8 bytes are inside the
-        // mapping, which `self.map` keeps alive; an unaligned raw read of plain bytes that the
-        // producer no longer writes (the slot was published to us with release/acquire).
-        Some(u64::from_le(unsafe { p.cast::<u64>().read_unaligned() }))
-    }
-
-    /// Copies the first `buf.len()` bytes of the message into `buf`.
-    ///
-    /// # Errors
-    /// `buf` is longer than the message.
-    pub fn read_into(&self, buf: &mut [u8]) -> io::Result<()> {
-        if buf.len() > self.len {
-            return Err(invalid("ring-floor: buffer longer than the message"));
-        }
-        let p = self.map.as_ptr().wrapping_add(self.offset);
-        // SAFETY: `buf.len() <= len` and `offset + len <= map.len()`: the source is inside the
-        // live mapping; `buf` is private memory that cannot overlap it.
-        unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), buf.len()) };
-        Ok(())
-    }
-}
-
 /// The producing end of a [`RingFloor`].
 #[derive(Debug)]
 pub struct Producer {
@@ -371,11 +324,12 @@ impl Consumer {
         if self.head == self.cached_tail {
             self.wait_for_data()?;
         }
-        let r = read(&Slot {
-            map: &self.ring.map,
-            offset: self.ring.slot_offset(self.head),
-            len: self.ring.len,
-        });
+        let r = read(&Slot::new(
+            &self.ring.map,
+            self.ring.slot_offset(self.head),
+            self.ring.len,
+            "ring-floor",
+        ));
         self.head = self.head.wrapping_add(1);
         if self.head.wrapping_sub(self.published) >= self.ring.publish_every {
             self.flush()?;

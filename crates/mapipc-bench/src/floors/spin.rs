@@ -35,7 +35,8 @@
 //!
 //! A floor must cost no more than the mechanism itself, so after [`SpinFloor::new`] has
 //! checked the layout against the mapping once, the slot and the words are reached through
-//! `Mmap::as_mut_ptr` without further checks: copies through raw pointers (never a reference
+//! `Mmap::as_mut_ptr` without further checks (but one comparison per received message, in
+//! `Slot::new`): copies through raw pointers (never a reference
 //! to shared bytes, as in `mapipc::map`) and atomics.
 //!
 //! # Example
@@ -60,6 +61,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use mapipc::map::{MapOptions, Mmap};
+
+pub use super::slot::Slot;
 
 const TURN: usize = 0;
 const SLOT: usize = 8;
@@ -157,59 +160,6 @@ impl SpinFloor {
     }
 }
 
-/// A read-only view of the message in the slot, valid during a [`Side::recv`] callback. It
-/// copies out of shared memory and never hands out a reference into it.
-#[derive(Debug)]
-pub struct Slot<'a> {
-    map: &'a Mmap,
-    /// `offset + len <= map.len()`.
-    offset: usize,
-    len: usize,
-}
-
-impl Slot<'_> {
-    /// Message length.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Always false.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The little-endian `u64` at byte `at` of the message, `None` past its end.
-    #[inline]
-    pub fn read_u64_le(&self, at: usize) -> Option<u64> {
-        if at.checked_add(8)? > self.len {
-            return None;
-        }
-        let p = self.map.as_ptr().wrapping_add(self.offset + at);
-        // SAFETY: `offset + at + 8 <= offset + len <= map.len()`, so the 8 bytes are inside the
-        // mapping, which `self.map` keeps alive; an unaligned raw read of plain bytes the peer
-        // no longer writes (it passed the baton with release, we took it with acquire).
-        Some(u64::from_le(unsafe { p.cast::<u64>().read_unaligned() }))
-    }
-
-    /// Copies the first `buf.len()` bytes of the message into `buf`.
-    ///
-    /// # Errors
-    /// `buf` is longer than the message.
-    pub fn read_into(&self, buf: &mut [u8]) -> io::Result<()> {
-        if buf.len() > self.len {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "shm-spin-floor: buffer longer than the message",
-            ));
-        }
-        let p = self.map.as_ptr().wrapping_add(self.offset);
-        // SAFETY: `buf.len() <= len` and `offset + len <= map.len()`: the source is inside the
-        // live mapping; `buf` is private memory that cannot overlap it.
-        unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), buf.len()) };
-        Ok(())
-    }
-}
-
 /// One side of a [`SpinFloor`], used by one process.
 #[derive(Debug)]
 pub struct Side {
@@ -281,10 +231,11 @@ impl Side {
             self.pass();
         }
         self.wait_for_baton()?;
-        Ok(read(&Slot {
-            map: &self.floor.map,
-            offset: SLOT,
-            len: self.floor.len,
-        }))
+        Ok(read(&Slot::new(
+            &self.floor.map,
+            SLOT,
+            self.floor.len,
+            "shm-spin-floor",
+        )))
     }
 }
