@@ -10,6 +10,11 @@
 //!
 //! Round trip (one message each way, timed in the parent; 8 and 64 bytes):
 //! - `shm_spin_floor`: the `shm-spin-floor` baton, busy spin;
+//! - `two_line_floor` (for information): the least any pair of one-way channels can cost, one
+//!   cache line each way instead of the baton's one line for both: a sequence word and the
+//!   message slot per direction, no flow control (a ping-pong needs none). A channel pair pays
+//!   at least this; the `shm_spin_floor` baton is out of reach of any design where each
+//!   direction has its own memory;
 //! - `ring_floor`: two `ring-floor` rings, one each way, flushed after every message (for
 //!   information: a ring that publishes an index, as the channel does, so each hand-over moves
 //!   the index's cache line and then the slot's);
@@ -100,6 +105,121 @@ impl End for SpinEnd {
     }
     fn recv(&mut self, size: usize) -> io::Result<Frame> {
         self.0.recv(|m| frame_from(|at| m.read_u64_le(at), size))
+    }
+}
+
+/// `two_line_floor`: one mailbox per direction in one anonymous shared mapping, each a
+/// sequence word at its start and the message right after it (as the baton's slot), 256 bytes
+/// apart so no two share a cache line or an adjacent-line prefetch pair; the `aborted` word
+/// after them.
+struct TwoLineSetup {
+    map: Arc<mapipc::map::Mmap>,
+    len: usize,
+}
+
+const MAILBOX: usize = 256;
+const TO_SERVER: usize = 0;
+const TO_CLIENT: usize = MAILBOX;
+const ABORTED: usize = 2 * MAILBOX;
+
+impl TwoLineSetup {
+    fn new(len: usize) -> io::Result<TwoLineSetup> {
+        if len == 0 || 8 + len > MAILBOX {
+            return Err(io::Error::other(
+                "two_line_floor: messages of 1 to 248 bytes",
+            ));
+        }
+        let map = mapipc::map::MapOptions::new()
+            .len(ABORTED + 128)
+            .populate()
+            .map_anonymous()
+            .map_err(io::Error::other)?;
+        Ok(TwoLineSetup {
+            map: Arc::new(map),
+            len,
+        })
+    }
+
+    fn end(&self, out: usize, inn: usize) -> TwoLineEnd {
+        TwoLineEnd {
+            map: self.map.clone(),
+            len: self.len,
+            out,
+            inn,
+            sent: 0,
+            seen: 0,
+        }
+    }
+}
+
+impl Setup for TwoLineSetup {
+    type End = TwoLineEnd;
+    fn client(&self) -> io::Result<TwoLineEnd> {
+        Ok(self.end(TO_SERVER, TO_CLIENT))
+    }
+    fn server(&self) -> io::Result<TwoLineEnd> {
+        Ok(self.end(TO_CLIENT, TO_SERVER))
+    }
+    fn abort(&self) {
+        if let Ok(w) = self.map.atomic_u64(ABORTED as u64) {
+            w.store(1, Ordering::Release);
+        }
+    }
+}
+
+struct TwoLineEnd {
+    map: Arc<mapipc::map::Mmap>,
+    len: usize,
+    /// Our outgoing and incoming mailboxes (offsets).
+    out: usize,
+    inn: usize,
+    /// Messages sent, and the incoming sequence number last seen.
+    sent: u64,
+    seen: u64,
+}
+
+impl End for TwoLineEnd {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        if msg.len() != self.len {
+            return Err(io::Error::other("two_line_floor: wrong message length"));
+        }
+        let seq = self
+            .map
+            .atomic_u64(self.out as u64)
+            .map_err(io::Error::other)?;
+        let p = self.map.as_mut_ptr().wrapping_add(self.out + 8);
+        // SAFETY: `out + 8 + len <= 2 * MAILBOX`, inside the live mapping (checked in `new`);
+        // `msg` is private memory. In a ping-pong the peer reads this slot only after our
+        // Release below and is done with it before it answers, which we waited for.
+        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), p, msg.len()) };
+        self.sent += 1;
+        seq.store(self.sent, Ordering::Release);
+        Ok(())
+    }
+    #[inline]
+    fn recv(&mut self, size: usize) -> io::Result<Frame> {
+        let seq = self
+            .map
+            .atomic_u64(self.inn as u64)
+            .map_err(io::Error::other)?;
+        let aborted = self
+            .map
+            .atomic_u64(ABORTED as u64)
+            .map_err(io::Error::other)?;
+        loop {
+            let v = seq.load(Ordering::Acquire);
+            if v != self.seen {
+                self.seen = v;
+                break;
+            }
+            if aborted.load(Ordering::Relaxed) != 0 {
+                return Err(io::Error::other("two_line_floor: aborted"));
+            }
+            std::hint::spin_loop();
+        }
+        let m = slot::Slot::new(&self.map, self.inn + 8, self.len, "two_line_floor");
+        Ok(frame_from(|at| m.read_u64_le(at), size))
     }
 }
 
@@ -518,11 +638,13 @@ struct Variant {
     size: usize,
 }
 
-const VARIANTS: [Variant; 18] = [
+const VARIANTS: [Variant; 20] = [
     rt("shm_spin_floor", 8),
+    rt("two_line_floor", 8),
     rt("ring_floor", 8),
     rt("spsc_busy_poll", 8),
     rt("shm_spin_floor", 64),
+    rt("two_line_floor", 64),
     rt("ring_floor", 64),
     rt("spsc_busy_poll", 64),
     rt("futex_floor", 8),
@@ -578,6 +700,8 @@ impl Variant {
         go(match self.name {
             "shm_spin_floor" => spin_floor::SpinFloor::new(size)
                 .map(|f| Box::new(Pair::start(&name, SpinSetup(f), size, what, server_cpu)) as _),
+            "two_line_floor" => TwoLineSetup::new(size)
+                .map(|setup| Box::new(Pair::start(&name, setup, size, what, server_cpu)) as _),
             "futex_floor" => futex_floor::FutexFloor::new(size)
                 .map(|f| Box::new(Pair::start(&name, FutexSetup(f), size, what, server_cpu)) as _),
             "ring_floor" => (|| {
@@ -693,16 +817,22 @@ fn paired(rounds: usize, server_cpu: Option<usize>) {
         ("spsc_batched", 65536, "ring_floor", false, 0.9),
     ];
     for size in [8, 64] {
-        let (a, b, c) = (
-            idx("spsc_busy_poll", size, What::RoundTrip),
-            idx("ring_floor", size, What::RoundTrip),
-            idx("shm_spin_floor", size, What::RoundTrip),
-        );
+        let [a, b, c, d] = [
+            "spsc_busy_poll",
+            "ring_floor",
+            "shm_spin_floor",
+            "two_line_floor",
+        ]
+        .map(|name| idx(name, size, What::RoundTrip));
+        let ratio = |x: usize, y: usize| median(per_round.iter().map(|r| r[x] / r[y]).collect());
         eprintln!(
-            "  (information) {size} B round trip: ring_floor / shm_spin_floor {:.2}x, \
+            "  (information) {size} B round trip: two_line_floor / shm_spin_floor {:.2}x, \
+             ring_floor / shm_spin_floor {:.2}x; spsc_busy_poll / two_line_floor {:.2}x, \
              spsc_busy_poll / ring_floor {:.2}x",
-            median(per_round.iter().map(|r| r[b] / r[c]).collect()),
-            median(per_round.iter().map(|r| r[a] / r[b]).collect()),
+            ratio(d, c),
+            ratio(b, c),
+            ratio(a, d),
+            ratio(a, b),
         );
     }
     for (name, size, floor, at_most, target) in checks {

@@ -18,15 +18,16 @@
 //!   fills the rest and the record starts at index 0. Hence the largest payload is
 //!   `capacity / 2 - 8`: an empty ring can always take it, padding included.
 //! - **Commit.** The producer writes the payload; then zeroes the word where the *next*
-//!   record will start (when that word is free space: otherwise it is the header of the
-//!   record the consumer is at, one lap old); then stores the header with Release (pair
-//!   **R**, with the consumer's Acquire load of the header); then a padding header before it,
-//!   if any; then `tail` with Release (pair **T**, used by the consumer's slow path, by
-//!   re-attaching ends and by `stat`).
+//!   record will start if that word could pass for a committed header there (stale payload
+//!   bytes; in steady state it holds a header one lap old and is left alone, which keeps a
+//!   store to a line the consumer may hold out of the way of this header); then stores the
+//!   header with Release (pair **R**, with the consumer's Acquire load of the header); then
+//!   a padding header before it, if any; then `tail` with Release (pair **T**, used by the
+//!   consumer's slow path, by re-attaching ends and by `stat`).
 //! - **Consume.** The consumer loads the header at `head` (Acquire, pair R). A header whose
 //!   lap is `head`'s lap is committed: the whole record is visible. Anything else (a zero, a
-//!   header one lap old, stale payload bytes cannot be there: the producer zeroed this word
-//!   before committing the record that ends here) means "nothing yet"; only then does the
+//!   header one lap old; stale payload bytes that would pass for a header cannot be there:
+//!   the producer zeroed them before committing the record that ends here) means "nothing yet"; only then does the
 //!   consumer load `tail` (pair T), to tell an empty ring from a damaged header. It frees
 //!   records with a Release store of `head`; the producer's Acquire load of `head` orders the
 //!   consumer's reads before the reuse of the bytes (pair **H**).
@@ -346,9 +347,22 @@ impl Producer {
         let end = r.end();
         // The next record's header slot must not look committed before its turn. When the
         // ring is exactly full it is the header of the record the consumer is at, one lap
-        // old, which does not look committed for `end`'s lap either.
+        // old, which does not look committed for `end`'s lap either. Only stale payload
+        // bytes can look committed, so the slot is zeroed only then: in steady state it holds
+        // a header one lap old, and not storing to it keeps a store to a line the consumer
+        // may hold (often the next one) off the way of this record's header (stores become
+        // visible in order). Only the producer writes ring words (we, or one before us that
+        // detached or died before we attached), so what we load is what the consumer will
+        // find: our earlier stores to the word happen before the Release of pair R.
         if end + HDR <= self.cached_head + self.geo.cap {
-            mem.store_word(self.geo.index(end), 0, Ordering::Relaxed);
+            let idx = self.geo.index(end);
+            if self
+                .geo
+                .committed(end, mem.load_word(idx, Ordering::Relaxed))
+                .is_some()
+            {
+                mem.store_word(idx, 0, Ordering::Relaxed);
+            }
         }
         // The first header the consumer meets: the padding's if any, else the record's.
         let first = self.tail;
@@ -722,6 +736,26 @@ mod tests {
         assert_eq!(c.head(), 128 + 16);
         // The evil bytes were at index 16, where the consumer now looks: zeroed.
         assert_eq!(recv(&mut c, &m).unwrap(), None);
+    }
+
+    /// Bytes of an abandoned reservation (written, never committed) are stale payload too:
+    /// a later, shorter record must not leave them looking like the next header.
+    #[test]
+    fn abandoned_reservation_bytes_never_look_like_a_committed_header() {
+        let g = Geometry::new(128).unwrap();
+        let m = HeapRing::new(128);
+        let mut p = Producer::attach(g, &m).unwrap();
+        let mut c = Consumer::attach(g, &m).unwrap();
+        // Reserve 0..56, write a lap-0 header for position 16 at index 16, abandon it.
+        let r = p.try_reserve(&m, 48).unwrap();
+        m.write_bytes(r.data + 8, &g.header(16, 5, false).to_le_bytes());
+        // A record at 0..16: the word at 16 held that header and must be zeroed.
+        send(&mut p, &m, &[3; 8]).unwrap();
+        assert_eq!(recv(&mut c, &m).unwrap().unwrap(), vec![3; 8]);
+        assert_eq!(recv(&mut c, &m).unwrap(), None);
+        // Still a working ring afterwards.
+        send(&mut p, &m, &[4; 8]).unwrap();
+        assert_eq!(recv(&mut c, &m).unwrap().unwrap(), vec![4; 8]);
     }
 
     /// Batched records stay hidden until the flush, which reveals them all; a producer that
