@@ -236,8 +236,8 @@ pub(crate) struct Producer {
     tail: u64,
     /// The consumer position as last read.
     cached_head: u64,
-    /// Position of the hidden first header of a batch not yet revealed.
-    hidden: Option<u64>,
+    /// The first header of a batch not yet flushed: its ring index and the word to store.
+    hidden: Option<(u64, u64)>,
 }
 
 impl Producer {
@@ -336,11 +336,13 @@ impl Producer {
     /// header slot, store this header (pair **R**), the padding header before it, then
     /// `tail` (pair **T**).
     ///
-    /// With `batch`, the first header of a batch (the record's, or its padding's) is stored
-    /// hidden (with the wrong lap) and the later ones normally: the consumer, stopped at the
-    /// hidden one, cannot reach the others, so the whole batch appears at once when
-    /// [`flush`](Self::flush) reveals that one header. The consumer never chases a batch
-    /// through lines still being written, which is what makes batches fast.
+    /// With `batch`, the first header of a batch (the record's, or its padding's) is kept
+    /// back (in `hidden`, not in the ring) and the later ones are stored normally: the
+    /// consumer, stopped where that header is missing, cannot reach the others, so the whole
+    /// batch appears at once when [`flush`](Self::flush) stores that one header. The consumer
+    /// never chases a batch through lines still being written, which is what makes batches
+    /// fast; and the header word is stored once, so a consumer polling it does not pull its
+    /// line away between two stores (a batch of one, flushed at once, is a plain commit).
     #[inline]
     pub(crate) fn commit<M: RingMem>(&mut self, mem: &M, r: &Reservation, batch: bool) {
         debug_assert!(r.start >= self.tail && r.start - self.tail == r.pad);
@@ -366,26 +368,37 @@ impl Producer {
         }
         // The first header the consumer meets: the padding's if any, else the record's.
         let first = self.tail;
-        let hide_first = batch && self.hidden.is_none();
-        let header = |pos: u64, len: u64, pad: bool| {
-            let w = self.geo.header(pos, len, pad);
-            if hide_first && pos == first {
-                w ^ (1 << LAP_SHIFT)
-            } else {
-                w
-            }
+        let first_idx = self.geo.index(first);
+        let first_header = if r.pad > 0 {
+            self.geo.header(first, r.pad - HDR, true)
+        } else {
+            self.geo.header(r.start, r.len, false)
         };
+        let hide_first = batch && self.hidden.is_none();
+        if hide_first {
+            // Kept back until `flush`. The word there must not pass for a committed header
+            // meanwhile: the commit before ours checked it (above, as its next slot), but not
+            // when there was none since we attached (`attach` stops at a word that passes for
+            // a header of this lap with an impossible length).
+            if self
+                .geo
+                .committed(first, mem.load_word(first_idx, Ordering::Relaxed))
+                .is_some()
+            {
+                mem.store_word(first_idx, 0, Ordering::Relaxed);
+            }
+            self.hidden = Some((first_idx, first_header));
+        }
         // Release pairs with the consumer's Acquire load of the header (pair R): the payload
         // and the zeroed next slot are visible once the header is.
-        let rec = header(r.start, r.len, false);
-        mem.store_word(self.geo.index(r.start), rec, Ordering::Release);
         if r.pad > 0 {
-            // After the record: a consumer that skips the padding finds the record committed.
-            let pad = header(first, r.pad - HDR, true);
-            mem.store_word(self.geo.index(first), pad, Ordering::Release);
+            let rec = self.geo.header(r.start, r.len, false);
+            mem.store_word(self.geo.index(r.start), rec, Ordering::Release);
         }
-        if hide_first {
-            self.hidden = Some(first);
+        if !hide_first {
+            // After the record's header if there is padding: a consumer that skips the
+            // padding finds the record committed.
+            mem.store_word(first_idx, first_header, Ordering::Release);
         }
         self.tail = end;
         if self.hidden.is_none() {
@@ -394,14 +407,12 @@ impl Producer {
         }
     }
 
-    /// Reveals a batch committed with `batch` (one header store), then stores `tail`.
+    /// Publishes a batch committed with `batch` (one header store), then stores `tail`.
     #[inline]
     pub(crate) fn flush<M: RingMem>(&mut self, mem: &M) {
-        let Some(first) = self.hidden.take() else {
+        let Some((idx, w)) = self.hidden.take() else {
             return;
         };
-        let idx = self.geo.index(first);
-        let w = mem.load_word(idx, Ordering::Relaxed) ^ (1 << LAP_SHIFT);
         // Release (pair R): every record of the batch was written before this store.
         mem.store_word(idx, w, Ordering::Release);
         // Release pairs with the consumer's Acquire load of `tail` (pair T).
@@ -787,6 +798,26 @@ mod tests {
         let mut p2 = Producer::attach(g, &m).unwrap();
         send(&mut p2, &m, &[8; 8]).unwrap();
         assert_eq!(recv(&mut c, &m).unwrap().unwrap(), vec![8; 8]);
+    }
+
+    /// A batch's first header is kept back until the flush, so the word where it goes must
+    /// not pass for a header meanwhile, even when no commit since attaching has checked it:
+    /// here it holds garbage that looks committed (a length no record can have, so
+    /// `attach` stops there).
+    #[test]
+    fn first_batch_after_attach_clears_a_header_lookalike() {
+        let g = Geometry::new(128).unwrap();
+        let m = HeapRing::new(128);
+        m.poke(0, g.header(0, 1000, false));
+        let mut p = Producer::attach(g, &m).unwrap();
+        let mut c = Consumer::attach(g, &m).unwrap();
+        let r = p.try_reserve(&m, 8).unwrap();
+        assert_eq!(r.start, 0);
+        m.write_bytes(r.data, &[5; 8]);
+        p.commit(&m, &r, true);
+        assert_eq!(c.try_peek(&m, false), Ok(None), "nothing before the flush");
+        p.flush(&m);
+        assert_eq!(recv(&mut c, &m).unwrap().unwrap(), vec![5; 8]);
     }
 
     /// A producer that died after committing a record but before storing `tail`: the next
