@@ -37,7 +37,10 @@
 //!
 //! Both ends busy-poll in the throughput variants, as the ring floor does. The channels hold as
 //! many messages as the ring floor has slots (its `slots_for`), rounded up to a power of two
-//! of bytes.
+//! of bytes. `MAPIPC_CHANNEL_SMALL_RING=8192` (a power of two, at least 4096) gives the ring
+//! floor and the channels of the 8 and 64 B variants that many bytes of ring each instead
+//! (the same footprint; the channel then holds fewer messages, its records being larger):
+//! how much of the figures is the rings' cache footprint.
 //!
 //! Targets (issue 4), as ratios measured side by side in one run: busy-poll round trip at most
 //! 1.3x `shm_spin_floor`; 64 B throughput at least 1.0x `ring_floor` msgs/s; 64 KiB throughput
@@ -419,16 +422,34 @@ impl Setup for SpscSetup {
     }
 }
 
+/// `MAPIPC_CHANNEL_SMALL_RING`: for messages of at most 64 bytes, the bytes of ring both the
+/// ring floor and the channels get instead of their defaults (a power of two).
+fn small_ring(size: usize) -> Option<usize> {
+    let v = std::env::var("MAPIPC_CHANNEL_SMALL_RING").ok()?;
+    (size <= 64).then(|| {
+        v.parse::<usize>()
+            .ok()
+            .filter(|b| b.is_power_of_two() && *b >= 4096)
+            .unwrap_or_else(|| panic!("MAPIPC_CHANNEL_SMALL_RING: a power of two, at least 4096"))
+    })
+}
+
 /// The ring floor's slot count for `size`-byte messages (as `RingFloorTransport::slots_for`):
-/// about 1 MiB of slots, between 64 and 4096.
+/// about 1 MiB of slots, between 64 and 4096; or `MAPIPC_CHANNEL_SMALL_RING` bytes of them.
 fn ring_slots(size: usize) -> usize {
+    if let Some(bytes) = small_ring(size) {
+        return bytes / size.next_multiple_of(8);
+    }
     let fit = (1usize << 20) / size.next_multiple_of(8);
     (1usize << (usize::BITS - 1 - fit.max(1).leading_zeros())).clamp(64, 4096)
 }
 
 /// A channel holding as many `size`-byte messages as the ring floor, rounded up to a power of
-/// two of bytes.
+/// two of bytes; or `MAPIPC_CHANNEL_SMALL_RING` bytes.
 fn spsc_capacity(size: usize) -> usize {
+    if let Some(bytes) = small_ring(size) {
+        return bytes;
+    }
     let record = 8 + size.next_multiple_of(8);
     (ring_slots(size) * record)
         .max(2 * record)
