@@ -1,8 +1,9 @@
 //! Mapping benchmark of issue 2: a 1 GiB page-cached file read sequentially (64 KiB
 //! chunks) and at random (4 KiB reads) through
 //!
-//! - mapipc: `Mmap::read_at` into a reused buffer (the safe, copying API), and
-//!   `Mmap::for_each_chunk` (the same copy through an internal L1-sized buffer);
+//! - mapipc: `Mmap::read_at` into a reused buffer (the safe, copying API),
+//!   `Mmap::for_each_chunk` (the same copy through an internal L1-sized buffer), and
+//!   `unsafe Mmap::as_slice` (borrowing in place, under memmap2's contract);
 //! - memmap2: direct slice access (zero-copy, `unsafe` to create);
 //! - `read(2)` / `pread(2)` into a buffer.
 //!
@@ -248,6 +249,15 @@ fn scan_variants(fx: &Fixture) -> Vec<Variant<'_>> {
         (
             "memmap2_slice",
             Box::new(|| scan_memmap2(black_box(&fx.memmap2))),
+        ),
+        // The borrowing API, under the contract memmap2's `Mmap::map` has too.
+        (
+            "mapipc_as_slice",
+            Box::new(|| {
+                // SAFETY: as for memmap2 in `fixture`: nobody writes or truncates the file
+                // during the benchmark, and nothing writes through this mapping.
+                scan_memmap2(unsafe { black_box(&fx.mapipc).as_slice() })
+            }),
         ),
         (
             "read_64KiB",
