@@ -699,13 +699,13 @@ mod loom_tests {
     }
 
     /// Two producers claim and commit concurrently while the consumer reads: every
-    /// interleaving delivers both messages with intact bytes (a missing Release/Acquire
-    /// would let the consumer see a stale payload word).
+    /// interleaving delivers both messages with intact bytes, every payload read ordered
+    /// after its write (`HeapWords::tracked`).
     #[test]
     fn two_producers_race_for_claims() {
         loom::model(|| {
             let geo = Geometry::new(64).unwrap();
-            let m = Arc::new(HeapWords::new(64));
+            let m = Arc::new(HeapWords::tracked(64));
             init_ring(geo, &*m);
             let handles: Vec<_> = (0..2u8)
                 .map(|owner| {
@@ -733,7 +733,7 @@ mod loom_tests {
     fn wraparound_with_free_marks() {
         loom::model(|| {
             let geo = Geometry::new(64).unwrap();
-            let m = Arc::new(HeapWords::new(64));
+            let m = Arc::new(HeapWords::tracked(64));
             init_ring(geo, &*m);
             let mp = m.clone();
             let h = loom::thread::spawn(move || {

@@ -564,7 +564,15 @@ impl Consumer {
 pub(crate) mod heap {
     //! A ring in ordinary heap memory for tests: every word atomic (loom's under
     //! `cfg(loom)`), so the model checker sees payload words through the same memory model as
-    //! the headers, and a missing Release/Acquire shows up as a stale payload value.
+    //! the headers.
+    //!
+    //! Loom does not produce every stale value a weak load may return (its docs: it cannot
+    //! emulate some reorderings across different variables), so a missing Release/Acquire
+    //! would often go unseen as a stale payload value. Under `cfg(loom)` each word therefore
+    //! also has a `loom::cell::UnsafeCell` that payload copies (`write_bytes`/`read_bytes`)
+    //! access: loom tracks happens-before for those accesses and fails the model when a
+    //! payload read is not ordered after the write it reads (or a write after a read of the
+    //! bytes it reuses), which is exactly what pairs R and H must guarantee.
 
     use super::super::atomic::AtomicU64;
     use super::RingMem;
@@ -575,6 +583,9 @@ pub(crate) mod heap {
         pub(crate) head: AtomicU64,
         pub(crate) tail: AtomicU64,
         words: Box<[AtomicU64]>,
+        /// Causality tracking of payload accesses, one cell per word (see the module docs).
+        #[cfg(loom)]
+        payload: Box<[loom::cell::UnsafeCell<()>]>,
     }
 
     impl HeapRing {
@@ -583,10 +594,28 @@ pub(crate) mod heap {
                 head: AtomicU64::new(0),
                 tail: AtomicU64::new(0),
                 words: (0..cap / 8).map(|_| AtomicU64::new(0)).collect(),
+                #[cfg(loom)]
+                payload: (0..cap / 8)
+                    .map(|_| loom::cell::UnsafeCell::new(()))
+                    .collect(),
+            }
+        }
+
+        /// Records a payload access of the words under `off..off + len` with loom.
+        #[cfg(loom)]
+        fn track(&self, off: u64, len: usize, write: bool) {
+            let first = (off / 8) as usize;
+            for cell in &self.payload[first..first + len.div_ceil(8)] {
+                if write {
+                    cell.with_mut(|_| ());
+                } else {
+                    cell.with(|_| ());
+                }
             }
         }
 
         /// Scribbles a word, as a hostile peer would.
+        #[cfg_attr(loom, allow(dead_code))]
         pub(crate) fn poke(&self, off: u64, v: u64) {
             self.words[(off / 8) as usize].store(v, Ordering::Relaxed)
         }
@@ -612,6 +641,8 @@ pub(crate) mod heap {
             self.words[(off / 8) as usize].store(w, order)
         }
         fn read_bytes(&self, off: u64, dst: &mut [u8]) {
+            #[cfg(loom)]
+            self.track(off, dst.len(), false);
             for (k, chunk) in dst.chunks_mut(8).enumerate() {
                 let w = self.words[(off / 8) as usize + k]
                     .load(Ordering::Relaxed)
@@ -620,6 +651,8 @@ pub(crate) mod heap {
             }
         }
         fn write_bytes(&self, off: u64, src: &[u8]) {
+            #[cfg(loom)]
+            self.track(off, src.len(), true);
             for (k, chunk) in src.chunks(8).enumerate() {
                 let mut w = [0u8; 8];
                 w[..chunk.len()].copy_from_slice(chunk);

@@ -27,8 +27,9 @@ pub(crate) trait Words {
 #[cfg(any(test, fuzzing))]
 pub(crate) mod heap {
     //! Header and ring in heap memory, every word atomic (loom's under `cfg(loom)`), so that
-    //! model checks see payload words through the same memory model as the protocol words:
-    //! a missing Release/Acquire shows up as a stale payload value.
+    //! model checks see payload words through the same memory model as the protocol words.
+    //! Lossless models use [`HeapWords::tracked`], which also makes loom check that payload
+    //! copies are ordered by the protocol (a stale value alone often goes unseen).
 
     #[cfg(loom)]
     use loom::sync::atomic::AtomicU64;
@@ -42,6 +43,10 @@ pub(crate) mod heap {
     pub(crate) struct HeapWords {
         ctl: Box<[AtomicU64]>,
         ring: Box<[AtomicU64]>,
+        /// [`tracked`](Self::tracked): causality tracking of payload copies, one cell per
+        /// ring word.
+        #[cfg(loom)]
+        payload: Option<Box<[loom::cell::UnsafeCell<()>]>>,
     }
 
     impl HeapWords {
@@ -49,6 +54,42 @@ pub(crate) mod heap {
             HeapWords {
                 ctl: (0..512).map(|_| AtomicU64::new(0)).collect(),
                 ring: (0..cap / 8).map(|_| AtomicU64::new(0)).collect(),
+                #[cfg(loom)]
+                payload: None,
+            }
+        }
+
+        /// Like [`new`](Self::new), and payload copies ([`read_bytes`](Self::read_bytes),
+        /// [`write_bytes`](Self::write_bytes)) also access a `loom::cell::UnsafeCell` per word.
+        /// Loom does not produce every stale value a weak load may return, so a missing
+        /// Release/Acquire often goes unseen as a stale payload value; it does track
+        /// happens-before for cells, and fails the model when a payload read is not ordered
+        /// after the write it reads, or a write after a read of the bytes it reuses. For
+        /// lossless protocols only: a lossy reader's copy races with overwrites by design.
+        #[cfg(loom)]
+        pub(crate) fn tracked(cap: u64) -> HeapWords {
+            HeapWords {
+                payload: Some(
+                    (0..cap / 8)
+                        .map(|_| loom::cell::UnsafeCell::new(()))
+                        .collect(),
+                ),
+                ..HeapWords::new(cap)
+            }
+        }
+
+        #[cfg(loom)]
+        fn track(&self, off: u64, len: usize, write: bool) {
+            let Some(cells) = &self.payload else {
+                return;
+            };
+            let first = (off / 8) as usize;
+            for cell in &cells[first..first + len.div_ceil(8)] {
+                if write {
+                    cell.with_mut(|_| ());
+                } else {
+                    cell.with(|_| ());
+                }
             }
         }
     }
@@ -87,6 +128,8 @@ pub(crate) mod heap {
     impl HeapWords {
         /// Copies payload bytes out, word by word (Relaxed atomics).
         pub(crate) fn read_bytes(&self, off: u64, dst: &mut [u8]) {
+            #[cfg(loom)]
+            self.track(off, dst.len(), false);
             for (k, chunk) in dst.chunks_mut(8).enumerate() {
                 let w = self.ring[(off / 8) as usize + k]
                     .load(Ordering::Relaxed)
@@ -96,6 +139,8 @@ pub(crate) mod heap {
         }
         /// Copies payload bytes in, word by word (Relaxed atomics).
         pub(crate) fn write_bytes(&self, off: u64, src: &[u8]) {
+            #[cfg(loom)]
+            self.track(off, src.len(), true);
             for (k, chunk) in src.chunks(8).enumerate() {
                 let mut w = [0u8; 8];
                 w[..chunk.len()].copy_from_slice(chunk);
