@@ -577,13 +577,18 @@ impl Subscriber {
     }
 }
 
-#[cfg(all(test, not(loom)))]
-mod tests {
+/// Test helpers shared by the unit tests and the loom models.
+#[cfg(test)]
+mod test_io {
     use super::super::words::heap::HeapWords;
     use super::*;
-    use proptest::prelude::*;
 
-    fn send(p: &mut BcastProducer, m: &HeapWords, data: &[u8]) -> Result<bool, RingError> {
+    /// Publishes one message; `false` when a lossless producer is blocked.
+    pub(super) fn send(
+        p: &mut BcastProducer,
+        m: &HeapWords,
+        data: &[u8],
+    ) -> Result<bool, RingError> {
         match p.try_reserve(m, data.len() as u64)? {
             Ok(r) => {
                 m.write_bytes(r.data, data);
@@ -595,8 +600,12 @@ mod tests {
         }
     }
 
-    /// Reads the next message: `Ok(Ok(bytes))`, or `Ok(Err(missed))` when lagged.
-    fn recv(s: &mut Subscriber, m: &HeapWords) -> Result<Option<Result<Vec<u8>, u64>>, RingError> {
+    /// Reads the next message: `Some(Ok(bytes))`, `Some(Err(missed))` when lagged, `None`
+    /// when there is none yet.
+    pub(super) fn recv(
+        s: &mut Subscriber,
+        m: &HeapWords,
+    ) -> Result<Option<Result<Vec<u8>, u64>>, RingError> {
         Ok(match s.try_next(m)? {
             Next::Empty => None,
             Next::Lagged { missed } => Some(Err(missed)),
@@ -615,6 +624,14 @@ mod tests {
             }
         })
     }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::super::words::heap::HeapWords;
+    use super::test_io::{recv, send};
+    use super::*;
+    use proptest::prelude::*;
 
     fn geo(cap: u64) -> Geometry {
         Geometry::new(cap).unwrap()
@@ -790,6 +807,7 @@ mod tests {
 mod loom_tests {
     //! `RUSTFLAGS="--cfg loom" cargo test -p mapipc --release --lib channel::bcast::loom_tests`
     use super::super::words::heap::HeapWords;
+    use super::test_io::{recv, send};
     use super::*;
     use loom::sync::Arc;
 
@@ -833,31 +851,17 @@ mod loom_tests {
             let h = loom::thread::spawn(move || {
                 let mut p = BcastProducer::attach(g, &*mp, true, 1).unwrap();
                 for k in 1..=3u8 {
-                    let r = loop {
-                        match p.try_reserve(&*mp, 16).unwrap() {
-                            Ok(r) => break r,
-                            Err(Blocked::By(_)) => loom::thread::yield_now(),
-                        }
-                    };
-                    mp.write_bytes(r.data, &[k; 16]);
-                    p.commit(&*mp, &r);
-                    p.publish(&*mp);
+                    while !send(&mut p, &mp, &[k; 16]).unwrap() {
+                        loom::thread::yield_now();
+                    }
                 }
             });
             let mut got = Vec::new();
             while got.len() < 3 {
-                match s.try_next(&*m).unwrap() {
-                    Next::Empty => loom::thread::yield_now(),
-                    Next::Lagged { missed } => panic!("lossless subscriber lagged by {missed}"),
-                    Next::Record {
-                        data,
-                        len,
-                        seq,
-                        end,
-                    } => {
-                        let mut v = vec![0; len as usize];
-                        m.read_bytes(data, &mut v);
-                        assert_eq!(s.validate(&*m, seq, end).unwrap(), None);
+                match recv(&mut s, &m).unwrap() {
+                    None => loom::thread::yield_now(),
+                    Some(Err(missed)) => panic!("lossless subscriber lagged by {missed}"),
+                    Some(Ok(v)) => {
                         // Release pairs with the producer's Acquire scan (pair S).
                         m.ctl_store(off::subscriber(0) + 8, s.pos(), Ordering::Release);
                         got.push(v);

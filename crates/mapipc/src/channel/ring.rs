@@ -676,6 +676,15 @@ mod tests {
         Ok(())
     }
 
+    /// A ring of `cap` bytes in heap memory, with a producer and a consumer attached.
+    fn ring(cap: u64) -> (Geometry, HeapRing, Producer, Consumer) {
+        let g = Geometry::new(cap).unwrap();
+        let m = HeapRing::new(cap);
+        let p = Producer::attach(g, &m).unwrap();
+        let c = Consumer::attach(g, &m).unwrap();
+        (g, m, p, c)
+    }
+
     fn recv(c: &mut Consumer, m: &HeapRing) -> Result<Option<Vec<u8>>, RingError> {
         let Some(pk) = c.try_peek(m, true)? else {
             return Ok(None);
@@ -704,10 +713,7 @@ mod tests {
 
     #[test]
     fn wraps_with_padding_and_keeps_order() {
-        let g = Geometry::new(64).unwrap();
-        let m = HeapRing::new(64);
-        let mut p = Producer::attach(g, &m).unwrap();
-        let mut c = Consumer::attach(g, &m).unwrap();
+        let (_, m, mut p, mut c) = ring(64);
         for round in 0..100u8 {
             let a = vec![round; 20]; // 32-byte record
             send(&mut p, &m, &a).unwrap();
@@ -721,10 +727,7 @@ mod tests {
 
     #[test]
     fn max_payload_always_fits_an_empty_ring() {
-        let g = Geometry::new(128).unwrap();
-        let m = HeapRing::new(128);
-        let mut p = Producer::attach(g, &m).unwrap();
-        let mut c = Consumer::attach(g, &m).unwrap();
+        let (g, m, mut p, mut c) = ring(128);
         for shift in 0..40 {
             send(&mut p, &m, &vec![1; 1 + shift % 7]).unwrap();
             recv(&mut c, &m).unwrap().unwrap();
@@ -744,10 +747,7 @@ mod tests {
 
     #[test]
     fn full_is_reported_and_never_overwrites() {
-        let g = Geometry::new(64).unwrap();
-        let m = HeapRing::new(64);
-        let mut p = Producer::attach(g, &m).unwrap();
-        let mut c = Consumer::attach(g, &m).unwrap();
+        let (_, m, mut p, mut c) = ring(64);
         send(&mut p, &m, &[1; 24]).unwrap(); // 32
         send(&mut p, &m, &[2; 24]).unwrap(); // 64: full
         assert_eq!(send(&mut p, &m, &[3; 1]), Err(RingError::Full));
@@ -762,10 +762,7 @@ mod tests {
     /// message: the producer zeroes the next header slot before committing.
     #[test]
     fn payload_bytes_never_look_like_a_committed_header() {
-        let g = Geometry::new(128).unwrap();
-        let m = HeapRing::new(128);
-        let mut p = Producer::attach(g, &m).unwrap();
-        let mut c = Consumer::attach(g, &m).unwrap();
+        let (g, m, mut p, mut c) = ring(128);
         // Lap 0: a record at 0..56 whose payload holds, at index 16, the header a lap-1
         // record at position 144 (index 16) would have.
         let mut evil = vec![0u8; 48];
@@ -786,10 +783,7 @@ mod tests {
     /// a later, shorter record must not leave them looking like the next header.
     #[test]
     fn abandoned_reservation_bytes_never_look_like_a_committed_header() {
-        let g = Geometry::new(128).unwrap();
-        let m = HeapRing::new(128);
-        let mut p = Producer::attach(g, &m).unwrap();
-        let mut c = Consumer::attach(g, &m).unwrap();
+        let (g, m, mut p, mut c) = ring(128);
         // Reserve 0..56, write a lap-0 header for position 16 at index 16, abandon it.
         let r = p.try_reserve(&m, 48).unwrap();
         m.write_bytes(r.data + 8, &g.header(16, 5, false).to_le_bytes());
@@ -806,10 +800,7 @@ mod tests {
     /// dies before flushing leaves nothing behind (the next producer overwrites them).
     #[test]
     fn batched_records_appear_together_at_flush() {
-        let g = Geometry::new(128).unwrap();
-        let m = HeapRing::new(128);
-        let mut p = Producer::attach(g, &m).unwrap();
-        let mut c = Consumer::attach(g, &m).unwrap();
+        let (g, m, mut p, mut c) = ring(128);
         send(&mut p, &m, &[9; 56]).unwrap();
         assert_eq!(recv(&mut c, &m).unwrap().unwrap(), vec![9; 56]);
         for i in 0..3u8 {
