@@ -27,10 +27,10 @@
 //! - **Consume.** The consumer loads the header at `head` (Acquire, pair R). A header whose
 //!   lap is `head`'s lap is committed: the whole record is visible. Anything else (a zero, a
 //!   header one lap old; stale payload bytes that would pass for a header cannot be there:
-//!   the producer zeroed them before committing the record that ends here) means "nothing yet"; only then does the
-//!   consumer load `tail` (pair T), to tell an empty ring from a damaged header. It frees
-//!   records with a Release store of `head`; the producer's Acquire load of `head` orders the
-//!   consumer's reads before the reuse of the bytes (pair **H**).
+//!   the producer zeroed them before committing the record that ends here) means "nothing
+//!   yet"; only then does the consumer load `tail` (pair T), to tell an empty ring from a
+//!   damaged header. It frees records with a Release store of `head`; the producer's Acquire
+//!   load of `head` orders the consumer's reads before the reuse of the bytes (pair **H**).
 //! - The producer caches `head` and reloads it only when the ring looks full; the consumer
 //!   never needs `tail` while records keep coming.
 //! - **Batches.** A batched commit withholds the Release store of the batch's *first*
