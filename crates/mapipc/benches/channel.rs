@@ -12,9 +12,10 @@
 //! - `shm_spin_floor`: the `shm-spin-floor` baton, busy spin;
 //! - `two_line_floor` (for information): the least any pair of one-way channels can cost, one
 //!   cache line each way instead of the baton's one line for both: a sequence word and the
-//!   message slot per direction, no flow control (a ping-pong needs none). A channel pair pays
-//!   at least this; the `shm_spin_floor` baton is out of reach of any design where each
-//!   direction has its own memory;
+//!   message slot per direction, no flow control (a ping-pong needs none; round trips only).
+//!   A channel pair pays at least this. At 8 B it costs more than the one-line baton (both
+//!   directions share the baton's line); at 64 B less (the baton's replies rewrite the lines
+//!   the peer just read);
 //! - `ring_floor`: two `ring-floor` rings, one each way, flushed after every message (for
 //!   information: a ring that publishes an index, as the channel does, so each hand-over moves
 //!   the index's cache line and then the slot's);
