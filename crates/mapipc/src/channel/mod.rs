@@ -102,6 +102,25 @@ mod atomic {
     pub(crate) use loom::sync::atomic::AtomicU64;
     #[cfg(all(not(loom), any(test, fuzzing)))]
     pub(crate) use std::sync::atomic::AtomicU64;
+
+    /// The test memories' causality tracking under loom: records a read or a write of the
+    /// payload words under `off..off + len` (byte offsets) in `cells`, one cell per word.
+    #[cfg(all(loom, test))]
+    pub(crate) fn track_payload(
+        cells: &[loom::cell::UnsafeCell<()>],
+        off: u64,
+        len: usize,
+        write: bool,
+    ) {
+        let first = (off / 8) as usize;
+        for cell in &cells[first..first + len.div_ceil(8)] {
+            if write {
+                cell.with_mut(|_| ());
+            } else {
+                cell.with(|_| ());
+            }
+        }
+    }
 }
 
 /// Fuzzing entry points (built only with `--cfg fuzzing`, as cargo-fuzz does).

@@ -604,14 +604,7 @@ pub(crate) mod heap {
         /// Records a payload access of the words under `off..off + len` with loom.
         #[cfg(loom)]
         fn track(&self, off: u64, len: usize, write: bool) {
-            let first = (off / 8) as usize;
-            for cell in &self.payload[first..first + len.div_ceil(8)] {
-                if write {
-                    cell.with_mut(|_| ());
-                } else {
-                    cell.with(|_| ());
-                }
-            }
+            super::super::atomic::track_payload(&self.payload, off, len, write);
         }
 
         /// Scribbles a word, as a hostile peer would.

@@ -80,16 +80,8 @@ pub(crate) mod heap {
 
         #[cfg(loom)]
         fn track(&self, off: u64, len: usize, write: bool) {
-            let Some(cells) = &self.payload else {
-                return;
-            };
-            let first = (off / 8) as usize;
-            for cell in &cells[first..first + len.div_ceil(8)] {
-                if write {
-                    cell.with_mut(|_| ());
-                } else {
-                    cell.with(|_| ());
-                }
+            if let Some(cells) = &self.payload {
+                super::super::atomic::track_payload(cells, off, len, write);
             }
         }
     }
