@@ -409,7 +409,9 @@ pub struct ChanCreateArgs {
     /// The channel file, or a bare name in /dev/shm.
     #[arg(value_name = "PATH")]
     pub path: String,
-    /// Ring size in bytes.
+    /// Ring size in bytes, rounded up to a power of two; the largest message is half of it
+    /// less 8 bytes. Small rings (a few KiB) give the lowest round trip, large ones absorb
+    /// bursts.
     #[arg(long, value_name = "SIZE", value_parser = size::parse_nonzero)]
     pub capacity: u64,
     /// Replace PATH if it exists.
