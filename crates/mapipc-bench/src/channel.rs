@@ -312,6 +312,13 @@ fn stand_in_ends(chan: &Channel) {
 /// `size`-byte messages, `$receiver` attaches the receiving end.
 macro_rules! channel_link {
     ($link:ident, $name:literal, $options:expr, $receiver:expr) => {
+        impl $link {
+            /// The channel of this link.
+            pub fn channel(&self) -> &Channel {
+                &self.chan
+            }
+        }
+
         impl Link for $link {
             const NAME: &'static str = $name;
             type Tx = ChanSender;
@@ -360,11 +367,6 @@ impl SpscLink {
     pub fn capacity_for(size: usize) -> usize {
         ring_bytes(size, 8 + size.next_multiple_of(8))
     }
-
-    /// The channel of this link.
-    pub fn channel(&self) -> &Channel {
-        &self.chan
-    }
 }
 
 channel_link!(
@@ -402,11 +404,6 @@ impl MpscLink {
     /// ```
     pub fn capacity_for(size: usize) -> usize {
         ring_bytes(size, (16 + size).next_multiple_of(32))
-    }
-
-    /// The channel of this link.
-    pub fn channel(&self) -> &Channel {
-        &self.chan
     }
 }
 
@@ -447,11 +444,6 @@ impl BroadcastLink {
     /// ```
     pub fn capacity_for(size: usize) -> usize {
         ring_bytes(size, 16 + size.next_multiple_of(16))
-    }
-
-    /// The channel of this link.
-    pub fn channel(&self) -> &Channel {
-        &self.chan
     }
 }
 

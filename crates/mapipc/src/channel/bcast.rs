@@ -460,6 +460,16 @@ impl Subscriber {
         Ok(Some(missed))
     }
 
+    /// [`try_next`](Self::try_next) found our record reclaimed: what to report, or `None` to
+    /// look again (we only skipped padding).
+    fn after_reclaim<W: Words>(&mut self, mem: &W) -> Result<Option<Next>, RingError> {
+        Ok(match self.resync(mem)? {
+            Some(0) => None,
+            Some(missed) => Some(Next::Lagged { missed }),
+            None => Some(Next::Empty),
+        })
+    }
+
     /// The next record at our position, if any.
     pub(crate) fn try_next<W: Words>(&mut self, mem: &W) -> Result<Next, RingError> {
         let cap = self.geo.capacity();
@@ -476,11 +486,10 @@ impl Subscriber {
                 });
             }
             if tail - self.pos > cap {
-                match self.resync(mem)? {
-                    Some(0) => continue,
-                    Some(missed) => return Ok(Next::Lagged { missed }),
-                    None => return Ok(Next::Empty),
+                if let Some(next) = self.after_reclaim(mem)? {
+                    return Ok(next);
                 }
+                continue;
             }
             let idx = self.pos & (cap - 1);
             let to_end = cap - idx;
@@ -489,11 +498,10 @@ impl Subscriber {
             let (len, flags) = (w1 & 0xffff_ffff, w1 >> 32);
             if flags == FLAG_PAD && len + HDR == to_end {
                 if !self.still_intact(mem, self.pos) {
-                    match self.resync(mem)? {
-                        Some(0) => continue,
-                        Some(missed) => return Ok(Next::Lagged { missed }),
-                        None => return Ok(Next::Empty),
+                    if let Some(next) = self.after_reclaim(mem)? {
+                        return Ok(next);
                     }
+                    continue;
                 }
                 self.pos += to_end;
                 continue;
@@ -508,11 +516,10 @@ impl Subscriber {
             if !sane {
                 // Overwritten under us, or garbage: tell which.
                 if !self.still_intact(mem, self.pos) {
-                    match self.resync(mem)? {
-                        Some(0) => continue,
-                        Some(missed) => return Ok(Next::Lagged { missed }),
-                        None => return Ok(Next::Empty),
+                    if let Some(next) = self.after_reclaim(mem)? {
+                        return Ok(next);
                     }
+                    continue;
                 }
                 return Err(RingError::Corrupted {
                     at: Where::Ring(idx),

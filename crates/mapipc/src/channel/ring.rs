@@ -357,14 +357,7 @@ impl Producer {
         // detached or died before we attached), so what we load is what the consumer will
         // find: our earlier stores to the word happen before the Release of pair R.
         if end + HDR <= self.cached_head + self.geo.cap {
-            let idx = self.geo.index(end);
-            if self
-                .geo
-                .committed(end, mem.load_word(idx, Ordering::Relaxed))
-                .is_some()
-            {
-                mem.store_word(idx, 0, Ordering::Relaxed);
-            }
+            self.clear_lookalike(mem, end);
         }
         // The first header the consumer meets: the padding's if any, else the record's.
         let first = self.tail;
@@ -380,13 +373,7 @@ impl Producer {
             // meanwhile: the commit before ours checked it (above, as its next slot), but not
             // when there was none since we attached (`attach` stops at a word that passes for
             // a header of this lap with an impossible length).
-            if self
-                .geo
-                .committed(first, mem.load_word(first_idx, Ordering::Relaxed))
-                .is_some()
-            {
-                mem.store_word(first_idx, 0, Ordering::Relaxed);
-            }
+            self.clear_lookalike(mem, first);
             self.hidden = Some((first_idx, first_header));
         }
         // Release pairs with the consumer's Acquire load of the header (pair R): the payload
@@ -404,6 +391,20 @@ impl Producer {
         if self.hidden.is_none() {
             // Release pairs with the consumer's Acquire load of `tail` (pair T).
             mem.store_tail(end, Ordering::Release);
+        }
+    }
+
+    /// Zeroes the word at `pos` if it would pass for a committed header there (stale payload
+    /// bytes); leaves it alone otherwise, sparing a store to a line the consumer may hold.
+    #[inline]
+    fn clear_lookalike<M: RingMem>(&self, mem: &M, pos: u64) {
+        let idx = self.geo.index(pos);
+        if self
+            .geo
+            .committed(pos, mem.load_word(idx, Ordering::Relaxed))
+            .is_some()
+        {
+            mem.store_word(idx, 0, Ordering::Relaxed);
         }
     }
 
