@@ -34,7 +34,10 @@
 //!   the child receives with [`Receiver::drain`] of up to 32 messages, reading the words in
 //!   place and handing the space back once per call (as the floor's consumer publishes its
 //!   index every 32 messages);
-//! - `spsc_send`: plain [`Sender::send`], which publishes every message (for information).
+//! - `spsc_send`: plain [`Sender::send`], which publishes every message (for information);
+//! - `spsc_batched` at 56 B (for information): 64-byte records, one cache line per message
+//!   like the floor's 64-byte slots, where a 64-byte message takes a 72-byte record (its
+//!   8-byte header): how much of the 64 B gap is the header's extra bytes.
 //!
 //! Both ends busy-poll in the throughput variants, as the ring floor does. The channels hold as
 //! many messages as the ring floor has slots (its `slots_for`), rounded up to a power of two
@@ -660,7 +663,7 @@ struct Variant {
     size: usize,
 }
 
-const VARIANTS: [Variant; 20] = [
+const VARIANTS: [Variant; 21] = [
     rt("shm_spin_floor", 8),
     rt("two_line_floor", 8),
     rt("ring_floor", 8),
@@ -678,6 +681,7 @@ const VARIANTS: [Variant; 20] = [
     tp("ring_floor", 64),
     tp("spsc_batched", 64),
     tp("spsc_send", 64),
+    tp("spsc_batched", 56),
     tp("ring_floor", 65536),
     tp("spsc_batched", 65536),
     tp("spsc_send", 65536),
@@ -838,6 +842,22 @@ fn paired(rounds: usize, server_cpu: Option<usize>) {
         ("spsc_batched", 64, "ring_floor", false, 1.0),
         ("spsc_batched", 65536, "ring_floor", false, 0.9),
     ];
+    let ratio = |x: usize, y: usize| median(per_round.iter().map(|r| r[x] / r[y]).collect());
+    {
+        let [a, b, f] = [
+            ("spsc_batched", 56),
+            ("spsc_batched", 64),
+            ("ring_floor", 64),
+        ]
+        .map(|(name, size)| idx(name, size, What::Throughput));
+        eprintln!(
+            "  (information) throughput in msgs/s: spsc_batched 56 B (64-byte records, a line \
+             per message as the floor's slots) / ring_floor 64 B {:.2}x; spsc_batched 56 B / \
+             spsc_batched 64 B {:.2}x (72-byte records: 72 / 64 = 1.125)",
+            ratio(a, f),
+            ratio(a, b),
+        );
+    }
     for size in [8, 64] {
         let [a, b, c, d] = [
             "spsc_busy_poll",
@@ -846,7 +866,6 @@ fn paired(rounds: usize, server_cpu: Option<usize>) {
             "two_line_floor",
         ]
         .map(|name| idx(name, size, What::RoundTrip));
-        let ratio = |x: usize, y: usize| median(per_round.iter().map(|r| r[x] / r[y]).collect());
         eprintln!(
             "  (information) {size} B round trip: two_line_floor / shm_spin_floor {:.2}x, \
              ring_floor / shm_spin_floor {:.2}x; spsc_busy_poll / two_line_floor {:.2}x, \
