@@ -1045,6 +1045,46 @@ clitest!(region_bare_name_lives_in_dev_shm, |dir| {
     assert!(!file.exists());
 });
 
+clitest!(bare_names_point_at_the_file_meant, |dir| {
+    // A bare NAME is /dev/shm/NAME; with nothing there but a `NAME` in the current
+    // directory, commands that open say how to name that file.
+    let name = format!("mapipc-cli-test-hint-{}", std::process::id());
+    dir.write(&name, b"not in /dev/shm");
+    for args in [
+        &["region", "info", &name][..],
+        &["region", "read", &name],
+        &["region", "rm", &name],
+        &["stat", &name],
+        &["recv", &name, "--nonblock"],
+        &["send", &name, "x"],
+    ] {
+        let line = dir.run(args).error().to_string();
+        assert!(
+            line.contains(&format!("`/dev/shm/{name}` does not exist"))
+                && line.contains(&format!("write `./{name}`")),
+            "{args:?}: {line}"
+        );
+    }
+    assert!(dir.path(&name).exists(), "nothing removed");
+    // Without such a file, the plain message.
+    std::fs::remove_file(dir.path(&name)).unwrap();
+    let line = dir.run(&["stat", &name]).error().to_string();
+    assert!(!line.contains("./"), "{line}");
+
+    // The other way round: `info` takes a path, and a channel created by a bare name is in
+    // /dev/shm.
+    let file = Path::new("/dev/shm").join(&name);
+    let _guard = ShmGuard(file.clone());
+    dir.run(&["chan", "create", &name, "--capacity", "4KiB"])
+        .ok();
+    let line = dir.run(&["info", &name]).error().to_string();
+    assert!(
+        line.contains(&format!("`mapipc info {}`", file.display())),
+        "{line}"
+    );
+    dir.run(&["info", file.to_str().unwrap()]).ok();
+});
+
 // ---------------------------------------------------------------------------------------
 // channel kinds: mpsc and broadcast from the shell
 

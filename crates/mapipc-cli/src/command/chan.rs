@@ -12,17 +12,13 @@ use mapipc::channel::{
 };
 use mapipc::region::Location;
 
-use super::Exit;
+use super::{existing, location, Exit};
 use crate::cli::{ChanCreateArgs, RecvArgs, SendArgs, StatArgs};
 use crate::size::human;
 
-fn location(s: &str) -> Result<Location> {
-    Location::parse(s).with_context(|| format!("bad channel name `{s}`"))
-}
-
 /// `mapipc chan create PATH --capacity SIZE [--force]`.
 pub fn create(args: &ChanCreateArgs, out: &mut dyn Write) -> Result<()> {
-    let loc = location(&args.path)?;
+    let loc = location(&args.path, "channel")?;
     let capacity = usize::try_from(args.capacity).context("capacity too large")?;
     if args.force {
         match std::fs::remove_file(loc.path()) {
@@ -123,7 +119,7 @@ impl Source<'_> {
 
 /// `mapipc send PATH [MSG...] [--binary] [--nonblock] [--timeout D]`.
 pub fn send(args: &SendArgs, _out: &mut dyn Write) -> Result<()> {
-    let loc = location(&args.path)?;
+    let loc = existing(&args.path, "channel")?;
     let chan = Channel::open(&loc)?;
     let mut tx = chan.sender()?;
     let max = tx.max_message();
@@ -198,7 +194,7 @@ pub fn send(args: &SendArgs, _out: &mut dyn Write) -> Result<()> {
 
 /// `mapipc recv PATH [--count N] [--timeout D] [--nonblock] [--follow] [--binary]`.
 pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
-    let loc = location(&args.path)?;
+    let loc = existing(&args.path, "channel")?;
     let chan = Channel::open(&loc)?;
     let start = if args.from == "newest" {
         StartAt::Newest
@@ -303,7 +299,7 @@ fn convert(e: mapipc::channel::RecvError) -> RecvTimeoutError {
 
 /// `mapipc stat PATH [--json]`.
 pub fn stat(args: &StatArgs, out: &mut dyn Write) -> Result<()> {
-    let loc = location(&args.path)?;
+    let loc = existing(&args.path, "channel")?;
     let chan = Channel::open(&loc).map_err(|e: ChannelError| anyhow::Error::new(e))?;
     let st = chan.stat();
     if args.json {

@@ -86,7 +86,21 @@ pub fn run(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 fn gather(path: &Path) -> Result<Info> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot open {}", quoted(path)))?;
+    let meta = std::fs::metadata(path).with_context(|| {
+        // `chan create NAME` and `region create NAME` put a bare NAME in /dev/shm, while
+        // `info` takes a path: point at the file the user probably means.
+        let shm = Path::new("/dev/shm").join(path);
+        if path.components().count() == 1 && path.is_relative() && shm.exists() {
+            format!(
+                "cannot open {} (channels and regions created by a bare name are in \
+                 /dev/shm: `mapipc info {}`)",
+                quoted(path),
+                shm.display()
+            )
+        } else {
+            format!("cannot open {}", quoted(path))
+        }
+    })?;
     let link_target = match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => std::fs::read_link(path).ok(),
         _ => None,

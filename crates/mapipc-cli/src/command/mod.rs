@@ -17,6 +17,9 @@ use std::io::Write;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
+use anyhow::Context;
+use mapipc::region::Location;
+
 use crate::cli::Command;
 
 /// Runs one subcommand.
@@ -43,6 +46,32 @@ pub fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Queue(cmd) => queue::run(cmd, out),
         Command::Bench(args) => bench::run(&args, out),
     }
+}
+
+/// Parses a channel or region argument: a path (with a `/`) or a bare name in `/dev/shm`.
+/// `what` is "channel" or "region".
+fn location(s: &str, what: &str) -> anyhow::Result<Location> {
+    Location::parse(s).with_context(|| {
+        format!("bad {what} name `{s}` (a NAME without '/' is a file in /dev/shm)")
+    })
+}
+
+/// As [`location`], for commands that open an existing channel or region. A bare NAME is
+/// `/dev/shm/NAME`; when nothing is there but the current directory has a `NAME`, the user
+/// almost certainly meant that file: say how to name it rather than only "does not exist".
+fn existing(s: &str, what: &str) -> anyhow::Result<Location> {
+    let loc = location(s, what)?;
+    if let Location::Shm(_) = &loc {
+        let shm = loc.path();
+        if std::fs::symlink_metadata(&shm).is_err() && std::fs::symlink_metadata(s).is_ok() {
+            anyhow::bail!(
+                "{what} {} does not exist (a NAME without '/' is a file in /dev/shm); for \
+                 the file `{s}` in this directory, write `./{s}`",
+                quoted(&shm)
+            );
+        }
+    }
+    Ok(loc)
 }
 
 /// `a regular file`, `a directory`, ... (the article reads well in messages).

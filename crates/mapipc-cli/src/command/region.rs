@@ -13,15 +13,9 @@ use anyhow::{bail, Context, Result};
 use mapipc::region::{JoinError, Location, OpenError, PeerInfo, Region, RegionInfo, CONTENT_RAW};
 use mapipc::sync::{Notifier, WaitError, WaitOptions};
 
-use super::Exit;
+use super::{existing, location, Exit};
 use crate::cli::{RegionCreateArgs, RegionInfoArgs, RegionReadArgs, RegionRmArgs, RegionWriteArgs};
 use crate::size::human;
-
-fn location(s: &str) -> Result<Location> {
-    Location::parse(s).with_context(|| {
-        format!("bad region name `{s}` (a NAME without '/' is a file in /dev/shm)")
-    })
-}
 
 /// Checks that `len` bytes at `offset` fit in the user data; `verb` is "read" or "write".
 fn check_range(region: &Region, loc: &Location, verb: &str, offset: u64, len: u64) -> Result<()> {
@@ -48,7 +42,7 @@ fn describe_content(kind: u32) -> String {
 
 /// `mapipc region create NAME|PATH --size SIZE`.
 pub fn create(args: &RegionCreateArgs, out: &mut dyn Write) -> Result<()> {
-    let loc = location(&args.name)?;
+    let loc = location(&args.name, "region")?;
     let len = usize::try_from(args.size).context("size too large")?;
     let region = Region::create(&loc, len)?;
     writeln!(
@@ -62,7 +56,7 @@ pub fn create(args: &RegionCreateArgs, out: &mut dyn Write) -> Result<()> {
 
 /// `mapipc region info NAME|PATH [--json]`.
 pub fn info(args: &RegionInfoArgs, out: &mut dyn Write) -> Result<()> {
-    let loc = location(&args.name)?;
+    let loc = existing(&args.name, "region")?;
     let region = Region::open(&loc)?;
     let info = region.info()?;
     let peers = region.peers()?;
@@ -163,7 +157,7 @@ fn info_json(
 
 /// `mapipc region rm NAME|PATH [--force]`.
 pub fn rm(args: &RegionRmArgs, out: &mut dyn Write) -> Result<()> {
-    let loc = location(&args.name)?;
+    let loc = existing(&args.name, "region")?;
     if args.force {
         mapipc::region::remove(&loc)?;
     } else {
@@ -186,7 +180,7 @@ pub fn rm(args: &RegionRmArgs, out: &mut dyn Write) -> Result<()> {
 
 /// `mapipc region write NAME|PATH --offset N (DATA | --stdin)`.
 pub fn write(args: &RegionWriteArgs, _out: &mut dyn Write) -> Result<()> {
-    let loc = location(&args.name)?;
+    let loc = existing(&args.name, "region")?;
     let data = match &args.data {
         Some(d) => d.as_bytes().to_vec(),
         None => {
@@ -219,7 +213,7 @@ pub fn write(args: &RegionWriteArgs, _out: &mut dyn Write) -> Result<()> {
 
 /// `mapipc region read NAME|PATH [--offset N] [--len N] [--wait [--timeout D]]`.
 pub fn read(args: &RegionReadArgs, out: &mut dyn Write) -> Result<()> {
-    let loc = location(&args.name)?;
+    let loc = existing(&args.name, "region")?;
     let region = Region::open(&loc)?;
     let len = match args.len {
         Some(len) => len,
