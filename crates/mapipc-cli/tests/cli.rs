@@ -668,6 +668,82 @@ clitest!(chan_too_large_and_empty_messages_are_errors, |dir| {
     );
 });
 
+clitest!(endless_standard_input_is_refused_not_buffered, |dir| {
+    // Every command that reads standard input stops after what could be used (the largest
+    // message, the room left in the file or region, the largest record) and names the
+    // problem; reading all of /dev/zero first would never end.
+    dir.run(&["chan", "create", "./c", "--capacity", "4KiB"])
+        .ok();
+    let line = dir
+        .run_with_stdin_from(&["send", "./c"], "/dev/zero")
+        .error()
+        .to_string();
+    assert!(
+        line.contains("line 1 of standard input is more than 2040 bytes"),
+        "{line}"
+    );
+    // A frame whose length prefix is far beyond the largest message: refused from its
+    // prefix, without reading (or allocating) its body.
+    let line = dir
+        .run_with_stdin(&["send", "./c", "--binary"], &0x7fff_ffffu32.to_le_bytes())
+        .error()
+        .to_string();
+    assert!(
+        line.contains("frame 1 of standard input is 2147483647 bytes"),
+        "{line}"
+    );
+    assert_eq!(
+        dir.run(&["stat", "./c", "--json"])
+            .ok()
+            .stdout_str()
+            .matches("\"sent\":0")
+            .count(),
+        1,
+        "nothing sent"
+    );
+
+    let line = dir
+        .run_with_stdin_from(
+            &[
+                "write", "./f", "--create", "4KiB", "--offset", "0", "--stdin",
+            ],
+            "/dev/zero",
+        )
+        .error()
+        .to_string();
+    assert!(line.contains("more than the 4096 bytes"), "{line}");
+    assert!(
+        !dir.path("f").exists(),
+        "a refused --create creates nothing"
+    );
+
+    dir.run(&["region", "create", "./r", "--size", "64"]).ok();
+    dir.run(&["region", "write", "./r", "--offset", "0", "kept"])
+        .ok();
+    let line = dir
+        .run_with_stdin_from(
+            &["region", "write", "./r", "--offset", "60", "--stdin"],
+            "/dev/zero",
+        )
+        .error()
+        .to_string();
+    assert!(line.contains("more than the 4 bytes of user data"), "{line}");
+    let out = dir.run(&["region", "read", "./r", "--len", "4"]);
+    assert_eq!(out.ok().stdout, b"kept");
+
+    let line = dir
+        .run_with_stdin_from(
+            &["queue", "append", "./q", "--segment-size", "64KiB"],
+            "/dev/zero",
+        )
+        .error()
+        .to_string();
+    assert!(
+        line.contains("line 1 of standard input is more than") && line.contains("largest record"),
+        "{line}"
+    );
+});
+
 clitest!(chan_binary_frames_round_trip, |dir| {
     let c = dir.path("c");
     let c = c.to_str().unwrap();

@@ -1,7 +1,7 @@
 //! `mapipc chan create`, `mapipc send`, `mapipc recv`, `mapipc stat`: channels from the
 //! shell.
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use mapipc::channel::{
 };
 use mapipc::region::Location;
 
-use super::{existing, location, Exit};
+use super::{existing, location, read_line_at_most, Exit};
 use crate::cli::{ChanCreateArgs, RecvArgs, SendArgs, StatArgs};
 use crate::size::human;
 
@@ -76,27 +76,30 @@ enum Source<'a> {
 }
 
 impl Source<'_> {
-    /// The next message and a description of where it came from (for errors).
-    fn next(&mut self, buf: &mut Vec<u8>) -> Result<Option<String>> {
+    /// The next message into `buf`, with where it came from and its length (for errors).
+    /// A message longer than `max` is not read whole (a frame's length is its prefix; a
+    /// line is read up to `max + 1` bytes): input that cannot be sent is never buffered,
+    /// however large.
+    fn next(&mut self, buf: &mut Vec<u8>, max: usize) -> Result<Option<(String, Length)>> {
         buf.clear();
         match self {
             Source::Args(it) => Ok(it.next().map(|a| {
                 buf.extend_from_slice(a.as_bytes());
-                "argument".to_string()
+                ("argument".to_string(), Length::Exact(buf.len() as u64))
             })),
             Source::Lines(input, n) => {
-                if input
-                    .read_until(b'\n', buf)
-                    .context("cannot read standard input")?
-                    == 0
-                {
+                let Some(whole) =
+                    read_line_at_most(input, buf, max).context("cannot read standard input")?
+                else {
                     return Ok(None);
-                }
-                if buf.last() == Some(&b'\n') {
-                    buf.pop();
-                }
+                };
                 *n += 1;
-                Ok(Some(format!("line {n} of standard input")))
+                let len = if whole {
+                    Length::Exact(buf.len() as u64)
+                } else {
+                    Length::MoreThan(max as u64)
+                };
+                Ok(Some((format!("line {n} of standard input"), len)))
             }
             Source::Frames(input, n) => {
                 let mut len = [0u8; 4];
@@ -105,14 +108,34 @@ impl Source<'_> {
                     Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
                     Err(e) => return Err(e).context("cannot read standard input"),
                 }
-                let len = u32::from_le_bytes(len) as usize;
+                let len = u32::from_le_bytes(len);
                 *n += 1;
-                buf.resize(len, 0);
-                input
-                    .read_exact(buf)
-                    .with_context(|| format!("frame {n} of standard input is cut short"))?;
-                Ok(Some(format!("frame {n} of standard input")))
+                let origin = format!("frame {n} of standard input");
+                if len as usize <= max {
+                    buf.resize(len as usize, 0);
+                    input
+                        .read_exact(buf)
+                        .with_context(|| format!("{origin} is cut short"))?;
+                }
+                Ok(Some((origin, Length::Exact(len.into()))))
             }
+        }
+    }
+}
+
+/// A message's length as far as it was read.
+#[derive(Clone, Copy)]
+enum Length {
+    Exact(u64),
+    /// A line cut off after this many bytes without its end.
+    MoreThan(u64),
+}
+
+impl std::fmt::Display for Length {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Length::Exact(n) => write!(f, "{n} bytes"),
+            Length::MoreThan(n) => write!(f, "more than {n} bytes"),
         }
     }
 }
@@ -132,11 +155,10 @@ pub fn send(args: &SendArgs, _out: &mut dyn Write) -> Result<()> {
     };
     let mut buf = Vec::new();
     let mut sent = 0u64;
-    while let Some(origin) = source.next(&mut buf)? {
-        if buf.is_empty() || buf.len() > max {
+    while let Some((origin, len)) = source.next(&mut buf, max)? {
+        if !matches!(len, Length::Exact(n) if n >= 1 && n <= max as u64) {
             bail!(
-                "{origin} is {} bytes: messages on `{}` are 1 to {max} bytes ({sent} sent before it)",
-                buf.len(),
+                "{origin} is {len}: messages on `{}` are 1 to {max} bytes ({sent} sent before it)",
                 loc.path().display()
             );
         }

@@ -13,7 +13,7 @@ mod region;
 mod write;
 
 use std::fs::FileType;
-use std::io::Write;
+use std::io::{self, BufRead, Read, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
@@ -72,6 +72,36 @@ fn existing(s: &str, what: &str) -> anyhow::Result<Location> {
         }
     }
     Ok(loc)
+}
+
+/// Reads one line of standard input (or any input) into `buf`, without its `\n`, reading
+/// at most `max + 1` bytes: `None` at the end of the input, `Some(false)` when the line is
+/// longer than `max` (cut there; the rest stays unread). Input that cannot be used is never
+/// buffered, however large (`mapipc send < /dev/zero`).
+fn read_line_at_most(
+    input: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Option<bool>> {
+    buf.clear();
+    let limit = max as u64 + 1;
+    let got = input.by_ref().take(limit).read_until(b'\n', buf)?;
+    if got == 0 {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        return Ok(Some(true));
+    }
+    Ok(Some((got as u64) < limit))
+}
+
+/// Reads the whole input if it has at most `max` bytes; `None` (having read `max + 1`) if it
+/// has more.
+fn read_all_at_most(input: impl Read, max: u64) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = Vec::new();
+    input.take(max.saturating_add(1)).read_to_end(&mut buf)?;
+    Ok((buf.len() as u64 <= max).then_some(buf))
 }
 
 /// `a regular file`, `a directory`, ... (the article reads well in messages).

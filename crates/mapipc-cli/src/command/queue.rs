@@ -1,6 +1,6 @@
 //! `mapipc queue append|tail|stat|verify|retain`: the durable queue of `mapipc::queue`.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Instant;
@@ -10,7 +10,7 @@ use mapipc::queue::{
     self, AckMode, Appender, QueueOptions, QueueStat, Retention, StartAt, SyncPolicy, TailerOptions,
 };
 
-use super::{quoted, Exit};
+use super::{quoted, read_line_at_most, Exit};
 use crate::cli::{
     FromArg, QueueAppendArgs, QueueCommand, QueueRetainArgs, QueueStatArgs, QueueTailArgs,
     QueueVerifyArgs, SyncArg,
@@ -59,16 +59,19 @@ fn append(args: &QueueAppendArgs, _out: &mut dyn Write) -> Result<()> {
         let stdin = io::stdin();
         let mut input = stdin.lock();
         let mut line = Vec::new();
-        loop {
-            line.clear();
-            let n = input
-                .read_until(b'\n', &mut line)
-                .context("cannot read standard input")?;
-            if n == 0 {
-                break;
-            }
-            if line.last() == Some(&b'\n') {
-                line.pop();
+        let max = usize::try_from(app.max_payload()).unwrap_or(usize::MAX);
+        let mut n = 0u64;
+        while let Some(whole) =
+            read_line_at_most(&mut input, &mut line, max).context("cannot read standard input")?
+        {
+            n += 1;
+            if !whole {
+                bail!(
+                    "line {n} of standard input is more than {max} bytes, the largest record \
+                     of {} ({} appended before it)",
+                    quoted(&args.dir),
+                    n - 1
+                );
             }
             app.append(&line).with_context(|| context(&app))?;
         }

@@ -5,7 +5,7 @@
 //! region's notifier; a waiter sleeps on the notifier until the generation differs from the
 //! one it saw when it started.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::time::Instant;
 
@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use mapipc::region::{JoinError, Location, OpenError, PeerInfo, Region, RegionInfo, CONTENT_RAW};
 use mapipc::sync::{Notifier, WaitError, WaitOptions};
 
-use super::{existing, location, Exit};
+use super::{existing, location, read_all_at_most, Exit};
 use crate::cli::{RegionCreateArgs, RegionInfoArgs, RegionReadArgs, RegionRmArgs, RegionWriteArgs};
 use crate::size::human;
 
@@ -181,17 +181,6 @@ pub fn rm(args: &RegionRmArgs, out: &mut dyn Write) -> Result<()> {
 /// `mapipc region write NAME|PATH --offset N (DATA | --stdin)`.
 pub fn write(args: &RegionWriteArgs, _out: &mut dyn Write) -> Result<()> {
     let loc = existing(&args.name, "region")?;
-    let data = match &args.data {
-        Some(d) => d.as_bytes().to_vec(),
-        None => {
-            let mut buf = Vec::new();
-            io::stdin()
-                .lock()
-                .read_to_end(&mut buf)
-                .context("cannot read standard input")?;
-            buf
-        }
-    };
     let region = Region::open(&loc)?;
     let kind = region.content_kind()?;
     if kind != CONTENT_RAW {
@@ -201,6 +190,24 @@ pub fn write(args: &RegionWriteArgs, _out: &mut dyn Write) -> Result<()> {
             describe_content(kind)
         );
     }
+    let data = match &args.data {
+        Some(d) => d.as_bytes().to_vec(),
+        None => {
+            // No more than fits: a larger input is refused without being buffered whole.
+            let room = (region.len() as u64).saturating_sub(args.offset);
+            match read_all_at_most(io::stdin().lock(), room)
+                .context("cannot read standard input")?
+            {
+                Some(data) => data,
+                None => bail!(
+                    "cannot write standard input at offset {} of region `{loc}`: it has more \
+                     than the {} of user data from there; nothing was written",
+                    args.offset,
+                    human(room)
+                ),
+            }
+        }
+    };
     check_range(&region, &loc, "write", args.offset, data.len() as u64)?;
     region
         .write_at(args.offset, &data)

@@ -2,40 +2,19 @@
 //! through a shared read-write mapping, flushed with `msync`.
 
 use std::borrow::Cow;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{bail, Context, Result};
 use mapipc::map::MapOptions;
 
-use super::{describe_file_type, quoted};
+use super::{describe_file_type, quoted, read_all_at_most};
 use crate::cli::WriteArgs;
 
 /// Runs `mapipc write`. Prints nothing on success.
 pub fn run(args: &WriteArgs, _out: &mut dyn Write) -> Result<()> {
     let path = args.file.as_path();
-    let data: Cow<'_, [u8]> = if args.stdin {
-        let mut buf = Vec::new();
-        io::stdin()
-            .lock()
-            .read_to_end(&mut buf)
-            .context("cannot read standard input")?;
-        Cow::Owned(buf)
-    } else {
-        // clap's ArgGroup makes DATA or --stdin required; an absent DATA is empty.
-        Cow::Borrowed(args.data.as_deref().map(|d| d.as_bytes()).unwrap_or(b""))
-    };
     let offset = args.offset;
-    let end = offset
-        .checked_add(data.len() as u64)
-        .filter(|end| *end <= i64::MAX as u64)
-        .with_context(|| {
-            format!(
-                "offset {offset} + {} bytes is beyond the largest possible file",
-                data.len()
-            )
-        })?;
-
     // Check everything before touching the file, so a refused write leaves it unchanged
     // (and a refused --create does not create it).
     let create = args.create;
@@ -55,6 +34,36 @@ pub fn run(args: &WriteArgs, _out: &mut dyn Write) -> Result<()> {
         },
         Err(e) => return Err(e).with_context(|| format!("cannot open {}", quoted(path))),
     };
+    let data: Cow<'_, [u8]> = if args.stdin {
+        // No more than fits: a larger input is refused without being buffered whole.
+        let room = size.saturating_sub(offset);
+        match read_all_at_most(io::stdin().lock(), room).context("cannot read standard input")? {
+            Some(data) => Cow::Owned(data),
+            None => bail!(
+                "cannot write standard input at offset {offset}: it has more than the {room} \
+                 bytes between there and the end of {} ({size} bytes{}); nothing was changed \
+                 (--create SIZE makes room)",
+                quoted(path),
+                if current == Some(size) {
+                    ""
+                } else {
+                    " at its --create size"
+                }
+            ),
+        }
+    } else {
+        // clap's ArgGroup makes DATA or --stdin required; an absent DATA is empty.
+        Cow::Borrowed(args.data.as_deref().map(|d| d.as_bytes()).unwrap_or(b""))
+    };
+    let end = offset
+        .checked_add(data.len() as u64)
+        .filter(|end| *end <= i64::MAX as u64)
+        .with_context(|| {
+            format!(
+                "offset {offset} + {} bytes is beyond the largest possible file",
+                data.len()
+            )
+        })?;
     if end > size {
         let len = data.len();
         match (current, create) {

@@ -168,6 +168,13 @@ impl TestDir {
         finish(cmd.spawn().expect("spawn mapipc"), Some(input.to_vec()))
     }
 
+    /// Runs `mapipc ARGS` with standard input read from `file` (`/dev/zero`: endless).
+    pub fn run_with_stdin_from(&self, args: &[&str], file: &str) -> Out {
+        let mut cmd = self.command(args);
+        cmd.stdin(std::fs::File::open(file).expect("open the input file"));
+        finish(cmd.spawn().expect("spawn mapipc"), None)
+    }
+
     pub fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
         let p = self.path(name);
         std::fs::write(&p, bytes).expect("write test file");
