@@ -60,14 +60,14 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// The error and its causes joined with `": "` on one line.
 ///
-/// Library errors often already end with their source's text (`cannot open `f`: No such
+/// Library errors often already include their source's text (`cannot open `f`: No such
 /// file or directory`) while also exposing it as `source()`; a cause whose text the line
-/// already ends with is skipped so nothing is printed twice.
+/// already contains is skipped so nothing is printed twice.
 fn error_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
-        if text.is_empty() || line.ends_with(&text) {
+        if text.is_empty() || line.contains(&text) {
             continue;
         }
         if !line.is_empty() {
@@ -103,6 +103,20 @@ mod tests {
             line.starts_with("cannot open `/nonexistent/mapipc-test`"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn error_line_skips_a_source_quoted_inside_the_message() {
+        // `cannot allocate ... : No space left on device (os error 28) (is the file system
+        // full? ...)`: the source is in the middle of the message, not at its end.
+        let e = mapipc::region::CreateError::Allocate {
+            file: "/dev/shm/x".into(),
+            size: 1 << 40,
+            source: io::Error::from_raw_os_error(28),
+        };
+        let line = error_line(&anyhow::Error::new(e));
+        assert_eq!(line.matches("os error 28").count(), 1, "{line}");
+        assert!(line.ends_with("tmpfs size)"), "{line}");
     }
 
     #[test]

@@ -727,7 +727,10 @@ clitest!(endless_standard_input_is_refused_not_buffered, |dir| {
         )
         .error()
         .to_string();
-    assert!(line.contains("more than the 4 bytes of user data"), "{line}");
+    assert!(
+        line.contains("more than the 4 bytes of user data"),
+        "{line}"
+    );
     let out = dir.run(&["region", "read", "./r", "--len", "4"]);
     assert_eq!(out.ok().stdout, b"kept");
 
