@@ -600,6 +600,31 @@ clitest!(chan_recv_waits_for_a_late_sender, |dir| {
     assert_eq!(out.ok().stdout_str(), "late\nsender\n");
 });
 
+clitest!(chan_recv_follow_ends_when_the_file_is_truncated, |dir| {
+    // `recv --follow` outlives its senders, waiting for the next; once the file is
+    // truncated nobody can attach again, and it says so instead of waiting for ever.
+    let c = dir.path("c");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--capacity", "64KiB"]).ok();
+    let rx = dir.spawn(&["recv", c, "--follow"]);
+    dir.run(&["send", c, "one"]).ok();
+    // Until `one` was received, the channel shows a message waiting.
+    await_cond("the receiver took the message", || {
+        dir.run(&["stat", c, "--json"])
+            .ok()
+            .stdout_str()
+            .contains("\"received\":1")
+    });
+    let f = std::fs::OpenOptions::new().write(true).open(c).unwrap();
+    f.set_len(f.metadata().unwrap().len() - 4096).unwrap();
+    let out = finish(rx, None);
+    assert_eq!(
+        out.error(),
+        format!("error: channel `{c}` was truncated under us: its data is gone")
+    );
+    assert_eq!(out.stdout_str(), "one\n");
+});
+
 clitest!(chan_sender_fills_then_waits_for_a_receiver, |dir| {
     let c = dir.path("c");
     let c = c.to_str().unwrap();

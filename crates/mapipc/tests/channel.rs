@@ -579,6 +579,75 @@ fn truncated_channel_file_gives_an_error_not_sigbus() {
     assert!(r.as_ref().is_err_and(|e| e.is_fault()), "{r:?}");
 }
 
+/// Runs `f` on a thread and returns its result, failing the test if it takes more than 30 s
+/// (a wait that never ends).
+fn within_30s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(f());
+    });
+    result
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the wait did not end within 30 s")
+}
+
+/// Cuts the last page off a channel file: the pages its ends poll stay, so only the file's
+/// size tells (no access faults).
+fn cut_last_page(path: &std::path::Path) {
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    let len = f.metadata().unwrap().len();
+    f.set_len(len - 4096).unwrap();
+}
+
+/// Ends waiting on a channel whose file is then truncated stop waiting with `Truncated`: a
+/// blocked receive, a blocked send, and a receiver between producers (`wait_for_producer`),
+/// none of which would otherwise ever end (nobody can attach to the file any more).
+#[test]
+fn waiting_ends_learn_of_a_truncated_file() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // A receive blocked on an empty ring, its producer alive.
+    let path = dir.path().join("recv");
+    let chan = Channel::create(&path, 64 * 1024).unwrap();
+    let _tx = chan.sender().unwrap();
+    let mut rx = chan.receiver().unwrap();
+    let cut = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            cut_last_page(&path);
+        })
+    };
+    let r = within_30s(move || rx.recv());
+    assert!(matches!(r, Err(RecvError::Truncated { .. })), "{r:?}");
+    cut.join().unwrap();
+
+    // A send blocked on a full ring, its receiver alive.
+    let path = dir.path().join("send");
+    let chan = Channel::create(&path, 4096).unwrap();
+    let mut tx = chan.sender().unwrap();
+    let _rx = chan.receiver().unwrap();
+    while tx.try_send(&[7; 100]).is_ok() {}
+    cut_last_page(&path);
+    let r = within_30s(move || tx.send(&[7; 100]));
+    assert!(matches!(r, Err(SendError::Truncated { .. })), "{r:?}");
+
+    // A receiver whose producer left, waiting for a new one as `mapipc recv --follow` does:
+    // the truncation ends the wait, and the receive reports it (not `Disconnected`).
+    let path = dir.path().join("follow");
+    let chan = Channel::create(&path, 64 * 1024).unwrap();
+    let mut rx = chan.receiver().unwrap();
+    drop(chan.sender().unwrap());
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Disconnected)));
+    cut_last_page(&path);
+    let r = within_30s(move || {
+        let woke = rx.wait_for_producer(None);
+        (woke, rx.recv())
+    });
+    assert!(r.0, "wait_for_producer returns on truncation");
+    assert!(matches!(r.1, Err(RecvError::Truncated { .. })), "{:?}", r.1);
+}
+
 /// Garbage in a file is refused at open with a clear error.
 #[test]
 fn foreign_and_damaged_files_are_refused_at_open() {

@@ -49,7 +49,9 @@
 //! consumer may attach to a file-backed channel afterwards and continues from the shared
 //! positions. Every position and record header read from shared memory is validated:
 //! garbage gives `Corrupted { offset, what }`, never an out-of-bounds access, a panic or an
-//! endless loop; a truncated file gives `Truncated`, never SIGBUS.
+//! endless loop; a truncated file gives `Truncated`, never SIGBUS, and an end waiting on
+//! it (for a message, for room, for a new peer) learns it within the check interval too,
+//! from the file's size, even when no page it touches was cut.
 //!
 //! # Example
 //! ```
@@ -275,6 +277,23 @@ impl Shared {
     }
 
     #[inline]
+    /// For the periodic checks of a wait: whether the file was truncated, touched past its
+    /// end or not (an `fstat`). A waiting end whose channel was truncated would otherwise wait
+    /// for ever: no peer can attach to it any more.
+    fn truncated_now(&self) -> bool {
+        self.region.is_truncated() || self.region.file_shrunk()
+    }
+
+    /// `Truncated` if [`truncated_now`](Self::truncated_now): before reporting the other end
+    /// gone, which a truncation also looks like (and which a caller would wait out).
+    fn check_truncated_now(&self) -> Result<(), Fault> {
+        if self.truncated_now() {
+            Err(Fault::Truncated { file: self.file() })
+        } else {
+            Ok(())
+        }
+    }
+
     fn check_truncated(&self) -> Result<(), Fault> {
         if self.region.as_mmap().is_truncated() {
             Err(Fault::Truncated { file: self.file() })

@@ -302,10 +302,14 @@ impl Receiver {
         false
     }
 
-    /// The producers are gone: `Disconnected`, unless the producer registration (SPSC,
-    /// broadcast) is garbage, which is corruption.
+    /// The producers are gone: `Disconnected`, unless the file was truncated (`Truncated`:
+    /// no producer can come back) or the producer registration (SPSC, broadcast) is
+    /// garbage, which is corruption.
     #[cold]
     fn disconnected(&self) -> RecvFail {
+        if let Err(f) = self.shared.check_truncated_now() {
+            return RecvFail::Fault(f);
+        }
         if self.shared.kind == Kind::Mpsc {
             return RecvFail::Disconnected;
         }
@@ -421,6 +425,7 @@ impl Receiver {
         // from the producer): the wait checks for a damaged header every check interval.
         let mut thorough = matches!(block, Blocking::No);
         let damaged = std::cell::Cell::new(false);
+        let truncated = std::cell::Cell::new(false);
         loop {
             // Empty: hand back consumed space before possibly sleeping.
             self.publish();
@@ -475,18 +480,26 @@ impl Receiver {
                     || s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire) != epoch
                     || s.word(off::PRODUCER).load(Ordering::Acquire) != producer
             };
-            let alive = || match (kind, stuck_owner) {
-                (Kind::Mpsc, Some(owner)) => {
-                    let id = s.entry_peer(owner);
-                    id != 0 && s.region.is_alive(id)
+            let alive = || {
+                // Every check interval: a truncated file ends the wait (no producer can attach
+                // to it any more).
+                if s.truncated_now() {
+                    truncated.set(true);
+                    return false;
                 }
-                // Every check interval: a damaged header ends the wait (reported by the
-                // thorough look that follows), as does the producers' death.
-                (Kind::Spsc, _) if s.geo.damaged_at(&s.ring, pos) => {
-                    damaged.set(true);
-                    false
+                match (kind, stuck_owner) {
+                    (Kind::Mpsc, Some(owner)) => {
+                        let id = s.entry_peer(owner);
+                        id != 0 && s.region.is_alive(id)
+                    }
+                    // A damaged header ends the wait (reported by the thorough look that
+                    // follows), as does the producers' death.
+                    (Kind::Spsc, _) if s.geo.damaged_at(&s.ring, pos) => {
+                        damaged.set(true);
+                        false
+                    }
+                    _ => !s.producers_gone(),
                 }
-                _ => !s.producers_gone(),
             };
             let outcome = Waiter { deadline }
                 .wait(
@@ -513,6 +526,11 @@ impl Receiver {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(RecvFail::Timeout);
                     }
+                }
+                WaitOutcome::PeerGone if truncated.get() => {
+                    return Err(RecvFail::Fault(Fault::Truncated {
+                        file: self.shared.file(),
+                    }));
                 }
                 WaitOutcome::PeerGone => {
                     query_liveness = !damaged.get();
@@ -953,8 +971,9 @@ impl Receiver {
     }
 
     /// Waits until a producer attaches (a new one, after the previous left) or there is
-    /// something to receive, up to `deadline`. Returns whether either happened: then
-    /// receive again. A producer that attaches, sends and leaves while we wait (or just
+    /// something to receive, up to `deadline`. Returns whether either happened (or the
+    /// channel's file was truncated meanwhile: nobody can attach to it any more): then
+    /// receive again, which reports what happened. A producer that attaches, sends and leaves while we wait (or just
     /// before) is not missed: its messages are waiting, or its attach moved the producer
     /// epoch, and either ends the wait.
     ///
@@ -987,7 +1006,8 @@ impl Receiver {
         if ready() {
             return true;
         }
-        let alive = || true;
+        // A truncated file ends the wait too: the next receive reports it.
+        let alive = || !s.truncated_now();
         let _ = Waiter { deadline }.wait(
             s,
             off::DATA_WORD,
@@ -996,7 +1016,7 @@ impl Receiver {
             &mut ready,
             &alive,
         );
-        ready()
+        ready() || s.truncated_now()
     }
 }
 

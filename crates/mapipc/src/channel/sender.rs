@@ -218,10 +218,13 @@ impl Sender {
             && !s.end_alive(off::CONSUMER)
     }
 
-    /// The consumer is gone: `Disconnected`, unless its registration is garbage, which is
-    /// corruption.
+    /// The consumer is gone: `Disconnected`, unless the file was truncated (`Truncated`: no
+    /// consumer can come back) or its registration is garbage, which is corruption.
     #[cold]
     fn disconnected(&self) -> SendFail {
+        if let Err(f) = self.shared.check_truncated_now() {
+            return SendFail::Fault(f);
+        }
         match self
             .shared
             .check_registration(off::CONSUMER, "consumer registration")
@@ -286,6 +289,7 @@ impl Sender {
             }
             Blocking::Until(d) => d,
         };
+        let truncated = std::cell::Cell::new(false);
         loop {
             // Snapshot what a change would be measured against *before* looking: a change
             // between the look and the snapshot would otherwise be missed, and we would
@@ -319,12 +323,21 @@ impl Sender {
                                 && s.end_ever_attached(off::CONSUMER_EPOCH)
                     }
                 };
-                let alive = || match blocker {
-                    Some((slot, _)) => {
-                        let id = s.entry_peer(slot);
-                        id == 0 || s.region.is_alive(id)
+                let alive = || {
+                    // A truncated file ends the wait: no consumer can attach to it any more.
+                    if s.truncated_now() {
+                        truncated.set(true);
+                        return false;
                     }
-                    None => !s.end_ever_attached(off::CONSUMER_EPOCH) || s.end_alive(off::CONSUMER),
+                    match blocker {
+                        Some((slot, _)) => {
+                            let id = s.entry_peer(slot);
+                            id == 0 || s.region.is_alive(id)
+                        }
+                        None => {
+                            !s.end_ever_attached(off::CONSUMER_EPOCH) || s.end_alive(off::CONSUMER)
+                        }
+                    }
                 };
                 Waiter { deadline }
                     .wait(
@@ -362,6 +375,11 @@ impl Sender {
                         Err(RingError::BadLength { .. }) => Err(SendFail::BadLength(len)),
                         Err(e) => Err(SendFail::Fault(self.shared.fault(e))),
                     };
+                }
+                WaitOutcome::PeerGone if truncated.get() => {
+                    return Err(SendFail::Fault(Fault::Truncated {
+                        file: self.shared.file(),
+                    }));
                 }
                 WaitOutcome::PeerGone => match (blocker, &mut self.core) {
                     (Some((slot, _)), TxCore::Bcast(p)) => {
@@ -690,7 +708,9 @@ impl Sender {
     }
 
     /// Waits until a receiver is attached and alive, up to `deadline`. Returns whether one
-    /// is. Useful after [`SendError::Disconnected`] when a new receiver may come.
+    /// is, or whether the channel's file was truncated meanwhile (nobody can attach to it
+    /// any more; the next send reports it). Useful after [`SendError::Disconnected`] when a
+    /// new receiver may come.
     ///
     /// # Example
     /// ```
@@ -707,7 +727,8 @@ impl Sender {
         if ready() {
             return true;
         }
-        let alive = || true;
+        // A truncated file ends the wait too: the next send reports it.
+        let alive = || !s.truncated_now();
         let _ = Waiter { deadline }.wait(
             s,
             off::SPACE_WORD,
@@ -716,7 +737,7 @@ impl Sender {
             &mut ready,
             &alive,
         );
-        s.end_alive(off::CONSUMER)
+        s.end_alive(off::CONSUMER) || s.truncated_now()
     }
 }
 

@@ -1122,6 +1122,26 @@ impl Region {
         self.inner.map.is_truncated()
     }
 
+    /// Whether the file now holds fewer bytes than the region: someone truncated it, even if
+    /// no page past its new end was touched yet (which [`is_truncated`](Self::is_truncated)
+    /// waits for). A system call (`fstat`), for periodic checks such as those of a long
+    /// wait; a failing `fstat` counts as not shrunk.
+    ///
+    /// # Example
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("r");
+    /// use mapipc::region::Region;
+    /// let region = Region::create(&path, 8192)?;
+    /// assert!(!region.file_shrunk());
+    /// std::fs::File::options().write(true).open(&path)?.set_len(4096)?;
+    /// assert!(region.file_shrunk());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn file_shrunk(&self) -> bool {
+        os::file::fstat(self.inner.fd.as_fd()).is_ok_and(|info| info.size < self.inner.layout.total)
+    }
+
     fn data_range(&self, offset: u64, len: usize) -> Result<u64, AccessError> {
         let l = &self.inner.layout;
         match offset.checked_add(len as u64) {
