@@ -1016,6 +1016,30 @@ clitest!(region_read_wait_times_out_with_status_3, |dir| {
     dir.usage_error_for(&["region", "read", "./r", "--timeout", "1s"]);
 });
 
+clitest!(region_read_wait_ends_when_the_file_is_truncated, |dir| {
+    // The cut spares the header (generation and notifier): only the file's size tells.
+    dir.run(&["region", "create", "./r", "--size", "64KiB"])
+        .ok();
+    let reader = dir.spawn(&["region", "read", "./r", "--wait"]);
+    await_cond("the reader to wait", || {
+        dir.run(&["region", "info", "./r"])
+            .ok()
+            .stdout_str()
+            .contains("1 waiter parked")
+    });
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path("r"))
+        .unwrap();
+    f.set_len(8192).unwrap();
+    let out = finish(reader, None);
+    let line = out.error();
+    assert!(
+        line.contains("region `./r` was truncated while waiting for a write"),
+        "{line}"
+    );
+});
+
 clitest!(region_info_shows_a_killed_peer_as_dead, |dir| {
     dir.run(&["region", "create", "./r", "--size", "64"]).ok();
     // The timeout only ends it if the test fails before killing it.

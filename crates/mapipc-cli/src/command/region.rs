@@ -260,7 +260,10 @@ fn wait_for_write(
         Err(e) => return Err(e.into()),
     };
     let start = region.generation()?;
-    let mut opts = WaitOptions::new();
+    // Checked every interval: a truncated file can never be written again (and a cut that
+    // spares the header would go unnoticed otherwise).
+    let intact = || !region.file_shrunk();
+    let mut opts = WaitOptions::new().alive(&intact);
     if let Some(t) = timeout {
         if let Some(deadline) = Instant::now().checked_add(t) {
             opts = opts.deadline(deadline);
@@ -287,6 +290,10 @@ fn wait_for_write(
             ),
         }
         .into()),
+        Err(WaitError::PeerGone) => bail!(
+            "region `{loc}` was truncated while waiting for a write: its data is gone, and \
+             nobody can write to it any more"
+        ),
         Err(e) => Err(anyhow::Error::new(e).context(format!("waiting on region `{loc}`"))),
     }
 }
