@@ -868,6 +868,38 @@ fn a_segment_truncated_under_live_mappings_is_an_error_not_a_crash() {
     assert!(matches!(err, AppendError::Access(_)), "{err}");
 }
 
+/// A tailer waiting at the end of the log learns that its segment was truncated (no append
+/// can come after that) instead of waiting for ever, though it touches no page of it.
+#[test]
+fn a_waiting_tailer_learns_its_segment_was_truncated() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let _app = appender_with(&dir, 1 << 20, 3);
+    let mut t = Tailer::open(&dir).unwrap();
+    for _ in 0..3 {
+        assert!(t.try_next().unwrap().is_some());
+    }
+    let (done, result) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let r = t.next_blocking().map(|r| r.seq());
+        let _ = done.send(r.map_err(|e| (matches!(e, ReadError::Corrupt(_)), e.to_string())));
+    });
+    wait_until("the tailer to park", || parked_tailers(&dir) == 1);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segments(&dir)[0])
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    let r = result
+        .recv_timeout(WATCHDOG)
+        .expect("watchdog: the tailer kept waiting");
+    let (corrupt, text) = r.expect_err("no record can come");
+    assert!(corrupt, "{text}");
+    assert!(text.contains("truncated to 4096 bytes"), "{text}");
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Append(usize, u8),

@@ -181,7 +181,9 @@
 //! Everything read from the files is validated: a damaged or hostile file gives a typed
 //! error naming the file, never a panic or a loop; a segment truncated under a mapping
 //! gives [`AccessError::Truncated`](crate::map::AccessError::Truncated) (see
-//! [`map`](crate::map)), not a SIGBUS.
+//! [`map`](crate::map)), not a SIGBUS; a tailer waiting for records checks the size of
+//! the segment it reads every check interval, and a truncation ends its wait with
+//! [`ReadError::Corrupt`] (no append can come after it).
 //!
 //! # Retention
 //!

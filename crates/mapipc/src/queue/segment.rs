@@ -517,6 +517,19 @@ impl Segment {
         self.map.write_at(off, data)
     }
 
+    /// What is wrong when the file is now shorter than a segment (someone truncated it under
+    /// us, maybe sparing every page touched so far); `None` while it is whole. An `fstat`,
+    /// for periodic checks such as those of a tailer waiting for records.
+    pub fn shrunk(&self) -> Option<String> {
+        let size = crate::os::file::fstat(self.map.file_fd()?).ok()?.size;
+        (size < self.layout.segment_size).then(|| {
+            format!(
+                "the file was truncated to {size} bytes under us, a segment of this queue is {}",
+                self.layout.segment_size
+            )
+        })
+    }
+
     /// `msync(MS_SYNC)` of `from..to`.
     pub fn flush_range(&self, from: u64, to: u64) -> Result<(), crate::map::FlushError> {
         if to > from {

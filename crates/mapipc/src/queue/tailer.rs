@@ -949,22 +949,29 @@ impl Tailer {
     /// or the deadline passes: spin, then park on the futex. Without a writable metadata
     /// file (a queue we may only read) there is no word to register on: it polls every
     /// millisecond instead.
+    ///
+    /// While it waits it checks, every check interval, that the segment it reads was not
+    /// truncated under it (no append could ever come then): that ends the wait with the
+    /// corruption.
     fn wait_change(&self, seen: Option<u32>, deadline: Option<Instant>) -> Result<(), ReadError> {
         if let (Some(word), Some(seen)) = (self.meta.notify_word(), seen) {
             let n = Notifier::new(word);
-            let mut opts = WaitOptions::new().spin(self.spin);
+            let intact = || self.segment_shrunk().is_none();
+            let mut opts = WaitOptions::new().spin(self.spin).alive(&intact);
             if let Some(d) = deadline {
                 opts = opts.deadline(d);
             }
             return match n.wait_until(|| (n.epoch() != seen).then_some(()), &opts) {
                 // The caller re-checks the log and the deadline either way.
-                Ok(()) | Err(WaitError::TimedOut) | Err(WaitError::PeerGone) => Ok(()),
+                Ok(()) | Err(WaitError::TimedOut) => Ok(()),
+                Err(WaitError::PeerGone) => self.check_segment_size(),
                 Err(WaitError::Os(source)) => Err(ReadError::Wait {
                     dir: self.dir.clone(),
                     source,
                 }),
             };
         }
+        self.check_segment_size()?;
         let step = Duration::from_millis(1);
         let nap = match deadline {
             Some(d) => d.saturating_duration_since(Instant::now()).min(step),
@@ -972,6 +979,28 @@ impl Tailer {
         };
         os::process::sleep(nap);
         Ok(())
+    }
+
+    /// The segment being read, if any, and what is wrong when its file was truncated.
+    fn segment_shrunk(&self) -> Option<(&Segment, String)> {
+        match &self.pos {
+            Pos::At { seg, .. } => seg.shrunk().map(|what| (seg, what)),
+            Pos::Pending { .. } => None,
+        }
+    }
+
+    /// `Err(Corrupt)` when the segment being read was truncated under us.
+    fn check_segment_size(&self) -> Result<(), ReadError> {
+        match self.segment_shrunk() {
+            None => Ok(()),
+            Some((seg, what)) => Err(ReadError::Corrupt(Corruption {
+                file: seg.path.clone(),
+                segment: seg.number,
+                offset: 0,
+                seq: self.seq,
+                reason: CorruptReason::BadSegment { what },
+            })),
+        }
     }
 
     /// Tries to open the segment holding `self.seq`; returns whether the tailer is now
