@@ -1435,6 +1435,28 @@ clitest!(bench_rejects_unknown_transports_and_bad_sizes, |dir| {
     }
 });
 
+clitest!(bench_refuses_an_unwritable_output_before_measuring, |dir| {
+    // Not after minutes of measuring: the only stderr line is the error (no progress).
+    let missing = dir.path("no-such-dir/bench.json");
+    for args in [
+        &["bench", "--json", missing.to_str().unwrap()][..],
+        &["bench", "--plot", dir.path("").to_str().unwrap()],
+    ] {
+        let out = dir.run(args);
+        let line = out.error();
+        assert!(
+            line.starts_with("error: cannot write `"),
+            "{args:?}: {line}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    // An existing file is checked without being touched before the run's end.
+    dir.write("old.json", b"kept");
+    dir.run(&["bench", "--only", "nope", "--json", "old.json"])
+        .error();
+    assert_eq!(std::fs::read(dir.path("old.json")).unwrap(), b"kept");
+});
+
 clitest!(bench_help_has_examples, |dir| {
     let out = dir.run(&["bench", "--help"]);
     out.ok();

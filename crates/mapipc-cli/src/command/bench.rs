@@ -32,6 +32,11 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
         config.duration = d;
     }
 
+    // An output that cannot be written fails now, not after minutes of measuring.
+    for path in [&args.json, &args.plot].into_iter().flatten() {
+        check_writable(path)?;
+    }
+
     let interactive = std::io::stderr().is_terminal();
     let bar = if interactive {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
@@ -98,4 +103,20 @@ fn log(p: &Progress) {
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", quoted(path)))
+}
+
+/// Whether `path` can be written: opened for writing without truncating (an existing file
+/// keeps its contents until the run ends), or created and removed again.
+fn check_writable(path: &Path) -> Result<()> {
+    let existed = std::fs::symlink_metadata(path).is_ok();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .with_context(|| format!("cannot write {}", quoted(path)))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
