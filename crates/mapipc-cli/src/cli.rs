@@ -440,9 +440,11 @@ Each MSG argument is one message. Without MSG, each line of standard input is on
 channel's maximum (capacity/2 - 8); an empty or too long message is an error.
 
 When the ring is full, send waits for the receiver to make room (a channel that no
-receiver has opened yet fills up, then waits). With --nonblock it exits with status 3
-instead; with --timeout it waits at most DURATION, then exits with status 3. If the
-receiver is gone while the ring is full, send fails (status 1).
+receiver has opened yet fills up, then waits). If the receiver leaves while the ring is
+full, send waits for the next one to attach (a receiver may reopen the channel and go on
+where the last one stopped). With --nonblock it exits with status 3 instead of waiting;
+with --timeout it waits at most DURATION per message, then exits with status 3. A line longer
+than the largest message is read no further than that (plus one byte).
 
 Examples:
   mapipc send /tmp/jobs 'first job' 'second job'
