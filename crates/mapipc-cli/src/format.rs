@@ -27,6 +27,8 @@ pub enum Format {
     QueueSegment,
     /// A durable queue's named-tailer position file.
     QueueTailer,
+    /// A directory holding a durable queue (its metadata file is a queue's).
+    QueueDir,
 }
 
 impl Format {
@@ -38,6 +40,7 @@ impl Format {
             Format::QueueMeta => "queue-meta",
             Format::QueueSegment => "queue-segment",
             Format::QueueTailer => "queue-tailer",
+            Format::QueueDir => "queue-dir",
         }
     }
 
@@ -49,6 +52,7 @@ impl Format {
             Format::QueueMeta => "mapipc queue metadata (see `mapipc queue stat DIR`)",
             Format::QueueSegment => "mapipc queue segment (see `mapipc queue verify DIR`)",
             Format::QueueTailer => "mapipc queue named-tailer position",
+            Format::QueueDir => "mapipc queue directory (see `mapipc queue stat DIR`)",
         }
     }
 }

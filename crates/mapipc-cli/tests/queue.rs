@@ -401,4 +401,12 @@ clitest!(info_recognises_queue_files, |dir| {
         .join("\n");
     assert!(text.contains("mapipc queue segment"), "{text}");
     assert!(text.contains("records:") && text.contains(" 2"), "{text}");
+    // The directory itself.
+    let q = dir.path("q");
+    let text = dir.stdout_lines(&["info", q.to_str().unwrap()]).join("\n");
+    assert!(text.contains("mapipc queue directory"), "{text}");
+    assert!(text.contains("records:") && text.contains(" 2"), "{text}");
+    // Any other directory has no format.
+    let text = dir.stdout_lines(&["info", "."]).join("\n");
+    assert!(text.contains("format:        none"), "{text}");
 });

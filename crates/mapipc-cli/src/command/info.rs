@@ -107,8 +107,18 @@ fn gather(path: &Path) -> Result<Info> {
     };
     let regular = meta.is_file();
     let size = meta.len();
+    // A directory is a queue when its metadata file is a queue's.
+    let queue_meta = path.join("queue.meta");
     let format = if regular && size > 0 {
         sniff_file(path, size)
+    } else if meta.is_dir() {
+        match std::fs::metadata(&queue_meta) {
+            Ok(m) if m.is_file() && m.len() > 0 => match sniff_file(&queue_meta, m.len()) {
+                Sniffed::Known(Format::QueueMeta) => Sniffed::Known(Format::QueueDir),
+                _ => Sniffed::NotApplicable,
+            },
+            _ => Sniffed::NotApplicable,
+        }
     } else {
         Sniffed::NotApplicable
     };
@@ -117,6 +127,7 @@ fn gather(path: &Path) -> Result<Info> {
         Sniffed::Known(Format::QueueMeta | Format::QueueSegment | Format::QueueTailer) => {
             queue_fields(path)
         }
+        Sniffed::Known(Format::QueueDir) => queue_fields(&queue_meta),
         _ => Vec::new(),
     };
     Ok(Info {
