@@ -625,6 +625,27 @@ clitest!(chan_recv_follow_ends_when_the_file_is_truncated, |dir| {
     assert_eq!(out.stdout_str(), "one\n");
 });
 
+clitest!(chan_recv_consumes_only_what_it_wrote_out, |dir| {
+    // A receiver whose output fails (here a full disk) leaves the message in the channel:
+    // the next receiver gets everything.
+    dir.run(&["chan", "create", "./c", "--capacity", "4KiB"])
+        .ok();
+    dir.run(&["send", "./c", "a", "b", "c"]).ok();
+    for args in [&["recv", "./c", "--nonblock"][..], &["recv", "./c"]] {
+        let mut cmd = dir.command(args);
+        cmd.stdin(Stdio::null())
+            .stdout(std::fs::File::create("/dev/full").unwrap());
+        let out = finish(cmd.spawn().unwrap(), None);
+        let line = out.error();
+        assert!(
+            line.contains("cannot write to standard output (the message stays in the channel)"),
+            "{args:?}: {line}"
+        );
+    }
+    let out = dir.run(&["recv", "./c", "--nonblock"]);
+    assert_eq!(out.ok().stdout_str(), "a\nb\nc\n");
+});
+
 clitest!(chan_sender_fills_then_waits_for_a_receiver, |dir| {
     let c = dir.path("c");
     let c = c.to_str().unwrap();

@@ -499,3 +499,44 @@ fn mpsc_hostile_writer_never_crashes_or_hangs() {
         assert_eq!(p.wait(), Exit::Code(0), "a producer must end cleanly");
     }
 }
+
+/// `RecvRef::leave` keeps a message for the next receive, on every kind (a consumer whose
+/// output failed loses nothing), and order is kept behind it.
+#[test]
+fn a_left_message_is_received_again_on_every_kind() {
+    let chans = [
+        Channel::anonymous(4096).unwrap(),
+        mpsc(4096, 2),
+        bcast(4096, Policy::Lossless),
+        bcast(4096, Policy::Lossy),
+    ];
+    for chan in chans {
+        let kind = chan.kind();
+        let mut rx = chan.subscribe(StartAt::Oldest).unwrap();
+        let mut tx = chan.sender().unwrap();
+        for m in [b"one", b"two"] {
+            tx.send(m).unwrap();
+        }
+        for _ in 0..3 {
+            let m = rx.try_recv_ref().unwrap();
+            assert_eq!(m.to_vec(), b"one", "{kind:?}");
+            m.leave();
+        }
+        let m = rx.recv_ref().unwrap();
+        assert_eq!(m.to_vec(), b"one", "{kind:?}");
+        drop(m);
+        assert_eq!(rx.recv().unwrap(), b"two", "{kind:?}");
+        assert!(
+            matches!(rx.try_recv(), Err(TryRecvError::Empty)),
+            "{kind:?}"
+        );
+        assert_eq!(chan.stat().sent, 2, "{kind:?}");
+        if kind != Kind::Broadcast {
+            assert_eq!(
+                chan.stat().received,
+                2,
+                "{kind:?}: a left message is not counted"
+            );
+        }
+    }
+}

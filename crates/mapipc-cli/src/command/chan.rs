@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use mapipc::channel::{
-    Channel, ChannelError, ChannelOptions, Kind, RecvTimeoutError, SendTimeoutError, StartAt, Stat,
-    TryRecvError, TrySendError,
+    Channel, ChannelError, ChannelOptions, Kind, RecvRef, RecvTimeoutError, SendTimeoutError,
+    StartAt, Stat, TryRecvError, TrySendError,
 };
 use mapipc::region::Location;
 
@@ -237,18 +237,20 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
     let emit = |out: &mut dyn Write, m: &[u8]| -> io::Result<()> {
         if args.binary {
             out.write_all(&(m.len() as u32).to_le_bytes())?;
-            out.write_all(m)
+            out.write_all(m)?;
         } else {
             out.write_all(m)?;
-            out.write_all(b"\n")
+            out.write_all(b"\n")?;
         }
+        // Each message is out before it is consumed (and interactive readers see each
+        // message as it comes).
+        out.flush()
     };
     while printed < want {
         if args.nonblock {
-            match rx.try_recv() {
+            match rx.try_recv_ref() {
                 Ok(m) => {
-                    emit(out, &m)?;
-                    printed += 1;
+                    printed += u64::from(deliver(m, &mut buf, out, emit)?);
                     continue;
                 }
                 Err(TryRecvError::Empty) if printed > 0 => break,
@@ -267,19 +269,19 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
             }
         }
         let deadline = args.timeout.map(|t| Instant::now() + t);
-        let result = match deadline {
-            Some(d) => rx.recv_deadline(d).map(|m| {
-                buf = m;
-            }),
-            None => rx.recv_into(&mut buf).map_err(convert),
+        // The message is written out inside the receive's own expression, so that its guard
+        // (a borrow of `rx`) is gone before the error arms use `rx` again.
+        let received = match deadline {
+            Some(d) => rx
+                .recv_ref_timeout(d.saturating_duration_since(Instant::now()))
+                .map(|m| deliver(m, &mut buf, out, emit)),
+            None => rx
+                .recv_ref()
+                .map(|m| deliver(m, &mut buf, out, emit))
+                .map_err(convert),
         };
-        match result {
-            Ok(()) => {
-                emit(out, &buf)?;
-                // Interactive readers see each message as it comes.
-                out.flush()?;
-                printed += 1;
-            }
+        match received {
+            Ok(delivered) => printed += u64::from(delivered?),
             Err(RecvTimeoutError::Timeout) => {
                 return Err(exit3(format!(
                     "timed out after {} waiting for a message on `{}` ({printed} received)",
@@ -305,6 +307,32 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes a received message out, and consumes it only once that succeeded: a message
+/// whose write failed (a full disk, a reader gone) stays in the channel for the next
+/// receive, so nothing that was not delivered is lost. Returns whether it was written: a
+/// message a lossy broadcast producer overwrote while we copied it is not (the next
+/// receive reports the lag).
+fn deliver(
+    m: RecvRef<'_>,
+    buf: &mut Vec<u8>,
+    out: &mut dyn Write,
+    emit: impl Fn(&mut dyn Write, &[u8]) -> io::Result<()>,
+) -> Result<bool> {
+    buf.resize(m.len(), 0);
+    m.bytes().copy_to_slice(buf);
+    if !m.is_intact() {
+        return Ok(false);
+    }
+    match emit(out, buf) {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            m.leave();
+            Err(anyhow::Error::new(e)
+                .context("cannot write to standard output (the message stays in the channel)"))
+        }
+    }
 }
 
 fn convert(e: mapipc::channel::RecvError) -> RecvTimeoutError {

@@ -1129,6 +1129,29 @@ impl RecvRef<'_> {
     }
 }
 
+impl RecvRef<'_> {
+    /// Leaves the message in the channel instead of consuming it: the next receive returns
+    /// it again. For a consumer that could not hand the message on (its output failed, a
+    /// disk is full): nothing it could not deliver is lost. (A broadcast subscriber's
+    /// position is its own: the message stays for this subscriber.)
+    ///
+    /// # Example
+    /// ```
+    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// tx.send(b"important")?;
+    /// let m = rx.recv_ref()?;
+    /// // Writing it out failed (say, the disk is full): keep it for the next attempt.
+    /// m.leave();
+    /// assert_eq!(rx.recv()?, b"important");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn leave(self) {
+        // Not consumed: our position stays at this record. Nothing else is owed (what was
+        // consumed before is published by the next receive or drop of the receiver).
+        std::mem::forget(self);
+    }
+}
+
 impl Drop for RecvRef<'_> {
     #[inline]
     fn drop(&mut self) {
