@@ -30,8 +30,9 @@ Examples:
   mapipc bench --quick                             every IPC transport side by side, ~17 s
 
 Errors print one line `error: ...` on stderr; the exit status is 1 for errors, 2 for usage
-errors, 3 when a wait timed out (recv, send, region read --wait), 0 on success (also when a
-reader of stdout goes away early, as in `| head`).";
+errors, 3 when a wait timed out (recv, send, region read --wait, queue tail --follow) or
+--nonblock found nothing to do, 0 on success (also when a reader of stdout goes away early,
+as in `| head`).";
 
 /// Memory-mapped file I/O and shared-memory IPC on Linux.
 #[derive(Debug, Parser)]
@@ -184,8 +185,9 @@ pub struct RegionInfoArgs {
 const REGION_RM_AFTER_HELP: &str = concat!(
     "\
 Removes the file after checking that it is a valid region, so that a mistyped path to some
-other file is refused; --force removes whatever regular file is there (for example a region
-whose creator died before finishing it). Symbolic links are never followed nor removed.
+other file is refused; --force removes whatever file is there (for example a region whose
+creator died before finishing it), except a directory. Symbolic links are never followed
+nor removed.
 
 ",
     region_name_note!(),
@@ -332,7 +334,8 @@ pub struct BenchArgs {
     /// Run only these transports (names, or name:mode for channels), comma-separated.
     #[arg(long, value_name = "NAME,...", value_delimiter = ',', num_args = 1..)]
     pub only: Vec<String>,
-    /// Message sizes in bytes, comma-separated, each 8 to 1MiB [default: 8,64,4096,65536].
+    /// Message sizes in bytes, comma-separated, each 8 to 1MiB [default: 8,64,4096,65536;
+    /// with --quick 8,64].
     #[arg(long, value_name = "SIZE,...", value_delimiter = ',', num_args = 1..,
           value_parser = parse_message_size)]
     pub sizes: Vec<u64>,
@@ -410,7 +413,8 @@ pub struct ChanCreateArgs {
     #[arg(value_name = "PATH")]
     pub path: String,
     /// Ring size in bytes, rounded up to a power of two; the largest message is half of it
-    /// less 8 bytes. Small rings (a few KiB) give the lowest round trip, large ones absorb
+    /// less 8 bytes (spsc) or 16 (mpsc, broadcast; mpsc at most 64 MiB): `mapipc stat`
+    /// shows it. Small rings (a few KiB) give the lowest round trip, large ones absorb
     /// bursts.
     #[arg(long, value_name = "SIZE", value_parser = size::parse_nonzero)]
     pub capacity: u64,
@@ -421,14 +425,14 @@ pub struct ChanCreateArgs {
     /// consumer) or broadcast (one producer, many subscribers).
     #[arg(long, value_name = "KIND", default_value = "spsc")]
     pub kind: mapipc::channel::Kind,
-    /// Broadcast: lossless (the producer waits for the slowest subscriber) or lossy (it never
-    /// waits; lapped subscribers are told how many messages they missed).
+    /// Broadcast only: lossless (the producer waits for the slowest subscriber) or lossy (it
+    /// never waits; lapped subscribers are told how many messages they missed).
     #[arg(long, value_name = "POLICY", default_value = "lossless")]
     pub policy: mapipc::channel::Policy,
-    /// MPSC: most producers attached at once.
+    /// MPSC: most producers attached at once (1 to 192).
     #[arg(long, value_name = "N", default_value = "64")]
     pub max_producers: u32,
-    /// Broadcast: most subscribers attached at once.
+    /// Broadcast: most subscribers attached at once (1 to 192).
     #[arg(long, value_name = "N", default_value = "32")]
     pub max_subscribers: u32,
 }
@@ -437,12 +441,13 @@ const SEND_AFTER_HELP: &str = "\
 Each MSG argument is one message. Without MSG, each line of standard input is one message
 (without its newline); with --binary, standard input is a sequence of frames, each a
 4-byte little-endian length followed by that many bytes. Messages are 1 byte to the
-channel's maximum (capacity/2 - 8); an empty or too long message is an error.
+channel's maximum (`mapipc stat` shows it); an empty or too long message is an error.
 
 When the ring is full, send waits for the receiver to make room (a channel that no
 receiver has opened yet fills up, then waits). If the receiver leaves while the ring is
 full, send waits for the next one to attach (a receiver may reopen the channel and go on
-where the last one stopped). With --nonblock it exits with status 3 instead of waiting;
+where the last one stopped). A broadcast sender does not wait for subscribers that are not
+there: without any, the oldest messages make room; with --policy lossy it never waits. With --nonblock it exits with status 3 instead of waiting;
 with --timeout it waits at most DURATION per message, then exits with status 3. A line longer
 than the largest message is read no further than that (plus one byte).
 
@@ -474,8 +479,11 @@ pub struct SendArgs {
 const RECV_AFTER_HELP: &str = "\
 Prints each message followed by a newline (with --binary: as 4-byte little-endian length
 frames, the format `send --binary` reads). Exits 0 after --count messages, and 0 when the
-sender is gone and every message it sent was printed. A receiver started before any sender
-has opened the channel waits for one.
+sender is gone and every message it sent was printed (at once, if a sender came and went
+before recv started: --follow waits for the next). A receiver started before any sender
+has opened the channel waits for one. spsc and mpsc channels take one receiver at a time
+(another recv fails with status 1). A message is consumed only once it was written out: if
+writing fails, it stays in the channel for the next receiver.
 
 --timeout DURATION bounds each wait for the next message: when it passes, recv exits with
 status 3. --nonblock prints what is there now and exits: 0 if it printed anything (or the
@@ -518,8 +526,9 @@ pub struct RecvArgs {
 }
 
 const STAT_AFTER_HELP: &str = "\
-Shows the channel's kind, capacity, bytes in use, messages sent and received, and for each
-end whether it is attached, alive, and parked (sleeping on the futex).
+Shows the channel's kind, capacity, bytes in use, messages sent and received (broadcast:
+each subscriber's position and how far behind it is), and for each end whether it is
+attached, alive, and parked (sleeping on the futex).
 
 Examples:
   mapipc stat /tmp/jobs
@@ -755,11 +764,14 @@ pub struct QueueAppendArgs {
 const QUEUE_TAIL_AFTER_HELP: &str = "\
 Prints each record's bytes followed by a newline (with --seq, prefixed by its sequence
 number and a tab). Without --follow, it stops after the last record and exits 0; with
---follow it waits for new records (parked on a futex, no polling) until --count records
-were printed or --timeout passes (exit status 3, one `error:` line).
+--follow it waits for new records (parked on a futex; polling every millisecond only on a
+queue whose metadata file it may not write) until --count records were printed or
+--timeout passes: a limit on the whole run, counted from the start, not on each wait
+(exit status 3, one `error:` line, even after records were printed).
 
 --from is `start` (the oldest record, the default), `end` (only records appended from
-now on) or a sequence number. A named tailer (--name) keeps its position in the queue
+now on) or a sequence number, at most the next one to be appended (`queue stat`) and not
+deleted by retention. A named tailer (--name) keeps its position in the queue
 directory: the next run with the same name starts after the last record this one
 printed (and flushed to stdout); --from moves it. One process per name at a time.
 
@@ -817,7 +829,7 @@ pub struct QueueTailArgs {
     /// Wait for new records instead of stopping at the last one.
     #[arg(long)]
     pub follow: bool,
-    /// With --follow: give up after this long (exit status 3).
+    /// With --follow: give up this long after starting (exit status 3).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "follow")]
     pub timeout: Option<std::time::Duration>,
     /// Prefix each record with its sequence number and a tab.
@@ -873,7 +885,9 @@ const QUEUE_RETAIN_AFTER_HELP: &str = concat!(
 Deletes whole segments, oldest first, while the queue has more than --max-segments, or
 segments sealed longer ago than --max-age, or more than --max-bytes of segment files.
 The segment being appended to always stays, and so does every segment holding records a
-named tailer has not read yet, unless --force is given. Prints each deleted file.
+named tailer has not read yet, unless --force is given. Prints each deleted file, the
+segments kept for a named tailer, and how many segments are left. --max-segments 0 keeps
+one: the segment being appended to.
 
 ",
     sizes_note!(),
