@@ -276,7 +276,6 @@ impl Shared {
         }
     }
 
-    #[inline]
     /// For the periodic checks of a wait: whether the file was truncated, touched past its
     /// end or not (an `fstat`). A waiting end whose channel was truncated would otherwise wait
     /// for ever: no peer can attach to it any more.
@@ -294,6 +293,7 @@ impl Shared {
         }
     }
 
+    #[inline]
     fn check_truncated(&self) -> Result<(), Fault> {
         if self.region.as_mmap().is_truncated() {
             Err(Fault::Truncated { file: self.file() })

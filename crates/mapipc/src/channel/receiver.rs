@@ -973,9 +973,9 @@ impl Receiver {
     /// Waits until a producer attaches (a new one, after the previous left) or there is
     /// something to receive, up to `deadline`. Returns whether either happened (or the
     /// channel's file was truncated meanwhile: nobody can attach to it any more): then
-    /// receive again, which reports what happened. A producer that attaches, sends and leaves while we wait (or just
-    /// before) is not missed: its messages are waiting, or its attach moved the producer
-    /// epoch, and either ends the wait.
+    /// receive again, which reports what happened. A producer that attaches, sends and
+    /// leaves while we wait (or just before) is not missed: its messages are waiting, or its
+    /// attach moved the producer epoch, and either ends the wait.
     ///
     /// # Example
     /// ```
@@ -1127,9 +1127,7 @@ impl RecvRef<'_> {
             _ => true,
         }
     }
-}
 
-impl RecvRef<'_> {
     /// Leaves the message in the channel instead of consuming it: the next receive returns
     /// it again. For a consumer that could not hand the message on (its output failed, a
     /// disk is full): nothing it could not deliver is lost. (A broadcast subscriber's
