@@ -285,7 +285,24 @@ impl MapOptions {
     /// Creates the file if it is missing (mode [`mode`](Self::mode), default `0o600`) and
     /// makes it at least `size` bytes with its blocks allocated (`fallocate`, falling back
     /// to `ftruncate` where unsupported): a full disk is an error now, not a SIGBUS later.
-    /// Opens the file read-write.
+    /// Opens the file read-write. When that fails, nothing is left behind: a file it created
+    /// is removed, and a file it was extending gets its old length back (and its disk space
+    /// with it).
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::map::{MapError, MapOptions};
+    /// # let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("new.bin");
+    /// let map = MapOptions::new().read_write().create(4096).map_path(&path)?;
+    /// assert_eq!(map.len(), 4096);
+    /// // Larger than any file may be: refused, and no file is left.
+    /// let big = dir.path().join("big.bin");
+    /// let err = MapOptions::new().create(i64::MAX as u64).map_path(&big).unwrap_err();
+    /// assert!(matches!(err, MapError::Create { .. }));
+    /// assert!(!big.exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn create(&mut self, size: u64) -> &mut Self {
         self.create = Some(size);
         self
@@ -335,22 +352,45 @@ impl MapOptions {
         }
         let path = path.as_ref();
         self.validate_prot()?;
-        let fd = os::file::open(
-            path,
-            OpenHow {
-                write: self.needs_rdwr_fd(),
-                create: self.create.is_some(),
-                mode: self.mode,
-                // A FIFO must not hang the open; fstat then refuses it as not regular.
-                nonblock: true,
-                ..OpenHow::default()
-            },
-        )
-        .map_err(|source| MapError::Open {
+        let how = OpenHow {
+            write: self.needs_rdwr_fd(),
+            mode: self.mode,
+            // A FIFO must not hang the open; fstat then refuses it as not regular.
+            nonblock: true,
+            ..OpenHow::default()
+        };
+        let open_err = |source| MapError::Open {
             file: path.display().to_string(),
             source,
-        })?;
-        self.map_inner(fd.as_fd(), path.display().to_string())
+        };
+        // With `create`, a file we create is removed again if it cannot be sized or mapped:
+        // a refused create leaves nothing behind. (Exclusive first, to know whether it is
+        // ours; a file that appears meanwhile is opened as an existing one.)
+        let (fd, created) = if self.create.is_some() {
+            let excl = OpenHow {
+                create: true,
+                exclusive: true,
+                ..how
+            };
+            match os::file::open(path, excl) {
+                Ok(fd) => (fd, true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let shared = OpenHow {
+                        create: true,
+                        ..how
+                    };
+                    (os::file::open(path, shared).map_err(open_err)?, false)
+                }
+                Err(e) => return Err(open_err(e)),
+            }
+        } else {
+            (os::file::open(path, how).map_err(open_err)?, false)
+        };
+        let mapped = self.map_inner(fd.as_fd(), path.display().to_string());
+        if mapped.is_err() && created {
+            let _ = os::file::unlink(path);
+        }
+        mapped
     }
 
     /// Maps an open file (anything that is `AsFd`: `File`, `OwnedFd`, a memfd). The fd's

@@ -109,20 +109,29 @@ pub fn access_mode(fd: BorrowedFd<'_>) -> io::Result<AccessMode> {
 /// size)`, so that a full disk is an error now rather than a SIGBUS when a page is first
 /// written. Falls back to `ftruncate` on filesystems without `fallocate` (the blocks are then
 /// not reserved). Never shrinks the file.
+///
+/// On failure (a full disk) the file is put back to its length before the call: a
+/// filesystem may have grown it and kept the blocks it managed to allocate (ext4 does), which
+/// would leave a huge file eating the disk that was just found full.
 pub fn allocate(fd: BorrowedFd<'_>, size: u64) -> io::Result<()> {
     if size == 0 {
         return Ok(());
     }
+    let before = fs::fstat(fd)?.st_size as u64;
     match fs::fallocate(fd, FallocateFlags::empty(), 0, size) {
         Ok(()) => Ok(()),
         Err(Errno::OPNOTSUPP) | Err(Errno::NOSYS) => {
-            let cur = fs::fstat(fd)?.st_size as u64;
-            if cur < size {
+            if before < size {
                 fs::ftruncate(fd, size)?;
             }
             Ok(())
         }
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            // Also frees blocks allocated past the old end. Best effort: the error reported
+            // is the allocation's.
+            let _ = fs::ftruncate(fd, before);
+            Err(e.into())
+        }
     }
 }
 
