@@ -163,6 +163,39 @@ fn producer_killed_mid_claim_is_aborted_once() {
     assert_eq!(chan.stat().aborted, 1);
 }
 
+/// A claim whose producer stays alive but never commits is aborted after the abort timeout
+/// even by a blocking receive, which has nothing else to wake it (its wait used to end only
+/// when the claim changed or its owner died): the message behind the claim arrives.
+#[test]
+fn a_blocking_receive_aborts_a_live_producers_claim_after_the_timeout() {
+    let chan = mpsc(64 * 1024, 4);
+    let flag = Mmap::anonymous(64).unwrap();
+    let (c1, f1) = (chan.clone(), &flag);
+    let mut holder = fork(move || {
+        let mut tx = c1.sender().unwrap();
+        let _claim = tx.reserve(40).unwrap(); // claimed, never committed, owner alive
+        f1.atomic_u32(0).unwrap().store(1, Ordering::Release);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    while flag.atomic_u32(0).unwrap().load(Ordering::Acquire) == 0 {
+        std::thread::yield_now();
+    }
+    let mut tx = chan.sender().unwrap();
+    tx.send(b"behind the claim").unwrap();
+    let mut rx = chan.receiver().unwrap();
+    rx.set_check_interval(Duration::from_millis(5));
+    rx.set_abort_timeout(Duration::from_millis(200));
+    let got = {
+        let _dog = common::Watchdog::new("a blocking recv behind a live claim", None);
+        rx.recv()
+    };
+    assert_eq!(got.unwrap(), b"behind the claim");
+    assert_eq!(chan.stat().aborted, 1);
+    assert_eq!(holder.kill9(), Exit::Signal(libc::SIGKILL));
+}
+
 /// A slot freed by a dead producer is reused by a new one; the dead one's claim is aborted
 /// at takeover, so the consumer never waits for it.
 #[test]

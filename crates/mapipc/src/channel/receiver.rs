@@ -464,11 +464,13 @@ impl Receiver {
                 Blocking::Until(d) => d,
             };
             let s = &*self.shared;
-            // Whose death ends the wait: the owner of a stuck MPSC claim, else the producers.
+            // Whose death ends the wait: the owner of a stuck MPSC claim (or the claim's age
+            // reaching the abort timeout, owner alive or not), else the producers.
             let stuck_owner = match &self.core {
-                RxCore::Mpsc { stuck, .. } => stuck.map(|st| st.owner),
+                RxCore::Mpsc { stuck, .. } => stuck.map(|st| (st.owner, st.since)),
                 _ => None,
             };
+            let abort_timeout = self.abort_timeout;
             let mut ready = || {
                 let moved = match kind {
                     // The next record's header: the line the producer writes anyway.
@@ -488,9 +490,9 @@ impl Receiver {
                     return false;
                 }
                 match (kind, stuck_owner) {
-                    (Kind::Mpsc, Some(owner)) => {
+                    (Kind::Mpsc, Some((owner, since))) => {
                         let id = s.entry_peer(owner);
-                        id != 0 && s.region.is_alive(id)
+                        id != 0 && s.region.is_alive(id) && since.elapsed() < abort_timeout
                     }
                     // A damaged header ends the wait (reported by the thorough look that
                     // follows), as does the producers' death.
@@ -535,7 +537,8 @@ impl Receiver {
                 WaitOutcome::PeerGone => {
                     query_liveness = !damaged.get();
                     thorough = true;
-                    // The owner of a stuck claim died: let the next look check it now.
+                    // The owner of a stuck claim died, or the claim outlived the abort
+                    // timeout: let the next look check it now.
                     if let RxCore::Mpsc {
                         stuck: Some(st), ..
                     } = &mut self.core
