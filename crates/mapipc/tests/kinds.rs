@@ -573,3 +573,43 @@ fn a_left_message_is_received_again_on_every_kind() {
         }
     }
 }
+
+/// Garbage in a broadcast channel's `tail` (one lap and a record ahead of the subscriber,
+/// with nothing behind it) does not keep a blocking receive spinning for ever: it still
+/// checks on the producer, and learns it died.
+#[test]
+fn a_subscriber_waiting_under_a_garbage_tail_learns_the_producer_died() {
+    let chan = bcast(4096, Policy::Lossless);
+    let mut rx = chan.subscribe(StartAt::Oldest).unwrap();
+    rx.set_check_interval(Duration::from_millis(5));
+    let flag = Mmap::anonymous(64).unwrap();
+    let (c1, f1) = (chan.clone(), &flag);
+    let mut producer = fork(move || {
+        let _tx = c1.sender().unwrap();
+        f1.atomic_u32(0).unwrap().store(1, Ordering::Release);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    while flag.atomic_u32(0).unwrap().load(Ordering::Acquire) == 0 {
+        std::thread::yield_now();
+    }
+    // `tail` is the word at offset 64 of the channel header, which starts the region's data.
+    let tail = chan.region().data_offset() + 64;
+    let map = chan.region().as_mmap();
+    map.atomic_u64(tail)
+        .unwrap()
+        .store(4096 + 16, Ordering::Relaxed);
+    assert_eq!(producer.kill9(), Exit::Signal(libc::SIGKILL));
+    let r = {
+        let _dog = common::Watchdog::new("a subscriber under a garbage tail", None);
+        rx.recv()
+    };
+    assert!(
+        matches!(
+            r,
+            Err(RecvError::Disconnected) | Err(RecvError::Corrupted { .. })
+        ),
+        "{r:?}"
+    );
+}

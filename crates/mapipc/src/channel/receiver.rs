@@ -443,6 +443,13 @@ impl Receiver {
                 .shared
                 .ring
                 .word_load(pos & (cap - 1), Ordering::Acquire);
+            // Broadcast: what `tail` said before the look. Waking on any change of it (not on
+            // `tail != pos`) keeps a garbage `tail` the look finds nothing behind from
+            // spinning for ever without a liveness check.
+            let tail_seen = match kind {
+                Kind::Broadcast => self.shared.ring.load_tail(Ordering::Acquire),
+                _ => 0,
+            };
             let epoch = self
                 .shared
                 .word(off::PRODUCER_EPOCH)
@@ -476,7 +483,7 @@ impl Receiver {
                     // The next record's header: the line the producer writes anyway.
                     Kind::Spsc => s.geo.committed_at(&s.ring, pos),
                     Kind::Mpsc => s.ring.word_load(pos & (cap - 1), Ordering::Acquire) != word_seen,
-                    Kind::Broadcast => s.ring.load_tail(Ordering::Acquire) != pos,
+                    Kind::Broadcast => s.ring.load_tail(Ordering::Acquire) != tail_seen,
                 };
                 moved
                     || s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire) != epoch
