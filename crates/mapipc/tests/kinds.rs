@@ -613,3 +613,28 @@ fn a_subscriber_waiting_under_a_garbage_tail_learns_the_producer_died() {
         "{r:?}"
     );
 }
+
+/// Garbage in the high half of a subscriber-table entry (the peer id is the low half) does
+/// not stall a lossless producer: an entry with no peer id is no subscriber, and one naming
+/// a dead peer is cleared like any dead subscriber's.
+#[test]
+fn garbage_in_a_subscriber_entry_does_not_stall_a_lossless_producer() {
+    for garbage in [1u64 << 32, (1u64 << 32) | 0x1234] {
+        let chan = bcast(4096, Policy::Lossless);
+        let mut tx = chan.sender().unwrap();
+        // Entry 0 of the table at offset 1024 of the channel header: peer id, then position.
+        let entry = chan.region().data_offset() + 1024;
+        let map = chan.region().as_mmap();
+        map.atomic_u64(entry + 8)
+            .unwrap()
+            .store(0, Ordering::Relaxed);
+        map.atomic_u64(entry)
+            .unwrap()
+            .store(garbage, Ordering::Relaxed);
+        let _dog = common::Watchdog::new("a lossless send past a garbage entry", None);
+        for i in 0..200u32 {
+            tx.send(&[i as u8; 100]).unwrap();
+        }
+        assert_eq!(chan.stat().sent, 200, "{garbage:#x}");
+    }
+}

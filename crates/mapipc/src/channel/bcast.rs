@@ -222,7 +222,9 @@ impl BcastProducer {
         let mut who = None;
         for i in 0..self.max_subscribers {
             let f = off::subscriber(i);
-            if mem.ctl_load(f, Ordering::Relaxed) == 0 {
+            // The peer id is the entry's low half, as everywhere else: garbage in the high
+            // half alone does not make a subscriber (the sender's wait would not see it).
+            if mem.ctl_load(f, Ordering::Relaxed) as u32 == 0 {
                 continue;
             }
             // Acquire pairs with the subscriber's Release store of its position (pair S).

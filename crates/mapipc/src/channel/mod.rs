@@ -453,9 +453,15 @@ impl Shared {
         })
     }
 
-    /// Leaves endpoint-table entry `i` if we still hold it.
+    /// Leaves endpoint-table entry `i` if `me` still holds it (also to clear a dead peer's
+    /// entry). The peer id is the entry's low half, as [`entry_peer`](Self::entry_peer)
+    /// reads it: garbage in the high half must not make the entry impossible to clear.
     fn detach_entry(&self, i: u32, me: u32) {
-        let _ = self.ring.ctl_cas(off::subscriber(i), me as u64, 0);
+        let f = off::subscriber(i);
+        let w = self.ring.ctl_load(f, Ordering::Acquire);
+        if w as u32 == me {
+            let _ = self.ring.ctl_cas(f, w, 0);
+        }
     }
 
     fn detach_end(&self, field: u64, me: u32, wake_field: u64, never_parks_field: u64) {
