@@ -638,3 +638,24 @@ fn garbage_in_a_subscriber_entry_does_not_stall_a_lossless_producer() {
         assert_eq!(chan.stat().sent, 200, "{garbage:#x}");
     }
 }
+
+/// A garbage MPSC claim hint one capacity ahead of the consumer makes the ring look full
+/// though it is empty: the send reports corruption instead of waiting for room for ever.
+#[test]
+fn a_garbage_mpsc_claim_hint_is_corruption_not_a_full_ring() {
+    let chan = mpsc(4096, 4);
+    let _rx = chan.receiver().unwrap();
+    let mut tx = chan.sender().unwrap();
+    // The claim hint is the word at offset 64 of the channel header.
+    let hint = chan.region().data_offset() + 64;
+    let map = chan.region().as_mmap();
+    map.atomic_u64(hint).unwrap().store(4096, Ordering::Relaxed);
+    let r = {
+        let _dog = common::Watchdog::new("an MPSC send under a garbage hint", None);
+        tx.send(b"x")
+    };
+    assert!(
+        matches!(r, Err(mapipc::channel::SendError::Corrupted { .. })),
+        "{r:?}"
+    );
+}

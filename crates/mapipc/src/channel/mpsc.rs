@@ -210,6 +210,15 @@ impl MpscProducer {
                     continue;
                 }
                 if x + need - head > cap {
+                    // A ring this full holds a record at `head` (`x > head` here). A block
+                    // there still free for `head`'s lap means nothing was claimed past it:
+                    // the hint is garbage, and waiting for room would wait for ever.
+                    if mem.word_load(head & (cap - 1), Ordering::Acquire) == free_word(head) {
+                        return Err(RingError::Corrupted {
+                            at: Where::Tail,
+                            what: "claim position past a free block",
+                        });
+                    }
                     return Err(RingError::Full);
                 }
             }
