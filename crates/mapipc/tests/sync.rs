@@ -489,3 +489,24 @@ fn mutex_garbage_and_timeouts() {
     assert!(m.force_unlock());
     assert!(!m.is_locked());
 }
+
+/// However long a spin phase the caller asks for, it ends at the deadline, and a dead peer
+/// is still reported: the spin phase gives way to the parking loop after a check interval.
+#[test]
+fn a_huge_spin_count_still_honours_the_deadline_and_liveness() {
+    let map = Mmap::anonymous(64).unwrap();
+    let word = map.atomic_u32(0).unwrap();
+    let never = || None::<()>;
+    let _dog = Watchdog::new("a wait spinning u32::MAX times", None);
+    let deadline = Instant::now() + Duration::from_millis(20);
+    let opts = WaitOptions::new().spin(u32::MAX).deadline(deadline);
+    let r = Notifier::new(word).wait_until(never, &opts);
+    assert!(matches!(r, Err(WaitError::TimedOut)), "{r:?}");
+    let dead = || false;
+    let opts = WaitOptions::new()
+        .spin(u32::MAX)
+        .check_interval(Duration::from_millis(5))
+        .alive(&dead);
+    let r = Notifier::new(word).wait_until(never, &opts);
+    assert!(matches!(r, Err(WaitError::PeerGone)), "{r:?}");
+}

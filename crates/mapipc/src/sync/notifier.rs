@@ -211,8 +211,9 @@ impl<'a, W: FutexWord> Notifier<'a, W> {
 
     /// Waits until `ready` returns `Some`, and returns its value.
     ///
-    /// `ready` is called once, then up to `opts.spin` more times in a spin loop, then the
-    /// thread parks on the futex and calls `ready` again after every wake-up (some are
+    /// `ready` is called once, then up to `opts.spin` more times in a spin loop (which also
+    /// ends at the deadline, or after spinning for a check interval), then the thread parks
+    /// on the futex and calls `ready` again after every wake-up (some are
     /// spurious). It must read shared state with `Acquire` (or stronger) loads to see what
     /// the notifier published. The thread never sleeps longer than the check interval at a
     /// time; between sleeps it calls `opts.alive` (when given) at most once per interval.
@@ -245,14 +246,27 @@ impl<'a, W: FutexWord> Notifier<'a, W> {
         mut ready: impl FnMut() -> Option<T>,
         opts: &WaitOptions<'_>,
     ) -> Result<T, WaitError> {
-        // W1: the fast path, then the spin phase.
+        // W1: the fast path, then the spin phase. However many spins the caller asked for,
+        // the phase ends at the deadline or after a check interval of spinning (the clock is
+        // read every 1024 spins, from the 1024th on: short spins never read it), so that
+        // the deadline and the liveness checks of the parking loop still apply.
         if let Some(v) = ready() {
             return Ok(v);
         }
-        for _ in 0..opts.spin {
+        let mut spin_start: Option<Instant> = None;
+        for i in 0..opts.spin {
             W::spin_hint();
             if let Some(v) = ready() {
                 return Ok(v);
+            }
+            if i % 1024 == 1023 {
+                let now = Instant::now();
+                let start = *spin_start.get_or_insert(now);
+                if opts.deadline.is_some_and(|d| now >= d)
+                    || now.duration_since(start) >= opts.check_interval
+                {
+                    break;
+                }
             }
         }
 
