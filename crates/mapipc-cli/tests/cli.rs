@@ -692,6 +692,17 @@ clitest!(chan_nonblock_and_timeout_exit_3, |dir| {
         .contains("timed out"));
 });
 
+clitest!(chan_timeouts_beyond_the_clock_mean_no_deadline, |dir| {
+    // A --timeout too large to add to the clock used to panic (overflow): it waits without a
+    // deadline instead.
+    dir.run(&["chan", "create", "./c", "--capacity", "4KiB"])
+        .ok();
+    let huge = "18446744073709551615s";
+    dir.run(&["send", "./c", "--timeout", huge, "x"]).ok();
+    let out = dir.run(&["recv", "./c", "--timeout", huge, "--count", "1"]);
+    assert_eq!(out.ok().stdout_str(), "x\n");
+});
+
 clitest!(chan_too_large_and_empty_messages_are_errors, |dir| {
     let c = dir.path("c");
     let c = c.to_str().unwrap();

@@ -729,3 +729,14 @@ fn grants_abort_and_batch() {
     g.commit().unwrap();
     assert_eq!(rx.recv().unwrap(), b"short");
 }
+
+/// A timeout too large to add to the clock (`Duration::MAX`) means no deadline, not a
+/// panic (it used to overflow the `Instant` addition).
+#[test]
+fn timeouts_beyond_the_clock_mean_no_deadline() {
+    let (mut tx, mut rx) = pair(4096).unwrap();
+    tx.send_timeout(b"one", Duration::MAX).unwrap();
+    tx.send_timeout(b"two", Duration::MAX).unwrap();
+    assert_eq!(rx.recv_timeout(Duration::MAX).unwrap(), b"one");
+    assert_eq!(rx.recv_ref_timeout(Duration::MAX).unwrap().to_vec(), b"two");
+}

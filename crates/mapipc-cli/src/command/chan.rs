@@ -162,7 +162,8 @@ pub fn send(args: &SendArgs, _out: &mut dyn Write) -> Result<()> {
                 loc.path().display()
             );
         }
-        let deadline = args.timeout.map(|t| Instant::now() + t);
+        // A timeout past what the clock can represent: no deadline.
+        let deadline = args.timeout.and_then(|t| Instant::now().checked_add(t));
         let what = |sent: u64| format!("`{}` ({sent} sent)", loc.path().display());
         loop {
             let r = if args.nonblock {
@@ -268,7 +269,8 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
                 Err(e) => return Err(e.into()),
             }
         }
-        let deadline = args.timeout.map(|t| Instant::now() + t);
+        // A timeout past what the clock can represent: no deadline.
+        let deadline = args.timeout.and_then(|t| Instant::now().checked_add(t));
         // The message is written out inside the receive's own expression, so that its guard
         // (a borrow of `rx`) is gone before the error arms use `rx` again.
         let received = match deadline {

@@ -747,7 +747,8 @@ impl Receiver {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
-        self.recv_deadline(Instant::now() + timeout)
+        // A timeout past what the clock can represent waits without a deadline.
+        self.recv_until(Instant::now().checked_add(timeout))
     }
 
     /// Receives the next message, waiting until `deadline` at most.
@@ -763,8 +764,12 @@ impl Receiver {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Vec<u8>, RecvTimeoutError> {
+        self.recv_until(Some(deadline))
+    }
+
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Vec<u8>, RecvTimeoutError> {
         let mut v = Vec::new();
-        match self.recv_into_inner(&mut v, Blocking::Until(Some(deadline))) {
+        match self.recv_into_inner(&mut v, Blocking::Until(deadline)) {
             Ok(()) => Ok(v),
             Err(e) => Err(recv_timeout_error(e)),
         }
@@ -859,7 +864,8 @@ impl Receiver {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<RecvRef<'_>, RecvTimeoutError> {
-        match self.peek(Blocking::Until(Some(Instant::now() + timeout))) {
+        // A timeout past what the clock can represent waits without a deadline.
+        match self.peek(Blocking::Until(Instant::now().checked_add(timeout))) {
             Ok(m) => Ok(self.guard(m)),
             Err(e) => Err(recv_timeout_error(e)),
         }

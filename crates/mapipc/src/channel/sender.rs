@@ -565,7 +565,8 @@ impl Sender {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_timeout(&mut self, data: &[u8], timeout: Duration) -> Result<(), SendTimeoutError> {
-        self.send_deadline(data, Instant::now() + timeout)
+        // A timeout past what the clock can represent waits without a deadline.
+        self.send_until(data, Instant::now().checked_add(timeout))
     }
 
     /// Sends one message, waiting until `deadline` at most.
@@ -584,7 +585,15 @@ impl Sender {
         data: &[u8],
         deadline: Instant,
     ) -> Result<(), SendTimeoutError> {
-        match self.send_inner(data, Blocking::Until(Some(deadline))) {
+        self.send_until(data, Some(deadline))
+    }
+
+    fn send_until(
+        &mut self,
+        data: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError> {
+        match self.send_inner(data, Blocking::Until(deadline)) {
             Ok(()) => Ok(()),
             Err(SendFail::Timeout | SendFail::Full) => Err(SendTimeoutError::Timeout),
             Err(SendFail::BadLength(len)) => {
