@@ -14,7 +14,8 @@ use crate::size;
 /// The note on sizes shared by the help texts.
 macro_rules! sizes_note {
     () => {
-        "Sizes and offsets accept 4096, 4k, 4KiB, 1MiB, 2GiB (every unit is a power of 1024)."
+        "Sizes and offsets accept 4096, 4k, 4KiB, 1MiB, 2GiB, 1.5KiB (every unit is a power of \
+         1024; a fraction needs a unit and is rounded to the nearest byte)."
     };
 }
 
