@@ -27,6 +27,9 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
+    // A file past `ulimit -f` is then an error (EFBIG) naming the file, not a silent death
+    // by SIGXFSZ. Nothing useful to do if it fails.
+    let _ = mapipc::os::process::ignore_sigxfsz();
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let result = command::run(cli.command, &mut out).and_then(|()| {

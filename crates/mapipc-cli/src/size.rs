@@ -134,13 +134,17 @@ mod tests {
             .unwrap_err()
             .contains("whole number"));
         assert!(parse("1e3").unwrap_err().contains("not a size"));
-        for bad in ["_1", "1_", "1__0", "1.", ".5k", "1.5.5k", "0x10", "1 000", "4 k i b"] {
+        for bad in [
+            "_1", "1_", "1__0", "1.", ".5k", "1.5.5k", "0x10", "1 000", "4 k i b",
+        ] {
             assert!(parse(bad).unwrap_err().contains("not a size"), "{bad}");
         }
         assert!(parse("16E").unwrap_err().contains("too large"));
         assert!(parse("16.0E").unwrap_err().contains("too large"));
         assert_eq!(parse("15.99999999999999999E"), Ok(u64::MAX - 11)); // 2^64 - 11.5, rounded
-        assert!(parse("18446744073709551616").unwrap_err().contains("too large"));
+        assert!(parse("18446744073709551616")
+            .unwrap_err()
+            .contains("too large"));
         assert!(parse("99999999999999999999999999999999999999999")
             .unwrap_err()
             .contains("too large"));

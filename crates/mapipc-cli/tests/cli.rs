@@ -725,6 +725,25 @@ clitest!(chan_too_large_and_empty_messages_are_errors, |dir| {
     );
 });
 
+clitest!(a_file_size_limit_is_an_error_not_a_signal, |dir| {
+    // Past `ulimit -f` the kernel sends SIGXFSZ, which kills by default: mapipc ignores it,
+    // so the sizing fails with EFBIG, reported, and the refused --create leaves nothing.
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args([
+        "-c",
+        "ulimit -f 8 && exec \"$0\" write lim --offset 0 --create 1MiB x",
+        env!("CARGO_BIN_EXE_mapipc"),
+    ])
+    .current_dir(dir.path(""))
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let out = finish(cmd.spawn().unwrap(), None);
+    let line = out.error();
+    assert!(line.contains("File too large"), "{line}");
+    assert!(!dir.path("lim").exists());
+});
+
 clitest!(endless_standard_input_is_refused_not_buffered, |dir| {
     // Every command that reads standard input stops after what could be used (the largest
     // message, the room left in the file or region, the largest record) and names the

@@ -69,3 +69,25 @@ pub fn sleep(d: std::time::Duration) {
         }
     }
 }
+
+/// Ignores `SIGXFSZ` for the whole process: a write, `fallocate` or `ftruncate` past the
+/// file-size limit (`ulimit -f`) then fails with `EFBIG`, reported as an error, instead of
+/// killing the process. For programs (the `mapipc` tool calls it first thing); a library
+/// does not change a process's signal dispositions behind its back.
+///
+/// # Errors
+/// When `sigaction` fails (not expected for this signal).
+pub fn ignore_sigxfsz() -> io::Result<()> {
+    // SAFETY: an all-zero `sigaction` is a valid value (empty mask, no flags); setting its
+    // handler to SIG_IGN and installing it for SIGXFSZ touches no memory of ours afterwards.
+    let rc = unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = libc::SIG_IGN;
+        libc::sigaction(libc::SIGXFSZ, &act, std::ptr::null_mut())
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

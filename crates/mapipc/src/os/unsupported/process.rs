@@ -59,3 +59,11 @@ pub fn available_cpus() -> usize {
 pub fn sleep(d: Duration) {
     std::thread::sleep(d);
 }
+
+/// Ignores `SIGXFSZ` on Linux; nothing to do here.
+///
+/// # Errors
+/// Never.
+pub fn ignore_sigxfsz() -> io::Result<()> {
+    Ok(())
+}
