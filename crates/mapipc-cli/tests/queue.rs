@@ -130,6 +130,30 @@ clitest!(tail_errors_and_usage, |dir| {
     assert!(err.contains("invalid tailer name"), "{err}");
 });
 
+clitest!(
+    follow_timeout_bounds_the_whole_run_backlog_included,
+    |dir| {
+        // A million records take far longer than 1 ms to print: --timeout cuts the backlog
+        // (it used to be checked only while waiting, after the whole backlog).
+        let input: String = (0..1_000_000).map(|i| format!("{i}\n")).collect();
+        dir.run_with_stdin(
+            &["queue", "append", "q", "--sync", "none"],
+            input.as_bytes(),
+        )
+        .ok();
+        let out = dir.run(&["queue", "tail", "q", "--follow", "--timeout", "1ms"]);
+        assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
+        assert!(out.stderr.contains("timed out after 1ms"), "{}", out.stderr);
+        let printed = out.stdout.iter().filter(|&&b| b == b'\n').count();
+        assert!(printed < 1_000_000, "the whole backlog was printed");
+        assert!(
+            out.stderr.contains(&format!("({printed} printed)")),
+            "{}",
+            out.stderr
+        );
+    }
+);
+
 clitest!(follow_times_out_with_status_3, |dir| {
     dir.append(&["a"]);
     let out = dir.run(&["queue", "tail", "q", "--follow", "--timeout", "100ms"]);

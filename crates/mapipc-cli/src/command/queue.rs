@@ -107,8 +107,24 @@ fn tail(args: &QueueTailArgs, out: &mut dyn Write) -> Result<()> {
         t.ack()?;
         Ok(())
     };
+    let timed_out = |t: &queue::Tailer, printed: u64| -> anyhow::Error {
+        Exit {
+            code: 3,
+            message: format!(
+                "timed out after {} waiting for record {} of {} ({printed} printed)",
+                humantime::format_duration(args.timeout.unwrap_or_default()),
+                t.next_seq(),
+                quoted(&args.dir)
+            ),
+        }
+        .into()
+    };
     let result = (|| -> Result<()> {
         while args.count.map_or(true, |c| printed < c) {
+            // --timeout bounds the whole run, a backlog or a slow reader included.
+            if args.follow && deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(timed_out(&t, printed));
+            }
             let rec = match t.try_next()? {
                 Some(rec) => rec,
                 None if !args.follow => break,
@@ -121,19 +137,7 @@ fn tail(args: &QueueTailArgs, out: &mut dyn Write) -> Result<()> {
                     };
                     match next {
                         Some(rec) => rec,
-                        None => {
-                            return Err(Exit {
-                                code: 3,
-                                message: format!(
-                                    "timed out after {} waiting for record {} of {} \
-                                     ({printed} printed)",
-                                    humantime::format_duration(args.timeout.unwrap_or_default()),
-                                    t.next_seq(),
-                                    quoted(&args.dir)
-                                ),
-                            }
-                            .into())
-                        }
+                        None => return Err(timed_out(&t, printed)),
                     }
                 }
             };
