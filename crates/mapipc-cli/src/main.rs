@@ -30,12 +30,8 @@ fn main() -> ExitCode {
     // A file past `ulimit -f` is then an error (EFBIG) naming the file, not a silent death
     // by SIGXFSZ. Nothing useful to do if it fails.
     let _ = mapipc::os::process::ignore_sigxfsz();
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    let result = command::run(cli.command, &mut out).and_then(|()| {
-        out.flush()
-            .map_err(|e| anyhow::Error::new(e).context("cannot write to standard output"))
-    });
+    let mut out = Stdout(io::stdout().lock());
+    let result = command::run(cli.command, &mut out).and_then(|()| Ok(out.flush()?));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -61,22 +57,52 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Standard output whose write errors say where they happened (`cannot write to standard
+/// output: No space left on device`), whichever command wrote: a full disk behind `> file`
+/// is named as such. The error kind is kept, so a reader that went away (`| head`) is still
+/// recognised.
+struct Stdout<'a>(io::StdoutLock<'a>);
+
+impl Stdout<'_> {
+    fn error(e: io::Error) -> io::Error {
+        io::Error::new(e.kind(), format!("cannot write to standard output: {e}"))
+    }
+}
+
+impl Write for Stdout<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf).map_err(Self::error)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush().map_err(Self::error)
+    }
+}
+
 /// The error and its causes joined with `": "` on one line.
 ///
 /// Library errors often already include their source's text (`cannot open `f`: No such
 /// file or directory`) while also exposing it as `source()`; a cause whose text the line
-/// already contains is skipped so nothing is printed twice.
+/// already contains is skipped so nothing is printed twice, and a cause that repeats the
+/// previous one's text and goes on (`cannot write to standard output` then `cannot write to
+/// standard output: No space left on device`) adds only what it goes on with.
 fn error_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
+    let mut last = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
         if text.is_empty() || line.contains(&text) {
             continue;
         }
-        if !line.is_empty() {
-            line.push_str(": ");
+        match text.strip_prefix(last.as_str()) {
+            Some(rest) if !last.is_empty() => line.push_str(rest),
+            _ => {
+                if !line.is_empty() {
+                    line.push_str(": ");
+                }
+                line.push_str(&text);
+            }
         }
-        line.push_str(&text);
+        last = text;
     }
     // One line, whatever a cause's message contains.
     line.replace(['\n', '\r'], " ")
@@ -120,6 +146,21 @@ mod tests {
         let line = error_line(&anyhow::Error::new(e));
         assert_eq!(line.matches("os error 28").count(), 1, "{line}");
         assert!(line.ends_with("tmpfs size)"), "{line}");
+    }
+
+    #[test]
+    fn error_line_merges_a_cause_that_continues_the_previous_one() {
+        let full = Stdout::error(io::Error::from_raw_os_error(28));
+        let e = anyhow::Error::new(full)
+            .context("cannot write to standard output")
+            .context("printing record 7");
+        assert_eq!(
+            error_line(&e),
+            "printing record 7: cannot write to standard output: No space left on device \
+             (os error 28)"
+        );
+        let gone = Stdout::error(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert!(is_broken_pipe(&anyhow::Error::new(gone)));
     }
 
     #[test]

@@ -638,12 +638,37 @@ clitest!(chan_recv_consumes_only_what_it_wrote_out, |dir| {
         let out = finish(cmd.spawn().unwrap(), None);
         let line = out.error();
         assert!(
-            line.contains("cannot write to standard output (the message stays in the channel)"),
+            line.contains(
+                "message not delivered; it stays in the channel: cannot write to standard \
+                 output: No space left on device"
+            ),
             "{args:?}: {line}"
         );
     }
     let out = dir.run(&["recv", "./c", "--nonblock"]);
     assert_eq!(out.ok().stdout_str(), "a\nb\nc\n");
+});
+
+clitest!(a_failing_stdout_is_named_whatever_the_command, |dir| {
+    dir.run(&["chan", "create", "./c", "--capacity", "4KiB"])
+        .ok();
+    dir.run(&["region", "create", "./r", "--size", "64"]).ok();
+    for args in [
+        &["stat", "./c"][..],
+        &["stat", "./c", "--json"],
+        &["region", "info", "./r"],
+        &["info", "./c"],
+    ] {
+        let mut cmd = dir.command(args);
+        cmd.stdin(Stdio::null())
+            .stdout(std::fs::File::create("/dev/full").unwrap());
+        let out = finish(cmd.spawn().unwrap(), None);
+        assert_eq!(
+            out.error(),
+            "error: cannot write to standard output: No space left on device (os error 28)",
+            "{args:?}"
+        );
+    }
 });
 
 clitest!(chan_sender_fills_then_waits_for_a_receiver, |dir| {

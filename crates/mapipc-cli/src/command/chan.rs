@@ -331,8 +331,7 @@ fn deliver(
         Ok(()) => Ok(true),
         Err(e) => {
             m.leave();
-            Err(anyhow::Error::new(e)
-                .context("cannot write to standard output (the message stays in the channel)"))
+            Err(anyhow::Error::new(e).context("message not delivered; it stays in the channel"))
         }
     }
 }
