@@ -861,6 +861,19 @@ clitest!(chan_binary_frames_round_trip, |dir| {
     dir.run_with_stdin(&["send", c, "--binary"], &input).ok();
     let out = dir.run(&["recv", c, "--binary", "--count", "3"]);
     assert_eq!(out.ok().stdout, input);
+    // Input that ends inside a length prefix is a cut frame, not the end of the input.
+    let line = dir
+        .run_with_stdin(&["send", c, "--binary"], &[2, 0, 0, 0, b'h', b'i', 1])
+        .error()
+        .to_string();
+    assert!(
+        line.contains("frame 2 of standard input is cut short: 1 of the 4 bytes"),
+        "{line}"
+    );
+    assert_eq!(
+        dir.run(&["recv", c, "--nonblock"]).ok().stdout_str(),
+        "hi\n"
+    );
 });
 
 clitest!(chan_commands_on_foreign_and_missing_files, |dir| {
@@ -1483,7 +1496,7 @@ clitest!(bench_quick_writes_table_json_and_plot, |dir| {
 });
 
 clitest!(bench_rejects_unknown_transports_and_bad_sizes, |dir| {
-    for only in ["foo", "pipe,nope", "spsc:fast", "uds:spin"] {
+    for only in ["foo", "pipe,nope", "spsc:fast", "uds:spin", "", ","] {
         let out = dir.run(&["bench", "--only", only, "--json", "bench.json"]);
         let line = out.error();
         let name = only.rsplit(',').next().unwrap();

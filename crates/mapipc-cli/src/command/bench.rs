@@ -25,6 +25,11 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
+    // `--only ''` (an unset shell variable) names nothing, which is no reason to run
+    // everything: the harness reports the empty name as unknown, listing the known ones.
+    if !args.only.is_empty() && config.only.is_empty() {
+        config.only.push(String::new());
+    }
     if !args.sizes.is_empty() {
         config.sizes = args.sizes.iter().map(|&s| s as usize).collect();
     }

@@ -102,15 +102,27 @@ impl Source<'_> {
                 Ok(Some((format!("line {n} of standard input"), len)))
             }
             Source::Frames(input, n) => {
+                // The end of the input may come only before a frame: a partial length
+                // prefix is a cut frame, not the end.
                 let mut len = [0u8; 4];
-                match input.read_exact(&mut len) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-                    Err(e) => return Err(e).context("cannot read standard input"),
+                let mut got = 0;
+                while got < len.len() {
+                    match input.read(&mut len[got..]) {
+                        Ok(0) => break,
+                        Ok(k) => got += k,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e).context("cannot read standard input"),
+                    }
                 }
-                let len = u32::from_le_bytes(len);
+                if got == 0 {
+                    return Ok(None);
+                }
                 *n += 1;
                 let origin = format!("frame {n} of standard input");
+                if got < len.len() {
+                    bail!("{origin} is cut short: {got} of the 4 bytes of its length");
+                }
+                let len = u32::from_le_bytes(len);
                 if len as usize <= max {
                     buf.resize(len as usize, 0);
                     input
