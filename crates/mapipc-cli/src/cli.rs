@@ -427,15 +427,16 @@ pub struct ChanCreateArgs {
     #[arg(long, value_name = "KIND", default_value = "spsc")]
     pub kind: mapipc::channel::Kind,
     /// Broadcast only: lossless (the producer waits for the slowest subscriber) or lossy (it
-    /// never waits; lapped subscribers are told how many messages they missed).
-    #[arg(long, value_name = "POLICY", default_value = "lossless")]
-    pub policy: mapipc::channel::Policy,
-    /// MPSC: most producers attached at once (1 to 192).
-    #[arg(long, value_name = "N", default_value = "64")]
-    pub max_producers: u32,
-    /// Broadcast: most subscribers attached at once (1 to 192).
-    #[arg(long, value_name = "N", default_value = "32")]
-    pub max_subscribers: u32,
+    /// never waits; lapped subscribers are told how many messages they missed)
+    /// [default: lossless].
+    #[arg(long, value_name = "POLICY")]
+    pub policy: Option<mapipc::channel::Policy>,
+    /// MPSC only: most producers attached at once, 1 to 192 [default: 64].
+    #[arg(long, value_name = "N")]
+    pub max_producers: Option<u32>,
+    /// Broadcast only: most subscribers attached at once, 1 to 192 [default: 32].
+    #[arg(long, value_name = "N")]
+    pub max_subscribers: Option<u32>,
 }
 
 const SEND_AFTER_HELP: &str = "\

@@ -1391,6 +1391,31 @@ clitest!(chan_kind_options_are_checked, |dir| {
         .error()
         .to_string();
     assert!(line.contains("producers or subscribers"), "{line}");
+    // Options of another kind are refused, not ignored; nothing is created.
+    for (kind, flag, value) in [
+        ("spsc", "--policy", "lossy"),
+        ("spsc", "--max-producers", "5"),
+        ("mpsc", "--max-subscribers", "5"),
+        ("broadcast", "--max-producers", "5"),
+    ] {
+        let out = dir.run(&[
+            "chan",
+            "create",
+            c,
+            "--kind",
+            kind,
+            flag,
+            value,
+            "--capacity",
+            "4KiB",
+        ]);
+        let stderr = out.usage_error();
+        assert!(
+            stderr.contains(&format!("{flag} applies to")) && stderr.contains(kind),
+            "{stderr}"
+        );
+        assert!(!dir.path("x").exists());
+    }
 });
 
 // ---------------------------------------------------------------------------------------

@@ -29,20 +29,42 @@ pub fn create(args: &ChanCreateArgs, out: &mut dyn Write) -> Result<()> {
             }
         }
     }
+    // An option for another kind is a mistake worth saying (`--kind spsc --policy lossy`
+    // would otherwise create a channel that is not what was asked for).
+    let misplaced = [
+        ("--policy", args.policy.is_some(), Kind::Broadcast),
+        ("--max-producers", args.max_producers.is_some(), Kind::Mpsc),
+        (
+            "--max-subscribers",
+            args.max_subscribers.is_some(),
+            Kind::Broadcast,
+        ),
+    ];
+    if let Some((flag, _, kind)) = misplaced
+        .iter()
+        .find(|(_, given, kind)| *given && *kind != args.kind)
+    {
+        return Err(super::Exit {
+            code: 2,
+            message: format!(
+                "{flag} applies to {kind} channels only, and this one is {}",
+                args.kind
+            ),
+        }
+        .into());
+    }
+    let max_producers = args.max_producers.unwrap_or(64);
+    let max_subscribers = args.max_subscribers.unwrap_or(32);
     let chan = ChannelOptions::new(args.kind)
         .capacity(capacity)
-        .policy(args.policy)
-        .max_producers(args.max_producers)
-        .max_subscribers(args.max_subscribers)
+        .policy(args.policy.unwrap_or(mapipc::channel::Policy::Lossless))
+        .max_producers(max_producers)
+        .max_subscribers(max_subscribers)
         .create(&loc)?;
     let extra = match chan.kind() {
         Kind::Spsc => String::new(),
-        Kind::Mpsc => format!(", up to {} producers", args.max_producers),
-        Kind::Broadcast => format!(
-            ", {}, up to {} subscribers",
-            chan.policy(),
-            args.max_subscribers
-        ),
+        Kind::Mpsc => format!(", up to {max_producers} producers"),
+        Kind::Broadcast => format!(", {}, up to {} subscribers", chan.policy(), max_subscribers),
     };
     writeln!(
         out,
