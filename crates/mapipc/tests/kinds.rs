@@ -32,6 +32,13 @@ fn bcast(capacity: usize, policy: Policy) -> Channel {
         .unwrap()
 }
 
+/// Waits, under the watchdog, until a child sets the flag word at `off` of `flag`.
+fn await_flag(flag: &Mmap, off: u64) {
+    common::spin_until("a child's flag", || {
+        flag.atomic_u32(off).unwrap().load(Ordering::Acquire) != 0
+    });
+}
+
 fn count() -> u64 {
     std::env::var("MAPIPC_KINDS_COUNT")
         .ok()
@@ -134,9 +141,7 @@ fn producer_killed_mid_claim_is_aborted_once() {
         rx.recv_into(&mut buf).unwrap();
         assert_eq!(parse(&buf), (9, seq));
     }
-    while flag.atomic_u32(0).unwrap().load(Ordering::Acquire) == 0 {
-        std::thread::yield_now();
-    }
+    await_flag(&flag, 0);
     // Another producer attaches (so the channel is not left without producers) and queues
     // its messages behind the claim the victim is about to leave.
     let (c2, f2) = (chan.clone(), &flag);
@@ -150,9 +155,7 @@ fn producer_killed_mid_claim_is_aborted_once() {
         }
         0
     });
-    while flag.atomic_u32(4).unwrap().load(Ordering::Acquire) == 0 {
-        std::thread::yield_now();
-    }
+    await_flag(&flag, 4);
     assert_eq!(victim.kill9(), Exit::Signal(libc::SIGKILL));
     for seq in 0..1000 {
         rx.recv_into(&mut buf).unwrap();
@@ -179,9 +182,7 @@ fn a_blocking_receive_aborts_a_live_producers_claim_after_the_timeout() {
             std::thread::sleep(Duration::from_secs(1));
         }
     });
-    while flag.atomic_u32(0).unwrap().load(Ordering::Acquire) == 0 {
-        std::thread::yield_now();
-    }
+    await_flag(&flag, 0);
     let mut tx = chan.sender().unwrap();
     tx.send(b"behind the claim").unwrap();
     let mut rx = chan.receiver().unwrap();
@@ -211,9 +212,7 @@ fn producer_slot_takeover_fences_dead_claims() {
             std::thread::sleep(Duration::from_secs(1));
         }
     });
-    while flag.atomic_u32(0).unwrap().load(Ordering::Acquire) == 0 {
-        std::thread::yield_now();
-    }
+    await_flag(&flag, 0);
     victim.kill9();
     let mut tx = chan.sender().unwrap();
     tx.send(b"after takeover").unwrap();
@@ -591,9 +590,7 @@ fn a_subscriber_waiting_under_a_garbage_tail_learns_the_producer_died() {
             std::thread::sleep(Duration::from_secs(1));
         }
     });
-    while flag.atomic_u32(0).unwrap().load(Ordering::Acquire) == 0 {
-        std::thread::yield_now();
-    }
+    await_flag(&flag, 0);
     // `tail` is the word at offset 64 of the channel header, which starts the region's data.
     let tail = chan.region().data_offset() + 64;
     let map = chan.region().as_mmap();
