@@ -490,7 +490,8 @@ writing fails, it stays in the channel for the next receiver.
 --timeout DURATION bounds each wait for the next message: when it passes, recv exits with
 status 3. --nonblock prints what is there now and exits: 0 if it printed anything (or the
 sender is gone), 3 if the channel was empty. --follow keeps waiting for a new sender after
-the current one leaves. On an mpsc channel, recv exits 0 once every sender is gone.
+the current one leaves, until the channel file is removed or replaced (an error: a new
+sender would open another file). On an mpsc channel, recv exits 0 once every sender is gone.
 
 On a broadcast channel recv subscribes (from the oldest retained message, or with
 --from newest only new ones) and unsubscribes on exit, so several recv processes each get

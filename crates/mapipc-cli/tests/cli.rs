@@ -625,6 +625,40 @@ clitest!(chan_recv_follow_ends_when_the_file_is_truncated, |dir| {
     assert_eq!(out.stdout_str(), "one\n");
 });
 
+clitest!(
+    chan_recv_follow_ends_when_the_file_is_removed_or_replaced,
+    |dir| {
+        // Waiting for the next sender is pointless once the name leads elsewhere: a new sender
+        // would open another file (or none).
+        for replace in [false, true] {
+            dir.run(&["chan", "create", "./c", "--capacity", "4KiB", "--force"])
+                .ok();
+            let rx = dir.spawn(&["recv", "./c", "--follow"]);
+            dir.run(&["send", "./c", "one"]).ok();
+            await_cond("the receiver took the message", || {
+                dir.run(&["stat", "./c", "--json"])
+                    .ok()
+                    .stdout_str()
+                    .contains("\"received\":1")
+            });
+            std::fs::remove_file(dir.path("c")).unwrap();
+            if replace {
+                dir.run(&["chan", "create", "./c", "--capacity", "4KiB"])
+                    .ok();
+            }
+            let out = finish(rx, None);
+            let line = out.error();
+            assert!(
+                line.contains(
+                    "channel `./c` was removed or replaced while waiting for a new sender"
+                ),
+                "{line}"
+            );
+            assert_eq!(out.stdout_str(), "one\n");
+        }
+    }
+);
+
 clitest!(chan_recv_consumes_only_what_it_wrote_out, |dir| {
     // A receiver whose output fails (here a full disk) leaves the message in the channel:
     // the next receiver gets everything.

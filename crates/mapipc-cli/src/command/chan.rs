@@ -249,6 +249,10 @@ pub fn send(args: &SendArgs, _out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
+/// How often `recv --follow`, waiting for a new sender, checks that the channel's name still
+/// leads to its file.
+const FOLLOW_CHECK: Duration = Duration::from_millis(100);
+
 /// `mapipc recv PATH [--count N] [--timeout D] [--nonblock] [--follow] [--binary]`.
 pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
     let loc = existing(&args.path, "channel")?;
@@ -331,12 +335,29 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
                     break;
                 }
                 out.flush()?;
-                if !rx.wait_for_producer(deadline) {
-                    return Err(exit3(format!(
-                        "timed out after {} waiting for a new sender on `{}` ({printed} received)",
-                        humantime::format_duration(args.timeout.unwrap_or(Duration::ZERO)),
-                        loc.path().display()
-                    )));
+                // In slices, so that a channel file removed or replaced meanwhile ends the
+                // wait: a new sender would open another file, or none.
+                loop {
+                    let slice = Instant::now() + FOLLOW_CHECK;
+                    if rx.wait_for_producer(Some(deadline.map_or(slice, |d| d.min(slice)))) {
+                        break;
+                    }
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(exit3(format!(
+                            "timed out after {} waiting for a new sender on `{}` ({printed} \
+                             received)",
+                            humantime::format_duration(args.timeout.unwrap_or(Duration::ZERO)),
+                            loc.path().display()
+                        )));
+                    }
+                    if chan.region().file_moved() {
+                        bail!(
+                            "channel `{}` was removed or replaced while waiting for a new \
+                             sender: a sender opening that name now reaches another file, or \
+                             none ({printed} received)",
+                            loc.path().display()
+                        );
+                    }
                 }
             }
             Err(e) => return Err(e.into()),

@@ -1142,6 +1142,37 @@ impl Region {
         os::file::fstat(self.inner.fd.as_fd()).is_ok_and(|info| info.size < self.inner.layout.total)
     }
 
+    /// Whether the region's name no longer leads to it: its file was removed, or replaced
+    /// by another file. Processes that open the name now reach another file, or none (those
+    /// that have the region already are not affected). `false` for regions without a name.
+    /// Two system calls (`lstat`, `fstat`), for periodic checks.
+    ///
+    /// # Example
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("r");
+    /// use mapipc::region::Region;
+    /// let region = Region::create(&path, 64)?;
+    /// assert!(!region.file_moved());
+    /// std::fs::remove_file(&path)?;
+    /// assert!(region.file_moved());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn file_moved(&self) -> bool {
+        let Some(loc) = &self.location else {
+            return false;
+        };
+        match (
+            os::file::lstat(&loc.path()),
+            os::file::fstat(self.inner.fd.as_fd()),
+        ) {
+            (Ok(there), Ok(ours)) => there.dev != ours.dev || there.ino != ours.ino,
+            (Err(e), _) => e.kind() == std::io::ErrorKind::NotFound,
+            // Our own fd cannot be examined: nothing to say.
+            (Ok(_), Err(_)) => false,
+        }
+    }
+
     fn data_range(&self, offset: u64, len: usize) -> Result<u64, AccessError> {
         let l = &self.inner.layout;
         match offset.checked_add(len as u64) {
