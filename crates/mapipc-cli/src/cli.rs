@@ -768,7 +768,8 @@ const QUEUE_TAIL_AFTER_HELP: &str = "\
 Prints each record's bytes followed by a newline (with --seq, prefixed by its sequence
 number and a tab). Without --follow, it stops after the last record and exits 0; with
 --follow it waits for new records (parked on a futex; polling every millisecond only on a
-queue whose metadata file it may not write) until --count records were printed or
+queue whose metadata file it may not write; an error if the queue is removed or replaced,
+or its segment truncated, meanwhile) until --count records were printed or
 --timeout passes: a limit on the whole run, counted from the start, not on each wait
 (exit status 3, one `error:` line, even after records were printed).
 

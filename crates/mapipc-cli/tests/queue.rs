@@ -154,6 +154,40 @@ clitest!(
     }
 );
 
+clitest!(follow_ends_when_the_queue_is_removed, |dir| {
+    // A queue whose directory is gone gets no more records: following it stops with an
+    // error instead of waiting for ever.
+    dir.append(&["a"]);
+    let tail = dir
+        .command(&["queue", "tail", "q", "--follow"])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    dir.append(&["b"]);
+    // The tailer parks once it has caught up: the notifier's waiter count (the low 10 bits
+    // of the word at offset 64 of the metadata file) says so.
+    let q = dir.path("q");
+    let start = std::time::Instant::now();
+    while {
+        let meta = std::fs::read(q.join("queue.meta")).unwrap_or_default();
+        meta.len() < 68 || u32::from_le_bytes(meta[64..68].try_into().unwrap()) & 0x3ff == 0
+    } {
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "gave up waiting for the tailer to park"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::fs::remove_dir_all(&q).unwrap();
+    let out = finish(tail, None);
+    let line = out.error();
+    assert!(
+        line.contains("queue `q` was removed or replaced while waiting for record 2"),
+        "{line}"
+    );
+    assert_eq!(out.stdout_str(), "a\nb\n");
+});
+
 clitest!(follow_times_out_with_status_3, |dir| {
     dir.append(&["a"]);
     let out = dir.run(&["queue", "tail", "q", "--follow", "--timeout", "100ms"]);

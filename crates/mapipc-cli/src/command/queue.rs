@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Instant;
 
@@ -84,6 +85,10 @@ fn append(args: &QueueAppendArgs, _out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
+/// How often `queue tail --follow`, waiting for a record, checks that the queue is still
+/// where it was.
+const FOLLOW_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
 fn tail(args: &QueueTailArgs, out: &mut dyn Write) -> Result<()> {
     let mut opts = TailerOptions::new();
     if let Some(name) = &args.name {
@@ -107,6 +112,11 @@ fn tail(args: &QueueTailArgs, out: &mut dyn Write) -> Result<()> {
         t.ack()?;
         Ok(())
     };
+    // What the queue's metadata file is now, to notice it removed or replaced under a wait.
+    let meta_path = args.dir.join("queue.meta");
+    let meta_id = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let started_with = meta_id(&meta_path);
+    let meta_moved = || started_with.is_some() && meta_id(&meta_path) != started_with;
     let timed_out = |t: &queue::Tailer, printed: u64| -> anyhow::Error {
         Exit {
             code: 3,
@@ -125,26 +135,36 @@ fn tail(args: &QueueTailArgs, out: &mut dyn Write) -> Result<()> {
             if args.follow && deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(timed_out(&t, printed));
             }
-            let rec = match t.try_next()? {
-                Some(rec) => rec,
+            let (seq, bytes) = match t.try_next()? {
+                Some(rec) => (rec.seq(), rec.to_vec()?),
                 None if !args.follow => break,
                 None => {
                     flush(out, &mut t)?;
                     unflushed = 0;
-                    let next = match deadline {
-                        Some(d) => t.next_until(d)?,
-                        None => Some(t.next_blocking()?),
-                    };
-                    match next {
-                        Some(rec) => rec,
-                        None => return Err(timed_out(&t, printed)),
+                    // In slices, so that a queue removed or replaced meanwhile ends the wait:
+                    // an appender would write another directory's files, or none.
+                    loop {
+                        let slice = Instant::now() + FOLLOW_CHECK;
+                        if let Some(rec) = t.next_until(deadline.map_or(slice, |d| d.min(slice)))? {
+                            break (rec.seq(), rec.to_vec()?);
+                        }
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            return Err(timed_out(&t, printed));
+                        }
+                        if meta_moved() {
+                            bail!(
+                                "queue {} was removed or replaced while waiting for record {}: \
+                                 an appender now writes elsewhere ({printed} printed)",
+                                quoted(&args.dir),
+                                t.next_seq()
+                            );
+                        }
                     }
                 }
             };
             if args.seq {
-                write!(out, "{}\t", rec.seq()).context("cannot write to standard output")?;
+                write!(out, "{seq}\t").context("cannot write to standard output")?;
             }
-            let bytes = rec.to_vec()?;
             out.write_all(&bytes)
                 .and_then(|()| out.write_all(b"\n"))
                 .context("cannot write to standard output")?;
