@@ -44,7 +44,7 @@ pub fn create(args: &ChanCreateArgs, out: &mut dyn Write) -> Result<()> {
         .iter()
         .find(|(_, given, kind)| *given && *kind != args.kind)
     {
-        return Err(super::Exit {
+        return Err(Exit {
             code: 2,
             message: format!(
                 "{flag} applies to {kind} channels only, and this one is {}",
