@@ -128,7 +128,8 @@ pub fn allocate(fd: BorrowedFd<'_>, size: u64) -> io::Result<()> {
         }
         Err(e) => {
             // Also frees blocks allocated past the old end. Best effort: the error reported
-            // is the allocation's.
+            // is the allocation's. (This assumes nobody else extends the file at the same
+            // moment, as for mapipc's own files: created exclusively, or under a lock.)
             let _ = fs::ftruncate(fd, before);
             Err(e.into())
         }
