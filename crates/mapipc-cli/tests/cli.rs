@@ -705,6 +705,33 @@ clitest!(a_failing_stdout_is_named_whatever_the_command, |dir| {
     }
 });
 
+clitest!(an_action_done_but_not_reported_says_it_was_done, |dir| {
+    // With stdout failing, the creation still happened: the error says so, so that nobody
+    // retries into "already exists" wondering.
+    for (args, said) in [
+        (
+            &["region", "create", "./r", "--size", "64"][..],
+            "region `./r` was created; saying so failed",
+        ),
+        (
+            &["chan", "create", "./c", "--capacity", "4KiB"],
+            "channel `./c` was created; saying so failed",
+        ),
+        (
+            &["region", "rm", "./r"],
+            "region `./r` was removed; saying so failed",
+        ),
+    ] {
+        let mut cmd = dir.command(args);
+        cmd.stdin(Stdio::null())
+            .stdout(std::fs::File::create("/dev/full").unwrap());
+        let out = finish(cmd.spawn().unwrap(), None);
+        let line = out.error();
+        assert!(line.contains(said), "{args:?}: {line}");
+    }
+    assert!(!dir.path("r").exists() && dir.path("c").exists());
+});
+
 clitest!(chan_sender_fills_then_waits_for_a_receiver, |dir| {
     let c = dir.path("c");
     let c = c.to_str().unwrap();

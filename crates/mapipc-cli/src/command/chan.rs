@@ -73,7 +73,14 @@ pub fn create(args: &ChanCreateArgs, out: &mut dyn Write) -> Result<()> {
         loc.path().display(),
         human(chan.capacity() as u64),
         human(chan.max_message() as u64)
-    )?;
+    )
+    .and_then(|()| out.flush())
+    .with_context(|| {
+        format!(
+            "channel `{}` was created; saying so failed",
+            loc.path().display()
+        )
+    })?;
     Ok(())
 }
 

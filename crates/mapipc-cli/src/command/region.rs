@@ -50,7 +50,9 @@ pub fn create(args: &RegionCreateArgs, out: &mut dyn Write) -> Result<()> {
         "created region `{loc}`: {} of user data, {} peer slots",
         human(region.len() as u64),
         region.max_peers()
-    )?;
+    )
+    .and_then(|()| out.flush())
+    .with_context(|| format!("region `{loc}` was created; saying so failed"))?;
     Ok(())
 }
 
@@ -174,7 +176,9 @@ pub fn rm(args: &RegionRmArgs, out: &mut dyn Write) -> Result<()> {
         };
         region.remove()?;
     }
-    writeln!(out, "removed region `{loc}`")?;
+    writeln!(out, "removed region `{loc}`")
+        .and_then(|()| out.flush())
+        .with_context(|| format!("region `{loc}` was removed; saying so failed"))?;
     Ok(())
 }
 
