@@ -287,16 +287,22 @@ impl Shared {
     /// gone, which a truncation also looks like (and which a caller would wait out).
     fn check_truncated_now(&self) -> Result<(), Fault> {
         if self.truncated_now() {
-            Err(Fault::Truncated { file: self.file() })
+            Err(self.truncated_fault())
         } else {
             Ok(())
         }
     }
 
+    /// The fault a truncated file is.
+    #[cold]
+    fn truncated_fault(&self) -> Fault {
+        Fault::Truncated { file: self.file() }
+    }
+
     #[inline]
     fn check_truncated(&self) -> Result<(), Fault> {
         if self.region.as_mmap().is_truncated() {
-            Err(Fault::Truncated { file: self.file() })
+            Err(self.truncated_fault())
         } else {
             Ok(())
         }

@@ -537,9 +537,7 @@ impl Receiver {
                     }
                 }
                 WaitOutcome::PeerGone if truncated.get() => {
-                    return Err(RecvFail::Fault(Fault::Truncated {
-                        file: self.shared.file(),
-                    }));
+                    return Err(RecvFail::Fault(self.shared.truncated_fault()));
                 }
                 WaitOutcome::PeerGone => {
                     query_liveness = !damaged.get();

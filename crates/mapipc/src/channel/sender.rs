@@ -377,9 +377,7 @@ impl Sender {
                     };
                 }
                 WaitOutcome::PeerGone if truncated.get() => {
-                    return Err(SendFail::Fault(Fault::Truncated {
-                        file: self.shared.file(),
-                    }));
+                    return Err(SendFail::Fault(self.shared.truncated_fault()));
                 }
                 WaitOutcome::PeerGone => match (blocker, &mut self.core) {
                     (Some((slot, _)), TxCore::Bcast(p)) => {
