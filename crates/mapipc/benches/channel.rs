@@ -53,7 +53,9 @@
 //! Criterion runs the variants one after the other, and on a shared machine the load drifts
 //! between them, so before criterion the bench alternates short blocks of every variant for
 //! `MAPIPC_CHANNEL_PAIRED` rounds (default 10; 0 skips this) and prints the median of the
-//! per-round ratios next to the targets: those are the numbers to compare. Results:
+//! per-round ratios next to the targets: those are the numbers to compare.
+//! `MAPIPC_CHANNEL_ONLY=spsc_busy_poll,two_line_floor:8` limits the paired rounds to the
+//! variants named (`name` or `name:size`), for quicker experiments. Results:
 //! BENCHMARKS.md, "Channel (issue 4)".
 
 #[allow(dead_code)]
@@ -810,9 +812,27 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// `MAPIPC_CHANNEL_PAIRED` rounds of one block per variant; prints the medians and the
 /// per-round ratios against the issue's targets.
 fn paired(rounds: usize, server_cpu: Option<usize>) {
+    let only = std::env::var("MAPIPC_CHANNEL_ONLY").unwrap_or_default();
+    let wanted = |v: &Variant| {
+        only.is_empty()
+            || only
+                .split(',')
+                .any(|w| w == v.name || w == format!("{}:{}", v.name, v.size))
+    };
     let mut per_round: Vec<Vec<f64>> = Vec::with_capacity(rounds);
     for _ in 0..rounds {
-        per_round.push(VARIANTS.iter().map(|v| block(v, server_cpu)).collect());
+        per_round.push(
+            VARIANTS
+                .iter()
+                .map(|v| {
+                    if wanted(v) {
+                        block(v, server_cpu)
+                    } else {
+                        f64::NAN
+                    }
+                })
+                .collect(),
+        );
     }
     let idx = |name: &str, size: usize, what: What| {
         VARIANTS
@@ -823,6 +843,9 @@ fn paired(rounds: usize, server_cpu: Option<usize>) {
     eprintln!("paired: {rounds} rounds, one ~60 ms block per variant per round; medians:");
     for (i, v) in VARIANTS.iter().enumerate() {
         let m = median(per_round.iter().map(|r| r[i]).collect());
+        if m.is_nan() {
+            continue;
+        }
         match v.what {
             What::RoundTrip => eprintln!("  {:32} {:>12.0} ns per round trip", v.label(), m),
             What::Throughput => eprintln!(
@@ -843,6 +866,8 @@ fn paired(rounds: usize, server_cpu: Option<usize>) {
         ("spsc_batched", 65536, "ring_floor", false, 0.9),
     ];
     let ratio = |x: usize, y: usize| median(per_round.iter().map(|r| r[x] / r[y]).collect());
+    // Variants left out by `MAPIPC_CHANNEL_ONLY` measured NaN: skip lines that need them.
+    let measured = |xs: &[usize]| xs.iter().all(|&i| !per_round[0][i].is_nan());
     {
         let [a, b, f] = [
             ("spsc_batched", 56),
@@ -850,13 +875,15 @@ fn paired(rounds: usize, server_cpu: Option<usize>) {
             ("ring_floor", 64),
         ]
         .map(|(name, size)| idx(name, size, What::Throughput));
-        eprintln!(
-            "  (information) throughput in msgs/s: spsc_batched 56 B (64-byte records, a line \
+        if measured(&[a, b, f]) {
+            eprintln!(
+                "  (information) throughput in msgs/s: spsc_batched 56 B (64-byte records, a line \
              per message as the floor's slots) / ring_floor 64 B {:.2}x; spsc_batched 56 B / \
              spsc_batched 64 B {:.2}x (72-byte records: 72 / 64 = 1.125)",
-            ratio(a, f),
-            ratio(a, b),
-        );
+                ratio(a, f),
+                ratio(a, b),
+            );
+        }
     }
     for size in [8, 64] {
         let [a, b, c, d] = [
@@ -866,6 +893,9 @@ fn paired(rounds: usize, server_cpu: Option<usize>) {
             "two_line_floor",
         ]
         .map(|name| idx(name, size, What::RoundTrip));
+        if !measured(&[a, b, c, d]) {
+            continue;
+        }
         eprintln!(
             "  (information) {size} B round trip: two_line_floor / shm_spin_floor {:.2}x, \
              ring_floor / shm_spin_floor {:.2}x; spsc_busy_poll / two_line_floor {:.2}x, \
@@ -883,6 +913,9 @@ fn paired(rounds: usize, server_cpu: Option<usize>) {
             What::Throughput
         };
         let (a, b) = (idx(name, size, what), idx(floor, size, what));
+        if !measured(&[a, b]) {
+            continue;
+        }
         let ratios: Vec<f64> = per_round.iter().map(|r| r[a] / r[b]).collect();
         let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = ratios.iter().copied().fold(0.0, f64::max);

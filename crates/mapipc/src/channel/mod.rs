@@ -208,6 +208,16 @@ impl WaitStrategy {
             WaitStrategy::Park => 0,
         }
     }
+
+    /// The same strategy once `spun` of its spins were made elsewhere.
+    fn less_spins(self, spun: u32) -> WaitStrategy {
+        match self {
+            WaitStrategy::SpinThenPark { spins } => WaitStrategy::SpinThenPark {
+                spins: spins.saturating_sub(spun),
+            },
+            other => other,
+        }
+    }
 }
 
 /// Default period of peer-liveness checks while waiting.

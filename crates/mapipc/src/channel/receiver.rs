@@ -65,6 +65,9 @@ enum RxCore {
     },
 }
 
+/// Polls a waiting SPSC receive makes inline before the general wait (see `Receiver::peek`).
+const INLINE_SPINS: u32 = 1024;
+
 /// A record found at our position.
 #[derive(Clone, Copy, Debug)]
 struct Msg {
@@ -72,6 +75,19 @@ struct Msg {
     len: u64,
     end: u64,
     seq: u64,
+}
+
+impl Msg {
+    /// An SPSC record (no sequence number).
+    #[inline(always)]
+    fn spsc(p: Peeked) -> Msg {
+        Msg {
+            data: p.data,
+            len: p.len,
+            end: p.end,
+            seq: 0,
+        }
+    }
 }
 
 enum Poll {
@@ -333,12 +349,7 @@ impl Receiver {
         let ring = &shared.ring;
         match &mut self.core {
             RxCore::Spsc(c) => match c.try_peek(ring, thorough) {
-                Ok(Some(p)) => Ok(Poll::Msg(Msg {
-                    data: p.data,
-                    len: p.len,
-                    end: p.end,
-                    seq: 0,
-                })),
+                Ok(Some(p)) => Ok(Poll::Msg(Msg::spsc(p))),
                 Ok(None) => Ok(Poll::Empty),
                 Err(e) => Err(shared.fault(e)),
             },
@@ -404,17 +415,48 @@ impl Receiver {
     /// [`peek_slow`](Self::peek_slow).
     #[inline]
     fn peek(&mut self, block: Blocking) -> Result<Msg, RecvFail> {
+        let mut spun = 0;
+        if let RxCore::Spsc(c) = &mut self.core {
+            let ring = &self.shared.ring;
+            if let Some(p) = c.peek_ready(ring) {
+                return Ok(Msg::spsc(p));
+            }
+            // A waiting receive whose strategy spins polls here first, inline, up to
+            // `INLINE_SPINS` times: a message arriving meanwhile is taken without going
+            // through the general wait, whose calls, closures and results returned through
+            // memory cost a ping-pong about a quarter of its round trip (8 B, BENCHMARKS.md).
+            // Nothing else is checked meanwhile; the busy-poll wait checks nothing before its
+            // first 1024 polls either, and these count against a spin-then-park budget.
+            if matches!(block, Blocking::Until(_)) {
+                let spins = self.wait.spins().min(INLINE_SPINS);
+                if spins > 0 {
+                    // Hand consumed space back first, as any wait does.
+                    if c.has_unpublished() {
+                        Self::publish_spsc(&self.shared, c, self.received);
+                    }
+                    while spun < spins {
+                        std::hint::spin_loop();
+                        spun += 1;
+                        if let Some(p) = c.peek_ready(ring) {
+                            return Ok(Msg::spsc(p));
+                        }
+                    }
+                }
+            }
+        }
         match self.poll_once(false, false) {
             Ok(Poll::Msg(m)) => Ok(m),
             Ok(Poll::Lagged(n)) => Err(RecvFail::Lagged(n)),
-            Ok(Poll::Empty) => self.peek_slow(block),
+            Ok(Poll::Empty) => self.peek_slow(block, spun),
             Err(f) => Err(RecvFail::Fault(f)),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn peek_slow(&mut self, block: Blocking) -> Result<Msg, RecvFail> {
+    fn peek_slow(&mut self, block: Blocking, spun: u32) -> Result<Msg, RecvFail> {
+        // The spins `peek` already made count against the strategy's.
+        let strategy = self.wait.less_spins(spun);
         // Asking whether a producer is alive is a syscall (a lock query). A wait without a
         // deadline skips that query before its first wait, which checks liveness itself every
         // check interval: the outcome is the same (`Disconnected` once the ring is empty and
@@ -514,7 +556,7 @@ impl Receiver {
                 .wait(
                     s,
                     off::DATA_WORD,
-                    self.wait,
+                    strategy,
                     self.check_interval,
                     &mut ready,
                     &alive,
@@ -609,6 +651,14 @@ impl Receiver {
         }
     }
 
+    /// SPSC: hands consumed space back, updates the counter and wakes a parked producer.
+    #[inline]
+    fn publish_spsc(s: &Shared, c: &mut Consumer, received: u64) {
+        c.publish(&s.ring);
+        s.ring.ctl_store(off::RECEIVED, received, Ordering::Relaxed);
+        s.wake_if_parked(off::SPACE_WORD, off::PRODUCER_NEVER_PARKS);
+    }
+
     /// Hands consumed space back and wakes producers waiting for it.
     #[inline]
     fn publish(&mut self) {
@@ -616,10 +666,7 @@ impl Receiver {
         match &mut self.core {
             RxCore::Spsc(c) => {
                 if c.has_unpublished() {
-                    c.publish(&s.ring);
-                    s.ring
-                        .ctl_store(off::RECEIVED, self.received, Ordering::Relaxed);
-                    s.wake_if_parked(off::SPACE_WORD, off::PRODUCER_NEVER_PARKS);
+                    Self::publish_spsc(s, c, self.received);
                 }
             }
             RxCore::Mpsc { c, .. } => {

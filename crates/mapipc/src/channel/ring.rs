@@ -466,6 +466,29 @@ impl Consumer {
         self.head
     }
 
+    /// The next record if it is a committed, well-formed message record at our position:
+    /// the common case, small enough to inline, its result in registers. `None` means "ask
+    /// [`try_peek`](Self::try_peek)": nothing committed yet, padding, or a damaged header
+    /// (which `try_peek` reports).
+    ///
+    /// Returning through memory costs more than the look itself when the caller reads the
+    /// result back with wider loads than the callee's stores (no store-to-load forwarding:
+    /// the load waits for every older store to reach the cache), which is why this part is
+    /// separate from `try_peek`.
+    #[inline(always)]
+    pub(crate) fn peek_ready<M: RingMem>(&self, mem: &M) -> Option<Peeked> {
+        let idx = self.geo.index(self.head);
+        // Acquire pairs with the producer's Release store of the header (pair R).
+        let w = mem.load_word(idx, Ordering::Acquire);
+        let (len, pad) = self.geo.committed(self.head, w)?;
+        let total = record_size(len);
+        (!pad && len <= self.geo.max_payload() && total <= self.geo.cap - idx).then_some(Peeked {
+            data: idx + HDR,
+            len,
+            end: self.head + total,
+        })
+    }
+
     /// The next record, skipping padding, or `None` when the ring is empty.
     ///
     /// `thorough`: when no header is committed at our position, also load `tail` to tell an
@@ -474,6 +497,19 @@ impl Consumer {
     /// lets a periodic check do it.
     #[inline]
     pub(crate) fn try_peek<M: RingMem>(
+        &mut self,
+        mem: &M,
+        thorough: bool,
+    ) -> Result<Option<Peeked>, RingError> {
+        match self.peek_ready(mem) {
+            Some(p) => Ok(Some(p)),
+            None => self.try_peek_slow(mem, thorough),
+        }
+    }
+
+    /// [`try_peek`](Self::try_peek) past its common case: empty, padding, or damage.
+    #[inline(never)]
+    fn try_peek_slow<M: RingMem>(
         &mut self,
         mem: &M,
         thorough: bool,
