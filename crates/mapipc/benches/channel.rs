@@ -16,6 +16,10 @@
 //!   A channel pair pays at least this. At 8 B it costs more than the one-line baton (both
 //!   directions share the baton's line); at 64 B less (the baton's replies rewrite the lines
 //!   the peer just read);
+//! - `moving_floor` (for information): the two-line floor with each direction's mailbox
+//!   moving through a ring of the channel's capacity, a slot per message the size of the
+//!   channel's record (as a channel's records move through its ring): what a pair of channels
+//!   pays for touching fresh lines, before any flow control, validation or API;
 //! - `ring_floor`: two `ring-floor` rings, one each way, flushed after every message (for
 //!   information: a ring that publishes an index, as the channel does, so each hand-over moves
 //!   the index's cache line and then the slot's);
@@ -228,6 +232,124 @@ impl End for TwoLineEnd {
             std::hint::spin_loop();
         }
         let m = slot::Slot::new(&self.map, self.inn + 8, self.len, "two_line_floor");
+        Ok(frame_from(|at| m.read_u64_le(at), size))
+    }
+}
+
+/// `moving_floor`: the two-line floor's mailboxes moving through a ring each, as a channel's
+/// records do: message `n` goes to slot `n % slots` of `8 + len` bytes (rounded up to 8, the
+/// size of a channel record), its first word the sequence number, the message after it; one
+/// ring of the channel's capacity per direction; no flow control (a ping-pong needs none).
+/// The `aborted` word follows the rings.
+struct MovingSetup {
+    map: Arc<mapipc::map::Mmap>,
+    len: usize,
+    slot: usize,
+    slots: usize,
+}
+
+impl MovingSetup {
+    fn new(len: usize, ring: usize) -> io::Result<MovingSetup> {
+        let slot = 8 + len.next_multiple_of(8);
+        let slots = ring / slot;
+        if slots == 0 {
+            return Err(io::Error::other("moving_floor: a ring smaller than a slot"));
+        }
+        let map = mapipc::map::MapOptions::new()
+            .len(2 * ring + 128)
+            .populate()
+            .map_anonymous()
+            .map_err(io::Error::other)?;
+        Ok(MovingSetup {
+            map: Arc::new(map),
+            len,
+            slot,
+            slots,
+        })
+    }
+
+    fn ring_bytes(&self) -> usize {
+        self.slot * self.slots
+    }
+
+    fn end(&self, out: usize, inn: usize) -> MovingEnd {
+        MovingEnd {
+            map: self.map.clone(),
+            len: self.len,
+            slot: self.slot,
+            slots: self.slots,
+            out,
+            inn,
+            aborted: 2 * self.ring_bytes(),
+            sent: 0,
+            seen: 0,
+        }
+    }
+}
+
+impl Setup for MovingSetup {
+    type End = MovingEnd;
+    fn client(&self) -> io::Result<MovingEnd> {
+        Ok(self.end(0, self.ring_bytes()))
+    }
+    fn server(&self) -> io::Result<MovingEnd> {
+        Ok(self.end(self.ring_bytes(), 0))
+    }
+    fn abort(&self) {
+        if let Ok(w) = self.map.atomic_u64(2 * self.ring_bytes() as u64) {
+            w.store(1, Ordering::Release);
+        }
+    }
+}
+
+struct MovingEnd {
+    map: Arc<mapipc::map::Mmap>,
+    len: usize,
+    slot: usize,
+    slots: usize,
+    /// Offsets of our outgoing and incoming rings, and of the `aborted` word.
+    out: usize,
+    inn: usize,
+    aborted: usize,
+    /// Messages sent, and received.
+    sent: u64,
+    seen: u64,
+}
+
+impl End for MovingEnd {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        if msg.len() != self.len {
+            return Err(io::Error::other("moving_floor: wrong message length"));
+        }
+        let at = self.out + (self.sent % self.slots as u64) as usize * self.slot;
+        let seq = self.map.atomic_u64(at as u64).map_err(io::Error::other)?;
+        let p = self.map.as_mut_ptr().wrapping_add(at + 8);
+        // SAFETY: `at + 8 + len <= out + slots * slot`, inside the live mapping (sized in
+        // `new`); `msg` is private memory. In a ping-pong the peer reads this slot only after
+        // our Release below, and has answered (so is done with it) before we come back to it.
+        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), p, msg.len()) };
+        self.sent += 1;
+        seq.store(self.sent, Ordering::Release);
+        Ok(())
+    }
+    #[inline]
+    fn recv(&mut self, size: usize) -> io::Result<Frame> {
+        let at = self.inn + (self.seen % self.slots as u64) as usize * self.slot;
+        let seq = self.map.atomic_u64(at as u64).map_err(io::Error::other)?;
+        let aborted = self
+            .map
+            .atomic_u64(self.aborted as u64)
+            .map_err(io::Error::other)?;
+        let want = self.seen + 1;
+        while seq.load(Ordering::Acquire) != want {
+            if aborted.load(Ordering::Relaxed) != 0 {
+                return Err(io::Error::other("moving_floor: aborted"));
+            }
+            std::hint::spin_loop();
+        }
+        self.seen = want;
+        let m = slot::Slot::new(&self.map, at + 8, self.len, "moving_floor");
         Ok(frame_from(|at| m.read_u64_le(at), size))
     }
 }
@@ -665,13 +787,15 @@ struct Variant {
     size: usize,
 }
 
-const VARIANTS: [Variant; 21] = [
+const VARIANTS: [Variant; 23] = [
     rt("shm_spin_floor", 8),
     rt("two_line_floor", 8),
+    rt("moving_floor", 8),
     rt("ring_floor", 8),
     rt("spsc_busy_poll", 8),
     rt("shm_spin_floor", 64),
     rt("two_line_floor", 64),
+    rt("moving_floor", 64),
     rt("ring_floor", 64),
     rt("spsc_busy_poll", 64),
     rt("futex_floor", 8),
@@ -728,6 +852,8 @@ impl Variant {
         go(match self.name {
             "shm_spin_floor" => spin_floor::SpinFloor::new(size)
                 .map(|f| Box::new(Pair::start(&name, SpinSetup(f), size, what, server_cpu)) as _),
+            "moving_floor" => MovingSetup::new(size, spsc_capacity(size))
+                .map(|setup| Box::new(Pair::start(&name, setup, size, what, server_cpu)) as _),
             "two_line_floor" => TwoLineSetup::new(size)
                 .map(|setup| Box::new(Pair::start(&name, setup, size, what, server_cpu)) as _),
             "futex_floor" => futex_floor::FutexFloor::new(size)
@@ -886,23 +1012,27 @@ fn paired(rounds: usize, server_cpu: Option<usize>) {
         }
     }
     for size in [8, 64] {
-        let [a, b, c, d] = [
+        let [a, b, c, d, e] = [
             "spsc_busy_poll",
             "ring_floor",
             "shm_spin_floor",
             "two_line_floor",
+            "moving_floor",
         ]
         .map(|name| idx(name, size, What::RoundTrip));
-        if !measured(&[a, b, c, d]) {
+        if !measured(&[a, b, c, d, e]) {
             continue;
         }
         eprintln!(
             "  (information) {size} B round trip: two_line_floor / shm_spin_floor {:.2}x, \
-             ring_floor / shm_spin_floor {:.2}x; spsc_busy_poll / two_line_floor {:.2}x, \
+             moving_floor / shm_spin_floor {:.2}x, ring_floor / shm_spin_floor {:.2}x; \
+             spsc_busy_poll / two_line_floor {:.2}x, spsc_busy_poll / moving_floor {:.2}x, \
              spsc_busy_poll / ring_floor {:.2}x",
             ratio(d, c),
+            ratio(e, c),
             ratio(b, c),
             ratio(a, d),
+            ratio(a, e),
             ratio(a, b),
         );
     }

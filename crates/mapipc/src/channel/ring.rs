@@ -466,23 +466,41 @@ impl Consumer {
         self.head
     }
 
-    /// The next record if it is a committed, well-formed message record at our position:
-    /// the common case, small enough to inline, its result in registers. `None` means "ask
-    /// [`try_peek`](Self::try_peek)": nothing committed yet, padding, or a damaged header
-    /// (which `try_peek` reports).
+    /// The next record if a committed, well-formed message record is at our position (or
+    /// right after a padding record there, which it skips): the common case, small enough
+    /// to inline, its result in registers. `None` means "ask [`try_peek`](Self::try_peek)":
+    /// nothing committed yet, or a damaged header (which `try_peek` reports).
     ///
     /// Returning through memory costs more than the look itself when the caller reads the
     /// result back with wider loads than the callee's stores (no store-to-load forwarding:
     /// the load waits for every older store to reach the cache), which is why this part is
     /// separate from `try_peek`.
     #[inline(always)]
-    pub(crate) fn peek_ready<M: RingMem>(&self, mem: &M) -> Option<Peeked> {
-        let idx = self.geo.index(self.head);
+    pub(crate) fn peek_ready<M: RingMem>(&mut self, mem: &M) -> Option<Peeked> {
+        let mut idx = self.geo.index(self.head);
         // Acquire pairs with the producer's Release store of the header (pair R).
-        let w = mem.load_word(idx, Ordering::Acquire);
-        let (len, pad) = self.geo.committed(self.head, w)?;
+        let (mut len, pad) = self
+            .geo
+            .committed(self.head, mem.load_word(idx, Ordering::Acquire))?;
+        if pad {
+            // Padding fills the ring to its end, and the record after it starts at index 0
+            // (its header was stored before the padding's, so it is committed too).
+            if HDR + len != self.geo.cap - idx {
+                return None;
+            }
+            self.head += self.geo.cap - idx;
+            idx = 0;
+            // Acquire: as above (pair R).
+            let (l, pad) = self
+                .geo
+                .committed(self.head, mem.load_word(0, Ordering::Acquire))?;
+            if pad {
+                return None;
+            }
+            len = l;
+        }
         let total = record_size(len);
-        (!pad && len <= self.geo.max_payload() && total <= self.geo.cap - idx).then_some(Peeked {
+        (len <= self.geo.max_payload() && total <= self.geo.cap - idx).then_some(Peeked {
             data: idx + HDR,
             len,
             end: self.head + total,
@@ -724,6 +742,39 @@ mod tests {
         c.consume(&pk);
         c.publish(m);
         Ok(Some(v))
+    }
+
+    #[test]
+    fn peek_ready_takes_records_and_skips_padding() {
+        let (_g, m, mut p, mut c) = ring(256);
+        assert_eq!(c.peek_ready(&m), None, "empty");
+        // Three 72-byte records leave 40 bytes before the end: the fourth gets padding
+        // there and starts at index 0.
+        for i in 0..3u8 {
+            send(&mut p, &m, &[i; 64]).unwrap();
+            let pk = c.peek_ready(&m).expect("a committed record");
+            assert_eq!((pk.data, pk.len), (u64::from(i) * 72 + HDR, 64));
+            c.consume(&pk);
+            c.publish(&m);
+        }
+        assert_eq!(c.peek_ready(&m), None, "consumed everything");
+        send(&mut p, &m, &[9; 64]).unwrap();
+        let pk = c.peek_ready(&m).expect("the record behind the padding");
+        assert_eq!((pk.data, pk.len, pk.end), (HDR, 64, 256 + 72));
+        let mut v = vec![0; 64];
+        m.read_bytes(pk.data, &mut v);
+        assert_eq!(v, vec![9; 64]);
+        c.consume(&pk);
+        c.publish(&m);
+        // A damaged header is left to `try_peek`, which reports it.
+        send(&mut p, &m, &[1; 8]).unwrap();
+        let g = Geometry::new(256).unwrap();
+        m.poke(72, g.header(256 + 72, 4000, false));
+        assert_eq!(c.peek_ready(&m), None);
+        assert!(matches!(
+            c.try_peek(&m, true),
+            Err(RingError::Corrupted { .. })
+        ));
     }
 
     #[test]
