@@ -65,8 +65,12 @@ enum RxCore {
     },
 }
 
-/// Polls a waiting SPSC receive makes inline before the general wait (see `Receiver::peek`).
-const INLINE_SPINS: u32 = 1024;
+/// Polls a waiting SPSC receive makes inline before the general wait (see `Receiver::peek`):
+/// about 6 µs here (a poll is a `pause`, ~25 ns on this machine), far longer than a reply
+/// takes to come back in a ping-pong.
+const INLINE_SPINS: u32 = 256;
+/// The same with a deadline, which is not checked meanwhile (under a microsecond).
+const INLINE_SPINS_WITH_DEADLINE: u32 = 32;
 
 /// A record found at our position.
 #[derive(Clone, Copy, Debug)]
@@ -421,25 +425,28 @@ impl Receiver {
             if let Some(p) = c.peek_ready(ring) {
                 return Ok(Msg::spsc(p));
             }
-            // A waiting receive whose strategy spins polls here first, inline, up to
-            // `INLINE_SPINS` times: a message arriving meanwhile is taken without going
+            // A waiting receive whose strategy spins polls here first, inline, a few
+            // microseconds at most: a message arriving meanwhile is taken without going
             // through the general wait, whose calls, closures and results returned through
             // memory cost a ping-pong about a quarter of its round trip (8 B, BENCHMARKS.md).
-            // Nothing else is checked meanwhile; the busy-poll wait checks nothing before its
-            // first 1024 polls either, and these count against a spin-then-park budget.
-            if matches!(block, Blocking::Until(_)) {
-                let spins = self.wait.spins().min(INLINE_SPINS);
-                if spins > 0 {
-                    // Hand consumed space back first, as any wait does.
-                    if c.has_unpublished() {
-                        Self::publish_spsc(&self.shared, c, self.received);
-                    }
-                    while spun < spins {
-                        std::hint::spin_loop();
-                        spun += 1;
-                        if let Some(p) = c.peek_ready(ring) {
-                            return Ok(Msg::spsc(p));
-                        }
+            // Nothing else is checked meanwhile (the busy-poll wait checks nothing before its
+            // first 1024 polls either); these polls count against a spin-then-park budget.
+            let budget = match block {
+                Blocking::No => 0,
+                Blocking::Until(None) => INLINE_SPINS,
+                Blocking::Until(Some(_)) => INLINE_SPINS_WITH_DEADLINE,
+            };
+            let spins = self.wait.spins().min(budget);
+            if spins > 0 {
+                // Hand consumed space back first, as any wait does.
+                if c.has_unpublished() {
+                    Self::publish_spsc(&self.shared, c, self.received);
+                }
+                while spun < spins {
+                    std::hint::spin_loop();
+                    spun += 1;
+                    if let Some(p) = c.peek_ready(ring) {
+                        return Ok(Msg::spsc(p));
                     }
                 }
             }
