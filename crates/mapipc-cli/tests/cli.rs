@@ -1646,3 +1646,48 @@ clitest!(bench_help_has_examples, |dir| {
         assert!(text.contains(needle), "no {needle:?} in:\n{text}");
     }
 });
+
+// ---------------------------------------------------------------------------------------
+// Inspection with read permission only
+
+clitest!(inspection_needs_read_permission_only, |dir| {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+    // Another user is needed: as root, the looking commands run as `nobody` (65534) against
+    // a channel root owns with mode 0644, which that user can read but not write. As
+    // anyone else this test cannot change user, and says so.
+    let probe = dir.write("owner-probe", b"");
+    if std::fs::metadata(&probe).unwrap().uid() != 0 {
+        eprintln!("skipped: only root can run the commands as another user");
+        return;
+    }
+    std::fs::set_permissions(dir.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let c = dir.path("c");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--capacity", "4KiB"]).ok();
+    dir.run(&["send", c, "hello"]).ok();
+    std::fs::set_permissions(c, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = dir.command(args);
+        cmd.uid(65534).gid(65534).stdin(Stdio::null());
+        finish(cmd.spawn().expect("spawn mapipc as nobody"), None)
+    };
+    let out = as_nobody(&["stat", c, "--json"]);
+    let st: serde_json::Value = serde_json::from_str(&out.ok().stdout_str()).unwrap();
+    assert_eq!(st["sent"], 1, "{st}");
+    assert_eq!(st["received"], 0, "{st}");
+    assert!(as_nobody(&["info", c]).ok().stdout_str().contains("spsc"));
+    assert!(as_nobody(&["region", "info", c])
+        .ok()
+        .stdout_str()
+        .contains("created"));
+    let out = as_nobody(&["region", "read", c, "--len", "8"]);
+    assert_eq!(out.ok().stdout, b"MAPIPCCH");
+    // Receiving consumes, which needs write permission: refused, message kept.
+    let err = as_nobody(&["recv", c, "--nonblock"]).error().to_string();
+    assert!(err.contains("Permission denied"), "{err}");
+    assert_eq!(
+        dir.run(&["recv", c, "--count", "1"]).ok().stdout_str(),
+        "hello\n"
+    );
+});

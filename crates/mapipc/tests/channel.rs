@@ -740,3 +740,65 @@ fn timeouts_beyond_the_clock_mean_no_deadline() {
     assert_eq!(rx.recv_timeout(Duration::MAX).unwrap(), b"one");
     assert_eq!(rx.recv_ref_timeout(Duration::MAX).unwrap().to_vec(), b"two");
 }
+
+/// A read-only open (for inspection) reads a live channel, sees its ends alive through the
+/// slot locks, and can neither attach an end nor write.
+#[test]
+fn read_only_open_inspects_a_live_channel_and_cannot_attach() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ro");
+    let done = dir.path().join("done");
+    Channel::create(&path, 4096).unwrap();
+    let mut child = {
+        let (path, done) = (path.clone(), done.clone());
+        fork(move || {
+            let Ok(chan) = Channel::open(&path) else {
+                return 2;
+            };
+            let Ok(mut tx) = chan.sender() else {
+                return 3;
+            };
+            if tx.send(b"one").is_err() || tx.send(b"two").is_err() {
+                return 4;
+            }
+            if common::child_wait_until(|| done.exists()) {
+                0
+            } else {
+                5
+            }
+        })
+    };
+    common::wait_until("the child's producer to send", || {
+        Channel::open_read_only(&path).is_ok_and(|c| c.stat().sent == 2)
+    });
+    let look = Channel::open_read_only(&path).unwrap();
+    assert!(look.region().is_read_only());
+    let st = look.stat();
+    assert!(st.producer.attached && st.producer.alive, "{st:?}");
+    assert_eq!(st.producer.pid, child.pid as u32);
+    assert_eq!((st.sent, st.received, st.bytes_used), (2, 0, 32));
+    for attach in [look.sender().map(drop), look.receiver().map(drop)] {
+        assert!(
+            matches!(
+                attach,
+                Err(mapipc::channel::ChannelError::Join(
+                    mapipc::region::JoinError::ReadOnly { .. }
+                ))
+            ),
+            "{attach:?}"
+        );
+    }
+    assert!(matches!(
+        look.region().write_at(0, b"x"),
+        Err(mapipc::map::AccessError::NotWritable(_))
+    ));
+    std::fs::write(&done, b"").unwrap();
+    child.expect_ok("producer child");
+    let st = look.stat();
+    assert!(!st.producer.alive, "{st:?}");
+    // Nothing was consumed by looking.
+    let chan = Channel::open(&path).unwrap();
+    let mut rx = chan.receiver().unwrap();
+    assert_eq!(rx.try_recv().unwrap(), b"one");
+}

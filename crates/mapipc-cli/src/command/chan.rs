@@ -413,7 +413,8 @@ fn convert(e: mapipc::channel::RecvError) -> RecvTimeoutError {
 /// `mapipc stat PATH [--json]`.
 pub fn stat(args: &StatArgs, out: &mut dyn Write) -> Result<()> {
     let loc = existing(&args.path, "channel")?;
-    let chan = Channel::open(&loc).map_err(|e: ChannelError| anyhow::Error::new(e))?;
+    // Read-only: looking needs read permission only, and writes nothing.
+    let chan = Channel::open_read_only(&loc).map_err(|e: ChannelError| anyhow::Error::new(e))?;
     let st = chan.stat();
     if args.json {
         writeln!(out, "{}", stat_json(&loc, &st))?;

@@ -151,7 +151,12 @@ fn gather(path: &Path) -> Result<Info> {
 /// and those of the channel inside it, if any. A damaged header is reported as a field.
 fn header_fields(path: &Path) -> Vec<(&'static str, serde_json::Value)> {
     use serde_json::json;
-    let region = match mapipc::region::Region::open(path) {
+    // Read-only, and another user's file is fine: nothing is written to it.
+    let region = match mapipc::region::RegionOptions::new()
+        .read_only(true)
+        .allow_foreign_owner(true)
+        .open(path)
+    {
         Ok(r) => r,
         Err(e) => return vec![("header error", json!(e.to_string()))],
     };

@@ -10,7 +10,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use mapipc::region::{JoinError, Location, OpenError, PeerInfo, Region, RegionInfo, CONTENT_RAW};
+use mapipc::region::{
+    JoinError, Location, OpenError, PeerInfo, Region, RegionInfo, RegionOptions, CONTENT_RAW,
+};
 use mapipc::sync::{Notifier, WaitError, WaitOptions};
 
 use super::{existing, location, read_all_at_most, Exit};
@@ -59,11 +61,11 @@ pub fn create(args: &RegionCreateArgs, out: &mut dyn Write) -> Result<()> {
 /// `mapipc region info NAME|PATH [--json]`.
 pub fn info(args: &RegionInfoArgs, out: &mut dyn Write) -> Result<()> {
     let loc = existing(&args.name, "region")?;
-    let region = Region::open(&loc)?;
+    let region = open_for_reading(&loc)?;
     let info = region.info()?;
     let peers = region.peers()?;
-    let notifier = Notifier::new(region.notify_word()?);
-    let (epoch, waiters) = (notifier.epoch(), notifier.waiters());
+    let word = region.notify_value()?;
+    let (epoch, waiters) = (Notifier::epoch_of(word), Notifier::waiters_of(word));
     if args.json {
         writeln!(out, "{}", info_json(&loc, &info, epoch, waiters, &peers))?;
     } else {
@@ -225,7 +227,12 @@ pub fn write(args: &RegionWriteArgs, _out: &mut dyn Write) -> Result<()> {
 /// `mapipc region read NAME|PATH [--offset N] [--len N] [--wait [--timeout D]]`.
 pub fn read(args: &RegionReadArgs, out: &mut dyn Write) -> Result<()> {
     let loc = existing(&args.name, "region")?;
-    let region = Region::open(&loc)?;
+    // Waiting registers with the notifier, which writes; reading alone does not.
+    let region = if args.wait {
+        Region::open(&loc)?
+    } else {
+        open_for_reading(&loc)?
+    };
     let len = match args.len {
         Some(len) => len,
         None => (region.len() as u64)
@@ -248,6 +255,15 @@ pub fn read(args: &RegionReadArgs, out: &mut dyn Write) -> Result<()> {
         .with_context(|| format!("cannot read region `{loc}`"))?;
     out.write_all(&bytes)?;
     Ok(())
+}
+
+/// Opens a region to look at it: read-only, so read permission is enough, and another
+/// user's file is fine (nothing is written to it).
+fn open_for_reading(loc: &Location) -> Result<Region, OpenError> {
+    RegionOptions::new()
+        .read_only(true)
+        .allow_foreign_owner(true)
+        .open(loc)
 }
 
 /// Blocks until the generation differs from its value now (a writer wrote and notified), or

@@ -96,7 +96,7 @@ use ring::{Consumer, Geometry, RingError, Where};
 use slots::MappedRing;
 use words::Words;
 
-use crate::region::{IntoLocation, Peer, Region};
+use crate::region::{IntoLocation, Peer, Region, RegionOptions};
 use crate::sync::{Notifier, WaitError, WaitOptions};
 
 mod atomic {
@@ -919,6 +919,37 @@ impl Channel {
     /// ```
     pub fn open(location: impl IntoLocation) -> Result<Channel, ChannelError> {
         Channel::from_region(Region::open(location)?)
+    }
+
+    /// Opens a channel file for inspection only: the file is opened for reading and mapped
+    /// read-only, so [`stat`](Self::stat) needs only read permission (a channel of another
+    /// user, or on a read-only mount). Files of other users are accepted (nothing is written
+    /// to them, and what is read is validated as from any peer). No end can attach:
+    /// [`sender`](Self::sender), [`receiver`](Self::receiver) and
+    /// [`subscribe`](Self::subscribe) fail with [`ChannelError::Join`]
+    /// ([`JoinError::ReadOnly`](crate::region::JoinError::ReadOnly)).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::channel::{Channel, ChannelError};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("ch");
+    /// let chan = Channel::create(&path, 4096)?;
+    /// chan.sender()?.send(b"hi")?;
+    /// let look = Channel::open_read_only(&path)?;
+    /// assert_eq!(look.stat().sent, 1);
+    /// assert!(matches!(look.receiver(), Err(ChannelError::Join(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_read_only(location: impl IntoLocation) -> Result<Channel, ChannelError> {
+        let region = RegionOptions::new()
+            .read_only(true)
+            .allow_foreign_owner(true)
+            .open(location)?;
+        Channel::from_region(region)
     }
 
     /// Opens the channel laid out in `region` (for example one received over a Unix

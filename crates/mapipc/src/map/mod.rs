@@ -68,7 +68,7 @@ use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 pub use cursor::Cursor;
 pub use error::{
@@ -1076,6 +1076,65 @@ impl Mmap {
         let p = self.atomic_ptr::<AtomicU64>(offset)?;
         // SAFETY: as in `atomic_u32`, for an 8-byte aligned word.
         Ok(unsafe { &*p })
+    }
+
+    /// An atomic load of the 4 bytes at `offset` (4-byte aligned), which works on a
+    /// read-only mapping too (unlike [`atomic_u32`](Self::atomic_u32), whose view could
+    /// store): for reading words other processes update, from a mapping opened for
+    /// inspection.
+    ///
+    /// # Errors
+    /// [`AccessError::OutOfBounds`], [`AccessError::Misaligned`],
+    /// [`AccessError::NotReadable`], [`AccessError::Truncated`].
+    ///
+    /// # Example
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    /// let map = mapipc::map::Mmap::anonymous(64)?;
+    /// map.atomic_u32(8)?.store(7, Ordering::Release);
+    /// assert_eq!(map.load_u32(8, Ordering::Acquire)?, 7);
+    /// assert!(map.load_u32(9, Ordering::Acquire).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn load_u32(&self, offset: u64, order: Ordering) -> Result<u32, AccessError> {
+        let p = self.load_ptr::<AtomicU32>(offset)?;
+        // SAFETY: `p` is inside the mapping, aligned and readable, and stays mapped while
+        // `&self` lives. Only a load is made through it, which the standard library allows on
+        // read-only memory for lock-free atomics such as `AtomicU32`.
+        Ok(unsafe { (*p).load(order) })
+    }
+
+    /// An atomic load of the 8 bytes at `offset` (8-byte aligned). See
+    /// [`load_u32`](Self::load_u32).
+    ///
+    /// # Errors
+    /// As [`load_u32`](Self::load_u32).
+    ///
+    /// # Example
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    /// let map = mapipc::map::Mmap::anonymous(64)?;
+    /// map.atomic_u64(8)?.store(u64::MAX, Ordering::Release);
+    /// assert_eq!(map.load_u64(8, Ordering::Acquire)?, u64::MAX);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn load_u64(&self, offset: u64, order: Ordering) -> Result<u64, AccessError> {
+        let p = self.load_ptr::<AtomicU64>(offset)?;
+        // SAFETY: as in `load_u32`, for an 8-byte aligned word.
+        Ok(unsafe { (*p).load(order) })
+    }
+
+    fn load_ptr<A>(&self, offset: u64) -> Result<*const A, AccessError> {
+        let size = std::mem::size_of::<A>();
+        let off = self.check_read(offset, size)?;
+        let p = self.as_ptr().wrapping_add(off);
+        if (p as usize) % std::mem::align_of::<A>() != 0 {
+            return Err(AccessError::Misaligned {
+                offset,
+                align: std::mem::align_of::<A>(),
+            });
+        }
+        Ok(p.cast())
     }
 
     /// A [`Cursor`] at position 0 implementing `std::io::{Read, Write, Seek}`, like a file

@@ -494,6 +494,12 @@ pub enum JoinError {
         #[source]
         source: io::Error,
     },
+    /// The region was opened read-only ([`RegionOptions::read_only`](super::RegionOptions::read_only)).
+    #[error("region `{file}` is open read-only: joining it would write its peer table")]
+    ReadOnly {
+        /// The file.
+        file: String,
+    },
     /// Writing the slot failed (the file was truncated).
     #[error(transparent)]
     Access(#[from] AccessError),

@@ -135,7 +135,7 @@ pub use name::{IntoLocation, Location, ShmName, MAX_MEMFD_NAME_LEN, MAX_NAME_LEN
 pub use peers::{Liveness, Peer, PeerInfo};
 
 pub use crate::map::AccessError;
-use crate::map::{MapError, MapOptions, Mmap};
+use crate::map::{MapError, MapOptions, Mmap, Protection};
 use crate::os;
 use crate::os::file::{FileKind, OpenHow, Seals};
 use header::{Header, Layout, MAGIC, MAGIC_BYTES, OFF_CONTENT_KIND, OFF_GENERATION, OFF_MAGIC};
@@ -183,6 +183,7 @@ pub struct RegionOptions {
     content_kind: u32,
     allow_foreign_owner: bool,
     init_timeout: Duration,
+    read_only: bool,
 }
 
 impl Default for RegionOptions {
@@ -193,6 +194,7 @@ impl Default for RegionOptions {
             content_kind: CONTENT_RAW,
             allow_foreign_owner: false,
             init_timeout: Duration::from_secs(1),
+            read_only: false,
         }
     }
 }
@@ -248,6 +250,7 @@ fn map_validated(
     fd: BorrowedFd<'_>,
     file: &str,
     wait: Duration,
+    write: bool,
 ) -> Result<(Mmap, Layout), Invalid> {
     let start = os::process::monotonic_ns();
     let mut pause = Duration::from_millis(1);
@@ -260,17 +263,19 @@ fn map_validated(
             return Err(Invalid::NotRegular(info.kind));
         }
         if info.size >= HEADER_SIZE as u64 {
-            let map = MapOptions::new()
-                .read_write()
-                .map_fd(fd)
-                .map_err(Invalid::Map)?;
+            let mut opts = MapOptions::new();
+            if write {
+                opts.read_write();
+            } else {
+                opts.read_only();
+            }
+            let map = opts.map_fd(fd).map_err(Invalid::Map)?;
             let header_err = |e: AccessError| Invalid::Header(e.into());
             // Acquire pairs with the creator's Release store of the magic: once we see it,
             // every other field the creator wrote is visible.
             let magic = map
-                .atomic_u64(OFF_MAGIC)
-                .map_err(header_err)?
-                .load(Ordering::Acquire);
+                .load_u64(OFF_MAGIC, Ordering::Acquire)
+                .map_err(header_err)?;
             if magic == MAGIC {
                 let h: Header = map.read_pod(0).map_err(header_err)?;
                 let layout =
@@ -382,6 +387,34 @@ impl RegionOptions {
     /// ```
     pub fn init_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.init_timeout = timeout;
+        self
+    }
+
+    /// Makes [`open`](Self::open) open the file for reading only and map it read-only, so
+    /// that inspecting a region needs only read permission on its file (another user's
+    /// file, a read-only mount). Such a region reads as usual, but cannot be written:
+    /// [`Region::join`] fails with [`JoinError::ReadOnly`], and writes and atomic views
+    /// through the mapping fail with [`AccessError::NotWritable`]; use the load methods
+    /// ([`Region::generation`], [`Mmap::load_u32`](crate::map::Mmap::load_u32)). `create` and
+    /// `open_or_create` always open for writing.
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::region::{JoinError, RegionOptions};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("r");
+    /// mapipc::region::Region::create(&path, 16)?.write_at(0, b"hi")?;
+    /// let region = RegionOptions::new().read_only(true).open(&path)?;
+    /// assert!(region.is_read_only());
+    /// let mut buf = [0u8; 2];
+    /// region.read_at(0, &mut buf)?;
+    /// assert_eq!(&buf, b"hi");
+    /// assert!(region.write_at(0, b"no").is_err());
+    /// assert!(matches!(region.join(), Err(JoinError::ReadOnly { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_only(&mut self, read_only: bool) -> &mut Self {
+        self.read_only = read_only;
         self
     }
 
@@ -584,7 +617,7 @@ impl RegionOptions {
         let path = loc.path();
         let file = loc.to_string();
         let how = OpenHow {
-            write: true,
+            write: !self.read_only,
             no_follow: true,
             // A FIFO must not hang the open; it is then refused as not a regular file.
             nonblock: true,
@@ -627,8 +660,8 @@ impl RegionOptions {
                 our_uid,
             });
         }
-        let (map, layout) =
-            map_validated(fd.as_fd(), &file, self.init_timeout).map_err(|e| e.into_open(&file))?;
+        let (map, layout) = map_validated(fd.as_fd(), &file, self.init_timeout, !self.read_only)
+            .map_err(|e| e.into_open(&file))?;
         Ok(Region::new(
             Inner {
                 map,
@@ -730,8 +763,8 @@ impl RegionOptions {
                 actual: info.size,
             });
         }
-        let (map, layout) =
-            map_validated(fd.as_fd(), &file, Duration::ZERO).map_err(|e| e.into_receive(&file))?;
+        let (map, layout) = map_validated(fd.as_fd(), &file, Duration::ZERO, true)
+            .map_err(|e| e.into_receive(&file))?;
         Ok(Region::new(
             Inner {
                 map,
@@ -1364,11 +1397,7 @@ impl Region {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn generation(&self) -> Result<u64, AccessError> {
-        Ok(self
-            .inner
-            .map
-            .atomic_u64(OFF_GENERATION)?
-            .load(Ordering::Acquire))
+        self.inner.map.load_u64(OFF_GENERATION, Ordering::Acquire)
     }
 
     /// Increments the generation counter (`AcqRel`: the writes made before it are visible to
@@ -1404,11 +1433,7 @@ impl Region {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn content_kind(&self) -> Result<u32, AccessError> {
-        Ok(self
-            .inner
-            .map
-            .atomic_u32(OFF_CONTENT_KIND)?
-            .load(Ordering::Acquire))
+        self.inner.map.load_u32(OFF_CONTENT_KIND, Ordering::Acquire)
     }
 
     /// Sets the content kind (`Release`).
@@ -1479,7 +1504,44 @@ impl Region {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn join(&self) -> Result<Peer, JoinError> {
+        if self.is_read_only() {
+            return Err(JoinError::ReadOnly {
+                file: self.inner.name.clone(),
+            });
+        }
         peers::join(&self.inner)
+    }
+
+    /// Whether the region was opened read-only ([`RegionOptions::read_only`]).
+    ///
+    /// # Example
+    /// ```
+    /// assert!(!mapipc::region::Region::anonymous(0)?.is_read_only());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_read_only(&self) -> bool {
+        !self.inner.map.protection().contains(Protection::WRITE)
+    }
+
+    /// The notifier word's current value (an atomic load), which a read-only region can
+    /// read too; [`Notifier::epoch_of`](crate::sync::Notifier::epoch_of) and
+    /// [`Notifier::waiters_of`](crate::sync::Notifier::waiters_of) decode it.
+    ///
+    /// # Errors
+    /// [`AccessError::Truncated`].
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::sync::Notifier;
+    /// let region = mapipc::region::Region::anonymous(0)?;
+    /// Notifier::new(region.notify_word()?).notify_all();
+    /// assert_eq!(Notifier::epoch_of(region.notify_value()?), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn notify_value(&self) -> Result<u32, AccessError> {
+        self.inner
+            .map
+            .load_u32(header::OFF_NOTIFY, Ordering::Acquire)
     }
 
     /// Lists the slots that are held (live peers) or marked used without being held (peers

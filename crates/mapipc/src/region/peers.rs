@@ -210,11 +210,11 @@ pub(super) fn is_alive(inner: &Inner, id: u32) -> bool {
     if !slot_locked(inner, slot) {
         return false;
     }
-    match inner
-        .map
-        .atomic_u32(inner.layout.slot_offset(slot) + SLOT_OFF_GENERATION)
-    {
-        Ok(g) => g.load(Ordering::Acquire) & GEN_MASK == generation,
+    match inner.map.load_u32(
+        inner.layout.slot_offset(slot) + SLOT_OFF_GENERATION,
+        Ordering::Acquire,
+    ) {
+        Ok(g) => g & GEN_MASK == generation,
         // The table is unreadable (file truncated): the lock is the truth.
         Err(_) => true,
     }
@@ -279,23 +279,17 @@ pub(super) fn peers(inner: &Inner) -> Result<Vec<PeerInfo>, AccessError> {
         let locked = slot_locked(inner, slot);
         let state = inner
             .map
-            .atomic_u32(base + SLOT_OFF_STATE)?
-            .load(Ordering::Acquire);
+            .load_u32(base + SLOT_OFF_STATE, Ordering::Acquire)?;
         if state == SLOT_FREE && !locked {
             continue;
         }
         let generation = inner
             .map
-            .atomic_u32(base + SLOT_OFF_GENERATION)?
-            .load(Ordering::Acquire);
-        let pid = inner
-            .map
-            .atomic_u32(base + SLOT_OFF_PID)?
-            .load(Ordering::Relaxed);
+            .load_u32(base + SLOT_OFF_GENERATION, Ordering::Acquire)?;
+        let pid = inner.map.load_u32(base + SLOT_OFF_PID, Ordering::Relaxed)?;
         let joined_ns = inner
             .map
-            .atomic_u64(base + SLOT_OFF_JOINED)?
-            .load(Ordering::Relaxed);
+            .load_u64(base + SLOT_OFF_JOINED, Ordering::Relaxed)?;
         out.push(PeerInfo {
             id: make_id(generation, slot),
             slot,

@@ -344,6 +344,32 @@ impl<'a, W: FutexWord> Notifier<'a, W> {
     }
 }
 
+impl Notifier<'_> {
+    /// The epoch in a notifier word's value read elsewhere (say, from a read-only
+    /// mapping, where no `&AtomicU32` can be had): see [`epoch`](Self::epoch).
+    ///
+    /// # Example
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use mapipc::sync::Notifier;
+    /// let word = AtomicU32::new(0);
+    /// Notifier::new(&word).notify_all();
+    /// assert_eq!(Notifier::epoch_of(word.load(Ordering::Acquire)), 1);
+    /// assert_eq!(Notifier::waiters_of(word.load(Ordering::Acquire)), 0);
+    /// ```
+    pub fn epoch_of(word: u32) -> u32 {
+        word >> WAITER_BITS
+    }
+
+    /// The waiter count in a notifier word's value: see [`waiters`](Self::waiters).
+    ///
+    /// # Example
+    /// See [`epoch_of`](Self::epoch_of).
+    pub fn waiters_of(word: u32) -> u32 {
+        waiters_of(word)
+    }
+}
+
 /// A waiter's registration in the waiter count; dropping it deregisters.
 struct Registration<'a, W: FutexWord> {
     word: &'a W,
