@@ -283,6 +283,8 @@ impl MovingSetup {
             aborted: 2 * self.ring_bytes(),
             sent: 0,
             seen: 0,
+            out_at: 0,
+            in_at: 0,
         }
     }
 }
@@ -314,6 +316,10 @@ struct MovingEnd {
     /// Messages sent, and received.
     sent: u64,
     seen: u64,
+    /// Offsets of the next outgoing and incoming slots in their rings (kept, not computed
+    /// from the counts: a division on every hand-over would cost more than the floor).
+    out_at: usize,
+    in_at: usize,
 }
 
 impl End for MovingEnd {
@@ -322,7 +328,11 @@ impl End for MovingEnd {
         if msg.len() != self.len {
             return Err(io::Error::other("moving_floor: wrong message length"));
         }
-        let at = self.out + (self.sent % self.slots as u64) as usize * self.slot;
+        let at = self.out + self.out_at;
+        self.out_at += self.slot;
+        if self.out_at == self.slots * self.slot {
+            self.out_at = 0;
+        }
         let seq = self.map.atomic_u64(at as u64).map_err(io::Error::other)?;
         let p = self.map.as_mut_ptr().wrapping_add(at + 8);
         // SAFETY: `at + 8 + len <= out + slots * slot`, inside the live mapping (sized in
@@ -335,7 +345,7 @@ impl End for MovingEnd {
     }
     #[inline]
     fn recv(&mut self, size: usize) -> io::Result<Frame> {
-        let at = self.inn + (self.seen % self.slots as u64) as usize * self.slot;
+        let at = self.inn + self.in_at;
         let seq = self.map.atomic_u64(at as u64).map_err(io::Error::other)?;
         let aborted = self
             .map
@@ -349,6 +359,10 @@ impl End for MovingEnd {
             std::hint::spin_loop();
         }
         self.seen = want;
+        self.in_at += self.slot;
+        if self.in_at == self.slots * self.slot {
+            self.in_at = 0;
+        }
         let m = slot::Slot::new(&self.map, at + 8, self.len, "moving_floor");
         Ok(frame_from(|at| m.read_u64_le(at), size))
     }

@@ -32,8 +32,11 @@ use bytemuck::{Pod, Zeroable};
 
 /// `"MAPIPCCH"`.
 pub(crate) const MAGIC: [u8; 8] = *b"MAPIPCCH";
-/// Format version of this layout.
-pub(crate) const VERSION: u32 = 2;
+/// Format version of this layout (3: SPSC records placed by cache line, `channel/ring.rs`).
+pub(crate) const VERSION: u32 = 3;
+/// What a file of another version is told (names [`VERSION`]; a test checks it does).
+const OTHER_VERSION: &str =
+    "unsupported channel format version (this mapipc reads version 3: re-create the channel)";
 /// Where the ring starts, from the start of the header.
 pub(crate) const RING_OFFSET: u64 = 4096;
 
@@ -234,7 +237,7 @@ impl Fixed {
             return Err("not a mapipc channel (bad magic)");
         }
         if self.version != VERSION {
-            return Err("unsupported channel format version");
+            return Err(OTHER_VERSION);
         }
         let kind = Kind::from_u32(self.kind).ok_or("unknown channel kind")?;
         if self.header_size as u64 != RING_OFFSET || self.ring_offset != RING_OFFSET {
@@ -269,5 +272,13 @@ pub(crate) fn max_payload(kind: Kind, geo: super::ring::Geometry) -> u64 {
         Kind::Spsc => geo.max_payload(),
         Kind::Mpsc => super::mpsc::max_payload(geo),
         Kind::Broadcast => super::bcast::max_payload(geo),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_message_names_the_version() {
+        assert!(super::OTHER_VERSION.contains(&format!("version {}:", super::VERSION)));
     }
 }

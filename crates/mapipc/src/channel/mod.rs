@@ -625,7 +625,11 @@ impl ChannelOptions {
 
     /// Ring size in bytes, rounded up to a power of two (at least [`MIN_CAPACITY`]).
     ///
-    /// The largest message is half the ring less 8 bytes. Beyond that, size is a trade: a
+    /// The largest message is half the ring less 8 bytes (MPSC and broadcast: 16). Each
+    /// message takes an 8-byte header plus its length rounded up to 8; in an SPSC ring, a
+    /// message whose record crosses a 64-byte cache-line boundary also takes the rest of
+    /// that line (a 64-byte message takes 128 bytes, four 8-byte ones share a line), which
+    /// keeps the two ends off each other's lines. Beyond that, size is a trade: a
     /// ring that stays in the L1/L2 caches of both CPUs hands messages over faster, one that
     /// holds more absorbs bursts without blocking the producer. For a request-response
     /// exchange (one message in flight) keep it small: with 8 KiB rings a 64-byte round trip
