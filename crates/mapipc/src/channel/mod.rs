@@ -630,11 +630,10 @@ impl ChannelOptions {
     /// message whose record crosses a 64-byte cache-line boundary also takes the rest of
     /// that line (a 64-byte message takes 128 bytes, four 8-byte ones share a line), which
     /// keeps the two ends off each other's lines. Beyond that, size is a trade: a
-    /// ring that stays in the L1/L2 caches of both CPUs hands messages over faster, one that
-    /// holds more absorbs bursts without blocking the producer. For a request-response
-    /// exchange (one message in flight) keep it small: with 8 KiB rings a 64-byte round trip
-    /// measured ~200 ns on the development VM, against ~235 ns with 512 KiB ones
-    /// (BENCHMARKS.md, "Channel").
+    /// larger ring absorbs bursts without blocking the producer and costs memory. With one
+    /// message in flight (request-response) it barely matters: on the development VM a
+    /// 64-byte round trip measured 176–192 ns with 8 KiB rings and 179–198 ns with 512 KiB
+    /// ones (BENCHMARKS.md, "Channel").
     ///
     /// # Example
     /// ```
