@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::{fork, seed, Exit, Rng};
 use mapipc::channel::{
-    pair, Channel, ChannelError, RecvError, RecvTimeoutError, SendError, SendTimeoutError,
-    TryRecvError, TrySendError, WaitStrategy,
+    pair, Channel, ChannelError, ChannelOptions, Kind, RecvError, RecvTimeoutError, SendError,
+    SendTimeoutError, TryRecvError, TrySendError, WaitStrategy,
 };
 use mapipc::map::Mmap;
 
@@ -801,4 +801,33 @@ fn read_only_open_inspects_a_live_channel_and_cannot_attach() {
     let chan = Channel::open(&path).unwrap();
     let mut rx = chan.receiver().unwrap();
     assert_eq!(rx.try_recv().unwrap(), b"one");
+}
+
+/// A channel cannot be laid out in a region opened read-only: every kind is refused before
+/// anything is written (the MPSC ring used to be initialised through raw pointers first,
+/// which crashed on the read-only mapping).
+#[test]
+fn create_in_a_read_only_region_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r");
+    mapipc::region::Region::create(&path, 8192).unwrap();
+    for kind in [Kind::Spsc, Kind::Mpsc, Kind::Broadcast] {
+        let ro = mapipc::region::RegionOptions::new()
+            .read_only(true)
+            .open(&path)
+            .unwrap();
+        let err = ChannelOptions::new(kind)
+            .capacity(4096)
+            .create_in(ro)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ChannelError::Access(mapipc::map::AccessError::NotWritable(_))
+            ),
+            "{kind:?}: {err}"
+        );
+    }
+    // Nothing was written: the region holds no channel.
+    assert!(Channel::open(&path).is_err());
 }

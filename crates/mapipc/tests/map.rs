@@ -1424,6 +1424,31 @@ fn truncation_by_another_process_is_an_error_not_a_crash() {
     ));
 }
 
+/// The load-only accessors (usable on read-only mappings) report the truncation on the
+/// very access that found it, not a zero read from the page put in place of the lost one.
+#[test]
+fn loads_report_truncation_on_the_first_access() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(64 * 1024, 19);
+    let path = write_file(dir.path(), "loads.bin", &data);
+    let map = MapOptions::new().map_path(&path).unwrap();
+    assert_eq!(
+        map.load_u64(8, Ordering::Acquire).unwrap(),
+        u64::from_le_bytes(data[8..16].try_into().unwrap())
+    );
+    assert!(map.atomic_u64(8).is_err(), "read-only: no atomic view");
+    truncate_by_other_process(&path, 4096);
+    assert!(matches!(
+        map.load_u64(32 * 1024, Ordering::Acquire),
+        Err(AccessError::Truncated { .. })
+    ));
+    assert!(map.is_truncated());
+    assert!(matches!(
+        map.load_u32(0, Ordering::Acquire),
+        Err(AccessError::Truncated { .. })
+    ));
+}
+
 /// `grow` may move the mapping (`mremap`); the SIGBUS registration must follow it.
 #[test]
 fn truncation_after_grow_is_still_caught() {

@@ -625,11 +625,13 @@ impl ChannelOptions {
 
     /// Ring size in bytes, rounded up to a power of two (at least [`MIN_CAPACITY`]).
     ///
-    /// The largest message is half the ring less 8 bytes (MPSC and broadcast: 16). Each
-    /// message takes an 8-byte header plus its length rounded up to 8; in an SPSC ring, a
-    /// message whose record crosses a 64-byte cache-line boundary also takes the rest of
-    /// that line (a 64-byte message takes 128 bytes, four 8-byte ones share a line), which
-    /// keeps the two ends off each other's lines. Beyond that, size is a trade: a
+    /// The largest message is half the ring less 8 bytes (MPSC and broadcast: 16). In an
+    /// SPSC ring a message takes an 8-byte header plus its length rounded up to 8, and one
+    /// whose record crosses a 64-byte cache-line boundary also takes the rest of that line (a
+    /// 64-byte message takes 128 bytes, four 8-byte ones share a line), which keeps the two
+    /// ends off each other's lines. In an MPSC ring a message takes a 16-byte header plus its
+    /// length, rounded up to 32-byte blocks; in a broadcast ring a 16-byte header plus its
+    /// length rounded up to 16. Beyond that, size is a trade: a
     /// larger ring absorbs bursts without blocking the producer and costs memory. With one
     /// message in flight (request-response) it barely matters: on the development VM a
     /// 64-byte round trip measured 176–192 ns with 8 KiB rings and 179–198 ns with 512 KiB
@@ -884,6 +886,11 @@ impl Channel {
     }
 
     fn init(region: Region, geo: Geometry, fixed: Fixed) -> Result<Channel, ChannelError> {
+        // The ring is written through raw pointers below (MPSC): a region opened read-only
+        // must be refused before, as the header writes would refuse it after.
+        if region.is_read_only() {
+            return Err(crate::map::AccessError::NotWritable(region.as_mmap().protection()).into());
+        }
         if fixed.kind == Kind::Mpsc as u32 {
             // Every block free for lap 0, before anyone can see the channel.
             let ring = MappedRing::new(region.as_mmap(), region.data_offset(), geo.capacity())

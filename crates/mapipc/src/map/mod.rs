@@ -1101,7 +1101,10 @@ impl Mmap {
         // SAFETY: `p` is inside the mapping, aligned and readable, and stays mapped while
         // `&self` lives. Only a load is made through it, which the standard library allows on
         // read-only memory for lock-free atomics such as `AtomicU32`.
-        Ok(unsafe { (*p).load(order) })
+        let v = unsafe { (*p).load(order) };
+        // A load that found the file truncated read the zero page put in its place.
+        self.check_alive()?;
+        Ok(v)
     }
 
     /// An atomic load of the 8 bytes at `offset` (8-byte aligned). See
@@ -1121,7 +1124,9 @@ impl Mmap {
     pub fn load_u64(&self, offset: u64, order: Ordering) -> Result<u64, AccessError> {
         let p = self.load_ptr::<AtomicU64>(offset)?;
         // SAFETY: as in `load_u32`, for an 8-byte aligned word.
-        Ok(unsafe { (*p).load(order) })
+        let v = unsafe { (*p).load(order) };
+        self.check_alive()?;
+        Ok(v)
     }
 
     fn load_ptr<A>(&self, offset: u64) -> Result<*const A, AccessError> {

@@ -395,8 +395,8 @@ impl RegionOptions {
     /// file, a read-only mount). Such a region reads as usual, but cannot be written:
     /// [`Region::join`] fails with [`JoinError::ReadOnly`], and writes and atomic views
     /// through the mapping fail with [`AccessError::NotWritable`]; use the load methods
-    /// ([`Region::generation`], [`Mmap::load_u32`](crate::map::Mmap::load_u32)). `create` and
-    /// `open_or_create` always open for writing.
+    /// ([`Region::generation`], [`Mmap::load_u32`](crate::map::Mmap::load_u32)). `create`,
+    /// `open_or_create` and `receive` always give a writable region.
     ///
     /// # Example
     /// ```
@@ -1489,8 +1489,9 @@ impl Region {
     /// slot until it is dropped or the process dies.
     ///
     /// # Errors
-    /// [`JoinError::Full`] when every slot is held, [`JoinError::Reopen`] when
-    /// `/proc/self/fd` is unusable, [`JoinError::Lock`], [`JoinError::Access`].
+    /// [`JoinError::Full`] when every slot is held, [`JoinError::ReadOnly`] for a region
+    /// opened read-only, [`JoinError::Reopen`] when `/proc/self/fd` is unusable,
+    /// [`JoinError::Lock`], [`JoinError::Access`].
     ///
     /// # Example
     /// ```
