@@ -121,147 +121,49 @@ impl End for SpinEnd {
     }
 }
 
-/// `two_line_floor`: one mailbox per direction in one anonymous shared mapping, each a
-/// sequence word at its start and the message right after it (as the baton's slot), 256 bytes
-/// apart so no two share a cache line or an adjacent-line prefetch pair; the `aborted` word
-/// after them.
-struct TwoLineSetup {
+/// `two_line_floor` and `moving_floor`: one mailbox per direction, each a sequence word and
+/// the message right after it (as the baton's slot), busy spin, no flow control (a ping-pong
+/// needs none), in one anonymous shared mapping: each direction's mailboxes are `slots` slots
+/// of `slot` bytes, message `n` in slot `n % slots`; the `aborted` word follows them.
+/// `two_line_floor`: one slot of 256 bytes per direction, so the two never share a cache line
+/// or an adjacent-line prefetch pair. `moving_floor`: slots the size of a channel record
+/// (`8 + len` rounded up to 8) filling a ring of the channel's capacity, as a channel's
+/// records move through its ring.
+struct MailboxSetup {
     map: Arc<mapipc::map::Mmap>,
-    len: usize,
-}
-
-const MAILBOX: usize = 256;
-const TO_SERVER: usize = 0;
-const TO_CLIENT: usize = MAILBOX;
-const ABORTED: usize = 2 * MAILBOX;
-
-impl TwoLineSetup {
-    fn new(len: usize) -> io::Result<TwoLineSetup> {
-        if len == 0 || 8 + len > MAILBOX {
-            return Err(io::Error::other(
-                "two_line_floor: messages of 1 to 248 bytes",
-            ));
-        }
-        let map = mapipc::map::MapOptions::new()
-            .len(ABORTED + 128)
-            .populate()
-            .map_anonymous()
-            .map_err(io::Error::other)?;
-        Ok(TwoLineSetup {
-            map: Arc::new(map),
-            len,
-        })
-    }
-
-    fn end(&self, out: usize, inn: usize) -> TwoLineEnd {
-        TwoLineEnd {
-            map: self.map.clone(),
-            len: self.len,
-            out,
-            inn,
-            sent: 0,
-            seen: 0,
-        }
-    }
-}
-
-impl Setup for TwoLineSetup {
-    type End = TwoLineEnd;
-    fn client(&self) -> io::Result<TwoLineEnd> {
-        Ok(self.end(TO_SERVER, TO_CLIENT))
-    }
-    fn server(&self) -> io::Result<TwoLineEnd> {
-        Ok(self.end(TO_CLIENT, TO_SERVER))
-    }
-    fn abort(&self) {
-        if let Ok(w) = self.map.atomic_u64(ABORTED as u64) {
-            w.store(1, Ordering::Release);
-        }
-    }
-}
-
-struct TwoLineEnd {
-    map: Arc<mapipc::map::Mmap>,
-    len: usize,
-    /// Our outgoing and incoming mailboxes (offsets).
-    out: usize,
-    inn: usize,
-    /// Messages sent, and the incoming sequence number last seen.
-    sent: u64,
-    seen: u64,
-}
-
-impl End for TwoLineEnd {
-    #[inline]
-    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        if msg.len() != self.len {
-            return Err(io::Error::other("two_line_floor: wrong message length"));
-        }
-        let seq = self
-            .map
-            .atomic_u64(self.out as u64)
-            .map_err(io::Error::other)?;
-        let p = self.map.as_mut_ptr().wrapping_add(self.out + 8);
-        // SAFETY: `out + 8 + len <= 2 * MAILBOX`, inside the live mapping (checked in `new`);
-        // `msg` is private memory. In a ping-pong the peer reads this slot only after our
-        // Release below and is done with it before it answers, which we waited for.
-        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), p, msg.len()) };
-        self.sent += 1;
-        seq.store(self.sent, Ordering::Release);
-        Ok(())
-    }
-    #[inline]
-    fn recv(&mut self, size: usize) -> io::Result<Frame> {
-        let seq = self
-            .map
-            .atomic_u64(self.inn as u64)
-            .map_err(io::Error::other)?;
-        let aborted = self
-            .map
-            .atomic_u64(ABORTED as u64)
-            .map_err(io::Error::other)?;
-        loop {
-            let v = seq.load(Ordering::Acquire);
-            if v != self.seen {
-                self.seen = v;
-                break;
-            }
-            if aborted.load(Ordering::Relaxed) != 0 {
-                return Err(io::Error::other("two_line_floor: aborted"));
-            }
-            std::hint::spin_loop();
-        }
-        let m = slot::Slot::new(&self.map, self.inn + 8, self.len, "two_line_floor");
-        Ok(frame_from(|at| m.read_u64_le(at), size))
-    }
-}
-
-/// `moving_floor`: the two-line floor's mailboxes moving through a ring each, as a channel's
-/// records do: message `n` goes to slot `n % slots` of `8 + len` bytes (rounded up to 8, the
-/// size of a channel record), its first word the sequence number, the message after it; one
-/// ring of the channel's capacity per direction; no flow control (a ping-pong needs none).
-/// The `aborted` word follows the rings.
-struct MovingSetup {
-    map: Arc<mapipc::map::Mmap>,
+    name: &'static str,
     len: usize,
     slot: usize,
     slots: usize,
 }
 
-impl MovingSetup {
-    fn new(len: usize, ring: usize) -> io::Result<MovingSetup> {
+impl MailboxSetup {
+    fn two_line(len: usize) -> io::Result<MailboxSetup> {
+        if len == 0 || 8 + len > 256 {
+            return Err(io::Error::other(
+                "two_line_floor: messages of 1 to 248 bytes",
+            ));
+        }
+        MailboxSetup::new("two_line_floor", len, 256, 1)
+    }
+
+    fn moving(len: usize, ring: usize) -> io::Result<MailboxSetup> {
         let slot = 8 + len.next_multiple_of(8);
-        let slots = ring / slot;
-        if slots == 0 {
+        if ring < slot {
             return Err(io::Error::other("moving_floor: a ring smaller than a slot"));
         }
+        MailboxSetup::new("moving_floor", len, slot, ring / slot)
+    }
+
+    fn new(name: &'static str, len: usize, slot: usize, slots: usize) -> io::Result<MailboxSetup> {
         let map = mapipc::map::MapOptions::new()
-            .len(2 * ring + 128)
+            .len(2 * slot * slots + 128)
             .populate()
             .map_anonymous()
             .map_err(io::Error::other)?;
-        Ok(MovingSetup {
+        Ok(MailboxSetup {
             map: Arc::new(map),
+            name,
             len,
             slot,
             slots,
@@ -272,9 +174,10 @@ impl MovingSetup {
         self.slot * self.slots
     }
 
-    fn end(&self, out: usize, inn: usize) -> MovingEnd {
-        MovingEnd {
+    fn end(&self, out: usize, inn: usize) -> MailboxEnd {
+        MailboxEnd {
             map: self.map.clone(),
+            name: self.name,
             len: self.len,
             slot: self.slot,
             slots: self.slots,
@@ -289,12 +192,12 @@ impl MovingSetup {
     }
 }
 
-impl Setup for MovingSetup {
-    type End = MovingEnd;
-    fn client(&self) -> io::Result<MovingEnd> {
+impl Setup for MailboxSetup {
+    type End = MailboxEnd;
+    fn client(&self) -> io::Result<MailboxEnd> {
         Ok(self.end(0, self.ring_bytes()))
     }
-    fn server(&self) -> io::Result<MovingEnd> {
+    fn server(&self) -> io::Result<MailboxEnd> {
         Ok(self.end(self.ring_bytes(), 0))
     }
     fn abort(&self) {
@@ -304,40 +207,53 @@ impl Setup for MovingSetup {
     }
 }
 
-struct MovingEnd {
+struct MailboxEnd {
     map: Arc<mapipc::map::Mmap>,
+    name: &'static str,
     len: usize,
     slot: usize,
     slots: usize,
-    /// Offsets of our outgoing and incoming rings, and of the `aborted` word.
+    /// Offsets of our outgoing and incoming mailboxes, and of the `aborted` word.
     out: usize,
     inn: usize,
     aborted: usize,
     /// Messages sent, and received.
     sent: u64,
     seen: u64,
-    /// Offsets of the next outgoing and incoming slots in their rings (kept, not computed
-    /// from the counts: a division on every hand-over would cost more than the floor).
+    /// Offsets of the next outgoing and incoming slots (kept, not computed from the counts:
+    /// a division on every hand-over would cost more than the floor).
     out_at: usize,
     in_at: usize,
 }
 
-impl End for MovingEnd {
+impl MailboxEnd {
+    /// The slot offset after `at`, wrapping at the end of the mailboxes.
+    fn advance(&self, at: usize) -> usize {
+        if at + self.slot == self.slot * self.slots {
+            0
+        } else {
+            at + self.slot
+        }
+    }
+}
+
+impl End for MailboxEnd {
     #[inline]
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
         if msg.len() != self.len {
-            return Err(io::Error::other("moving_floor: wrong message length"));
+            return Err(io::Error::other(format!(
+                "{}: wrong message length",
+                self.name
+            )));
         }
         let at = self.out + self.out_at;
-        self.out_at += self.slot;
-        if self.out_at == self.slots * self.slot {
-            self.out_at = 0;
-        }
+        self.out_at = self.advance(self.out_at);
         let seq = self.map.atomic_u64(at as u64).map_err(io::Error::other)?;
         let p = self.map.as_mut_ptr().wrapping_add(at + 8);
         // SAFETY: `at + 8 + len <= out + slots * slot`, inside the live mapping (sized in
-        // `new`); `msg` is private memory. In a ping-pong the peer reads this slot only after
-        // our Release below, and has answered (so is done with it) before we come back to it.
+        // `new`; `8 + len <= slot`); `msg` is private memory. In a ping-pong the peer reads
+        // this slot only after our Release below, and has answered (so is done with it)
+        // before we come back to it.
         unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), p, msg.len()) };
         self.sent += 1;
         seq.store(self.sent, Ordering::Release);
@@ -354,16 +270,13 @@ impl End for MovingEnd {
         let want = self.seen + 1;
         while seq.load(Ordering::Acquire) != want {
             if aborted.load(Ordering::Relaxed) != 0 {
-                return Err(io::Error::other("moving_floor: aborted"));
+                return Err(io::Error::other(format!("{}: aborted", self.name)));
             }
             std::hint::spin_loop();
         }
         self.seen = want;
-        self.in_at += self.slot;
-        if self.in_at == self.slots * self.slot {
-            self.in_at = 0;
-        }
-        let m = slot::Slot::new(&self.map, at + 8, self.len, "moving_floor");
+        self.in_at = self.advance(self.in_at);
+        let m = slot::Slot::new(&self.map, at + 8, self.len, self.name);
         Ok(frame_from(|at| m.read_u64_le(at), size))
     }
 }
@@ -866,9 +779,9 @@ impl Variant {
         go(match self.name {
             "shm_spin_floor" => spin_floor::SpinFloor::new(size)
                 .map(|f| Box::new(Pair::start(&name, SpinSetup(f), size, what, server_cpu)) as _),
-            "moving_floor" => MovingSetup::new(size, spsc_capacity(size))
+            "moving_floor" => MailboxSetup::moving(size, spsc_capacity(size))
                 .map(|setup| Box::new(Pair::start(&name, setup, size, what, server_cpu)) as _),
-            "two_line_floor" => TwoLineSetup::new(size)
+            "two_line_floor" => MailboxSetup::two_line(size)
                 .map(|setup| Box::new(Pair::start(&name, setup, size, what, server_cpu)) as _),
             "futex_floor" => futex_floor::FutexFloor::new(size)
                 .map(|f| Box::new(Pair::start(&name, FutexSetup(f), size, what, server_cpu)) as _),

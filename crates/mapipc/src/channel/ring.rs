@@ -1089,10 +1089,7 @@ mod tests {
         #[test]
         fn matches_vecdeque_model(ops in proptest::collection::vec(op(), 1..400), cap_pow in 7u32..10) {
             let cap = 1u64 << cap_pow;
-            let g = Geometry::new(cap).unwrap();
-            let m = HeapRing::new(cap);
-            let mut p = Producer::attach(g, &m).unwrap();
-            let mut c = Consumer::attach(g, &m).unwrap();
+            let (g, m, mut p, mut c) = ring(cap);
             let mut model: VecDeque<Vec<u8>> = VecDeque::new();
             let mut counter = 0u8;
             for op in ops {
@@ -1144,10 +1141,7 @@ mod tests {
             cap_pow in 7u32..10,
         ) {
             let cap = 1u64 << cap_pow;
-            let g = Geometry::new(cap).unwrap();
-            let m = HeapRing::new(cap);
-            let mut p = Producer::attach(g, &m).unwrap();
-            let mut c = Consumer::attach(g, &m).unwrap();
+            let (g, m, mut p, mut c) = ring(cap);
             // Visible messages, and those committed while a batch is open (visible at flush).
             let mut model: VecDeque<Vec<u8>> = VecDeque::new();
             let mut pending: Vec<Vec<u8>> = Vec::new();
