@@ -1015,9 +1015,20 @@ impl Mmap {
         self.write_at(offset, bytemuck::bytes_of(value))
     }
 
+    /// A pointer to an `A` at `offset` of a writable mapping, checked and aligned.
     fn atomic_ptr<A>(&self, offset: u64) -> Result<*mut A, AccessError> {
-        let size = std::mem::size_of::<A>();
-        let off = self.check_write(offset, size)?;
+        let off = self.check_write(offset, std::mem::size_of::<A>())?;
+        self.aligned_ptr(off, offset)
+    }
+
+    /// A pointer to an `A` at `offset` of a readable mapping, checked and aligned (for loads).
+    fn load_ptr<A>(&self, offset: u64) -> Result<*const A, AccessError> {
+        let off = self.check_read(offset, std::mem::size_of::<A>())?;
+        Ok(self.aligned_ptr::<A>(off, offset)?.cast_const())
+    }
+
+    /// The pointer to byte `off` (a checked range) as `*mut A`, if aligned for `A`.
+    fn aligned_ptr<A>(&self, off: usize, offset: u64) -> Result<*mut A, AccessError> {
         let p = self.as_mut_ptr().wrapping_add(off);
         if (p as usize) % std::mem::align_of::<A>() != 0 {
             return Err(AccessError::Misaligned {
@@ -1127,19 +1138,6 @@ impl Mmap {
         let v = unsafe { (*p).load(order) };
         self.check_alive()?;
         Ok(v)
-    }
-
-    fn load_ptr<A>(&self, offset: u64) -> Result<*const A, AccessError> {
-        let size = std::mem::size_of::<A>();
-        let off = self.check_read(offset, size)?;
-        let p = self.as_ptr().wrapping_add(off);
-        if (p as usize) % std::mem::align_of::<A>() != 0 {
-            return Err(AccessError::Misaligned {
-                offset,
-                align: std::mem::align_of::<A>(),
-            });
-        }
-        Ok(p.cast())
     }
 
     /// A [`Cursor`] at position 0 implementing `std::io::{Read, Write, Seek}`, like a file
