@@ -1218,10 +1218,12 @@ impl Waiter {
         alive: &dyn Fn() -> bool,
     ) -> Result<WaitOutcome, Fault> {
         if strategy == WaitStrategy::BusyPoll {
-            // The clock is first read after 1024 polls, not before the first one: most waits
+            // The clock is first read after 1024 polls (64 with a deadline, which is then
+            // missed by a microsecond or two, not tens), not before the first one: most waits
             // end sooner, and a clock read at the start of every wait would delay the
             // reaction to a message arriving meanwhile. The liveness interval then starts
-            // those 1024 polls (microseconds) late, which is harmless.
+            // those polls (microseconds) late, which is harmless.
+            let clock_every: u32 = if self.deadline.is_some() { 64 } else { 1024 };
             let mut last_check: Option<Instant> = None;
             let mut n: u32 = 0;
             loop {
@@ -1230,7 +1232,7 @@ impl Waiter {
                 }
                 std::hint::spin_loop();
                 n = n.wrapping_add(1);
-                if n % 1024 == 0 {
+                if n % clock_every == 0 {
                     let now = Instant::now();
                     if self.deadline.is_some_and(|d| now >= d) {
                         return Ok(WaitOutcome::TimedOut);

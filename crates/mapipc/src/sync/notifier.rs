@@ -248,18 +248,20 @@ impl<'a, W: FutexWord> Notifier<'a, W> {
     ) -> Result<T, WaitError> {
         // W1: the fast path, then the spin phase. However many spins the caller asked for,
         // the phase ends at the deadline or after a check interval of spinning (the clock is
-        // read every 1024 spins, from the 1024th on: short spins never read it), so that
+        // read every 1024 spins, from the 1024th on: short spins never read it; with a
+        // deadline every 64, so that it is missed by microseconds, not tens of them), so that
         // the deadline and the liveness checks of the parking loop still apply.
         if let Some(v) = ready() {
             return Ok(v);
         }
+        let clock_every: u32 = if opts.deadline.is_some() { 64 } else { 1024 };
         let mut spin_start: Option<Instant> = None;
         for i in 0..opts.spin {
             W::spin_hint();
             if let Some(v) = ready() {
                 return Ok(v);
             }
-            if i % 1024 == 1023 {
+            if i % clock_every == clock_every - 1 {
                 let now = Instant::now();
                 let start = *spin_start.get_or_insert(now);
                 if opts.deadline.is_some_and(|d| now >= d)
