@@ -430,7 +430,8 @@ impl Receiver {
             // through the general wait, whose calls, closures and results returned through
             // memory cost a ping-pong about a quarter of its round trip (8 B, BENCHMARKS.md).
             // Nothing else is checked meanwhile (the busy-poll wait checks nothing before its
-            // first 1024 polls either); these polls count against a spin-then-park budget.
+            // first 1024 polls either, 64 with a deadline); these polls count against a
+            // spin-then-park budget.
             let budget = match block {
                 Blocking::No => 0,
                 Blocking::Until(None) => INLINE_SPINS,
