@@ -89,6 +89,11 @@ fn waiters_of(word: u32) -> u32 {
     word & WAITERS_MAX
 }
 
+#[inline]
+fn epoch_of(word: u32) -> u32 {
+    word >> WAITER_BITS
+}
+
 /// Default number of spin iterations before parking ([`WaitOptions::spin`]).
 pub const DEFAULT_SPIN: u32 = 100;
 
@@ -247,10 +252,10 @@ impl<'a, W: FutexWord> Notifier<'a, W> {
         opts: &WaitOptions<'_>,
     ) -> Result<T, WaitError> {
         // W1: the fast path, then the spin phase. However many spins the caller asked for,
-        // the phase ends at the deadline or after a check interval of spinning (the clock is
-        // read every 1024 spins, from the 1024th on: short spins never read it; with a
-        // deadline every 64, so that it is missed by microseconds, not tens of them), so that
-        // the deadline and the liveness checks of the parking loop still apply.
+        // the phase ends at the deadline or after a check interval of spinning, so that the
+        // deadline and the liveness checks of the parking loop still apply. The clock is
+        // read every 1024 spins, from the 1024th on (short spins never read it); with a
+        // deadline every 64, which then passes by microseconds at most, not tens of them.
         if let Some(v) = ready() {
             return Ok(v);
         }
@@ -342,7 +347,7 @@ impl<'a, W: FutexWord> Notifier<'a, W> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn epoch(&self) -> u32 {
-        self.word.load(Ordering::Acquire) >> WAITER_BITS
+        epoch_of(self.word.load(Ordering::Acquire))
     }
 }
 
@@ -360,7 +365,7 @@ impl Notifier<'_> {
     /// assert_eq!(Notifier::waiters_of(word.load(Ordering::Acquire)), 0);
     /// ```
     pub fn epoch_of(word: u32) -> u32 {
-        word >> WAITER_BITS
+        epoch_of(word)
     }
 
     /// The waiter count in a notifier word's value: see [`waiters`](Self::waiters).
