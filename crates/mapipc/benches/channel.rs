@@ -43,6 +43,10 @@
 //!   like the floor's 64-byte slots, where a 64-byte message takes a 72-byte record (its
 //!   8-byte header): how much of the 64 B gap is the header's extra bytes.
 //!
+//! One thread (`one_thread`, for information): the CPU cost per message of the ring floor and
+//! of the batched channel path with nothing in the way (no other process, no line transfers):
+//! 32 messages of 64 bytes written, published, and read back in place by the same thread.
+//!
 //! Both ends busy-poll in the throughput variants, as the ring floor does. The channels hold as
 //! many messages as the ring floor has slots (its `slots_for`), rounded up to a power of two
 //! of bytes. `MAPIPC_CHANNEL_SMALL_RING=8192` (a power of two, at least 4096) gives the ring
@@ -1033,6 +1037,55 @@ fn channel_benches(c: &mut Criterion) {
         });
     }
     tp.finish();
+    one_thread(c);
+}
+
+/// `one_thread`: the CPU cost of a message with no other process and no cache-line
+/// transfers: one thread writes 32 messages of 64 bytes, publishes them, and reads the 32
+/// back in place (values below are per message), for `ring_floor` and for the channel's
+/// batched path (`reserve`, one copy, `commit_batched`, `flush`, `drain`).
+fn one_thread(c: &mut Criterion) {
+    const N: usize = 32;
+    let msg = [7u8; 64];
+    let mut g = c.benchmark_group("one_thread");
+    g.throughput(Throughput::Elements(N as u64));
+    let ring = ring_floor::RingFloor::new(4096, msg.len()).expect("ring floor");
+    let (mut tx, mut rx) = (ring.producer(), ring.consumer());
+    g.bench_function("ring_floor/64B", |b| {
+        b.iter(|| {
+            for _ in 0..N {
+                tx.push(std::hint::black_box(&msg)).expect("push");
+            }
+            tx.flush().expect("flush");
+            let mut sum = 0u64;
+            for _ in 0..N {
+                sum ^= rx
+                    .pop(|m| m.read_u64_le(0).unwrap_or(0) ^ m.read_u64_le(56).unwrap_or(0))
+                    .expect("pop");
+            }
+            sum
+        })
+    });
+    let (mut tx, mut rx) = mapipc::channel::pair(512 * 1024).expect("channel");
+    g.bench_function("spsc_batched/64B", |b| {
+        b.iter(|| {
+            for _ in 0..N {
+                let mut grant = tx.reserve(msg.len()).expect("reserve");
+                grant.bytes().copy_from_slice(std::hint::black_box(&msg));
+                grant.commit_batched().expect("commit");
+            }
+            tx.flush();
+            let mut sum = 0u64;
+            let n = rx
+                .drain(N, |m| {
+                    sum ^= m.read_pod::<u64>(0).unwrap_or(0) ^ m.read_pod::<u64>(56).unwrap_or(0)
+                })
+                .expect("drain");
+            assert_eq!(n, N);
+            sum
+        })
+    });
+    g.finish();
 }
 
 criterion_group! {

@@ -950,6 +950,33 @@ impl Receiver {
         max: usize,
         mut f: impl FnMut(Bytes<'_>),
     ) -> Result<usize, TryRecvError> {
+        if let RxCore::Spsc(c) = &mut self.core {
+            // The SPSC fast path: committed records taken inline, their space handed back
+            // once. Anything else (empty, padding alone, damage, disconnection) is left to
+            // the general loop below, which reports it when nothing was taken.
+            let shared = &*self.shared;
+            let mut n = 0;
+            while n < max {
+                let Some(p) = c.peek_ready(&shared.ring) else {
+                    break;
+                };
+                // SAFETY: the record lies inside the ring (validated by `peek_ready`) and
+                // stays ours until `consume` + `publish`, after `f` returns.
+                f(unsafe { Bytes::new(shared.ring.ptr(p.data), p.len as usize) });
+                if let Err(e) = shared.check_truncated() {
+                    self.received += n as u64;
+                    self.publish();
+                    return Err(e.into());
+                }
+                c.consume(&p);
+                n += 1;
+            }
+            if n > 0 {
+                self.received += n as u64;
+                self.publish();
+                return Ok(n);
+            }
+        }
         let lossy = matches!(self.core, RxCore::Sub { lossy: true, .. });
         let mut n = 0;
         let result = loop {
