@@ -940,3 +940,64 @@ fn drain_delivers_what_precedes_damage_then_reports_it() {
         other => panic!("expected Corrupted, got {other:?}"),
     }
 }
+
+/// Polling calls learn that the other end was killed: `try_send` on a full ring and
+/// `try_recv`/`drain` on an empty one say `Full`/`Empty` while it lives and `Disconnected`
+/// after its death (they ask the kernel at most once a millisecond or tick, so the test
+/// polls until then, under the watchdog).
+#[test]
+fn polling_ends_learn_of_a_killed_peer() {
+    let _s = common::serial();
+    // The consumer dies under a polling sender.
+    let chan = Channel::anonymous(4096).unwrap();
+    let c2 = chan.clone();
+    let mut consumer = fork(move || {
+        let _rx = c2.receiver().unwrap();
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    common::wait_until("the consumer to attach", || chan.stat().consumer.alive);
+    let mut tx = chan.sender().unwrap();
+    while tx.try_send(&[7; 100]).is_ok() {}
+    for _ in 0..10_000 {
+        assert!(matches!(tx.try_send(&[7; 100]), Err(TrySendError::Full)));
+    }
+    assert_eq!(consumer.kill9(), Exit::Signal(libc::SIGKILL));
+    common::wait_until("try_send to see the consumer gone", || {
+        match tx.try_send(&[7; 100]) {
+            Err(TrySendError::Full) => false,
+            Err(TrySendError::Disconnected) => true,
+            other => panic!("unexpected: {other:?}"),
+        }
+    });
+    // The producer dies under a polling receiver.
+    let chan = Channel::anonymous(4096).unwrap();
+    let c2 = chan.clone();
+    let mut producer = fork(move || {
+        let mut tx = c2.sender().unwrap();
+        tx.send(b"last words").unwrap();
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    common::wait_until("the producer to attach", || chan.stat().producer.alive);
+    let mut rx = chan.receiver().unwrap();
+    common::wait_until("the message", || rx.drain(1, |_| {}).unwrap() == 1);
+    for _ in 0..10_000 {
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+        assert!(matches!(rx.drain(8, |_| {}), Ok(0)));
+    }
+    assert_eq!(producer.kill9(), Exit::Signal(libc::SIGKILL));
+    common::wait_until("try_recv to see the producer gone", || {
+        match rx.try_recv() {
+            Err(TryRecvError::Empty) => false,
+            Err(TryRecvError::Disconnected) => true,
+            other => panic!("unexpected: {other:?}"),
+        }
+    });
+    assert!(matches!(
+        rx.drain(8, |_| {}),
+        Err(TryRecvError::Disconnected)
+    ));
+}

@@ -129,7 +129,10 @@ operation_error! {
         /// See [`SendError::Aborted`].
         #[error("the receiver aborted this message before it was committed (the sender looked dead or too slow)")]
         Aborted,
-        /// See [`SendError::Disconnected`].
+        /// See [`SendError::Disconnected`]. A receiver that detached is seen at once; one
+        /// that was killed, by the first `try_send` on a full ring a millisecond (or a
+        /// kernel tick, when longer) after the previous liveness query: polling calls ask
+        /// the kernel at most that often.
         #[error("the receiver is gone and the channel is full")]
         Disconnected,
     }
@@ -188,7 +191,10 @@ operation_error! {
             /// Messages lost.
             missed: u64,
         },
-        /// See [`RecvError::Disconnected`].
+        /// See [`RecvError::Disconnected`]. A sender that detached is seen at once; one that
+        /// was killed, by the first `try_recv` (or `drain`) on an empty ring a millisecond
+        /// (or a kernel tick, when longer) after the previous liveness query: polling calls
+        /// ask the kernel at most that often.
         #[error("the sender is gone and the channel is empty")]
         Disconnected,
     }

@@ -13,7 +13,7 @@ use super::slots::Bytes;
 use super::words::Words;
 use super::{
     Blocking, Channel, ChannelError, Shared, WaitOutcome, WaitStrategy, Waiter,
-    DEFAULT_ABORT_TIMEOUT, DEFAULT_CHECK_INTERVAL,
+    DEFAULT_ABORT_TIMEOUT, DEFAULT_CHECK_INTERVAL, LOCK_QUERY_INTERVAL_NS,
 };
 use crate::os;
 use crate::region::{IntoLocation, Peer};
@@ -34,10 +34,6 @@ pub enum StartAt {
 /// How long an MPSC claim must be in progress before the consumer checks its owner's
 /// liveness (a live producer commits within microseconds).
 const STUCK_GRACE: Duration = Duration::from_millis(1);
-
-/// Polling receives (`try_recv`, `drain`) on an empty channel ask the kernel whether the
-/// producers are alive (a lock query, a syscall) at most this often.
-const LOCK_QUERY_INTERVAL: Duration = Duration::from_millis(1);
 
 /// An MPSC claim the consumer is waiting on.
 #[derive(Clone, Copy, Debug)]
@@ -133,7 +129,12 @@ pub struct Receiver {
     /// Broadcast: messages lost by a torn read not yet reported.
     pending_lag: u64,
     /// When a polling receive may next ask the kernel about the producers' liveness.
-    next_lock_query: Option<Instant>,
+    /// The coarse monotonic time (`os::process::monotonic_coarse_ns`) before which a polling
+    /// receive does not query the producers' liveness again; 0 before the first query.
+    next_lock_query: u64,
+    /// The producers' epoch when a liveness query last found them all gone: until a
+    /// producer attaches (which bumps the epoch) they stay gone, without asking again.
+    gone_at_epoch: Option<u32>,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -201,7 +202,8 @@ impl Receiver {
             abort_timeout: DEFAULT_ABORT_TIMEOUT,
             scratch: Vec::new(),
             pending_lag: 0,
-            next_lock_query: None,
+            next_lock_query: 0,
+            gone_at_epoch: None,
             shared,
         })
     }
@@ -266,21 +268,28 @@ impl Receiver {
 
     /// Whether the producers are gone, for a polling receive: a clean detach is seen at
     /// once (no syscall); a killed producer by a lock query at most every
-    /// [`LOCK_QUERY_INTERVAL`].
+    /// [`LOCK_QUERY_INTERVAL_NS`] of the coarse clock, and then for good until a producer
+    /// attaches (a dead process stays dead; an attach bumps the epoch).
     fn producers_gone_polling(&mut self) -> bool {
         let s = &self.shared;
         if s.producers_detached() {
             return true;
         }
-        if !s.end_ever_attached(off::PRODUCER_EPOCH) {
+        let epoch = s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire);
+        if epoch == 0 {
             return false;
         }
-        let now = Instant::now();
-        if self.next_lock_query.is_some_and(|t| now < t) {
+        if self.gone_at_epoch == Some(epoch) {
+            return true;
+        }
+        let now = os::process::monotonic_coarse_ns();
+        if now < self.next_lock_query {
             return false;
         }
-        self.next_lock_query = now.checked_add(LOCK_QUERY_INTERVAL);
-        s.producers_gone()
+        self.next_lock_query = now.saturating_add(LOCK_QUERY_INTERVAL_NS);
+        let gone = s.producers_gone();
+        self.gone_at_epoch = gone.then_some(epoch);
+        gone
     }
 
     /// MPSC: decides whether the claim in progress at our position should be aborted.

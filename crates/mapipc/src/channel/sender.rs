@@ -11,8 +11,10 @@ use super::mpsc::{self, MpscProducer};
 use super::ring::{self, Producer, RingError, RingMem};
 use super::slots::BytesMut;
 use super::words::Words;
-use super::DEFAULT_CHECK_INTERVAL;
-use super::{Blocking, Channel, ChannelError, Shared, WaitOutcome, WaitStrategy, Waiter};
+use super::{
+    Blocking, Channel, ChannelError, Shared, WaitOutcome, WaitStrategy, Waiter,
+    DEFAULT_CHECK_INTERVAL, LOCK_QUERY_INTERVAL_NS,
+};
 use crate::os;
 use crate::region::{IntoLocation, Peer};
 
@@ -89,6 +91,12 @@ pub struct Sender {
     wake_pending: bool,
     wait: WaitStrategy,
     check_interval: Duration,
+    /// The coarse monotonic time before which a non-blocking send on a full ring does not
+    /// query the consumer's liveness again; 0 before the first query.
+    next_lock_query: u64,
+    /// The consumer's epoch when a liveness query last found it gone: until a consumer
+    /// attaches (which bumps the epoch) it stays gone, without asking again.
+    gone_at_epoch: Option<u32>,
 }
 
 impl std::fmt::Debug for Sender {
@@ -159,6 +167,8 @@ impl Sender {
             wake_pending: false,
             wait: WaitStrategy::default(),
             check_interval: DEFAULT_CHECK_INTERVAL,
+            next_lock_query: 0,
+            gone_at_epoch: None,
             shared,
         })
     }
@@ -216,6 +226,30 @@ impl Sender {
         s.kind != Kind::Broadcast
             && s.end_ever_attached(off::CONSUMER_EPOCH)
             && !s.end_alive(off::CONSUMER)
+    }
+
+    /// [`consumer_gone`](Self::consumer_gone) for a non-blocking send on a full ring: a
+    /// clean detach is seen at once (no syscall); a killed consumer by a lock query at most
+    /// every [`LOCK_QUERY_INTERVAL_NS`] of the coarse clock (a `try_send` loop on a full
+    /// ring made one per call, ~0.5 µs each), and then for good until a consumer attaches
+    /// (a dead process stays dead; an attach bumps the epoch).
+    fn consumer_gone_polling(&mut self) -> bool {
+        let s = &self.shared;
+        let epoch = s.word(off::CONSUMER_EPOCH).load(Ordering::Acquire);
+        if s.kind == Kind::Broadcast || epoch == 0 {
+            return false;
+        }
+        if s.word(off::CONSUMER).load(Ordering::Acquire) == 0 || self.gone_at_epoch == Some(epoch) {
+            return true;
+        }
+        let now = os::process::monotonic_coarse_ns();
+        if now < self.next_lock_query {
+            return false;
+        }
+        self.next_lock_query = now.saturating_add(LOCK_QUERY_INTERVAL_NS);
+        let gone = !s.end_alive(off::CONSUMER);
+        self.gone_at_epoch = gone.then_some(epoch);
+        gone
     }
 
     /// The consumer is gone: `Disconnected`, unless the file was truncated (`Truncated`: no
@@ -281,7 +315,7 @@ impl Sender {
         self.publish();
         let deadline = match block {
             Blocking::No => {
-                return Err(if self.consumer_gone() {
+                return Err(if self.consumer_gone_polling() {
                     self.disconnected()
                 } else {
                     SendFail::Full

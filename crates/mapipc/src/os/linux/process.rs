@@ -31,6 +31,15 @@ pub fn monotonic_ns() -> u64 {
     (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
 }
 
+/// `clock_gettime(CLOCK_MONOTONIC_COARSE)` in nanoseconds: the same clock as
+/// [`monotonic_ns`], read without the hardware counter (a few ns against ~25 in a VM) and
+/// advancing only at the kernel's tick (1 to 10 ms). For rate limits that run on every poll,
+/// never for deadlines.
+pub fn monotonic_coarse_ns() -> u64 {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
 /// `sched_yield()`.
 pub fn yield_now() {
     rustix::thread::sched_yield();

@@ -37,6 +37,11 @@ pub fn monotonic_ns() -> u64 {
     u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// [`monotonic_ns`] (there is no coarse clock to prefer here).
+pub fn monotonic_coarse_ns() -> u64 {
+    monotonic_ns()
+}
+
 /// Yields the CPU ([`std::thread::yield_now`]).
 pub fn yield_now() {
     std::thread::yield_now();
