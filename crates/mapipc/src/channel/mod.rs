@@ -259,6 +259,9 @@ impl Shared {
 
     fn fault(&self, e: RingError) -> Fault {
         match e {
+            // Words of a file cut under the mapping read as zeros, which the ring reports as
+            // damage (a header missing where `tail` says a record is): say what happened.
+            RingError::Corrupted { .. } if self.truncated_now() => self.truncated_fault(),
             RingError::Corrupted { at, what } => Fault::Corrupted {
                 file: self.file(),
                 offset: self.header_file_off

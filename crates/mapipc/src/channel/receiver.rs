@@ -940,8 +940,11 @@ impl Receiver {
     ///
     /// # Errors
     /// [`TryRecvError::Disconnected`] when nothing is left and the producers are gone,
-    /// [`TryRecvError::Lagged`] (only when no message was handled), corruption and
-    /// truncation errors. Messages handled before an error stay consumed.
+    /// [`TryRecvError::Lagged`], corruption and truncation errors. A problem met after some
+    /// messages were handled ends the call with `Ok(n)` and is reported by the next call
+    /// (which meets it first); only a truncation of the file found right after `f` read a
+    /// message (whose bytes may then be zeros) is reported at once. Handled messages stay
+    /// consumed, also when `f` panics (the message it panicked on does not).
     ///
     /// # Example
     /// ```
@@ -973,15 +976,17 @@ impl Receiver {
                 // stays ours until `consume` + `publish`, after `f` returns.
                 f(unsafe { Bytes::new(shared.ring.ptr(p.data), p.len as usize) });
                 if let Err(e) = shared.check_truncated() {
-                    self.received += n as u64;
                     self.publish();
                     return Err(e.into());
                 }
+                // Counted with each message, not after the loop: a callback that panics
+                // leaves the messages before it consumed (their space goes back at the next
+                // publication) and counted alike.
                 c.consume(&p);
+                self.received += 1;
                 n += 1;
             }
             if n > 0 {
-                self.received += n as u64;
                 self.publish();
                 return Ok(n);
             }
@@ -1028,6 +1033,9 @@ impl Receiver {
                     }
                     break Ok(n);
                 }
+                // As in the SPSC fast path: the messages handled come first, the next call
+                // meets the problem again and reports it.
+                Err(_) if n > 0 => break Ok(n),
                 Err(e) => break Err(e.into()),
             }
         };
