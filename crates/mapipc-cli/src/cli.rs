@@ -483,7 +483,8 @@ Prints each message followed by a newline (with --binary: as 4-byte little-endia
 frames, the format `send --binary` reads). Exits 0 after --count messages, and 0 when the
 sender is gone and every message it sent was printed (at once, if a sender came and went
 before recv started: --follow waits for the next). A receiver started before any sender
-has opened the channel waits for one. spsc and mpsc channels take one receiver at a time
+has opened the channel waits for one (while no sender is attached, a channel file removed
+or replaced ends the wait with an error). spsc and mpsc channels take one receiver at a time
 (another recv fails with status 1). A message is consumed only once it was written out: if
 writing fails, it stays in the channel for the next receiver.
 

@@ -417,6 +417,34 @@ clitest!(info_json, |dir| {
     assert!(v["mapping"]["reason"].as_str().unwrap().contains("empty"));
 });
 
+// A channel file whose header fails validation: `info` still describes what it can read
+// (the region header, and what is wrong with the channel), and then fails like every other
+// command on a damaged file: one `error:` line, exit status 1. A healthy channel succeeds.
+clitest!(info_on_a_damaged_channel_describes_it_and_fails, |dir| {
+    let c = dir.path("c");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--capacity", "4KiB"]).ok();
+    let out = dir.run(&["info", c]);
+    assert!(out.ok().stdout_str().contains("capacity"));
+    let mut bytes = std::fs::read(c).unwrap();
+    let magic = bytes
+        .windows(8)
+        .position(|w| w == b"MAPIPCCH")
+        .expect("the channel header");
+    bytes[magic + 24..magic + 28].copy_from_slice(&[1, 2, 3, 4]); // the ring capacity
+    std::fs::write(c, &bytes).unwrap();
+    for args in [&["info", c][..], &["info", c, "--json"][..]] {
+        let out = dir.run(args);
+        let line = out.error();
+        assert!(line.contains("capacity"), "{line}");
+        let text = out.stdout_str();
+        assert!(
+            text.replace('_', " ").contains("channel error") && text.contains("region"),
+            "the description is still printed:\n{text}"
+        );
+    }
+});
+
 clitest!(info_missing_file, |dir| {
     let line = dir.run(&["info", "nope"]).error().to_string();
     assert!(
@@ -557,6 +585,13 @@ impl TestDir {
         cmd.stdin(Stdio::null());
         cmd.spawn().expect("spawn mapipc")
     }
+
+    /// As [`spawn`](Self::spawn), with a pipe to its stdin.
+    fn spawn_with_stdin(&self, args: &[&str]) -> Child {
+        let mut cmd = self.command(args);
+        cmd.stdin(Stdio::piped());
+        cmd.spawn().expect("spawn mapipc")
+    }
 }
 
 clitest!(chan_send_then_recv_in_order, |dir| {
@@ -655,6 +690,47 @@ clitest!(
                 "{line}"
             );
             assert_eq!(out.stdout_str(), "one\n");
+        }
+    }
+);
+
+clitest!(
+    chan_recv_waiting_for_a_first_sender_ends_when_the_file_is_removed,
+    |dir| {
+        // No sender ever attached, and the name is gone: none can come. With a sender
+        // attached, the channel lives on without its name (below: the message arrives).
+        for with_sender in [false, true] {
+            dir.run(&["chan", "create", "./c", "--capacity", "4KiB", "--force"])
+                .ok();
+            let rx = dir.spawn(&["recv", "./c", "--count", "1"]);
+            let attached = |end: &str| {
+                let out = dir.run(&["stat", "./c", "--json"]);
+                let v: serde_json::Value = serde_json::from_slice(&out.ok().stdout).unwrap();
+                v[end]["attached"] == true
+            };
+            await_cond("the receiver attached", || attached("consumer"));
+            let tx = with_sender.then(|| {
+                let tx = dir.spawn_with_stdin(&["send", "./c"]);
+                await_cond("the sender attached", || attached("producer"));
+                tx
+            });
+            std::fs::remove_file(dir.path("c")).unwrap();
+            if let Some(mut tx) = tx {
+                // Well after the receiver's next look at the file's name.
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                tx.stdin.take().unwrap().write_all(b"still here\n").unwrap();
+                finish(tx, None).ok();
+                assert_eq!(finish(rx, None).ok().stdout_str(), "still here\n");
+            } else {
+                let out = finish(rx, None);
+                let line = out.error();
+                assert!(
+                    line.contains(
+                        "channel `./c` was removed or replaced while waiting for a sender"
+                    ),
+                    "{line}"
+                );
+            }
         }
     }
 );

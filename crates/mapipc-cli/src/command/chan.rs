@@ -322,10 +322,27 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
             Some(d) => rx
                 .recv_ref_timeout(d.saturating_duration_since(Instant::now()))
                 .map(|m| deliver(m, &mut buf, out, emit)),
-            None => rx
-                .recv_ref()
-                .map(|m| deliver(m, &mut buf, out, emit))
-                .map_err(convert),
+            // In slices, so that a channel file removed or replaced while no sender is
+            // attached ends the wait (a sender opening that name would reach another file,
+            // or none); an attached sender keeps the channel alive without its name.
+            None => loop {
+                match rx
+                    .recv_ref_timeout(FOLLOW_CHECK)
+                    .map(|m| deliver(m, &mut buf, out, emit))
+                {
+                    Err(RecvTimeoutError::Timeout) => {
+                        if chan.region().file_moved() && !rx.producer_alive() {
+                            bail!(
+                                "channel `{}` was removed or replaced while waiting for a \
+                                 sender: a sender opening that name now reaches another file, \
+                                 or none ({printed} received)",
+                                loc.path().display()
+                            );
+                        }
+                    }
+                    other => break other,
+                }
+            },
         };
         match received {
             Ok(delivered) => printed += u64::from(delivered?),
@@ -395,18 +412,6 @@ fn deliver(
             m.leave();
             Err(anyhow::Error::new(e).context("message not delivered; it stays in the channel"))
         }
-    }
-}
-
-fn convert(e: mapipc::channel::RecvError) -> RecvTimeoutError {
-    match e {
-        mapipc::channel::RecvError::Lagged { missed } => RecvTimeoutError::Lagged { missed },
-        mapipc::channel::RecvError::Corrupted { file, offset, what } => {
-            RecvTimeoutError::Corrupted { file, offset, what }
-        }
-        mapipc::channel::RecvError::Truncated { file } => RecvTimeoutError::Truncated { file },
-        mapipc::channel::RecvError::Io { file, source } => RecvTimeoutError::Io { file, source },
-        _ => RecvTimeoutError::Disconnected,
     }
 }
 

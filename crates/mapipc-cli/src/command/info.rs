@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use mapipc::map::MapOptions;
 
 use super::{describe_file_type, quoted};
@@ -82,8 +82,17 @@ pub fn run(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
     };
     out.write_all(text.as_bytes())
         .context("cannot write to standard output")?;
+    // A file whose mapipc header is recognised but fails validation is described above (what
+    // could be read, and what is wrong) and is still an error: exit non-zero, as every other
+    // command does on a damaged file. A plain file is described, not an error.
+    if let Some((_, why)) = info.header.iter().find(|(k, _)| DAMAGE_FIELDS.contains(k)) {
+        bail!("{}", why.as_str().unwrap_or("damaged mapipc file"));
+    }
     Ok(())
 }
+
+/// The header fields that report a recognised but damaged mapipc file.
+const DAMAGE_FIELDS: [&str; 3] = ["header error", "channel error", "queue error"];
 
 fn gather(path: &Path) -> Result<Info> {
     let meta = std::fs::metadata(path).with_context(|| {
