@@ -448,7 +448,8 @@ channel's maximum (`mapipc stat` shows it); an empty or too long message is an e
 When the ring is full, send waits for the receiver to make room (a channel that no
 receiver has opened yet fills up, then waits). If the receiver leaves while the ring is
 full, send waits for the next one to attach (a receiver may reopen the channel and go on
-where the last one stopped). A broadcast sender does not wait for subscribers that are not
+where the last one stopped); while no receiver is attached, a channel file removed or
+replaced ends that wait with an error (no receiver can reach it). A broadcast sender does not wait for subscribers that are not
 there: without any, the oldest messages make room; with --policy lossy it never waits. With --nonblock it exits with status 3 instead of waiting;
 with --timeout it waits at most DURATION per message, then exits with status 3. A line longer
 than the largest message is read no further than that (plus one byte).

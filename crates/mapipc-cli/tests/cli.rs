@@ -735,6 +735,29 @@ clitest!(
     }
 );
 
+clitest!(
+    chan_send_waiting_for_a_receiver_ends_when_the_file_is_removed,
+    |dir| {
+        // The ring is full and no receiver ever came; once the name is gone none can.
+        dir.run(&["chan", "create", "./c", "--capacity", "4KiB"])
+            .ok();
+        let msg = "x".repeat(1000);
+        let tx = dir.spawn(&["send", "./c", &msg, &msg, &msg, &msg, &msg]);
+        await_cond("the sender filled the ring", || {
+            let out = dir.run(&["stat", "./c", "--json"]);
+            let v: serde_json::Value = serde_json::from_slice(&out.ok().stdout).unwrap();
+            v["sent"].as_u64().unwrap() >= 1 && v["producer"]["parked"] == true
+        });
+        std::fs::remove_file(dir.path("c")).unwrap();
+        let out = finish(tx, None);
+        let line = out.error();
+        assert!(
+            line.contains("was removed or replaced while waiting for a receiver"),
+            "{line}"
+        );
+    }
+);
+
 clitest!(chan_recv_consumes_only_what_it_wrote_out, |dir| {
     // A receiver whose output fails (here a full disk) leaves the message in the channel:
     // the next receiver gets everything.

@@ -84,11 +84,6 @@ pub fn create(args: &ChanCreateArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// A deadline that never comes (about 30 years away), for waits without a timeout.
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(1 << 30)
-}
-
 fn exit3(message: impl Into<String>) -> anyhow::Error {
     Exit {
         code: 3,
@@ -225,8 +220,27 @@ pub fn send(args: &SendArgs, _out: &mut dyn Write) -> Result<()> {
                     Err(e) => Err(anyhow::Error::new(e)),
                 }
             } else {
-                match tx.send_deadline(&buf, deadline.unwrap_or(far_future())) {
+                // Every wait in slices, so that a channel file removed or replaced while no
+                // receiver is attached ends it: a receiver opening that name would reach
+                // another file, or none.
+                let timed_out = || deadline.is_some_and(|d| Instant::now() >= d);
+                let orphaned = || -> Result<()> {
+                    if chan.region().file_moved() && !readers_attached(&chan) {
+                        bail!(
+                            "channel {} was removed or replaced while waiting for a receiver \
+                             to make room: a receiver opening that name now reaches another \
+                             file, or none",
+                            what(sent)
+                        );
+                    }
+                    Ok(())
+                };
+                match tx.send_deadline(&buf, slice_end(deadline)) {
                     Ok(()) => Ok(()),
+                    Err(SendTimeoutError::Timeout) if !timed_out() => {
+                        orphaned()?;
+                        continue;
+                    }
                     Err(SendTimeoutError::Timeout) => {
                         return Err(exit3(format!(
                             "timed out after {} waiting for room in {}",
@@ -236,12 +250,16 @@ pub fn send(args: &SendArgs, _out: &mut dyn Write) -> Result<()> {
                     }
                     Err(SendTimeoutError::Disconnected) => {
                         // Full, and the receiver left: wait for the next one to make room.
-                        if !tx.wait_for_receiver(deadline) {
-                            return Err(exit3(format!(
-                                "timed out after {} waiting for a receiver to make room in {}",
-                                humantime::format_duration(args.timeout.unwrap_or_default()),
-                                what(sent)
-                            )));
+                        if !tx.wait_for_receiver(Some(slice_end(deadline))) {
+                            if timed_out() {
+                                return Err(exit3(format!(
+                                    "timed out after {} waiting for a receiver to make room in \
+                                     {}",
+                                    humantime::format_duration(args.timeout.unwrap_or_default()),
+                                    what(sent)
+                                )));
+                            }
+                            orphaned()?;
                         }
                         continue;
                     }
@@ -256,9 +274,21 @@ pub fn send(args: &SendArgs, _out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// How often `recv --follow`, waiting for a new sender, checks that the channel's name still
-/// leads to its file.
+/// How often a waiting `send` or `recv` checks that the channel's name still leads to its
+/// file (when nobody on the other side is attached, a removed or replaced file ends the wait).
 const FOLLOW_CHECK: Duration = Duration::from_millis(100);
+
+/// The end of the next slice of a wait that ends at `deadline` (if any).
+fn slice_end(deadline: Option<Instant>) -> Instant {
+    let slice = Instant::now() + FOLLOW_CHECK;
+    deadline.map_or(slice, |d| d.min(slice))
+}
+
+/// Whether a receiver (the consumer, or a broadcast subscriber) is attached and alive.
+fn readers_attached(chan: &Channel) -> bool {
+    let st = chan.stat();
+    st.consumer.alive || st.subscribers.iter().any(|s| s.end.alive)
+}
 
 /// `mapipc recv PATH [--count N] [--timeout D] [--nonblock] [--follow] [--binary]`.
 pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
