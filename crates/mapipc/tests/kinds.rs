@@ -656,3 +656,80 @@ fn a_garbage_mpsc_claim_hint_is_corruption_not_a_full_ring() {
         "{r:?}"
     );
 }
+
+/// A lossy subscriber lapped while `drain` is between messages: the lost messages are
+/// reported (`Lagged`) by the next call, not dropped: delivered + missed = sent.
+#[test]
+fn lossy_drain_lapped_mid_call_reports_the_lag_next() {
+    let chan = ChannelOptions::new(Kind::Broadcast)
+        .policy(Policy::Lossy)
+        .capacity(4096)
+        .anonymous()
+        .unwrap();
+    let mut tx = chan.sender().unwrap();
+    let mut rx = chan.subscribe(StartAt::Oldest).unwrap();
+    for _ in 0..3 {
+        tx.send(&[1u8; 100]).unwrap();
+    }
+    let (mut delivered, mut missed_total) = (0u64, 0u64);
+    let mut lap = Some(&mut tx);
+    let n = rx
+        .drain(usize::MAX, |_| {
+            delivered += 1;
+            // Lap the subscriber from inside the first callback.
+            if let Some(tx) = lap.take() {
+                for _ in 0..200 {
+                    tx.send(&[2u8; 100]).unwrap();
+                }
+            }
+        })
+        .unwrap();
+    assert!(n >= 1);
+    loop {
+        match rx.drain(usize::MAX, |_| delivered += 1) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(TryRecvError::Lagged { missed }) => missed_total += missed,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(missed_total > 0, "the subscriber was lapped");
+    assert_eq!(delivered + missed_total, 203);
+}
+
+/// A polling receiver (`try_recv`, `drain`) on a file whose whole ring was cut, the
+/// producer alive: every kind ends with `Truncated`. (An MPSC consumer read the zeroed claim
+/// words as an empty ring and said `Empty` for ever; the waits noticed, polling did not.)
+#[test]
+fn polling_receivers_learn_that_the_ring_was_cut() {
+    for kind in [Kind::Spsc, Kind::Mpsc, Kind::Broadcast] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chan");
+        let chan = ChannelOptions::new(kind)
+            .capacity(64 * 1024)
+            .create(&path)
+            .unwrap();
+        let mut tx = chan.sender().unwrap();
+        let mut rx = chan.subscribe(StartAt::Oldest).unwrap();
+        for _ in 0..200 {
+            tx.send(&[0xa5u8; 200]).unwrap();
+        }
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(f.metadata().unwrap().len() - 64 * 1024).unwrap();
+        for use_drain in [false, true] {
+            common::wait_until("a polling receive to report the cut", || {
+                let r = if use_drain {
+                    rx.drain(8, |m| assert!(m.to_vec().iter().all(|&b| b == 0xa5)))
+                        .map(|_| ())
+                } else {
+                    rx.try_recv().map(|m| assert!(m.iter().all(|&b| b == 0xa5)))
+                };
+                match r {
+                    Err(TryRecvError::Truncated { .. }) => true,
+                    Ok(()) | Err(TryRecvError::Empty) => false,
+                    Err(e) => panic!("{kind:?}: {e}"),
+                }
+            });
+        }
+    }
+}

@@ -521,8 +521,19 @@ impl Shared {
 
     fn stat(&self) -> Stat {
         let cap = self.geo.capacity();
-        let tail = self.ring.ctl_load(off::TAIL, Ordering::Acquire);
+        // The consumer's position (or the broadcast ring's oldest record) before and after
+        // the producer's. All only grow, and honest ends keep each within a capacity of the
+        // others (the consumer may even be ahead of the published `tail`: it follows the
+        // record headers, which a commit stores before `tail`, and a batch's whole length at
+        // a flush), so `before <= tail + cap` and `tail <= after + cap` hold however the
+        // reads interleave with the ends' stores. (Reading `tail` first, and requiring
+        // `head <= tail`, made a busy, healthy channel look inconsistent now and then.)
         let head = self.ring.ctl_load(off::HEAD, Ordering::Acquire);
+        let oldest_before = (self.kind == Kind::Broadcast)
+            .then(|| bcast::read_oldest(&self.ring).map(|o| o.pos).ok())
+            .flatten();
+        let tail = self.ring.ctl_load(off::TAIL, Ordering::Acquire);
+        let head_after = self.ring.ctl_load(off::HEAD, Ordering::Acquire);
         let producer_epoch = self.word(off::PRODUCER_EPOCH).load(Ordering::Relaxed);
         let consumer_epoch = self.word(off::CONSUMER_EPOCH).load(Ordering::Relaxed);
         let single = |field| self.word(field).load(Ordering::Acquire);
@@ -543,9 +554,11 @@ impl Shared {
         };
         match self.kind {
             Kind::Spsc => {
-                st.bytes_used = tail.wrapping_sub(head).min(cap);
+                st.bytes_used = tail.saturating_sub(head_after).min(cap);
                 st.sent = self.ring.ctl_load(off::SENT, Ordering::Relaxed);
-                st.positions_valid = head <= tail && tail - head <= cap;
+                st.positions_valid = (head | tail) % 8 == 0
+                    && head <= tail.saturating_add(cap)
+                    && tail <= head_after.saturating_add(cap);
             }
             Kind::Mpsc => {
                 st.bytes_used = tail.saturating_sub(head).min(cap);
@@ -567,9 +580,11 @@ impl Shared {
                 let oldest = bcast::read_oldest(&self.ring)
                     .map(|o| o.pos)
                     .unwrap_or(tail);
+                let before = oldest_before.unwrap_or(oldest);
                 st.bytes_used = tail.saturating_sub(oldest).min(cap);
                 st.sent = self.ring.ctl_load(off::NEXT_SEQ, Ordering::Relaxed);
-                st.positions_valid = oldest <= tail && tail - oldest <= cap;
+                st.positions_valid =
+                    before <= tail.saturating_add(cap) && tail <= oldest.saturating_add(cap);
                 for i in 0..self.max_endpoints {
                     let id = self.entry_peer(i);
                     if id == 0 {

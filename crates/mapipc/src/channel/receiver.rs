@@ -270,26 +270,30 @@ impl Receiver {
     /// once (no syscall); a killed producer by a lock query at most every
     /// [`LOCK_QUERY_INTERVAL_NS`] of the coarse clock, and then for good until a producer
     /// attaches (a dead process stays dead; an attach bumps the epoch).
-    fn producers_gone_polling(&mut self) -> bool {
+    fn producers_gone_polling(&mut self) -> Result<bool, Fault> {
         let s = &self.shared;
         if s.producers_detached() {
-            return true;
+            return Ok(true);
         }
         let epoch = s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire);
-        if epoch == 0 {
-            return false;
-        }
-        if self.gone_at_epoch == Some(epoch) {
-            return true;
+        if epoch != 0 && self.gone_at_epoch == Some(epoch) {
+            return Ok(true);
         }
         let now = os::process::monotonic_coarse_ns();
         if now < self.next_lock_query {
-            return false;
+            return Ok(false);
         }
         self.next_lock_query = now.saturating_add(LOCK_QUERY_INTERVAL_NS);
+        // On the same tick, whether the file was cut under us (an `fstat`): a cut ring reads
+        // as zeros, which an MPSC consumer takes for free claim words, an empty ring, for
+        // ever; the waits check this every check interval, polling calls here.
+        s.check_truncated_now()?;
+        if epoch == 0 {
+            return Ok(false);
+        }
         let gone = s.producers_gone();
         self.gone_at_epoch = gone.then_some(epoch);
-        gone
+        Ok(gone)
     }
 
     /// MPSC: decides whether the claim in progress at our position should be aborted.
@@ -515,7 +519,7 @@ impl Receiver {
                 .load(Ordering::Acquire);
             let producer = self.shared.word(off::PRODUCER).load(Ordering::Acquire);
             let gone = match block {
-                Blocking::No => self.producers_gone_polling(),
+                Blocking::No => self.producers_gone_polling().map_err(RecvFail::Fault)?,
                 _ if query_liveness => self.shared.producers_gone(),
                 _ => self.shared.producers_detached(),
             };
@@ -944,7 +948,9 @@ impl Receiver {
     /// messages were handled ends the call with `Ok(n)` and is reported by the next call
     /// (which meets it first); only a truncation of the file found right after `f` read a
     /// message (whose bytes may then be zeros) is reported at once. Handled messages stay
-    /// consumed, also when `f` panics (the message it panicked on does not).
+    /// consumed, also when `f` panics; the message it panicked on does not, except on a
+    /// lossy broadcast channel, where each message is copied and consumed before `f` sees
+    /// it.
     ///
     /// # Example
     /// ```
@@ -1021,14 +1027,25 @@ impl Receiver {
                     n += 1;
                 }
                 Ok(Poll::Lagged(missed)) if n == 0 => break Err(TryRecvError::Lagged { missed }),
-                Ok(Poll::Lagged(_)) => break Ok(n),
+                // Kept for the next call, which reports it first (the position is already
+                // past the lost messages).
+                Ok(Poll::Lagged(missed)) => {
+                    self.pending_lag += missed;
+                    break Ok(n);
+                }
                 Ok(Poll::Empty) => {
-                    if n == 0 && self.producers_gone_polling() {
-                        match self.poll_once(true, true) {
-                            Ok(Poll::Msg(_)) => continue,
-                            Ok(Poll::Lagged(missed)) => break Err(TryRecvError::Lagged { missed }),
-                            Ok(Poll::Empty) => break Err(try_recv_error(self.disconnected())),
+                    if n == 0 {
+                        match self.producers_gone_polling() {
                             Err(e) => break Err(e.into()),
+                            Ok(false) => {}
+                            Ok(true) => match self.poll_once(true, true) {
+                                Ok(Poll::Msg(_)) => continue,
+                                Ok(Poll::Lagged(missed)) => {
+                                    break Err(TryRecvError::Lagged { missed })
+                                }
+                                Ok(Poll::Empty) => break Err(try_recv_error(self.disconnected())),
+                                Err(e) => break Err(e.into()),
+                            },
                         }
                     }
                     break Ok(n);
