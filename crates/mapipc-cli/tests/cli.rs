@@ -445,6 +445,38 @@ clitest!(info_on_a_damaged_channel_describes_it_and_fails, |dir| {
     }
 });
 
+// Intact files are not damaged: a channel or region reached through a symbolic link (its
+// header is read from the target) and a queue segment copied out of its queue (described;
+// its queue cannot be summarised) both succeed.
+clitest!(
+    info_on_intact_files_through_links_and_copies_succeeds,
+    |dir| {
+        dir.run(&["chan", "create", "./c", "--capacity", "4KiB"])
+            .ok();
+        dir.run(&["region", "create", "./r", "--size", "4KiB"]).ok();
+        std::os::unix::fs::symlink(dir.path("c"), dir.path("c-link")).unwrap();
+        std::os::unix::fs::symlink(dir.path("r"), dir.path("r-link")).unwrap();
+        let out = dir.run(&["info", "./c-link"]);
+        let text = out.ok().stdout_str();
+        assert!(text.contains("capacity") && text.contains("link"), "{text}");
+        dir.run(&["info", "./r-link"]).ok();
+        dir.run(&["queue", "append", "./q", "a", "b"]).ok();
+        std::fs::create_dir(dir.path("copy")).unwrap();
+        let seg = std::fs::read_dir(dir.path("q"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "seg"))
+            .expect("a segment");
+        let copy = dir.path("copy").join(seg.file_name().unwrap());
+        std::fs::copy(&seg, &copy).unwrap();
+        dir.run(&["info", seg.to_str().unwrap()]).ok();
+        dir.run(&["info", copy.to_str().unwrap()]).ok();
+        std::os::unix::fs::symlink(&seg, dir.path("seg-link")).unwrap();
+        let out = dir.run(&["info", "./seg-link"]);
+        assert!(out.ok().stdout_str().contains("records"));
+    }
+);
+
 clitest!(info_missing_file, |dir| {
     let line = dir.run(&["info", "nope"]).error().to_string();
     assert!(

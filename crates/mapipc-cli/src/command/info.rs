@@ -30,7 +30,14 @@ struct Info {
     format: Sniffed,
     /// Validated header fields of a mapipc file, in display order.
     header: Vec<(&'static str, serde_json::Value)>,
+    /// What is wrong with a recognised mapipc file whose header (or content) fails
+    /// validation; `None` for a sound one, a plain file, or one `info` could not look into
+    /// for other reasons (permissions, a queue file outside its queue).
+    damage: Option<String>,
 }
+
+/// Header fields, and the damage they report if any.
+type Fields = (Vec<(&'static str, serde_json::Value)>, Option<String>);
 
 /// What the first bytes say.
 enum Sniffed {
@@ -85,14 +92,11 @@ pub fn run(args: &InfoArgs, out: &mut dyn Write) -> Result<()> {
     // A file whose mapipc header is recognised but fails validation is described above (what
     // could be read, and what is wrong) and is still an error: exit non-zero, as every other
     // command does on a damaged file. A plain file is described, not an error.
-    if let Some((_, why)) = info.header.iter().find(|(k, _)| DAMAGE_FIELDS.contains(k)) {
-        bail!("{}", why.as_str().unwrap_or("damaged mapipc file"));
+    if let Some(why) = &info.damage {
+        bail!("{why}");
     }
     Ok(())
 }
-
-/// The header fields that report a recognised but damaged mapipc file.
-const DAMAGE_FIELDS: [&str; 3] = ["header error", "channel error", "queue error"];
 
 fn gather(path: &Path) -> Result<Info> {
     let meta = std::fs::metadata(path).with_context(|| {
@@ -131,13 +135,20 @@ fn gather(path: &Path) -> Result<Info> {
     } else {
         Sniffed::NotApplicable
     };
-    let header = match format {
-        Sniffed::Known(Format::Region) => header_fields(path),
+    // The header is read from the link's target: regions refuse to be opened through a
+    // symbolic link (a writer could be led elsewhere), which does not apply to reading it,
+    // and a queue file's queue is the target's directory.
+    let target = match &link_target {
+        Some(_) => std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+        None => path.to_path_buf(),
+    };
+    let (header, damage) = match format {
+        Sniffed::Known(Format::Region) => header_fields(&target),
         Sniffed::Known(Format::QueueMeta | Format::QueueSegment | Format::QueueTailer) => {
-            queue_fields(path)
+            queue_fields(&target)
         }
-        Sniffed::Known(Format::QueueDir) => queue_fields(&queue_meta),
-        _ => Vec::new(),
+        Sniffed::Known(Format::QueueDir) => queue_fields(&target.join("queue.meta")),
+        _ => (Vec::new(), None),
     };
     Ok(Info {
         path: path.to_path_buf(),
@@ -153,12 +164,15 @@ fn gather(path: &Path) -> Result<Info> {
         page_size: mapipc::os::mem::page_size() as u64,
         format,
         header,
+        damage,
     })
 }
 
 /// Opens a region file through the library (validating its header) and lists its fields,
-/// and those of the channel inside it, if any. A damaged header is reported as a field.
-fn header_fields(path: &Path) -> Vec<(&'static str, serde_json::Value)> {
+/// and those of the channel inside it, if any. A damaged header is reported as a field, and
+/// as the damage.
+fn header_fields(path: &Path) -> Fields {
+    use mapipc::region::OpenError;
     use serde_json::json;
     // Read-only, and another user's file is fine: nothing is written to it.
     let region = match mapipc::region::RegionOptions::new()
@@ -167,7 +181,10 @@ fn header_fields(path: &Path) -> Vec<(&'static str, serde_json::Value)> {
         .open(path)
     {
         Ok(r) => r,
-        Err(e) => return vec![("header error", json!(e.to_string()))],
+        Err(e) => {
+            let damaged = matches!(e, OpenError::Invalid(_)).then(|| e.to_string());
+            return (vec![("header error", json!(e.to_string()))], damaged);
+        }
     };
     let mut f = Vec::new();
     match region.info() {
@@ -183,11 +200,15 @@ fn header_fields(path: &Path) -> Vec<(&'static str, serde_json::Value)> {
             f.push(("content kind", json!(format!("{:#x}", i.content_kind))));
             f.push(("peer slots", json!(i.max_peers)));
             if i.content_kind == mapipc::channel::REGION_CONTENT_CHANNEL {
-                f.extend(channel_fields(region));
-                return f;
+                let (c, damage) = channel_fields(region);
+                f.extend(c);
+                return (f, damage);
             }
         }
-        Err(e) => f.push(("header error", json!(e.to_string()))),
+        Err(e) => {
+            f.push(("header error", json!(e.to_string())));
+            return (f, Some(e.to_string()));
+        }
     }
     if let Ok(peers) = region.peers() {
         let live = peers.iter().filter(|p| p.alive).count();
@@ -196,31 +217,59 @@ fn header_fields(path: &Path) -> Vec<(&'static str, serde_json::Value)> {
             json!(format!("{live} alive, {} dead", peers.len() - live)),
         ));
     }
-    f
+    (f, None)
 }
 
 /// The queue a file belongs to (its directory), summarised through the library's `stat`.
-fn queue_fields(path: &Path) -> Vec<(&'static str, serde_json::Value)> {
+/// Damage is a queue file that fails validation; a file outside its queue (a copy: no
+/// `queue.meta` next to it) is only described.
+fn queue_fields(path: &Path) -> Fields {
+    use mapipc::queue::OpenError;
     use serde_json::json;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     match mapipc::queue::stat(&dir) {
-        Ok(st) => vec![
-            ("queue", json!(dir.display().to_string())),
-            ("records", json!(st.records())),
-            ("disk bytes", json!(st.disk_bytes())),
-        ],
-        Err(e) => vec![("queue error", json!(e.to_string()))],
+        Ok(st) => (
+            vec![
+                ("queue", json!(dir.display().to_string())),
+                ("records", json!(st.records())),
+                ("disk bytes", json!(st.disk_bytes())),
+            ],
+            None,
+        ),
+        Err(e) => {
+            let damaged = matches!(
+                e,
+                OpenError::BadMeta { .. }
+                    | OpenError::BadSegment { .. }
+                    | OpenError::BadTailer { .. }
+                    | OpenError::Access(_)
+            )
+            .then(|| e.to_string());
+            (vec![("queue error", json!(e.to_string()))], damaged)
+        }
     }
 }
 
-fn channel_fields(region: mapipc::region::Region) -> Vec<(&'static str, serde_json::Value)> {
+fn channel_fields(region: mapipc::region::Region) -> Fields {
+    use mapipc::channel::ChannelError;
     use serde_json::json;
     let chan = match mapipc::channel::Channel::from_region(region) {
         Ok(c) => c,
-        Err(e) => return vec![("channel error", json!(e.to_string()))],
+        Err(e) => {
+            let damaged = matches!(
+                e,
+                ChannelError::BadHeader { .. }
+                    | ChannelError::Corrupted { .. }
+                    | ChannelError::BadCapacity { .. }
+                    | ChannelError::BadEndpoints { .. }
+                    | ChannelError::Access(_)
+            )
+            .then(|| e.to_string());
+            return (vec![("channel error", json!(e.to_string()))], damaged);
+        }
     };
     let st = chan.stat();
     let end = |e: &mapipc::channel::EndStat| {
@@ -235,7 +284,7 @@ fn channel_fields(region: mapipc::region::Region) -> Vec<(&'static str, serde_js
             )
         }
     };
-    vec![
+    let fields = vec![
         ("channel", json!(st.kind.to_string())),
         ("capacity", json!(st.capacity)),
         ("max message", json!(st.max_message)),
@@ -244,7 +293,8 @@ fn channel_fields(region: mapipc::region::Region) -> Vec<(&'static str, serde_js
         ("received", json!(st.received)),
         ("producer", json!(end(&st.producer))),
         ("consumer", json!(end(&st.consumer))),
-    ]
+    ];
+    (fields, None)
 }
 
 /// Maps the first bytes (read-only, through the library) and identifies the format.
@@ -482,6 +532,7 @@ mod tests {
             page_size: 4096,
             format: Sniffed::NotApplicable,
             header: Vec::new(),
+            damage: None,
         }
     }
 
