@@ -618,6 +618,12 @@ impl TestDir {
         cmd.spawn().expect("spawn mapipc")
     }
 
+    /// `mapipc stat PATH --json`, parsed.
+    fn stat_json(&self, path: &str) -> serde_json::Value {
+        let out = self.run(&["stat", path, "--json"]);
+        serde_json::from_slice(&out.ok().stdout).expect("stat --json prints JSON")
+    }
+
     /// As [`spawn`](Self::spawn), with a pipe to its stdin.
     fn spawn_with_stdin(&self, args: &[&str]) -> Child {
         let mut cmd = self.command(args);
@@ -735,11 +741,7 @@ clitest!(
             dir.run(&["chan", "create", "./c", "--capacity", "4KiB", "--force"])
                 .ok();
             let rx = dir.spawn(&["recv", "./c", "--count", "1"]);
-            let attached = |end: &str| {
-                let out = dir.run(&["stat", "./c", "--json"]);
-                let v: serde_json::Value = serde_json::from_slice(&out.ok().stdout).unwrap();
-                v[end]["attached"] == true
-            };
+            let attached = |end: &str| dir.stat_json("./c")[end]["attached"] == true;
             await_cond("the receiver attached", || attached("consumer"));
             let tx = with_sender.then(|| {
                 let tx = dir.spawn_with_stdin(&["send", "./c"]);
@@ -776,8 +778,7 @@ clitest!(
         let msg = "x".repeat(1000);
         let tx = dir.spawn(&["send", "./c", &msg, &msg, &msg, &msg, &msg]);
         await_cond("the sender filled the ring", || {
-            let out = dir.run(&["stat", "./c", "--json"]);
-            let v: serde_json::Value = serde_json::from_slice(&out.ok().stdout).unwrap();
+            let v = dir.stat_json("./c");
             v["sent"].as_u64().unwrap() >= 1 && v["producer"]["parked"] == true
         });
         std::fs::remove_file(dir.path("c")).unwrap();

@@ -6,13 +6,14 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{fork, seed, Exit, Rng};
 use mapipc::channel::{
-    pair, Channel, ChannelError, ChannelOptions, Kind, RecvError, RecvTimeoutError, SendError,
-    SendTimeoutError, TryRecvError, TrySendError, WaitStrategy,
+    pair, Channel, ChannelError, ChannelOptions, Kind, Receiver, RecvError, RecvTimeoutError,
+    SendError, SendTimeoutError, Sender, TryRecvError, TrySendError, WaitStrategy,
 };
 use mapipc::map::Mmap;
 
@@ -34,6 +35,55 @@ fn stream_count() -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10_000_000)
+}
+
+/// A channel file of `capacity` bytes in a new temporary directory (which lives as long as
+/// the returned `TempDir`), with a sender and a receiver attached in this process.
+fn file_channel_with_ends(capacity: usize) -> (tempfile::TempDir, PathBuf, Sender, Receiver) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chan");
+    let chan = Channel::create(&path, capacity).unwrap();
+    let (tx, rx) = (chan.sender().unwrap(), chan.receiver().unwrap());
+    (dir, path, tx, rx)
+}
+
+/// Forks a producer that sends `last` (if any) on `chan` and then idles until killed.
+fn fork_idle_producer(chan: &Channel, last: Option<&'static [u8]>) -> common::Child {
+    let c2 = chan.clone();
+    fork(move || {
+        let mut tx = c2.sender().unwrap();
+        if let Some(m) = last {
+            tx.send(m).unwrap();
+        }
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    })
+}
+
+/// Forks a consumer that attaches to `chan` and then idles until killed.
+fn fork_idle_consumer(chan: &Channel) -> common::Child {
+    let c2 = chan.clone();
+    fork(move || {
+        let _rx = c2.receiver().unwrap();
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    })
+}
+
+/// A read-write mapping of a whole file: to write into a live channel as another process.
+fn map_rw(path: &Path) -> Mmap {
+    mapipc::map::MapOptions::new()
+        .read_write()
+        .map_path(path)
+        .unwrap()
+}
+
+/// Cuts `bytes` off the end of a file.
+fn cut(path: &Path, bytes: u64) {
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.set_len(f.metadata().unwrap().len() - bytes).unwrap();
 }
 
 /// A forked producer streams 10 million sequence-numbered messages of random sizes through
@@ -344,13 +394,7 @@ fn second_live_producer_is_refused() {
 #[test]
 fn blocked_sender_gets_disconnected_when_receiver_dies() {
     let chan = Channel::anonymous(4096).unwrap();
-    let c2 = chan.clone();
-    let mut consumer = fork(move || {
-        let _rx = c2.receiver().unwrap();
-        loop {
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    });
+    let mut consumer = fork_idle_consumer(&chan);
     // Wait until the consumer attached.
     while !chan.stat().consumer.alive {
         std::thread::sleep(Duration::from_millis(1));
@@ -383,14 +427,7 @@ fn blocked_receiver_gets_disconnected_when_producer_dies() {
         WaitStrategy::default(),
     ] {
         let chan = Channel::anonymous(4096).unwrap();
-        let c2 = chan.clone();
-        let mut producer = fork(move || {
-            let mut tx = c2.sender().unwrap();
-            tx.send(b"last words").unwrap();
-            loop {
-                std::thread::sleep(Duration::from_secs(1));
-            }
-        });
+        let mut producer = fork_idle_producer(&chan, Some(b"last words"));
         let mut rx = chan.receiver().unwrap();
         rx.set_wait_strategy(strategy);
         assert_eq!(rx.recv().unwrap(), b"last words");
@@ -418,16 +455,9 @@ fn blocked_receiver_gets_disconnected_when_producer_dies() {
 /// having left.
 #[test]
 fn garbage_registration_is_corruption_not_a_departure() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("chan");
-    let chan = Channel::create(&path, 4096).unwrap();
-    let mut tx = chan.sender().unwrap();
-    let mut rx = chan.receiver().unwrap();
+    let (_dir, path, mut tx, mut rx) = file_channel_with_ends(4096);
     tx.send(b"one").unwrap();
-    let map = mapipc::map::MapOptions::new()
-        .read_write()
-        .map_path(&path)
-        .unwrap();
+    let map = map_rw(&path);
     let hdr = map.find(b"MAPIPCCH").unwrap().unwrap();
     // The producer's registration (channel header offset 384) and the consumer's (392).
     map.write_pod(hdr + 384, &u32::MAX).unwrap();
@@ -554,11 +584,7 @@ fn hostile_writer_gives_corrupted_never_a_crash_or_hang() {
 /// The channel file is truncated under live ends: an error, never SIGBUS.
 #[test]
 fn truncated_channel_file_gives_an_error_not_sigbus() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("chan");
-    let chan = Channel::create(&path, 64 * 1024).unwrap();
-    let mut tx = chan.sender().unwrap();
-    let mut rx = chan.receiver().unwrap();
+    let (_dir, path, mut tx, mut rx) = file_channel_with_ends(64 * 1024);
     tx.send(b"before").unwrap();
     assert_eq!(rx.recv().unwrap(), b"before");
     std::fs::OpenOptions::new()
@@ -588,9 +614,7 @@ fn within_30s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
 /// Cuts the last page off a channel file: the pages its ends poll stay, so only the file's
 /// size tells (no access faults).
 fn cut_last_page(path: &std::path::Path) {
-    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    let len = f.metadata().unwrap().len();
-    f.set_len(len - 4096).unwrap();
+    cut(path, 4096);
 }
 
 /// Ends waiting on a channel whose file is then truncated stop waiting with `Truncated`: a
@@ -656,11 +680,7 @@ fn foreign_and_damaged_files_are_refused_at_open() {
     let chan = Channel::open(&path).unwrap();
     let off = chan.region().data_offset() + 24;
     drop(chan);
-    let map = mapipc::map::MapOptions::new()
-        .read_write()
-        .map_path(&path)
-        .unwrap();
-    map.write_pod(off, &12345u64).unwrap();
+    map_rw(&path).write_pod(off, &12345u64).unwrap();
     match Channel::open(&path) {
         Err(ChannelError::BadHeader { what, .. }) => assert!(what.contains("capacity"), "{what}"),
         other => panic!("expected BadHeader, got {other:?}"),
@@ -907,20 +927,13 @@ fn drain_matches_a_model_across_wraps_and_batches() {
 /// garbage as a message.
 #[test]
 fn drain_delivers_what_precedes_damage_then_reports_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("chan");
-    let chan = Channel::create(&path, 4096).unwrap();
-    let mut tx = chan.sender().unwrap();
-    let mut rx = chan.receiver().unwrap();
+    let (_dir, path, mut tx, mut rx) = file_channel_with_ends(4096);
     for i in 0..3u64 {
         tx.send(&i.to_le_bytes()).unwrap();
     }
     // Three 16-byte records; at ring index 48 a header of this lap with an impossible
     // length, as a hostile producer could write.
-    let map = mapipc::map::MapOptions::new()
-        .read_write()
-        .map_path(&path)
-        .unwrap();
+    let map = map_rw(&path);
     let hdr = map.find(b"MAPIPCCH").unwrap().expect("the channel header");
     map.write_pod(hdr + 4096 + 48, &0xffff_fff0u64).unwrap();
     let mut got = Vec::new();
@@ -944,13 +957,7 @@ fn polling_ends_learn_of_a_killed_peer() {
     let _s = common::serial();
     // The consumer dies under a polling sender.
     let chan = Channel::anonymous(4096).unwrap();
-    let c2 = chan.clone();
-    let mut consumer = fork(move || {
-        let _rx = c2.receiver().unwrap();
-        loop {
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    });
+    let mut consumer = fork_idle_consumer(&chan);
     common::wait_until("the consumer to attach", || chan.stat().consumer.alive);
     let mut tx = chan.sender().unwrap();
     while tx.try_send(&[7; 100]).is_ok() {}
@@ -967,14 +974,7 @@ fn polling_ends_learn_of_a_killed_peer() {
     });
     // The producer dies under a polling receiver.
     let chan = Channel::anonymous(4096).unwrap();
-    let c2 = chan.clone();
-    let mut producer = fork(move || {
-        let mut tx = c2.sender().unwrap();
-        tx.send(b"last words").unwrap();
-        loop {
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    });
+    let mut producer = fork_idle_producer(&chan, Some(b"last words"));
     common::wait_until("the producer to attach", || chan.stat().producer.alive);
     let mut rx = chan.receiver().unwrap();
     common::wait_until("the message", || rx.drain(1, |_| {}).unwrap() == 1);
@@ -1047,23 +1047,13 @@ fn drain_counts_what_it_consumed_when_the_callback_panics() {
 /// otherwise look like a missing header).
 #[test]
 fn receiving_from_a_cut_file_reports_truncation_not_damage() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("chan");
-    let chan = Channel::create(&path, 64 * 1024).unwrap();
-    let mut tx = chan.sender().unwrap();
-    let mut rx = chan.receiver().unwrap();
+    let (_dir, path, mut tx, mut rx) = file_channel_with_ends(64 * 1024);
     for i in 0..200u64 {
         let mut m = vec![0xa5u8; 200];
         m[..8].copy_from_slice(&i.to_le_bytes());
         tx.send(&m).unwrap();
     }
-    let len = std::fs::metadata(&path).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(len - 48 * 1024)
-        .unwrap();
+    cut(&path, 48 * 1024);
     let mut n = 0;
     let first = rx.drain(usize::MAX, |b| {
         assert_eq!(b.len(), 200);
