@@ -733,3 +733,38 @@ fn polling_receivers_learn_that_the_ring_was_cut() {
         }
     }
 }
+
+/// Every kind: a `drain` whose callback panics on a message leaves that message (and those
+/// after it) for the next call, and the ones before it consumed, counted once.
+#[test]
+fn drain_leaves_the_message_its_callback_panicked_on() {
+    for (kind, policy) in [
+        (Kind::Spsc, Policy::Lossless),
+        (Kind::Mpsc, Policy::Lossless),
+        (Kind::Broadcast, Policy::Lossless),
+        (Kind::Broadcast, Policy::Lossy),
+    ] {
+        let chan = ChannelOptions::new(kind)
+            .policy(policy)
+            .capacity(4096)
+            .anonymous()
+            .unwrap();
+        let mut tx = chan.sender().unwrap();
+        let mut rx = chan.subscribe(StartAt::Oldest).unwrap();
+        for i in 0..5u8 {
+            tx.send(&[i]).unwrap();
+        }
+        let mut seen = Vec::new();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rx.drain(usize::MAX, |m| {
+                let v = m.get(0).unwrap();
+                assert_ne!(v, 2, "the callback fails on message 2");
+                seen.push(v);
+            })
+        }));
+        assert!(r.is_err());
+        let n = rx.drain(usize::MAX, |m| seen.push(m.get(0).unwrap()));
+        assert!(matches!(n, Ok(3)), "{kind:?}/{policy:?}: {n:?}");
+        assert_eq!(seen, [0, 1, 2, 3, 4], "{kind:?}/{policy:?}");
+    }
+}

@@ -948,9 +948,7 @@ impl Receiver {
     /// messages were handled ends the call with `Ok(n)` and is reported by the next call
     /// (which meets it first); only a truncation of the file found right after `f` read a
     /// message (whose bytes may then be zeros) is reported at once. Handled messages stay
-    /// consumed, also when `f` panics; the message it panicked on does not, except on a
-    /// lossy broadcast channel, where each message is copied and consumed before `f` sees
-    /// it.
+    /// consumed, also when `f` panics; the message it panicked on does not.
     ///
     /// # Example
     /// ```
@@ -1006,12 +1004,25 @@ impl Receiver {
             match self.poll_once(false, true) {
                 Ok(Poll::Msg(m)) => {
                     if lossy {
+                        // Copied and checked before `f` sees it (never a torn message), and
+                        // consumed after `f` returns (a panicking `f` leaves it, as the
+                        // other kinds do).
                         let mut buf = std::mem::take(&mut self.scratch);
-                        let intact = self.take_unpublished(&m, &mut buf);
+                        self.shared
+                            .ring
+                            .read_into_vec(m.data, m.len as usize, &mut buf);
+                        let intact = match &self.core {
+                            RxCore::Sub { s, .. } => s.still_intact(&self.shared.ring, s.pos()),
+                            _ => true,
+                        };
                         if intact {
                             // SAFETY: `buf` is our own allocation, alive during the call.
                             f(unsafe { Bytes::new(buf.as_ptr(), buf.len()) });
+                            self.consume_confirmed(&m);
                             n += 1;
+                        } else {
+                            // Overwritten while we copied: moves past it and counts the lag.
+                            self.consume(&m);
                         }
                         self.scratch = buf;
                         continue;
@@ -1058,12 +1069,6 @@ impl Receiver {
         };
         self.publish();
         result
-    }
-
-    /// Copies and consumes without publishing; `false` if overwritten meanwhile.
-    fn take_unpublished(&mut self, m: &Msg, out: &mut Vec<u8>) -> bool {
-        self.shared.ring.read_into_vec(m.data, m.len as usize, out);
-        self.consume(m)
     }
 
     /// A blocking iterator: yields messages until the producers are gone (then ends).
