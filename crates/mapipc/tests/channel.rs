@@ -1106,3 +1106,33 @@ fn stat_of_a_busy_channel_never_says_inconsistent() {
         );
     }
 }
+
+/// Positions a hostile process wrote are still flagged by `stat()`: an SPSC consumer
+/// position more than a capacity past the producer's, or misaligned; a broadcast oldest
+/// record past the producer's position (which the producer's own attach refuses).
+#[test]
+fn stat_flags_positions_no_honest_end_writes() {
+    // (kind, field offset from the channel header, value)
+    let cases: [(Kind, u64, u64); 4] = [
+        (Kind::Spsc, 128, 3 * 4096), // head three capacities past tail
+        (Kind::Spsc, 64, 12),        // tail misaligned
+        (Kind::Spsc, 64, u64::MAX - 7),
+        (Kind::Broadcast, 328, 16), // oldest record past tail (0)
+    ];
+    for (kind, field, value) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chan");
+        let chan = ChannelOptions::new(kind)
+            .capacity(4096)
+            .create(&path)
+            .unwrap();
+        assert!(chan.stat().positions_valid, "{kind:?}: a new channel");
+        let map = map_rw(&path);
+        let hdr = map.find(b"MAPIPCCH").unwrap().expect("the channel header");
+        map.write_pod(hdr + field, &value).unwrap();
+        assert!(
+            !chan.stat().positions_valid,
+            "{kind:?}: word {field} = {value:#x} passes"
+        );
+    }
+}

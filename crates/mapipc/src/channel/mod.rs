@@ -523,11 +523,12 @@ impl Shared {
         let cap = self.geo.capacity();
         // The consumer's position (or the broadcast ring's oldest record) before and after
         // the producer's. All only grow, and honest ends keep each within a capacity of the
-        // others (the consumer may even be ahead of the published `tail`: it follows the
+        // others (an SPSC consumer may even be ahead of the published `tail`: it follows the
         // record headers, which a commit stores before `tail`, and a batch's whole length at
-        // a flush), so `before <= tail + cap` and `tail <= after + cap` hold however the
-        // reads interleave with the ends' stores. (Reading `tail` first, and requiring
-        // `head <= tail`, made a busy, healthy channel look inconsistent now and then.)
+        // a flush), so `before <= tail + cap` (broadcast: `before <= tail`) and
+        // `tail <= after + cap` hold however the reads interleave with the ends' stores.
+        // (Reading `tail` first, and requiring `head <= tail`, made a busy, healthy channel
+        // look inconsistent now and then.)
         let head = self.ring.ctl_load(off::HEAD, Ordering::Acquire);
         let oldest_before = (self.kind == Kind::Broadcast)
             .then(|| bcast::read_oldest(&self.ring).map(|o| o.pos).ok())
@@ -583,8 +584,11 @@ impl Shared {
                 let before = oldest_before.unwrap_or(oldest);
                 st.bytes_used = tail.saturating_sub(oldest).min(cap);
                 st.sent = self.ring.ctl_load(off::NEXT_SEQ, Ordering::Relaxed);
-                st.positions_valid =
-                    before <= tail.saturating_add(cap) && tail <= oldest.saturating_add(cap);
+                // The oldest record never passes the producer's position (read after it
+                // here), as the producer's own attach requires.
+                st.positions_valid = (before | tail) % 8 == 0
+                    && before <= tail
+                    && tail <= oldest.saturating_add(cap);
                 for i in 0..self.max_endpoints {
                     let id = self.entry_peer(i);
                     if id == 0 {
