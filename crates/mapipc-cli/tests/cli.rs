@@ -477,6 +477,31 @@ clitest!(
     }
 );
 
+// A queue segment whose header fails validation, inside its queue: `info` on the segment
+// and on the queue directory describes the queue (with the problem) and fails.
+clitest!(info_on_a_queue_with_a_damaged_segment_fails, |dir| {
+    dir.run(&["queue", "append", "./q", "a", "b"]).ok();
+    dir.run(&["info", "./q"]).ok();
+    let seg = std::fs::read_dir(dir.path("q"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .expect("a segment");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[8..12].copy_from_slice(&[0xff; 4]); // its format version
+    std::fs::write(&seg, &bytes).unwrap();
+    for target in [seg.to_str().unwrap(), "./q"] {
+        let out = dir.run(&["info", target]);
+        let line = out.error();
+        assert!(line.contains("segment"), "{line}");
+        assert!(
+            out.stdout_str().contains("queue problems"),
+            "{}",
+            out.stdout_str()
+        );
+    }
+});
+
 clitest!(info_missing_file, |dir| {
     let line = dir.run(&["info", "nope"]).error().to_string();
     assert!(

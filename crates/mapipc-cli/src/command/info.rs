@@ -231,14 +231,39 @@ fn queue_fields(path: &Path) -> Fields {
         _ => PathBuf::from("."),
     };
     match mapipc::queue::stat(&dir) {
-        Ok(st) => (
-            vec![
+        Ok(st) => {
+            let mut f = vec![
                 ("queue", json!(dir.display().to_string())),
                 ("records", json!(st.records())),
                 ("disk bytes", json!(st.disk_bytes())),
-            ],
-            None,
-        ),
+            ];
+            // A segment whose header fails validation is damage; one we may not read is
+            // only reported (another user's queue).
+            let unreadable = |path: &Path| {
+                std::fs::File::open(path)
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+            };
+            let mut problems = Vec::new();
+            let mut damage = None;
+            for seg in &st.segments {
+                if let Some(p) = &seg.problem {
+                    let line = format!("segment {}: {p}", seg.number);
+                    if damage.is_none() && !unreadable(&seg.path) {
+                        damage = Some(format!("queue {}: {line}", quoted(&dir)));
+                    }
+                    problems.push(line);
+                }
+            }
+            for t in &st.tailers {
+                if let Some(p) = &t.problem {
+                    problems.push(format!("tailer `{}`: {p}", t.name));
+                }
+            }
+            if !problems.is_empty() {
+                f.push(("queue problems", json!(problems.join("; "))));
+            }
+            (f, damage)
+        }
         Err(e) => {
             let damaged = matches!(
                 e,
