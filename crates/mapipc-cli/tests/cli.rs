@@ -502,6 +502,39 @@ clitest!(info_on_a_queue_with_a_damaged_segment_fails, |dir| {
     }
 });
 
+// Positions no honest end writes (a broadcast channel's oldest record past the producer's
+// position): `stat` and `info` describe the channel, flag it, and fail with one error line.
+clitest!(stat_and_info_fail_on_inconsistent_positions, |dir| {
+    dir.run(&[
+        "chan",
+        "create",
+        "./b",
+        "--capacity",
+        "4KiB",
+        "--kind",
+        "broadcast",
+    ])
+    .ok();
+    dir.run(&["stat", "./b"]).ok();
+    let mut bytes = std::fs::read(dir.path("b")).unwrap();
+    let hdr = bytes
+        .windows(8)
+        .position(|w| w == b"MAPIPCCH")
+        .expect("the channel header");
+    bytes[hdr + 328..hdr + 336].copy_from_slice(&16u64.to_le_bytes()); // the oldest record
+    std::fs::write(dir.path("b"), &bytes).unwrap();
+    for args in [
+        &["stat", "./b"][..],
+        &["stat", "./b", "--json"],
+        &["info", "./b"],
+    ] {
+        let out = dir.run(args);
+        let line = out.error();
+        assert!(line.contains("inconsistent"), "{args:?}: {line}");
+        assert!(!out.stdout.is_empty(), "{args:?}: described first");
+    }
+});
+
 clitest!(info_missing_file, |dir| {
     let line = dir.run(&["info", "nope"]).error().to_string();
     assert!(

@@ -456,6 +456,14 @@ pub fn stat(args: &StatArgs, out: &mut dyn Write) -> Result<()> {
     } else {
         write!(out, "{}", stat_text(&loc, &st))?;
     }
+    // Described above, and still an error, as every command on a damaged file (since the
+    // check is race-free, a busy healthy channel never trips it).
+    if !st.positions_valid {
+        bail!(
+            "channel `{}`: the shared positions are inconsistent: the channel is corrupted",
+            loc.path().display()
+        );
+    }
     Ok(())
 }
 

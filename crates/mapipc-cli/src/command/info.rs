@@ -200,7 +200,7 @@ fn header_fields(path: &Path) -> Fields {
             f.push(("content kind", json!(format!("{:#x}", i.content_kind))));
             f.push(("peer slots", json!(i.max_peers)));
             if i.content_kind == mapipc::channel::REGION_CONTENT_CHANNEL {
-                let (c, damage) = channel_fields(region);
+                let (c, damage) = channel_fields(region, path);
                 f.extend(c);
                 return (f, damage);
             }
@@ -278,7 +278,7 @@ fn queue_fields(path: &Path) -> Fields {
     }
 }
 
-fn channel_fields(region: mapipc::region::Region) -> Fields {
+fn channel_fields(region: mapipc::region::Region, path: &Path) -> Fields {
     use mapipc::channel::ChannelError;
     use serde_json::json;
     let chan = match mapipc::channel::Channel::from_region(region) {
@@ -319,7 +319,14 @@ fn channel_fields(region: mapipc::region::Region) -> Fields {
         ("producer", json!(end(&st.producer))),
         ("consumer", json!(end(&st.consumer))),
     ];
-    (fields, None)
+    // Positions no honest end writes (a race-free check: see `Channel::stat`).
+    let damage = (!st.positions_valid).then(|| {
+        format!(
+            "{}: the shared positions are inconsistent: the channel is corrupted",
+            quoted(path)
+        )
+    });
+    (fields, damage)
 }
 
 /// Maps the first bytes (read-only, through the library) and identifies the format.
