@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use common::{fork, seed, Exit, Rng};
 use mapipc::channel::{
-    Channel, ChannelError, ChannelOptions, Kind, Policy, RecvError, StartAt, TryRecvError,
+    Channel, ChannelError, ChannelOptions, Kind, Policy, Receiver, RecvError, Sender, StartAt,
+    TryRecvError,
 };
 use mapipc::map::Mmap;
 
@@ -661,13 +662,7 @@ fn a_garbage_mpsc_claim_hint_is_corruption_not_a_full_ring() {
 /// reported (`Lagged`) by the next call, not dropped: delivered + missed = sent.
 #[test]
 fn lossy_drain_lapped_mid_call_reports_the_lag_next() {
-    let chan = ChannelOptions::new(Kind::Broadcast)
-        .policy(Policy::Lossy)
-        .capacity(4096)
-        .anonymous()
-        .unwrap();
-    let mut tx = chan.sender().unwrap();
-    let mut rx = chan.subscribe(StartAt::Oldest).unwrap();
+    let (mut tx, mut rx) = lossy_4k_pair();
     for _ in 0..3 {
         tx.send(&[1u8; 100]).unwrap();
     }
@@ -776,13 +771,7 @@ fn drain_leaves_the_message_its_callback_panicked_on() {
 fn lossy_drain_under_a_lapping_producer_delivers_intact_messages_and_counts_the_rest() {
     const SENT: u64 = 300_000;
     let words = |seq: u64| 1 + (seq % 13) as usize;
-    let chan = ChannelOptions::new(Kind::Broadcast)
-        .policy(Policy::Lossy)
-        .capacity(4096)
-        .anonymous()
-        .unwrap();
-    let mut tx = chan.sender().unwrap();
-    let mut rx = chan.subscribe(StartAt::Oldest).unwrap();
+    let (mut tx, mut rx) = lossy_4k_pair();
     let producer = std::thread::spawn(move || {
         let mut buf = Vec::new();
         for seq in 0..SENT {
@@ -838,4 +827,18 @@ fn lossy_drain_under_a_lapping_producer_delivers_intact_messages_and_counts_the_
     assert_eq!(delivered + missed, SENT);
     // (Lapped in every run here: 176k to 299k of 300k missed.)
     assert!(delivered > 0, "{delivered} delivered, {missed} missed");
+}
+
+/// A lossy broadcast channel of 4 KiB in anonymous memory, its sender and one subscriber
+/// from the oldest message.
+fn lossy_4k_pair() -> (Sender, Receiver) {
+    let chan = ChannelOptions::new(Kind::Broadcast)
+        .policy(Policy::Lossy)
+        .capacity(4096)
+        .anonymous()
+        .unwrap();
+    (
+        chan.sender().unwrap(),
+        chan.subscribe(StartAt::Oldest).unwrap(),
+    )
 }
