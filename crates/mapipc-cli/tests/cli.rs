@@ -500,6 +500,16 @@ clitest!(info_on_a_queue_with_a_damaged_segment_fails, |dir| {
             out.stdout_str()
         );
     }
+    // Likewise a named tailer's position file.
+    dir.run(&["queue", "append", "./q2", "a"]).ok();
+    dir.run(&["queue", "tail", "./q2", "--name", "t", "--count", "1"])
+        .ok();
+    let tailer = dir.path("q2").join("t.tailer");
+    let mut bytes = std::fs::read(&tailer).unwrap();
+    bytes[8..12].copy_from_slice(&[0xff; 4]);
+    std::fs::write(&tailer, &bytes).unwrap();
+    let line = dir.run(&["info", "./q2"]).error().to_string();
+    assert!(line.contains("tailer `t`"), "{line}");
 });
 
 // Positions no honest end writes (a broadcast channel's oldest record past the producer's

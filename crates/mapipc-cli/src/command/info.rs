@@ -237,27 +237,27 @@ fn queue_fields(path: &Path) -> Fields {
                 ("records", json!(st.records())),
                 ("disk bytes", json!(st.disk_bytes())),
             ];
-            // A segment whose header fails validation is damage; one we may not read is
-            // only reported (another user's queue).
+            // A segment or tailer file that fails validation is damage; one we may not read
+            // is only reported (another user's queue).
             let unreadable = |path: &Path| {
                 std::fs::File::open(path)
                     .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
             };
             let mut problems = Vec::new();
             let mut damage = None;
-            for seg in &st.segments {
-                if let Some(p) = &seg.problem {
-                    let line = format!("segment {}: {p}", seg.number);
-                    if damage.is_none() && !unreadable(&seg.path) {
-                        damage = Some(format!("queue {}: {line}", quoted(&dir)));
-                    }
-                    problems.push(line);
+            let segments = st.segments.iter().filter_map(|seg| {
+                let p = seg.problem.as_ref()?;
+                Some((format!("segment {}: {p}", seg.number), &seg.path))
+            });
+            let tailers = st.tailers.iter().filter_map(|t| {
+                let p = t.problem.as_ref()?;
+                Some((format!("tailer `{}`: {p}", t.name), &t.path))
+            });
+            for (line, path) in segments.chain(tailers) {
+                if damage.is_none() && !unreadable(path) {
+                    damage = Some(format!("queue {}: {line}", quoted(&dir)));
                 }
-            }
-            for t in &st.tailers {
-                if let Some(p) = &t.problem {
-                    problems.push(format!("tailer `{}`: {p}", t.name));
-                }
+                problems.push(line);
             }
             if !problems.is_empty() {
                 f.push(("queue problems", json!(problems.join("; "))));

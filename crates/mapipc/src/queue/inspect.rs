@@ -72,6 +72,8 @@ pub struct SegmentStat {
 pub struct TailerStat {
     /// Its name.
     pub name: String,
+    /// Its position file.
+    pub path: PathBuf,
     /// The next sequence number it will read (everything below is acknowledged).
     pub next_seq: u64,
     /// Whether a process has it open.
@@ -170,6 +172,7 @@ pub(crate) fn tailer_stat(dir: &Path, name: &str) -> TailerStat {
     let path = tailer_path(dir, name);
     let mut st = TailerStat {
         name: name.to_string(),
+        path: path.clone(),
         next_seq: 0,
         active: false,
         problem: None,
