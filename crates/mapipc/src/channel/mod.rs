@@ -1129,6 +1129,8 @@ impl Shared {
             Fault::Corrupted { file, offset, what } => {
                 ChannelError::Corrupted { file, offset, what }
             }
+            // `fault` reports damage found in a file that shrank as what it is.
+            Fault::Truncated { file } => crate::map::AccessError::Truncated { file }.into(),
             _ => ChannelError::BadHeader {
                 file: self.file(),
                 what: "unusable",
