@@ -1109,15 +1109,17 @@ fn stat_of_a_busy_channel_never_says_inconsistent() {
 
 /// Positions a hostile process wrote are still flagged by `stat()`: an SPSC consumer
 /// position more than a capacity past the producer's, or misaligned; a broadcast oldest
-/// record past the producer's position (which the producer's own attach refuses).
+/// record past the producer's position (which the producer's own attach refuses); an MPSC
+/// claim hint beyond the consumer's window (which every claim refuses).
 #[test]
 fn stat_flags_positions_no_honest_end_writes() {
     // (kind, field offset from the channel header, value)
-    let cases: [(Kind, u64, u64); 4] = [
+    let cases: [(Kind, u64, u64); 5] = [
         (Kind::Spsc, 128, 3 * 4096), // head three capacities past tail
         (Kind::Spsc, 64, 12),        // tail misaligned
         (Kind::Spsc, 64, u64::MAX - 7),
         (Kind::Broadcast, 328, 16), // oldest record past tail (0)
+        (Kind::Mpsc, 64, 2 * 4096), // claim hint two capacities past the consumer
     ];
     for (kind, field, value) in cases {
         let dir = tempfile::tempdir().unwrap();

@@ -563,7 +563,12 @@ impl Shared {
             }
             Kind::Mpsc => {
                 st.bytes_used = tail.saturating_sub(head).min(cap);
-                st.positions_valid = head % mpsc::BLOCK == 0 && tail % mpsc::BLOCK == 0;
+                // The claim hint is a lower bound of the frontier, which honest producers
+                // keep within a capacity of the consumer (their claims refuse a hint
+                // further on); it may lag behind `head`.
+                st.positions_valid = head % mpsc::BLOCK == 0
+                    && tail % mpsc::BLOCK == 0
+                    && tail <= head_after.saturating_add(cap);
                 let mut sent = 0u64;
                 for i in 0..self.max_endpoints {
                     let id = self.entry_peer(i);
