@@ -28,7 +28,8 @@
 //! Exactly once and in order: every committed message is returned by exactly one successful
 //! receive, and a full ring blocks the sender (or returns `Full`), never overwrites. The
 //! receiver's position advances when [`Receiver::recv`] returns, or when a [`RecvRef`] is
-//! dropped; a receiver killed while holding a `RecvRef` gets that message again when it
+//! dropped (for [`Receiver::drain`], when it returns); a receiver killed while holding a
+//! `RecvRef` (or inside `drain`) gets that message (those messages) again when it
 //! re-attaches. The sender's position advances when a message is committed; a sender killed
 //! mid-message leaves nothing behind (the partial record was never published).
 //!
@@ -451,10 +452,56 @@ impl Shared {
                 break;
             }
         }
+        // The word this end parks on (the other end's wake word is the other one): only this
+        // end waits on it, so a waiter count there is a predecessor killed while parked,
+        // which would make every wake-up of ours a syscall and `stat` report us parked.
+        let own_word = if wake_field == off::DATA_WORD {
+            off::SPACE_WORD
+        } else {
+            off::DATA_WORD
+        };
+        Notifier::new(self.word(own_word)).forget_waiters();
         self.word(epoch_field).fetch_add(1, Ordering::AcqRel);
         // Wake the other end if it waits for one of us to attach.
         Notifier::new(self.word(wake_field)).notify_all();
         Ok(peer)
+    }
+
+    /// SPSC: the message count a producer attaching at `tail` continues from. Each end
+    /// stores its count (`SENT`, `RECEIVED`) right after publishing its position, so an end
+    /// killed between the two left its count short, for good, by what it published last (a
+    /// message, or a whole batch at a flush). The count cannot be less than what the
+    /// consumer counted plus the messages still in the ring: `received` (read *before*
+    /// this call) counts up to a consumer position at or before the one read here, so
+    /// the sum never exceeds the messages really sent. Garbage positions or records leave
+    /// `sent` as it is (it is only a statistic).
+    fn repaired_sent(&self, sent: u64, received: u64, tail: u64) -> u64 {
+        // Acquire pairs with the consumer's Release store of `received` (stored after the
+        // position it counts up to).
+        let head = self.ring.ctl_load(off::HEAD, Ordering::Acquire);
+        match ring::count_records(self.geo, &self.ring, head, Some(tail)) {
+            Some((in_ring, _)) if received.saturating_add(in_ring) > sent => {
+                let fixed = received.saturating_add(in_ring);
+                self.ring.ctl_store(off::SENT, fixed, Ordering::Release);
+                fixed
+            }
+            _ => sent,
+        }
+    }
+
+    /// SPSC: the message count a consumer attaching at `head` continues from: the mirror of
+    /// [`repaired_sent`](Self::repaired_sent). At least `sent` (read *before* this call;
+    /// every record it counts is visible, see the Release store in `Sender::publish`) less
+    /// the committed records from `head` on.
+    fn repaired_received(&self, received: u64, sent: u64, head: u64) -> u64 {
+        match ring::count_records(self.geo, &self.ring, head, None) {
+            Some((in_ring, _)) if sent.saturating_sub(in_ring) > received => {
+                let fixed = sent - in_ring;
+                self.ring.ctl_store(off::RECEIVED, fixed, Ordering::Release);
+                fixed
+            }
+            _ => received,
+        }
     }
 
     /// Registers in the endpoint table (MPSC producers, broadcast subscribers): takes a free
@@ -505,9 +552,10 @@ impl Shared {
     }
 
     fn end_stat(&self, id: u32, attaches: u32, word_field: Option<u64>) -> EndStat {
+        let alive = id != 0 && self.region.is_alive(id);
         EndStat {
             attached: id != 0,
-            alive: id != 0 && self.region.is_alive(id),
+            alive,
             peer: id,
             pid: if id != 0 {
                 peer_pid(&self.region, id)
@@ -515,7 +563,8 @@ impl Shared {
                 0
             },
             attaches,
-            parked: word_field.is_some_and(|w| Notifier::new(self.word(w)).waiters() > 0),
+            // A dead end is not waiting, though one killed while parked left its registration.
+            parked: alive && word_field.is_some_and(|w| Notifier::new(self.word(w)).waiters() > 0),
         }
     }
 
@@ -1182,7 +1231,7 @@ pub struct EndStat {
     pub pid: u32,
     /// How many times such an end attached over the channel's life.
     pub attaches: u32,
-    /// It is parked on the futex, waiting.
+    /// It is alive and parked on the futex, waiting (an end killed while parked is not).
     pub parked: bool,
 }
 
@@ -1212,7 +1261,9 @@ pub struct Stat {
     pub max_message: u64,
     /// Bytes of the ring in use (SPSC/MPSC: not yet consumed; broadcast: retained).
     pub bytes_used: u64,
-    /// Messages published over the channel's life.
+    /// Messages published over the channel's life. SPSC: an end killed right after
+    /// publishing may leave this and `received` short by what it published last, until a
+    /// new end of its kind attaches and repairs them from the positions.
     pub sent: u64,
     /// Messages consumed over the channel's life (SPSC, MPSC).
     pub received: u64,

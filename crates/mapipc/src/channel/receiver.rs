@@ -151,6 +151,8 @@ impl std::fmt::Debug for Receiver {
 impl Receiver {
     pub(super) fn attach(shared: Arc<Shared>, start: StartAt) -> Result<Receiver, ChannelError> {
         let s = &*shared;
+        // Read before the positions (see `Shared::repaired_received`).
+        let sent = s.ring.ctl_load(off::SENT, Ordering::Acquire);
         let (peer, core) = match s.kind {
             Kind::Spsc | Kind::Mpsc => {
                 let peer = s.attach_end(
@@ -191,6 +193,11 @@ impl Receiver {
             }
         };
         let received = s.ring.ctl_load(off::RECEIVED, Ordering::Relaxed);
+        let received = match &core {
+            // A predecessor killed right after publishing left the count short.
+            RxCore::Spsc(c) => s.repaired_received(received, sent, c.head()),
+            _ => received,
+        };
         Ok(Receiver {
             me: peer.id(),
             pid: os::process::pid(),
@@ -676,7 +683,9 @@ impl Receiver {
     #[inline]
     fn publish_spsc(s: &Shared, c: &mut Consumer, received: u64) {
         c.publish(&s.ring);
-        s.ring.ctl_store(off::RECEIVED, received, Ordering::Relaxed);
+        // Release: a producer attaching later reads it first, then the position it counts up
+        // to (`Shared::repaired_sent`).
+        s.ring.ctl_store(off::RECEIVED, received, Ordering::Release);
         s.wake_if_parked(off::SPACE_WORD, off::PRODUCER_NEVER_PARKS);
     }
 
@@ -941,6 +950,10 @@ impl Receiver {
     /// their space back at once (one release store, at most one wake-up). Returns how many
     /// were handled; 0 when empty. Does not wait. (Lossy broadcast: each message is copied
     /// and checked first, so `f` never sees a torn one.)
+    ///
+    /// Until that release store the messages are, for the channel, still in the ring: a
+    /// receiver killed during the call (inside `f`, say) gets every message this call handed
+    /// to `f` again when it re-attaches, as with a [`RecvRef`] held at a kill.
     ///
     /// # Errors
     /// [`TryRecvError::Disconnected`] when nothing is left and the producers are gone,

@@ -311,6 +311,12 @@ impl Producer {
         })
     }
 
+    /// Our position: where the next record goes.
+    #[inline]
+    pub(crate) fn tail(&self) -> u64 {
+        self.tail
+    }
+
     /// Reloads the consumer position (pair **H**: Acquire).
     pub(crate) fn refresh_head<M: RingMem>(&mut self, mem: &M) -> Result<u64, RingError> {
         // Acquire pairs with the consumer's Release store in `Consumer::publish` (pair H).
@@ -451,6 +457,56 @@ impl Producer {
         mem.store_word(idx, w, Ordering::Release);
         // Release pairs with the consumer's Acquire load of `tail` (pair T).
         mem.store_tail(self.tail, Ordering::Release);
+    }
+}
+
+/// Counts the message records (padding aside) from the record start `from`, following
+/// committed headers as the consumer does, up to `to` or, without `to`, up to the first
+/// header not committed (or one capacity). Returns the count and where it stopped; `None`
+/// when the records do not lead exactly to `to`, or a header is malformed (garbage: the
+/// caller then does without the count). Bounded: each step passes at least 8 bytes of at
+/// most one capacity.
+///
+/// For repairing the message counters when an end attaches (see `Shared::repair_counters`):
+/// the records between the consumer position and the producer's are those sent and not yet
+/// received.
+pub(crate) fn count_records<M: RingMem>(
+    geo: Geometry,
+    mem: &M,
+    from: u64,
+    to: Option<u64>,
+) -> Option<(u64, u64)> {
+    if from & 7 != 0 {
+        return None;
+    }
+    let mut pos = from;
+    let mut n = 0;
+    for _ in 0..=(geo.cap / HDR) {
+        if let Some(to) = to {
+            if pos == to {
+                return Some((n, pos));
+            }
+            if pos > to {
+                return None;
+            }
+        }
+        if pos - from >= geo.cap {
+            break;
+        }
+        let idx = geo.index(pos);
+        // Acquire pairs with the producer's Release store of the header (pair R).
+        match geo.committed(pos, mem.load_word(idx, Ordering::Acquire)) {
+            Some((len, true)) if HDR + len == geo.cap - idx => pos += geo.cap - idx,
+            Some((len, false)) if len <= geo.max_payload() && record_size(len) <= geo.cap - idx => {
+                n += 1;
+                pos = next_start(pos, record_size(len));
+            }
+            _ => break,
+        }
+    }
+    match to {
+        None => Some((n, pos)),
+        Some(to) => (pos == to).then_some((n, pos)),
     }
 }
 

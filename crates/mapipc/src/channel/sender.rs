@@ -121,6 +121,8 @@ impl Sender {
                     off::DATA_WORD,
                     "producer",
                 )?;
+                // Read before the positions (see `Shared::repaired_sent`).
+                let received = s.ring.ctl_load(off::RECEIVED, Ordering::Acquire);
                 let core = if s.kind == Kind::Spsc {
                     TxCore::Spsc(Producer::attach(s.geo, &s.ring).map_err(|e| s.corrupted(e))?)
                 } else {
@@ -139,7 +141,13 @@ impl Sender {
                 } else {
                     off::NEXT_SEQ
                 };
-                (peer, core, s.ring.ctl_load(sent_field, Ordering::Relaxed))
+                let sent = s.ring.ctl_load(sent_field, Ordering::Relaxed);
+                let sent = match &core {
+                    // A predecessor killed right after publishing left the count short.
+                    TxCore::Spsc(p) => s.repaired_sent(sent, received, p.tail()),
+                    _ => sent,
+                };
+                (peer, core, sent)
             }
             Kind::Mpsc => {
                 let peer = s.region.join()?;
@@ -440,7 +448,9 @@ impl Sender {
                 p.flush(&s.ring);
                 if self.wake_pending {
                     self.wake_pending = false;
-                    s.ring.ctl_store(off::SENT, self.sent, Ordering::Relaxed);
+                    // Release: a consumer attaching later reads it first, then counts the
+                    // records it sees (`Shared::repaired_received`): these must be visible.
+                    s.ring.ctl_store(off::SENT, self.sent, Ordering::Release);
                     s.wake_if_parked(off::DATA_WORD, off::CONSUMER_NEVER_PARKS);
                 }
             }

@@ -333,6 +333,32 @@ impl<'a, W: FutexWord> Notifier<'a, W> {
         waiters_of(self.word.load(Ordering::Relaxed))
     }
 
+    /// Sets the waiter count to zero, keeping the epoch. For a word only one party ever waits
+    /// on, when that party is replaced: a waiter killed while parked never deregisters, and
+    /// its registration would otherwise make every later notify a syscall and
+    /// [`waiters`](Self::waiters) report a waiter for ever. Harmless if someone is in fact
+    /// parked: it is woken at the end of its current slice (at most its check interval) and
+    /// registers again, as after any garbage count (see the module docs).
+    ///
+    /// # Example
+    /// ```
+    /// let map = mapipc::map::Mmap::anonymous(64)?;
+    /// let word = map.atomic_u32(0)?;
+    /// word.store(3 | 5 << 10, std::sync::atomic::Ordering::Relaxed); // 3 waiters, epoch 5
+    /// let n = mapipc::sync::Notifier::new(word);
+    /// n.forget_waiters();
+    /// assert_eq!((n.waiters(), n.epoch()), (0, 5));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn forget_waiters(&self) {
+        // Relaxed: like a deregistration, it only makes later wakers skip a syscall.
+        let _ = self
+            .word
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                (waiters_of(v) != 0).then_some(v & !WAITERS_MAX)
+            });
+    }
+
     /// The epoch: how many notifies this word has seen, modulo 2^22. A snapshot, for
     /// statistics, or for waiting on the next notify regardless of any data:
     ///

@@ -1,0 +1,665 @@
+//! Adversarial review of the SPSC channel's API semantics (issue 4): timeouts at the
+//! edges, disconnection after drops and kills, batches, grants, Pod helpers, iterators,
+//! zero-copy guards under back-pressure, re-attachment and `stat()` after restarts.
+//!
+//! Cross-process tests fork real processes, each under the watchdog of `common::Child` (or
+//! `common::Watchdog` where the parent itself could block); nothing asserts on time.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::{fork, seed, Exit, Rng, Watchdog};
+use mapipc::channel::{
+    pair, Channel, ChannelError, RecvError, RecvTimeoutError, SendError, SendTimeoutError,
+    TryRecvError, TrySendError, WaitStrategy,
+};
+use mapipc::map::Mmap;
+
+/// Fills the ring of `tx` with 1000-byte messages; returns how many went in.
+fn fill(tx: &mut mapipc::channel::Sender) -> usize {
+    let mut n = 0;
+    while tx.try_send(&[n as u8; 1000]).is_ok() {
+        n += 1;
+    }
+    n
+}
+
+/// Zero timeouts: an empty channel times out at once, a ready one delivers; a full ring
+/// times out, one with room sends.
+#[test]
+fn zero_timeouts_poll_once() {
+    let (mut tx, mut rx) = pair(4096).unwrap();
+    assert!(matches!(
+        rx.recv_timeout(Duration::ZERO),
+        Err(RecvTimeoutError::Timeout)
+    ));
+    assert!(matches!(
+        rx.recv_ref_timeout(Duration::ZERO),
+        Err(RecvTimeoutError::Timeout)
+    ));
+    tx.send_timeout(b"a", Duration::ZERO).unwrap();
+    assert_eq!(rx.recv_timeout(Duration::ZERO).unwrap(), b"a");
+    let n = fill(&mut tx);
+    assert!(n > 0);
+    assert!(matches!(
+        tx.send_timeout(&[1; 1000], Duration::ZERO),
+        Err(SendTimeoutError::Timeout)
+    ));
+    assert!(matches!(
+        tx.send_timeout(&[1; 1000], Duration::from_nanos(1)),
+        Err(SendTimeoutError::Timeout)
+    ));
+    // Nothing was overwritten.
+    for i in 0..n {
+        assert_eq!(rx.recv().unwrap(), vec![i as u8; 1000]);
+    }
+}
+
+/// A timeout that the clock can represent but that is absurdly long (about 146 billion
+/// years) must behave like a long wait: no overflow, no panic, and the peer's departure
+/// still ends it.
+#[test]
+fn huge_representable_timeouts_still_end_on_disconnect() {
+    let huge = Duration::from_secs(u64::MAX / 4);
+    let (mut tx, mut rx) = pair(4096).unwrap();
+    tx.send_timeout(b"x", huge).unwrap();
+    assert_eq!(rx.recv_timeout(huge).unwrap(), b"x");
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        drop(tx);
+    });
+    let _dog = Watchdog::new("huge_representable_timeouts", None);
+    assert!(matches!(
+        rx.recv_timeout(huge),
+        Err(RecvTimeoutError::Disconnected)
+    ));
+    t.join().unwrap();
+}
+
+/// A batch committed but not flushed when the sender is dropped is published by the drop:
+/// the receiver gets all of it, then `Disconnected`.
+#[test]
+fn unflushed_batch_is_published_when_the_sender_drops() {
+    let (mut tx, mut rx) = pair(4096).unwrap();
+    for i in 0..5u8 {
+        let mut g = tx.reserve(3).unwrap();
+        g.bytes().fill(i);
+        g.commit_batched().unwrap();
+    }
+    drop(tx);
+    for i in 0..5u8 {
+        assert_eq!(rx.recv().unwrap(), vec![i; 3]);
+    }
+    assert!(matches!(rx.recv(), Err(RecvError::Disconnected)));
+    let st = rx.channel().stat();
+    assert_eq!((st.sent, st.received, st.bytes_used), (5, 5, 0));
+}
+
+/// A producer killed with a batch committed but not flushed: none of the batch is
+/// delivered (documented), the messages before it are, then `Disconnected`; a new producer
+/// then appends after the committed prefix and the stale batch never shows up.
+#[test]
+fn killed_with_unflushed_batch_then_new_producer() {
+    let _s = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chan");
+    let chan = Channel::create(&path, 4096).unwrap();
+    let flag = Mmap::anonymous(4096).unwrap();
+    let (c2, f2) = (chan.clone(), &flag);
+    let mut child = fork(move || {
+        let mut tx = c2.sender().unwrap();
+        tx.send(b"plain-1").unwrap();
+        tx.send(b"plain-2").unwrap();
+        for i in 0..4u8 {
+            let mut g = tx.reserve(40).unwrap();
+            g.bytes().fill(0xb0 + i);
+            g.commit_batched().unwrap();
+        }
+        f2.atomic_u64(0).unwrap().store(1, Ordering::Release);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let f = flag.atomic_u64(0).unwrap();
+    common::wait_until("batch committed", || f.load(Ordering::Acquire) == 1);
+    assert_eq!(child.kill9(), Exit::Signal(libc::SIGKILL));
+    let mut rx = chan.receiver().unwrap();
+    assert_eq!(rx.recv().unwrap(), b"plain-1");
+    assert_eq!(rx.recv().unwrap(), b"plain-2");
+    assert!(matches!(rx.recv(), Err(RecvError::Disconnected)));
+    let mut tx = chan.sender().unwrap();
+    for len in [8usize, 16, 40, 3] {
+        tx.send(&vec![len as u8; len]).unwrap();
+    }
+    for len in [8usize, 16, 40, 3] {
+        assert_eq!(rx.recv().unwrap(), vec![len as u8; len]);
+    }
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+    let st = chan.stat();
+    assert_eq!(st.sent, st.received, "{st:?}");
+    assert!(st.positions_valid);
+}
+
+/// Grants: dropped uncommitted (abort), then more sends; max and max+1 and 0.
+#[test]
+fn grant_abort_then_sends_and_length_edges() {
+    let (mut tx, mut rx) = pair(4096).unwrap();
+    let max = tx.max_message();
+    for _ in 0..50 {
+        let mut g = tx.reserve(max).unwrap();
+        g.bytes().fill(0xee);
+    }
+    assert!(matches!(
+        tx.reserve(max + 1),
+        Err(SendError::BadLength { len, max: m }) if len == max + 1 && m == max
+    ));
+    assert!(matches!(
+        tx.reserve(0),
+        Err(SendError::BadLength { len: 0, .. })
+    ));
+    assert!(matches!(
+        tx.try_reserve(0),
+        Err(TrySendError::BadLength { len: 0, .. })
+    ));
+    for round in 0..20u8 {
+        let mut g = tx.reserve(max).unwrap();
+        g.bytes().fill(round);
+        g.commit().unwrap();
+        {
+            let mut g = tx.reserve(7).unwrap();
+            g.bytes().fill(0xdd);
+        }
+        assert_eq!(rx.recv().unwrap(), vec![round; max]);
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+    }
+    assert_eq!(tx.channel().stat().sent, 20);
+}
+
+/// Pod helpers: a type too large for the channel is refused with BadLength, a zero-sized
+/// one too; a length mismatch on receive is reported; alignment does not matter.
+#[test]
+fn pod_helpers_edges() {
+    let (mut tx, mut rx) = pair(4096).unwrap();
+    let big = [0u64; 1024]; // 8 KiB > max message
+    assert!(matches!(
+        tx.send_pod(&big),
+        Err(SendError::BadLength { len: 8192, .. })
+    ));
+    assert!(matches!(
+        tx.send_pod(&()),
+        Err(SendError::BadLength { len: 0, .. })
+    ));
+    // A 1-byte message, then a u128 (16-byte aligned type) read from an 8-aligned record.
+    tx.send(&[1]).unwrap();
+    tx.send_pod(&0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10u128)
+        .unwrap();
+    assert!(matches!(
+        rx.recv_pod::<u64>(),
+        Err(RecvError::Corrupted { .. })
+    ));
+    assert_eq!(
+        rx.recv_pod::<u128>().unwrap(),
+        0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10
+    );
+}
+
+/// The blocking iterator ends after the last message once the sender is gone, and again
+/// when a new sender attaches, sends and leaves.
+#[test]
+fn iterator_ends_and_resumes_with_a_new_producer() {
+    let chan = Channel::anonymous(4096).unwrap();
+    let mut tx = chan.sender().unwrap();
+    let mut rx = chan.receiver().unwrap();
+    tx.send(b"1").unwrap();
+    drop(tx);
+    let v: Vec<_> = rx.iter().collect::<Result<_, _>>().unwrap();
+    assert_eq!(v, vec![b"1".to_vec()]);
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Disconnected)));
+    let mut tx = chan.sender().unwrap();
+    tx.send(b"2").unwrap();
+    drop(tx);
+    let v: Vec<_> = rx.iter().collect::<Result<_, _>>().unwrap();
+    assert_eq!(v, vec![b"2".to_vec()]);
+}
+
+/// A `RecvRef` held while the producer fills the ring: the producer gets `Full` (and a
+/// timed send times out), never overwriting the held message.
+#[test]
+fn held_recv_ref_blocks_the_producer_never_overwritten() {
+    let (mut tx, mut rx) = pair(4096).unwrap();
+    tx.send(&[0xaa; 1500]).unwrap();
+    let m = rx.recv_ref().unwrap();
+    let mut n = 1;
+    while tx.try_send(&[n as u8; 100]).is_ok() {
+        n += 1;
+    }
+    assert!(matches!(
+        tx.send_timeout(&[9; 100], Duration::from_millis(5)),
+        Err(SendTimeoutError::Timeout)
+    ));
+    assert_eq!(m.to_vec(), vec![0xaa; 1500]);
+    drop(m);
+    for i in 1..n {
+        assert_eq!(rx.recv().unwrap(), vec![i as u8; 100]);
+    }
+}
+
+/// A second producer or consumer in the same process, or in another one, is refused with
+/// `Busy` naming the role.
+#[test]
+fn second_end_in_another_process_is_busy() {
+    let _s = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chan");
+    let chan = Channel::create(&path, 4096).unwrap();
+    let _tx = chan.sender().unwrap();
+    let _rx = chan.receiver().unwrap();
+    let p = path.clone();
+    let mut child = fork(move || {
+        let tx = mapipc::channel::Sender::open(&p);
+        let rx = mapipc::channel::Receiver::open(&p);
+        match (tx, rx) {
+            (
+                Err(ChannelError::Busy {
+                    role: "producer", ..
+                }),
+                Err(ChannelError::Busy {
+                    role: "consumer", ..
+                }),
+            ) => 0,
+            _ => 1,
+        }
+    });
+    child.expect_ok("second ends refused");
+}
+
+/// A consumer parked on an empty channel is SIGKILLed; a new consumer attaches. `stat()`
+/// must not report the new (not waiting) consumer as parked, nor the dead one.
+#[test]
+fn stat_parked_is_right_after_a_parked_consumer_was_killed() {
+    let _s = common::serial();
+    let chan = Channel::anonymous(4096).unwrap();
+    let _tx = chan.sender().unwrap();
+    let c2 = chan.clone();
+    let mut child = fork(move || {
+        let mut rx = c2.receiver().unwrap();
+        rx.set_wait_strategy(WaitStrategy::Park);
+        let _ = rx.recv();
+        2
+    });
+    common::wait_until("consumer parked", || chan.stat().consumer.parked);
+    assert_eq!(child.kill9(), Exit::Signal(libc::SIGKILL));
+    let st = chan.stat();
+    assert!(!st.consumer.alive);
+    assert!(!st.consumer.parked, "a dead consumer is not parked: {st:?}");
+    let _rx = chan.receiver().unwrap();
+    let st = chan.stat();
+    assert!(st.consumer.alive);
+    assert!(
+        !st.consumer.parked,
+        "the new consumer is not waiting: {st:?}"
+    );
+}
+
+/// The same for a producer parked on a full ring.
+#[test]
+fn stat_parked_is_right_after_a_parked_producer_was_killed() {
+    let _s = common::serial();
+    let chan = Channel::anonymous(4096).unwrap();
+    let _rx = chan.receiver().unwrap();
+    let c2 = chan.clone();
+    let mut child = fork(move || {
+        let mut tx = c2.sender().unwrap();
+        tx.set_wait_strategy(WaitStrategy::Park);
+        loop {
+            if tx.send(&[1; 1000]).is_err() {
+                return 2;
+            }
+        }
+    });
+    common::wait_until("producer parked", || chan.stat().producer.parked);
+    assert_eq!(child.kill9(), Exit::Signal(libc::SIGKILL));
+    assert!(!chan.stat().producer.parked, "{:?}", chan.stat());
+    let _tx = chan.sender().unwrap();
+    assert!(!chan.stat().producer.parked, "{:?}", chan.stat());
+}
+
+/// The producer is SIGKILLed at random points while streaming; a consumer in this process
+/// receives everything. Afterwards (a new producer attached and sent one more), the
+/// counters agree with what was delivered: `sent == received == delivered`.
+#[test]
+fn sent_counter_survives_producer_kills() {
+    let _s = common::serial();
+    let seed = seed();
+    let mut rng = Rng::new(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chan");
+    let chan = Channel::create(&path, 1 << 16).unwrap();
+    let mut rx = chan.receiver().unwrap();
+    let mut delivered = 0u64;
+    for round in 0..60 {
+        let c2 = chan.clone();
+        let mut child = fork(move || {
+            let mut tx = c2.sender().unwrap();
+            tx.set_wait_strategy(WaitStrategy::BusyPoll);
+            loop {
+                if tx.send(&[7; 8]).is_err() {
+                    return 2;
+                }
+            }
+        });
+        // The child's attach is this round's first (each round the parent attaches once too).
+        common::wait_until("producer attached", || {
+            let p = chan.stat().producer;
+            p.alive && p.attaches > 2 * round
+        });
+        let until = delivered + rng.range(100, 5000);
+        while delivered < until {
+            rx.recv().unwrap();
+            delivered += 1;
+        }
+        assert_eq!(child.kill9(), Exit::Signal(libc::SIGKILL), "round {round}");
+        loop {
+            match rx.recv() {
+                Ok(_) => delivered += 1,
+                Err(RecvError::Disconnected) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        // The restart: a new producer attaches (and leaves, for the next round's child).
+        drop(chan.sender().unwrap());
+        let st = chan.stat();
+        assert_eq!(
+            (st.sent, st.received),
+            (delivered, delivered),
+            "seed {seed} round {round}: counters after a producer kill and restart"
+        );
+    }
+}
+
+/// The consumer is SIGKILLed at random points while receiving; afterwards `received`
+/// agrees with the consumer position (everything sent and consumed is counted once).
+#[test]
+fn received_counter_survives_consumer_kills() {
+    let _s = common::serial();
+    let seed = seed();
+    let mut rng = Rng::new(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chan");
+    let chan = Channel::create(&path, 1 << 12).unwrap();
+    let mut tx = chan.sender().unwrap();
+    for round in 0..150 {
+        let c2 = chan.clone();
+        let mut child = fork(move || {
+            let mut rx = c2.receiver().unwrap();
+            rx.set_wait_strategy(WaitStrategy::BusyPoll);
+            loop {
+                if rx.recv().is_err() {
+                    return 2;
+                }
+            }
+        });
+        // The child's attach is this round's first (each round the parent attaches once too).
+        common::wait_until("consumer attached", || {
+            let c = chan.stat().consumer;
+            c.alive && c.attaches > 2 * round
+        });
+        let n = rng.range(100, 5000);
+        for _ in 0..n {
+            tx.send(&[5; 8]).unwrap();
+        }
+        assert_eq!(child.kill9(), Exit::Signal(libc::SIGKILL), "round {round}");
+        // Drain the rest here, then compare.
+        let mut rx = chan.receiver().unwrap();
+        while rx.try_recv().is_ok() {}
+        drop(rx);
+        let st = chan.stat();
+        assert_eq!(st.bytes_used, 0);
+        assert_eq!(
+            st.sent, st.received,
+            "seed {seed} round {round}: every message consumed once, counters disagree"
+        );
+    }
+}
+
+/// A consumer killed while holding a `RecvRef` gets that message again on re-attach
+/// (documented), and nothing else is lost or duplicated.
+#[test]
+fn consumer_killed_holding_recv_ref_redelivers_that_message_only() {
+    let _s = common::serial();
+    let chan = Channel::anonymous(4096).unwrap();
+    let mut tx = chan.sender().unwrap();
+    for i in 0..10u8 {
+        tx.send(&[i; 10]).unwrap();
+    }
+    let flag = Mmap::anonymous(4096).unwrap();
+    let (c2, f2) = (chan.clone(), &flag);
+    let mut child = fork(move || {
+        let mut rx = c2.receiver().unwrap();
+        for _ in 0..3 {
+            rx.recv().unwrap();
+        }
+        let m = rx.recv_ref().unwrap();
+        f2.atomic_u64(0)
+            .unwrap()
+            .store(u64::from(m.bytes().get(0).unwrap()) + 1, Ordering::Release);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let f = flag.atomic_u64(0).unwrap();
+    common::wait_until("consumer holds a RecvRef", || {
+        f.load(Ordering::Acquire) != 0
+    });
+    assert_eq!(f.load(Ordering::Acquire), 4);
+    assert_eq!(child.kill9(), Exit::Signal(libc::SIGKILL));
+    let mut rx = chan.receiver().unwrap();
+    for i in 3..10u8 {
+        assert_eq!(rx.recv().unwrap(), vec![i; 10]);
+    }
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+    assert_eq!(chan.stat().received, 10);
+}
+
+/// Deterministic form of `sent_counter_survives_producer_kills`: a producer killed after
+/// publishing two messages but before storing its count (the count is set back by hand, as
+/// such a kill leaves it). The next producer's attach repairs it from the positions.
+#[test]
+fn producer_count_lost_at_a_kill_is_repaired_on_reattach() {
+    let _s = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chan");
+    let chan = Channel::create(&path, 4096).unwrap();
+    let mut rx = chan.receiver().unwrap();
+    let flag = Mmap::anonymous(4096).unwrap();
+    let (c2, f2) = (chan.clone(), &flag);
+    let mut child = fork(move || {
+        let mut tx = c2.sender().unwrap();
+        for i in 0..3u8 {
+            tx.send(&[i; 5]).unwrap();
+        }
+        f2.atomic_u64(0).unwrap().store(1, Ordering::Release);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let f = flag.atomic_u64(0).unwrap();
+    common::wait_until("three sent", || f.load(Ordering::Acquire) == 1);
+    assert_eq!(rx.recv().unwrap(), [0; 5]);
+    let sent_off = chan.region().data_offset() + 72;
+    let map = mapipc::map::MapOptions::new()
+        .read_write()
+        .map_path(&path)
+        .unwrap();
+    assert_eq!(map.read_pod::<u64>(sent_off).unwrap(), 3, "SENT's offset");
+    map.write_pod(sent_off, &1u64).unwrap();
+    assert_eq!(child.kill9(), Exit::Signal(libc::SIGKILL));
+    let _tx = chan.sender().unwrap();
+    assert_eq!(chan.stat().sent, 3);
+    assert_eq!(rx.recv().unwrap(), [1; 5]);
+    assert_eq!(rx.recv().unwrap(), [2; 5]);
+    assert_eq!(chan.stat().received, 3);
+}
+
+/// The mirror: a consumer killed after handing back two messages' space but before storing
+/// its count. The next consumer's attach repairs it.
+#[test]
+fn consumer_count_lost_at_a_kill_is_repaired_on_reattach() {
+    let _s = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chan");
+    let chan = Channel::create(&path, 4096).unwrap();
+    let mut tx = chan.sender().unwrap();
+    for i in 0..5u8 {
+        tx.send(&[i; 5]).unwrap();
+    }
+    let flag = Mmap::anonymous(4096).unwrap();
+    let (c2, f2) = (chan.clone(), &flag);
+    let mut child = fork(move || {
+        let mut rx = c2.receiver().unwrap();
+        rx.recv().unwrap();
+        rx.recv().unwrap();
+        f2.atomic_u64(0).unwrap().store(1, Ordering::Release);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let f = flag.atomic_u64(0).unwrap();
+    common::wait_until("two received", || f.load(Ordering::Acquire) == 1);
+    let received_off = chan.region().data_offset() + 136;
+    let map = mapipc::map::MapOptions::new()
+        .read_write()
+        .map_path(&path)
+        .unwrap();
+    assert_eq!(
+        map.read_pod::<u64>(received_off).unwrap(),
+        2,
+        "RECEIVED's offset"
+    );
+    map.write_pod(received_off, &0u64).unwrap();
+    assert_eq!(child.kill9(), Exit::Signal(libc::SIGKILL));
+    let mut rx = chan.receiver().unwrap();
+    assert_eq!(chan.stat().received, 2);
+    for i in 2..5u8 {
+        assert_eq!(rx.recv().unwrap(), [i; 5]);
+    }
+    let st = chan.stat();
+    assert_eq!((st.sent, st.received), (5, 5));
+}
+
+/// A consumer killed inside `drain`'s callback: the messages that call handed out are
+/// delivered again to the next consumer (documented), the ones before it are not, and
+/// nothing is lost.
+#[test]
+fn consumer_killed_inside_drain_gets_that_call_again() {
+    let _s = common::serial();
+    let chan = Channel::anonymous(4096).unwrap();
+    let mut tx = chan.sender().unwrap();
+    for i in 0..10u8 {
+        tx.send(&[i]).unwrap();
+    }
+    let flag = Mmap::anonymous(4096).unwrap();
+    let (c2, f2) = (chan.clone(), &flag);
+    let mut child = fork(move || {
+        let mut rx = c2.receiver().unwrap();
+        // A first call that returns: its two messages are consumed for good.
+        if !matches!(rx.drain(2, |_| {}), Ok(2)) {
+            return 3;
+        }
+        let f = f2.atomic_u64(0).unwrap();
+        let _ = rx.drain(usize::MAX, |m| {
+            if m.get(0) == Some(5) {
+                f.store(1, Ordering::Release);
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        });
+        4
+    });
+    let f = flag.atomic_u64(0).unwrap();
+    common::wait_until("consumer inside drain", || f.load(Ordering::Acquire) == 1);
+    assert_eq!(child.kill9(), Exit::Signal(libc::SIGKILL));
+    let mut rx = chan.receiver().unwrap();
+    for i in 2..10u8 {
+        assert_eq!(rx.recv().unwrap(), [i]);
+    }
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+}
+
+/// A producer killed holding a grant it partly wrote: nothing of it is delivered, and a new
+/// producer's messages take its place intact.
+#[test]
+fn producer_killed_mid_reserve_leaves_nothing() {
+    let _s = common::serial();
+    let chan = Channel::anonymous(4096).unwrap();
+    let mut rx = chan.receiver().unwrap();
+    let flag = Mmap::anonymous(4096).unwrap();
+    let (c2, f2) = (chan.clone(), &flag);
+    let mut child = fork(move || {
+        let mut tx = c2.sender().unwrap();
+        tx.send(b"committed").unwrap();
+        let mut g = tx.reserve(1500).unwrap();
+        g.bytes().fill(0xee);
+        f2.atomic_u64(0).unwrap().store(1, Ordering::Release);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let f = flag.atomic_u64(0).unwrap();
+    common::wait_until("grant written", || f.load(Ordering::Acquire) == 1);
+    assert_eq!(child.kill9(), Exit::Signal(libc::SIGKILL));
+    assert_eq!(rx.recv().unwrap(), b"committed");
+    assert!(matches!(rx.recv(), Err(RecvError::Disconnected)));
+    let mut tx = chan.sender().unwrap();
+    tx.send(b"after").unwrap();
+    tx.send(&[3; 1500]).unwrap();
+    assert_eq!(rx.recv().unwrap(), b"after");
+    assert_eq!(rx.recv().unwrap(), vec![3; 1500]);
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+}
+
+/// A busy-polling sender blocked on a full ring learns the receiver was killed; after a new
+/// receiver attaches, a full ring is `Full` again, not `Disconnected`, and sends resume.
+#[test]
+fn busy_polling_sender_sees_receiver_death_then_a_new_receiver() {
+    let _s = common::serial();
+    let chan = Channel::anonymous(4096).unwrap();
+    let c2 = chan.clone();
+    let mut consumer = fork(move || {
+        let _rx = c2.receiver().unwrap();
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    common::wait_until("consumer attached", || chan.stat().consumer.alive);
+    let mut tx = chan.sender().unwrap();
+    tx.set_wait_strategy(WaitStrategy::BusyPoll);
+    tx.set_check_interval(Duration::from_millis(5));
+    let n = fill(&mut tx);
+    let victim = consumer.pid;
+    let mut killer = fork(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        // SAFETY: signalling a sibling whose pid is not reaped yet.
+        unsafe { libc::kill(victim, libc::SIGKILL) };
+        0
+    });
+    let _dog = Watchdog::new("busy_polling_sender_sees_receiver_death", None);
+    assert!(matches!(tx.send(&[1; 1000]), Err(SendError::Disconnected)));
+    assert!(matches!(
+        tx.try_send(&[1; 1000]),
+        Err(TrySendError::Disconnected)
+    ));
+    killer.expect_ok("killer");
+    assert_eq!(consumer.wait(), Exit::Signal(libc::SIGKILL));
+    let mut rx = chan.receiver().unwrap();
+    assert!(matches!(tx.try_send(&[1; 1000]), Err(TrySendError::Full)));
+    assert_eq!(rx.recv().unwrap(), vec![0; 1000]);
+    tx.send(&[0xab; 1000]).unwrap();
+    for i in 1..n {
+        assert_eq!(rx.recv().unwrap(), vec![i as u8; 1000]);
+    }
+    assert_eq!(rx.recv().unwrap(), vec![0xab; 1000]);
+}
