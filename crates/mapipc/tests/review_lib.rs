@@ -663,3 +663,57 @@ fn busy_polling_sender_sees_receiver_death_then_a_new_receiver() {
     }
     assert_eq!(rx.recv().unwrap(), vec![0xab; 1000]);
 }
+
+/// Two processes attach the consumer (then the producer) of one channel file at the same
+/// moment, 30 times each: exactly one wins each time, the other gets `Busy`.
+#[test]
+fn racing_attaches_admit_exactly_one_end() {
+    let _s = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chan");
+    Channel::create(&path, 4096).unwrap();
+    for producer in [false, true] {
+        for round in 0..30u64 {
+            // Words: [0] start, [1] and [2] each child's result (1 won, 2 busy, 3 other
+            // error), [3] release.
+            let shm = Mmap::anonymous(4096).unwrap();
+            let mut kids = Vec::new();
+            for k in 1..=2u64 {
+                let (p, m) = (path.clone(), &shm);
+                kids.push(fork(move || {
+                    let w = |i: u64| m.atomic_u64(8 * i).unwrap();
+                    while w(0).load(Ordering::Acquire) == 0 {
+                        std::hint::spin_loop();
+                    }
+                    // The winner keeps its end until both children answered.
+                    let end: Result<Box<dyn std::any::Any>, ChannelError> = if producer {
+                        mapipc::channel::Sender::open(&p).map(|e| Box::new(e) as _)
+                    } else {
+                        mapipc::channel::Receiver::open(&p).map(|e| Box::new(e) as _)
+                    };
+                    let code = match &end {
+                        Ok(_) => 1,
+                        Err(ChannelError::Busy { .. }) => 2,
+                        Err(_) => 3,
+                    };
+                    w(k).store(code, Ordering::Release);
+                    if !common::child_wait_until(|| w(3).load(Ordering::Acquire) == 1) {
+                        return 9;
+                    }
+                    drop(end);
+                    0
+                }));
+            }
+            shm.atomic_u64(0).unwrap().store(1, Ordering::Release);
+            let res = |k: u64| shm.atomic_u64(8 * k).unwrap().load(Ordering::Acquire);
+            common::wait_until("both answered", || res(1) != 0 && res(2) != 0);
+            let mut got = [res(1), res(2)];
+            got.sort_unstable();
+            shm.atomic_u64(24).unwrap().store(1, Ordering::Release);
+            for mut kid in kids {
+                kid.expect_ok("racing attach");
+            }
+            assert_eq!(got, [1, 2], "producer {producer} round {round}");
+        }
+    }
+}
