@@ -176,6 +176,15 @@ operation_error! {
         /// received. A new producer may attach later; receiving again then works.
         #[error("the sender is gone and the channel is empty")]
         Disconnected,
+        /// [`Receiver::recv_pod`](super::Receiver::recv_pod): the next message is not the
+        /// size of the type asked for. It was left in the channel: a plain receive takes it.
+        #[error("the next message has {len} bytes, not the {expected} of the type asked for; it was left in the channel")]
+        WrongLength {
+            /// The message's length.
+            len: usize,
+            /// The type's size.
+            expected: usize,
+        },
     }
 }
 

@@ -850,27 +850,33 @@ impl Receiver {
         }
     }
 
-    /// Receives a plain-old-data value sent with [`Sender::send_pod`](super::Sender::send_pod).
-    /// A message of another length is consumed and reported as corruption of the expected
-    /// type.
+    /// Receives a plain-old-data value sent with [`Sender::send_pod`](super::Sender::send_pod),
+    /// read in place (any alignment).
     ///
     /// # Errors
-    /// As [`recv`](Self::recv), and [`RecvError::Corrupted`] on a length mismatch.
+    /// As [`recv`](Self::recv), and [`RecvError::WrongLength`] when the next message is not
+    /// `size_of::<T>()` bytes: it is left in the channel, for [`recv`](Self::recv) to take.
     ///
     /// # Example
     /// See [`pair`](super::pair).
     pub fn recv_pod<T: bytemuck::Pod>(&mut self) -> Result<T, RecvError> {
-        let mut v = std::mem::take(&mut self.scratch);
-        let r = self.recv_into(&mut v);
-        let out = r.and_then(|()| {
-            bytemuck::try_pod_read_unaligned::<T>(&v).map_err(|_| RecvError::Corrupted {
-                file: self.shared.file(),
-                offset: 0,
-                what: "message length differs from the expected type's size",
-            })
-        });
-        self.scratch = v;
-        out
+        let expected = std::mem::size_of::<T>();
+        loop {
+            let m = self.recv_ref()?;
+            if m.len() == expected {
+                if let Some(v) = m.bytes().read_pod::<T>(0) {
+                    if m.is_intact() {
+                        return Ok(v);
+                    }
+                }
+            } else if m.is_intact() {
+                let len = m.len();
+                m.leave();
+                return Err(RecvError::WrongLength { len, expected });
+            }
+            // Lossy broadcast, overwritten while we read it: dropping the guard leaves it,
+            // and the next receive reports the lag.
+        }
     }
 
     fn guard(&mut self, m: Msg) -> RecvRef<'_> {
