@@ -730,6 +730,57 @@ clitest!(chan_create_refuses_existing_unless_forced, |dir| {
     assert_eq!(v["kind"], "spsc");
 });
 
+clitest!(
+    chan_create_force_keeps_the_old_channel_when_the_new_one_fails,
+    |dir| {
+        // `--force` used to remove PATH first, then check the options and create: a usage
+        // error, a refused option or a failed allocation left no channel at all, and the
+        // messages waiting in the old one were lost.
+        dir.run(&["chan", "create", "./c", "--capacity", "4KiB"])
+            .ok();
+        dir.run(&["send", "./c", "precious"]).ok();
+        let force = |capacity: &str, extra: &[&str]| {
+            let mut args = vec!["chan", "create", "./c", "--capacity", capacity, "--force"];
+            args.extend_from_slice(extra);
+            dir.run(&args)
+        };
+        force("4KiB", &["--policy", "lossy"]).usage_error();
+        let line = force("4KiB", &["--kind", "mpsc", "--max-producers", "0"])
+            .error()
+            .to_string();
+        assert!(line.contains("0 producers"), "{line}");
+        let line = force("2TiB", &[]).error().to_string();
+        assert!(
+            line.contains("cannot replace `./c` (left as it was)")
+                && line.contains("not supported"),
+            "{line}"
+        );
+        assert_eq!(
+            dir.stat_json("./c")["sent"],
+            1,
+            "the old channel is still there"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path(""))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n != "c")
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        assert_eq!(
+            dir.run(&["recv", "./c", "--nonblock"]).ok().stdout_str(),
+            "precious\n"
+        );
+        // A directory at PATH is not replaced either.
+        std::fs::create_dir(dir.path("d")).unwrap();
+        let line = dir
+            .run(&["chan", "create", "./d", "--capacity", "4KiB", "--force"])
+            .error()
+            .to_string();
+        assert!(line.contains("cannot replace `./d`"), "{line}");
+        assert!(dir.path("d").is_dir());
+    }
+);
+
 clitest!(chan_recv_waits_for_a_late_sender, |dir| {
     let c = dir.path("c");
     let c = c.to_str().unwrap();

@@ -20,15 +20,6 @@ use crate::size::human;
 pub fn create(args: &ChanCreateArgs, out: &mut dyn Write) -> Result<()> {
     let loc = location(&args.path, "channel")?;
     let capacity = usize::try_from(args.capacity).context("capacity too large")?;
-    if args.force {
-        match std::fs::remove_file(loc.path()) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot replace `{}`", loc.path().display()))
-            }
-        }
-    }
     // An option for another kind is a mistake worth saying (`--kind spsc --policy lossy`
     // would otherwise create a channel that is not what was asked for).
     let misplaced = [
@@ -55,12 +46,17 @@ pub fn create(args: &ChanCreateArgs, out: &mut dyn Write) -> Result<()> {
     }
     let max_producers = args.max_producers.unwrap_or(64);
     let max_subscribers = args.max_subscribers.unwrap_or(32);
-    let chan = ChannelOptions::new(args.kind)
+    let mut options = ChannelOptions::new(args.kind);
+    options
         .capacity(capacity)
         .policy(args.policy.unwrap_or(mapipc::channel::Policy::Lossless))
         .max_producers(max_producers)
-        .max_subscribers(max_subscribers)
-        .create(&loc)?;
+        .max_subscribers(max_subscribers);
+    let chan = if args.force {
+        replace(&options, &loc)?
+    } else {
+        options.create(&loc)?
+    };
     let extra = match chan.kind() {
         Kind::Spsc => String::new(),
         Kind::Mpsc => format!(", up to {max_producers} producers"),
@@ -82,6 +78,29 @@ pub fn create(args: &ChanCreateArgs, out: &mut dyn Write) -> Result<()> {
         )
     })?;
     Ok(())
+}
+
+/// `chan create --force`: makes the new channel under a temporary name next to PATH, then
+/// renames it over PATH. Whatever is at PATH stays until the new channel exists: options
+/// the library refuses, a full file system or an interruption never leave PATH removed
+/// with nothing in its place (its messages lost), and there is no moment without a file
+/// at PATH. Processes that have the old channel open keep it, as after a removal.
+fn replace(options: &ChannelOptions, loc: &Location) -> Result<Channel> {
+    let path = loc.path();
+    let name = path
+        .file_name()
+        .with_context(|| format!("cannot replace `{}`: it names no file", path.display()))?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".mapipc-new-{}", std::process::id()));
+    let temp = Location::Path(path.with_file_name(temp_name));
+    let unchanged = || format!("cannot replace `{}` (left as it was)", path.display());
+    let chan = options.create(&temp).with_context(unchanged)?;
+    if let Err(e) = std::fs::rename(temp.path(), &path) {
+        let _ = std::fs::remove_file(temp.path());
+        return Err(e).with_context(unchanged);
+    }
+    Ok(chan)
 }
 
 fn exit3(message: impl Into<String>) -> anyhow::Error {
