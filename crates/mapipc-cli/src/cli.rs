@@ -525,7 +525,8 @@ pub struct RecvArgs {
     /// Write length-prefixed binary frames instead of lines.
     #[arg(long)]
     pub binary: bool,
-    /// Broadcast: start at the oldest retained message or after the newest one.
+    /// Broadcast only: start at the oldest retained message or after the newest one (spsc
+    /// and mpsc receivers continue from the last consumed message; `newest` is refused).
     #[arg(long, value_name = "WHERE", default_value = "oldest", value_parser = ["oldest", "newest"])]
     pub from: String,
 }

@@ -781,6 +781,41 @@ clitest!(
     }
 );
 
+clitest!(
+    chan_recv_from_newest_is_refused_where_it_cannot_apply,
+    |dir| {
+        // An spsc or mpsc receiver continues from the last consumed message; `--from newest`
+        // used to be ignored there, printing the old messages it was asked to skip.
+        for kind in ["spsc", "mpsc"] {
+            dir.run(&[
+                "chan",
+                "create",
+                "./c",
+                "--capacity",
+                "4KiB",
+                "--force",
+                "--kind",
+                kind,
+            ])
+            .ok();
+            dir.run(&["send", "./c", "old"]).ok();
+            let out = dir.run(&["recv", "./c", "--from", "newest", "--nonblock"]);
+            assert_eq!(out.status.code(), Some(2), "{kind}: {}", out.stderr);
+            assert_one_error_line(&out.stderr);
+            assert!(
+                out.stderr
+                    .contains("--from newest applies to broadcast channels only"),
+                "{}",
+                out.stderr
+            );
+            assert!(out.stdout.is_empty(), "{kind}: {}", out.stdout_str());
+            // Nothing was consumed; the default (oldest) is what these channels do.
+            let out = dir.run(&["recv", "./c", "--from", "oldest", "--nonblock"]);
+            assert_eq!(out.ok().stdout_str(), "old\n", "{kind}");
+        }
+    }
+);
+
 clitest!(chan_recv_waits_for_a_late_sender, |dir| {
     let c = dir.path("c");
     let c = c.to_str().unwrap();

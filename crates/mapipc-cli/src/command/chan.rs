@@ -313,6 +313,20 @@ fn readers_attached(chan: &Channel) -> bool {
 pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
     let loc = existing(&args.path, "channel")?;
     let chan = Channel::open(&loc)?;
+    // An spsc or mpsc consumer continues from the last consumed position: `--from newest`
+    // cannot be honoured there, and silently printing old messages is not what was asked.
+    if args.from == "newest" && chan.kind() != Kind::Broadcast {
+        return Err(Exit {
+            code: 2,
+            message: format!(
+                "--from newest applies to broadcast channels only, and `{}` is an {} channel \
+                 (its receiver continues from the last consumed message)",
+                loc.path().display(),
+                chan.kind()
+            ),
+        }
+        .into());
+    }
     let start = if args.from == "newest" {
         StartAt::Newest
     } else {
