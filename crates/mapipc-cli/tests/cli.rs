@@ -1221,6 +1221,17 @@ clitest!(chan_binary_frames_round_trip, |dir| {
         dir.run(&["recv", c, "--nonblock"]).ok().stdout_str(),
         "hi\n"
     );
+    // Input that ends inside a frame's body says how much of it came (it said "failed to
+    // fill whole buffer"), and sends nothing of it.
+    let line = dir
+        .run_with_stdin(&["send", c, "--binary"], &[5, 0, 0, 0, b'a', b'b'])
+        .error()
+        .to_string();
+    assert!(
+        line.ends_with("frame 1 of standard input is cut short: 2 of its 5 bytes"),
+        "{line}"
+    );
+    assert_eq!(dir.stat_json(c)["sent"], 4);
 });
 
 clitest!(chan_commands_on_foreign_and_missing_files, |dir| {

@@ -167,10 +167,14 @@ impl Source<'_> {
                 }
                 let len = u32::from_le_bytes(len);
                 if len as usize <= max {
-                    buf.resize(len as usize, 0);
-                    input
-                        .read_exact(buf)
-                        .with_context(|| format!("{origin} is cut short"))?;
+                    let got = input
+                        .by_ref()
+                        .take(len.into())
+                        .read_to_end(buf)
+                        .context("cannot read standard input")?;
+                    if got < len as usize {
+                        bail!("{origin} is cut short: {got} of its {len} bytes");
+                    }
                 }
                 Ok(Some((origin, Length::Exact(len.into()))))
             }
@@ -345,7 +349,7 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
     let mut buf = Vec::new();
     let emit = |out: &mut dyn Write, m: &[u8]| -> io::Result<()> {
         if args.binary {
-            out.write_all(&(m.len() as u32).to_le_bytes())?;
+            out.write_all(&frame_prefix(m.len())?)?;
             out.write_all(m)?;
         } else {
             out.write_all(m)?;
@@ -451,6 +455,22 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The 4-byte little-endian length that starts a `--binary` frame. A message too long for
+/// it (possible on a channel of 16 GiB or more) is an error, not a length cut to 32 bits
+/// that would make the reader misparse everything after it.
+fn frame_prefix(len: usize) -> io::Result<[u8; 4]> {
+    u32::try_from(len).map(u32::to_le_bytes).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "a message of {len} bytes does not fit a --binary frame (its length prefix \
+                 holds at most {} bytes)",
+                u32::MAX
+            ),
+        )
+    })
 }
 
 /// Writes a received message out, and consumes it only once that succeeded: a message
@@ -606,4 +626,18 @@ fn stat_json(loc: &Location, st: &Stat) -> serde_json::Value {
         })).collect::<Vec<_>>(),
         "positions_valid": st.positions_valid,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_prefix_is_little_endian_and_refuses_what_does_not_fit() {
+        assert_eq!(frame_prefix(0x0102_0304).unwrap(), [4, 3, 2, 1]);
+        assert_eq!(frame_prefix(u32::MAX as usize).unwrap(), [0xff; 4]);
+        let e = frame_prefix(1 << 32).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("4294967296 bytes"), "{e}");
+    }
 }
