@@ -394,7 +394,8 @@ up to --max-subscribers subscribers that each receive every message; --policy lo
 makes the producer wait for the slowest live subscriber, lossy never waits and tells a
 lapped subscriber how many messages it missed). Messages may be 1 byte up to about
 CAPACITY/2 bytes (`mapipc stat` shows the exact maximum). A bare NAME without '/' lives in
-/dev/shm. Fails if PATH exists, unless --force replaces it.
+/dev/shm. Fails if PATH exists, unless --force replaces it (once the new channel is made:
+if it cannot be, PATH is left as it was).
 
 ",
     sizes_note!(),
@@ -449,10 +450,13 @@ When the ring is full, send waits for the receiver to make room (a channel that 
 receiver has opened yet fills up, then waits). If the receiver leaves while the ring is
 full, send waits for the next one to attach (a receiver may reopen the channel and go on
 where the last one stopped); while no receiver is attached, a channel file removed or
-replaced ends that wait with an error (no receiver can reach it). A broadcast sender does not wait for subscribers that are not
-there: without any, the oldest messages make room; with --policy lossy it never waits. With --nonblock it exits with status 3 instead of waiting;
-with --timeout it waits at most DURATION per message, then exits with status 3. A line longer
-than the largest message is read no further than that (plus one byte).
+replaced ends that wait with an error (no receiver can reach it). A broadcast sender does
+not wait for subscribers that are not there: without any, the oldest messages make room;
+with --policy lossy it never waits. With --nonblock it exits with status 3 instead of
+waiting; with --timeout it waits at most DURATION per message, then exits with status 3.
+An empty or too long message stops send with an error naming it (`argument 2`, `line 3
+of standard input`); the messages before it were sent. A line longer than the largest
+message is read no further than that (plus one byte).
 
 Examples:
   mapipc send /tmp/jobs 'first job' 'second job'

@@ -1097,6 +1097,19 @@ clitest!(chan_too_large_and_empty_messages_are_errors, |dir| {
     );
 });
 
+clitest!(chan_a_bad_argument_is_named_by_its_position, |dir| {
+    // `argument is 0 bytes` did not say which of several arguments was meant.
+    dir.run(&["chan", "create", "./c", "--capacity", "4KiB"])
+        .ok();
+    let line = dir.run(&["send", "./c", "a", "", "b"]).error().to_string();
+    assert!(
+        line.contains("argument 2 is 0 bytes") && line.contains("(1 sent before it)"),
+        "{line}"
+    );
+    let text = dir.run(&["stat", "./c"]).ok().stdout_str();
+    assert!(text.contains("(1 message waiting)"), "{text}");
+});
+
 clitest!(a_file_size_limit_is_an_error_not_a_signal, |dir| {
     // Past `ulimit -f` the kernel sends SIGXFSZ, which kills by default: mapipc ignores it,
     // so the sizing fails with EFBIG, reported, and the refused --create leaves nothing.

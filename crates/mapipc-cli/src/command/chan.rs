@@ -113,7 +113,7 @@ fn exit3(message: impl Into<String>) -> anyhow::Error {
 
 /// Where messages to send come from.
 enum Source<'a> {
-    Args(std::slice::Iter<'a, std::ffi::OsString>),
+    Args(std::iter::Enumerate<std::slice::Iter<'a, std::ffi::OsString>>),
     Lines(io::StdinLock<'static>, u64),
     Frames(io::StdinLock<'static>, u64),
 }
@@ -126,9 +126,12 @@ impl Source<'_> {
     fn next(&mut self, buf: &mut Vec<u8>, max: usize) -> Result<Option<(String, Length)>> {
         buf.clear();
         match self {
-            Source::Args(it) => Ok(it.next().map(|a| {
+            Source::Args(it) => Ok(it.next().map(|(i, a)| {
                 buf.extend_from_slice(a.as_bytes());
-                ("argument".to_string(), Length::Exact(buf.len() as u64))
+                (
+                    format!("argument {}", i + 1),
+                    Length::Exact(buf.len() as u64),
+                )
             })),
             Source::Lines(input, n) => {
                 let Some(whole) =
@@ -206,7 +209,7 @@ pub fn send(args: &SendArgs, _out: &mut dyn Write) -> Result<()> {
     let mut tx = chan.sender()?;
     let max = tx.max_message();
     let mut source = if !args.msgs.is_empty() {
-        Source::Args(args.msgs.iter())
+        Source::Args(args.msgs.iter().enumerate())
     } else if args.binary {
         Source::Frames(io::stdin().lock(), 0)
     } else {
@@ -565,11 +568,10 @@ fn stat_text(loc: &Location, st: &Stat) -> String {
         kind => {
             line(
                 "in use",
-                format!(
-                    "{} ({} messages waiting)",
-                    human(st.bytes_used),
-                    st.sent.saturating_sub(st.received + st.aborted)
-                ),
+                match st.sent.saturating_sub(st.received + st.aborted) {
+                    1 => format!("{} (1 message waiting)", human(st.bytes_used)),
+                    n => format!("{} ({n} messages waiting)", human(st.bytes_used)),
+                },
             );
             line("sent", st.sent.to_string());
             line("received", st.received.to_string());
