@@ -514,6 +514,32 @@ clitest!(info_on_a_queue_with_a_damaged_segment_fails, |dir| {
 
 // Positions no honest end writes (a broadcast channel's oldest record past the producer's
 // position): `stat` and `info` describe the channel, flag it, and fail with one error line.
+clitest!(
+    info_on_a_queue_with_a_fifo_for_a_segment_does_not_hang,
+    |dir| {
+        // `info DIR` checked whether each damaged queue file was merely unreadable by opening
+        // it for reading: on a FIFO that open waits for a writer, for ever.
+        dir.run(&["queue", "append", "./q", "--segment-size", "64KiB", "a"])
+            .ok();
+        let seg = dir.path("q/00000000000000000000.seg");
+        std::fs::remove_file(&seg).unwrap();
+        let c_path = std::ffi::CString::new(seg.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `c_path` is a valid NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let out = dir.run(&["info", "./q"]);
+        let line = out.error();
+        assert!(
+            line.contains("segment 0") && line.contains("is a FIFO, not a regular file"),
+            "{line}"
+        );
+        assert!(
+            out.stdout_str().contains("queue problems"),
+            "{}",
+            out.stdout_str()
+        );
+    }
+);
+
 clitest!(stat_and_info_fail_on_inconsistent_positions, |dir| {
     dir.run(&[
         "chan",

@@ -238,10 +238,18 @@ fn queue_fields(path: &Path) -> Fields {
                 ("disk bytes", json!(st.disk_bytes())),
             ];
             // A segment or tailer file that fails validation is damage; one we may not read
-            // is only reported (another user's queue).
+            // is only reported (another user's queue). Something other than a regular file
+            // (a FIFO in place of a segment) is damage, and is not opened: opening a FIFO
+            // for reading waits for a writer (the open is non-blocking too, in case the
+            // file is replaced by one meanwhile).
             let unreadable = |path: &Path| {
-                std::fs::File::open(path)
-                    .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+                use std::os::unix::fs::OpenOptionsExt;
+                std::fs::metadata(path).is_ok_and(|m| m.is_file())
+                    && std::fs::OpenOptions::new()
+                        .read(true)
+                        .custom_flags(libc::O_NONBLOCK)
+                        .open(path)
+                        .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
             };
             let mut problems = Vec::new();
             let mut damage = None;
