@@ -491,7 +491,8 @@ before recv started: --follow waits for the next). A receiver started before any
 has opened the channel waits for one (while no sender is attached, a channel file removed
 or replaced ends the wait with an error). spsc and mpsc channels take one receiver at a time
 (another recv fails with status 1). A message is consumed only once it was written out: if
-writing fails, it stays in the channel for the next receiver.
+writing fails, it stays in the channel for the next receiver. When standard output is a pipe
+whose reader goes away (`| head -1`), recv exits 0, also while it waits for a message.
 
 --timeout DURATION bounds each wait for the next message: when it passes, recv exits with
 status 3. --nonblock prints what is there now and exits: 0 if it printed anything (or the

@@ -971,6 +971,41 @@ clitest!(
     }
 );
 
+clitest!(
+    chan_recv_ends_when_the_reader_of_its_output_goes_away,
+    |dir| {
+        // `mapipc recv c --follow | head -1`: once head has its line and exits, recv must end
+        // (status 0, as on any closed pipe) while it waits, not only when the next message
+        // comes, which may be never: here the sender stays attached and sends nothing more.
+        dir.run(&["chan", "create", "./c", "--capacity", "4KiB"])
+            .ok();
+        for (i, extra) in [&["--follow"][..], &["--timeout", "1h"]].iter().enumerate() {
+            let mut tx = dir.spawn_with_stdin(&["send", "./c"]);
+            let mut to_tx = tx.stdin.take().unwrap();
+            to_tx.write_all(b"one\n").unwrap();
+            // Sent, and the sender still attached (a receiver that finds the last sender
+            // gone would print what is left and exit at once).
+            await_cond("the message was sent", || {
+                dir.stat_json("./c")["sent"] == i as u64 + 1
+            });
+            let mut args = vec!["recv", "./c"];
+            args.extend_from_slice(extra);
+            let mut rx = dir.spawn(&args);
+            let mut first = String::new();
+            {
+                use std::io::BufRead;
+                let mut lines = std::io::BufReader::new(rx.stdout.take().unwrap());
+                lines.read_line(&mut first).unwrap();
+            } // the reader goes away
+            assert_eq!(first, "one\n");
+            let out = finish(rx, None);
+            out.ok();
+            drop(to_tx);
+            finish(tx, None).ok();
+        }
+    }
+);
+
 clitest!(chan_recv_consumes_only_what_it_wrote_out, |dir| {
     // A receiver whose output fails (here a full disk) leaves the message in the channel:
     // the next receiver gets everything.

@@ -310,6 +310,28 @@ fn slice_end(deadline: Option<Instant>) -> Instant {
     deadline.map_or(slice, |d| d.min(slice))
 }
 
+/// Fails with `BrokenPipe` (which `main` treats as a normal end, exit 0) when standard
+/// output is a pipe whose reader has gone away: a waiting `recv` would otherwise notice only
+/// when the next message comes, maybe never (`mapipc recv jobs --follow | head -1`). A
+/// pipe's writing end polls as `POLLERR` once it has no reader; other outputs never do.
+fn stdout_reader_present() -> io::Result<()> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let stdout = io::stdout();
+    let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+    // An output that cannot be polled is left to the next write to judge.
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    if poll(&mut fds, Some(&zero)).is_ok() && fds[0].revents().contains(PollFlags::ERR) {
+        return Err(io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "the reader of standard output went away",
+        ));
+    }
+    Ok(())
+}
+
 /// Whether a receiver (the consumer, or a broadcast subscriber) is attached and alive.
 fn readers_attached(chan: &Channel) -> bool {
     let st = chan.stat();
@@ -387,32 +409,37 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
         // A timeout past what the clock can represent: no deadline.
         let deadline = args.timeout.and_then(|t| Instant::now().checked_add(t));
         // The message is written out inside the receive's own expression, so that its guard
-        // (a borrow of `rx`) is gone before the error arms use `rx` again.
-        let received = match deadline {
-            Some(d) => rx
-                .recv_ref_timeout(d.saturating_duration_since(Instant::now()))
-                .map(|m| deliver(m, &mut buf, out, emit)),
-            // In slices, so that a channel file removed or replaced while no sender is
-            // attached ends the wait (a sender opening that name would reach another file,
-            // or none); an attached sender keeps the channel alive without its name.
-            None => loop {
-                match rx
-                    .recv_ref_timeout(FOLLOW_CHECK)
-                    .map(|m| deliver(m, &mut buf, out, emit))
-                {
-                    Err(RecvTimeoutError::Timeout) => {
-                        if chan.region().file_moved() && !rx.producer_alive() {
-                            bail!(
-                                "channel `{}` was removed or replaced while waiting for a \
-                                 sender: a sender opening that name now reaches another file, \
-                                 or none ({printed} received)",
-                                loc.path().display()
-                            );
-                        }
+        // (a borrow of `rx`) is gone before the error arms use `rx` again. The wait is in
+        // slices: standard output whose reader went away (`recv ... | head -1`) ends it as
+        // a failed write would, and, without a deadline, so does a channel file removed or
+        // replaced while no sender is attached (a sender opening that name would reach
+        // another file, or none); an attached sender keeps the channel alive without its
+        // name.
+        let received = loop {
+            let slice = deadline.map_or(FOLLOW_CHECK, |d| {
+                d.saturating_duration_since(Instant::now())
+                    .min(FOLLOW_CHECK)
+            });
+            match rx
+                .recv_ref_timeout(slice)
+                .map(|m| deliver(m, &mut buf, out, emit))
+            {
+                Err(RecvTimeoutError::Timeout) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        break Err(RecvTimeoutError::Timeout);
                     }
-                    other => break other,
+                    stdout_reader_present()?;
+                    if deadline.is_none() && chan.region().file_moved() && !rx.producer_alive() {
+                        bail!(
+                            "channel `{}` was removed or replaced while waiting for a sender: \
+                             a sender opening that name now reaches another file, or none \
+                             ({printed} received)",
+                            loc.path().display()
+                        );
+                    }
                 }
-            },
+                other => break other,
+            }
         };
         match received {
             Ok(delivered) => printed += u64::from(delivered?),
@@ -436,6 +463,7 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
                     if rx.wait_for_producer(Some(deadline.map_or(slice, |d| d.min(slice)))) {
                         break;
                     }
+                    stdout_reader_present()?;
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(exit3(format!(
                             "timed out after {} waiting for a new sender on `{}` ({printed} \
