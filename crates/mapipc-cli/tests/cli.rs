@@ -1006,6 +1006,51 @@ clitest!(
     }
 );
 
+clitest!(
+    chan_recv_waiting_ends_when_its_position_is_overwritten,
+    |dir| {
+        // Garbage over the consumer's published position: every sender is refused as corrupted,
+        // and a waiting recv, which never reads its own position back, waited for ever for one.
+        for follow in [false, true] {
+            dir.run(&["chan", "create", "./c", "--capacity", "4KiB", "--force"])
+                .ok();
+            if follow {
+                dir.run(&["send", "./c", "one"]).ok();
+            }
+            let mut args = vec!["recv", "./c"];
+            if follow {
+                args.push("--follow");
+            }
+            let rx = dir.spawn(&args);
+            await_cond("the receiver attached", || {
+                let v = dir.stat_json("./c");
+                v["consumer"]["attached"] == true && v["received"] == u64::from(follow)
+            });
+            let bytes = std::fs::read(dir.path("c")).unwrap();
+            let hdr = bytes
+                .windows(8)
+                .position(|w| w == b"MAPIPCCH")
+                .expect("the channel header");
+            // Only the 8 bytes of the consumer's published position (`head`), in place.
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(dir.path("c"))
+                .unwrap();
+            std::os::unix::fs::FileExt::write_all_at(
+                &file,
+                &999_999u64.to_le_bytes(),
+                (hdr + 128) as u64,
+            )
+            .unwrap();
+            let line = dir.run(&["send", "./c", "x"]).error().to_string();
+            assert!(line.contains("corrupted"), "{line}");
+            let out = finish(rx, None);
+            let line = out.error();
+            assert!(line.contains("the channel is corrupted"), "{line}");
+        }
+    }
+);
+
 clitest!(chan_recv_consumes_only_what_it_wrote_out, |dir| {
     // A receiver whose output fails (here a full disk) leaves the message in the channel:
     // the next receiver gets everything.

@@ -332,6 +332,22 @@ fn stdout_reader_present() -> io::Result<()> {
     Ok(())
 }
 
+/// Fails when the channel's shared positions are inconsistent. A waiting receiver does not
+/// read its own published position back (the library keeps it locally), so garbage written
+/// over it goes unnoticed by the wait, while every sender that tries to attach is refused
+/// as corrupted: without this check, `recv` would wait for ever for a sender that cannot
+/// come. (`Channel::stat`'s check is race-free: a busy healthy channel never fails it.)
+fn positions_valid(chan: &Channel, loc: &Location, printed: u64) -> Result<()> {
+    if !chan.stat().positions_valid {
+        bail!(
+            "channel `{}`: the shared positions are inconsistent: the channel is corrupted \
+             ({printed} received)",
+            loc.path().display()
+        );
+    }
+    Ok(())
+}
+
 /// Whether a receiver (the consumer, or a broadcast subscriber) is attached and alive.
 fn readers_attached(chan: &Channel) -> bool {
     let st = chan.stat();
@@ -429,6 +445,7 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
                         break Err(RecvTimeoutError::Timeout);
                     }
                     stdout_reader_present()?;
+                    positions_valid(&chan, &loc, printed)?;
                     if deadline.is_none() && chan.region().file_moved() && !rx.producer_alive() {
                         bail!(
                             "channel `{}` was removed or replaced while waiting for a sender: \
@@ -464,6 +481,7 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
                         break;
                     }
                     stdout_reader_present()?;
+                    positions_valid(&chan, &loc, printed)?;
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(exit3(format!(
                             "timed out after {} waiting for a new sender on `{}` ({printed} \
