@@ -1110,16 +1110,17 @@ fn stat_of_a_busy_channel_never_says_inconsistent() {
 /// Positions a hostile process wrote are still flagged by `stat()`: an SPSC consumer
 /// position more than a capacity past the producer's, or misaligned; a broadcast oldest
 /// record past the producer's position (which the producer's own attach refuses); an MPSC
-/// claim hint beyond the consumer's window (which every claim refuses).
+/// claim hint and consumer position more than a capacity apart (which claims refuse).
 #[test]
 fn stat_flags_positions_no_honest_end_writes() {
     // (kind, field offset from the channel header, value)
-    let cases: [(Kind, u64, u64); 5] = [
+    let cases: [(Kind, u64, u64); 6] = [
         (Kind::Spsc, 128, 3 * 4096), // head three capacities past tail
         (Kind::Spsc, 64, 12),        // tail misaligned
         (Kind::Spsc, 64, u64::MAX - 7),
-        (Kind::Broadcast, 328, 16), // oldest record past tail (0)
-        (Kind::Mpsc, 64, 2 * 4096), // claim hint two capacities past the consumer
+        (Kind::Broadcast, 328, 16),  // oldest record past tail (0)
+        (Kind::Mpsc, 64, 2 * 4096),  // claim hint two capacities past the consumer
+        (Kind::Mpsc, 128, 2 * 4096), // consumer two capacities past the claim hint
     ];
     for (kind, field, value) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -1136,5 +1137,56 @@ fn stat_flags_positions_no_honest_end_writes() {
             !chan.stat().positions_valid,
             "{kind:?}: word {field} = {value:#x} passes"
         );
+    }
+}
+
+/// A receiver waiting on an SPSC or MPSC channel whose consumer position another process
+/// overwrote reports the corruption: producers refuse to attach to such a channel, so it
+/// would otherwise wait for one for ever. Likewise `wait_for_producer` returns, and the
+/// receive after it reports the damage.
+#[test]
+fn a_waiting_receiver_learns_that_its_position_was_overwritten() {
+    for kind in [Kind::Spsc, Kind::Mpsc] {
+        for via_wait_for_producer in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("chan");
+            let chan = ChannelOptions::new(kind)
+                .capacity(4096)
+                .create(&path)
+                .unwrap();
+            let mut rx = chan.receiver().unwrap();
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            let waiter = std::thread::spawn(move || {
+                if via_wait_for_producer {
+                    assert!(
+                        rx.wait_for_producer(None),
+                        "the wait ended without a reason"
+                    );
+                }
+                done_tx.send(rx.recv()).unwrap();
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            let map = map_rw(&path);
+            let hdr = map.find(b"MAPIPCCH").unwrap().expect("the channel header");
+            map.write_pod(hdr + 128, &(1024u64 * 1024)).unwrap();
+            let got = done_rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the receiver still waits a minute after its position was overwritten");
+            waiter.join().unwrap();
+            match got {
+                Err(RecvError::Corrupted { what, .. }) => {
+                    assert!(what.contains("consumer position"), "{kind:?}: {what}")
+                }
+                other => panic!("{kind:?}, wait_for_producer {via_wait_for_producer}: {other:?}"),
+            }
+            // Producers refuse it too (an MPSC producer at its first claim).
+            match chan.sender() {
+                Err(_) => assert_eq!(kind, Kind::Spsc),
+                Ok(mut tx) => assert!(
+                    matches!(tx.try_send(b"x"), Err(TrySendError::Corrupted { .. })),
+                    "{kind:?}: a send did not see the damage"
+                ),
+            }
+        }
     }
 }

@@ -258,6 +258,14 @@ impl Shared {
         self.ring.atomic_u32(field)
     }
 
+    /// The consumer position in shared memory is not the one the consumer stored.
+    pub(crate) fn position_overwritten_fault(&self) -> Fault {
+        self.fault(RingError::Corrupted {
+            at: Where::Head,
+            what: "consumer position (overwritten by another process)",
+        })
+    }
+
     fn fault(&self, e: RingError) -> Fault {
         match e {
             // Words of a file cut under the mapping read as zeros, which the ring reports as
@@ -612,11 +620,15 @@ impl Shared {
             }
             Kind::Mpsc => {
                 st.bytes_used = tail.saturating_sub(head).min(cap);
-                // The claim hint is a lower bound of the frontier, which honest producers
-                // keep within a capacity of the consumer (their claims refuse a hint
-                // further on); it may lag behind `head`.
+                // The claim hint is a lower bound of the frontier (the end of the last
+                // claimed record), which honest producers keep within a capacity of the
+                // consumer (their claims refuse a hint further on). It may lag behind
+                // `head`, but by less than a capacity: claims happen at the hint, so the
+                // frontier is at most one record past it, and the consumer never passes
+                // the frontier.
                 st.positions_valid = head % mpsc::BLOCK == 0
                     && tail % mpsc::BLOCK == 0
+                    && head <= tail.saturating_add(cap)
                     && tail <= head_after.saturating_add(cap);
                 let mut sent = 0u64;
                 for i in 0..self.max_endpoints {

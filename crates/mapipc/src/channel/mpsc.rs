@@ -148,7 +148,9 @@ impl MpscProducer {
         MpscProducer {
             geo,
             owner: owner as u64,
-            cached_head: 0,
+            // Unknown: the first claim reads the consumer position (a claim checks the
+            // hint against it, and 0 would let a hint far behind a garbage position pass).
+            cached_head: u64::MAX,
         }
     }
 
@@ -440,6 +442,13 @@ impl MpscConsumer {
     /// Whether consumed space is not yet handed back.
     pub(crate) fn has_unpublished(&self) -> bool {
         self.head != self.published
+    }
+
+    /// The position we last published (what `head` in shared memory should hold: only we
+    /// write it).
+    #[inline]
+    pub(crate) fn published(&self) -> u64 {
+        self.published
     }
 
     /// Hands consumed space back to the producers (pair **H**: Release).

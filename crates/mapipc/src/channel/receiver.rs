@@ -365,6 +365,15 @@ impl Receiver {
     /// One look at our position, without waiting. `producers_dead`: every producer is gone,
     /// so MPSC claims in progress are aborted at once.
     #[inline]
+    /// The consumer position we last stored in shared memory (SPSC, MPSC).
+    fn published(&self) -> Option<u64> {
+        match &self.core {
+            RxCore::Spsc(c) => Some(c.published()),
+            RxCore::Mpsc { c, .. } => Some(c.published()),
+            RxCore::Sub { .. } => None,
+        }
+    }
+
     fn poll_once(&mut self, producers_dead: bool, thorough: bool) -> Result<Poll, Fault> {
         if self.pending_lag > 0 {
             return Ok(Poll::Lagged(std::mem::take(&mut self.pending_lag)));
@@ -496,6 +505,7 @@ impl Receiver {
         let mut thorough = matches!(block, Blocking::No);
         let damaged = std::cell::Cell::new(false);
         let truncated = std::cell::Cell::new(false);
+        let position_overwritten = std::cell::Cell::new(false);
         loop {
             // Empty: hand back consumed space before possibly sleeping.
             self.publish();
@@ -509,6 +519,12 @@ impl Receiver {
                 };
                 (pos, self.shared.kind, self.shared.geo.capacity())
             };
+            // Checked before each wait (a load of our own line) and every check interval
+            // during it.
+            let published = self.published();
+            if position_overwritten_at(&self.shared, published) {
+                return Err(RecvFail::Fault(self.shared.position_overwritten_fault()));
+            }
             let word_seen = self
                 .shared
                 .ring
@@ -566,6 +582,12 @@ impl Receiver {
                     truncated.set(true);
                     return false;
                 }
+                // Our published position overwritten: producers, which check it, would refuse
+                // to attach, and we would wait for them for ever.
+                if position_overwritten_at(s, published) {
+                    position_overwritten.set(true);
+                    return false;
+                }
                 match (kind, stuck_owner) {
                     (Kind::Mpsc, Some((owner, since))) => {
                         let id = s.entry_peer(owner);
@@ -608,6 +630,9 @@ impl Receiver {
                 }
                 WaitOutcome::PeerGone if truncated.get() => {
                     return Err(RecvFail::Fault(self.shared.truncated_fault()));
+                }
+                WaitOutcome::PeerGone if position_overwritten.get() => {
+                    return Err(RecvFail::Fault(self.shared.position_overwritten_fault()));
                 }
                 WaitOutcome::PeerGone => {
                     query_liveness = !damaged.get();
@@ -1144,6 +1169,7 @@ impl Receiver {
         let s = &*shared;
         let check_interval = self.check_interval;
         let epoch = s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire);
+        let published = self.published();
         let mut ready = || {
             // Something to receive (a lag or a fault too: the next receive reports it).
             match self.poll_once(false, true) {
@@ -1154,7 +1180,9 @@ impl Receiver {
                 }
                 Ok(Poll::Empty) => {}
             }
-            s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire) != epoch
+            // Our position overwritten: no producer can attach (the receive reports it).
+            position_overwritten_at(s, published)
+                || s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire) != epoch
                 || !s.producers_gone() && s.end_ever_attached(off::PRODUCER_EPOCH)
         };
         if ready() {
@@ -1172,6 +1200,13 @@ impl Receiver {
         );
         ready() || s.truncated_now()
     }
+}
+
+/// Whether the consumer position in shared memory differs from `published`, the one we
+/// last stored there (`None`: a broadcast subscriber, whose position is private). Only the
+/// consumer writes it (SPSC, MPSC), so another value was written by someone else.
+fn position_overwritten_at(s: &Shared, published: Option<u64>) -> bool {
+    published.is_some_and(|p| s.ring.ctl_load(off::HEAD, Ordering::Relaxed) != p)
 }
 
 fn recv_error(e: RecvFail) -> RecvError {

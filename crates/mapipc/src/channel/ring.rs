@@ -692,6 +692,13 @@ impl Consumer {
         self.head != self.published
     }
 
+    /// The position we last published (what `head` in shared memory should hold: only we
+    /// write it).
+    #[inline]
+    pub(crate) fn published(&self) -> u64 {
+        self.published
+    }
+
     /// Hands consumed space back to the producer (pair **H**: Release).
     #[inline]
     pub(crate) fn publish<M: RingMem>(&mut self, mem: &M) {
