@@ -35,14 +35,15 @@
 //! # Hostile peers
 //!
 //! Positions, sequence numbers, lengths and flags read from shared memory are validated
-//! (a position outside `[tail - capacity, tail]`, a sequence number out of order, a length
+//! (a position outside `[tail - capacity, tail]` or beyond [`MAX_POSITION`] (sequence numbers
+//! too), a sequence number out of order, a length
 //! beyond the record or the ring, a padding record not ending the ring, a latch whose version
 //! keeps changing for a second): [`RingError::Corrupted`]. Loops are bounded.
 
 use crate::sync::atomic::{fence, Ordering};
 
 use super::layout::off;
-use super::ring::{Geometry, RingError, Where};
+use super::ring::{Geometry, RingError, Where, MAX_POSITION};
 use super::words::Words;
 
 /// Record header bytes.
@@ -56,6 +57,13 @@ const LATCH_SPINS: u32 = 1 << 10;
 /// can make a read fail: a hostile one.
 #[cfg(not(loom))]
 const LATCH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A position read from shared memory: 16-byte aligned and not beyond [`MAX_POSITION`]
+/// (near `u64::MAX`, the arithmetic on it would overflow).
+#[inline]
+fn valid_pos(pos: u64) -> bool {
+    pos % 16 == 0 && pos <= MAX_POSITION
+}
 
 /// Bytes a record of `len` payload bytes takes.
 #[inline]
@@ -191,11 +199,12 @@ impl BcastProducer {
         let tail = mem.ctl_load(off::TAIL, Ordering::Acquire);
         let next_seq = mem.ctl_load(off::NEXT_SEQ, Ordering::Acquire);
         let oldest = read_oldest(mem)?;
-        if tail % 16 != 0
-            || oldest.pos % 16 != 0
+        if !valid_pos(tail)
+            || !valid_pos(oldest.pos)
             || oldest.pos > tail
             || tail - oldest.pos > geo.capacity()
             || oldest.seq > next_seq
+            || next_seq > MAX_POSITION
         {
             return Err(RingError::Corrupted {
                 at: Where::Tail,
@@ -400,7 +409,7 @@ impl Subscriber {
     ) -> Result<Subscriber, RingError> {
         if newest {
             let tail = mem.ctl_load(off::TAIL, Ordering::Acquire);
-            if tail % 16 != 0 {
+            if !valid_pos(tail) {
                 return Err(RingError::Corrupted {
                     at: Where::Tail,
                     what: "producer position",
@@ -413,7 +422,7 @@ impl Subscriber {
             })
         } else {
             let o = read_oldest(mem)?;
-            if o.pos % 16 != 0 {
+            if !valid_pos(o.pos) || o.seq > MAX_POSITION {
                 return Err(RingError::Corrupted {
                     at: Where::Tail,
                     what: "oldest record",
@@ -438,7 +447,7 @@ impl Subscriber {
     /// record (copy 0 already says so), and we wait for it rather than move backwards.
     fn resync<W: Words>(&mut self, mem: &W) -> Result<Option<u64>, RingError> {
         let o = read_oldest(mem)?;
-        if o.pos % 16 != 0 {
+        if !valid_pos(o.pos) || o.seq > MAX_POSITION {
             return Err(RingError::Corrupted {
                 at: Where::Tail,
                 what: "oldest record",
@@ -481,7 +490,7 @@ impl Subscriber {
             if tail == self.pos {
                 return Ok(Next::Empty);
             }
-            if tail < self.pos || tail % 16 != 0 {
+            if tail < self.pos || !valid_pos(tail) {
                 return Err(RingError::Corrupted {
                     at: Where::Tail,
                     what: "producer position",
@@ -514,7 +523,9 @@ impl Subscriber {
                 && len <= max_payload(self.geo)
                 && size <= to_end
                 && size <= tail - self.pos
-                && self.seq.map_or(true, |s| s == seq);
+                // Started at the newest message, we take the record's word for its
+                // sequence number: it must still leave room to count on.
+                && self.seq.map_or(seq <= MAX_POSITION, |s| s == seq);
             if !sane {
                 // Overwritten under us, or garbage: tell which.
                 if !self.still_intact(mem, self.pos) {

@@ -1092,7 +1092,9 @@ impl Channel {
         // Validate the positions once so a damaged file is reported at open.
         let check = match kind {
             Kind::Spsc => Consumer::attach(geo, &shared.ring).map(|_| ()),
-            Kind::Mpsc => mpsc::MpscConsumer::attach(geo, &shared.ring).map(|_| ()),
+            Kind::Mpsc => {
+                mpsc::MpscConsumer::attach(geo, shared.max_endpoints, &shared.ring).map(|_| ())
+            }
             Kind::Broadcast => bcast::Subscriber::attach(geo, &shared.ring, false).map(|_| ()),
         };
         if let Err(e) = check {

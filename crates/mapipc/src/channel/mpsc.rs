@@ -49,13 +49,14 @@
 //! # Hostile peers
 //!
 //! Every claim word, length, the hint and the consumer position are validated: a tag for
-//! another lap, an unknown state, a size beyond the ring, a length beyond its record, a
-//! hint outside the consumer's window give [`RingError::Corrupted`]; every loop is bounded.
+//! another lap, an unknown state, a size beyond the ring, a length beyond its record, an
+//! owner beyond the producer table, a hint outside the consumer's window, a position beyond
+//! [`MAX_POSITION`] give [`RingError::Corrupted`]; every loop is bounded.
 
 use std::sync::atomic::Ordering;
 
 use super::layout::off;
-use super::ring::{Geometry, RingError, Where};
+use super::ring::{Geometry, RingError, Where, MAX_POSITION};
 use super::words::Words;
 
 /// Block size: the unit of records and of claim words.
@@ -158,7 +159,7 @@ impl MpscProducer {
         // Acquire pairs with the consumer's Release store of its position (pair H): the
         // free marks and its reads of the freed records happen before our claims.
         let head = mem.ctl_load(off::HEAD, Ordering::Acquire);
-        if head % BLOCK != 0 {
+        if head % BLOCK != 0 || head > MAX_POSITION {
             return Err(RingError::Corrupted {
                 at: Where::Head,
                 what: "consumer position",
@@ -179,7 +180,7 @@ impl MpscProducer {
         let bytes = nb * BLOCK;
         for _ in 0..CLAIM_ATTEMPTS {
             let x = mem.ctl_load(off::TAIL, Ordering::Acquire);
-            if x % BLOCK != 0 {
+            if x % BLOCK != 0 || x > MAX_POSITION {
                 return Err(RingError::Corrupted {
                     at: Where::Tail,
                     what: "claim position",
@@ -326,6 +327,8 @@ pub(crate) enum Found {
 #[derive(Debug, Clone)]
 pub(crate) struct MpscConsumer {
     geo: Geometry,
+    /// Producer slots of the channel: a claim naming another owner is garbage.
+    owners: u32,
     head: u64,
     published: u64,
     /// Records skipped because they were aborted, since the last call to `take_aborted`.
@@ -333,9 +336,15 @@ pub(crate) struct MpscConsumer {
 }
 
 impl MpscConsumer {
-    pub(crate) fn attach<W: Words>(geo: Geometry, mem: &W) -> Result<MpscConsumer, RingError> {
+    /// Attaches at the published consumer position. `owners`: the channel's producer slots
+    /// (its `max_producers`); claims are attributed to one of them.
+    pub(crate) fn attach<W: Words>(
+        geo: Geometry,
+        owners: u32,
+        mem: &W,
+    ) -> Result<MpscConsumer, RingError> {
         let head = mem.ctl_load(off::HEAD, Ordering::Acquire);
-        if head % BLOCK != 0 {
+        if head % BLOCK != 0 || head > MAX_POSITION {
             return Err(RingError::Corrupted {
                 at: Where::Head,
                 what: "consumer position",
@@ -343,6 +352,7 @@ impl MpscConsumer {
         }
         Ok(MpscConsumer {
             geo,
+            owners,
             head,
             published: head,
             aborted: 0,
@@ -390,6 +400,9 @@ impl MpscConsumer {
                     self.free_to(mem, self.head + to_end);
                 }
                 CLAIMED | COMMITTED | ABORTED if nb >= 1 && nb * BLOCK <= to_end => match st {
+                    // The owner indexes the producer table when the claim is checked:
+                    // one beyond it was not written by a producer of this channel.
+                    CLAIMED if owner >= u64::from(self.owners) => return Err(bad("claim owner")),
                     CLAIMED => {
                         return Ok(Found::InProgress {
                             owner: owner as u32,
@@ -516,7 +529,7 @@ mod tests {
         let (geo, m) = ring(256);
         let mut a = MpscProducer::new(geo, 0);
         let mut b = MpscProducer::new(geo, 1);
-        let mut c = MpscConsumer::attach(geo, &m).unwrap();
+        let mut c = MpscConsumer::attach(geo, MAX_OWNERS, &m).unwrap();
         for round in 0..200u32 {
             send(&mut a, &m, &[round as u8; 20]).unwrap();
             send(&mut b, &m, &[!(round as u8); 40]).unwrap();
@@ -531,7 +544,7 @@ mod tests {
         let (geo, m) = ring(256);
         let mut dead = MpscProducer::new(geo, 3);
         let mut live = MpscProducer::new(geo, 4);
-        let mut c = MpscConsumer::attach(geo, &m).unwrap();
+        let mut c = MpscConsumer::attach(geo, MAX_OWNERS, &m).unwrap();
         let claim = dead.try_claim(&m, 30).unwrap(); // ... and never commits
         send(&mut live, &m, b"after").unwrap();
         let Found::InProgress { owner, word } = c.try_peek(&m).unwrap() else {
@@ -549,7 +562,7 @@ mod tests {
     fn full_then_room_again() {
         let (geo, m) = ring(128);
         let mut p = MpscProducer::new(geo, 0);
-        let mut c = MpscConsumer::attach(geo, &m).unwrap();
+        let mut c = MpscConsumer::attach(geo, MAX_OWNERS, &m).unwrap();
         send(&mut p, &m, &[1; 48]).unwrap(); // 64 bytes
         send(&mut p, &m, &[2; 48]).unwrap(); // 128: full
         assert_eq!(p.try_claim(&m, 1), Err(RingError::Full));
@@ -562,7 +575,7 @@ mod tests {
     #[test]
     fn garbage_is_corruption() {
         let (geo, m) = ring(128);
-        let mut c = MpscConsumer::attach(geo, &m).unwrap();
+        let mut c = MpscConsumer::attach(geo, MAX_OWNERS, &m).unwrap();
         m.word_store(0, pack(COMMITTED, 0, 1, 7), Ordering::Relaxed); // wrong lap
         assert!(matches!(c.try_peek(&m), Err(RingError::Corrupted { .. })));
         m.word_store(0, pack(COMMITTED, 0, 100, 0), Ordering::Relaxed); // too big
@@ -589,7 +602,7 @@ mod tests {
             let (geo, m) = ring(512);
             let mut ps: Vec<MpscProducer> = (0..3).map(|i| MpscProducer::new(geo, i)).collect();
             let mut pending: Vec<Option<(Claim, Vec<u8>)>> = vec![None, None, None];
-            let mut c = MpscConsumer::attach(geo, &m).unwrap();
+            let mut c = MpscConsumer::attach(geo, MAX_OWNERS, &m).unwrap();
             // In claim order: (position, message or None if abandoned, committed yet?)
             let mut model: VecDeque<(u64, Option<Vec<u8>>)> = VecDeque::new();
             let mut committed: std::collections::HashSet<u64> = Default::default();
@@ -657,7 +670,7 @@ mod tests {
             for (i, w) in words.iter().enumerate() { m.word_store(i as u64 * 8, *w, Ordering::Relaxed); }
             m.ctl_store(off::HEAD, head & 0xffff & !(BLOCK - 1), Ordering::Relaxed);
             m.ctl_store(off::TAIL, hint & 0xffff, Ordering::Relaxed);
-            if let Ok(mut c) = MpscConsumer::attach(geo, &m) {
+            if let Ok(mut c) = MpscConsumer::attach(geo, MAX_OWNERS, &m) {
                 for _ in 0..16 {
                     match c.try_peek(&m) {
                         Ok(Found::Record { data, len, end }) => {
@@ -734,7 +747,7 @@ mod loom_tests {
                     })
                 })
                 .collect();
-            let mut c = MpscConsumer::attach(geo, &*m).unwrap();
+            let mut c = MpscConsumer::attach(geo, MAX_OWNERS, &*m).unwrap();
             let mut got = consume_all(&mut c, &m, 2);
             got.sort();
             assert_eq!(got, vec![vec![1; 8], vec![2; 8]]);
@@ -760,7 +773,7 @@ mod loom_tests {
                     send_spin(&mut p, &mp, &[k; 8]);
                 }
             });
-            let mut c = MpscConsumer::attach(geo, &*m).unwrap();
+            let mut c = MpscConsumer::attach(geo, MAX_OWNERS, &*m).unwrap();
             let got = consume_all(&mut c, &m, 3);
             assert_eq!(got, vec![vec![1; 8], vec![2; 8], vec![3; 8]]);
             h.join().unwrap();

@@ -165,7 +165,8 @@ impl Receiver {
                     RxCore::Spsc(Consumer::attach(s.geo, &s.ring).map_err(|e| s.corrupted(e))?)
                 } else {
                     RxCore::Mpsc {
-                        c: MpscConsumer::attach(s.geo, &s.ring).map_err(|e| s.corrupted(e))?,
+                        c: MpscConsumer::attach(s.geo, s.max_endpoints, &s.ring)
+                            .map_err(|e| s.corrupted(e))?,
                         stuck: None,
                     }
                 };
@@ -980,7 +981,7 @@ impl Receiver {
     /// Hands every message available now (at most `max`) to `f` in place, then gives all
     /// their space back at once (one release store, at most one wake-up). Returns how many
     /// were handled; 0 when empty. Does not wait. (Lossy broadcast: each message is copied
-    /// and checked first, so `f` never sees a torn one.)
+    /// and checked first, so `f` never sees a torn one, nor one read from a cut file.)
     ///
     /// Until that release store the messages are, for the channel, still in the ring: a
     /// receiver killed during the call (inside `f`, say) gets every message this call handed
@@ -1055,6 +1056,12 @@ impl Receiver {
                         self.shared
                             .ring
                             .read_into_vec(m.data, m.len as usize, &mut buf);
+                        // A copy from a cut file is zeros, not the message: `f` must not see
+                        // it (reported at once, as below after an in-place read).
+                        if let Err(e) = self.shared.check_truncated() {
+                            self.scratch = buf;
+                            break Err(e.into());
+                        }
                         let intact = match &self.core {
                             RxCore::Sub { s, .. } => s.still_intact(&self.shared.ring, s.pos()),
                             _ => true,
@@ -1298,13 +1305,19 @@ impl RecvRef<'_> {
         self.bytes().to_vec()
     }
 
-    /// Whether the bytes read so far are the message as sent: always true except on a lossy
-    /// broadcast channel, where the producer may have overwritten it. Call after reading.
+    /// Whether the bytes read so far are the message as sent: true unless the channel's
+    /// file was truncated under the mapping (the bytes then read as zeros: the next receive
+    /// reports [`Truncated`](RecvError::Truncated)), or, on a lossy broadcast channel, the
+    /// producer overwrote the message. Call after reading.
     ///
     /// Once it returned true, the message counts as received: if the producer overwrites it
     /// later, before this guard is dropped, the next receive's
     /// [`Lagged`](RecvError::Lagged) count does not include it.
     pub fn is_intact(&self) -> bool {
+        // A cut page reads as the SIGBUS handler's throw-away page, and counts a fault.
+        if self.rx.shared.check_truncated().is_err() {
+            return false;
+        }
         match &self.rx.core {
             RxCore::Sub { s, lossy: true, .. } => {
                 let intact = s.still_intact(&self.rx.shared.ring, s.pos());

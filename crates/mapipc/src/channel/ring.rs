@@ -55,8 +55,8 @@
 //! # Hostile peers
 //!
 //! Both positions and every header live in memory the other process can write. Nothing read
-//! from there is trusted: positions must be 8-byte aligned and within one capacity of each
-//! other, a committed header must have a length in `1..=max_payload` that fits before the
+//! from there is trusted: positions must be 8-byte aligned, within one capacity of each
+//! other and below [`MAX_POSITION`], a committed header must have a length in `1..=max_payload` that fits before the
 //! end of the ring (a padding record: exactly up to the end), and when `tail` says a record
 //! is there, its header must be committed. Anything else is [`RingError::Corrupted`]. Every
 //! loop is bounded. Our own position is kept privately and only written out, so a peer
@@ -71,6 +71,12 @@ pub(crate) const HDR: u64 = 8;
 pub(crate) const MIN_CAPACITY: u64 = 64;
 /// Largest ring (1 TiB), far below where positions could overflow.
 pub(crate) const MAX_CAPACITY: u64 = 1 << 40;
+/// Largest position (and, for broadcast, sequence number) accepted from shared memory, for
+/// every channel kind. Honest ends never get there (2^63 bytes: decades of traffic at
+/// 10 GB/s); anything above is garbage. Below it, the arithmetic of an end (a position plus
+/// a few capacities at most) cannot overflow, which a peer writing a position near
+/// `u64::MAX` made it do (a panic with overflow checks, wrapped positions without).
+pub(crate) const MAX_POSITION: u64 = 1 << 63;
 
 const PAD_BIT: u64 = 1 << 32;
 const LAP_SHIFT: u32 = 33;
@@ -167,10 +173,11 @@ impl Geometry {
         self.committed(pos, w).is_some()
     }
 
-    /// Positions read from shared memory: aligned and within one capacity of each other.
+    /// Positions read from shared memory: aligned, within one capacity of each other, and
+    /// not beyond [`MAX_POSITION`].
     #[inline]
     fn near(&self, a: u64, b: u64) -> bool {
-        a & 7 == 0 && b & 7 == 0 && a.abs_diff(b) <= self.cap
+        a & 7 == 0 && b & 7 == 0 && a.abs_diff(b) <= self.cap && a.max(b) <= MAX_POSITION
     }
 }
 

@@ -814,7 +814,8 @@ fn slowest_subscriber(s: &Shared) -> (u32, u64) {
 fn fence_dead_claims(s: &Shared, slot: u32, _me: u32) {
     let cap = s.geo.capacity();
     let mut pos = s.ring.ctl_load(off::HEAD, Ordering::Acquire);
-    if pos % mpsc::BLOCK != 0 {
+    // Garbage (the claims report it): the walk below must not overflow the position.
+    if pos % mpsc::BLOCK != 0 || pos > ring::MAX_POSITION {
         return;
     }
     // Bounded: records are at least one block and at most one ring of them is in flight.
