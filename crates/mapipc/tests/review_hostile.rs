@@ -265,3 +265,288 @@ fn a_lossy_drain_never_hands_a_cut_record_to_its_callback() {
     );
     assert!(matches!(rx.try_recv(), Err(TryRecvError::Truncated { .. })));
 }
+
+/// Runs `f` on a thread and returns its result; fails the test if it does not return
+/// within the watchdog's limit (a call that never ends). Nothing is asserted about time.
+fn within_watchdog<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(f());
+    });
+    result
+        .recv_timeout(common::WATCHDOG)
+        .expect("the call did not return: it loops on the garbage")
+}
+
+/// A broadcast latch whose copy 0 says the record being read was reclaimed while the copy
+/// the version points at is garbage: the record's consume fails validation and is not
+/// consumed, and the next look found the same intact-looking record again, for ever: even
+/// `try_recv` never returned (found by `scribbled_words_never_panic_any_end`).
+#[test]
+fn a_garbage_broadcast_latch_behind_a_record_is_reported_not_looped_on() {
+    for policy in [Policy::Lossless, Policy::Lossy] {
+        let r = within_watchdog(move || {
+            let chan = bcast(policy);
+            let mut tx = chan.sender().unwrap();
+            let mut rx = chan.receiver().unwrap();
+            tx.send(b"hello").unwrap();
+            // Copy 0: reclaimed up to far past our record; the version is odd, so readers
+            // take copy 1, whose position is not even aligned.
+            poke(&chan, OLDEST_POS, 1 << 20);
+            poke(&chan, OLDEST_VER, 1);
+            poke(&chan, OLDEST_POS1, 8);
+            let first = format!("{:?}", rx.try_recv());
+            let second = format!("{:?}", rx.recv_timeout(Duration::from_millis(10)));
+            (first, second)
+        });
+        assert!(r.0.contains("Corrupted"), "{policy}: {r:?}");
+        assert!(r.1.contains("Corrupted"), "{policy}: {r:?}");
+    }
+}
+
+/// Values a scribbler writes: edges of every field's range, and values near the live
+/// positions (so that lap, alignment and window checks are hit, not only the magnitude).
+fn nasty(rng: &mut common::Rng, near: u64) -> u64 {
+    let base = match rng.range(0, 9) {
+        0 => 0,
+        1 => u64::MAX,
+        2 => HUGE,
+        3 => 1 << 63,
+        4 => near,
+        5 => near.wrapping_add(4096),
+        6 => near.wrapping_sub(4096),
+        7 => u64::from(u32::MAX),
+        8 => rng.next_u64(),
+        _ => rng.range(0, 1 << 16),
+    };
+    match rng.range(0, 3) {
+        0 => base,
+        1 => base.wrapping_add(rng.range(0, 64)),
+        2 => base.wrapping_sub(rng.range(0, 64)),
+        _ => base ^ (1 << rng.range(0, 63)),
+    }
+}
+
+/// Randomised in-process scribbler over every kind: live ends, a few messages in flight,
+/// then words of the header (positions, counters, latch, registrations, notifier words,
+/// the endpoint table) and of the ring near the positions set to nasty values; then every
+/// kind of call on both ends, and re-attaching. Nothing may panic; every wait has a
+/// deadline (a hang fails under the watchdog).
+#[test]
+fn scribbled_words_never_panic_any_end() {
+    let _watchdog = common::Watchdog::new("scribbled_words_never_panic_any_end", None);
+    let seed = common::seed();
+    let mut rng = common::Rng::new(seed);
+    // (offsets of header words a peer can write)
+    let fields: Vec<u64> = [
+        64, 72, 88, 128, 136, 152, 192, 256, 320, 328, 336, 344, 352, 384, 392,
+    ]
+    .into_iter()
+    .chain((0..8).flat_map(|i| [1024 + 16 * i, 1024 + 16 * i + 8]))
+    .collect();
+    let iterations = 3000;
+    for it in 0..iterations {
+        let kind = [Kind::Spsc, Kind::Mpsc, Kind::Broadcast][it % 3];
+        let policy = if rng.range(0, 1) == 0 {
+            Policy::Lossless
+        } else {
+            Policy::Lossy
+        };
+        let what = format!("seed {seed} iteration {it} {kind} {policy}");
+        let r = std::panic::catch_unwind(|| {
+            let mut rng = common::Rng::new(seed ^ it as u64);
+            let chan = ChannelOptions::new(kind)
+                .capacity(4096)
+                .policy(policy)
+                .max_producers(4)
+                .max_subscribers(4)
+                .anonymous()
+                .unwrap();
+            let mut tx = chan.sender().unwrap();
+            let mut rx = chan.receiver().unwrap();
+            tx.set_check_interval(Duration::from_millis(1));
+            rx.set_check_interval(Duration::from_millis(1));
+            rx.set_abort_timeout(Duration::from_millis(2));
+            for _ in 0..rng.range(0, 120) {
+                let len = rng.range(1, 300) as usize;
+                let _ = tx.try_send(&vec![0x5a; len]);
+                if rng.range(0, 2) == 0 {
+                    let _ = rx.try_recv();
+                }
+            }
+            let mut log = Vec::new();
+            let head = chan.region().read_pod::<u64>(HEAD).unwrap();
+            let tail = chan.region().read_pod::<u64>(TAIL).unwrap();
+            for _ in 0..rng.range(1, 4) {
+                let (off, v) = if rng.range(0, 2) > 0 {
+                    let f = fields[rng.range(0, fields.len() as u64 - 1) as usize];
+                    (f, nasty(&mut rng, tail))
+                } else {
+                    let p = [head, tail][rng.range(0, 1) as usize];
+                    let off = RING + ((p.wrapping_add(rng.range(0, 64) * 8)) & 4095 & !7);
+                    let v = match rng.range(0, 2) {
+                        // A header that passes for committed at some lap, nasty length.
+                        0 => {
+                            (rng.range(0, 3) << 33)
+                                | (rng.range(0, 1) << 32)
+                                | (nasty(&mut rng, 0) & 0xffff_ffff)
+                        }
+                        // A claim word of some state, owner and size, the tag of `p`.
+                        1 => {
+                            (rng.range(0, 7) << 61)
+                                | (rng.range(0, 255) << 53)
+                                | (rng.range(0, 200) << 32)
+                                | ((p.wrapping_add(4096) / 32) & 0xffff_ffff)
+                        }
+                        _ => nasty(&mut rng, p),
+                    };
+                    (off, v)
+                };
+                log.push((off, v));
+                chan.region().write_pod(off, &v).unwrap();
+            }
+            let mut ops = || {
+                for _ in 0..4 {
+                    let _ = rx.try_recv();
+                }
+                let _ = rx.recv_timeout(Duration::from_millis(2));
+                if let Ok(m) = rx.try_recv_ref() {
+                    let _ = (m.to_vec(), m.is_intact());
+                }
+                let _ = rx.drain(usize::MAX, |b| {
+                    let _ = b.to_vec();
+                });
+                let _ = tx.try_send(b"after");
+                let _ = tx.send_timeout(&[1; 100], Duration::from_millis(2));
+                if let Ok(mut g) = tx.try_reserve(40) {
+                    g.bytes().fill(3);
+                    let _ = g.commit();
+                }
+                let _ = chan.stat();
+            };
+            ops();
+            drop((tx, rx));
+            let _ = chan.stat();
+            if let Ok(mut tx) = chan.sender() {
+                let _ = tx.try_send(b"again");
+                let _ = tx.send_timeout(b"again", Duration::from_millis(2));
+            }
+            if let Ok(mut rx) = chan.receiver() {
+                rx.set_check_interval(Duration::from_millis(1));
+                let _ = rx.try_recv();
+                let _ = rx.recv_timeout(Duration::from_millis(2));
+            }
+            if let Ok(mut rx) = chan.subscribe(StartAt::Newest) {
+                let _ = rx.try_recv();
+            }
+            log
+        });
+        if let Err(e) = r {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
+            panic!("{what}: panicked: {msg:?}");
+        }
+    }
+}
+
+/// A third process scribbles over a live broadcast channel (its header, latch and table
+/// half the time, anywhere the other half) while a forked producer streams and the parent
+/// subscribes, under both policies: every end stops with an error or keeps going, none
+/// crashes or hangs. (`channel.rs` and `kinds.rs` do this for SPSC and MPSC.)
+#[test]
+fn broadcast_hostile_writer_never_crashes_or_hangs() {
+    let _serial = common::serial();
+    let seed = common::seed();
+    for (round, policy) in [
+        Policy::Lossless,
+        Policy::Lossy,
+        Policy::Lossless,
+        Policy::Lossy,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chan");
+        let chan = ChannelOptions::new(Kind::Broadcast)
+            .capacity(8192)
+            .policy(policy)
+            .max_subscribers(4)
+            .create(&path)
+            .unwrap();
+        let c2 = chan.clone();
+        let mut producer = common::fork(move || {
+            let Ok(mut tx) = c2.sender() else { return 0 };
+            tx.set_check_interval(Duration::from_millis(5));
+            for seq in 0u64.. {
+                let len = 8 + (seq % 200) as usize;
+                let mut m = vec![(seq % 251) as u8; len];
+                m[..8].copy_from_slice(&seq.to_le_bytes());
+                match tx.send_timeout(&m, Duration::from_secs(2)) {
+                    Ok(()) => {}
+                    Err(mapipc::channel::SendTimeoutError::Corrupted { .. }) => return 2,
+                    Err(_) => return 0,
+                }
+            }
+            0
+        });
+        let p2 = path.clone();
+        let mut vandal = common::fork(move || {
+            let map = mapipc::map::MapOptions::new()
+                .read_write()
+                .map_path(&p2)
+                .unwrap();
+            let hdr = map.find(b"MAPIPCCH").unwrap().expect("the channel header");
+            let mut rng = common::Rng::new(seed ^ round as u64);
+            for i in 0..3000 {
+                let end = if i % 2 == 0 {
+                    hdr + 1024 + 64
+                } else {
+                    map.len() as u64 - 8
+                };
+                let off = rng.range(hdr + 64, end) & !7;
+                let near = map.load_u64(hdr + TAIL, std::sync::atomic::Ordering::Relaxed);
+                let v = nasty(&mut rng, near.unwrap_or(0));
+                map.write_pod(off, &v).unwrap();
+                std::thread::yield_now();
+            }
+            0
+        });
+        // Subscribe again after each error, for as long as the vandal writes.
+        let (mut received, mut errors) = (0u64, 0u64);
+        while vandal.try_wait().is_none() {
+            let start = if errors % 2 == 0 {
+                StartAt::Oldest
+            } else {
+                StartAt::Newest
+            };
+            let Ok(mut rx) = chan.subscribe(start) else {
+                errors += 1;
+                continue;
+            };
+            rx.set_check_interval(Duration::from_millis(5));
+            for _ in 0..100_000 {
+                match rx.recv_timeout(Duration::from_millis(50)) {
+                    Ok(m) => {
+                        assert!(!m.is_empty() && m.len() <= chan.max_message());
+                        received += 1;
+                    }
+                    Err(RecvTimeoutError::Lagged { .. }) => {}
+                    Err(_) => break,
+                }
+                let _ = rx.drain(16, |b| assert!(b.len() <= chan.max_message()));
+            }
+            errors += 1;
+        }
+        eprintln!("{policy}: {received} messages, {errors} subscriptions ended");
+        vandal.expect_ok("vandal");
+        let exit = producer.wait();
+        assert!(
+            matches!(exit, common::Exit::Code(0 | 2)),
+            "{policy}: producer must end cleanly: {exit:?}"
+        );
+        let _ = Channel::open(&path).map(|c| c.stat());
+    }
+}

@@ -8,7 +8,7 @@ use super::bcast::{Next, Subscriber};
 use super::error::{Fault, RecvError, RecvTimeoutError, TryRecvError};
 use super::layout::{off, Kind, Policy};
 use super::mpsc::{Found, MpscConsumer};
-use super::ring::{Consumer, Peeked, RingMem};
+use super::ring::{Consumer, Peeked, RingError, RingMem};
 use super::slots::Bytes;
 use super::words::Words;
 use super::{
@@ -120,6 +120,8 @@ pub struct Receiver {
     pid: u32,
     _peer: Peer,
     core: RxCore,
+    /// Messages received over the channel's life, continued from the shared counter (which a
+    /// peer can write: it wraps rather than overflow).
     received: u64,
     wait: WaitStrategy,
     check_interval: Duration,
@@ -128,6 +130,11 @@ pub struct Receiver {
     scratch: Vec<u8>,
     /// Broadcast: messages lost by a torn read not yet reported.
     pending_lag: u64,
+    /// Broadcast: damage met while consuming a record (a garbage latch), not reported yet.
+    /// The record was not consumed, and the next look would find it again as it was: this
+    /// is reported instead, so that a receive does not take it, fail, and look again for
+    /// ever.
+    pending_fault: Option<RingError>,
     /// When a polling receive may next ask the kernel about the producers' liveness.
     /// The coarse monotonic time (`os::process::monotonic_coarse_ns`) before which a polling
     /// receive does not query the producers' liveness again; 0 before the first query.
@@ -210,6 +217,7 @@ impl Receiver {
             abort_timeout: DEFAULT_ABORT_TIMEOUT,
             scratch: Vec::new(),
             pending_lag: 0,
+            pending_fault: None,
             next_lock_query: 0,
             gone_at_epoch: None,
             shared,
@@ -380,6 +388,9 @@ impl Receiver {
             return Ok(Poll::Lagged(std::mem::take(&mut self.pending_lag)));
         }
         let shared = &*self.shared;
+        if let Some(e) = self.pending_fault.take() {
+            return Err(shared.fault(e));
+        }
         let ring = &shared.ring;
         match &mut self.core {
             RxCore::Spsc(c) => match c.try_peek(ring, thorough) {
@@ -676,17 +687,20 @@ impl Receiver {
             RxCore::Sub { s, .. } => match s.validate(ring, m.seq, m.end) {
                 Ok(None) => {}
                 Ok(Some(missed)) => {
-                    self.pending_lag += missed;
+                    self.pending_lag = self.pending_lag.saturating_add(missed);
                     return false;
                 }
-                // The record was overwritten and the latch is garbage. The record is not
-                // consumed, but it cannot be delivered again either: `still_intact` (one
-                // word that only grows) keeps saying it was overwritten, so the next look
-                // resynchronises and reports the corruption.
-                Err(_) => return false,
+                // The record was overwritten (or copy 0 of the latch says so) and the latch
+                // is garbage. The record is not consumed; the next look reports the damage
+                // (it would find the record again as it was: `try_next` does not consult the
+                // latch for a record that looks sane).
+                Err(e) => {
+                    self.pending_fault = Some(e);
+                    return false;
+                }
             },
         }
-        self.received += 1;
+        self.received = self.received.wrapping_add(1);
         true
     }
 
@@ -697,7 +711,7 @@ impl Receiver {
         match &mut self.core {
             RxCore::Sub { s, .. } => {
                 s.advance(m.seq, m.end);
-                self.received += 1;
+                self.received = self.received.wrapping_add(1);
             }
             _ => {
                 self.consume(m);
@@ -1032,7 +1046,7 @@ impl Receiver {
                 // leaves the messages before it consumed (their space goes back at the next
                 // publication) and counted alike.
                 c.consume(&p);
-                self.received += 1;
+                self.received = self.received.wrapping_add(1);
                 n += 1;
             }
             if n > 0 {
@@ -1092,7 +1106,7 @@ impl Receiver {
                 // Kept for the next call, which reports it first (the position is already
                 // past the lost messages).
                 Ok(Poll::Lagged(missed)) => {
-                    self.pending_lag += missed;
+                    self.pending_lag = self.pending_lag.saturating_add(missed);
                     break Ok(n);
                 }
                 Ok(Poll::Empty) => {
@@ -1182,7 +1196,7 @@ impl Receiver {
             match self.poll_once(false, true) {
                 Ok(Poll::Msg(_)) | Err(_) => return true,
                 Ok(Poll::Lagged(n)) => {
-                    self.pending_lag += n;
+                    self.pending_lag = self.pending_lag.saturating_add(n);
                     return true;
                 }
                 Ok(Poll::Empty) => {}

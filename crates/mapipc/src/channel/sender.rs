@@ -86,6 +86,8 @@ pub struct Sender {
     pid: u32,
     _peer: Peer,
     core: TxCore,
+    /// Messages sent, continued from the shared counter (which a peer can write: it wraps
+    /// rather than overflow).
     sent: u64,
     /// SPSC and MPSC: committed messages whose wake-up was deferred (batched).
     wake_pending: bool,
@@ -489,7 +491,7 @@ impl Sender {
             (TxCore::Bcast(p), Res::Bcast(r)) => p.commit(ring, r),
             _ => unreachable!("a reservation always comes from this end's own core"),
         }
-        self.sent += 1;
+        self.sent = self.sent.wrapping_add(1);
         if !batch {
             self.publish();
         }
