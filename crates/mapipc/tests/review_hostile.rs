@@ -550,3 +550,48 @@ fn broadcast_hostile_writer_never_crashes_or_hangs() {
         let _ = Channel::open(&path).map(|c| c.stat());
     }
 }
+
+/// A capacity field claiming more ring than the file holds (with the matching maximum
+/// payload, so that only the size is wrong) is refused at open, never mapped past the end.
+#[test]
+fn a_capacity_beyond_the_file_is_refused_at_open() {
+    /// `capacity` and `max_payload` in the channel header (`layout::Fixed`).
+    const CAPACITY: u64 = 24;
+    const MAX_PAYLOAD: u64 = 40;
+    for cap in [8192u64, 1 << 20, 1 << 40] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chan");
+        let chan = Channel::create(&path, 4096).unwrap();
+        poke(&chan, CAPACITY, cap);
+        poke(&chan, MAX_PAYLOAD, cap / 2 - 8);
+        let r = Channel::open(&path).map(|_| ());
+        assert!(
+            matches!(r, Err(ChannelError::BadHeader { .. })),
+            "capacity {cap}: {r:?}"
+        );
+    }
+}
+
+/// The producer registration overwritten with the consumer's own peer id after the producer
+/// left: that id is alive (it is us), so the consumer waits for a producer that is gone.
+/// An id equal to our own can never be the other end's (each end joins the region
+/// separately): it is reported as corruption (`recv()` without a deadline waited for ever).
+#[test]
+fn a_producer_registration_naming_the_consumer_is_not_a_live_producer() {
+    let chan = Channel::anonymous(4096).unwrap();
+    let tx = chan.sender().unwrap();
+    let mut rx = chan.receiver().unwrap();
+    drop(tx);
+    let me = chan.stat().consumer.peer;
+    chan.region().write_pod(384, &me).unwrap();
+    let r = rx.recv_timeout(Duration::from_millis(200));
+    assert!(
+        matches!(
+            r,
+            Err(RecvTimeoutError::Corrupted { .. } | RecvTimeoutError::Disconnected)
+        ),
+        "{r:?}"
+    );
+    let r = within_watchdog(move || format!("{:?}", rx.recv()));
+    assert!(r.contains("Corrupted"), "{r}");
+}

@@ -351,6 +351,14 @@ impl Receiver {
         false
     }
 
+    /// Whether the producer registration (SPSC, broadcast) holds our own peer id. Each end
+    /// joins the region on its own, so that is never another end's: garbage, which would
+    /// pass for a live producer for as long as we live (we are alive).
+    fn producer_is_me(&self) -> bool {
+        self.shared.kind != Kind::Mpsc
+            && self.shared.word(off::PRODUCER).load(Ordering::Acquire) == self.me
+    }
+
     /// The producers are gone: `Disconnected`, unless the file was truncated (`Truncated`:
     /// no producer can come back) or the producer registration (SPSC, broadcast) is
     /// garbage, which is corruption.
@@ -361,6 +369,13 @@ impl Receiver {
         }
         if self.shared.kind == Kind::Mpsc {
             return RecvFail::Disconnected;
+        }
+        if self.producer_is_me() {
+            return RecvFail::Fault(Fault::Corrupted {
+                file: self.shared.file(),
+                offset: self.shared.header_file_off + off::PRODUCER,
+                what: "producer registration names the consumer",
+            });
         }
         match self
             .shared
@@ -557,7 +572,7 @@ impl Receiver {
                 Blocking::No => self.producers_gone_polling().map_err(RecvFail::Fault)?,
                 _ if query_liveness => self.shared.producers_gone(),
                 _ => self.shared.producers_detached(),
-            };
+            } || self.producer_is_me();
             match self.poll_once(gone, thorough).map_err(RecvFail::Fault)? {
                 Poll::Msg(m) => return Ok(m),
                 Poll::Lagged(n) => return Err(RecvFail::Lagged(n)),
@@ -576,6 +591,7 @@ impl Receiver {
                 _ => None,
             };
             let abort_timeout = self.abort_timeout;
+            let me = self.me;
             let mut ready = || {
                 let moved = match kind {
                     // The next record's header: the line the producer writes anyway.
@@ -611,7 +627,12 @@ impl Receiver {
                         damaged.set(true);
                         false
                     }
-                    _ => !s.producers_gone(),
+                    // Our own id as the producer's is garbage (see `producer_is_me`).
+                    _ => {
+                        !s.producers_gone()
+                            && (kind == Kind::Mpsc
+                                || s.word(off::PRODUCER).load(Ordering::Acquire) != me)
+                    }
                 }
             };
             let outcome = Waiter { deadline }
