@@ -595,3 +595,36 @@ fn a_producer_registration_naming_the_consumer_is_not_a_live_producer() {
     let r = within_watchdog(move || format!("{:?}", rx.recv()));
     assert!(r.contains("Corrupted"), "{r}");
 }
+
+/// The mirror: the consumer registration overwritten with the producer's own peer id, on a
+/// full ring (after a consumer came and left, or before any came: that id also keeps a
+/// real consumer from attaching). A blocked `send` waited for ever; a `try_send` said
+/// `Full` for ever.
+#[test]
+fn a_consumer_registration_naming_the_producer_is_not_a_live_consumer() {
+    for kind in [Kind::Spsc, Kind::Mpsc] {
+        for consumer_came in [false, true] {
+            let chan = ChannelOptions::new(kind)
+                .capacity(4096)
+                .anonymous()
+                .unwrap();
+            let mut tx = chan.sender().unwrap();
+            if consumer_came {
+                drop(chan.receiver().unwrap());
+            }
+            while tx.try_send(&[7; 100]).is_ok() {}
+            let me = chan.stat().producer.peer;
+            chan.region().write_pod(392, &me).unwrap();
+            let r = tx.try_send(&[7; 100]);
+            assert!(
+                matches!(r, Err(TrySendError::Corrupted { .. })),
+                "{kind:?}, consumer came {consumer_came}: try_send {r:?}"
+            );
+            let r = within_watchdog(move || format!("{:?}", tx.send(&[7; 100])));
+            assert!(
+                r.contains("Corrupted"),
+                "{kind:?}, consumer came {consumer_came}: send {r}"
+            );
+        }
+    }
+}

@@ -234,8 +234,16 @@ impl Sender {
     fn consumer_gone(&self) -> bool {
         let s = &self.shared;
         s.kind != Kind::Broadcast
-            && s.end_ever_attached(off::CONSUMER_EPOCH)
-            && !s.end_alive(off::CONSUMER)
+            && (self.consumer_is_me()
+                || s.end_ever_attached(off::CONSUMER_EPOCH) && !s.end_alive(off::CONSUMER))
+    }
+
+    /// Whether the consumer registration (SPSC, MPSC) holds our own peer id. Each end joins
+    /// the region on its own, so that is never the consumer's: garbage, which would pass for
+    /// a live consumer for as long as we live, and keep a real one from attaching.
+    fn consumer_is_me(&self) -> bool {
+        self.shared.kind != Kind::Broadcast
+            && self.shared.word(off::CONSUMER).load(Ordering::Acquire) == self.me
     }
 
     /// [`consumer_gone`](Self::consumer_gone) for a non-blocking send on a full ring: a
@@ -244,6 +252,9 @@ impl Sender {
     /// ring made one per call, ~0.5 µs each), and then for good until a consumer attaches
     /// (a dead process stays dead; an attach bumps the epoch).
     fn consumer_gone_polling(&mut self) -> bool {
+        if self.consumer_is_me() {
+            return true;
+        }
         let s = &self.shared;
         let epoch = s.word(off::CONSUMER_EPOCH).load(Ordering::Acquire);
         if s.kind == Kind::Broadcast || epoch == 0 {
@@ -268,6 +279,13 @@ impl Sender {
     fn disconnected(&self) -> SendFail {
         if let Err(f) = self.shared.check_truncated_now() {
             return SendFail::Fault(f);
+        }
+        if self.consumer_is_me() {
+            return SendFail::Fault(Fault::Corrupted {
+                file: self.shared.file(),
+                offset: self.shared.header_file_off + off::CONSUMER,
+                what: "consumer registration names the producer",
+            });
         }
         match self
             .shared
@@ -334,6 +352,7 @@ impl Sender {
             Blocking::Until(d) => d,
         };
         let truncated = std::cell::Cell::new(false);
+        let me = self.me;
         loop {
             // Snapshot what a change would be measured against *before* looking: a change
             // between the look and the snapshot would otherwise be missed, and we would
@@ -378,8 +397,11 @@ impl Sender {
                             let id = s.entry_peer(slot);
                             id == 0 || s.region.is_alive(id)
                         }
+                        // Our own id as the consumer's is garbage (see `consumer_is_me`).
                         None => {
-                            !s.end_ever_attached(off::CONSUMER_EPOCH) || s.end_alive(off::CONSUMER)
+                            s.word(off::CONSUMER).load(Ordering::Acquire) != me
+                                && (!s.end_ever_attached(off::CONSUMER_EPOCH)
+                                    || s.end_alive(off::CONSUMER))
                         }
                     }
                 };
