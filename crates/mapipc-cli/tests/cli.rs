@@ -2128,3 +2128,30 @@ clitest!(
         }
     }
 );
+
+clitest!(channel_commands_name_a_missing_channel_as_one, |dir| {
+    // The library opens every kind as a region and says so; the commands say what they
+    // were asked to open.
+    for args in [
+        &["send", "./nope", "x"][..],
+        &["recv", "./nope", "--nonblock"],
+        &["stat", "./nope"],
+    ] {
+        let line = dir.run(args).error().to_string();
+        assert!(
+            line.contains("channel `./nope` does not exist"),
+            "{args:?}: {line}"
+        );
+    }
+    assert!(!dir.path("nope").exists());
+    let line = dir
+        .run(&["chan", "create", "./no/dir/c", "--capacity", "4k"])
+        .error()
+        .to_string();
+    assert!(
+        line.contains(
+            "cannot create channel `./no/dir/c`: its directory `./no/dir` does not exist"
+        ),
+        "{line}"
+    );
+});

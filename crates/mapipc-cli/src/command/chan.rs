@@ -20,6 +20,17 @@ use crate::size::human;
 pub fn create(args: &ChanCreateArgs, out: &mut dyn Write) -> Result<()> {
     let loc = location(&args.path, "channel")?;
     let capacity = usize::try_from(args.capacity).context("capacity too large")?;
+    // Said here in the command's words (the library would say "cannot create region").
+    let path = loc.path();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.is_dir() {
+            bail!(
+                "cannot create channel `{}`: its directory `{}` does not exist",
+                path.display(),
+                parent.display()
+            );
+        }
+    }
     // An option for another kind is a mistake worth saying (`--kind spsc --policy lossy`
     // would otherwise create a channel that is not what was asked for).
     let misplaced = [

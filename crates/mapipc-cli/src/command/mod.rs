@@ -56,9 +56,10 @@ fn location(s: &str, what: &str) -> anyhow::Result<Location> {
     })
 }
 
-/// As [`location`], for commands that open an existing channel or region. A bare NAME is
-/// `/dev/shm/NAME`; when nothing is there but the current directory has a `NAME`, the user
-/// almost certainly meant that file: say how to name it rather than only "does not exist".
+/// As [`location`], for commands that open an existing channel or region: fails when
+/// nothing is there. A bare NAME is `/dev/shm/NAME`; when nothing is there but the current
+/// directory has a `NAME`, the user almost certainly meant that file: say how to name it
+/// rather than only "does not exist".
 fn existing(s: &str, what: &str) -> anyhow::Result<Location> {
     let loc = location(s, what)?;
     if let Location::Shm(_) = &loc {
@@ -70,6 +71,12 @@ fn existing(s: &str, what: &str) -> anyhow::Result<Location> {
                 quoted(&shm)
             );
         }
+    }
+    // Said here in the command's own words (the library, which opens every kind as a
+    // region, would say "region").
+    let path = loc.path();
+    if std::fs::symlink_metadata(&path).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
+        anyhow::bail!("{what} {} does not exist", quoted(&path));
     }
     Ok(loc)
 }
