@@ -146,6 +146,14 @@ mod tests {
         let line = error_line(&anyhow::Error::new(e));
         assert_eq!(line.matches("os error 28").count(), 1, "{line}");
         assert!(line.ends_with("tmpfs size)"), "{line}");
+        // A file elsewhere gets its own hint.
+        let e = mapipc::region::CreateError::Allocate {
+            file: "./x".into(),
+            size: 1 << 40,
+            source: io::Error::from_raw_os_error(28),
+        };
+        let line = error_line(&anyhow::Error::new(e));
+        assert!(line.ends_with("(is the file system full?)"), "{line}");
     }
 
     #[test]

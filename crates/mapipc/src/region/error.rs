@@ -233,10 +233,7 @@ pub enum CreateError {
     },
     /// The file could not be sized (for example the file system or `/dev/shm` is full):
     /// reported now instead of as a SIGBUS later.
-    #[error(
-        "cannot allocate {size} bytes for region `{file}`: {source} (is the file system \
-         full? /dev/shm is limited by its tmpfs size)"
-    )]
+    #[error("cannot allocate {size} bytes for region `{file}`: {source} ({})", allocate_hint(.file))]
     Allocate {
         /// The file.
         file: String,
@@ -553,4 +550,16 @@ pub enum RemoveError {
         #[source]
         source: io::Error,
     },
+}
+
+/// What to check when sizing a region's file failed: `/dev/shm` (and anonymous regions,
+/// memory files) are limited by the tmpfs size or memory; other files by their file system.
+fn allocate_hint(file: &str) -> &'static str {
+    if file.starts_with("/dev/shm/") {
+        "is /dev/shm full? it is limited by its tmpfs size"
+    } else if file == "anonymous region" || file.starts_with("memfd:") {
+        "memory files are limited by the memory available"
+    } else {
+        "is the file system full?"
+    }
 }
