@@ -80,6 +80,25 @@ fn map_rw(path: &Path) -> Mmap {
         .unwrap()
 }
 
+/// A file-backed channel of `kind` and 4 KiB, in a fresh directory.
+fn file_channel_of(kind: Kind) -> (tempfile::TempDir, PathBuf, Channel) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chan");
+    let chan = ChannelOptions::new(kind)
+        .capacity(4096)
+        .create(&path)
+        .unwrap();
+    (dir, path, chan)
+}
+
+/// Writes `value` over the word `field` bytes into the channel header of the file, as
+/// another process would.
+fn poke_header(path: &Path, field: u64, value: u64) {
+    let map = map_rw(path);
+    let hdr = map.find(b"MAPIPCCH").unwrap().expect("the channel header");
+    map.write_pod(hdr + field, &value).unwrap();
+}
+
 /// Cuts `bytes` off the end of a file.
 fn cut(path: &Path, bytes: u64) {
     let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
@@ -1123,16 +1142,9 @@ fn stat_flags_positions_no_honest_end_writes() {
         (Kind::Mpsc, 128, 2 * 4096), // consumer two capacities past the claim hint
     ];
     for (kind, field, value) in cases {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("chan");
-        let chan = ChannelOptions::new(kind)
-            .capacity(4096)
-            .create(&path)
-            .unwrap();
+        let (_dir, path, chan) = file_channel_of(kind);
         assert!(chan.stat().positions_valid, "{kind:?}: a new channel");
-        let map = map_rw(&path);
-        let hdr = map.find(b"MAPIPCCH").unwrap().expect("the channel header");
-        map.write_pod(hdr + field, &value).unwrap();
+        poke_header(&path, field, value);
         assert!(
             !chan.stat().positions_valid,
             "{kind:?}: word {field} = {value:#x} passes"
@@ -1148,12 +1160,7 @@ fn stat_flags_positions_no_honest_end_writes() {
 fn a_waiting_receiver_learns_that_its_position_was_overwritten() {
     for kind in [Kind::Spsc, Kind::Mpsc] {
         for via_wait_for_producer in [false, true] {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("chan");
-            let chan = ChannelOptions::new(kind)
-                .capacity(4096)
-                .create(&path)
-                .unwrap();
+            let (_dir, path, chan) = file_channel_of(kind);
             let mut rx = chan.receiver().unwrap();
             let (done_tx, done_rx) = std::sync::mpsc::channel();
             let waiter = std::thread::spawn(move || {
@@ -1166,9 +1173,7 @@ fn a_waiting_receiver_learns_that_its_position_was_overwritten() {
                 done_tx.send(rx.recv()).unwrap();
             });
             std::thread::sleep(Duration::from_millis(50));
-            let map = map_rw(&path);
-            let hdr = map.find(b"MAPIPCCH").unwrap().expect("the channel header");
-            map.write_pod(hdr + 128, &(1024u64 * 1024)).unwrap();
+            poke_header(&path, 128, 1024 * 1024);
             let got = done_rx
                 .recv_timeout(Duration::from_secs(60))
                 .expect("the receiver still waits a minute after its position was overwritten");

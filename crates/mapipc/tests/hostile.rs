@@ -1,4 +1,4 @@
-//! Hostile-peer review: shared words a buggy or hostile process can write, each set to a
+//! Hostile peers: shared words a buggy or hostile process can write, each set to a
 //! value the ends must reject (`Corrupted`, a truncation error, `Disconnected`) rather than
 //! panic on, loop on, or index the mapping with. Offsets below are those of
 //! `channel/layout.rs` (the channel header at offset 0 of the region's data, the ring at
@@ -58,6 +58,33 @@ fn claimed_by(owner: u64) -> u64 {
     (1 << 61) | (owner << 53) | (1 << 32)
 }
 
+/// Attaching a sender is refused as corrupted, or its first send is.
+fn assert_send_refused(chan: &Channel, what: &str) {
+    match chan.sender() {
+        Err(ChannelError::Corrupted { .. }) => {}
+        Ok(mut tx) => {
+            let r = tx.try_send(b"hello");
+            assert!(
+                matches!(r, Err(TrySendError::Corrupted { .. })),
+                "{what}: {r:?}"
+            );
+        }
+        Err(e) => panic!("{what}: unexpected {e}"),
+    }
+}
+
+/// Attaching a receiver is refused as corrupted, or its first receive is.
+fn assert_recv_refused(chan: &Channel) {
+    match chan.receiver() {
+        Err(ChannelError::Corrupted { .. }) => {}
+        Ok(mut rx) => {
+            let r = rx.try_recv();
+            assert!(matches!(r, Err(TryRecvError::Corrupted { .. })), "{r:?}");
+        }
+        Err(e) => panic!("unexpected {e}"),
+    }
+}
+
 /// A claim in progress whose owner field names no producer slot (8 bits hold up to 255; the
 /// table has at most 192 entries, this channel 4): the consumer waiting on it must not index
 /// the endpoint table with it (it panicked: "header field out of range").
@@ -97,22 +124,8 @@ fn spsc_positions_near_the_top_of_the_range_are_corruption() {
     drop((tx, rx));
     poke(&chan, HEAD, HUGE - 8);
     poke(&chan, TAIL, HUGE - 8);
-    match chan.sender() {
-        Err(ChannelError::Corrupted { .. }) => {}
-        Ok(mut tx) => {
-            let r = tx.try_send(b"hello");
-            assert!(matches!(r, Err(TrySendError::Corrupted { .. })), "{r:?}");
-        }
-        Err(e) => panic!("unexpected {e}"),
-    }
-    match chan.receiver() {
-        Err(ChannelError::Corrupted { .. }) => {}
-        Ok(mut rx) => {
-            let r = rx.try_recv();
-            assert!(matches!(r, Err(TryRecvError::Corrupted { .. })), "{r:?}");
-        }
-        Err(e) => panic!("unexpected {e}"),
-    }
+    assert_send_refused(&chan, "");
+    assert_recv_refused(&chan);
     // Opening reports it at once.
     let r = Channel::open(&path).map(|_| ());
     assert!(matches!(r, Err(ChannelError::Corrupted { .. })), "{r:?}");
@@ -124,14 +137,7 @@ fn mpsc_positions_near_the_top_of_the_range_are_corruption() {
     let chan = mpsc(4096);
     poke(&chan, HEAD, HUGE);
     poke(&chan, TAIL, HUGE);
-    match chan.sender() {
-        Err(ChannelError::Corrupted { .. }) => {}
-        Ok(mut tx) => {
-            let r = tx.try_send(b"hello");
-            assert!(matches!(r, Err(TrySendError::Corrupted { .. })), "{r:?}");
-        }
-        Err(e) => panic!("unexpected {e}"),
-    }
+    assert_send_refused(&chan, "");
 }
 
 /// Broadcast positions and sequence numbers at the top of the range: the producer must not
@@ -150,17 +156,7 @@ fn broadcast_positions_and_sequence_near_the_top_of_the_range_are_corruption() {
                 poke(&chan, s, oldest);
             }
             let what = format!("{policy} tail {pos:#x} next seq {next:#x} oldest seq {oldest:#x}");
-            match chan.sender() {
-                Err(ChannelError::Corrupted { .. }) => {}
-                Ok(mut tx) => {
-                    let r = tx.try_send(b"hello");
-                    assert!(
-                        matches!(r, Err(TrySendError::Corrupted { .. })),
-                        "{what}: {r:?}"
-                    );
-                }
-                Err(e) => panic!("{what}: unexpected {e}"),
-            }
+            assert_send_refused(&chan, &what);
         }
     }
 }

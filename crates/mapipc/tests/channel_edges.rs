@@ -1,4 +1,4 @@
-//! Adversarial review of the SPSC channel's API semantics (issue 4): timeouts at the
+//! The SPSC channel's API semantics at their edges (issue 4): timeouts at the
 //! edges, disconnection after drops and kills, batches, grants, Pod helpers, iterators,
 //! zero-copy guards under back-pressure, re-attachment and `stat()` after restarts.
 //!
