@@ -28,6 +28,15 @@ pub fn run(args: &CatArgs, out: &mut dyn Write) -> Result<()> {
         );
     }
     let size = meta.len();
+    if size == 0 && has_contents(path) {
+        // A file of /proc (or any generated file) says 0 bytes but has contents; printing
+        // nothing and succeeding would pass for an empty file.
+        bail!(
+            "{} reports a size of 0 bytes but has contents: it is generated on read (as the \
+             files of /proc are), so it cannot be mapped; read it with `cat`",
+            quoted(path)
+        );
+    }
     if args.offset > size {
         bail!(
             "offset {} is past the end of {} ({size} bytes)",
@@ -77,4 +86,19 @@ pub fn run(args: &CatArgs, out: &mut dyn Write) -> Result<()> {
     }
     out.flush().context("cannot write to standard output")?;
     Ok(())
+}
+
+/// Whether reading a regular file that reports 0 bytes still gives a byte (a generated file,
+/// as in `/proc`). Any error counts as no: an empty file is then printed as empty.
+fn has_contents(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut byte = [0u8; 1];
+    std::fs::OpenOptions::new()
+        .read(true)
+        // Replaced by a FIFO since it was checked: do not wait for a writer.
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .and_then(|mut f| f.read(&mut byte))
+        .is_ok_and(|n| n > 0)
 }

@@ -117,6 +117,19 @@ pub enum MapError {
         /// What it is.
         kind: FileKind,
     },
+    /// The file's file system cannot map it (`mmap` fails with `ENODEV`): typically a file
+    /// generated on read, as in `/proc` and `/sys`.
+    #[error(
+        "`{file}` cannot be memory-mapped: its file system does not support mmap (files \
+         generated on read, as in /proc and /sys, cannot be mapped; read them instead)"
+    )]
+    NotMappable {
+        /// The file.
+        file: String,
+        /// The OS error (`ENODEV`).
+        #[source]
+        source: io::Error,
+    },
     /// A system call failed.
     #[error("{call} failed for `{file}`: {source}")]
     Os {

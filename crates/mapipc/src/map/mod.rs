@@ -359,9 +359,19 @@ impl MapOptions {
             nonblock: true,
             ..OpenHow::default()
         };
-        let open_err = |source| MapError::Open {
-            file: path.display().to_string(),
-            source,
+        let open_err = |source: std::io::Error| {
+            // Opening a socket fails with ENXIO ("No such device or address"), a directory
+            // opened for writing with EISDIR: say what the file is instead.
+            match os::file::stat(path) {
+                Ok(info) if info.kind != FileKind::Regular => MapError::NotRegularFile {
+                    file: path.display().to_string(),
+                    kind: info.kind,
+                },
+                _ => MapError::Open {
+                    file: path.display().to_string(),
+                    source,
+                },
+            }
         };
         // With `create`, a file we create is removed again if it cannot be sized or mapped:
         // a refused create leaves nothing behind. (Exclusive first, to know whether it is
@@ -405,6 +415,7 @@ impl MapOptions {
     /// [`MapError::EmptyFile`], [`MapError::ZeroLength`], [`MapError::OffsetPastEnd`],
     /// [`MapError::RangePastEnd`], [`MapError::LengthOverflow`], [`MapError::WriteOnly`],
     /// [`MapError::ExecNotAllowed`], [`MapError::NotRegularFile`], [`MapError::Create`],
+    /// [`MapError::NotMappable`] (a file system without mmap, such as `/sys`),
     /// [`MapError::Os`].
     ///
     /// # Example
@@ -481,6 +492,24 @@ impl MapOptions {
                 file_len = size;
             }
         }
+        let mapped = self.map_sized(fd, file, file_len);
+        if mapped.is_err() && file_len != info.size {
+            // We extended the file for a mapping that was then refused (an offset past the
+            // new size, a zero length, a failed `mmap`): give it its old length back, and its
+            // disk space with it, as `create` promises. (Same assumption as `allocate`'s own
+            // clean-up: nobody else resizes the file at this moment.)
+            let _ = os::file::set_len(fd, info.size);
+        }
+        mapped
+    }
+
+    /// The part of [`map_inner`](Self::map_inner) after the file has its final size
+    /// `file_len`: the range checks, `mmap` and the SIGBUS registration.
+    fn map_sized(&self, fd: BorrowedFd<'_>, file: String, file_len: u64) -> Result<Mmap, MapError> {
+        let os_err = |call: &'static str, file: &str| {
+            let file = file.to_string();
+            move |source| MapError::Os { call, file, source }
+        };
         if file_len == 0 && self.len.is_none() {
             return Err(MapError::EmptyFile { file });
         }
@@ -536,7 +565,16 @@ impl MapOptions {
         // SAFETY: the offset is page-aligned and the length non-zero; we take ownership of the
         // new range and `Mmap::drop` unmaps it once with the same length.
         let base = unsafe { os::mem::mmap_file(map_len, self.prot.to_os(), kind, fd, aligned) }
-            .map_err(os_err("mmap", &file))?;
+            .map_err(|source| {
+                if source.raw_os_error() == Some(libc::ENODEV) {
+                    MapError::NotMappable {
+                        file: file.clone(),
+                        source,
+                    }
+                } else {
+                    os_err("mmap", &file)(source)
+                }
+            })?;
         // Build the owner right away so any error below unmaps.
         let mut map = Mmap {
             base,

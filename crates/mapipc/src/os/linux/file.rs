@@ -62,6 +62,12 @@ pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<FileInfo> {
     Ok(stat_info(&st))
 }
 
+/// `stat(path)`: follows symbolic links.
+pub fn stat(path: &Path) -> io::Result<FileInfo> {
+    let st = fs::stat(path)?;
+    Ok(stat_info(&st))
+}
+
 /// `lstat(path)`: does not follow a final symbolic link.
 pub fn lstat(path: &Path) -> io::Result<FileInfo> {
     let st = fs::lstat(path)?;

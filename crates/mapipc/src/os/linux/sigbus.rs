@@ -18,10 +18,17 @@
 //!
 //! A fault at an address no registered mapping covers is not ours: the handler restores the
 //! previous disposition (or calls the previous handler) so the process behaves exactly as if
-//! mapipc had never installed anything.
+//! mapipc had never installed anything. A SIGBUS *sent* by a process (`kill -BUS`, `raise`,
+//! `sigqueue`; `si_code <= 0`) is never taken for a fault, whatever its `si_addr` says, and is
+//! passed on the same way; when that leaves the default disposition in place (ours reset, or
+//! a previous handler that resets itself and returns, like Rust's stack-overflow handler), it
+//! is raised again so that it terminates the process, as the default action does, instead of
+//! being swallowed and leaving the process unprotected from then on. A previously ignored
+//! one stays ignored.
 //!
-//! The handler is async-signal-safe: it only does atomic loads and stores on static memory
-//! and raw syscalls through rustix's `linux_raw` backend, which never touches `errno`.
+//! The handler is async-signal-safe: it only does atomic loads and stores on static memory,
+//! raw syscalls through rustix's `linux_raw` backend, which never touches `errno`, and on the
+//! pass-on path `sigaction` and `raise`, both async-signal-safe.
 //!
 //! Sealed memfds (`F_SEAL_SHRINK`) and anonymous mappings cannot be truncated and are not
 //! registered.
@@ -254,10 +261,20 @@ pub fn foreign_faults() -> u32 {
     FOREIGN.load(Ordering::Relaxed)
 }
 
+/// Whether a signal was raised by the kernel for a fault (`si_code > 0`: `BUS_ADRERR`,
+/// `BUS_OBJERR`, ...) rather than sent by a process (`kill`, `raise`, `sigqueue`, `tgkill`:
+/// `si_code <= 0`). Only a fault has a meaningful `si_addr`; in a sent signal that field
+/// overlaps the sender's pid and uid, or whatever `rt_sigqueueinfo` put there.
+fn is_fault(info: *const libc::siginfo_t) -> bool {
+    // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler.
+    unsafe { (*info).si_code > 0 }
+}
+
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
+    let fault = is_fault(info);
     // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler.
     let addr = unsafe { (*info).si_addr() } as usize;
-    if let Some(slot) = find(addr) {
+    if let Some(slot) = fault.then(|| find(addr)).flatten() {
         let page = PAGE.load(Ordering::Relaxed);
         let base = addr & !(page - 1);
         // SAFETY: the page lies inside a mapping registered by a live `Guard` (its owner is
@@ -269,21 +286,23 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_
         }
     }
     FOREIGN.fetch_add(1, Ordering::Relaxed);
-    chain(sig, info, ctx);
+    chain(sig, info, ctx, fault);
 }
 
-fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
-    let Some(prev) = PREVIOUS.get() else {
-        reset_default(sig);
+fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_void, fault: bool) {
+    let (h, flags) = PREVIOUS
+        .get()
+        .map_or((libc::SIG_DFL, 0), |p| (p.0.sa_sigaction, p.0.sa_flags));
+    if h == libc::SIG_IGN && !fault {
+        // A sent SIGBUS that the process ignored before us: ignore it, as it would have been.
         return;
-    };
-    let prev = &prev.0;
-    let h = prev.sa_sigaction;
+    }
     if h == libc::SIG_DFL || h == libc::SIG_IGN {
         // Restore the default action and return: the faulting instruction runs again, faults
-        // again, and the kernel applies the default (terminate with SIGBUS), as without us.
+        // again, and the kernel applies the default (terminate with SIGBUS; it also forces
+        // the default on an ignored fault signal), as without us.
         reset_default(sig);
-    } else if prev.sa_flags & libc::SA_SIGINFO != 0 {
+    } else if flags & libc::SA_SIGINFO != 0 {
         // SAFETY: the previous handler was installed with SA_SIGINFO, so it has this signature.
         let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut c_void) =
             unsafe { std::mem::transmute(h) };
@@ -293,6 +312,25 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
         let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(h) };
         f(sig);
     }
+    // A sent SIGBUS does not come back by itself the way a fault does. If the disposition is
+    // now the default (ours reset above, or a previous handler that "unregisters itself and
+    // returns so the fault recurs", as Rust's own stack-overflow handler does), the signal
+    // would be swallowed, and the process left without our handler: send it again. It stays
+    // pending while this handler runs (the signal is blocked here) and the default action,
+    // termination, happens on return, as it would have without mapipc.
+    if !fault && is_default(sig) {
+        // SAFETY: `raise` is async-signal-safe (POSIX); it only sends `sig` to this thread.
+        unsafe { libc::raise(sig) };
+    }
+}
+
+/// Whether `sig`'s disposition is `SIG_DFL` now.
+fn is_default(sig: libc::c_int) -> bool {
+    // SAFETY: all-zero is a valid out-parameter; a NULL `act` only queries; sigaction is
+    // async-signal-safe.
+    let mut cur: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::sigaction(sig, ptr::null(), &mut cur) == 0 && cur.sa_sigaction == libc::SIG_DFL }
 }
 
 fn reset_default(sig: libc::c_int) {

@@ -24,6 +24,11 @@ pub fn fstat(_fd: BorrowedFd<'_>) -> io::Result<FileInfo> {
     Err(unsupported("fstat"))
 }
 
+/// `stat(path)` on Linux; unsupported here.
+pub fn stat(_path: &Path) -> io::Result<FileInfo> {
+    Err(unsupported("stat"))
+}
+
 /// `lstat(path)` on Linux; unsupported here.
 pub fn lstat(_path: &Path) -> io::Result<FileInfo> {
     Err(unsupported("lstat"))
