@@ -199,3 +199,30 @@ fn a_file_system_without_mmap_is_named_as_the_cause() {
     assert!(matches!(err, MapError::NotMappable { .. }), "{err:?}");
     assert!(err.to_string().contains(attr), "{err}");
 }
+
+/// A peer sends a memfd sealed against shrinking *and* writing: refused by name before
+/// mapping (it said `mmap failed ...: Operation not permitted`).
+#[test]
+fn a_received_write_sealed_memfd_is_refused_by_name() {
+    use mapipc::os::file::Seals;
+    use mapipc::region::{ReceiveError, Region};
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+    let memfd = mapipc::os::file::memfd_create("write-sealed").unwrap();
+    mapipc::os::file::set_len(memfd.as_fd(), 8192).unwrap();
+    let seals = Seals {
+        seal: false,
+        shrink: true,
+        grow: false,
+        write: true,
+    };
+    mapipc::os::file::add_seals(memfd.as_fd(), seals).unwrap();
+    let (a, b) = UnixStream::pair().unwrap();
+    let mut payload = [0u8; 16];
+    payload[..8].copy_from_slice(b"MAPIPCRG");
+    payload[8..].copy_from_slice(&8192u64.to_le_bytes());
+    mapipc::os::net::send_fd(a.as_fd(), memfd.as_fd(), &payload).unwrap();
+    let err = Region::receive(&b).unwrap_err();
+    assert!(matches!(err, ReceiveError::WriteSealed { .. }), "{err:?}");
+    assert!(err.to_string().contains("write-sealed"), "{err}");
+}

@@ -405,6 +405,16 @@ pub enum ReceiveError {
         /// The received file.
         file: String,
     },
+    /// The file is sealed against writing (`F_SEAL_WRITE`): nobody can map it writable, so
+    /// it cannot be a region (regions hold live words: generation, notifier, peer table).
+    #[error(
+        "`{file}` is sealed against writing (F_SEAL_WRITE): a region must be writable \
+         (send a region made with Region::memfd)"
+    )]
+    WriteSealed {
+        /// The received file.
+        file: String,
+    },
     /// The size announced in the message differs from the file's.
     #[error("`{file}` was announced as {announced} bytes but is {actual}")]
     SizeMismatch {

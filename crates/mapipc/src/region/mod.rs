@@ -756,6 +756,10 @@ impl RegionOptions {
         if !seals.shrink {
             return Err(ReceiveError::NotSealed { file });
         }
+        if seals.write {
+            // `mmap` would only say "Operation not permitted".
+            return Err(ReceiveError::WriteSealed { file });
+        }
         if info.size != announced {
             return Err(ReceiveError::SizeMismatch {
                 file,
@@ -934,7 +938,7 @@ impl Region {
     ///
     /// # Errors
     /// [`ReceiveError::Recv`], [`ReceiveError::Closed`], [`ReceiveError::NoFd`],
-    /// [`ReceiveError::BadPayload`], [`ReceiveError::NotSealed`],
+    /// [`ReceiveError::BadPayload`], [`ReceiveError::NotSealed`], [`ReceiveError::WriteSealed`],
     /// [`ReceiveError::SizeMismatch`], [`ReceiveError::Invalid`], [`ReceiveError::Map`].
     ///
     /// # Example
