@@ -566,7 +566,7 @@ impl MapOptions {
         // new range and `Mmap::drop` unmaps it once with the same length.
         let base = unsafe { os::mem::mmap_file(map_len, self.prot.to_os(), kind, fd, aligned) }
             .map_err(|source| {
-                if source.raw_os_error() == Some(libc::ENODEV) {
+                if os::mem::not_mappable(&source) {
                     MapError::NotMappable {
                         file: file.clone(),
                         source,

@@ -90,6 +90,12 @@ pub unsafe fn mmap_file(
     NonNull::new(ptr).ok_or_else(|| io::Error::other("mmap returned NULL"))
 }
 
+/// Whether an error of [`mmap_file`] says the file's file system cannot map files
+/// (`ENODEV`: `/proc`, `/sys` and other files generated on read).
+pub fn not_mappable(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::NODEV.raw_os_error())
+}
+
 /// `mmap(NULL, len, prot, flags | MAP_ANONYMOUS, -1, 0)`.
 ///
 /// # Safety

@@ -35,6 +35,11 @@ pub unsafe fn mmap_file(
     Err(unsupported("mmap"))
 }
 
+/// On Linux, whether an mmap error says the file system cannot map files; never here.
+pub fn not_mappable(_e: &io::Error) -> bool {
+    false
+}
+
 /// Anonymous `mmap` on Linux; unsupported here.
 ///
 /// # Safety

@@ -1,15 +1,12 @@
-//! Review of the mapping layer (branch `rev-map`): bugs found, each with the test that
-//! showed it.
+//! The mapping layer at its edges, each test for a bug found by a review:
 //!
-//! - A SIGBUS *sent* to the process (`kill -BUS`, `raise`, `sigqueue`) was swallowed by the
-//!   truncation handler: the handler reset the disposition and returned, so the process lived
-//!   on (the default action is to terminate) and was unprotected against truncation from
-//!   then on. A queued SIGBUS whose `si_addr` named a mapped page even made the handler zero
-//!   that page and poison the mapping.
-//! - `MapOptions::create` left an existing file extended when the mapping was then refused
-//!   (an offset past the new size, a zero length), although its docs promise the old length
-//!   back.
-//! - Mapping a socket by path said `cannot open ...: No such device or address`.
+//! - a SIGBUS *sent* to the process (`kill -BUS`, `raise`, `sigqueue`) terminates it, as the
+//!   default action does, and is never taken for a fault of a mapped page (it was swallowed
+//!   by the truncation handler, which left the process unprotected from then on, and a
+//!   queued one naming a mapped page made the handler zero that page);
+//! - a refused `MapOptions::create` gives an extended file its old length back;
+//! - sockets, directories, write-sealed memfds and file systems without mmap are named as
+//!   the cause.
 //!
 //! Child processes are forked and waited for under the watchdog of `common::Child::wait`.
 

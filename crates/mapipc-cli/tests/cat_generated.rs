@@ -1,9 +1,6 @@
-//! Review of `mapipc cat` (branch `rev-map`): generated files, which report a size their
-//! contents do not have.
-//!
-//! - `mapipc cat /proc/cpuinfo` printed nothing and exited 0, as for an empty file: a file
-//!   of `/proc` says 0 bytes but has contents, which a mapping cannot show.
-//! - `mapipc cat` of a `/sys` attribute said `mmap failed ...: No such device`.
+//! `mapipc cat` of generated files, which report a size their contents do not have: a file
+//! of `/proc` (0 bytes, with contents a mapping cannot show) is an error, not empty output;
+//! a `/sys` attribute, whose file system cannot map, is named as such.
 
 mod common;
 
