@@ -12,7 +12,7 @@ use mapipc::channel::{
 };
 use mapipc::region::Location;
 
-use super::{existing, location, read_line_at_most, Exit};
+use super::{existing, location, read_line_at_most, stdout_reader_present, Exit};
 use crate::cli::{ChanCreateArgs, RecvArgs, SendArgs, StatArgs};
 use crate::size::human;
 
@@ -319,28 +319,6 @@ const FOLLOW_CHECK: Duration = Duration::from_millis(100);
 fn slice_end(deadline: Option<Instant>) -> Instant {
     let slice = Instant::now() + FOLLOW_CHECK;
     deadline.map_or(slice, |d| d.min(slice))
-}
-
-/// Fails with `BrokenPipe` (which `main` treats as a normal end, exit 0) when standard
-/// output is a pipe whose reader has gone away: a waiting `recv` would otherwise notice only
-/// when the next message comes, maybe never (`mapipc recv jobs --follow | head -1`). A
-/// pipe's writing end polls as `POLLERR` once it has no reader; other outputs never do.
-fn stdout_reader_present() -> io::Result<()> {
-    use rustix::event::{poll, PollFd, PollFlags};
-    let stdout = io::stdout();
-    let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
-    // An output that cannot be polled is left to the next write to judge.
-    let zero = rustix::event::Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    if poll(&mut fds, Some(&zero)).is_ok() && fds[0].revents().contains(PollFlags::ERR) {
-        return Err(io::Error::new(
-            io::ErrorKind::BrokenPipe,
-            "the reader of standard output went away",
-        ));
-    }
-    Ok(())
 }
 
 /// Fails when the channel's shared positions are inconsistent. A waiting receiver does not

@@ -132,6 +132,29 @@ fn describe_file_type(ft: &FileType) -> &'static str {
     }
 }
 
+/// Fails with `BrokenPipe` (which `main` treats as a normal end, exit 0) when standard
+/// output is a pipe whose reader has gone away: a waiting `recv` or `queue tail --follow`
+/// would otherwise notice only when the next message comes, maybe never
+/// (`mapipc recv jobs --follow | head -1`). A pipe's writing end polls as `POLLERR` once
+/// it has no reader; other outputs never do.
+fn stdout_reader_present() -> io::Result<()> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let stdout = io::stdout();
+    let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+    // An output that cannot be polled is left to the next write to judge.
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    if poll(&mut fds, Some(&zero)).is_ok() && fds[0].revents().contains(PollFlags::ERR) {
+        return Err(io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "the reader of standard output went away",
+        ));
+    }
+    Ok(())
+}
+
 /// `path` as printed in messages: `` `path` ``.
 fn quoted(path: &Path) -> String {
     format!("`{}`", path.display())

@@ -11,7 +11,7 @@ use mapipc::queue::{
     self, AckMode, Appender, QueueOptions, QueueStat, Retention, StartAt, SyncPolicy, TailerOptions,
 };
 
-use super::{quoted, read_line_at_most, Exit};
+use super::{quoted, read_line_at_most, stdout_reader_present, Exit};
 use crate::cli::{
     FromArg, QueueAppendArgs, QueueCommand, QueueRetainArgs, QueueStatArgs, QueueTailArgs,
     QueueVerifyArgs, SyncArg,
@@ -151,6 +151,9 @@ fn tail(args: &QueueTailArgs, out: &mut dyn Write) -> Result<()> {
                         if deadline.is_some_and(|d| Instant::now() >= d) {
                             return Err(timed_out(&t, printed));
                         }
+                        // `queue tail --follow | head -1`: once the reader of our output is
+                        // gone, end now (status 0), not when the next record comes.
+                        stdout_reader_present()?;
                         if meta_moved() {
                             bail!(
                                 "queue {} was removed or replaced while waiting for record {}: \

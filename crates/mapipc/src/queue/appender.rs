@@ -961,7 +961,16 @@ fn recover(
             seq,
             reason,
         };
-        match seg.resync(skip_to, seq)? {
+        let mut found = seg.resync(skip_to, seq)?;
+        if found.is_none() && skip_to != off {
+            if let Probe::Bad(_) = stop {
+                // A committed record that fails its checks may have a damaged length: its
+                // stated extent cannot be trusted to skip valid records. Cutting is for a
+                // tail with nothing valid after it, so look again from the record itself.
+                found = seg.resync(off, seq)?;
+            }
+        }
+        match found {
             Some((r_off, r)) => {
                 let reason = match stop {
                     Probe::Bad(reason) => reason,

@@ -165,7 +165,10 @@
 //! - if the previous appender closed cleanly during this boot and the position holds
 //!   nothing (all zero), this is the end: nothing else is done;
 //! - otherwise (after a crash, a reboot, or a torn or damaged record), the rest of the
-//!   segment is searched for a valid record with a later sequence number. If there is one,
+//!   segment is searched for a valid record with a later sequence number (from the end of
+//!   the damaged record when it was never committed, from the record itself when it was:
+//!   the length of a committed record that fails its checks may be the damaged field, and
+//!   must not hide valid records after it). If there is one,
 //!   the damage is in the **middle** of the log: it is left as it is and reported in
 //!   [`Recovery::damaged`], tailers report it as [`ReadError::Corrupt`] when they reach it
 //!   (they never skip it silently), and the search goes on from that record. If there is
@@ -176,7 +179,10 @@
 //! A sealed last segment (a roll interrupted after its end marker) is continued in a new
 //! one. Tailers treat an empty slot as the end of the log, unless the appender's hints
 //! (trusted only within the boot they were written in) show later records, in which case
-//! the slot is reported as damage ([`CorruptReason::Uncommitted`]).
+//! the slot is reported as damage ([`CorruptReason::Uncommitted`]). A segment missing in
+//! the middle of the log (a later one exists) is damage too: reads reaching it report
+//! [`ReadError::Corrupt`] with [`CorruptReason::BadSegment`], and
+//! [`Tailer::skip_corrupt`] continues with the next segment there is.
 //!
 //! Everything read from the files is validated: a damaged or hostile file gives a typed
 //! error naming the file, never a panic or a loop; a segment truncated under a mapping

@@ -669,6 +669,12 @@ impl Tailer {
         loop {
             let end = seg.walk(off, at, Some(seq))?;
             if end.reached {
+                // The end marker carries the sequence number the next segment starts with:
+                // `seq` is not in this segment (standing at the marker, reads would go
+                // round it, the missing next segment and this lookup for ever).
+                if let Probe::End { .. } = seg.probe(end.off, seq, None)? {
+                    return self.after_end(&seg, seq, seq, segs);
+                }
                 return Ok(Located::At {
                     seg,
                     off: end.off,
@@ -676,12 +682,7 @@ impl Tailer {
                 });
             }
             match end.stop {
-                Probe::End { next_seq } if next_seq == seq => {
-                    return Ok(Located::NotYet {
-                        hint: Some(seg.number + 1),
-                    })
-                }
-                Probe::End { next_seq } => return Ok(Located::PastEnd { next: next_seq }),
+                Probe::End { next_seq } => return self.after_end(&seg, next_seq, seq, segs),
                 Probe::Empty { .. } => return Ok(Located::PastEnd { next: end.seq }),
                 Probe::Data { .. } => unreachable!("walk stops only on non-data"),
                 Probe::Bad(_) => {
@@ -703,6 +704,48 @@ impl Tailer {
                 }
             }
         }
+    }
+
+    /// Where `seq` is when the segment `seg` that should hold it ends (its end marker says
+    /// the log continues at `next_seq` in segment `seg.number + 1`) and the listing
+    /// `segs` has no segment `seg.number + 1`. Normally that segment is being published
+    /// (the appender is between its end marker and the rename, or died there and the next
+    /// appender will finish the roll): wait for it, or `seq` is past the end. But when a
+    /// later segment exists, the next one was published and has since been deleted or
+    /// lost (retention deletes oldest first, so not while `seg` is still there): damage,
+    /// reported, never taken for the end of the log.
+    fn after_end(
+        &self,
+        seg: &Segment,
+        next_seq: u64,
+        seq: u64,
+        segs: &[u64],
+    ) -> Result<Located, ReadError> {
+        let next = seg.number + 1;
+        let later = segs.iter().copied().find(|&m| m > next);
+        if let Some(later) = later {
+            // Checked after the listing: `seg` still there means retention did not delete
+            // `next` (it deletes oldest first).
+            if !segs.contains(&next) && os::file::lstat(&seg.path).is_ok() {
+                return Err(ReadError::Corrupt(Corruption {
+                    file: segment_path(&self.dir, next),
+                    segment: next,
+                    offset: 0,
+                    seq: next_seq,
+                    reason: CorruptReason::BadSegment {
+                        what: format!(
+                            "it is missing, but segment {later} exists: the records from \
+                             sequence number {next_seq} up to segment {later} are lost"
+                        ),
+                    },
+                }));
+            }
+        }
+        Ok(if next_seq == seq {
+            Located::NotYet { hint: Some(next) }
+        } else {
+            Located::PastEnd { next: next_seq }
+        })
     }
 
     fn auto_ack(&self) -> Result<(), ReadError> {
@@ -1158,7 +1201,18 @@ impl Tailer {
                     reason: CorruptReason::BadSegment { what },
                 }))
             }
-            Err(SegOpenError::Missing) => Ok(None),
+            Err(SegOpenError::Missing) => {
+                // Segments missing in the middle: go on with the next one there is.
+                let listing = list_dir(&self.dir).map_err(|source| ReadError::Io {
+                    op: "list",
+                    file: self.dir.clone(),
+                    source,
+                })?;
+                match listing.segments.iter().copied().find(|&m| m > n) {
+                    Some(m) => self.skip_to_segment(m, first),
+                    None => Ok(None),
+                }
+            }
             Err(e) => Err(self.seg_error(e, n)),
         }
     }

@@ -1,0 +1,412 @@
+//! Adversarial review of `mapipc::queue`: appenders and tailers killed at random points in
+//! real processes, and the states such crashes (or damage) leave behind: a sealed last
+//! segment whose successor was never published, a segment missing in the middle, a damaged
+//! length field near the tail. Every child runs under the watchdog of
+//! `common::Child::wait`; no assertion depends on timing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use common::{fork, serial, spin_until, Exit, Rng, WATCHDOG};
+
+use mapipc::map::Mmap;
+use mapipc::queue::{
+    self, AckMode, CorruptReason, QueueOptions, ReadError, StartAt, Tailer, TailerOptions,
+};
+
+/// A temporary directory on tmpfs when there is one, else the default one.
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap())
+}
+
+/// The payload of record `seq`: its sequence number, then 0 to 2999 bytes derived from it
+/// (records from empty-ish to several pages; some span page boundaries).
+fn payload(seq: u64) -> Vec<u8> {
+    let mut v = seq.to_le_bytes().to_vec();
+    let filler = (seq.wrapping_mul(7919) % 3000) as usize;
+    v.extend((0..filler).map(|i| (seq as u8).wrapping_add(i as u8)));
+    v
+}
+
+/// The segment files of a queue, oldest first.
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_str().unwrap().ends_with(".seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Reads the whole log from the start in this process; every record must be `payload(seq)`
+/// with contiguous sequence numbers. Returns how many.
+fn check_log(dir: &Path) -> u64 {
+    let mut t = Tailer::open(dir).unwrap();
+    let mut n = 0u64;
+    while let Some(rec) = t.try_next().unwrap() {
+        assert_eq!(rec.seq(), n, "records are contiguous");
+        assert_eq!(rec.to_vec().unwrap(), payload(n), "payload of record {n}");
+        n += 1;
+    }
+    n
+}
+
+/// Reads from the start in a forked child (a hang is caught by the watchdog); the child
+/// exits with 0 when `try_next` ended with `None` after exactly `expect` valid records, 3
+/// on a wrong record, 4 on an error, 5 on a wrong count.
+fn read_all_in_child(dir: &Path, expect: u64) -> Exit {
+    let mut child = fork(|| {
+        let mut t = match Tailer::open(dir) {
+            Ok(t) => t,
+            Err(_) => return 4,
+        };
+        let mut n = 0u64;
+        loop {
+            match t.try_next() {
+                Ok(Some(rec)) if rec.seq() == n && rec.to_vec().ok() == Some(payload(n)) => n += 1,
+                Ok(Some(_)) => return 3,
+                Ok(None) => return if n == expect { 0 } else { 5 },
+                Err(_) => return 4,
+            }
+        }
+    });
+    child.wait_or_kill().unwrap_or_else(|e| {
+        panic!("the reader hung (killed by the watchdog: {e:?}) instead of returning")
+    })
+}
+
+/// An appender killed after sealing its segment (end marker written) but before publishing
+/// the next one leaves a sealed last segment and no successor. Tailers reaching the end
+/// marker must see the end of the log (`try_next` returns `None`), not spin for ever
+/// inside `try_next` (the position they look for is the end marker's, which `locate`
+/// used to return as a record position, so `advance` went round the end marker, the
+/// missing segment and `locate` again, without end).
+#[test]
+fn a_tailer_at_a_sealed_segment_whose_successor_is_unpublished_returns() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let mut app = QueueOptions::new()
+        .segment_size(64 * 1024)
+        .open_appender(&dir)
+        .unwrap();
+    let mut seq = 0u64;
+    while segments(&dir).len() < 2 {
+        app.append(&payload(seq)).unwrap();
+        seq += 1;
+    }
+    drop(app);
+    // The state of a crash between the end marker and the rename: segment 1 (holding the
+    // last record, appended after the roll) is not there.
+    std::fs::remove_file(&segments(&dir)[1]).unwrap();
+    let in_first = seq - 1;
+    assert_eq!(read_all_in_child(&dir, in_first), Exit::Code(0));
+    // Blocking reads with a deadline must time out too, not spin past it.
+    let mut child = fork(|| {
+        let mut t = TailerOptions::new().from(StartAt::End).open(&dir).unwrap();
+        let timed_out = matches!(
+            t.next_timeout(std::time::Duration::from_millis(50)),
+            Ok(None)
+        );
+        if timed_out && t.next_seq() == in_first {
+            0
+        } else {
+            3
+        }
+    });
+    assert_eq!(child.wait_or_kill(), Ok(Exit::Code(0)));
+    // A new appender finishes the roll; the log continues after the end marker.
+    let mut app = QueueOptions::new().open_appender(&dir).unwrap();
+    assert_eq!(app.next_seq(), in_first);
+    for s in in_first..in_first + 10 {
+        assert_eq!(app.append(&payload(s)).unwrap(), s);
+    }
+    drop(app);
+    assert_eq!(check_log(&dir), in_first + 10);
+}
+
+/// Appends until the queue has `n` segments; returns the next sequence number.
+fn fill_segments(dir: &Path, n: usize) -> u64 {
+    let mut app = QueueOptions::new()
+        .segment_size(64 * 1024)
+        .open_appender(dir)
+        .unwrap();
+    let mut seq = 0u64;
+    while segments(dir).len() < n {
+        app.append(&payload(seq)).unwrap();
+        seq += 1;
+    }
+    for _ in 0..5 {
+        app.append(&payload(seq)).unwrap();
+        seq += 1;
+    }
+    seq
+}
+
+/// The first sequence number of a segment file (header offset 32).
+fn first_seq_of(path: &Path) -> u64 {
+    let bytes = std::fs::read(path).unwrap();
+    u64::from_ne_bytes(bytes[32..40].try_into().unwrap())
+}
+
+/// A segment deleted in the middle of the log is damage: a tailer reaching it must say so
+/// (`ReadError::Corrupt`), never take it for the end of the log (which silently dropped
+/// every later record, and made `mapipc queue tail` exit 0 after the gap, or spin); it can
+/// then skip to the next segment. Seeking into the gap is refused as damage too, not as
+/// "past the end".
+#[test]
+fn a_segment_missing_in_the_middle_is_reported_not_taken_for_the_end() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let next = fill_segments(&dir, 5);
+    let segs = segments(&dir);
+    let gap_first = first_seq_of(&segs[2]);
+    let after_gap = first_seq_of(&segs[3]);
+    std::fs::remove_file(&segs[2]).unwrap();
+
+    let mut child = fork(|| {
+        let mut t = Tailer::open(&dir).unwrap();
+        let mut n = 0u64;
+        loop {
+            match t.try_next() {
+                Ok(Some(rec)) if rec.seq() == n && rec.to_vec().ok() == Some(payload(n)) => n += 1,
+                Ok(Some(_)) => return 3,
+                Ok(None) => return 5,
+                Err(ReadError::Corrupt(c))
+                    if c.seq == gap_first
+                        && n == gap_first
+                        && matches!(c.reason, CorruptReason::BadSegment { .. }) =>
+                {
+                    break
+                }
+                Err(_) => return 4,
+            }
+        }
+        match t.skip_corrupt() {
+            Ok(Some(s)) if s.first == gap_first && s.next == after_gap => {}
+            _ => return 6,
+        }
+        let mut n = after_gap;
+        while let Ok(Some(rec)) = t.try_next() {
+            if rec.seq() != n || rec.to_vec().ok() != Some(payload(n)) {
+                return 3;
+            }
+            n += 1;
+        }
+        if n == next {
+            0
+        } else {
+            7
+        }
+    });
+    let ended = child
+        .wait_or_kill()
+        .unwrap_or_else(|e| panic!("the reader hung at the gap (killed: {e:?})"));
+    assert_eq!(ended, Exit::Code(0), "see the exit codes of the child");
+
+    let mut t = Tailer::open(&dir).unwrap();
+    let err = t.seek(StartAt::Seq(gap_first + 1)).unwrap_err();
+    assert!(
+        matches!(&err, ReadError::Corrupt(c) if matches!(c.reason, CorruptReason::BadSegment { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("missing"), "{err}");
+    // Records after the gap can still be sought.
+    t.seek(StartAt::Seq(after_gap + 1)).unwrap();
+    assert_eq!(t.try_next().unwrap().unwrap().seq(), after_gap + 1);
+}
+
+/// Offset of the record header of record `seq` in a segment file, found by walking the
+/// records from the data offset (header offset 40).
+fn record_offset(path: &Path, seq: u64) -> u64 {
+    let bytes = std::fs::read(path).unwrap();
+    let mut off = u64::from_ne_bytes(bytes[40..48].try_into().unwrap()) as usize;
+    loop {
+        let len = u32::from_ne_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
+        let s = u64::from_ne_bytes(bytes[off + 8..off + 16].try_into().unwrap());
+        if s == seq {
+            return off as u64;
+        }
+        off += (24 + len).next_multiple_of(8);
+    }
+}
+
+/// Flips bits of a byte of a file.
+fn xor_byte(path: &Path, offset: u64, mask: u8) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, offset).unwrap();
+    b[0] ^= mask;
+    f.write_all_at(&b, offset).unwrap();
+}
+
+/// A bit flipped in the length field of a committed record near the tail makes the record
+/// fail its CRC, and its stated extent now reaches past the end of the log. Recovery used
+/// to trust that extent, search for later records only beyond it, find none, call the
+/// damage a torn tail and zero it *and every valid committed record after it*. A damaged
+/// committed record is damage in the middle when valid records follow it: they are kept.
+#[test]
+fn a_damaged_length_near_the_tail_does_not_make_recovery_erase_later_records() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let mut app = QueueOptions::new().open_appender(&dir).unwrap();
+    // Small records, so that the last index entry (every 64) is at record 64 and records
+    // 80..100 take less than the 4096 bytes the flip adds to the length of record 80.
+    let small = |s: u64| s.to_le_bytes().to_vec();
+    for s in 0..100u64 {
+        app.append(&small(s)).unwrap();
+    }
+    drop(app);
+    let seg = &segments(&dir)[0];
+    let off = record_offset(seg, 80);
+    xor_byte(seg, off + 1, 0x10); // length += 4096
+
+    let app = QueueOptions::new().open_appender(&dir).unwrap();
+    let rec = app.recovery().clone();
+    let next = app.next_seq();
+    drop(app);
+    assert!(
+        rec.cut.is_none(),
+        "a committed record was cut: {:?}",
+        rec.cut
+    );
+    assert_eq!(rec.damaged.len(), 1, "{:?}", rec.damaged);
+    assert_eq!(rec.damaged[0].seq, 80);
+    assert_eq!(next, 100, "records 81..100 survive recovery");
+
+    let mut t = Tailer::open(&dir).unwrap();
+    for s in 0..80u64 {
+        assert_eq!(t.try_next().unwrap().unwrap().to_vec().unwrap(), small(s));
+    }
+    assert!(matches!(t.try_next(), Err(ReadError::Corrupt(c)) if c.seq == 80));
+    let skipped = t.skip_corrupt().unwrap().unwrap();
+    assert_eq!((skipped.first, skipped.next), (80, 81));
+    for s in 81..100u64 {
+        assert_eq!(t.try_next().unwrap().unwrap().to_vec().unwrap(), small(s));
+    }
+}
+
+/// An appender (copying and zero-copy appends, records up to 3 KiB, 64 KiB segments so
+/// kills land in rolls) and a named tailer (manual acknowledgement after checking each
+/// record) in two processes, both SIGKILLed at random points, 30 times. After each round:
+/// recovery finds exactly the acknowledged prefix (or one more), the log is exactly
+/// `payload(0..n)`, `verify` is clean, and the tailer's stored position never passed the
+/// log nor went backwards.
+#[test]
+fn appender_and_named_tailer_killed_at_random_points() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    drop(
+        QueueOptions::new()
+            .segment_size(64 * 1024)
+            .open_appender(&dir)
+            .unwrap(),
+    );
+    let shared = Mmap::anonymous(4096).unwrap();
+    let acked = shared.atomic_u64(0).unwrap();
+    let read = shared.atomic_u64(8).unwrap();
+    let bad = shared.atomic_u64(16).unwrap();
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
+    let mut total = 0u64;
+    let mut tailer_pos = 0u64;
+    for round in 0..30 {
+        acked.store(total, Ordering::SeqCst);
+        read.store(tailer_pos, Ordering::SeqCst);
+        let mut writer = fork(|| {
+            let mut app = QueueOptions::new().open_appender(&dir).unwrap();
+            let mut seq = app.next_seq();
+            loop {
+                let p = payload(seq);
+                let got = if seq % 3 == 0 {
+                    let mut g = app.reserve(p.len()).unwrap();
+                    g.copy_from_slice(&p).unwrap();
+                    g.commit().unwrap()
+                } else {
+                    app.append(&p).unwrap()
+                };
+                if got != seq {
+                    return 2;
+                }
+                seq += 1;
+                acked.store(seq, Ordering::SeqCst);
+            }
+        });
+        let mut reader = fork(|| {
+            let mut t = TailerOptions::new()
+                .name("worker")
+                .ack(AckMode::Manual)
+                .spin(0)
+                .open(&dir)
+                .unwrap();
+            loop {
+                let expect = t.next_seq();
+                match t.next_timeout(WATCHDOG) {
+                    Ok(Some(rec)) => {
+                        if rec.seq() != expect || rec.to_vec().ok() != Some(payload(expect)) {
+                            bad.store(1 + expect, Ordering::SeqCst);
+                            return 3;
+                        }
+                    }
+                    _ => {
+                        bad.store(u64::MAX, Ordering::SeqCst);
+                        return 4;
+                    }
+                }
+                t.ack().unwrap();
+                read.store(expect + 1, Ordering::SeqCst);
+            }
+        });
+        let extra = rng.range(0, 1500);
+        spin_until("the appender to make progress", || {
+            acked.load(Ordering::SeqCst) > total + extra || bad.load(Ordering::SeqCst) != 0
+        });
+        // Kill in either order.
+        let (first, second) = if rng.range(0, 1) == 0 {
+            (&mut writer, &mut reader)
+        } else {
+            (&mut reader, &mut writer)
+        };
+        first.kill9();
+        second.kill9();
+        assert_eq!(
+            bad.load(Ordering::SeqCst),
+            0,
+            "round {round}: the reader saw a bad record"
+        );
+        let acknowledged = acked.load(Ordering::SeqCst);
+        let app = QueueOptions::new().open_appender(&dir).unwrap();
+        let rec = app.recovery().clone();
+        assert!(rec.damaged.is_empty(), "round {round}: {:?}", rec.damaged);
+        let recovered = app.next_seq();
+        drop(app);
+        assert!(
+            recovered == acknowledged || recovered == acknowledged + 1,
+            "round {round}: recovered {recovered}, {acknowledged} acknowledged"
+        );
+        assert_eq!(check_log(&dir), recovered, "round {round}");
+        let report = queue::verify(&dir).unwrap();
+        assert!(report.is_ok(), "round {round}: {:?}", report.problems);
+        let st = queue::stat(&dir).unwrap();
+        let pos = st.tailers[0].next_seq;
+        let read_ok = read.load(Ordering::SeqCst);
+        assert!(
+            pos >= tailer_pos && pos <= recovered && (pos == read_ok || pos == read_ok + 1),
+            "round {round}: stored position {pos}, previously {tailer_pos}, checked {read_ok}, \
+             log {recovered}"
+        );
+        tailer_pos = pos;
+        total = recovered;
+    }
+    assert!(segments(&dir).len() > 3, "the kills spanned segment rolls");
+}
