@@ -128,7 +128,20 @@ impl Segment {
         let map = match opts.map_path(path) {
             Ok(m) => m,
             Err(MapError::Open { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                return Err(SegOpenError::Missing)
+                // A symbolic link that leads nowhere is damage, not a segment deleted by
+                // retention (which callers look past, or retry). Only a link counts: a
+                // regular file found now was published by a roll since the open failed.
+                let dangling = matches!(
+                    crate::os::file::lstat(path),
+                    Ok(info) if info.kind == crate::os::file::FileKind::Symlink
+                );
+                return Err(if dangling {
+                    SegOpenError::Bad(
+                        "it is a symbolic link to a file that does not exist".to_string(),
+                    )
+                } else {
+                    SegOpenError::Missing
+                });
             }
             Err(MapError::Open { source, .. })
                 if !write

@@ -724,9 +724,14 @@ impl Tailer {
         let next = seg.number + 1;
         let later = segs.iter().copied().find(|&m| m > next);
         if let Some(later) = later {
-            // Checked after the listing: `seg` still there means retention did not delete
-            // `next` (it deletes oldest first).
-            if !segs.contains(&next) && os::file::lstat(&seg.path).is_ok() {
+            // `later` was made after `next` was published. A listing can miss a file
+            // renamed into place while it is read, so `next` is looked up again (after
+            // the listing saw `later`: it must be there by now), then `seg`: still there,
+            // it means retention did not delete `next` (it deletes oldest first).
+            if !segs.contains(&next)
+                && os::file::lstat(&segment_path(&self.dir, next)).is_err()
+                && os::file::lstat(&seg.path).is_ok()
+            {
                 return Err(ReadError::Corrupt(Corruption {
                     file: segment_path(&self.dir, next),
                     segment: next,
