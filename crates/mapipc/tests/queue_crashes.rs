@@ -1,4 +1,4 @@
-//! Adversarial review of `mapipc::queue`: appenders and tailers killed at random points in
+//! `mapipc::queue` under crashes and damage: appenders and tailers killed at random points in
 //! real processes, and the states such crashes (or damage) leave behind: a sealed last
 //! segment whose successor was never published, a segment missing in the middle, a damaged
 //! length field near the tail. Every child runs under the watchdog of

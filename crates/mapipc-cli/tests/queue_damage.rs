@@ -1,4 +1,4 @@
-//! Adversarial review of `mapipc queue ...`: a follower whose output reader goes away, and
+//! `mapipc queue ...` at its edges: a follower whose output reader goes away, and
 //! a queue with a segment missing in the middle. Every test runs the built executable as a
 //! real process under a watchdog that kills it after [`TIMEOUT`] and fails the test; no
 //! assertion depends on timing.
