@@ -838,6 +838,20 @@ fn damaged_or_foreign_files_give_typed_errors() {
             .open_appender(tmp.path().join("q2")),
         Err(OpenError::InvalidOptions { .. })
     ));
+
+    // A named tailer's file cut short: `stat` (and so retention) says so in the queue's
+    // words, as opening the tailer does (it said "grow the file first (MapOptions::create)").
+    drop(TailerOptions::new().name("w").open(&dir).unwrap());
+    let tailer_file = dir.join("w.tailer");
+    std::fs::write(&tailer_file, b"abc").unwrap();
+    let st = queue::stat(&dir).unwrap();
+    let problem = st.tailers[0]
+        .problem
+        .as_deref()
+        .expect("the short tailer file");
+    assert_eq!(problem, "the file is 3 bytes, expected 4096");
+    let err = TailerOptions::new().name("w").open(&dir).unwrap_err();
+    assert!(err.to_string().contains("the file is 3 bytes"), "{err}");
 }
 
 #[test]

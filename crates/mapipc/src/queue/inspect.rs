@@ -7,7 +7,7 @@ use super::format::{record_size, segment_path, tailer_path, TailerHeader, TAILER
 use super::list_queue;
 use super::meta::Meta;
 use super::segment::{Probe, SegOpenError, Segment};
-use crate::map::MapOptions;
+use crate::map::{MapError, MapOptions};
 
 /// A queue at a glance, from [`stat`].
 #[derive(Clone, Debug)]
@@ -183,6 +183,18 @@ pub(crate) fn tailer_stat(dir: &Path, name: &str) -> TailerStat {
         .map_path(&path)
     {
         Ok(m) => m,
+        // Said in the queue's words (as `Tailer::open` does), not the mapping's.
+        Err(MapError::RangePastEnd { file_len, .. } | MapError::OffsetPastEnd { file_len, .. }) => {
+            st.problem = Some(format!(
+                "the file is {file_len} bytes, expected {}",
+                super::format::TAILER_FILE_SIZE
+            ));
+            return st;
+        }
+        Err(MapError::EmptyFile { .. }) => {
+            st.problem = Some("the file is empty".to_string());
+            return st;
+        }
         Err(e) => {
             st.problem = Some(e.to_string());
             return st;
