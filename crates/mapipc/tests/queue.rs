@@ -532,6 +532,65 @@ fn named_tailers_resume_where_they_stopped() {
     drop(app);
 }
 
+/// A named tailer's position word with a flipped high bit (or a kill between the update
+/// of the position and of its complement) is resumed from the lower of the two: records are
+/// delivered again, never skipped (a flipped bit alone made the tailer silently skip every
+/// record up to the garbage position, and retention treat them as processed). A file of an
+/// earlier release, without the complement, still resumes where it stopped.
+#[test]
+fn a_damaged_named_tailer_position_never_skips_records() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let app = appender_with(&dir, 64 * 1024, 100);
+    {
+        let mut t = TailerOptions::new().name("w").open(&dir).unwrap();
+        for s in 0..10 {
+            assert_eq!(t.try_next().unwrap().unwrap().seq(), s);
+        }
+    }
+    let file = dir.join("w.tailer");
+    let word = |off: u64| {
+        let b = std::fs::read(&file).unwrap();
+        u64::from_le_bytes(b[off as usize..off as usize + 8].try_into().unwrap())
+    };
+    assert_eq!((word(32), word(48)), (10, !10u64));
+    flip_byte(&file, 32 + 5); // position 10 + 2^40-ish: far past the end of the log
+    assert!(word(32) > 1 << 39);
+    assert_eq!(queue::stat(&dir).unwrap().tailers[0].next_seq, 10);
+    let mut t = TailerOptions::new().name("w").open(&dir).unwrap();
+    assert_eq!(t.next_seq(), 10);
+    assert_eq!(t.try_next().unwrap().unwrap().seq(), 10);
+    drop(t); // stores 11, and its complement
+    assert_eq!((word(32), word(48)), (11, !11u64));
+    // Killed between the two stores of an update from 11 to 15: back to 11.
+    let map = mapipc::map::MapOptions::new()
+        .read_write()
+        .map_path(&file)
+        .unwrap();
+    map.write_pod(32, &15u64).unwrap();
+    assert_eq!(
+        TailerOptions::new()
+            .name("w")
+            .open(&dir)
+            .unwrap()
+            .next_seq(),
+        11
+    );
+    // A file without the complement (an earlier release).
+    map.write_pod(48, &0u64).unwrap();
+    map.write_pod(32, &15u64).unwrap();
+    assert_eq!(
+        TailerOptions::new()
+            .name("w")
+            .open(&dir)
+            .unwrap()
+            .next_seq(),
+        15
+    );
+    drop(app);
+}
+
 #[test]
 fn a_killed_named_tailer_gets_the_record_it_was_processing_again() {
     let _g = serial();

@@ -356,10 +356,28 @@ pub(crate) struct TailerHeader {
     pub next_seq: u64,
     /// Live, informational: when `next_seq` was last stored (ns since the epoch).
     pub updated_ns: u64,
-    pub _reserved: [u64; 2],
+    /// Live: `!next_seq`, stored right after it (0 in files of earlier releases, which read
+    /// as "no check"). See [`tailer_position`].
+    pub next_seq_check: u64,
+    pub _reserved: u64,
+}
+
+/// The position a named tailer's file holds, from its `next_seq` and `next_seq_check`
+/// words, and whether they agree. A kill between the two stores of an update, or a damaged
+/// word, makes them disagree: the lower of the two positions is taken (positions only
+/// grow, so the update's old one; a damaged word can then only make records be delivered
+/// again, at least once as always, never skipped, where a flipped high bit in `next_seq`
+/// alone made the tailer silently skip every record up to it).
+pub(crate) fn tailer_position(next_seq: u64, check: u64) -> (u64, bool) {
+    if check == 0 {
+        // A file written before the check word existed.
+        return (next_seq, true);
+    }
+    (next_seq.min(!check), next_seq == !check)
 }
 
 pub(crate) const TAILER_NEXT_SEQ: u64 = offset_of!(TailerHeader, next_seq) as u64;
+pub(crate) const TAILER_NEXT_SEQ_CHECK: u64 = offset_of!(TailerHeader, next_seq_check) as u64;
 pub(crate) const TAILER_UPDATED_NS: u64 = offset_of!(TailerHeader, updated_ns) as u64;
 const TAILER_CRC_LEN: usize = offset_of!(TailerHeader, header_crc);
 
@@ -377,6 +395,7 @@ impl TailerHeader {
             created_ns,
             next_seq,
             updated_ns: created_ns,
+            next_seq_check: !next_seq,
             ..TailerHeader::zeroed()
         };
         h.header_crc = crc32c::crc32c(&bytemuck::bytes_of(&h)[..TAILER_CRC_LEN]);

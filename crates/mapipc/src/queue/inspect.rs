@@ -3,7 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{CorruptReason, Corruption, OpenError};
-use super::format::{record_size, segment_path, tailer_path, TailerHeader, TAILER_NEXT_SEQ};
+use super::format::{
+    record_size, segment_path, tailer_path, tailer_position, TailerHeader, TAILER_NEXT_SEQ,
+    TAILER_NEXT_SEQ_CHECK,
+};
 use super::list_queue;
 use super::meta::Meta;
 use super::segment::{Probe, SegOpenError, Segment};
@@ -205,7 +208,9 @@ pub(crate) fn tailer_stat(dir: &Path, name: &str) -> TailerStat {
         .map_err(|e| e.to_string())
         .and_then(|h| h.validate())
         .and_then(|()| {
-            map.read_pod::<u64>(TAILER_NEXT_SEQ)
+            let seq = map.read_pod::<u64>(TAILER_NEXT_SEQ);
+            let check = map.read_pod::<u64>(TAILER_NEXT_SEQ_CHECK);
+            seq.and_then(|seq| check.map(|check| tailer_position(seq, check).0))
                 .map_err(|e| e.to_string())
         });
     match checked {

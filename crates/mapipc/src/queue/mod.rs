@@ -134,7 +134,10 @@
 //! Named tailers ([`TailerOptions::name`]) keep their position in `{name}.tailer`: a
 //! 64-byte header (magic `b"MAPIPCQT"`, version, CRC) and the next sequence number to
 //! deliver at offset 32, updated with one atomic store in the shared mapping (so an update
-//! can never be half-written). A restarted reader continues from there. With
+//! can never be half-written), followed by a store of its complement at offset 48. A
+//! restarted reader continues from there; when the two words disagree (a kill between the
+//! stores, or a damaged word), from the lower position: records may be delivered again,
+//! never skipped. With
 //! [`AckMode::Auto`] (at-least-once) a record counts as processed when the next one is
 //! asked for or the tailer is dropped; with [`AckMode::Manual`], when [`Tailer::ack`] is
 //! called. One tailer per name at a time (an OFD lock on the file).

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::error::{CorruptReason, Corruption, OpenError, ReadError};
 use super::format::{
-    check_tailer_name, segment_path, tailer_path, SegmentLayout, TailerHeader, RECORD_HEADER_SIZE,
-    TAILER_FILE_SIZE, TAILER_NEXT_SEQ, TAILER_UPDATED_NS,
+    check_tailer_name, segment_path, tailer_path, tailer_position, SegmentLayout, TailerHeader,
+    RECORD_HEADER_SIZE, TAILER_FILE_SIZE, TAILER_NEXT_SEQ, TAILER_NEXT_SEQ_CHECK,
+    TAILER_UPDATED_NS,
 };
 use super::meta::Meta;
 use super::segment::{Probe, SegOpenError, Segment};
@@ -315,19 +316,30 @@ struct Named {
 }
 
 impl Named {
+    /// Stores the position, then its complement (see `format::tailer_position`).
     fn store(&self, seq: u64) -> Result<(), AccessError> {
         self.map
             .atomic_u64(TAILER_NEXT_SEQ)?
             .store(seq, Ordering::Release);
         self.map
+            .atomic_u64(TAILER_NEXT_SEQ_CHECK)?
+            .store(!seq, Ordering::Release);
+        self.map
             .write_pod(TAILER_UPDATED_NS, &os::process::realtime_ns())
     }
 
+    /// The position: the lower of the two words when they disagree (an update interrupted
+    /// by a kill, or damage: records are then delivered again, never skipped).
     fn load(&self) -> Result<u64, AccessError> {
-        Ok(self
+        let seq = self
             .map
             .atomic_u64(TAILER_NEXT_SEQ)?
-            .load(Ordering::Acquire))
+            .load(Ordering::Acquire);
+        let check = self
+            .map
+            .atomic_u64(TAILER_NEXT_SEQ_CHECK)?
+            .load(Ordering::Acquire);
+        Ok(tailer_position(seq, check).0)
     }
 }
 
