@@ -639,8 +639,11 @@ const INFO_AFTER_HELP: &str = "\
 Reports the file's type, size, owner and mode, the page size, and how the file would be
 mapped: how many pages, whether the size is page-aligned and how much of the last page
 the file uses. It also says whether the file is a mapipc region (then its validated header
-fields are listed, and a channel's counters if it holds one) or a plain file. Directories
-and other non-regular files are described but cannot be mapped.
+fields are listed, and a channel's counters if it holds one), one of a queue's files or the
+queue directory itself (with the queue's record count), or a plain file. Directories and
+other non-regular files are described but cannot be mapped. A mapipc file whose header
+fails validation is described as far as it can be read, then info prints one `error:` line
+and exits with status 1.
 
 Examples:
   mapipc info data.bin
