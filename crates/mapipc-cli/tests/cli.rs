@@ -747,7 +747,10 @@ clitest!(chan_create_refuses_existing_unless_forced, |dir| {
         .run(&["chan", "create", c, "--capacity", "4KiB"])
         .error()
         .to_string();
-    assert!(line.contains("exists"), "{line}");
+    assert!(
+        line.contains(&format!("cannot create channel `{c}`: it already exists")),
+        "{line}"
+    );
     dir.run(&["chan", "create", c, "--capacity", "8KiB", "--force"])
         .ok();
     let out = dir.run(&["stat", c, "--json"]);
@@ -2001,7 +2004,7 @@ clitest!(bench_quick_writes_table_json_and_plot, |dir| {
 clitest!(bench_rejects_unknown_transports_and_bad_sizes, |dir| {
     for only in ["foo", "pipe,nope", "spsc:fast", "uds:spin", "", ","] {
         let out = dir.run(&["bench", "--only", only, "--json", "bench.json"]);
-        let line = out.error();
+        let line = out.usage_error();
         let name = only.rsplit(',').next().unwrap();
         assert!(
             line.contains(&format!("unknown transport \"{name}\"")),
@@ -2045,7 +2048,7 @@ clitest!(bench_refuses_an_unwritable_output_before_measuring, |dir| {
     // An existing file is checked without being touched before the run's end.
     dir.write("old.json", b"kept");
     dir.run(&["bench", "--only", "nope", "--json", "old.json"])
-        .error();
+        .usage_error();
     assert_eq!(std::fs::read(dir.path("old.json")).unwrap(), b"kept");
 });
 

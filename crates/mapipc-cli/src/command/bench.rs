@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mapipc_bench::{progress_bar, BenchError, Config, Progress};
 
-use super::quoted;
+use super::{quoted, Exit};
 use crate::cli::BenchArgs;
 
 /// Runs `mapipc bench`.
@@ -63,8 +63,13 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
         draw(p);
     };
     let report = mapipc_bench::run(&config, &progress).map_err(|e| match e {
-        // What the user asked for is wrong: say so, not that a benchmark failed.
-        e @ (BenchError::UnknownTransport { .. } | BenchError::Config(_)) => anyhow::Error::new(e),
+        // What the user asked for is wrong: say so (a usage error, status 2, as for a bad
+        // `--sizes`), not that a benchmark failed.
+        e @ (BenchError::UnknownTransport { .. } | BenchError::Config(_)) => Exit {
+            code: 2,
+            message: e.to_string(),
+        }
+        .into(),
         e => anyhow::Error::new(e).context("benchmark failed"),
     })?;
 

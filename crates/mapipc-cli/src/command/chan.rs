@@ -22,6 +22,12 @@ pub fn create(args: &ChanCreateArgs, out: &mut dyn Write) -> Result<()> {
     let capacity = usize::try_from(args.capacity).context("capacity too large")?;
     // Said here in the command's words (the library would say "cannot create region").
     let path = loc.path();
+    if !args.force && std::fs::symlink_metadata(&path).is_ok() {
+        bail!(
+            "cannot create channel `{}`: it already exists (--force replaces it)",
+            path.display()
+        );
+    }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.is_dir() {
             bail!(
