@@ -386,9 +386,6 @@ impl Receiver {
         }
     }
 
-    /// One look at our position, without waiting. `producers_dead`: every producer is gone,
-    /// so MPSC claims in progress are aborted at once.
-    #[inline]
     /// The consumer position we last stored in shared memory (SPSC, MPSC).
     fn published(&self) -> Option<u64> {
         match &self.core {
@@ -398,6 +395,9 @@ impl Receiver {
         }
     }
 
+    /// One look at our position, without waiting. `producers_dead`: every producer is gone,
+    /// so MPSC claims in progress are aborted at once.
+    #[inline]
     fn poll_once(&mut self, producers_dead: bool, thorough: bool) -> Result<Poll, Fault> {
         if self.pending_lag > 0 {
             return Ok(Poll::Lagged(std::mem::take(&mut self.pending_lag)));
