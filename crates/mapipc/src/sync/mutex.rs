@@ -30,6 +30,11 @@
 //! - U (unlock, guard drop): `compare_exchange(me, 0, Release)`; if the contended bit was set,
 //!   `compare_exchange(me | CONTENDED, 0, Release)` then `futex_wake(1)`. Release pairs with
 //!   the Acquire of L1, L2 and L4: the next owner sees what the previous one wrote.
+//! - T (timeout): a contender that gives up after one of its futex waits returned `Woken`
+//!   calls `futex_wake(1)` before returning: it may have been the waiter an unlock woke,
+//!   and the waiters still parked behind it (on a word that may now be free, or held by a
+//!   fast-path locker without the contended bit) would otherwise sleep until their next
+//!   check interval.
 //!
 //! A waiter sleeps only on `owner | CONTENDED` that it (or another waiter) set with an RMW;
 //! the unlocking RMW comes later in the word's modification order and sees the bit, so it
@@ -56,7 +61,7 @@ use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::futex::FutexWord;
+use super::futex::{FutexWord, WaitOutcome};
 use super::notifier::DEFAULT_CHECK_INTERVAL;
 
 /// Bit 31: somebody may be parked on the word.
@@ -302,6 +307,9 @@ impl<'a, W: FutexWord> RobustMutex<'a, W> {
         // at the next contention).
         let mut dead_owner: Option<u32> = None;
         let mut next_alive_check: Option<Instant> = None;
+        // Whether a futex wait of ours returned `Woken`: we may have been the one waiter an
+        // unlock woke (T, below).
+        let mut woken = false;
         loop {
             let owner = owner_of(cur);
             // A CAS that would give us the lock: L2 (free), L4 (dead owner, or garbage).
@@ -351,6 +359,14 @@ impl<'a, W: FutexWord> RobustMutex<'a, W> {
             let mut slice = self.check_interval;
             if let Some(deadline) = deadline {
                 if now >= deadline {
+                    // T: an unlock wakes one waiter and counts on it to take the lock, or to
+                    // set the contended bit again before sleeping. Leaving instead may leave
+                    // the word free (or held without the bit, so its unlock wakes nobody)
+                    // while others still sleep on an older value: pass the wake-up on. A
+                    // spare wake only makes a waiter re-check the word.
+                    if woken {
+                        let _ = self.word.futex_wake(1);
+                    }
                     return Err(LockError::TimedOut {
                         owner: owner_of(cur),
                     });
@@ -361,9 +377,14 @@ impl<'a, W: FutexWord> RobustMutex<'a, W> {
             // the contended bit set (so the unlock will wake us).
             let o = owner_of(cur);
             if cur & CONTENDED != 0 && o != 0 && dead_owner != Some(o) {
-                self.word
-                    .futex_wait(cur, Some(slice))
-                    .map_err(LockError::Os)?;
+                let outcome = self.word.futex_wait(cur, Some(slice)).map_err(|e| {
+                    // As T: an error must not swallow a wake-up either.
+                    if woken {
+                        let _ = self.word.futex_wake(1);
+                    }
+                    LockError::Os(e)
+                })?;
+                woken |= outcome == WaitOutcome::Woken;
                 cur = self.word.load(Ordering::Relaxed);
             }
         }
