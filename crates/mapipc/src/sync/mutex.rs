@@ -445,7 +445,9 @@ impl<'a, W: FutexWord> RobustMutex<'a, W> {
 
     /// Unlocks whatever the word holds and wakes every waiter; returns whether it was
     /// locked. For administration (`mapipc region` tools) and recovery when no owner will
-    /// ever come back; a live owner's guard will then find the lock gone and leave it alone.
+    /// ever come back. A live owner's guard then finds the lock gone and leaves it alone,
+    /// unless the same owner id locked it again meanwhile (threads of one process share an
+    /// id): that guard's drop then releases the new holding.
     ///
     /// # Example
     /// ```
@@ -611,15 +613,25 @@ pub enum LockError {
         /// The id given.
         id: u32,
     },
-    /// The deadline passed while a live owner held the lock.
-    #[error("timed out waiting for the mutex held by owner {owner}")]
+    /// The deadline passed while a live owner held the lock (or, `owner` 0, while others
+    /// kept taking it first).
+    #[error("timed out waiting for the mutex {}", held_by(*.owner))]
     TimedOut {
-        /// The owner id last seen in the word.
+        /// The owner id last seen in the word (0: it was free at that moment).
         owner: u32,
     },
     /// The futex wait failed.
     #[error("futex wait on the mutex failed: {0}")]
     Os(#[source] io::Error),
+}
+
+/// How [`LockError::TimedOut`] names the holder last seen.
+fn held_by(owner: u32) -> String {
+    if owner == 0 {
+        "(free when the deadline passed: others took it first)".to_string()
+    } else {
+        format!("held by owner {owner}")
+    }
 }
 
 /// Why [`RobustMutex::try_lock`] failed.
