@@ -25,7 +25,15 @@
 //! - **Lossless**: before reclaiming, the producer checks every registered subscriber's
 //!   position (Acquire, pair **S** with the subscriber's Release store after reading) and
 //!   waits while one of them still needs the space. Dead subscribers are dropped from the
-//!   table, so a crashed reader never stalls the producer.
+//!   table, so a crashed reader never stalls the producer. The producer caches the smallest
+//!   position it found and scans again only when it needs more, or when the join counter
+//!   moved: a subscriber stores its position, bumps the counter, issues a SeqCst fence and
+//!   reads `oldest` again (moving up to it if it passed its position); the producer, after
+//!   publishing a new `oldest` and before overwriting, issues a SeqCst fence and reads the
+//!   counter (pair **J**). So either the producer sees the join and waits for the new
+//!   subscriber, or the subscriber sees the new `oldest` and starts there. A subscriber that
+//!   has taken nothing yet and finds its start reclaimed (the producer saw it only after
+//!   publishing) moves up silently: it joined later, it lost nothing.
 //! - **Lossy**: the producer never waits. A subscriber copies a record, then issues an
 //!   Acquire fence and reads `oldest_pos` (pair **O**): if the producer reclaimed the record
 //!   meanwhile, the copy may be torn and is discarded; the subscriber moves to the oldest
@@ -134,6 +142,50 @@ pub(crate) fn read_oldest<W: Words>(mem: &W) -> Result<Oldest, RingError> {
     })
 }
 
+/// The sequence number of the message that will be written at `tail`: `oldest_seq` plus
+/// the records from `oldest_pos` to `tail`, counted while `oldest` does not move. `None`
+/// when the ring kept changing (a lossy producer lapping it during every count) or does not
+/// add up (garbage): the subscriber then takes the first record's word for it, and cannot
+/// count what it misses before that record.
+fn seq_at<W: Words>(geo: Geometry, mem: &W, tail: u64) -> Result<Option<u64>, RingError> {
+    let cap = geo.capacity();
+    for _ in 0..8 {
+        let o = read_oldest(mem)?;
+        if !valid_pos(o.pos) || o.seq > MAX_POSITION || o.pos > tail || tail - o.pos > cap {
+            continue;
+        }
+        let (mut p, mut seq) = (o.pos, o.seq);
+        // Bounded: each step passes at least 16 bytes of at most `cap`.
+        for _ in 0..=(cap / 16) {
+            if p >= tail {
+                break;
+            }
+            let idx = p & (cap - 1);
+            let to_end = cap - idx;
+            let w0 = mem.word_load(idx, Ordering::Relaxed);
+            let w1 = mem.word_load(idx + 8, Ordering::Relaxed);
+            let (len, flags) = (w1 & 0xffff_ffff, w1 >> 32);
+            if flags == FLAG_PAD && len + HDR == to_end {
+                p += to_end;
+                continue;
+            }
+            let size = record_size(len);
+            if flags != 0 || len == 0 || size > to_end || size > tail - p || w0 != seq {
+                break;
+            }
+            seq += 1;
+            p += size;
+        }
+        // Acquire fence: the headers read above were intact if `oldest` did not pass the
+        // first of them meanwhile (pair O, as `Subscriber::still_intact`).
+        fence(Ordering::Acquire);
+        if p == tail && mem.ctl_load(off::OLDEST_POS, Ordering::Relaxed) <= o.pos {
+            return Ok(Some(seq));
+        }
+    }
+    Ok(None)
+}
+
 /// Publishes a new `oldest` in the latch: version odd, copy 0, version even, copy 1.
 /// Works whatever state a dead producer left: an odd version means copy 1 is the stable
 /// one, and only copy 0 is written before the version is even again.
@@ -186,6 +238,8 @@ pub(crate) struct BcastProducer {
     oldest: Oldest,
     /// Lossless: the smallest subscriber position as last computed.
     cached_min: u64,
+    /// Lossless: the join counter when `cached_min` was computed.
+    joins_seen: u64,
 }
 
 impl BcastProducer {
@@ -220,6 +274,10 @@ impl BcastProducer {
             next_seq,
             oldest,
             cached_min: tail,
+            // Unknown: the first reclaim scans the table.
+            joins_seen: mem
+                .ctl_load(off::SUB_JOINS, Ordering::Acquire)
+                .wrapping_sub(1),
         })
     }
 
@@ -264,15 +322,39 @@ impl BcastProducer {
         let pad = if to_end < size { to_end } else { 0 };
         let end = self.tail + pad + size;
         let need_oldest = end.saturating_sub(cap);
-        if self.lossless && need_oldest > self.cached_min {
-            let (min, who) = self.min_subscriber(mem);
-            self.cached_min = min;
-            if need_oldest > min {
-                return Ok(Err(Blocked::By(who.unwrap_or(0))));
+        // Lossless: scan again when the cached minimum does not cover what we overwrite
+        // (also after a scan that blocked us below an `oldest` already published), or when
+        // we are about to reclaim and a subscriber joined since the last scan.
+        if self.lossless {
+            let stale = need_oldest > self.cached_min;
+            if stale || need_oldest > self.oldest.pos {
+                // Acquire pairs with the subscribers' bump of the counter, made after
+                // storing their position (pair J): a scan after seeing it sees the position.
+                let joins = mem.ctl_load(off::SUB_JOINS, Ordering::Acquire);
+                if stale || joins != self.joins_seen {
+                    if let Some(who) = self.rescan(mem, joins, need_oldest) {
+                        return Ok(Err(Blocked::By(who)));
+                    }
+                }
             }
         }
         if need_oldest > self.oldest.pos {
             self.reclaim(mem, need_oldest)?;
+            if self.lossless {
+                // SeqCst fence after publishing the new `oldest`, before overwriting (pair
+                // J, with the fence of `Subscriber::register`): a subscriber that joined
+                // meanwhile either is seen here or sees the new `oldest` and starts there.
+                fence(Ordering::SeqCst);
+                let joins = mem.ctl_load(off::SUB_JOINS, Ordering::Acquire);
+                if joins != self.joins_seen {
+                    if let Some(who) = self.rescan(mem, joins, need_oldest) {
+                        // Nothing was overwritten: the new subscriber, still below the
+                        // `oldest` published, moves up to it when it reads (it took nothing
+                        // yet), and we go on once its position passes `need_oldest`.
+                        return Ok(Err(Blocked::By(who)));
+                    }
+                }
+            }
         }
         if pad > 0 {
             mem.word_store(idx, u64::MAX, Ordering::Relaxed); // no message has this seq
@@ -288,6 +370,15 @@ impl BcastProducer {
             data: (start & (cap - 1)) + HDR,
             len,
         }))
+    }
+
+    /// Lossless: scans the subscriber positions again (the join counter read `joins`) and
+    /// returns the slot that still needs the space before `need`, if one does.
+    fn rescan<W: Words>(&mut self, mem: &W, joins: u64, need: u64) -> Option<u32> {
+        self.joins_seen = joins;
+        let (min, who) = self.min_subscriber(mem);
+        self.cached_min = min;
+        (need > min).then(|| who.unwrap_or(0))
     }
 
     /// Advances `oldest` past every record starting before `need` and publishes it.
@@ -396,8 +487,13 @@ pub(crate) enum Next {
 pub(crate) struct Subscriber {
     geo: Geometry,
     pos: u64,
-    /// The sequence number expected next (unknown when starting at the newest message).
+    /// The sequence number expected next (unknown only when starting at the newest message
+    /// of a ring that kept changing, or was garbage, while we counted its records).
     seq: Option<u64>,
+    /// Lossless, nothing taken yet: finding our start reclaimed means the producer saw our
+    /// registration only after publishing a new `oldest` (see the module docs): we move up
+    /// to it without reporting a loss.
+    joining: bool,
 }
 
 impl Subscriber {
@@ -418,7 +514,8 @@ impl Subscriber {
             Ok(Subscriber {
                 geo,
                 pos: tail,
-                seq: None,
+                seq: seq_at(geo, mem, tail)?,
+                joining: false,
             })
         } else {
             let o = read_oldest(mem)?;
@@ -432,8 +529,51 @@ impl Subscriber {
                 geo,
                 pos: o.pos,
                 seq: Some(o.seq),
+                joining: false,
             })
         }
+    }
+
+    /// Makes us known to the producer: stores our position in table entry `slot`, bumps
+    /// the join counter, and moves up to `oldest` if the producer reclaimed our start
+    /// meanwhile (pair **J**, see the module docs). `lossless`: until we take a record, a
+    /// start found reclaimed later is no loss either.
+    pub(crate) fn register<W: Words>(
+        &mut self,
+        mem: &W,
+        slot: u32,
+        lossless: bool,
+    ) -> Result<(), RingError> {
+        let entry = off::subscriber(slot) + 8;
+        // Release pairs with the producer's Acquire scan of positions (pair S).
+        mem.ctl_store(entry, self.pos, Ordering::Release);
+        // Bounded: only other subscribers joining at the same moment make a CAS fail; past
+        // the bound (a peer rewriting the counter), the fence and the re-read below still
+        // cover this join.
+        for _ in 0..1024 {
+            let n = mem.ctl_load(off::SUB_JOINS, Ordering::Relaxed);
+            // AcqRel (Release part): the position stored above is visible to a producer
+            // whose Acquire load sees the new count (pair J).
+            if mem.ctl_cas(off::SUB_JOINS, n, n.wrapping_add(1)).is_ok() {
+                break;
+            }
+        }
+        // SeqCst fence (pair J, with the producer's fence after publishing `oldest`).
+        fence(Ordering::SeqCst);
+        let o = read_oldest(mem)?;
+        if !valid_pos(o.pos) || o.seq > MAX_POSITION {
+            return Err(RingError::Corrupted {
+                at: Where::Tail,
+                what: "oldest record",
+            });
+        }
+        if o.pos > self.pos {
+            self.pos = o.pos;
+            self.seq = Some(o.seq);
+            mem.ctl_store(entry, self.pos, Ordering::Release);
+        }
+        self.joining = lossless;
+        Ok(())
     }
 
     /// Our position.
@@ -457,6 +597,7 @@ impl Subscriber {
             return Ok(None);
         }
         let missed = match self.seq {
+            _ if self.joining => 0,
             Some(s) if o.seq >= s => o.seq - s,
             Some(_) => {
                 return Err(RingError::Corrupted {
@@ -568,6 +709,7 @@ impl Subscriber {
     pub(crate) fn advance(&mut self, seq: u64, end: u64) {
         self.pos = end;
         self.seq = Some(seq + 1);
+        self.joining = false;
     }
 
     /// After copying a record found by [`try_next`](Self::try_next): `Ok(None)` and we move
@@ -589,9 +731,10 @@ impl Subscriber {
             Some(missed) => Ok(Some(missed)),
             None => {
                 // Being reclaimed: lost, count it and step over it (its header was checked).
+                // Joining: reclaimed before the producer saw us, not ours to lose.
                 self.pos = end;
                 self.seq = self.seq.map(|s| s + 1);
-                Ok(Some(1))
+                Ok(Some(u64::from(!self.joining)))
             }
         }
     }

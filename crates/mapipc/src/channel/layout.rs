@@ -14,8 +14,8 @@
 //!               consumer-never-parks flag      consumer (on mode change)
 //!    256     4  space notifier word,           producer parks, consumer wakes;
 //!               producer-never-parks flag      producer (on mode change)
-//!    320     5  oldest-record lock, position,  broadcast producer
-//!               sequence
+//!    320     5  oldest-record lock, position,  broadcast producer;
+//!               sequence; subscriber joins      each subscriber as it joins
 //!    384     6  producer id and epoch,         each end when it attaches or
 //!               consumer id and epoch          leaves (read while waiting)
 //!   1024        endpoint table: 16 bytes each  MPSC producers / broadcast
@@ -66,6 +66,10 @@ pub(crate) mod off {
     pub(crate) const OLDEST_SEQ: u64 = 336;
     pub(crate) const OLDEST_POS1: u64 = 344;
     pub(crate) const OLDEST_SEQ1: u64 = 352;
+    /// Broadcast: subscribers that joined over the channel's life. Each new subscriber
+    /// bumps it after storing its position, so that a lossless producer trusting a cached
+    /// minimum of the positions looks at the table again (`channel/bcast.rs`).
+    pub(crate) const SUB_JOINS: u64 = 360;
     /// Registrations, on a line written only when an end attaches or leaves: each end reads
     /// the other's while it waits, and must not pull the other's hot line to do so.
     pub(crate) const PRODUCER: u64 = 384;

@@ -183,14 +183,17 @@ impl Receiver {
             Kind::Broadcast => {
                 let peer = s.region.join()?;
                 let (slot, _) = s.attach_entry(peer.id(), "subscriber")?;
-                let sub =
-                    Subscriber::attach(s.geo, &s.ring, start == StartAt::Newest).map_err(|e| {
+                let lossless = s.policy == Policy::Lossless;
+                let sub = Subscriber::attach(s.geo, &s.ring, start == StartAt::Newest)
+                    .and_then(|mut sub| sub.register(&s.ring, slot, lossless).map(|()| sub))
+                    .map_err(|e| {
                         s.detach_entry(slot, peer.id());
                         s.corrupted(e)
                     })?;
-                // Release pairs with the producer's Acquire scan of positions (pair S).
-                s.ring
-                    .ctl_store(off::subscriber(slot) + 8, sub.pos(), Ordering::Release);
+                if lossless {
+                    // A producer waiting for the position we may have moved up from.
+                    s.wake_all(off::SPACE_WORD);
+                }
                 let core = RxCore::Sub {
                     published: sub.pos(),
                     s: sub,
