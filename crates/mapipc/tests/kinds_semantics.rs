@@ -400,7 +400,6 @@ fn lossless_subscribers_joining_and_leaving_under_a_running_producer_lose_nothin
 /// flushed) leaves the message in the ring, and the consumer receives it; `sent` must
 /// still count it (it may never be below `received`).
 #[test]
-#[ignore = "known bug, not fixed: MPSC per-producer counts are stored at publication only"]
 fn mpsc_stat_counts_a_message_committed_by_a_producer_killed_before_its_flush() {
     let _serial = common::serial();
     let chan = mpsc(64 * 1024, 4);

@@ -639,7 +639,10 @@ impl Shared {
                         st.producers.push(self.end_stat(id, producer_epoch, None));
                     }
                 }
-                st.sent = sent;
+                // Each producer stores its count when it publishes: one killed between a
+                // commit and its publication left messages the consumer may have received
+                // uncounted. Whatever was received was sent.
+                st.sent = sent.max(st.received);
                 st.producer = st.producers.first().copied().unwrap_or(st.producer);
                 st.producer.parked = Notifier::new(self.word(off::SPACE_WORD)).waiters() > 0;
             }
@@ -1277,7 +1280,9 @@ pub struct Stat {
     pub bytes_used: u64,
     /// Messages published over the channel's life. SPSC: an end killed right after
     /// publishing may leave this and `received` short by what it published last, until a
-    /// new end of its kind attaches and repairs them from the positions.
+    /// new end of its kind attaches and repairs them from the positions. MPSC: at least
+    /// `received` (a producer killed between a commit and its publication leaves its last
+    /// messages uncounted until they are received).
     pub sent: u64,
     /// Messages consumed over the channel's life (SPSC, MPSC).
     pub received: u64,

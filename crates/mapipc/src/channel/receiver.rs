@@ -325,8 +325,13 @@ impl Receiver {
         check_interval: Duration,
         abort_timeout: Duration,
     ) -> bool {
+        // The producers were all gone when we looked, but one may have attached and claimed
+        // since: abort at once only a claim whose owner's slot is empty or dead.
         if producers_dead {
-            return true;
+            let id = shared.entry_peer(owner);
+            if id == 0 || !shared.region.is_alive(id) {
+                return true;
+            }
         }
         let now = Instant::now();
         let st = match stuck {
