@@ -5,33 +5,18 @@
 //! time.
 
 mod common;
+mod kinds_util;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{fork, seed, Exit, Rng};
+use kinds_util::{bcast, mpsc};
 use mapipc::channel::{
     Channel, ChannelError, ChannelOptions, Kind, Policy, Receiver, RecvError, Sender, StartAt,
     TryRecvError,
 };
 use mapipc::map::Mmap;
-
-fn mpsc(capacity: usize, producers: u32) -> Channel {
-    ChannelOptions::new(Kind::Mpsc)
-        .capacity(capacity)
-        .max_producers(producers)
-        .anonymous()
-        .unwrap()
-}
-
-fn bcast(capacity: usize, policy: Policy) -> Channel {
-    ChannelOptions::new(Kind::Broadcast)
-        .capacity(capacity)
-        .policy(policy)
-        .max_subscribers(8)
-        .anonymous()
-        .unwrap()
-}
 
 /// Waits, under the watchdog, until a child sets the flag word at `off` of `flag`.
 fn await_flag(flag: &Mmap, off: u64) {

@@ -5,32 +5,16 @@
 //! `common::Child::wait`; nothing asserts on time.
 
 mod common;
+mod kinds_util;
 
 use std::time::Duration;
 
 use common::{fork, Watchdog};
+use kinds_util::{bcast, mpsc};
 use mapipc::channel::{
-    Channel, ChannelOptions, Kind, Policy, Receiver, RecvError, RecvTimeoutError, SendError,
-    StartAt, TryRecvError, TrySendError,
+    Policy, Receiver, RecvError, RecvTimeoutError, SendError, StartAt, TryRecvError, TrySendError,
 };
 use proptest::prelude::*;
-
-fn mpsc(capacity: usize, producers: u32) -> Channel {
-    ChannelOptions::new(Kind::Mpsc)
-        .capacity(capacity)
-        .max_producers(producers)
-        .anonymous()
-        .unwrap()
-}
-
-fn bcast(capacity: usize, policy: Policy) -> Channel {
-    ChannelOptions::new(Kind::Broadcast)
-        .capacity(capacity)
-        .policy(policy)
-        .max_subscribers(8)
-        .anonymous()
-        .unwrap()
-}
 
 /// Message `i`: its number, then padding to 100 bytes (128-byte records: 32 per 4 KiB).
 fn numbered(i: u64) -> Vec<u8> {

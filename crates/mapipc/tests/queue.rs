@@ -4,13 +4,15 @@
 //! model. No assertion depends on timing.
 
 mod common;
+mod queue_util;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Duration;
 
 use common::{fork, serial, spin_until, wait_until, Exit, Rng, WATCHDOG};
+use queue_util::{check_log_of, segments, small_segments, tempdir};
 
 use mapipc::map::Mmap;
 use mapipc::queue::{
@@ -18,12 +20,6 @@ use mapipc::queue::{
     Retention, StartAt, SyncPolicy, Tailer, TailerOptions,
 };
 use proptest::prelude::*;
-
-/// A temporary directory on tmpfs when there is one (these tests write hundreds of MiB),
-/// else in the default temporary directory.
-fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap())
-}
 
 /// The payload of record `seq` in these tests: its sequence number, then a filler whose
 /// length and bytes depend on it (0 to 199 bytes).
@@ -47,28 +43,9 @@ fn appender_with(dir: &Path, segment_size: u64, records: u64) -> Appender {
     app
 }
 
-/// Reads everything from the start and checks it is exactly records `0..n` with the
-/// payloads of [`payload`]; returns `n`.
+/// [`queue_util::check_log_of`] with this file's payloads.
 fn check_log(dir: &Path) -> u64 {
-    let mut t = Tailer::open(dir).unwrap();
-    let mut n = 0u64;
-    while let Some(rec) = t.try_next().unwrap() {
-        assert_eq!(rec.seq(), n, "records are contiguous");
-        assert_eq!(rec.to_vec().unwrap(), payload(n), "payload of record {n}");
-        n += 1;
-    }
-    n
-}
-
-/// The segment files of a queue, oldest first.
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_str().unwrap().ends_with(".seg"))
-        .collect();
-    v.sort();
-    v
+    check_log_of(dir, payload)
 }
 
 /// Flips one byte of a file.
@@ -439,10 +416,7 @@ fn a_tailer_waiting_at_a_segment_end_follows_the_roll() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new()
-        .segment_size(64 * 1024)
-        .open_appender(&dir)
-        .unwrap();
+    let mut app = small_segments(&dir);
     let mut child = fork(|| {
         let mut t = TailerOptions::new().spin(0).open(&dir).unwrap();
         for seq in 0..5000 {
@@ -630,10 +604,7 @@ fn retention_deletes_old_segments_but_not_what_tailers_need() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new()
-        .segment_size(64 * 1024)
-        .open_appender(&dir)
-        .unwrap();
+    let mut app = small_segments(&dir);
     // A named tailer that has read nothing pins everything.
     drop(TailerOptions::new().name("slow").open(&dir).unwrap());
     for s in 0..3000 {
@@ -709,10 +680,7 @@ fn zero_copy_grants_commit_abandon_and_bounds() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new()
-        .segment_size(64 * 1024)
-        .open_appender(&dir)
-        .unwrap();
+    let mut app = small_segments(&dir);
     let mut g = app.reserve(16).unwrap();
     g.write_pod(0, &0x1122_3344_5566_7788u64).unwrap();
     g.write_at(8, b"abcdefgh").unwrap();

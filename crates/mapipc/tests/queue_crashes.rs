@@ -5,21 +5,18 @@
 //! `common::Child::wait`; no assertion depends on timing.
 
 mod common;
+mod queue_util;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use common::{fork, serial, spin_until, Exit, Rng, WATCHDOG};
+use queue_util::{check_log_of, segments, small_segments, tempdir};
 
 use mapipc::map::Mmap;
 use mapipc::queue::{
     self, AckMode, CorruptReason, QueueOptions, ReadError, StartAt, Tailer, TailerOptions,
 };
-
-/// A temporary directory on tmpfs when there is one, else the default one.
-fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap())
-}
 
 /// The payload of record `seq`: its sequence number, then 0 to 2999 bytes derived from it
 /// (records from empty-ish to several pages; some span page boundaries).
@@ -30,28 +27,9 @@ fn payload(seq: u64) -> Vec<u8> {
     v
 }
 
-/// The segment files of a queue, oldest first.
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_str().unwrap().ends_with(".seg"))
-        .collect();
-    v.sort();
-    v
-}
-
-/// Reads the whole log from the start in this process; every record must be `payload(seq)`
-/// with contiguous sequence numbers. Returns how many.
+/// [`queue_util::check_log_of`] with this file's payloads.
 fn check_log(dir: &Path) -> u64 {
-    let mut t = Tailer::open(dir).unwrap();
-    let mut n = 0u64;
-    while let Some(rec) = t.try_next().unwrap() {
-        assert_eq!(rec.seq(), n, "records are contiguous");
-        assert_eq!(rec.to_vec().unwrap(), payload(n), "payload of record {n}");
-        n += 1;
-    }
-    n
+    check_log_of(dir, payload)
 }
 
 /// Reads from the start in a forked child (a hang is caught by the watchdog); the child
@@ -89,10 +67,7 @@ fn a_tailer_at_a_sealed_segment_whose_successor_is_unpublished_returns() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new()
-        .segment_size(64 * 1024)
-        .open_appender(&dir)
-        .unwrap();
+    let mut app = small_segments(&dir);
     let mut seq = 0u64;
     while segments(&dir).len() < 2 {
         app.append(&payload(seq)).unwrap();
@@ -130,10 +105,7 @@ fn a_tailer_at_a_sealed_segment_whose_successor_is_unpublished_returns() {
 
 /// Appends until the queue has `n` segments; returns the next sequence number.
 fn fill_segments(dir: &Path, n: usize) -> u64 {
-    let mut app = QueueOptions::new()
-        .segment_size(64 * 1024)
-        .open_appender(dir)
-        .unwrap();
+    let mut app = small_segments(dir);
     let mut seq = 0u64;
     while segments(dir).len() < n {
         app.append(&payload(seq)).unwrap();
@@ -307,12 +279,7 @@ fn appender_and_named_tailer_killed_at_random_points() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    drop(
-        QueueOptions::new()
-            .segment_size(64 * 1024)
-            .open_appender(&dir)
-            .unwrap(),
-    );
+    drop(small_segments(&dir));
     let shared = Mmap::anonymous(4096).unwrap();
     let acked = shared.atomic_u64(0).unwrap();
     let read = shared.atomic_u64(8).unwrap();
@@ -461,10 +428,7 @@ fn retention_under_a_following_tailer_gives_records_or_gone() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new()
-        .segment_size(64 * 1024)
-        .open_appender(&dir)
-        .unwrap();
+    let mut app = small_segments(&dir);
     const N: u64 = 20_000;
     let mut child = fork(|| {
         let mut t = TailerOptions::new().spin(0).open(&dir).unwrap();
@@ -509,10 +473,7 @@ fn largest_records_roll_and_read_back() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let mut app = QueueOptions::new()
-        .segment_size(64 * 1024)
-        .open_appender(&dir)
-        .unwrap();
+    let mut app = small_segments(&dir);
     let max = app.max_payload() as usize;
     app.append(b"small").unwrap();
     let big: Vec<u8> = (0..max).map(|i| (i % 251) as u8).collect();
@@ -540,12 +501,7 @@ fn two_waiting_appenders_take_turns() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    drop(
-        QueueOptions::new()
-            .segment_size(64 * 1024)
-            .open_appender(&dir)
-            .unwrap(),
-    );
+    drop(small_segments(&dir));
     let run = || {
         fork(|| {
             let mut app = match QueueOptions::new().wait_for_lock(true).open_appender(&dir) {
