@@ -327,11 +327,11 @@ fn slice_end(deadline: Option<Instant>) -> Instant {
     deadline.map_or(slice, |d| d.min(slice))
 }
 
-/// Fails when the channel's shared positions are inconsistent. A waiting receiver does not
-/// read its own published position back (the library keeps it locally), so garbage written
-/// over it goes unnoticed by the wait, while every sender that tries to attach is refused
-/// as corrupted: without this check, `recv` would wait for ever for a sender that cannot
-/// come. (`Channel::stat`'s check is race-free: a busy healthy channel never fails it.)
+/// Fails when the channel's shared positions are inconsistent: every sender that tries to
+/// attach would be refused as corrupted, and `recv` would wait for ever for one. (The
+/// library's wait reports its own position overwritten; this also covers the producer's
+/// position and, for MPSC, the claim hint. `Channel::stat`'s check is race-free: a busy
+/// healthy channel never fails it.)
 fn positions_valid(chan: &Channel, loc: &Location, printed: u64) -> Result<()> {
     if !chan.stat().positions_valid {
         bail!(
