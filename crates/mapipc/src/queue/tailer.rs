@@ -1155,7 +1155,20 @@ impl Tailer {
             Pos::At { seg, off } => (seg.number, *off),
             Pos::Pending { hint } => {
                 // A damaged next-segment header: skip to the segment after it.
-                let Some(n) = *hint else { return Ok(None) };
+                let n = match *hint {
+                    Some(n) => n,
+                    // Not positioned yet (a named tailer resumes lazily): where a read
+                    // reported the damage, a damaged or missing segment, is found again.
+                    None => match self.locate(first) {
+                        Err(ReadError::Corrupt(Corruption {
+                            segment,
+                            reason: CorruptReason::BadSegment { .. },
+                            ..
+                        })) => segment,
+                        Err(e) => return Err(e),
+                        Ok(_) => return Ok(None),
+                    },
+                };
                 return self.skip_to_segment(n + 1, first);
             }
         };
