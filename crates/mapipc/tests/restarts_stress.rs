@@ -1,4 +1,4 @@
-//! Review of the queue's and the SPSC channel's crash handling under a busy, healthy system,
+//! The queue's and the SPSC channel's crash handling under a busy, healthy system,
 //! with real processes: an appender rolling 64 KiB segments while retention deletes old ones
 //! and tailers of every sort read (nothing may be reported as damage), a named tailer
 //! killed over and over (never skipping a record), and SPSC ends killed and re-attached
