@@ -349,8 +349,18 @@ impl BcastProducer {
             // record's stores to reach the cache: +260 ns on a slow-placement round trip).
             // Records already reclaimed are overwritten without it: a subscriber joining
             // later reads an `oldest` past them (pair J).
+            //
+            // Never past the published `tail` (records batched but not published yet): a
+            // subscriber or `stat` reading an `oldest` beyond `tail` takes it for
+            // corruption. A batch longer than the ring publishes itself first rather than
+            // reclaim records no subscriber could see.
+            if need_oldest > self.published {
+                self.publish(mem);
+            }
             let ahead = if self.lossless {
-                (need_oldest + cap / 16).min(self.cached_min).min(self.tail)
+                (need_oldest + cap / 16)
+                    .min(self.cached_min)
+                    .min(self.published)
             } else {
                 need_oldest
             };

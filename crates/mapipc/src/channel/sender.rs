@@ -363,6 +363,12 @@ impl Sender {
                 TxCore::Bcast(_) => Some(slowest_subscriber(s)),
                 _ => None,
             };
+            // Broadcast: every subscriber entry and the join counter. The reservation may be
+            // refused because of a subscriber other than `blocker` (one joining after the
+            // snapshot, below the `oldest` just published): it moving up, or anyone joining
+            // or leaving, must end the wait too, or we sleep while every subscriber waits for
+            // our next message.
+            let table = blocker.map(|_| subscriber_table(s));
             match self.try_reserve_once(len as u64) {
                 Ok(r) => return Ok(r),
                 Err(RingError::Full) => {}
@@ -372,13 +378,8 @@ impl Sender {
             let s = &*self.shared;
             let outcome = {
                 let mut ready = || match blocker {
-                    // Broadcast: the slowest subscriber moved or left.
-                    Some((slot, pos)) => {
-                        s.entry_peer(slot) == 0
-                            || s.ring
-                                .ctl_load(off::subscriber(slot) + 8, Ordering::Acquire)
-                                != pos
-                    }
+                    // Broadcast: a subscriber moved, joined or left.
+                    Some(_) => table.as_ref() != Some(&subscriber_table(s)),
                     // SPSC / MPSC: the consumer freed space (or left).
                     None => {
                         s.ring.ctl_load(off::HEAD, Ordering::Acquire) != head_seen
@@ -814,6 +815,18 @@ impl Sender {
         );
         s.end_alive(off::CONSUMER) || s.truncated_now()
     }
+}
+
+/// Broadcast: the join counter, then each subscriber entry (peer id, position), as a
+/// blocked producer compares them before and while it waits.
+fn subscriber_table(s: &Shared) -> Vec<u64> {
+    let mut t = Vec::with_capacity(1 + 2 * s.max_endpoints as usize);
+    t.push(s.ring.ctl_load(off::SUB_JOINS, Ordering::Acquire));
+    for i in 0..s.max_endpoints {
+        t.push(u64::from(s.entry_peer(i)));
+        t.push(s.ring.ctl_load(off::subscriber(i) + 8, Ordering::Acquire));
+    }
+    t
 }
 
 /// The subscriber slot holding the smallest position, and that position (broadcast).
