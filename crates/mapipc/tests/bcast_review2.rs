@@ -44,6 +44,23 @@ fn lossless_batch_never_reclaims_past_the_published_tail() {
             }
         }
         tx.flush();
+        // After the flush the batch is all there, in order, up to its last message.
+        let mut rx = ch.subscribe(StartAt::Oldest).unwrap();
+        let mut last = None;
+        loop {
+            match rx.try_recv() {
+                Ok(m) => {
+                    assert!(m.len() == 48 && m.iter().all(|&b| b == m[0]), "{policy:?}");
+                    if let Some(l) = last {
+                        assert_eq!(m[0], u8::wrapping_add(l, 1), "{policy:?}: out of order");
+                    }
+                    last = Some(m[0]);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(e) => panic!("{policy:?}: after the flush: {e}"),
+            }
+        }
+        assert_eq!(last, Some(69), "{policy:?}: the batch's last message");
     }
 }
 

@@ -243,6 +243,9 @@ pub(crate) struct BcastProducer {
     cached_min: u64,
     /// Lossless: the join counter when `cached_min` was computed.
     joins_seen: u64,
+    /// A reservation published the batch before it (see `try_reserve`): subscribers
+    /// parked meanwhile still need waking.
+    self_published: bool,
 }
 
 impl BcastProducer {
@@ -281,6 +284,7 @@ impl BcastProducer {
             joins_seen: mem
                 .ctl_load(off::SUB_JOINS, Ordering::Acquire)
                 .wrapping_sub(1),
+            self_published: false,
         })
     }
 
@@ -356,6 +360,7 @@ impl BcastProducer {
             // reclaim records no subscriber could see.
             if need_oldest > self.published {
                 self.publish(mem);
+                self.self_published = true;
             }
             let ahead = if self.lossless {
                 (need_oldest + cap / 16)
@@ -471,9 +476,10 @@ impl BcastProducer {
         self.tail = r.start + record_size(r.len);
     }
 
-    /// Whether committed records are unpublished.
-    pub(crate) fn has_unpublished(&self) -> bool {
-        self.tail != self.published
+    /// Whether committed records are unpublished, or were published by a reservation
+    /// without a wake-up yet (the flag is cleared).
+    pub(crate) fn take_unpublished(&mut self) -> bool {
+        std::mem::take(&mut self.self_published) || self.tail != self.published
     }
 
     /// Publishes committed records (pair **T**).

@@ -371,7 +371,9 @@ impl Sender {
             let table = blocker.map(|_| subscriber_table(s));
             match self.try_reserve_once(len as u64) {
                 Ok(r) => return Ok(r),
-                Err(RingError::Full) => {}
+                // A reservation may have published a batch before finding no room: wake
+                // the subscribers for it before we sleep.
+                Err(RingError::Full) => self.publish(),
                 Err(RingError::BadLength { .. }) => return Err(SendFail::BadLength(len)),
                 Err(e) => return Err(SendFail::Fault(self.shared.fault(e))),
             }
@@ -488,7 +490,7 @@ impl Sender {
                 }
             }
             TxCore::Bcast(p) => {
-                if p.has_unpublished() {
+                if p.take_unpublished() {
                     p.publish(&s.ring);
                     s.wake_all(off::DATA_WORD);
                 }
