@@ -819,16 +819,21 @@ impl Sender {
     }
 }
 
-/// Broadcast: the join counter, then each subscriber entry (peer id, position), as a
-/// blocked producer compares them before and while it waits.
-fn subscriber_table(s: &Shared) -> Vec<u64> {
-    let mut t = Vec::with_capacity(1 + 2 * s.max_endpoints as usize);
-    t.push(s.ring.ctl_load(off::SUB_JOINS, Ordering::Acquire));
+/// Broadcast: a fingerprint of the join counter and every subscriber entry (peer id,
+/// position), which a blocked producer compares before and while it waits (no allocation:
+/// the wait's spin phase calls it in a loop). Two states with the same fingerprint (a
+/// chance of 2^-64 per change) would leave the producer waiting for the next change.
+fn subscriber_table(s: &Shared) -> u64 {
+    let mix = |h: u64, v: u64| (h ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+    let mut h = mix(0, s.ring.ctl_load(off::SUB_JOINS, Ordering::Acquire));
     for i in 0..s.max_endpoints {
-        t.push(u64::from(s.entry_peer(i)));
-        t.push(s.ring.ctl_load(off::subscriber(i) + 8, Ordering::Acquire));
+        h = mix(h, u64::from(s.entry_peer(i)));
+        h = mix(
+            h,
+            s.ring.ctl_load(off::subscriber(i) + 8, Ordering::Acquire),
+        );
     }
-    t
+    h
 }
 
 /// The subscriber slot holding the smallest position, and that position (broadcast).
@@ -951,11 +956,12 @@ impl Grant<'_> {
     }
 
     /// Commits without publishing yet: later messages join it and [`Sender::flush`] (or
-    /// the next plain send) publishes them together. On an SPSC channel the receiver sees
-    /// none of a batch until the flush, then all of it at once (it never chases a batch
-    /// being written, which is what makes batches fast); on the other kinds each message is
-    /// visible at once and the flush only wakes a parked receiver. A batch not flushed when
-    /// the process dies was never published: the receiver never sees it.
+    /// the next plain send) publishes them together. On an SPSC or broadcast channel the
+    /// receivers see none of a batch until the flush, then all of it at once (an SPSC
+    /// receiver never chases a batch being written, which is what makes batches fast), and
+    /// a batch not flushed when the process dies was never published: nobody sees it. On
+    /// an MPSC channel each message is visible once committed (the consumer follows the
+    /// claims), and the flush only wakes a parked consumer.
     ///
     /// # Errors
     /// As [`commit`](Self::commit).

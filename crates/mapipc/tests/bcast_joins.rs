@@ -1,4 +1,4 @@
-//! Review of the broadcast join protocol (late lossless subscribers, `SUB_JOINS`), the
+//! The broadcast join protocol (late lossless subscribers, `SUB_JOINS`), the
 //! count of a subscriber starting at the newest message, and the lossless producer
 //! reclaiming ahead: what a subscriber is told, what the producer waits for, what `stat`
 //! says.
