@@ -2157,4 +2157,13 @@ clitest!(channel_commands_name_a_missing_channel_as_one, |dir| {
         ),
         "{line}"
     );
+    dir.write("f", b"a file");
+    let line = dir
+        .run(&["chan", "create", "./f/c", "--capacity", "4k"])
+        .error()
+        .to_string();
+    assert!(
+        line.contains("its directory `./f` is not a directory"),
+        "{line}"
+    );
 });

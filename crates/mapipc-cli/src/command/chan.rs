@@ -30,8 +30,13 @@ pub fn create(args: &ChanCreateArgs, out: &mut dyn Write) -> Result<()> {
     }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.is_dir() {
+            let why = if parent.exists() {
+                "is not a directory"
+            } else {
+                "does not exist"
+            };
             bail!(
-                "cannot create channel `{}`: its directory `{}` does not exist",
+                "cannot create channel `{}`: its directory `{}` {why}",
                 path.display(),
                 parent.display()
             );
