@@ -47,12 +47,16 @@
 //! of the batched channel path with nothing in the way (no other process, no line transfers):
 //! 32 messages of 64 bytes written, published, and read back in place by the same thread.
 //!
-//! Both ends busy-poll in the throughput variants, as the ring floor does. The channels hold as
-//! many messages as the ring floor has slots (its `slots_for`), rounded up to a power of two
-//! of bytes. `MAPIPC_CHANNEL_SMALL_RING=8192` (a power of two, at least 4096) gives the ring
-//! floor and the channels of the 8 and 64 B variants that many bytes of ring each instead
-//! (the same footprint; the channel then holds fewer messages, its records being larger):
-//! how much of the figures is the rings' cache footprint.
+//! Both ends busy-poll in the throughput variants, as the ring floor does. Each channel gets
+//! the ring floor's bytes of ring (its `slots_for` slots times their size, rounded up to a
+//! power of two): the same footprint, so the channel holds fewer messages than the floor has
+//! slots when its records' 8-byte headers do not fit in the rounding (63 messages of 64 KiB
+//! in 4 MiB against the floor's 64). Until 2026-11-27 the channels held as many messages as
+//! the floor has slots, rounded up to a power of two of bytes, which doubled the 64 B and
+//! 64 KiB rings (the 64 KiB ratio was 0.08 lower at 8 MiB than at 4 MiB).
+//! `MAPIPC_CHANNEL_SMALL_RING=8192` (a power of two, at least 4096) gives the ring floor and
+//! the channels of the 8 and 64 B variants that many bytes of ring each instead: how much of
+//! the figures is the rings' cache footprint.
 //!
 //! Targets (issue 4), as ratios measured side by side in one run: busy-poll round trip at most
 //! 1.3x `shm_spin_floor`; 64 B throughput at least 1.0x `ring_floor` msgs/s; 64 KiB throughput
@@ -503,14 +507,17 @@ fn ring_slots(size: usize) -> usize {
     (1usize << (usize::BITS - 1 - fit.max(1).leading_zeros())).clamp(64, 4096)
 }
 
-/// A channel holding as many `size`-byte messages as the ring floor, rounded up to a power of
-/// two of bytes; or `MAPIPC_CHANNEL_SMALL_RING` bytes.
+/// A channel with the ring floor's bytes of ring for `size`-byte messages (its slots times
+/// their size, rounded up to a power of two, at least two records); or
+/// `MAPIPC_CHANNEL_SMALL_RING` bytes. The same footprint, so the channel holds fewer messages
+/// than the floor has slots when its 8-byte headers do not fit in the rounding (64 KiB: 63
+/// messages in 4 MiB against the floor's 64; 64 B: 3640 against 4096).
 fn spsc_capacity(size: usize) -> usize {
     if let Some(bytes) = small_ring(size) {
         return bytes;
     }
     let record = 8 + size.next_multiple_of(8);
-    (ring_slots(size) * record)
+    (ring_slots(size) * size.next_multiple_of(8))
         .max(2 * record)
         .next_power_of_two()
 }
