@@ -1005,6 +1005,8 @@ fn find_across_the_chunk_boundary_and_at_the_end() {
     let small = Mmap::anonymous(3).unwrap();
     assert_eq!(small.find(b"\0\0\0\0").unwrap(), None);
     assert_eq!(small.find(b"\0\0\0").unwrap(), Some(0));
+    assert_eq!(small.find_from(b"\0\0", 2).unwrap(), None);
+    assert_eq!(small.find_from(b"\0", 2).unwrap(), Some(2));
     // A needle longer than the internal window.
     let long = pattern(CHUNK + 1000, 14);
     map.write_at(CHUNK as u64 + 17, &long).unwrap();

@@ -1228,11 +1228,18 @@ impl Mmap {
         if needle.is_empty() {
             return Ok(Some(start));
         }
-        let finder = memchr::memmem::Finder::new(needle);
-        // An L1-sized window: the copy is then cheap (see `for_each_chunk`).
-        let window = Self::CHUNK.max(needle.len() * 2);
-        let mut buf = vec![0u8; window];
         let len = self.len as u64;
+        if needle.len() as u64 > len - start {
+            // Cannot fit: give up before building a finder or a window for it.
+            return Ok(None);
+        }
+        let finder = memchr::memmem::Finder::new(needle);
+        // An L1-sized window (the copy is then cheap: see `for_each_chunk`), never more than
+        // what is left to search.
+        let window = Self::CHUNK
+            .max(needle.len().saturating_mul(2))
+            .min((len - start) as usize);
+        let mut buf = vec![0u8; window];
         let mut pos = start;
         while pos < len {
             let n = (len - pos).min(window as u64) as usize;
