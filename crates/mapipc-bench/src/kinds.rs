@@ -1691,6 +1691,8 @@ pub fn run_kinds(
     progress: &dyn Fn(usize, usize, &str),
 ) -> Result<KindsReport, KindsError> {
     config.validate()?;
+    // As in `crate::run_transports`: children must stay waitable.
+    let _ = sys::keep_children_waitable();
     let most = config
         .scenarios
         .iter()

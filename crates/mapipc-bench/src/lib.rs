@@ -115,6 +115,10 @@ pub fn builtin_transports() -> Vec<Box<dyn Transport>> {
 /// Runs the built-in transports selected by `config`, calling `progress` between
 /// measurements (on this thread).
 ///
+/// The harness forks and reaps its servers with `waitpid`: if this process ignores `SIGCHLD`
+/// (`SIG_IGN`, perhaps inherited from its parent) or set `SA_NOCLDWAIT`, that is undone first
+/// (`SIG_DFL`; a handler is kept), since the kernel would otherwise reap the servers itself.
+///
 /// # Errors
 /// An invalid configuration or unknown transport name; any failed measurement (the first one
 /// ends the run). See [`BenchError`].
@@ -204,6 +208,9 @@ pub fn run_transports(
 ) -> Result<Report, BenchError> {
     config.validate()?;
     let selected = select(transports, &config.only)?;
+    // A program started by a parent that ignored SIGCHLD inherits that, and then cannot
+    // `waitpid` its servers. Should this fail (it does not for SIGCHLD), `waitpid` reports it.
+    let _ = sys::keep_children_waitable();
     let cpus = if config.pin { pick_cpus() } else { None };
     let cpu_pair = cpus.map(|[a, b]| (a, b));
     let mut machine = Machine::detect(cpus, config.duration, config.warmup);

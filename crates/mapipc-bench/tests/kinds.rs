@@ -121,3 +121,68 @@ fn bad_configurations_are_refused() {
     c.modes.clear();
     assert!(run_kinds(&c, &|_, _, _| {}).is_err());
 }
+
+/// Set in the copy of this test binary that [`runs_when_started_with_sigchld_ignored`] starts.
+const SIGCHLD_IGNORED: &str = "MAPIPC_BENCH_TEST_SIGCHLD_IGNORED";
+
+#[test]
+fn runs_when_started_with_sigchld_ignored() {
+    // A program whose parent ignored SIGCHLD inherits that across exec; the kernel then reaps
+    // children by itself and `waitpid` fails with ECHILD. The harness must undo it. The check
+    // runs in a fresh copy of this binary started that way, so no other test is affected.
+    if std::env::var_os(SIGCHLD_IGNORED).is_some() {
+        let mut config = KindsConfig::smoke();
+        config.scenarios = vec![Scenario::Mpsc { producers: 2 }];
+        let report = run_kinds(&config, &|_, _, _| {}).unwrap_or_else(|e| panic!("{e}"));
+        check_row(&report.rows[0]);
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "runs_when_started_with_sigchld_ignored",
+        "--test-threads=1",
+    ])
+    .env(SIGCHLD_IGNORED, "1")
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    // SAFETY: the closure runs in the forked child before exec and only calls signal(2),
+    // which is async-signal-safe, with constant arguments.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::signal(libc::SIGCHLD, libc::SIG_IGN) == libc::SIG_ERR {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("start a copy of the test binary");
+    // Watchdog: kill the copy if it has not finished after a generous minute.
+    let pid = child.id();
+    let (done, rx) = std::sync::mpsc::channel::<()>();
+    let dog = std::thread::spawn(move || {
+        if rx.recv_timeout(std::time::Duration::from_secs(60)).is_err() {
+            // SAFETY: kill(2) has no memory-safety preconditions; `pid` is our child, not yet
+            // reaped (the main thread is still waiting for it), so it cannot be recycled.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            return true;
+        }
+        false
+    });
+    let out = child.wait_with_output().expect("wait for the copy");
+    let _ = done.send(());
+    assert!(!dog.join().unwrap(), "the watchdog killed the copy");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "the check did not run:\n{stdout}"
+    );
+}

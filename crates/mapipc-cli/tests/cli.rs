@@ -2052,6 +2052,44 @@ clitest!(bench_refuses_an_unwritable_output_before_measuring, |dir| {
     assert_eq!(std::fs::read(dir.path("old.json")).unwrap(), b"kept");
 });
 
+clitest!(bench_runs_when_started_with_sigchld_ignored, |dir| {
+    // A parent that ignores SIGCHLD passes that on across exec; the kernel would then reap
+    // the forked servers itself and `waitpid` fail with ECHILD ("No child processes").
+    use std::os::unix::process::CommandExt;
+    let mut cmd = dir.command(&[
+        "bench",
+        "--only",
+        "uds",
+        "--sizes",
+        "64",
+        "--duration",
+        "20ms",
+    ]);
+    cmd.stdin(Stdio::null());
+    // SAFETY: the closure runs in the forked child before exec and only calls signal(2),
+    // which is async-signal-safe, with constant arguments.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::signal(libc::SIGCHLD, libc::SIG_IGN) == libc::SIG_ERR {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = finish(cmd.spawn().expect("spawn mapipc"), None);
+    assert!(
+        out.status.success(),
+        "{:?}\nstderr: {}",
+        out.status,
+        out.stderr
+    );
+    assert!(
+        out.stdout_str().contains("64 B messages"),
+        "{}",
+        out.stdout_str()
+    );
+});
+
 clitest!(bench_help_has_examples, |dir| {
     let out = dir.run(&["bench", "--help"]);
     out.ok();
