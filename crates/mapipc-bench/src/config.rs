@@ -23,7 +23,8 @@ use crate::report::PlacementProbe;
 pub struct Config {
     /// Transports to run: names (`uds`) or names with a mode (`spsc:spin`); empty runs all.
     pub only: Vec<String>,
-    /// Message sizes in bytes, each at least 8 and at most [`Config::MAX_SIZE`].
+    /// Message sizes in bytes, each at least 8 and at most [`Config::MAX_SIZE`], measured in
+    /// this order (a size given twice is measured once).
     pub sizes: Vec<usize>,
     /// Measured time of each phase (round trip, throughput) per transport and size.
     pub duration: Duration,

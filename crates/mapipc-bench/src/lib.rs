@@ -214,7 +214,15 @@ pub fn run_transports(
     let cpus = if config.pin { pick_cpus() } else { None };
     let cpu_pair = cpus.map(|[a, b]| (a, b));
     let mut machine = Machine::detect(cpus, config.duration, config.warmup);
-    let total = selected.len() * config.sizes.len();
+    // A size given twice is measured once (in the order given): two sets of rows for one
+    // (transport, size, metric) would leave the table and the chart showing only the first.
+    let mut sizes: Vec<usize> = Vec::with_capacity(config.sizes.len());
+    for &size in &config.sizes {
+        if !sizes.contains(&size) {
+            sizes.push(size);
+        }
+    }
+    let total = selected.len() * sizes.len();
     progress(Progress::Started {
         total,
         pinned_cpus: cpus,
@@ -252,7 +260,7 @@ pub fn run_transports(
             machine.placement_probes.push(probe.clone());
             progress(Progress::Probe(probe));
         }
-        for &size in &config.sizes {
+        for &size in &sizes {
             progress(Progress::Measuring {
                 done,
                 total,

@@ -162,6 +162,35 @@ fn sizes_and_probes_and_progress() {
     assert!(table.contains("ring-floor"));
 }
 
+#[test]
+fn a_size_given_twice_is_measured_once() {
+    // `--sizes 64,8,64` (or `4KiB,4096`): one measurement per size, not two sets of rows for
+    // the same (transport, size, metric) of which the table and the chart show only the first.
+    let _g = serial();
+    let mut config = smoke("uds");
+    config.sizes = vec![64, 8, 64];
+    let events = Mutex::new(Vec::new());
+    let report = run(&config, &|p| events.lock().unwrap().push(p)).unwrap();
+    assert_eq!(report.rows.len(), 10, "{:?}", report.rows);
+    for size in [8, 64] {
+        assert_eq!(report.rows.iter().filter(|r| r.size == size).count(), 5);
+    }
+    let events = events.into_inner().unwrap();
+    assert!(
+        matches!(events[0], Progress::Started { total: 2, .. }),
+        "{:?}",
+        events[0]
+    );
+    let measured: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            Progress::Measured { size, .. } => Some(*size),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(measured, [64, 8]); // the order given, each size once
+}
+
 // ---------------------------------------------------------------------------------------
 // Transports that misbehave on purpose.
 
