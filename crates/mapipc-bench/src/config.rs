@@ -26,7 +26,8 @@ pub struct Config {
     /// Message sizes in bytes, each at least 8 and at most [`Config::MAX_SIZE`], measured in
     /// this order (a size given twice is measured once).
     pub sizes: Vec<usize>,
-    /// Measured time of each phase (round trip, throughput) per transport and size.
+    /// Measured time of each phase (round trip, throughput) per transport and size, at least
+    /// [`Config::MIN_DURATION`].
     pub duration: Duration,
     /// Time run before each phase and not recorded.
     pub warmup: Duration,
@@ -64,6 +65,8 @@ impl Config {
     pub const QUICK_SIZES: [usize; 2] = [8, 64];
     /// Largest message size.
     pub const MAX_SIZE: usize = 1 << 20;
+    /// Shortest measured time per phase (the report gives it in whole milliseconds).
+    pub const MIN_DURATION: Duration = Duration::from_millis(1);
     /// Length of a placement probe's measured ping-pong.
     pub const PROBE_DURATION: Duration = Duration::from_millis(20);
 
@@ -96,6 +99,15 @@ impl Config {
     ///
     /// # Errors
     /// [`BenchError::Config`] naming the problem.
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// let mut c = mapipc_bench::Config::quick();
+    /// assert!(c.validate().is_ok());
+    /// c.duration = Duration::from_micros(500); // would be reported as 0 ms
+    /// assert!(c.validate().is_err());
+    /// ```
     pub fn validate(&self) -> Result<(), BenchError> {
         if self.sizes.is_empty() {
             return Err(BenchError::Config("no message sizes".into()));
@@ -111,8 +123,12 @@ impl Config {
                 Config::MAX_SIZE
             )));
         }
-        if self.duration.is_zero() {
-            return Err(BenchError::Config("the duration must be positive".into()));
+        // The report gives durations in whole milliseconds (`duration_ms`, the table's
+        // header): a shorter phase would be reported as lasting 0 ms.
+        if self.duration < Config::MIN_DURATION {
+            return Err(BenchError::Config(
+                "the duration must be at least 1 ms per phase".into(),
+            ));
         }
         if self.duration > Duration::from_secs(3600) || self.warmup > Duration::from_secs(3600) {
             return Err(BenchError::Config(

@@ -340,8 +340,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SIZE,...", value_delimiter = ',', num_args = 1..,
           value_parser = parse_message_size)]
     pub sizes: Vec<u64>,
-    /// Measured time of each phase per transport and size, in seconds (or 500ms, 2s)
-    /// [default: 1, with --quick 0.3].
+    /// Measured time of each phase per transport and size, in seconds (or 500ms, 2s), 1ms
+    /// to 1h [default: 1, with --quick 0.3].
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub duration: Option<std::time::Duration>,
 }
@@ -359,19 +359,21 @@ fn parse_message_size(src: &str) -> Result<u64, String> {
     }
 }
 
-/// A positive duration: seconds (`2`, `0.5`) or with a unit (`500ms`, `2s`), at most an hour.
+/// A duration from 1ms to an hour: seconds (`2`, `0.5`) or with a unit (`500ms`, `2s`).
 fn parse_seconds(src: &str) -> Result<std::time::Duration, String> {
     let src = src.trim();
     let d = match src.parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= 3600.0 => {
-            std::time::Duration::from_secs_f64(secs)
+        Ok(secs) if (0.001..=3600.0).contains(&secs) => {
+            // Rounded to the nanosecond, so 0.001 is exactly 1ms.
+            std::time::Duration::from_nanos((secs * 1e9).round() as u64)
         }
-        Ok(_) => return Err("expected a number of seconds above 0 and at most 3600".into()),
+        Ok(_) => return Err("expected a number of seconds from 0.001 to 3600".into()),
         Err(_) => humantime::parse_duration(src)
             .map_err(|e| format!("expected seconds (2, 0.5) or a duration (500ms, 2s): {e}"))?,
     };
-    if d.is_zero() || d > std::time::Duration::from_secs(3600) {
-        return Err("the duration must be above 0 and at most an hour".into());
+    // The report gives the duration in whole milliseconds.
+    if d < std::time::Duration::from_millis(1) || d > std::time::Duration::from_secs(3600) {
+        return Err("the duration must be at least 1ms and at most an hour".into());
     }
     Ok(d)
 }
@@ -964,6 +966,13 @@ mod tests {
             Ok(std::time::Duration::from_millis(300))
         );
         assert!(parse_seconds("0").is_err());
+        // The report gives the duration in whole milliseconds: 1ms is the least.
+        assert_eq!(
+            parse_seconds("0.001"),
+            Ok(std::time::Duration::from_millis(1))
+        );
+        assert!(parse_seconds("0.0009").is_err());
+        assert!(parse_seconds("999us").is_err());
         assert!(parse_seconds("-1").is_err());
         assert!(parse_seconds("NaN").is_err());
         assert!(parse_seconds("2h").is_err());

@@ -2021,7 +2021,10 @@ clitest!(bench_rejects_unknown_transports_and_bad_sizes, |dir| {
         ),
         (&["bench", "--sizes", "64,2MiB"], "outside 8..="),
         (&["bench", "--sizes", "64,abc"], "not a size"),
-        (&["bench", "--duration", "0"], "above 0"),
+        (&["bench", "--duration", "0"], "from 0.001 to 3600"),
+        // Reported in whole milliseconds: it would read "0 ms per phase".
+        (&["bench", "--duration", "0.0005"], "from 0.001 to 3600"),
+        (&["bench", "--duration", "500us"], "at least 1ms"),
         (&["bench", "--duration", "soon"], "expected seconds"),
     ] {
         let out = dir.run(args);
