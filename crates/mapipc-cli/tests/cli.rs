@@ -2093,6 +2093,48 @@ clitest!(bench_runs_when_started_with_sigchld_ignored, |dir| {
     );
 });
 
+clitest!(bench_refuses_one_file_for_json_and_plot, |dir| {
+    // The chart would overwrite the JSON after the whole run. Refused before measuring.
+    std::fs::create_dir(dir.path("d")).unwrap();
+    for (json, plot) in [("out", "out"), ("out", "./out"), ("d/../out", "out")] {
+        let out = dir.run(&[
+            "bench",
+            "--only",
+            "uds",
+            "--sizes",
+            "8",
+            "--duration",
+            "1ms",
+            "--json",
+            json,
+            "--plot",
+            plot,
+        ]);
+        let line = out.usage_error();
+        assert!(line.contains("same file"), "{json} {plot}: {line}");
+        assert!(out.stdout.is_empty());
+        assert!(!dir.path("out").exists());
+    }
+    // A link to the JSON file is the same file too; the file keeps its contents.
+    dir.write("old.json", b"kept");
+    std::os::unix::fs::symlink("old.json", dir.path("link.svg")).unwrap();
+    let out = dir.run(&[
+        "bench",
+        "--only",
+        "uds",
+        "--sizes",
+        "8",
+        "--duration",
+        "1ms",
+        "--json",
+        "old.json",
+        "--plot",
+        "link.svg",
+    ]);
+    assert!(out.usage_error().contains("same file"));
+    assert_eq!(std::fs::read(dir.path("old.json")).unwrap(), b"kept");
+});
+
 clitest!(bench_help_has_examples, |dir| {
     let out = dir.run(&["bench", "--help"]);
     out.ok();

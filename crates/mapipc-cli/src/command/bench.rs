@@ -37,6 +37,19 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
         config.duration = d;
     }
 
+    // One file for both would end up holding only the chart.
+    if let (Some(json), Some(plot)) = (&args.json, &args.plot) {
+        if same_file(json, plot) {
+            return Err(Exit {
+                code: 2,
+                message: format!(
+                    "--json and --plot name the same file {}: the chart would overwrite the JSON",
+                    quoted(plot)
+                ),
+            }
+            .into());
+        }
+    }
     // An output that cannot be written fails now, not after minutes of measuring.
     for path in [&args.json, &args.plot].into_iter().flatten() {
         check_writable(path)?;
@@ -113,6 +126,31 @@ fn log(p: &Progress) {
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", quoted(path)))
+}
+
+/// Whether `a` and `b` name one file: the same path once their directories are resolved
+/// (`out.json`, `./out.json`, `dir/../out.json`), or the same existing file (links).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let resolved = |p: &Path| {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        Some(std::fs::canonicalize(dir).ok()?.join(p.file_name()?))
+    };
+    if a == b {
+        return true;
+    }
+    if let (Some(ra), Some(rb)) = (resolved(a), resolved(b)) {
+        if ra == rb {
+            return true;
+        }
+    }
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(ma), Ok(mb)) => ma.dev() == mb.dev() && ma.ino() == mb.ino(),
+        _ => false,
+    }
 }
 
 /// Whether `path` can be written: opened for writing without truncating (an existing file
