@@ -294,8 +294,9 @@ const BENCH_AFTER_HELP: &str = "\
 For each transport and message size, a child process is forked and the two are pinned to
 different CPUs (when there are two). Round trip: a ping-pong, every round trip timed; its
 p50, p99 and p99.9. Throughput: the parent streams messages for the duration and the child
-checks each one; messages/s and GB/s. Every message carries a sequence number and a check
-word that the receiver verifies: a dropped, duplicated or corrupted message fails the run.
+checks each one; messages/s and GB/s. Every message carries a sequence number in its first
+8 bytes and, from 16 bytes up, a check word in its last 8; the receiver verifies both: a
+dropped, duplicated or corrupted message fails the run.
 
 Transports: pipe, uds (Unix socket pair), tcp (loopback, TCP_NODELAY); the raw
 shared-memory floors shm-spin-floor (atomic ping-pong, busy spin), futex-floor (futex
