@@ -686,6 +686,16 @@ pub(crate) fn run_pair(
     let page = Arc::new(FailurePage::new().map_err(process_err("mmap"))?);
     let worker = spawn(pair, size, *plan, cpus, page.clone()).map_err(process_err("fork"))?;
     let pid = worker.pid;
+    // `waitpid` fails (ECHILD) when something else in this process reaped the child (a
+    // `waitpid(-1)` elsewhere, a SIGCHLD handler that reaps): its status is lost, and a client
+    // spinning on shared memory would wait for it forever, so it is unblocked before the
+    // error returns. The pid is not killed: once reaped, it may belong to another process.
+    let waitpid = |block: bool| {
+        sys::wait_child(pid, block).map_err(|e| {
+            call_abort();
+            process_err("waitpid")(e)
+        })
+    };
     let started = Instant::now();
     let bound = plan.bound();
     let mut status: Option<ChildStatus> = None;
@@ -699,7 +709,7 @@ pub(crate) fn run_pair(
             Err(RecvTimeoutError::Timeout) => {}
         }
         if status.is_none() {
-            status = sys::wait_child(pid, false).map_err(process_err("waitpid"))?;
+            status = waitpid(false)?;
             if status.is_some() {
                 call_abort();
             }
@@ -730,12 +740,12 @@ pub(crate) fn run_pair(
         kill(pid);
     }
     while status.is_none() {
-        status = sys::wait_child(pid, false).map_err(process_err("waitpid"))?;
+        status = waitpid(false)?;
         if status.is_none() {
             if started.elapsed() > bound {
                 timed_out = true;
                 kill(pid);
-                status = sys::wait_child(pid, true).map_err(process_err("waitpid"))?;
+                status = waitpid(true)?;
             } else {
                 thread::sleep(Duration::from_millis(1));
             }

@@ -679,3 +679,116 @@ fn svg_chart_is_written() {
     };
     assert!(mapipc_bench::write_svg(&empty, dir.path().join("empty.svg")).is_err());
 }
+
+// ---------------------------------------------------------------------------------------
+// A server reaped behind the harness's back.
+
+/// Set once the [`Stolen`] client's wait on the spin floor has ended.
+static STOLEN_CLIENT_RETURNED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// `shm-spin-floor` whose server sends its pid to the client and exits at once, and whose
+/// client reaps it with its own `waitpid` (as a SIGCHLD handler or a `waitpid(-1)` elsewhere in
+/// a program would): the harness's `waitpid` then fails with ECHILD.
+struct Stolen;
+
+struct StolenEnd {
+    inner: Box<dyn Endpoint>,
+    pid_pipe: UnixStream,
+    server: bool,
+}
+
+impl Endpoint for StolenEnd {
+    fn attach(&mut self) -> io::Result<()> {
+        if self.server {
+            let pid = std::process::id().to_le_bytes();
+            let _ = self.pid_pipe.write_all(&pid);
+            // SAFETY: `_exit` is async-signal-safe and never returns.
+            unsafe { libc::_exit(0) }
+        }
+        let mut pid = [0u8; 4];
+        self.pid_pipe.read_exact(&mut pid)?;
+        let mut status = 0;
+        // SAFETY: `status` is a valid out-pointer for the call.
+        let r = unsafe { libc::waitpid(u32::from_le_bytes(pid) as libc::pid_t, &mut status, 0) };
+        assert!(r > 0, "the test could not reap the server");
+        self.inner.attach()
+    }
+
+    fn send(&mut self, seq: u64) -> io::Result<()> {
+        self.inner.send(seq)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+
+    fn recv(&mut self) -> io::Result<Frame> {
+        let r = self.inner.recv();
+        if r.is_err() {
+            STOLEN_CLIENT_RETURNED.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        r
+    }
+}
+
+impl Transport for Stolen {
+    fn name(&self) -> &str {
+        "stolen"
+    }
+
+    fn class(&self) -> Class {
+        Class::Floor
+    }
+
+    fn connect(&self, size: usize) -> io::Result<Pair> {
+        let Pair {
+            client,
+            server,
+            abort,
+        } = SpinFloorTransport.connect(size)?;
+        let (a, b) = UnixStream::pair()?;
+        let mut pair = Pair::new(
+            StolenEnd {
+                inner: client,
+                pid_pipe: a,
+                server: false,
+            },
+            StolenEnd {
+                inner: server,
+                pid_pipe: b,
+                server: true,
+            },
+        );
+        pair.abort = abort;
+        Ok(pair)
+    }
+}
+
+#[test]
+fn a_server_reaped_elsewhere_fails_the_run_and_unblocks_the_spinning_client() {
+    let _g = serial();
+    let mut config = smoke("stolen");
+    config.watchdog = Some(Duration::from_secs(60));
+    let err = run_transports(&config, &[&Stolen], &|_| {}).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BenchError::Process {
+                what: "waitpid",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // The client, spinning for an echo that never comes, was aborted rather than left
+    // spinning forever on its thread. Bounded wait (a watchdog, not a timing assertion).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !STOLEN_CLIENT_RETURNED.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the client still spins after the run returned"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
