@@ -35,7 +35,9 @@ pub struct Config {
     pub pin: bool,
     /// Run a placement probe before each transport.
     pub probe: bool,
-    /// Recorded in the report: this is the `--quick` preset.
+    /// This is the `--quick` preset (set by [`Config::quick`]; informational: the harness
+    /// does not read it, and the report shows the preset only through its durations and
+    /// sizes).
     pub quick: bool,
     /// The watchdog's bound for one transport at one size (fork to reaped child); past it the
     /// server is killed and the run fails. `None`: 60 s plus ten times the planned time.

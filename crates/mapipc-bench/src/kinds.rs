@@ -625,8 +625,9 @@ impl KindsConfig {
                 "{s}: the numbers of producers and subscribers must be 1 to {MAX_SPOKES}"
             ));
         }
-        if self.duration.is_zero() {
-            return bad("the duration must be positive".into());
+        // Reported in whole milliseconds (`duration_ms`), as by the two-process harness.
+        if self.duration < crate::Config::MIN_DURATION {
+            return bad("the duration must be at least 1 ms".into());
         }
         if self.duration > Duration::from_secs(3600) || self.warmup > Duration::from_secs(3600) {
             return bad("durations above an hour are refused".into());

@@ -120,6 +120,11 @@ fn bad_configurations_are_refused() {
     let mut c = KindsConfig::smoke();
     c.modes.clear();
     assert!(run_kinds(&c, &|_, _, _| {}).is_err());
+    // The report gives the duration in whole milliseconds: it would say 0 ms.
+    let mut c = KindsConfig::smoke();
+    c.duration = std::time::Duration::from_micros(500);
+    let err = run_kinds(&c, &|_, _, _| {}).unwrap_err();
+    assert!(err.to_string().contains("at least 1 ms"), "{err}");
 }
 
 /// Set in the copy of this test binary that [`runs_when_started_with_sigchld_ignored`] starts.
