@@ -2135,6 +2135,57 @@ clitest!(bench_refuses_one_file_for_json_and_plot, |dir| {
     assert_eq!(std::fs::read(dir.path("old.json")).unwrap(), b"kept");
 });
 
+clitest!(bench_writes_its_files_when_stdout_fails, |dir| {
+    // The run's results are not lost with the table: a reader gone before the end (`| less`
+    // quit during the run: EPIPE, a normal way to stop, status 0) or a full disk behind `>`
+    // (status 1, the error names standard output) still gets the JSON and the chart.
+    let args = [
+        "bench",
+        "--only",
+        "uds",
+        "--sizes",
+        "8",
+        "--duration",
+        "1ms",
+        "--json",
+        "out.json",
+        "--plot",
+        "out.svg",
+    ];
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let mut cmd = dir.command(&args);
+    cmd.stdin(Stdio::null()).stdout(writer);
+    let out = finish(cmd.spawn().expect("spawn mapipc"), None);
+    assert!(out.status.success(), "{:?}: {}", out.status, out.stderr);
+    let json = std::fs::read_to_string(dir.path("out.json")).expect("out.json written");
+    serde_json::from_str::<serde_json::Value>(&json).expect("valid JSON");
+    assert!(std::fs::read_to_string(dir.path("out.svg"))
+        .unwrap()
+        .contains("<svg"));
+
+    std::fs::remove_file(dir.path("out.json")).unwrap();
+    std::fs::remove_file(dir.path("out.svg")).unwrap();
+    let mut cmd = dir.command(&args);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    cmd.stdin(Stdio::null()).stdout(full);
+    let out = finish(cmd.spawn().expect("spawn mapipc"), None);
+    // (Progress lines come first on stderr without a terminal.)
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: cannot write to standard output"),
+        "{}",
+        out.stderr
+    );
+    let json = std::fs::read_to_string(dir.path("out.json")).expect("out.json written");
+    serde_json::from_str::<serde_json::Value>(&json).expect("valid JSON");
+    assert!(dir.path("out.svg").exists());
+});
+
 clitest!(bench_help_has_examples, |dir| {
     let out = dir.run(&["bench", "--help"]);
     out.ok();

@@ -86,13 +86,18 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
         e => anyhow::Error::new(e).context("benchmark failed"),
     })?;
 
-    write!(out, "{}", report.table())?;
+    // The files are written even when standard output fails (a full disk behind `>`, a
+    // reader that went away, as `| less` quit during the run): the measurements took
+    // minutes, and the table is only one copy of them. Its error is reported afterwards.
+    let table = write!(out, "{}", report.table());
     if let Some(path) = &args.json {
         write_file(path, report.to_json().as_bytes())?;
-        writeln!(out, "wrote {}", quoted(path))?;
     }
     if let Some(path) = &args.plot {
         mapipc_bench::write_svg(&report, path)?;
+    }
+    table?;
+    for path in [&args.json, &args.plot].into_iter().flatten() {
         writeln!(out, "wrote {}", quoted(path))?;
     }
     Ok(())
