@@ -551,7 +551,8 @@ fn a_damaged_named_tailer_position_never_skips_records() {
             .next_seq(),
         11
     );
-    // A file without the complement (an earlier release).
+    // A file without the complement (an earlier release, format version 1).
+    set_tailer_version(&map, 1);
     map.write_pod(48, &0u64).unwrap();
     map.write_pod(32, &15u64).unwrap();
     assert_eq!(
@@ -561,6 +562,108 @@ fn a_damaged_named_tailer_position_never_skips_records() {
             .unwrap()
             .next_seq(),
         15
+    );
+    drop(app);
+}
+
+/// Rewrites the format version of a named tailer's file (mapped as `map`), and the header
+/// CRC over it (bytes 0..24, stored at 24).
+fn set_tailer_version(map: &Mmap, version: u32) {
+    map.write_pod(8, &version).unwrap();
+    let mut head = [0u8; 24];
+    map.read_at(0, &mut head).unwrap();
+    map.write_pod(24, &crc32c::crc32c(&head)).unwrap();
+}
+
+/// The complement of a named tailer's position came without a format-version change: a
+/// build that knows only the position could store one into a newer file, leaving the
+/// complement of an older position behind, and the newer build then resumed at that older
+/// position (every record in between delivered again). Tailer files are now version 2,
+/// which such builds refuse (they read version 1 only); version-1 files are read as before
+/// (no complement: the position; a disagreeing one: the lower) and upgraded to version 2,
+/// with the complement, when a tailer opens them. Unknown versions are refused by name.
+#[test]
+fn tailer_files_are_version_2_and_version_1_files_are_read_then_upgraded() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let app = appender_with(&dir, 64 * 1024, 100);
+    let file = dir.join("w.tailer");
+    let words = || {
+        let b = std::fs::read(&file).unwrap();
+        let w = |off: usize| u64::from_le_bytes(b[off..off + 8].try_into().unwrap());
+        let version = u32::from_le_bytes(b[8..12].try_into().unwrap());
+        (version, w(32), w(48))
+    };
+    {
+        let mut t = TailerOptions::new().name("w").open(&dir).unwrap();
+        for s in 0..10 {
+            assert_eq!(t.try_next().unwrap().unwrap().seq(), s);
+        }
+    }
+    assert_eq!(words(), (2, 10, !10), "a new file is version 2");
+    let map = mapipc::map::MapOptions::new()
+        .read_write()
+        .map_path(&file)
+        .unwrap();
+    let stat_pos = || {
+        let st = queue::stat(&dir).unwrap();
+        assert_eq!(st.tailers[0].problem, None);
+        st.tailers[0].next_seq
+    };
+
+    // Version 1 without the complement (a release before it): the position, as before.
+    set_tailer_version(&map, 1);
+    map.write_pod(48, &0u64).unwrap();
+    map.write_pod(32, &15u64).unwrap();
+    assert_eq!(stat_pos(), 15);
+    let t = TailerOptions::new().name("w").open(&dir).unwrap();
+    assert_eq!(t.next_seq(), 15);
+    assert_eq!(
+        words(),
+        (2, 15, !15),
+        "upgraded by the open, under its lock"
+    );
+    assert_eq!(stat_pos(), 15);
+    drop(t);
+
+    // Version 1 whose complement an older build did not update (position 40 stored alone
+    // over a complement of 11): the lower, as before; then upgraded.
+    set_tailer_version(&map, 1);
+    map.write_pod(48, &!11u64).unwrap();
+    map.write_pod(32, &40u64).unwrap();
+    assert_eq!(stat_pos(), 11);
+    let mut t = TailerOptions::new().name("w").open(&dir).unwrap();
+    assert_eq!(t.try_next().unwrap().unwrap().seq(), 11);
+    drop(t);
+    assert_eq!(words(), (2, 12, !12));
+
+    // Version 2 with the complement zeroed (damage): no record is skipped.
+    map.write_pod(48, &0u64).unwrap();
+    assert_eq!(stat_pos(), 12);
+    assert_eq!(
+        TailerOptions::new()
+            .name("w")
+            .open(&dir)
+            .unwrap()
+            .next_seq(),
+        12
+    );
+
+    // A version this build does not know.
+    set_tailer_version(&map, 3);
+    let err = TailerOptions::new().name("w").open(&dir).unwrap_err();
+    assert!(matches!(err, OpenError::BadTailer { .. }), "{err}");
+    assert!(err.to_string().contains("format version 3"), "{err}");
+    assert!(err.to_string().contains("w.tailer"), "{err}");
+    let st = queue::stat(&dir).unwrap();
+    assert!(
+        st.tailers[0]
+            .problem
+            .as_deref()
+            .is_some_and(|p| p.contains("format version 3")),
+        "{:?}",
+        st.tailers[0]
     );
     drop(app);
 }

@@ -523,3 +523,339 @@ fn two_waiting_appenders_take_turns() {
     assert_eq!(b.exit_code(), 0);
     assert_eq!(check_log(&dir), 6000);
 }
+
+/// The damaged segment `c` names, and the text of the error, checked: a header problem of
+/// segment `n` (its file named), for sequence number `seq`.
+fn assert_damaged_segment(err: &ReadError, dir: &Path, n: u64, seq: u64, what: &str) {
+    let file = dir.join(format!("{n:020}.seg"));
+    match err {
+        ReadError::Corrupt(c) => {
+            assert_eq!((c.segment, c.seq, &c.file), (n, seq, &file), "{err}");
+            assert!(
+                matches!(&c.reason, CorruptReason::BadSegment { what: w } if w.contains(what)),
+                "{err}"
+            );
+        }
+        other => panic!("seek to {seq}: expected segment {n} reported as damaged, got {other}"),
+    }
+    assert!(err.to_string().contains(&format!("{n:020}.seg")), "{err}");
+}
+
+/// A seek binary-searches the segment headers. A damaged header on its way used to fail
+/// the seek for *every* sequence number whose search opened that segment, even one held by
+/// a healthy segment before or after it. Now a seek to a record of a healthy segment
+/// succeeds and reads it; a seek to one only a damaged segment can hold reports that
+/// segment (file and header problem), the first of a run of damaged ones. Damaged: the
+/// search's first probe (the middle), the first segment, the last one, two adjacent ones,
+/// several apart, a middle one cut short.
+#[test]
+fn a_seek_finds_records_in_healthy_segments_around_damaged_headers() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let next = fill_segments(&dir, 9);
+    let segs = segments(&dir);
+    let len = segs.len();
+    let firsts: Vec<u64> = segs.iter().map(|p| first_seq_of(p)).collect();
+    // The segment index holding `s` (the last one for `s >= next`).
+    let holder = |s: u64| firsts.iter().rposition(|&f| f <= s).unwrap();
+    let cases: [(&[usize], bool); 7] = [
+        (&[len / 2], false),
+        (&[0], false),
+        (&[len - 1], false),
+        (&[3, 4], false),
+        (&[1, len / 2, len - 2], false),
+        (&[0, 1, 2], false),
+        (&[len / 2], true),
+    ];
+    for (damaged, cut) in cases {
+        // Opened while healthy; moved by `seek` below.
+        let mut t = Tailer::open(&dir).unwrap();
+        for &i in damaged {
+            if cut {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&segs[i])
+                    .unwrap();
+                f.set_len(10_000).unwrap();
+            } else {
+                xor_byte(&segs[i], 33, 0x40); // the first sequence number: CRC mismatch
+            }
+        }
+        let what = if cut { "10000 bytes" } else { "CRC" };
+        for s in 0..=next + 1 {
+            let h = holder(s);
+            let in_damaged = damaged.contains(&h);
+            let r = t.seek(StartAt::Seq(s));
+            if in_damaged {
+                // The first damaged segment of the run holding `s`.
+                let mut first = h;
+                while first > 0 && damaged.contains(&(first - 1)) {
+                    first -= 1;
+                }
+                let err = r.expect_err("a record only a damaged segment can hold");
+                assert_damaged_segment(&err, &dir, first as u64, s, what);
+                continue;
+            }
+            if s > next {
+                assert!(
+                    matches!(r, Err(ReadError::PastEnd { next: n, .. }) if n == next),
+                    "seek to {s} with {damaged:?} damaged: {r:?}"
+                );
+                continue;
+            }
+            r.unwrap_or_else(|e| panic!("seek to {s} with {damaged:?} damaged: {e}"));
+            assert_eq!(t.next_seq(), s);
+            if s == next {
+                assert!(t.try_next().unwrap().is_none());
+                continue;
+            }
+            let rec = t.try_next().unwrap().unwrap();
+            assert_eq!((rec.seq(), rec.to_vec().unwrap()), (s, payload(s)));
+            // Reading on from the last record before a damaged segment reports it.
+            if h + 1 < len && damaged.contains(&(h + 1)) && s + 1 == firsts[h + 1] {
+                let err = t.try_next().unwrap_err();
+                assert_damaged_segment(&err, &dir, h as u64 + 1, s + 1, what);
+            }
+        }
+        drop(t);
+        if cut {
+            // The cut segment lost its records: build the same queue again.
+            std::fs::remove_dir_all(&dir).unwrap();
+            assert_eq!(fill_segments(&dir, 9), next);
+        } else {
+            for &i in damaged {
+                xor_byte(&segs[i], 33, 0x40);
+            }
+        }
+        assert!(queue::verify(&dir).unwrap().is_ok(), "{damaged:?} restored");
+    }
+}
+
+/// Two adjacent segments with damaged headers: a reader reaching them, a tailer sought
+/// into them, and a named tailer resuming inside them all get past the whole run with one
+/// `skip_corrupt` (it stopped at the second header with the same error again, for ever).
+#[test]
+fn skip_corrupt_gets_past_a_run_of_damaged_segment_headers() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let next = fill_segments(&dir, 7);
+    let segs = segments(&dir);
+    let firsts: Vec<u64> = segs.iter().map(|p| first_seq_of(p)).collect();
+    // A named tailer whose position is inside segment 4.
+    let inside = firsts[4] + 1;
+    drop(
+        TailerOptions::new()
+            .name("w")
+            .from(StartAt::Seq(inside))
+            .open(&dir)
+            .unwrap(),
+    );
+    xor_byte(&segs[3], 33, 0x40);
+    xor_byte(&segs[4], 0, 0xff); // the magic
+
+    let read_rest = |t: &mut Tailer, from: u64| {
+        let mut n = from;
+        while let Some(rec) = t.try_next().unwrap() {
+            assert_eq!((rec.seq(), rec.to_vec().unwrap()), (n, payload(n)));
+            n += 1;
+        }
+        assert_eq!(n, next);
+    };
+    // Reading into the run.
+    let mut t = Tailer::open(&dir).unwrap();
+    let err = loop {
+        match t.try_next() {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the damaged segments were not reported"),
+            Err(e) => break e,
+        }
+    };
+    assert_damaged_segment(&err, &dir, 3, firsts[3], "CRC");
+    let skipped = t.skip_corrupt().unwrap().unwrap();
+    assert_eq!((skipped.first, skipped.next), (firsts[3], firsts[5]));
+    read_rest(&mut t, firsts[5]);
+    // Sought into the run: refused, naming its first segment and both.
+    let err = TailerOptions::new()
+        .from(StartAt::Seq(inside))
+        .open(&dir)
+        .unwrap_err();
+    let queue::OpenError::Read(err) = err else {
+        panic!("{err}")
+    };
+    assert_damaged_segment(&err, &dir, 3, inside, "CRC");
+    assert!(
+        err.to_string()
+            .contains("the header of segment 4 is damaged too"),
+        "{err}"
+    );
+    // A named tailer resuming inside the run.
+    let mut t = TailerOptions::new().name("w").open(&dir).unwrap();
+    assert_eq!(t.next_seq(), inside);
+    let err = t.try_next().unwrap_err();
+    assert_damaged_segment(&err, &dir, 3, inside, "CRC");
+    let skipped = t.skip_corrupt().unwrap().unwrap();
+    assert_eq!((skipped.first, skipped.next), (inside, firsts[5]));
+    read_rest(&mut t, firsts[5]);
+}
+
+/// Seeks at the edges: the first and last record, the next one to come, past it, the first
+/// record of each segment and the end marker's position, a position deleted by retention
+/// (just before the oldest record), and a queue without any segment (as it is between the
+/// creation of its metadata and of its first segment, or after its segments were removed by
+/// hand): there the next sequence number is the metadata's, and a seek past it was taken
+/// as a position to wait at.
+#[test]
+fn seeks_at_the_edges_of_the_log() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    // No segment at all.
+    drop(small_segments(&dir));
+    for p in segments(&dir) {
+        std::fs::remove_file(p).unwrap();
+    }
+    let mut t = Tailer::open(&dir).unwrap();
+    assert_eq!(t.next_seq(), 0);
+    t.seek(StartAt::End).unwrap();
+    assert_eq!(t.next_seq(), 0);
+    t.seek(StartAt::Seq(0)).unwrap();
+    assert!(t.try_next().unwrap().is_none());
+    let r = t.seek(StartAt::Seq(5));
+    assert!(
+        matches!(
+            r,
+            Err(ReadError::PastEnd {
+                seq: 5,
+                next: 0,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    assert!(matches!(
+        TailerOptions::new().from(StartAt::Seq(1)).open(&dir),
+        Err(queue::OpenError::Read(e)) if matches!(*e, ReadError::PastEnd { next: 0, .. })
+    ));
+    // An empty segment.
+    let mut app = small_segments(&dir);
+    let r = t.seek(StartAt::Seq(1));
+    assert!(
+        matches!(r, Err(ReadError::PastEnd { next: 0, .. })),
+        "{r:?}"
+    );
+    t.seek(StartAt::Seq(0)).unwrap();
+    app.append(&payload(0)).unwrap();
+    assert_eq!(t.try_next().unwrap().unwrap().seq(), 0);
+    drop(app);
+    drop(t);
+    // Several segments.
+    std::fs::remove_dir_all(&dir).unwrap();
+    let next = fill_segments(&dir, 6);
+    let segs = segments(&dir);
+    let firsts: Vec<u64> = segs.iter().map(|p| first_seq_of(p)).collect();
+    let mut t = Tailer::open(&dir).unwrap();
+    let mut want = vec![0, next - 1];
+    for &f in &firsts[1..] {
+        want.extend([f - 1, f]); // the last record of a segment (before its end marker)
+    }
+    for s in want {
+        t.seek(StartAt::Seq(s)).unwrap();
+        let rec = t.try_next().unwrap().unwrap();
+        assert_eq!((rec.seq(), rec.to_vec().unwrap()), (s, payload(s)));
+    }
+    t.seek(StartAt::Start).unwrap();
+    assert_eq!(t.try_next().unwrap().unwrap().seq(), 0);
+    t.seek(StartAt::End).unwrap();
+    assert_eq!(t.next_seq(), next);
+    assert!(t.try_next().unwrap().is_none());
+    t.seek(StartAt::Seq(next)).unwrap();
+    assert!(t.try_next().unwrap().is_none());
+    let r = t.seek(StartAt::Seq(next + 1));
+    assert!(
+        matches!(r, Err(ReadError::PastEnd { next: n, .. }) if n == next),
+        "{r:?}"
+    );
+    let r = t.seek(StartAt::Seq(u64::MAX));
+    assert!(matches!(r, Err(ReadError::PastEnd { .. })), "{r:?}");
+    // Retention.
+    queue::retain(&dir, &queue::Retention::new().max_segments(3)).unwrap();
+    let oldest = first_seq_of(&segments(&dir)[0]);
+    assert_eq!(oldest, firsts[firsts.len() - 3]);
+    for s in [0, oldest - 1] {
+        let r = t.seek(StartAt::Seq(s));
+        assert!(
+            matches!(r, Err(ReadError::Gone { seq, first_available, .. })
+                if seq == s && first_available == oldest),
+            "{r:?}"
+        );
+    }
+    t.seek(StartAt::Seq(oldest)).unwrap();
+    assert_eq!(t.try_next().unwrap().unwrap().seq(), oldest);
+    t.seek(StartAt::Start).unwrap();
+    assert_eq!(t.next_seq(), oldest);
+}
+
+/// Seeks while an appender in another process appends and rolls segment after segment:
+/// every record committed before a seek is found by it and read back intact; a seek to a
+/// record appended while it runs either finds it or says it is past the end (never an
+/// error or a wrong position); a seek to the next record to come waits there for it.
+#[test]
+fn seeks_while_an_appender_in_another_process_rolls() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    drop(small_segments(&dir));
+    const N: u64 = 6000;
+    let shared = Mmap::anonymous(4096).unwrap();
+    let committed = shared.atomic_u64(0).unwrap();
+    let mut child = fork(|| {
+        let mut app = match QueueOptions::new().open_appender(&dir) {
+            Ok(a) => a,
+            Err(_) => return 2,
+        };
+        for s in 0..N {
+            if app.append(&payload(s)).ok() != Some(s) {
+                return 3;
+            }
+            committed.store(s + 1, Ordering::SeqCst);
+        }
+        0
+    });
+    let mut rng = Rng::new(common::seed());
+    let mut t = Tailer::open(&dir).unwrap();
+    let mut seeks = 0u64;
+    loop {
+        let done = committed.load(Ordering::SeqCst);
+        let s = match rng.range(0, 3) {
+            0 if done > 0 => done - 1,
+            1 => done,
+            2 => done + rng.range(0, 50),
+            _ => rng.range(0, done + 1),
+        };
+        match t.seek(StartAt::Seq(s)) {
+            Ok(()) => {
+                assert_eq!(t.next_seq(), s);
+                if s < N {
+                    let rec = t.next_timeout(WATCHDOG).unwrap().expect("the record comes");
+                    assert_eq!((rec.seq(), rec.to_vec().unwrap()), (s, payload(s)));
+                }
+            }
+            Err(ReadError::PastEnd { next, .. }) if s > done => {
+                assert!(
+                    next <= s && next >= done,
+                    "seek to {s}: next {next}, {done} done"
+                )
+            }
+            Err(e) => panic!("seek to {s} with {done} committed: {e}"),
+        }
+        seeks += 1;
+        if done == N {
+            break;
+        }
+    }
+    assert_eq!(child.exit_code(), 0);
+    assert!(seeks > 0);
+    assert_eq!(check_log(&dir), N);
+}

@@ -22,8 +22,16 @@ pub(crate) const META_MAGIC: [u8; 8] = *b"MAPIPCQM";
 pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"MAPIPCQS";
 /// Magic of a named-tailer file.
 pub(crate) const TAILER_MAGIC: [u8; 8] = *b"MAPIPCQT";
-/// The one format version this code reads and writes.
+/// The one format version this code reads and writes (metadata and segment files).
 pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The format version of the named-tailer files this code writes. Version 2 added the
+/// complement of the position (`next_seq_check`), which every writer must keep in step
+/// with the position: builds that only know version 1 refuse version-2 files instead of
+/// storing a position without its complement (which made this code resume at the older
+/// position). Version-1 files are read as before and upgraded when a tailer opens them.
+pub(crate) const TAILER_FORMAT_VERSION: u32 = 2;
+/// The named-tailer format version without a mandatory complement.
+pub(crate) const TAILER_FORMAT_V1: u32 = 1;
 
 /// Size of the metadata file (one page; the header uses the first 128 bytes).
 pub(crate) const META_FILE_SIZE: u64 = 4096;
@@ -356,21 +364,23 @@ pub(crate) struct TailerHeader {
     pub next_seq: u64,
     /// Live, informational: when `next_seq` was last stored (ns since the epoch).
     pub updated_ns: u64,
-    /// Live: `!next_seq`, stored right after it (0 in files of earlier releases, which read
-    /// as "no check"). See [`tailer_position`].
+    /// Live: `!next_seq`, stored right after it. In version-1 files it may be 0 (files of
+    /// releases before it existed), which reads as "no check". See [`tailer_position`].
     pub next_seq_check: u64,
     pub _reserved: u64,
 }
 
-/// The position a named tailer's file holds, from its `next_seq` and `next_seq_check`
-/// words, and whether they agree. A kill between the two stores of an update, or a damaged
-/// word, makes them disagree: the lower of the two positions is taken (positions only
-/// grow, so the update's old one; a damaged word can then only make records be delivered
-/// again, at least once as always, never skipped, where a flipped high bit in `next_seq`
-/// alone made the tailer silently skip every record up to it).
-pub(crate) fn tailer_position(next_seq: u64, check: u64) -> (u64, bool) {
-    if check == 0 {
-        // A file written before the check word existed.
+/// The position a named tailer's file of format `version` holds, from its `next_seq` and
+/// `next_seq_check` words, and whether they agree. A kill between the two stores of an
+/// update, or a damaged word, makes them disagree: the lower of the two positions is taken
+/// (positions only grow, so the update's old one; a damaged word can then only make
+/// records be delivered again, at least once as always, never skipped, where a flipped high
+/// bit in `next_seq` alone made the tailer silently skip every record up to it).
+///
+/// In a version-1 file a check word of 0 means "no check" (a file of a release before the
+/// complement); in a version-2 file it is a damaged word like any other.
+pub(crate) fn tailer_position(version: u32, next_seq: u64, check: u64) -> (u64, bool) {
+    if version == TAILER_FORMAT_V1 && check == 0 {
         return (next_seq, true);
     }
     (next_seq.min(!check), next_seq == !check)
@@ -379,6 +389,8 @@ pub(crate) fn tailer_position(next_seq: u64, check: u64) -> (u64, bool) {
 pub(crate) const TAILER_NEXT_SEQ: u64 = offset_of!(TailerHeader, next_seq) as u64;
 pub(crate) const TAILER_NEXT_SEQ_CHECK: u64 = offset_of!(TailerHeader, next_seq_check) as u64;
 pub(crate) const TAILER_UPDATED_NS: u64 = offset_of!(TailerHeader, updated_ns) as u64;
+pub(crate) const TAILER_VERSION: u64 = offset_of!(TailerHeader, version) as u64;
+pub(crate) const TAILER_HEADER_CRC: u64 = offset_of!(TailerHeader, header_crc) as u64;
 const TAILER_CRC_LEN: usize = offset_of!(TailerHeader, header_crc);
 
 const _: () = {
@@ -390,7 +402,7 @@ impl TailerHeader {
     pub fn new(next_seq: u64, created_ns: u64) -> Self {
         let mut h = TailerHeader {
             magic: TAILER_MAGIC,
-            version: FORMAT_VERSION,
+            version: TAILER_FORMAT_VERSION,
             header_size: size_of::<TailerHeader>() as u32,
             created_ns,
             next_seq,
@@ -398,21 +410,29 @@ impl TailerHeader {
             next_seq_check: !next_seq,
             ..TailerHeader::zeroed()
         };
-        h.header_crc = crc32c::crc32c(&bytemuck::bytes_of(&h)[..TAILER_CRC_LEN]);
+        h.header_crc = h.compute_crc();
         h
     }
 
+    pub fn compute_crc(&self) -> u32 {
+        crc32c::crc32c(&bytemuck::bytes_of(self)[..TAILER_CRC_LEN])
+    }
+
+    /// Checks the header of a version-1 or version-2 file; returns what is wrong.
     pub fn validate(&self) -> Result<(), String> {
         if self.magic != TAILER_MAGIC {
             return Err(format!("bad magic {:02x?}", self.magic));
         }
-        if self.version != FORMAT_VERSION || self.header_size as usize != size_of::<Self>() {
+        if !(TAILER_FORMAT_V1..=TAILER_FORMAT_VERSION).contains(&self.version)
+            || self.header_size as usize != size_of::<Self>()
+        {
             return Err(format!(
-                "format version {} / header size {} not supported",
+                "format version {} / header size {} not supported (this build reads versions \
+                 {TAILER_FORMAT_V1} to {TAILER_FORMAT_VERSION}, of 64 bytes)",
                 self.version, self.header_size
             ));
         }
-        let crc = crc32c::crc32c(&bytemuck::bytes_of(self)[..TAILER_CRC_LEN]);
+        let crc = self.compute_crc();
         if crc != self.header_crc {
             return Err(format!(
                 "header CRC mismatch (stored {:#010x}, computed {crc:#010x})",
@@ -594,6 +614,28 @@ mod tests {
         assert_eq!(m.validate().unwrap(), l);
         let t = TailerHeader::new(5, 1);
         assert!(t.validate().is_ok());
+        assert_eq!(t.version, 2);
+        let mut v1 = t;
+        v1.version = 1;
+        assert!(v1.validate().unwrap_err().contains("CRC"));
+        v1.header_crc = v1.compute_crc();
+        assert!(v1.validate().is_ok());
+        let mut v3 = t;
+        v3.version = 3;
+        v3.header_crc = v3.compute_crc();
+        assert!(v3.validate().unwrap_err().contains("format version 3"));
+    }
+
+    #[test]
+    fn tailer_positions() {
+        // Version 1: no check word (0) is no check; otherwise the lower of the two.
+        assert_eq!(tailer_position(1, 15, 0), (15, true));
+        assert_eq!(tailer_position(1, 15, !15), (15, true));
+        assert_eq!(tailer_position(1, 40, !11), (11, false));
+        // Version 2: the check word is always there; 0 is damage (u64::MAX: the position).
+        assert_eq!(tailer_position(2, 15, !15), (15, true));
+        assert_eq!(tailer_position(2, 40, !11), (11, false));
+        assert_eq!(tailer_position(2, 15, 0), (15, false));
     }
 
     #[test]

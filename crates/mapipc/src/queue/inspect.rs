@@ -203,16 +203,19 @@ pub(crate) fn tailer_stat(dir: &Path, name: &str) -> TailerStat {
             return st;
         }
     };
-    let checked = map
-        .read_pod::<TailerHeader>(0)
-        .map_err(|e| e.to_string())
-        .and_then(|h| h.validate())
-        .and_then(|()| {
-            let seq = map.read_pod::<u64>(TAILER_NEXT_SEQ);
-            let check = map.read_pod::<u64>(TAILER_NEXT_SEQ_CHECK);
-            seq.and_then(|seq| check.map(|check| tailer_position(seq, check).0))
-                .map_err(|e| e.to_string())
-        });
+    let header = || {
+        map.read_pod::<TailerHeader>(0)
+            .map_err(|e| e.to_string())
+            .and_then(|h| h.validate().map(|()| h.version))
+    };
+    // Once more after a failure: a tailer upgrading a version-1 file rewrites the version
+    // and the CRC under its lock, which this read does not take.
+    let checked = header().or_else(|_| header()).and_then(|version| {
+        let seq = map.read_pod::<u64>(TAILER_NEXT_SEQ);
+        let check = map.read_pod::<u64>(TAILER_NEXT_SEQ_CHECK);
+        seq.and_then(|seq| check.map(|check| tailer_position(version, seq, check).0))
+            .map_err(|e| e.to_string())
+    });
     match checked {
         Ok(seq) if seq < super::format::MAX_SEQ => st.next_seq = seq,
         Ok(seq) => st.problem = Some(format!("position {seq} is out of range")),

@@ -127,17 +127,21 @@
 //!
 //! A [`Tailer`] starts at the start, the end or a sequence number ([`StartAt`]): the
 //! segment is found by a binary search over the segment headers, then the sparse index,
-//! then at most `interval` record headers. [`Tailer::try_next`] does not wait,
+//! then at most `interval` record headers. A damaged segment header only fails a seek to a
+//! record that can be in no other segment (the search goes round it otherwise). [`Tailer::try_next`] does not wait,
 //! [`Tailer::next_blocking`] waits, [`Tailer::next_timeout`] waits up to a timeout. A [`Record`] is
 //! a view of the payload in place; its CRC was checked before it was returned.
 //!
 //! Named tailers ([`TailerOptions::name`]) keep their position in `{name}.tailer`: a
-//! 64-byte header (magic `b"MAPIPCQT"`, version, CRC) and the next sequence number to
-//! deliver at offset 32, updated with one atomic store in the shared mapping (so an update
-//! can never be half-written), followed by a store of its complement at offset 48. A
-//! restarted reader continues from there; when the two words disagree (a kill between the
-//! stores, or a damaged word), from the lower position: records may be delivered again,
-//! never skipped. With
+//! 64-byte header (magic `b"MAPIPCQT"`, format version 2, header size, creation time, CRC
+//! of bytes 0..24) and the next sequence number to deliver at offset 32, updated with one
+//! atomic store in the shared mapping (so an update can never be half-written), followed
+//! by a store of its complement at offset 48. A restarted reader continues from there;
+//! when the two words disagree (a kill between the stores, or a damaged word), from the
+//! lower position: records may be delivered again, never skipped. Version 1 files (of
+//! earlier releases) are read as before (a complement of 0 means none) and upgraded to
+//! version 2 when a tailer opens them: builds that only know version 1 refuse version-2
+//! files rather than store a position without its complement. With
 //! [`AckMode::Auto`] (at-least-once) a record counts as processed when the next one is
 //! asked for or the tailer is dropped; with [`AckMode::Manual`], when [`Tailer::ack`] is
 //! called. One tailer per name at a time (an OFD lock on the file).

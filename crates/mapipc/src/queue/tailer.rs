@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use super::error::{CorruptReason, Corruption, OpenError, ReadError};
 use super::format::{
     check_tailer_name, segment_path, tailer_path, tailer_position, SegmentLayout, TailerHeader,
-    RECORD_HEADER_SIZE, TAILER_FILE_SIZE, TAILER_NEXT_SEQ, TAILER_NEXT_SEQ_CHECK,
-    TAILER_UPDATED_NS,
+    RECORD_HEADER_SIZE, TAILER_FILE_SIZE, TAILER_FORMAT_VERSION, TAILER_HEADER_CRC,
+    TAILER_NEXT_SEQ, TAILER_NEXT_SEQ_CHECK, TAILER_UPDATED_NS, TAILER_VERSION,
 };
 use super::meta::Meta;
 use super::segment::{Probe, SegOpenError, Segment};
@@ -329,8 +329,14 @@ impl Named {
     }
 
     /// The position: the lower of the two words when they disagree (an update interrupted
-    /// by a kill, or damage: records are then delivered again, never skipped).
+    /// by a kill, or damage: records are then delivered again, never skipped). The file is
+    /// of the current format version (files of version 1 are upgraded when opened).
     fn load(&self) -> Result<u64, AccessError> {
+        self.load_as(TAILER_FORMAT_VERSION)
+    }
+
+    /// [`load`](Self::load) from a file of format `version`.
+    fn load_as(&self, version: u32) -> Result<u64, AccessError> {
         let seq = self
             .map
             .atomic_u64(TAILER_NEXT_SEQ)?
@@ -339,7 +345,7 @@ impl Named {
             .map
             .atomic_u64(TAILER_NEXT_SEQ_CHECK)?
             .load(Ordering::Acquire);
-        Ok(tailer_position(seq, check).0)
+        Ok(tailer_position(version, seq, check).0)
     }
 }
 
@@ -460,8 +466,11 @@ impl Tailer {
     ///
     /// # Errors
     /// [`ReadError::PastEnd`] for a sequence number beyond the next one to be appended,
-    /// [`ReadError::Gone`] for one deleted by retention, [`ReadError::Corrupt`] for a
-    /// damaged segment header on the way.
+    /// [`ReadError::Gone`] for one deleted by retention, [`ReadError::Corrupt`] (with
+    /// [`CorruptReason::BadSegment`] naming the file and what is wrong) when the record can
+    /// only be in a segment whose header is damaged, or for [`StartAt::Start`] and
+    /// [`StartAt::End`] when the first or last segment's header is. Damaged segments
+    /// elsewhere do not matter to a seek. On error the tailer does not move.
     ///
     /// # Example
     /// ```
@@ -482,34 +491,11 @@ impl Tailer {
         match at {
             StartAt::Start => self.seek_start()?,
             StartAt::End => self.seek_end()?,
-            StartAt::Seq(seq) => match self.locate(seq)? {
-                Located::At { seg, off, seq } => {
-                    self.pos = Pos::At { seg, off };
-                    self.seq = seq;
-                }
-                Located::NotYet { hint } => {
-                    self.pos = Pos::Pending { hint };
-                    self.seq = seq;
-                }
-                Located::PastEnd { next } if next == seq => {
-                    self.pos = Pos::Pending { hint: None };
-                    self.seq = seq;
-                }
-                Located::PastEnd { next } => {
-                    return Err(ReadError::PastEnd {
-                        dir: self.dir.clone(),
-                        seq,
-                        next,
-                    })
-                }
-                Located::Gone { first_available } => {
-                    return Err(ReadError::Gone {
-                        dir: self.dir.clone(),
-                        seq,
-                        first_available,
-                    })
-                }
-            },
+            StartAt::Seq(seq) => {
+                // Read before the listing: while there is no segment, nothing is appended.
+                let first_to_come = self.meta.raw_next_seq();
+                self.seek_seq(seq, first_to_come)?;
+            }
         }
         if let Some(n) = &self.named {
             n.store(self.seq)?;
@@ -517,7 +503,63 @@ impl Tailer {
         Ok(())
     }
 
+    /// [`seek`](Self::seek) to `seq`; `first_to_come` is the metadata's next sequence
+    /// number, read before the segments were listed.
+    fn seek_seq(&mut self, seq: u64, first_to_come: u64) -> Result<(), ReadError> {
+        match self.locate(seq)? {
+            Located::At { seg, off, seq } => {
+                self.pos = Pos::At { seg, off };
+                self.seq = seq;
+            }
+            // No segment at all (the queue is being created, or its segments were
+            // removed by hand): the first append gets the metadata's next sequence
+            // number.
+            Located::NotYet { hint: None } if seq != first_to_come => {
+                return Err(if seq > first_to_come {
+                    ReadError::PastEnd {
+                        dir: self.dir.clone(),
+                        seq,
+                        next: first_to_come,
+                    }
+                } else {
+                    ReadError::Gone {
+                        dir: self.dir.clone(),
+                        seq,
+                        first_available: first_to_come,
+                    }
+                });
+            }
+            Located::NotYet { hint } => {
+                self.pos = Pos::Pending { hint };
+                self.seq = seq;
+            }
+            Located::PastEnd { next } if next == seq => {
+                self.pos = Pos::Pending { hint: None };
+                self.seq = seq;
+            }
+            Located::PastEnd { next } => {
+                return Err(ReadError::PastEnd {
+                    dir: self.dir.clone(),
+                    seq,
+                    next,
+                })
+            }
+            Located::Gone { first_available } => {
+                return Err(ReadError::Gone {
+                    dir: self.dir.clone(),
+                    seq,
+                    first_available,
+                })
+            }
+        }
+        Ok(())
+    }
+
     fn seek_start(&mut self) -> Result<(), ReadError> {
+        // Read before the listing: while there is no segment, nothing is appended (read
+        // after it, an appender creating the first segment and appending in between would
+        // make the tailer start after its first records).
+        let first_to_come = self.meta.raw_next_seq();
         let listing = list_dir(&self.dir).map_err(|source| ReadError::Io {
             op: "list",
             file: self.dir.clone(),
@@ -533,11 +575,11 @@ impl Tailer {
                 }
                 // Deleted by retention since the listing: try the next one.
                 Err(SegOpenError::Missing) => continue,
-                Err(e) => return Err(self.seg_error(e, n)),
+                Err(e) => return Err(self.seg_error(e, n, self.seq)),
             }
         }
         // No segment yet: the first append gets the `next_seq` hint (0 for a new queue).
-        self.seq = self.meta.raw_next_seq();
+        self.seq = first_to_come;
         self.pos = Pos::Pending { hint: None };
         Ok(())
     }
@@ -569,7 +611,9 @@ impl Tailer {
         let Some(&n) = listing.segments.last() else {
             return self.seek_start();
         };
-        let seg = self.open_segment(n).map_err(|e| self.seg_error(e, n))?;
+        let seg = self
+            .open_segment(n)
+            .map_err(|e| self.seg_error(e, n, self.seq))?;
         let (off, seq) = seg.last_indexed()?;
         let end = seg.walk(off, seq, None)?;
         self.settle_end(seg, end.off, end.seq, end.stop)
@@ -597,7 +641,8 @@ impl Tailer {
         Segment::open(&segment_path(&self.dir, n), n, self.layout, false)
     }
 
-    fn seg_error(&self, e: SegOpenError, n: u64) -> ReadError {
+    /// The error of segment `n` failing to open, for a read or seek of `seq`.
+    fn seg_error(&self, e: SegOpenError, n: u64, seq: u64) -> ReadError {
         let file = segment_path(&self.dir, n);
         match e {
             SegOpenError::Missing => ReadError::Io {
@@ -609,7 +654,7 @@ impl Tailer {
                 file,
                 segment: n,
                 offset: 0,
-                seq: self.seq,
+                seq,
                 reason: CorruptReason::BadSegment { what },
             }),
             SegOpenError::Map(e) => ReadError::Map(e),
@@ -623,7 +668,14 @@ impl Tailer {
     }
 
     /// [`locate`](Self::locate), starting over (at most `attempts` times) when retention
-    /// deletes a segment between the listing and the opening.
+    /// deletes a segment between the listing and the opening, or when the segment after the
+    /// last one listed was published since the listing.
+    ///
+    /// The segment is found by a binary search over the headers that can be read. A
+    /// damaged header says nothing of where its segment starts: the nearest readable header
+    /// in the range searched stands in for it, so a damaged segment only matters to a
+    /// sequence number that can be nowhere else (it is then reported, naming the first
+    /// damaged segment of the run that must hold it).
     fn locate_within(&self, seq: u64, attempts: u32) -> Result<Located, ReadError> {
         let again = || {
             if attempts == 0 {
@@ -645,56 +697,73 @@ impl Tailer {
         if segs.is_empty() {
             return Ok(Located::NotYet { hint: None });
         }
-        // The last segment whose first sequence number is <= seq (binary search on the
-        // headers).
-        let first_of = |i: usize| -> Result<Option<Segment>, ReadError> {
-            match self.open_segment(segs[i]) {
-                Ok(s) => Ok(Some(s)),
-                Err(SegOpenError::Missing) => Ok(None),
-                Err(e) => Err(self.seg_error(e, segs[i])),
+        // Invariants: `below` is a readable segment (with its index) whose first sequence
+        // number is <= seq, `above` the index of a readable one whose first sequence number
+        // (`above_first`) is > seq, or `segs.len()`; `damaged` holds the indices (and what
+        // is wrong) of the headers found damaged. Each segment is opened at most once.
+        let mut below: Option<(usize, Segment)> = None;
+        let (mut above, mut above_first) = (segs.len(), u64::MAX);
+        let mut damaged: Vec<(usize, String)> = Vec::new();
+        loop {
+            let lo = below.as_ref().map_or(0, |(i, _)| i + 1);
+            if lo >= above {
+                break;
             }
-        };
-        let Some(first) = first_of(0)? else {
-            // Deleted by retention just now: start over.
-            return again();
-        };
-        if seq < first.first_seq {
-            return Ok(Located::Gone {
-                first_available: first.first_seq,
-            });
-        }
-        let (mut lo, mut hi) = (0usize, segs.len());
-        let mut best = first;
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            match first_of(mid)? {
-                Some(s) if s.first_seq <= seq => {
-                    best = s;
-                    lo = mid;
+            let mid = lo + (above - lo) / 2;
+            let mut readable = None;
+            for k in outward(mid, lo, above) {
+                if damaged.iter().any(|(i, _)| *i == k) {
+                    continue;
                 }
-                Some(_) => hi = mid,
-                None => return again(),
+                match self.open_segment(segs[k]) {
+                    Ok(s) => {
+                        readable = Some((k, s));
+                        break;
+                    }
+                    // Deleted by retention just now: start over.
+                    Err(SegOpenError::Missing) => return again(),
+                    Err(SegOpenError::Bad(what)) => damaged.push((k, what)),
+                    Err(e) => return Err(self.seg_error(e, segs[k], seq)),
+                }
+            }
+            match readable {
+                // Every header in `lo..above` is damaged.
+                None => break,
+                Some((k, s)) if s.first_seq <= seq => below = Some((k, s)),
+                Some((k, s)) => (above, above_first) = (k, s.first_seq),
             }
         }
-        let seg = best;
+        // Between `below` and `above`, only damaged segments.
+        let run = below.as_ref().map_or(0, |(i, _)| i + 1)..above;
+        let Some((_, seg)) = below else {
+            if run.is_empty() {
+                // The oldest segment starts after `seq`.
+                return Ok(Located::Gone {
+                    first_available: above_first,
+                });
+            }
+            // `seq` is in the damaged segments at the start, or was deleted before them:
+            // which, their headers cannot tell.
+            return Err(self.damaged_run(segs, run, &damaged, seq));
+        };
         let (mut off, mut at) = seg.index_start(seq)?;
         loop {
             let end = seg.walk(off, at, Some(seq))?;
-            if end.reached {
+            let next_seq = match end.stop {
                 // The end marker carries the sequence number the next segment starts with:
                 // `seq` is not in this segment (standing at the marker, reads would go
                 // round it, the missing next segment and this lookup for ever).
-                if let Probe::End { .. } = seg.probe(end.off, seq, None)? {
-                    return self.after_end(&seg, seq, seq, segs);
-                }
-                return Ok(Located::At {
-                    seg,
-                    off: end.off,
-                    seq,
-                });
-            }
-            match end.stop {
-                Probe::End { next_seq } => return self.after_end(&seg, next_seq, seq, segs),
+                _ if end.reached => match seg.probe(end.off, seq, None)? {
+                    Probe::End { .. } => seq,
+                    _ => {
+                        return Ok(Located::At {
+                            seg,
+                            off: end.off,
+                            seq,
+                        })
+                    }
+                },
+                Probe::End { next_seq } => next_seq,
                 Probe::Empty { .. } => return Ok(Located::PastEnd { next: end.seq }),
                 Probe::Data { .. } => unreachable!("walk stops only on non-data"),
                 Probe::Bad(_) => {
@@ -703,6 +772,7 @@ impl Tailer {
                         Some((r_off, h)) if h.seq <= seq => {
                             off = r_off;
                             at = h.seq;
+                            continue;
                         }
                         // `seq` is inside the damage: stand at it, reads report it.
                         _ => {
@@ -714,8 +784,54 @@ impl Tailer {
                         }
                     }
                 }
+            };
+            // `seq` is after this segment. The next one is damaged: it holds `seq`, or a
+            // later damaged one of the run does (`seq` is below `above_first`).
+            if !run.is_empty() && segs[run.start] == seg.number + 1 {
+                return Err(self.damaged_run(segs, run, &damaged, seq));
             }
+            let located = self.after_end(&seg, next_seq, seq, segs)?;
+            // A roll published the next segment since the listing: `seq` may be there
+            // (when rolls keep coming, "past the end" stays true of the listing's time).
+            if let Located::PastEnd { .. } = located {
+                let next = seg.number + 1;
+                if attempts > 0
+                    && !segs.contains(&next)
+                    && os::file::lstat(&segment_path(&self.dir, next)).is_ok()
+                {
+                    return self.locate_within(seq, attempts - 1);
+                }
+            }
+            return Ok(located);
         }
+    }
+
+    /// The error of a seek to `seq`, which can only be in the segments `segs[run]`, whose
+    /// headers are damaged (`damaged` says what is wrong with each): it names the first.
+    fn damaged_run(
+        &self,
+        segs: &[u64],
+        run: std::ops::Range<usize>,
+        damaged: &[(usize, String)],
+        seq: u64,
+    ) -> ReadError {
+        let n = segs[run.start];
+        let mut what = damaged
+            .iter()
+            .find(|(i, _)| *i == run.start)
+            .map_or_else(|| "its header is damaged".to_string(), |(_, w)| w.clone());
+        if run.len() > 1 {
+            let (a, b) = (segs[run.start + 1], segs[run.end - 1]);
+            let also = if a == b {
+                format!("the header of segment {a} is")
+            } else {
+                format!("the headers of segments {a} to {b} are")
+            };
+            what.push_str(&format!(
+                " ({also} damaged too: sequence number {seq} is in one of these segments)"
+            ));
+        }
+        self.seg_error(SegOpenError::Bad(what), n, seq)
     }
 
     /// Where `seq` is when the segment `seg` that should hold it ends (its end marker says
@@ -1087,7 +1203,7 @@ impl Tailer {
                     }));
                 }
                 Err(SegOpenError::Missing) => {}
-                Err(e) => return Err(self.seg_error(e, n)),
+                Err(e) => return Err(self.seg_error(e, n, self.seq)),
             }
         }
         match self.locate(self.seq)? {
@@ -1121,8 +1237,12 @@ impl Tailer {
     /// skipped, or `None` when nothing valid follows yet (the damage is at the end of the
     /// log; try again after more appends) or there was no damage.
     ///
+    /// Segments after the damage whose headers are damaged too, or that are missing, are
+    /// skipped as well (one call gets past a run of them).
+    ///
     /// # Errors
-    /// I/O errors, and [`ReadError::Corrupt`] when the next segment's header is damaged too.
+    /// I/O errors, and [`ReadError::Corrupt`] when the next readable segment does not start
+    /// after the damage.
     ///
     /// # Example
     /// ```
@@ -1209,43 +1329,67 @@ impl Tailer {
         }
     }
 
-    fn skip_to_segment(&mut self, n: u64, first: u64) -> Result<Option<Skipped>, ReadError> {
-        match self.open_segment(n) {
-            Ok(seg) if seg.first_seq > first => {
-                let next = seg.first_seq;
-                let off = seg.layout.data_offset;
-                self.pos = Pos::At { seg, off };
-                self.seq = next;
-                Ok(Some(Skipped { first, next }))
-            }
-            Ok(seg) => {
-                let what = format!(
-                    "it starts at sequence number {}, not after {first}",
-                    seg.first_seq
-                );
-                Err(ReadError::Corrupt(Corruption {
-                    file: seg.path.clone(),
-                    segment: n,
-                    offset: 0,
-                    seq: first,
-                    reason: CorruptReason::BadSegment { what },
-                }))
-            }
-            Err(SegOpenError::Missing) => {
-                // Segments missing in the middle: go on with the next one there is.
-                let listing = list_dir(&self.dir).map_err(|source| ReadError::Io {
-                    op: "list",
-                    file: self.dir.clone(),
-                    source,
-                })?;
-                match listing.segments.iter().copied().find(|&m| m > n) {
-                    Some(m) => self.skip_to_segment(m, first),
-                    None => Ok(None),
+    /// Moves to the start of segment `n`, or of the first readable one after it: segments
+    /// missing in the middle, or whose headers are damaged, are skipped as well.
+    fn skip_to_segment(&mut self, mut n: u64, first: u64) -> Result<Option<Skipped>, ReadError> {
+        let mut listing: Option<Vec<u64>> = None;
+        loop {
+            match self.open_segment(n) {
+                Ok(seg) if seg.first_seq > first => {
+                    let next = seg.first_seq;
+                    let off = seg.layout.data_offset;
+                    self.pos = Pos::At { seg, off };
+                    self.seq = next;
+                    return Ok(Some(Skipped { first, next }));
                 }
+                Ok(seg) => {
+                    let what = format!(
+                        "it starts at sequence number {}, not after {first}",
+                        seg.first_seq
+                    );
+                    return Err(ReadError::Corrupt(Corruption {
+                        file: seg.path.clone(),
+                        segment: n,
+                        offset: 0,
+                        seq: first,
+                        reason: CorruptReason::BadSegment { what },
+                    }));
+                }
+                // A damaged header too, or segments missing in the middle: go on with the
+                // next segment there is.
+                Err(SegOpenError::Bad(_) | SegOpenError::Missing) => {
+                    if listing.is_none() {
+                        let l = list_dir(&self.dir).map_err(|source| ReadError::Io {
+                            op: "list",
+                            file: self.dir.clone(),
+                            source,
+                        })?;
+                        listing = Some(l.segments);
+                    }
+                    let later = listing.as_deref().unwrap_or_default();
+                    match later.iter().copied().find(|&m| m > n) {
+                        Some(m) => n = m,
+                        // Damage at the end of the log: nothing valid follows yet.
+                        None => return Ok(None),
+                    }
+                }
+                Err(e) => return Err(self.seg_error(e, n, first)),
             }
-            Err(e) => Err(self.seg_error(e, n)),
         }
     }
+}
+
+/// The indices of `lo..hi` from `mid` outwards: `mid`, `mid + 1`, `mid - 1`, `mid + 2`, …
+fn outward(mid: usize, lo: usize, hi: usize) -> impl Iterator<Item = usize> {
+    let span = hi - lo;
+    (0..2 * span).filter_map(move |j| {
+        let d = j / 2 + j % 2;
+        if j % 2 == 1 {
+            mid.checked_add(d).filter(|&k| k < hi)
+        } else {
+            mid.checked_sub(d).filter(|&k| k >= lo)
+        }
+    })
 }
 
 impl Drop for Tailer {
@@ -1301,17 +1445,34 @@ fn open_tailer_file(path: &Path, name: &str) -> Result<Option<Named>, OpenError>
             file: path.to_path_buf(),
         });
     }
-    // Validated again under the lock: the position may have moved since.
+    // Validated again under the lock: the position may have moved since, and another
+    // tailer may have upgraded the file.
+    let mut header: TailerHeader = map.read_pod(0)?;
+    header.validate().map_err(|why| OpenError::BadTailer {
+        file: path.to_path_buf(),
+        why,
+    })?;
     let named = Named {
         name: name.to_string(),
         map,
     };
-    let pos = named.load()?;
+    let pos = named.load_as(header.version)?;
     if pos >= super::format::MAX_SEQ {
         return Err(OpenError::BadTailer {
             file: path.to_path_buf(),
             why: format!("position {pos} is out of range"),
         });
+    }
+    if header.version != TAILER_FORMAT_VERSION {
+        // A version-1 file: from now on it holds the complement, which builds that only
+        // know version 1 would not keep in step with the position; they refuse version 2.
+        // The position and its complement first, then the version (and the CRC over it).
+        named.store(pos)?;
+        header.version = TAILER_FORMAT_VERSION;
+        named.map.write_pod(TAILER_VERSION, &header.version)?;
+        named
+            .map
+            .write_pod(TAILER_HEADER_CRC, &header.compute_crc())?;
     }
     Ok(Some(named))
 }
