@@ -441,6 +441,14 @@ impl MapOptions {
         self.map_inner(fd, name)
     }
 
+    /// As [`map_fd`](Self::map_fd), naming the file `file` in errors (and in the mapping's
+    /// later errors) rather than by what `/proc/self/fd` says: the caller knows the name the
+    /// user gave, which `/proc` resolves into an absolute path with `(fd N)` after it.
+    pub(crate) fn map_fd_named(&self, fd: BorrowedFd<'_>, file: &str) -> Result<Mmap, MapError> {
+        self.validate_prot()?;
+        self.map_inner(fd, file.to_string())
+    }
+
     fn map_inner(&self, fd: BorrowedFd<'_>, file: String) -> Result<Mmap, MapError> {
         if !os::SUPPORTED {
             return Err(MapError::Unsupported);

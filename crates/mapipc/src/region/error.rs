@@ -100,6 +100,16 @@ pub enum HeaderError {
         /// How long we waited for a creator.
         waited: Duration,
     },
+    /// The file says it has 0 bytes but reading it gives some: it is generated on read (a
+    /// file of `/proc`), not a region, and cannot be mapped.
+    #[error(
+        "`{file}` is not a mapipc region: it reports a size of 0 bytes but has contents, so \
+         it is generated on read (as the files of /proc are) and cannot be mapped"
+    )]
+    Generated {
+        /// The file.
+        file: String,
+    },
     /// The file is sized but its header was never completed.
     #[error(
         "`{file}` has no header yet and got none within {waited:?}: its creator may have \

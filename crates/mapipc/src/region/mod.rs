@@ -71,7 +71,8 @@
 //! with `Release`. An opener that finds an empty file or a zero magic (a creator at work)
 //! retries for up to [`RegionOptions::init_timeout`] (1 s by default), then reports
 //! [`HeaderError::Empty`] or [`HeaderError::Uninitialised`]; any other magic is
-//! [`HeaderError::BadMagic`] at once. A creator that dies half-way leaves a file that the
+//! [`HeaderError::BadMagic`] at once, and so is an empty-looking file that reads as
+//! non-empty ([`HeaderError::Generated`]: a file of `/proc`). A creator that dies half-way leaves a file that the
 //! next opener reports in those terms; remove it.
 //!
 //! # Access
@@ -269,7 +270,7 @@ fn map_validated(
             } else {
                 opts.read_only();
             }
-            let map = opts.map_fd(fd).map_err(Invalid::Map)?;
+            let map = opts.map_fd_named(fd, file).map_err(Invalid::Map)?;
             let header_err = |e: AccessError| Invalid::Header(e.into());
             // Acquire pairs with the creator's Release store of the magic: once we see it,
             // every other field the creator wrote is visible.
@@ -295,6 +296,11 @@ fn map_validated(
                 size: info.size,
                 min: HEADER_SIZE as u64,
             }));
+        } else if generated(fd)? {
+            // Not a region whose creator is late: waiting would only delay the answer.
+            return Err(Invalid::Header(HeaderError::Generated {
+                file: file.to_string(),
+            }));
         }
         let waited = Duration::from_nanos(os::process::monotonic_ns().saturating_sub(start));
         if waited >= wait {
@@ -308,6 +314,27 @@ fn map_validated(
         os::process::sleep(pause.min(wait - waited));
         pause = (pause * 2).min(Duration::from_millis(50));
     }
+}
+
+/// Whether a regular file that says it has 0 bytes has contents all the same: a file
+/// generated on read, as those of `/proc` are. A region being created is empty (its creator
+/// has not sized it yet) until it has its full size; one that is sized between our `fstat`s
+/// is not generated, whatever the read gave.
+fn generated(fd: BorrowedFd<'_>) -> Result<bool, Invalid> {
+    let mut byte = [0u8; 1];
+    let got = match os::file::pread(fd, &mut byte, 0) {
+        Ok(n) => n,
+        // Unreadable (a write-only fd never comes here): not evidence of anything.
+        Err(_) => return Ok(false),
+    };
+    if got == 0 {
+        return Ok(false);
+    }
+    let info = os::file::fstat(fd).map_err(|source| Invalid::Os {
+        call: "fstat",
+        source,
+    })?;
+    Ok(info.size == 0)
 }
 
 /// Unlinks `path` if it still names the file open as `fd` (cleanup after a failed create).
@@ -434,7 +461,7 @@ impl RegionOptions {
 
     /// Maps a freshly sized file and writes the header, magic last.
     fn init(&self, fd: BorrowedFd<'_>, file: &str, layout: &Layout) -> Result<Mmap, CreateError> {
-        let map = MapOptions::new().read_write().map_fd(fd)?;
+        let map = MapOptions::new().read_write().map_fd_named(fd, file)?;
         if map.len() as u64 != layout.total {
             return Err(CreateError::Os {
                 call: "fstat",
@@ -616,10 +643,27 @@ impl RegionOptions {
         let loc = loc.into_location()?;
         let path = loc.path();
         let file = loc.to_string();
+        // Refuse what is not a regular file before opening it: opening is not always
+        // harmless (a FIFO's open wakes a writer waiting for a reader, a watchdog device's
+        // arms it). The checks after the open still catch a file replaced meanwhile.
+        match os::file::lstat(&path) {
+            Ok(info) if info.kind == FileKind::Symlink => {
+                return Err(OpenError::Symlink { file });
+            }
+            Ok(info) if info.kind != FileKind::Regular => {
+                return Err(OpenError::NotRegularFile {
+                    file,
+                    kind: info.kind,
+                });
+            }
+            // Missing, or not visible to us: the open says which, in its own words.
+            _ => {}
+        }
         let how = OpenHow {
             write: !self.read_only,
             no_follow: true,
-            // A FIFO must not hang the open; it is then refused as not a regular file.
+            // A FIFO put there since the check must not hang the open; it is then refused
+            // as not a regular file.
             nonblock: true,
             ..OpenHow::default()
         };
