@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::{bail, Context, Result};
 use mapipc::map::{Advice, MapOptions};
 
-use super::{describe_file_type, quoted};
+use super::{describe_file_type, has_contents, quoted};
 use crate::cli::CatArgs;
 
 /// Bytes copied out of the mapping per write to stdout: large enough to stream at memory
@@ -86,19 +86,4 @@ pub fn run(args: &CatArgs, out: &mut dyn Write) -> Result<()> {
     }
     out.flush().context("cannot write to standard output")?;
     Ok(())
-}
-
-/// Whether reading a regular file that reports 0 bytes still gives a byte (a generated file,
-/// as in `/proc`). Any error counts as no: an empty file is then printed as empty.
-fn has_contents(path: &std::path::Path) -> bool {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut byte = [0u8; 1];
-    std::fs::OpenOptions::new()
-        .read(true)
-        // Replaced by a FIFO since it was checked: do not wait for a writer.
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .and_then(|mut f| f.read(&mut byte))
-        .is_ok_and(|n| n > 0)
 }

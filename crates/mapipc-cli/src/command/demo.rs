@@ -14,10 +14,13 @@
 //! The narration is printed by this process only, from what it observed or read from the
 //! shared memory, so its order does not depend on scheduling.
 
+use std::ffi::CString;
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -42,11 +45,22 @@ pub fn run(_args: &DemoArgs, out: &mut dyn Write) -> Result<()> {
         .prefix("mapipc-demo-")
         .tempdir()
         .context("cannot create a temporary directory")?;
-    unrelated_processes(out, dir.path())?;
-    channel(out, dir.path())?;
+    // An error removes the directory (its `Drop`); a signal would end us without that.
+    remove_on_signal(dir.path())?;
+    let ran = unrelated_processes(out, dir.path()).and_then(|()| channel(out, dir.path()));
     let shown = dir.path().display().to_string();
-    dir.close()
-        .with_context(|| format!("cannot remove the temporary directory {shown}"))?;
+    // Disarmed only once the directory is gone: a signal meanwhile finds less to remove.
+    let closed = match ran {
+        Ok(()) => dir
+            .close()
+            .with_context(|| format!("cannot remove the temporary directory {shown}")),
+        Err(e) => {
+            drop(dir);
+            Err(e)
+        }
+    };
+    CLEANUP_ARMED.store(false, Ordering::SeqCst);
+    closed?;
     writeln!(out)?;
     writeln!(out, "removed {shown}")?;
     writeln!(
@@ -56,6 +70,79 @@ pub fn run(_args: &DemoArgs, out: &mut dyn Write) -> Result<()> {
          waits with an error instead of a hang."
     )?;
     Ok(())
+}
+
+/// The temporary files scenarios 2 and 3 make (in the directory of [`TempFiles::dir`]).
+const TEMP_FILES: [&str; 2] = ["region", "channel"];
+
+/// What [`on_signal`] removes, as C strings made before the handler is installed (it may
+/// not allocate).
+struct TempFiles {
+    /// The process that made them: not a child that inherited the handler.
+    owner: u32,
+    files: Vec<CString>,
+    dir: CString,
+}
+
+/// Set once, by [`remove_on_signal`]; never freed, so a handler running on another thread
+/// cannot see it go.
+static CLEANUP: OnceLock<TempFiles> = OnceLock::new();
+/// Whether [`on_signal`] should remove [`CLEANUP`]'s files: from when the directory exists
+/// until the demo has finished with it (then its `TempDir` removes it).
+static CLEANUP_ARMED: AtomicBool = AtomicBool::new(false);
+
+/// Makes `SIGINT` (Ctrl-C), `SIGTERM` and `SIGHUP` remove the demo's temporary directory
+/// and files before ending the process as the signal would have.
+fn remove_on_signal(dir: &Path) -> Result<()> {
+    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).context("a NUL in the path");
+    let files = TempFiles {
+        owner: std::process::id(),
+        files: TEMP_FILES
+            .iter()
+            .map(|f| c(&dir.join(f)))
+            .collect::<Result<_>>()?,
+        dir: c(dir)?,
+    };
+    if CLEANUP.set(files).is_err() {
+        bail!("the demo's signal handler was installed twice");
+    }
+    CLEANUP_ARMED.store(true, Ordering::SeqCst);
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: `action` is a zeroed, then filled, valid `sigaction`; the handler only
+        // makes async-signal-safe calls (`getpid`, `unlink`, `rmdir`, `raise`) on data
+        // that is never freed or changed once set.
+        let r = unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            // Back to the default action once run: `raise` then ends the process.
+            action.sa_flags = libc::SA_RESETHAND;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut())
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error()).context("cannot install a signal handler");
+        }
+    }
+    Ok(())
+}
+
+/// Removes the temporary files and directory, then dies of `sig` (its default action,
+/// restored by `SA_RESETHAND`), so the exit status says what ended the demo.
+extern "C" fn on_signal(sig: libc::c_int) {
+    if CLEANUP_ARMED.swap(false, Ordering::SeqCst) {
+        if let Some(t) = CLEANUP.get() {
+            if t.owner == std::process::id() {
+                for f in &t.files {
+                    // SAFETY: a valid NUL-terminated path; unlink is async-signal-safe.
+                    unsafe { libc::unlink(f.as_ptr()) };
+                }
+                // SAFETY: as above, for rmdir.
+                unsafe { libc::rmdir(t.dir.as_ptr()) };
+            }
+        }
+    }
+    // SAFETY: raise is async-signal-safe.
+    unsafe { libc::raise(sig) };
 }
 
 // Scenario 1's layout of the region's user data.
@@ -90,6 +177,7 @@ fn related_processes(out: &mut dyn Write) -> Result<()> {
     // Whatever is buffered would otherwise be in both processes' buffers.
     out.flush()?;
 
+    let parent = std::process::id();
     // SAFETY: fork has no memory-safety preconditions. This process has a single thread
     // here (the demo starts no thread before this point), so the child may allocate; it
     // only works on the region and leaves with `_exit`, never returning into `main`.
@@ -98,7 +186,7 @@ fn related_processes(out: &mut dyn Write) -> Result<()> {
         return Err(io::Error::last_os_error()).context("fork failed");
     }
     if pid == 0 {
-        let code = child(&region, MESSAGE);
+        let code = child(&region, MESSAGE, parent);
         // SAFETY: `_exit` ends the child at once, without running destructors or exit
         // handlers and without flushing the stdio buffers inherited from the parent.
         unsafe { libc::_exit(code) };
@@ -204,7 +292,7 @@ fn read_message(region: &Region) -> Result<Vec<u8>> {
 
 /// Scenario 1's child: join, write, bump, notify, wait to be released. Returns the exit
 /// status. Prints nothing: the parent narrates.
-fn child(region: &Region, message: &[u8]) -> i32 {
+fn child(region: &Region, message: &[u8], parent: u32) -> i32 {
     let Ok(peer) = region.join() else { return 10 };
     let word = |at| region.atomic_u32(at);
     let (Ok(id), Ok(report), Ok(done), Ok(notify)) = (
@@ -229,9 +317,15 @@ fn child(region: &Region, message: &[u8]) -> i32 {
     let woke = notifier.notify_all();
     report.store(if woke { 2 } else { 1 }, Ordering::Release);
     notifier.notify_all();
+    // A parent that died (killed, interrupted) never releases us: do not outlive it by
+    // the whole timeout.
+    let parent_alive = || std::os::unix::process::parent_id() == parent;
     let released = notifier.wait_until(
         || (done.load(Ordering::Acquire) == 1).then_some(()),
-        &WaitOptions::new().timeout(STEP_TIMEOUT),
+        &WaitOptions::new()
+            .timeout(STEP_TIMEOUT)
+            .check_interval(Duration::from_millis(20))
+            .alive(&parent_alive),
     );
     drop(peer);
     if released.is_ok() {

@@ -6,9 +6,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use mapipc::map::MapOptions;
+use mapipc::map::{MapError, MapOptions};
 
-use super::{describe_file_type, quoted};
+use super::{describe_file_type, has_contents, quoted};
 use crate::cli::InfoArgs;
 use crate::format::{self, Format};
 use crate::size::human;
@@ -27,6 +27,9 @@ struct Info {
     group: Option<String>,
     mode: u32,
     page_size: u64,
+    /// Why a regular file cannot be mapped although its size says it could be (a file
+    /// generated on read, a file system without mmap).
+    unmappable: Option<String>,
     format: Sniffed,
     /// Validated header fields of a mapipc file, in display order.
     header: Vec<(&'static str, serde_json::Value)>,
@@ -60,14 +63,18 @@ struct Mapping {
 }
 
 impl Info {
-    fn mapping(&self) -> Result<Mapping, &'static str> {
+    fn mapping(&self) -> Result<Mapping, String> {
         if !self.regular {
-            return Err("not mappable: only regular files can be mapped");
+            return Err("not mappable: only regular files can be mapped".to_string());
+        }
+        if let Some(why) = &self.unmappable {
+            return Err(format!("not mappable: {why}"));
         }
         if self.size == 0 {
             return Err(
                 "not mappable: the file is empty (0 bytes) and a mapping needs at least one \
-                 byte; size it first, e.g. `mapipc write FILE --offset 0 --create SIZE DATA`",
+                 byte; size it first, e.g. `mapipc write FILE --offset 0 --create SIZE DATA`"
+                    .to_string(),
             );
         }
         let tail = self.size % self.page_size;
@@ -103,7 +110,18 @@ fn gather(path: &Path) -> Result<Info> {
         // `chan create NAME` and `region create NAME` put a bare NAME in /dev/shm, while
         // `info` takes a path: point at the file the user probably means.
         let shm = Path::new("/dev/shm").join(path);
-        if path.components().count() == 1 && path.is_relative() && shm.exists() {
+        let link = std::fs::symlink_metadata(path)
+            .is_ok_and(|m| m.file_type().is_symlink())
+            .then(|| std::fs::read_link(path).ok())
+            .flatten();
+        if let Some(target) = link {
+            // The link is there; what is missing (or refused) is what it points to.
+            format!(
+                "cannot open {}, a symbolic link to {}",
+                quoted(path),
+                quoted(&target)
+            )
+        } else if path.components().count() == 1 && path.is_relative() && shm.exists() {
             format!(
                 "cannot open {} (channels and regions created by a bare name are in \
                  /dev/shm: `mapipc info {}`)",
@@ -122,11 +140,22 @@ fn gather(path: &Path) -> Result<Info> {
     let size = meta.len();
     // A directory is a queue when its metadata file is a queue's.
     let queue_meta = path.join("queue.meta");
+    let mut unmappable = None;
     let format = if regular && size > 0 {
-        sniff_file(path, size)
+        let (sniffed, why) = sniff_file(path, size);
+        unmappable = why;
+        sniffed
+    } else if regular && has_contents(path) {
+        // A file of /proc says 0 bytes and has contents: neither empty nor mappable.
+        unmappable = Some(
+            "the file reports a size of 0 bytes but has contents: it is generated on read (as \
+             the files of /proc are); read it with `cat`"
+                .to_string(),
+        );
+        Sniffed::NotApplicable
     } else if meta.is_dir() {
         match std::fs::metadata(&queue_meta) {
-            Ok(m) if m.is_file() && m.len() > 0 => match sniff_file(&queue_meta, m.len()) {
+            Ok(m) if m.is_file() && m.len() > 0 => match sniff_file(&queue_meta, m.len()).0 {
                 Sniffed::Known(Format::QueueMeta) => Sniffed::Known(Format::QueueDir),
                 _ => Sniffed::NotApplicable,
             },
@@ -162,6 +191,7 @@ fn gather(path: &Path) -> Result<Info> {
         group: name_of("/etc/group", meta.gid()),
         mode: meta.permissions().mode() & 0o7777,
         page_size: mapipc::os::mem::page_size() as u64,
+        unmappable,
         format,
         header,
         damage,
@@ -337,17 +367,27 @@ fn channel_fields(region: mapipc::region::Region, path: &Path) -> Fields {
     (fields, damage)
 }
 
-/// Maps the first bytes (read-only, through the library) and identifies the format.
-fn sniff_file(path: &Path, size: u64) -> Sniffed {
+/// Maps the first bytes (read-only, through the library) and identifies the format; and
+/// says why the file cannot be mapped at all if its file system refused (as `/sys` does),
+/// which its size does not show.
+fn sniff_file(path: &Path, size: u64) -> (Sniffed, Option<String>) {
     let len = format::SNIFF_LEN.min(usize::try_from(size).unwrap_or(usize::MAX));
-    let head = MapOptions::new()
-        .len(len)
-        .map_path(path)
-        .map_err(|e| e.to_string())
-        .and_then(|map| map.read_vec(0, len).map_err(|e| e.to_string()));
-    match head {
-        Ok(head) => Sniffed::Known(format::sniff(&head)),
-        Err(e) => Sniffed::Unreadable(e),
+    let map = match MapOptions::new().len(len).map_path(path) {
+        Ok(map) => map,
+        Err(e) => {
+            let unmappable = match &e {
+                MapError::NotMappable { source, .. } => Some(format!(
+                    "its file system does not support mmap (files generated on read, as in \
+                     /sys, cannot be mapped; read it with `cat`): {source}"
+                )),
+                _ => None,
+            };
+            return (Sniffed::Unreadable(e.to_string()), unmappable);
+        }
+    };
+    match map.read_vec(0, len) {
+        Ok(head) => (Sniffed::Known(format::sniff(&head)), None),
+        Err(e) => (Sniffed::Unreadable(e.to_string()), None),
     }
 }
 
@@ -439,7 +479,7 @@ fn render_text(info: &Info) -> String {
                 ),
             );
         }
-        Err(why) => line("mapping", why),
+        Err(why) => line("mapping", &why),
     }
     match &info.format {
         Sniffed::NotApplicable => line("format", "none (nothing to read)"),
@@ -495,7 +535,7 @@ fn render_json(info: &Info) -> String {
         Err(why) => format!(
             "{{\"mappable\":false,\"pages\":0,\"mapped_bytes\":0,\"page_aligned\":null,\
              \"last_page_used\":null,\"reason\":{}}}",
-            json_str(why)
+            json_str(&why)
         ),
     };
     let format = match &info.format {
@@ -570,6 +610,7 @@ mod tests {
             group: None,
             mode: 0o600,
             page_size: 4096,
+            unmappable: None,
             format: Sniffed::NotApplicable,
             header: Vec::new(),
             damage: None,

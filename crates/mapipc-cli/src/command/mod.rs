@@ -155,6 +155,21 @@ fn stdout_reader_present() -> io::Result<()> {
     Ok(())
 }
 
+/// Whether reading a regular file that reports 0 bytes still gives a byte (a generated file,
+/// as in `/proc`). Any error counts as no: an empty file is then printed as empty.
+fn has_contents(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut byte = [0u8; 1];
+    std::fs::OpenOptions::new()
+        .read(true)
+        // Replaced by a FIFO since it was checked: do not wait for a writer.
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .and_then(|mut f| f.read(&mut byte))
+        .is_ok_and(|n| n > 0)
+}
+
 /// `path` as printed in messages: `` `path` ``.
 fn quoted(path: &Path) -> String {
     format!("`{}`", path.display())

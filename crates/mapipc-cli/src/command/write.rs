@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use anyhow::{bail, Context, Result};
 use mapipc::map::MapOptions;
 
-use super::{describe_file_type, quoted, read_all_at_most};
+use super::{describe_file_type, has_contents, quoted, read_all_at_most};
 use crate::cli::WriteArgs;
 
 /// Runs `mapipc write`. Prints nothing on success.
@@ -23,6 +23,13 @@ pub fn run(args: &WriteArgs, _out: &mut dyn Write) -> Result<()> {
             "{} is {}, not a regular file: only regular files can be mapped",
             quoted(path),
             describe_file_type(&meta.file_type())
+        ),
+        // A file of /proc says 0 bytes but has contents: "past the end, use --create" would
+        // send the user to a mapping that cannot be made.
+        Ok(meta) if meta.len() == 0 && has_contents(path) => bail!(
+            "{} reports a size of 0 bytes but has contents: it is generated on read (as the \
+             files of /proc are), so it cannot be mapped; nothing was written",
+            quoted(path)
         ),
         Ok(meta) => (Some(meta.len()), meta.len().max(create.unwrap_or(0))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => match create {

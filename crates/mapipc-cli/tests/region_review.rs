@@ -1,0 +1,252 @@
+//! `region`, `info`, `write` and `demo` on files that are not what they expect (files of
+//! /proc and /sys, FIFOs, dangling links), and `demo` interrupted by a signal. Every test
+//! runs the built binary under a watchdog (see `common`).
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::thread;
+use std::time::Duration;
+
+mod common;
+
+use common::*;
+
+/// A file of /proc: it says 0 bytes, reading it gives some, and it cannot be mapped.
+const PROC_FILE: &str = "/proc/self/status";
+
+/// A readable file of /sys (4096 bytes by its size, not mappable), if this machine has one.
+fn sys_file() -> Option<&'static str> {
+    [
+        "/sys/kernel/uevent_seqnum",
+        "/sys/kernel/mm/transparent_hugepage/enabled",
+        "/sys/power/state",
+    ]
+    .into_iter()
+    .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() > 0))
+}
+
+// A file of /proc looks like an empty file, which is what a region whose creator has not
+// sized it yet looks like: the region commands waited a second for a creator, then blamed
+// one that died. Reading it gives bytes, so it is no region being made: say so at once.
+clitest!(region_commands_refuse_a_proc_file_as_generated, |dir| {
+    for args in [
+        &["region", "info", PROC_FILE][..],
+        &["region", "read", PROC_FILE],
+        &["region", "rm", PROC_FILE],
+        &["stat", PROC_FILE],
+    ] {
+        let out = dir.run(args);
+        let line = out.error();
+        assert!(
+            line.contains("`/proc/self/status` is not a mapipc region")
+                && line.contains("generated on read"),
+            "{args:?}: {line}"
+        );
+        assert!(!line.contains("creator"), "{args:?}: {line}");
+    }
+    assert!(Path::new(PROC_FILE).exists());
+});
+
+// Errors of a region opened by path named it by `/proc/self/fd`: `/sys/... (fd 3)`.
+clitest!(region_errors_name_the_file_as_given, |dir| {
+    let Some(sys) = sys_file() else {
+        eprintln!("skipped: no readable /sys file here");
+        return;
+    };
+    let line = dir.run(&["region", "info", sys]).error().to_string();
+    assert!(
+        line.contains(&format!("`{sys}` cannot be memory-mapped")),
+        "{line}"
+    );
+    assert!(!line.contains("(fd "), "{line}");
+});
+
+// `info` said a /proc file was "empty ... size it first with `mapipc write --create`", and
+// that a /sys file maps as one page, while it cannot be mapped at all.
+clitest!(info_says_proc_and_sys_files_cannot_be_mapped, |dir| {
+    let mut files = vec![PROC_FILE];
+    files.extend(sys_file());
+    for file in files {
+        let text = dir.run(&["info", file]).ok().stdout_str();
+        let mapping = text
+            .lines()
+            .find(|l| l.starts_with("mapping:"))
+            .unwrap_or_else(|| panic!("{file}: no mapping line in\n{text}"));
+        assert!(mapping.contains("not mappable"), "{file}: {mapping}");
+        assert!(!mapping.contains("size it first"), "{file}: {mapping}");
+        let json = dir.run(&["info", file, "--json"]).ok().stdout_str();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["mapping"]["mappable"], false, "{file}: {json}");
+    }
+    let mapping = dir.run(&["info", PROC_FILE]).ok().stdout_str();
+    assert!(mapping.contains("generated on read"), "{mapping}");
+    // A real empty file is still told to size itself.
+    dir.write("empty", b"");
+    let text = dir.run(&["info", "empty"]).ok().stdout_str();
+    assert!(text.contains("size it first"), "{text}");
+});
+
+// `write` into a /proc file said "past the end of ... (0 bytes); use --create SIZE to
+// extend it", which only leads to "cannot be memory-mapped".
+clitest!(write_refuses_a_proc_file_as_generated, |dir| {
+    let line = dir
+        .run(&["write", PROC_FILE, "--offset", "0", "x"])
+        .error()
+        .to_string();
+    assert!(
+        line.contains("`/proc/self/status`") && line.contains("generated on read"),
+        "{line}"
+    );
+    assert!(!line.contains("--create"), "{line}");
+});
+
+// `info` on a dangling symbolic link said only "No such file or directory", about a link
+// that `ls` shows is there.
+clitest!(
+    info_on_a_dangling_link_names_the_link_and_its_target,
+    |dir| {
+        std::os::unix::fs::symlink("nowhere", dir.path("link")).unwrap();
+        let line = dir.run(&["info", "link"]).error().to_string();
+        assert!(
+            line.contains("`link`, a symbolic link to `nowhere`") && line.contains("No such file"),
+            "{line}"
+        );
+    }
+);
+
+// Opening is not harmless for every file: a FIFO's open wakes a writer waiting for a
+// reader (a watchdog device's arms it). Region and channel commands opened the path first
+// and looked at what it was afterwards. inotify reports every open of the FIFO.
+clitest!(region_commands_do_not_open_a_fifo, |dir| {
+    let fifo = dir.path("fifo");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c_path` is a valid NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    // SAFETY: inotify_init1 takes flags only; the fd is owned below.
+    let ino = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    assert!(ino >= 0, "{}", std::io::Error::last_os_error());
+    // SAFETY: `ino` is a new fd nobody else owns.
+    let ino = unsafe { OwnedFd::from_raw_fd(ino) };
+    // SAFETY: a valid inotify fd and a valid NUL-terminated path.
+    let wd = unsafe { libc::inotify_add_watch(ino.as_raw_fd(), c_path.as_ptr(), libc::IN_OPEN) };
+    assert!(wd >= 0, "{}", std::io::Error::last_os_error());
+    for args in [
+        &["region", "info", "./fifo"][..],
+        &["region", "read", "./fifo"],
+        &["region", "read", "./fifo", "--wait", "--timeout", "1s"],
+        &["region", "write", "./fifo", "--offset", "0", "x"],
+        &["region", "rm", "./fifo"],
+        &["stat", "./fifo"],
+        &["recv", "./fifo", "--nonblock"],
+    ] {
+        let line = dir.run(args).error().to_string();
+        assert!(line.contains("`./fifo` is a FIFO"), "{args:?}: {line}");
+    }
+    let mut buf = [0u8; 4096];
+    // SAFETY: `buf` is writable for its length; the fd is non-blocking.
+    let n = unsafe { libc::read(ino.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    assert!(
+        n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock,
+        "the FIFO was opened ({n} bytes of inotify events)"
+    );
+});
+
+/// Runs `mapipc demo` with `TMPDIR=tmp` to completion; returns its output.
+fn demo_output(dir: &TestDir, tmp: &Path) -> String {
+    let mut cmd = dir.command(&["demo"]);
+    cmd.env("TMPDIR", tmp).stdin(Stdio::null());
+    let out = finish(cmd.spawn().expect("spawn mapipc demo"), None);
+    out.ok();
+    out.stdout_str()
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+// Interrupted (Ctrl-C, `kill`, a closed terminal) while its named region and channel
+// existed, `demo` died by the signal's default action and left its temporary directory
+// behind. Here it is held at a known point of its narration: its standard output is a
+// one-page pipe that the test fills beforehand, leaving room for about the output up to the
+// middle of scenarios 2 and 3 (measured by a first, complete run), and never reads.
+#[test]
+fn demo_interrupted_removes_its_temporary_files() {
+    let dir = TestDir::new();
+    let tmp = dir.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let text = demo_output(&dir, &tmp);
+    assert_eq!(entries(&tmp), Vec::<String>::new(), "after a complete run");
+    // The region exists once this line is out; the directory goes just before "removed".
+    let created = text.find("   reader: created region").expect(&text);
+    let created_end = created + text[created..].find('\n').unwrap() + 1;
+    let removed = text.find("\nremoved ").expect(&text);
+    let room = (created_end + removed) / 2;
+    const PIPE: usize = 4096;
+    assert!(
+        removed < PIPE,
+        "the demo's output no longer fits a page: {removed}"
+    );
+
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two fds pipe2 writes.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: both fds are new and owned by nobody else.
+        let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: F_SETPIPE_SZ on a pipe fd we own.
+        let size = unsafe { libc::fcntl(wr.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE as libc::c_int) };
+        assert_eq!(
+            size,
+            PIPE as libc::c_int,
+            "{}",
+            std::io::Error::last_os_error()
+        );
+        let fill = vec![b'#'; PIPE - room];
+        // SAFETY: `fill` is readable for its length; the pipe is empty and larger.
+        let n = unsafe { libc::write(wr.as_raw_fd(), fill.as_ptr().cast(), fill.len()) };
+        assert_eq!(n, fill.len() as isize);
+
+        let mut cmd = dir.command(&["demo"]);
+        cmd.env("TMPDIR", &tmp)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(wr))
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn mapipc demo");
+        drop(cmd); // our copy of the pipe's writing end
+        let dog = Watchdog::new(child.id());
+        // Wait until the line after the region's creation is in the pipe.
+        loop {
+            let mut queued: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one c_int, into `queued`.
+            let r = unsafe { libc::ioctl(rd.as_raw_fd(), libc::FIONREAD, &mut queued) };
+            assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+            if queued as usize >= fill.len() + created_end {
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the demo ended before being held: {status:?}");
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(
+            entries(&tmp).len(),
+            1,
+            "the demo's directory exists while it runs"
+        );
+        // SAFETY: kill with our unreaped child's pid.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+        let status = child.wait().unwrap();
+        dog.finish();
+        assert_eq!(status.signal(), Some(sig), "{status:?}");
+        assert_eq!(
+            entries(&tmp),
+            Vec::<String>::new(),
+            "left behind by a demo ended by signal {sig}"
+        );
+    }
+}
