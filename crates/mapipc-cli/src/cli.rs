@@ -256,7 +256,9 @@ raw, as they are. With --wait it first blocks (spinning briefly, then asleep on 
 polling) until a writer bumps the region's generation and notifies, as `mapipc region write`
 does, then prints the bytes. It waits for the next write after it starts: a write that
 happened before is not waited for. With --timeout it waits at most DURATION, then exits
-with status 3. While waiting it is listed as a peer by `mapipc region info`.
+with status 3. While waiting it is listed as a peer by `mapipc region info`; it stops
+with an error if the file is truncated, or removed or replaced while no other live peer has
+it (no writer could reach it any more).
 
 ",
     region_name_note!(),

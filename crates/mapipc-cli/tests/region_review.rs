@@ -5,7 +5,7 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Child, Stdio};
 use std::thread;
 use std::time::Duration;
 
@@ -250,3 +250,69 @@ fn demo_interrupted_removes_its_temporary_files() {
         );
     }
 }
+
+/// Polls `region info --json PATH` until it lists `n` live peers; fails if one of
+/// `children` (the processes meant to be those peers) ends first.
+fn wait_for_peers(dir: &TestDir, path: &str, n: usize, children: &mut [&mut Child]) {
+    loop {
+        let out = dir.run(&["region", "info", path, "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out.ok().stdout_str()).unwrap();
+        let alive = v["peers"]
+            .as_array()
+            .map_or(0, |p| p.iter().filter(|p| p["alive"] == true).count());
+        if alive == n {
+            return;
+        }
+        for c in children.iter_mut() {
+            if let Some(status) = c.try_wait().unwrap() {
+                panic!("a reader ended before joining: {status:?}");
+            }
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn spawn_reader(dir: &TestDir, extra: &[&str]) -> Child {
+    let mut args = vec!["region", "read", "./r", "--len", "5", "--wait"];
+    args.extend(extra);
+    let mut cmd = dir.command(&args);
+    cmd.stdin(Stdio::null());
+    cmd.spawn().expect("spawn a reader")
+}
+
+// `region read --wait` ended when the file was truncated, not when it was removed: then no
+// `region write` could ever reach it (it opens the name), and the reader waited for ever.
+// It stops once the name no longer leads to the region and no other live peer has it.
+clitest!(region_read_wait_ends_when_the_region_is_removed, |dir| {
+    dir.run(&["region", "create", "./r", "--size", "4KiB"]).ok();
+    let mut reader = spawn_reader(&dir, &[]);
+    wait_for_peers(&dir, "./r", 1, &mut [&mut reader]);
+    dir.run(&["region", "rm", "./r"]).ok();
+    let out = finish(reader, None);
+    let line = out.error();
+    assert!(
+        line.contains("region `./r` was removed or replaced while waiting for a write"),
+        "{line}"
+    );
+    assert!(out.stdout.is_empty());
+});
+
+// A removed region that another live peer still has may still be written: keep waiting
+// while it is there, stop once it is gone.
+clitest!(
+    region_read_wait_on_a_removed_region_waits_while_a_peer_has_it,
+    |dir| {
+        dir.run(&["region", "create", "./r", "--size", "4KiB"]).ok();
+        let mut waiter = spawn_reader(&dir, &[]);
+        let mut other = spawn_reader(&dir, &["--timeout", "2s"]);
+        wait_for_peers(&dir, "./r", 2, &mut [&mut waiter, &mut other]);
+        dir.run(&["region", "rm", "./r"]).ok();
+        // `waiter` is alive all along: `other` waits until its timeout (status 3).
+        let out = finish(other, None);
+        assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
+        assert!(out.stderr.contains("timed out"), "{}", out.stderr);
+        // Alone now, `waiter` stops on the removal.
+        let line = finish(waiter, None).error().to_string();
+        assert!(line.contains("was removed or replaced"), "{line}");
+    }
+);

@@ -5,6 +5,7 @@
 //! region's notifier; a waiter sleeps on the notifier until the generation differs from the
 //! one it saw when it started.
 
+use std::cell::Cell;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::time::Instant;
@@ -266,6 +267,22 @@ fn open_for_reading(loc: &Location) -> Result<Region, OpenError> {
         .open(loc)
 }
 
+/// Why [`wait_for_write`] stopped waiting before a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Truncated,
+    Removed,
+}
+
+/// Whether a live peer other than `me` is in the region's peer table (a process that has
+/// the region open and may still write to it). A table that cannot be read counts as one:
+/// keep waiting rather than stop on a guess.
+fn other_live_peer(region: &Region, me: Option<u32>) -> bool {
+    region.peers().map_or(true, |peers| {
+        peers.iter().any(|p| p.alive && Some(p.id) != me)
+    })
+}
+
 /// Blocks until the generation differs from its value now (a writer wrote and notified), or
 /// `timeout` passes (exit status 3).
 fn wait_for_write(
@@ -280,9 +297,20 @@ fn wait_for_write(
         Err(e) => return Err(e.into()),
     };
     let start = region.generation()?;
+    let my_id = _me.as_ref().map(|p| p.id());
     // Checked every interval: a truncated file can never be written again (and a cut that
-    // spares the header would go unnoticed otherwise).
-    let intact = || !region.file_shrunk();
+    // spares the header would go unnoticed otherwise); a file removed or replaced can no
+    // longer be opened by a writer (`region write` opens it by name), so unless another
+    // live peer still has it, nobody is left to write.
+    let ended = Cell::new(None);
+    let intact = || {
+        if region.file_shrunk() {
+            ended.set(Some(Ended::Truncated));
+        } else if region.file_moved() && !other_live_peer(region, my_id) {
+            ended.set(Some(Ended::Removed));
+        }
+        ended.get().is_none()
+    };
     let mut opts = WaitOptions::new().alive(&intact);
     if let Some(t) = timeout {
         if let Some(deadline) = Instant::now().checked_add(t) {
@@ -310,6 +338,11 @@ fn wait_for_write(
             ),
         }
         .into()),
+        Err(WaitError::PeerGone) if ended.get() == Some(Ended::Removed) => bail!(
+            "region `{loc}` was removed or replaced while waiting for a write: a writer \
+             opening that name now reaches another file, or none, and no other peer has it \
+             (generation still {start})"
+        ),
         Err(WaitError::PeerGone) => bail!(
             "region `{loc}` was truncated while waiting for a write: its data is gone, and \
              nobody can write to it any more"
