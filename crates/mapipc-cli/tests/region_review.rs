@@ -316,3 +316,45 @@ clitest!(
         assert!(line.contains("was removed or replaced"), "{line}");
     }
 );
+
+// `region read` copied the whole range into one buffer before printing it: a region larger
+// than the memory left aborted the process ("memory allocation failed", SIGABRT). It
+// streams in chunks now, as `cat` does. Here its heap is limited (RLIMIT_DATA counts
+// private writable memory, not the shared mapping of the region) to a third of the data.
+clitest!(region_read_streams_a_region_larger_than_its_heap, |dir| {
+    use std::os::unix::process::CommandExt;
+    const LEN: usize = 48 << 20;
+    dir.run(&["region", "create", "./big", "--size", "48MiB"])
+        .ok();
+    let marker = b"across a chunk boundary";
+    let at = (1 << 20) - 5;
+    dir.run(&[
+        "region",
+        "write",
+        "./big",
+        "--offset",
+        &at.to_string(),
+        std::str::from_utf8(marker).unwrap(),
+    ])
+    .ok();
+    let mut cmd = dir.command(&["region", "read", "./big"]);
+    cmd.stdin(Stdio::null());
+    // SAFETY: the closure only calls setrlimit, which is async-signal-safe, on a local.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: (LEN / 3) as libc::rlim_t,
+                rlim_max: (LEN / 3) as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_DATA, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = finish(cmd.spawn().expect("spawn mapipc"), None);
+    out.ok();
+    assert_eq!(out.stdout.len(), LEN);
+    assert_eq!(&out.stdout[at..at + marker.len()], marker);
+    assert!(out.stdout[..at].iter().all(|&b| b == 0));
+});

@@ -250,13 +250,25 @@ pub fn read(args: &RegionReadArgs, out: &mut dyn Write) -> Result<()> {
     if args.wait {
         wait_for_write(&region, &loc, args.timeout)?;
     }
-    // `check_range` bounded `len` by the user data, which fits in memory.
-    let bytes = region
-        .read_vec(args.offset, len as usize)
-        .with_context(|| format!("cannot read region `{loc}`"))?;
-    out.write_all(&bytes)?;
+    // In chunks, as `cat` does: the user data fits in the address space (it is mapped), not
+    // necessarily in memory a second time (a large region was read whole into one buffer,
+    // and an allocation that failed aborted the process).
+    let mut buf = vec![0u8; READ_CHUNK.min(len as usize)];
+    let mut done = 0u64;
+    while done < len {
+        let n = buf.len().min((len - done) as usize);
+        let at = args.offset + done;
+        region.read_at(at, &mut buf[..n]).with_context(|| {
+            format!("cannot read region `{loc}` at offset {at} of its user data")
+        })?;
+        out.write_all(&buf[..n])?;
+        done += n as u64;
+    }
     Ok(())
 }
+
+/// Bytes `region read` copies out of the mapping per write to stdout.
+const READ_CHUNK: usize = 1 << 20;
 
 /// Opens a region to look at it: read-only, so read permission is enough, and another
 /// user's file is fine (nothing is written to it).
