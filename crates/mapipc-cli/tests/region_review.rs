@@ -47,6 +47,17 @@ clitest!(region_commands_refuse_a_proc_file_as_generated, |dir| {
         assert!(!line.contains("creator"), "{args:?}: {line}");
     }
     assert!(Path::new(PROC_FILE).exists());
+    // Reading /proc/PID/mem at offset 0 fails (nothing is mapped there), where an empty
+    // file would read as its end: generated too, not a region being made.
+    let line = dir
+        .run(&["region", "info", "/proc/self/mem"])
+        .error()
+        .to_string();
+    assert!(
+        line.contains("`/proc/self/mem` is not a mapipc region")
+            && line.contains("reading it fails"),
+        "{line}"
+    );
 });
 
 // Errors of a region opened by path named it by `/proc/self/fd`: `/sys/... (fd 3)`.
@@ -66,7 +77,7 @@ clitest!(region_errors_name_the_file_as_given, |dir| {
 // `info` said a /proc file was "empty ... size it first with `mapipc write --create`", and
 // that a /sys file maps as one page, while it cannot be mapped at all.
 clitest!(info_says_proc_and_sys_files_cannot_be_mapped, |dir| {
-    let mut files = vec![PROC_FILE];
+    let mut files = vec![PROC_FILE, "/proc/self/mem"];
     files.extend(sys_file());
     for file in files {
         let text = dir.run(&["info", file]).ok().stdout_str();
@@ -80,8 +91,13 @@ clitest!(info_says_proc_and_sys_files_cannot_be_mapped, |dir| {
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["mapping"]["mappable"], false, "{file}: {json}");
     }
-    let mapping = dir.run(&["info", PROC_FILE]).ok().stdout_str();
-    assert!(mapping.contains("generated on read"), "{mapping}");
+    for file in [PROC_FILE, "/proc/self/mem"] {
+        let mapping = dir.run(&["info", file]).ok().stdout_str();
+        assert!(mapping.contains("generated on read"), "{file}: {mapping}");
+        // `cat` printed nothing for /proc/self/mem and succeeded, as for an empty file.
+        let line = dir.run(&["cat", file]).error().to_string();
+        assert!(line.contains("generated on read"), "{file}: {line}");
+    }
     // A real empty file is still told to size itself.
     dir.write("empty", b"");
     let text = dir.run(&["info", "empty"]).ok().stdout_str();

@@ -29,10 +29,10 @@ pub fn run(args: &CatArgs, out: &mut dyn Write) -> Result<()> {
     }
     let size = meta.len();
     if size == 0 && has_contents(path) {
-        // A file of /proc (or any generated file) says 0 bytes but has contents; printing
+        // A file of /proc (or any generated file) says 0 bytes but is not empty; printing
         // nothing and succeeding would pass for an empty file.
         bail!(
-            "{} reports a size of 0 bytes but has contents: it is generated on read (as the \
+            "{} reports a size of 0 bytes but is generated on read (as the \
              files of /proc are), so it cannot be mapped; read it with `cat`",
             quoted(path)
         );

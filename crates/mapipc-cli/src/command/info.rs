@@ -146,9 +146,9 @@ fn gather(path: &Path) -> Result<Info> {
         unmappable = why;
         sniffed
     } else if regular && has_contents(path) {
-        // A file of /proc says 0 bytes and has contents: neither empty nor mappable.
+        // A file of /proc says 0 bytes and is generated on read: neither empty nor mappable.
         unmappable = Some(
-            "the file reports a size of 0 bytes but has contents: it is generated on read (as \
+            "the file reports a size of 0 bytes but is generated on read (as \
              the files of /proc are); read it with `cat`"
                 .to_string(),
         );

@@ -155,8 +155,10 @@ fn stdout_reader_present() -> io::Result<()> {
     Ok(())
 }
 
-/// Whether reading a regular file that reports 0 bytes still gives a byte (a generated file,
-/// as in `/proc`). Any error counts as no: an empty file is then printed as empty.
+/// Whether a regular file that reports 0 bytes is generated on read (as the files of
+/// `/proc` are): reading it still gives a byte, or fails (`/proc/PID/mem`), where an empty
+/// file reads as the end of file. A file that cannot be opened counts as no: it is then
+/// treated as empty, and whatever uses it reports the failure.
 fn has_contents(path: &std::path::Path) -> bool {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
@@ -166,8 +168,7 @@ fn has_contents(path: &std::path::Path) -> bool {
         // Replaced by a FIFO since it was checked: do not wait for a writer.
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
-        .and_then(|mut f| f.read(&mut byte))
-        .is_ok_and(|n| n > 0)
+        .is_ok_and(|mut f| !f.read(&mut byte).is_ok_and(|n| n == 0))
 }
 
 /// `path` as printed in messages: `` `path` ``.

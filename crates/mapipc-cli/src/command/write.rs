@@ -24,10 +24,10 @@ pub fn run(args: &WriteArgs, _out: &mut dyn Write) -> Result<()> {
             quoted(path),
             describe_file_type(&meta.file_type())
         ),
-        // A file of /proc says 0 bytes but has contents: "past the end, use --create" would
+        // A file of /proc says 0 bytes but is generated on read: "past the end, use --create" would
         // send the user to a mapping that cannot be made.
         Ok(meta) if meta.len() == 0 && has_contents(path) => bail!(
-            "{} reports a size of 0 bytes but has contents: it is generated on read (as the \
+            "{} reports a size of 0 bytes but is generated on read (as the \
              files of /proc are), so it cannot be mapped; nothing was written",
             quoted(path)
         ),
