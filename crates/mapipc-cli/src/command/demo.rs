@@ -41,12 +41,17 @@ pub fn run(_args: &DemoArgs, out: &mut dyn Write) -> Result<()> {
         std::process::id()
     )?;
     related_processes(out)?;
-    let dir = tempfile::Builder::new()
-        .prefix("mapipc-demo-")
-        .tempdir()
-        .context("cannot create a temporary directory")?;
-    // An error removes the directory (its `Drop`); a signal would end us without that.
-    remove_on_signal(dir.path())?;
+    // An error removes the directory (its `Drop`); a signal would end us without that. The
+    // signals wait while the directory is made and the handler installed, so that one
+    // arriving in between finds the handler ready.
+    let dir = with_exit_signals_blocked(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("mapipc-demo-")
+            .tempdir()
+            .context("cannot create a temporary directory")?;
+        remove_on_signal(dir.path())?;
+        Ok(dir)
+    })?;
     let ran = unrelated_processes(out, dir.path()).and_then(|()| channel(out, dir.path()));
     let shown = dir.path().display().to_string();
     // Disarmed only once the directory is gone: a signal meanwhile finds less to remove.
@@ -107,7 +112,7 @@ fn remove_on_signal(dir: &Path) -> Result<()> {
         bail!("the demo's signal handler was installed twice");
     }
     CLEANUP_ARMED.store(true, Ordering::SeqCst);
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+    for sig in EXIT_SIGNALS {
         // SAFETY: `action` is a zeroed, then filled, valid `sigaction`; the handler only
         // makes async-signal-safe calls (`getpid`, `unlink`, `rmdir`, `raise`) on data
         // that is never freed or changed once set.
@@ -125,6 +130,36 @@ fn remove_on_signal(dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Runs `f` with `SIGINT`, `SIGTERM` and `SIGHUP` blocked in this thread (the only one
+/// then); one that arrives meanwhile is delivered when `f` returns.
+fn with_exit_signals_blocked<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    // SAFETY: sigset_t is plain data that sigemptyset initialises; pthread_sigmask gets
+    // valid pointers to it and to `old`, which it fills.
+    let old = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in EXIT_SIGNALS {
+            libc::sigaddset(&mut set, sig);
+        }
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        let r = libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+        if r != 0 {
+            return Err(io::Error::from_raw_os_error(r)).context("cannot block signals");
+        }
+        old
+    };
+    let result = f();
+    // SAFETY: `old` is the mask pthread_sigmask returned above.
+    let r = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r)).context("cannot unblock signals");
+    }
+    result
+}
+
+/// The signals after which the demo removes its temporary files before ending.
+const EXIT_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 /// Removes the temporary files and directory, then dies of `sig` (its default action,
 /// restored by `SA_RESETHAND`), so the exit status says what ended the demo.
