@@ -374,3 +374,23 @@ clitest!(region_read_streams_a_region_larger_than_its_heap, |dir| {
     assert_eq!(&out.stdout[at..at + marker.len()], marker);
     assert!(out.stdout[..at].iter().all(|&b| b == 0));
 });
+
+// `region create ./nodir/r` said "cannot create region `./nodir/r`: No such file or
+// directory", as if the region were what is missing; `chan create` names the directory.
+clitest!(region_create_names_a_missing_or_wrong_directory, |dir| {
+    dir.write("file", b"x");
+    for (path, why) in [
+        ("./nodir/r", "its directory `./nodir` does not exist"),
+        ("./file/r", "its directory `./file` is not a directory"),
+    ] {
+        let line = dir
+            .run(&["region", "create", path, "--size", "4KiB"])
+            .error()
+            .to_string();
+        assert!(
+            line.contains(&format!("cannot create region `{path}`: {why}")),
+            "{line}"
+        );
+    }
+    assert!(!dir.path("nodir").exists());
+});

@@ -47,6 +47,21 @@ fn describe_content(kind: u32) -> String {
 pub fn create(args: &RegionCreateArgs, out: &mut dyn Write) -> Result<()> {
     let loc = location(&args.name, "region")?;
     let len = usize::try_from(args.size).context("size too large")?;
+    // As `chan create` says it: the OS's ENOENT reads as if the region itself were missing.
+    let path = loc.path();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.is_dir() {
+            let why = if parent.exists() {
+                "is not a directory"
+            } else {
+                "does not exist"
+            };
+            bail!(
+                "cannot create region `{loc}`: its directory `{}` {why}",
+                parent.display()
+            );
+        }
+    }
     let region = Region::create(&loc, len)?;
     writeln!(
         out,
