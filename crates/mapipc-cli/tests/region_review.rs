@@ -394,3 +394,49 @@ clitest!(region_create_names_a_missing_or_wrong_directory, |dir| {
     }
     assert!(!dir.path("nodir").exists());
 });
+
+// Another user's region: `region write` and `region read --wait` were refused with the
+// library's words ("RegionOptions::allow_foreign_owner to accept it"), an option the command
+// line does not have; `region rm` was refused too, though removing takes write permission
+// on the directory only (as `rm`, or `region rm --force`, shows). As root, the commands run
+// as `nobody`; as anyone else this test cannot change user, and says so.
+clitest!(
+    another_users_region_is_refused_in_the_commands_words,
+    |dir| {
+        use std::os::unix::fs::MetadataExt;
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+        let probe = dir.write("owner-probe", b"");
+        if std::fs::metadata(&probe).unwrap().uid() != 0 {
+            eprintln!("skipped: only root can run the commands as another user");
+            return;
+        }
+        std::fs::set_permissions(dir.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let r = dir.path("r");
+        let r = r.to_str().unwrap();
+        dir.run(&["region", "create", r, "--size", "4KiB"]).ok();
+        std::fs::set_permissions(r, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let as_nobody = |args: &[&str]| {
+            let mut cmd = dir.command(args);
+            cmd.uid(65534).gid(65534).stdin(Stdio::null());
+            finish(cmd.spawn().expect("spawn mapipc as nobody"), None)
+        };
+        for args in [
+            &["region", "write", r, "--offset", "0", "x"][..],
+            &["region", "read", r, "--wait", "--timeout", "1s"],
+        ] {
+            let line = as_nobody(args).error().to_string();
+            assert!(
+                line.contains("belongs to uid 0, not to you (uid 65534)"),
+                "{args:?}: {line}"
+            );
+            assert!(!line.contains("RegionOptions"), "{args:?}: {line}");
+        }
+        assert_eq!(
+            as_nobody(&["region", "read", r, "--len", "1"]).ok().stdout,
+            b"\0"
+        );
+        as_nobody(&["region", "rm", r]).ok();
+        assert!(!Path::new(r).exists());
+    }
+);

@@ -182,7 +182,9 @@ pub fn rm(args: &RegionRmArgs, out: &mut dyn Write) -> Result<()> {
         mapipc::region::remove(&loc)?;
     } else {
         // Only a valid region is removed: a mistyped path to another file is refused.
-        let region = match Region::open(&loc) {
+        // Removing takes write permission on the directory, not ownership of the file (as
+        // with --force), so checking it is one takes read permission only.
+        let region = match open_for_reading(&loc) {
             Ok(r) => r,
             Err(OpenError::Invalid(e)) => {
                 return Err(anyhow::Error::new(e).context(format!(
@@ -203,7 +205,7 @@ pub fn rm(args: &RegionRmArgs, out: &mut dyn Write) -> Result<()> {
 /// `mapipc region write NAME|PATH --offset N (DATA | --stdin)`.
 pub fn write(args: &RegionWriteArgs, _out: &mut dyn Write) -> Result<()> {
     let loc = existing(&args.name, "region")?;
-    let region = Region::open(&loc)?;
+    let region = open_for_writing(&loc)?;
     let kind = region.content_kind()?;
     if kind != CONTENT_RAW {
         bail!(
@@ -245,7 +247,7 @@ pub fn read(args: &RegionReadArgs, out: &mut dyn Write) -> Result<()> {
     let loc = existing(&args.name, "region")?;
     // Waiting registers with the notifier, which writes; reading alone does not.
     let region = if args.wait {
-        Region::open(&loc)?
+        open_for_writing(&loc)?
     } else {
         open_for_reading(&loc)?
     };
@@ -284,6 +286,20 @@ pub fn read(args: &RegionReadArgs, out: &mut dyn Write) -> Result<()> {
 
 /// Bytes `region read` copies out of the mapping per write to stdout.
 const READ_CHUNK: usize = 1 << 20;
+
+/// Opens a region to write to it (or to join it), which only its owner's regions allow.
+/// The library's refusal of another user's file names the library option that lifts it,
+/// which the command line has not: say it in the command's terms.
+fn open_for_writing(loc: &Location) -> Result<Region> {
+    match Region::open(loc) {
+        Err(OpenError::ForeignOwner { uid, our_uid, .. }) => bail!(
+            "region `{loc}` belongs to uid {uid}, not to you (uid {our_uid}): mapipc does not \
+             write to or wait on another user's region (`region info` and `region read` \
+             without --wait only read it)"
+        ),
+        other => Ok(other?),
+    }
+}
 
 /// Opens a region to look at it: read-only, so read permission is enough, and another
 /// user's file is fine (nothing is written to it).
