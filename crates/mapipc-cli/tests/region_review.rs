@@ -440,3 +440,33 @@ clitest!(
         assert!(!Path::new(r).exists());
     }
 );
+
+// `info DIR` on a queue whose `queue.meta` the user may not read said "format: none
+// (nothing to read)", as for any directory; it now says the metadata cannot be read.
+clitest!(info_on_a_queue_with_unreadable_metadata_says_so, |dir| {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let probe = dir.write("owner-probe", b"");
+    if std::fs::metadata(&probe).unwrap().uid() != 0 {
+        eprintln!("skipped: only root can run the commands as another user");
+        return;
+    }
+    std::fs::set_permissions(dir.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let q = dir.path("q");
+    let q = q.to_str().unwrap();
+    dir.run(&["queue", "append", q, "one"]).ok();
+    std::fs::set_permissions(q, std::fs::Permissions::from_mode(0o711)).unwrap();
+    let meta = dir.path("q/queue.meta");
+    std::fs::set_permissions(&meta, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut cmd = dir.command(&["info", q]);
+    cmd.uid(65534).gid(65534).stdin(Stdio::null());
+    let text = finish(cmd.spawn().expect("spawn mapipc as nobody"), None)
+        .ok()
+        .stdout_str();
+    let format = text.lines().find(|l| l.starts_with("format:")).unwrap();
+    assert!(
+        format.contains("queue.meta") && format.contains("Permission denied"),
+        "{format}"
+    );
+});

@@ -157,6 +157,9 @@ fn gather(path: &Path) -> Result<Info> {
         match std::fs::metadata(&queue_meta) {
             Ok(m) if m.is_file() && m.len() > 0 => match sniff_file(&queue_meta, m.len()).0 {
                 Sniffed::Known(Format::QueueMeta) => Sniffed::Known(Format::QueueDir),
+                // Maybe a queue, whose metadata we may not read: say so, not "nothing to
+                // read".
+                unreadable @ Sniffed::Unreadable(_) => unreadable,
                 _ => Sniffed::NotApplicable,
             },
             _ => Sniffed::NotApplicable,
