@@ -438,20 +438,20 @@ fn truncated_or_grown_region_files_give_typed_errors() {
 }
 
 /// A file of /proc says 0 bytes, as a region whose creator has not sized it yet does, but
-/// reading it gives bytes: it is refused as generated on read at once, not after waiting for
-/// a creator and then blaming one that died (which gave `Empty` after the timeout).
+/// it cannot be mapped at all: it is refused as such at once, not after waiting for a
+/// creator and then blaming one that died (which gave `Empty` after the timeout).
 #[test]
-fn a_proc_file_is_refused_as_generated_without_waiting() {
+fn a_proc_file_is_refused_as_not_mappable_without_waiting() {
     let r = RegionOptions::new()
         .read_only(true)
         .allow_foreign_owner(true)
         .init_timeout(Duration::from_secs(20))
         .open(std::path::Path::new("/proc/self/status"));
     match r {
-        Err(OpenError::Invalid(e @ HeaderError::Generated { .. })) => {
+        Err(OpenError::Map(e @ mapipc::map::MapError::NotMappable { .. })) => {
             assert!(e.to_string().contains("`/proc/self/status`"), "{e}");
         }
-        other => panic!("expected HeaderError::Generated, got {other:?}"),
+        other => panic!("expected MapError::NotMappable, got {other:?}"),
     }
 }
 

@@ -156,19 +156,21 @@ fn stdout_reader_present() -> io::Result<()> {
 }
 
 /// Whether a regular file that reports 0 bytes is generated on read (as the files of
-/// `/proc` are): reading it still gives a byte, or fails (`/proc/PID/mem`), where an empty
-/// file reads as the end of file. A file that cannot be opened counts as no: it is then
-/// treated as empty, and whatever uses it reports the failure.
+/// `/proc` are): its file system cannot map it, where an empty file maps (see
+/// [`mapipc::os::mem::probe_map`]; nothing is read, so nothing is consumed from a file
+/// such as `/proc/kmsg`). A file that cannot be opened counts as no: it is then treated
+/// as empty, and whatever uses it reports the failure.
 fn has_contents(path: &std::path::Path) -> bool {
-    use std::io::Read;
+    use std::os::fd::AsFd;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut byte = [0u8; 1];
     std::fs::OpenOptions::new()
         .read(true)
         // Replaced by a FIFO since it was checked: do not wait for a writer.
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
-        .is_ok_and(|mut f| !f.read(&mut byte).is_ok_and(|n| n == 0))
+        .is_ok_and(|f| {
+            mapipc::os::mem::probe_map(f.as_fd()).is_err_and(|e| mapipc::os::mem::not_mappable(&e))
+        })
 }
 
 /// `path` as printed in messages: `` `path` ``.

@@ -100,18 +100,6 @@ pub enum HeaderError {
         /// How long we waited for a creator.
         waited: Duration,
     },
-    /// The file says it has 0 bytes but reading it gives some, or fails: it is generated
-    /// on read (a file of `/proc`), not a region, and cannot be mapped.
-    #[error(
-        "`{file}` is not a mapipc region: it reports a size of 0 bytes but {cause}, so it is \
-         generated on read (as the files of /proc are) and cannot be mapped"
-    )]
-    Generated {
-        /// The file.
-        file: String,
-        /// What reading it showed: `reading it gives bytes`, or `reading it fails (...)`.
-        cause: String,
-    },
     /// The file is sized but its header was never completed.
     #[error(
         "`{file}` has no header yet and got none within {waited:?}: its creator may have \

@@ -71,9 +71,10 @@
 //! with `Release`. An opener that finds an empty file or a zero magic (a creator at work)
 //! retries for up to [`RegionOptions::init_timeout`] (1 s by default), then reports
 //! [`HeaderError::Empty`] or [`HeaderError::Uninitialised`]; any other magic is
-//! [`HeaderError::BadMagic`] at once, and so is an empty-looking file that does not read
-//! as empty ([`HeaderError::Generated`]: a file of `/proc`). A creator that dies half-way
-//! leaves a file that the next opener reports in those terms; remove it.
+//! [`HeaderError::BadMagic`] at once, and so is an empty file that cannot be mapped at all
+//! ([`MapError::NotMappable`](crate::map::MapError::NotMappable): a file of `/proc`, which
+//! says 0 bytes). A creator that dies half-way leaves a file that the next opener reports in
+//! those terms; remove it.
 //!
 //! # Access
 //!
@@ -296,11 +297,19 @@ fn map_validated(
                 size: info.size,
                 min: HEADER_SIZE as u64,
             }));
-        } else if let Some(cause) = generated(fd)? {
-            // Not a region whose creator is late: waiting would only delay the answer.
-            return Err(Invalid::Header(HeaderError::Generated {
-                file: file.to_string(),
-                cause,
+        } else if let Err(source) = os::mem::probe_map(fd) {
+            // An empty regular file maps (a region whose creator has not sized it yet); one
+            // that cannot be mapped at all (a file of /proc says 0 bytes) is no region being
+            // made: waiting would only delay the answer.
+            let file = file.to_string();
+            return Err(Invalid::Map(if os::mem::not_mappable(&source) {
+                MapError::NotMappable { file, source }
+            } else {
+                MapError::Os {
+                    call: "mmap",
+                    file,
+                    source,
+                }
             }));
         }
         let waited = Duration::from_nanos(os::process::monotonic_ns().saturating_sub(start));
@@ -315,26 +324,6 @@ fn map_validated(
         os::process::sleep(pause.min(wait - waited));
         pause = (pause * 2).min(Duration::from_millis(50));
     }
-}
-
-/// Whether a regular file that says it has 0 bytes is generated on read, as those of
-/// `/proc` are: reading it gives bytes, or fails (`/proc/PID/mem`, `pagemap`), where an
-/// empty file reads as the end of file. `Some(what reading showed)` if so. A region being
-/// created is empty (its creator has not sized it yet) until it has its full size; one
-/// that is sized between our `fstat`s is not generated, whatever the read gave.
-fn generated(fd: BorrowedFd<'_>) -> Result<Option<String>, Invalid> {
-    let mut byte = [0u8; 1];
-    let cause = match os::file::pread(fd, &mut byte, 0) {
-        Ok(0) => return Ok(None),
-        Ok(_) => "reading it gives bytes".to_string(),
-        // The fd is open for reading: this is the file's answer, not our access.
-        Err(e) => format!("reading it fails ({e})"),
-    };
-    let info = os::file::fstat(fd).map_err(|source| Invalid::Os {
-        call: "fstat",
-        source,
-    })?;
-    Ok((info.size == 0).then_some(cause))
 }
 
 /// Unlinks `path` if it still names the file open as `fd` (cleanup after a failed create).

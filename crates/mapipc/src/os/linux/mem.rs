@@ -96,6 +96,30 @@ pub fn not_mappable(e: &io::Error) -> bool {
     e.raw_os_error() == Some(rustix::io::Errno::NODEV.raw_os_error())
 }
 
+/// Whether `fd`'s file can be memory-mapped at all, whatever its size: `mmap` of one page,
+/// read-only and shared, at offset 0, unmapped at once. Nothing is read (a page past the
+/// end of a file is only looked up when touched), so an empty regular file maps, while a
+/// file of `/proc` or `/sys` fails with `ENODEV` ([`not_mappable`]). `fd` must be readable.
+/// Unlike reading a byte to tell an empty file from a generated one, this consumes nothing
+/// (`/proc/kmsg` gives each byte once).
+pub fn probe_map(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let kind = MapKind {
+        shared: true,
+        populate: false,
+    };
+    let len = page_size();
+    let read = Prot {
+        read: true,
+        write: false,
+        exec: false,
+    };
+    // SAFETY: offset 0 is page-aligned and `len` non-zero; the range is ours and is
+    // unmapped right below with the same length, never touched in between.
+    let ptr = unsafe { mmap_file(len, read, kind, fd, 0) }?;
+    // SAFETY: `ptr..ptr+len` is the mapping made above, unmapped once here.
+    unsafe { munmap(ptr, len) }
+}
+
 /// `mmap(NULL, len, prot, flags | MAP_ANONYMOUS, -1, 0)`.
 ///
 /// # Safety

@@ -40,6 +40,11 @@ pub fn not_mappable(_e: &io::Error) -> bool {
     false
 }
 
+/// On Linux, whether a file can be mapped at all (a one-page `mmap`); unsupported here.
+pub fn probe_map(_fd: BorrowedFd<'_>) -> io::Result<()> {
+    Err(unsupported("mmap"))
+}
+
 /// Anonymous `mmap` on Linux; unsupported here.
 ///
 /// # Safety
