@@ -1693,7 +1693,7 @@ pub fn run_kinds(
 ) -> Result<KindsReport, KindsError> {
     config.validate()?;
     // As in `crate::run_transports`: children must stay waitable.
-    let _ = sys::keep_children_waitable();
+    let _ = mapipc::os::process::keep_children_waitable();
     let most = config
         .scenarios
         .iter()

@@ -210,7 +210,7 @@ pub fn run_transports(
     let selected = select(transports, &config.only)?;
     // A program started by a parent that ignored SIGCHLD inherits that, and then cannot
     // `waitpid` its servers. Should this fail (it does not for SIGCHLD), `waitpid` reports it.
-    let _ = sys::keep_children_waitable();
+    let _ = mapipc::os::process::keep_children_waitable();
     let cpus = if config.pin { pick_cpus() } else { None };
     let cpu_pair = cpus.map(|[a, b]| (a, b));
     let mut machine = Machine::detect(cpus, config.duration, config.warmup);

@@ -30,6 +30,9 @@ fn main() -> ExitCode {
     // A file past `ulimit -f` is then an error (EFBIG) naming the file, not a silent death
     // by SIGXFSZ. Nothing useful to do if it fails.
     let _ = mapipc::os::process::ignore_sigxfsz();
+    // `demo` and `bench` fork and wait for their children: started by a parent that
+    // ignored SIGCHLD, the kernel would reap them first and `waitpid` fail.
+    let _ = mapipc::os::process::keep_children_waitable();
     let mut out = Stdout(io::stdout().lock());
     let result = command::run(cli.command, &mut out).and_then(|()| Ok(out.flush()?));
     match result {

@@ -2055,20 +2055,11 @@ clitest!(bench_refuses_an_unwritable_output_before_measuring, |dir| {
     assert_eq!(std::fs::read(dir.path("old.json")).unwrap(), b"kept");
 });
 
-clitest!(bench_runs_when_started_with_sigchld_ignored, |dir| {
-    // A parent that ignores SIGCHLD passes that on across exec; the kernel would then reap
-    // the forked servers itself and `waitpid` fail with ECHILD ("No child processes").
+/// Makes `cmd` start with SIGCHLD ignored, as a parent that ignores it passes on across
+/// exec: the kernel would then reap the command's children itself and its `waitpid` fail
+/// with ECHILD ("No child processes").
+fn with_sigchld_ignored(cmd: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
-    let mut cmd = dir.command(&[
-        "bench",
-        "--only",
-        "uds",
-        "--sizes",
-        "64",
-        "--duration",
-        "20ms",
-    ]);
-    cmd.stdin(Stdio::null());
     // SAFETY: the closure runs in the forked child before exec and only calls signal(2),
     // which is async-signal-safe, with constant arguments.
     unsafe {
@@ -2079,6 +2070,20 @@ clitest!(bench_runs_when_started_with_sigchld_ignored, |dir| {
             Ok(())
         });
     }
+}
+
+clitest!(bench_runs_when_started_with_sigchld_ignored, |dir| {
+    let mut cmd = dir.command(&[
+        "bench",
+        "--only",
+        "uds",
+        "--sizes",
+        "64",
+        "--duration",
+        "20ms",
+    ]);
+    cmd.stdin(Stdio::null());
+    with_sigchld_ignored(&mut cmd);
     let out = finish(cmd.spawn().expect("spawn mapipc"), None);
     assert!(
         out.status.success(),
@@ -2088,6 +2093,25 @@ clitest!(bench_runs_when_started_with_sigchld_ignored, |dir| {
     );
     assert!(
         out.stdout_str().contains("64 B messages"),
+        "{}",
+        out.stdout_str()
+    );
+});
+
+clitest!(demo_runs_when_started_with_sigchld_ignored, |dir| {
+    // The demo forks a child in its first scenario and waits for it.
+    let mut cmd = dir.command(&["demo"]);
+    cmd.stdin(Stdio::null());
+    with_sigchld_ignored(&mut cmd);
+    let out = finish(cmd.spawn().expect("spawn mapipc"), None);
+    assert!(
+        out.status.success(),
+        "{:?}\nstderr: {}",
+        out.status,
+        out.stderr
+    );
+    assert!(
+        out.stdout_str().contains("removed "),
         "{}",
         out.stdout_str()
     );

@@ -100,3 +100,50 @@ pub fn ignore_sigxfsz() -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+/// Makes sure the children this process forks stay waitable: when `SIGCHLD` is ignored
+/// (`SIG_IGN`, which a program inherits across `exec` from a parent that ignored it) or its
+/// action has `SA_NOCLDWAIT`, the kernel reaps children by itself and `waitpid` fails with
+/// `ECHILD`, so a parent can learn neither how a child ended nor whether it did. `SIG_IGN`
+/// becomes `SIG_DFL` (which also ignores the signal, but keeps zombies for `waitpid`); a
+/// handler keeps its function, mask and other flags, without `SA_NOCLDWAIT`. Any other
+/// disposition is left alone. For programs that fork (the `mapipc` tool calls it first
+/// thing, the benchmark harness before forking its servers); a library does not change a
+/// process's signal dispositions behind its back.
+///
+/// # Errors
+/// When `sigaction` fails (not expected for this signal).
+///
+/// # Example
+/// ```
+/// mapipc::os::process::keep_children_waitable()?;
+/// let status = std::process::Command::new("true").status()?;
+/// assert!(status.success());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn keep_children_waitable() -> io::Result<()> {
+    // SAFETY: `old` is a valid out-pointer for `sigaction`, and an all-zero `sigaction` is a
+    // valid value to pass as one; `new` is a copy of the current action with only the
+    // handler (SIG_IGN -> SIG_DFL) or the SA_NOCLDWAIT flag changed, so installing it
+    // installs nothing that was not installed before (or the default action).
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old) == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        let ignored = old.sa_sigaction == libc::SIG_IGN;
+        let no_wait = old.sa_flags & libc::SA_NOCLDWAIT != 0;
+        if !ignored && !no_wait {
+            return Ok(());
+        }
+        let mut new = old;
+        if ignored {
+            new.sa_sigaction = libc::SIG_DFL;
+        }
+        new.sa_flags &= !libc::SA_NOCLDWAIT;
+        if libc::sigaction(libc::SIGCHLD, &new, std::ptr::null_mut()) == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

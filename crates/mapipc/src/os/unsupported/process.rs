@@ -72,3 +72,11 @@ pub fn sleep(d: Duration) {
 pub fn ignore_sigxfsz() -> io::Result<()> {
     Ok(())
 }
+
+/// Keeps forked children waitable on Linux; nothing to do here.
+///
+/// # Errors
+/// Never.
+pub fn keep_children_waitable() -> io::Result<()> {
+    Ok(())
+}
