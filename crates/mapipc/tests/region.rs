@@ -20,6 +20,7 @@ use mapipc::region::{
     OpenOrCreateError, Peer, ReceiveError, Region, RegionKind, RegionOptions, RemoveError,
     SendError, ShmName, HEADER_SIZE,
 };
+use mapipc::sync::{Notifier, WaitOptions};
 use proptest::prelude::*;
 
 const HELPER_ENV: &str = "MAPIPC_REGION_TEST_HELPER";
@@ -786,6 +787,108 @@ fn a_sigkilled_peer_is_seen_dead_and_its_slot_reclaimed() {
     assert!(!region.is_alive(child_id));
     assert!(region.is_alive(again.id()));
     assert!(region.peers().unwrap().iter().all(|p| p.alive));
+}
+
+/// Whether process `pid` is asleep (state `S` in `/proc/PID/stat`), as a child parked on a
+/// futex is. Only used to make a kill land while parked; the test holds either way.
+fn process_sleeps(pid: libc::pid_t) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(") ")
+        .is_some_and(|(_, rest)| rest.starts_with('S'))
+}
+
+/// Forks a child that parks on the region's notifier for ever (no predicate ever holds) and
+/// SIGKILLs it there: its registration stays in the word.
+fn leave_a_dead_waiter(region: &Region) {
+    let word = region.notify_word().unwrap();
+    let n = Notifier::new(word);
+    let before = n.waiters();
+    let mut doomed = fork(|| {
+        let opts = WaitOptions::new()
+            .spin(0)
+            .check_interval(Duration::from_secs(3600));
+        let _ = Notifier::new(word).wait_until(|| None::<()>, &opts);
+        1
+    });
+    wait_until("the doomed child to register", || n.waiters() == before + 1);
+    wait_until("the doomed child to sleep", || process_sleeps(doomed.pid));
+    assert_eq!(doomed.kill9(), Exit::Signal(libc::SIGKILL));
+    assert_eq!(
+        n.waiters(),
+        before + 1,
+        "a waiter killed while parked stays counted"
+    );
+}
+
+/// A waiter SIGKILLed while parked on a region's notifier: the first notify that finds
+/// nobody parked clears its registration (no more wake syscalls, `waiters` back to 0).
+/// Then, with another dead registration next to a live waiter taking one token per
+/// `notify_one` (one-hour check interval: a lost wake-up hangs until the watchdog), every
+/// token is taken, and once the waiter is gone one notify leaves the count at 0.
+#[test]
+fn a_waiter_killed_while_parked_is_cleared_by_a_notify() {
+    let _serial = serial();
+    let region = Region::anonymous(4096).unwrap();
+    let n = Notifier::new(region.notify_word().unwrap());
+
+    leave_a_dead_waiter(&region);
+    let epoch = n.epoch();
+    assert!(n.notify_one(), "a counted waiter costs a wake syscall");
+    assert_eq!(
+        n.waiters(),
+        0,
+        "the notify found nobody parked and cleared the count"
+    );
+    assert_eq!(
+        n.epoch(),
+        (epoch + 3) & ((1 << 22) - 1),
+        "a notify plus a clear"
+    );
+    assert!(!n.notify_one(), "nobody counted: no syscall");
+    assert!(!n.notify_all());
+
+    leave_a_dead_waiter(&region);
+    const ROUNDS: u32 = 500;
+    let (tokens, taken) = (region.atomic_u32(0).unwrap(), region.atomic_u32(4).unwrap());
+    let mut live = fork(|| {
+        let n = Notifier::new(region.notify_word().unwrap());
+        let opts = WaitOptions::new()
+            .spin(0)
+            .check_interval(Duration::from_secs(3600));
+        let take = || {
+            tokens
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| v.checked_sub(1))
+                .ok()
+                .map(|_| ())
+        };
+        for _ in 0..ROUNDS {
+            if n.wait_until(take, &opts).is_err() {
+                return 2;
+            }
+            taken.fetch_add(1, Ordering::AcqRel);
+        }
+        0
+    });
+    for round in 1..=ROUNDS {
+        tokens.fetch_add(1, Ordering::AcqRel);
+        n.notify_one();
+        wait_until("the live waiter to take the token", || {
+            taken.load(Ordering::Acquire) == round || live.try_wait().is_some()
+        });
+        assert_eq!(
+            taken.load(Ordering::Acquire),
+            round,
+            "the live waiter ended early"
+        );
+    }
+    live.expect_ok("live waiter");
+    n.notify_all();
+    assert_eq!(
+        n.waiters(),
+        0,
+        "leftover registrations are cleared by a quiet notify"
+    );
+    assert!(!n.notify_one());
 }
 
 #[test]

@@ -119,7 +119,7 @@ fn notify_all_many_waiters_many_rounds_no_lost_wakeup() {
 }
 
 /// The epoch wraps from 2^22 - 1 to 0 without touching the waiter count, and a waiter parked
-/// on the last epoch is woken by the wrapping notify.
+/// (or about to park) on the last epoch is woken by the wrapping notify.
 #[test]
 fn epoch_wraps_without_disturbing_waiters() {
     let _w = Watchdog::new("epoch_wraps_without_disturbing_waiters", None);
@@ -138,7 +138,10 @@ fn epoch_wraps_without_disturbing_waiters() {
         assert!(n.notify_all(), "a registered waiter means a wake syscall");
         t.join().unwrap().unwrap();
     });
-    assert_eq!((n.epoch(), n.waiters()), (0, 0));
+    // Epoch 0: the waiter was parked and woken. Epoch 2: it was not parked yet, so the
+    // notify woke nobody and cleared its registration (+2 more, wrapping too).
+    assert!(matches!(n.epoch(), 0 | 2), "{}", n.epoch());
+    assert_eq!(n.waiters(), 0);
 }
 
 /// A zero timeout, a deadline in the past, and huge timeouts and check intervals: no error,

@@ -461,8 +461,9 @@ impl Shared {
             }
         }
         // The word this end parks on (the other end's wake word is the other one): only this
-        // end waits on it, so a waiter count there is a predecessor killed while parked,
-        // which would make every wake-up of ours a syscall and `stat` report us parked.
+        // end waits on it, so a waiter count there is a predecessor killed while parked. The
+        // next notify that finds nobody parked would clear it; until then it would make
+        // wake-ups of ours syscalls and `stat` report us parked: clear it now.
         let own_word = if wake_field == off::DATA_WORD {
             off::SPACE_WORD
         } else {
@@ -571,7 +572,8 @@ impl Shared {
                 0
             },
             attaches,
-            // A dead end is not waiting, though one killed while parked left its registration.
+            // A dead end is not waiting, though one killed while parked left its registration
+            // (until a notify finds nobody parked and clears it).
             parked: alive && word_field.is_some_and(|w| Notifier::new(self.word(w)).waiters() > 0),
         }
     }

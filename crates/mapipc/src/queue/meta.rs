@@ -147,7 +147,7 @@ impl Meta {
         }
     }
 
-    /// The notifier's epoch (how many notifies it saw, wrapping), when writable: waiting
+    /// The notifier's epoch (advanced by every notify, wrapping), when writable: waiting
     /// for it to change is waiting for the next append or roll.
     pub fn notify_epoch(&self) -> Option<u32> {
         self.notify_word()

@@ -20,63 +20,106 @@
 //! - N1: `old = word.fetch_add(EPOCH_ONE, Release)` (**R1**: publishes everything the waker
 //!   wrote before notifying, e.g. the data the waiter's predicate looks for);
 //! - N2: if `waiters(old) == 0`, return without a syscall;
-//! - N3: otherwise `futex_wake(word, 1 or all)`.
+//! - N3: otherwise `k = futex_wake(word, 1 or all)`;
+//! - N4 (clear, **C1**): if `k == 0` (nobody was parked: the count is made of waiters killed
+//!   while parked, gone, or not parked yet), one `compare_exchange(old + EPOCH_ONE,
+//!   clear(old + EPOCH_ONE), Relaxed, Relaxed)`, where `clear(v)` zeroes the count and adds
+//!   2 to the epoch (`CLEAR_BUMP`). It fails, and nothing is done, if the word changed since
+//!   N1. Relaxed: an RMW continues N1's release sequence, and it publishes nothing itself;
+//! - N5: if N4 succeeded, `futex_wake(word, all)`: whoever parked between N3 and N4 was
+//!   uncounted by N4 and is sent back to W7 to register again.
 //!
-//! Waiter (`wait_until(ready, opts)`):
+//! Waiter (`wait_until(ready, opts)`), holding `reg`, the epoch at which its registration
+//! was made or last confirmed:
 //! - W1: `ready()`; then spin up to `opts.spin` times: spin hint, `ready()`;
 //! - W2: register: `cur = word.fetch_update(Acquire, ..)` with `waiters + 1` (**A1**, pairs
-//!   with R1);
+//!   with R1); `reg = epoch(cur)`;
 //! - loop:
-//!   - W3: `ready()`; if it holds, deregister and return it;
+//!   - W3: `ready()`; if it holds, deregister (D1) and return it;
 //!   - W4: if the peer was found dead (W6), return `PeerGone`; if the deadline passed,
 //!     return `TimedOut` (W3 was the last check of the predicate in both cases);
 //!   - W5: `futex_wait(word, cur, min(check_interval, time to deadline))`;
 //!   - W6: if `check_interval` elapsed since the last check, call `alive()`;
-//!   - W7: `cur = word.load(Acquire)` (**A2**, pairs with R1); if `waiters(cur) == 0` our
-//!     registration was erased by garbage: register again (W2).
+//!   - W7: `cur = word.load(Acquire)` (**A2**, pairs with R1); if `waiters(cur) == 0`
+//!     (garbage, or a clear) or `epoch(cur) - reg >= 2` (a clear may have erased our
+//!     registration), register again (W2); otherwise our registration is still counted:
+//!     `reg = epoch(cur)`.
 //!
-//! Deregistration (`waiters - 1`) is `Relaxed`: it only makes later wakers skip a syscall
-//! we no longer need. It runs from a drop guard, so a panicking predicate deregisters too.
+//! Deregistration, D1: `fetch_update(Relaxed)` with `waiters - 1`, only if
+//! `epoch(word) - reg <= 1` (and the count is neither 0 nor saturated). Relaxed: it only makes
+//! later wakers skip a syscall we no longer need. It runs from a drop guard, so a panicking
+//! predicate deregisters too.
+//!
+//! **Which registrations a clear erases.** N4 sets the count to 0, so it erases every
+//! registration made before it in the word's modification order, and makes the epoch at
+//! least `epoch(v) + 2` for every earlier value `v`. A registration is made (W2), or
+//! confirmed counted (W7), at a value `v` with `reg = epoch(v)`; if a later N4 erases it,
+//! every value from then on has `epoch - reg >= 2`. Contrapositive: `epoch - reg <= 1` in a
+//! value means no clear erased the registration before that value. One notify alone
+//! (`+1`) is trusted; two notifies without a clear are not, and the waiter then registers
+//! again while its old registration stays counted: an over-count, which only costs a wake
+//! syscall until the next notify that finds nobody parked clears it. So:
+//! - D1 takes away only a registration still counted (never another waiter's);
+//! - W7 never parks on a registration that was erased before the value it read.
 //!
 //! **No lost wake-up.** The waiter sleeps at W5 only on a value `cur` it read (W2 or W7)
-//! *before* a `ready()` that failed (W3). Take the notify N1 that follows the publication the
-//! predicate looks for, and its place in the word's modification order:
+//! *before* a `ready()` that failed (W3), at which its registration was counted (W2 made
+//! it; W7 checked it). Take the notify N1 that follows the publication the predicate looks
+//! for, and its place in the word's modification order:
 //! - N1 is at or before the value `cur` was read from: every later write to the word is an
-//!   RMW (registrations, deregistrations, other notifies), so they continue N1's release
-//!   sequence, and the Acquire that read `cur` (A1 or A2) synchronizes with R1: the
+//!   RMW (registrations, deregistrations, other notifies, clears), so they continue N1's
+//!   release sequence, and the Acquire that read `cur` (A1 or A2) synchronizes with R1: the
 //!   following `ready()` sees the publication. It cannot have failed.
-//! - N1 comes after `cur`: N1's `old` is at or after our registration, so `waiters(old) >= 1`
-//!   and the waker calls `futex_wake` (N3) after N1. The kernel compares the word with `cur`
-//!   under its queue lock: either it already sees N1 (epoch changed: `Changed`, no sleep), or
-//!   the waiter is queued before N3 takes that lock and is woken.
+//! - N1 comes after `cur`, and no N4 erased our registration between `cur` and N1: N1's
+//!   `old` counts us, so `waiters(old) >= 1` and the waker calls `futex_wake` (N3) after
+//!   N1. The kernel compares the word with `cur` under its queue lock: either it already
+//!   sees N1 (epoch changed: `Changed`, no sleep), or the waiter is queued before N3 takes
+//!   that lock and is woken.
+//! - An N4 erased our registration after `cur`: it changed the word to a value whose epoch
+//!   no value at or before `cur` has (`+2` past them; the epoch only grows), so a
+//!   `futex_wait` on `cur` that compares after N4 returns `Changed`; one queued before N4
+//!   was queued after that clear's N3 (which woke nobody) and is woken by its N5, which
+//!   runs after N4. Either way the waiter reaches W7, reads a value after N4, finds
+//!   `epoch - reg >= 2` and registers again (A1, an RMW after N4): the first case if N1 is
+//!   before that registration, the second if after.
 //!
 //! With `notify_one`, the woken waiter is one of those parked; a waiter between W2/W7 and W5
 //! sees the changed epoch instead. Waiters passed to `notify_one` should be interchangeable
-//! (waiting for the same condition); otherwise use `notify_all`.
+//! (waiting for the same condition); otherwise use `notify_all`. N4 runs only when N3 woke
+//! nobody: for `notify_one` too, since a parked waiter it did not wake must stay counted.
+//!
+//! **Dead waiters.** A waiter killed while parked never deregisters; the first notify that
+//! finds nobody parked (N3 wakes 0) clears its registration, so after it notifies make no
+//! syscall again and [`Notifier::waiters`] reads 0. While live waiters stay parked at every
+//! notify, the dead registration stays (it costs nothing then: those notifies need their
+//! syscall anyway). A clear that races with a registration, a deregistration or another
+//! notify fails and leaves the count to a later notify.
 //!
 //! # Hostile or garbage words
 //!
 //! - A garbage waiter count only changes whether wakers make a syscall (extra syscalls), or,
 //!   if it reads 0 while someone is parked, delays that waiter to the end of its current slice
 //!   (at most `check_interval`), where W7 re-registers it.
-//! - The count saturates: at 1023 it is sticky (neither incremented nor decremented), at 0
-//!   it is never decremented, so nothing overflows into the epoch or underflows.
+//! - At 0 the count is never decremented and at 1023 never incremented, so nothing
+//!   overflows into the epoch or underflows.
 //! - A word that keeps changing makes `futex_wait` return `Changed`; the loop re-checks the
 //!   deadline and the liveness interval on every turn, so it ends on time.
 //! - An epoch that wraps around to the exact value a waiter slept on (2^22 notifies between
-//!   W7 and W5 with the same count) delays that waiter to the end of its slice.
-//! - A waiter killed while parked never deregisters: its registration stays counted, so every
-//!   later notify makes a wake syscall although nobody sleeps, and [`Notifier::waiters`]
-//!   (and `mapipc region info`) count it. The count says not who registered, so a waker
-//!   cannot tell it from a live waiter about to park, and clearing it would let that
-//!   waiter's later deregistration erase another's registration (delaying that one to the
-//!   end of its slice). Words only one party waits on can be cleared when that party is
-//!   replaced ([`Notifier::forget_waiters`], as the channels do); a fix for shared words
-//!   needs per-waiter records (say, a flag in each peer slot), not done.
+//!   W7 and W5 with the same count) delays that waiter to the end of its slice; so does
+//!   one that wraps between a registration and its check (W7, D1), which can then take an
+//!   erased registration for counted.
+//! - The count saturates: at 1023 it is sticky for registrations and deregistrations;
+//!   only a clear (N4, [`Notifier::forget_waiters`]) resets it. A registration absorbed by
+//!   the saturation that is parked when the clear happens is woken by N5 (the clear found
+//!   nobody parked at N3, so it parked after) and registers again at W7.
+//! - A garbage epoch (moved backwards, or forwards by 2 or more) makes live waiters take
+//!   their registration for erased: they register again and leave the old one counted, which
+//!   the next notify that finds nobody parked clears.
 //!
 //! Waiting without a deadline and without an `alive` callback has no bound by design (the
 //! peer may never notify); it still wakes every `check_interval` to re-check the predicate.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::time::{Duration, Instant};
@@ -91,6 +134,13 @@ const WAITER_BITS: u32 = 10;
 const WAITERS_MAX: u32 = (1 << WAITER_BITS) - 1;
 /// Added by each notify.
 const EPOCH_ONE: u32 = 1 << WAITER_BITS;
+/// Added on top of [`EPOCH_ONE`] by a notify that clears the waiter count (N4), and by
+/// [`Notifier::forget_waiters`]: two, so that one notify alone never looks like a clear.
+const CLEAR_BUMP: u32 = 2 * EPOCH_ONE;
+/// Mask of the epoch once shifted down.
+const EPOCH_MASK: u32 = (1 << (32 - WAITER_BITS)) - 1;
+/// `futex_wake`'s "everyone".
+const WAKE_ALL: u32 = i32::MAX as u32;
 
 #[inline]
 fn waiters_of(word: u32) -> u32 {
@@ -100,6 +150,15 @@ fn waiters_of(word: u32) -> u32 {
 #[inline]
 fn epoch_of(word: u32) -> u32 {
     word >> WAITER_BITS
+}
+
+/// Whether a registration made (or last confirmed) at epoch `reg` is still surely counted in
+/// `word`: no clear can have erased it, since a clear advances the epoch by at least 2 past
+/// every registration it erases (module docs). A garbage epoch that went backwards reads as
+/// a large distance: not trusted.
+#[inline]
+fn registration_trusted(reg: u32, word: u32) -> bool {
+    epoch_of(word).wrapping_sub(reg) & EPOCH_MASK <= 1
 }
 
 /// Default number of spin iterations before parking ([`WaitOptions::spin`]).
@@ -177,7 +236,10 @@ impl<'a, W: FutexWord> Notifier<'a, W> {
     }
 
     /// Wakes one parked waiter, if any. Returns whether a wake syscall was made (`false`:
-    /// nobody was parked, the notify cost one atomic operation).
+    /// nobody was registered, the notify cost one atomic operation). When waiters were
+    /// counted but the wake found nobody parked (say, one was killed while parked), the
+    /// notify also clears the count, so that later notifies skip the syscall again (N4 in
+    /// the [module docs](self)).
     ///
     /// Everything written before the call is visible to a waiter whose predicate runs after
     /// it wakes.
@@ -195,7 +257,8 @@ impl<'a, W: FutexWord> Notifier<'a, W> {
         self.notify(1)
     }
 
-    /// Wakes every parked waiter. Returns whether a wake syscall was made.
+    /// Wakes every parked waiter. Returns whether a wake syscall was made. Clears a count
+    /// nobody was parked behind, as [`notify_one`](Self::notify_one) does.
     ///
     /// # Example
     /// ```
@@ -205,7 +268,7 @@ impl<'a, W: FutexWord> Notifier<'a, W> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn notify_all(&self) -> bool {
-        self.notify(i32::MAX as u32)
+        self.notify(WAKE_ALL)
     }
 
     fn notify(&self, n: u32) -> bool {
@@ -218,7 +281,25 @@ impl<'a, W: FutexWord> Notifier<'a, W> {
         }
         // N3. A failure (impossible for a valid reference) leaves the waiters to their next
         // slice; there is nothing better a notify could do with the error.
-        let _ = self.word.futex_wake(n);
+        if let Ok(0) = self.word.futex_wake(n) {
+            // N4 / C1: nobody was parked, so the registrations counted in `old` belong to
+            // waiters killed while parked, gone, or not parked yet. Clear them if the word
+            // is still what N1 made of it, and advance the epoch by two more so that every
+            // waiter registered before sees that its registration may be gone (module
+            // docs). Relaxed: the CAS is an RMW, so it continues N1's release sequence; it
+            // publishes nothing of its own.
+            let seen = old.wrapping_add(EPOCH_ONE);
+            let cleared = (seen & !WAITERS_MAX).wrapping_add(CLEAR_BUMP);
+            if self
+                .word
+                .compare_exchange(seen, cleared, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                // N5: a waiter that parked between N3 and N4 was just uncounted: wake it,
+                // so that it registers again (W7).
+                let _ = self.word.futex_wake(WAKE_ALL);
+            }
+        }
         true
     }
 
@@ -286,7 +367,10 @@ impl<'a, W: FutexWord> Notifier<'a, W> {
         }
 
         // W2 / A1.
-        let registration = Registration { word: self.word };
+        let registration = Registration {
+            word: self.word,
+            epoch: Cell::new(0),
+        };
         let mut cur = registration.register();
         let interval = opts.check_interval.max(MIN_CHECK_INTERVAL);
         let mut next_alive_check = Instant::now().checked_add(interval);
@@ -322,8 +406,10 @@ impl<'a, W: FutexWord> Notifier<'a, W> {
             }
             // W7 / A2.
             cur = self.word.load(Ordering::Acquire);
-            if waiters_of(cur) == 0 {
+            if waiters_of(cur) == 0 || !registration_trusted(registration.epoch.get(), cur) {
                 cur = registration.register();
+            } else {
+                registration.epoch.set(epoch_of(cur));
             }
         }
     }
@@ -341,12 +427,13 @@ impl<'a, W: FutexWord> Notifier<'a, W> {
         waiters_of(self.word.load(Ordering::Relaxed))
     }
 
-    /// Sets the waiter count to zero, keeping the epoch. For a word only one party ever waits
-    /// on, when that party is replaced: a waiter killed while parked never deregisters, and
-    /// its registration would otherwise make every later notify a syscall and
-    /// [`waiters`](Self::waiters) report a waiter for ever. Harmless if someone is in fact
-    /// parked: it is woken at the end of its current slice (at most its check interval) and
-    /// registers again, as after any garbage count (see the module docs).
+    /// Sets the waiter count to zero and advances the epoch by two, as a notify's clear
+    /// (N4) does, without waking anyone. A notify already clears registrations nobody is
+    /// parked behind; this is for a word only one party ever waits on, when that party is
+    /// replaced, to drop a predecessor's registration (one killed while parked) before the
+    /// next notify. Harmless if someone is in fact parked: it is woken at the end of its
+    /// current slice (at most its check interval) and registers again; the epoch step tells
+    /// it that its registration is gone, so it does not take away another's (module docs).
     ///
     /// # Example
     /// ```
@@ -355,7 +442,9 @@ impl<'a, W: FutexWord> Notifier<'a, W> {
     /// word.store(3 | 5 << 10, std::sync::atomic::Ordering::Relaxed); // 3 waiters, epoch 5
     /// let n = mapipc::sync::Notifier::new(word);
     /// n.forget_waiters();
-    /// assert_eq!((n.waiters(), n.epoch()), (0, 5));
+    /// assert_eq!((n.waiters(), n.epoch()), (0, 7));
+    /// n.forget_waiters(); // no waiters: nothing changes
+    /// assert_eq!((n.waiters(), n.epoch()), (0, 7));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn forget_waiters(&self) {
@@ -363,12 +452,13 @@ impl<'a, W: FutexWord> Notifier<'a, W> {
         let _ = self
             .word
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                (waiters_of(v) != 0).then_some(v & !WAITERS_MAX)
+                (waiters_of(v) != 0).then(|| (v & !WAITERS_MAX).wrapping_add(CLEAR_BUMP))
             });
     }
 
-    /// The epoch: how many notifies this word has seen, modulo 2^22. A snapshot, for
-    /// statistics, or for waiting on the next notify regardless of any data:
+    /// The epoch, modulo 2^22: advanced by one by every notify, and by two more when a
+    /// notify clears stale registrations (see the module docs). A snapshot, for statistics,
+    /// or for waiting on the next notify regardless of any data:
     ///
     /// # Example
     /// ```
@@ -414,11 +504,14 @@ impl Notifier<'_> {
 /// A waiter's registration in the waiter count; dropping it deregisters.
 struct Registration<'a, W: FutexWord> {
     word: &'a W,
+    /// The epoch at which the registration was made or last confirmed (W2, W7).
+    epoch: Cell<u32>,
 }
 
 impl<W: FutexWord> Registration<'_, W> {
-    /// W2: increments the waiter count (sticky at the maximum) with Acquire (A1) and returns
-    /// the word's new value.
+    /// W2: increments the waiter count (sticky at the maximum) with Acquire (A1), notes the
+    /// epoch, and returns the word's new value. A previous registration of this waiter that
+    /// was not cleared stays counted (see the module docs).
     fn register(&self) -> u32 {
         let inc = |v: u32| {
             Some(if waiters_of(v) == WAITERS_MAX {
@@ -434,19 +527,24 @@ impl<W: FutexWord> Registration<'_, W> {
         {
             Ok(old) | Err(old) => old,
         };
-        inc(old).unwrap_or(old)
+        let new = inc(old).unwrap_or(old);
+        self.epoch.set(epoch_of(new));
+        new
     }
 }
 
 impl<W: FutexWord> Drop for Registration<'_, W> {
     fn drop(&mut self) {
-        // Relaxed: see the module docs. Saturated (sticky) and zero (garbage) counts are
-        // left alone.
+        // D1, Relaxed: see the module docs. Saturated (sticky) and zero (garbage) counts are
+        // left alone, and so is a count our registration may have been cleared from (it
+        // would be someone else's we took away).
+        let reg = self.epoch.get();
         let _ =
             self.word
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
                     match waiters_of(v) {
                         0 | WAITERS_MAX => None,
+                        _ if !registration_trusted(reg, v) => None,
                         _ => Some(v - 1),
                     }
                 });
@@ -765,6 +863,118 @@ mod loom_tests {
                 t.join().unwrap();
             }
             assert_eq!(tokens.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    /// A registration left by a waiter killed while parked (the word starts with a count of
+    /// 1). The first notify finds nobody parked and clears it; the next makes no syscall.
+    #[test]
+    fn dead_registration_is_cleared() {
+        loom::model(|| {
+            let word = LoomU32::new(1);
+            let n = Notifier::new(&word);
+            assert!(n.notify_one(), "a counted waiter means a wake syscall");
+            assert_eq!(n.waiters(), 0);
+            assert_eq!(n.epoch(), 3, "a clear advances the epoch by 2 more");
+            assert!(!n.notify_all());
+        });
+    }
+
+    /// A dead registration, a live waiter and a producer that notifies once for nothing,
+    /// then publishes the flag and notifies again. The first notify's clear may race the
+    /// live waiter's registration, its parking (N5 must wake it) and its re-parking on the
+    /// value N1 made: the waiter must still finish (a lost wake-up is a loom deadlock, as
+    /// timeouts do not exist here), and once all is quiet one notify leaves no count.
+    #[test]
+    fn clear_races_a_live_waiter() {
+        loom::model(|| {
+            let word = Arc::new(LoomU32::new(1));
+            let flag = Arc::new(LoomU32::new(0));
+            let (w2, f2) = (word.clone(), flag.clone());
+            let producer = loom::thread::spawn(move || {
+                let n = Notifier::new(&*w2);
+                n.notify_one();
+                f2.store(1, Ordering::Relaxed);
+                n.notify_one();
+            });
+            Notifier::new(&*word)
+                .wait_until(
+                    || (flag.load(Ordering::Relaxed) == 1).then_some(()),
+                    &opts(),
+                )
+                .unwrap();
+            producer.join().unwrap();
+            let n = Notifier::new(&*word);
+            n.notify_one();
+            assert_eq!(n.waiters(), 0);
+        });
+    }
+
+    /// A dead registration and two interchangeable waiters taking one token per
+    /// `notify_one`, with a spurious notify first: clears race registrations, parking and
+    /// deregistrations of both waiters. Both must finish (D1 never takes away the other's
+    /// registration, W7 re-registers after a clear), and afterwards one notify leaves no
+    /// count.
+    #[test]
+    fn clear_races_two_waiters() {
+        loom::model(|| {
+            let word = Arc::new(LoomU32::new(1));
+            let tokens = Arc::new(LoomU32::new(0));
+            let take = |t: &LoomU32| {
+                t.fetch_update(Ordering::Acquire, Ordering::Acquire, |v| v.checked_sub(1))
+                    .ok()
+                    .map(|_| ())
+            };
+            let waiters: Vec<_> = (0..2)
+                .map(|_| {
+                    let (w, t) = (word.clone(), tokens.clone());
+                    loom::thread::spawn(move || {
+                        Notifier::new(&*w).wait_until(|| take(&t), &opts()).unwrap();
+                    })
+                })
+                .collect();
+            Notifier::new(&*word).notify_one();
+            for _ in 0..2 {
+                tokens.fetch_add(1, Ordering::Release);
+                Notifier::new(&*word).notify_one();
+            }
+            for t in waiters {
+                t.join().unwrap();
+            }
+            assert_eq!(tokens.load(Ordering::Relaxed), 0);
+            let n = Notifier::new(&*word);
+            n.notify_one();
+            assert_eq!(n.waiters(), 0);
+        });
+    }
+
+    /// Two notifiers race on a dead registration while a waiter waits for the second one's
+    /// flag with `notify_all`: at most one clear wins, and the waiter finishes.
+    #[test]
+    fn two_clears_race_a_waiter() {
+        loom::model(|| {
+            let word = Arc::new(LoomU32::new(1));
+            let flag = Arc::new(LoomU32::new(0));
+            let (w2, f2) = (word.clone(), flag.clone());
+            let first = loom::thread::spawn(move || {
+                Notifier::new(&*w2).notify_all();
+            });
+            let (w3, f3) = (word.clone(), f2);
+            let second = loom::thread::spawn(move || {
+                f3.store(1, Ordering::Release);
+                Notifier::new(&*w3).notify_all();
+            });
+            Notifier::new(&*word)
+                .wait_until(
+                    || (flag.load(Ordering::Acquire) == 1).then_some(()),
+                    &opts(),
+                )
+                .unwrap();
+            first.join().unwrap();
+            second.join().unwrap();
+            let n = Notifier::new(&*word);
+            n.notify_all();
+            assert_eq!(n.waiters(), 0);
         });
     }
 }
