@@ -624,3 +624,34 @@ fn a_consumer_registration_naming_the_producer_is_not_a_live_consumer() {
         }
     }
 }
+
+/// Found by the `bcast_subscriber` fuzz target: a garbage oldest-record latch (copy 0 past
+/// a record `drain` had handed to its callback in place) left the record unconsumed and the
+/// damage pending, and `drain` counted the record and then dropped the pending damage:
+/// every call handed the same message over again and returned `Ok(1)`, for ever, and never
+/// reported the damage. Each call must report it, as `try_recv` does.
+#[test]
+fn broadcast_drain_reports_a_garbage_latch_rather_than_repeat_a_message() {
+    let chan = bcast(Policy::Lossless);
+    let mut rx = chan.subscribe(StartAt::Oldest).unwrap();
+    let mut tx = chan.sender().unwrap();
+    tx.send(b"once").unwrap();
+    // Copy 0 (the one an even version points at, and the one a subscriber checks after
+    // reading) says the record was reclaimed, at a position no valid latch holds.
+    poke(&chan, OLDEST_POS, HUGE);
+    for call in 0..5 {
+        let mut seen = 0;
+        let r = rx.drain(64, |m| {
+            assert_eq!(m.to_vec(), b"once");
+            seen += 1;
+        });
+        assert!(
+            matches!(r, Err(TryRecvError::Corrupted { .. })),
+            "call {call}: {r:?} (callback ran {seen} times)"
+        );
+        assert!(
+            matches!(rx.try_recv(), Err(TryRecvError::Corrupted { .. })),
+            "call {call}"
+        );
+    }
+}

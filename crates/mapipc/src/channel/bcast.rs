@@ -779,6 +779,122 @@ impl Subscriber {
     }
 }
 
+/// Fuzzing entry: subscribers, then the producer, then a subscriber again over arbitrary
+/// header fields and ring memory on the heap, checking that every record they report lies
+/// inside the ring, that every loop ends and that nothing panics.
+///
+/// Input: a flags byte (bit 0: keep the header words' low 16 bits only, 16-byte aligned, so
+/// positions land near each other; bit 1: lossless; bits 2..4: the capacity, 128 to 4096
+/// bytes; bit 4: register the subscribers in the table), the header words `tail`,
+/// `next_seq`, the latch (version, copy 0, copy 1) and the join counter, four
+/// subscriber-table entries (two words each), then the ring's bytes (8 bytes each,
+/// little-endian).
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_ring(data: &[u8]) {
+    use super::words::heap::HeapWords;
+    const FIELDS: [u64; 8] = [
+        off::TAIL,
+        off::NEXT_SEQ,
+        off::OLDEST_VER,
+        off::OLDEST_POS,
+        off::OLDEST_SEQ,
+        off::OLDEST_POS1,
+        off::OLDEST_SEQ1,
+        off::SUB_JOINS,
+    ];
+    const SUBS: u32 = 4;
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
+    let cap = [128, 256, 1024, 4096][usize::from(flags >> 2) & 3];
+    let lossless = flags & 2 != 0;
+    let geo = Geometry::new(cap).unwrap();
+    let mem = HeapWords::new(cap);
+    let mut words = rest
+        .chunks(8)
+        .map(|c| {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            u64::from_le_bytes(w)
+        })
+        .chain(std::iter::repeat(0));
+    for field in FIELDS {
+        let w = words.next().unwrap();
+        let w = if flags & 1 != 0 { w & 0xfff0 } else { w };
+        mem.ctl_store(field, w, Ordering::Relaxed);
+    }
+    for i in 0..SUBS {
+        mem.ctl_store(off::subscriber(i), words.next().unwrap(), Ordering::Relaxed);
+        mem.ctl_store(
+            off::subscriber(i) + 8,
+            words.next().unwrap(),
+            Ordering::Relaxed,
+        );
+    }
+    let ring_words = (rest
+        .len()
+        .saturating_sub(8 * (FIELDS.len() + 2 * SUBS as usize)))
+    .div_ceil(8);
+    for i in 0..(cap / 8).min(ring_words as u64) {
+        mem.word_store(i * 8, words.next().unwrap(), Ordering::Relaxed);
+    }
+    let read = |s: &mut Subscriber| {
+        let mut buf = Vec::new();
+        // A record moves us at least 16 bytes towards `tail`, which is at most one capacity
+        // ahead; a loss moves us up to `oldest` (never back), after which only records remain.
+        for _ in 0..2 * (cap / 16) + 8 {
+            match s.try_next(&mem) {
+                Ok(Next::Record {
+                    data,
+                    len,
+                    seq,
+                    end,
+                }) => {
+                    assert!(data + len <= cap, "record outside the ring");
+                    assert!(len >= 1 && len <= max_payload(geo), "record length");
+                    assert!(end > s.pos() && end - s.pos() <= cap, "record end");
+                    buf.resize(len as usize, 0);
+                    mem.read_bytes(data, &mut buf);
+                    if s.validate(&mem, seq, end).is_err() {
+                        return;
+                    }
+                }
+                Ok(Next::Lagged { missed }) => assert!(missed > 0, "a loss of nothing"),
+                Ok(Next::Empty) | Err(_) => return,
+            }
+        }
+        panic!("the subscriber did not stop");
+    };
+    for (slot, newest) in [(0, false), (1, true)] {
+        if let Ok(mut s) = Subscriber::attach(geo, &mem, newest) {
+            if flags & 16 != 0 && s.register(&mem, slot, lossless).is_err() {
+                continue;
+            }
+            read(&mut s);
+        }
+    }
+    if let Ok(mut p) = BcastProducer::attach(geo, &mem, lossless, SUBS) {
+        for len in [1, 16, 17, 100, max_payload(geo)] {
+            match p.try_reserve(&mem, len) {
+                Ok(Ok(r)) => {
+                    assert!(r.data + r.len <= cap, "reservation outside the ring");
+                    mem.write_bytes(r.data, &vec![0xa5; len as usize]);
+                    p.commit(&mem, &r);
+                    p.publish(&mem);
+                }
+                Ok(Err(Blocked::By(who))) => {
+                    assert!(who < SUBS, "blocked by a slot beyond the table");
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    if let Ok(mut s) = Subscriber::attach(geo, &mem, false) {
+        read(&mut s);
+    }
+}
+
 /// Test helpers shared by the unit tests and the loom models.
 #[cfg(test)]
 mod test_io {

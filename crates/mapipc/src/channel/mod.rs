@@ -135,6 +135,181 @@ pub mod fuzzing {
         super::ring::fuzz_ring(data);
     }
 
+    /// Runs the MPSC consumer and a producer over arbitrary ring memory on the heap
+    /// (`mpsc::fuzz_ring` documents the input).
+    pub fn mpsc_ring(data: &[u8]) {
+        super::mpsc::fuzz_ring(data);
+    }
+
+    /// Runs broadcast subscribers and the producer over arbitrary header fields and ring
+    /// memory on the heap (`bcast::fuzz_ring` documents the input).
+    pub fn bcast_ring(data: &[u8]) {
+        super::bcast::fuzz_ring(data);
+    }
+
+    /// Validates arbitrary bytes (zero-padded) as a channel header's fixed line, against an
+    /// area size taken from the 8 bytes after it: a header that passes must describe a ring
+    /// inside the area.
+    pub fn fixed(data: &[u8]) {
+        use super::{Fixed, RING_OFFSET};
+        let mut fixed: Fixed = bytemuck::Zeroable::zeroed();
+        let bytes = bytemuck::bytes_of_mut(&mut fixed);
+        let n = data.len().min(bytes.len());
+        bytes[..n].copy_from_slice(&data[..n]);
+        let area = match data.get(64..72) {
+            Some(b) => u64::from_le_bytes(b.try_into().unwrap()),
+            None => RING_OFFSET.saturating_add(fixed.capacity),
+        };
+        if let Ok((kind, geo)) = fixed.validate(area) {
+            assert_eq!(kind as u32, fixed.kind);
+            assert_eq!(geo.capacity(), fixed.capacity);
+            assert!(
+                RING_OFFSET + geo.capacity() <= area,
+                "ring outside the area"
+            );
+            assert!(fixed.max_payload < geo.capacity(), "maximum payload");
+        }
+    }
+
+    /// A live channel of `kind` with a valid header and `data[1] % 64` messages sent, whose shared memory (header lines, endpoint
+    /// table, ring) then takes the fuzzer's writes: `(offset: u16, value: u64)` pairs, or
+    /// with bit 5 of `data[0]` the rest of the input laid over it from the second line.
+    /// Receivers and subscribers (one attached before the damage, one after), `stat` and a
+    /// sender must then only return messages or errors: no crash, hang or panic, and no
+    /// message longer than the channel's maximum.
+    ///
+    /// Other bits of `data[0]`: 0, receive with `drain`; 1, also wait 200 µs for a message;
+    /// 2, lossy (broadcast); 3, keep the first sender attached; 4, attach a receiver
+    /// (subscriber) before the messages are sent; 6, subscribe at the newest message; 7,
+    /// receive by reference.
+    pub fn live(kind: super::Kind, data: &[u8]) {
+        use super::{ChannelOptions, Kind, Policy, Receiver, StartAt, TryRecvError, RING_OFFSET};
+        const CAP: u64 = 4096;
+        let [mode, sends, rest @ ..] = data else {
+            return;
+        };
+        let policy = if mode & 4 != 0 {
+            Policy::Lossy
+        } else {
+            Policy::Lossless
+        };
+        let Ok(chan) = ChannelOptions::new(kind)
+            .capacity(CAP as usize)
+            .policy(policy)
+            .max_producers(4)
+            .max_subscribers(4)
+            .anonymous()
+        else {
+            return;
+        };
+        let attach = |newest: bool| match kind {
+            Kind::Broadcast => chan.subscribe(if newest {
+                StartAt::Newest
+            } else {
+                StartAt::Oldest
+            }),
+            _ => chan.receiver(),
+        };
+        let mut early = if mode & 16 != 0 {
+            attach(false).ok()
+        } else {
+            None
+        };
+        let mut tx = chan.sender().ok();
+        if let Some(tx) = tx.as_mut() {
+            for i in 0..usize::from(sends % 64) {
+                if tx.try_send(&[i as u8; 256][..1 + (i * 37) % 256]).is_err() {
+                    break;
+                }
+            }
+        }
+        if let Some(rx) = early.as_mut() {
+            let _ = rx.try_recv();
+        }
+        if mode & 8 == 0 {
+            tx = None;
+        }
+        let region = chan.region();
+        let end = RING_OFFSET + CAP;
+        if mode & 32 != 0 {
+            let n = rest.len().min((end - 64) as usize);
+            let _ = region.write_at(64, &rest[..n]);
+        } else {
+            for patch in rest.chunks_exact(10) {
+                let off = u64::from(u16::from_le_bytes([patch[0], patch[1]])) % end;
+                let n = (end - off).min(8) as usize;
+                let _ = region.write_at(off, &patch[2..2 + n]);
+            }
+        }
+        let _ = chan.stat();
+        let max = chan.max_message();
+        let by_ref = mode & 128 != 0;
+        let batch = mode & 1 != 0;
+        let wait = mode & 2 != 0;
+        let drain = |rx: &mut Receiver| {
+            let mut errors = 0;
+            // At most a ring's worth of records (8 bytes at least each), a few losses, and
+            // errors asked again (each must leave the receiver usable or keep failing).
+            for _ in 0..CAP / 8 + 16 {
+                let got = if batch {
+                    let mut ok = true;
+                    let n = rx.drain(64, |m| ok &= !m.is_empty() && m.len() <= max);
+                    assert!(ok, "message length");
+                    match n {
+                        Ok(0) => Err(TryRecvError::Empty),
+                        Ok(_) => Ok(vec![0]),
+                        Err(e) => Err(e),
+                    }
+                } else if by_ref {
+                    rx.try_recv_ref().map(|m| {
+                        let _ = m.is_intact();
+                        m.to_vec()
+                    })
+                } else {
+                    rx.try_recv()
+                };
+                match got {
+                    Ok(m) => assert!(!m.is_empty() && m.len() <= max, "message length"),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
+                    Err(TryRecvError::Lagged { missed }) => assert!(missed > 0, "lost nothing"),
+                    Err(_) => {
+                        errors += 1;
+                        if errors == 3 {
+                            return;
+                        }
+                    }
+                }
+            }
+            panic!("receiving did not stop");
+        };
+        // A short wait: the waiting path (notifier word, liveness checks) over the damage.
+        let wait = |rx: &mut Receiver| {
+            if wait {
+                let _ = rx.recv_timeout(std::time::Duration::from_micros(200));
+            }
+        };
+        if let Some(rx) = early.as_mut() {
+            drain(rx);
+        }
+        if let Ok(mut rx) = attach(mode & 64 != 0) {
+            drain(&mut rx);
+            wait(&mut rx);
+        }
+        if tx.is_none() {
+            tx = chan.sender().ok();
+        }
+        if let Some(tx) = tx.as_mut() {
+            for len in [1, 100, max] {
+                let _ = tx.try_send(&vec![7; len]);
+            }
+        }
+        if let Some(rx) = early.as_mut() {
+            drain(rx);
+            wait(rx);
+        }
+        let _ = chan.stat();
+    }
+
     /// Lays arbitrary bytes over a channel's header and ring in a real mapping, then opens
     /// it and receives until empty or an error: nothing may crash, hang or panic.
     pub fn channel(data: &[u8]) {

@@ -479,6 +479,91 @@ impl MpscConsumer {
     }
 }
 
+/// Fuzzing entry: the consumer, then producers, then the consumer again over arbitrary
+/// ring memory on the heap, checking that every record and claim they report lies inside the
+/// ring and that every loop ends.
+///
+/// Input: a flags byte (bit 0: keep the positions' low 16 bits only, so they land near each
+/// other; bit 1: abort claims in progress; bits 2..4: the capacity, 128 to 4096 bytes;
+/// bits 4..8: the producer slots, 0 for [`MAX_OWNERS`]), the consumer position and the claim hint (8 bytes each, little-endian),
+/// then bytes laid over a ring freshly marked free for lap 0.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_ring(data: &[u8]) {
+    use super::words::heap::HeapWords;
+    if data.len() < 17 {
+        return;
+    }
+    let flags = data[0];
+    let cap = [128, 256, 1024, 4096][usize::from(flags >> 2) & 3];
+    let mut head = u64::from_le_bytes(data[1..9].try_into().unwrap());
+    let mut hint = u64::from_le_bytes(data[9..17].try_into().unwrap());
+    if flags & 1 != 0 {
+        head &= 0xffff;
+        hint &= 0xffff;
+    }
+    let owners = match u32::from(flags >> 4) {
+        0 => MAX_OWNERS,
+        n => n,
+    };
+    let geo = Geometry::new(cap).unwrap();
+    let mem = HeapWords::new(cap);
+    init_ring(geo, &mem);
+    for (i, chunk) in data[17..].chunks(8).take((cap / 8) as usize).enumerate() {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        mem.word_store(i as u64 * 8, u64::from_le_bytes(w), Ordering::Relaxed);
+    }
+    mem.ctl_store(off::HEAD, head, Ordering::Relaxed);
+    mem.ctl_store(off::TAIL, hint, Ordering::Relaxed);
+    let abort = flags & 2 != 0;
+    let drain = |c: &mut MpscConsumer| {
+        let mut buf = Vec::new();
+        // Every round consumes at least a block, aborts a claim (consumed by the next round)
+        // or stops; consumed blocks are marked free for the next lap, so one lap at most.
+        for _ in 0..2 * (cap / BLOCK) + 4 {
+            match c.try_peek(&mem) {
+                Ok(Found::Record { data, len, end }) => {
+                    assert!(
+                        data % 8 == 0 && data + len <= cap,
+                        "record outside the ring"
+                    );
+                    assert!(len >= 1 && len <= max_payload(geo), "record length");
+                    assert!(end > c.head() && end - c.head() <= cap, "record end");
+                    buf.resize(len as usize, 0);
+                    mem.read_bytes(data, &mut buf);
+                    c.consume(&mem, end);
+                    c.publish(&mem);
+                }
+                Ok(Found::InProgress { owner, word }) if abort => {
+                    assert!(owner < owners, "claim owner beyond the table");
+                    c.abort(&mem, word);
+                }
+                Ok(Found::InProgress { owner, .. }) => {
+                    assert!(owner < owners, "claim owner beyond the table");
+                    return;
+                }
+                Ok(Found::Empty) | Err(_) => return,
+            }
+        }
+        panic!("the consumer did not stop");
+    };
+    if let Ok(mut c) = MpscConsumer::attach(geo, owners, &mem) {
+        drain(&mut c);
+    }
+    let mut p = MpscProducer::new(geo, 0);
+    for len in [1, 16, 17, 100, max_payload(geo)] {
+        if let Ok(claim) = p.try_claim(&mem, len) {
+            assert!(claim.pos % BLOCK == 0, "claim position");
+            assert!(claim.data + claim.len <= cap, "claim outside the ring");
+            mem.write_bytes(claim.data, &vec![0xa5; len as usize]);
+            p.commit(&mem, &claim);
+        }
+    }
+    if let Ok(mut c) = MpscConsumer::attach(geo, owners, &mem) {
+        drain(&mut c);
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::super::words::heap::HeapWords;

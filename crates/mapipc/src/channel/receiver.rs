@@ -1089,6 +1089,13 @@ impl Receiver {
             if n >= max {
                 break Ok(n);
             }
+            // A record that failed its check after `f` saw it left the damage for the next
+            // look (`consume`): report it at the next call, first, rather than let the look
+            // below take it and the `n > 0` arm drop it (the record would then be handed to
+            // `f` again by every call, and the damage never reported).
+            if n > 0 && self.pending_fault.is_some() {
+                break Ok(n);
+            }
             match self.poll_once(false, true) {
                 Ok(Poll::Msg(m)) => {
                     if lossy {
@@ -1128,7 +1135,12 @@ impl Receiver {
                     if let Err(e) = self.shared.check_truncated() {
                         break Err(e.into());
                     }
-                    self.consume(&m);
+                    if !self.consume(&m) {
+                        // Not consumed (a broadcast record found reclaimed, or the
+                        // oldest-record latch garbage, after `f` read it): not counted; the
+                        // next look reports the lag or the damage.
+                        continue;
+                    }
                     n += 1;
                 }
                 Ok(Poll::Lagged(missed)) if n == 0 => break Err(TryRecvError::Lagged { missed }),

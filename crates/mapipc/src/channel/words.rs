@@ -24,7 +24,7 @@ pub(crate) trait Words {
     fn word_cas(&self, off: u64, current: u64, new: u64) -> Result<u64, u64>;
 }
 
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 pub(crate) mod heap {
     //! Header and ring in heap memory, every word atomic (loom's under `cfg(loom)`), so that
     //! model checks see payload words through the same memory model as the protocol words.

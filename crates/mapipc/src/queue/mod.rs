@@ -222,6 +222,77 @@ mod segment;
 mod tailer;
 mod view;
 
+/// Fuzzing entry points (built only with `--cfg fuzzing`, as cargo-fuzz does).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::format::{
+        MetaHeader, SegmentHeader, SegmentLayout, TailerHeader, MAX_SEQ, RECORD_HEADER_SIZE,
+        TAILER_CRC_LEN,
+    };
+
+    /// Validates arbitrary bytes (zero-padded) as each on-disk header: the metadata
+    /// header, a segment header (against the layout of a valid metadata header, or the
+    /// default one), a named tailer's header. With `data[0] & 1`, the CRC fields are
+    /// recomputed first so the checks past them are reached. Headers that pass must give
+    /// layouts whose ranges fit their segment.
+    pub fn headers(data: &[u8]) {
+        let Some((&mode, data)) = data.split_first() else {
+            return;
+        };
+        let fix_crc = mode & 1 != 0;
+        let mut meta: MetaHeader = read(data);
+        if fix_crc {
+            meta.header_crc = meta.compute_crc();
+        }
+        let layout = match meta.validate() {
+            Ok(l) => {
+                check_layout(&l);
+                l
+            }
+            Err(e) => {
+                assert!(!e.is_empty());
+                SegmentLayout::new(64 * 1024, 64).unwrap()
+            }
+        };
+        let mut seg: SegmentHeader = read(data);
+        if fix_crc {
+            seg.header_crc = seg.compute_crc();
+        }
+        let number = seg.segment_number ^ u64::from(mode >> 1 & 1);
+        if seg.validate(&layout, number).is_ok() {
+            assert_eq!(seg.segment_number, number);
+            assert!(seg.first_seq < MAX_SEQ);
+            assert_eq!(seg.data_offset, layout.data_offset);
+        }
+        let mut tailer: TailerHeader = read(data);
+        if fix_crc {
+            tailer.header_crc = crc32c::crc32c(&bytemuck::bytes_of(&tailer)[..TAILER_CRC_LEN]);
+        }
+        if tailer.validate().is_ok() {
+            assert!(tailer.next_seq < MAX_SEQ);
+        }
+    }
+
+    fn read<T: bytemuck::Pod>(data: &[u8]) -> T {
+        let mut t = T::zeroed();
+        let bytes = bytemuck::bytes_of_mut(&mut t);
+        let n = data.len().min(bytes.len());
+        bytes[..n].copy_from_slice(&data[..n]);
+        t
+    }
+
+    fn check_layout(l: &SegmentLayout) {
+        assert!(l.data_offset % 4096 == 0, "data offset alignment");
+        assert!(
+            l.data_offset + 2 * RECORD_HEADER_SIZE <= l.segment_size,
+            "no room for records"
+        );
+        assert!(l.index_slot(u64::from(l.index_entries) - 1).unwrap() + 4 <= l.data_offset);
+        assert!(l.max_payload() < l.segment_size);
+    }
+}
+
 use std::io;
 use std::path::Path;
 

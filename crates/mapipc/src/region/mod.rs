@@ -121,6 +121,41 @@ mod header;
 mod name;
 mod peers;
 
+/// Fuzzing entry points (built only with `--cfg fuzzing`, as cargo-fuzz does).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Validates arbitrary bytes as a region header (zero-padded to its size) against a
+    /// file size taken from the 8 bytes after it (the header's own `total_size` when the
+    /// input is shorter): a header that passes must give a layout whose ranges lie inside
+    /// the file, in order, without overlap.
+    pub fn header(data: &[u8]) {
+        use super::header::{validate, Header, HEADER_SIZE, SLOT_SIZE};
+        let mut bytes = [0u8; HEADER_SIZE];
+        let n = data.len().min(HEADER_SIZE);
+        bytes[..n].copy_from_slice(&data[..n]);
+        let h: Header = bytemuck::pod_read_unaligned(&bytes);
+        let actual = match data.get(HEADER_SIZE..HEADER_SIZE + 8) {
+            Some(b) => u64::from_le_bytes(b.try_into().unwrap()),
+            None => h.total_size,
+        };
+        if let Ok(l) = validate(&h, actual, "fuzz") {
+            let table_end = l.table_offset + u64::from(l.slots) * SLOT_SIZE as u64;
+            assert!(
+                l.table_offset >= HEADER_SIZE as u64,
+                "table overlaps the header"
+            );
+            assert!(table_end <= l.data_offset, "table overlaps the data");
+            assert!(l.data_offset <= l.total, "data offset outside the file");
+            assert!(
+                l.data_len <= l.total - l.data_offset,
+                "data outside the file"
+            );
+            assert_eq!(l.total, actual);
+        }
+    }
+}
+
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
