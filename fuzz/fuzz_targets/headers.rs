@@ -96,10 +96,7 @@ fuzz_target!(|data: &[u8]| {
 /// Opens a file as a region (not waiting for a creator: a zero magic is refused at once),
 /// uses it, then as a channel.
 fn use_file(path: &Path) {
-    let Ok(region) = RegionOptions::new()
-        .init_timeout(Duration::ZERO)
-        .open(path)
-    else {
+    let Ok(region) = RegionOptions::new().init_timeout(Duration::ZERO).open(path) else {
         return;
     };
     assert!(region.data_offset() + region.len() as u64 <= region.as_mmap().len() as u64);
