@@ -10,7 +10,9 @@
 //!   as a channel;
 //! - 4: a valid channel file (its kind from the next byte) damaged by `(offset: u16,
 //!   value: u64)` writes, then opened and used the same way;
-//! - 5: a named tailer's file in a valid queue, then the tailer opened and read.
+//! - 5: a named tailer's file in a valid queue (with the next byte even, the rest of the
+//!   input; odd, the valid file damaged by `(offset, value)` writes), then the tailer
+//!   queue's `stat` taken and the tailer opened, read and acknowledged.
 //!
 //! Files live in a temporary directory in `/dev/shm` (or the system's).
 //!
@@ -57,12 +59,7 @@ fuzz_target!(|data: &[u8]| {
             };
             drop(chan);
             let mut bytes = std::fs::read(&path).unwrap();
-            let len = bytes.len();
-            for p in patches.chunks_exact(10) {
-                let off = usize::from(u16::from_le_bytes([p[0], p[1]])) % len;
-                let n = (len - off).min(8);
-                bytes[off..off + n].copy_from_slice(&p[2..2 + n]);
-            }
+            patch(&mut bytes, patches);
             std::fs::write(&path, &bytes).unwrap();
             use_file(&path);
         }
@@ -71,7 +68,19 @@ fuzz_target!(|data: &[u8]| {
             let dir = tempdir();
             let q = dir.path().join("q");
             copy_dir(t.path(), &q);
-            std::fs::write(q.join("t.tailer"), &rest[..rest.len().min(8192)]).unwrap();
+            let Some((&how, rest)) = rest.split_first() else {
+                return;
+            };
+            let file = q.join("t.tailer");
+            if how & 1 == 0 {
+                std::fs::write(&file, &rest[..rest.len().min(8192)]).unwrap();
+            } else {
+                // The valid file, damaged: past byte 24 the header CRC still holds.
+                let mut bytes = std::fs::read(&file).unwrap();
+                patch(&mut bytes, rest);
+                std::fs::write(&file, &bytes).unwrap();
+            }
+            let _ = mapipc::queue::stat(&q);
             if let Ok(mut tailer) = TailerOptions::new().name("t").open(&q) {
                 for _ in 0..16 {
                     match tailer.try_next() {
@@ -126,6 +135,16 @@ fn use_file(path: &Path) {
     }
     if let Ok(mut tx) = chan.sender() {
         let _ = tx.try_send(b"fuzz");
+    }
+}
+
+/// Applies `(offset: u16, value: u64)` writes, offsets modulo the length.
+fn patch(bytes: &mut [u8], patches: &[u8]) {
+    let len = bytes.len();
+    for p in patches.chunks_exact(10) {
+        let off = usize::from(u16::from_le_bytes([p[0], p[1]])) % len;
+        let n = (len - off).min(8);
+        bytes[off..off + n].copy_from_slice(&p[2..2 + n]);
     }
 }
 
