@@ -655,3 +655,37 @@ fn broadcast_drain_reports_a_garbage_latch_rather_than_repeat_a_message() {
         );
     }
 }
+
+/// As above, with the damage met after a message was handled in the same call: that call
+/// returns the messages consumed before it, and the next call reports the damage (before
+/// the fix the damage was dropped, the damaged record counted, and handed over again by
+/// every later call).
+#[test]
+fn broadcast_drain_reports_damage_met_after_some_messages_at_the_next_call() {
+    let chan = bcast(Policy::Lossless);
+    let mut rx = chan.subscribe(StartAt::Oldest).unwrap();
+    let mut tx = chan.sender().unwrap();
+    tx.send(b"first").unwrap();
+    tx.send(b"second").unwrap();
+    let mut seen = Vec::new();
+    let r = rx.drain(64, |m| {
+        let m = m.to_vec();
+        if m == b"second" {
+            // A hostile peer damages the latch while the record is read in place.
+            poke(&chan, OLDEST_POS, HUGE);
+        }
+        seen.push(m);
+    });
+    assert!(
+        matches!(r, Ok(1)),
+        "only the first message was consumed: {r:?}"
+    );
+    assert_eq!(seen, [b"first".to_vec(), b"second".to_vec()]);
+    for call in 0..3 {
+        let r = rx.drain(64, |_| {});
+        assert!(
+            matches!(r, Err(TryRecvError::Corrupted { .. })),
+            "call {call}: {r:?}"
+        );
+    }
+}
