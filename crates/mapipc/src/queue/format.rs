@@ -391,7 +391,7 @@ pub(crate) const TAILER_NEXT_SEQ_CHECK: u64 = offset_of!(TailerHeader, next_seq_
 pub(crate) const TAILER_UPDATED_NS: u64 = offset_of!(TailerHeader, updated_ns) as u64;
 pub(crate) const TAILER_VERSION: u64 = offset_of!(TailerHeader, version) as u64;
 pub(crate) const TAILER_HEADER_CRC: u64 = offset_of!(TailerHeader, header_crc) as u64;
-pub(crate) const TAILER_CRC_LEN: usize = offset_of!(TailerHeader, header_crc);
+const TAILER_CRC_LEN: usize = offset_of!(TailerHeader, header_crc);
 
 const _: () = {
     assert!(size_of::<TailerHeader>() == 64);
