@@ -1,5 +1,6 @@
-//! `region`, `info`, `write` and `demo` on files that are not what they expect (files of
-//! /proc and /sys, FIFOs, dangling links), and `demo` interrupted by a signal. Every test
+//! `region`, `info`, `write`, `demo` and the channel commands on files that are not what
+//! they expect (files of /proc and /sys, FIFOs, dangling links, another user's files), and
+//! `demo` interrupted by a signal. Every test
 //! runs the built binary under a watchdog (see `common`).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -470,3 +471,67 @@ clitest!(info_on_a_queue_with_unreadable_metadata_says_so, |dir| {
         "{format}"
     );
 });
+
+// `send`, `recv` and `stat` on a FIFO, a symlink or another user's channel said it in the
+// library's words for regions ("not a region", `RegionOptions::allow_foreign_owner`).
+clitest!(
+    channel_commands_refuse_what_is_not_theirs_in_their_words,
+    |dir| {
+        use std::os::unix::fs::MetadataExt;
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+        let fifo = dir.path("fifo");
+        let fifo = fifo.to_str().unwrap();
+        let c_fifo = std::ffi::CString::new(fifo).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+        let c = dir.path("c");
+        let c = c.to_str().unwrap();
+        dir.run(&["chan", "create", c, "--capacity", "4KiB"]).ok();
+        let link = dir.path("link");
+        std::os::unix::fs::symlink(c, &link).unwrap();
+        let link = link.to_str().unwrap();
+        for (path, says) in [
+            (fifo, "is a FIFO, not a channel"),
+            (
+                link,
+                "is a symbolic link: channels are not opened through symlinks",
+            ),
+        ] {
+            for args in [
+                &["send", path, "x", "--nonblock"][..],
+                &["recv", path, "--nonblock"],
+                &["stat", path],
+            ] {
+                let line = dir.run(args).error().to_string();
+                assert!(line.contains(says), "{args:?}: {line}");
+                assert!(!line.contains("region"), "{args:?}: {line}");
+            }
+        }
+        let probe = dir.write("owner-probe", b"");
+        if std::fs::metadata(&probe).unwrap().uid() != 0 {
+            eprintln!(
+                "skipped the other user's channel: only root can run commands as another user"
+            );
+            return;
+        }
+        std::fs::set_permissions(dir.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::set_permissions(c, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let as_nobody = |args: &[&str]| {
+            let mut cmd = dir.command(args);
+            cmd.uid(65534).gid(65534).stdin(Stdio::null());
+            finish(cmd.spawn().expect("spawn mapipc as nobody"), None)
+        };
+        for args in [&["send", c, "x"][..], &["recv", c, "--nonblock"]] {
+            let line = as_nobody(args).error().to_string();
+            assert!(
+                line.contains("belongs to uid 0, not to you (uid 65534)"),
+                "{args:?}: {line}"
+            );
+            assert!(!line.contains("RegionOptions"), "{args:?}: {line}");
+        }
+        // Looking is fine: stat opens read-only.
+        let out = as_nobody(&["stat", c]);
+        assert!(!out.ok().stdout.is_empty());
+    }
+);

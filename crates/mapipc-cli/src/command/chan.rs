@@ -224,10 +224,36 @@ impl std::fmt::Display for Length {
     }
 }
 
+/// The channel `opened` at `loc`, or its error, which the library words for every kind of
+/// region: a file that is not a regular one, a symlink and another user's file are said in
+/// the channel commands' terms (the library's hint for another user's file names a
+/// library option the command line has not). `doing`: what the command would do to it.
+fn open_channel(
+    loc: &Location,
+    opened: Result<Channel, ChannelError>,
+    doing: &str,
+) -> Result<Channel> {
+    use mapipc::region::OpenError;
+    match opened {
+        Err(ChannelError::Open(OpenError::NotRegularFile { kind, .. })) => {
+            bail!("`{loc}` is {kind}, not a channel")
+        }
+        Err(ChannelError::Open(OpenError::Symlink { .. })) => bail!(
+            "`{loc}` is a symbolic link: channels are not opened through symlinks (someone \
+             could point it at another file); name the target directly"
+        ),
+        Err(ChannelError::Open(OpenError::ForeignOwner { uid, our_uid, .. })) => bail!(
+            "channel `{loc}` belongs to uid {uid}, not to you (uid {our_uid}): mapipc does \
+             not {doing} another user's channel"
+        ),
+        other => Ok(other?),
+    }
+}
+
 /// `mapipc send PATH [MSG...] [--binary] [--nonblock] [--timeout D]`.
 pub fn send(args: &SendArgs, _out: &mut dyn Write) -> Result<()> {
     let loc = existing(&args.path, "channel")?;
-    let chan = Channel::open(&loc)?;
+    let chan = open_channel(&loc, Channel::open(&loc), "send to")?;
     let mut tx = chan.sender()?;
     let max = tx.max_message();
     let mut source = if !args.msgs.is_empty() {
@@ -357,7 +383,7 @@ fn readers_attached(chan: &Channel) -> bool {
 /// `mapipc recv PATH [--count N] [--timeout D] [--nonblock] [--follow] [--binary]`.
 pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
     let loc = existing(&args.path, "channel")?;
-    let chan = Channel::open(&loc)?;
+    let chan = open_channel(&loc, Channel::open(&loc), "receive from")?;
     // An spsc or mpsc consumer continues from the last consumed position: `--from newest`
     // cannot be honoured there, and silently printing old messages is not what was asked.
     if args.from == "newest" && chan.kind() != Kind::Broadcast {
@@ -551,7 +577,7 @@ fn deliver(
 pub fn stat(args: &StatArgs, out: &mut dyn Write) -> Result<()> {
     let loc = existing(&args.path, "channel")?;
     // Read-only: looking needs read permission only, and writes nothing.
-    let chan = Channel::open_read_only(&loc).map_err(|e: ChannelError| anyhow::Error::new(e))?;
+    let chan = open_channel(&loc, Channel::open_read_only(&loc), "read")?;
     let st = chan.stat();
     if args.json {
         writeln!(out, "{}", stat_json(&loc, &st))?;
