@@ -668,6 +668,61 @@ fn tailer_files_are_version_2_and_version_1_files_are_read_then_upgraded() {
     drop(app);
 }
 
+/// The upgrade of a version-1 tailer file stores the version, then the header CRC over
+/// it. A kill between the two left a header whose CRC matched neither version, and every
+/// later open refused the file as damaged ("header CRC mismatch"): the tailer's position
+/// was lost. Another process opening the file between the two stores (without the lock,
+/// which it takes only after a first check) was told the same instead of "busy". That
+/// state reads as the version-1 file it was, and the next open finishes the upgrade.
+#[test]
+fn a_tailer_file_upgrade_cut_between_version_and_crc_reads_as_version_1() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let app = appender_with(&dir, 64 * 1024, 100);
+    let file = dir.join("w.tailer");
+    drop(TailerOptions::new().name("w").open(&dir).unwrap());
+    let map = mapipc::map::MapOptions::new()
+        .read_write()
+        .map_path(&file)
+        .unwrap();
+    // What the upgrade of a version-1 file at position 15 leaves when cut after its
+    // version store: the position and complement, version 2, the version-1 CRC.
+    let cut_upgrade = || {
+        set_tailer_version(&map, 1);
+        map.write_pod(32, &15u64).unwrap();
+        map.write_pod(48, &!15u64).unwrap();
+        map.write_pod(8, &2u32).unwrap();
+    };
+    cut_upgrade();
+    let st = queue::stat(&dir).unwrap();
+    assert_eq!(
+        (st.tailers[0].problem.as_deref(), st.tailers[0].next_seq),
+        (None, 15)
+    );
+    let mut t = TailerOptions::new().name("w").open(&dir).unwrap();
+    assert_eq!(t.next_seq(), 15);
+    let mut head = [0u8; 28];
+    map.read_at(0, &mut head).unwrap();
+    assert_eq!(
+        (
+            u32::from_le_bytes(head[8..12].try_into().unwrap()),
+            u32::from_le_bytes(head[24..28].try_into().unwrap())
+        ),
+        (2, crc32c::crc32c(&head[..24])),
+        "the open finished the upgrade"
+    );
+    assert_eq!(t.try_next().unwrap().unwrap().seq(), 15);
+
+    // The same state seen by a second open while the first tailer holds the lock (as
+    // between its two stores): busy, not damaged.
+    cut_upgrade();
+    let err = TailerOptions::new().name("w").open(&dir).unwrap_err();
+    assert!(matches!(err, OpenError::TailerBusy { .. }), "{err}");
+    drop(t);
+    drop(app);
+}
+
 #[test]
 fn a_killed_named_tailer_gets_the_record_it_was_processing_again() {
     let _g = serial();

@@ -418,8 +418,14 @@ impl TailerHeader {
         crc32c::crc32c(&bytemuck::bytes_of(self)[..TAILER_CRC_LEN])
     }
 
-    /// Checks the header of a version-1 or version-2 file; returns what is wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the header of a version-1 or version-2 file; returns the version to read it
+    /// as, or what is wrong.
+    ///
+    /// A header of version 2 whose CRC is that of the same header at version 1 is a
+    /// version-1 file whose upgrade was interrupted (the version is rewritten before the
+    /// CRC, two stores a kill can fall between, and a reader without the tailer's lock can
+    /// see between them): it is read as version 1, and upgraded again.
+    pub fn validate(&self) -> Result<u32, String> {
         if self.magic != TAILER_MAGIC {
             return Err(format!("bad magic {:02x?}", self.magic));
         }
@@ -433,16 +439,27 @@ impl TailerHeader {
             ));
         }
         let crc = self.compute_crc();
-        if crc != self.header_crc {
+        let version = if crc == self.header_crc {
+            self.version
+        } else if self.version == TAILER_FORMAT_VERSION
+            && self.header_crc
+                == (TailerHeader {
+                    version: TAILER_FORMAT_V1,
+                    ..*self
+                })
+                .compute_crc()
+        {
+            TAILER_FORMAT_V1
+        } else {
             return Err(format!(
                 "header CRC mismatch (stored {:#010x}, computed {crc:#010x})",
                 self.header_crc
             ));
-        }
+        };
         if self.next_seq >= MAX_SEQ {
             return Err(format!("position {} is out of range", self.next_seq));
         }
-        Ok(())
+        Ok(version)
     }
 }
 
@@ -619,7 +636,12 @@ mod tests {
         v1.version = 1;
         assert!(v1.validate().unwrap_err().contains("CRC"));
         v1.header_crc = v1.compute_crc();
-        assert!(v1.validate().is_ok());
+        assert_eq!(v1.validate(), Ok(1));
+        // An upgrade cut between its version and CRC stores reads as version 1.
+        let mut cut = v1;
+        cut.version = 2;
+        assert_eq!(cut.validate(), Ok(1));
+        assert_eq!(t.validate(), Ok(2));
         let mut v3 = t;
         v3.version = 3;
         v3.header_crc = v3.compute_crc();

@@ -206,7 +206,7 @@ pub(crate) fn tailer_stat(dir: &Path, name: &str) -> TailerStat {
     let header = || {
         map.read_pod::<TailerHeader>(0)
             .map_err(|e| e.to_string())
-            .and_then(|h| h.validate().map(|()| h.version))
+            .and_then(|h| h.validate())
     };
     // Once more after a failure: a tailer upgrading a version-1 file rewrites the version
     // and the CRC under its lock, which this read does not take.

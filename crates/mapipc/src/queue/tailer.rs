@@ -1448,7 +1448,7 @@ fn open_tailer_file(path: &Path, name: &str) -> Result<Option<Named>, OpenError>
     // Validated again under the lock: the position may have moved since, and another
     // tailer may have upgraded the file.
     let mut header: TailerHeader = map.read_pod(0)?;
-    header.validate().map_err(|why| OpenError::BadTailer {
+    let version = header.validate().map_err(|why| OpenError::BadTailer {
         file: path.to_path_buf(),
         why,
     })?;
@@ -1456,17 +1456,18 @@ fn open_tailer_file(path: &Path, name: &str) -> Result<Option<Named>, OpenError>
         name: name.to_string(),
         map,
     };
-    let pos = named.load_as(header.version)?;
+    let pos = named.load_as(version)?;
     if pos >= super::format::MAX_SEQ {
         return Err(OpenError::BadTailer {
             file: path.to_path_buf(),
             why: format!("position {pos} is out of range"),
         });
     }
-    if header.version != TAILER_FORMAT_VERSION {
+    if version != TAILER_FORMAT_VERSION {
         // A version-1 file: from now on it holds the complement, which builds that only
         // know version 1 would not keep in step with the position; they refuse version 2.
-        // The position and its complement first, then the version (and the CRC over it).
+        // The position and its complement first, then the version (and the CRC over it: a
+        // kill between the two leaves a header `validate` reads as version 1).
         named.store(pos)?;
         header.version = TAILER_FORMAT_VERSION;
         named.map.write_pod(TAILER_VERSION, &header.version)?;
