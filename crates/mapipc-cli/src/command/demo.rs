@@ -112,23 +112,38 @@ fn remove_on_signal(dir: &Path) -> Result<()> {
         bail!("the demo's signal handler was installed twice");
     }
     CLEANUP_ARMED.store(true, Ordering::SeqCst);
+    let action = exit_action();
     for sig in EXIT_SIGNALS {
-        // SAFETY: `action` is a zeroed, then filled, valid `sigaction`; the handler only
-        // makes async-signal-safe calls (`getpid`, `unlink`, `rmdir`, `raise`) on data
-        // that is never freed or changed once set.
-        let r = unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            // Back to the default action once run: `raise` then ends the process.
-            action.sa_flags = libc::SA_RESETHAND;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(sig, &action, std::ptr::null_mut())
-        };
+        // SAFETY: `action` is a valid `sigaction`; the handler only makes
+        // async-signal-safe calls (`getpid`, `unlink`, `rmdir`, `raise`) on data that is
+        // never freed or changed once set.
+        let r = unsafe { libc::sigaction(sig, &action, std::ptr::null_mut()) };
         if r != 0 {
             return Err(io::Error::last_os_error()).context("cannot install a signal handler");
         }
     }
     Ok(())
+}
+
+/// The action [`remove_on_signal`] installs for each of [`EXIT_SIGNALS`]: [`on_signal`],
+/// reset to the default action once run (`raise` then ends the process), with the other
+/// exit signals blocked while it runs. Without that, a second signal (Ctrl-C, then a
+/// `kill`) arriving while the first one's handler was removing the files ran the handler
+/// again, which found the cleanup taken, raised its signal and ended the process at once,
+/// halfway through the removal: files were left behind.
+fn exit_action() -> libc::sigaction {
+    // SAFETY: `sigaction` is plain data (all zeroes is a valid value); sigemptyset and
+    // sigaddset get a pointer to its mask and valid signal numbers.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESETHAND;
+        libc::sigemptyset(&mut action.sa_mask);
+        for sig in EXIT_SIGNALS {
+            libc::sigaddset(&mut action.sa_mask, sig);
+        }
+        action
+    }
 }
 
 /// Runs `f` with `SIGINT`, `SIGTERM` and `SIGHUP` blocked in this thread (the only one
@@ -590,4 +605,24 @@ fn finish_child(child: &mut Child) -> Result<(ExitStatus, String)> {
         let _ = pipe.read_to_string(&mut stderr);
     }
     Ok((status, stderr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exit_handler_runs_with_every_exit_signal_blocked() {
+        let action = exit_action();
+        for sig in EXIT_SIGNALS {
+            // SAFETY: a valid mask and signal number.
+            let blocked = unsafe { libc::sigismember(&action.sa_mask, sig) };
+            assert_eq!(blocked, 1, "signal {sig} is not blocked in the handler");
+        }
+        assert_eq!(action.sa_flags & libc::SA_RESETHAND, libc::SA_RESETHAND);
+        assert_eq!(
+            action.sa_sigaction,
+            on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t
+        );
+    }
 }
