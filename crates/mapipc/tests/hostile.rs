@@ -689,3 +689,25 @@ fn broadcast_drain_reports_damage_met_after_some_messages_at_the_next_call() {
         );
     }
 }
+
+/// The garbage latch of the test above is there before `drain` looks: the record is then
+/// known reclaimed (or the latch damaged) before the callback would see it. `try_recv`
+/// never hands it over; `drain` must not either (it handed it to the callback at every
+/// call, each call then reporting the damage).
+#[test]
+fn broadcast_drain_never_hands_over_a_record_already_found_reclaimed() {
+    let chan = bcast(Policy::Lossless);
+    let mut rx = chan.subscribe(StartAt::Oldest).unwrap();
+    let mut tx = chan.sender().unwrap();
+    tx.send(b"once").unwrap();
+    poke(&chan, OLDEST_POS, HUGE);
+    let mut seen = 0;
+    for call in 0..5 {
+        let r = rx.drain(64, |_| seen += 1);
+        assert!(
+            matches!(r, Err(TryRecvError::Corrupted { .. })),
+            "call {call}: {r:?}"
+        );
+    }
+    assert_eq!(seen, 0, "the callback saw a record already known reclaimed");
+}

@@ -1128,6 +1128,17 @@ impl Receiver {
                         self.scratch = buf;
                         continue;
                     }
+                    // A lossless subscriber's record already found reclaimed (or the latch
+                    // already garbage) is not handed to `f`: `consume` moves past it or
+                    // keeps the damage for the next look, as for a lossy copy found torn.
+                    // (Checked only after `f`, a garbage latch had `f` see the same record
+                    // again at every call, each then reporting the damage.)
+                    if let RxCore::Sub { s, .. } = &self.core {
+                        if !s.still_intact(&self.shared.ring, s.pos()) {
+                            self.consume(&m);
+                            continue;
+                        }
+                    }
                     let ptr = self.shared.ring.ptr(m.data);
                     // SAFETY: the record lies inside the ring (validated by the peek) and
                     // stays ours until `consume` + `publish`, after `f` returns.
