@@ -1011,6 +1011,62 @@ mod loom_tests {
         });
     }
 
+    /// The channels' attach: a new end drops a predecessor's registration
+    /// (`forget_waiters`) and then waits on the word, while the other end publishes and
+    /// notifies twice (the first notify may find the dead registration, or the new one not
+    /// parked yet, and clear it). The waiter must finish, and a quiet notify leaves no count.
+    #[test]
+    fn forget_then_wait_races_notifies() {
+        loom::model(|| {
+            let word = Arc::new(LoomU32::new(1));
+            let flag = Arc::new(LoomU32::new(0));
+            let (w2, f2) = (word.clone(), flag.clone());
+            let other_end = loom::thread::spawn(move || {
+                let n = Notifier::new(&*w2);
+                n.notify_all();
+                f2.store(1, Ordering::Relaxed);
+                n.notify_all();
+            });
+            let n = Notifier::new(&*word);
+            n.forget_waiters();
+            n.wait_until(
+                || (flag.load(Ordering::Relaxed) == 1).then_some(()),
+                &opts(),
+            )
+            .unwrap();
+            other_end.join().unwrap();
+            n.notify_all();
+            assert_eq!(n.waiters(), 0);
+        });
+    }
+
+    /// A saturated count (1023: registrations are absorbed, deregistrations skipped): the
+    /// waiter's registration changes nothing in the word, so only the epoch step and N5
+    /// tell it that a clear erased it. It must finish, and a quiet notify leaves no count.
+    #[test]
+    fn clear_of_a_saturated_count_races_a_waiter() {
+        loom::model(|| {
+            let word = Arc::new(LoomU32::new(WAITERS_MAX));
+            let flag = Arc::new(LoomU32::new(0));
+            let (w2, f2) = (word.clone(), flag.clone());
+            let producer = loom::thread::spawn(move || {
+                let n = Notifier::new(&*w2);
+                n.notify_one();
+                f2.store(1, Ordering::Relaxed);
+                n.notify_one();
+            });
+            let n = Notifier::new(&*word);
+            n.wait_until(
+                || (flag.load(Ordering::Relaxed) == 1).then_some(()),
+                &opts(),
+            )
+            .unwrap();
+            producer.join().unwrap();
+            n.notify_one();
+            assert_eq!(n.waiters(), 0);
+        });
+    }
+
     /// Two notifiers race on a dead registration while a waiter waits for the second one's
     /// flag with `notify_all`: at most one clear wins, and the waiter finishes.
     #[test]
