@@ -160,10 +160,10 @@ const REGION_INFO_AFTER_HELP: &str = concat!(
     "\
 Validates the header (a file that is not a region, or a damaged one, is an error) and
 shows its fields, the notifier (epoch: advanced by each notify, modulo 2^22; waiters
-parked now, or about to park: one killed while parked counts until the next notify that
-finds nobody parked clears it), and every peer slot in use: peer id, pid, whether it is
-alive (the kernel holds a lock for each live peer and drops it when the process dies, even
-by SIGKILL), and when it joined.
+parked now, or about to park: one killed while parked, or left over by a waiter that
+registered again, counts until the next notify that finds nobody parked clears it), and
+every peer slot in use: peer id, pid, whether it is alive (the kernel holds a lock for
+each live peer and drops it when the process dies, even by SIGKILL), and when it joined.
 
 ",
     region_name_note!(),

@@ -417,6 +417,11 @@ impl<'a, W: FutexWord> Notifier<'a, W> {
     /// The number of waiters currently registered as parked (or about to park), as the word
     /// says: a snapshot, for statistics. 1023 means "1023 or more".
     ///
+    /// It can count more than are parked: a waiter killed while parked, or a live one that
+    /// saw two notifies while registered and registered again (its first registration is
+    /// then left counted, since it cannot tell it from a cleared one), stays counted until
+    /// the next notify that finds nobody parked clears the count (see the module docs).
+    ///
     /// # Example
     /// ```
     /// let map = mapipc::map::Mmap::anonymous(64)?;
