@@ -2157,6 +2157,28 @@ clitest!(bench_refuses_one_file_for_json_and_plot, |dir| {
     ]);
     assert!(out.usage_error().contains("same file"));
     assert_eq!(std::fs::read(dir.path("old.json")).unwrap(), b"kept");
+    // A dangling link to where the other file will be is the same file too (the chart
+    // overwrote the JSON); nothing is left behind, and the link stays.
+    std::os::unix::fs::symlink("new.json", dir.path("dangling.svg")).unwrap();
+    for (json, plot) in [("new.json", "dangling.svg"), ("dangling.svg", "new.json")] {
+        let out = dir.run(&[
+            "bench",
+            "--only",
+            "uds",
+            "--sizes",
+            "8",
+            "--duration",
+            "1ms",
+            "--json",
+            json,
+            "--plot",
+            plot,
+        ]);
+        assert!(out.usage_error().contains("same file"), "{json} {plot}");
+        assert!(out.stdout.is_empty());
+        assert!(!dir.path("new.json").exists(), "{json} {plot}");
+        assert!(std::fs::symlink_metadata(dir.path("dangling.svg")).is_ok());
+    }
 });
 
 clitest!(bench_writes_its_files_when_stdout_fails, |dir| {

@@ -3,7 +3,7 @@
 //! [`mapipc_bench::Config`], shows progress on stderr and writes the outputs.
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -37,23 +37,15 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
         config.duration = d;
     }
 
-    // One file for both would end up holding only the chart.
-    if let (Some(json), Some(plot)) = (&args.json, &args.plot) {
-        if same_file(json, plot) {
-            return Err(Exit {
-                code: 2,
-                message: format!(
-                    "--json and --plot name the same file {}: the chart would overwrite the JSON",
-                    quoted(plot)
-                ),
-            }
-            .into());
-        }
+    // An output that cannot be written fails now, not after minutes of measuring; and one
+    // file for both would end up holding only the chart. The files are compared while both
+    // exist, so that a link to where the other will be (a dangling symlink) is caught too.
+    let mut created = Vec::new();
+    let checked = check_outputs(args, &mut created);
+    for path in created {
+        let _ = std::fs::remove_file(path);
     }
-    // An output that cannot be written fails now, not after minutes of measuring.
-    for path in [&args.json, &args.plot].into_iter().flatten() {
-        check_writable(path)?;
-    }
+    checked?;
 
     let interactive = std::io::stderr().is_terminal();
     let bar = if interactive {
@@ -158,18 +150,45 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Whether `path` can be written: opened for writing without truncating (an existing file
-/// keeps its contents until the run ends), or created and removed again.
-fn check_writable(path: &Path) -> Result<()> {
-    let existed = std::fs::symlink_metadata(path).is_ok();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .with_context(|| format!("cannot write {}", quoted(path)))?;
-    if !existed {
-        let _ = std::fs::remove_file(path);
+/// Checks that the `--json` and `--plot` files can be written and are not one file. Each is
+/// opened for writing without truncating (an existing file keeps its contents until the run
+/// ends), or created: the files it created are pushed on `created` (resolved: through a
+/// symlink, the target), for the caller to remove.
+fn check_outputs(args: &BenchArgs, created: &mut Vec<PathBuf>) -> Result<()> {
+    let same = |json: &Path, plot: &Path| -> Result<()> {
+        if same_file(json, plot) {
+            return Err(Exit {
+                code: 2,
+                message: format!(
+                    "--json and --plot name the same file {}: the chart would overwrite the JSON",
+                    quoted(plot)
+                ),
+            }
+            .into());
+        }
+        Ok(())
+    };
+    // By name first: a usage error, whatever the file system says.
+    if let (Some(json), Some(plot)) = (&args.json, &args.plot) {
+        same(json, plot)?;
+    }
+    for path in [&args.json, &args.plot].into_iter().flatten() {
+        // A dangling symlink's target does not exist yet: the target is created, and removed
+        // again (not the link).
+        let existed = std::fs::metadata(path).is_ok();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(|| format!("cannot write {}", quoted(path)))?;
+        if !existed {
+            created.push(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()));
+        }
+    }
+    // Now that both exist, links to one file are one file.
+    if let (Some(json), Some(plot)) = (&args.json, &args.plot) {
+        same(json, plot)?;
     }
     Ok(())
 }
