@@ -472,8 +472,9 @@ clitest!(info_on_a_queue_with_unreadable_metadata_says_so, |dir| {
     );
 });
 
-// `send`, `recv` and `stat` on a FIFO, a symlink or another user's channel said it in the
-// library's words for regions ("not a region", `RegionOptions::allow_foreign_owner`).
+// `send`, `recv` and `stat` on a FIFO, a symlink, another user's channel or one they may not
+// open said it in the library's words for regions ("not a region",
+// `RegionOptions::allow_foreign_owner`, "cannot open region").
 clitest!(
     channel_commands_refuse_what_is_not_theirs_in_their_words,
     |dir| {
@@ -533,5 +534,19 @@ clitest!(
         // Looking is fine: stat opens read-only.
         let out = as_nobody(&["stat", c]);
         assert!(!out.ok().stdout.is_empty());
+        // A channel the user may not open is a channel, not a "region".
+        std::fs::set_permissions(c, std::fs::Permissions::from_mode(0o600)).unwrap();
+        for args in [
+            &["send", c, "x", "--nonblock"][..],
+            &["recv", c, "--nonblock"],
+            &["stat", c],
+        ] {
+            let line = as_nobody(args).error().to_string();
+            assert!(
+                line.contains(&format!("cannot open channel `{c}`: Permission denied")),
+                "{args:?}: {line}"
+            );
+            assert!(!line.contains("region"), "{args:?}: {line}");
+        }
     }
 );

@@ -225,8 +225,8 @@ impl std::fmt::Display for Length {
 }
 
 /// The channel `opened` at `loc`, or its error, which the library words for every kind of
-/// region: a file that is not a regular one, a symlink and another user's file are said in
-/// the channel commands' terms (the library's hint for another user's file names a
+/// region: a file that is not a regular one, a symlink, another user's file and one that
+/// cannot be opened (permission denied) are said in the channel commands' terms (the library's hint for another user's file names a
 /// library option the command line has not). `doing`: what the command would do to it.
 fn open_channel(
     loc: &Location,
@@ -242,6 +242,9 @@ fn open_channel(
             "`{loc}` is a symbolic link: channels are not opened through symlinks (someone \
              could point it at another file); name the target directly"
         ),
+        Err(ChannelError::Open(OpenError::Open { source, .. })) => {
+            bail!("cannot open channel `{loc}`: {source}")
+        }
         Err(ChannelError::Open(OpenError::ForeignOwner { uid, our_uid, .. })) => bail!(
             "channel `{loc}` belongs to uid {uid}, not to you (uid {our_uid}): mapipc does \
              not {doing} another user's channel"
