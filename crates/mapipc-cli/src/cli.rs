@@ -317,7 +317,8 @@ and rows measured before and after do not compare. Progress goes to stderr.
 
 --json writes {\"machine\": {...}, \"rows\": [{\"transport\", \"mode\", \"size\", \"metric\",
 \"value\"}, ...]} with the metrics rtt_p50_ns, rtt_p99_ns, rtt_p999_ns,
-throughput_msgs_per_s and throughput_gb_per_s. --plot writes an SVG chart of the same.
+throughput_msgs_per_s and throughput_gb_per_s. --plot writes an SVG chart of the same, to
+another file (one file for both is refused). Both are checked before measuring starts.
 
 Examples:
   mapipc bench --quick                       sizes 8 and 64, 0.3 s per phase (~17 s)
