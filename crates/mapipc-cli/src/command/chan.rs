@@ -226,8 +226,9 @@ impl std::fmt::Display for Length {
 
 /// The channel `opened` at `loc`, or its error, which the library words for every kind of
 /// region: a file that is not a regular one, a symlink, another user's file and one that
-/// cannot be opened (permission denied) are said in the channel commands' terms (the library's hint for another user's file names a
-/// library option the command line has not). `doing`: what the command would do to it.
+/// cannot be opened (permission denied) are said in the channel commands' terms (the
+/// library's hint for another user's file names a library option the command line has
+/// not). `doing`: what the command would do to it.
 fn open_channel(
     loc: &Location,
     opened: Result<Channel, ChannelError>,
