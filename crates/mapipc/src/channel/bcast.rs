@@ -33,7 +33,13 @@
 //!   counter (pair **J**). So either the producer sees the join and waits for the new
 //!   subscriber, or the subscriber sees the new `oldest` and starts there. A subscriber that
 //!   has taken nothing yet and finds its start reclaimed (the producer saw it only after
-//!   publishing) moves up silently: it joined later, it lost nothing. The lossless producer
+//!   publishing) moves up silently: it joined later, it lost nothing. It decides this before
+//!   it hands its first record out: from then on an `oldest` found past it can only be that
+//!   late reclaim (the producer, whose minimum did not include the newcomer yet, may have
+//!   published an `oldest` several records past it, then sees the join and waits), so the
+//!   records are intact and it reads on, never skipping what follows a record it handed
+//!   out nor counting it lost (after the fence, every scan includes it, and no later
+//!   `oldest` passes its published position). The lossless producer
 //!   reclaims up to a sixteenth of the ring ahead of what it needs (never past the slowest
 //!   subscriber), so that `oldest` is published, and the fence taken, once per sixteenth of
 //!   the ring rather than once per message.
@@ -529,10 +535,14 @@ pub(crate) struct Subscriber {
     /// The sequence number expected next (unknown only when starting at the newest message
     /// of a ring that kept changing, or was garbage, while we counted its records).
     seq: Option<u64>,
-    /// Lossless, nothing taken yet: finding our start reclaimed means the producer saw our
-    /// registration only after publishing a new `oldest` (see the module docs): we move up
-    /// to it without reporting a loss.
+    /// Lossless, nothing handed out yet: finding our start reclaimed means the producer saw
+    /// our registration only after publishing a new `oldest` (see the module docs): we move
+    /// up to it without reporting a loss.
     joining: bool,
+    /// Registered on a lossless ring: the producer never overwrites a record we have not
+    /// read, and an `oldest` found past us once we handed a record out is the reclaim that
+    /// saw our join late (see the module docs), not a loss.
+    lossless: bool,
 }
 
 impl Subscriber {
@@ -555,6 +565,7 @@ impl Subscriber {
                 pos: tail,
                 seq: seq_at(geo, mem, tail)?,
                 joining: false,
+                lossless: false,
             })
         } else {
             let o = read_oldest(mem)?;
@@ -569,6 +580,7 @@ impl Subscriber {
                 pos: o.pos,
                 seq: Some(o.seq),
                 joining: false,
+                lossless: false,
             })
         }
     }
@@ -612,6 +624,7 @@ impl Subscriber {
             mem.ctl_store(entry, self.pos, Ordering::Release);
         }
         self.joining = lossless;
+        self.lossless = lossless;
         Ok(())
     }
 
@@ -688,7 +701,7 @@ impl Subscriber {
             let w1 = mem.word_load(idx + 8, Ordering::Relaxed);
             let (len, flags) = (w1 & 0xffff_ffff, w1 >> 32);
             if flags == FLAG_PAD && len + HDR == to_end {
-                if !self.still_intact(mem, self.pos) {
+                if !self.readable(mem)? {
                     if let Some(next) = self.after_reclaim(mem)? {
                         return Ok(next);
                     }
@@ -719,6 +732,20 @@ impl Subscriber {
                     what: "record header",
                 });
             }
+            if self.lossless {
+                // Decided before the record is handed out, in place or copied: a joining
+                // subscriber whose start was reclaimed moves up now, before anyone saw it
+                // (found after, the record would be seen and then skipped, uncounted, and
+                // the messages after it lost). From here on the record is ours: an `oldest`
+                // found past it later is the reclaim that saw our join late (`readable`).
+                if !self.readable(mem)? {
+                    if let Some(next) = self.after_reclaim(mem)? {
+                        return Ok(next);
+                    }
+                    continue;
+                }
+                self.joining = false;
+            }
             return Ok(Next::Record {
                 data: idx + HDR,
                 len,
@@ -743,6 +770,31 @@ impl Subscriber {
         mem.ctl_load(off::OLDEST_POS, Ordering::Relaxed) <= pos
     }
 
+    /// Whether the record at our position can be read intact: it was not reclaimed
+    /// ([`still_intact`](Self::still_intact)), or we are a lossless subscriber past its
+    /// join. The producer never overwrites a record a registered lossless subscriber has not
+    /// read; it can only have published an `oldest` past us before its fence saw our join
+    /// (pair J), and it then waits for us (see the module docs). A joining subscriber moves
+    /// up to that `oldest` instead (`false`). An `oldest` past us that is garbage is
+    /// corruption.
+    #[inline]
+    fn readable<W: Words>(&self, mem: &W) -> Result<bool, RingError> {
+        if self.still_intact(mem, self.pos) {
+            return Ok(true);
+        }
+        if !self.lossless || self.joining {
+            return Ok(false);
+        }
+        let o = read_oldest(mem)?;
+        if !valid_pos(o.pos) || o.seq > MAX_POSITION {
+            return Err(RingError::Corrupted {
+                at: Where::Tail,
+                what: "oldest record",
+            });
+        }
+        Ok(true)
+    }
+
     /// Moves past a record the caller already knows was intact when read (see
     /// [`still_intact`](Self::still_intact)).
     pub(crate) fn advance(&mut self, seq: u64, end: u64) {
@@ -755,14 +807,16 @@ impl Subscriber {
     /// past it if it was intact during the copy; `Ok(Some(missed))` if it was overwritten
     /// (or is being reclaimed right now): we moved past it, to the oldest intact record,
     /// and `missed` messages (this one included) are lost. Either way the record is never
-    /// found again, so it is delivered at most once.
+    /// found again, so it is delivered at most once. A lossless subscriber's record (the
+    /// one [`try_next`](Self::try_next) returned) is always intact: `Ok(None)`, or the
+    /// latch's damage.
     pub(crate) fn validate<W: Words>(
         &mut self,
         mem: &W,
         seq: u64,
         end: u64,
     ) -> Result<Option<u64>, RingError> {
-        if self.still_intact(mem, self.pos) {
+        if self.readable(mem)? {
             self.advance(seq, end);
             return Ok(None);
         }
@@ -939,6 +993,41 @@ mod test_io {
                     None => Ok(v),
                     Some(missed) => Err(missed),
                 })
+            }
+        })
+    }
+
+    /// What [`in_place`] found.
+    #[cfg(loom)]
+    #[derive(Debug)]
+    pub(super) enum InPlace {
+        /// Nothing new.
+        Empty,
+        /// Lagged, or a record stepped over before anyone saw it: the messages lost.
+        Skipped(u64),
+        /// A record read in place, and whether it was then consumed as received.
+        Seen(Vec<u8>, bool),
+    }
+
+    /// Reads the next message as `Receiver::drain` (lossless) and a `RecvRef` do: in
+    /// place, then consumed.
+    #[cfg(loom)]
+    pub(super) fn in_place(s: &mut Subscriber, m: &HeapWords) -> Result<InPlace, RingError> {
+        Ok(match s.try_next(m)? {
+            Next::Empty => InPlace::Empty,
+            Next::Lagged { missed } => InPlace::Skipped(missed),
+            Next::Record {
+                data,
+                len,
+                seq,
+                end,
+            } => {
+                // As `drain`: `try_next` decided whether a lossless subscriber's record may
+                // be handed out.
+                let mut v = vec![0; len as usize];
+                m.read_bytes(data, &mut v);
+                let consumed = s.validate(m, seq, end)?.is_none();
+                InPlace::Seen(v, consumed)
             }
         })
     }
@@ -1125,7 +1214,7 @@ mod tests {
 mod loom_tests {
     //! `RUSTFLAGS="--cfg loom" cargo test -p mapipc --release --lib channel::bcast::loom_tests`
     use super::super::words::heap::HeapWords;
-    use super::test_io::{recv, send};
+    use super::test_io::{in_place, recv, send, InPlace};
     use super::*;
     use loom::sync::Arc;
 
@@ -1232,6 +1321,104 @@ mod loom_tests {
             assert!(
                 got.windows(2).all(|w| w[1] == w[0] + 1),
                 "not consecutive: {got:?}"
+            );
+            h.join().unwrap();
+        });
+    }
+
+    /// Lossless, a subscriber joining while the producer reclaims several records at once
+    /// (a 64-byte record into a full 128-byte ring of 32-byte ones): the producer's minimum
+    /// may not include the newcomer yet, so the `oldest` it publishes (pair J: before its
+    /// fence, then it sees the join and waits) can pass records the subscriber reads after
+    /// its first one. In every interleaving the subscriber is never told it lagged once it
+    /// took a message, and what it takes is consecutive and intact, ending with the last.
+    #[test]
+    fn lossless_joiner_is_not_lapped_by_a_reclaim_that_missed_its_join() {
+        loom::model(|| {
+            let g = Geometry::new(128).unwrap();
+            let m = Arc::new(HeapWords::tracked(128));
+            let mut p = BcastProducer::attach(g, &*m, true, 1).unwrap();
+            for k in 1..=4u8 {
+                assert!(send(&mut p, &m, &[k; 16]).unwrap());
+            }
+            let mp = m.clone();
+            let h = loom::thread::spawn(move || {
+                while !send(&mut p, &mp, &[5; 48]).unwrap() {
+                    loom::thread::yield_now();
+                }
+            });
+            m.ctl_store(off::subscriber(0), 7, Ordering::Release);
+            let mut s = Subscriber::attach(g, &*m, false).unwrap();
+            s.register(&*m, 0, true).unwrap();
+            let mut got: Vec<u8> = Vec::new();
+            while got.last() != Some(&5) {
+                match recv(&mut s, &m).unwrap() {
+                    None => loom::thread::yield_now(),
+                    Some(Err(0)) if got.is_empty() => {}
+                    Some(Err(missed)) => {
+                        panic!("lossless subscriber lagged by {missed} after {got:?}")
+                    }
+                    Some(Ok(v)) => {
+                        assert!(v.iter().all(|b| *b == v[0]), "torn message {v:?}");
+                        m.ctl_store(off::subscriber(0) + 8, s.pos(), Ordering::Release);
+                        got.push(v[0]);
+                    }
+                }
+            }
+            assert!(
+                got.windows(2).all(|w| w[1] == w[0] + 1),
+                "not consecutive: {got:?}"
+            );
+            h.join().unwrap();
+        });
+    }
+
+    /// Lossless, as `Receiver::drain` and `RecvRef` read a joining subscriber's record: in
+    /// place, then consumed. A record handed out (to the callback, in a guard) is never
+    /// overwritten while read and is always consumed afterwards as received (never skipped
+    /// as reclaimed before the producer saw us, nor counted lost): each message the reader
+    /// saw is counted once, the run is consecutive, and nothing is lost after it.
+    #[test]
+    fn lossless_joiner_reading_in_place_counts_what_it_saw() {
+        loom::model(|| {
+            let g = Geometry::new(128).unwrap();
+            let m = Arc::new(HeapWords::tracked(128));
+            let mut p = BcastProducer::attach(g, &*m, true, 1).unwrap();
+            for k in 1..=4u8 {
+                assert!(send(&mut p, &m, &[k; 16]).unwrap());
+            }
+            let mp = m.clone();
+            let h = loom::thread::spawn(move || {
+                while !send(&mut p, &mp, &[5; 48]).unwrap() {
+                    loom::thread::yield_now();
+                }
+            });
+            m.ctl_store(off::subscriber(0), 7, Ordering::Release);
+            let mut s = Subscriber::attach(g, &*m, false).unwrap();
+            s.register(&*m, 0, true).unwrap();
+            let mut seen: Vec<u8> = Vec::new();
+            while seen.last() != Some(&5) {
+                match in_place(&mut s, &m).unwrap() {
+                    InPlace::Empty => loom::thread::yield_now(),
+                    InPlace::Skipped(0) if seen.is_empty() => {}
+                    InPlace::Skipped(missed) => {
+                        panic!("lossless subscriber lagged by {missed} after {seen:?}")
+                    }
+                    InPlace::Seen(v, consumed) => {
+                        assert!(v.iter().all(|b| *b == v[0]), "torn message {v:?}");
+                        assert!(
+                            consumed,
+                            "message {} seen in place, then not consumed",
+                            v[0]
+                        );
+                        m.ctl_store(off::subscriber(0) + 8, s.pos(), Ordering::Release);
+                        seen.push(v[0]);
+                    }
+                }
+            }
+            assert!(
+                seen.windows(2).all(|w| w[1] == w[0] + 1),
+                "not consecutive: {seen:?}"
             );
             h.join().unwrap();
         });

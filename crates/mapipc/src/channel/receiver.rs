@@ -1085,8 +1085,11 @@ impl Receiver {
         }
         let lossy = matches!(self.core, RxCore::Sub { lossy: true, .. });
         let mut n = 0;
+        // Calls of `f` (bounded by `max`): `n`, plus a record found damaged after `f` read it
+        // (not consumed, and the loop then ends).
+        let mut calls = 0;
         let result = loop {
-            if n >= max {
+            if calls >= max {
                 break Ok(n);
             }
             // A record that failed its check after `f` saw it left the damage for the next
@@ -1117,6 +1120,7 @@ impl Receiver {
                             _ => true,
                         };
                         if intact {
+                            calls += 1;
                             // SAFETY: `buf` is our own allocation, alive during the call.
                             f(unsafe { Bytes::new(buf.as_ptr(), buf.len()) });
                             self.consume_confirmed(&m);
@@ -1128,18 +1132,12 @@ impl Receiver {
                         self.scratch = buf;
                         continue;
                     }
-                    // A lossless subscriber's record already found reclaimed (or the latch
-                    // already garbage) is not handed to `f`: `consume` moves past it or
-                    // keeps the damage for the next look, as for a lossy copy found torn.
-                    // (Checked only after `f`, a garbage latch had `f` see the same record
-                    // again at every call, each then reporting the damage.)
-                    if let RxCore::Sub { s, .. } = &self.core {
-                        if !s.still_intact(&self.shared.ring, s.pos()) {
-                            self.consume(&m);
-                            continue;
-                        }
-                    }
+                    // A lossless subscriber's record was checked by the look (`try_next`):
+                    // one found reclaimed while joining was moved past before anyone saw it,
+                    // a garbage latch reported; the record handed over is never overwritten
+                    // while `f` reads it, and is consumed after (barring new damage).
                     let ptr = self.shared.ring.ptr(m.data);
+                    calls += 1;
                     // SAFETY: the record lies inside the ring (validated by the peek) and
                     // stays ours until `consume` + `publish`, after `f` returns.
                     f(unsafe { Bytes::new(ptr, m.len as usize) });
