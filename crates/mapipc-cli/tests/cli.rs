@@ -2055,11 +2055,14 @@ clitest!(bench_refuses_an_unwritable_output_before_measuring, |dir| {
     assert_eq!(std::fs::read(dir.path("old.json")).unwrap(), b"kept");
 });
 
-/// Makes `cmd` start with SIGCHLD ignored, as a parent that ignores it passes on across
-/// exec: the kernel would then reap the command's children itself and its `waitpid` fail
-/// with ECHILD ("No child processes").
-fn with_sigchld_ignored(cmd: &mut std::process::Command) {
+/// Runs mapipc with `args` as a parent that ignores SIGCHLD would start it (the disposition
+/// is passed on across exec): the kernel would then reap the command's children itself and
+/// its `waitpid` fail with ECHILD ("No child processes"). Asserts it succeeded and returns
+/// its standard output.
+fn run_with_sigchld_ignored(dir: &TestDir, args: &[&str]) -> String {
     use std::os::unix::process::CommandExt;
+    let mut cmd = dir.command(args);
+    cmd.stdin(Stdio::null());
     // SAFETY: the closure runs in the forked child before exec and only calls signal(2),
     // which is async-signal-safe, with constant arguments.
     unsafe {
@@ -2070,10 +2073,18 @@ fn with_sigchld_ignored(cmd: &mut std::process::Command) {
             Ok(())
         });
     }
+    let out = finish(cmd.spawn().expect("spawn mapipc"), None);
+    assert!(
+        out.status.success(),
+        "{args:?}: {:?}\nstderr: {}",
+        out.status,
+        out.stderr
+    );
+    out.stdout_str()
 }
 
 clitest!(bench_runs_when_started_with_sigchld_ignored, |dir| {
-    let mut cmd = dir.command(&[
+    let args = [
         "bench",
         "--only",
         "uds",
@@ -2081,40 +2092,15 @@ clitest!(bench_runs_when_started_with_sigchld_ignored, |dir| {
         "64",
         "--duration",
         "20ms",
-    ]);
-    cmd.stdin(Stdio::null());
-    with_sigchld_ignored(&mut cmd);
-    let out = finish(cmd.spawn().expect("spawn mapipc"), None);
-    assert!(
-        out.status.success(),
-        "{:?}\nstderr: {}",
-        out.status,
-        out.stderr
-    );
-    assert!(
-        out.stdout_str().contains("64 B messages"),
-        "{}",
-        out.stdout_str()
-    );
+    ];
+    let stdout = run_with_sigchld_ignored(&dir, &args);
+    assert!(stdout.contains("64 B messages"), "{stdout}");
 });
 
 clitest!(demo_runs_when_started_with_sigchld_ignored, |dir| {
     // The demo forks a child in its first scenario and waits for it.
-    let mut cmd = dir.command(&["demo"]);
-    cmd.stdin(Stdio::null());
-    with_sigchld_ignored(&mut cmd);
-    let out = finish(cmd.spawn().expect("spawn mapipc"), None);
-    assert!(
-        out.status.success(),
-        "{:?}\nstderr: {}",
-        out.status,
-        out.stderr
-    );
-    assert!(
-        out.stdout_str().contains("removed "),
-        "{}",
-        out.stdout_str()
-    );
+    let stdout = run_with_sigchld_ignored(&dir, &["demo"]);
+    assert!(stdout.contains("removed "), "{stdout}");
 });
 
 clitest!(bench_refuses_one_file_for_json_and_plot, |dir| {

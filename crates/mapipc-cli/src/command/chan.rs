@@ -12,7 +12,7 @@ use mapipc::channel::{
 };
 use mapipc::region::Location;
 
-use super::{existing, location, read_line_at_most, stdout_reader_present, Exit};
+use super::{check_parent_dir, existing, location, read_line_at_most, stdout_reader_present, Exit};
 use crate::cli::{ChanCreateArgs, RecvArgs, SendArgs, StatArgs};
 use crate::size::human;
 
@@ -28,20 +28,7 @@ pub fn create(args: &ChanCreateArgs, out: &mut dyn Write) -> Result<()> {
             path.display()
         );
     }
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.is_dir() {
-            let why = if parent.exists() {
-                "is not a directory"
-            } else {
-                "does not exist"
-            };
-            bail!(
-                "cannot create channel `{}`: its directory `{}` {why}",
-                path.display(),
-                parent.display()
-            );
-        }
-    }
+    check_parent_dir(&path, &format!("channel `{}`", path.display()))?;
     // An option for another kind is a mistake worth saying (`--kind spsc --policy lossy`
     // would otherwise create a channel that is not what was asked for).
     let misplaced = [

@@ -81,6 +81,26 @@ fn existing(s: &str, what: &str) -> anyhow::Result<Location> {
     Ok(loc)
 }
 
+/// Fails when the directory `path` would be created in is missing or not a directory,
+/// naming it: the OS's ENOENT or ENOTDIR would read as if `what` itself (say "channel
+/// `/x/c`") were missing.
+fn check_parent_dir(path: &Path, what: &str) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.is_dir() {
+            let why = if parent.exists() {
+                "is not a directory"
+            } else {
+                "does not exist"
+            };
+            anyhow::bail!(
+                "cannot create {what}: its directory `{}` {why}",
+                parent.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Reads one line of standard input (or any input) into `buf`, without its `\n`, reading
 /// at most `max + 1` bytes: `None` at the end of the input, `Some(false)` when the line is
 /// longer than `max` (cut there; the rest stays unread). Input that cannot be used is never

@@ -16,7 +16,7 @@ use mapipc::region::{
 };
 use mapipc::sync::{Notifier, WaitError, WaitOptions};
 
-use super::{existing, location, read_all_at_most, Exit};
+use super::{check_parent_dir, existing, location, read_all_at_most, Exit};
 use crate::cli::{RegionCreateArgs, RegionInfoArgs, RegionReadArgs, RegionRmArgs, RegionWriteArgs};
 use crate::size::human;
 
@@ -49,19 +49,7 @@ pub fn create(args: &RegionCreateArgs, out: &mut dyn Write) -> Result<()> {
     let len = usize::try_from(args.size).context("size too large")?;
     // As `chan create` says it: the OS's ENOENT reads as if the region itself were missing.
     let path = loc.path();
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !parent.is_dir() {
-            let why = if parent.exists() {
-                "is not a directory"
-            } else {
-                "does not exist"
-            };
-            bail!(
-                "cannot create region `{loc}`: its directory `{}` {why}",
-                parent.display()
-            );
-        }
-    }
+    check_parent_dir(&path, &format!("region `{loc}`"))?;
     let region = Region::create(&loc, len)?;
     writeln!(
         out,
