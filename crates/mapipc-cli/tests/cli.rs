@@ -2106,20 +2106,13 @@ clitest!(demo_runs_when_started_with_sigchld_ignored, |dir| {
 clitest!(bench_refuses_one_file_for_json_and_plot, |dir| {
     // The chart would overwrite the JSON after the whole run. Refused before measuring.
     std::fs::create_dir(dir.path("d")).unwrap();
+    let bench_json_plot = |json: &str, plot: &str| {
+        let args = ["--only", "uds", "--sizes", "8", "--duration", "1ms"];
+        let files = ["--json", json, "--plot", plot];
+        dir.run(&[&["bench"][..], &args, &files].concat())
+    };
     for (json, plot) in [("out", "out"), ("out", "./out"), ("d/../out", "out")] {
-        let out = dir.run(&[
-            "bench",
-            "--only",
-            "uds",
-            "--sizes",
-            "8",
-            "--duration",
-            "1ms",
-            "--json",
-            json,
-            "--plot",
-            plot,
-        ]);
+        let out = bench_json_plot(json, plot);
         let line = out.usage_error();
         assert!(line.contains("same file"), "{json} {plot}: {line}");
         assert!(out.stdout.is_empty());
@@ -2128,38 +2121,14 @@ clitest!(bench_refuses_one_file_for_json_and_plot, |dir| {
     // A link to the JSON file is the same file too; the file keeps its contents.
     dir.write("old.json", b"kept");
     std::os::unix::fs::symlink("old.json", dir.path("link.svg")).unwrap();
-    let out = dir.run(&[
-        "bench",
-        "--only",
-        "uds",
-        "--sizes",
-        "8",
-        "--duration",
-        "1ms",
-        "--json",
-        "old.json",
-        "--plot",
-        "link.svg",
-    ]);
+    let out = bench_json_plot("old.json", "link.svg");
     assert!(out.usage_error().contains("same file"));
     assert_eq!(std::fs::read(dir.path("old.json")).unwrap(), b"kept");
     // A dangling link to where the other file will be is the same file too (the chart
     // overwrote the JSON); nothing is left behind, and the link stays.
     std::os::unix::fs::symlink("new.json", dir.path("dangling.svg")).unwrap();
     for (json, plot) in [("new.json", "dangling.svg"), ("dangling.svg", "new.json")] {
-        let out = dir.run(&[
-            "bench",
-            "--only",
-            "uds",
-            "--sizes",
-            "8",
-            "--duration",
-            "1ms",
-            "--json",
-            json,
-            "--plot",
-            plot,
-        ]);
+        let out = bench_json_plot(json, plot);
         assert!(out.usage_error().contains("same file"), "{json} {plot}");
         assert!(out.stdout.is_empty());
         assert!(!dir.path("new.json").exists(), "{json} {plot}");
