@@ -24,7 +24,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use mapipc::channel::{Channel, ChannelOptions, Kind, StartAt, TryRecvError};
+use mapipc::channel::{Channel, ChannelOptions, Kind};
 use mapipc::queue::{Appender, QueueOptions, ReadError, TailerOptions};
 use mapipc::region::RegionOptions;
 
@@ -119,23 +119,7 @@ fn use_file(path: &Path) {
     let Ok(chan) = Channel::from_region(region) else {
         return;
     };
-    let _ = chan.stat();
-    let rx = match chan.kind() {
-        Kind::Broadcast => chan.subscribe(StartAt::Oldest),
-        _ => chan.receiver(),
-    };
-    if let Ok(mut rx) = rx {
-        for _ in 0..1024 {
-            match rx.try_recv() {
-                Ok(m) => assert!(!m.is_empty() && m.len() <= chan.max_message()),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-                Err(_) => break,
-            }
-        }
-    }
-    if let Ok(mut tx) = chan.sender() {
-        let _ = tx.try_send(b"fuzz");
-    }
+    mapipc::channel::fuzzing::exercise(&chan);
 }
 
 /// Applies `(offset: u16, value: u64)` writes, offsets modulo the length.

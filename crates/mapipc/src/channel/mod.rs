@@ -313,7 +313,7 @@ pub mod fuzzing {
     /// Lays arbitrary bytes over a channel's header and ring in a real mapping, then opens
     /// it and receives until empty or an error: nothing may crash, hang or panic.
     pub fn channel(data: &[u8]) {
-        use super::{Channel, TryRecvError, RING_OFFSET};
+        use super::{Channel, RING_OFFSET};
         let Ok(region) = crate::region::Region::anonymous((RING_OFFSET + 4096) as usize) else {
             return;
         };
@@ -321,11 +321,22 @@ pub mod fuzzing {
         if region.write_at(0, &data[..n]).is_err() {
             return;
         }
-        let Ok(chan) = Channel::from_region(region) else {
-            return;
-        };
+        if let Ok(chan) = Channel::from_region(region) {
+            exercise(&chan);
+        }
+    }
+
+    /// Uses a channel opened over arbitrary bytes: `stat`, a receiver (a subscriber from
+    /// the oldest message for a broadcast channel) taking up to 1024 messages, each at most
+    /// the channel's maximum, then a sender's `try_send`. Nothing may crash, hang or panic.
+    pub fn exercise(chan: &super::Channel) {
+        use super::{Kind, StartAt, TryRecvError};
         let _ = chan.stat();
-        if let Ok(mut rx) = chan.receiver() {
+        let rx = match chan.kind() {
+            Kind::Broadcast => chan.subscribe(StartAt::Oldest),
+            _ => chan.receiver(),
+        };
+        if let Ok(mut rx) = rx {
             for _ in 0..1024 {
                 match rx.try_recv() {
                     Ok(m) => assert!(!m.is_empty() && m.len() <= chan.max_message()),
