@@ -171,9 +171,10 @@ pub mod fuzzing {
         }
     }
 
-    /// A live channel of `kind` with a valid header and `data[1] % 64` messages sent, whose shared memory (header lines, endpoint
-    /// table, ring) then takes the fuzzer's writes: `(offset: u16, value: u64)` pairs, or
-    /// with bit 5 of `data[0]` the rest of the input laid over it from the second line.
+    /// A live channel of `kind` with a valid header and `data[1] % 64` messages sent, whose
+    /// shared memory (header lines, endpoint table, ring) then takes the fuzzer's writes:
+    /// `(offset: u16, value: u64)` pairs, or with bit 5 of `data[0]` the rest of the input
+    /// laid over it from the second line.
     /// Receivers and subscribers (one attached before the damage, one after), `stat` and a
     /// sender must then only return messages or errors: no crash, hang or panic, and no
     /// message longer than the channel's maximum.

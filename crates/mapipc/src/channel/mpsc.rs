@@ -485,8 +485,9 @@ impl MpscConsumer {
 ///
 /// Input: a flags byte (bit 0: keep the positions' low 16 bits only, so they land near each
 /// other; bit 1: abort claims in progress; bits 2..4: the capacity, 128 to 4096 bytes;
-/// bits 4..8: the producer slots, 0 for [`MAX_OWNERS`]), the consumer position and the claim hint (8 bytes each, little-endian),
-/// then bytes laid over a ring freshly marked free for lap 0.
+/// bits 4..8: the producer slots, 0 for [`MAX_OWNERS`]), the consumer position and the
+/// claim hint (8 bytes each, little-endian), then bytes laid over a ring freshly marked
+/// free for lap 0.
 #[cfg(fuzzing)]
 pub(crate) fn fuzz_ring(data: &[u8]) {
     use super::words::heap::HeapWords;

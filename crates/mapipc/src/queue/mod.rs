@@ -128,9 +128,10 @@
 //! A [`Tailer`] starts at the start, the end or a sequence number ([`StartAt`]): the
 //! segment is found by a binary search over the segment headers, then the sparse index,
 //! then at most `interval` record headers. A damaged segment header only fails a seek to a
-//! record that can be in no other segment (the search goes round it otherwise). [`Tailer::try_next`] does not wait,
-//! [`Tailer::next_blocking`] waits, [`Tailer::next_timeout`] waits up to a timeout. A [`Record`] is
-//! a view of the payload in place; its CRC was checked before it was returned.
+//! record that can be in no other segment (the search goes round it otherwise).
+//! [`Tailer::try_next`] does not wait, [`Tailer::next_blocking`] waits,
+//! [`Tailer::next_timeout`] waits up to a timeout. A [`Record`] is a view of the payload in
+//! place; its CRC was checked before it was returned.
 //!
 //! Named tailers ([`TailerOptions::name`]) keep their position in `{name}.tailer`: a
 //! 64-byte header (magic `b"MAPIPCQT"`, format version 2, header size, creation time, CRC

@@ -980,7 +980,8 @@ mod loom_tests {
     /// Three threads: explored with at most 2 preemptions, whatever `LOOM_MAX_PREEMPTIONS`
     /// says (with 3 it takes about 10 minutes here, more than all other models together).
     /// At 2 it still deadlocks without W7's epoch check; D1's check, which it needs 3 to
-    /// catch, has its own step-by-step test (`tests::a_cleared_registration_never_takes_away_another`).
+    /// catch, has its own step-by-step test
+    /// (`tests::a_cleared_registration_never_takes_away_another`).
     #[test]
     fn clear_races_two_waiters() {
         let mut builder = loom::model::Builder::new();
