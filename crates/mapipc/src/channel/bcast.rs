@@ -39,10 +39,17 @@
 //!   published an `oldest` several records past it, then sees the join and waits), so the
 //!   records are intact and it reads on, never skipping what follows a record it handed
 //!   out nor counting it lost (after the fence, every scan includes it, and no later
-//!   `oldest` passes its published position). The lossless producer
-//!   reclaims up to a sixteenth of the ring ahead of what it needs (never past the slowest
-//!   subscriber), so that `oldest` is published, and the fence taken, once per sixteenth of
-//!   the ring rather than once per message.
+//!   `oldest` passes its published position). A subscriber that moves up in its join
+//!   announces its new position the same way (stored, counter bumped, fence, `oldest` read
+//!   again) until `oldest` stops passing it: a producer that saw the first bump may have read
+//!   the start only, which lies outside its window when it lapped it by more than the ring,
+//!   and ignored it. A producer that attaches (a predecessor may have died between
+//!   publishing an `oldest` and its fence) scans the table before it overwrites anything.
+//!   A subscriber dropped from the table as dead while alive is no longer waited for: it
+//!   finds another id in its entry and counts an `oldest` past it as a loss. The lossless
+//!   producer reclaims up to a sixteenth of the ring ahead of what it needs (never past the
+//!   slowest subscriber), so that `oldest` is published, and the fence taken, once per
+//!   sixteenth of the ring rather than once per message.
 //! - **Lossy**: the producer never waits. A subscriber copies a record, then issues an
 //!   Acquire fence and reads `oldest_pos` (pair **O**): if the producer reclaimed the record
 //!   meanwhile, the copy may be torn and is discarded; the subscriber moves to the oldest
@@ -285,7 +292,11 @@ impl BcastProducer {
             published: tail,
             next_seq,
             oldest,
-            cached_min: tail,
+            // Unknown: the first reservation that overwrites anything scans the table, even
+            // one that reclaims nothing. A predecessor may have published an `oldest` past a
+            // subscriber whose join it had not seen yet, then died before its fence and
+            // scan (pair J) made it wait: that subscriber may be reading what lies there.
+            cached_min: 0,
             // Unknown: the first reclaim scans the table.
             joins_seen: mem
                 .ctl_load(off::SUB_JOINS, Ordering::Acquire)
@@ -543,6 +554,10 @@ pub(crate) struct Subscriber {
     /// read, and an `oldest` found past us once we handed a record out is the reclaim that
     /// saw our join late (see the module docs), not a loss.
     lossless: bool,
+    /// Lossless: our table entry's field and the peer id it held when we registered. An
+    /// entry found holding another id was dropped by a producer that took us for dead: it
+    /// no longer waits for us, and an `oldest` past us is a loss again (`readable`).
+    entry: (u64, u32),
 }
 
 impl Subscriber {
@@ -566,6 +581,7 @@ impl Subscriber {
                 seq: seq_at(geo, mem, tail)?,
                 joining: false,
                 lossless: false,
+                entry: (0, 0),
             })
         } else {
             let o = read_oldest(mem)?;
@@ -581,6 +597,7 @@ impl Subscriber {
                 seq: Some(o.seq),
                 joining: false,
                 lossless: false,
+                entry: (0, 0),
             })
         }
     }
@@ -589,6 +606,13 @@ impl Subscriber {
     /// the join counter, and moves up to `oldest` if the producer reclaimed our start
     /// meanwhile (pair **J**, see the module docs). `lossless`: until we take a record, a
     /// start found reclaimed later is no loss either.
+    ///
+    /// A position we moved up to is announced the same way (stored, counter bumped, fence,
+    /// `oldest` read again) until `oldest` no longer passes it: a producer that saw the
+    /// previous bump may have read only the previous position, and one the producer lapped
+    /// by more than the ring lies outside its window, so its scan ignored it. Without a new
+    /// bump it would go on overwriting past the position we moved up to, unseen, while a
+    /// lossless subscriber takes what it reads there as intact (`readable`).
     pub(crate) fn register<W: Words>(
         &mut self,
         mem: &W,
@@ -596,35 +620,52 @@ impl Subscriber {
         lossless: bool,
     ) -> Result<(), RingError> {
         let entry = off::subscriber(slot) + 8;
-        // Release pairs with the producer's Acquire scan of positions (pair S).
-        mem.ctl_store(entry, self.pos, Ordering::Release);
-        // Bounded: only other subscribers joining at the same moment make a CAS fail; past
-        // the bound (a peer rewriting the counter), the fence and the re-read below still
-        // cover this join.
-        for _ in 0..1024 {
-            let n = mem.ctl_load(off::SUB_JOINS, Ordering::Relaxed);
-            // AcqRel (Release part): the position stored above is visible to a producer
-            // whose Acquire load sees the new count (pair J).
-            if mem.ctl_cas(off::SUB_JOINS, n, n.wrapping_add(1)).is_ok() {
+        // Bounded: each round needs the producer to publish an `oldest` past the position
+        // we announced just before, before it sees that announcement; a producer that sees
+        // it waits for us. Only a peer rewriting `oldest` keeps it up for long.
+        let mut rounds = 0u32;
+        loop {
+            // Release pairs with the producer's Acquire scan of positions (pair S).
+            mem.ctl_store(entry, self.pos, Ordering::Release);
+            // Bounded: only other subscribers joining at the same moment make a CAS fail;
+            // past the bound (a peer rewriting the counter), the fence and the re-read
+            // below still cover this join.
+            for _ in 0..1024 {
+                let n = mem.ctl_load(off::SUB_JOINS, Ordering::Relaxed);
+                // AcqRel (Release part): the position stored above is visible to a producer
+                // whose Acquire load sees the new count (pair J).
+                if mem.ctl_cas(off::SUB_JOINS, n, n.wrapping_add(1)).is_ok() {
+                    break;
+                }
+            }
+            // SeqCst fence (pair J, with the producer's fence after publishing `oldest`).
+            fence(Ordering::SeqCst);
+            let o = read_oldest(mem)?;
+            if !valid_pos(o.pos) || o.seq > MAX_POSITION {
+                return Err(RingError::Corrupted {
+                    at: Where::Tail,
+                    what: "oldest record",
+                });
+            }
+            if o.pos <= self.pos {
                 break;
             }
-        }
-        // SeqCst fence (pair J, with the producer's fence after publishing `oldest`).
-        fence(Ordering::SeqCst);
-        let o = read_oldest(mem)?;
-        if !valid_pos(o.pos) || o.seq > MAX_POSITION {
-            return Err(RingError::Corrupted {
-                at: Where::Tail,
-                what: "oldest record",
-            });
-        }
-        if o.pos > self.pos {
             self.pos = o.pos;
             self.seq = Some(o.seq);
-            mem.ctl_store(entry, self.pos, Ordering::Release);
+            rounds += 1;
+            if rounds >= 1024 {
+                return Err(RingError::Corrupted {
+                    at: Where::Tail,
+                    what: "oldest record keeps passing our start",
+                });
+            }
         }
         self.joining = lossless;
         self.lossless = lossless;
+        self.entry = (
+            off::subscriber(slot),
+            mem.ctl_load(off::subscriber(slot), Ordering::Relaxed) as u32,
+        );
         Ok(())
     }
 
@@ -776,13 +817,20 @@ impl Subscriber {
     /// read; it can only have published an `oldest` past us before its fence saw our join
     /// (pair J), and it then waits for us (see the module docs). A joining subscriber moves
     /// up to that `oldest` instead (`false`). An `oldest` past us that is garbage is
-    /// corruption.
+    /// corruption. A subscriber whose table entry no longer holds its peer id was dropped
+    /// as dead (its liveness misjudged): the producer no longer waits for it, so an
+    /// `oldest` past it is a loss (`false`), as for a lossy one. The producer clears the
+    /// entry before the scan that skips us, hence before it publishes that `oldest` (pair
+    /// O): having seen the `oldest` (or an overwritten byte), we see the entry cleared.
     #[inline]
     fn readable<W: Words>(&self, mem: &W) -> Result<bool, RingError> {
         if self.still_intact(mem, self.pos) {
             return Ok(true);
         }
-        if !self.lossless || self.joining {
+        if !self.lossless
+            || self.joining
+            || mem.ctl_load(self.entry.0, Ordering::Relaxed) as u32 != self.entry.1
+        {
             return Ok(false);
         }
         let o = read_oldest(mem)?;
@@ -1087,6 +1135,83 @@ mod tests {
         }
         assert!(send(&mut p, &m, &[5; 20]).unwrap());
         assert_eq!(recv(&mut s, &m).unwrap(), Some(Ok(vec![5; 20])));
+    }
+
+    /// Lossless: a producer killed after publishing an `oldest` past a subscriber whose
+    /// join it had not seen yet (pair J: its fence and scan would have made it wait), while
+    /// the subscriber reads its first record in place. The next producer must not take the
+    /// published `oldest` for "nobody needs what lies before": it scans the table before it
+    /// overwrites anything, and waits; the record read is intact and counted received.
+    #[test]
+    fn lossless_producer_restarted_after_a_reclaim_that_missed_a_join_scans_first() {
+        let g = geo(128);
+        let m = HeapWords::new(128);
+        let mut p1 = BcastProducer::attach(g, &m, true, 1).unwrap();
+        for k in 1..=4u8 {
+            assert!(send(&mut p1, &m, &[k; 16]).unwrap());
+        }
+        m.ctl_store(off::subscriber(0), 7, Ordering::Release);
+        let mut s = Subscriber::attach(g, &m, false).unwrap();
+        s.register(&m, 0, true).unwrap();
+        let Next::Record {
+            data,
+            len,
+            seq,
+            end,
+        } = s.try_next(&m).unwrap()
+        else {
+            panic!("no record");
+        };
+        // The dying producer's reclaim of record 1, published before its fence saw our join.
+        write_oldest(&m, Oldest { pos: 32, seq: 1 });
+        // `p1` is dead from here on: it does nothing more.
+        let mut p2 = BcastProducer::attach(g, &m, true, 1).unwrap();
+        let sent = send(&mut p2, &m, &[5; 16]).unwrap();
+        let mut v = vec![0; len as usize];
+        m.read_bytes(data, &mut v);
+        let validated = s.validate(&m, seq, end).unwrap();
+        assert!(
+            !sent && v == [1; 16],
+            "the new producer overwrote the record being read: {v:?}, validated {validated:?}"
+        );
+        assert_eq!(validated, None);
+        m.ctl_store(off::subscriber(0) + 8, s.pos(), Ordering::Release);
+        assert!(send(&mut p2, &m, &[5; 16]).unwrap());
+    }
+
+    /// Lossless: a subscriber dropped from the table while alive (its liveness misjudged:
+    /// `detach_entry`, then `invalidate_min`) is no longer waited for; a record of its
+    /// overwritten while it read it is reported lost, never handed out as intact.
+    #[test]
+    fn lossless_subscriber_dropped_as_dead_reports_the_loss() {
+        let g = geo(128);
+        let m = HeapWords::new(128);
+        let mut p = BcastProducer::attach(g, &m, true, 1).unwrap();
+        m.ctl_store(off::subscriber(0), 7, Ordering::Release);
+        let mut s = Subscriber::attach(g, &m, false).unwrap();
+        s.register(&m, 0, true).unwrap();
+        for k in 1..=4u8 {
+            assert!(send(&mut p, &m, &[k; 16]).unwrap());
+        }
+        assert!(!send(&mut p, &m, &[5; 16]).unwrap(), "not waited for");
+        let Next::Record {
+            data,
+            len,
+            seq,
+            end,
+        } = s.try_next(&m).unwrap()
+        else {
+            panic!("no record");
+        };
+        // Taken for dead: the producer clears the entry and scans again.
+        m.ctl_store(off::subscriber(0), 0, Ordering::Release);
+        p.invalidate_min();
+        assert!(send(&mut p, &m, &[5; 16]).unwrap());
+        let mut v = vec![0; len as usize];
+        m.read_bytes(data, &mut v);
+        assert_eq!(v, [5; 16], "overwritten, as the test intends");
+        assert_eq!(s.validate(&m, seq, end).unwrap(), Some(1));
+        assert_eq!(recv(&mut s, &m).unwrap(), Some(Ok(vec![2; 16])));
     }
 
     #[test]
@@ -1419,6 +1544,54 @@ mod loom_tests {
             assert!(
                 seen.windows(2).all(|w| w[1] == w[0] + 1),
                 "not consecutive: {seen:?}"
+            );
+            h.join().unwrap();
+        });
+    }
+
+    /// Lossless, a subscriber whose start the producer lapped by more than the ring before
+    /// it registered: `register` stores that start (out of the producer's window, so a scan
+    /// ignores it), then moves up to `oldest` and stores that. A producer whose scan, after
+    /// seeing the join, read the first store only, must still never overwrite a record the
+    /// subscriber hands out as intact (`HeapWords::tracked` fails the model on a read not
+    /// ordered before the overwrite), and the subscriber is never told it lagged.
+    #[test]
+    fn lossless_joiner_moved_up_past_a_lapped_start_is_seen_by_the_producer() {
+        loom::model(|| {
+            let g = Geometry::new(64).unwrap();
+            let m = Arc::new(HeapWords::tracked(64));
+            let mut s = Subscriber::attach(g, &*m, false).unwrap();
+            let mut p = BcastProducer::attach(g, &*m, true, 1).unwrap();
+            // Nobody registered: the producer laps our start (0) by more than the ring.
+            for k in 1..=4u8 {
+                assert!(send(&mut p, &m, &[k; 16]).unwrap());
+            }
+            let mp = m.clone();
+            let h = loom::thread::spawn(move || {
+                while !send(&mut p, &mp, &[5; 16]).unwrap() {
+                    loom::thread::yield_now();
+                }
+            });
+            m.ctl_store(off::subscriber(0), 7, Ordering::Release);
+            s.register(&*m, 0, true).unwrap();
+            let mut got: Vec<u8> = Vec::new();
+            while got.last() != Some(&5) {
+                match recv(&mut s, &m).unwrap() {
+                    None => loom::thread::yield_now(),
+                    Some(Err(0)) if got.is_empty() => {}
+                    Some(Err(missed)) => {
+                        panic!("lossless subscriber lagged by {missed} after {got:?}")
+                    }
+                    Some(Ok(v)) => {
+                        assert!(v.iter().all(|b| *b == v[0]), "torn message {v:?}");
+                        m.ctl_store(off::subscriber(0) + 8, s.pos(), Ordering::Release);
+                        got.push(v[0]);
+                    }
+                }
+            }
+            assert!(
+                got.windows(2).all(|w| w[1] == w[0] + 1) && got[0] >= 3,
+                "not consecutive: {got:?}"
             );
             h.join().unwrap();
         });
