@@ -1343,6 +1343,56 @@ mod loom_tests {
     use super::*;
     use loom::sync::Arc;
 
+    /// A lossless producer that sent messages 1 to 4 of 16 bytes into a ring of `g`, then,
+    /// on another thread, sends message 5 of `last_len` bytes, waiting for room.
+    fn four_then_fifth(
+        g: Geometry,
+        m: &Arc<HeapWords>,
+        last_len: usize,
+    ) -> loom::thread::JoinHandle<()> {
+        let mut p = BcastProducer::attach(g, &**m, true, 1).unwrap();
+        for k in 1..=4u8 {
+            assert!(send(&mut p, m, &[k; 16]).unwrap());
+        }
+        let mp = m.clone();
+        loom::thread::spawn(move || {
+            while !send(&mut p, &mp, &vec![5; last_len]).unwrap() {
+                loom::thread::yield_now();
+            }
+        })
+    }
+
+    /// A lossless subscriber reading until message 5 with `read` (`None`: nothing yet;
+    /// `Err(missed)`; `Ok(message)`): a lag of 0 before its first message is a start found
+    /// reclaimed by a producer that saw the join late (nothing lost); any other lag fails.
+    /// Every message must be untorn; its position is published after it (pair S), and the
+    /// run must be consecutive. Returns the messages.
+    fn read_lossless_to_5(
+        s: &mut Subscriber,
+        m: &HeapWords,
+        mut read: impl FnMut(&mut Subscriber, &HeapWords) -> Option<Result<Vec<u8>, u64>>,
+    ) -> Vec<u8> {
+        let mut got: Vec<u8> = Vec::new();
+        while got.last() != Some(&5) {
+            match read(s, m) {
+                None => loom::thread::yield_now(),
+                Some(Err(0)) if got.is_empty() => {}
+                Some(Err(missed)) => panic!("lossless subscriber lagged by {missed} after {got:?}"),
+                Some(Ok(v)) => {
+                    assert!(v.iter().all(|b| *b == v[0]), "torn message {v:?}");
+                    // Release pairs with the producer's Acquire scan (pair S).
+                    m.ctl_store(off::subscriber(0) + 8, s.pos(), Ordering::Release);
+                    got.push(v[0]);
+                }
+            }
+        }
+        assert!(
+            got.windows(2).all(|w| w[1] == w[0] + 1),
+            "not consecutive: {got:?}"
+        );
+        got
+    }
+
     /// The latch: a producer publishes two updates of `oldest` while a reader reads it;
     /// every read returns one of the three published pairs, never a mix (a position from
     /// one update with the sequence number of another).
@@ -1462,38 +1512,11 @@ mod loom_tests {
         loom::model(|| {
             let g = Geometry::new(128).unwrap();
             let m = Arc::new(HeapWords::tracked(128));
-            let mut p = BcastProducer::attach(g, &*m, true, 1).unwrap();
-            for k in 1..=4u8 {
-                assert!(send(&mut p, &m, &[k; 16]).unwrap());
-            }
-            let mp = m.clone();
-            let h = loom::thread::spawn(move || {
-                while !send(&mut p, &mp, &[5; 48]).unwrap() {
-                    loom::thread::yield_now();
-                }
-            });
+            let h = four_then_fifth(g, &m, 48);
             m.ctl_store(off::subscriber(0), 7, Ordering::Release);
             let mut s = Subscriber::attach(g, &*m, false).unwrap();
             s.register(&*m, 0, true).unwrap();
-            let mut got: Vec<u8> = Vec::new();
-            while got.last() != Some(&5) {
-                match recv(&mut s, &m).unwrap() {
-                    None => loom::thread::yield_now(),
-                    Some(Err(0)) if got.is_empty() => {}
-                    Some(Err(missed)) => {
-                        panic!("lossless subscriber lagged by {missed} after {got:?}")
-                    }
-                    Some(Ok(v)) => {
-                        assert!(v.iter().all(|b| *b == v[0]), "torn message {v:?}");
-                        m.ctl_store(off::subscriber(0) + 8, s.pos(), Ordering::Release);
-                        got.push(v[0]);
-                    }
-                }
-            }
-            assert!(
-                got.windows(2).all(|w| w[1] == w[0] + 1),
-                "not consecutive: {got:?}"
-            );
+            read_lossless_to_5(&mut s, &m, |s, m| recv(s, m).unwrap());
             h.join().unwrap();
         });
     }
@@ -1508,43 +1531,22 @@ mod loom_tests {
         loom::model(|| {
             let g = Geometry::new(128).unwrap();
             let m = Arc::new(HeapWords::tracked(128));
-            let mut p = BcastProducer::attach(g, &*m, true, 1).unwrap();
-            for k in 1..=4u8 {
-                assert!(send(&mut p, &m, &[k; 16]).unwrap());
-            }
-            let mp = m.clone();
-            let h = loom::thread::spawn(move || {
-                while !send(&mut p, &mp, &[5; 48]).unwrap() {
-                    loom::thread::yield_now();
-                }
-            });
+            let h = four_then_fifth(g, &m, 48);
             m.ctl_store(off::subscriber(0), 7, Ordering::Release);
             let mut s = Subscriber::attach(g, &*m, false).unwrap();
             s.register(&*m, 0, true).unwrap();
-            let mut seen: Vec<u8> = Vec::new();
-            while seen.last() != Some(&5) {
-                match in_place(&mut s, &m).unwrap() {
-                    InPlace::Empty => loom::thread::yield_now(),
-                    InPlace::Skipped(0) if seen.is_empty() => {}
-                    InPlace::Skipped(missed) => {
-                        panic!("lossless subscriber lagged by {missed} after {seen:?}")
-                    }
-                    InPlace::Seen(v, consumed) => {
-                        assert!(v.iter().all(|b| *b == v[0]), "torn message {v:?}");
-                        assert!(
-                            consumed,
-                            "message {} seen in place, then not consumed",
-                            v[0]
-                        );
-                        m.ctl_store(off::subscriber(0) + 8, s.pos(), Ordering::Release);
-                        seen.push(v[0]);
-                    }
+            read_lossless_to_5(&mut s, &m, |s, m| match in_place(s, m).unwrap() {
+                InPlace::Empty => None,
+                InPlace::Skipped(missed) => Some(Err(missed)),
+                InPlace::Seen(v, consumed) => {
+                    assert!(
+                        consumed,
+                        "message {} seen in place, then not consumed",
+                        v[0]
+                    );
+                    Some(Ok(v))
                 }
-            }
-            assert!(
-                seen.windows(2).all(|w| w[1] == w[0] + 1),
-                "not consecutive: {seen:?}"
-            );
+            });
             h.join().unwrap();
         });
     }
@@ -1561,38 +1563,12 @@ mod loom_tests {
             let g = Geometry::new(64).unwrap();
             let m = Arc::new(HeapWords::tracked(64));
             let mut s = Subscriber::attach(g, &*m, false).unwrap();
-            let mut p = BcastProducer::attach(g, &*m, true, 1).unwrap();
             // Nobody registered: the producer laps our start (0) by more than the ring.
-            for k in 1..=4u8 {
-                assert!(send(&mut p, &m, &[k; 16]).unwrap());
-            }
-            let mp = m.clone();
-            let h = loom::thread::spawn(move || {
-                while !send(&mut p, &mp, &[5; 16]).unwrap() {
-                    loom::thread::yield_now();
-                }
-            });
+            let h = four_then_fifth(g, &m, 16);
             m.ctl_store(off::subscriber(0), 7, Ordering::Release);
             s.register(&*m, 0, true).unwrap();
-            let mut got: Vec<u8> = Vec::new();
-            while got.last() != Some(&5) {
-                match recv(&mut s, &m).unwrap() {
-                    None => loom::thread::yield_now(),
-                    Some(Err(0)) if got.is_empty() => {}
-                    Some(Err(missed)) => {
-                        panic!("lossless subscriber lagged by {missed} after {got:?}")
-                    }
-                    Some(Ok(v)) => {
-                        assert!(v.iter().all(|b| *b == v[0]), "torn message {v:?}");
-                        m.ctl_store(off::subscriber(0) + 8, s.pos(), Ordering::Release);
-                        got.push(v[0]);
-                    }
-                }
-            }
-            assert!(
-                got.windows(2).all(|w| w[1] == w[0] + 1) && got[0] >= 3,
-                "not consecutive: {got:?}"
-            );
+            let got = read_lossless_to_5(&mut s, &m, |s, m| recv(s, m).unwrap());
+            assert!(got[0] >= 3, "started before the oldest record: {got:?}");
             h.join().unwrap();
         });
     }
