@@ -813,6 +813,40 @@ mod loom_tests {
     use loom::sync::atomic::AtomicU32 as LoomU32;
     use loom::sync::Arc;
 
+    /// On another thread: a notify for nothing, then `flag` set to 1 (Relaxed: only the
+    /// notifier's orderings publish it), then another notify; `all`: `notify_all`.
+    fn spurious_then_flag(
+        word: &Arc<LoomU32>,
+        flag: &Arc<LoomU32>,
+        all: bool,
+    ) -> loom::thread::JoinHandle<()> {
+        let (w, f) = (word.clone(), flag.clone());
+        loom::thread::spawn(move || {
+            let n = Notifier::new(&*w);
+            let notify = || if all { n.notify_all() } else { n.notify_one() };
+            notify();
+            f.store(1, Ordering::Relaxed);
+            notify();
+        })
+    }
+
+    /// Waits on `word` until `flag` is 1 (a lost wake-up is a loom deadlock).
+    fn wait_for_flag(word: &LoomU32, flag: &LoomU32) {
+        Notifier::new(word)
+            .wait_until(
+                || (flag.load(Ordering::Relaxed) == 1).then_some(()),
+                &opts(),
+            )
+            .unwrap();
+    }
+
+    /// Once all is quiet, one notify leaves no count (whatever registrations were left).
+    fn quiet_notify_clears(word: &LoomU32) {
+        let n = Notifier::new(word);
+        n.notify_one();
+        assert_eq!(n.waiters(), 0);
+    }
+
     fn opts() -> WaitOptions<'static> {
         // No deadline and no liveness check (timeouts do not exist under loom), no spinning
         // (it only adds interleavings that end in the same states).
@@ -951,23 +985,10 @@ mod loom_tests {
         loom::model(|| {
             let word = Arc::new(LoomU32::new(1));
             let flag = Arc::new(LoomU32::new(0));
-            let (w2, f2) = (word.clone(), flag.clone());
-            let producer = loom::thread::spawn(move || {
-                let n = Notifier::new(&*w2);
-                n.notify_one();
-                f2.store(1, Ordering::Relaxed);
-                n.notify_one();
-            });
-            Notifier::new(&*word)
-                .wait_until(
-                    || (flag.load(Ordering::Relaxed) == 1).then_some(()),
-                    &opts(),
-                )
-                .unwrap();
+            let producer = spurious_then_flag(&word, &flag, false);
+            wait_for_flag(&word, &flag);
             producer.join().unwrap();
-            let n = Notifier::new(&*word);
-            n.notify_one();
-            assert_eq!(n.waiters(), 0);
+            quiet_notify_clears(&word);
         });
     }
 
@@ -1026,23 +1047,11 @@ mod loom_tests {
         loom::model(|| {
             let word = Arc::new(LoomU32::new(1));
             let flag = Arc::new(LoomU32::new(0));
-            let (w2, f2) = (word.clone(), flag.clone());
-            let other_end = loom::thread::spawn(move || {
-                let n = Notifier::new(&*w2);
-                n.notify_all();
-                f2.store(1, Ordering::Relaxed);
-                n.notify_all();
-            });
-            let n = Notifier::new(&*word);
-            n.forget_waiters();
-            n.wait_until(
-                || (flag.load(Ordering::Relaxed) == 1).then_some(()),
-                &opts(),
-            )
-            .unwrap();
+            let other_end = spurious_then_flag(&word, &flag, true);
+            Notifier::new(&*word).forget_waiters();
+            wait_for_flag(&word, &flag);
             other_end.join().unwrap();
-            n.notify_all();
-            assert_eq!(n.waiters(), 0);
+            quiet_notify_clears(&word);
         });
     }
 
@@ -1054,22 +1063,10 @@ mod loom_tests {
         loom::model(|| {
             let word = Arc::new(LoomU32::new(WAITERS_MAX));
             let flag = Arc::new(LoomU32::new(0));
-            let (w2, f2) = (word.clone(), flag.clone());
-            let producer = loom::thread::spawn(move || {
-                let n = Notifier::new(&*w2);
-                n.notify_one();
-                f2.store(1, Ordering::Relaxed);
-                n.notify_one();
-            });
-            let n = Notifier::new(&*word);
-            n.wait_until(
-                || (flag.load(Ordering::Relaxed) == 1).then_some(()),
-                &opts(),
-            )
-            .unwrap();
+            let producer = spurious_then_flag(&word, &flag, false);
+            wait_for_flag(&word, &flag);
             producer.join().unwrap();
-            n.notify_one();
-            assert_eq!(n.waiters(), 0);
+            quiet_notify_clears(&word);
         });
     }
 
@@ -1080,26 +1077,19 @@ mod loom_tests {
         loom::model(|| {
             let word = Arc::new(LoomU32::new(1));
             let flag = Arc::new(LoomU32::new(0));
-            let (w2, f2) = (word.clone(), flag.clone());
+            let w2 = word.clone();
             let first = loom::thread::spawn(move || {
                 Notifier::new(&*w2).notify_all();
             });
-            let (w3, f3) = (word.clone(), f2);
+            let (w3, f3) = (word.clone(), flag.clone());
             let second = loom::thread::spawn(move || {
-                f3.store(1, Ordering::Release);
+                f3.store(1, Ordering::Relaxed);
                 Notifier::new(&*w3).notify_all();
             });
-            Notifier::new(&*word)
-                .wait_until(
-                    || (flag.load(Ordering::Acquire) == 1).then_some(()),
-                    &opts(),
-                )
-                .unwrap();
+            wait_for_flag(&word, &flag);
             first.join().unwrap();
             second.join().unwrap();
-            let n = Notifier::new(&*word);
-            n.notify_all();
-            assert_eq!(n.waiters(), 0);
+            quiet_notify_clears(&word);
         });
     }
 }
