@@ -197,6 +197,32 @@ fn a_file_system_without_mmap_is_named_as_the_cause() {
     assert!(err.to_string().contains(attr), "{err}");
 }
 
+/// A `/proc` file says 0 bytes: it is not an empty file to size first (`EmptyFile` sent
+/// callers that way, `queue stat` with a `queue.meta` linked to one said "the file is
+/// empty") but one that cannot be mapped, with or without an explicit length or offset. An
+/// empty regular file is still `EmptyFile`.
+#[test]
+fn a_proc_file_is_not_mappable_rather_than_empty() {
+    let file = "/proc/self/status";
+    for opts in [
+        MapOptions::new(),
+        MapOptions::new().len(4096).clone(),
+        MapOptions::new().offset(4096).clone(),
+    ] {
+        let err = opts.map_path(file).unwrap_err();
+        assert!(
+            matches!(err, MapError::NotMappable { .. }),
+            "{opts:?}: {err:?}"
+        );
+        assert!(err.to_string().contains(file), "{err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let err = MapOptions::new().map_path(&empty).unwrap_err();
+    assert!(matches!(err, MapError::EmptyFile { .. }), "{err:?}");
+}
+
 /// A peer sends a memfd sealed against shrinking *and* writing: refused by name before
 /// mapping (it said `mmap failed ...: Operation not permitted`).
 #[test]

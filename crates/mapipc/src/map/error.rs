@@ -22,8 +22,9 @@ pub enum MapError {
         #[source]
         source: io::Error,
     },
-    /// The file is empty and no length was asked: `mmap` of length 0 is invalid
-    /// (tutorial pitfalls 4 and 5).
+    /// The file is empty and no length was asked (or the offset is past its end): `mmap` of
+    /// length 0 is invalid (tutorial pitfalls 4 and 5). A file that says 0 bytes because it
+    /// is generated on read (`/proc`) is [`MapError::NotMappable`] instead.
     #[error(
         "`{file}` is empty (0 bytes), and a mapping needs at least one byte: size the file \
          first (MapOptions::create(size), `mapipc write --create SIZE`, or ftruncate)"
@@ -118,7 +119,8 @@ pub enum MapError {
         kind: FileKind,
     },
     /// The file's file system cannot map it (`mmap` fails with `ENODEV`): typically a file
-    /// generated on read, as in `/proc` and `/sys`.
+    /// generated on read, as in `/proc` and `/sys` (a `/proc` file that says 0 bytes is
+    /// told from an empty one by a one-page mapping probe, which reads nothing).
     #[error(
         "`{file}` cannot be memory-mapped: its file system does not support mmap (files \
          generated on read, as in /proc and /sys, cannot be mapped; read them instead)"

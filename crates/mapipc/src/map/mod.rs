@@ -518,15 +518,22 @@ impl MapOptions {
             let file = file.to_string();
             move |source| MapError::Os { call, file, source }
         };
+        // A file that says 0 bytes may be one generated on read (/proc, /sys): "empty, size
+        // it first" would send the caller the wrong way. A one-page probe tells them apart
+        // without reading anything.
+        let empty = |file: String| match os::mem::probe_map(fd) {
+            Err(source) if os::mem::not_mappable(&source) => MapError::NotMappable { file, source },
+            _ => MapError::EmptyFile { file },
+        };
         if file_len == 0 && self.len.is_none() {
-            return Err(MapError::EmptyFile { file });
+            return Err(empty(file));
         }
         if self.len == Some(0) {
             return Err(MapError::ZeroLength { file });
         }
         if self.offset >= file_len {
             if file_len == 0 {
-                return Err(MapError::EmptyFile { file });
+                return Err(empty(file));
             }
             return Err(MapError::OffsetPastEnd {
                 file,
