@@ -72,9 +72,8 @@
 //! retries for up to [`RegionOptions::init_timeout`] (1 s by default), then reports
 //! [`HeaderError::Empty`] or [`HeaderError::Uninitialised`]; any other magic is
 //! [`HeaderError::BadMagic`] at once, and so is an empty file that cannot be mapped at all
-//! ([`MapError::NotMappable`](crate::map::MapError::NotMappable): a file of `/proc`, which
-//! says 0 bytes). A creator that dies half-way leaves a file that the next opener reports in
-//! those terms; remove it.
+//! ([`MapError::NotMappable`]: a file of `/proc`, which says 0 bytes). A creator that dies
+//! half-way leaves a file that the next opener reports in those terms; remove it.
 //!
 //! # Access
 //!
