@@ -67,7 +67,7 @@ pub mod transport;
 
 pub use config::{progress_bar, Config, Progress};
 pub use error::{BenchError, Phase, Side};
-pub use plot::{write_svg, PlotError};
+pub use plot::{render_svg, write_svg, PlotError};
 pub use report::{
     Machine, Metric, PlacementProbe, Report, Row, FUTEX_FLOOR, KERNEL_TRANSPORTS, RING_FLOOR,
     SPIN_FLOOR,

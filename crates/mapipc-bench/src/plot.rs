@@ -78,11 +78,12 @@ const PANELS: [(Metric, &str); 5] = [
     (Metric::ThroughputGbPerS, "throughput, GB/s"),
 ];
 
-/// Writes an SVG chart of `report` to `path`.
+/// Writes an SVG chart of `report` to `path` (see [`render_svg`] to get the SVG text and
+/// write it yourself).
 ///
 /// # Errors
-/// [`PlotError::Empty`] for a report without rows, [`PlotError::Draw`] when the file cannot
-/// be written.
+/// [`PlotError::Empty`] for a report without rows, [`PlotError::Draw`] when the chart cannot
+/// be drawn or the file cannot be written.
 ///
 /// # Example
 /// ```
@@ -101,20 +102,51 @@ const PANELS: [(Metric, &str); 5] = [
 pub fn write_svg(report: &Report, path: impl AsRef<Path>) -> Result<(), PlotError> {
     let path = path.as_ref();
     let name = path.display().to_string();
+    let svg = render_svg(report, &name)?;
+    std::fs::write(path, svg).map_err(|e| PlotError::Draw {
+        path: name,
+        message: e.to_string(),
+    })
+}
+
+/// The SVG text of the chart [`write_svg`] writes, for a caller that writes the file itself
+/// (`mapipc bench` opens it without blocking and refuses anything but a regular file).
+/// `name` is what the errors call the chart (its file, say).
+///
+/// # Errors
+/// [`PlotError::Empty`] for a report without rows, [`PlotError::Draw`] when drawing fails.
+///
+/// # Example
+/// ```
+/// use mapipc_bench::{render_svg, Machine, Metric, Report, Row};
+/// let machine = Machine::detect(None, std::time::Duration::from_secs(1), std::time::Duration::ZERO);
+/// let rows = Metric::ALL
+///     .iter()
+///     .map(|&metric| Row { transport: "uds".into(), mode: None, size: 64, metric, value: 1000.0 })
+///     .collect();
+/// let svg = render_svg(&Report { machine, rows }, "bench.svg")?;
+/// assert!(svg.starts_with("<svg"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn render_svg(report: &Report, name: &str) -> Result<String, PlotError> {
     let sizes = report.sizes();
     let transports = report.transports();
     if sizes.is_empty() || transports.is_empty() {
-        return Err(PlotError::Empty { path: name });
+        return Err(PlotError::Empty {
+            path: name.to_string(),
+        });
     }
-    draw(report, path, &sizes, &transports).map_err(|message| PlotError::Draw {
-        path: name,
+    let mut svg = String::new();
+    draw(report, &mut svg, &sizes, &transports).map_err(|message| PlotError::Draw {
+        path: name.to_string(),
         message,
-    })
+    })?;
+    Ok(svg)
 }
 
 fn draw(
     report: &Report,
-    path: &Path,
+    svg: &mut String,
     sizes: &[usize],
     transports: &[(String, Option<String>)],
 ) -> Result<(), String> {
@@ -131,7 +163,7 @@ fn draw(
     let panel_h = 70 + 20 * n as u32;
     let width = panel_w * sizes.len() as u32;
     let height = 50 + panel_h * PANELS.len() as u32;
-    let root = SVGBackend::new(path, (width, height)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (width, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let m = &report.machine;
     let title = format!(

@@ -318,7 +318,9 @@ and rows measured before and after do not compare. Progress goes to stderr.
 --json writes {\"machine\": {...}, \"rows\": [{\"transport\", \"mode\", \"size\", \"metric\",
 \"value\"}, ...]} with the metrics rtt_p50_ns, rtt_p99_ns, rtt_p999_ns,
 throughput_msgs_per_s and throughput_gb_per_s. --plot writes an SVG chart of the same, to
-another file (one file for both is refused). Both are checked before measuring starts.
+another file (one file for both is refused). Both are checked before measuring starts:
+each must be a regular file or not exist yet (a FIFO, a device or a directory is refused
+with an error, never waited on), and an existing file keeps its contents until the run ends.
 
 Examples:
   mapipc bench --quick                       sizes 8 and 64, 0.3 s per phase (~17 s)

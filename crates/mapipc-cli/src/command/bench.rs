@@ -5,11 +5,11 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mapipc_bench::{progress_bar, BenchError, Config, Progress};
 
-use super::{quoted, Exit};
+use super::{describe_file_type, quoted, Exit};
 use crate::cli::BenchArgs;
 
 /// Runs `mapipc bench`.
@@ -86,7 +86,8 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
         write_file(path, report.to_json().as_bytes())?;
     }
     if let Some(path) = &args.plot {
-        mapipc_bench::write_svg(&report, path)?;
+        let svg = mapipc_bench::render_svg(&report, &path.display().to_string())?;
+        write_file(path, svg.as_bytes())?;
     }
     table?;
     for path in [&args.json, &args.plot].into_iter().flatten() {
@@ -121,8 +122,48 @@ fn log(p: &Progress) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
+/// Opens an output file for writing, creating it if needed, without truncating it and
+/// without blocking: a FIFO, a device, a directory or any other file that is not a regular
+/// one is refused (a FIFO would block the run until a reader opened it, and a device or a
+/// socket is not where results are kept). The check is made on the open file, so a file
+/// replaced after an earlier check is caught too; `O_NONBLOCK` makes opening a FIFO fail
+/// or return at once rather than wait for a reader.
+fn open_output(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let cannot = || format!("cannot write {}", quoted(path));
+    // Said before opening when it can be: opening a FIFO without a reader fails with ENXIO
+    // ("No such device or address"), which would not say what is wrong.
+    if let Ok(meta) = std::fs::metadata(path) {
+        refuse_non_regular(path, &meta)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .with_context(cannot)?;
+    refuse_non_regular(path, &file.metadata().with_context(cannot)?)?;
+    Ok(file)
+}
+
+fn refuse_non_regular(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    if !meta.is_file() {
+        bail!(
+            "cannot write {}: it is {}, and --json and --plot write only regular files",
+            quoted(path),
+            describe_file_type(&meta.file_type())
+        );
+    }
+    Ok(())
+}
+
+/// Replaces the contents of the output file `path` with `bytes` (see [`open_output`]).
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", quoted(path)))
+    let mut file = open_output(path)?;
+    file.set_len(0)
+        .and_then(|()| file.write_all(bytes))
+        .with_context(|| format!("cannot write {}", quoted(path)))
 }
 
 /// Whether `a` and `b` name one file: the same path once their directories are resolved
@@ -150,8 +191,8 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Checks that the `--json` and `--plot` files can be written and are not one file. Each is
-/// opened for writing without truncating (an existing file keeps its contents until the run
+/// Checks that the `--json` and `--plot` files can be written, are regular files (or do
+/// not exist yet) and are not one file. Each is opened for writing without truncating (an existing file keeps its contents until the run
 /// ends), or created: the files it created are pushed on `created` (resolved: through a
 /// symlink, the target), for the caller to remove.
 fn check_outputs(args: &BenchArgs, created: &mut Vec<PathBuf>) -> Result<()> {
@@ -176,12 +217,7 @@ fn check_outputs(args: &BenchArgs, created: &mut Vec<PathBuf>) -> Result<()> {
         // A dangling symlink's target does not exist yet: the target is created, and removed
         // again (not the link).
         let existed = std::fs::metadata(path).is_ok();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .with_context(|| format!("cannot write {}", quoted(path)))?;
+        open_output(path)?;
         if !existed {
             created.push(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()));
         }
