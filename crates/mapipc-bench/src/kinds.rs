@@ -1470,16 +1470,18 @@ fn run_scenario(
         .collect();
 
     let parent = osproc::pid();
-    let mut pids: Vec<Option<u32>> = Vec::with_capacity(processes);
-    let kill_all = |pids: &[Option<u32>]| {
-        for pid in pids.iter().flatten() {
-            let _ = osproc::kill9(*pid);
+    // Each child held by its pidfd: a kill reaches only that child, never a process given
+    // its pid after something else reaped it.
+    let mut pids: Vec<Option<sys::Child>> = Vec::with_capacity(processes);
+    let kill_all = |pids: &[Option<sys::Child>]| {
+        for child in pids.iter().flatten() {
+            let _ = child.kill();
         }
     };
-    let reap_all = |pids: &mut [Option<u32>]| {
+    let reap_all = |pids: &mut [Option<sys::Child>]| {
         for p in pids.iter_mut() {
-            if let Some(pid) = p.take() {
-                let _ = sys::wait_child(pid, true);
+            if let Some(child) = p.take() {
+                let _ = child.wait(true);
             }
         }
     };
@@ -1504,7 +1506,7 @@ fn run_scenario(
                 let code = child_main(role, &cx, places[slot], parent);
                 sys::exit_child(code)
             }
-            Ok(sys::Forked::Parent(pid)) => pids.push(Some(pid)),
+            Ok(sys::Forked::Parent(child)) => pids.push(Some(child)),
         }
     }
 
@@ -1517,8 +1519,8 @@ fn run_scenario(
     loop {
         let mut running = 0;
         for (slot, p) in pids.iter_mut().enumerate() {
-            if let Some(pid) = *p {
-                match sys::wait_child(pid, false) {
+            if let Some(child) = p {
+                match child.wait(false) {
                     Ok(Some(st)) => {
                         statuses[slot] = Some(st);
                         *p = None;

@@ -115,9 +115,12 @@ pub fn builtin_transports() -> Vec<Box<dyn Transport>> {
 /// Runs the built-in transports selected by `config`, calling `progress` between
 /// measurements (on this thread).
 ///
-/// The harness forks and reaps its servers with `waitpid`: if this process ignores `SIGCHLD`
-/// (`SIG_IGN`, perhaps inherited from its parent) or set `SA_NOCLDWAIT`, that is undone first
-/// (`SIG_DFL`; a handler is kept), since the kernel would otherwise reap the servers itself.
+/// The harness forks its servers and holds each by a pidfd, through which it kills (the
+/// watchdog) and reaps (`waitid(P_PIDFD)`) it: a kill can never reach a process that was given
+/// a server's pid after something else in this process reaped the server. Needs Linux 5.4. If
+/// this process ignores `SIGCHLD` (`SIG_IGN`, perhaps inherited from its parent) or set
+/// `SA_NOCLDWAIT`, that is undone first (`SIG_DFL`; a handler is kept), since the kernel would
+/// otherwise reap the servers itself.
 ///
 /// # Errors
 /// An invalid configuration or unknown transport name; any failed measurement (the first one
@@ -209,7 +212,7 @@ pub fn run_transports(
     config.validate()?;
     let selected = select(transports, &config.only)?;
     // A program started by a parent that ignored SIGCHLD inherits that, and then cannot
-    // `waitpid` its servers. Should this fail (it does not for SIGCHLD), `waitpid` reports it.
+    // wait for its servers. Should this fail (it does not for SIGCHLD), the wait reports it.
     let _ = mapipc::os::process::keep_children_waitable();
     let cpus = if config.pin { pick_cpus() } else { None };
     let cpu_pair = cpus.map(|[a, b]| (a, b));

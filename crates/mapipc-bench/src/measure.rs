@@ -570,7 +570,7 @@ fn run_client(
 // Supervision
 
 struct Worker {
-    pid: u32,
+    child: sys::Child,
     result: mpsc::Receiver<Result<Measured, Failure>>,
     release: mpsc::Sender<()>,
     thread: thread::JoinHandle<()>,
@@ -590,7 +590,7 @@ fn spawn(
         ..
     } = pair;
     let mut hist = Histogram::<u64>::new_with_bounds(1, MAX_NS, 3).map_err(io::Error::other)?;
-    let (pid_tx, pid_rx) = mpsc::channel::<io::Result<u32>>();
+    let (pid_tx, pid_rx) = mpsc::channel::<io::Result<sys::Child>>();
     let (res_tx, res_rx) = mpsc::channel();
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let thread = thread::Builder::new()
@@ -616,9 +616,9 @@ fn spawn(
                         child_main(&mut *server, size, &plan, cpus.map(|c| c.1), parent, &page);
                     sys::exit_child(code)
                 }
-                Ok(sys::Forked::Parent(pid)) => {
+                Ok(sys::Forked::Parent(child)) => {
                     drop(server);
-                    let _ = pid_tx.send(Ok(pid));
+                    let _ = pid_tx.send(Ok(child));
                     let r = run_client(&mut *client, size, &plan, &mut hist);
                     let _ = res_tx.send(r);
                     // Stay alive (the child dies with this thread) and keep the client's
@@ -630,8 +630,8 @@ fn spawn(
             }
         })?;
     match pid_rx.recv() {
-        Ok(Ok(pid)) => Ok(Worker {
-            pid,
+        Ok(Ok(child)) => Ok(Worker {
+            child,
             result: res_rx,
             release: release_tx,
             thread,
@@ -649,9 +649,11 @@ fn spawn(
     }
 }
 
-fn kill(pid: u32) {
-    // ESRCH cannot happen: only this thread reaps the child, and it has not yet.
-    let _ = osproc::kill9(pid);
+/// SIGKILL through the child's pidfd: after the child was reaped (by us, or by something
+/// else in the process) it fails with ESRCH and reaches nobody, never a process that was
+/// given the child's pid since.
+fn kill(child: &sys::Child) {
+    let _ = child.kill();
 }
 
 /// Measures `transport` at `size` in a fresh pair of processes.
@@ -685,13 +687,14 @@ pub(crate) fn run_pair(
     };
     let page = Arc::new(FailurePage::new().map_err(process_err("mmap"))?);
     let worker = spawn(pair, size, *plan, cpus, page.clone()).map_err(process_err("fork"))?;
-    let pid = worker.pid;
-    // `waitpid` fails (ECHILD) when something else in this process reaped the child (a
+    let child = &worker.child;
+    // The wait fails (ECHILD) when something else in this process reaped the child (a
     // `waitpid(-1)` elsewhere, a SIGCHLD handler that reaps): its status is lost, and a client
     // spinning on shared memory would wait for it forever, so it is unblocked before the
-    // error returns. The pid is not killed: once reaped, it may belong to another process.
+    // error returns. Kills go through the child's pidfd, so none can reach a process that
+    // was given its pid after it was reaped.
     let waitpid = |block: bool| {
-        sys::wait_child(pid, block).map_err(|e| {
+        child.wait(block).map_err(|e| {
             call_abort();
             process_err("waitpid")(e)
         })
@@ -717,15 +720,15 @@ pub(crate) fn run_pair(
         if !timed_out && started.elapsed() > bound {
             timed_out = true;
             if status.is_none() {
-                kill(pid);
+                kill(child);
             }
             call_abort();
         }
         if started.elapsed() > bound + GRACE {
             // The client is stuck beyond any abort; leave its thread behind.
             if status.is_none() {
-                kill(pid);
-                let _ = sys::wait_child(pid, true);
+                kill(child);
+                let _ = child.wait(true);
             }
             return Err(BenchError::Timeout {
                 transport: label.to_string(),
@@ -737,14 +740,14 @@ pub(crate) fn run_pair(
 
     // Reap the child: at once if the client failed, else within the bound.
     if status.is_none() && !matches!(client, Some(Ok(_))) {
-        kill(pid);
+        kill(child);
     }
     while status.is_none() {
         status = waitpid(false)?;
         if status.is_none() {
             if started.elapsed() > bound {
                 timed_out = true;
-                kill(pid);
+                kill(child);
                 status = waitpid(true)?;
             } else {
                 thread::sleep(Duration::from_millis(1));

@@ -1,21 +1,35 @@
-//! The harness's process plumbing: `fork`, `_exit`, `waitpid`, `prctl(PR_SET_PDEATHSIG)`,
-//! `pthread_sigmask`, `pipe2`. This is the only file of the crate that calls `libc`; it has no counterpart in
-//! `mapipc::os` because only a benchmark harness forks itself.
+//! The harness's process plumbing: `fork`, `_exit`, `pidfd_open`, `pidfd_send_signal`,
+//! `waitid(P_PIDFD)`, `prctl(PR_SET_PDEATHSIG)`, `pthread_sigmask`, `pipe2`. This is the only
+//! file of the crate that makes system calls (through `libc` and `rustix`); it has no
+//! counterpart in `mapipc::os` because only a benchmark harness forks itself.
+//!
+//! A forked child is held by a [`Child`]: a pidfd, opened right after the fork, through
+//! which it is signalled and reaped. A bare pid would not do: once something else in the
+//! process reaps the child (a `waitpid(-1)` elsewhere, a SIGCHLD handler), its pid is free
+//! and may be given to an unrelated process, which a `kill(pid)` would then hit. A pidfd
+//! stays bound to our child: signalling it after it was reaped fails with `ESRCH`. Needs
+//! Linux 5.4 (`pidfd_open` is 5.3, `waitid(P_PIDFD)` 5.4).
 #![allow(unsafe_code)]
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+
+use rustix::process::{Pid, PidfdFlags, Signal, WaitId, WaitIdOptions};
 
 /// What `fork` returned in this process.
 pub(crate) enum Forked {
     /// We are the child.
     Child,
-    /// We are the parent; the child's pid.
-    Parent(u32),
+    /// We are the parent; the child, held by its pidfd.
+    Parent(Child),
 }
 
-/// `fork()`.
+/// `fork()`, then, in the parent, [`Child::open`] on the new child. If that fails (too many
+/// open files, a kernel older than 5.4), the child is killed by its pid and reaped, and the
+/// error returned: the child cannot have been reaped by anyone else yet unless something
+/// else in the process waits for any child, which is the one case a pidfd guards against
+/// afterwards and cannot guard against here.
 ///
 /// # Safety
 /// The child may only do simple, async-signal-safe-ish work on data prepared before the call
@@ -28,7 +42,87 @@ pub(crate) unsafe fn fork() -> io::Result<Forked> {
     match pid {
         -1 => Err(io::Error::last_os_error()),
         0 => Ok(Forked::Child),
-        p => Ok(Forked::Parent(p as u32)),
+        p => match Child::open(p as u32) {
+            Ok(child) => Ok(Forked::Parent(child)),
+            Err(e) => {
+                // SAFETY: kill(2) with a pid and a signal number has no memory-safety
+                // preconditions; `p` is the child just forked (see the doc above).
+                unsafe { libc::kill(p, libc::SIGKILL) };
+                let mut status = 0;
+                // SAFETY: `status` is a valid out-pointer for the duration of the call.
+                while unsafe { libc::waitpid(p, &mut status, 0) } == -1
+                    && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+                {
+                }
+                Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot open a pidfd for the forked child {p}: {e}"),
+                ))
+            }
+        },
+    }
+}
+
+/// A child process of ours, held by a pidfd: [`Child::kill`] can only reach this child
+/// (never a process that was given its pid after it was reaped), and [`Child::wait`] reaps
+/// it through the same descriptor.
+#[derive(Debug)]
+pub(crate) struct Child {
+    fd: OwnedFd,
+}
+
+impl Child {
+    /// `pidfd_open(pid)`, then a check that the process is our child (a non-blocking,
+    /// non-reaping `waitid(P_PIDFD)`, which fails with `ECHILD` for any other process): a
+    /// pid that was reaped by something else and given to another process is refused.
+    pub(crate) fn open(pid: u32) -> io::Result<Child> {
+        let raw = i32::try_from(pid)
+            .ok()
+            .and_then(Pid::from_raw)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a pid"))?;
+        let fd = rustix::process::pidfd_open(raw, PidfdFlags::empty())?;
+        let child = Child { fd };
+        child.waitid(WaitIdOptions::NOWAIT | WaitIdOptions::NOHANG)?;
+        Ok(child)
+    }
+
+    /// `pidfd_send_signal(SIGKILL)`. Once the child has been reaped (by [`Child::wait`] or
+    /// by anything else), this fails with `ESRCH` and signals nobody.
+    pub(crate) fn kill(&self) -> io::Result<()> {
+        Ok(rustix::process::pidfd_send_signal(
+            self.fd.as_fd(),
+            Signal::KILL,
+        )?)
+    }
+
+    /// `waitid(P_PIDFD, WEXITED)`, not blocking when `block == false`: reaps the child if it
+    /// has ended and says how; `None` while it runs. Fails with `ECHILD` when something else
+    /// reaped it.
+    pub(crate) fn wait(&self, block: bool) -> io::Result<Option<ChildStatus>> {
+        self.waitid(if block {
+            WaitIdOptions::empty()
+        } else {
+            WaitIdOptions::NOHANG
+        })
+    }
+
+    fn waitid(&self, options: WaitIdOptions) -> io::Result<Option<ChildStatus>> {
+        loop {
+            match rustix::process::waitid(
+                WaitId::PidFd(self.fd.as_fd()),
+                WaitIdOptions::EXITED | options,
+            ) {
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(None) => return Ok(None),
+                Ok(Some(st)) => {
+                    return Ok(Some(match st.terminating_signal() {
+                        Some(sig) => ChildStatus::Signaled(sig),
+                        None => ChildStatus::Exited(st.exit_status().unwrap_or(0)),
+                    }))
+                }
+            }
+        }
     }
 }
 
@@ -88,32 +182,6 @@ impl std::fmt::Display for ChildStatus {
     }
 }
 
-/// `waitpid(pid, WNOHANG)` (`block == false`) or `waitpid(pid, 0)`: reaps the child if it has
-/// ended; `None` while it runs.
-pub(crate) fn wait_child(pid: u32, block: bool) -> io::Result<Option<ChildStatus>> {
-    let flags = if block { 0 } else { libc::WNOHANG };
-    loop {
-        let mut status = 0;
-        // SAFETY: `status` is a valid out-pointer for the duration of the call.
-        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, flags) };
-        if r == -1 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if r == 0 {
-            return Ok(None);
-        }
-        return Ok(Some(if libc::WIFSIGNALED(status) {
-            ChildStatus::Signaled(libc::WTERMSIG(status))
-        } else {
-            ChildStatus::Exited(libc::WEXITSTATUS(status))
-        }));
-    }
-}
-
 /// `pipe2(O_CLOEXEC)`: the (read, write) ends.
 pub(crate) fn pipe() -> io::Result<(File, File)> {
     let mut fds = [0 as libc::c_int; 2];
@@ -124,4 +192,113 @@ pub(crate) fn pipe() -> io::Result<(File, File)> {
     // SAFETY: both descriptors were just created by `pipe2` and are owned by nobody else.
     let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     Ok((File::from(r), File::from(w)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Forks a child that sleeps until it is killed (or this test's thread ends).
+    fn fork_sleeper() -> u32 {
+        let parent = std::process::id();
+        // SAFETY: the child makes only async-signal-safe calls (prctl, getppid, pause, _exit).
+        match unsafe { libc::fork() } {
+            -1 => panic!("fork: {}", io::Error::last_os_error()),
+            0 => {
+                if die_with_parent(parent) {
+                    loop {
+                        // SAFETY: pause has no preconditions.
+                        unsafe { libc::pause() };
+                    }
+                }
+                exit_child(0)
+            }
+            pid => pid as u32,
+        }
+    }
+
+    /// Kills and reaps `pid` by its number, as code other than the harness would.
+    fn kill_and_reap_by_pid(pid: u32) {
+        let mut status = 0;
+        // SAFETY: plain syscalls; `pid` is an unreaped child of this process.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            libc::waitpid(pid as libc::pid_t, &mut status, 0);
+        }
+    }
+
+    #[test]
+    fn kill_never_reaches_a_process_given_a_reaped_childs_pid() {
+        // The kernel hands a freed pid out again only after the whole pid space went round,
+        // unless told where to continue: /proc/sys/kernel/ns_last_pid (root only).
+        const LAST_PID: &str = "/proc/sys/kernel/ns_last_pid";
+        if std::fs::OpenOptions::new()
+            .write(true)
+            .open(LAST_PID)
+            .is_err()
+        {
+            eprintln!("skipped: {LAST_PID} is not writable (not root)");
+            return;
+        }
+        // Other processes on the machine may take the pid first: try again then.
+        for _ in 0..100 {
+            let a = fork_sleeper();
+            let child = Child::open(a).expect("pidfd of our child");
+            // Something else in the process reaps it: its pid is free.
+            kill_and_reap_by_pid(a);
+            std::fs::write(LAST_PID, (a - 1).to_string()).expect("write ns_last_pid");
+            let b = fork_sleeper();
+            if b != a {
+                kill_and_reap_by_pid(b);
+                continue;
+            }
+            // `b` now holds the pid `a` had. The harness kills its (gone) child.
+            let killed = child.kill();
+            // `b` is ended with SIGTERM: a SIGKILL that reached it first (it is delivered
+            // asynchronously) would have decided how it died.
+            let mut status = 0;
+            // SAFETY: plain syscalls; `status` is a valid out-pointer; `b` is our unreaped
+            // child.
+            unsafe {
+                libc::kill(b as libc::pid_t, libc::SIGTERM);
+                libc::waitpid(b as libc::pid_t, &mut status, 0);
+            }
+            assert_eq!(
+                libc::WTERMSIG(status),
+                libc::SIGTERM,
+                "killing the reaped child killed the process given its pid ({b})"
+            );
+            assert_eq!(
+                killed.map_err(|e| e.raw_os_error()),
+                Err(Some(libc::ESRCH)),
+                "a kill of a reaped child reaches nobody"
+            );
+            assert_eq!(
+                child.wait(false).map_err(|e| e.raw_os_error()),
+                Err(Some(libc::ECHILD)),
+                "the wait says that something else reaped it"
+            );
+            // And a pid that is not our child is refused.
+            assert!(Child::open(1).is_err(), "pid 1 is not our child");
+            return;
+        }
+        panic!("the pid of a reaped child was never given out again in 100 tries");
+    }
+
+    #[test]
+    fn wait_reports_how_the_child_ended() {
+        let a = fork_sleeper();
+        let child = Child::open(a).expect("pidfd of our child");
+        assert_eq!(child.wait(false).unwrap(), None, "still running");
+        child.kill().unwrap();
+        assert_eq!(
+            child.wait(true).unwrap(),
+            Some(ChildStatus::Signaled(libc::SIGKILL))
+        );
+        // Reaped: the pidfd reaches nobody now.
+        assert_eq!(
+            child.kill().map_err(|e| e.raw_os_error()),
+            Err(Some(libc::ESRCH))
+        );
+    }
 }

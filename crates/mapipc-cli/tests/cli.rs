@@ -2055,34 +2055,37 @@ clitest!(bench_refuses_an_unwritable_output_before_measuring, |dir| {
     assert_eq!(std::fs::read(dir.path("old.json")).unwrap(), b"kept");
 });
 
-clitest!(bench_refuses_a_fifo_a_device_or_a_directory_as_output, |dir| {
-    // A FIFO would block the run until a reader opened it (here: until the watchdog);
-    // devices and directories are not where results go. Refused before measuring, with one
-    // `error:` line and nothing on stdout.
-    let fifo = dir.path("out.fifo");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
-    std::fs::create_dir(dir.path("d")).unwrap();
-    std::os::unix::fs::symlink(&fifo, dir.path("link-to-fifo")).unwrap();
-    let run = ["--only", "uds", "--sizes", "8", "--duration", "1ms"];
-    for (flag, target, what) in [
-        ("--json", "out.fifo", "a FIFO"),
-        ("--plot", "out.fifo", "a FIFO"),
-        ("--json", "link-to-fifo", "a FIFO"),
-        ("--json", "/dev/null", "a character device"),
-        ("--plot", "d", "a directory"),
-    ] {
-        let out = dir.run(&[&["bench", flag, target][..], &run].concat());
-        let line = out.error();
-        assert!(
-            line.starts_with(&format!("error: cannot write `{target}`: it is {what}")),
-            "{flag} {target}: {line}"
-        );
-        assert!(line.contains("only regular files"), "{line}");
-        assert!(out.stdout.is_empty(), "{flag} {target}: measured anyway");
+clitest!(
+    bench_refuses_a_fifo_a_device_or_a_directory_as_output,
+    |dir| {
+        // A FIFO would block the run until a reader opened it (here: until the watchdog);
+        // devices and directories are not where results go. Refused before measuring, with one
+        // `error:` line and nothing on stdout.
+        let fifo = dir.path("out.fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        std::fs::create_dir(dir.path("d")).unwrap();
+        std::os::unix::fs::symlink(&fifo, dir.path("link-to-fifo")).unwrap();
+        let run = ["--only", "uds", "--sizes", "8", "--duration", "1ms"];
+        for (flag, target, what) in [
+            ("--json", "out.fifo", "a FIFO"),
+            ("--plot", "out.fifo", "a FIFO"),
+            ("--json", "link-to-fifo", "a FIFO"),
+            ("--json", "/dev/null", "a character device"),
+            ("--plot", "d", "a directory"),
+        ] {
+            let out = dir.run(&[&["bench", flag, target][..], &run].concat());
+            let line = out.error();
+            assert!(
+                line.starts_with(&format!("error: cannot write `{target}`: it is {what}")),
+                "{flag} {target}: {line}"
+            );
+            assert!(line.contains("only regular files"), "{line}");
+            assert!(out.stdout.is_empty(), "{flag} {target}: measured anyway");
+        }
     }
-});
+);
 
 /// Runs mapipc with `args` as a parent that ignores SIGCHLD would start it (the disposition
 /// is passed on across exec): the kernel would then reap the command's children itself and
