@@ -33,7 +33,8 @@ Examples:
 Errors print one line `error: ...` on stderr; the exit status is 1 for errors, 2 for usage
 errors, 3 when a wait timed out (recv, send, region read --wait, queue tail --follow) or
 --nonblock found nothing to do, 0 on success (also when a reader of stdout goes away early,
-as in `| head`).";
+as in `| head`). Names and paths are printed with control characters escaped (a newline as
+\\n, ESC as \\u{1b}), so a name cannot forge an output line; --json gives them exactly.";
 
 /// Memory-mapped file I/O and shared-memory IPC on Linux.
 #[derive(Debug, Parser)]

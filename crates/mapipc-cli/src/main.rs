@@ -107,8 +107,10 @@ fn error_line(e: &anyhow::Error) -> String {
         }
         last = text;
     }
-    // One line, whatever a cause's message contains.
-    line.replace(['\n', '\r'], " ")
+    // One line, whatever a cause's message contains: control characters (a newline in a
+    // name the message quotes, an escape sequence) are escaped as everywhere in the human
+    // output (`command::escaped`); what a command escaped already stays as it is.
+    command::escaped(&line).into_owned()
 }
 
 #[cfg(test)]
@@ -175,9 +177,18 @@ mod tests {
     }
 
     #[test]
-    fn error_line_is_one_line() {
+    fn error_line_is_one_line_with_control_characters_escaped() {
         let e = anyhow::anyhow!("two\nlines");
-        assert_eq!(error_line(&e), "two lines");
+        assert_eq!(error_line(&e), "two\\nlines");
+        // A name quoted by the library (not escaped there) and by a command (escaped
+        // already) read the same.
+        let io = io::Error::new(io::ErrorKind::NotFound, "cannot open `a\nb\x1b[2J`");
+        let e =
+            anyhow::Error::new(io).context(format!("region `{}`", command::escaped("a\nb\x1b[2J")));
+        assert_eq!(
+            error_line(&e),
+            "region `a\\nb\\u{1b}[2J`: cannot open `a\\nb\\u{1b}[2J`"
+        );
     }
 
     #[test]

@@ -2334,3 +2334,139 @@ clitest!(channel_commands_name_a_missing_channel_as_one, |dir| {
         "{line}"
     );
 });
+
+// ---------------------------------------------------------------------------------------
+// Names with control characters: printed escaped, never raw
+
+/// Asserts that `text` holds no control character other than the newlines ending its lines,
+/// and has `lines` lines.
+fn assert_no_raw_controls(text: &str, lines: usize, what: &str) {
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "{what}: a raw control character in {text:?}"
+    );
+    assert_eq!(text.lines().count(), lines, "{what}: {text:?}");
+}
+
+clitest!(names_with_control_characters_are_printed_escaped, |dir| {
+    // A name that would forge a second line, and one that would clear the screen.
+    let forged = "./r\nremoved region `important`";
+    let shown = "./r\\nremoved region `important`";
+    let out = dir.run(&["region", "create", forged, "--size", "4KiB"]);
+    out.ok();
+    let stdout = out.stdout_str();
+    assert_no_raw_controls(&stdout, 1, "region create");
+    assert!(
+        stdout.starts_with(&format!("created region `{shown}`:")),
+        "{stdout}"
+    );
+    let out = dir.run(&["region", "info", forged]);
+    out.ok();
+    assert!(out.stdout_str().contains(shown), "{}", out.stdout_str());
+    assert_no_raw_controls(&out.stdout_str(), out.stdout_str().lines().count(), "info");
+    assert!(!out.stdout_str().contains("\nremoved"));
+    let out = dir.run(&["region", "rm", forged]);
+    out.ok();
+    assert_eq!(out.stdout_str(), format!("removed region `{shown}`\n"));
+
+    let cls = "./c\x1b[2J\x1b[H\r";
+    let out = dir.run(&["chan", "create", cls, "--capacity", "4KiB"]);
+    out.ok();
+    assert_no_raw_controls(&out.stdout_str(), 1, "chan create");
+    assert!(
+        out.stdout_str()
+            .contains("channel `./c\\u{1b}[2J\\u{1b}[H\\r`"),
+        "{}",
+        out.stdout_str()
+    );
+    let out = dir.run(&["stat", cls]);
+    out.ok();
+    assert_no_raw_controls(&out.stdout_str(), out.stdout_str().lines().count(), "stat");
+    // JSON keeps the exact name (escaped the JSON way).
+    let out = dir.run(&["stat", cls, "--json"]);
+    out.ok();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["path"], cls);
+    let out = dir.run(&["recv", cls, "--nonblock"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_one_error_line(&out.stderr);
+    assert_no_raw_controls(&out.stderr, 1, "recv error");
+    assert!(out.stderr.contains("./c\\u{1b}[2J"), "{}", out.stderr);
+
+    // Errors: from the command's own checks and from the library's messages alike.
+    for args in [
+        &["region", "info", "./missing\x1b[2K\rerror: forged"][..],
+        &["cat", "./missing\nerror: forged"],
+        &["info", "./missing\x07"],
+        &["send", "./missing\x1b]0;title\x07", "m"],
+        &["region", "create", "./no\ndir/r", "--size", "4KiB"],
+    ] {
+        let out = dir.run(args);
+        let line = out.error();
+        assert_no_raw_controls(&out.stderr, 1, &format!("{args:?}"));
+        assert!(
+            line.contains("./missing\\") || line.contains("no\\ndir"),
+            "{line}"
+        );
+    }
+    // The library opens (and quotes) a file whose name it is given: a FIFO named so.
+    let fifo = dir.path("f\x1b[2J");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for args in [
+        &["region", "info", "./f\x1b[2J"][..],
+        &["cat", "./f\x1b[2J"],
+        &["stat", "./f\x1b[2J"],
+    ] {
+        let out = dir.run(args);
+        out.error();
+        assert_no_raw_controls(&out.stderr, 1, &format!("{args:?}"));
+    }
+
+    // Queue files: the directory, and what `info` prints about a file.
+    let q = "./q\n\x1b[1m";
+    dir.run(&["queue", "append", q, "one", "two"]).ok();
+    let out = dir.run(&["queue", "stat", q]);
+    out.ok();
+    assert!(
+        out.stdout_str().contains("./q\\n\\u{1b}[1m"),
+        "{}",
+        out.stdout_str()
+    );
+    assert_no_raw_controls(
+        &out.stdout_str(),
+        out.stdout_str().lines().count(),
+        "queue stat",
+    );
+    assert!(!out.stdout_str().lines().any(|l| l.starts_with('\x1b')));
+    let named = dir.write("file\nname", b"data");
+    let out = dir.run(&["info", named.to_str().unwrap()]);
+    out.ok();
+    assert!(out
+        .stdout_str()
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with("file\\nname"));
+    assert_no_raw_controls(&out.stdout_str(), out.stdout_str().lines().count(), "info");
+});
+
+clitest!(demo_prints_a_hostile_temporary_directory_escaped, |dir| {
+    // TMPDIR comes from the environment: its name is printed escaped too.
+    let tmp = dir.path("t\nmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut cmd = dir.command(&["demo"]);
+    cmd.env("TMPDIR", &tmp).stdin(Stdio::null());
+    let out = finish(cmd.spawn().expect("spawn mapipc demo"), None);
+    out.ok();
+    let stdout = out.stdout_str();
+    assert!(!stdout.contains("t\nmp"), "{stdout}");
+    assert!(stdout.contains("t\\nmp/mapipc-demo-"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("removed ") && l.contains("t\\nmp")),
+        "{stdout}"
+    );
+});

@@ -12,7 +12,9 @@ use mapipc::channel::{
 };
 use mapipc::region::Location;
 
-use super::{check_parent_dir, existing, location, read_line_at_most, stdout_reader_present, Exit};
+use super::{
+    check_parent_dir, existing, location, read_line_at_most, shown, stdout_reader_present, Exit,
+};
 use crate::cli::{ChanCreateArgs, RecvArgs, SendArgs, StatArgs};
 use crate::size::human;
 
@@ -25,10 +27,10 @@ pub fn create(args: &ChanCreateArgs, out: &mut dyn Write) -> Result<()> {
     if !args.force && std::fs::symlink_metadata(&path).is_ok() {
         bail!(
             "cannot create channel `{}`: it already exists (--force replaces it)",
-            path.display()
+            shown(path.display())
         );
     }
-    check_parent_dir(&path, &format!("channel `{}`", path.display()))?;
+    check_parent_dir(&path, &format!("channel `{}`", shown(path.display())))?;
     // An option for another kind is a mistake worth saying (`--kind spsc --policy lossy`
     // would otherwise create a channel that is not what was asked for).
     let misplaced = [
@@ -75,7 +77,7 @@ pub fn create(args: &ChanCreateArgs, out: &mut dyn Write) -> Result<()> {
         out,
         "created {} channel `{}`: capacity {}, messages up to {}{extra}",
         chan.kind(),
-        loc.path().display(),
+        shown(loc.path().display()),
         human(chan.capacity() as u64),
         human(chan.max_message() as u64)
     )
@@ -83,7 +85,7 @@ pub fn create(args: &ChanCreateArgs, out: &mut dyn Write) -> Result<()> {
     .with_context(|| {
         format!(
             "channel `{}` was created; saying so failed",
-            loc.path().display()
+            shown(loc.path().display())
         )
     })?;
     Ok(())
@@ -96,14 +98,22 @@ pub fn create(args: &ChanCreateArgs, out: &mut dyn Write) -> Result<()> {
 /// at PATH. Processes that have the old channel open keep it, as after a removal.
 fn replace(options: &ChannelOptions, loc: &Location) -> Result<Channel> {
     let path = loc.path();
-    let name = path
-        .file_name()
-        .with_context(|| format!("cannot replace `{}`: it names no file", path.display()))?;
+    let name = path.file_name().with_context(|| {
+        format!(
+            "cannot replace `{}`: it names no file",
+            shown(path.display())
+        )
+    })?;
     let mut temp_name = std::ffi::OsString::from(".");
     temp_name.push(name);
     temp_name.push(format!(".mapipc-new-{}", std::process::id()));
     let temp = Location::Path(path.with_file_name(temp_name));
-    let unchanged = || format!("cannot replace `{}` (left as it was)", path.display());
+    let unchanged = || {
+        format!(
+            "cannot replace `{}` (left as it was)",
+            shown(path.display())
+        )
+    };
     let chan = options.create(&temp).with_context(unchanged)?;
     if let Err(e) = std::fs::rename(temp.path(), &path) {
         let _ = std::fs::remove_file(temp.path());
@@ -222,19 +232,20 @@ fn open_channel(
     doing: &str,
 ) -> Result<Channel> {
     use mapipc::region::OpenError;
+    let name = shown(loc);
     match opened {
         Err(ChannelError::Open(OpenError::NotRegularFile { kind, .. })) => {
-            bail!("`{loc}` is {kind}, not a channel")
+            bail!("`{name}` is {kind}, not a channel")
         }
         Err(ChannelError::Open(OpenError::Symlink { .. })) => bail!(
-            "`{loc}` is a symbolic link: channels are not opened through symlinks (someone \
+            "`{name}` is a symbolic link: channels are not opened through symlinks (someone \
              could point it at another file); name the target directly"
         ),
         Err(ChannelError::Open(OpenError::Open { source, .. })) => {
-            bail!("cannot open channel `{loc}`: {source}")
+            bail!("cannot open channel `{name}`: {source}")
         }
         Err(ChannelError::Open(OpenError::ForeignOwner { uid, our_uid, .. })) => bail!(
-            "channel `{loc}` belongs to uid {uid}, not to you (uid {our_uid}): mapipc does \
+            "channel `{name}` belongs to uid {uid}, not to you (uid {our_uid}): mapipc does \
              not {doing} another user's channel"
         ),
         other => Ok(other?),
@@ -260,12 +271,12 @@ pub fn send(args: &SendArgs, _out: &mut dyn Write) -> Result<()> {
         if !matches!(len, Length::Exact(n) if n >= 1 && n <= max as u64) {
             bail!(
                 "{origin} is {len}: messages on `{}` are 1 to {max} bytes ({sent} sent before it)",
-                loc.path().display()
+                shown(loc.path().display())
             );
         }
         // A timeout past what the clock can represent: no deadline.
         let deadline = args.timeout.and_then(|t| Instant::now().checked_add(t));
-        let what = |sent: u64| format!("`{}` ({sent} sent)", loc.path().display());
+        let what = |sent: u64| format!("`{}` ({sent} sent)", shown(loc.path().display()));
         loop {
             let r = if args.nonblock {
                 match tx.try_send(&buf) {
@@ -359,7 +370,7 @@ fn positions_valid(chan: &Channel, loc: &Location, printed: u64) -> Result<()> {
         bail!(
             "channel `{}`: the shared positions are inconsistent: the channel is corrupted \
              ({printed} received)",
-            loc.path().display()
+            shown(loc.path().display())
         );
     }
     Ok(())
@@ -383,7 +394,7 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
             message: format!(
                 "--from newest applies to broadcast channels only, and `{}` is an {} channel \
                  (its receiver continues from the last consumed message)",
-                loc.path().display(),
+                shown(loc.path().display()),
                 chan.kind()
             ),
         }
@@ -428,7 +439,7 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
                 Err(TryRecvError::Empty) => {
                     return Err(exit3(format!(
                         "channel `{}` is empty (--nonblock)",
-                        loc.path().display()
+                        shown(loc.path().display())
                     )))
                 }
                 Err(TryRecvError::Disconnected) => break,
@@ -468,7 +479,7 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
                             "channel `{}` was removed or replaced while waiting for a sender: \
                              a sender opening that name now reaches another file, or none \
                              ({printed} received)",
-                            loc.path().display()
+                            shown(loc.path().display())
                         );
                     }
                 }
@@ -481,7 +492,7 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
                 return Err(exit3(format!(
                     "timed out after {} waiting for a message on `{}` ({printed} received)",
                     humantime::format_duration(args.timeout.unwrap_or_default()),
-                    loc.path().display()
+                    shown(loc.path().display())
                 )))
             }
             Err(RecvTimeoutError::Lagged { missed }) => lagged(missed),
@@ -504,7 +515,7 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
                             "timed out after {} waiting for a new sender on `{}` ({printed} \
                              received)",
                             humantime::format_duration(args.timeout.unwrap_or(Duration::ZERO)),
-                            loc.path().display()
+                            shown(loc.path().display())
                         )));
                     }
                     if chan.region().file_moved() {
@@ -512,7 +523,7 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
                             "channel `{}` was removed or replaced while waiting for a new \
                              sender: a sender opening that name now reaches another file, or \
                              none ({printed} received)",
-                            loc.path().display()
+                            shown(loc.path().display())
                         );
                     }
                 }
@@ -580,7 +591,7 @@ pub fn stat(args: &StatArgs, out: &mut dyn Write) -> Result<()> {
     if !st.positions_valid {
         bail!(
             "channel `{}`: the shared positions are inconsistent: the channel is corrupted",
-            loc.path().display()
+            shown(loc.path().display())
         );
     }
     Ok(())
@@ -605,7 +616,7 @@ fn stat_text(loc: &Location, st: &Stat) -> String {
     let mut line = |k: &str, v: String| {
         let _ = writeln!(s, "{k:<11} {v}");
     };
-    line("channel", loc.path().display().to_string());
+    line("channel", shown(loc.path().display()));
     line(
         "kind",
         match st.policy {

@@ -28,6 +28,7 @@ use mapipc::channel::Channel;
 use mapipc::region::Region;
 use mapipc::sync::{Notifier, WaitError, WaitOptions};
 
+use super::shown;
 use crate::cli::DemoArgs;
 
 /// The longest any step may wait for another process; only a broken system reaches it.
@@ -53,7 +54,7 @@ pub fn run(_args: &DemoArgs, out: &mut dyn Write) -> Result<()> {
         Ok(dir)
     })?;
     let ran = unrelated_processes(out, dir.path()).and_then(|()| channel(out, dir.path()));
-    let shown = dir.path().display().to_string();
+    let shown = shown(dir.path().display());
     // Disarmed only once the directory is gone: a signal meanwhile finds less to remove.
     let closed = match ran {
         Ok(()) => dir
@@ -421,7 +422,7 @@ fn unrelated_processes(out: &mut dyn Write, dir: &Path) -> Result<()> {
     writeln!(
         out,
         "   reader: created region {} ({} bytes of user data, generation {seen})",
-        path.display(),
+        shown(path.display()),
         region.len()
     )?;
     writeln!(
@@ -431,7 +432,7 @@ fn unrelated_processes(out: &mut dyn Write, dir: &Path) -> Result<()> {
     writeln!(
         out,
         "           mapipc region write {} --offset 0 {MESSAGE:?}",
-        path.display()
+        shown(path.display())
     )?;
     out.flush()?;
 
@@ -511,13 +512,13 @@ fn channel(out: &mut dyn Write, dir: &Path) -> Result<()> {
     writeln!(
         out,
         "   receiver: created channel {} ({}-byte ring) and attached as its receiver",
-        path.display(),
+        shown(path.display()),
         chan.capacity()
     )?;
     writeln!(
         out,
         "   receiver: starting: mapipc send {} {}",
-        path.display(),
+        shown(path.display()),
         MESSAGES.join(" ")
     )?;
     out.flush()?;
@@ -530,7 +531,7 @@ fn channel(out: &mut dyn Write, dir: &Path) -> Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("cannot start {}", exe.display()))?;
+        .with_context(|| format!("cannot start {}", shown(exe.display())))?;
     let sender_pid = sender.id();
     let mut got = Vec::new();
     for _ in MESSAGES {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use mapipc::map::{MapError, MapOptions};
 
-use super::{describe_file_type, has_contents, quoted};
+use super::{describe_file_type, escaped, has_contents, quoted};
 use crate::cli::InfoArgs;
 use crate::format::{self, Format};
 use crate::size::human;
@@ -126,7 +126,7 @@ fn gather(path: &Path) -> Result<Info> {
                 "cannot open {} (channels and regions created by a bare name are in \
                  /dev/shm: `mapipc info {}`)",
                 quoted(path),
-                shm.display()
+                escaped(&shm.to_string_lossy())
             )
         } else {
             format!("cannot open {}", quoted(path))
@@ -439,8 +439,10 @@ fn id_text(name: &Option<String>, kind: &str, id: u32) -> String {
 
 fn render_text(info: &Info) -> String {
     let mut s = String::new();
+    // Every value through `escaped`: the file's name, a link's target, and header fields
+    // or errors that quote names come from the file system.
     let mut line = |label: &str, value: &str| {
-        let _ = writeln!(s, "{:<14} {value}", format!("{label}:"));
+        let _ = writeln!(s, "{:<14} {}", format!("{label}:"), escaped(value));
     };
     line("file", &info.path.display().to_string());
     if let Some(target) = &info.link_target {

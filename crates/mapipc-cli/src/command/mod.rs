@@ -52,7 +52,10 @@ pub fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<()> {
 /// `what` is "channel" or "region".
 fn location(s: &str, what: &str) -> anyhow::Result<Location> {
     Location::parse(s).with_context(|| {
-        format!("bad {what} name `{s}` (a NAME without '/' is a file in /dev/shm)")
+        format!(
+            "bad {what} name `{}` (a NAME without '/' is a file in /dev/shm)",
+            escaped(s)
+        )
     })
 }
 
@@ -65,6 +68,7 @@ fn existing(s: &str, what: &str) -> anyhow::Result<Location> {
     if let Location::Shm(_) = &loc {
         let shm = loc.path();
         if std::fs::symlink_metadata(&shm).is_err() && std::fs::symlink_metadata(s).is_ok() {
+            let s = escaped(s);
             anyhow::bail!(
                 "{what} {} does not exist (a NAME without '/' is a file in /dev/shm); for \
                  the file `{s}` in this directory, write `./{s}`",
@@ -93,8 +97,8 @@ fn check_parent_dir(path: &Path, what: &str) -> anyhow::Result<()> {
                 "does not exist"
             };
             anyhow::bail!(
-                "cannot create {what}: its directory `{}` {why}",
-                parent.display()
+                "cannot create {what}: its directory {} {why}",
+                quoted(parent)
             );
         }
     }
@@ -193,9 +197,51 @@ fn has_contents(path: &std::path::Path) -> bool {
         })
 }
 
-/// `path` as printed in messages: `` `path` ``.
+/// `path` as printed in messages: `` `path` ``, [`escaped`].
 fn quoted(path: &Path) -> String {
-    format!("`{}`", path.display())
+    format!("`{}`", escaped(&path.to_string_lossy()))
+}
+
+/// A name, path or location as printed in human output (success lines, tables, errors):
+/// [`escaped`].
+fn shown(name: impl std::fmt::Display) -> String {
+    escaped(&name.to_string()).into_owned()
+}
+
+/// `text` (a name or path from the command line or from a file, or a message quoting one)
+/// as printed in human output: control characters and other unprintable ones are escaped
+/// as Rust's `escape_debug` writes them (`\n`, `\r`, `\t`, `\u{1b}`), so that a hostile
+/// name (`mapipc region create $'a\nremoved region b'`) can neither forge an output line nor
+/// send the terminal an escape sequence. Everything else is left as it is, quotes and
+/// backslashes included: escaping twice changes nothing, so `main` escapes every error line
+/// whole (library messages quote names too) without doubling what a command escaped.
+/// (A name holding a backslash followed by `n` therefore reads like one holding a newline;
+/// `--json`, where there is one, tells them apart.) Invalid UTF-8 in a path is shown as
+/// U+FFFD, as `Path::display` does.
+pub(crate) fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.escape_debug();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        // Every backslash `escape_debug` writes starts an escape: `\\`, `\'` and `\"`
+        // stand for the character itself, which is kept as it is.
+        match chars.next() {
+            Some(q @ ('\\' | '\'' | '"')) => out.push(q),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    if out == text {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        std::borrow::Cow::Owned(out)
+    }
 }
 
 /// An outcome that is not success but not a failure either, with its own exit status
@@ -216,3 +262,38 @@ impl std::fmt::Display for Exit {
 }
 
 impl std::error::Error for Exit {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_escapes_control_and_unprintable_characters_only() {
+        assert_eq!(escaped("plain/name.bin"), "plain/name.bin");
+        assert!(matches!(escaped("plain"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(escaped("a\nb\rc\td"), "a\\nb\\rc\\td");
+        assert_eq!(
+            escaped("\x1b[2J\x07\x7f\u{85}"),
+            "\\u{1b}[2J\\u{7}\\u{7f}\\u{85}"
+        );
+        // A right-to-left override would reorder what follows it on the terminal.
+        assert_eq!(escaped("a\u{202e}b"), "a\\u{202e}b");
+        // Quotes, backslashes and printable Unicode are left alone.
+        assert_eq!(escaped(r#"it's "x" \n \\"#), r#"it's "x" \n \\"#);
+        assert_eq!(escaped("日本語 é"), "日本語 é");
+        // Escaping twice changes nothing (`main` escapes error lines whole).
+        for s in ["a\nb", "\x1b[1m\\", "\u{301}x\t", "`q\n`"] {
+            let once = escaped(s).into_owned();
+            assert_eq!(escaped(&once), once, "{s:?}");
+            assert!(!once.chars().any(char::is_control), "{once:?}");
+        }
+    }
+
+    #[test]
+    fn quoted_and_shown_escape() {
+        assert_eq!(quoted(Path::new("/tmp/a\nb")), "`/tmp/a\\nb`");
+        assert_eq!(shown(Path::new("x\r").display()), "x\\r");
+        let loc = Location::parse("/dev/shm/n\x1bm").unwrap();
+        assert_eq!(shown(&loc), "/dev/shm/n\\u{1b}m");
+    }
+}

@@ -11,7 +11,7 @@ use mapipc::queue::{
     self, AckMode, Appender, QueueOptions, QueueStat, Retention, StartAt, SyncPolicy, TailerOptions,
 };
 
-use super::{quoted, read_line_at_most, stdout_reader_present, Exit};
+use super::{escaped, quoted, read_line_at_most, shown, stdout_reader_present, Exit};
 use crate::cli::{
     FromArg, QueueAppendArgs, QueueCommand, QueueRetainArgs, QueueStatArgs, QueueTailArgs,
     QueueVerifyArgs, SyncArg,
@@ -199,7 +199,9 @@ fn stat(args: &QueueStatArgs, out: &mut dyn Write) -> Result<()> {
 
 fn render_text(st: &QueueStat) -> String {
     let mut s = String::new();
-    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<16}{v}\n"));
+    // Every value through `escaped`: the queue's path, and the names of its files and
+    // tailers (and the problems that quote them), come from the file system.
+    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<16}{}\n", escaped(&v)));
     line("queue:", st.dir.display().to_string());
     line("segment size:", human(st.segment_size));
     line("index interval:", format!("{} records", st.index_interval));
@@ -335,11 +337,12 @@ fn render_json(st: &QueueStat) -> String {
 fn verify(args: &QueueVerifyArgs, out: &mut dyn Write) -> Result<()> {
     let report = queue::verify(&args.dir)?;
     let mut text = String::new();
+    // The problems and notes name the queue's files, whose names come from the directory.
     for p in &report.problems {
-        text.push_str(&format!("{p}\n"));
+        text.push_str(&format!("{}\n", shown(p)));
     }
     for n in &report.notes {
-        text.push_str(&format!("note: {n}\n"));
+        text.push_str(&format!("note: {}\n", shown(n)));
     }
     let range = match report.first_seq {
         Some(first) if report.next_seq > first => {
@@ -385,13 +388,14 @@ fn retain(args: &QueueRetainArgs, out: &mut dyn Write) -> Result<()> {
     let report = queue::retain(&args.dir, &r)?;
     let mut text = String::new();
     for path in &report.deleted {
-        text.push_str(&format!("deleted {}\n", file_name(path)));
+        text.push_str(&format!("deleted {}\n", escaped(&file_name(path))));
     }
     if let Some((name, pos, n)) = &report.kept_for_tailer {
         text.push_str(&format!(
             "kept {n} segment{} that tailer `{name}` has not finished (it is at sequence \
              number {pos}); --force deletes them anyway\n",
-            if *n == 1 { "" } else { "s" }
+            if *n == 1 { "" } else { "s" },
+            name = escaped(name)
         ));
     }
     text.push_str(&format!(

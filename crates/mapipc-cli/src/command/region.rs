@@ -16,17 +16,18 @@ use mapipc::region::{
 };
 use mapipc::sync::{Notifier, WaitError, WaitOptions};
 
-use super::{check_parent_dir, existing, location, read_all_at_most, Exit};
+use super::{check_parent_dir, existing, location, read_all_at_most, shown, Exit};
 use crate::cli::{RegionCreateArgs, RegionInfoArgs, RegionReadArgs, RegionRmArgs, RegionWriteArgs};
 use crate::size::human;
 
 /// Checks that `len` bytes at `offset` fit in the user data; `verb` is "read" or "write".
 fn check_range(region: &Region, loc: &Location, verb: &str, offset: u64, len: u64) -> Result<()> {
+    let name = shown(loc);
     let data_len = region.len() as u64;
     match offset.checked_add(len) {
         Some(end) if end <= data_len => Ok(()),
         end => bail!(
-            "cannot {verb} {len} bytes at offset {offset} of region `{loc}`: range {offset}..{} \
+            "cannot {verb} {len} bytes at offset {offset} of region `{name}`: range {offset}..{} \
              is past the end of its user data, which is {}",
             end.map_or_else(|| "overflow".to_string(), |e| e.to_string()),
             human(data_len)
@@ -46,19 +47,20 @@ fn describe_content(kind: u32) -> String {
 /// `mapipc region create NAME|PATH --size SIZE`.
 pub fn create(args: &RegionCreateArgs, out: &mut dyn Write) -> Result<()> {
     let loc = location(&args.name, "region")?;
+    let name = shown(&loc);
     let len = usize::try_from(args.size).context("size too large")?;
     // As `chan create` says it: the OS's ENOENT reads as if the region itself were missing.
     let path = loc.path();
-    check_parent_dir(&path, &format!("region `{loc}`"))?;
+    check_parent_dir(&path, &format!("region `{name}`"))?;
     let region = Region::create(&loc, len)?;
     writeln!(
         out,
-        "created region `{loc}`: {} of user data, {} peer slots",
+        "created region `{name}`: {} of user data, {} peer slots",
         human(region.len() as u64),
         region.max_peers()
     )
     .and_then(|()| out.flush())
-    .with_context(|| format!("region `{loc}` was created; saying so failed"))?;
+    .with_context(|| format!("region `{name}` was created; saying so failed"))?;
     Ok(())
 }
 
@@ -90,8 +92,9 @@ fn info_text(
     peers: &[PeerInfo],
 ) -> String {
     let live = peers.iter().filter(|p| p.alive).count();
+    let name = shown(loc);
     let mut s = format!(
-        "region      {loc}\n\
+        "region      {name}\n\
          version     {}\n\
          file size   {}\n\
          user data   {} at offset {}\n\
@@ -166,6 +169,7 @@ fn info_json(
 /// `mapipc region rm NAME|PATH [--force]`.
 pub fn rm(args: &RegionRmArgs, out: &mut dyn Write) -> Result<()> {
     let loc = existing(&args.name, "region")?;
+    let name = shown(&loc);
     if args.force {
         mapipc::region::remove(&loc)?;
     } else {
@@ -176,7 +180,7 @@ pub fn rm(args: &RegionRmArgs, out: &mut dyn Write) -> Result<()> {
             Ok(r) => r,
             Err(OpenError::Invalid(e)) => {
                 return Err(anyhow::Error::new(e).context(format!(
-                    "not removing `{loc}`: it is not a valid region \
+                    "not removing `{name}`: it is not a valid region \
                      (--force removes it anyway)"
                 )))
             }
@@ -184,20 +188,21 @@ pub fn rm(args: &RegionRmArgs, out: &mut dyn Write) -> Result<()> {
         };
         region.remove()?;
     }
-    writeln!(out, "removed region `{loc}`")
+    writeln!(out, "removed region `{name}`")
         .and_then(|()| out.flush())
-        .with_context(|| format!("region `{loc}` was removed; saying so failed"))?;
+        .with_context(|| format!("region `{name}` was removed; saying so failed"))?;
     Ok(())
 }
 
 /// `mapipc region write NAME|PATH --offset N (DATA | --stdin)`.
 pub fn write(args: &RegionWriteArgs, _out: &mut dyn Write) -> Result<()> {
     let loc = existing(&args.name, "region")?;
+    let name = shown(&loc);
     let region = open_for_writing(&loc)?;
     let kind = region.content_kind()?;
     if kind != CONTENT_RAW {
         bail!(
-            "region `{loc}` holds {}: writing raw bytes into it would corrupt it \
+            "region `{name}` holds {}: writing raw bytes into it would corrupt it \
              (use `mapipc send` for channels)",
             describe_content(kind)
         );
@@ -212,7 +217,7 @@ pub fn write(args: &RegionWriteArgs, _out: &mut dyn Write) -> Result<()> {
             {
                 Some(data) => data,
                 None => bail!(
-                    "cannot write standard input at offset {} of region `{loc}`: it has more \
+                    "cannot write standard input at offset {} of region `{name}`: it has more \
                      than the {} of user data from there; nothing was written",
                     args.offset,
                     human(room)
@@ -223,7 +228,7 @@ pub fn write(args: &RegionWriteArgs, _out: &mut dyn Write) -> Result<()> {
     check_range(&region, &loc, "write", args.offset, data.len() as u64)?;
     region
         .write_at(args.offset, &data)
-        .with_context(|| format!("cannot write to region `{loc}`"))?;
+        .with_context(|| format!("cannot write to region `{name}`"))?;
     // Publish (the bump is a release), then wake whoever waits for a new generation.
     region.bump_generation()?;
     Notifier::new(region.notify_word()?).notify_all();
@@ -233,6 +238,7 @@ pub fn write(args: &RegionWriteArgs, _out: &mut dyn Write) -> Result<()> {
 /// `mapipc region read NAME|PATH [--offset N] [--len N] [--wait [--timeout D]]`.
 pub fn read(args: &RegionReadArgs, out: &mut dyn Write) -> Result<()> {
     let loc = existing(&args.name, "region")?;
+    let name = shown(&loc);
     // Waiting registers with the notifier, which writes; reading alone does not.
     let region = if args.wait {
         open_for_writing(&loc)?
@@ -245,7 +251,7 @@ pub fn read(args: &RegionReadArgs, out: &mut dyn Write) -> Result<()> {
             .checked_sub(args.offset)
             .with_context(|| {
                 format!(
-                    "offset {} is past the end of region `{loc}`'s user data ({})",
+                    "offset {} is past the end of region `{name}`'s user data ({})",
                     args.offset,
                     human(region.len() as u64)
                 )
@@ -264,7 +270,7 @@ pub fn read(args: &RegionReadArgs, out: &mut dyn Write) -> Result<()> {
         let n = buf.len().min((len - done) as usize);
         let at = args.offset + done;
         region.read_at(at, &mut buf[..n]).with_context(|| {
-            format!("cannot read region `{loc}` at offset {at} of its user data")
+            format!("cannot read region `{name}` at offset {at} of its user data")
         })?;
         out.write_all(&buf[..n])?;
         done += n as u64;
@@ -279,9 +285,10 @@ const READ_CHUNK: usize = 1 << 20;
 /// The library's refusal of another user's file names the library option that lifts it,
 /// which the command line has not: say it in the command's terms.
 fn open_for_writing(loc: &Location) -> Result<Region> {
+    let name = shown(loc);
     match Region::open(loc) {
         Err(OpenError::ForeignOwner { uid, our_uid, .. }) => bail!(
-            "region `{loc}` belongs to uid {uid}, not to you (uid {our_uid}): mapipc does not \
+            "region `{name}` belongs to uid {uid}, not to you (uid {our_uid}): mapipc does not \
              write to or wait on another user's region (`region info` and `region read` \
              without --wait only read it)"
         ),
@@ -321,6 +328,7 @@ fn wait_for_write(
     loc: &Location,
     timeout: Option<std::time::Duration>,
 ) -> Result<()> {
+    let name = shown(loc);
     // Be listed as a peer while waiting (`region info`); a full table only loses that.
     let _me = match region.join() {
         Ok(peer) => Some(peer),
@@ -364,20 +372,20 @@ fn wait_for_write(
         Err(WaitError::TimedOut) => Err(Exit {
             code: 3,
             message: format!(
-                "timed out after {} waiting for a write to region `{loc}` (generation still {start})",
+                "timed out after {} waiting for a write to region `{name}` (generation still {start})",
                 humantime::format_duration(timeout.unwrap_or_default())
             ),
         }
         .into()),
         Err(WaitError::PeerGone) if ended.get() == Some(Ended::Removed) => bail!(
-            "region `{loc}` was removed or replaced while waiting for a write: a writer \
+            "region `{name}` was removed or replaced while waiting for a write: a writer \
              opening that name now reaches another file, or none, and no other peer has it \
              (generation still {start})"
         ),
         Err(WaitError::PeerGone) => bail!(
-            "region `{loc}` was truncated while waiting for a write: its data is gone, and \
+            "region `{name}` was truncated while waiting for a write: its data is gone, and \
              nobody can write to it any more"
         ),
-        Err(e) => Err(anyhow::Error::new(e).context(format!("waiting on region `{loc}`"))),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("waiting on region `{name}`"))),
     }
 }
