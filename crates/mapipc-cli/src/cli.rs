@@ -685,7 +685,12 @@ executable) writes a message and notifies; then it reads the message.
 Scenario 3, a channel: a separate `mapipc send` process sends three messages through a
 channel file that this process receives, in order, as they come.
 
-Everything is removed at the end.
+Everything is removed at the end, also on an error, Ctrl-C, SIGTERM or SIGHUP. A demo
+killed by SIGKILL cannot remove its temporary directory ($TMPDIR/mapipc-demo-*): the next
+demo does. A running demo holds a lock on the file owner.lock in its directory, which the
+kernel releases when it dies; a directory whose lock is free, which belongs to you and
+holds nothing but a demo's files (region, channel, owner.lock), is removed and said so.
+Anything else is left alone.
 
 Example:
   cargo run --release -- demo";

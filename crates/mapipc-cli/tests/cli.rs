@@ -603,9 +603,11 @@ clitest!(demo_runs_the_scenarios_with_regions_and_a_channel, |dir| {
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
-    // The temporary directory it announces as removed is gone.
+    // The temporary directory it announces as removed (last: first come those of earlier
+    // demos that were killed, if any) is gone.
     let removed = text
         .lines()
+        .rev()
         .find_map(|l| l.trim().strip_prefix("removed "))
         .expect("the demo says what it removed");
     assert!(!Path::new(removed).exists(), "{removed} still exists");

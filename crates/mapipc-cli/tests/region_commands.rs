@@ -1,6 +1,6 @@
 //! `region`, `info`, `write`, `demo` and the channel commands on files that are not what
 //! they expect (files of /proc and /sys, FIFOs, dangling links, another user's files), and
-//! `demo` interrupted by a signal. Every test
+//! `demo` interrupted by a signal or killed. Every test
 //! runs the built binary under a watchdog (see `common`).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -186,70 +186,90 @@ fn entries(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Where a demo's narration can be held with its named region existing: `(created_end,
+/// room)`, the length of its output up to the line saying the region was created, and the
+/// room [`start_held_demo`] leaves (about the middle of scenarios 2 and 3), measured by a
+/// complete run.
+fn demo_layout(dir: &TestDir, tmp: &Path) -> (usize, usize) {
+    let text = demo_output(dir, tmp);
+    assert_eq!(entries(tmp), Vec::<String>::new(), "after a complete run");
+    // The region exists once this line is out; the directory goes just before "removed".
+    let created = text.find("   reader: created region").expect(&text);
+    let created_end = created + text[created..].find('\n').unwrap() + 1;
+    let removed = text.find("\nremoved ").expect(&text);
+    assert!(
+        removed < PIPE,
+        "the demo's output no longer fits a page: {removed}"
+    );
+    (created_end, (created_end + removed) / 2)
+}
+
+/// The pipe [`start_held_demo`] gives a demo as its standard output.
+const PIPE: usize = 4096;
+
+/// Starts `mapipc demo` with `TMPDIR=tmp`, held at a known point of its narration: its
+/// standard output is a one-page pipe that is filled beforehand, leaving `room` bytes, and
+/// never read. Returns once the first `created_end` bytes of its output are in the pipe (see
+/// [`demo_layout`]), with the pipe's reading end (to keep the demo blocked).
+fn start_held_demo(
+    dir: &TestDir,
+    tmp: &Path,
+    (created_end, room): (usize, usize),
+) -> (Child, Watchdog, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two fds pipe2 writes.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both fds are new and owned by nobody else.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: F_SETPIPE_SZ on a pipe fd we own.
+    let size = unsafe { libc::fcntl(wr.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE as libc::c_int) };
+    assert_eq!(
+        size,
+        PIPE as libc::c_int,
+        "{}",
+        std::io::Error::last_os_error()
+    );
+    let fill = vec![b'#'; PIPE - room];
+    // SAFETY: `fill` is readable for its length; the pipe is empty and larger.
+    let n = unsafe { libc::write(wr.as_raw_fd(), fill.as_ptr().cast(), fill.len()) };
+    assert_eq!(n, fill.len() as isize);
+
+    let mut cmd = dir.command(&["demo"]);
+    cmd.env("TMPDIR", tmp)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(wr))
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn mapipc demo");
+    drop(cmd); // our copy of the pipe's writing end
+    let dog = Watchdog::new(child.id());
+    // Wait until the line after the region's creation is in the pipe.
+    loop {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one c_int, into `queued`.
+        let r = unsafe { libc::ioctl(rd.as_raw_fd(), libc::FIONREAD, &mut queued) };
+        assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+        if queued as usize >= fill.len() + created_end {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the demo ended before being held: {status:?}");
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    (child, dog, rd)
+}
+
 // Interrupted (Ctrl-C, `kill`, a closed terminal) while its named region and channel
 // existed, `demo` died by the signal's default action and left its temporary directory
-// behind. Here it is held at a known point of its narration: its standard output is a
-// one-page pipe that the test fills beforehand, leaving room for about the output up to the
-// middle of scenarios 2 and 3 (measured by a first, complete run), and never reads.
+// behind. Here it is held at a known point of its narration (see `start_held_demo`).
 #[test]
 fn demo_interrupted_removes_its_temporary_files() {
     let dir = TestDir::new();
     let tmp = dir.path("tmp");
     std::fs::create_dir(&tmp).unwrap();
-    let text = demo_output(&dir, &tmp);
-    assert_eq!(entries(&tmp), Vec::<String>::new(), "after a complete run");
-    // The region exists once this line is out; the directory goes just before "removed".
-    let created = text.find("   reader: created region").expect(&text);
-    let created_end = created + text[created..].find('\n').unwrap() + 1;
-    let removed = text.find("\nremoved ").expect(&text);
-    let room = (created_end + removed) / 2;
-    const PIPE: usize = 4096;
-    assert!(
-        removed < PIPE,
-        "the demo's output no longer fits a page: {removed}"
-    );
-
+    let layout = demo_layout(&dir, &tmp);
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        let mut fds = [0; 2];
-        // SAFETY: `fds` has room for the two fds pipe2 writes.
-        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        // SAFETY: both fds are new and owned by nobody else.
-        let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        // SAFETY: F_SETPIPE_SZ on a pipe fd we own.
-        let size = unsafe { libc::fcntl(wr.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE as libc::c_int) };
-        assert_eq!(
-            size,
-            PIPE as libc::c_int,
-            "{}",
-            std::io::Error::last_os_error()
-        );
-        let fill = vec![b'#'; PIPE - room];
-        // SAFETY: `fill` is readable for its length; the pipe is empty and larger.
-        let n = unsafe { libc::write(wr.as_raw_fd(), fill.as_ptr().cast(), fill.len()) };
-        assert_eq!(n, fill.len() as isize);
-
-        let mut cmd = dir.command(&["demo"]);
-        cmd.env("TMPDIR", &tmp)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(wr))
-            .stderr(Stdio::null());
-        let mut child = cmd.spawn().expect("spawn mapipc demo");
-        drop(cmd); // our copy of the pipe's writing end
-        let dog = Watchdog::new(child.id());
-        // Wait until the line after the region's creation is in the pipe.
-        loop {
-            let mut queued: libc::c_int = 0;
-            // SAFETY: FIONREAD writes one c_int, into `queued`.
-            let r = unsafe { libc::ioctl(rd.as_raw_fd(), libc::FIONREAD, &mut queued) };
-            assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
-            if queued as usize >= fill.len() + created_end {
-                break;
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("the demo ended before being held: {status:?}");
-            }
-            thread::sleep(Duration::from_millis(1));
-        }
+        let (mut child, dog, _rd) = start_held_demo(&dir, &tmp, layout);
         assert_eq!(
             entries(&tmp).len(),
             1,
@@ -266,6 +286,117 @@ fn demo_interrupted_removes_its_temporary_files() {
             "left behind by a demo ended by signal {sig}"
         );
     }
+}
+
+/// Makes `tmp/name` holding `files` (each a small file), as a directory of a demo would
+/// look; returns its path.
+fn fake_demo_dir(tmp: &Path, name: &str, files: &[&str]) -> std::path::PathBuf {
+    let d = tmp.join(name);
+    std::fs::create_dir(&d).unwrap();
+    for f in files {
+        std::fs::write(d.join(f), b"1").unwrap();
+    }
+    d
+}
+
+// SIGKILL cannot be caught: the killed demo's directory stays, and the next demo removes
+// it, knowing it dead by the lock its owner held (released by the kernel on its death).
+// Directories it cannot prove dead and its own, or holding anything a demo does not make,
+// are left alone.
+#[test]
+fn demo_removes_what_a_killed_demo_left_and_nothing_else() {
+    use std::os::unix::fs::symlink;
+    let dir = TestDir::new();
+    let tmp = dir.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let layout = demo_layout(&dir, &tmp);
+    let (mut child, dog, _rd) = start_held_demo(&dir, &tmp, layout);
+    let killed_pid = child.id();
+    // SAFETY: kill with our unreaped child's pid.
+    let r = unsafe { libc::kill(killed_pid as libc::pid_t, libc::SIGKILL) };
+    assert_eq!(r, 0);
+    let status = child.wait().unwrap();
+    dog.finish();
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    let left = entries(&tmp);
+    assert_eq!(
+        left.len(),
+        1,
+        "the killed demo left its directory: {left:?}"
+    );
+    let stale = tmp.join(&left[0]);
+    assert!(stale.join("owner.lock").exists(), "{:?}", entries(&stale));
+
+    // Look-alikes that must stay:
+    // a live demo's (its lock held, here by this test process);
+    let live = fake_demo_dir(&tmp, "mapipc-demo-live", &["owner.lock", "region"]);
+    let live_lock = std::fs::File::open(live.join("owner.lock")).unwrap();
+    // SAFETY: flock on a descriptor we own.
+    let r = unsafe { libc::flock(live_lock.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(r, 0);
+    // a dead one's holding a file no demo makes;
+    let extra = fake_demo_dir(&tmp, "mapipc-demo-extra", &["owner.lock", "precious"]);
+    // one without a lock (no owner to tell dead or alive);
+    let nolock = fake_demo_dir(&tmp, "mapipc-demo-nolock", &["region", "channel"]);
+    // a symbolic link to a dead one's;
+    let victim = fake_demo_dir(&tmp, "victim", &["owner.lock", "region"]);
+    symlink(&victim, tmp.join("mapipc-demo-link")).unwrap();
+    // a directory by another name;
+    let other = fake_demo_dir(&tmp, "other", &["owner.lock", "region"]);
+    // a lock file that is a symbolic link.
+    let linked = fake_demo_dir(&tmp, "mapipc-demo-linked", &["region"]);
+    symlink(victim.join("owner.lock"), linked.join("owner.lock")).unwrap();
+
+    let text = demo_output(&dir, &tmp);
+    let said = format!(
+        "removed {}, left behind by an earlier demo (pid {killed_pid}) that ended without removing it\n",
+        stale.display()
+    );
+    assert!(text.contains(&said), "{said}\nnot in:\n{text}");
+    assert!(!stale.exists(), "the killed demo's directory is gone");
+    assert_eq!(
+        text.matches(", left behind by an earlier demo").count(),
+        1,
+        "{text}"
+    );
+    let mut now = entries(&tmp);
+    now.sort();
+    assert_eq!(
+        now,
+        [
+            "mapipc-demo-extra",
+            "mapipc-demo-link",
+            "mapipc-demo-linked",
+            "mapipc-demo-live",
+            "mapipc-demo-nolock",
+            "other",
+            "victim"
+        ]
+    );
+    for (d, files) in [
+        (&live, &["owner.lock", "region"][..]),
+        (&extra, &["owner.lock", "precious"]),
+        (&nolock, &["channel", "region"]),
+        (&victim, &["owner.lock", "region"]),
+        (&other, &["owner.lock", "region"]),
+        (&linked, &["owner.lock", "region"]),
+    ] {
+        let mut have = entries(d);
+        have.sort();
+        assert_eq!(have, files, "{}", d.display());
+    }
+
+    // Once its owner is gone (the lock released), the live one's goes too.
+    drop(live_lock);
+    let text = demo_output(&dir, &tmp);
+    assert!(
+        text.contains(&format!(
+            "removed {}, left behind by an earlier demo (pid 1) that ended without removing it\n",
+            live.display()
+        )),
+        "{text}"
+    );
+    assert!(!live.exists());
 }
 
 /// Polls `region info --json PATH` until it lists `n` live peers; fails if one of

@@ -13,6 +13,13 @@
 //!
 //! The narration is printed by this process only, from what it observed or read from the
 //! shared memory, so its order does not depend on scheduling.
+//!
+//! The temporary directory (`$TMPDIR/mapipc-demo-XXXXXX`) is removed at the end, on an
+//! error, and on `SIGINT`, `SIGTERM` or `SIGHUP`. A demo killed by `SIGKILL` (or a crash)
+//! cannot remove it: the next demo does. Each demo holds an exclusive `flock` on the file
+//! [`OWNER_LOCK`] in its directory for as long as it runs (the kernel drops it when the
+//! process dies, however it dies); a directory whose lock can be taken has no live owner.
+//! See [`remove_stale_dirs`] for what exactly is removed.
 
 use std::ffi::CString;
 use std::io::{self, Read, Write};
@@ -41,17 +48,31 @@ pub fn run(_args: &DemoArgs, out: &mut dyn Write) -> Result<()> {
         "mapipc demo: processes sharing memory, and waking each other up (pid {})",
         std::process::id()
     )?;
+    for (stale, owner) in remove_stale_dirs(&std::env::temp_dir()) {
+        writeln!(
+            out,
+            "removed {}, left behind by an earlier demo{} that ended without removing it",
+            shown(stale.display()),
+            owner.map_or(String::new(), |pid| format!(" (pid {pid})"))
+        )?;
+    }
     related_processes(out)?;
     // An error removes the directory (its `Drop`); a signal would end us without that. The
     // signals wait while the directory is made and the handler installed, so that one
     // arriving in between finds the handler ready.
-    let dir = with_exit_signals_blocked(|| {
+    let (dir, _owner_lock) = with_exit_signals_blocked(|| {
         let dir = tempfile::Builder::new()
-            .prefix("mapipc-demo-")
+            .prefix(DIR_PREFIX)
             .tempdir()
             .context("cannot create a temporary directory")?;
         remove_on_signal(dir.path())?;
-        Ok(dir)
+        let lock = lock_as_owner(dir.path()).with_context(|| {
+            format!(
+                "cannot create the owner lock of the temporary directory {}",
+                shown(dir.path().display())
+            )
+        })?;
+        Ok((dir, lock))
     })?;
     let ran = unrelated_processes(out, dir.path()).and_then(|()| channel(out, dir.path()));
     let shown = shown(dir.path().display());
@@ -78,8 +99,114 @@ pub fn run(_args: &DemoArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// The temporary files scenarios 2 and 3 make (in the directory of [`TempFiles::dir`]).
-const TEMP_FILES: [&str; 2] = ["region", "channel"];
+/// How the names of the demo's temporary directories start (in `$TMPDIR`).
+const DIR_PREFIX: &str = "mapipc-demo-";
+
+/// The file in a demo's temporary directory that its demo holds an exclusive `flock` on
+/// while it runs; it holds the demo's pid (for messages only: the lock is what counts).
+const OWNER_LOCK: &str = "owner.lock";
+
+/// What [`lock_as_owner`] names the lock file until it is locked.
+const OWNER_LOCK_NEW: &str = "owner.lock.new";
+
+/// The files a demo makes in its temporary directory (in the directory of
+/// [`TempFiles::dir`]): those of scenarios 2 and 3, and the owner lock.
+const TEMP_FILES: [&str; 3] = ["region", "channel", OWNER_LOCK];
+
+/// Creates [`OWNER_LOCK`] in `dir`, holding this process's pid, locked (`flock`, exclusive)
+/// by the returned file, which keeps it locked until it is closed or the process dies. It is
+/// created and locked under another name, then renamed: a demo cleaning up that found the
+/// lock file between its creation and its locking would take it for a dead demo's.
+fn lock_as_owner(dir: &Path) -> Result<std::fs::File> {
+    use std::os::fd::AsFd;
+    let new = dir.join(OWNER_LOCK_NEW);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&new)?;
+    if !mapipc::os::file::flock_exclusive(file.as_fd(), false)? {
+        bail!("someone else locked {}", shown(new.display()));
+    }
+    file.write_all(std::process::id().to_string().as_bytes())?;
+    std::fs::rename(&new, dir.join(OWNER_LOCK))?;
+    Ok(file)
+}
+
+/// Removes the temporary directories of earlier demos that died without removing them
+/// (killed by `SIGKILL`, or crashed); returns each one removed, with the pid its demo
+/// wrote (untrusted: for the message only). Best effort: a directory that cannot be
+/// checked or removed is left as it is, and the demo goes on.
+///
+/// A directory of `tmp` is taken for a dead demo's only when all of these hold:
+/// - its name starts with [`DIR_PREFIX`], it is a directory (not a symbolic link to one)
+///   and it belongs to this user;
+/// - it holds [`OWNER_LOCK`], a regular file of this user (opened without following a
+///   symbolic link and without blocking), whose `flock` this process can take: a live demo
+///   holds it, and the kernel releases it when the demo dies, however it dies;
+/// - the lock file is still the one at that name once locked (another demo cleaning up
+///   at the same time may have removed it);
+/// - it holds nothing but files a demo makes ([`TEMP_FILES`]).
+///
+/// Those files are then removed, the lock file last, and the directory with `rmdir`, which
+/// fails (and leaves it) if anything else appeared in it meanwhile.
+fn remove_stale_dirs(tmp: &Path) -> Vec<(std::path::PathBuf, Option<u32>)> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return removed;
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .as_bytes()
+            .starts_with(DIR_PREFIX.as_bytes())
+        {
+            continue;
+        }
+        let dir = entry.path();
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() && m.uid() == me => {}
+            _ => continue,
+        }
+        let lock_path = dir.join(OWNER_LOCK);
+        let Ok(mut lock) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&lock_path)
+        else {
+            continue;
+        };
+        let held = match lock.metadata() {
+            Ok(m) if m.is_file() && m.uid() == me => (m.dev(), m.ino()),
+            _ => continue,
+        };
+        if !mapipc::os::file::flock_exclusive(lock.as_fd(), false).unwrap_or(false) {
+            continue; // its demo is running
+        }
+        match std::fs::symlink_metadata(&lock_path) {
+            Ok(m) if (m.dev(), m.ino()) == held => {}
+            _ => continue,
+        }
+        let only_ours = std::fs::read_dir(&dir).is_ok_and(|mut names| {
+            names.all(|e| e.is_ok_and(|e| TEMP_FILES.iter().any(|f| e.file_name() == *f)))
+        });
+        if !only_ours {
+            continue;
+        }
+        let mut pid = String::new();
+        let _ = (&mut lock).take(16).read_to_string(&mut pid);
+        for name in TEMP_FILES {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+        if std::fs::remove_dir(&dir).is_ok() {
+            removed.push((dir, pid.trim().parse().ok()));
+        }
+    }
+    removed
+}
 
 /// What [`on_signal`] removes, as C strings made before the handler is installed (it may
 /// not allocate).
