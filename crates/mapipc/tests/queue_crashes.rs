@@ -859,3 +859,86 @@ fn seeks_while_an_appender_in_another_process_rolls() {
     assert!(seeks > 0);
     assert_eq!(check_log(&dir), N);
 }
+
+/// `seek(Start)` and `seek(End)` with damaged segment headers at the edges of the log. The
+/// oldest record is in the first segment, the end in the last: when one of those headers
+/// is damaged, the seek fails (nothing is skipped silently), naming the damaged file, what
+/// was sought, and for the start where reading can go on; it used to name the tailer's
+/// old position as the sequence number. A damaged header elsewhere does not matter to
+/// either seek. On error the tailer does not move.
+#[test]
+fn start_and_end_seeks_with_damaged_edge_segments() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let next = fill_segments(&dir, 6);
+    let segs = segments(&dir);
+    let len = segs.len();
+    let firsts: Vec<u64> = segs.iter().map(|p| first_seq_of(p)).collect();
+    let mut t = Tailer::open(&dir).unwrap();
+    let middle = firsts[2] + 3;
+
+    // The first segment, then the first two.
+    for run in [1usize, 2] {
+        t.seek(StartAt::Seq(middle)).unwrap();
+        for p in &segs[..run] {
+            xor_byte(p, 33, 0x40);
+        }
+        let err = t.seek(StartAt::Start).unwrap_err();
+        assert_damaged_segment(&err, &dir, 0, 0, "CRC");
+        let text = err.to_string();
+        assert!(text.contains("the start of the queue"), "{text}");
+        let go_on = format!(
+            "segment {run}, the first readable one, starts at sequence number {}",
+            firsts[run]
+        );
+        assert!(text.contains(&go_on), "{text}");
+        assert!(!text.contains(&format!("sequence {middle}")), "{text}");
+        assert_eq!(t.next_seq(), middle, "the tailer did not move");
+        let rec = t.try_next().unwrap().unwrap();
+        assert_eq!(
+            (rec.seq(), rec.to_vec().unwrap()),
+            (middle, payload(middle))
+        );
+        t.seek(StartAt::Seq(middle)).unwrap();
+        // The default tailer starts at the start: refused the same way.
+        match Tailer::open(&dir) {
+            Err(queue::OpenError::Read(e)) => assert_damaged_segment(&e, &dir, 0, 0, "CRC"),
+            other => panic!("{other:?}"),
+        }
+        // The end and the records after the damage are reachable.
+        t.seek(StartAt::End).unwrap();
+        assert_eq!(t.next_seq(), next);
+        t.seek(StartAt::Seq(firsts[run])).unwrap();
+        assert_eq!(t.try_next().unwrap().unwrap().seq(), firsts[run]);
+        for p in &segs[..run] {
+            xor_byte(p, 33, 0x40);
+        }
+        assert!(queue::verify(&dir).unwrap().is_ok());
+    }
+
+    // The last segment (the seek to the end takes the slow path too: no hints).
+    xor_byte(&segs[len - 1], 33, 0x40);
+    t.seek(StartAt::Seq(middle)).unwrap();
+    let err = t.seek(StartAt::End).unwrap_err();
+    let last = (len - 1) as u64;
+    assert_damaged_segment(&err, &dir, last, firsts[len - 1], "CRC");
+    assert!(err.to_string().contains("the end of the queue"), "{err}");
+    assert_eq!(t.next_seq(), middle, "the tailer did not move");
+    t.seek(StartAt::Start).unwrap();
+    assert_eq!(t.next_seq(), 0);
+    match TailerOptions::new().from(StartAt::End).open(&dir) {
+        Err(queue::OpenError::Read(e)) => {
+            assert_damaged_segment(&e, &dir, last, firsts[len - 1], "CRC")
+        }
+        other => panic!("{other:?}"),
+    }
+    xor_byte(&segs[len - 1], 33, 0x40);
+
+    // A damaged segment in the middle matters to neither.
+    xor_byte(&segs[len / 2], 33, 0x40);
+    t.seek(StartAt::End).unwrap();
+    assert_eq!(t.next_seq(), next);
+    t.seek(StartAt::Start).unwrap();
+    assert_eq!(t.try_next().unwrap().unwrap().seq(), 0);
+}

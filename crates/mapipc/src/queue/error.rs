@@ -18,7 +18,9 @@ pub struct Corruption {
     pub segment: u64,
     /// Byte offset of the record in the segment file.
     pub offset: u64,
-    /// The sequence number the record should have had.
+    /// The sequence number the record should have had (for a damaged segment header, the
+    /// one the segment should start with, or the one sought; 0 when neither is known, as
+    /// for the oldest segment).
     pub seq: u64,
     /// What is wrong.
     pub reason: CorruptReason,

@@ -128,7 +128,9 @@
 //! A [`Tailer`] starts at the start, the end or a sequence number ([`StartAt`]): the
 //! segment is found by a binary search over the segment headers, then the sparse index,
 //! then at most `interval` record headers. A damaged segment header only fails a seek to a
-//! record that can be in no other segment (the search goes round it otherwise).
+//! record that can be in no other segment (the search goes round it otherwise): a seek to
+//! the start fails only when the oldest segment's header is damaged, one to the end only
+//! when the last one's is; the error names the file and what was sought.
 //! [`Tailer::try_next`] does not wait, [`Tailer::next_blocking`] waits,
 //! [`Tailer::next_timeout`] waits up to a timeout. A [`Record`] is a view of the payload in
 //! place; its CRC was checked before it was returned.

@@ -349,6 +349,14 @@ impl Named {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Run once (then cleared) by `locate_within` when the segment to search is open, before
+    /// it is searched: unit tests make rolls and retention happen there.
+    static LOCATE_HOOK: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Result of finding a sequence number in the segments.
 enum Located {
     At { seg: Segment, off: u64, seq: u64 },
@@ -467,10 +475,13 @@ impl Tailer {
     /// # Errors
     /// [`ReadError::PastEnd`] for a sequence number beyond the next one to be appended,
     /// [`ReadError::Gone`] for one deleted by retention, [`ReadError::Corrupt`] (with
-    /// [`CorruptReason::BadSegment`] naming the file and what is wrong) when the record can
-    /// only be in a segment whose header is damaged, or for [`StartAt::Start`] and
-    /// [`StartAt::End`] when the first or last segment's header is. Damaged segments
-    /// elsewhere do not matter to a seek. On error the tailer does not move.
+    /// [`CorruptReason::BadSegment`] naming the file, what is wrong and what was sought)
+    /// when the record can only be in a segment whose header is damaged: for
+    /// [`StartAt::Start`], the oldest segment (its records are the oldest; the error also
+    /// names the first readable segment, where a seek can go on), for [`StartAt::End`], the
+    /// last one (the end is in it).
+    /// Nothing is skipped silently, and damaged segments elsewhere do not matter to a
+    /// seek. On error the tailer does not move.
     ///
     /// # Example
     /// ```
@@ -556,32 +567,90 @@ impl Tailer {
     }
 
     fn seek_start(&mut self) -> Result<(), ReadError> {
-        // Read before the listing: while there is no segment, nothing is appended (read
-        // after it, an appender creating the first segment and appending in between would
-        // make the tailer start after its first records).
-        let first_to_come = self.meta.raw_next_seq();
-        let listing = list_dir(&self.dir).map_err(|source| ReadError::Io {
-            op: "list",
-            file: self.dir.clone(),
-            source,
-        })?;
-        for &n in &listing.segments {
-            match self.open_segment(n) {
-                Ok(seg) => {
-                    self.seq = seg.first_seq;
-                    let off = seg.layout.data_offset;
-                    self.pos = Pos::At { seg, off };
-                    return Ok(());
-                }
-                // Deleted by retention since the listing: try the next one.
-                Err(SegOpenError::Missing) => continue,
-                Err(e) => return Err(self.seg_error(e, n, self.seq)),
+        for _ in 0..8 {
+            // Read before the listing: while there is no segment, nothing is appended (read
+            // after it, an appender creating the first segment and appending in between
+            // would make the tailer start after its first records).
+            let first_to_come = self.meta.raw_next_seq();
+            let listing = list_dir(&self.dir).map_err(|source| ReadError::Io {
+                op: "list",
+                file: self.dir.clone(),
+                source,
+            })?;
+            if listing.segments.is_empty() {
+                // No segment yet: the first append gets the `next_seq` hint (0 for a new
+                // queue).
+                self.seq = first_to_come;
+                self.pos = Pos::Pending { hint: None };
+                return Ok(());
             }
+            // The damaged headers before the first readable one: `(first, last, what is
+            // wrong with the first)`.
+            let mut damaged: Option<(u64, u64, String)> = None;
+            for &n in &listing.segments {
+                match self.open_segment(n) {
+                    Ok(seg) => {
+                        if let Some((first, last, what)) = damaged {
+                            return Err(self.start_damaged(first, last, what, Some(&seg)));
+                        }
+                        self.seq = seg.first_seq;
+                        let off = seg.layout.data_offset;
+                        self.pos = Pos::At { seg, off };
+                        return Ok(());
+                    }
+                    // Deleted by retention since the listing: try the next one.
+                    Err(SegOpenError::Missing) => continue,
+                    // The oldest records are in it: found only to say where reading can go
+                    // on.
+                    Err(SegOpenError::Bad(what)) => match &mut damaged {
+                        None => damaged = Some((n, n, what)),
+                        Some((_, last, _)) => *last = n,
+                    },
+                    Err(e) => return Err(self.seg_error(e, n, 0)),
+                }
+            }
+            if let Some((first, last, what)) = damaged {
+                return Err(self.start_damaged(first, last, what, None));
+            }
+            // Every segment listed was deleted by retention since: list again.
         }
-        // No segment yet: the first append gets the `next_seq` hint (0 for a new queue).
-        self.seq = first_to_come;
-        self.pos = Pos::Pending { hint: None };
-        Ok(())
+        Err(ReadError::Io {
+            op: "find the first segment in",
+            file: self.dir.clone(),
+            source: std::io::Error::other("segments keep disappearing while listed"),
+        })
+    }
+
+    /// The error of a seek to the start when the oldest segments, `first..=last`, have
+    /// damaged headers (`what` is wrong with the first's): the oldest records are in them,
+    /// at sequence numbers no header tells. It names the first; `readable` is the first
+    /// readable segment after them, where reading can go on.
+    fn start_damaged(
+        &self,
+        first: u64,
+        last: u64,
+        mut what: String,
+        readable: Option<&Segment>,
+    ) -> ReadError {
+        if last == first + 1 {
+            what.push_str(&format!(" (the header of segment {last} is damaged too)"));
+        } else if last > first {
+            let from = first + 1;
+            what.push_str(&format!(
+                " (the headers of segments {from} to {last} are damaged too)"
+            ));
+        }
+        what.push_str("; sought: the start of the queue, whose oldest records are in it");
+        match readable {
+            Some(seg) => what.push_str(&format!(
+                " (segment {}, the first readable one, starts at sequence number {}: seek there \
+                 to read on)",
+                seg.number, seg.first_seq
+            )),
+            None => what.push_str(" (no later segment is readable)"),
+        }
+        // Where the damaged segment starts is unknown: 0, as `verify` reports it.
+        self.seg_error(SegOpenError::Bad(what), first, 0)
     }
 
     fn seek_end(&mut self) -> Result<(), ReadError> {
@@ -603,20 +672,49 @@ impl Tailer {
             }
         }
         // Slow path: the last segment, from its last index entry.
-        let listing = list_dir(&self.dir).map_err(|source| ReadError::Io {
-            op: "list",
-            file: self.dir.clone(),
-            source,
-        })?;
-        let Some(&n) = listing.segments.last() else {
-            return self.seek_start();
+        let mut attempts = 8;
+        let seg = loop {
+            let listing = list_dir(&self.dir).map_err(|source| ReadError::Io {
+                op: "list",
+                file: self.dir.clone(),
+                source,
+            })?;
+            let Some(&n) = listing.segments.last() else {
+                return self.seek_start();
+            };
+            match self.open_segment(n) {
+                Ok(seg) => break seg,
+                Err(SegOpenError::Bad(what)) => {
+                    return Err(self.end_damaged(n, what, &listing.segments))
+                }
+                // The appender rolled, and retention deleted it, since the listing.
+                Err(SegOpenError::Missing) if attempts > 0 => attempts -= 1,
+                Err(e) => return Err(self.seg_error(e, n, self.meta.raw_next_seq())),
+            }
         };
-        let seg = self
-            .open_segment(n)
-            .map_err(|e| self.seg_error(e, n, self.seq))?;
         let (off, seq) = seg.last_indexed()?;
         let end = seg.walk(off, seq, None)?;
         self.settle_end(seg, end.off, end.seq, end.stop)
+    }
+
+    /// The error of a seek to the end when the last segment, `n` (of the listing `segs`),
+    /// has a damaged header (`what`): the end of the log is in it, at a sequence number no
+    /// header tells. The sequence number reported is where the segment should start (where
+    /// the segment before it ends), or 0 when that is unknown too.
+    fn end_damaged(&self, n: u64, what: String, segs: &[u64]) -> ReadError {
+        let start = n
+            .checked_sub(1)
+            .filter(|prev| segs.contains(prev))
+            .and_then(|prev| self.open_segment(prev).ok())
+            .and_then(|prev| {
+                let (off, seq) = prev.last_indexed().ok()?;
+                match prev.walk(off, seq, None).ok()?.stop {
+                    Probe::End { next_seq } => Some(next_seq),
+                    _ => None,
+                }
+            });
+        let what = format!("{what}; sought: the end of the queue, which is in it");
+        self.seg_error(SegOpenError::Bad(what), n, start.unwrap_or(0))
     }
 
     fn settle_end(
@@ -746,6 +844,10 @@ impl Tailer {
             // which, their headers cannot tell.
             return Err(self.damaged_run(segs, run, &damaged, seq));
         };
+        #[cfg(test)]
+        if let Some(hook) = LOCATE_HOOK.with(|h| h.borrow_mut().take()) {
+            hook();
+        }
         let (mut off, mut at) = seg.index_start(seq)?;
         loop {
             let end = seg.walk(off, at, Some(seq))?;
@@ -791,15 +893,22 @@ impl Tailer {
                 return Err(self.damaged_run(segs, run, &damaged, seq));
             }
             let located = self.after_end(&seg, next_seq, seq, segs)?;
-            // A roll published the next segment since the listing: `seq` may be there
-            // (when rolls keep coming, "past the end" stays true of the listing's time).
-            if let Located::PastEnd { .. } = located {
-                let next = seg.number + 1;
-                if attempts > 0
-                    && !segs.contains(&next)
-                    && os::file::lstat(&segment_path(&self.dir, next)).is_ok()
-                {
-                    return self.locate_within(seq, attempts - 1);
+            let next = seg.number + 1;
+            if !segs.contains(&next) {
+                // Retention deleted `seg` since the listing: the log went on after it (the
+                // last segment is never deleted), maybe beyond `next`, deleted too. `seq` is
+                // then gone, or in a later segment: not past the end, nor to be waited for
+                // in `next`.
+                if os::file::lstat(&seg.path).is_err() {
+                    return again();
+                }
+                // A roll published the next segment since the listing: `seq` may be there
+                // (when rolls keep coming, "past the end" stays true of the listing's
+                // time).
+                if let Located::PastEnd { .. } = located {
+                    if attempts > 0 && os::file::lstat(&segment_path(&self.dir, next)).is_ok() {
+                        return self.locate_within(seq, attempts - 1);
+                    }
                 }
             }
             return Ok(located);
@@ -1508,4 +1617,81 @@ fn create_tailer_file(path: &Path, name: &str, seq: u64, meta: &Meta) -> Result<
         file: path.to_path_buf(),
         source: std::io::ErrorKind::NotFound.into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::queue::{retain, stat, QueueOptions, Retention};
+
+    /// A queue of 64 KiB segments holding `records` records of 1000 bytes.
+    fn queue(dir: &Path, records: u64) -> crate::queue::Appender {
+        let mut app = QueueOptions::new()
+            .segment_size(64 * 1024)
+            .open_appender(dir)
+            .unwrap();
+        for _ in 0..records {
+            app.append(&[7u8; 1000]).unwrap();
+        }
+        app
+    }
+
+    /// A seek lists the segments, opens the one that should hold the sequence number, and
+    /// finds the end marker there. When meanwhile the appender rolled twice and retention
+    /// deleted both that segment and the next one, the sequence number sought (past the
+    /// opened segment's end) is gone or in the segment kept; the seek said "past the end"
+    /// (the next segment was missing, and so was the opened one: no retry).
+    #[test]
+    fn retention_deleting_two_segments_during_a_seek_is_gone_not_past_end() {
+        // Where the segments start, from a queue built the same way.
+        let tmp = tempfile::tempdir().unwrap();
+        let probe = tmp.path().join("probe");
+        drop(queue(&probe, 400));
+        let firsts: Vec<u64> = stat(&probe)
+            .unwrap()
+            .segments
+            .iter()
+            .map(|s| s.first_seq)
+            .collect();
+        assert!(firsts.len() >= 4 && firsts[1] > 10, "{firsts:?}");
+        // In segment 1 (deleted with segment 0), in segment 2 (kept), its first record.
+        for (k, target) in [firsts[1] + 3, firsts[2] + 3, firsts[2]]
+            .into_iter()
+            .enumerate()
+        {
+            let dir = tmp.path().join(format!("q{k}"));
+            let app = Rc::new(RefCell::new(queue(&dir, 10)));
+            let mut t = Tailer::open(&dir).unwrap();
+            let (d, a) = (dir.clone(), app.clone());
+            let hook = move || {
+                let mut app = a.borrow_mut();
+                while stat(&d).unwrap().segments.len() < 3 {
+                    app.append(&[7u8; 1000]).unwrap();
+                }
+                for _ in 0..5 {
+                    app.append(&[7u8; 1000]).unwrap();
+                }
+                let report = retain(&d, &Retention::new().max_segments(1)).unwrap();
+                assert_eq!(report.deleted.len(), 2);
+            };
+            LOCATE_HOOK.with(|h| *h.borrow_mut() = Some(Box::new(hook)));
+            let r = t.seek(StartAt::Seq(target));
+            assert!(LOCATE_HOOK.with(|h| h.borrow().is_none()), "the hook ran");
+            if target < firsts[2] {
+                assert!(
+                    matches!(r, Err(ReadError::Gone { seq, first_available, .. })
+                        if seq == target && first_available == firsts[2]),
+                    "seek to {target}: {r:?}"
+                );
+            } else {
+                r.unwrap_or_else(|e| panic!("seek to {target}: {e}"));
+                let rec = t.try_next().unwrap().unwrap();
+                assert_eq!(rec.seq(), target);
+            }
+            drop(app);
+        }
+    }
 }
