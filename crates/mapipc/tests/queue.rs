@@ -723,6 +723,37 @@ fn a_tailer_file_upgrade_cut_between_version_and_crc_reads_as_version_1() {
     drop(app);
 }
 
+/// A second open of a named tailer reads the file's 64-byte header before it asks for the
+/// lock. While the tailer holding the lock upgrades the file from version 1 (a store of
+/// the version, then one of the CRC), that copy can be torn: the version read before the
+/// first store, the CRC after the second (a reader stopped in the middle of its copy). It
+/// was refused as damaged ("header CRC mismatch", `BadTailer`); the name is busy, and says
+/// so. The same bytes in a file nobody holds are damage.
+#[test]
+fn a_header_read_torn_by_an_upgrade_under_the_lock_is_busy_not_damaged() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let app = appender_with(&dir, 64 * 1024, 100);
+    let file = dir.join("w.tailer");
+    let t = TailerOptions::new().name("w").open(&dir).unwrap();
+    let map = mapipc::map::MapOptions::new()
+        .read_write()
+        .map_path(&file)
+        .unwrap();
+    // What the torn copy holds: the version before the upgrade, the CRC after it.
+    map.write_pod(8, &1u32).unwrap();
+    let err = TailerOptions::new().name("w").open(&dir).unwrap_err();
+    assert!(matches!(err, OpenError::TailerBusy { .. }), "{err}");
+    drop(t);
+    let err = TailerOptions::new().name("w").open(&dir).unwrap_err();
+    assert!(
+        matches!(&err, OpenError::BadTailer { why, .. } if why.contains("CRC mismatch")),
+        "{err}"
+    );
+    drop(app);
+}
+
 #[test]
 fn a_killed_named_tailer_gets_the_record_it_was_processing_again() {
     let _g = serial();

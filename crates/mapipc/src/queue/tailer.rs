@@ -1534,11 +1534,10 @@ fn open_tailer_file(path: &Path, name: &str) -> Result<Option<Named>, OpenError>
         }
         Err(e) => return Err(e.into()),
     };
-    let header: TailerHeader = map.read_pod(0)?;
-    header.validate().map_err(|why| OpenError::BadTailer {
-        file: path.to_path_buf(),
-        why,
-    })?;
+    // The header is checked only under the lock: a copy of it made without the lock can
+    // be torn by the tailer holding it, which may be upgrading the file (the version, then
+    // the CRC: a copy reading the old version and the new CRC matches neither), and the
+    // name is then busy, not damaged.
     let fd = map.file_fd().ok_or_else(|| OpenError::BadTailer {
         file: path.to_path_buf(),
         why: "no file behind the mapping".to_string(),
@@ -1554,8 +1553,7 @@ fn open_tailer_file(path: &Path, name: &str) -> Result<Option<Named>, OpenError>
             file: path.to_path_buf(),
         });
     }
-    // Validated again under the lock: the position may have moved since, and another
-    // tailer may have upgraded the file.
+    // Under the lock, nobody else writes the header.
     let mut header: TailerHeader = map.read_pod(0)?;
     let version = header.validate().map_err(|why| OpenError::BadTailer {
         file: path.to_path_buf(),
