@@ -878,10 +878,16 @@ impl Grant<'_> {
 impl Drop for Grant<'_> {
     fn drop(&mut self) {
         if !self.done {
-            // Abandoned: clear the header and payload so the room is clean for the next
-            // record (nothing was published, tailers never looked).
-            let size = record_size(self.len as u64) as usize;
-            let _ = self.app.seg.map().fill(self.off, size, 0);
+            // Abandoned: clear the payload, then the header, so the room is clean for the
+            // next record (nothing was published, tailers never looked). The header goes
+            // last: killed in between, the header still gives recovery the extent of the
+            // unfinished record to skip (a payload may hold images of valid records, which
+            // recovery would otherwise find searching the bytes left after a cleared
+            // header, and take for records after damage).
+            let map = self.app.seg.map();
+            let size = record_size(self.len as u64) - RECORD_HEADER_SIZE;
+            let _ = map.fill(self.off + RECORD_HEADER_SIZE, size as usize, 0);
+            let _ = map.fill(self.off, RECORD_HEADER_SIZE as usize, 0);
         }
     }
 }
@@ -993,9 +999,17 @@ fn recover(
         }
     }
     if report.deep_scan {
-        if let Some((from, to)) = seg.zero_range(off, layout.segment_size)? {
-            report.zeroed_bytes = to - from;
-            seg.flush_range(from, to)?;
+        // Everything after the header at the end first, written back, then that header: an
+        // unfinished record's header gives its extent, which a recovery interrupted here
+        // (killed, or a machine crash writing pages back in any order) must still find,
+        // or it would search the payload bytes left behind, which may hold images of valid
+        // records.
+        let body = off + RECORD_HEADER_SIZE;
+        for (from, to) in [(body, layout.segment_size), (off, body)] {
+            if let Some((from, to)) = seg.zero_range(from, to)? {
+                report.zeroed_bytes += to - from;
+                seg.flush_range(from, to)?;
+            }
         }
     }
     repair_index(&seg, last_off, seq)?;

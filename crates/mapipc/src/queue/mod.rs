@@ -184,7 +184,10 @@
 //!   (they never skip it silently), and the search goes on from that record. If there is
 //!   none, the damage is a **torn tail**: the record is cut off ([`Recovery::cut`]), and
 //!   every non-zero byte after the end is zeroed and written back, so a later append can
-//!   never be confused with stale bytes.
+//!   never be confused with stale bytes. The cut record's header is zeroed last (as is an
+//!   abandoned [`Grant`]'s): until its payload is gone, its length tells a recovery
+//!   interrupted there what to skip, so that payload bytes that imitate records are never
+//!   taken for records.
 //!
 //! A sealed last segment (a roll interrupted after its end marker) is continued in a new
 //! one. Tailers treat an empty slot as the end of the log, unless the appender's hints
