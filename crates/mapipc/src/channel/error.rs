@@ -92,6 +92,26 @@ macro_rules! operation_error {
 
 operation_error! {
     /// Why [`Sender::send`](super::Sender::send) failed.
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::channel::SendError;
+    /// let (mut tx, rx) = mapipc::channel::pair(4096)?;
+    /// match tx.send(b"") {
+    ///     Err(SendError::BadLength { len, max }) => assert_eq!((len, max), (0, 2040)),
+    ///     other => panic!("expected BadLength, got {other:?}"),
+    /// }
+    /// // Once the receiver is gone, a send that finds the ring full does not block.
+    /// drop(rx);
+    /// let err = loop {
+    ///     if let Err(e) = tx.send(&[7; 1000]) {
+    ///         break e;
+    ///     }
+    /// };
+    /// assert!(matches!(err, SendError::Disconnected), "{err}");
+    /// assert!(!err.is_fault()); // the channel itself is fine
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub enum SendError {
         /// The message is empty or longer than [`max_message`](super::Channel::max_message).
         #[error("a message of {len} bytes cannot be sent: messages are 1 to {max} bytes on this channel")]
@@ -114,6 +134,25 @@ operation_error! {
 
 operation_error! {
     /// Why [`Sender::try_send`](super::Sender::try_send) failed.
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::channel::TrySendError;
+    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// let mut sent = 0;
+    /// loop {
+    ///     match tx.try_send(&[1; 500]) {
+    ///         Ok(()) => sent += 1,
+    ///         Err(TrySendError::Full) => break, // come back later
+    ///         Err(e) if e.is_fault() => return Err(e.into()), // the channel is broken
+    ///         Err(e) => panic!("unexpected: {e}"),
+    ///     }
+    /// }
+    /// assert!(sent > 0);
+    /// rx.recv()?; // makes room
+    /// tx.try_send(&[1; 500])?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub enum TrySendError {
         /// No room for the message now.
         #[error("the channel is full")]
@@ -140,6 +179,19 @@ operation_error! {
 
 operation_error! {
     /// Why [`Sender::send_timeout`](super::Sender::send_timeout) failed.
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use mapipc::channel::SendTimeoutError;
+    /// let (mut tx, _rx) = mapipc::channel::pair(4096)?;
+    /// while tx.try_send(&[1; 500]).is_ok() {} // fill the ring; nobody receives
+    /// match tx.send_timeout(&[1; 500], Duration::from_millis(1)) {
+    ///     Err(SendTimeoutError::Timeout) => {} // still full when the time was up
+    ///     other => panic!("expected Timeout, got {other:?}"),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub enum SendTimeoutError {
         /// The deadline passed before there was room.
         #[error("timed out waiting for room in the channel")]
@@ -163,6 +215,21 @@ operation_error! {
 
 operation_error! {
     /// Why [`Receiver::recv`](super::Receiver::recv) failed.
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::channel::RecvError;
+    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// tx.send(b"last words")?;
+    /// drop(tx);
+    /// // What was committed is still delivered, then the end of the stream is reported.
+    /// assert_eq!(rx.recv()?, b"last words");
+    /// match rx.recv() {
+    ///     Err(RecvError::Disconnected) => {}
+    ///     other => panic!("expected Disconnected, got {other:?}"),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub enum RecvError {
         /// Broadcast: this subscriber was lapped by a lossy producer; `missed` messages were
         /// overwritten before it read them. Receiving again continues with the oldest message
@@ -190,6 +257,26 @@ operation_error! {
 
 operation_error! {
     /// Why [`Receiver::try_recv`](super::Receiver::try_recv) failed.
+    ///
+    /// # Example
+    /// A lossy broadcast subscriber that fell behind learns how much it missed:
+    /// ```
+    /// use mapipc::channel::{ChannelOptions, Kind, Policy, StartAt, TryRecvError};
+    /// let chan = ChannelOptions::new(Kind::Broadcast).capacity(4096).policy(Policy::Lossy).anonymous()?;
+    /// let mut tx = chan.sender()?;
+    /// let mut sub = chan.subscribe(StartAt::Oldest)?;
+    /// assert!(matches!(sub.try_recv(), Err(TryRecvError::Empty)));
+    /// for i in 0..100u32 {
+    ///     tx.send(&[i as u8; 200])?; // never waits: overwrites what `sub` did not read
+    /// }
+    /// match sub.try_recv() {
+    ///     Err(TryRecvError::Lagged { missed }) => assert!(missed > 0 && missed < 100),
+    ///     other => panic!("expected Lagged, got {other:?}"),
+    /// }
+    /// // Receiving again continues with the oldest message still in the ring.
+    /// assert_eq!(sub.try_recv()?.len(), 200);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub enum TryRecvError {
         /// Nothing to receive now.
         #[error("the channel is empty")]
@@ -211,6 +298,18 @@ operation_error! {
 
 operation_error! {
     /// Why [`Receiver::recv_timeout`](super::Receiver::recv_timeout) failed.
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use mapipc::channel::RecvTimeoutError;
+    /// let (tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// let wait = Duration::from_millis(1);
+    /// assert!(matches!(rx.recv_timeout(wait), Err(RecvTimeoutError::Timeout)));
+    /// drop(tx);
+    /// assert!(matches!(rx.recv_timeout(wait), Err(RecvTimeoutError::Disconnected)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub enum RecvTimeoutError {
         /// The deadline passed with nothing to receive.
         #[error("timed out waiting for a message")]
@@ -228,6 +327,30 @@ operation_error! {
 }
 
 /// Why a channel could not be created, opened, or an end attached.
+///
+/// # Example
+/// ```
+/// use mapipc::channel::{Channel, ChannelError, ChannelOptions, Kind};
+/// use mapipc::region::OpenError;
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("chan");
+/// match Channel::open(&path) {
+///     Err(ChannelError::Open(OpenError::NotFound { file })) => assert!(file.ends_with("chan")),
+///     other => panic!("expected NotFound, got {other:?}"),
+/// }
+/// let chan = Channel::create(&path, 4096)?;
+/// let _rx = chan.receiver()?;
+/// match chan.receiver() {
+///     Err(ChannelError::Busy { role, pid, .. }) => {
+///         assert_eq!(role, "consumer");
+///         assert_eq!(pid, std::process::id());
+///     }
+///     other => panic!("expected Busy, got {other:?}"),
+/// }
+/// let err = ChannelOptions::new(Kind::Mpsc).max_producers(0).anonymous().unwrap_err();
+/// assert!(matches!(err, ChannelError::BadEndpoints { requested: 0, .. }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChannelError {

@@ -99,6 +99,23 @@ pub(crate) mod off {
 pub(crate) const MAX_ENDPOINTS: u32 = ((RING_OFFSET - off::TABLE) / off::ENTRY) as u32;
 
 /// Channel kinds (the `kind` field).
+///
+/// Chosen at creation with [`ChannelOptions::new`](super::ChannelOptions::new); parsed from
+/// and shown as `spsc`, `mpsc`, `broadcast`.
+///
+/// # Example
+/// ```
+/// use mapipc::channel::{Channel, ChannelOptions, Kind};
+/// let kind: Kind = "mpsc".parse()?;
+/// assert_eq!(kind, Kind::Mpsc);
+/// assert_eq!(kind.to_string(), "mpsc");
+/// assert!("fifo".parse::<Kind>().is_err());
+///
+/// let chan = ChannelOptions::new(kind).anonymous()?;
+/// assert_eq!(chan.kind(), Kind::Mpsc);
+/// assert_eq!(Channel::anonymous(4096)?.kind(), Kind::Spsc); // the default kind
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum Kind {
@@ -146,6 +163,17 @@ impl std::str::FromStr for Kind {
 }
 
 /// What a broadcast producer does when the ring is full.
+///
+/// # Example
+/// ```
+/// use mapipc::channel::{ChannelOptions, Kind, Policy};
+/// assert_eq!(Policy::default(), Policy::Lossless);
+/// let policy: Policy = "lossy".parse()?;
+/// let chan = ChannelOptions::new(Kind::Broadcast).policy(policy).anonymous()?;
+/// assert_eq!(chan.policy(), Policy::Lossy);
+/// assert_eq!(chan.stat().policy, Some(Policy::Lossy));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[repr(u32)]
 pub enum Policy {

@@ -1257,7 +1257,21 @@ impl Channel {
     /// [`ChannelError::BadHeader`], [`ChannelError::Corrupted`].
     ///
     /// # Example
-    /// See [`create_in`](Self::create_in).
+    /// ```
+    /// use mapipc::channel::{Channel, ChannelError};
+    /// use mapipc::region::Region;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("chan");
+    /// Channel::create(&path, 4096)?.sender()?.send(b"kept")?;
+    /// let region = Region::open(&path)?; // or one received with Region::receive
+    /// let chan = Channel::from_region(region)?;
+    /// assert_eq!(chan.region().name(), path.display().to_string());
+    /// assert_eq!(chan.receiver()?.recv()?, b"kept");
+    ///
+    /// let plain = Region::anonymous(8192)?; // a region that holds no channel
+    /// assert!(matches!(Channel::from_region(plain), Err(ChannelError::BadHeader { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_region(region: Region) -> Result<Channel, ChannelError> {
         let file = region.name().to_string();
         let bad = |what| ChannelError::BadHeader {
@@ -1307,7 +1321,16 @@ impl Channel {
     /// table full), [`ChannelError::Corrupted`].
     ///
     /// # Example
-    /// See [`Channel`].
+    /// ```
+    /// use mapipc::channel::{ChannelError, ChannelOptions, Kind};
+    /// let chan = ChannelOptions::new(Kind::Mpsc).max_producers(2).anonymous()?;
+    /// let a = chan.sender()?;
+    /// let _b = chan.sender()?;
+    /// assert!(matches!(chan.sender(), Err(ChannelError::Full { max: 2, .. })));
+    /// drop(a); // frees its slot
+    /// chan.sender()?.send(b"third producer")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn sender(&self) -> Result<Sender, ChannelError> {
         Sender::attach(self.shared.clone())
     }
@@ -1321,7 +1344,19 @@ impl Channel {
     /// As [`sender`](Self::sender).
     ///
     /// # Example
-    /// See [`pair`].
+    /// ```
+    /// let chan = mapipc::channel::Channel::anonymous(4096)?;
+    /// let mut tx = chan.sender()?;
+    /// tx.send(b"one")?;
+    /// tx.send(b"two")?;
+    /// let mut rx = chan.receiver()?;
+    /// assert_eq!(rx.recv()?, b"one");
+    /// drop(rx);
+    /// // A new consumer continues where the last one stopped.
+    /// let mut rx = chan.receiver()?;
+    /// assert_eq!(rx.recv()?, b"two");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn receiver(&self) -> Result<Receiver, ChannelError> {
         Receiver::attach(self.shared.clone(), StartAt::Oldest)
     }
@@ -1378,6 +1413,9 @@ impl Channel {
     }
 
     /// A snapshot of the channel's counters and ends.
+    ///
+    /// # Example
+    /// See [`Stat`].
     pub fn stat(&self) -> Stat {
         self.shared.stat()
     }
@@ -1425,6 +1463,20 @@ pub fn pair(capacity: usize) -> Result<(Sender, Receiver), ChannelError> {
 }
 
 /// State of one end in a [`Stat`].
+///
+/// # Example
+/// ```
+/// let chan = mapipc::channel::Channel::anonymous(4096)?;
+/// assert!(!chan.stat().producer.attached);
+/// let tx = chan.sender()?;
+/// let end = chan.stat().producer;
+/// assert!(end.attached && end.alive);
+/// assert_eq!(end.pid, std::process::id());
+/// assert_eq!(end.attaches, 1);
+/// drop(tx);
+/// assert!(!chan.stat().producer.attached);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EndStat {
     /// An end is registered.
@@ -1442,6 +1494,23 @@ pub struct EndStat {
 }
 
 /// A broadcast subscriber in a [`Stat`].
+///
+/// # Example
+/// ```
+/// use mapipc::channel::{ChannelOptions, Kind, StartAt};
+/// let chan = ChannelOptions::new(Kind::Broadcast).anonymous()?;
+/// let mut tx = chan.sender()?;
+/// let mut sub = chan.subscribe(StartAt::Oldest)?;
+/// tx.send(b"12345678")?;
+/// let before = chan.stat().subscribers[0];
+/// assert!(before.end.alive);
+/// assert!(before.behind > 0);
+/// sub.recv()?;
+/// let after = chan.stat().subscribers[0];
+/// assert_eq!(after.behind, 0);
+/// assert_eq!(after.position, before.position + before.behind);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SubscriberStat {
     /// Its registration.
@@ -1455,6 +1524,25 @@ pub struct SubscriberStat {
 }
 
 /// A snapshot of a channel, from [`Channel::stat`].
+///
+/// # Example
+/// ```
+/// use mapipc::channel::{Channel, Kind};
+/// let chan = Channel::anonymous(4096)?;
+/// let mut tx = chan.sender()?;
+/// let mut rx = chan.receiver()?;
+/// tx.send(b"a")?;
+/// tx.send(b"b")?;
+/// rx.recv()?;
+/// let st = chan.stat();
+/// assert_eq!((st.kind, st.policy), (Kind::Spsc, None));
+/// assert_eq!((st.capacity, st.max_message), (4096, 2040));
+/// assert_eq!((st.sent, st.received), (2, 1));
+/// assert!(st.bytes_used > 0); // "b" is still in the ring
+/// assert!(st.producer.alive && st.consumer.alive);
+/// assert!(st.positions_valid);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stat {
     /// Channel kind.

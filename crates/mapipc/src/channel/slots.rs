@@ -197,6 +197,26 @@ impl Words for MappedRing {
 ///
 /// It gives no `&[u8]` safely (a hostile producer could change the bytes behind it), but
 /// copies any part out, reads plain-old-data values in place, or hands a raw pointer.
+///
+/// # Example
+/// ```
+/// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+/// let mut msg = 7u32.to_le_bytes().to_vec();
+/// msg.extend_from_slice(b"payload");
+/// tx.send(&msg)?;
+///
+/// let got = rx.recv_ref()?;
+/// let bytes = got.bytes();
+/// assert_eq!(bytes.len(), 11);
+/// assert_eq!(bytes.read_pod::<u32>(0), Some(7)); // in place, any alignment
+/// assert_eq!(bytes.get(4), Some(b'p'));
+/// let mut word = [0; 7];
+/// assert!(bytes.read_at(4, &mut word));
+/// assert_eq!(&word, b"payload");
+/// assert!(!bytes.read_at(8, &mut word)); // out of range: nothing copied
+/// assert_eq!(bytes.to_vec(), msg);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy)]
 pub struct Bytes<'a> {
     ptr: *const u8,
@@ -292,6 +312,24 @@ impl std::fmt::Debug for Bytes<'_> {
 }
 
 /// A writable view of space reserved in the ring, handed out by zero-copy sends.
+///
+/// # Example
+/// ```
+/// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+/// let mut grant = tx.reserve(12)?;
+/// let mut bytes = grant.bytes();
+/// assert_eq!(bytes.len(), 12);
+/// bytes.fill(0);
+/// assert!(bytes.write_pod(0, &42u64));
+/// assert!(bytes.write_at(8, b"tail"));
+/// assert!(!bytes.write_at(10, b"tail")); // out of range: nothing written
+/// grant.commit()?;
+///
+/// let msg = rx.recv()?;
+/// assert_eq!(&msg[..8], &42u64.to_ne_bytes());
+/// assert_eq!(&msg[8..], b"tail");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct BytesMut<'a> {
     ptr: *mut u8,
     len: usize,
