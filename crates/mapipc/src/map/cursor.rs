@@ -17,6 +17,14 @@ use super::Mmap;
 /// writeln!(map.cursor(), "line one\nline two")?;
 /// let mut lines = BufReader::new(map.cursor()).lines();
 /// assert_eq!(lines.next().unwrap()?, "line one");
+///
+/// let mut cursor = map.cursor();
+/// cursor.set_position(5);
+/// let mut word = [0; 3];
+/// std::io::Read::read_exact(&mut cursor, &mut word)?;
+/// assert_eq!(&word, b"one");
+/// assert_eq!(cursor.position(), 8);
+/// assert_eq!(cursor.get_ref().len(), 64);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]

@@ -10,6 +10,30 @@ use crate::os::file::{AccessMode, FileKind};
 /// Every variant is detected before the `mmap` call where possible, so the message names the
 /// cause instead of a bare `EINVAL`. Where the OS refused, the OS error is the
 /// [`source`](std::error::Error::source).
+///
+/// # Example
+/// ```
+/// use mapipc::map::{MapError, MapOptions};
+/// use mapipc::os::file::AccessMode;
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("empty.bin");
+/// std::fs::write(&path, b"")?;
+/// match MapOptions::new().map_path(&path) {
+///     Err(MapError::EmptyFile { file }) => assert!(file.contains("empty.bin")),
+///     other => panic!("expected EmptyFile, got {other:?}"),
+/// }
+/// // A file opened read-only cannot back a shared writable mapping.
+/// std::fs::write(&path, [0; 100])?;
+/// let file = std::fs::File::open(&path)?;
+/// match MapOptions::new().read_write().map_fd(&file) {
+///     Err(MapError::AccessMode { open_mode, .. }) => assert_eq!(open_mode, AccessMode::ReadOnly),
+///     other => panic!("expected AccessMode, got {other:?}"),
+/// }
+/// // ... but it can back a private copy-on-write one.
+/// assert!(MapOptions::new().copy_on_write().map_fd(&file).is_ok());
+/// assert!(matches!(MapOptions::new().len(0).map_anonymous(), Err(MapError::ZeroLength { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MapError {
@@ -149,6 +173,25 @@ pub enum MapError {
 }
 
 /// Why a read, write, view or search through a mapping failed.
+///
+/// # Example
+/// ```
+/// use mapipc::map::{AccessError, Mmap, Protection};
+/// let mut map = Mmap::anonymous(4096)?;
+/// match map.read_vec(4090, 10) {
+///     Err(AccessError::OutOfBounds { offset, len, map_len }) => {
+///         assert_eq!((offset, len, map_len), (4090, 10, 4096));
+///     }
+///     other => panic!("expected OutOfBounds, got {other:?}"),
+/// }
+/// assert!(matches!(map.atomic_u32(2), Err(AccessError::Misaligned { offset: 2, align: 4 })));
+/// map.set_protection(Protection::READ)?;
+/// assert_eq!(map.write_at(0, b"x"), Err(AccessError::NotWritable(Protection::READ)));
+/// // For `std::io` callers it converts to an `io::Error` of a fitting kind.
+/// let io: std::io::Error = map.read_vec(5000, 1).unwrap_err().into();
+/// assert_eq!(io.kind(), std::io::ErrorKind::InvalidInput);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AccessError {
@@ -207,6 +250,20 @@ impl From<AccessError> for io::Error {
 }
 
 /// Why [`Mmap::flush`](super::Mmap::flush) (msync) failed.
+///
+/// # Example
+/// ```
+/// use mapipc::map::{AccessError, FlushError, MapOptions};
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("f");
+/// let map = MapOptions::new().read_write().create(4096).map_path(&path)?;
+/// map.flush_range(0, 4096)?;
+/// match map.flush_range(4000, 200) {
+///     Err(FlushError::Access(AccessError::OutOfBounds { .. })) => {}
+///     other => panic!("expected OutOfBounds, got {other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FlushError {
@@ -225,6 +282,17 @@ pub enum FlushError {
 }
 
 /// Why [`Mmap::advise`](super::Mmap::advise) failed.
+///
+/// # Example
+/// ```
+/// use mapipc::map::{Advice, AdviseError, MapOptions};
+/// let private = MapOptions::new().len(4096).private().map_anonymous()?;
+/// private.write_at(0, b"only here")?;
+/// // Dropping the pages of a private mapping would lose what was written: refused.
+/// assert!(matches!(private.advise(Advice::DontNeed), Err(AdviseError::WouldDiscard)));
+/// assert_eq!(private.read_vec(0, 9)?, b"only here");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AdviseError {
@@ -249,6 +317,22 @@ pub enum AdviseError {
 }
 
 /// Why [`Mmap::lock`](super::Mmap::lock) or `unlock` failed.
+///
+/// # Example
+/// Whether `mlock` succeeds depends on `RLIMIT_MEMLOCK`; a caller handles both outcomes:
+/// ```
+/// use mapipc::map::{LockError, Mmap};
+/// let map = Mmap::anonymous(4096)?;
+/// match map.lock() {
+///     Ok(()) => map.unlock()?,
+///     Err(LockError::Os { call, len, source }) => {
+///         assert_eq!((call, len), ("mlock", 4096));
+///         eprintln!("running unlocked: {source}");
+///     }
+///     Err(e) => return Err(e.into()),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LockError {
@@ -267,6 +351,22 @@ pub enum LockError {
 }
 
 /// Why [`Mmap::grow`](super::Mmap::grow) failed. The mapping is unchanged on error.
+///
+/// # Example
+/// ```
+/// use mapipc::map::{GrowError, MapOptions, Mmap};
+/// let mut anon = Mmap::anonymous(4096)?;
+/// assert!(matches!(anon.grow(8192), Err(GrowError::Anonymous)));
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("f");
+/// let mut map = MapOptions::new().read_write().create(8192).map_path(&path)?;
+/// match map.grow(4096) {
+///     Err(GrowError::Shrink { len, new_len }) => assert_eq!((len, new_len), (8192, 4096)),
+///     other => panic!("expected Shrink, got {other:?}"),
+/// }
+/// assert_eq!(map.len(), 8192); // unchanged
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GrowError {
@@ -315,6 +415,18 @@ pub enum GrowError {
 }
 
 /// Why [`Mmap::set_protection`](super::Mmap::set_protection) failed.
+///
+/// # Example
+/// ```
+/// use mapipc::map::{MapError, Mmap, Protection, ProtectError};
+/// let mut map = Mmap::anonymous(4096)?;
+/// match map.set_protection(Protection::WRITE) {
+///     Err(ProtectError::Invalid(MapError::WriteOnly)) => {}
+///     other => panic!("expected WriteOnly, got {other:?}"),
+/// }
+/// assert_eq!(map.protection(), Protection::READ_WRITE); // unchanged
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtectError {

@@ -84,6 +84,23 @@ bitflags::bitflags! {
     ///
     /// Write without read is refused ([`MapError::WriteOnly`]); execute needs
     /// [`MapOptions::allow_exec`].
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::map::{MapError, MapOptions, Mmap, Protection};
+    /// let rw = Protection::READ | Protection::WRITE;
+    /// assert_eq!(rw, Protection::READ_WRITE);
+    /// assert!(rw.contains(Protection::READ));
+    /// assert_eq!(rw.to_string(), "read-write");
+    /// assert_eq!(Protection::NONE.to_string(), "none");
+    ///
+    /// let mut map = Mmap::anonymous(4096)?; // anonymous memory starts read-write
+    /// map.set_protection(Protection::READ)?;
+    /// assert_eq!(map.protection(), Protection::READ);
+    /// let exec = MapOptions::new().len(4096).protection(Protection::READ | Protection::EXEC).map_anonymous();
+    /// assert!(matches!(exec, Err(MapError::ExecNotAllowed)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
     pub struct Protection: u8 {
         /// `PROT_READ`
@@ -131,6 +148,22 @@ impl fmt::Display for Protection {
 
 /// Whether writes are shared with the file and other processes (`MAP_SHARED`) or private
 /// copy-on-write (`MAP_PRIVATE`).
+///
+/// # Example
+/// ```
+/// use mapipc::map::{MapOptions, Sharing};
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("f");
+/// let shared = MapOptions::new().read_write().create(4096).map_path(&path)?;
+/// let private = MapOptions::new().sharing(Sharing::Private).read_write().private().map_path(&path)?;
+/// assert_eq!((shared.sharing(), private.sharing()), (Sharing::Shared, Sharing::Private));
+/// shared.write_at(0, b"seen by all")?;
+/// private.write_at(0, b"mine")?; // copies the page: later shared writes to it are not seen
+/// shared.write_at(0, b"SEEN")?;
+/// assert_eq!(std::fs::read(&path)?[..11], *b"SEEN by all");
+/// assert_eq!(private.read_vec(0, 11)?, b"mine by all");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Sharing {
     /// `MAP_SHARED`: writes reach the file (or, for anonymous memory, processes forked after
@@ -141,6 +174,22 @@ pub enum Sharing {
 }
 
 /// Access-pattern advice for [`Mmap::advise`] (`madvise`).
+///
+/// Advice never changes what a read returns; it only tells the kernel what to prefetch or
+/// drop.
+///
+/// # Example
+/// ```
+/// use mapipc::map::{Advice, MapOptions};
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("f");
+/// let map = MapOptions::new().read_write().create(1 << 20).map_path(&path)?;
+/// map.write_at(0, b"kept")?;
+/// map.advise(Advice::Sequential)?;
+/// map.advise_range(Advice::DontNeed, 0, 4096)?; // shared: re-read from the file
+/// assert_eq!(map.read_vec(0, 4)?, b"kept");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Advice {
@@ -714,6 +763,32 @@ enum Backing {
 /// [`write_pod`](Self::write_pod), [`cursor`](Self::cursor), [`find`](Self::find), and atomic
 /// views. `Mmap` is `Send` and `Sync`: concurrent use from several threads has the same
 /// meaning as concurrent use from several processes.
+///
+/// # Example
+/// ```
+/// use mapipc::map::{MapOptions, Mmap, Protection, Sharing};
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data.bin");
+/// # std::fs::write(&path, [0u8; 10_000])?;
+/// let map = MapOptions::new().read_write().offset(5000).len(100).map_path(&path)?;
+/// assert_eq!(map.len(), 100);
+/// assert!(map.is_file_backed());
+/// assert_eq!(map.file_offset(), 5000);
+/// assert!(map.file_name().contains("data.bin"));
+/// assert_eq!((map.protection(), map.sharing()), (Protection::READ_WRITE, Sharing::Shared));
+/// assert!(!map.is_truncated());
+/// assert!(map.file_fd().is_some());
+/// assert_eq!(map.check_range(90, 10)?, 90);
+/// assert!(map.check_range(90, 11).is_err());
+///
+/// map.write_pod(0, &1234u64)?;
+/// assert_eq!(std::fs::read(&path)?[5000..5008], 1234u64.to_ne_bytes());
+///
+/// let anon = Mmap::anonymous(100)?;
+/// assert!(!anon.is_file_backed() && anon.file_fd().is_none());
+/// assert_eq!(anon.file_name(), "anonymous memory");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Mmap {
     /// Page-aligned start of the kernel mapping.
     base: NonNull<c_void>,
