@@ -9,6 +9,21 @@ use crate::os::file::FileKind;
 
 /// Why a region name was refused ([`ShmName::new`](super::ShmName::new),
 /// [`Location::parse`](super::Location::parse), [`Region::memfd`](super::Region::memfd)).
+///
+/// # Example
+/// ```
+/// use mapipc::region::{CreateError, NameError, Region, ShmName, MAX_NAME_LEN};
+/// assert_eq!(ShmName::new(""), Err(NameError::Empty));
+/// match ShmName::new(&"x".repeat(300)) {
+///     Err(NameError::TooLong { len, max, .. }) => assert_eq!((len, max), (300, MAX_NAME_LEN)),
+///     other => panic!("expected TooLong, got {other:?}"),
+/// }
+/// // Operations that take a name report it inside their own error.
+/// match Region::memfd("bad\0name", 16) {
+///     Err(CreateError::InvalidName(NameError::Nul { name })) => assert_eq!(name, "bad\0name"),
+///     other => panic!("expected Nul, got {other:?}"),
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NameError {
@@ -62,6 +77,29 @@ pub enum NameError {
 
 /// Why a region's header was refused (on open and on receive). Every value is checked
 /// before use: a file of random bytes gives one of these, never a crash.
+///
+/// # Example
+/// ```
+/// use mapipc::region::{HeaderError, OpenError, Region};
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("r");
+/// std::fs::write(&path, b"short")?;
+/// match Region::open(&path) {
+///     Err(OpenError::Invalid(HeaderError::TooSmall { size, .. })) => assert_eq!(size, 5),
+///     other => panic!("expected TooSmall, got {other:?}"),
+/// }
+/// std::fs::remove_file(&path)?;
+/// let total = Region::create(&path, 100)?.info()?.total_size;
+/// // Someone grows the file behind the header's back.
+/// std::fs::OpenOptions::new().write(true).open(&path)?.set_len(total + 4096)?;
+/// match Region::open(&path) {
+///     Err(OpenError::Invalid(HeaderError::SizeMismatch { header, actual, .. })) => {
+///         assert_eq!((header, actual), (total, total + 4096));
+///     }
+///     other => panic!("expected SizeMismatch, got {other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HeaderError {
@@ -196,6 +234,27 @@ pub enum HeaderError {
 
 /// Why a region could not be created ([`Region::create`](super::Region::create),
 /// [`Region::anonymous`](super::Region::anonymous), [`Region::memfd`](super::Region::memfd)).
+///
+/// # Example
+/// ```
+/// use mapipc::region::{CreateError, Region, RegionOptions};
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("r");
+/// Region::create(&path, 16)?;
+/// match Region::create(&path, 16) {
+///     Err(CreateError::AlreadyExists { file }) => assert!(file.ends_with("/r")),
+///     other => panic!("expected AlreadyExists, got {other:?}"),
+/// }
+/// match Region::create(dir.path().join("no-such-dir/r"), 16) {
+///     Err(CreateError::Open { source, .. }) => {
+///         assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+///     }
+///     other => panic!("expected Open, got {other:?}"),
+/// }
+/// let err = RegionOptions::new().max_peers(0).anonymous(16).unwrap_err();
+/// assert!(matches!(err, CreateError::PeerCount { count: 0, .. }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CreateError {
@@ -263,6 +322,25 @@ pub enum CreateError {
 }
 
 /// Why a named region could not be opened ([`Region::open`](super::Region::open)).
+///
+/// # Example
+/// ```
+/// use mapipc::os::file::FileKind;
+/// use mapipc::region::{OpenError, Region};
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("r");
+/// assert!(matches!(Region::open(&path), Err(OpenError::NotFound { .. })));
+/// Region::create(&path, 16)?;
+/// let link = dir.path().join("link");
+/// std::os::unix::fs::symlink(&path, &link)?;
+/// assert!(matches!(Region::open(&link), Err(OpenError::Symlink { .. })));
+/// match Region::open(dir.path()) {
+///     Err(OpenError::NotRegularFile { kind, .. }) => assert_eq!(kind, FileKind::Directory),
+///     other => panic!("expected NotRegularFile, got {other:?}"),
+/// }
+/// assert!(Region::open(&path).is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
@@ -334,6 +412,19 @@ pub enum OpenError {
 }
 
 /// Why [`Region::open_or_create`](super::Region::open_or_create) failed.
+///
+/// # Example
+/// ```
+/// use mapipc::region::{OpenOrCreateError, Region};
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("r");
+/// Region::open_or_create(&path, 100)?;
+/// match Region::open_or_create(&path, 200) {
+///     Err(OpenOrCreateError::TooSmall { len, wanted, .. }) => assert_eq!((len, wanted), (100, 200)),
+///     other => panic!("expected TooSmall, got {other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenOrCreateError {
@@ -364,6 +455,19 @@ pub enum OpenOrCreateError {
 }
 
 /// Why [`Region::receive`](super::Region::receive) failed.
+///
+/// # Example
+/// ```
+/// use std::io::Write;
+/// use std::os::unix::net::UnixStream;
+/// use mapipc::region::{ReceiveError, Region};
+/// let (mut a, b) = UnixStream::pair()?;
+/// a.write_all(b"hello")?; // bytes, but no file descriptor
+/// assert!(matches!(Region::receive(&b), Err(ReceiveError::NoFd { len: 5 })));
+/// drop(a);
+/// assert!(matches!(Region::receive(&b), Err(ReceiveError::Closed)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReceiveError {
@@ -445,6 +549,19 @@ pub enum ReceiveError {
 }
 
 /// Why [`Region::send_to`](super::Region::send_to) failed.
+///
+/// # Example
+/// ```
+/// use std::os::unix::net::UnixStream;
+/// use mapipc::region::{Region, SendError};
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("r");
+/// let (a, _b) = UnixStream::pair()?;
+/// let named = Region::create(&path, 16)?; // anyone may truncate a named file: not sendable
+/// assert!(matches!(named.send_to(&a), Err(SendError::NotSealed { .. })));
+/// Region::memfd("ok", 16)?.send_to(&a)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
@@ -472,6 +589,26 @@ pub enum SendError {
 }
 
 /// Why [`Region::join`](super::Region::join) failed.
+///
+/// # Example
+/// ```
+/// use mapipc::region::{JoinError, Region, RegionOptions};
+/// let region = RegionOptions::new().max_peers(1).anonymous(0)?;
+/// let me = region.join()?;
+/// match region.join() {
+///     Err(JoinError::Full { slots, .. }) => assert_eq!(slots, 1),
+///     other => panic!("expected Full, got {other:?}"),
+/// }
+/// drop(me); // frees the slot
+/// region.join()?;
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("r");
+/// Region::create(&path, 16)?;
+/// let look = RegionOptions::new().read_only(true).open(&path)?;
+/// assert!(matches!(look.join(), Err(JoinError::ReadOnly { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum JoinError {
@@ -513,6 +650,23 @@ pub enum JoinError {
 }
 
 /// Why removing a region failed ([`remove`](super::remove), [`Region::remove`](super::Region::remove)).
+///
+/// # Example
+/// ```
+/// use mapipc::region::{Region, RemoveError};
+/// assert!(matches!(Region::anonymous(16)?.remove(), Err(RemoveError::NotNamed { .. })));
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("r");
+/// let old = Region::create(&path, 16)?;
+/// std::fs::remove_file(&path)?;
+/// let new = Region::create(&path, 16)?; // same name, another file
+/// // `old` must not delete the region someone else made since.
+/// assert!(matches!(old.remove(), Err(RemoveError::Replaced { .. })));
+/// new.remove()?;
+/// assert!(matches!(new.remove(), Err(RemoveError::NotFound { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RemoveError {

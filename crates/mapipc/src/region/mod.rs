@@ -186,6 +186,17 @@ pub(crate) struct Inner {
 }
 
 /// How a region was made.
+///
+/// # Example
+/// ```
+/// use mapipc::region::{Region, RegionKind};
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("r");
+/// assert_eq!(Region::anonymous(16)?.kind(), RegionKind::Anonymous);
+/// assert_eq!(Region::memfd("m", 16)?.kind(), RegionKind::Memfd);
+/// assert_eq!(Region::create(&path, 16)?.kind(), RegionKind::Named);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RegionKind {
@@ -1687,6 +1698,19 @@ impl fmt::Debug for Region {
 }
 
 /// A snapshot of a region's header ([`Region::info`]).
+///
+/// # Example
+/// ```
+/// use mapipc::region::{RegionKind, RegionOptions, FORMAT_VERSION};
+/// let region = RegionOptions::new().max_peers(3).content_kind(42).memfd("info", 100)?;
+/// region.bump_generation()?;
+/// let info = region.info()?;
+/// assert_eq!(info.name, "memfd:info");
+/// assert_eq!((info.kind, info.version), (RegionKind::Memfd, FORMAT_VERSION));
+/// assert_eq!((info.max_peers, info.content_kind, info.generation), (3, 42, 1));
+/// assert!(info.created <= std::time::SystemTime::now());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RegionInfo {

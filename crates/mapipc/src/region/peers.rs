@@ -135,6 +135,19 @@ impl fmt::Debug for Peer {
 ///
 /// `alive` comes from the kernel (the slot lock); `pid` and `joined` come from the shared
 /// table, which any peer can write: treat them as information, not proof.
+///
+/// # Example
+/// ```
+/// let region = mapipc::region::Region::anonymous(0)?;
+/// let me = region.join()?;
+/// let peers = region.peers()?;
+/// assert_eq!(peers.len(), 1);
+/// let p = &peers[0];
+/// assert_eq!((p.id, p.slot, p.pid), (me.id(), me.slot(), std::process::id()));
+/// assert!(p.alive);
+/// assert!(p.joined <= std::time::SystemTime::now());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PeerInfo {
