@@ -3,6 +3,15 @@
 //! `process` module.
 
 /// `geteuid()`.
+///
+/// # Example
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("mine");
+/// std::fs::write(&path, b"")?;
+/// assert_eq!(mapipc::os::file::stat(&path)?.uid, mapipc::os::process::euid());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
@@ -17,6 +26,13 @@ pub fn euid() -> u32 {
 /// - The pid may belong to a different process than the one that once had it (pids are
 ///   reused).
 /// - `EPERM` (the process exists but belongs to another user) counts as existing.
+///
+/// # Example
+/// ```
+/// use mapipc::os::process::{pid, pid_exists};
+/// assert!(pid_exists(pid()));
+/// assert!(!pid_exists(i32::MAX as u32)); // above any pid_max
+/// ```
 pub fn pid_exists(pid: u32) -> bool {
     let Some(p) = rustix::process::Pid::from_raw(pid as i32) else {
         return false;

@@ -6,6 +6,9 @@
 // ---- file ----
 
 /// How to open a file with [`open`](super::file::open).
+///
+/// # Example
+/// See [`open`](super::file::open).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OpenHow {
     /// Open for writing as well as reading (`O_RDWR`, else `O_RDONLY`).
@@ -26,6 +29,15 @@ pub struct OpenHow {
 }
 
 /// What kind of file an fd refers to.
+///
+/// # Example
+/// ```
+/// use mapipc::os::file::{stat, FileKind};
+/// assert_eq!(stat("/".as_ref())?.kind, FileKind::Directory);
+/// assert_eq!(stat("/dev/null".as_ref())?.kind, FileKind::CharDevice);
+/// assert_eq!(FileKind::Fifo.to_string(), "a FIFO"); // for messages: "`x` is a FIFO"
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileKind {
     /// A regular file (including a memfd).
@@ -62,6 +74,9 @@ impl std::fmt::Display for FileKind {
 }
 
 /// The fields of `fstat` that mapipc uses.
+///
+/// # Example
+/// See [`fstat`](super::file::fstat).
 #[derive(Clone, Copy, Debug)]
 pub struct FileInfo {
     /// Size in bytes (`st_size`).
@@ -81,6 +96,13 @@ pub struct FileInfo {
 }
 
 /// The access mode an fd was opened with (`fcntl(F_GETFL) & O_ACCMODE`).
+///
+/// # Example
+/// See [`access_mode`](super::file::access_mode); `Display` names the flag:
+/// ```
+/// use mapipc::os::file::AccessMode;
+/// assert_eq!(AccessMode::ReadOnly.to_string(), "read-only (O_RDONLY)");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AccessMode {
     /// `O_RDONLY`
@@ -105,6 +127,9 @@ impl std::fmt::Display for AccessMode {
 }
 
 /// File seals (`F_SEAL_*`).
+///
+/// # Example
+/// See [`add_seals`](super::file::add_seals).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Seals {
     /// `F_SEAL_SEAL`: no further seals may be added.
@@ -120,6 +145,9 @@ pub struct Seals {
 // ---- mem ----
 
 /// Protection bits, as `PROT_READ | PROT_WRITE | PROT_EXEC`; empty is `PROT_NONE`.
+///
+/// # Example
+/// See [`mmap_anonymous`](super::mem::mmap_anonymous).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Prot {
     /// `PROT_READ`
@@ -131,6 +159,9 @@ pub struct Prot {
 }
 
 /// `MAP_SHARED` or `MAP_PRIVATE`, plus `MAP_POPULATE`.
+///
+/// # Example
+/// See [`mmap_file`](super::mem::mmap_file).
 #[derive(Clone, Copy, Debug)]
 pub struct MapKind {
     /// `MAP_SHARED` when true, `MAP_PRIVATE` when false.
@@ -140,6 +171,9 @@ pub struct MapKind {
 }
 
 /// Advice accepted by [`madvise`](super::mem::madvise).
+///
+/// # Example
+/// See [`mmap_anonymous`](super::mem::mmap_anonymous).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Advice {
     /// `MADV_NORMAL`
@@ -161,6 +195,9 @@ pub enum Advice {
 // ---- futex ----
 
 /// Why [`wait`](super::futex::wait) returned.
+///
+/// # Example
+/// See [`wait`](super::futex::wait).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WaitResult {
     /// Woken by `FUTEX_WAKE`, or spuriously (signal, `EINTR`): re-check the condition.

@@ -65,11 +65,17 @@ mod sealed {
 /// # Example
 /// ```
 /// use std::sync::atomic::{AtomicU32, Ordering};
-/// use mapipc::sync::FutexWord;
+/// use mapipc::sync::{FutexWord, WaitOutcome};
 /// fn bump<W: FutexWord>(w: &W) -> u32 {
 ///     w.fetch_add(1, Ordering::AcqRel)
 /// }
-/// assert_eq!(bump(&AtomicU32::new(7)), 7);
+/// let word = AtomicU32::new(7);
+/// assert_eq!(bump(&word), 7);
+/// assert_eq!(FutexWord::compare_exchange(&word, 7, 9, Ordering::AcqRel, Ordering::Acquire), Err(8));
+/// // Waiting for a value the word no longer holds returns at once.
+/// assert_eq!(FutexWord::futex_wait(&word, 7, None)?, WaitOutcome::Changed);
+/// assert_eq!(FutexWord::futex_wake(&word, 1)?, 0);
+/// # Ok::<(), std::io::Error>(())
 /// ```
 ///
 /// [`Mmap::atomic_u32`]: crate::map::Mmap::atomic_u32

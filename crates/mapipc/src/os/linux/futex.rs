@@ -17,6 +17,17 @@ pub use crate::os::types::WaitResult;
 
 /// `futex(word, FUTEX_WAIT, expected, timeout)`: sleeps while `*word == expected`, at most
 /// `timeout` (relative, `CLOCK_MONOTONIC`) when given.
+///
+/// # Example
+/// ```
+/// use std::sync::atomic::AtomicU32;
+/// use mapipc::os::futex::{self, WaitResult};
+/// let word = AtomicU32::new(1);
+/// // The word no longer holds what the caller saw: no sleep at all.
+/// assert_eq!(futex::wait(&word, 0, None)?, WaitResult::Changed);
+/// assert_eq!(futex::wake(&word, u32::MAX)?, 0); // nobody was waiting
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> io::Result<WaitResult> {
     let ts = timeout.map(|d| rustix::time::Timespec {
         tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
@@ -32,6 +43,9 @@ pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> io::R
 }
 
 /// `futex(word, FUTEX_WAKE, n)`: wakes at most `n` waiters; returns how many were woken.
+///
+/// # Example
+/// See [`wait`].
 pub fn wake(word: &AtomicU32, n: u32) -> io::Result<usize> {
     Ok(futex::wake(word, futex::Flags::empty(), n)?)
 }

@@ -51,6 +51,12 @@ impl MapKind {
 static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
 
 /// The system page size (`sysconf(_SC_PAGESIZE)`, read from the auxiliary vector once).
+///
+/// # Example
+/// ```
+/// let page = mapipc::os::mem::page_size();
+/// assert!(page >= 4096 && page.is_power_of_two());
+/// ```
 pub fn page_size() -> usize {
     let cached = PAGE_SIZE.load(Ordering::Relaxed);
     if cached != 0 {
@@ -68,6 +74,31 @@ pub fn page_size() -> usize {
 ///   so violating them gives `EINVAL`, not unsoundness);
 /// - the caller owns the returned range and must unmap it exactly once with [`munmap`]
 ///   using the same `len`.
+///
+/// # Example
+/// ```
+/// use std::os::fd::AsFd;
+/// use mapipc::os::{file, mem::{self, MapKind, Prot}};
+/// let fd = file::memfd_create("mapped")?;
+/// file::pwrite_all(fd.as_fd(), b"from the file", 0)?;
+/// let len = mem::page_size();
+/// let prot = Prot { read: true, write: true, exec: false };
+/// let kind = MapKind { shared: true, populate: false };
+/// // SAFETY: offset 0 is page-aligned, `len` is non-zero; the range is unmapped once below.
+/// let ptr = unsafe { mem::mmap_file(len, prot, kind, fd.as_fd(), 0) }?;
+/// let bytes = ptr.as_ptr().cast::<u8>();
+/// // SAFETY: the file is 13 bytes long, inside the first (mapped) page; nobody else uses it.
+/// unsafe {
+///     assert_eq!(std::slice::from_raw_parts(bytes, 13), b"from the file");
+///     bytes.write(b'F'); // shared: reaches the file
+///     mem::msync(ptr.as_ptr(), len, true)?;
+///     mem::munmap(ptr, len)?;
+/// }
+/// let mut first = [0];
+/// file::pread(fd.as_fd(), &mut first, 0)?;
+/// assert_eq!(&first, b"F");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub unsafe fn mmap_file(
     len: usize,
     prot: Prot,
@@ -92,6 +123,9 @@ pub unsafe fn mmap_file(
 
 /// Whether an error of [`mmap_file`] says the file's file system cannot map files
 /// (`ENODEV`: `/proc`, `/sys` and other files generated on read).
+///
+/// # Example
+/// See [`probe_map`].
 pub fn not_mappable(e: &io::Error) -> bool {
     e.raw_os_error() == Some(rustix::io::Errno::NODEV.raw_os_error())
 }
@@ -102,6 +136,18 @@ pub fn not_mappable(e: &io::Error) -> bool {
 /// file of `/proc` or `/sys` fails with `ENODEV` ([`not_mappable`]). `fd` must be readable.
 /// Unlike reading a byte to tell an empty file from a generated one, this consumes nothing
 /// (`/proc/kmsg` gives each byte once).
+///
+/// # Example
+/// ```
+/// use std::os::fd::AsFd;
+/// use mapipc::os::{file, mem};
+/// let empty = file::memfd_create("empty")?;
+/// mem::probe_map(empty.as_fd())?; // 0 bytes, but mappable once sized
+/// let proc_file = std::fs::File::open("/proc/self/status")?;
+/// let err = mem::probe_map(proc_file.as_fd()).unwrap_err();
+/// assert!(mem::not_mappable(&err), "{err}");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn probe_map(fd: BorrowedFd<'_>) -> io::Result<()> {
     let kind = MapKind {
         shared: true,
@@ -125,6 +171,33 @@ pub fn probe_map(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// # Safety
 /// The caller owns the returned range and must unmap it exactly once with [`munmap`] using the
 /// same `len`.
+///
+/// # Example
+/// ```
+/// use mapipc::os::mem::{self, Advice, MapKind, Prot};
+/// let len = 2 * mem::page_size();
+/// let rw = Prot { read: true, write: true, exec: false };
+/// let kind = MapKind { shared: false, populate: false };
+/// // SAFETY: we own the new range and unmap it once below, after the last use.
+/// let ptr = unsafe { mem::mmap_anonymous(len, rw, kind) }?;
+/// let p = ptr.as_ptr();
+/// // SAFETY: `p..p+len` is that private mapping, used by nothing else; every range below is
+/// // page-aligned and inside it; no reference into it is held across the calls.
+/// unsafe {
+///     p.cast::<u8>().write(7);
+///     mem::madvise(p, len, Advice::WillNeed)?;
+///     mem::mprotect(p, len, Prot { read: true, write: false, exec: false })?;
+///     assert_eq!(p.cast::<u8>().read(), 7);
+///     mem::mprotect(p, len, rw)?;
+///     mem::map_zero_pages_fixed(p, mem::page_size())?; // the first page is zeros again
+///     assert_eq!(p.cast::<u8>().read(), 0);
+///     // Grow it (it may move): the old pointer must not be used any more.
+///     let moved = mem::mremap(ptr, len, 2 * len)?;
+///     moved.as_ptr().cast::<u8>().add(2 * len - 1).write(1);
+///     mem::munmap(moved, 2 * len)?;
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub unsafe fn mmap_anonymous(len: usize, prot: Prot, kind: MapKind) -> io::Result<NonNull<c_void>> {
     // SAFETY: a NULL hint never replaces an existing mapping.
     let ptr = unsafe { mm::mmap_anonymous(std::ptr::null_mut(), len, prot.flags(), kind.flags()) }?;
@@ -138,6 +211,9 @@ pub unsafe fn mmap_anonymous(len: usize, prot: Prot, kind: MapKind) -> io::Resul
 /// # Safety
 /// `addr..addr+len` must lie inside a mapping owned by the caller whose contents may be
 /// discarded; any reference into that range becomes dangling in meaning (the bytes change).
+///
+/// # Example
+/// See [`mmap_anonymous`].
 pub unsafe fn map_zero_pages_fixed(addr: *mut c_void, len: usize) -> io::Result<()> {
     // SAFETY: MAP_FIXED replaces exactly the caller-owned range described above.
     unsafe {
@@ -157,6 +233,9 @@ pub unsafe fn map_zero_pages_fixed(addr: *mut c_void, len: usize) -> io::Result<
 /// # Safety
 /// `addr..addr+len` must be a range returned by one of the `mmap_*` functions (or
 /// [`mremap`]) and not yet unmapped, and nothing may use it afterwards.
+///
+/// # Example
+/// See [`mmap_anonymous`].
 pub unsafe fn munmap(addr: NonNull<c_void>, len: usize) -> io::Result<()> {
     // SAFETY: guaranteed by the caller.
     unsafe { mm::munmap(addr.as_ptr(), len) }.map_err(Into::into)
@@ -167,6 +246,9 @@ pub unsafe fn munmap(addr: NonNull<c_void>, len: usize) -> io::Result<()> {
 /// # Safety
 /// `addr..addr+old_len` must be a live mapping owned by the caller. On success the old range
 /// must no longer be used (the mapping may have moved); the new range is owned instead.
+///
+/// # Example
+/// See [`mmap_anonymous`].
 pub unsafe fn mremap(
     addr: NonNull<c_void>,
     old_len: usize,
@@ -181,6 +263,9 @@ pub unsafe fn mremap(
 ///
 /// # Safety
 /// `addr` must be page-aligned and `addr..addr+len` inside a live mapping owned by the caller.
+///
+/// # Example
+/// See [`mmap_file`].
 pub unsafe fn msync(addr: *mut c_void, len: usize, sync: bool) -> io::Result<()> {
     let flags = if sync {
         MsyncFlags::SYNC
@@ -197,6 +282,9 @@ pub unsafe fn msync(addr: *mut c_void, len: usize, sync: bool) -> io::Result<()>
 /// `addr` must be page-aligned and `addr..addr+len` inside a live mapping owned by the caller.
 /// With [`Advice::DontNeed`] on a private mapping, its private changes are discarded: the
 /// caller must hold no reference into the range and accept the loss.
+///
+/// # Example
+/// See [`mmap_anonymous`].
 pub unsafe fn madvise(addr: *mut c_void, len: usize, advice: Advice) -> io::Result<()> {
     let a = match advice {
         Advice::Normal => mm::Advice::Normal,
@@ -215,6 +303,24 @@ pub unsafe fn madvise(addr: *mut c_void, len: usize, advice: Advice) -> io::Resu
 ///
 /// # Safety
 /// `addr..addr+len` must be inside a live mapping owned by the caller.
+///
+/// # Example
+/// Whether locking succeeds depends on `RLIMIT_MEMLOCK` (`ulimit -l`):
+/// ```
+/// use mapipc::os::mem::{self, MapKind, Prot};
+/// let len = mem::page_size();
+/// let rw = Prot { read: true, write: true, exec: false };
+/// // SAFETY: we own the new range and unmap it once below.
+/// let ptr = unsafe { mem::mmap_anonymous(len, rw, MapKind { shared: false, populate: true }) }?;
+/// // SAFETY: the whole live mapping made above.
+/// match unsafe { mem::mlock(ptr.as_ptr(), len, true) } {
+///     Ok(()) => unsafe { mem::mlock(ptr.as_ptr(), len, false)? }, // SAFETY: as above
+///     Err(e) => assert!(matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOMEM)), "{e}"),
+/// }
+/// // SAFETY: unmapped once, never used again.
+/// unsafe { mem::munmap(ptr, len) }?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub unsafe fn mlock(addr: *mut c_void, len: usize, lock: bool) -> io::Result<()> {
     // SAFETY: guaranteed by the caller; locking never changes memory contents.
     let r = unsafe {
@@ -232,6 +338,9 @@ pub unsafe fn mlock(addr: *mut c_void, len: usize, lock: bool) -> io::Result<()>
 /// # Safety
 /// `addr` must be page-aligned and `addr..addr+len` inside a live mapping owned by the
 /// caller; no reference into the range may be used in a way the new protection forbids.
+///
+/// # Example
+/// See [`mmap_anonymous`].
 pub unsafe fn mprotect(addr: *mut c_void, len: usize, prot: Prot) -> io::Result<()> {
     let mut f = MprotectFlags::empty();
     if prot.read {

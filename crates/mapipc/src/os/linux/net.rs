@@ -15,6 +15,21 @@ use rustix::net::{
 };
 
 /// Sends `payload` and one fd over a connected Unix socket in one `sendmsg`.
+///
+/// # Example
+/// ```
+/// use std::os::fd::AsFd;
+/// use std::os::unix::net::UnixStream;
+/// use mapipc::os::{file, net};
+/// let (a, b) = UnixStream::pair()?;
+/// let fd = file::memfd_create("passed")?;
+/// net::send_fd(net::borrow(&a), fd.as_fd(), b"hello")?;
+/// let mut buf = [0; 16];
+/// let (n, got) = net::recv_fd(net::borrow(&b), &mut buf)?;
+/// assert_eq!(&buf[..n], b"hello");
+/// assert!(file::same_file(fd.as_fd(), got.unwrap().as_fd())?);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>, payload: &[u8]) -> io::Result<()> {
     let fds = [fd];
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
@@ -35,6 +50,9 @@ pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>, payload: &[u8]) -> io::
 
 /// Receives up to `buf.len()` payload bytes and at most one fd from a Unix socket.
 /// Returns the payload length and the fd, if one came. Extra fds are closed.
+///
+/// # Example
+/// See [`send_fd`].
 pub fn recv_fd(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(4))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -61,6 +79,9 @@ pub fn recv_fd(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Optio
 }
 
 /// Borrow helper so callers can pass `&UnixStream`.
+///
+/// # Example
+/// See [`send_fd`].
 pub fn borrow<T: AsFd>(t: &T) -> BorrowedFd<'_> {
     t.as_fd()
 }

@@ -5,11 +5,27 @@ use std::io;
 pub use crate::os::posix::{euid, pid_exists};
 
 /// `getpid()`.
+///
+/// # Example
+/// ```
+/// use mapipc::os::process;
+/// assert_eq!(process::pid(), std::process::id());
+/// assert!(process::pid_exists(process::pid()));
+/// ```
 pub fn pid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
 
 /// `kill(pid, SIGKILL)`.
+///
+/// # Example
+/// ```
+/// use std::os::unix::process::ExitStatusExt;
+/// let mut child = std::process::Command::new("sleep").arg("60").spawn()?;
+/// mapipc::os::process::kill9(child.id())?;
+/// assert_eq!(child.wait()?.signal(), Some(9));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn kill9(pid: u32) -> io::Result<()> {
     let p = rustix::process::Pid::from_raw(pid as i32)
         .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -20,12 +36,30 @@ pub fn kill9(pid: u32) -> io::Result<()> {
 }
 
 /// `clock_gettime(CLOCK_REALTIME)` in nanoseconds since the epoch.
+///
+/// # Example
+/// ```
+/// use std::time::UNIX_EPOCH;
+/// let before = UNIX_EPOCH.elapsed().unwrap().as_nanos() as u64;
+/// let now = mapipc::os::process::realtime_ns();
+/// assert!(now >= before - 1_000_000_000); // the same clock as SystemTime (give or take a step)
+/// ```
 pub fn realtime_ns() -> u64 {
     let ts = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
     (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
 }
 
 /// `clock_gettime(CLOCK_MONOTONIC)` in nanoseconds.
+///
+/// # Example
+/// ```
+/// use mapipc::os::process;
+/// let a = process::monotonic_ns();
+/// let b = process::monotonic_ns();
+/// assert!(b >= a); // never goes back
+/// let c = process::monotonic_coarse_ns();
+/// assert!(process::monotonic_coarse_ns() >= c);
+/// ```
 pub fn monotonic_ns() -> u64 {
     let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
@@ -35,18 +69,48 @@ pub fn monotonic_ns() -> u64 {
 /// [`monotonic_ns`], read without the hardware counter (a few ns against ~25 in a VM) and
 /// advancing only at the kernel's tick (1 to 10 ms). For rate limits that run on every poll,
 /// never for deadlines.
+///
+/// # Example
+/// See [`monotonic_ns`].
 pub fn monotonic_coarse_ns() -> u64 {
     let ts = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
     (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
 }
 
 /// `sched_yield()`.
+///
+/// # Example
+/// ```
+/// let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+/// let f = flag.clone();
+/// let t = std::thread::spawn(move || f.store(true, std::sync::atomic::Ordering::Release));
+/// while !flag.load(std::sync::atomic::Ordering::Acquire) {
+///     mapipc::os::process::yield_now(); // let the other thread run
+/// }
+/// t.join().unwrap();
+/// ```
 pub fn yield_now() {
     rustix::thread::sched_yield();
 }
 
 /// `sched_setaffinity(0, {cpu})`: pins the calling thread to one CPU. Returns `false` when
 /// the CPU does not exist or the call is refused.
+///
+/// # Example
+/// ```
+/// use mapipc::os::process;
+/// let cpus = process::available_cpus();
+/// assert!(cpus >= 1);
+/// // In a thread of its own, so the pinning does not outlive the example.
+/// std::thread::spawn(|| {
+///     assert!(!process::pin_to_cpu(1 << 20)); // no such CPU
+///     if process::pin_to_cpu(0) {
+///         assert_eq!(process::available_cpus(), 1);
+///     }
+/// })
+/// .join()
+/// .unwrap();
+/// ```
 pub fn pin_to_cpu(cpu: usize) -> bool {
     let mut set = rustix::thread::CpuSet::new();
     if cpu >= rustix::thread::CpuSet::MAX_CPU {
@@ -57,6 +121,9 @@ pub fn pin_to_cpu(cpu: usize) -> bool {
 }
 
 /// Number of CPUs this process may run on (`sched_getaffinity`).
+///
+/// # Example
+/// See [`pin_to_cpu`].
 pub fn available_cpus() -> usize {
     match rustix::thread::sched_getaffinity(None) {
         Ok(set) => set.count() as usize,
@@ -66,6 +133,14 @@ pub fn available_cpus() -> usize {
 
 /// Sleeps for `d` (`clock_nanosleep(CLOCK_MONOTONIC)`, resumed after signals until the whole
 /// duration has passed).
+///
+/// # Example
+/// ```
+/// use std::time::{Duration, Instant};
+/// let start = Instant::now();
+/// mapipc::os::process::sleep(Duration::from_millis(2));
+/// assert!(start.elapsed() >= Duration::from_millis(2)); // at least, never less
+/// ```
 pub fn sleep(d: std::time::Duration) {
     let mut req = rustix::time::Timespec {
         tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
@@ -86,6 +161,18 @@ pub fn sleep(d: std::time::Duration) {
 ///
 /// # Errors
 /// When `sigaction` fails (not expected for this signal).
+///
+/// # Example
+/// ```
+/// // At the start of a program that writes files (a doctest is its own process).
+/// mapipc::os::process::ignore_sigxfsz()?;
+/// let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+/// // SAFETY: a null new action only reads the current one into `old`.
+/// assert_eq!(unsafe { libc::sigaction(libc::SIGXFSZ, std::ptr::null(), old.as_mut_ptr()) }, 0);
+/// // SAFETY: initialised by the successful call above.
+/// assert_eq!(unsafe { old.assume_init() }.sa_sigaction, libc::SIG_IGN);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn ignore_sigxfsz() -> io::Result<()> {
     // SAFETY: an all-zero `sigaction` is a valid value (empty mask, no flags); setting its
     // handler to SIG_IGN and installing it for SIGXFSZ touches no memory of ours afterwards.

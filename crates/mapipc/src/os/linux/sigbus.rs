@@ -124,6 +124,9 @@ unsafe impl Sync for SigactionCell {}
 unsafe impl Send for SigactionCell {}
 
 /// A registration of one mapping's address range; unregisters on drop.
+///
+/// # Example
+/// See [`register`].
 pub struct Guard {
     slot: &'static Slot,
 }
@@ -167,6 +170,24 @@ impl std::fmt::Debug for Guard {
 /// Registers `start..start+len` and installs the handler if needed.
 ///
 /// Returns an error when the handler cannot be installed (`sigaction` failed).
+///
+/// [`Mmap`](crate::map::Mmap) registers every file mapping that could be truncated; this is
+/// for mappings made directly with [`os::mem`](super::mem).
+///
+/// # Example
+/// ```
+/// use mapipc::os::sigbus;
+/// let map = mapipc::map::Mmap::anonymous(8192)?;
+/// let start = map.as_ptr() as usize;
+/// let guard = sigbus::register(start, 4096)?;
+/// map.write_at(0, b"touched")?; // a normal access: no fault
+/// assert!(!guard.faulted());
+/// assert_eq!(guard.fault_count(), 0);
+/// guard.update(start, 8192); // the mapping grew (after an mremap)
+/// drop(guard); // unregisters
+/// assert_eq!(sigbus::foreign_faults(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn register(start: usize, len: usize) -> std::io::Result<Guard> {
     install()?;
     let slot = claim_slot();
@@ -257,6 +278,9 @@ fn install() -> std::io::Result<()> {
 }
 
 /// Number of SIGBUS faults at addresses outside our mappings that were passed on.
+///
+/// # Example
+/// See [`register`].
 pub fn foreign_faults() -> u32 {
     FOREIGN.load(Ordering::Relaxed)
 }

@@ -22,6 +22,20 @@ use super::file::{self, OpenHow};
 /// `mkdir(path, mode)`. Returns `Ok(true)` when the directory was created, `Ok(false)` when
 /// `path` already exists as a directory (following symbolic links), and an error otherwise
 /// (`EEXIST` when it exists but is not a directory).
+///
+/// # Example
+/// ```
+/// use mapipc::os::storage;
+/// # let dir = tempfile::tempdir()?;
+/// let sub = dir.path().join("sub");
+/// assert!(storage::create_dir(&sub, 0o700)?);
+/// assert!(!storage::create_dir(&sub, 0o700)?); // already there
+/// assert!(storage::is_dir(&sub));
+/// std::fs::write(sub.join("f"), b"")?;
+/// assert!(!storage::is_dir(&sub.join("f")));
+/// assert!(storage::create_dir(&sub.join("f"), 0o700).is_err()); // exists, not a directory
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn create_dir(path: &Path, mode: u32) -> io::Result<bool> {
     match fs::mkdir(path, Mode::from_raw_mode(mode)) {
         Ok(()) => Ok(true),
@@ -38,6 +52,9 @@ pub fn create_dir(path: &Path, mode: u32) -> io::Result<bool> {
 }
 
 /// `stat(path)` (following symbolic links): whether `path` is a directory.
+///
+/// # Example
+/// See [`create_dir`].
 pub fn is_dir(path: &Path) -> bool {
     fs::stat(path)
         .is_ok_and(|st| fs::FileType::from_raw_mode(st.st_mode) == fs::FileType::Directory)
@@ -45,6 +62,17 @@ pub fn is_dir(path: &Path) -> bool {
 
 /// The names in directory `path` (`open(O_DIRECTORY)` + `getdents64`), without `.` and
 /// `..`, in no particular order.
+///
+/// # Example
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// std::fs::write(dir.path().join("a"), b"")?;
+/// std::fs::create_dir(dir.path().join("b"))?;
+/// let mut names = mapipc::os::storage::list_dir(dir.path())?;
+/// names.sort();
+/// assert_eq!(names, ["a", "b"]);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn list_dir(path: &Path) -> io::Result<Vec<OsString>> {
     let fd = file::open(
         path,
@@ -67,6 +95,22 @@ pub fn list_dir(path: &Path) -> io::Result<Vec<OsString>> {
 }
 
 /// `rename(from, to)`: atomically replaces `to`.
+///
+/// # Example
+/// ```
+/// use mapipc::os::storage;
+/// # let dir = tempfile::tempdir()?;
+/// let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+/// std::fs::write(&a, b"new")?;
+/// std::fs::write(&b, b"old")?;
+/// assert!(!storage::rename_noreplace(&a, &b)?); // `b` exists: nothing moved
+/// assert!(a.exists());
+/// assert!(storage::rename_noreplace(&a, &c)?);
+/// storage::rename(&c, &b)?; // replaces `b`
+/// assert_eq!(std::fs::read(&b)?, b"new");
+/// storage::fsync_dir(dir.path())?; // makes the renames durable
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
     Ok(fs::rename(from, to)?)
 }
@@ -75,6 +119,9 @@ pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
 /// atomic step. Returns `Ok(false)` (and leaves `from` in place) when `to` exists. On a
 /// filesystem without `RENAME_NOREPLACE` it falls back to `link(from, to)` + `unlink(from)`,
 /// which is just as exclusive.
+///
+/// # Example
+/// See [`rename`].
 pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<bool> {
     match fs::renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
         Ok(()) => Ok(true),
@@ -93,6 +140,9 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<bool> {
 
 /// `fsync` of a directory (`open(O_DIRECTORY)` + `fsync`): makes the creation, renaming and
 /// removal of its entries durable.
+///
+/// # Example
+/// See [`rename`].
 pub fn fsync_dir(path: &Path) -> io::Result<()> {
     let fd = file::open(
         path,
@@ -108,6 +158,13 @@ pub fn fsync_dir(path: &Path) -> io::Result<()> {
 /// boot) as 16 bytes: two values differ exactly when the machine rebooted in between. All
 /// zeros when `/proc` is not available. Read once per process (it cannot change while the
 /// process lives).
+///
+/// # Example
+/// ```
+/// let id = mapipc::os::storage::boot_id();
+/// assert_eq!(id, mapipc::os::storage::boot_id()); // stable within a boot
+/// assert_ne!(id, [0; 16]); // /proc is there on Linux
+/// ```
 pub fn boot_id() -> [u8; 16] {
     static ID: std::sync::OnceLock<[u8; 16]> = std::sync::OnceLock::new();
     *ID.get_or_init(read_boot_id)
