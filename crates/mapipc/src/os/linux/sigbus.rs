@@ -44,7 +44,7 @@ const SLOTS_PER_CHUNK: usize = 64;
 ///
 /// `seq` is a sequence lock: odd while the slot is being (re)written, so the handler never
 /// pairs the start of one registration with the end of another.
-pub struct Slot {
+pub(crate) struct Slot {
     claimed: AtomicBool,
     seq: AtomicU32,
     start: AtomicUsize,

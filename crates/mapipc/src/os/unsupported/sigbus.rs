@@ -6,13 +6,6 @@ use std::convert::Infallible;
 
 use super::unsupported;
 
-/// One registered mapping in the Linux handler's registry. Uninhabited here; it exists so
-/// that both platforms export the same items.
-#[derive(Debug)]
-pub struct Slot {
-    _never: Infallible,
-}
-
 /// A registration of one mapping's address range. Uninhabited here: [`register`] always
 /// fails, so none of these methods can run.
 #[derive(Debug)]
