@@ -208,6 +208,44 @@ fn producer_slot_takeover_fences_dead_claims() {
     assert_eq!(chan.stat().aborted, 1);
 }
 
+/// As above, after a consumer died between handing a record back and publishing its
+/// position (set up by storing its old position back): the blocks at the published position
+/// are marked free for the next lap. The takeover's fence must step over them to the dead
+/// producer's claim; stopping there, it left the claim to be taken for the newcomer's (alive)
+/// and the consumer waited for it until the abort timeout.
+#[test]
+fn producer_slot_takeover_fences_dead_claims_behind_unpublished_space() {
+    const HEAD: u64 = 128;
+    let chan = mpsc(8192, 1);
+    let flag = Mmap::anonymous(64).unwrap();
+    let (c1, f1) = (chan.clone(), &flag);
+    let mut victim = fork(move || {
+        let mut tx = c1.sender().unwrap();
+        tx.send(b"taken before the consumer died").unwrap();
+        let _g = tx.reserve(100).unwrap();
+        f1.atomic_u32(0).unwrap().store(1, Ordering::Release);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    await_flag(&flag, 0);
+    victim.kill9();
+    let head = chan.region().read_pod::<u64>(HEAD).unwrap();
+    let mut rx = chan.receiver().unwrap();
+    assert_eq!(rx.recv().unwrap(), b"taken before the consumer died");
+    drop(rx);
+    chan.region().write_pod(HEAD, &head).unwrap();
+    let mut tx = chan.sender().unwrap();
+    tx.send(b"after takeover").unwrap();
+    let mut rx = chan.receiver().unwrap();
+    rx.set_abort_timeout(Duration::from_secs(3600)); // only the fence can unblock this
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(60)).unwrap(),
+        b"after takeover"
+    );
+    assert_eq!(chan.stat().aborted, 1);
+}
+
 /// More live producers than slots: the extra one is refused with a clear error.
 #[test]
 fn producer_slots_are_limited() {

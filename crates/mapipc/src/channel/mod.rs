@@ -1561,7 +1561,9 @@ pub struct Stat {
     /// `received` (a producer killed between a commit and its publication leaves its last
     /// messages uncounted until they are received).
     pub sent: u64,
-    /// Messages consumed over the channel's life (SPSC, MPSC).
+    /// Messages consumed over the channel's life (SPSC, MPSC). MPSC: a consumer killed while
+    /// taking messages may leave it short by those it took since it last published (the
+    /// next consumer continues after them; records do not say how many there were).
     pub received: u64,
     /// MPSC: records skipped because their producer died (or gave them up) before
     /// committing.

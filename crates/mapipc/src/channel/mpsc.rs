@@ -18,7 +18,12 @@
 //!   The ring starts with every block marked free for lap 0; the consumer, after consuming
 //!   a record, marks each of its blocks free for the *next* lap (`tag(q + capacity)`), then
 //!   publishes its position with a Release store (pair **H**, with the producers' Acquire
-//!   loads of it).
+//!   loads of it). It marks the record's first block last, with Release (pair **F**, with
+//!   the Acquire load of a producer that finds that block free for the next lap and moves
+//!   the hint one block on): the hint can lag at a pad or an aborted claim whose producer
+//!   died before moving it, and the inner blocks of those still hold this lap's free marks;
+//!   marked first, the first block would send a producer to claim one of them just before
+//!   the consumer marks it, and that message would be lost.
 //! - **Claim.** A producer reads the claim hint `x` (a lower bound of the frontier), checks
 //!   that `x + size` is within one capacity of the consumer position, and CASes the word at
 //!   `x` from `FREE | tag(x)` to `CLAIMED | owner | blocks | tag(x)` (AcqRel). The claim and
@@ -35,6 +40,20 @@
 //!   lap means empty; COMMITTED is delivered; PAD and ABORTED are skipped; CLAIMED is in
 //!   progress: the consumer waits, and once the owner is dead (peer table) or the claim is
 //!   older than the abort timeout, CASes it to ABORTED and skips it.
+//! - **Consumer restarts.** A delivered record longer than a block is first marked
+//!   `ABORTED | TAKEN` (an owner no producer has), then freed as above. A consumer killed
+//!   while handing records back leaves, at the published position, blocks marked free for
+//!   the next lap (consumed: the next consumer steps over them at attach, and so does a
+//!   producer's takeover fence), then at most one record being freed: its first block still
+//!   says what it was (a pad or an aborted claim is skipped again; a delivered one says
+//!   ABORTED | TAKEN and is skipped, uncounted), never a delivered record whose payload
+//!   already carries free marks. Producers claim nothing there meanwhile: their window ends
+//!   one capacity past the published position.
+//!
+//! A producer whose claim was aborted while it was alive (the timeout) is not stopped from
+//! writing: bytes it writes into its record after the consumer freed it land in records
+//! claimed at the next lap. The abort timeout must exceed the time a producer may hold a
+//! claim (`Receiver::set_abort_timeout`).
 //!
 //! Order is the claim order, hence FIFO per producer. The tag makes a stale claim attempt
 //! (a producer that read the hint, stalled, and woke after the ring moved on) fail its CAS:
@@ -65,8 +84,11 @@ pub(crate) const BLOCK: u64 = 32;
 pub(crate) const HDR: u64 = 16;
 /// Largest record in blocks (21-bit field).
 const MAX_BLOCKS: u64 = (1 << 21) - 1;
-/// Largest producer index (8-bit field).
+/// Most producer slots (8-bit owner field; index 255 is [`TAKEN`]).
 pub(crate) const MAX_OWNERS: u32 = 255;
+/// The owner of an ABORTED mark the consumer puts on a delivered record while handing it
+/// back (never a producer's index): skipped, not counted as aborted.
+const TAKEN: u64 = 0xff;
 
 pub(crate) const FREE: u64 = 0;
 pub(crate) const CLAIMED: u64 = 1;
@@ -350,24 +372,61 @@ impl MpscConsumer {
                 what: "consumer position",
             });
         }
+        // A predecessor killed between handing records back (their blocks marked free for
+        // the next lap) and publishing its position left those marks at the position: the
+        // records were consumed, continue after them. Producers claim no block there before
+        // the position moves past it (their window ends a capacity after it), so the marks
+        // stay until we publish. At most a ring of them.
+        let cap = geo.capacity();
+        let mut pos = head;
+        for _ in 0..cap / BLOCK {
+            if mem.word_load(pos & (cap - 1), Ordering::Acquire) != free_word(pos + cap) {
+                break;
+            }
+            pos += BLOCK;
+        }
         Ok(MpscConsumer {
             geo,
             owners,
-            head,
+            head: pos,
             published: head,
             aborted: 0,
         })
     }
 
-    /// Marks the blocks of `[self.head, end)` free for the next lap and moves to `end`
-    /// (published by [`publish`](Self::publish)).
-    fn free_to<W: Words>(&mut self, mem: &W, end: u64) {
+    /// Hands the record `[self.head, end)` back, marking its blocks free for the next lap,
+    /// and moves to `end` (published by [`publish`](Self::publish)). `delivered`: a
+    /// committed record (not a pad or an aborted one).
+    ///
+    /// The first block is marked last, with Release (pair **F**, with the Acquire load of a
+    /// producer that finds it free for the next lap and moves the hint on by one block): the
+    /// other blocks are marked by then. Inside a pad or an aborted claim the other blocks
+    /// still hold this lap's free marks; marked first, one could be claimed by a producer
+    /// following the hint and then overwritten here, losing its message.
+    ///
+    /// A delivered record of several blocks is first marked ABORTED: a consumer killed while
+    /// marking leaves a record the next one skips (its marks over the payload would otherwise
+    /// be delivered as data), and the first block is never free before the others are (the
+    /// next consumer steps over free marks at its position one block at a time).
+    fn free_to<W: Words>(&mut self, mem: &W, end: u64, delivered: bool) {
         let cap = self.geo.capacity();
-        let mut q = self.head;
-        while q < end {
-            mem.word_store(q & (cap - 1), free_word(q + cap), Ordering::Relaxed);
-            q += BLOCK;
+        let first = self.head;
+        if delivered && end - first > BLOCK {
+            let nb = (end - first) / BLOCK;
+            mem.word_store(
+                first & (cap - 1),
+                pack(ABORTED, TAKEN, nb, tag(first)),
+                Ordering::Relaxed,
+            );
         }
+        let mut q = end;
+        while q > first + BLOCK {
+            q -= BLOCK;
+            // Release: ordered after the ABORTED mark (for a killed consumer's successor).
+            mem.word_store(q & (cap - 1), free_word(q + cap), Ordering::Release);
+        }
+        // Release: pair F.
+        mem.word_store(first & (cap - 1), free_word(first + cap), Ordering::Release);
         self.head = end;
     }
 
@@ -397,7 +456,7 @@ impl MpscConsumer {
                     if nb * BLOCK != to_end {
                         return Err(bad("padding record"));
                     }
-                    self.free_to(mem, self.head + to_end);
+                    self.free_to(mem, self.head + to_end, false);
                 }
                 CLAIMED | COMMITTED | ABORTED if nb >= 1 && nb * BLOCK <= to_end => match st {
                     // The owner indexes the producer table when the claim is checked:
@@ -410,8 +469,11 @@ impl MpscConsumer {
                         })
                     }
                     ABORTED => {
-                        self.aborted += 1;
-                        self.free_to(mem, self.head + nb * BLOCK);
+                        // A record a killed predecessor had taken is not counted.
+                        if owner != TAKEN {
+                            self.aborted += 1;
+                        }
+                        self.free_to(mem, self.head + nb * BLOCK, false);
                     }
                     _ => {
                         let len = mem.word_load(idx + 8, Ordering::Relaxed);
@@ -444,7 +506,7 @@ impl MpscConsumer {
 
     /// Consumes a record returned by [`try_peek`](Self::try_peek).
     pub(crate) fn consume<W: Words>(&mut self, mem: &W, end: u64) {
-        self.free_to(mem, end);
+        self.free_to(mem, end, true);
     }
 
     /// Our position.
@@ -679,6 +741,64 @@ mod tests {
         ));
     }
 
+    /// A consumer killed after consuming records (their blocks marked free for the next
+    /// lap) but before publishing its position: the next consumer attaches at the old
+    /// position and must continue after those records, neither failing on the marks
+    /// (they carry the next lap's tag) nor delivering anything twice.
+    #[test]
+    fn a_consumer_killed_before_publishing_is_continued_after() {
+        let (geo, m) = ring(256);
+        let mut p = MpscProducer::new(geo, 0);
+        // A one-block record, a pad's worth of records and a wrap: consumed unpublished at
+        // every point of the sequence in turn.
+        let msgs: Vec<Vec<u8>> = [8usize, 100, 16, 40, 112, 8, 60, 1]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| vec![i as u8 + 1; n])
+            .collect();
+        for sent in &msgs {
+            send(&mut p, &m, sent).unwrap();
+            let mut c = MpscConsumer::attach(geo, MAX_OWNERS, &m).unwrap();
+            let Found::Record { data, len, end } = c.try_peek(&m).unwrap() else {
+                panic!("expected {sent:?}")
+            };
+            let mut v = vec![0; len as usize];
+            m.read_bytes(data, &mut v);
+            assert_eq!(&v, sent);
+            c.consume(&m, end);
+            // Killed here: `publish` never runs.
+            let mut next = MpscConsumer::attach(geo, MAX_OWNERS, &m).unwrap();
+            assert_eq!(next.try_peek(&m), Ok(Found::Empty), "after {sent:?}");
+            assert!(next.has_unpublished());
+            next.publish(&m);
+        }
+        // The producers see the space handed back.
+        for sent in &msgs {
+            send(&mut p, &m, sent).unwrap();
+            let mut c = MpscConsumer::attach(geo, MAX_OWNERS, &m).unwrap();
+            assert_eq!(recv(&mut c, &m).unwrap().as_ref(), Some(sent));
+        }
+    }
+
+    /// A consumer killed in the middle of handing a delivered record of several blocks back
+    /// (its first block says `ABORTED | TAKEN`, some inner blocks are marked free for the
+    /// next lap, over the payload): the next consumer skips it, uncounted, and delivers what
+    /// follows intact.
+    #[test]
+    fn a_consumer_killed_while_freeing_a_record_skips_it_uncounted() {
+        let (geo, m) = ring(256);
+        let mut p = MpscProducer::new(geo, 0);
+        send(&mut p, &m, &[1; 100]).unwrap(); // 4 blocks
+        send(&mut p, &m, &[2; 40]).unwrap();
+        // What `free_to` leaves after the mark and the last inner block.
+        m.word_store(0, pack(ABORTED, TAKEN, 4, tag(0)), Ordering::Relaxed);
+        m.word_store(96, free_word(96 + 256), Ordering::Release);
+        let mut c = MpscConsumer::attach(geo, MAX_OWNERS, &m).unwrap();
+        assert_eq!(recv(&mut c, &m).unwrap(), Some(vec![2; 40]));
+        assert_eq!(c.take_aborted(), 0);
+        assert_eq!(recv(&mut c, &m).unwrap(), None);
+    }
+
     proptest! {
         /// Random interleavings of 3 producers' claims, commits (possibly out of claim
         /// order) and abandons against a model: the consumer sees the committed messages in
@@ -840,6 +960,86 @@ mod loom_tests {
             for h in handles {
                 h.join().unwrap();
             }
+        });
+    }
+
+    /// The consumer aborts a claim (its owner looked dead or too slow) while the owner
+    /// commits it: exactly one of them wins. A commit that succeeds is delivered once, intact;
+    /// one that reports the abort is skipped and counted once.
+    #[test]
+    fn abort_races_commit() {
+        loom::model(|| {
+            let geo = Geometry::new(64).unwrap();
+            let m = Arc::new(HeapWords::tracked(64));
+            init_ring(geo, &*m);
+            let mut p = MpscProducer::new(geo, 0);
+            let claim = p.try_claim(&*m, 8).unwrap();
+            let mp = m.clone();
+            let owner = loom::thread::spawn(move || {
+                mp.write_bytes(claim.data, &[5; 8]);
+                p.commit(&*mp, &claim)
+            });
+            let mut c = MpscConsumer::attach(geo, MAX_OWNERS, &*m).unwrap();
+            let mut delivered = 0;
+            // Each round aborts the claim, finds it committed, or ends.
+            for _ in 0..3 {
+                match c.try_peek(&*m).unwrap() {
+                    Found::InProgress { word, .. } => {
+                        c.abort(&*m, word);
+                    }
+                    Found::Record { data, len, end } => {
+                        let mut v = vec![0; len as usize];
+                        m.read_bytes(data, &mut v);
+                        assert_eq!(v, vec![5; 8]);
+                        delivered += 1;
+                        c.consume(&*m, end);
+                    }
+                    Found::Empty => break,
+                }
+            }
+            let committed = owner.join().unwrap();
+            assert_eq!(c.try_peek(&*m).unwrap(), Found::Empty);
+            assert_eq!(delivered, u64::from(committed));
+            assert_eq!(c.take_aborted(), u64::from(!committed));
+        });
+    }
+
+    /// A producer that died between claiming a padding record and moving the claim hint
+    /// past it left the hint at the pad (the state is set up directly). The consumer skips
+    /// the pad, marking its blocks free for the next lap, while a live producer claims: the
+    /// live producer must not claim a block inside the pad (one still marked free for this
+    /// lap) that the consumer is about to mark again, which would lose its message.
+    #[test]
+    fn hint_left_at_a_dead_producers_pad() {
+        loom::model(|| {
+            // 8 blocks; a 4-block and a 1-block record sent and consumed: head 160.
+            let geo = Geometry::new(256).unwrap();
+            let m = Arc::new(HeapWords::tracked(256));
+            init_ring(geo, &*m);
+            let mut c = MpscConsumer::attach(geo, MAX_OWNERS, &*m).unwrap();
+            let mut p = MpscProducer::new(geo, 0);
+            send_spin(&mut p, &m, &[7; 112]);
+            send_spin(&mut p, &m, &[8; 16]);
+            assert_eq!(consume_all(&mut c, &m, 2).len(), 2);
+            // The dead producer's pad: 3 blocks to the end of the ring, hint not moved.
+            m.word_store(160, pack(PAD, 1, 3, tag(160)), Ordering::Release);
+            let mp = m.clone();
+            let live = loom::thread::spawn(move || {
+                let mut p = MpscProducer::new(geo, 2);
+                send_spin(&mut p, &mp, &[9; 8]);
+            });
+            // One look while the producer runs (it skips the pad), then, once the producer
+            // is done, the message it committed must be there.
+            let first = c.try_peek(&*m).unwrap();
+            live.join().unwrap();
+            let Found::Record { data, len, end } = c.try_peek(&*m).unwrap() else {
+                panic!("the committed message is lost (first look: {first:?})")
+            };
+            let mut v = vec![0; len as usize];
+            m.read_bytes(data, &mut v);
+            assert_eq!(v, vec![9; 8]);
+            c.consume(&*m, end);
+            assert_eq!(c.try_peek(&*m).unwrap(), Found::Empty);
         });
     }
 

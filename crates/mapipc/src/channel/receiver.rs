@@ -265,6 +265,13 @@ impl Receiver {
     /// MPSC: how long a claimed record may stay uncommitted while its producer looks alive
     /// before it is aborted and skipped (default 5 s). A dead producer's claims are aborted
     /// as soon as its death is seen.
+    ///
+    /// A live producer whose claim is aborted learns it only when it commits
+    /// ([`SendError::Aborted`](super::SendError::Aborted)); the space goes back to the ring
+    /// at once, so bytes it still writes into its [`Grant`](super::Grant) (or a send copying
+    /// while the process is stopped) land in messages other producers send later, which then
+    /// arrive damaged or are reported as corruption. Keep the timeout above the longest time
+    /// a producer may hold a grant or be stopped (`SIGSTOP`, a debugger).
     pub fn set_abort_timeout(&mut self, timeout: Duration) {
         self.abort_timeout = timeout;
     }

@@ -862,10 +862,16 @@ fn fence_dead_claims(s: &Shared, slot: u32, _me: u32) {
     if pos % mpsc::BLOCK != 0 || pos > ring::MAX_POSITION {
         return;
     }
-    // Bounded: records are at least one block and at most one ring of them is in flight.
+    // Bounded: records are at least one block and at most one ring of them is in flight
+    // (with the blocks a consumer killed before publishing handed back: together one ring).
     for _ in 0..=(cap / mpsc::BLOCK) {
         let idx = pos & (cap - 1);
         let w = s.ring.word_load(idx, Ordering::Acquire);
+        if w == mpsc::free_word(pos + cap) {
+            // Consumed by a consumer killed before publishing its position: step over.
+            pos += mpsc::BLOCK;
+            continue;
+        }
         let (st, owner, nb, t) = mpsc::unpack(w);
         if t != mpsc::tag(pos) || st == mpsc::FREE || nb == 0 || nb * mpsc::BLOCK > cap - idx {
             return; // the frontier, or something we do not understand: stop
