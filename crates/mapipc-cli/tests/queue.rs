@@ -377,6 +377,30 @@ clitest!(verify_names_each_damaged_record, |dir| {
     );
 });
 
+clitest!(retain_removes_temporary_files_of_killed_creators, |dir| {
+    dir.append(&["x"]);
+    // As a process killed while creating the named tailer `w` leaves it, an hour ago.
+    let stale = dir.path("q").join(".w.tailer.tmp-4242-17");
+    let fresh = dir.path("q").join(".v.tailer.tmp-4242-18");
+    for f in [&stale, &fresh] {
+        std::fs::write(f, [0u8; 4096]).unwrap();
+    }
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    let out = dir.run(&["queue", "retain", "q", "--max-segments", "5"]);
+    out.ok();
+    let text = out.stdout_str();
+    assert!(text.contains("removed .w.tailer.tmp-4242-17"), "{text}");
+    assert!(!text.contains(".v.tailer"), "{text}");
+    assert!(!stale.exists());
+    // A recent one may belong to a creator still at work.
+    assert!(fresh.exists());
+});
+
 clitest!(retain_deletes_old_segments_and_respects_tailers, |dir| {
     let lines: Vec<String> = (0..3000).map(|i| format!("{i:0100}")).collect();
     let input = lines.join("\n") + "\n";

@@ -390,6 +390,12 @@ fn retain(args: &QueueRetainArgs, out: &mut dyn Write) -> Result<()> {
     for path in &report.deleted {
         text.push_str(&format!("deleted {}\n", escaped(&file_name(path))));
     }
+    for path in &report.removed_tmp {
+        text.push_str(&format!(
+            "removed {}, left by a process killed while creating a file of the queue\n",
+            escaped(&file_name(path))
+        ));
+    }
     if let Some((name, pos, n)) = &report.kept_for_tailer {
         text.push_str(&format!(
             "kept {n} segment{} that tailer `{name}` has not finished (it is at sequence \

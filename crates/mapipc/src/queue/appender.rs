@@ -329,6 +329,8 @@ impl Appender {
                 pid: meta.appender_pid(),
             });
         }
+        // Housekeeping: temporary files of creators killed before they finished.
+        super::tmpfile::remove_stale(dir);
         let layout = meta.layout;
         // Files made later get the permissions the queue was created with.
         let mode = meta.file_mode();

@@ -1,6 +1,7 @@
 //! `stat` (a cheap description of a queue) and `verify` (a full check of every record).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use super::error::{CorruptReason, Corruption, OpenError};
 use super::format::{
@@ -10,7 +11,7 @@ use super::format::{
 use super::list_queue;
 use super::meta::Meta;
 use super::segment::{Probe, SegOpenError, Segment};
-use crate::map::{MapError, MapOptions};
+use crate::map::{MapError, MapOptions, Mmap};
 
 /// A queue at a glance, from [`stat`].
 #[derive(Clone, Debug)]
@@ -170,7 +171,7 @@ pub fn stat(dir: impl AsRef<Path>) -> Result<QueueStat, OpenError> {
     })
 }
 
-/// Reads a named tailer's position without taking its lock.
+/// Reads a named tailer's position without taking its lock (see `read_tailer_position`).
 pub(crate) fn tailer_stat(dir: &Path, name: &str) -> TailerStat {
     let path = tailer_path(dir, name);
     let mut st = TailerStat {
@@ -203,19 +204,7 @@ pub(crate) fn tailer_stat(dir: &Path, name: &str) -> TailerStat {
             return st;
         }
     };
-    let header = || {
-        map.read_pod::<TailerHeader>(0)
-            .map_err(|e| e.to_string())
-            .and_then(|h| h.validate())
-    };
-    // Once more after a failure: a tailer upgrading a version-1 file rewrites the version
-    // and the CRC under its lock, which this read does not take.
-    let checked = header().or_else(|_| header()).and_then(|version| {
-        let seq = map.read_pod::<u64>(TAILER_NEXT_SEQ);
-        let check = map.read_pod::<u64>(TAILER_NEXT_SEQ_CHECK);
-        seq.and_then(|seq| check.map(|check| tailer_position(version, seq, check).0))
-            .map_err(|e| e.to_string())
-    });
+    let checked = read_tailer_position(&map);
     match checked {
         Ok(seq) if seq < super::format::MAX_SEQ => st.next_seq = seq,
         Ok(seq) => st.problem = Some(format!("position {seq} is out of range")),
@@ -226,6 +215,57 @@ pub(crate) fn tailer_stat(dir: &Path, name: &str) -> TailerStat {
         .and_then(|fd| crate::os::file::ofd_is_locked(fd, 0, 1).ok())
         .unwrap_or(false);
     st
+}
+
+/// How many copies of a named tailer's header [`tailer_stat`] makes before it calls the
+/// header damaged.
+const TAILER_HEADER_READS: u32 = 16;
+
+#[cfg(test)]
+thread_local! {
+    /// Called by `read_tailer_position` with the attempt number before each copy of the
+    /// header: unit tests play a tailer rewriting it there.
+    static HEADER_READ_HOOK: std::cell::RefCell<Option<Box<dyn FnMut(u32)>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The position in a named tailer's file, read without its lock (a tailer may hold it and
+/// write the file meanwhile), or what is wrong with the file.
+///
+/// The header is rewritten only by the tailer holding the file, when it upgrades a version-1
+/// file (two stores: the version, then the CRC); a copy made across them can mix old and
+/// new and fail its CRC, but the next copy sees the stores done. So a copy that fails is
+/// made again, up to [`TAILER_HEADER_READS`] times (yielding in between): only a header
+/// that fails every time is damage. The live words (the position and its complement) are
+/// read with atomic loads, after the header (the upgrade stores them before the version),
+/// and combined as a tailer opening the file would (`format::tailer_position`).
+fn read_tailer_position(map: &Mmap) -> Result<u64, String> {
+    let mut attempt = 0;
+    let version = loop {
+        #[cfg(test)]
+        HEADER_READ_HOOK.with(|h| {
+            if let Some(hook) = h.borrow_mut().as_mut() {
+                hook(attempt)
+            }
+        });
+        let mut header = map.read_pod::<TailerHeader>(0).map_err(|e| e.to_string())?;
+        // The live position, as a holder stored it (one atomic store), not a copy.
+        header.next_seq = map
+            .load_u64(TAILER_NEXT_SEQ, Ordering::Acquire)
+            .map_err(|e| e.to_string())?;
+        match header.validate() {
+            Ok(version) => break version,
+            Err(why) if attempt + 1 >= TAILER_HEADER_READS => return Err(why),
+            Err(_) => {
+                attempt += 1;
+                crate::os::process::yield_now();
+            }
+        }
+    };
+    let seq = map.load_u64(TAILER_NEXT_SEQ, Ordering::Acquire);
+    let check = map.load_u64(TAILER_NEXT_SEQ_CHECK, Ordering::Acquire);
+    seq.and_then(|seq| check.map(|check| tailer_position(version, seq, check).0))
+        .map_err(|e| e.to_string())
 }
 
 /// The outcome of [`verify`].
@@ -464,4 +504,77 @@ fn check_index(seg: &Segment, report: &mut VerifyReport) -> Result<(), OpenError
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::format::TAILER_VERSION;
+    use crate::queue::{retain, QueueOptions, RetainError, Retention, StartAt, TailerOptions};
+
+    /// A tailer upgrading its file rewrites the version, then the CRC; a copy made across
+    /// the two stores sees the old version with the new CRC. Two such copies in a row (the
+    /// hook plays the holder's stores landing in the first two copies) made `stat` report
+    /// the file as damaged and `retain` refuse with `BadTailer`: the header was read twice
+    /// only. A header that fails every copy is still damage.
+    #[test]
+    fn a_header_torn_by_its_holder_twice_in_a_row_is_not_damage() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("q");
+        let mut app = QueueOptions::new()
+            .segment_size(64 * 1024)
+            .open_appender(&dir)
+            .unwrap();
+        for _ in 0..300 {
+            app.append(&[7u8; 1000]).unwrap();
+        }
+        let t = TailerOptions::new()
+            .name("w")
+            .from(StartAt::Seq(250))
+            .open(&dir)
+            .unwrap();
+        let file = std::rc::Rc::new(
+            MapOptions::new()
+                .read_write()
+                .map_path(tailer_path(&dir, "w"))
+                .unwrap(),
+        );
+        // The version word as a copy made during the upgrade sees it: `torn` copies.
+        let tear = |torn: u32| {
+            let file = file.clone();
+            HEADER_READ_HOOK.with(|h| {
+                *h.borrow_mut() = Some(Box::new(move |attempt| {
+                    let version: u32 = if attempt < torn { 1 } else { 2 };
+                    file.write_pod(TAILER_VERSION, &version).unwrap();
+                }))
+            })
+        };
+        tear(2);
+        let st = stat(&dir).unwrap();
+        assert_eq!(st.tailers.len(), 1);
+        assert_eq!(st.tailers[0].problem, None);
+        assert_eq!((st.tailers[0].next_seq, st.tailers[0].active), (250, true));
+        let report = retain(&dir, &Retention::new().max_segments(1)).unwrap();
+        assert!(!report.deleted.is_empty());
+        assert!(report.first_seq.unwrap() <= 250);
+
+        // Damage: every copy fails.
+        tear(u32::MAX);
+        let st = stat(&dir).unwrap();
+        assert!(
+            st.tailers[0]
+                .problem
+                .as_deref()
+                .is_some_and(|p| p.contains("CRC mismatch")),
+            "{:?}",
+            st.tailers[0].problem
+        );
+        let err = retain(&dir, &Retention::new().max_segments(1)).unwrap_err();
+        assert!(
+            matches!(err, RetainError::Open(OpenError::BadTailer { .. })),
+            "{err}"
+        );
+        HEADER_READ_HOOK.with(|h| *h.borrow_mut() = None);
+        drop((t, app));
+    }
 }

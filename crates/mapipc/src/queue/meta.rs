@@ -11,6 +11,7 @@ use super::format::{
     META_APPENDER_PID, META_APPENDER_STATE, META_BOOT_ID, META_CURRENT_SEGMENT, META_FILE,
     META_FILE_SIZE, META_LAST_RECORD, META_NEXT_SEQ, META_NOTIFY,
 };
+use super::tmpfile;
 use crate::map::{AccessError, MapError, MapOptions, Mmap};
 use crate::os;
 
@@ -83,7 +84,8 @@ impl Meta {
 
     /// Creates the directory and the metadata file if missing, then opens it. Two
     /// processes creating the same queue at once both end up with the same file: the file
-    /// is written under a temporary name and moved into place with `RENAME_NOREPLACE`.
+    /// is written under a temporary name and moved into place with `RENAME_NOREPLACE` (see
+    /// `tmpfile` for how a creator killed meanwhile is cleaned up after).
     pub fn create_or_open(
         dir: &Path,
         layout: SegmentLayout,
@@ -97,21 +99,11 @@ impl Meta {
         let path = dir.join(META_FILE);
         let mut created = false;
         if os::file::lstat(&path).is_err() {
-            let tmp = dir.join(format!(
-                ".{META_FILE}.tmp-{}-{}",
-                os::process::pid(),
-                os::process::monotonic_ns()
-            ));
             let io_err = |op: &'static str, file: &Path| {
                 let file = file.to_path_buf();
                 move |source: io::Error| OpenError::Io { op, file, source }
             };
-            {
-                let map = MapOptions::new()
-                    .read_write()
-                    .mode(mode)
-                    .create(META_FILE_SIZE)
-                    .map_path(&tmp)?;
+            let tmp = tmpfile::create(dir, META_FILE, mode, META_FILE_SIZE, |map| {
                 let header = MetaHeader::new(
                     layout.segment_size,
                     layout.index_interval,
@@ -119,12 +111,15 @@ impl Meta {
                 );
                 map.write_pod(0, &header)?;
                 map.flush()?;
-            }
-            let moved = os::storage::rename_noreplace(&tmp, &path)
+                Ok(())
+            })?;
+            let moved = os::storage::rename_noreplace(&tmp.path, &path)
                 .map_err(io_err("create the metadata file", &path));
             if !matches!(moved, Ok(true)) {
-                let _ = os::file::unlink(&tmp);
+                let _ = os::file::unlink(&tmp.path);
             }
+            // Releases the creation lock, now that the file is in place (or removed).
+            drop(tmp);
             created = moved?;
             if created {
                 os::storage::fsync_dir(dir).map_err(io_err("sync the directory", dir))?;
@@ -179,6 +174,33 @@ impl Meta {
     pub fn unlock_retention(&self) {
         if let Some(fd) = self.map.file_fd() {
             let _ = os::file::ofd_unlock(fd, LOCK_RETENTION, 1);
+        }
+    }
+
+    /// Takes the position lock, waiting for it: a `flock` on `queue.meta`, exclusive for
+    /// retention (`exclusive`), shared for a named tailer that moves its position (a seek)
+    /// or creates its file. While retention holds it, no named tailer's position can move
+    /// backwards or appear, so the positions it read stay the oldest ones needed (see
+    /// "Retention" in the module docs). A `flock` is independent of the byte-range locks on
+    /// the same file, and, like them, belongs to the open file description: the kernel
+    /// releases it when its holder dies.
+    pub fn lock_positions(&self, exclusive: bool) -> io::Result<()> {
+        let fd = self
+            .map
+            .file_fd()
+            .ok_or_else(|| io::Error::other("the metadata mapping has no file"))?;
+        if exclusive {
+            os::file::flock_exclusive(fd, true)?;
+        } else {
+            os::file::flock_shared(fd, true)?;
+        }
+        Ok(())
+    }
+
+    /// Releases the position lock.
+    pub fn unlock_positions(&self) {
+        if let Some(fd) = self.map.file_fd() {
+            let _ = os::file::flock_unlock(fd);
         }
     }
 

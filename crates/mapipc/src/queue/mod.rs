@@ -32,6 +32,17 @@
 //! | `{n:020}.seg` | segment `n`: a header, a sparse index, then records; fixed size, preallocated |
 //! | `{n:020}.seg.pre` | the next segment, allocated ahead of need and not yet published |
 //! | `{name}.tailer` | a named tailer's position (4 KiB) |
+//! | `.queue.meta.tmp-{pid}-{ns}`, `.{name}.tailer.tmp-{pid}-{ns}` | a `queue.meta` or `{name}.tailer` being created |
+//!
+//! `queue.meta` and `{name}.tailer` are written under a temporary name and moved into
+//! place with `RENAME_NOREPLACE`, so they never appear half-written and two processes
+//! creating the same one at once end up with the same file. The creator holds an OFD write
+//! lock on byte 4095 of its temporary file until the file is in place. A creator killed
+//! meanwhile leaves its temporary file behind; an appender opening the queue and [`retain`]
+//! remove such files, but only while they hold that lock themselves (so the creator is
+//! gone) and only when the file was last modified more than a minute ago (which spares
+//! creators of earlier releases, which took no lock). A creator whose file was removed
+//! between its creation and its lock (stopped there for a minute) starts again.
 //!
 //! Integers are native-endian (mapipc targets Linux x86-64), except the bytes fed to the
 //! record CRC, which are little-endian. Layouts are checked at compile time.
@@ -58,7 +69,9 @@
 //!
 //! The appender lock is an open-file-description write lock (`F_OFD_SETLK`) on byte 0 of
 //! `queue.meta`: the kernel releases it when the appender's process dies, whatever kills
-//! it. Retention runs hold byte 1.
+//! it. Retention runs hold byte 1. The **position lock** is a `flock` on `queue.meta`
+//! (independent of those byte-range locks): retention holds it exclusively, a named tailer
+//! holds it shared while it creates its file or seeks (see [Retention](#retention)).
 //!
 //! ## Segment `{n:020}.seg`
 //!
@@ -212,6 +225,19 @@
 //! unless forced. An anonymous tailer whose position was deleted gets
 //! [`ReadError::Gone`].
 //!
+//! Named tailers' positions only grow, except when a tailer is created or seeks (to any
+//! position, an older one included): retention reads every position, then deletes, and a
+//! tailer that appeared or moved back in between could be left pointing into a deleted
+//! segment. The position lock closes that window. Retention holds it exclusively from
+//! before it lists the tailers until its last deletion; a named tailer holds it shared
+//! from before it looks for its new position until that position is stored (in its file,
+//! created under the lock when new). So a retention run either sees the new position and
+//! keeps its segment, or ran entirely before the tailer looked (and the tailer finds the
+//! segments that are left). Reads and acknowledgements only move positions forward and
+//! take no lock; a named tailer seeking waits while a retention run lasts. Forced
+//! retention takes the lock too, but deletes regardless: the tailers then get
+//! [`ReadError::Gone`].
+//!
 //! # Inspection
 //!
 //! [`stat`] describes a queue cheaply; [`verify`] reads every record of every segment and
@@ -226,6 +252,7 @@ mod meta;
 mod retention;
 mod segment;
 mod tailer;
+mod tmpfile;
 mod view;
 
 /// Fuzzing entry points (built only with `--cfg fuzzing`, as cargo-fuzz does).

@@ -76,13 +76,19 @@ pub struct RetainReport {
     pub remaining: u64,
     /// The oldest sequence number left.
     pub first_seq: Option<u64>,
+    /// Temporary files left by processes killed while they created the metadata file or a
+    /// named tailer's file, removed (see "Files" in the [module docs](super)).
+    pub removed_tmp: Vec<PathBuf>,
 }
 
 /// Deletes whole segments of the queue in `dir`, oldest first, as `policy` asks. Never the
 /// segment being appended to (the last one), and never one with records a named tailer
 /// has not acknowledged, unless [`Retention::force`]. Safe while an appender and tailers
 /// run: a tailer reading a deleted segment keeps its mapping; concurrent retention runs are
-/// serialized by a lock.
+/// serialized by a lock; named tailers created or seeking meanwhile wait for the run to
+/// end, so a position they move to is never deleted under them (see "Retention" in the
+/// [module docs](super)). Temporary files left by processes killed while creating the
+/// queue's files are removed too ([`RetainReport::removed_tmp`]).
 ///
 /// # Errors
 /// [`RetainError::NoBound`]; [`RetainError::Open`] when the queue cannot be opened, or a
@@ -107,9 +113,30 @@ pub fn retain(dir: impl AsRef<Path>, policy: &Retention) -> Result<RetainReport,
     }
     let meta = Meta::open(dir)?;
     meta.lock_retention(true)?;
-    let result = retain_locked(dir, &meta, policy);
+    let result = meta
+        .lock_positions(true)
+        .map_err(|source| {
+            RetainError::Open(OpenError::Io {
+                op: "lock the tailer positions of",
+                file: meta.path.clone(),
+                source,
+            })
+        })
+        .and_then(|()| {
+            let result = retain_locked(dir, &meta, policy);
+            meta.unlock_positions();
+            result
+        });
     meta.unlock_retention();
     result
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Run once (then cleared) by `retain_locked` after the named tailers' positions were
+    /// read, before any segment is deleted: unit tests move tailers there.
+    static RETAIN_HOOK: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 fn retain_locked(dir: &Path, meta: &Meta, policy: &Retention) -> Result<RetainReport, RetainError> {
@@ -175,6 +202,10 @@ fn retain_locked(dir: &Path, meta: &Meta, policy: &Retention) -> Result<RetainRe
             }
         }
     }
+    #[cfg(test)]
+    if let Some(hook) = RETAIN_HOOK.with(|h| h.borrow_mut().take()) {
+        hook();
+    }
     for &(n, _, _) in info.iter().take(delete as usize) {
         let path = segment_path(dir, n);
         match os::file::unlink(&path) {
@@ -190,7 +221,106 @@ fn retain_locked(dir: &Path, meta: &Meta, policy: &Retention) -> Result<RetainRe
             source,
         })?;
     }
+    report.removed_tmp = super::tmpfile::remove_stale(dir);
     report.remaining = total - delete;
     report.first_seq = info.get(delete as usize).map(|(_, first, _)| *first);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::thread::JoinHandle;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::queue::format::META_FILE;
+    use crate::queue::{QueueOptions, StartAt, TailerOptions};
+
+    /// Whether some process waits for a `flock` on the file with inode `ino` (a `->` line
+    /// of `/proc/locks`).
+    fn flock_waited_for(ino: u64) -> bool {
+        let locks = std::fs::read_to_string("/proc/locks").unwrap();
+        locks.lines().any(|line| {
+            line.contains("->")
+                && line.contains("FLOCK")
+                && line
+                    .split_whitespace()
+                    .any(|f| f.rsplit(':').next() == Some(&ino.to_string()) && f.contains(':'))
+        })
+    }
+
+    /// A named tailer created at the start, or moved back to it, after retention read the
+    /// positions and before it deleted the segments (the hook runs there, and the tailer
+    /// moves in another thread): retention deleted the segment the new position was in,
+    /// so the tailer, reopened, found its records gone. Now the tailer waits for the
+    /// position lock until retention is done, and its position is the oldest record left.
+    #[test]
+    fn a_named_tailer_created_or_moved_back_during_retention_keeps_its_records() {
+        let tmp = tempfile::tempdir().unwrap();
+        for moved_back in [false, true] {
+            let dir = tmp.path().join(format!("q{moved_back}"));
+            let mut app = QueueOptions::new()
+                .segment_size(64 * 1024)
+                .open_appender(&dir)
+                .unwrap();
+            for _ in 0..400 {
+                app.append(&[7u8; 1000]).unwrap();
+            }
+            if moved_back {
+                // Ahead of everything: retention may delete all but the last segment.
+                TailerOptions::new()
+                    .name("late")
+                    .from(StartAt::End)
+                    .open(&dir)
+                    .unwrap();
+            }
+            let meta_ino = crate::os::file::stat(&dir.join(META_FILE)).unwrap().ino;
+            let mover: Rc<RefCell<Option<JoinHandle<u64>>>> = Rc::default();
+            let (d, m) = (dir.clone(), mover.clone());
+            let hook = move || {
+                let h = std::thread::spawn(move || {
+                    let mut t = if moved_back {
+                        let mut t = TailerOptions::new().name("late").open(&d).unwrap();
+                        t.seek(StartAt::Start).unwrap();
+                        t
+                    } else {
+                        TailerOptions::new()
+                            .name("late")
+                            .from(StartAt::Start)
+                            .open(&d)
+                            .unwrap()
+                    };
+                    t.ack().unwrap();
+                    t.next_seq()
+                });
+                // Until the tailer has moved, or waits for retention to finish (a watchdog
+                // turns a hang into a failure).
+                let deadline = Instant::now() + Duration::from_secs(120);
+                while !h.is_finished() && !flock_waited_for(meta_ino) {
+                    assert!(Instant::now() < deadline, "watchdog: the tailer hangs");
+                    std::thread::yield_now();
+                }
+                *m.borrow_mut() = Some(h);
+            };
+            RETAIN_HOOK.with(|h| *h.borrow_mut() = Some(Box::new(hook)));
+            let report = retain(&dir, &Retention::new().max_segments(2)).unwrap();
+            let moved_to = mover
+                .borrow_mut()
+                .take()
+                .expect("the hook ran")
+                .join()
+                .unwrap();
+            assert!(report.deleted.len() >= 3, "{report:?}");
+            let first = report.first_seq.unwrap();
+            assert_eq!(moved_to, first, "moved back: {moved_back}");
+            let mut t = TailerOptions::new().name("late").open(&dir).unwrap();
+            match t.try_next() {
+                Ok(Some(rec)) => assert_eq!(rec.seq(), first),
+                other => panic!("moved back: {moved_back}: {other:?}"),
+            }
+            drop((t, app));
+        }
+    }
 }

@@ -12,6 +12,7 @@ use super::format::{
 };
 use super::meta::Meta;
 use super::segment::{Probe, SegOpenError, Segment};
+use super::tmpfile;
 use super::{list_dir, unpack_position};
 use crate::map::{AccessError, MapError, MapOptions, Mmap};
 use crate::os;
@@ -443,13 +444,27 @@ impl Tailer {
                 t.named = Some(named);
             }
             (Some(named), Some(at)) => {
-                t.seek(at)?;
-                named.store(t.seq)?;
+                // As `seek` does for a named tailer, but `t` gets the file only once the
+                // position is stored (dropped on an error, it would store its own).
+                t.lock_positions()?;
+                let moved = t
+                    .seek_to(at)
+                    .and_then(|()| named.store(t.seq).map_err(ReadError::from));
+                t.meta.unlock_positions();
+                moved?;
                 t.named = Some(named);
             }
             (None, from) => {
-                t.seek(from.unwrap_or(StartAt::Start))?;
-                t.named = Some(create_tailer_file(&path, name, t.seq, &t.meta)?);
+                // Under the shared position lock, as a seek of a named tailer: a retention
+                // run cannot delete the segment found before the new file stores the
+                // position in it.
+                t.lock_positions()?;
+                let created = t
+                    .seek_to(from.unwrap_or(StartAt::Start))
+                    .map_err(OpenError::from)
+                    .and_then(|()| create_tailer_file(&path, name, t.seq, &t.meta));
+                t.meta.unlock_positions();
+                t.named = Some(created?);
             }
         }
         Ok(t)
@@ -470,7 +485,9 @@ impl Tailer {
         &self.dir
     }
 
-    /// Moves the tailer. For a named tailer, the new position is stored at once.
+    /// Moves the tailer. For a named tailer, the new position is stored at once, under the
+    /// queue's position lock: while a [`retain`](super::retain) run lasts, the seek waits
+    /// for it, so retention never deletes the segment the tailer moves to.
     ///
     /// # Errors
     /// [`ReadError::PastEnd`] for a sequence number beyond the next one to be appended,
@@ -499,19 +516,43 @@ impl Tailer {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn seek(&mut self, at: StartAt) -> Result<(), ReadError> {
+        if self.named.is_none() {
+            return self.seek_to(at);
+        }
+        // A named tailer finds its new position and stores it under the shared position
+        // lock: a retention run cannot delete the segment found before the position that
+        // protects it is stored (see "Retention" in the module docs).
+        self.lock_positions()?;
+        let moved = self.seek_to(at).and_then(|()| match &self.named {
+            Some(n) => n.store(self.seq).map_err(ReadError::from),
+            None => Ok(()),
+        });
+        self.meta.unlock_positions();
+        moved
+    }
+
+    /// Takes the shared position lock (waiting while a retention run holds it).
+    fn lock_positions(&self) -> Result<(), ReadError> {
+        self.meta
+            .lock_positions(false)
+            .map_err(|source| ReadError::Io {
+                op: "lock the tailer positions of",
+                file: self.meta.path.clone(),
+                source,
+            })
+    }
+
+    /// [`seek`](Self::seek) without storing the position.
+    fn seek_to(&mut self, at: StartAt) -> Result<(), ReadError> {
         match at {
-            StartAt::Start => self.seek_start()?,
-            StartAt::End => self.seek_end()?,
+            StartAt::Start => self.seek_start(),
+            StartAt::End => self.seek_end(),
             StartAt::Seq(seq) => {
                 // Read before the listing: while there is no segment, nothing is appended.
                 let first_to_come = self.meta.raw_next_seq();
-                self.seek_seq(seq, first_to_come)?;
+                self.seek_seq(seq, first_to_come)
             }
         }
-        if let Some(n) = &self.named {
-            n.store(self.seq)?;
-        }
-        Ok(())
     }
 
     /// [`seek`](Self::seek) to `seq`; `first_to_come` is the metadata's next sequence
@@ -1588,23 +1629,23 @@ fn open_tailer_file(path: &Path, name: &str) -> Result<Option<Named>, OpenError>
 /// Creates a tailer position file at `seq` (under a temporary name, moved into place with
 /// `RENAME_NOREPLACE`; if another process created it first, that one is opened).
 fn create_tailer_file(path: &Path, name: &str, seq: u64, meta: &Meta) -> Result<Named, OpenError> {
-    let tmp = meta.dir.join(format!(
-        ".{name}.tailer.tmp-{}-{}",
-        os::process::pid(),
-        os::process::monotonic_ns()
-    ));
-    {
-        let map = MapOptions::new()
-            .read_write()
-            .mode(meta.file_mode())
-            .create(TAILER_FILE_SIZE)
-            .map_path(&tmp)?;
-        map.write_pod(0, &TailerHeader::new(seq, os::process::realtime_ns()))?;
-    }
-    let moved = os::storage::rename_noreplace(&tmp, path);
+    let final_name = format!("{name}{}", super::format::TAILER_EXT);
+    let tmp = tmpfile::create(
+        &meta.dir,
+        &final_name,
+        meta.file_mode(),
+        TAILER_FILE_SIZE,
+        |map| {
+            map.write_pod(0, &TailerHeader::new(seq, os::process::realtime_ns()))?;
+            Ok(())
+        },
+    )?;
+    let moved = os::storage::rename_noreplace(&tmp.path, path);
     if !matches!(moved, Ok(true)) {
-        let _ = os::file::unlink(&tmp);
+        let _ = os::file::unlink(&tmp.path);
     }
+    // Releases the creation lock, now that the file is in place (or removed).
+    drop(tmp);
     moved.map_err(|source| OpenError::Io {
         op: "create",
         file: path.to_path_buf(),
