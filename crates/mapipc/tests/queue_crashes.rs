@@ -466,6 +466,205 @@ fn retention_under_a_following_tailer_gives_records_or_gone() {
     assert_eq!(child.exit_code(), 0);
 }
 
+/// `retain` killed with SIGKILL at random points, 40 times, in a process of its own that
+/// runs retention (`--max-segments 2`) in a loop, while an appender and two named tailers
+/// (manual acknowledgement after checking each record) run in three other processes. One
+/// tailer reopens itself every 500 records, the other also seeks back to the start of the
+/// queue first: a tailer moving back while retention runs is the race the position lock
+/// closes. The tailers must never be told their records are gone (retention is not
+/// forced) and must resume where they stored their position. After each kill: `verify` is
+/// clean, no named tailer's position is before the oldest record, and the log from the
+/// oldest record is contiguous and correct up to what the appender had published. At the
+/// end, with everything stopped: recovery finds no damage, both tailers reopen and read.
+#[test]
+fn retain_killed_at_random_points_beside_an_appender_and_tailers() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    drop(small_segments(&dir));
+    let shared = Mmap::anonymous(4096).unwrap();
+    let appended = shared.atomic_u64(0).unwrap();
+    let acked = [
+        shared.atomic_u64(8).unwrap(),
+        shared.atomic_u64(16).unwrap(),
+    ];
+    let bad = shared.atomic_u64(24).unwrap();
+    let runs = shared.atomic_u64(32).unwrap();
+    let stop = shared.atomic_u64(40).unwrap();
+    let names = ["steady", "rewinder"];
+    // Tailers are created before the appender starts, at the start.
+    for name in names {
+        TailerOptions::new().name(name).open(&dir).unwrap();
+    }
+    // The appender stays at most this far ahead of the slower tailer (the disk is tmpfs).
+    const AHEAD: u64 = 3000;
+    let mut writer = fork(|| {
+        let mut app = QueueOptions::new().open_appender(&dir).unwrap();
+        let mut seq = app.next_seq();
+        while stop.load(Ordering::SeqCst) == 0 {
+            let slowest = acked[0]
+                .load(Ordering::SeqCst)
+                .min(acked[1].load(Ordering::SeqCst));
+            if seq > slowest + AHEAD {
+                std::thread::yield_now();
+                continue;
+            }
+            if app.append(&payload(seq)).ok() != Some(seq) {
+                bad.store(1, Ordering::SeqCst);
+                return 2;
+            }
+            seq += 1;
+            appended.store(seq, Ordering::SeqCst);
+        }
+        0
+    });
+    let reader = |i: usize| {
+        let (dir, acked, bad, stop) = (&dir, &acked, bad, stop);
+        fork(move || {
+            let fail = |code: u64| {
+                bad.store(100 * (i as u64 + 1) + code, Ordering::SeqCst);
+                code as i32
+            };
+            let open = || {
+                TailerOptions::new()
+                    .name(names[i])
+                    .ack(AckMode::Manual)
+                    .open(dir)
+            };
+            let Ok(mut t) = open() else { return fail(1) };
+            let mut n = 0u64;
+            while stop.load(Ordering::SeqCst) == 0 {
+                let expect = t.next_seq();
+                match t.try_next() {
+                    Ok(Some(rec)) => {
+                        if rec.seq() != expect || rec.to_vec().ok() != Some(payload(expect)) {
+                            return fail(3);
+                        }
+                    }
+                    Ok(None) => {
+                        std::thread::yield_now();
+                        continue;
+                    }
+                    Err(ReadError::Gone { .. }) => return fail(5),
+                    Err(_) => return fail(4),
+                }
+                if t.ack().is_err() {
+                    return fail(4);
+                }
+                acked[i].store(expect + 1, Ordering::SeqCst);
+                n += 1;
+                if n % 500 == 0 {
+                    if i == 1 {
+                        if t.seek(StartAt::Start).is_err() {
+                            return fail(6);
+                        }
+                        acked[i].store(t.next_seq(), Ordering::SeqCst);
+                    }
+                    let at = t.next_seq();
+                    drop(t);
+                    t = match open() {
+                        Ok(t) if t.next_seq() == at => t,
+                        _ => return fail(7),
+                    };
+                }
+            }
+            0
+        })
+    };
+    let mut readers = [reader(0), reader(1)];
+    // The log from the oldest record, checked up to `upto` (all published); returns the
+    // oldest record.
+    let check_from_start = |upto: u64, round: usize| -> u64 {
+        let mut t = Tailer::open(&dir).unwrap();
+        let first = t.next_seq();
+        let mut n = first;
+        while n < upto {
+            let rec = t.try_next().unwrap().unwrap_or_else(|| {
+                panic!("round {round}: the log ends at {n}, {upto} were appended")
+            });
+            assert_eq!(rec.seq(), n, "round {round}");
+            assert_eq!(
+                rec.to_vec().unwrap(),
+                payload(n),
+                "round {round}: record {n}"
+            );
+            n += 1;
+        }
+        first
+    };
+    let mut rng = Rng::new(common::seed());
+    for round in 0..40 {
+        let before = runs.load(Ordering::SeqCst);
+        let mut retainer = fork(|| loop {
+            match queue::retain(&dir, &queue::Retention::new().max_segments(2)) {
+                Ok(_) => runs.fetch_add(1, Ordering::SeqCst),
+                Err(_) => {
+                    bad.store(900, Ordering::SeqCst);
+                    return 9;
+                }
+            };
+        });
+        let target = before + rng.range(0, 3);
+        spin_until("retention runs", || {
+            runs.load(Ordering::SeqCst) >= target || bad.load(Ordering::SeqCst) != 0
+        });
+        for _ in 0..rng.range(0, 3000) {
+            std::thread::yield_now();
+        }
+        assert_eq!(
+            retainer.kill9(),
+            Exit::Signal(libc::SIGKILL),
+            "round {round}"
+        );
+        assert_eq!(
+            bad.load(Ordering::SeqCst),
+            0,
+            "round {round}: a child failed (100 x tailer + code; 900 retain)"
+        );
+        let upto = appended.load(Ordering::SeqCst);
+        let report = queue::verify(&dir).unwrap();
+        assert!(report.is_ok(), "round {round}: {:?}", report.problems);
+        let st = queue::stat(&dir).unwrap();
+        let first = st.first_seq.unwrap();
+        for t in &st.tailers {
+            assert_eq!(t.problem, None, "round {round}: {}", t.name);
+            assert!(
+                t.next_seq >= first,
+                "round {round}: tailer {} at {}, the oldest record is {first}",
+                t.name,
+                t.next_seq
+            );
+        }
+        assert!(check_from_start(upto, round) <= first);
+    }
+    stop.store(1, Ordering::SeqCst);
+    writer.expect_ok("the appender");
+    for r in &mut readers {
+        r.expect_ok("a tailer");
+    }
+    assert!(runs.load(Ordering::SeqCst) > 0);
+    let app = QueueOptions::new().open_appender(&dir).unwrap();
+    assert!(app.recovery().damaged.is_empty(), "{:?}", app.recovery());
+    let end = app.next_seq();
+    drop(app);
+    assert!(queue::verify(&dir).unwrap().is_ok());
+    let first = check_from_start(end, 40);
+    assert!(first > 0, "retention deleted segments");
+    for name in names {
+        let mut t = TailerOptions::new().name(name).open(&dir).unwrap();
+        let at = t.next_seq();
+        assert!(
+            at >= first && at <= end,
+            "{name} at {at}, log {first}..{end}"
+        );
+        match t.try_next() {
+            Ok(Some(rec)) => assert_eq!(rec.seq(), at),
+            Ok(None) => assert_eq!(at, end),
+            Err(e) => panic!("{name}: {e}"),
+        }
+    }
+}
+
 /// The largest record a segment holds, appended into a partly filled segment (so it rolls)
 /// by both append paths, reads back intact; one byte more is refused with nothing written.
 #[test]

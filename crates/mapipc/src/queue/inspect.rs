@@ -221,11 +221,15 @@ pub(crate) fn tailer_stat(dir: &Path, name: &str) -> TailerStat {
 /// header damaged.
 const TAILER_HEADER_READS: u32 = 16;
 
+/// A test hook taking the attempt number.
+#[cfg(test)]
+type ReadHook = Box<dyn FnMut(u32)>;
+
 #[cfg(test)]
 thread_local! {
     /// Called by `read_tailer_position` with the attempt number before each copy of the
     /// header: unit tests play a tailer rewriting it there.
-    static HEADER_READ_HOOK: std::cell::RefCell<Option<Box<dyn FnMut(u32)>>> =
+    static HEADER_READ_HOOK: std::cell::RefCell<Option<ReadHook>> =
         const { std::cell::RefCell::new(None) };
 }
 
