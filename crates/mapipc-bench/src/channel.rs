@@ -69,8 +69,8 @@ use std::io;
 use std::marker::PhantomData;
 
 use mapipc::channel::{
-    Bytes, Channel, ChannelError, ChannelOptions, Kind, Policy, Receiver, RecvError, SendError,
-    Sender, StartAt, WaitStrategy,
+    Bytes, Channel, ChannelOptions, Kind, Policy, Receiver, RecvError, SendError, Sender, StartAt,
+    WaitStrategy,
 };
 
 use crate::floors::RingFloorTransport;
@@ -194,7 +194,8 @@ fn channel_io(e: impl std::error::Error + Send + Sync + 'static, disconnected: b
     }
 }
 
-fn attach_err(e: ChannelError) -> io::Error {
+/// A failure to create the channel or attach an end, as an `io::Error`.
+fn setup_err(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
     io::Error::other(e)
 }
 
@@ -218,7 +219,7 @@ fn ring_bytes(size: usize, record: usize) -> usize {
 
 /// Creates a channel with `opts` and checks that it carries `size`-byte messages.
 fn create_channel(kind: &str, opts: &ChannelOptions, size: usize) -> io::Result<Channel> {
-    let chan = opts.anonymous().map_err(attach_err)?;
+    let chan = opts.anonymous().map_err(setup_err)?;
     if chan.max_message() < size {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -331,12 +332,12 @@ macro_rules! channel_link {
             }
 
             fn sender(&self, wait: WaitStrategy) -> io::Result<ChanSender> {
-                let tx = self.chan.sender().map_err(attach_err)?;
+                let tx = self.chan.sender().map_err(setup_err)?;
                 Ok(ChanSender::new(tx, wait))
             }
 
             fn receiver(&self, wait: WaitStrategy) -> io::Result<ChanReceiver> {
-                let rx = $receiver(&self.chan).map_err(attach_err)?;
+                let rx = $receiver(&self.chan).map_err(setup_err)?;
                 Ok(ChanReceiver::new(rx, wait))
             }
 

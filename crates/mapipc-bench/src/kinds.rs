@@ -1364,7 +1364,10 @@ pub fn placement(cpus: &[usize], spokes: usize) -> Vec<Option<usize>> {
         .collect()
 }
 
-fn create_channel(s: &Scenario, size: usize) -> Result<Channel, mapipc::channel::ChannelError> {
+fn create_channel(
+    s: &Scenario,
+    size: usize,
+) -> Result<Channel, mapipc::channel::ChannelCreateError> {
     let kind = match s {
         Scenario::Spsc => Kind::Spsc,
         Scenario::Mpsc { .. } => Kind::Mpsc,

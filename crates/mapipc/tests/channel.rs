@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use common::{fork, seed, Exit, Rng};
 use mapipc::channel::{
-    pair, Channel, ChannelError, ChannelOptions, Kind, Receiver, RecvError, RecvTimeoutError,
-    SendError, SendTimeoutError, Sender, TryRecvError, TrySendError, WaitStrategy,
+    pair, AttachError, Channel, ChannelCreateError, ChannelOpenError, ChannelOptions, Kind,
+    Receiver, RecvError, RecvTimeoutError, SendError, SendTimeoutError, Sender, TryRecvError,
+    TrySendError, WaitStrategy,
 };
 use mapipc::map::Mmap;
 
@@ -402,11 +403,11 @@ fn second_live_producer_is_refused() {
     let chan = Channel::anonymous(4096).unwrap();
     let _tx = chan.sender().unwrap();
     match chan.sender() {
-        Err(ChannelError::Busy { role, .. }) => assert_eq!(role, "producer"),
+        Err(AttachError::Busy { role, .. }) => assert_eq!(role, "producer"),
         other => panic!("expected Busy, got {other:?}"),
     }
     let _rx = chan.receiver().unwrap();
-    assert!(matches!(chan.receiver(), Err(ChannelError::Busy { .. })));
+    assert!(matches!(chan.receiver(), Err(AttachError::Busy { .. })));
 }
 
 /// A sender blocked on a full ring learns that the receiver was killed.
@@ -558,7 +559,7 @@ fn hostile_writer_gives_corrupted_never_a_crash_or_hang() {
         // the corruption instead of receiving it.
         let mut rx = match chan.receiver() {
             Ok(rx) => rx,
-            Err(ChannelError::Corrupted { .. }) => {
+            Err(AttachError::Corrupted { .. }) => {
                 rounds_corrupted += 1;
                 vandal.expect_ok("vandal");
                 let exit = producer.wait();
@@ -701,7 +702,9 @@ fn foreign_and_damaged_files_are_refused_at_open() {
     drop(chan);
     map_rw(&path).write_pod(off, &12345u64).unwrap();
     match Channel::open(&path) {
-        Err(ChannelError::BadHeader { what, .. }) => assert!(what.contains("capacity"), "{what}"),
+        Err(ChannelOpenError::BadHeader { what, .. }) => {
+            assert!(what.contains("capacity"), "{what}")
+        }
         other => panic!("expected BadHeader, got {other:?}"),
     }
 }
@@ -815,7 +818,7 @@ fn read_only_open_inspects_a_live_channel_and_cannot_attach() {
         assert!(
             matches!(
                 attach,
-                Err(mapipc::channel::ChannelError::Join(
+                Err(AttachError::Join(
                     mapipc::region::JoinError::ReadOnly { .. }
                 ))
             ),
@@ -854,10 +857,7 @@ fn create_in_a_read_only_region_is_refused() {
             .create_in(ro)
             .unwrap_err();
         assert!(
-            matches!(
-                err,
-                ChannelError::Access(mapipc::map::AccessError::NotWritable(_))
-            ),
+            matches!(err, ChannelCreateError::ReadOnly { .. }),
             "{kind:?}: {err}"
         );
     }

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::{fork, seed, Exit, Rng, Watchdog};
 use mapipc::channel::{
-    pair, Channel, ChannelError, RecvError, RecvTimeoutError, SendError, SendTimeoutError,
-    TryRecvError, TrySendError, WaitStrategy,
+    pair, AttachError, Channel, OpenAttachError, RecvError, RecvTimeoutError, SendError,
+    SendTimeoutError, TryRecvError, TrySendError, WaitStrategy,
 };
 use mapipc::map::Mmap;
 
@@ -273,12 +273,12 @@ fn second_end_in_another_process_is_busy() {
         let rx = mapipc::channel::Receiver::open(&p);
         match (tx, rx) {
             (
-                Err(ChannelError::Busy {
+                Err(OpenAttachError::Attach(AttachError::Busy {
                     role: "producer", ..
-                }),
-                Err(ChannelError::Busy {
+                })),
+                Err(OpenAttachError::Attach(AttachError::Busy {
                     role: "consumer", ..
-                }),
+                })),
             ) => 0,
             _ => 1,
         }
@@ -697,14 +697,14 @@ fn racing_attaches_admit_exactly_one_end() {
                         std::hint::spin_loop();
                     }
                     // The winner keeps its end until both children answered.
-                    let end: Result<Box<dyn std::any::Any>, ChannelError> = if producer {
+                    let end: Result<Box<dyn std::any::Any>, OpenAttachError> = if producer {
                         mapipc::channel::Sender::open(&p).map(|e| Box::new(e) as _)
                     } else {
                         mapipc::channel::Receiver::open(&p).map(|e| Box::new(e) as _)
                     };
                     let code = match &end {
                         Ok(_) => 1,
-                        Err(ChannelError::Busy { .. }) => 2,
+                        Err(OpenAttachError::Attach(AttachError::Busy { .. })) => 2,
                         Err(_) => 3,
                     };
                     w(k).store(code, Ordering::Release);

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use mapipc::channel::{
-    Channel, ChannelError, ChannelOptions, Kind, Policy, RecvTimeoutError, StartAt, TryRecvError,
-    TrySendError,
+    AttachError, Channel, ChannelOpenError, ChannelOptions, Kind, Policy, RecvTimeoutError,
+    StartAt, TryRecvError, TrySendError,
 };
 
 /// Channel header fields (`channel/layout.rs`, `off`).
@@ -61,7 +61,7 @@ fn claimed_by(owner: u64) -> u64 {
 /// Attaching a sender is refused as corrupted, or its first send is.
 fn assert_send_refused(chan: &Channel, what: &str) {
     match chan.sender() {
-        Err(ChannelError::Corrupted { .. }) => {}
+        Err(AttachError::Corrupted { .. }) => {}
         Ok(mut tx) => {
             let r = tx.try_send(b"hello");
             assert!(
@@ -76,7 +76,7 @@ fn assert_send_refused(chan: &Channel, what: &str) {
 /// Attaching a receiver is refused as corrupted, or its first receive is.
 fn assert_recv_refused(chan: &Channel) {
     match chan.receiver() {
-        Err(ChannelError::Corrupted { .. }) => {}
+        Err(AttachError::Corrupted { .. }) => {}
         Ok(mut rx) => {
             let r = rx.try_recv();
             assert!(matches!(r, Err(TryRecvError::Corrupted { .. })), "{r:?}");
@@ -128,7 +128,10 @@ fn spsc_positions_near_the_top_of_the_range_are_corruption() {
     assert_recv_refused(&chan);
     // Opening reports it at once.
     let r = Channel::open(&path).map(|_| ());
-    assert!(matches!(r, Err(ChannelError::Corrupted { .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(ChannelOpenError::Corrupted { .. })),
+        "{r:?}"
+    );
 }
 
 /// MPSC positions at the top of the range: a producer's claim must not overflow.
@@ -562,7 +565,7 @@ fn a_capacity_beyond_the_file_is_refused_at_open() {
         poke(&chan, MAX_PAYLOAD, cap / 2 - 8);
         let r = Channel::open(&path).map(|_| ());
         assert!(
-            matches!(r, Err(ChannelError::BadHeader { .. })),
+            matches!(r, Err(ChannelOpenError::BadHeader { .. })),
             "capacity {cap}: {r:?}"
         );
     }

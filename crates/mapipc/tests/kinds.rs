@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{fork, seed, Exit, Rng};
 use kinds_util::{bcast, mpsc};
 use mapipc::channel::{
-    Channel, ChannelError, ChannelOptions, Kind, Policy, Receiver, RecvError, Sender, StartAt,
+    AttachError, Channel, ChannelOptions, Kind, Policy, Receiver, RecvError, Sender, StartAt,
     TryRecvError,
 };
 use mapipc::map::Mmap;
@@ -253,7 +253,7 @@ fn producer_slots_are_limited() {
     let _a = chan.sender().unwrap();
     let _b = chan.sender().unwrap();
     match chan.sender() {
-        Err(ChannelError::Full { role, max, .. }) => assert_eq!((role, max), ("producer", 2)),
+        Err(AttachError::Full { role, max, .. }) => assert_eq!((role, max), ("producer", 2)),
         other => panic!("expected Full, got {other:?}"),
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use mapipc::channel::{
-    Channel, ChannelError, ChannelOptions, Kind, RecvRef, RecvTimeoutError, SendTimeoutError,
+    Channel, ChannelOpenError, ChannelOptions, Kind, RecvRef, RecvTimeoutError, SendTimeoutError,
     StartAt, Stat, TryRecvError, TrySendError,
 };
 use mapipc::region::Location;
@@ -228,23 +228,23 @@ impl std::fmt::Display for Length {
 /// not). `doing`: what the command would do to it.
 fn open_channel(
     loc: &Location,
-    opened: Result<Channel, ChannelError>,
+    opened: Result<Channel, ChannelOpenError>,
     doing: &str,
 ) -> Result<Channel> {
     use mapipc::region::OpenError;
     let name = shown(loc);
     match opened {
-        Err(ChannelError::Open(OpenError::NotRegularFile { kind, .. })) => {
+        Err(ChannelOpenError::Region(OpenError::NotRegularFile { kind, .. })) => {
             bail!("`{name}` is {kind}, not a channel")
         }
-        Err(ChannelError::Open(OpenError::Symlink { .. })) => bail!(
+        Err(ChannelOpenError::Region(OpenError::Symlink { .. })) => bail!(
             "`{name}` is a symbolic link: channels are not opened through symlinks (someone \
              could point it at another file); name the target directly"
         ),
-        Err(ChannelError::Open(OpenError::Open { source, .. })) => {
+        Err(ChannelOpenError::Region(OpenError::Open { source, .. })) => {
             bail!("cannot open channel `{name}`: {source}")
         }
-        Err(ChannelError::Open(OpenError::ForeignOwner { uid, our_uid, .. })) => bail!(
+        Err(ChannelOpenError::Region(OpenError::ForeignOwner { uid, our_uid, .. })) => bail!(
             "channel `{name}` belongs to uid {uid}, not to you (uid {our_uid}): mapipc does \
              not {doing} another user's channel"
         ),

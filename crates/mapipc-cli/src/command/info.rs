@@ -320,18 +320,16 @@ fn queue_fields(path: &Path) -> Fields {
 }
 
 fn channel_fields(region: mapipc::region::Region, path: &Path) -> Fields {
-    use mapipc::channel::ChannelError;
+    use mapipc::channel::ChannelOpenError;
     use serde_json::json;
     let chan = match mapipc::channel::Channel::from_region(region) {
         Ok(c) => c,
         Err(e) => {
             let damaged = matches!(
                 e,
-                ChannelError::BadHeader { .. }
-                    | ChannelError::Corrupted { .. }
-                    | ChannelError::BadCapacity { .. }
-                    | ChannelError::BadEndpoints { .. }
-                    | ChannelError::Access(_)
+                ChannelOpenError::BadHeader { .. }
+                    | ChannelOpenError::Corrupted { .. }
+                    | ChannelOpenError::Truncated { .. }
             )
             .then(|| e.to_string());
             return (vec![("channel error", json!(e.to_string()))], damaged);

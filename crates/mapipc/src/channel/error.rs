@@ -1,8 +1,12 @@
-//! Channel errors, one type per operation (as crossbeam-channel does).
+//! Channel errors, one type per operation (as crossbeam-channel does): creating a channel,
+//! opening one, attaching an end (and the two combined calls, open + attach and
+//! create + attach), sending, receiving, and parsing a kind or a policy.
 //!
 //! Every send and receive error also carries the three ways the channel itself can be
 //! broken (corrupted shared memory, a truncated file, a failed futex call); one macro adds
-//! them, so each operation's type lists only its own outcomes here.
+//! them, so each operation's type lists only its own outcomes here. The create, open and
+//! attach errors carry the ways that operation can find the channel broken, and each type
+//! has the same `is_fault`.
 
 use std::io;
 
@@ -326,34 +330,79 @@ operation_error! {
     }
 }
 
-/// Why a channel could not be created, opened, or an end attached.
+/// Damage the checks of a channel's positions found (at open or at attach), before each
+/// operation's error says it in its own terms.
+#[derive(Debug)]
+pub(crate) enum Damage {
+    Corrupted {
+        file: String,
+        offset: u64,
+        what: &'static str,
+    },
+    Truncated {
+        file: String,
+    },
+}
+
+/// Why a region does not hold a usable channel (the checks of
+/// [`Channel::from_region`](super::Channel::from_region)), before each operation's error
+/// says it in its own terms.
+#[derive(Debug)]
+pub(crate) enum Unusable {
+    /// Not a channel header of this version; `offset`: where the header starts in the file.
+    BadHeader {
+        file: String,
+        offset: u64,
+        what: &'static str,
+    },
+    Damage(Damage),
+}
+
+/// Why creating a channel failed: [`ChannelOptions::anonymous`],
+/// [`ChannelOptions::create`], [`ChannelOptions::create_in`] and their SPSC shorthands
+/// [`Channel::anonymous`], [`Channel::create`], [`Channel::create_in`].
+///
+/// [`ChannelOptions::anonymous`]: super::ChannelOptions::anonymous
+/// [`ChannelOptions::create`]: super::ChannelOptions::create
+/// [`ChannelOptions::create_in`]: super::ChannelOptions::create_in
+/// [`Channel::anonymous`]: super::Channel::anonymous
+/// [`Channel::create`]: super::Channel::create
+/// [`Channel::create_in`]: super::Channel::create_in
 ///
 /// # Example
 /// ```
-/// use mapipc::channel::{Channel, ChannelError, ChannelOptions, Kind};
-/// use mapipc::region::OpenError;
+/// use mapipc::channel::{Channel, ChannelCreateError, ChannelOptions, Kind, MIN_CAPACITY};
+/// use mapipc::region::{CreateError, Region};
 /// # let dir = tempfile::tempdir()?;
 /// # let path = dir.path().join("chan");
-/// match Channel::open(&path) {
-///     Err(ChannelError::Open(OpenError::NotFound { file })) => assert!(file.ends_with("chan")),
-///     other => panic!("expected NotFound, got {other:?}"),
-/// }
-/// let chan = Channel::create(&path, 4096)?;
-/// let _rx = chan.receiver()?;
-/// match chan.receiver() {
-///     Err(ChannelError::Busy { role, pid, .. }) => {
-///         assert_eq!(role, "consumer");
-///         assert_eq!(pid, std::process::id());
+/// Channel::create(&path, 4096)?;
+/// match Channel::create(&path, 4096) {
+///     Err(ChannelCreateError::Region(CreateError::AlreadyExists { file })) => {
+///         assert!(file.ends_with("chan"))
 ///     }
-///     other => panic!("expected Busy, got {other:?}"),
+///     other => panic!("expected AlreadyExists, got {other:?}"),
 /// }
-/// let err = ChannelOptions::new(Kind::Mpsc).max_producers(0).anonymous().unwrap_err();
-/// assert!(matches!(err, ChannelError::BadEndpoints { requested: 0, .. }));
+/// match Channel::anonymous(usize::MAX) {
+///     Err(ChannelCreateError::BadCapacity { min, .. }) => assert_eq!(min, MIN_CAPACITY as u64),
+///     other => panic!("expected BadCapacity, got {other:?}"),
+/// }
+/// match ChannelOptions::new(Kind::Mpsc).max_producers(0).anonymous() {
+///     Err(ChannelCreateError::BadEndpoints { requested, max }) => assert_eq!((requested, max), (0, 192)),
+///     other => panic!("expected BadEndpoints, got {other:?}"),
+/// }
+/// // A ring of 8 KiB after the 4 KiB header does not fit 8 KiB of region.
+/// let region = Region::memfd("small", 8192)?;
+/// match Channel::create_in(region, 8192) {
+///     Err(ChannelCreateError::RegionTooSmall { len, needed, .. }) => {
+///         assert_eq!((len, needed), (8192, 4096 + 8192))
+///     }
+///     other => panic!("expected RegionTooSmall, got {other:?}"),
+/// }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ChannelError {
+pub enum ChannelCreateError {
     /// The capacity is outside the supported range.
     #[error("capacity {capacity} is not supported: use {min} bytes to 1 TiB")]
     BadCapacity {
@@ -362,37 +411,7 @@ pub enum ChannelError {
         /// Smallest capacity.
         min: u64,
     },
-    /// The channel's region could not be created.
-    #[error(transparent)]
-    Create(#[from] CreateError),
-    /// The channel's region could not be opened.
-    #[error(transparent)]
-    Open(#[from] OpenError),
-    /// No free slot in the region's peer table, or the slot lock failed.
-    #[error(transparent)]
-    Join(#[from] JoinError),
-    /// The region could not be written (for example it was truncated).
-    #[error(transparent)]
-    Access(#[from] AccessError),
-    /// The file is not a channel, or its header is damaged.
-    #[error("`{file}` is not a usable mapipc channel: {what}")]
-    BadHeader {
-        /// The file.
-        file: String,
-        /// What is wrong.
-        what: &'static str,
-    },
-    /// Every producer (MPSC) or subscriber (broadcast) slot is held by a live process.
-    #[error("channel `{file}` has no free {role} slot: all {max} are held by live processes")]
-    Full {
-        /// The file.
-        file: String,
-        /// `producer` or `subscriber`.
-        role: &'static str,
-        /// The limit set at creation.
-        max: u32,
-    },
-    /// The requested number of producers or subscribers is out of range.
+    /// The requested number of producers (MPSC) or subscribers (broadcast) is out of range.
     #[error("{requested} producers or subscribers requested: use 1 to {max}")]
     BadEndpoints {
         /// Requested.
@@ -400,7 +419,229 @@ pub enum ChannelError {
         /// Largest accepted.
         max: u32,
     },
-    /// Another live process is already the producer (or consumer) of this channel.
+    /// [`create_in`](super::ChannelOptions::create_in): the region's user data cannot hold
+    /// the channel's header and ring.
+    #[error(
+        "region `{file}` has {len} bytes of user data: a channel of this capacity needs {needed}"
+    )]
+    RegionTooSmall {
+        /// The region's file.
+        file: String,
+        /// Its user-data length.
+        len: u64,
+        /// The header and the ring.
+        needed: u64,
+    },
+    /// The channel's region could not be created (the file exists, a bad name, no space...).
+    #[error(transparent)]
+    Region(#[from] CreateError),
+    /// [`create_in`](super::ChannelOptions::create_in): the region is mapped read-only.
+    #[error("cannot lay a channel out in region `{file}`: it is mapped read-only")]
+    ReadOnly {
+        /// The region's file.
+        file: String,
+    },
+    /// Someone truncated the file while the channel was laid out in it.
+    #[error("channel `{file}` was truncated while it was being created")]
+    Truncated {
+        /// The file.
+        file: String,
+    },
+    /// Writing the channel header failed otherwise (the region's size and protection were
+    /// checked before: not expected).
+    #[error("cannot write the channel header into `{file}`: {source}")]
+    Write {
+        /// The file.
+        file: String,
+        /// What the mapping reported.
+        #[source]
+        source: AccessError,
+    },
+    /// The channel read back after it was laid out is not what was written: another process
+    /// wrote the file meanwhile.
+    #[error(
+        "channel `{file}` is corrupted at offset {offset}: {what} (another process wrote it \
+         while it was being created)"
+    )]
+    Corrupted {
+        /// The file.
+        file: String,
+        /// Byte offset in the file.
+        offset: u64,
+        /// What was wrong.
+        what: &'static str,
+    },
+}
+
+impl ChannelCreateError {
+    /// Whether another process damaged the file while the channel was being created
+    /// ([`Corrupted`](Self::Corrupted), [`Truncated`](Self::Truncated)): as for the send
+    /// and receive errors, the channel is broken and retrying on it will not help.
+    pub fn is_fault(&self) -> bool {
+        matches!(
+            self,
+            ChannelCreateError::Corrupted { .. } | ChannelCreateError::Truncated { .. }
+        )
+    }
+
+    /// A header write's failure, in the creation's terms.
+    pub(crate) fn write(file: String, source: AccessError) -> ChannelCreateError {
+        match source {
+            AccessError::Truncated { .. } => ChannelCreateError::Truncated { file },
+            AccessError::NotWritable(_) => ChannelCreateError::ReadOnly { file },
+            source => ChannelCreateError::Write { file, source },
+        }
+    }
+}
+
+impl From<Unusable> for ChannelCreateError {
+    fn from(u: Unusable) -> ChannelCreateError {
+        // What was just written does not read back as written: someone else wrote it.
+        match u {
+            Unusable::BadHeader { file, offset, what } => {
+                ChannelCreateError::Corrupted { file, offset, what }
+            }
+            Unusable::Damage(Damage::Corrupted { file, offset, what }) => {
+                ChannelCreateError::Corrupted { file, offset, what }
+            }
+            Unusable::Damage(Damage::Truncated { file }) => ChannelCreateError::Truncated { file },
+        }
+    }
+}
+
+/// Why opening a channel failed: [`Channel::open`], [`Channel::open_read_only`],
+/// [`Channel::from_region`].
+///
+/// [`Channel::open`]: super::Channel::open
+/// [`Channel::open_read_only`]: super::Channel::open_read_only
+/// [`Channel::from_region`]: super::Channel::from_region
+///
+/// # Example
+/// ```
+/// use mapipc::channel::{Channel, ChannelOpenError};
+/// use mapipc::region::{OpenError, Region};
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("chan");
+/// match Channel::open(&path) {
+///     Err(ChannelOpenError::Region(OpenError::NotFound { file })) => assert!(file.ends_with("chan")),
+///     other => panic!("expected NotFound, got {other:?}"),
+/// }
+/// let plain = Region::anonymous(8192)?; // a region that holds no channel
+/// match Channel::from_region(plain) {
+///     Err(e @ ChannelOpenError::BadHeader { what, .. }) => {
+///         assert!(what.contains("bad magic"), "{what}");
+///         assert!(!e.is_fault()); // not a channel, rather than a broken one
+///     }
+///     other => panic!("expected BadHeader, got {other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChannelOpenError {
+    /// The channel's region could not be opened (missing file, not a region, bad name...).
+    #[error(transparent)]
+    Region(#[from] OpenError),
+    /// The region holds no channel, a channel of another format version, or its header is
+    /// damaged.
+    #[error("`{file}` is not a usable mapipc channel: {what}")]
+    BadHeader {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// The channel's positions violate its format: a buggy or hostile process wrote them.
+    #[error("channel `{file}` is corrupted at offset {offset}: {what}")]
+    Corrupted {
+        /// The file.
+        file: String,
+        /// Byte offset in the file.
+        offset: u64,
+        /// What was wrong.
+        what: &'static str,
+    },
+    /// Someone truncated the channel file: its data is gone.
+    #[error("channel `{file}` was truncated under us: its data is gone")]
+    Truncated {
+        /// The file.
+        file: String,
+    },
+}
+
+impl ChannelOpenError {
+    /// Whether the channel is broken ([`Corrupted`](Self::Corrupted),
+    /// [`Truncated`](Self::Truncated)), as for the send and receive errors: opening it
+    /// again will not help. [`BadHeader`](Self::BadHeader) is not counted: the file may be
+    /// something else than a channel.
+    pub fn is_fault(&self) -> bool {
+        matches!(
+            self,
+            ChannelOpenError::Corrupted { .. } | ChannelOpenError::Truncated { .. }
+        )
+    }
+}
+
+impl From<Unusable> for ChannelOpenError {
+    fn from(u: Unusable) -> ChannelOpenError {
+        match u {
+            Unusable::BadHeader { file, what, .. } => ChannelOpenError::BadHeader { file, what },
+            Unusable::Damage(d) => d.into(),
+        }
+    }
+}
+
+impl From<Damage> for ChannelOpenError {
+    fn from(d: Damage) -> ChannelOpenError {
+        match d {
+            Damage::Corrupted { file, offset, what } => {
+                ChannelOpenError::Corrupted { file, offset, what }
+            }
+            Damage::Truncated { file } => ChannelOpenError::Truncated { file },
+        }
+    }
+}
+
+/// Why attaching an end failed: [`Channel::sender`], [`Channel::receiver`],
+/// [`Channel::subscribe`].
+///
+/// [`Channel::sender`]: super::Channel::sender
+/// [`Channel::receiver`]: super::Channel::receiver
+/// [`Channel::subscribe`]: super::Channel::subscribe
+///
+/// # Example
+/// ```
+/// use mapipc::channel::{AttachError, Channel, ChannelOptions, Kind};
+/// use mapipc::region::JoinError;
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("chan");
+/// let chan = Channel::create(&path, 4096)?;
+/// let _rx = chan.receiver()?;
+/// match chan.receiver() {
+///     Err(AttachError::Busy { role, pid, .. }) => {
+///         assert_eq!(role, "consumer");
+///         assert_eq!(pid, std::process::id());
+///     }
+///     other => panic!("expected Busy, got {other:?}"),
+/// }
+/// let mpsc = ChannelOptions::new(Kind::Mpsc).max_producers(1).anonymous()?;
+/// let _tx = mpsc.sender()?;
+/// match mpsc.sender() {
+///     Err(AttachError::Full { role, max, .. }) => assert_eq!((role, max), ("producer", 1)),
+///     other => panic!("expected Full, got {other:?}"),
+/// }
+/// let look = Channel::open_read_only(&path)?;
+/// match look.sender() {
+///     Err(e @ AttachError::Join(JoinError::ReadOnly { .. })) => assert!(!e.is_fault()),
+///     other => panic!("expected ReadOnly, got {other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttachError {
+    /// Another live process is already the producer (SPSC, broadcast) or the consumer (SPSC,
+    /// MPSC) of this channel.
     #[error("channel `{file}` already has a live {role} (peer {peer}, pid {pid})")]
     Busy {
         /// The file.
@@ -412,14 +653,185 @@ pub enum ChannelError {
         /// The holder's pid, as registered (0 if unknown).
         pid: u32,
     },
-    /// The positions in the header are inconsistent.
+    /// Every producer (MPSC) or subscriber (broadcast) slot is held by a live process.
+    #[error("channel `{file}` has no free {role} slot: all {max} are held by live processes")]
+    Full {
+        /// The file.
+        file: String,
+        /// `producer` or `subscriber`.
+        role: &'static str,
+        /// The limit set at creation.
+        max: u32,
+    },
+    /// Joining the channel's region failed: its peer table is full, the slot lock failed,
+    /// or the channel was opened read-only ([`JoinError::ReadOnly`]). A truncated file is
+    /// [`Truncated`](Self::Truncated).
+    #[error(transparent)]
+    Join(JoinError),
+    /// The channel's positions violate its format: a buggy or hostile process wrote them.
     #[error("channel `{file}` is corrupted at offset {offset}: {what}")]
     Corrupted {
         /// The file.
         file: String,
-        /// Byte offset.
+        /// Byte offset in the file.
         offset: u64,
         /// What was wrong.
         what: &'static str,
     },
+    /// Someone truncated the channel file: its data is gone.
+    #[error("channel `{file}` was truncated under us: its data is gone")]
+    Truncated {
+        /// The file.
+        file: String,
+    },
+}
+
+impl AttachError {
+    /// Whether the channel is broken ([`Corrupted`](Self::Corrupted),
+    /// [`Truncated`](Self::Truncated)), as for the send and receive errors: attaching again
+    /// will not help.
+    pub fn is_fault(&self) -> bool {
+        matches!(
+            self,
+            AttachError::Corrupted { .. } | AttachError::Truncated { .. }
+        )
+    }
+}
+
+impl From<JoinError> for AttachError {
+    fn from(e: JoinError) -> AttachError {
+        match e {
+            JoinError::Access(AccessError::Truncated { file }) => AttachError::Truncated { file },
+            e => AttachError::Join(e),
+        }
+    }
+}
+
+impl From<Damage> for AttachError {
+    fn from(d: Damage) -> AttachError {
+        match d {
+            Damage::Corrupted { file, offset, what } => {
+                AttachError::Corrupted { file, offset, what }
+            }
+            Damage::Truncated { file } => AttachError::Truncated { file },
+        }
+    }
+}
+
+/// Why [`Sender::open`](super::Sender::open) or [`Receiver::open`](super::Receiver::open)
+/// failed: opening the channel, or attaching the end.
+///
+/// # Example
+/// ```
+/// use mapipc::channel::{AttachError, Channel, ChannelOpenError, OpenAttachError, Receiver};
+/// use mapipc::region::OpenError;
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("chan");
+/// match Receiver::open(&path) {
+///     Err(OpenAttachError::Open(ChannelOpenError::Region(OpenError::NotFound { .. }))) => {}
+///     other => panic!("expected NotFound, got {other:?}"),
+/// }
+/// Channel::create(&path, 4096)?;
+/// let _rx = Receiver::open(&path)?;
+/// match Receiver::open(&path) {
+///     Err(e @ OpenAttachError::Attach(AttachError::Busy { .. })) => assert!(!e.is_fault()),
+///     other => panic!("expected Busy, got {other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenAttachError {
+    /// Opening the channel failed.
+    #[error(transparent)]
+    Open(#[from] ChannelOpenError),
+    /// The channel opened, but the end could not attach.
+    #[error(transparent)]
+    Attach(#[from] AttachError),
+}
+
+impl OpenAttachError {
+    /// Whether the channel is broken: see [`ChannelOpenError::is_fault`] and
+    /// [`AttachError::is_fault`].
+    pub fn is_fault(&self) -> bool {
+        match self {
+            OpenAttachError::Open(e) => e.is_fault(),
+            OpenAttachError::Attach(e) => e.is_fault(),
+        }
+    }
+}
+
+/// Why [`pair`](super::pair) failed: creating the channel, or attaching one of its ends.
+///
+/// # Example
+/// ```
+/// use mapipc::channel::{pair, ChannelCreateError, PairError};
+/// match pair(usize::MAX) {
+///     Err(e @ PairError::Create(ChannelCreateError::BadCapacity { .. })) => {
+///         assert!(!e.is_fault());
+///         assert!(e.to_string().contains("not supported"), "{e}");
+///     }
+///     other => panic!("expected BadCapacity, got {other:?}"),
+/// }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PairError {
+    /// Creating the channel failed.
+    #[error(transparent)]
+    Create(#[from] ChannelCreateError),
+    /// Attaching one of its ends failed (joining the region: an OS error).
+    #[error(transparent)]
+    Attach(#[from] AttachError),
+}
+
+impl PairError {
+    /// Whether the channel is broken: see [`ChannelCreateError::is_fault`] and
+    /// [`AttachError::is_fault`].
+    pub fn is_fault(&self) -> bool {
+        match self {
+            PairError::Create(e) => e.is_fault(),
+            PairError::Attach(e) => e.is_fault(),
+        }
+    }
+}
+
+/// Why a string is not a channel [`Kind`](super::Kind) (its `FromStr`).
+///
+/// # Example
+/// ```
+/// use mapipc::channel::{Kind, ParseKindError};
+/// let err: ParseKindError = "fifo".parse::<Kind>().unwrap_err();
+/// assert_eq!(err.input, "fifo");
+/// assert_eq!(err.accepted, ["spsc", "mpsc", "broadcast"]);
+/// assert_eq!(err.to_string(), "unknown channel kind `fifo`: use spsc, mpsc or broadcast");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown channel kind `{input}`: use spsc, mpsc or broadcast")]
+#[non_exhaustive]
+pub struct ParseKindError {
+    /// The string given.
+    pub input: String,
+    /// The names accepted.
+    pub accepted: &'static [&'static str],
+}
+
+/// Why a string is not a broadcast [`Policy`](super::Policy) (its `FromStr`).
+///
+/// # Example
+/// ```
+/// use mapipc::channel::{ParsePolicyError, Policy};
+/// let err: ParsePolicyError = "Lossy".parse::<Policy>().unwrap_err(); // names are lower case
+/// assert_eq!(err.input, "Lossy");
+/// assert_eq!(err.accepted, ["lossless", "lossy"]);
+/// assert_eq!(err.to_string(), "unknown broadcast policy `Lossy`: use lossless or lossy");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown broadcast policy `{input}`: use lossless or lossy")]
+#[non_exhaustive]
+pub struct ParsePolicyError {
+    /// The string given.
+    pub input: String,
+    /// The names accepted.
+    pub accepted: &'static [&'static str],
 }

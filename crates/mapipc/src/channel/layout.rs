@@ -30,6 +30,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::error::{ParseKindError, ParsePolicyError};
+
 /// `"MAPIPCCH"`.
 pub(crate) const MAGIC: [u8; 8] = *b"MAPIPCCH";
 /// Format version of this layout (3: SPSC records placed by cache line, `channel/ring.rs`).
@@ -149,15 +151,16 @@ impl std::fmt::Display for Kind {
 }
 
 impl std::str::FromStr for Kind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Kind, String> {
+    type Err = ParseKindError;
+    fn from_str(s: &str) -> Result<Kind, ParseKindError> {
         match s {
             "spsc" => Ok(Kind::Spsc),
             "mpsc" => Ok(Kind::Mpsc),
             "broadcast" => Ok(Kind::Broadcast),
-            other => Err(format!(
-                "unknown channel kind `{other}` (spsc, mpsc or broadcast)"
-            )),
+            other => Err(ParseKindError {
+                input: other.to_string(),
+                accepted: &["spsc", "mpsc", "broadcast"],
+            }),
         }
     }
 }
@@ -205,12 +208,15 @@ impl std::fmt::Display for Policy {
 }
 
 impl std::str::FromStr for Policy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Policy, String> {
+    type Err = ParsePolicyError;
+    fn from_str(s: &str) -> Result<Policy, ParsePolicyError> {
         match s {
             "lossless" => Ok(Policy::Lossless),
             "lossy" => Ok(Policy::Lossy),
-            other => Err(format!("unknown policy `{other}` (lossless or lossy)")),
+            other => Err(ParsePolicyError {
+                input: other.to_string(),
+                accepted: &["lossless", "lossy"],
+            }),
         }
     }
 }
@@ -309,6 +315,23 @@ pub(crate) fn max_payload(kind: Kind, geo: super::ring::Geometry) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::{Kind, Policy};
+
+    /// The names a parse error lists are the ones that parse, and what `Display` shows.
+    #[test]
+    fn parse_errors_list_the_accepted_names() {
+        let kinds = "x".parse::<Kind>().unwrap_err().accepted;
+        assert_eq!(kinds.len(), 3);
+        for name in kinds {
+            assert_eq!(name.parse::<Kind>().unwrap().to_string(), *name);
+        }
+        let policies = "x".parse::<Policy>().unwrap_err().accepted;
+        assert_eq!(policies.len(), 2);
+        for name in policies {
+            assert_eq!(name.parse::<Policy>().unwrap().to_string(), *name);
+        }
+    }
+
     #[test]
     fn version_message_names_the_version() {
         assert!(super::OTHER_VERSION.contains(&format!("version {}:", super::VERSION)));

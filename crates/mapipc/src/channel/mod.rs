@@ -83,7 +83,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use error::{
-    ChannelError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
+    AttachError, ChannelCreateError, ChannelOpenError, OpenAttachError, PairError, ParseKindError,
+    ParsePolicyError, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
     TrySendError,
 };
 pub use layout::{Kind, Policy};
@@ -91,7 +92,7 @@ pub use receiver::{Iter, Receiver, RecvRef, StartAt, TryIter};
 pub use sender::{Grant, Sender};
 pub use slots::{Bytes, BytesMut};
 
-use error::Fault;
+use error::{Damage, Fault, Unusable};
 use layout::{off, Fixed, MAX_ENDPOINTS, RING_OFFSET};
 use ring::{Consumer, Geometry, RingError, Where};
 use slots::MappedRing;
@@ -625,14 +626,14 @@ impl Shared {
         epoch_field: u64,
         wake_field: u64,
         role: &'static str,
-    ) -> Result<Peer, ChannelError> {
+    ) -> Result<Peer, AttachError> {
         let peer = self.region.join()?;
         let me = peer.id();
         let word = self.word(field);
         loop {
             let cur = word.load(Ordering::Acquire);
             if cur != 0 && cur != me && self.region.is_alive(cur) {
-                return Err(ChannelError::Busy {
+                return Err(AttachError::Busy {
                     file: self.file(),
                     role,
                     peer: cur,
@@ -703,7 +704,7 @@ impl Shared {
     /// Registers in the endpoint table (MPSC producers, broadcast subscribers): takes a free
     /// entry or one whose holder is dead. Returns the entry index and the value of its second
     /// word (the count or position the previous holder left).
-    fn attach_entry(&self, me: u32, role: &'static str) -> Result<(u32, u64), ChannelError> {
+    fn attach_entry(&self, me: u32, role: &'static str) -> Result<(u32, u64), AttachError> {
         for i in 0..self.max_endpoints {
             let f = off::subscriber(i);
             let w = self.ring.ctl_load(f, Ordering::Acquire);
@@ -716,7 +717,7 @@ impl Shared {
                 return Ok((i, second));
             }
         }
-        Err(ChannelError::Full {
+        Err(AttachError::Full {
             file: self.file(),
             role,
             max: self.max_endpoints,
@@ -955,7 +956,7 @@ impl ChannelOptions {
         self
     }
 
-    fn check(&self) -> Result<(Geometry, Fixed), ChannelError> {
+    fn check(&self) -> Result<(Geometry, Fixed), ChannelCreateError> {
         let geo = geometry_for(self.capacity)?;
         let max_endpoints = match self.kind {
             Kind::Spsc => 0,
@@ -967,7 +968,7 @@ impl ChannelOptions {
             _ => MAX_ENDPOINTS,
         };
         if self.kind != Kind::Spsc && !(1..=limit).contains(&max_endpoints) {
-            return Err(ChannelError::BadEndpoints {
+            return Err(ChannelCreateError::BadEndpoints {
                 requested: max_endpoints,
                 max: limit,
             });
@@ -991,12 +992,12 @@ impl ChannelOptions {
     /// `fork`, attach after).
     ///
     /// # Errors
-    /// [`ChannelError::BadCapacity`], [`ChannelError::BadEndpoints`],
-    /// [`ChannelError::Create`].
+    /// [`ChannelCreateError::BadCapacity`], [`ChannelCreateError::BadEndpoints`],
+    /// [`ChannelCreateError::Region`].
     ///
     /// # Example
     /// See [`ChannelOptions`].
-    pub fn anonymous(&self) -> Result<Channel, ChannelError> {
+    pub fn anonymous(&self) -> Result<Channel, ChannelCreateError> {
         let (geo, fixed) = self.check()?;
         let region = Region::anonymous((RING_OFFSET + geo.capacity()) as usize)?;
         Channel::init(region, geo, fixed)
@@ -1005,7 +1006,9 @@ impl ChannelOptions {
     /// Creates a channel file (a path, or a bare name in `/dev/shm`); fails if it exists.
     ///
     /// # Errors
-    /// As [`anonymous`](Self::anonymous); [`ChannelError::Create`] when the file exists.
+    /// As [`anonymous`](Self::anonymous); [`ChannelCreateError::Region`]
+    /// ([`CreateError::AlreadyExists`](crate::region::CreateError::AlreadyExists)) when the
+    /// file exists.
     ///
     /// # Example
     /// ```
@@ -1022,7 +1025,7 @@ impl ChannelOptions {
     /// assert_eq!(rx.recv()?, b"from b");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn create(&self, location: impl IntoLocation) -> Result<Channel, ChannelError> {
+    pub fn create(&self, location: impl IntoLocation) -> Result<Channel, ChannelCreateError> {
         let (geo, fixed) = self.check()?;
         let region = Region::create(location, (RING_OFFSET + geo.capacity()) as usize)?;
         Channel::init(region, geo, fixed)
@@ -1032,7 +1035,9 @@ impl ChannelOptions {
     /// that will be passed to another process). The region's data must be large enough.
     ///
     /// # Errors
-    /// [`ChannelError::BadCapacity`] when the region is too small.
+    /// [`ChannelCreateError::BadCapacity`], [`ChannelCreateError::BadEndpoints`];
+    /// [`ChannelCreateError::RegionTooSmall`] when the region cannot hold the channel,
+    /// [`ChannelCreateError::ReadOnly`] when it is mapped read-only.
     ///
     /// # Example
     /// ```
@@ -1043,14 +1048,8 @@ impl ChannelOptions {
     /// assert_eq!(chan.capacity(), 8192);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn create_in(&self, region: Region) -> Result<Channel, ChannelError> {
+    pub fn create_in(&self, region: Region) -> Result<Channel, ChannelCreateError> {
         let (geo, fixed) = self.check()?;
-        if RING_OFFSET + geo.capacity() > region.len() as u64 {
-            return Err(ChannelError::BadCapacity {
-                capacity: self.capacity as u64,
-                min: MIN_CAPACITY as u64,
-            });
-        }
         Channel::init(region, geo, fixed)
     }
 }
@@ -1087,11 +1086,11 @@ impl std::fmt::Debug for Channel {
     }
 }
 
-fn geometry_for(capacity: usize) -> Result<Geometry, ChannelError> {
+fn geometry_for(capacity: usize) -> Result<Geometry, ChannelCreateError> {
     let cap = (capacity.max(MIN_CAPACITY) as u64)
         .checked_next_power_of_two()
         .unwrap_or(0);
-    Geometry::new(cap).ok_or(ChannelError::BadCapacity {
+    Geometry::new(cap).ok_or(ChannelCreateError::BadCapacity {
         capacity: capacity as u64,
         min: MIN_CAPACITY as u64,
     })
@@ -1106,7 +1105,7 @@ impl Channel {
     /// [`MIN_CAPACITY`]).
     ///
     /// # Errors
-    /// [`ChannelError::BadCapacity`], [`ChannelError::Create`].
+    /// [`ChannelCreateError::BadCapacity`], [`ChannelCreateError::Region`].
     ///
     /// # Example
     /// ```no_run
@@ -1125,7 +1124,7 @@ impl Channel {
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn anonymous(capacity: usize) -> Result<Channel, ChannelError> {
+    pub fn anonymous(capacity: usize) -> Result<Channel, ChannelCreateError> {
         ChannelOptions::new(Kind::Spsc)
             .capacity(capacity)
             .anonymous()
@@ -1135,7 +1134,8 @@ impl Channel {
     /// exists. Other kinds: [`ChannelOptions::create`].
     ///
     /// # Errors
-    /// [`ChannelError::BadCapacity`], [`ChannelError::Create`] (exists, bad name, disk full).
+    /// [`ChannelCreateError::BadCapacity`], [`ChannelCreateError::Region`] (exists, bad name,
+    /// disk full).
     ///
     /// # Example
     /// ```
@@ -1147,7 +1147,10 @@ impl Channel {
     /// assert!(mapipc::channel::Channel::create(&path, 4096).is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn create(location: impl IntoLocation, capacity: usize) -> Result<Channel, ChannelError> {
+    pub fn create(
+        location: impl IntoLocation,
+        capacity: usize,
+    ) -> Result<Channel, ChannelCreateError> {
         ChannelOptions::new(Kind::Spsc)
             .capacity(capacity)
             .create(location)
@@ -1157,7 +1160,7 @@ impl Channel {
     /// [`ChannelOptions::create_in`].
     ///
     /// # Errors
-    /// [`ChannelError::BadCapacity`] when the region is too small for `capacity`.
+    /// As [`ChannelOptions::create_in`].
     ///
     /// # Example
     /// ```
@@ -1167,43 +1170,54 @@ impl Channel {
     /// assert_eq!(chan.capacity(), 8192);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn create_in(region: Region, capacity: usize) -> Result<Channel, ChannelError> {
+    pub fn create_in(region: Region, capacity: usize) -> Result<Channel, ChannelCreateError> {
         ChannelOptions::new(Kind::Spsc)
             .capacity(capacity)
             .create_in(region)
     }
 
-    fn init(region: Region, geo: Geometry, fixed: Fixed) -> Result<Channel, ChannelError> {
+    fn init(region: Region, geo: Geometry, fixed: Fixed) -> Result<Channel, ChannelCreateError> {
+        let file = || region.name().to_string();
+        let needed = RING_OFFSET + geo.capacity();
+        let too_small = || ChannelCreateError::RegionTooSmall {
+            file: file(),
+            len: region.len() as u64,
+            needed,
+        };
+        if needed > region.len() as u64 {
+            return Err(too_small());
+        }
         // The ring is written through raw pointers below (MPSC): a region opened read-only
         // must be refused before, as the header writes would refuse it after.
         if region.is_read_only() {
-            return Err(crate::map::AccessError::NotWritable(region.as_mmap().protection()).into());
+            return Err(ChannelCreateError::ReadOnly { file: file() });
         }
         if fixed.kind == Kind::Mpsc as u32 {
             // Every block free for lap 0, before anyone can see the channel.
             let ring = MappedRing::new(region.as_mmap(), region.data_offset(), geo.capacity())
-                .ok_or(ChannelError::BadCapacity {
-                    capacity: geo.capacity(),
-                    min: MIN_CAPACITY as u64,
-                })?;
+                .ok_or_else(too_small)?;
             mpsc::init_ring(geo, &ring);
         }
         // Write everything but the magic, then the magic: an opener never sees a
         // half-written header with a valid magic.
         let mut staged = fixed;
         staged.magic = [0; 8];
-        region.write_pod(0, &staged)?;
-        region.write_at(0, &fixed.magic)?;
-        region.set_content_kind(REGION_CONTENT_CHANNEL)?;
-        Channel::from_region(region)
+        let write = |e| ChannelCreateError::write(file(), e);
+        region.write_pod(0, &staged).map_err(write)?;
+        region.write_at(0, &fixed.magic).map_err(write)?;
+        region
+            .set_content_kind(REGION_CONTENT_CHANNEL)
+            .map_err(write)?;
+        Ok(Channel::load(region)?)
     }
 
     /// Opens a channel file created by [`create`](Self::create) or
     /// [`ChannelOptions::create`], validating its header.
     ///
     /// # Errors
-    /// [`ChannelError::Open`] (missing file, not a region, bad name),
-    /// [`ChannelError::BadHeader`] (not a channel, damaged header).
+    /// [`ChannelOpenError::Region`] (missing file, not a region, bad name),
+    /// [`ChannelOpenError::BadHeader`] (not a channel, damaged header),
+    /// [`ChannelOpenError::Corrupted`] (damaged positions), [`ChannelOpenError::Truncated`].
     ///
     /// # Example
     /// ```
@@ -1211,12 +1225,12 @@ impl Channel {
     /// # let path = dir.path().join("plain");
     /// std::fs::write(&path, vec![0xab; 8192])?;
     /// let err = mapipc::channel::Channel::open(&path).unwrap_err();
-    /// assert!(matches!(err, mapipc::channel::ChannelError::Open(_)));
+    /// assert!(matches!(err, mapipc::channel::ChannelOpenError::Region(_)));
     /// assert!(err.to_string().contains("not a mapipc region"), "{err}");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn open(location: impl IntoLocation) -> Result<Channel, ChannelError> {
-        Channel::from_region(Region::open(location)?)
+    pub fn open(location: impl IntoLocation) -> Result<Channel, ChannelOpenError> {
+        Ok(Channel::load(Region::open(location)?)?)
     }
 
     /// Opens a channel file for inspection only: the file is opened for reading and mapped
@@ -1224,7 +1238,7 @@ impl Channel {
     /// user, or on a read-only mount). Files of other users are accepted (nothing is written
     /// to them, and what is read is validated as from any peer). No end can attach:
     /// [`sender`](Self::sender), [`receiver`](Self::receiver) and
-    /// [`subscribe`](Self::subscribe) fail with [`ChannelError::Join`]
+    /// [`subscribe`](Self::subscribe) fail with [`AttachError::Join`]
     /// ([`JoinError::ReadOnly`](crate::region::JoinError::ReadOnly)).
     ///
     /// # Errors
@@ -1232,33 +1246,34 @@ impl Channel {
     ///
     /// # Example
     /// ```
-    /// use mapipc::channel::{Channel, ChannelError};
+    /// use mapipc::channel::{AttachError, Channel};
     /// # let dir = tempfile::tempdir()?;
     /// # let path = dir.path().join("ch");
     /// let chan = Channel::create(&path, 4096)?;
     /// chan.sender()?.send(b"hi")?;
     /// let look = Channel::open_read_only(&path)?;
     /// assert_eq!(look.stat().sent, 1);
-    /// assert!(matches!(look.receiver(), Err(ChannelError::Join(_))));
+    /// assert!(matches!(look.receiver(), Err(AttachError::Join(_))));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn open_read_only(location: impl IntoLocation) -> Result<Channel, ChannelError> {
+    pub fn open_read_only(location: impl IntoLocation) -> Result<Channel, ChannelOpenError> {
         let region = RegionOptions::new()
             .read_only(true)
             .allow_foreign_owner(true)
             .open(location)?;
-        Channel::from_region(region)
+        Ok(Channel::load(region)?)
     }
 
     /// Opens the channel laid out in `region` (for example one received over a Unix
     /// socket with [`Region::receive`]), validating its header.
     ///
     /// # Errors
-    /// [`ChannelError::BadHeader`], [`ChannelError::Corrupted`].
+    /// [`ChannelOpenError::BadHeader`], [`ChannelOpenError::Corrupted`],
+    /// [`ChannelOpenError::Truncated`].
     ///
     /// # Example
     /// ```
-    /// use mapipc::channel::{Channel, ChannelError};
+    /// use mapipc::channel::{Channel, ChannelOpenError};
     /// use mapipc::region::Region;
     /// # let dir = tempfile::tempdir()?;
     /// # let path = dir.path().join("chan");
@@ -1269,13 +1284,21 @@ impl Channel {
     /// assert_eq!(chan.receiver()?.recv()?, b"kept");
     ///
     /// let plain = Region::anonymous(8192)?; // a region that holds no channel
-    /// assert!(matches!(Channel::from_region(plain), Err(ChannelError::BadHeader { .. })));
+    /// assert!(matches!(Channel::from_region(plain), Err(ChannelOpenError::BadHeader { .. })));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn from_region(region: Region) -> Result<Channel, ChannelError> {
+    pub fn from_region(region: Region) -> Result<Channel, ChannelOpenError> {
+        Ok(Channel::load(region)?)
+    }
+
+    /// [`from_region`](Self::from_region), with its failure for the caller to say in its
+    /// operation's terms (creation reads back the channel it laid out).
+    fn load(region: Region) -> Result<Channel, Unusable> {
         let file = region.name().to_string();
-        let bad = |what| ChannelError::BadHeader {
+        let header_file_off = region.as_mmap().file_offset() + region.data_offset();
+        let bad = |what| Unusable::BadHeader {
             file: file.clone(),
+            offset: header_file_off,
             what,
         };
         let fixed: Fixed = region
@@ -1286,7 +1309,7 @@ impl Channel {
         let ring = MappedRing::new(region.as_mmap(), header_off, geo.capacity())
             .ok_or_else(|| bad("channel does not fit the mapping"))?;
         let shared = Shared {
-            header_file_off: region.as_mmap().file_offset() + header_off,
+            header_file_off,
             region,
             ring,
             geo,
@@ -1304,39 +1327,40 @@ impl Channel {
             Kind::Broadcast => bcast::Subscriber::attach(geo, &shared.ring, false).map(|_| ()),
         };
         if let Err(e) = check {
-            return Err(shared.corrupted(e));
+            return Err(Unusable::Damage(shared.corrupted(e)));
         }
         Ok(Channel {
             shared: Arc::new(shared),
         })
     }
 
-    /// Attaches a producer end. SPSC and broadcast: fails with [`ChannelError::Busy`]
+    /// Attaches a producer end. SPSC and broadcast: fails with [`AttachError::Busy`]
     /// while another live process is the producer, and takes over from a dead one. MPSC:
-    /// takes a free producer slot ([`ChannelError::Full`] when all are held by live
+    /// takes a free producer slot ([`AttachError::Full`] when all are held by live
     /// producers).
     ///
     /// # Errors
-    /// [`ChannelError::Busy`], [`ChannelError::Full`], [`ChannelError::Join`] (region peer
-    /// table full), [`ChannelError::Corrupted`].
+    /// [`AttachError::Busy`], [`AttachError::Full`], [`AttachError::Join`] (region peer
+    /// table full, or opened read-only), [`AttachError::Corrupted`],
+    /// [`AttachError::Truncated`].
     ///
     /// # Example
     /// ```
-    /// use mapipc::channel::{ChannelError, ChannelOptions, Kind};
+    /// use mapipc::channel::{AttachError, ChannelOptions, Kind};
     /// let chan = ChannelOptions::new(Kind::Mpsc).max_producers(2).anonymous()?;
     /// let a = chan.sender()?;
     /// let _b = chan.sender()?;
-    /// assert!(matches!(chan.sender(), Err(ChannelError::Full { max: 2, .. })));
+    /// assert!(matches!(chan.sender(), Err(AttachError::Full { max: 2, .. })));
     /// drop(a); // frees its slot
     /// chan.sender()?.send(b"third producer")?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn sender(&self) -> Result<Sender, ChannelError> {
+    pub fn sender(&self) -> Result<Sender, AttachError> {
         Sender::attach(self.shared.clone())
     }
 
     /// Attaches the consumer end (SPSC, MPSC), continuing from the last consumed position;
-    /// fails with [`ChannelError::Busy`] while another live process is the consumer. For a
+    /// fails with [`AttachError::Busy`] while another live process is the consumer. For a
     /// broadcast channel, subscribes at the oldest retained message (see
     /// [`subscribe`](Self::subscribe)).
     ///
@@ -1357,7 +1381,7 @@ impl Channel {
     /// assert_eq!(rx.recv()?, b"two");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn receiver(&self) -> Result<Receiver, ChannelError> {
+    pub fn receiver(&self) -> Result<Receiver, AttachError> {
         Receiver::attach(self.shared.clone(), StartAt::Oldest)
     }
 
@@ -1366,7 +1390,7 @@ impl Channel {
     /// (`start` is ignored: the consumer continues from the last consumed position).
     ///
     /// # Errors
-    /// As [`sender`](Self::sender); [`ChannelError::Full`] when `max_subscribers` live
+    /// As [`sender`](Self::sender); [`AttachError::Full`] when `max_subscribers` live
     /// subscribers are attached.
     ///
     /// # Example
@@ -1383,7 +1407,7 @@ impl Channel {
     /// assert_eq!(new.recv()?, b"after");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn subscribe(&self, start: StartAt) -> Result<Receiver, ChannelError> {
+    pub fn subscribe(&self, start: StartAt) -> Result<Receiver, AttachError> {
         Receiver::attach(self.shared.clone(), start)
     }
 
@@ -1422,15 +1446,17 @@ impl Channel {
 }
 
 impl Shared {
-    fn corrupted(&self, e: RingError) -> ChannelError {
+    /// Damage the checks at open or attach found, for [`AttachError`] or
+    /// [`ChannelOpenError`].
+    fn corrupted(&self, e: RingError) -> Damage {
         match self.fault(e) {
-            Fault::Corrupted { file, offset, what } => {
-                ChannelError::Corrupted { file, offset, what }
-            }
+            Fault::Corrupted { file, offset, what } => Damage::Corrupted { file, offset, what },
             // `fault` reports damage found in a file that shrank as what it is.
-            Fault::Truncated { file } => crate::map::AccessError::Truncated { file }.into(),
-            _ => ChannelError::BadHeader {
-                file: self.file(),
+            Fault::Truncated { file } => Damage::Truncated { file },
+            // `fault` makes no OS call: not reached.
+            Fault::Io { file, .. } => Damage::Corrupted {
+                file,
+                offset: self.header_file_off,
                 what: "unusable",
             },
         }
@@ -1441,7 +1467,8 @@ impl Shared {
 /// process (for threads, or as a quick start).
 ///
 /// # Errors
-/// As [`Channel::anonymous`].
+/// [`PairError::Create`]: as [`Channel::anonymous`]; [`PairError::Attach`]: joining the
+/// channel's region failed (an OS error).
 ///
 /// # Example
 /// ```
@@ -1457,7 +1484,7 @@ impl Shared {
 /// t.join().unwrap();
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn pair(capacity: usize) -> Result<(Sender, Receiver), ChannelError> {
+pub fn pair(capacity: usize) -> Result<(Sender, Receiver), PairError> {
     let chan = Channel::anonymous(capacity)?;
     Ok((chan.sender()?, chan.receiver()?))
 }

@@ -12,7 +12,7 @@ use super::ring::{Consumer, Peeked, RingError, RingMem};
 use super::slots::Bytes;
 use super::words::Words;
 use super::{
-    Blocking, Channel, ChannelError, Shared, WaitOutcome, WaitStrategy, Waiter,
+    AttachError, Blocking, Channel, OpenAttachError, Shared, WaitOutcome, WaitStrategy, Waiter,
     DEFAULT_ABORT_TIMEOUT, DEFAULT_CHECK_INTERVAL, LOCK_QUERY_INTERVAL_NS,
 };
 use crate::os;
@@ -156,7 +156,7 @@ impl std::fmt::Debug for Receiver {
 }
 
 impl Receiver {
-    pub(super) fn attach(shared: Arc<Shared>, start: StartAt) -> Result<Receiver, ChannelError> {
+    pub(super) fn attach(shared: Arc<Shared>, start: StartAt) -> Result<Receiver, AttachError> {
         let s = &*shared;
         // Read before the positions (see `Shared::repaired_received`).
         let sent = s.ring.ctl_load(off::SENT, Ordering::Acquire);
@@ -230,7 +230,8 @@ impl Receiver {
     /// Opens a channel file and attaches its consumer end (or subscribes, for broadcast).
     ///
     /// # Errors
-    /// As [`Channel::open`] and [`Channel::receiver`].
+    /// [`OpenAttachError::Open`]: as [`Channel::open`]; [`OpenAttachError::Attach`]: as
+    /// [`Channel::receiver`].
     ///
     /// # Example
     /// ```
@@ -241,8 +242,8 @@ impl Receiver {
     /// assert!(rx.try_recv().is_err()); // empty, and no producer yet
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn open(location: impl IntoLocation) -> Result<Receiver, ChannelError> {
-        Channel::open(location)?.receiver()
+    pub fn open(location: impl IntoLocation) -> Result<Receiver, OpenAttachError> {
+        Ok(Channel::open(location)?.receiver()?)
     }
 
     /// Sets how a receive waits (default: spin a little, then park).

@@ -12,7 +12,7 @@ use super::ring::{self, Producer, RingError, RingMem};
 use super::slots::BytesMut;
 use super::words::Words;
 use super::{
-    Blocking, Channel, ChannelError, Shared, WaitOutcome, WaitStrategy, Waiter,
+    AttachError, Blocking, Channel, OpenAttachError, Shared, WaitOutcome, WaitStrategy, Waiter,
     DEFAULT_CHECK_INTERVAL, LOCK_QUERY_INTERVAL_NS,
 };
 use crate::os;
@@ -113,7 +113,7 @@ impl std::fmt::Debug for Sender {
 }
 
 impl Sender {
-    pub(super) fn attach(shared: Arc<Shared>) -> Result<Sender, ChannelError> {
+    pub(super) fn attach(shared: Arc<Shared>) -> Result<Sender, AttachError> {
         let s = &*shared;
         let (peer, core, sent) = match s.kind {
             Kind::Spsc | Kind::Broadcast => {
@@ -186,7 +186,8 @@ impl Sender {
     /// Opens a channel file and attaches a producer end.
     ///
     /// # Errors
-    /// As [`Channel::open`] and [`Channel::sender`].
+    /// [`OpenAttachError::Open`]: as [`Channel::open`]; [`OpenAttachError::Attach`]: as
+    /// [`Channel::sender`].
     ///
     /// # Example
     /// ```
@@ -197,8 +198,8 @@ impl Sender {
     /// tx.send(b"queued until a receiver comes")?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn open(location: impl IntoLocation) -> Result<Sender, ChannelError> {
-        Channel::open(location)?.sender()
+    pub fn open(location: impl IntoLocation) -> Result<Sender, OpenAttachError> {
+        Ok(Channel::open(location)?.sender()?)
     }
 
     /// Sets how a send waits for room (default: spin a little, then park).
