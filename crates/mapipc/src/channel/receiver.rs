@@ -250,6 +250,23 @@ impl Receiver {
     ///
     /// With [`WaitStrategy::BusyPoll`] on an SPSC or MPSC channel the receiver tells the
     /// senders it never parks, so sends skip the wake-up barrier.
+    ///
+    /// # Example
+    /// A receiver that parks at once: the producer sees it parked (in
+    /// [`Stat`](super::Stat)), and its send wakes it.
+    /// ```
+    /// use mapipc::channel::WaitStrategy;
+    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// rx.set_wait_strategy(WaitStrategy::Park);
+    /// let chan = rx.channel();
+    /// let t = std::thread::spawn(move || rx.recv());
+    /// while !chan.stat().consumer.parked {
+    ///     std::thread::yield_now();
+    /// }
+    /// tx.send(b"wake up")?;
+    /// assert_eq!(t.join().unwrap()?, b"wake up");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
         self.wait = wait;
         if self.shared.kind != Kind::Broadcast {
@@ -258,7 +275,33 @@ impl Receiver {
         }
     }
 
-    /// Sets how often a blocked receive checks that the producer is alive (default 50 ms).
+    /// Sets how often a blocked receive checks that the producer is alive (default 50 ms),
+    /// and that the channel's file was not truncated. Values under 1 ms count as 1 ms.
+    ///
+    /// # Example
+    /// A receive waiting on an empty channel whose producer is alive: only the periodic
+    /// check can end it, when the file is cut.
+    /// ```
+    /// use std::time::Duration;
+    /// use mapipc::channel::{Channel, RecvError};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("c");
+    /// let chan = Channel::create(&path, 4096)?;
+    /// let _tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// rx.set_check_interval(Duration::from_millis(5));
+    /// let cut = path.clone();
+    /// let vandal = std::thread::spawn(move || {
+    ///     std::thread::sleep(Duration::from_millis(20));
+    ///     std::fs::OpenOptions::new().write(true).open(cut)?.set_len(0)
+    /// });
+    /// match rx.recv() {
+    ///     Err(RecvError::Truncated { file }) => assert!(file.ends_with("c")),
+    ///     other => panic!("expected Truncated, got {other:?}"),
+    /// }
+    /// vandal.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_check_interval(&mut self, interval: Duration) {
         self.check_interval = interval.max(Duration::from_millis(1));
     }
@@ -273,18 +316,63 @@ impl Receiver {
     /// while the process is stopped) land in messages other producers send later, which then
     /// arrive damaged or are reported as corruption. Keep the timeout above the longest time
     /// a producer may hold a grant or be stopped (`SIGSTOP`, a debugger).
+    ///
+    /// # Example
+    /// A live producer holds a claim too long: the consumer aborts it and goes on.
+    /// ```
+    /// use std::time::Duration;
+    /// use mapipc::channel::{ChannelOptions, Kind, SendError};
+    /// let chan = ChannelOptions::new(Kind::Mpsc).anonymous()?;
+    /// let mut slow = chan.sender()?;
+    /// let mut fast = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// rx.set_abort_timeout(Duration::from_millis(10));
+    /// let mut grant = slow.reserve(5)?; // claimed first, not committed
+    /// fast.send(b"after")?;
+    /// assert_eq!(rx.recv()?, b"after"); // waited 10 ms on the claim, then skipped it
+    /// grant.bytes().copy_from_slice(b"stale");
+    /// assert!(matches!(grant.commit(), Err(SendError::Aborted)));
+    /// assert_eq!(chan.stat().aborted, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_abort_timeout(&mut self, timeout: Duration) {
         self.abort_timeout = timeout;
     }
 
-    /// The channel this end belongs to.
+    /// The channel this end belongs to: its [`stat`](Channel::stat), or another end.
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::channel::AttachError;
+    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// tx.send(b"one")?;
+    /// tx.send(b"two")?;
+    /// rx.recv()?;
+    /// let chan = rx.channel();
+    /// assert_eq!((chan.stat().sent, chan.stat().received), (2, 1));
+    /// assert!(matches!(chan.receiver(), Err(AttachError::Busy { .. }))); // `rx` is live
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn channel(&self) -> Channel {
         Channel {
             shared: self.shared.clone(),
         }
     }
 
-    /// Whether a live producer is attached now.
+    /// Whether a live producer is attached now (MPSC: any of them). Asks the kernel (a
+    /// lock query per registered producer).
+    ///
+    /// # Example
+    /// ```
+    /// let chan = mapipc::channel::Channel::anonymous(4096)?;
+    /// let rx = chan.receiver()?;
+    /// assert!(!rx.producer_alive()); // none attached yet
+    /// let tx = chan.sender()?;
+    /// assert!(rx.producer_alive());
+    /// drop(tx);
+    /// assert!(!rx.producer_alive());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn producer_alive(&self) -> bool {
         let s = &self.shared;
         match s.kind {
@@ -1338,6 +1426,23 @@ impl Drop for Receiver {
 }
 
 /// A message received in place; its space goes back to the producer on drop.
+///
+/// # Example
+/// ```
+/// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+/// tx.send(b"in place")?;
+/// let m = rx.recv_ref()?;
+/// assert_eq!(m.len(), 8);
+/// assert!(!m.is_empty());
+/// assert_eq!(m.bytes().read_pod::<[u8; 2]>(3), Some(*b"pl"));
+/// assert!(m.is_intact()); // nothing overwrote it (SPSC: nothing can)
+/// assert_eq!(m.to_vec(), b"in place");
+/// // The record (an 8-byte header and the message) stays in use until the guard goes.
+/// assert_eq!(tx.channel().stat().bytes_used, 16);
+/// drop(m);
+/// assert_eq!(tx.channel().stat().bytes_used, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct RecvRef<'a> {
     rx: &'a mut Receiver,
     m: Msg,
@@ -1354,6 +1459,9 @@ impl std::fmt::Debug for RecvRef<'_> {
 
 impl RecvRef<'_> {
     /// The message bytes, in the ring.
+    ///
+    /// # Example
+    /// See [`RecvRef`].
     #[inline]
     pub fn bytes(&self) -> Bytes<'_> {
         // SAFETY: the record lies inside the ring (validated by the peek) and stays ours
@@ -1363,16 +1471,25 @@ impl RecvRef<'_> {
     }
 
     /// Message length.
+    ///
+    /// # Example
+    /// See [`RecvRef`].
     pub fn len(&self) -> usize {
         self.m.len as usize
     }
 
-    /// Always false.
+    /// Always false (a message has at least one byte).
+    ///
+    /// # Example
+    /// See [`RecvRef`].
     pub fn is_empty(&self) -> bool {
         self.m.len == 0
     }
 
     /// Copies the message out.
+    ///
+    /// # Example
+    /// See [`RecvRef`].
     pub fn to_vec(&self) -> Vec<u8> {
         self.bytes().to_vec()
     }
@@ -1385,6 +1502,31 @@ impl RecvRef<'_> {
     /// Once it returned true, the message counts as received: if the producer overwrites it
     /// later, before this guard is dropped, the next receive's
     /// [`Lagged`](RecvError::Lagged) count does not include it.
+    ///
+    /// # Example
+    /// A lossy producer laps a subscriber while it holds a message:
+    /// ```
+    /// use mapipc::channel::{ChannelOptions, Kind, Policy, RecvError, StartAt};
+    /// let chan = ChannelOptions::new(Kind::Broadcast)
+    ///     .capacity(4096)
+    ///     .policy(Policy::Lossy)
+    ///     .anonymous()?;
+    /// let mut tx = chan.sender()?;
+    /// let mut sub = chan.subscribe(StartAt::Oldest)?;
+    /// tx.send(&[1; 100])?;
+    /// let m = sub.recv_ref()?;
+    /// let copy = m.to_vec();
+    /// for _ in 0..100 {
+    ///     tx.send(&[2; 100])?; // never waits: overwrites what `sub` holds
+    /// }
+    /// assert!(!m.is_intact()); // `copy` may be torn: drop it
+    /// drop((m, copy));
+    /// match sub.recv() {
+    ///     Err(RecvError::Lagged { missed }) => assert!(missed > 0),
+    ///     other => panic!("expected Lagged, got {other:?}"),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn is_intact(&self) -> bool {
         // A cut page reads as the SIGBUS handler's throw-away page, and counts a fault.
         if self.rx.shared.check_truncated().is_err() {
@@ -1439,6 +1581,26 @@ impl Drop for RecvRef<'_> {
 }
 
 /// Blocking iterator from [`Receiver::iter`].
+///
+/// # Example
+/// Receives until the producer is gone:
+/// ```
+/// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+/// let t = std::thread::spawn(move || {
+///     for i in 0..1000u32 {
+///         tx.send(&i.to_le_bytes()).unwrap();
+///     }
+///     // `tx` is dropped here: the iteration ends once all is received.
+/// });
+/// let mut n = 0u32;
+/// for m in rx.iter() {
+///     assert_eq!(m?, n.to_le_bytes());
+///     n += 1;
+/// }
+/// assert_eq!(n, 1000);
+/// t.join().unwrap();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Iter<'a> {
     rx: &'a mut Receiver,
@@ -1466,7 +1628,22 @@ impl Iterator for Iter<'_> {
     }
 }
 
-/// Non-blocking iterator from [`Receiver::try_iter`].
+/// Non-blocking iterator from [`Receiver::try_iter`]: ends at the first empty poll (or
+/// error), skipping [`Lagged`](TryRecvError::Lagged) reports.
+///
+/// # Example
+/// ```
+/// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+/// for word in [&b"a"[..], b"b", b"c"] {
+///     tx.send(word)?;
+/// }
+/// let got: Vec<Vec<u8>> = rx.try_iter().collect();
+/// assert_eq!(got, [b"a", b"b", b"c"]);
+/// assert_eq!(rx.try_iter().next(), None); // empty now; the producer is still there
+/// tx.send(b"d")?;
+/// assert_eq!(rx.try_iter().next(), Some(b"d".to_vec()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct TryIter<'a> {
     rx: &'a mut Receiver,

@@ -207,6 +207,26 @@ impl Sender {
     /// With [`WaitStrategy::BusyPoll`] on an SPSC channel the sender tells the receiver it
     /// never parks, so the receiver's releases skip the wake-up barrier: the fastest mode
     /// when both ends have a CPU to burn.
+    ///
+    /// # Example
+    /// Both ends busy-poll (each skips the other's wake-up), and every message still
+    /// arrives, in order, through a ring far smaller than what is sent:
+    /// ```
+    /// use mapipc::channel::WaitStrategy;
+    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// tx.set_wait_strategy(WaitStrategy::BusyPoll);
+    /// rx.set_wait_strategy(WaitStrategy::BusyPoll);
+    /// let t = std::thread::spawn(move || {
+    ///     for i in 0..10_000u32 {
+    ///         tx.send_pod(&i).unwrap();
+    ///     }
+    /// });
+    /// for i in 0..10_000u32 {
+    ///     assert_eq!(rx.recv_pod::<u32>()?, i);
+    /// }
+    /// t.join().unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
         self.wait = wait;
         if self.shared.kind == Kind::Spsc {
@@ -215,19 +235,72 @@ impl Sender {
         }
     }
 
-    /// Sets how often a blocked send checks that the receiver is alive (default 50 ms).
+    /// Sets how often a blocked send checks that the receiver is alive (default 50 ms), and
+    /// that the channel's file was not truncated. Values under 1 ms count as 1 ms.
+    ///
+    /// # Example
+    /// A send blocked on a full ring, with a live receiver that never receives: only the
+    /// periodic check can end it, when the file is cut.
+    /// ```
+    /// use std::time::Duration;
+    /// use mapipc::channel::{Channel, SendError};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("c");
+    /// let chan = Channel::create(&path, 4096)?;
+    /// let _rx = chan.receiver()?;
+    /// let mut tx = chan.sender()?;
+    /// tx.set_check_interval(Duration::from_millis(5));
+    /// while tx.try_send(&[0; 500]).is_ok() {} // fill the ring
+    /// let cut = path.clone();
+    /// let vandal = std::thread::spawn(move || {
+    ///     std::thread::sleep(Duration::from_millis(20));
+    ///     std::fs::OpenOptions::new().write(true).open(cut)?.set_len(0)
+    /// });
+    /// match tx.send(&[0; 500]) {
+    ///     Err(SendError::Truncated { file }) => assert!(file.ends_with("c")),
+    ///     other => panic!("expected Truncated, got {other:?}"),
+    /// }
+    /// vandal.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_check_interval(&mut self, interval: Duration) {
         self.check_interval = interval.max(Duration::from_millis(1));
     }
 
-    /// The channel this end belongs to.
+    /// The channel this end belongs to: its [`stat`](Channel::stat), or another end.
+    ///
+    /// # Example
+    /// ```
+    /// let (mut tx, _rx) = mapipc::channel::pair(4096)?;
+    /// tx.send(b"counted")?;
+    /// let chan = tx.channel();
+    /// assert_eq!(chan.stat().sent, 1);
+    /// assert_eq!(chan.stat().producer.pid, std::process::id());
+    /// assert!(chan.sender().is_err()); // SPSC: `tx` is its live producer
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn channel(&self) -> Channel {
         Channel {
             shared: self.shared.clone(),
         }
     }
 
-    /// Largest message in bytes.
+    /// Largest message in bytes (as [`Channel::max_message`]).
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::channel::SendError;
+    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// let max = tx.max_message();
+    /// assert_eq!(max, 2040); // SPSC: half the ring less 8 bytes
+    /// tx.send(&vec![1; max])?;
+    /// match tx.send(&vec![1; max + 1]) {
+    ///     Err(SendError::BadLength { len, max: m }) => assert_eq!((len, m), (max + 1, max)),
+    ///     other => panic!("expected BadLength, got {other:?}"),
+    /// }
+    /// assert_eq!(rx.recv()?.len(), max);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn max_message(&self) -> usize {
         self.shared.max_payload as usize
     }
@@ -781,6 +854,9 @@ impl Sender {
     }
 
     /// Publishes messages committed with [`Grant::commit_batched`].
+    ///
+    /// # Example
+    /// See [`Grant::commit_batched`].
     #[inline]
     pub fn flush(&mut self) {
         self.publish();
@@ -911,6 +987,30 @@ impl Drop for Sender {
 
 /// Space reserved for one message, written in place. Dropping it without
 /// [`commit`](Self::commit) abandons the message.
+///
+/// # Example
+/// Reserve the most a message may take, write it in place, keep what was written:
+/// ```
+/// use mapipc::channel::TryRecvError;
+/// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+/// let mut g = tx.reserve(64)?;
+/// assert_eq!(g.len(), 64);
+/// assert!(!g.is_empty());
+/// let line = b"status: ok";
+/// assert!(g.bytes().copy_from_slice(line));
+/// assert!(!g.bytes().write_at(60, b"too long")); // past the reservation: refused
+/// g.truncate(line.len());
+/// assert_eq!(g.len(), line.len());
+/// g.truncate(0); // outside 1..=len: ignored
+/// assert_eq!(g.len(), line.len());
+/// g.commit()?;
+/// assert_eq!(rx.recv()?, line);
+///
+/// // A grant dropped without a commit sends nothing.
+/// drop(tx.reserve(8)?);
+/// assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Grant<'a> {
     sender: &'a mut Sender,
     r: Res,
@@ -925,6 +1025,9 @@ impl std::fmt::Debug for Grant<'_> {
 
 impl Grant<'_> {
     /// The reserved bytes.
+    ///
+    /// # Example
+    /// See [`Grant`].
     #[inline]
     pub fn bytes(&mut self) -> BytesMut<'_> {
         let p = self.sender.shared.ring.ptr(self.r.data());
@@ -933,12 +1036,18 @@ impl Grant<'_> {
         unsafe { BytesMut::new(p, self.r.len() as usize) }
     }
 
-    /// Reserved length.
+    /// Reserved length (after [`truncate`](Self::truncate), the shortened one).
+    ///
+    /// # Example
+    /// See [`Grant`].
     pub fn len(&self) -> usize {
         self.r.len() as usize
     }
 
-    /// Always false.
+    /// Always false (a message has at least one byte).
+    ///
+    /// # Example
+    /// See [`Grant`].
     pub fn is_empty(&self) -> bool {
         self.r.len() == 0
     }
@@ -946,6 +1055,9 @@ impl Grant<'_> {
     /// Shortens the message to its first `len` bytes before committing (for writers that
     /// reserve a maximum and use less). `len` must be in `1..=self.len()`; other values are
     /// ignored.
+    ///
+    /// # Example
+    /// See [`Grant`].
     pub fn truncate(&mut self, len: usize) {
         if len >= 1 && (len as u64) <= self.r.len() {
             self.r.set_len(len as u64);
@@ -957,6 +1069,9 @@ impl Grant<'_> {
     /// # Errors
     /// [`SendError::Aborted`] (MPSC: the consumer gave up on it first),
     /// [`SendError::Truncated`].
+    ///
+    /// # Example
+    /// See [`Grant`].
     #[inline]
     pub fn commit(mut self) -> Result<(), SendError> {
         self.finish(false)
@@ -972,6 +1087,24 @@ impl Grant<'_> {
     ///
     /// # Errors
     /// As [`commit`](Self::commit).
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::channel::TryRecvError;
+    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// for word in [&b"one"[..], b"two", b"three"] {
+    ///     let mut g = tx.reserve(word.len())?;
+    ///     g.bytes().copy_from_slice(word);
+    ///     g.commit_batched()?;
+    /// }
+    /// // SPSC: nothing of the batch is visible before the flush...
+    /// assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+    /// tx.flush();
+    /// // ...then all of it.
+    /// let got: Vec<Vec<u8>> = rx.try_iter().collect();
+    /// assert_eq!(got, [&b"one"[..], b"two", b"three"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     pub fn commit_batched(mut self) -> Result<(), SendError> {
         self.finish(true)
