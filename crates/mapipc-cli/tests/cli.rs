@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
@@ -2472,3 +2472,42 @@ clitest!(demo_prints_a_hostile_temporary_directory_escaped, |dir| {
         "{stdout}"
     );
 });
+
+/// `mapipc recv c >&-`: standard output closed. The Rust runtime opens /dev/null in its
+/// place, so every message printed would be consumed and lost; `recv` refuses instead, and
+/// the messages stay in the channel. An explicit `>/dev/null` still discards, as asked.
+#[test]
+fn recv_refuses_a_closed_standard_output_and_consumes_nothing() {
+    let dir = TestDir::new();
+    dir.run(&["chan", "create", "./c", "--capacity", "4KiB"])
+        .ok();
+    dir.run(&["send", "./c", "kept", "dropped"]).ok();
+    let closed = |redirect: &str| {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                "exec \"$0\" recv ./c --count 1 --nonblock {redirect}"
+            ))
+            .arg(env!("CARGO_BIN_EXE_mapipc"))
+            .current_dir(dir.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        finish(cmd.spawn().expect("spawn sh"), None)
+    };
+    let out = closed(">&-");
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("standard output is closed"),
+        "{}",
+        out.stderr
+    );
+    assert_one_error_line(&out.stderr);
+    assert_eq!(dir.stat_json("./c")["received"], 0, "nothing was consumed");
+    // Discarding on purpose is allowed: the first message goes.
+    closed(">/dev/null").ok();
+    assert_eq!(
+        dir.run(&["recv", "./c", "--nonblock"]).ok().stdout_str(),
+        "dropped\n"
+    );
+}

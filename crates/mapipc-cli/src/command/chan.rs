@@ -13,7 +13,8 @@ use mapipc::channel::{
 use mapipc::region::Location;
 
 use super::{
-    check_parent_dir, existing, location, read_line_at_most, shown, stdout_reader_present, Exit,
+    check_parent_dir, existing, location, read_line_at_most, shown, stdout_reader_present,
+    stdout_was_closed, Exit,
 };
 use crate::cli::{ChanCreateArgs, RecvArgs, SendArgs, StatArgs};
 use crate::size::human;
@@ -384,6 +385,15 @@ fn readers_attached(chan: &Channel) -> bool {
 
 /// `mapipc recv PATH [--count N] [--timeout D] [--nonblock] [--follow] [--binary]`.
 pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
+    if stdout_was_closed() {
+        return Err(Exit {
+            code: 2,
+            message: "standard output is closed: the messages received would be consumed and \
+                      lost (to discard them, redirect it to /dev/null)"
+                .to_string(),
+        }
+        .into());
+    }
     let loc = existing(&args.path, "channel")?;
     let chan = open_channel(&loc, Channel::open(&loc), "receive from")?;
     // An spsc or mpsc consumer continues from the last consumed position: `--from newest`

@@ -179,6 +179,23 @@ fn stdout_reader_present() -> io::Result<()> {
     Ok(())
 }
 
+/// Whether standard output was closed when mapipc started (`mapipc recv c >&-`): the Rust
+/// runtime then opens `/dev/null` on descriptor 1, read-write, and whatever is written there
+/// is gone. A shell's `>/dev/null` opens it write-only, and is an explicit choice to discard,
+/// which stays allowed (as does the rare `1<>/dev/null`, which this takes for a closed
+/// output). Commands that consume what they print (`recv`) refuse to run then: the messages
+/// would be taken from the channel and lost.
+fn stdout_was_closed() -> bool {
+    use rustix::fs::{fcntl_getfl, fstat, major, minor, FileType, OFlags};
+    let stdout = io::stdout();
+    let Ok(st) = fstat(&stdout) else {
+        return false;
+    };
+    let null = FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
+        && (major(st.st_rdev), minor(st.st_rdev)) == (1, 3);
+    null && fcntl_getfl(&stdout).is_ok_and(|f| f & OFlags::RWMODE == OFlags::RDWR)
+}
+
 /// Whether a regular file that reports 0 bytes is generated on read (as the files of
 /// `/proc` are): its file system cannot map it, where an empty file maps (see
 /// [`mapipc::os::mem::probe_map`]; nothing is read, so nothing is consumed from a file
