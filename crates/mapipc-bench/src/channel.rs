@@ -209,10 +209,14 @@ fn frame_of(bytes: &Bytes<'_>, size: usize) -> Frame {
     }
 }
 
-/// Ring bytes for records of `record` bytes carrying `size`-byte messages: room for as many
-/// messages as `ring-floor` has slots (at least two), rounded up to a power of two.
+/// Ring bytes for records of `record` bytes carrying `size`-byte messages: the bytes of
+/// `ring-floor`'s slots (the same footprint), rounded up to a power of two, and at least two
+/// records. A channel's records carry headers, so it holds fewer messages than the floor has
+/// slots unless the rounding makes up for them. (Until 2026-11-27 it held as many messages as
+/// the floor has slots, rounded up: up to twice the floor's memory, which made the 64 KiB
+/// stream slower, as the channel bench measured.)
 fn ring_bytes(size: usize, record: usize) -> usize {
-    (RingFloorTransport::slots_for(size) * record)
+    (RingFloorTransport::slots_for(size) * size.next_multiple_of(8))
         .max(2 * record)
         .next_power_of_two()
 }
@@ -355,15 +359,15 @@ pub struct SpscLink {
 }
 
 impl SpscLink {
-    /// Ring capacity for `size`-byte messages: room for as many messages as `ring-floor` has
-    /// slots (about 1 MiB of payload, 64 to 4096 messages), rounded up to a power of two.
+    /// Ring capacity for `size`-byte messages: `ring-floor`'s bytes of slots (about 1 MiB, 64
+    /// to 4096 slots), rounded up to a power of two.
     ///
     /// # Example
     /// ```
     /// use mapipc_bench::channel::SpscLink;
-    /// assert_eq!(SpscLink::capacity_for(8), 64 << 10); // 4096 records of 16 bytes
-    /// assert_eq!(SpscLink::capacity_for(64), 512 << 10); // 4096 records of 72 bytes
-    /// assert_eq!(SpscLink::capacity_for(65536), 8 << 20); // 64 records of 65544 bytes
+    /// assert_eq!(SpscLink::capacity_for(8), 32 << 10); // 4096 slots of 8 bytes
+    /// assert_eq!(SpscLink::capacity_for(64), 256 << 10); // 4096 slots of 64 bytes
+    /// assert_eq!(SpscLink::capacity_for(65536), 4 << 20); // 64 slots of 64 KiB
     /// ```
     pub fn capacity_for(size: usize) -> usize {
         ring_bytes(size, 8 + size.next_multiple_of(8))
@@ -392,16 +396,16 @@ pub struct MpscLink {
 }
 
 impl MpscLink {
-    /// Ring capacity for `size`-byte messages: room for as many messages as `ring-floor` has
-    /// slots, in MPSC records (a 16-byte header, whole 32-byte blocks), rounded up to a power
-    /// of two.
+    /// Ring capacity for `size`-byte messages: `ring-floor`'s bytes of slots, rounded up to a
+    /// power of two (MPSC records take a 16-byte header and whole 32-byte blocks, so it holds
+    /// fewer messages).
     ///
     /// # Example
     /// ```
     /// use mapipc_bench::channel::MpscLink;
-    /// assert_eq!(MpscLink::capacity_for(8), 128 << 10); // 4096 records of 32 bytes
-    /// assert_eq!(MpscLink::capacity_for(64), 512 << 10); // 4096 records of 96 bytes
-    /// assert_eq!(MpscLink::capacity_for(65536), 8 << 20); // 64 records of 65568 bytes
+    /// assert_eq!(MpscLink::capacity_for(8), 32 << 10); // 1024 records of 32 bytes
+    /// assert_eq!(MpscLink::capacity_for(64), 256 << 10); // 2730 records of 96 bytes
+    /// assert_eq!(MpscLink::capacity_for(65536), 4 << 20); // 63 records of 65568 bytes
     /// ```
     pub fn capacity_for(size: usize) -> usize {
         ring_bytes(size, (16 + size).next_multiple_of(32))
@@ -432,16 +436,16 @@ pub struct BroadcastLink {
 }
 
 impl BroadcastLink {
-    /// Ring capacity for `size`-byte messages: room for as many messages as `ring-floor` has
-    /// slots, in broadcast records (a 16-byte header, payload padded to 16 bytes), rounded up
-    /// to a power of two.
+    /// Ring capacity for `size`-byte messages: `ring-floor`'s bytes of slots, rounded up to a
+    /// power of two (broadcast records take a 16-byte header and the payload padded to 16
+    /// bytes, so it holds fewer messages).
     ///
     /// # Example
     /// ```
     /// use mapipc_bench::channel::BroadcastLink;
-    /// assert_eq!(BroadcastLink::capacity_for(8), 128 << 10); // 4096 records of 32 bytes
-    /// assert_eq!(BroadcastLink::capacity_for(64), 512 << 10); // 4096 records of 80 bytes
-    /// assert_eq!(BroadcastLink::capacity_for(65536), 8 << 20); // 64 records of 65552 bytes
+    /// assert_eq!(BroadcastLink::capacity_for(8), 32 << 10); // 1024 records of 32 bytes
+    /// assert_eq!(BroadcastLink::capacity_for(64), 256 << 10); // 3276 records of 80 bytes
+    /// assert_eq!(BroadcastLink::capacity_for(65536), 4 << 20); // 63 records of 65552 bytes
     /// ```
     pub fn capacity_for(size: usize) -> usize {
         ring_bytes(size, 16 + size.next_multiple_of(16))
