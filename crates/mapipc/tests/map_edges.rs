@@ -6,16 +6,23 @@
 //!   queued one naming a mapped page made the handler zero that page);
 //! - a refused `MapOptions::create` gives an extended file its old length back;
 //! - sockets, directories, write-sealed memfds and file systems without mmap are named as
-//!   the cause.
+//!   the cause;
+//! - a truncation by another process is reported by `grow` and `flush` too: `grow` extended
+//!   the file back (the lost bytes came back as zeros, without an error) and `flush` said the
+//!   bytes written past the new end were written back;
+//! - growing a private (copy-on-write) mapping never extends its file.
 //!
 //! Child processes are forked and waited for under the watchdog of `common::Child::wait`.
 
 mod common;
 
+use std::ffi::CString;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use common::{fork, Exit};
-use mapipc::map::{MapError, MapOptions};
+use mapipc::map::{AccessError, FlushError, GrowError, MapError, MapOptions};
 use mapipc::os::file::FileKind;
 
 fn page() -> usize {
@@ -248,4 +255,124 @@ fn a_received_write_sealed_memfd_is_refused_by_name() {
     let err = Region::receive(&b).unwrap_err();
     assert!(matches!(err, ReceiveError::WriteSealed { .. }), "{err:?}");
     assert!(err.to_string().contains("write-sealed"), "{err}");
+}
+
+/// Another process (a forked child calling `truncate(2)`) truncates `path` to `size` bytes.
+fn truncate_from_another_process(path: &Path, size: u64) {
+    let c_path = CString::new(path.as_os_str().as_bytes()).unwrap();
+    let mut child = fork(|| {
+        // SAFETY: a valid NUL-terminated path; a plain syscall.
+        unsafe { libc::truncate(c_path.as_ptr(), size as libc::off_t) }
+    });
+    assert_eq!(child.wait(), Exit::Code(0), "truncate failed");
+    assert_eq!(fs::metadata(path).unwrap().len(), size);
+}
+
+fn is_truncated_error(e: &AccessError, path: &Path) -> bool {
+    matches!(e, AccessError::Truncated { file } if file.contains(path.to_str().unwrap()))
+}
+
+/// A file truncated under an untouched mapping, then `grow`: it used to extend the file back
+/// to the new length and succeed, so the bytes lost to the truncation read back as zeros with
+/// no error at all. It must report the truncation and leave the file as the other process
+/// left it.
+#[test]
+fn grow_reports_a_truncation_instead_of_extending_the_file_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shrunk-then-grown.bin");
+    fs::write(&path, vec![7u8; 16 * page()]).unwrap();
+    let mut map = MapOptions::new().read_write().map_path(&path).unwrap();
+    truncate_from_another_process(&path, page() as u64);
+    match map.grow(32 * page()) {
+        Err(GrowError::Access(e)) => assert!(is_truncated_error(&e, &path), "{e}"),
+        other => panic!("expected Truncated, got {other:?}"),
+    }
+    assert_eq!(fs::metadata(&path).unwrap().len(), page() as u64);
+    assert_eq!(map.len(), 16 * page());
+    assert!(map.is_truncated());
+    // Extending the file again does not bring the bytes back: the mapping stays poisoned.
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(16 * page() as u64)
+        .unwrap();
+    let err = map.read_vec(8 * page() as u64, 4).unwrap_err();
+    assert!(is_truncated_error(&err, &path), "{err}");
+}
+
+/// `flush` after a truncation: the bytes written past the new end are gone, and `flush` said
+/// they were written back. It must report the truncation (and poison the mapping, so that
+/// extending the file again does not make a later flush claim they are durable).
+#[test]
+fn flush_reports_bytes_lost_to_a_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flushed.bin");
+    fs::write(&path, vec![7u8; 16 * page()]).unwrap();
+    let map = MapOptions::new().read_write().map_path(&path).unwrap();
+    map.write_at(8 * page() as u64, b"lost").unwrap();
+    map.flush().unwrap();
+    map.write_at(8 * page() as u64, b"LOST").unwrap();
+    truncate_from_another_process(&path, page() as u64);
+    for result in [map.flush(), map.flush_async(), map.flush_range(0, 10)] {
+        match result {
+            Err(FlushError::Access(e)) => assert!(is_truncated_error(&e, &path), "{e}"),
+            other => panic!("expected Truncated, got {other:?}"),
+        }
+    }
+    assert!(map.is_truncated());
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(16 * page() as u64)
+        .unwrap();
+    assert!(matches!(
+        map.flush(),
+        Err(FlushError::Access(AccessError::Truncated { .. }))
+    ));
+    assert_eq!(fs::read(&path).unwrap()[8 * page()], 0, "the bytes are gone");
+    // A fresh mapping of the same file flushes fine.
+    let fresh = MapOptions::new().read_write().map_path(&path).unwrap();
+    fresh.write_at(8 * page() as u64, b"kept").unwrap();
+    fresh.flush().unwrap();
+}
+
+/// A private (copy-on-write) mapping never changes its file (`Sharing::Private`'s promise),
+/// but `grow` past the end of the file extended it (through a read-write fd), and through a
+/// read-only one said the file "is opened read-only". Growing within the file still works.
+#[test]
+fn growing_a_private_mapping_never_changes_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cow.bin");
+    let data: Vec<u8> = (0..4 * page()).map(|i| (i % 251) as u8).collect();
+    fs::write(&path, &data).unwrap();
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let mut cow = MapOptions::new()
+        .copy_on_write()
+        .len(page())
+        .map_fd(&file)
+        .unwrap();
+    cow.write_at(0, b"private").unwrap();
+    cow.grow(3 * page()).unwrap();
+    assert_eq!(
+        cow.read_vec(2 * page() as u64, 8).unwrap(),
+        &data[2 * page()..2 * page() + 8]
+    );
+    let err = cow.grow(8 * page()).unwrap_err();
+    assert!(matches!(err, GrowError::Private { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("cow.bin") && msg.contains("private"), "{msg}");
+    assert_eq!(fs::read(&path).unwrap(), data, "the file is unchanged");
+    assert_eq!(cow.len(), 3 * page());
+    assert_eq!(cow.read_vec(0, 7).unwrap(), b"private");
+
+    let mut through_read_only = MapOptions::new().copy_on_write().map_path(&path).unwrap();
+    let err = through_read_only.grow(8 * page()).unwrap_err();
+    assert!(matches!(err, GrowError::Private { .. }), "{err:?}");
+    assert_eq!(fs::metadata(&path).unwrap().len(), data.len() as u64);
 }

@@ -267,7 +267,8 @@ impl From<AccessError> for io::Error {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FlushError {
-    /// The range is outside the mapping.
+    /// The range is outside the mapping, or the file was truncated under it
+    /// ([`AccessError::Truncated`]): bytes written past its new end are lost.
     #[error(transparent)]
     Access(#[from] AccessError),
     /// `msync` failed (for example an I/O error writing back to disk).
@@ -389,7 +390,23 @@ pub enum GrowError {
         /// Needed file size.
         size: u64,
     },
-    /// The mapping is poisoned by a truncation.
+    /// A private (copy-on-write) mapping would have to extend its file, which it never
+    /// changes: grow the file first (through a shared mapping or `set_len`), or map a new
+    /// private copy of anonymous memory.
+    #[error(
+        "`{file}` is {file_len} bytes and would have to grow to {size}, but this mapping is \
+         private (copy-on-write) and never changes its file: extend the file first"
+    )]
+    Private {
+        /// The file.
+        file: String,
+        /// Needed file size.
+        size: u64,
+        /// The file's current size.
+        file_len: u64,
+    },
+    /// The mapping is poisoned by a truncation, or the file is now shorter than the mapping
+    /// (another process truncated it): extending it again would not bring the bytes back.
     #[error(transparent)]
     Access(#[from] AccessError),
     /// Extending the file failed (for example the disk is full, or the file is sealed).

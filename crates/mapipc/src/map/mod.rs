@@ -934,6 +934,22 @@ impl Mmap {
         }
     }
 
+    /// Compares the file's current size `file_size` with the end of the mapping. Shorter means
+    /// someone truncated the file under us: the bytes past the new end are lost even where no
+    /// page of them was touched yet (no SIGBUS happened to say so), and stay lost if the file
+    /// is extended again. The mapping is poisoned, as by a fault. Mappings of sealed memfds
+    /// have no guard: they cannot shrink.
+    fn check_file_size(&self, file_size: u64) -> Result<(), AccessError> {
+        let (Backing::File { offset, .. }, Some(guard)) = (&self.backing, &self.guard) else {
+            return Ok(());
+        };
+        if file_size < offset.saturating_add(self.len as u64) {
+            guard.poison();
+            return Err(self.truncated_error());
+        }
+        Ok(())
+    }
+
     /// Checks that `offset..offset+len` is inside the mapping; returns `offset` as `usize`.
     #[inline]
     pub fn check_range(&self, offset: u64, len: usize) -> Result<usize, AccessError> {
@@ -1374,8 +1390,13 @@ impl Mmap {
     /// Writes dirty pages back to the file and waits (`msync(MS_SYNC)`). A no-op for
     /// anonymous and private mappings.
     ///
+    /// If the file was truncated under a shared file mapping, bytes written past its new end
+    /// are lost, which `msync` does not report: `flush` then fails with
+    /// [`AccessError::Truncated`] and poisons the mapping (one `fstat` after the write-back).
+    ///
     /// # Errors
-    /// [`FlushError::Os`] when the write-back fails (for example an I/O error).
+    /// [`FlushError::Os`] when the write-back fails (for example an I/O error);
+    /// [`FlushError::Access`] with [`AccessError::Truncated`] as above.
     ///
     /// # Example
     /// ```
@@ -1443,14 +1464,27 @@ impl Mmap {
         let Some((addr, span)) = self.page_range(offset, len)? else {
             return Ok(());
         };
-        if !self.is_file_backed() || self.sharing == Sharing::Private {
+        let Backing::File { fd, .. } = &self.backing else {
+            return Ok(());
+        };
+        if self.sharing == Sharing::Private {
             return Ok(());
         }
-        // SAFETY: `addr..addr+span` is page-aligned and inside our live mapping.
-        unsafe { os::mem::msync(addr, span, sync) }.map_err(|source| FlushError::Os {
+        let os_err = |source| FlushError::Os {
             file: self.file_name().to_string(),
             source,
-        })
+        };
+        // SAFETY: `addr..addr+span` is page-aligned and inside our live mapping.
+        unsafe { os::mem::msync(addr, span, sync) }.map_err(os_err)?;
+        // `msync` does not know about bytes that were lost: written into pages a truncation
+        // took away (the kernel drops them silently), or into the zero pages the SIGBUS
+        // handler put in their place. Say so instead of letting the caller think they are
+        // written back. (Checked after the write-back: a truncation after this check came
+        // after the bytes reached the file.)
+        self.check_alive()?;
+        let info = os::file::fstat(fd.as_fd()).map_err(os_err)?;
+        self.check_file_size(info.size)?;
+        Ok(())
     }
 
     /// Gives the kernel advice about the access pattern of the whole mapping.
@@ -1594,9 +1628,16 @@ impl Mmap {
     /// `fallocate`, so a full disk is an error here) and remapping with `mremap`. The data is
     /// kept; the mapping may move, which is why this takes `&mut self`.
     ///
+    /// A private (copy-on-write) mapping grows only within its file, which it never changes.
+    /// If the file was truncated under the mapping (it is now shorter than the mapping), the
+    /// grow is refused and the mapping poisoned rather than the file extended back: the lost
+    /// bytes would read back as zeros without an error. When `mremap` fails after the file
+    /// was extended, the file keeps its new length (another process may already use it).
+    ///
     /// # Errors
-    /// [`GrowError::Anonymous`], [`GrowError::Shrink`], [`GrowError::ReadOnlyFile`],
-    /// [`GrowError::Extend`], [`GrowError::Remap`], [`GrowError::Access`] when poisoned.
+    /// [`GrowError::Anonymous`], [`GrowError::Shrink`], [`GrowError::Private`],
+    /// [`GrowError::ReadOnlyFile`], [`GrowError::Extend`], [`GrowError::Remap`],
+    /// [`GrowError::Overflow`], [`GrowError::Access`] when poisoned or truncated.
     ///
     /// # Example
     /// ```
@@ -1640,6 +1681,17 @@ impl Mmap {
             size: needed,
             source,
         })?;
+        // A file shorter than the mapping was truncated under it: extending it back would
+        // turn the lost bytes into zeros that read back without an error.
+        self.check_file_size(info.size)?;
+        if info.size < needed && self.sharing == Sharing::Private {
+            // Copy-on-write never changes the file, not even its length.
+            return Err(GrowError::Private {
+                file: name.clone(),
+                size: needed,
+                file_len: info.size,
+            });
+        }
         if info.size < needed {
             let mode = os::file::access_mode(fd.as_fd()).map_err(|source| GrowError::Extend {
                 file: name.clone(),
@@ -1658,17 +1710,25 @@ impl Mmap {
                 source,
             })?;
         }
+        // Unregister the range while the mapping moves: once `mremap` has freed the old range,
+        // another thread may map something there and register it, and a fault in it must not
+        // be charged to (or hidden by) this mapping's stale entry. Nothing touches this
+        // mapping meanwhile (`&mut self`).
+        if let Some(g) = &self.guard {
+            g.update(0, 0);
+        }
         // SAFETY: `base..base+map_len` is our live mapping; `&mut self` guarantees nothing
         // borrows it; on success we switch to the new range and never touch the old one.
-        let new_base = unsafe { os::mem::mremap(self.base, self.map_len, new_map_len) }
-            .map_err(GrowError::Remap)?;
-        self.base = new_base;
-        self.map_len = new_map_len;
-        self.len = new_len;
-        if let Some(g) = &self.guard {
-            g.update(new_base.as_ptr() as usize, new_map_len);
+        let remapped = unsafe { os::mem::mremap(self.base, self.map_len, new_map_len) };
+        if let Ok(new_base) = remapped {
+            self.base = new_base;
+            self.map_len = new_map_len;
+            self.len = new_len;
         }
-        Ok(())
+        if let Some(g) = &self.guard {
+            g.update(self.base.as_ptr() as usize, self.map_len);
+        }
+        remapped.map(|_| ()).map_err(GrowError::Remap)
     }
 
     /// Borrows the mapping as a byte slice.

@@ -145,9 +145,18 @@ impl Guard {
         self.slot.faults.load(Ordering::Acquire)
     }
 
-    /// Moves the registration to a new range (after `mremap`).
+    /// Moves the registration to a new range (after `mremap`). `update(0, 0)` covers
+    /// nothing: while a mapping moves, its old range may be handed to a new mapping by
+    /// another thread, and a fault there must not be charged to this one.
     pub fn update(&self, start: usize, len: usize) {
         self.slot.write_range(start, start.saturating_add(len));
+    }
+
+    /// Marks the mapping as truncated without a fault: its owner found the file shorter than
+    /// the mapping (by `fstat`), so bytes past the new end are lost even if no page of them
+    /// was touched (a file truncated and extended again reads zeros there, without a fault).
+    pub fn poison(&self) {
+        self.slot.faults.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -184,6 +193,8 @@ impl std::fmt::Debug for Guard {
 /// assert!(!guard.faulted());
 /// assert_eq!(guard.fault_count(), 0);
 /// guard.update(start, 8192); // the mapping grew (after an mremap)
+/// guard.poison(); // its owner found the file shorter than the mapping
+/// assert!(guard.faulted());
 /// drop(guard); // unregisters
 /// assert_eq!(sigbus::foreign_faults(), 0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
