@@ -10,7 +10,9 @@
 //! - a truncation by another process is reported by `grow` and `flush` too: `grow` extended
 //!   the file back (the lost bytes came back as zeros, without an error) and `flush` said the
 //!   bytes written past the new end were written back;
-//! - growing a private (copy-on-write) mapping never extends its file.
+//! - growing a private (copy-on-write) mapping never extends its file;
+//! - `lock` of a truncated mapping says so instead of blaming `RLIMIT_MEMLOCK`;
+//! - `/proc` files whose `mmap` fails with `EIO` (not `ENODEV`) are not mappable, not empty.
 //!
 //! Child processes are forked and waited for under the watchdog of `common::Child::wait`.
 
@@ -22,7 +24,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use common::{fork, Exit};
-use mapipc::map::{AccessError, FlushError, GrowError, MapError, MapOptions};
+use mapipc::map::{AccessError, FlushError, GrowError, LockError, MapError, MapOptions};
 use mapipc::os::file::FileKind;
 
 fn page() -> usize {
@@ -375,4 +377,38 @@ fn growing_a_private_mapping_never_changes_its_file() {
     let err = through_read_only.grow(8 * page()).unwrap_err();
     assert!(matches!(err, GrowError::Private { .. }), "{err:?}");
     assert_eq!(fs::metadata(&path).unwrap().len(), data.len() as u64);
+}
+
+/// `mlock` of a mapping whose file was truncated fails with `ENOMEM` (the pages past the end
+/// cannot be faulted in), which the message blamed on `RLIMIT_MEMLOCK` ("check `ulimit -l`").
+/// The cause is the truncation: say so, naming the file.
+#[test]
+fn locking_a_truncated_mapping_names_the_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locked.bin");
+    fs::write(&path, vec![3u8; 16 * page()]).unwrap();
+    let map = MapOptions::new().map_path(&path).unwrap();
+    truncate_from_another_process(&path, page() as u64);
+    match map.lock() {
+        Err(LockError::Access(e)) => assert!(is_truncated_error(&e, &path), "{e}"),
+        other => panic!("expected Truncated, got {other:?}"),
+    }
+    assert!(map.is_truncated());
+}
+
+/// `/proc` files made with `proc_create_single` (`/proc/cpuinfo`, `/proc/meminfo`,
+/// `/proc/version`) fail `mmap` with `EIO` rather than `ENODEV`, and say 0 bytes: they were
+/// reported as empty files to size first.
+#[test]
+fn a_proc_file_failing_mmap_with_eio_is_not_mappable_rather_than_empty() {
+    for file in ["/proc/cpuinfo", "/proc/version", "/proc/meminfo"] {
+        if !Path::new(file).exists() {
+            continue;
+        }
+        for opts in [MapOptions::new(), MapOptions::new().len(10).clone()] {
+            let err = opts.map_path(file).unwrap_err();
+            assert!(matches!(err, MapError::NotMappable { .. }), "{file}: {err:?}");
+            assert!(err.to_string().contains(file), "{err}");
+        }
+    }
 }

@@ -142,9 +142,10 @@ pub enum MapError {
         /// What it is.
         kind: FileKind,
     },
-    /// The file's file system cannot map it (`mmap` fails with `ENODEV`): typically a file
-    /// generated on read, as in `/proc` and `/sys` (a `/proc` file that says 0 bytes is
-    /// told from an empty one by a one-page mapping probe, which reads nothing).
+    /// The file's file system cannot map it (`mmap` fails with `ENODEV`, or `EIO` for some
+    /// `/proc` files such as `/proc/cpuinfo`): typically a file generated on read, as in
+    /// `/proc` and `/sys` (a `/proc` file that says 0 bytes is told from an empty one by a
+    /// one-page mapping probe, which reads nothing).
     #[error(
         "`{file}` cannot be memory-mapped: its file system does not support mmap (files \
          generated on read, as in /proc and /sys, cannot be mapped; read them instead)"
@@ -152,7 +153,7 @@ pub enum MapError {
     NotMappable {
         /// The file.
         file: String,
-        /// The OS error (`ENODEV`).
+        /// The OS error (`ENODEV` or `EIO`).
         #[source]
         source: io::Error,
     },
@@ -337,6 +338,10 @@ pub enum AdviseError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LockError {
+    /// The file was truncated under the mapping: the pages past its new end cannot be
+    /// locked (`mlock` says `ENOMEM`, which is not about `RLIMIT_MEMLOCK` then).
+    #[error(transparent)]
+    Access(#[from] AccessError),
     /// `mlock`/`munlock` failed. `EPERM`/`ENOMEM` usually mean `RLIMIT_MEMLOCK` is too low
     /// (see `ulimit -l`).
     #[error("{call} of {len} bytes failed: {source} (check `ulimit -l`, RLIMIT_MEMLOCK)")]

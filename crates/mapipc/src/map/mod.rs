@@ -1543,7 +1543,9 @@ impl Mmap {
     /// Locks the mapping's pages in RAM (`mlock`): no page faults, no swap.
     ///
     /// # Errors
-    /// [`LockError::Os`], usually `RLIMIT_MEMLOCK`.
+    /// [`LockError::Os`], usually `RLIMIT_MEMLOCK`; [`LockError::Access`] with
+    /// [`AccessError::Truncated`] when the file was truncated under the mapping (its pages
+    /// past the new end cannot be locked; the mapping is poisoned).
     ///
     /// # Example
     /// ```
@@ -1554,6 +1556,15 @@ impl Mmap {
     pub fn lock(&self) -> Result<(), LockError> {
         // SAFETY: the whole live mapping; locking does not change contents.
         unsafe { os::mem::mlock(self.base.as_ptr(), self.map_len, true) }.map_err(|source| {
+            // `mlock` faults every page in, and a page past the end of a truncated file
+            // cannot be: that `ENOMEM` is the truncation, not `RLIMIT_MEMLOCK`.
+            if let (Some(fd), Some(_)) = (self.file_fd(), &self.guard) {
+                if let Ok(info) = os::file::fstat(fd) {
+                    if let Err(e) = self.check_file_size(info.size) {
+                        return LockError::Access(e);
+                    }
+                }
+            }
             LockError::Os {
                 call: "mlock",
                 len: self.map_len,

@@ -121,13 +121,18 @@ pub unsafe fn mmap_file(
     NonNull::new(ptr).ok_or_else(|| io::Error::other("mmap returned NULL"))
 }
 
-/// Whether an error of [`mmap_file`] says the file's file system cannot map files
-/// (`ENODEV`: `/proc`, `/sys` and other files generated on read).
+/// Whether an error of [`mmap_file`] says the file cannot be mapped at all: `ENODEV` (`/sys`,
+/// most of `/proc` and other files generated on read), or `EIO`, which `/proc` files made
+/// with `proc_create_single` (`/proc/cpuinfo`, `/proc/meminfo`, `/proc/version`) return
+/// instead (`proc_reg_mmap` in `fs/proc/inode.c`). `mmap` reads nothing, so `EIO` is not a
+/// failing disk here.
 ///
 /// # Example
 /// See [`probe_map`].
 pub fn not_mappable(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(rustix::io::Errno::NODEV.raw_os_error())
+    let errno = e.raw_os_error();
+    errno == Some(rustix::io::Errno::NODEV.raw_os_error())
+        || errno == Some(rustix::io::Errno::IO.raw_os_error())
 }
 
 /// Whether `fd`'s file can be memory-mapped at all, whatever its size: `mmap` of one page,
