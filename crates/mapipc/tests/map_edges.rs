@@ -12,7 +12,9 @@
 //!   bytes written past the new end were written back;
 //! - growing a private (copy-on-write) mapping never extends its file;
 //! - `lock` of a truncated mapping says so instead of blaming `RLIMIT_MEMLOCK`;
-//! - `/proc` files whose `mmap` fails with `EIO` (not `ENODEV`) are not mappable, not empty.
+//! - `/proc` files whose `mmap` fails with `EIO` (not `ENODEV`) are not mappable, not empty;
+//! - a failed `mremap` in `grow` names the file (it said `mremap failed: Cannot allocate
+//!   memory`, without saying which mapping).
 //!
 //! Child processes are forked and waited for under the watchdog of `common::Child::wait`.
 
@@ -411,4 +413,46 @@ fn a_proc_file_failing_mmap_with_eio_is_not_mappable_rather_than_empty() {
             assert!(err.to_string().contains(file), "{err}");
         }
     }
+}
+
+/// `grow` whose `mremap` fails (here: `RLIMIT_AS` in a forked child leaves no room) names the
+/// file and leaves the mapping as it was.
+#[test]
+fn a_failed_remap_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("remap-refused.bin");
+    let mut map = MapOptions::new()
+        .read_write()
+        .create(page() as u64)
+        .map_path(&path)
+        .unwrap();
+    map.write_at(0, b"kept").unwrap();
+    let statm = fs::read_to_string("/proc/self/statm").unwrap();
+    let vm_pages: u64 = statm.split_whitespace().next().unwrap().parse().unwrap();
+    let limit = vm_pages * page() as u64 + (16 << 20);
+    let name = path.to_str().unwrap().to_string();
+    let mut child = fork(|| {
+        let rl = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: limit,
+        };
+        // SAFETY: a valid rlimit; lowers this (child) process's address-space limit only.
+        if unsafe { libc::setrlimit(libc::RLIMIT_AS, &rl) } != 0 {
+            return 10;
+        }
+        match map.grow(128 << 20) {
+            Err(e @ GrowError::Remap { .. }) => {
+                if !e.to_string().contains(&name) {
+                    return 2; // the message does not name the file
+                }
+            }
+            Ok(()) => return 11, // the limit did not bite: the test proves nothing
+            Err(_) => return 12,
+        }
+        if map.len() != page() || map.read_vec(0, 4).ok().as_deref() != Some(b"kept") {
+            return 3;
+        }
+        0
+    });
+    assert_eq!(child.wait(), Exit::Code(0));
 }

@@ -308,8 +308,10 @@ pub enum AdviseError {
     )]
     WouldDiscard,
     /// `madvise` failed (for example `HugePage` on a kernel without transparent huge pages).
-    #[error("madvise({advice:?}) failed: {source}")]
+    #[error("madvise({advice:?}) failed for `{file}`: {source}")]
     Os {
+        /// The file, or `anonymous memory`.
+        file: String,
         /// The advice.
         advice: super::Advice,
         /// The OS error.
@@ -327,7 +329,7 @@ pub enum AdviseError {
 /// let map = Mmap::anonymous(4096)?;
 /// match map.lock() {
 ///     Ok(()) => map.unlock()?,
-///     Err(LockError::Os { call, len, source }) => {
+///     Err(LockError::Os { call, len, source, .. }) => {
 ///         assert_eq!((call, len), ("mlock", 4096));
 ///         eprintln!("running unlocked: {source}");
 ///     }
@@ -344,8 +346,12 @@ pub enum LockError {
     Access(#[from] AccessError),
     /// `mlock`/`munlock` failed. `EPERM`/`ENOMEM` usually mean `RLIMIT_MEMLOCK` is too low
     /// (see `ulimit -l`).
-    #[error("{call} of {len} bytes failed: {source} (check `ulimit -l`, RLIMIT_MEMLOCK)")]
+    #[error(
+        "{call} of {len} bytes of `{file}` failed: {source} (check `ulimit -l`, RLIMIT_MEMLOCK)"
+    )]
     Os {
+        /// The file, or `anonymous memory`.
+        file: String,
         /// `mlock` or `munlock`.
         call: &'static str,
         /// Bytes.
@@ -431,9 +437,18 @@ pub enum GrowError {
         /// Requested length.
         new_len: usize,
     },
-    /// `mremap` failed.
-    #[error("mremap failed: {0}")]
-    Remap(#[source] io::Error),
+    /// `mremap` failed (for example no room in the address space, `RLIMIT_AS`). The file
+    /// keeps the length it was extended to.
+    #[error("mremap of `{file}` to {new_len} bytes failed: {source}")]
+    Remap {
+        /// The file.
+        file: String,
+        /// Requested length.
+        new_len: usize,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// Why [`Mmap::set_protection`](super::Mmap::set_protection) failed.
@@ -455,7 +470,15 @@ pub enum ProtectError {
     /// Same validation as at creation (write-only, exec without opt-in, access mode).
     #[error(transparent)]
     Invalid(#[from] MapError),
-    /// `mprotect` failed.
-    #[error("mprotect failed: {0}")]
-    Os(#[source] io::Error),
+    /// `mprotect` (or reading the fd's access mode) failed.
+    #[error("{call} failed for `{file}`: {source}")]
+    Os {
+        /// The call, `mprotect` or `fcntl(F_GETFL)`.
+        call: &'static str,
+        /// The file, or `anonymous memory`.
+        file: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
 }

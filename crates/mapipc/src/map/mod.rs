@@ -1537,7 +1537,11 @@ impl Mmap {
         // shared mappings, where it drops pages that are re-read from the file or the shared
         // memory object, so no data changes.
         unsafe { os::mem::madvise(addr, span, a) }
-            .map_err(|source| AdviseError::Os { advice, source })
+            .map_err(|source| AdviseError::Os {
+                file: self.file_name().to_string(),
+                advice,
+                source,
+            })
     }
 
     /// Locks the mapping's pages in RAM (`mlock`): no page faults, no swap.
@@ -1566,6 +1570,7 @@ impl Mmap {
                 }
             }
             LockError::Os {
+                file: self.file_name().to_string(),
                 call: "mlock",
                 len: self.map_len,
                 source,
@@ -1584,6 +1589,7 @@ impl Mmap {
         // SAFETY: the whole live mapping.
         unsafe { os::mem::mlock(self.base.as_ptr(), self.map_len, false) }.map_err(|source| {
             LockError::Os {
+                file: self.file_name().to_string(),
                 call: "munlock",
                 len: self.map_len,
                 source,
@@ -1616,7 +1622,12 @@ impl Mmap {
         opts.validate_prot()?;
         if let Backing::File { fd, name, .. } = &self.backing {
             if opts.needs_rdwr_fd() {
-                let mode = os::file::access_mode(fd.as_fd()).map_err(ProtectError::Os)?;
+                let mode =
+                    os::file::access_mode(fd.as_fd()).map_err(|source| ProtectError::Os {
+                        call: "fcntl(F_GETFL)",
+                        file: name.clone(),
+                        source,
+                    })?;
                 if mode != AccessMode::ReadWrite {
                     return Err(MapError::AccessMode {
                         file: name.clone(),
@@ -1630,7 +1641,11 @@ impl Mmap {
         // SAFETY: the whole live mapping; `&mut self` guarantees no view (atomic references)
         // into it is alive, and every later safe access checks the new protection.
         unsafe { os::mem::mprotect(self.base.as_ptr(), self.map_len, prot.to_os()) }
-            .map_err(ProtectError::Os)?;
+            .map_err(|source| ProtectError::Os {
+                call: "mprotect",
+                file: self.file_name().to_string(),
+                source,
+            })?;
         self.prot = prot;
         Ok(())
     }
@@ -1739,7 +1754,11 @@ impl Mmap {
         if let Some(g) = &self.guard {
             g.update(self.base.as_ptr() as usize, self.map_len);
         }
-        remapped.map(|_| ()).map_err(GrowError::Remap)
+        remapped.map(|_| ()).map_err(|source| GrowError::Remap {
+            file: self.file_name().to_string(),
+            new_len,
+            source,
+        })
     }
 
     /// Borrows the mapping as a byte slice.
