@@ -16,6 +16,11 @@
 //! - a failed `mremap` in `grow` names the file (it said `mremap failed: Cannot allocate
 //!   memory`, without saying which mapping).
 //!
+//! One stress test has no bug behind it: threads scanning mappings (`for_each_chunk`, `find`,
+//! `read_at`) while another process truncates and re-extends the file, many faults landing
+//! on several threads at once; it only asserts that every outcome is the bytes or
+//! `Truncated`, never a crash or other bytes.
+//!
 //! Child processes are forked and waited for under the watchdog of `common::Child::wait`.
 
 mod common;
@@ -25,7 +30,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use common::{fork, Exit};
+use common::{fork, Exit, Watchdog};
 use mapipc::map::{AccessError, FlushError, GrowError, LockError, MapError, MapOptions};
 use mapipc::os::file::FileKind;
 
@@ -335,7 +340,11 @@ fn flush_reports_bytes_lost_to_a_truncation() {
         map.flush(),
         Err(FlushError::Access(AccessError::Truncated { .. }))
     ));
-    assert_eq!(fs::read(&path).unwrap()[8 * page()], 0, "the bytes are gone");
+    assert_eq!(
+        fs::read(&path).unwrap()[8 * page()],
+        0,
+        "the bytes are gone"
+    );
     // A fresh mapping of the same file flushes fine.
     let fresh = MapOptions::new().read_write().map_path(&path).unwrap();
     fresh.write_at(8 * page() as u64, b"kept").unwrap();
@@ -409,7 +418,10 @@ fn a_proc_file_failing_mmap_with_eio_is_not_mappable_rather_than_empty() {
         }
         for opts in [MapOptions::new(), MapOptions::new().len(10).clone()] {
             let err = opts.map_path(file).unwrap_err();
-            assert!(matches!(err, MapError::NotMappable { .. }), "{file}: {err:?}");
+            assert!(
+                matches!(err, MapError::NotMappable { .. }),
+                "{file}: {err:?}"
+            );
             assert!(err.to_string().contains(file), "{err}");
         }
     }
@@ -455,4 +467,81 @@ fn a_failed_remap_names_the_file() {
         0
     });
     assert_eq!(child.wait(), Exit::Code(0));
+}
+
+/// Threads scan fresh mappings of a file while another process truncates it to one page and
+/// extends it back, again and again: every scan ends with the file's bytes (0xA5, or zeros
+/// where it was extended back) or `Truncated`, and the process survives the faults, several
+/// of which can hit at once on different threads (and on the same page).
+#[test]
+fn scans_survive_another_process_truncating_and_extending_the_file() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    const ROUNDS: i32 = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("churned.bin");
+    let full = 32 * page();
+    fs::write(&path, vec![0xA5u8; full]).unwrap();
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let done = AtomicBool::new(false);
+    let (scans, truncated) = (AtomicU64::new(0), AtomicU64::new(0));
+    let mut child = fork(|| {
+        for _ in 0..ROUNDS {
+            // SAFETY: plain syscalls on an fd the child inherited.
+            unsafe {
+                if libc::ftruncate(fd, page() as libc::off_t) != 0
+                    || libc::ftruncate(fd, full as libc::off_t) != 0
+                {
+                    return 1;
+                }
+                libc::sched_yield();
+            }
+        }
+        0
+    });
+    let _watchdog = Watchdog::new("scans under truncation", Some(child.pid));
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let (path, done, scans, truncated) = (&path, &done, &scans, &truncated);
+            s.spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    let Ok(map) = MapOptions::new().map_path(path) else {
+                        continue;
+                    };
+                    let result = match t {
+                        0 => map.for_each_chunk(0, map.len(), |at, bytes| {
+                            assert!(
+                                bytes.iter().all(|b| *b == 0xA5 || *b == 0),
+                                "foreign bytes in the chunk at {at}"
+                            );
+                        }),
+                        _ => map.find(b"\xA5\x01").map(|found| assert_eq!(found, None)),
+                    };
+                    match result {
+                        Ok(()) => {}
+                        Err(AccessError::Truncated { file }) => {
+                            assert!(file.contains("churned.bin"), "{file}");
+                            assert!(map.is_truncated());
+                            truncated.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => panic!("unexpected {e:?}"),
+                    }
+                    scans.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        let status = child.wait();
+        done.store(true, Ordering::Relaxed);
+        assert_eq!(status, Exit::Code(0));
+    });
+    eprintln!(
+        "{} scans, {} of them found the file truncated",
+        scans.load(Ordering::Relaxed),
+        truncated.load(Ordering::Relaxed)
+    );
+    assert_eq!(mapipc::os::sigbus::foreign_faults(), 0);
 }

@@ -39,7 +39,11 @@
 //! A truncated file raises SIGBUS when a page past the new end is touched; the handler in
 //! `os::sigbus` replaces that page with a zero page and records the fault, and the access
 //! that touched it returns [`AccessError::Truncated`] after its copy. From then on the
-//! mapping is poisoned: every access returns that error.
+//! mapping is poisoned: every access returns that error. Operations that touch no page
+//! compare the file's size with the mapping instead: [`Mmap::flush`] (bytes written past the
+//! new end are lost, which `msync` does not say), [`Mmap::grow`] (extending the file back
+//! would make the lost bytes read as zeros) and [`Mmap::lock`] also return `Truncated`, and
+//! poison the mapping.
 //!
 //! # Example
 //! ```
@@ -1536,12 +1540,11 @@ impl Mmap {
         // SAFETY: the range is page-aligned and inside our mapping; DontNeed is only used on
         // shared mappings, where it drops pages that are re-read from the file or the shared
         // memory object, so no data changes.
-        unsafe { os::mem::madvise(addr, span, a) }
-            .map_err(|source| AdviseError::Os {
-                file: self.file_name().to_string(),
-                advice,
-                source,
-            })
+        unsafe { os::mem::madvise(addr, span, a) }.map_err(|source| AdviseError::Os {
+            file: self.file_name().to_string(),
+            advice,
+            source,
+        })
     }
 
     /// Locks the mapping's pages in RAM (`mlock`): no page faults, no swap.
@@ -1640,12 +1643,13 @@ impl Mmap {
         }
         // SAFETY: the whole live mapping; `&mut self` guarantees no view (atomic references)
         // into it is alive, and every later safe access checks the new protection.
-        unsafe { os::mem::mprotect(self.base.as_ptr(), self.map_len, prot.to_os()) }
-            .map_err(|source| ProtectError::Os {
+        unsafe { os::mem::mprotect(self.base.as_ptr(), self.map_len, prot.to_os()) }.map_err(
+            |source| ProtectError::Os {
                 call: "mprotect",
                 file: self.file_name().to_string(),
                 source,
-            })?;
+            },
+        )?;
         self.prot = prot;
         Ok(())
     }
