@@ -56,6 +56,9 @@ pub enum SyncPolicy {
 
 impl SyncPolicy {
     /// The default group commit: every 1000 records or 10 ms.
+    ///
+    /// # Example
+    /// See the [module docs](super).
     pub const BATCH: SyncPolicy = SyncPolicy::Batch {
         records: 1000,
         interval: Duration::from_millis(10),
@@ -70,14 +73,50 @@ impl SyncPolicy {
 ///
 /// # Example
 /// ```
-/// use mapipc::queue::{OpenError, QueueOptions};
+/// use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+/// use mapipc::queue::{stat, OpenError, QueueOptions, SyncPolicy};
+/// use mapipc::queue::{MAX_INDEX_INTERVAL, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
 /// # let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("events");
-/// let mut app = QueueOptions::new().segment_size(1 << 20).open_appender(&path)?;
+/// // Open only, never create: there is no queue yet.
+/// let err = QueueOptions::new().create(false).open_appender(&path).unwrap_err();
+/// assert!(matches!(err, OpenError::NotAQueue { .. }));
+/// // Sizes out of range are refused before anything is created:
+/// for opts in [
+///     QueueOptions::new().segment_size(MAX_SEGMENT_SIZE + 4096),
+///     QueueOptions::new().index_interval(MAX_INDEX_INTERVAL + 1),
+/// ] {
+///     assert!(matches!(opts.open_appender(&path), Err(OpenError::InvalidOptions { .. })));
+/// }
+/// assert!(!path.exists());
+///
+/// let mut opts = QueueOptions::new();
+/// opts.segment_size(MIN_SEGMENT_SIZE) // fixed when the queue is created
+///     .index_interval(16) // a seek reads at most 16 record headers after the index
+///     .sync(SyncPolicy::Always)
+///     .mode(0o640); // the group may read (less the umask)
+/// let mut app = opts.open_appender(&path)?;
 /// assert_eq!(app.append(b"first")?, 0);
-/// // One appender at a time:
-/// let err = QueueOptions::new().open_appender(&path).unwrap_err();
+/// assert_eq!(app.synced_seq(), 1); // `Always`: on disk when `append` returns
+/// let st = stat(&path)?;
+/// assert_eq!((st.segment_size, st.index_interval), (MIN_SEGMENT_SIZE, 16));
+/// // As any file created with mode 0o640 (the umask applies):
+/// let probe = std::fs::OpenOptions::new().write(true).create(true).mode(0o640)
+///     .open(dir.path().join("probe"))?;
+/// let mode = |m: std::fs::Metadata| m.permissions().mode() & 0o777;
+/// assert_eq!(mode(std::fs::metadata(path.join("queue.meta"))?), mode(probe.metadata()?));
+///
+/// // A queue keeps the segment size it was created with:
+/// let err = QueueOptions::new().segment_size(2 * MIN_SEGMENT_SIZE).open_appender(&path);
+/// assert!(matches!(err, Err(OpenError::SegmentSizeMismatch { existing: MIN_SEGMENT_SIZE, .. })));
+///
+/// // One appender at a time: a second one fails at once, or waits if asked.
+/// let err = opts.open_appender(&path).unwrap_err();
 /// assert!(matches!(err, OpenError::AppenderBusy { .. }));
+/// let first = std::thread::spawn(move || drop(app));
+/// let mut app = opts.wait_for_lock(true).open_appender(&path)?;
+/// first.join().unwrap();
+/// assert_eq!(app.append(b"second")?, 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -105,6 +144,9 @@ impl Default for QueueOptions {
 
 impl QueueOptions {
     /// The defaults.
+    ///
+    /// # Example
+    /// See [`QueueOptions`].
     pub fn new() -> QueueOptions {
         QueueOptions::default()
     }
@@ -112,6 +154,9 @@ impl QueueOptions {
     /// Segment size for a new queue (a multiple of 4096 from 64 KiB to 1 GiB; default
     /// 64 MiB). Opening an existing queue with a different size is an error
     /// ([`OpenError::SegmentSizeMismatch`]); leave it unset to accept any.
+    ///
+    /// # Example
+    /// See [`QueueOptions`].
     pub fn segment_size(&mut self, bytes: u64) -> &mut Self {
         self.segment_size = Some(bytes);
         self
@@ -119,32 +164,47 @@ impl QueueOptions {
 
     /// Records between two entries of a segment's sparse index, for a new queue (default
     /// 64): a seek reads at most this many record headers after the index lookup.
+    ///
+    /// # Example
+    /// See [`QueueOptions`].
     pub fn index_interval(&mut self, records: u32) -> &mut Self {
         self.index_interval = Some(records);
         self
     }
 
     /// The sync policy (default [`SyncPolicy::None`]).
+    ///
+    /// # Example
+    /// See [`QueueOptions`].
     pub fn sync(&mut self, policy: SyncPolicy) -> &mut Self {
         self.sync = policy;
         self
     }
 
     /// Whether to create the directory and the queue when missing (default true).
+    ///
+    /// # Example
+    /// See [`QueueOptions`].
     pub fn create(&mut self, create: bool) -> &mut Self {
         self.create = create;
         self
     }
 
     /// Wait for the appender lock instead of failing with [`OpenError::AppenderBusy`].
+    ///
+    /// # Example
+    /// See [`QueueOptions`].
     pub fn wait_for_lock(&mut self, wait: bool) -> &mut Self {
         self.wait_for_lock = wait;
         self
     }
 
     /// Permission bits of the files of a new queue (default `0o600`; the directory gets `x`
-    /// where files get `r`). Files added later (segments, tailer positions) get the
-    /// permissions of the queue's metadata file.
+    /// where files get `r`), less the process's umask. Files added later (segments, tailer
+    /// positions) get the permissions of the queue's metadata file.
+    ///
+    /// # Example
+    /// See [`QueueOptions`].
     pub fn mode(&mut self, mode: u32) -> &mut Self {
         self.mode = mode & 0o777;
         self
@@ -210,6 +270,9 @@ pub struct Recovery {
 
 impl Recovery {
     /// Whether recovery found nothing to repair or report.
+    ///
+    /// # Example
+    /// See [`Recovery`].
     pub fn is_clean(&self) -> bool {
         self.cut.is_none() && self.damaged.is_empty() && self.zeroed_bytes == 0
     }
@@ -223,15 +286,23 @@ impl Recovery {
 ///
 /// # Example
 /// ```
-/// use mapipc::queue::{Appender, Tailer};
+/// use mapipc::queue::{Appender, Tailer, DEFAULT_SEGMENT_SIZE};
 /// # let dir = tempfile::tempdir()?;
-/// let mut app = Appender::open(dir.path().join("q"))?;
+/// let q = dir.path().join("q");
+/// let mut app = Appender::open(&q)?;
+/// assert!(app.recovery().is_clean()); // a new queue: nothing to recover
+/// assert_eq!(app.dir(), q);
+/// assert!(app.max_payload() < DEFAULT_SEGMENT_SIZE);
 /// let seq = app.append(b"hello")?;
 /// let mut grant = app.reserve(5)?; // zero-copy: write in place, then commit
 /// grant.copy_from_slice(b"world")?;
 /// assert_eq!(grant.commit()?, seq + 1);
+/// assert_eq!(app.next_seq(), 2);
+/// // `SyncPolicy::None`: visible to tailers, safe from a crash of this process,
+/// // but not known to be on disk.
+/// assert_eq!(app.synced_seq(), 0);
 ///
-/// let mut t = Tailer::open(dir.path().join("q"))?;
+/// let mut t = Tailer::open(&q)?;
 /// assert_eq!(t.try_next()?.unwrap().to_vec()?, b"hello");
 /// assert_eq!(t.try_next()?.unwrap().to_vec()?, b"world");
 /// assert!(t.try_next()?.is_none());
@@ -380,11 +451,17 @@ impl Appender {
     }
 
     /// What crash recovery found when this appender opened the queue.
+    ///
+    /// # Example
+    /// See [`Appender`].
     pub fn recovery(&self) -> &Recovery {
         &self.recovery
     }
 
     /// The sequence number the next record gets.
+    ///
+    /// # Example
+    /// See [`Appender`].
     pub fn next_seq(&self) -> u64 {
         self.next_seq
     }
@@ -392,17 +469,26 @@ impl Appender {
     /// Every record with a smaller sequence number is known to be on disk (as far as the
     /// sync policy's `msync` calls go; with [`SyncPolicy::None`] only what recovery found
     /// at open).
+    ///
+    /// # Example
+    /// See [`Appender`].
     pub fn synced_seq(&self) -> u64 {
         self.synced_seq
     }
 
     /// The queue directory.
+    ///
+    /// # Example
+    /// See [`Appender`].
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// The largest payload a record can carry (a segment minus its header, index and
     /// framing).
+    ///
+    /// # Example
+    /// See [`Appender`].
     pub fn max_payload(&self) -> u64 {
         self.layout.max_payload()
     }
@@ -723,7 +809,7 @@ impl Drop for Appender {
 /// # let dir = tempfile::tempdir()?;
 /// let mut app = mapipc::queue::Appender::open(dir.path().join("q"))?;
 /// let mut g = app.reserve(8)?;
-/// assert_eq!(g.len(), 8);
+/// assert_eq!((g.seq(), g.len(), g.is_empty()), (0, 8, false));
 /// g.fill(0xab)?;
 /// g.write_at(0, b"hi")?;
 /// assert!(g.write_at(7, b"no").is_err()); // out of the grant
@@ -741,16 +827,25 @@ pub struct Grant<'a> {
 
 impl Grant<'_> {
     /// The payload length reserved.
+    ///
+    /// # Example
+    /// See [`Grant`].
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether the record is empty.
+    ///
+    /// # Example
+    /// See [`Grant`].
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The sequence number the record gets when committed.
+    ///
+    /// # Example
+    /// See [`Grant`].
     pub fn seq(&self) -> u64 {
         self.seq
     }

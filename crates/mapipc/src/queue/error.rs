@@ -10,6 +10,36 @@ use crate::map::{AccessError, FlushError, MapError};
 ///
 /// Its `Display` reads `corrupt record at sequence 41, segment 0 (`q/00…0.seg`), offset
 /// 8192: CRC mismatch (stored 0x…, computed 0x…)`.
+///
+/// # Example
+/// A byte of a record flips on disk; [`verify`](super::verify) names the record, and
+/// tailers report the same [`Corruption`] in [`ReadError::Corrupt`] when they reach it.
+/// ```
+/// use std::os::unix::fs::FileExt;
+/// use mapipc::queue::{verify, CorruptReason, QueueOptions};
+/// # let tmp = tempfile::tempdir()?;
+/// # let q = tmp.path().join("q");
+/// let mut app = QueueOptions::new().segment_size(64 * 1024).open_appender(&q)?;
+/// for m in [b"aaaa", b"bbbb", b"cccc"] {
+///     app.append(m)?;
+/// }
+/// drop(app);
+/// let seg = q.join(format!("{:020}.seg", 0));
+/// let at = std::fs::read(&seg)?.windows(4).position(|w| w == b"bbbb").unwrap();
+/// std::fs::OpenOptions::new().write(true).open(&seg)?.write_at(b"B", at as u64)?;
+///
+/// let report = verify(&q)?;
+/// assert!(!report.is_ok());
+/// assert_eq!((report.records, report.next_seq), (2, 3)); // records 0 and 2 are sound
+/// let c = &report.problems[0];
+/// assert_eq!((c.seq, c.segment, c.file.as_path()), (1, 0, seg.as_path()));
+/// assert_eq!(c.offset, at as u64 - 24); // the record header precedes the payload
+/// let CorruptReason::CrcMismatch { stored, computed } = c.reason else { panic!("{c}") };
+/// assert_ne!(stored, computed);
+/// assert!(c.to_string().starts_with("corrupt record at sequence 1, segment 0 ("));
+/// assert!(c.to_string().contains("CRC mismatch"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Corruption {
     /// The segment file.
@@ -41,6 +71,45 @@ impl fmt::Display for Corruption {
 }
 
 /// What is wrong with a damaged record.
+///
+/// # Example
+/// A segment lost from the middle of the log: a reader that tells damage apart, skips it
+/// with [`Tailer::skip_corrupt`](super::Tailer::skip_corrupt) and counts what it lost.
+/// ```
+/// use mapipc::queue::{CorruptReason, QueueOptions, ReadError, Tailer};
+/// # let tmp = tempfile::tempdir()?;
+/// # let q = tmp.path().join("q");
+/// let mut app = QueueOptions::new().segment_size(64 * 1024).open_appender(&q)?;
+/// while !q.join(format!("{:020}.seg", 2)).exists() {
+///     app.append(&[7u8; 1000])?;
+/// }
+/// let appended = app.next_seq();
+/// drop(app);
+/// std::fs::remove_file(q.join(format!("{:020}.seg", 1)))?;
+///
+/// let mut t = Tailer::open(&q)?;
+/// let (mut read, mut lost, mut damage) = (0, 0, Vec::new());
+/// loop {
+///     match t.try_next() {
+///         Ok(Some(_)) => read += 1,
+///         Ok(None) => break,
+///         Err(ReadError::Corrupt(c)) => {
+///             damage.push(match &c.reason {
+///                 CorruptReason::BadSegment { .. } => "segment",
+///                 CorruptReason::CrcMismatch { .. } => "payload",
+///                 _ => "record header",
+///             });
+///             let skipped = t.skip_corrupt()?.expect("records follow the damage");
+///             lost += skipped.next - skipped.first;
+///         }
+///         Err(e) => return Err(e.into()),
+///     }
+/// }
+/// assert_eq!(damage, ["segment"]);
+/// assert!(lost > 0 && read > 0);
+/// assert_eq!(read + lost, appended);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CorruptReason {
@@ -104,6 +173,43 @@ impl fmt::Display for CorruptReason {
 
 /// Why a queue could not be opened or created (appenders, tailers, `stat`, `verify`,
 /// `retain`).
+///
+/// # Example
+/// ```
+/// use mapipc::queue::{Appender, OpenError, ReadError, StartAt, TailerOptions};
+/// # let tmp = tempfile::tempdir()?;
+/// # let q = tmp.path().join("q");
+/// Appender::open(&q)?.append(b"only record")?;
+///
+/// // What a reader might tell its operator.
+/// fn explain(e: &OpenError) -> &'static str {
+///     match e {
+///         OpenError::NotAQueue { .. } | OpenError::BadMeta { .. } => "not a queue",
+///         OpenError::TailerBusy { .. } => "a reader of that name is running",
+///         OpenError::Read(r) if matches!(**r, ReadError::PastEnd { .. }) => "not there yet",
+///         _ => "cannot open",
+///     }
+/// }
+///
+/// // A directory whose `queue.meta` is some other file:
+/// let foreign = tmp.path().join("foreign");
+/// std::fs::create_dir(&foreign)?;
+/// std::fs::write(foreign.join("queue.meta"), b"not a queue")?;
+/// let err = TailerOptions::new().open(&foreign).unwrap_err();
+/// assert_eq!(explain(&err), "not a queue");
+/// assert!(err.to_string().contains("queue.meta"), "names the file");
+///
+/// // One tailer per name at a time:
+/// let _worker = TailerOptions::new().name("worker").open(&q)?;
+/// let err = TailerOptions::new().name("worker").open(&q).unwrap_err();
+/// assert!(matches!(&err, OpenError::TailerBusy { name, .. } if name == "worker"));
+///
+/// // A new tailer is positioned when it opens: record 1 is the next one, 2 is not yet.
+/// assert!(TailerOptions::new().from(StartAt::Seq(1)).open(&q).is_ok());
+/// let err = TailerOptions::new().from(StartAt::Seq(2)).open(&q).unwrap_err();
+/// assert_eq!(explain(&err), "not there yet");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
@@ -220,6 +326,29 @@ impl From<ReadError> for OpenError {
 
 /// Why an append failed. Nothing was published: the record is not in the log, and the
 /// appender can be used again (for example after freeing disk space).
+///
+/// # Example
+/// ```
+/// use mapipc::queue::{AppendError, QueueOptions};
+/// # let tmp = tempfile::tempdir()?;
+/// let mut app = QueueOptions::new().segment_size(64 * 1024).open_appender(tmp.path().join("q"))?;
+/// let max = app.max_payload() as usize;
+/// let big = vec![1u8; max + 1];
+/// match app.append(&big) {
+///     Err(AppendError::TooLarge { len, max }) => {
+///         assert_eq!((len, max), (big.len() as u64, app.max_payload()));
+///         // e.g. split the payload, or store it elsewhere and append a reference
+///     }
+///     Err(AppendError::NoSpace { .. }) => { /* free disk space; the next append retries */ }
+///     Err(AppendError::Poisoned(_)) => { /* drop the appender and open it again */ }
+///     Err(e) => return Err(e.into()),
+///     Ok(_) => panic!("an oversize record was appended"),
+/// }
+/// assert!(matches!(app.reserve(max + 1), Err(AppendError::TooLarge { .. })));
+/// // Nothing was written, and the appender goes on:
+/// assert_eq!(app.append(&big[..max])?, 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AppendError {
@@ -271,6 +400,35 @@ pub enum AppendError {
 }
 
 /// Why a read, a seek or a skip failed.
+///
+/// # Example
+/// Retention deleted the oldest records; a reader asking for a sequence number outside the
+/// queue moves as close as it can ([`ReadError::Corrupt`]: see [`Corruption`]).
+/// ```
+/// use mapipc::queue::{retain, QueueOptions, ReadError, Retention, StartAt, Tailer};
+/// # let tmp = tempfile::tempdir()?;
+/// # let q = tmp.path().join("q");
+/// let mut app = QueueOptions::new().segment_size(64 * 1024).open_appender(&q)?;
+/// while !q.join(format!("{:020}.seg", 2)).exists() {
+///     app.append(&[7u8; 1000])?;
+/// }
+/// let mut t = Tailer::open(&q)?; // anonymous: retention does not wait for it
+/// let oldest = retain(&q, &Retention::new().max_segments(1))?.first_seq.unwrap();
+///
+/// fn seek_clamped(t: &mut Tailer, seq: u64) -> Result<(), ReadError> {
+///     match t.seek(StartAt::Seq(seq)) {
+///         Err(ReadError::Gone { first_available, .. }) => t.seek(StartAt::Seq(first_available)),
+///         Err(ReadError::PastEnd { next, .. }) => t.seek(StartAt::Seq(next)),
+///         other => other,
+///     }
+/// }
+/// assert!(matches!(t.seek(StartAt::Seq(0)), Err(ReadError::Gone { seq: 0, .. })));
+/// seek_clamped(&mut t, 0)?;
+/// assert_eq!(t.try_next()?.unwrap().seq(), oldest);
+/// seek_clamped(&mut t, u64::MAX)?;
+/// assert_eq!(t.next_seq(), app.next_seq());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReadError {
@@ -333,6 +491,33 @@ pub enum ReadError {
 }
 
 /// Why a retention run failed.
+///
+/// # Example
+/// ```
+/// use mapipc::queue::{retain, Appender, OpenError, RetainError, Retention};
+/// # let tmp = tempfile::tempdir()?;
+/// # let q = tmp.path().join("q");
+/// Appender::open(&q)?;
+/// // Without a bound nothing is looked at:
+/// assert!(matches!(retain(&q, &Retention::new()), Err(RetainError::NoBound)));
+///
+/// // A periodic clean-up job, run before the queue exists:
+/// let policy = Retention::new().max_segments(8);
+/// let outcome = match retain(tmp.path().join("not-yet"), &policy) {
+///     Ok(report) => format!("deleted {} segments", report.deleted.len()),
+///     Err(RetainError::Open(OpenError::NotAQueue { .. })) => "no queue yet".to_string(),
+///     Err(RetainError::Delete { file, source }) => format!("{}: {source}", file.display()),
+///     Err(e) => return Err(e.into()),
+/// };
+/// assert_eq!(outcome, "no queue yet");
+///
+/// // A damaged named-tailer file stops it (the position it needs is unknown), unless forced:
+/// std::fs::write(q.join("reader.tailer"), b"garbage")?;
+/// let err = retain(&q, &policy).unwrap_err();
+/// assert!(matches!(err, RetainError::Open(OpenError::BadTailer { .. })));
+/// assert_eq!(retain(&q, &policy.force(true))?.remaining, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RetainError {

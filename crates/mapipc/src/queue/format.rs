@@ -45,14 +45,29 @@ pub(crate) const RECORD_HEADER_SIZE: u64 = 24;
 pub(crate) const RECORD_ALIGN: u64 = 8;
 
 /// Smallest segment size accepted.
+///
+/// # Example
+/// See [`QueueOptions`](super::QueueOptions).
 pub const MIN_SEGMENT_SIZE: u64 = 64 * 1024;
 /// Largest segment size accepted (record offsets and lengths fit in 30 bits).
+///
+/// # Example
+/// See [`QueueOptions`](super::QueueOptions).
 pub const MAX_SEGMENT_SIZE: u64 = 1 << 30;
 /// Default segment size.
+///
+/// # Example
+/// See [`Appender`](super::Appender).
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
 /// Default number of records between two entries of a segment's sparse index.
+///
+/// # Example
+/// See [`QueueStat`](super::QueueStat).
 pub const DEFAULT_INDEX_INTERVAL: u32 = 64;
 /// Largest index interval accepted.
+///
+/// # Example
+/// See [`QueueOptions`](super::QueueOptions).
 pub const MAX_INDEX_INTERVAL: u32 = 1 << 16;
 /// Sequence numbers stay below this (so `seq + 1` never overflows, with room to spare).
 pub(crate) const MAX_SEQ: u64 = 1 << 62;

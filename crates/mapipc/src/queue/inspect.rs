@@ -14,6 +14,32 @@ use super::segment::{Probe, SegOpenError, Segment};
 use crate::map::{MapError, MapOptions, Mmap};
 
 /// A queue at a glance, from [`stat`].
+///
+/// # Example
+/// ```
+/// use mapipc::queue::{stat, QueueOptions, TailerOptions, DEFAULT_INDEX_INTERVAL};
+/// # let tmp = tempfile::tempdir()?;
+/// # let q = tmp.path().join("q");
+/// let mut app = QueueOptions::new().segment_size(64 * 1024).open_appender(&q)?;
+/// while !q.join(format!("{:020}.seg", 1)).exists() {
+///     app.append(&[7u8; 1000])?;
+/// }
+/// let mut reader = TailerOptions::new().name("reader").open(&q)?;
+/// reader.try_next()?;
+/// reader.try_next()?; // acknowledges record 0 (`AckMode::Auto`)
+///
+/// let st = stat(&q)?;
+/// assert_eq!((st.first_seq, st.next_seq), (Some(0), app.next_seq()));
+/// assert_eq!(st.records(), app.next_seq());
+/// assert_eq!(st.disk_bytes(), 2 * 64 * 1024);
+/// assert_eq!(st.index_interval, DEFAULT_INDEX_INTERVAL);
+/// let [old, current] = &st.segments[..] else { panic!("{:?}", st.segments) };
+/// assert!(old.sealed && old.sealed_ns >= old.created_ns && old.problem.is_none());
+/// assert!(!current.sealed && current.first_seq > 0 && current.first_seq < st.next_seq);
+/// let t = &st.tailers[0];
+/// assert_eq!((t.name.as_str(), t.next_seq, t.active), ("reader", 1, true));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct QueueStat {
@@ -39,18 +65,27 @@ pub struct QueueStat {
 
 impl QueueStat {
     /// Records in the queue (`next_seq - first_seq`).
+    ///
+    /// # Example
+    /// See [`QueueStat`].
     pub fn records(&self) -> u64 {
         self.first_seq
             .map_or(0, |f| self.next_seq.saturating_sub(f))
     }
 
     /// Disk space of the segment files.
+    ///
+    /// # Example
+    /// See [`QueueStat`].
     pub fn disk_bytes(&self) -> u64 {
         self.segments.len() as u64 * self.segment_size
     }
 }
 
 /// One segment, as [`stat`] sees it.
+///
+/// # Example
+/// See [`QueueStat`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct SegmentStat {
@@ -71,6 +106,9 @@ pub struct SegmentStat {
 }
 
 /// A named tailer, as [`stat`] sees it.
+///
+/// # Example
+/// See [`QueueStat`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct TailerStat {
@@ -273,6 +311,9 @@ fn read_tailer_position(map: &Mmap) -> Result<u64, String> {
 }
 
 /// The outcome of [`verify`].
+///
+/// # Example
+/// See [`verify`] (a sound queue) and [`Corruption`] (a damaged one).
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct VerifyReport {
@@ -292,6 +333,9 @@ pub struct VerifyReport {
 
 impl VerifyReport {
     /// Whether no damage was found.
+    ///
+    /// # Example
+    /// See [`verify`] and [`Corruption`].
     pub fn is_ok(&self) -> bool {
         self.problems.is_empty()
     }

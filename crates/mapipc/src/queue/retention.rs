@@ -17,9 +17,32 @@ use crate::os;
 /// # Example
 /// ```
 /// use std::time::Duration;
-/// use mapipc::queue::Retention;
-/// let r = Retention::new().max_segments(10).max_age(Duration::from_secs(7 * 86400));
-/// # let _ = r;
+/// use mapipc::queue::{retain, QueueOptions, ReadError, Retention, TailerOptions};
+/// # let tmp = tempfile::tempdir()?;
+/// # let q = tmp.path().join("q");
+/// let mut app = QueueOptions::new().segment_size(64 * 1024).open_appender(&q)?;
+/// while !q.join(format!("{:020}.seg", 4)).exists() {
+///     app.append(&[7u8; 1000])?;
+/// }
+/// // A reader that has not read anything yet:
+/// drop(TailerOptions::new().name("slow").open(&q)?);
+///
+/// let policy = Retention::new()
+///     .max_segments(100)
+///     .max_bytes(3 * 64 * 1024) // asks to delete 2 of the 5 segments
+///     .max_age(Duration::from_secs(86400)); // all were sealed just now
+/// let report = retain(&q, &policy)?;
+/// assert!(report.deleted.is_empty());
+/// assert_eq!(report.kept_for_tailer, Some(("slow".to_string(), 0, 2)));
+///
+/// // Forced, it deletes them all the same; the reader finds its next record gone.
+/// let report = retain(&q, &policy.force(true))?;
+/// assert_eq!((report.deleted.len(), report.remaining), (2, 3));
+/// let mut reader = TailerOptions::new().name("slow").open(&q)?;
+/// let err = reader.try_next().unwrap_err();
+/// assert!(matches!(err, ReadError::Gone { seq: 0, first_available, .. }
+///     if Some(first_available) == report.first_seq));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Retention {
@@ -31,24 +54,36 @@ pub struct Retention {
 
 impl Retention {
     /// No bound yet.
+    ///
+    /// # Example
+    /// See [`Retention`].
     pub fn new() -> Retention {
         Retention::default()
     }
 
     /// Keep at most this many segments (the segment being appended to always stays, so 0
     /// behaves as 1).
+    ///
+    /// # Example
+    /// See [`Retention`].
     pub fn max_segments(mut self, n: u64) -> Self {
         self.max_segments = Some(n);
         self
     }
 
     /// Delete segments sealed longer ago than this (so every record in them is older).
+    ///
+    /// # Example
+    /// See [`Retention`].
     pub fn max_age(mut self, age: Duration) -> Self {
         self.max_age = Some(age);
         self
     }
 
     /// Keep the segment files' total size at or below this (at least one segment stays).
+    ///
+    /// # Example
+    /// See [`Retention`].
     pub fn max_bytes(mut self, bytes: u64) -> Self {
         self.max_bytes = Some(bytes);
         self
@@ -57,6 +92,9 @@ impl Retention {
     /// Also delete segments holding records that named tailers have not acknowledged
     /// (they get [`ReadError::Gone`](super::ReadError::Gone) on their next read), and
     /// ignore damaged tailer files.
+    ///
+    /// # Example
+    /// See [`Retention`].
     pub fn force(mut self, force: bool) -> Self {
         self.force = force;
         self
@@ -64,6 +102,9 @@ impl Retention {
 }
 
 /// What [`retain`] did.
+///
+/// # Example
+/// See [`retain`] (segments deleted) and [`Retention`] (segments kept for a named tailer).
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct RetainReport {

@@ -84,12 +84,32 @@ pub enum AckMode {
 ///
 /// # Example
 /// ```
-/// use mapipc::queue::{Appender, StartAt, TailerOptions};
+/// use mapipc::queue::{AckMode, Appender, StartAt, TailerOptions};
 /// # let dir = tempfile::tempdir()?;
 /// # let q = dir.path().join("q");
-/// # Appender::open(&q)?.append(b"x")?;
-/// let t = TailerOptions::new().from(StartAt::End).name("audit").open(&q)?;
-/// assert_eq!(t.name(), Some("audit"));
+/// let mut app = Appender::open(&q)?;
+/// for i in 0u32..5 {
+///     app.append(&i.to_le_bytes())?;
+/// }
+/// let mut opts = TailerOptions::new();
+/// opts.name("billing") // its position is kept in `billing.tailer`
+///     .from(StartAt::Seq(2)) // where a new name starts (default: the start)
+///     .ack(AckMode::Manual)
+///     .spin(0); // blocking reads park at once
+/// let mut t = opts.open(&q)?;
+/// assert_eq!((t.name(), t.next_seq()), (Some("billing"), 2));
+/// assert_eq!(t.next_blocking()?.seq(), 2); // there already: no wait
+/// t.ack()?;
+/// assert_eq!(t.try_next()?.unwrap().seq(), 3); // read, never acknowledged
+/// drop(t);
+///
+/// // Without `from`, a named tailer resumes after what it acknowledged...
+/// let t = TailerOptions::new().name("billing").open(&q)?;
+/// assert_eq!(t.next_seq(), 3);
+/// drop(t);
+/// // ... and with it, it moves there.
+/// let t = TailerOptions::new().name("billing").from(StartAt::End).open(&q)?;
+/// assert_eq!(t.next_seq(), 5);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -113,6 +133,9 @@ impl Default for TailerOptions {
 
 impl TailerOptions {
     /// The defaults.
+    ///
+    /// # Example
+    /// See [`TailerOptions`].
     pub fn new() -> TailerOptions {
         TailerOptions::default()
     }
@@ -120,6 +143,9 @@ impl TailerOptions {
     /// Where to start. For a named tailer that already exists, setting this moves it (and
     /// its stored position) there; left unset, it resumes where it stopped. An anonymous
     /// or new tailer starts at [`StartAt::Start`] unless told otherwise.
+    ///
+    /// # Example
+    /// See [`TailerOptions`].
     pub fn from(&mut self, at: StartAt) -> &mut Self {
         self.from = Some(at);
         self
@@ -128,12 +154,18 @@ impl TailerOptions {
     /// Makes this a named tailer: its position is kept in `{name}.tailer` in the queue
     /// directory, so a restarted reader continues where it stopped. Names are 1 to 64 of
     /// `A-Z a-z 0-9 _ - .`, not starting with `.`. One tailer per name at a time.
+    ///
+    /// # Example
+    /// See [`TailerOptions`].
     pub fn name(&mut self, name: &str) -> &mut Self {
         self.name = Some(name.to_string());
         self
     }
 
     /// When a named tailer's position is stored (default [`AckMode::Auto`]).
+    ///
+    /// # Example
+    /// See [`TailerOptions`].
     pub fn ack(&mut self, mode: AckMode) -> &mut Self {
         self.ack = mode;
         self
@@ -141,6 +173,9 @@ impl TailerOptions {
 
     /// Spin this many times before parking in blocking reads (default 100; 0 parks at
     /// once).
+    ///
+    /// # Example
+    /// See [`TailerOptions`].
     pub fn spin(&mut self, spins: u32) -> &mut Self {
         self.spin = spins;
         self
@@ -169,6 +204,10 @@ impl TailerOptions {
 }
 
 /// Records skipped by [`Tailer::skip_corrupt`].
+///
+/// # Example
+/// See [`Tailer::skip_corrupt`] (a damaged record) and
+/// [`CorruptReason`](super::CorruptReason) (a whole segment).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Skipped {
     /// The first sequence number skipped.
@@ -188,7 +227,7 @@ pub struct Skipped {
 /// # mapipc::queue::Appender::open(&q)?.append(b"hello world")?;
 /// let mut t = mapipc::queue::Tailer::open(&q)?;
 /// let rec = t.try_next()?.unwrap();
-/// assert_eq!((rec.seq(), rec.len()), (0, 11));
+/// assert_eq!((rec.seq(), rec.len(), rec.is_empty()), (0, 11, false));
 /// let mut word = [0u8; 5];
 /// rec.read_at(6, &mut word)?;
 /// assert_eq!(&word, b"world");
@@ -204,16 +243,25 @@ pub struct Record<'a> {
 
 impl Record<'_> {
     /// The record's sequence number.
+    ///
+    /// # Example
+    /// See [`Record`].
     pub fn seq(&self) -> u64 {
         self.seq
     }
 
     /// The payload length.
+    ///
+    /// # Example
+    /// See [`Record`].
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether the payload is empty.
+    ///
+    /// # Example
+    /// See [`Record`].
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -381,6 +429,7 @@ enum Located {
 /// let mut app = Appender::open(&q)?;
 /// app.append(b"one")?;
 /// let mut t = Tailer::open(&q)?;
+/// assert_eq!((t.name(), t.dir(), t.next_seq()), (None, q.as_path(), 0));
 /// let rec = t.try_next()?.unwrap();
 /// assert_eq!((rec.seq(), rec.to_vec()?), (0, b"one".to_vec()));
 /// assert!(t.try_next()?.is_none());
@@ -471,16 +520,25 @@ impl Tailer {
     }
 
     /// The tailer's name, if it is a named one.
+    ///
+    /// # Example
+    /// See [`Tailer`].
     pub fn name(&self) -> Option<&str> {
         self.named.as_ref().map(|n| n.name.as_str())
     }
 
     /// The sequence number the next read returns.
+    ///
+    /// # Example
+    /// See [`Tailer`].
     pub fn next_seq(&self) -> u64 {
         self.seq
     }
 
     /// The queue directory.
+    ///
+    /// # Example
+    /// See [`Tailer`].
     pub fn dir(&self) -> &Path {
         &self.dir
     }
