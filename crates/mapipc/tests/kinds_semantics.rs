@@ -410,3 +410,171 @@ fn mpsc_stat_counts_a_message_committed_by_a_producer_killed_before_its_flush() 
         st.received
     );
 }
+
+/// Message `i` of the abort tests: its number, then padding to 48 bytes (64-byte records).
+fn small(i: u64) -> Vec<u8> {
+    let mut m = i.to_le_bytes().to_vec();
+    m.resize(48, i as u8);
+    m
+}
+
+/// The part of the abort tests before the slow owner writes: `fast` sends (and `rx`
+/// receives at once) the messages that fit in the rest of the first lap, then, without
+/// receiving, the next lap's first four, which would lie over the 4 blocks (a 100-byte
+/// grant) claimed at position 0 and aborted by `rx` on its first receive (abort timeout:
+/// 10 ms). Returns the next message number.
+fn lap_past_an_aborted_grant(fast: &mut mapipc::channel::Sender, rx: &mut Receiver) -> u64 {
+    rx.set_abort_timeout(Duration::from_millis(10));
+    let mut next = 0;
+    // 128 + 62 * 64 = 4096: the first lap.
+    while next < 62 {
+        fast.try_send(&small(next)).unwrap();
+        assert_eq!(rx.recv().unwrap(), small(next));
+        next += 1;
+    }
+    // The next lap: these must not go where the owner of the aborted claim may still write.
+    while next < 66 {
+        match fast.try_send(&small(next)) {
+            Ok(()) => next += 1,
+            Err(TrySendError::Full) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(
+        next, 62,
+        "the next lap went over the aborted claim's blocks"
+    );
+    next
+}
+
+/// The rest of the abort tests, once the slow owner committed (or died): every message
+/// `fast` sends arrives intact and in order, up to 66 of them, polling both ends (the
+/// consumer hands the aborted claim's blocks back once its owner is done, or dead).
+fn all_arrive_intact(fast: &mut mapipc::channel::Sender, rx: &mut Receiver, mut next: u64) {
+    let mut got = 62;
+    let _dog = Watchdog::new("messages after an aborted claim", None);
+    while got < 66 {
+        if next < 66 {
+            match fast.try_send(&small(next)) {
+                Ok(()) => next += 1,
+                Err(TrySendError::Full) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        match rx.try_recv() {
+            Ok(m) => {
+                assert_eq!(m, small(got), "message {got} damaged");
+                got += 1;
+            }
+            Err(TryRecvError::Empty) => std::thread::yield_now(),
+            Err(e) => panic!("message {got}: {e}"),
+        }
+    }
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+}
+
+/// A live producer holds a grant past the abort timeout: the consumer aborts the claim and
+/// delivers what follows. The producer then fills the grant and commits (told `Aborted`):
+/// its bytes must not land in the messages other producers sent over the next lap.
+#[test]
+fn mpsc_late_writes_to_an_aborted_grant_damage_no_other_message() {
+    let chan = mpsc(4096, 4);
+    let mut slow = chan.sender().unwrap();
+    let mut fast = chan.sender().unwrap();
+    let mut rx = chan.receiver().unwrap();
+    let mut grant = slow.reserve(100).unwrap();
+    let next = lap_past_an_aborted_grant(&mut fast, &mut rx);
+    grant.bytes().copy_from_slice(&[0xee; 100]);
+    assert!(matches!(grant.commit(), Err(SendError::Aborted)));
+    all_arrive_intact(&mut fast, &mut rx, next);
+    assert_eq!(chan.stat().aborted, 1);
+}
+
+/// The same with the slow producer in another process: it writes its grant and commits
+/// only when told, after the next lap's messages were sent.
+#[test]
+fn mpsc_late_writes_of_another_process_to_an_aborted_grant_damage_no_other_message() {
+    let _serial = common::serial();
+    let chan = mpsc(4096, 4);
+    let signals = mpsc(4096, 4);
+    let mut rx = chan.receiver().unwrap();
+    let mut claimed = signals.receiver().unwrap();
+    let (c, sig) = (chan.clone(), signals.clone());
+    let mut kid = fork(move || {
+        let (Ok(mut slow), Ok(mut sig)) = (c.sender(), sig.sender()) else {
+            return 2;
+        };
+        let Ok(mut grant) = slow.reserve(100) else {
+            return 3;
+        };
+        if sig.send(b"claimed").is_err() {
+            return 4;
+        }
+        // Told to go on: the parent received a second message on the signal channel.
+        while sig.channel().stat().received < 2 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        grant.bytes().copy_from_slice(&[0xee; 100]);
+        match grant.commit() {
+            Err(SendError::Aborted) => 0,
+            _ => 5,
+        }
+    });
+    let _dog = Watchdog::new("late writes of another process", Some(kid.pid));
+    assert_eq!(claimed.recv().unwrap(), b"claimed");
+    let mut fast = chan.sender().unwrap();
+    let next = lap_past_an_aborted_grant(&mut fast, &mut rx);
+    // Go: the child waits for a second received message on the signal channel.
+    let mut poke = signals.sender().unwrap();
+    poke.send(b"go").unwrap();
+    assert_eq!(claimed.recv().unwrap(), b"go");
+    kid.expect_ok("slow producer");
+    all_arrive_intact(&mut fast, &mut rx, next);
+    assert_eq!(chan.stat().aborted, 1);
+}
+
+/// The owner of a claim the consumer aborted (timeout) is killed before it learns of the
+/// abort: the blocks it held must come back to the producers, without a hang, and the
+/// messages sent over them arrive intact. `takeover`: a new producer takes the dead one's
+/// slot (the only one free) before the consumer looks again, so the consumer sees the slot
+/// alive and only the newcomer's attach fence can release the record.
+fn blocks_of_an_aborted_claim_come_back_when_its_owner_is_killed(takeover: bool) {
+    let _serial = common::serial();
+    let chan = mpsc(4096, 2);
+    let signals = mpsc(4096, 4);
+    let mut rx = chan.receiver().unwrap();
+    let mut claimed = signals.receiver().unwrap();
+    let (c, sig) = (chan.clone(), signals.clone());
+    let mut kid = fork(move || {
+        let (Ok(mut slow), Ok(mut sig)) = (c.sender(), sig.sender()) else {
+            return 2;
+        };
+        let Ok(_grant) = slow.reserve(100) else {
+            return 3;
+        };
+        if sig.send(b"claimed").is_err() {
+            return 4;
+        }
+        loop {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    let _dog = Watchdog::new("owner of an aborted claim killed", Some(kid.pid));
+    assert_eq!(claimed.recv().unwrap(), b"claimed");
+    let mut fast = chan.sender().unwrap();
+    let next = lap_past_an_aborted_grant(&mut fast, &mut rx);
+    assert_eq!(kid.kill9(), common::Exit::Signal(libc::SIGKILL));
+    let _newcomer = takeover.then(|| chan.sender().unwrap());
+    all_arrive_intact(&mut fast, &mut rx, next);
+    assert_eq!(chan.stat().aborted, 1);
+}
+
+#[test]
+fn mpsc_blocks_of_an_aborted_claim_come_back_when_its_owner_is_killed() {
+    blocks_of_an_aborted_claim_come_back_when_its_owner_is_killed(false);
+}
+
+#[test]
+fn mpsc_blocks_of_an_aborted_claim_come_back_when_its_killed_owners_slot_is_taken() {
+    blocks_of_an_aborted_claim_come_back_when_its_owner_is_killed(true);
+}

@@ -9,7 +9,9 @@
 //!   `capacity / 2 - 8` bytes.
 //! - **MPSC**: up to `max_producers` producer processes (default 64) and one consumer;
 //!   lock-free claims with a commit flag per record, crash-safe: a producer that dies
-//!   between claim and commit leaves a record the consumer aborts and skips (`mpsc.rs`).
+//!   between claim and commit leaves a record the consumer aborts and skips; one that
+//!   holds a claim past the abort timeout has it skipped, its space held until it lets go
+//!   (`mpsc.rs`).
 //!   Order is FIFO per producer.
 //! - **Broadcast**: one producer, up to `max_subscribers` (default 32) independent
 //!   subscribers joining and leaving at any time, [`Policy::Lossless`] (the producer waits
@@ -1593,7 +1595,9 @@ pub struct Stat {
     /// next consumer continues after them; records do not say how many there were).
     pub received: u64,
     /// MPSC: records skipped because their producer died (or gave them up) before
-    /// committing.
+    /// committing, or held their claim past the consumer's abort timeout (counted when
+    /// the consumer gives up on them; their space stays in `bytes_used` until the producer
+    /// lets go of it, see [`Receiver::set_abort_timeout`]).
     pub aborted: u64,
     /// The producer end (SPSC, broadcast; MPSC: the first live producer).
     pub producer: EndStat,

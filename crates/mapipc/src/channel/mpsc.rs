@@ -9,7 +9,7 @@
 //! ```text
 //! claim word (u64): state:3 | owner:8 | blocks:21 | tag:32
 //!   tag    = (position / BLOCK) mod 2^32: which lap of the ring the word speaks for
-//!   state  = FREE, CLAIMED, COMMITTED, ABORTED or PAD
+//!   state  = FREE, CLAIMED, COMMITTED, ABORTED, PAD, REVOKED or RELEASED
 //!   owner  = the producer's index in the channel's producer table
 //!   blocks = the record's size in blocks (PAD: up to the end of the ring)
 //! ```
@@ -35,11 +35,32 @@
 //! - **Commit.** The owner writes the payload and the length word, then CASes its claim
 //!   word from CLAIMED to COMMITTED with Release (pair **C**, with the consumer's Acquire
 //!   load of the claim word). If the CAS fails the consumer aborted the record: the send
-//!   reports it.
+//!   reports it (and the owner releases the record if it was revoked, below).
 //! - **Consume.** The consumer reads the claim word at its position (Acquire): FREE for this
 //!   lap means empty; COMMITTED is delivered; PAD and ABORTED are skipped; CLAIMED is in
-//!   progress: the consumer waits, and once the owner is dead (peer table) or the claim is
-//!   older than the abort timeout, CASes it to ABORTED and skips it.
+//!   progress: the consumer waits, and once the owner is dead (peer table) CASes it to
+//!   ABORTED and skips it, or once the claim is older than the abort timeout (the owner may
+//!   be alive) revokes it (below).
+//! - **Revoke.** The owner of a claim older than the abort timeout may be alive (slow,
+//!   stopped, holding a grant) and write into its record later: its blocks must not go to
+//!   other producers before it is done. The consumer CASes the claim word from CLAIMED to
+//!   `REVOKED` (same owner, size and tag), counts it as aborted, moves past it (later
+//!   records are delivered as usual) but does not mark its blocks free: it *holds* them, and
+//!   publishes no position past the oldest record it holds, so the producers' window (one
+//!   capacity past the published position) never reaches them. The owner's commit or
+//!   abandon CAS then fails; it CASes `REVOKED` to `RELEASED` with Release (pair **R**,
+//!   with the consumer's Acquire load of the claim word when it looks at what it holds):
+//!   everything the owner wrote into the record happens before the consumer marks its
+//!   blocks free for the next lap, hence before the next producer there writes. If the
+//!   owner dies instead, the consumer (asking the peer table about the oldest record it
+//!   holds, at most every lock-query interval and whenever a wait's liveness check runs)
+//!   or a process taking its slot over (its attach fence) CASes `REVOKED` to `RELEASED` in
+//!   its place. Only the consumer marks a released record free, so no two parties ever
+//!   mark the same blocks. Meanwhile the ring is that much shorter: once the consumer is a
+//!   lap past the record, producers get `Full` until it is released (a producer stopped for
+//!   good while holding a revoked claim stalls the other producers, where it used to damage
+//!   their messages). `stat()` counts a revoked message as aborted once, when revoked, and
+//!   its bytes as used until released.
 //! - **Consumer restarts.** A delivered record longer than a block is first marked
 //!   `ABORTED | TAKEN` (an owner no producer has), then freed as above. A consumer killed
 //!   while handing records back leaves, at the published position, blocks marked free for
@@ -48,12 +69,14 @@
 //!   says what it was (a pad or an aborted claim is skipped again; a delivered one says
 //!   ABORTED | TAKEN and is skipped, uncounted), never a delivered record whose payload
 //!   already carries free marks. Producers claim nothing there meanwhile: their window ends
-//!   one capacity past the published position.
+//!   one capacity past the published position. A consumer holding revoked records published
+//!   the oldest one's position: after it lie blocks it marked free for the next lap (stepped
+//!   over, at attach or when met), other revoked records (`REVOKED`: held again, not counted
+//!   again; `RELEASED`: marked free) and records it delivered or skipped, as above.
 //!
-//! A producer whose claim was aborted while it was alive (the timeout) is not stopped from
-//! writing: bytes it writes into its record after the consumer freed it land in records
-//! claimed at the next lap. The abort timeout must exceed the time a producer may hold a
-//! claim (`Receiver::set_abort_timeout`).
+//! The held records are the consumer's private list: a restarted consumer rebuilds it by
+//! meeting them again from the published position. A claim word of a record it holds that
+//! changes to anything but `RELEASED` is reported as corruption.
 //!
 //! Order is the claim order, hence FIFO per producer. The tag makes a stale claim attempt
 //! (a producer that read the hint, stalled, and woke after the ring moved on) fail its CAS:
@@ -72,6 +95,7 @@
 //! owner beyond the producer table, a hint outside the consumer's window, a position beyond
 //! [`MAX_POSITION`] give [`RingError::Corrupted`]; every loop is bounded.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
 use super::layout::off;
@@ -95,6 +119,12 @@ pub(crate) const CLAIMED: u64 = 1;
 pub(crate) const COMMITTED: u64 = 2;
 pub(crate) const ABORTED: u64 = 3;
 pub(crate) const PAD: u64 = 4;
+/// Aborted by the consumer while its owner may still write into it (the abort timeout): the
+/// consumer moved past it, its blocks stay held until the owner is done with them.
+pub(crate) const REVOKED: u64 = 5;
+/// A [`REVOKED`] record its owner is done with (it saw the abort), or whose owner died: the
+/// consumer hands its blocks back.
+pub(crate) const RELEASED: u64 = 6;
 
 /// Bound on the attempts of one claim (each normally follows another producer's
 /// progress); beyond it the shared state is taken as corrupted.
@@ -272,7 +302,9 @@ impl MpscProducer {
             let (st, _, wb, t) = unpack(w);
             let valid_size = match st {
                 PAD => wb * BLOCK == to_end,
-                CLAIMED | COMMITTED | ABORTED => wb >= 1 && wb * BLOCK <= to_end,
+                CLAIMED | COMMITTED | ABORTED | REVOKED | RELEASED => {
+                    wb >= 1 && wb * BLOCK <= to_end
+                }
                 _ => false,
             };
             if t == tag(x) && valid_size {
@@ -303,22 +335,48 @@ impl MpscProducer {
     }
 
     /// Publishes a claimed record whose payload was written. `false`: the consumer aborted
-    /// it first (its owner looked dead or it was older than the abort timeout).
+    /// it first (its owner looked dead or it was older than the abort timeout); we write
+    /// into it no more, and hand its blocks back if the consumer holds them for us.
     pub(crate) fn commit<W: Words>(&self, mem: &W, c: &Claim) -> bool {
         let idx = c.pos & (self.geo.capacity() - 1);
         mem.word_store(idx + 8, c.len, Ordering::Relaxed);
         let (_, owner, nb, t) = unpack(c.word);
         // Release pairs with the consumer's Acquire load of the claim word (pair C): the
         // payload and length written above are visible once it sees COMMITTED.
-        mem.word_cas(idx, c.word, pack(COMMITTED, owner, nb, t))
+        if mem
+            .word_cas(idx, c.word, pack(COMMITTED, owner, nb, t))
             .is_ok()
+        {
+            return true;
+        }
+        self.release(mem, c);
+        false
     }
 
     /// Gives a claimed record up (a dropped grant): the consumer skips it.
     pub(crate) fn abandon<W: Words>(&self, mem: &W, c: &Claim) {
         let idx = c.pos & (self.geo.capacity() - 1);
         let (_, owner, nb, t) = unpack(c.word);
-        let _ = mem.word_cas(idx, c.word, pack(ABORTED, owner, nb, t));
+        if mem
+            .word_cas(idx, c.word, pack(ABORTED, owner, nb, t))
+            .is_err()
+        {
+            self.release(mem, c);
+        }
+    }
+
+    /// Our claim was aborted: if the consumer revoked it (it holds the blocks until we are
+    /// done), says we are, with Release (pair **R**, with the consumer's Acquire load of the
+    /// RELEASED mark in `reap`): every byte we wrote into the record happens before the
+    /// consumer hands its blocks to other producers.
+    fn release<W: Words>(&self, mem: &W, c: &Claim) {
+        let idx = c.pos & (self.geo.capacity() - 1);
+        let (_, owner, nb, t) = unpack(c.word);
+        let _ = mem.word_cas(
+            idx,
+            pack(REVOKED, owner, nb, t),
+            pack(RELEASED, owner, nb, t),
+        );
     }
 }
 
@@ -355,6 +413,9 @@ pub(crate) struct MpscConsumer {
     published: u64,
     /// Records skipped because they were aborted, since the last call to `take_aborted`.
     aborted: u64,
+    /// Revoked records behind `head` whose blocks are held for their owners, oldest first:
+    /// `(position, revoked claim word)`. We publish no position past the oldest.
+    held: VecDeque<(u64, u64)>,
 }
 
 impl MpscConsumer {
@@ -391,6 +452,7 @@ impl MpscConsumer {
             head: pos,
             published: head,
             aborted: 0,
+            held: VecDeque::new(),
         })
     }
 
@@ -419,14 +481,7 @@ impl MpscConsumer {
                 Ordering::Relaxed,
             );
         }
-        let mut q = end;
-        while q > first + BLOCK {
-            q -= BLOCK;
-            // Release: ordered after the ABORTED mark (for a killed consumer's successor).
-            mem.word_store(q & (cap - 1), free_word(q + cap), Ordering::Release);
-        }
-        // Release: pair F.
-        mem.word_store(first & (cap - 1), free_word(first + cap), Ordering::Release);
+        mark_free(self.geo, mem, first, end);
         self.head = end;
     }
 
@@ -436,12 +491,26 @@ impl MpscConsumer {
         // Each round consumes a PAD or ABORTED record or returns; bound the skips so a
         // ring full of garbage cannot keep us here.
         for _ in 0..=(cap / BLOCK) {
+            if self
+                .held
+                .front()
+                .is_some_and(|&(p, _)| self.head >= p + cap)
+            {
+                // A lap past the oldest held record: the producers' window ends here.
+                return Ok(Found::Empty);
+            }
             let idx = self.head & (cap - 1);
             let to_end = cap - idx;
             // Acquire pairs with the owner's Release CAS to COMMITTED (pair C).
             let w = mem.word_load(idx, Ordering::Acquire);
             if w == free_word(self.head) {
                 return Ok(Found::Empty);
+            }
+            if w == free_word(self.head + cap) {
+                // Handed back already by a predecessor (killed before publishing a position
+                // past it, or holding a revoked record before it): step over.
+                self.head += BLOCK;
+                continue;
             }
             let (st, owner, nb, t) = unpack(w);
             let bad = |what| RingError::Corrupted {
@@ -458,35 +527,48 @@ impl MpscConsumer {
                     }
                     self.free_to(mem, self.head + to_end, false);
                 }
-                CLAIMED | COMMITTED | ABORTED if nb >= 1 && nb * BLOCK <= to_end => match st {
-                    // The owner indexes the producer table when the claim is checked:
-                    // one beyond it was not written by a producer of this channel.
-                    CLAIMED if owner >= u64::from(self.owners) => return Err(bad("claim owner")),
-                    CLAIMED => {
-                        return Ok(Found::InProgress {
-                            owner: owner as u32,
-                            word: w,
-                        })
-                    }
-                    ABORTED => {
-                        // A record a killed predecessor had taken is not counted.
-                        if owner != TAKEN {
-                            self.aborted += 1;
+                CLAIMED | COMMITTED | ABORTED | REVOKED | RELEASED
+                    if nb >= 1 && nb * BLOCK <= to_end =>
+                {
+                    match st {
+                        // The owner indexes the producer table when the claim is checked:
+                        // one beyond it was not written by a producer of this channel.
+                        CLAIMED if owner >= u64::from(self.owners) => {
+                            return Err(bad("claim owner"))
                         }
-                        self.free_to(mem, self.head + nb * BLOCK, false);
-                    }
-                    _ => {
-                        let len = mem.word_load(idx + 8, Ordering::Relaxed);
-                        if len == 0 || len > nb * BLOCK - HDR || len > max_payload(self.geo) {
-                            return Err(bad("record length"));
+                        CLAIMED => {
+                            return Ok(Found::InProgress {
+                                owner: owner as u32,
+                                word: w,
+                            })
                         }
-                        return Ok(Found::Record {
-                            data: idx + HDR,
-                            len,
-                            end: self.head + nb * BLOCK,
-                        });
+                        ABORTED => {
+                            // A record a killed predecessor had taken is not counted.
+                            if owner != TAKEN {
+                                self.aborted += 1;
+                            }
+                            self.free_to(mem, self.head + nb * BLOCK, false);
+                        }
+                        // Revoked by a predecessor (counted then): held for its owner, or, done
+                        // with, handed back.
+                        REVOKED if owner >= u64::from(self.owners) => {
+                            return Err(bad("claim owner"))
+                        }
+                        REVOKED => self.hold(w),
+                        RELEASED => self.free_to(mem, self.head + nb * BLOCK, false),
+                        _ => {
+                            let len = mem.word_load(idx + 8, Ordering::Relaxed);
+                            if len == 0 || len > nb * BLOCK - HDR || len > max_payload(self.geo) {
+                                return Err(bad("record length"));
+                            }
+                            return Ok(Found::Record {
+                                data: idx + HDR,
+                                len,
+                                end: self.head + nb * BLOCK,
+                            });
+                        }
                     }
-                },
+                }
                 _ => return Err(bad("claim word")),
             }
         }
@@ -496,12 +578,90 @@ impl MpscConsumer {
         })
     }
 
-    /// Aborts the in-progress record identified by `word` (its owner is dead or too slow).
-    /// `true` if we aborted it; `false` if its owner committed it meanwhile.
-    pub(crate) fn abort<W: Words>(&mut self, mem: &W, word: u64) -> bool {
+    /// Aborts the in-progress record identified by `word` (found at our position by
+    /// [`try_peek`](Self::try_peek)). `true` if we aborted it; `false` if its owner committed
+    /// or abandoned it meanwhile.
+    ///
+    /// `owner_dead`: its owner is dead, so the record is marked ABORTED and handed back at
+    /// once (by the next look). Otherwise the owner may still be writing into it (it was
+    /// too slow): the record is marked REVOKED, counted, and we move past it, but its blocks
+    /// stay held (our published position stays at it) until the owner says it is done
+    /// (RELEASED, pair **R**) or is found dead ([`release_front`](Self::release_front)).
+    pub(crate) fn abort<W: Words>(&mut self, mem: &W, word: u64, owner_dead: bool) -> bool {
         let idx = self.head & (self.geo.capacity() - 1);
         let (_, owner, nb, t) = unpack(word);
-        mem.word_cas(idx, word, pack(ABORTED, owner, nb, t)).is_ok()
+        let st = if owner_dead { ABORTED } else { REVOKED };
+        if mem.word_cas(idx, word, pack(st, owner, nb, t)).is_err() {
+            return false;
+        }
+        if !owner_dead {
+            self.aborted += 1;
+            self.hold(pack(REVOKED, owner, nb, t));
+        }
+        true
+    }
+
+    /// Moves past the revoked record at our position, holding its blocks. Its size was
+    /// validated by the caller.
+    fn hold(&mut self, word: u64) {
+        let (_, _, nb, _) = unpack(word);
+        self.held.push_back((self.head, word));
+        self.head += nb * BLOCK;
+    }
+
+    /// The oldest held record's owner and position, whose liveness the caller checks
+    /// ([`release_front`](Self::release_front) if it is dead).
+    pub(crate) fn held_front(&self) -> Option<(u32, u64)> {
+        self.held.front().map(|&(pos, w)| (unpack(w).1 as u32, pos))
+    }
+
+    /// The claim word of the oldest held record as it is now (`None`: nothing held): a
+    /// waiting consumer wakes when it changes (the owner released it).
+    pub(crate) fn held_front_word<W: Words>(&self, mem: &W) -> Option<u64> {
+        let cap = self.geo.capacity();
+        self.held
+            .front()
+            .map(|&(pos, _)| mem.word_load(pos & (cap - 1), Ordering::Acquire))
+    }
+
+    /// The owner of the oldest held record is dead: releases the record on its behalf.
+    pub(crate) fn release_front<W: Words>(&mut self, mem: &W) {
+        if let Some(&(pos, w)) = self.held.front() {
+            let (_, owner, nb, t) = unpack(w);
+            let idx = pos & (self.geo.capacity() - 1);
+            let _ = mem.word_cas(idx, w, pack(RELEASED, owner, nb, t));
+        }
+    }
+
+    /// Hands back the blocks of the held records their owners released (pair **R**), in
+    /// any order (producers reach none of them before our published position passes it).
+    /// A held record's word changed to anything else is damage. `true`: some were handed
+    /// back (publish).
+    pub(crate) fn reap<W: Words>(&mut self, mem: &W) -> Result<bool, RingError> {
+        let before = self.held.len();
+        let cap = self.geo.capacity();
+        let geo = self.geo;
+        let mut bad = None;
+        self.held.retain(|&(pos, w)| {
+            let idx = pos & (cap - 1);
+            let (_, owner, nb, t) = unpack(w);
+            // Acquire pairs with the owner's Release CAS to RELEASED (pair R): its writes
+            // into the record happen before our free marks, hence before other producers'.
+            let now = mem.word_load(idx, Ordering::Acquire);
+            if now == w {
+                return true;
+            }
+            if now == pack(RELEASED, owner, nb, t) {
+                mark_free(geo, mem, pos, pos + nb * BLOCK);
+                return false;
+            }
+            bad.get_or_insert(RingError::Corrupted {
+                at: Where::Ring(idx),
+                what: "held claim word",
+            });
+            true
+        });
+        bad.map_or(Ok(self.held.len() != before), Err)
     }
 
     /// Consumes a record returned by [`try_peek`](Self::try_peek).
@@ -514,9 +674,15 @@ impl MpscConsumer {
         self.head
     }
 
+    /// The position to publish: ours, or the oldest held record's, whose blocks (and what
+    /// follows) the producers must not reach yet.
+    fn target(&self) -> u64 {
+        self.held.front().map_or(self.head, |&(pos, _)| pos)
+    }
+
     /// Whether consumed space is not yet handed back.
     pub(crate) fn has_unpublished(&self) -> bool {
-        self.head != self.published
+        self.target() != self.published
     }
 
     /// The position we last published (what `head` in shared memory should hold: only we
@@ -528,10 +694,11 @@ impl MpscConsumer {
 
     /// Hands consumed space back to the producers (pair **H**: Release).
     pub(crate) fn publish<W: Words>(&mut self, mem: &W) {
-        if self.head != self.published {
+        let target = self.target();
+        if target != self.published {
             // Release pairs with the producers' Acquire loads in `refresh_head` (pair H).
-            mem.ctl_store(off::HEAD, self.head, Ordering::Release);
-            self.published = self.head;
+            mem.ctl_store(off::HEAD, target, Ordering::Release);
+            self.published = target;
         }
     }
 
@@ -539,6 +706,21 @@ impl MpscConsumer {
     pub(crate) fn take_aborted(&mut self) -> u64 {
         std::mem::take(&mut self.aborted)
     }
+}
+
+/// Marks the blocks of `[first, end)` free for the next lap, the first block last, with
+/// Release (pair **F**, with the Acquire load of a producer that finds it free for the next
+/// lap and moves the hint on by one block): see [`MpscConsumer::free_to`].
+fn mark_free<W: Words>(geo: Geometry, mem: &W, first: u64, end: u64) {
+    let cap = geo.capacity();
+    let mut q = end;
+    while q > first + BLOCK {
+        q -= BLOCK;
+        // Release: ordered after the ABORTED mark (for a killed consumer's successor).
+        mem.word_store(q & (cap - 1), free_word(q + cap), Ordering::Release);
+    }
+    // Release: pair F.
+    mem.word_store(first & (cap - 1), free_word(first + cap), Ordering::Release);
 }
 
 /// Fuzzing entry: the consumer, then producers, then the consumer again over arbitrary
@@ -579,7 +761,9 @@ pub(crate) fn fuzz_ring(data: &[u8]) {
     mem.ctl_store(off::HEAD, head, Ordering::Relaxed);
     mem.ctl_store(off::TAIL, hint, Ordering::Relaxed);
     let abort = flags & 2 != 0;
-    let drain = |c: &mut MpscConsumer| {
+    // Claims are aborted as if their owners were dead and alive in turn.
+    let mut dead = false;
+    let mut drain = |c: &mut MpscConsumer| {
         let mut buf = Vec::new();
         // Every round consumes at least a block, aborts a claim (consumed by the next round)
         // or stops; consumed blocks are marked free for the next lap, so one lap at most.
@@ -599,7 +783,16 @@ pub(crate) fn fuzz_ring(data: &[u8]) {
                 }
                 Ok(Found::InProgress { owner, word }) if abort => {
                     assert!(owner < owners, "claim owner beyond the table");
-                    c.abort(&mem, word);
+                    dead = !dead;
+                    c.abort(&mem, word, dead);
+                    // Some owners release their revoked records at once, some die.
+                    if dead {
+                        c.release_front(&mem);
+                    }
+                    if c.reap(&mem).is_err() {
+                        return;
+                    }
+                    c.publish(&mem);
                 }
                 Ok(Found::InProgress { owner, .. }) => {
                     assert!(owner < owners, "claim owner beyond the table");
@@ -699,7 +892,7 @@ mod tests {
             panic!("expected a claim in progress")
         };
         assert_eq!(owner, 3);
-        assert!(c.abort(&m, word));
+        assert!(c.abort(&m, word, true));
         assert_eq!(recv(&mut c, &m).unwrap().unwrap(), b"after");
         assert_eq!(c.take_aborted(), 1);
         // A late commit of the aborted claim is refused.
@@ -797,6 +990,70 @@ mod tests {
         assert_eq!(recv(&mut c, &m).unwrap(), Some(vec![2; 40]));
         assert_eq!(c.take_aborted(), 0);
         assert_eq!(recv(&mut c, &m).unwrap(), None);
+    }
+
+    /// A revoked claim (its owner alive, too slow): the consumer delivers what follows but
+    /// publishes no position past it, so the next lap waits for its blocks; a consumer
+    /// restarted meanwhile holds it again without counting it or delivering anything twice;
+    /// once the owner commits (refused: it releases the record) the blocks come back.
+    #[test]
+    fn a_revoked_claim_holds_its_blocks_across_a_consumer_restart() {
+        let (geo, m) = ring(256);
+        let mut slow = MpscProducer::new(geo, 0);
+        let mut fast = MpscProducer::new(geo, 1);
+        let claim = slow.try_claim(&m, 40).unwrap(); // 2 blocks at 0
+        let mut c = MpscConsumer::attach(geo, MAX_OWNERS, &m).unwrap();
+        send(&mut fast, &m, &[1; 16]).unwrap();
+        let Found::InProgress { word, .. } = c.try_peek(&m).unwrap() else {
+            panic!("expected the slow claim")
+        };
+        assert!(c.abort(&m, word, false));
+        assert_eq!(c.take_aborted(), 1);
+        assert_eq!(recv(&mut c, &m).unwrap(), Some(vec![1; 16]));
+        assert_eq!(m.ctl_load(off::HEAD, Ordering::Relaxed), 0);
+        // Up to the end of the lap, not over the held blocks.
+        for k in 2..=6 {
+            send(&mut fast, &m, &[k; 16]).unwrap();
+        }
+        assert_eq!(fast.try_claim(&m, 16), Err(RingError::Full));
+        assert_eq!(recv(&mut c, &m).unwrap(), Some(vec![2; 16]));
+        // Restarted here: delivers 3..=6 once, then finds nothing.
+        let mut c = MpscConsumer::attach(geo, MAX_OWNERS, &m).unwrap();
+        for k in 3..=6 {
+            assert_eq!(recv(&mut c, &m).unwrap(), Some(vec![k; 16]));
+        }
+        assert_eq!(recv(&mut c, &m).unwrap(), None);
+        assert_eq!(c.take_aborted(), 0);
+        assert_eq!(fast.try_claim(&m, 16), Err(RingError::Full));
+        assert_eq!(c.reap(&m), Ok(false));
+        // The owner writes late, then commits: refused, released.
+        m.write_bytes(claim.data, &[0xee; 40]);
+        assert!(!slow.commit(&m, &claim));
+        assert_eq!(c.reap(&m), Ok(true));
+        c.publish(&m);
+        for k in 7..=8 {
+            send(&mut fast, &m, &[k; 16]).unwrap();
+        }
+        for k in 7..=8 {
+            assert_eq!(recv(&mut c, &m).unwrap(), Some(vec![k; 16]));
+        }
+        assert_eq!(recv(&mut c, &m).unwrap(), None);
+    }
+
+    /// The claim word of a held record overwritten with anything but its release is
+    /// corruption, reported by the look at what is held (and never a wait for ever).
+    #[test]
+    fn a_held_record_overwritten_is_corruption() {
+        let (geo, m) = ring(256);
+        let mut slow = MpscProducer::new(geo, 0);
+        let _claim = slow.try_claim(&m, 40).unwrap();
+        let mut c = MpscConsumer::attach(geo, MAX_OWNERS, &m).unwrap();
+        let Found::InProgress { word, .. } = c.try_peek(&m).unwrap() else {
+            panic!("expected the claim")
+        };
+        assert!(c.abort(&m, word, false));
+        m.word_store(0, pack(COMMITTED, 0, 2, tag(0)), Ordering::Relaxed);
+        assert!(matches!(c.reap(&m), Err(RingError::Corrupted { .. })));
     }
 
     proptest! {
@@ -963,12 +1220,21 @@ mod loom_tests {
         });
     }
 
-    /// The consumer aborts a claim (its owner looked dead or too slow) while the owner
-    /// commits it: exactly one of them wins. A commit that succeeds is delivered once, intact;
-    /// one that reports the abort is skipped and counted once.
+    /// The consumer aborts a claim (its owner looked dead, or too slow: revoked) while the
+    /// owner commits it: exactly one of them wins. A commit that succeeds is delivered once,
+    /// intact; one that reports the abort is skipped and counted once.
     #[test]
     fn abort_races_commit() {
-        loom::model(|| {
+        abort_races_commit_as(true);
+    }
+
+    #[test]
+    fn revoke_races_commit() {
+        abort_races_commit_as(false);
+    }
+
+    fn abort_races_commit_as(owner_dead: bool) {
+        loom::model(move || {
             let geo = Geometry::new(64).unwrap();
             let m = Arc::new(HeapWords::tracked(64));
             init_ring(geo, &*m);
@@ -985,7 +1251,7 @@ mod loom_tests {
             for _ in 0..3 {
                 match c.try_peek(&*m).unwrap() {
                     Found::InProgress { word, .. } => {
-                        c.abort(&*m, word);
+                        c.abort(&*m, word, owner_dead);
                     }
                     Found::Record { data, len, end } => {
                         let mut v = vec![0; len as usize];
@@ -1001,6 +1267,55 @@ mod loom_tests {
             assert_eq!(c.try_peek(&*m).unwrap(), Found::Empty);
             assert_eq!(delivered, u64::from(committed));
             assert_eq!(c.take_aborted(), u64::from(!committed));
+        });
+    }
+
+    /// The consumer revokes a slow producer's claim (abort timeout), delivers the next
+    /// message and moves on; then the slow owner writes its record and commits (refused: it
+    /// releases the record) while another producer (here the consumer's thread, between its
+    /// looks at what it holds) tries to claim those blocks at the next lap. The claim must
+    /// wait for the release: the message arrives intact, and no payload write is unordered
+    /// with the owner's (`HeapWords::tracked`: only pair R orders them, no join does).
+    #[test]
+    fn revoked_claim_vs_late_owner_vs_next_lap_claimer() {
+        loom::model(|| {
+            // Two blocks: the slow claim at 0, a message at 32, then the next lap at 64.
+            let geo = Geometry::new(64).unwrap();
+            let m = Arc::new(HeapWords::tracked(64));
+            init_ring(geo, &*m);
+            let mut slow = MpscProducer::new(geo, 0);
+            let claim = slow.try_claim(&*m, 8).unwrap();
+            let mut fast = MpscProducer::new(geo, 1);
+            send_spin(&mut fast, &m, &[1; 8]);
+            let mut c = MpscConsumer::attach(geo, MAX_OWNERS, &*m).unwrap();
+            let Found::InProgress { word, .. } = c.try_peek(&*m).unwrap() else {
+                panic!("expected the slow claim")
+            };
+            assert!(c.abort(&*m, word, false));
+            assert_eq!(consume_all(&mut c, &m, 1), vec![vec![1; 8]]);
+            let mo = m.clone();
+            let owner = loom::thread::spawn(move || {
+                mo.write_bytes(claim.data, &[5; 8]);
+                assert!(!slow.commit(&*mo, &claim));
+            });
+            let next = loop {
+                match fast.try_claim(&*m, 8) {
+                    Ok(cl) => break cl,
+                    Err(RingError::Full) => {
+                        c.reap(&*m).unwrap();
+                        c.publish(&*m);
+                        loom::thread::yield_now();
+                    }
+                    Err(e) => panic!("{e:?}"),
+                }
+            };
+            assert_eq!(next.pos, 64);
+            m.write_bytes(next.data, &[2; 8]);
+            assert!(fast.commit(&*m, &next));
+            assert_eq!(consume_all(&mut c, &m, 1), vec![vec![2; 8]]);
+            owner.join().unwrap();
+            assert_eq!(c.take_aborted(), 1);
+            assert_eq!(c.try_peek(&*m).unwrap(), Found::Empty);
         });
     }
 

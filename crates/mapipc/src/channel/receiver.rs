@@ -50,6 +50,9 @@ enum RxCore {
     Mpsc {
         c: MpscConsumer,
         stuck: Option<Stuck>,
+        /// The coarse monotonic time before which a look does not ask again whether the
+        /// owner of the oldest revoked record we hold is alive (0: ask at the next look).
+        next_held_check: u64,
     },
     Sub {
         s: Subscriber,
@@ -175,6 +178,7 @@ impl Receiver {
                         c: MpscConsumer::attach(s.geo, s.max_endpoints, &s.ring)
                             .map_err(|e| s.corrupted(e))?,
                         stuck: None,
+                        next_held_check: 0,
                     }
                 };
                 s.advertise_strategy(off::CONSUMER_NEVER_PARKS, WaitStrategy::default());
@@ -310,12 +314,12 @@ impl Receiver {
     /// before it is aborted and skipped (default 5 s). A dead producer's claims are aborted
     /// as soon as its death is seen.
     ///
-    /// A live producer whose claim is aborted learns it only when it commits
-    /// ([`SendError::Aborted`](super::SendError::Aborted)); the space goes back to the ring
-    /// at once, so bytes it still writes into its [`Grant`](super::Grant) (or a send copying
-    /// while the process is stopped) land in messages other producers send later, which then
-    /// arrive damaged or are reported as corruption. Keep the timeout above the longest time
-    /// a producer may hold a grant or be stopped (`SIGSTOP`, a debugger).
+    /// A live producer whose claim is aborted learns it only when it commits or drops its
+    /// [`Grant`](super::Grant) ([`SendError::Aborted`](super::SendError::Aborted)). Later
+    /// messages are delivered meanwhile, but the claim's space is held until then (or until
+    /// the producer dies), since it may still write into it: once the other producers have
+    /// gone a lap round the ring, they wait for that space (`Full`). Keep the timeout above
+    /// the longest time a producer may hold a grant or be stopped (`SIGSTOP`, a debugger).
     ///
     /// # Example
     /// A live producer holds a claim too long: the consumer aborts it and goes on.
@@ -411,7 +415,9 @@ impl Receiver {
         Ok(gone)
     }
 
-    /// MPSC: decides whether the claim in progress at our position should be aborted.
+    /// MPSC: decides whether the claim in progress at our position should be aborted:
+    /// `Some(true)` because its owner is dead, `Some(false)` because it outlived the abort
+    /// timeout (its owner may be alive and still write into it).
     fn should_abort(
         shared: &Shared,
         stuck: &mut Option<Stuck>,
@@ -420,14 +426,11 @@ impl Receiver {
         producers_dead: bool,
         check_interval: Duration,
         abort_timeout: Duration,
-    ) -> bool {
+    ) -> Option<bool> {
         // The producers were all gone when we looked, but one may have attached and claimed
         // since: abort at once only a claim whose owner's slot is empty or dead.
-        if producers_dead {
-            let id = shared.entry_peer(owner);
-            if id == 0 || !shared.region.is_alive(id) {
-                return true;
-            }
+        if producers_dead && Self::owner_dead(shared, owner) {
+            return Some(true);
         }
         let now = Instant::now();
         let st = match stuck {
@@ -440,19 +443,24 @@ impl Receiver {
             }),
         };
         let age = now.duration_since(st.since);
-        if age >= abort_timeout {
-            return true;
-        }
         if age >= STUCK_GRACE
-            && st
-                .checked
-                .map_or(true, |t| now.duration_since(t) >= check_interval)
+            && (age >= abort_timeout
+                || st
+                    .checked
+                    .map_or(true, |t| now.duration_since(t) >= check_interval))
         {
             st.checked = Some(now);
-            let id = shared.entry_peer(st.owner);
-            return id == 0 || !shared.region.is_alive(id);
+            if Self::owner_dead(shared, st.owner) {
+                return Some(true);
+            }
         }
-        false
+        (age >= abort_timeout).then_some(false)
+    }
+
+    /// MPSC: whether producer slot `owner` is empty or held by a dead process (a lock query).
+    fn owner_dead(shared: &Shared, owner: u32) -> bool {
+        let id = shared.entry_peer(owner);
+        id == 0 || !shared.region.is_alive(id)
     }
 
     /// Whether the producer registration (SPSC, broadcast) holds our own peer id. Each end
@@ -490,6 +498,17 @@ impl Receiver {
         }
     }
 
+    /// MPSC: the position and current claim word of the oldest revoked record we hold.
+    fn held_seen(&self) -> Option<(u64, u64)> {
+        match &self.core {
+            RxCore::Mpsc { c, .. } => c
+                .held_front()
+                .zip(c.held_front_word(&self.shared.ring))
+                .map(|((_, pos), w)| (pos, w)),
+            _ => None,
+        }
+    }
+
     /// The consumer position we last stored in shared memory (SPSC, MPSC).
     fn published(&self) -> Option<u64> {
         match &self.core {
@@ -511,13 +530,33 @@ impl Receiver {
             return Err(shared.fault(e));
         }
         let ring = &shared.ring;
-        match &mut self.core {
+        let mut reaped = false;
+        let r = match &mut self.core {
             RxCore::Spsc(c) => match c.try_peek(ring, thorough) {
                 Ok(Some(p)) => Ok(Poll::Msg(Msg::spsc(p))),
                 Ok(None) => Ok(Poll::Empty),
                 Err(e) => Err(shared.fault(e)),
             },
-            RxCore::Mpsc { c, stuck } => {
+            RxCore::Mpsc {
+                c,
+                stuck,
+                next_held_check,
+            } => {
+                // Revoked records whose owners are done (or, asked at most every lock query
+                // interval, dead) are handed back.
+                if let Some((owner, _)) = c.held_front() {
+                    let now = os::process::monotonic_coarse_ns();
+                    if producers_dead || now >= *next_held_check {
+                        *next_held_check = now.saturating_add(LOCK_QUERY_INTERVAL_NS);
+                        if Self::owner_dead(shared, owner) {
+                            c.release_front(ring);
+                        }
+                    }
+                    match c.reap(ring) {
+                        Ok(freed) => reaped = freed,
+                        Err(e) => return Err(shared.fault(e)),
+                    }
+                }
                 // Bounded: each round aborts one claim or returns.
                 let r = loop {
                     match c.try_peek(ring) {
@@ -541,10 +580,10 @@ impl Receiver {
                                 self.check_interval,
                                 self.abort_timeout,
                             );
-                            if !(abort && c.abort(ring, word)) {
+                            if !abort.is_some_and(|dead| c.abort(ring, word, dead)) {
                                 break Ok(Poll::Empty);
                             }
-                            // Aborted: the next peek skips it (and counts it).
+                            // Aborted: skipped (and counted) by now or by the next peek.
                         }
                         Err(e) => break Err(shared.fault(e)),
                     }
@@ -572,7 +611,12 @@ impl Receiver {
                 Ok(Next::Lagged { missed }) => Ok(Poll::Lagged(missed)),
                 Err(e) => Err(shared.fault(e)),
             },
+        };
+        if reaped {
+            // Blocks handed back: publish now, a wait that follows would not.
+            self.publish();
         }
+        r
     }
 
     /// The next message, waiting as asked. The fast path is inline; waiting lives in
@@ -667,6 +711,9 @@ impl Receiver {
                 Kind::Broadcast => self.shared.ring.load_tail(Ordering::Acquire),
                 _ => 0,
             };
+            // MPSC: the oldest revoked record we hold (producers may wait for its blocks):
+            // its owner releasing it ends the wait, as does its owner's death.
+            let held_seen = self.held_seen();
             let epoch = self
                 .shared
                 .word(off::PRODUCER_EPOCH)
@@ -694,6 +741,15 @@ impl Receiver {
                 RxCore::Mpsc { stuck, .. } => stuck.map(|st| (st.owner, st.since)),
                 _ => None,
             };
+            if self.held_seen() != held_seen {
+                // The look revoked a claim or handed a held record back: look again, with
+                // the new oldest held record as what a change is measured against.
+                continue;
+            }
+            let held_owner = match &self.core {
+                RxCore::Mpsc { c, .. } => c.held_front().map(|(owner, _)| owner),
+                _ => None,
+            };
             let abort_timeout = self.abort_timeout;
             let me = self.me;
             let mut ready = || {
@@ -704,6 +760,9 @@ impl Receiver {
                     Kind::Broadcast => s.ring.load_tail(Ordering::Acquire) != tail_seen,
                 };
                 moved
+                    || held_seen.is_some_and(|(p, w)| {
+                        s.ring.word_load(p & (cap - 1), Ordering::Acquire) != w
+                    })
                     || s.word(off::PRODUCER_EPOCH).load(Ordering::Acquire) != epoch
                     || s.word(off::PRODUCER).load(Ordering::Acquire) != producer
             };
@@ -718,6 +777,9 @@ impl Receiver {
                 // to attach, and we would wait for them for ever.
                 if position_overwritten_at(s, published) {
                     position_overwritten.set(true);
+                    return false;
+                }
+                if held_owner.is_some_and(|owner| Self::owner_dead(s, owner)) {
                     return false;
                 }
                 match (kind, stuck_owner) {
@@ -777,11 +839,17 @@ impl Receiver {
                     // The owner of a stuck claim died, or the claim outlived the abort
                     // timeout: let the next look check it now.
                     if let RxCore::Mpsc {
-                        stuck: Some(st), ..
+                        stuck,
+                        next_held_check,
+                        ..
                     } = &mut self.core
                     {
-                        st.checked = None;
-                        st.since = st.since.min(Instant::now() - STUCK_GRACE);
+                        if let Some(st) = stuck {
+                            st.checked = None;
+                            st.since = st.since.min(Instant::now() - STUCK_GRACE);
+                        }
+                        // The owner of the oldest held record may have died: ask now.
+                        *next_held_check = 0;
                     }
                 }
                 WaitOutcome::TimedOut => {

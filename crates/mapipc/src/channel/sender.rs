@@ -583,6 +583,9 @@ impl Sender {
             }
             (TxCore::Mpsc { p, .. }, Res::Mpsc(c)) => {
                 if !p.commit(ring, c) {
+                    // A consumer holding the record's blocks for us may wait for them.
+                    self.shared
+                        .wake_if_parked(off::DATA_WORD, off::CONSUMER_NEVER_PARKS);
                     return Err(SendFail::Aborted);
                 }
                 self.wake_pending = true;
@@ -931,7 +934,9 @@ fn slowest_subscriber(s: &Shared) -> (u32, u64) {
 
 /// After taking over an MPSC producer slot from a dead process, aborts the claims that
 /// process left in the ring, so the consumer does not attribute them to us (claim words
-/// carry the slot, not the process).
+/// carry the slot, not the process), and releases the revoked ones the consumer holds for
+/// it (it would wait for us to release them, as we hold the slot now). Those lie behind the
+/// consumer's own position, but not behind the one it publishes (the oldest it holds).
 fn fence_dead_claims(s: &Shared, slot: u32, _me: u32) {
     let cap = s.geo.capacity();
     let mut pos = s.ring.ctl_load(off::HEAD, Ordering::Acquire);
@@ -940,8 +945,10 @@ fn fence_dead_claims(s: &Shared, slot: u32, _me: u32) {
         return;
     }
     // Bounded: records are at least one block and at most one ring of them is in flight
-    // (with the blocks a consumer killed before publishing handed back: together one ring).
-    for _ in 0..=(cap / mpsc::BLOCK) {
+    // (with the blocks a consumer handed back past the position it published: together one
+    // ring); each record is looked at again at most twice after a failed CAS (a claim
+    // changes state at most twice: revoked, then released).
+    for _ in 0..=3 * (cap / mpsc::BLOCK) {
         let idx = pos & (cap - 1);
         let w = s.ring.word_load(idx, Ordering::Acquire);
         if w == mpsc::free_word(pos + cap) {
@@ -953,10 +960,19 @@ fn fence_dead_claims(s: &Shared, slot: u32, _me: u32) {
         if t != mpsc::tag(pos) || st == mpsc::FREE || nb == 0 || nb * mpsc::BLOCK > cap - idx {
             return; // the frontier, or something we do not understand: stop
         }
-        if st == mpsc::CLAIMED && owner == slot as u64 {
-            let _ = s
-                .ring
-                .word_cas(idx, w, mpsc::pack(mpsc::ABORTED, owner, nb, t));
+        if owner == slot as u64 && (st == mpsc::CLAIMED || st == mpsc::REVOKED) {
+            let to = if st == mpsc::CLAIMED {
+                mpsc::ABORTED
+            } else {
+                mpsc::RELEASED
+            };
+            if s.ring
+                .word_cas(idx, w, mpsc::pack(to, owner, nb, t))
+                .is_err()
+            {
+                // The consumer aborted it meanwhile (or garbage moved): look again.
+                continue;
+            }
         }
         pos += nb * mpsc::BLOCK;
     }
