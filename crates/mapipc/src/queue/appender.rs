@@ -38,6 +38,8 @@ use crate::os;
 pub enum SyncPolicy {
     /// Never sync explicitly: the kernel writes dirty pages back on its own schedule
     /// (typically within 30 s). Fastest; a machine crash loses what was not written back.
+    /// Rolls write nothing back either: [`Appender::sync`] writes back everything appended
+    /// since the last one, in every segment rolled away from since.
     #[default]
     None,
     /// Group commit: one `msync` of everything appended since the previous one, when
@@ -327,8 +329,19 @@ pub struct Appender {
     pending: u32,
     /// When the oldest pending record was committed.
     pending_since: Option<Instant>,
-    /// Offset in `seg` from which the next sync starts.
+    /// Offset in `seg` from which the next sync starts: 0 while its header is not written
+    /// back (a segment rolled to under [`SyncPolicy::None`]). The index entries set since
+    /// the last sync are found from `synced_seq` ([`Appender::index_unsynced_from`]).
     sync_from: u64,
+    /// The oldest segment rolled away from whose records, end marker, seal or index may not
+    /// be written back ([`SyncPolicy::None`] only: the other policies write a segment back
+    /// before they roll away from it). The next sync writes back every segment from this
+    /// one to the current one's predecessor, reopening them by name: nothing is held for
+    /// them meanwhile, so an appender that never syncs keeps no descriptor or mapping.
+    unsynced_from: Option<u64>,
+    /// Whether a segment was renamed into place since the directory was last synced
+    /// ([`SyncPolicy::None`] only, as above).
+    dir_unsynced: bool,
     /// Every record below this is known to be on disk (per the policy's msync calls).
     synced_seq: u64,
     recovery: Recovery,
@@ -429,6 +442,8 @@ impl Appender {
             dir: dir.to_path_buf(),
             layout,
             sync_from: next_off,
+            unsynced_from: None,
+            dir_unsynced: false,
             seg,
             next_off,
             next_seq,
@@ -466,9 +481,16 @@ impl Appender {
         self.next_seq
     }
 
-    /// Every record with a smaller sequence number is known to be on disk (as far as the
-    /// sync policy's `msync` calls go; with [`SyncPolicy::None`] only what recovery found
-    /// at open).
+    /// Every record with a smaller sequence number is known to be on disk. It moves to
+    /// [`next_seq`](Self::next_seq) when the policy or [`sync`](Self::sync) has written back
+    /// everything appended, in every segment, and the directory entries of new segments;
+    /// with [`SyncPolicy::None`], only `sync` moves it.
+    ///
+    /// It starts at the end of the log that recovery found at open: the records of an
+    /// earlier appender count as on disk without being written back again. That holds when
+    /// that appender synced them (a `Batch` or `Always` appender that closed cleanly), not
+    /// necessarily otherwise (`None`, or a crash of that process with records pending: a
+    /// machine crash after it may still lose them).
     ///
     /// # Example
     /// See [`Appender`].
@@ -629,11 +651,19 @@ impl Appender {
         Ok(seq)
     }
 
-    /// Writes back everything appended so far (`msync(MS_SYNC)` of the dirty range of the
-    /// current segment), whatever the policy.
+    /// Writes back everything appended so far, whatever the policy: the records appended
+    /// since the last sync, with their index entries, in the current segment
+    /// (`msync(MS_SYNC)` of that range) and in every segment rolled away from since
+    /// (`fdatasync`: their records, end marker and sealed header), the header of each
+    /// segment created since, and the directory entries of those segments (`fsync` of the
+    /// directory). [`synced_seq`](Self::synced_seq) moves to
+    /// [`next_seq`](Self::next_seq) only when all of it succeeded; after an error, the next
+    /// call starts again from what is still unsynced. The cost is that of the unsynced part:
+    /// nothing is done when everything is synced.
     ///
     /// # Errors
-    /// [`AppendError::Sync`] when the write-back failed.
+    /// [`AppendError::Sync`] when the write-back of the current segment failed;
+    /// [`AppendError::Io`] when that of an earlier segment or of the directory failed.
     ///
     /// # Example
     /// ```
@@ -645,15 +675,53 @@ impl Appender {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn sync(&mut self) -> Result<(), AppendError> {
-        if self.synced_seq == self.next_seq {
+        if self.synced_seq == self.next_seq
+            && self.unsynced_from.is_none()
+            && !self.dir_unsynced
+            && self.sync_from >= self.next_off
+        {
             return Ok(());
         }
-        self.seg.flush_range(self.sync_from, self.next_off)?;
+        // Files first, the directory last: a directory entry written back before its
+        // file's header could name a segment that reads as zeros after a machine crash.
+        // The segments rolled away from, oldest first (progress is kept on an error).
+        if let Some(first) = self.unsynced_from {
+            for n in first..self.seg.number {
+                write_back_file(&segment_path(&self.dir, n))?;
+                self.unsynced_from = Some(n + 1);
+            }
+            self.unsynced_from = None;
+        }
+        // The current segment: one `msync` from the first unsynced byte (header, index
+        // entry or record) to the end of the last record. The kernel writes back only the
+        // dirty pages of the range (it finds them by their page-cache tags), so the clean
+        // pages between the index and the records cost nothing, and one call is one
+        // write-back and journal commit instead of two.
+        let from = self.sync_from.min(self.index_unsynced_from());
+        self.seg.flush_range(from, self.next_off)?;
         self.sync_from = self.next_off;
+        if self.dir_unsynced {
+            sync_dir(&self.dir)?;
+            self.dir_unsynced = false;
+        }
         self.synced_seq = self.next_seq;
         self.pending = 0;
         self.pending_since = None;
         Ok(())
+    }
+
+    /// The offset of the first index entry of the current segment set since the last sync
+    /// (entries are set with their records: those of the records from `synced_seq` on), or
+    /// `u64::MAX` when there is none.
+    fn index_unsynced_from(&self) -> u64 {
+        let first = self.seg.first_seq;
+        let interval = u64::from(self.layout.index_interval);
+        let k = (self.synced_seq.max(first) - first).div_ceil(interval);
+        if first + k * interval < self.next_seq {
+            self.layout.index_slot(k).unwrap_or(u64::MAX)
+        } else {
+            u64::MAX
+        }
     }
 
     /// Allocates the next segment file (`.seg.pre`) with `fallocate`, ahead of need.
@@ -713,20 +781,27 @@ impl Appender {
         self.seg
             .store_u32(off + RECORD_FLAGS, FLAG_COMMITTED | KIND_END)?;
         self.seg.mark_sealed(off, seq, os::process::realtime_ns())?;
-        if self.sync != SyncPolicy::None {
-            // Everything of the old segment, its end marker and sealed header included.
-            self.seg
-                .flush_range(self.sync_from.min(off), off + RECORD_HEADER_SIZE)?;
-            self.seg.flush_range(0, 4096)?;
-        }
         self.finish_roll_after_end()
     }
 
     /// Steps (3) and (4) of [`roll`](Self::roll): the current segment is sealed with an end
-    /// marker for `next_seq`; publish the next segment.
+    /// marker for `next_seq` at `next_off`; publish the next segment.
+    ///
+    /// Except under [`SyncPolicy::None`], the old segment (records, end marker, sealed
+    /// header, index) is written back first, then the new segment's header, then the
+    /// directory after the rename. Under `None` none of it is, and the next
+    /// [`sync`](Appender::sync) does it all (`unsynced_from`, `dir_unsynced`, and
+    /// `sync_from = 0` for the new segment's header).
     fn finish_roll_after_end(&mut self) -> Result<(), AppendError> {
         if self.prealloc.is_none() {
             self.preallocate()?;
+        }
+        if self.sync != SyncPolicy::None {
+            // One `msync` from the header to the end marker: the kernel writes back only
+            // the dirty pages of the range (what is left since the last sync, the seal,
+            // index entries), and the sealed header of a segment recovery sealed at open.
+            self.seg
+                .flush_range(0, self.next_off + RECORD_HEADER_SIZE)?;
         }
         let number = self.seg.number + 1;
         let Some((map, pre_path)) = self.prealloc.take() else {
@@ -751,11 +826,7 @@ impl Appender {
                 source,
             })?;
             if self.sync != SyncPolicy::None {
-                os::storage::fsync_dir(&self.dir).map_err(|source| AppendError::Io {
-                    op: "sync the directory",
-                    file: self.dir.clone(),
-                    source,
-                })?;
+                sync_dir(&self.dir)?;
             }
             Ok(seg)
         })();
@@ -769,10 +840,14 @@ impl Appender {
                 return Err(e);
             }
         };
-        self.seg = seg;
+        let old = std::mem::replace(&mut self.seg, seg);
         self.next_off = self.layout.data_offset;
-        self.sync_from = self.next_off;
-        if self.sync != SyncPolicy::None {
+        if self.sync == SyncPolicy::None {
+            self.unsynced_from.get_or_insert(old.number);
+            self.dir_unsynced = true;
+            self.sync_from = 0;
+        } else {
+            self.sync_from = self.next_off;
             self.synced_seq = self.next_seq;
             self.pending = 0;
             self.pending_since = None;
@@ -989,6 +1064,41 @@ impl Drop for Grant<'_> {
     }
 }
 
+/// `fdatasync` of the file at `path` (a segment rolled away from): writes back its dirty
+/// pages and the metadata needed to read them. A file that is gone (deleted by retention)
+/// has nothing left to write back.
+fn write_back_file(path: &Path) -> Result<(), AppendError> {
+    #[cfg(test)]
+    super::segment::writeback_log::record(super::segment::writeback_log::Event::File(
+        path.to_path_buf(),
+    ));
+    let io = |source| AppendError::Io {
+        op: "write back",
+        file: path.to_path_buf(),
+        source,
+    };
+    let fd = match os::file::open(path, os::file::OpenHow::default()) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(e)),
+    };
+    os::file::fdatasync(std::os::fd::AsFd::as_fd(&fd)).map_err(io)
+}
+
+/// `fsync` of the queue directory: makes the entries of the segments published since the
+/// last one durable.
+fn sync_dir(dir: &Path) -> Result<(), AppendError> {
+    #[cfg(test)]
+    super::segment::writeback_log::record(super::segment::writeback_log::Event::Dir(
+        dir.to_path_buf(),
+    ));
+    os::storage::fsync_dir(dir).map_err(|source| AppendError::Io {
+        op: "sync the directory",
+        file: dir.to_path_buf(),
+        source,
+    })
+}
+
 /// Crash recovery: finds the end of the log in the last segment, cuts a torn or damaged
 /// tail, clears garbage after it, and reports damage found before the end. Returns the
 /// segment to append to, the next offset and sequence number, and the last record's offset.
@@ -1179,3 +1289,7 @@ impl From<AppendError> for OpenError {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "sync_tests.rs"]
+mod sync_tests;

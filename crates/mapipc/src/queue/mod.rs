@@ -175,9 +175,14 @@
 //!   crash (at most `records` records or `interval` of appends are at risk); with
 //!   [`SyncPolicy::None`], whatever the kernel had written back (usually all but the last
 //!   ~30 s), possibly with holes, since pages are written back in no particular order.
-//!   Sync means `msync(MS_SYNC)` of the dirty range, which flushes the data and the
-//!   metadata needed to read it back; rolls also sync the new segment's header and the
-//!   directory (except under `None`). This assumes the disk honours cache flushes.
+//!   Sync means `msync(MS_SYNC)` of the dirty range (record data and index entries), which
+//!   flushes the data and the metadata needed to read it back; rolls also sync the old
+//!   segment (its last records, end marker and sealed header), then the new segment's
+//!   header, then the directory. Under `None` a roll syncs nothing, and
+//!   [`Appender::sync`] does all of it later: each segment rolled away from since the
+//!   last sync (`fdatasync`), the current one from its header, then the directory, and
+//!   only then moves [`Appender::synced_seq`]. This assumes the disk honours cache
+//!   flushes.
 //!
 //! # Crash recovery
 //!

@@ -546,6 +546,12 @@ impl Segment {
     /// `msync(MS_SYNC)` of `from..to`.
     pub fn flush_range(&self, from: u64, to: u64) -> Result<(), crate::map::FlushError> {
         if to > from {
+            #[cfg(test)]
+            writeback_log::record(writeback_log::Event::Range {
+                path: self.path.clone(),
+                from,
+                to,
+            });
             self.map.flush_range(from, (to - from) as usize)
         } else {
             Ok(())
@@ -569,5 +575,52 @@ fn classify_map_error(e: MapError, layout: &SegmentLayout) -> SegOpenError {
             layout.segment_size
         )),
         other => SegOpenError::Map(other),
+    }
+}
+
+/// Unit tests' record of the write-backs asked for (page-cache write-back cannot be observed
+/// from user space): every [`Segment::flush_range`], the appender's `fdatasync` of a whole
+/// segment file and `fsync` of the directory, in order, on the calling thread.
+#[cfg(test)]
+pub(crate) mod writeback_log {
+    use std::cell::RefCell;
+    use std::path::PathBuf;
+
+    /// One write-back.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub(crate) enum Event {
+        /// `msync(MS_SYNC)` of `from..to` of the segment published at `path`.
+        Range { path: PathBuf, from: u64, to: u64 },
+        /// `fdatasync` of the whole file.
+        File(PathBuf),
+        /// `fsync` of the directory.
+        Dir(PathBuf),
+    }
+
+    thread_local! {
+        static LOG: RefCell<Option<Vec<Event>>> = const { RefCell::new(None) };
+    }
+
+    /// Starts recording on this thread (dropping what was recorded).
+    pub(crate) fn start() {
+        LOG.with(|l| *l.borrow_mut() = Some(Vec::new()));
+    }
+
+    /// What was recorded since the last `start` or `take`; recording goes on.
+    pub(crate) fn take() -> Vec<Event> {
+        LOG.with(|l| {
+            l.borrow_mut()
+                .as_mut()
+                .map(std::mem::take)
+                .unwrap_or_default()
+        })
+    }
+
+    pub(crate) fn record(event: Event) {
+        LOG.with(|l| {
+            if let Some(log) = l.borrow_mut().as_mut() {
+                log.push(event);
+            }
+        });
     }
 }
