@@ -514,19 +514,62 @@ pub enum ReadError {
 /// // A damaged named-tailer file stops it (the position it needs is unknown), unless forced:
 /// std::fs::write(q.join("reader.tailer"), b"garbage")?;
 /// let err = retain(&q, &policy).unwrap_err();
-/// assert!(matches!(err, RetainError::Open(OpenError::BadTailer { .. })));
-/// assert_eq!(retain(&q, &policy.force(true))?.remaining, 1);
+/// assert!(matches!(err, RetainError::BadTailer { .. }));
+/// let forced = policy.force(true);
+/// assert_eq!(retain(&q, &forced)?.remaining, 1);
+///
+/// // So does a damaged segment header (which records it holds is unknown), forced or not:
+/// std::fs::write(q.join("00000000000000000007.seg"), b"garbage")?;
+/// let err = retain(&q, &forced).unwrap_err();
+/// assert!(matches!(err, RetainError::BadSegment { .. }), "{err}");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RetainError {
-    /// The queue could not be opened.
+    /// The queue could not be opened: the directory or its metadata file is missing or
+    /// damaged.
     #[error(transparent)]
     Open(#[from] OpenError),
     /// No bound was given.
     #[error("no retention bound given: set a maximum segment count, age or size")]
     NoBound,
+    /// A file operation failed: taking the retention lock or the position lock on
+    /// `queue.meta`, listing the directory, syncing it after the deletions.
+    #[error("cannot {op} `{file}`: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        file: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A segment's header is not valid (or the file is not a segment of this queue's
+    /// size): which records it holds is unknown, so nothing is deleted, even when forced.
+    #[error("`{file}` is not a valid segment of this queue: {why}")]
+    BadSegment {
+        /// The segment file.
+        file: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// A segment could not be mapped to read its header.
+    #[error(transparent)]
+    Map(#[from] MapError),
+    /// A segment was truncated while its header was read.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// A named tailer's position file is damaged: the position it needs kept is unknown,
+    /// so nothing is deleted (unless forced).
+    #[error("`{file}` is not a valid tailer position file: {why}")]
+    BadTailer {
+        /// The tailer's file.
+        file: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
     /// Deleting a segment failed.
     #[error("cannot delete `{file}`: {source}")]
     Delete {
@@ -536,13 +579,4 @@ pub enum RetainError {
         #[source]
         source: io::Error,
     },
-    /// Reading a segment header failed.
-    #[error(transparent)]
-    Read(#[from] ReadError),
-}
-
-impl From<AccessError> for RetainError {
-    fn from(e: AccessError) -> Self {
-        RetainError::Open(OpenError::Access(e))
-    }
 }

@@ -618,10 +618,7 @@ mod tests {
             st.tailers[0].problem
         );
         let err = retain(&dir, &Retention::new().max_segments(1)).unwrap_err();
-        assert!(
-            matches!(err, RetainError::Open(OpenError::BadTailer { .. })),
-            "{err}"
-        );
+        assert!(matches!(err, RetainError::BadTailer { .. }), "{err}");
         HEADER_READ_HOOK.with(|h| *h.borrow_mut() = None);
         drop((t, app));
     }

@@ -166,8 +166,8 @@ impl Meta {
     }
 
     /// Takes the retention lock (byte 1).
-    pub fn lock_retention(&self, wait: bool) -> Result<bool, OpenError> {
-        self.lock_byte(LOCK_RETENTION, wait)
+    pub fn lock_retention(&self, wait: bool) -> io::Result<bool> {
+        self.lock_byte_io(LOCK_RETENTION, wait)
     }
 
     /// Releases the retention lock.
@@ -205,16 +205,20 @@ impl Meta {
     }
 
     fn lock_byte(&self, byte: u64, wait: bool) -> Result<bool, OpenError> {
-        let fd = self.map.file_fd().ok_or_else(|| OpenError::Io {
-            op: "lock",
-            file: self.path.clone(),
-            source: io::Error::other("the metadata mapping has no file"),
-        })?;
-        os::file::ofd_lock(fd, byte, 1, wait).map_err(|source| OpenError::Io {
-            op: "lock",
-            file: self.path.clone(),
-            source,
-        })
+        self.lock_byte_io(byte, wait)
+            .map_err(|source| OpenError::Io {
+                op: "lock",
+                file: self.path.clone(),
+                source,
+            })
+    }
+
+    fn lock_byte_io(&self, byte: u64, wait: bool) -> io::Result<bool> {
+        let fd = self
+            .map
+            .file_fd()
+            .ok_or_else(|| io::Error::other("the metadata mapping has no file"))?;
+        os::file::ofd_lock(fd, byte, 1, wait)
     }
 
     /// Whether another open file description holds the appender lock (an appender is

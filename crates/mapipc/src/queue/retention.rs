@@ -3,10 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::error::{OpenError, RetainError};
+use super::error::RetainError;
 use super::format::segment_path;
 use super::inspect::tailer_stat;
-use super::list_queue;
 use super::meta::Meta;
 use super::segment::{SegOpenError, Segment};
 use crate::os;
@@ -132,8 +131,11 @@ pub struct RetainReport {
 /// queue's files are removed too ([`RetainReport::removed_tmp`]).
 ///
 /// # Errors
-/// [`RetainError::NoBound`]; [`RetainError::Open`] when the queue cannot be opened, or a
-/// named tailer's file is damaged (without `force`); [`RetainError::Delete`].
+/// [`RetainError::NoBound`]; [`RetainError::Open`] when the queue cannot be opened;
+/// [`RetainError::BadTailer`] when a named tailer's file is damaged (without `force`);
+/// [`RetainError::BadSegment`], [`RetainError::Map`], [`RetainError::Access`] when a
+/// segment's header cannot be read; [`RetainError::Delete`]; [`RetainError::Io`] when a
+/// lock, the listing of the directory or its sync fails.
 ///
 /// # Example
 /// ```
@@ -153,16 +155,15 @@ pub fn retain(dir: impl AsRef<Path>, policy: &Retention) -> Result<RetainReport,
         return Err(RetainError::NoBound);
     }
     let meta = Meta::open(dir)?;
-    meta.lock_retention(true)?;
+    let io = |op| {
+        let file = meta.path.clone();
+        move |source| RetainError::Io { op, file, source }
+    };
+    meta.lock_retention(true)
+        .map_err(io("take the retention lock on"))?;
     let result = meta
         .lock_positions(true)
-        .map_err(|source| {
-            RetainError::Open(OpenError::Io {
-                op: "lock the tailer positions of",
-                file: meta.path.clone(),
-                source,
-            })
-        })
+        .map_err(io("take the position lock on"))
         .and_then(|()| {
             let result = retain_locked(dir, &meta, policy);
             meta.unlock_positions();
@@ -182,7 +183,11 @@ thread_local! {
 
 fn retain_locked(dir: &Path, meta: &Meta, policy: &Retention) -> Result<RetainReport, RetainError> {
     let layout = meta.layout;
-    let listing = list_queue(dir)?;
+    let listing = super::list_dir(dir).map_err(|source| RetainError::Io {
+        op: "list",
+        file: dir.to_path_buf(),
+        source,
+    })?;
     // Headers of every segment but the last (which always stays): first sequence number
     // (the previous one's end) and seal time.
     let mut info = Vec::new();
@@ -191,7 +196,9 @@ fn retain_locked(dir: &Path, meta: &Meta, policy: &Retention) -> Result<RetainRe
         match Segment::open(&path, n, layout, false) {
             Ok(seg) => info.push((n, seg.first_seq, seg.sealed_ns()?)),
             Err(SegOpenError::Missing) => continue,
-            Err(e) => return Err(e.into_open_error(&path).into()),
+            Err(SegOpenError::Bad(why)) => return Err(RetainError::BadSegment { file: path, why }),
+            Err(SegOpenError::Map(e)) => return Err(e.into()),
+            Err(SegOpenError::Access(e)) => return Err(e.into()),
         }
     }
     let total = info.len() as u64;
@@ -223,11 +230,10 @@ fn retain_locked(dir: &Path, meta: &Meta, policy: &Retention) -> Result<RetainRe
         for name in &listing.tailers {
             let st = tailer_stat(dir, name);
             if let Some(why) = st.problem {
-                return Err(OpenError::BadTailer {
+                return Err(RetainError::BadTailer {
                     file: super::format::tailer_path(dir, name),
                     why,
-                }
-                .into());
+                });
             }
             if oldest.as_ref().map_or(true, |(_, s)| st.next_seq < *s) {
                 oldest = Some((st.name, st.next_seq));
@@ -256,7 +262,7 @@ fn retain_locked(dir: &Path, meta: &Meta, policy: &Retention) -> Result<RetainRe
         }
     }
     if !report.deleted.is_empty() {
-        os::storage::fsync_dir(dir).map_err(|source| OpenError::Io {
+        os::storage::fsync_dir(dir).map_err(|source| RetainError::Io {
             op: "sync the directory",
             file: dir.to_path_buf(),
             source,
