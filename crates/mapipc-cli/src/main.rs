@@ -23,7 +23,14 @@ fn main() -> ExitCode {
         Err(e) => {
             // `--help` and `--version` go to stdout with status 0, usage errors to stderr
             // with status 2. A closed stdout is not worth reporting here either.
-            let _ = e.print();
+            match usage_error_escaped(&e) {
+                Some(text) => {
+                    let _ = io::stderr().lock().write_all(text.as_bytes());
+                }
+                None => {
+                    let _ = e.print();
+                }
+            }
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
@@ -47,6 +54,35 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// A usage error that quotes an argument holding control characters (clap copies the value
+/// into its message verbatim, so a newline in it would forge a line of output): the message
+/// with those arguments escaped as everywhere else ([`command::escaped`]), uncoloured. `None`
+/// for any other outcome (help, version, plain arguments), which clap prints itself.
+fn usage_error_escaped(e: &clap::Error) -> Option<String> {
+    if !e.use_stderr() {
+        return None;
+    }
+    let hostile: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .filter(|a| a.chars().any(char::is_control))
+        .collect();
+    if hostile.is_empty() {
+        return None;
+    }
+    let mut text = e.to_string();
+    for arg in &hostile {
+        text = text.replace(arg.as_str(), &command::escaped(arg));
+        // `--flag=value`: clap quotes the value alone.
+        if let Some((_, value)) = arg.split_once('=') {
+            if value.chars().any(char::is_control) {
+                text = text.replace(value, &command::escaped(value));
+            }
+        }
+    }
+    Some(text)
 }
 
 /// Whether the error comes from writing to a pipe whose reader has gone away (`EPIPE`; Rust

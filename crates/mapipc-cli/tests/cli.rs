@@ -2511,3 +2511,34 @@ fn recv_refuses_a_closed_standard_output_and_consumes_nothing() {
         "dropped\n"
     );
 }
+
+/// A usage error quotes the bad value; one holding a newline could forge a line of output
+/// (`error: ...` of its own choosing). It is printed escaped, as names are everywhere else,
+/// with the usage status 2.
+#[test]
+fn usage_errors_print_control_characters_escaped() {
+    let dir = TestDir::new();
+    for args in [
+        &["bench", "--sizes", "12\nerror: forged"][..],
+        &["bench", "--sizes=12\nerror: forged"][..],
+        &["chan", "create", "./c", "--capacity", "4\u{1b}[2Jk"][..],
+    ] {
+        let out = dir.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);
+        assert!(
+            !out.stderr.lines().any(|l| l.starts_with("error: forged")),
+            "{args:?}: {}",
+            out.stderr
+        );
+        // (clap drops escape sequences from what it quotes; newlines it keeps, and they are
+        // shown escaped.)
+        assert!(!out.stderr.contains('\u{1b}'), "{args:?}: {}", out.stderr);
+        if args.iter().any(|a| a.contains('\n')) {
+            assert!(
+                out.stderr.contains("12\\nerror: forged"),
+                "{args:?}: the value is shown escaped: {}",
+                out.stderr
+            );
+        }
+    }
+}
