@@ -11,6 +11,7 @@ use super::format::{
     KIND_DATA, KIND_END, MAX_SEGMENT_NUMBER, MAX_SEQ, RECORD_FLAGS, RECORD_HEADER_SIZE,
 };
 use super::meta::{Boot, Meta};
+use super::repair::{self, SegmentRepair};
 use super::segment::{Probe, Segment};
 use super::{list_queue, notify_tailers, pack_position};
 use crate::map::{AccessError, MapError, MapOptions, Mmap};
@@ -264,6 +265,9 @@ pub struct Recovery {
     pub damaged: Vec<Corruption>,
     /// Bytes of garbage zeroed after the end of the log.
     pub zeroed_bytes: u64,
+    /// Repairs of segment files a machine crash can leave behind (a short file, an
+    /// unreadable header), made before the records were checked, in order.
+    pub segment_repairs: Vec<SegmentRepair>,
     /// The sequence number the next append gets.
     pub next_seq: u64,
     /// The segment appends continue in.
@@ -276,7 +280,10 @@ impl Recovery {
     /// # Example
     /// See [`Recovery`].
     pub fn is_clean(&self) -> bool {
-        self.cut.is_none() && self.damaged.is_empty() && self.zeroed_bytes == 0
+        self.cut.is_none()
+            && self.damaged.is_empty()
+            && self.zeroed_bytes == 0
+            && self.segment_repairs.is_empty()
     }
 }
 
@@ -1115,7 +1122,11 @@ fn recover(
         let path = prealloc_path(dir, *pre);
         os::file::unlink(&path).map_err(io_open("remove a stale preallocated segment", &path))?;
     }
-    let Some(&last) = listing.segments.last() else {
+    let mut segments = listing.segments;
+    let opened = repair::open_last(dir, layout, &mut segments, report)?;
+    // A repaired segment's tail vouches for nothing: check it whole.
+    let trusted = trusted && report.segment_repairs.is_empty();
+    let Some(seg) = opened else {
         // A new queue (or one whose segments were all removed by hand: continue the
         // numbering from the hints).
         let next_seq = meta.raw_next_seq().min(MAX_SEQ - 1);
@@ -1128,8 +1139,7 @@ fn recover(
         let off = layout.data_offset;
         return Ok((seg, off, next_seq, None));
     };
-    let path = segment_path(dir, last);
-    let seg = Segment::open(&path, last, layout, true).map_err(|e| e.into_open_error(&path))?;
+    let (last, path) = (seg.number, seg.path.clone());
     let (mut off, mut seq) = seg.last_indexed()?;
     let mut last_off = None;
     loop {
@@ -1144,6 +1154,9 @@ fn recover(
             Probe::End { .. } => {
                 if !seg.sealed_flag()? {
                     seg.mark_sealed(off, seq, os::process::realtime_ns())?;
+                }
+                if !trusted {
+                    clear_index_after(&seg, seq, report)?;
                 }
                 repair_index(&seg, last_off, seq)?;
                 return Ok((seg, off, seq, last_off));
@@ -1205,6 +1218,14 @@ fn recover(
             }
         }
     }
+    if seg.sealed_flag()? {
+        // Sealed, but the end marker is not where the log ends: lost in a machine crash
+        // (the header page was written back, the end marker's was not). Appends go on here.
+        seg.clear_seal()?;
+    }
+    if !trusted {
+        clear_index_after(&seg, seq, report)?;
+    }
     if report.deep_scan {
         // Everything after the header at the end first, written back, then that header: an
         // unfinished record's header gives its extent, which a recovery interrupted here
@@ -1221,6 +1242,22 @@ fn recover(
     }
     repair_index(&seg, last_off, seq)?;
     Ok((seg, off, seq, last_off))
+}
+
+/// Zeroes (and writes back) the sparse index entries of records from `end_seq` on: there
+/// are none, so an entry there is garbage (an index page written back by a machine crash
+/// without the records it points to, or damage). Entries are hints, checked before use,
+/// but `verify` reports such ones, and appends after the end would not overwrite them all.
+fn clear_index_after(seg: &Segment, end_seq: u64, report: &mut Recovery) -> Result<(), OpenError> {
+    let interval = u64::from(seg.layout.index_interval);
+    let k = (end_seq.max(seg.first_seq) - seg.first_seq).div_ceil(interval);
+    if let Some(from) = seg.layout.index_slot(k) {
+        if let Some((a, b)) = seg.zero_range(from, seg.layout.data_offset)? {
+            report.zeroed_bytes += b - a;
+            seg.flush_range(a, b)?;
+        }
+    }
+    Ok(())
 }
 
 /// An appender killed between a record's commit and its index entry leaves that entry

@@ -254,6 +254,7 @@ mod error;
 mod format;
 mod inspect;
 mod meta;
+mod repair;
 mod retention;
 mod segment;
 mod tailer;
@@ -340,6 +341,7 @@ pub use format::{
     MIN_SEGMENT_SIZE,
 };
 pub use inspect::{stat, verify, QueueStat, SegmentStat, TailerStat, VerifyReport};
+pub use repair::SegmentRepair;
 pub use retention::{retain, RetainReport, Retention};
 pub use tailer::{AckMode, Record, Skipped, StartAt, Tailer, TailerOptions};
 

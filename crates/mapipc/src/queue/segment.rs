@@ -9,8 +9,8 @@ use std::sync::atomic::{fence, Ordering};
 use super::error::{CorruptReason, OpenError};
 use super::format::{
     header_crc, record_size, RecordHeader, SegmentHeader, SegmentLayout, FLAG_COMMITTED, KIND_DATA,
-    KIND_END, KIND_MASK, MAX_SEQ, RECORD_ALIGN, RECORD_FLAGS, RECORD_HEADER_SIZE, SEGMENT_SEALED,
-    SEG_END_OFFSET, SEG_END_SEQ, SEG_FLAGS, SEG_SEALED_NS,
+    KIND_END, KIND_MASK, MAX_SEQ, RECORD_ALIGN, RECORD_FLAGS, RECORD_HEADER_SIZE,
+    SEGMENT_HEADER_SIZE, SEGMENT_SEALED, SEG_END_OFFSET, SEG_END_SEQ, SEG_FLAGS, SEG_SEALED_NS,
 };
 use crate::map::{AccessError, MapError, MapOptions, Mmap};
 
@@ -122,6 +122,22 @@ impl Segment {
         layout: SegmentLayout,
         write: bool,
     ) -> Result<Segment, SegOpenError> {
+        let (seg, header) = Segment::open_unvalidated(path, number, layout, write)?;
+        header
+            .validate(&layout, number)
+            .map_err(SegOpenError::Bad)?;
+        Ok(seg)
+    }
+
+    /// [`open`](Self::open) without the header checks: the header is returned as read, for
+    /// crash recovery to judge (and [`rewrite_header`](Self::rewrite_header)); the
+    /// segment's `first_seq` is the header's, unchecked, until then.
+    pub fn open_unvalidated(
+        path: &Path,
+        number: u64,
+        layout: SegmentLayout,
+        write: bool,
+    ) -> Result<(Segment, SegmentHeader), SegOpenError> {
         let mut opts = MapOptions::new();
         opts.read_write().len(layout.segment_size as usize);
         let mut writable = true;
@@ -163,17 +179,51 @@ impl Segment {
             Err(e) => return Err(classify_map_error(e, &layout)),
         };
         let header: SegmentHeader = map.read_pod(0).map_err(SegOpenError::Access)?;
-        header
-            .validate(&layout, number)
-            .map_err(SegOpenError::Bad)?;
-        Ok(Segment {
+        let seg = Segment {
             map,
             number,
             first_seq: header.first_seq,
             layout,
             path: path.to_path_buf(),
             writable,
-        })
+        };
+        Ok((seg, header))
+    }
+
+    /// Replaces an unreadable header (crash recovery, appenders only) with a fresh one for
+    /// a segment whose first record is `first_seq`, clears the sparse index (it was written
+    /// with the header page, so it is as suspect), and writes both back before anything
+    /// else is written to the segment.
+    pub fn rewrite_header(
+        &mut self,
+        first_seq: u64,
+        created_ns: u64,
+    ) -> Result<(), crate::map::FlushError> {
+        let header = SegmentHeader::new(&self.layout, self.number, first_seq, created_ns);
+        let index_from = SEGMENT_HEADER_SIZE;
+        self.map.fill(
+            index_from,
+            (self.layout.data_offset - index_from) as usize,
+            0,
+        )?;
+        self.map.write_pod(0, &header)?;
+        self.first_seq = first_seq;
+        self.flush_range(0, self.layout.data_offset)
+    }
+
+    /// Whether every byte of the segment from `from` on is zero (read in chunks).
+    pub fn is_zero_from(&self, from: u64) -> Result<bool, AccessError> {
+        let mut buf = vec![0u8; CHUNK];
+        let mut off = from;
+        while off < self.layout.segment_size {
+            let n = ((self.layout.segment_size - off) as usize).min(CHUNK);
+            self.map.read_at(off, &mut buf[..n])?;
+            if buf[..n].iter().any(|b| *b != 0) {
+                return Ok(false);
+            }
+            off += n as u64;
+        }
+        Ok(true)
     }
 
     /// The mapping (for payload access by views).
@@ -207,6 +257,17 @@ impl Segment {
         Ok(self.load_u32(SEG_FLAGS)? & SEGMENT_SEALED != 0)
     }
 
+    /// Where the header says the end marker is, as `(offset, sequence number)`, when the
+    /// sealed flag is set. Not trusted: callers check the end marker there.
+    pub fn sealed_end(&self) -> Result<Option<(u64, u64)>, AccessError> {
+        if !self.sealed_flag()? {
+            return Ok(None);
+        }
+        let off = self.map.read_pod::<u64>(SEG_END_OFFSET)?;
+        let seq = self.map.read_pod::<u64>(SEG_END_SEQ)?;
+        Ok(Some((off, seq)))
+    }
+
     /// The time the segment was sealed (ns since the epoch), or 0.
     pub fn sealed_ns(&self) -> Result<u64, AccessError> {
         self.map.read_pod::<u64>(SEG_SEALED_NS)
@@ -230,6 +291,17 @@ impl Segment {
         self.map.write_pod(SEG_END_SEQ, &end_seq)?;
         let flags = self.load_u32(SEG_FLAGS)?;
         self.store_u32(SEG_FLAGS, flags | SEGMENT_SEALED)
+    }
+
+    /// Clears a seal whose end marker is not there (crash recovery: the header page reached
+    /// the disk, the end marker's page did not), and writes the header back.
+    pub fn clear_seal(&self) -> Result<(), crate::map::FlushError> {
+        let flags = self.load_u32(SEG_FLAGS)?;
+        self.store_u32(SEG_FLAGS, flags & !SEGMENT_SEALED)?;
+        self.map.write_pod(SEG_SEALED_NS, &0u64)?;
+        self.map.write_pod(SEG_END_OFFSET, &0u64)?;
+        self.map.write_pod(SEG_END_SEQ, &0u64)?;
+        self.flush_range(0, SEGMENT_HEADER_SIZE)
     }
 
     /// Index entry `k` (the offset of record `first_seq + k * interval`), 0 when unset or
