@@ -221,7 +221,9 @@ impl QueueOptions {
     /// [`OpenError::AppenderBusy`] when another appender is running;
     /// [`OpenError::NotAQueue`] when `dir` is missing and creation is off;
     /// [`OpenError::InvalidOptions`], [`OpenError::SegmentSizeMismatch`],
-    /// [`OpenError::BadMeta`], [`OpenError::BadSegment`] (a damaged last segment header);
+    /// [`OpenError::BadMeta`], [`OpenError::BadSegment`] (a last segment whose header
+    /// reads whole but does not fit the queue, or that is not a regular file; headers and
+    /// files a crash can leave are repaired instead, see [`Recovery::segment_repairs`]);
     /// [`OpenError::Io`], [`OpenError::Map`] and [`OpenError::Access`] from the files.
     ///
     /// # Example
@@ -495,9 +497,17 @@ impl Appender {
     ///
     /// It starts at the end of the log that recovery found at open: the records of an
     /// earlier appender count as on disk without being written back again. That holds when
-    /// that appender synced them (a `Batch` or `Always` appender that closed cleanly), not
-    /// necessarily otherwise (`None`, or a crash of that process with records pending: a
-    /// machine crash after it may still lose them).
+    /// that appender synced them (a `Batch` or `Always` appender that closed cleanly), and
+    /// after a machine crash (recovery read them from the disk, and writes back what it
+    /// repairs itself); not necessarily otherwise: after a `None` appender, or a crash of
+    /// that process with records pending, within the same boot, a machine crash may still
+    /// lose them.
+    ///
+    /// The first [`sync`](Self::sync) does not write those back: which segments that
+    /// appender left dirty is not recorded, so it would take an `fdatasync` of every
+    /// segment of the queue (or a format change to record them), for a guarantee its
+    /// policy never gave. A program that needs them durable before it goes on can have
+    /// the file system written back (`syncfs(2)`, `sync(1)`).
     ///
     /// # Example
     /// See [`Appender`].

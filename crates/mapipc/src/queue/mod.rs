@@ -33,6 +33,7 @@
 //! | `{n:020}.seg.pre` | the next segment, allocated ahead of need and not yet published |
 //! | `{name}.tailer` | a named tailer's position (4 KiB) |
 //! | `.queue.meta.tmp-{pid}-{ns}`, `.{name}.tailer.tmp-{pid}-{ns}` | a `queue.meta` or `{name}.tailer` being created |
+//! | `{n:020}.seg.damaged-{ns}` | a last segment recovery set aside (see [Crash recovery](#crash-recovery)); never read or deleted by the queue |
 //!
 //! `queue.meta` and `{name}.tailer` are written under a temporary name and moved into
 //! place with `RENAME_NOREPLACE`, so they never appear half-written and two processes
@@ -182,7 +183,11 @@
 //!   [`Appender::sync`] does all of it later: each segment rolled away from since the
 //!   last sync (`fdatasync`), the current one from its header, then the directory, and
 //!   only then moves [`Appender::synced_seq`]. This assumes the disk honours cache
-//!   flushes.
+//!   flushes. What was not written back can be missing in any shape: a segment listed
+//!   in the directory whose header page, end or records never reached the disk, a
+//!   sealed header without its end marker, index entries without their records;
+//!   recovery repairs those of the last segment (below), and reports the others as
+//!   damage. A record below [`Appender::synced_seq`] is never in the part lost.
 //!
 //! # Crash recovery
 //!
@@ -206,6 +211,43 @@
 //!   abandoned [`Grant`]'s): until its payload is gone, its length tells a recovery
 //!   interrupted there what to skip, so that payload bytes that imitate records are never
 //!   taken for records.
+//!
+//! After a crash, a reboot or a repair, index entries of the last segment past the end of
+//! the log are zeroed too (an index page written back without its records), and a seal
+//! whose end marker is not at the end of the log is cleared (a header page written back
+//! without the end marker): appends continue in that segment.
+//!
+//! Before any of that, the last segment *file* is checked, because under
+//! [`SyncPolicy::None`] (and [`SyncPolicy::Batch`] between syncs) a machine crash can leave
+//! a new segment's directory entry on disk without its header page, or a file without
+//! its end. Each repair is listed in [`Recovery::segment_repairs`] ([`SegmentRepair`]),
+//! and a repaired segment is always scanned in full as above:
+//!
+//! - a file **shorter** than a segment is extended with zeros to its size (`fallocate`,
+//!   so appending into it still cannot fault on a full disk); its records that are whole
+//!   are kept, a record cut by the end is cut off;
+//! - an **unreadable header** (zeros, torn, garbage: a wrong magic or a CRC mismatch) is
+//!   rewritten when the segment's first sequence number is proven: by the end marker of
+//!   the segment before it (whose CRC covers that number), as 0 for segment 0, or, for the
+//!   oldest segment left, by a valid record at its data offset. The sparse index, written
+//!   with the header page, is cleared. The records that check out against the new header
+//!   are kept (a header page lost while the records were written back loses nothing); a
+//!   segment of zeros simply starts at the proven number again;
+//! - when it is **not proven** (the segment before has no end marker: the end of that
+//!   segment was lost too, so records may be missing between the two), the file is
+//!   removed if it holds nothing but zeros, else renamed to `{n:020}.seg.damaged-{ns}`
+//!   (its records cannot be tied to the log, but are kept for salvage by hand), and the
+//!   segment before it is examined in its place, the same way.
+//!
+//! A header that reads whole (magic and CRC right) but does not fit the queue (another
+//! segment size, number or format version) is not what a crash leaves: opening the
+//! appender fails with [`OpenError::BadSegment`]. The repairs concern the last segment
+//! only, so recovery stays bounded (one segment read, plus the end of the one before); a
+//! segment before the last with a lost header or a short file is a hole that tailers
+//! report as [`CorruptReason::BadSegment`] (naming the file and what is wrong) and
+//! [`Tailer::skip_corrupt`] gets past, and that [`verify`] lists. Neither can hold a
+//! record below [`Appender::synced_seq`], since [`Appender::sync`] writes back every
+//! segment before it reports.
 //!
 //! A sealed last segment (a roll interrupted after its end marker) is continued in a new
 //! one. Tailers treat an empty slot as the end of the log, unless the appender's hints
