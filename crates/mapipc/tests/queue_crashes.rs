@@ -1503,7 +1503,16 @@ fn a_headerless_last_segment_after_an_unsealed_one_is_removed_or_set_aside() {
         } else {
             write_file_at(&segs[2], 0, &vec![0; 64 * 1024]);
         }
-        let rec = reopen_after_crash(&dir, synced, firsts[2]);
+        // Right after recovery, before any append rolls again: segment 1 is the last, no
+        // longer sealed (its seal promised an end marker that is not there).
+        let app = QueueOptions::new().open_appender(&dir).unwrap();
+        let rec = app.recovery().clone();
+        assert_eq!(app.next_seq(), firsts[2]);
+        let st = queue::stat(&dir).unwrap();
+        assert_eq!(st.segments.len(), 2);
+        assert!(!st.segments[1].sealed, "{:?}", st.segments[1]);
+        drop(app);
+        reopen_after_crash(&dir, synced, firsts[2]);
         match (&rec.segment_repairs[..], keep_records) {
             (
                 [queue::SegmentRepair::Removed {
@@ -1720,4 +1729,26 @@ fn garbage_in_the_last_segment_gives_repairs_or_errors() {
         }
     }
     assert!(opened > 0, "seed {seed}: no round was repaired");
+}
+
+/// Index entries past the end of the last segment's log (an index page written back
+/// without the records it points to): recovery after a crash clears them, so `verify`
+/// finds nothing and they cannot point later appends' readers anywhere. They used to stay
+/// (and `verify` reported each as damage).
+#[test]
+fn index_entries_past_the_end_are_cleared_after_a_crash() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let (next, synced, _) = unsynced_tail(&dir);
+    let last = segments(&dir)[2].clone();
+    // Entries 10..20 (records of segment 2 stop well before), pointing into the records.
+    let junk: Vec<u8> = (0..10u32)
+        .flat_map(|k| (4096 + 8 * k).to_ne_bytes())
+        .collect();
+    write_file_at(&last, 128 + 4 * 10, &junk);
+    assert!(!queue::verify(&dir).unwrap().is_ok());
+    let rec = reopen_after_crash(&dir, synced, next);
+    assert!(rec.segment_repairs.is_empty(), "{rec:?}");
+    assert!(rec.zeroed_bytes >= 40, "{rec:?}");
 }
