@@ -1321,10 +1321,12 @@ fn an_appender_killed_during_recovery_leaves_no_records_behind() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Machine crashes. Under `SyncPolicy::None` (and `Batch` between syncs) the kernel writes
-// dirty pages and directory entries back in any order, so after a power loss a segment can
-// be listed while its header page, or its end, never reached the disk. These tests build
-// those states with `std::fs` on a queue made by the library.
+// Machine crashes. Under `SyncPolicy::None` the kernel writes dirty pages and directory
+// entries back in any order (a roll writes nothing back), so after a power loss a segment
+// can be listed while its header page, or its end, never reached the disk. (`Batch` and
+// `Always` write a new segment's header back before its rename; between syncs they can
+// lose records and index entries, not headers.) These tests build those states with
+// `std::fs` on a queue made by the library.
 
 /// Writes `bytes` at `offset` of a file.
 fn write_file_at(path: &Path, offset: u64, bytes: &[u8]) {

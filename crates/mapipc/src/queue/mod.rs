@@ -218,9 +218,10 @@
 //! without the end marker): appends continue in that segment.
 //!
 //! Before any of that, the last segment *file* is checked, because under
-//! [`SyncPolicy::None`] (and [`SyncPolicy::Batch`] between syncs) a machine crash can leave
-//! a new segment's directory entry on disk without its header page, or a file without
-//! its end. Each repair is listed in [`Recovery::segment_repairs`] ([`SegmentRepair`]),
+//! [`SyncPolicy::None`], whose rolls write nothing back, a machine crash can leave a new
+//! segment's directory entry on disk without its header page (the other policies write
+//! the header back before the rename), or a file without its end; damage or a hand-made
+//! copy can leave the same. Each repair is listed in [`Recovery::segment_repairs`] ([`SegmentRepair`]),
 //! and a repaired segment is always scanned in full as above:
 //!
 //! - a file **shorter** than a segment is extended with zeros to its size (`fallocate`,
