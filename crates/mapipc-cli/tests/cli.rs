@@ -2542,3 +2542,66 @@ fn usage_errors_print_control_characters_escaped() {
         }
     }
 }
+
+// `--binary` frames too long or empty, `--count 0`, `--timeout 0`.
+clitest!(chan_binary_length_edges_count_zero_timeout_zero, |dir| {
+    let c = dir.path("c");
+    let c = c.to_str().unwrap();
+    dir.run(&["chan", "create", c, "--capacity", "4KiB"]).ok();
+    let max = dir.stat_json(c)["max_message"].as_u64().unwrap() as usize;
+    // A receiver that has no producer yet times out at once with --timeout 0.
+    dir.run(&["recv", c, "--timeout", "0s"]).status3();
+    let frame = |len: u32, body: &[u8]| {
+        let mut v = len.to_le_bytes().to_vec();
+        v.extend_from_slice(body);
+        v
+    };
+    // The largest message goes; one byte more is refused before its body is read, and the
+    // frames before it are sent, those after it not.
+    let mut input = frame(max as u32, &vec![b'm'; max]);
+    input.extend(frame(max as u32 + 1, &vec![b'x'; max + 1]));
+    input.extend(frame(1, b"z"));
+    let line = dir
+        .run_with_stdin(&["send", c, "--binary"], &input)
+        .error()
+        .to_string();
+    assert!(
+        line.contains(&format!("frame 2 of standard input is {} bytes", max + 1))
+            && line.contains("(1 sent before it)"),
+        "{line}"
+    );
+    // A length no channel can take, with no body behind it: refused at once, not read.
+    let line = dir
+        .run_with_stdin(&["send", c, "--binary"], &[0xff; 4])
+        .error()
+        .to_string();
+    assert!(
+        line.contains("frame 1 of standard input is 4294967295 bytes"),
+        "{line}"
+    );
+    // An empty frame is not a message.
+    let line = dir
+        .run_with_stdin(&["send", c, "--binary"], &frame(0, b""))
+        .error()
+        .to_string();
+    assert!(
+        line.contains("frame 1 of standard input is 0 bytes"),
+        "{line}"
+    );
+    // --count 0 takes nothing.
+    let out = dir.run(&["recv", c, "--count", "0"]);
+    assert!(out.ok().stdout.is_empty());
+    assert_eq!(dir.stat_json(c)["received"], 0);
+    // --timeout 0 still delivers what is there, then ends as the producer is gone.
+    let out = dir.run(&["recv", c, "--binary", "--timeout", "0s"]);
+    assert_eq!(out.ok().stdout, frame(max as u32, &vec![b'm'; max]));
+    // A full ring with --timeout 0: status 3, nothing lost.
+    let big = "b".repeat(max);
+    dir.run(&["send", c, &big, &big]).ok();
+    dir.run(&["send", c, "--timeout", "0s", &big]).status3();
+    let st = dir.stat_json(c);
+    assert_eq!(
+        (st["sent"].as_u64(), st["received"].as_u64()),
+        (Some(3), Some(1))
+    );
+});

@@ -728,3 +728,421 @@ fn racing_attaches_admit_exactly_one_end() {
         }
     }
 }
+
+// Edge cases found worth keeping by an adversarial review of the API (issue 4).
+
+/// Grants: `truncate` shortens what `bytes()` exposes; a grant dropped in the middle of a
+/// batch (also one whose reservation wrapped the ring, padding included) leaves the batch
+/// intact; `flush` with nothing pending changes nothing.
+#[test]
+fn grants_inside_batches_and_idle_flushes() {
+    let (mut tx, mut rx) = pair(256).unwrap();
+    tx.flush();
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+    let mut g = tx.reserve(40).unwrap();
+    g.bytes().fill(0x11);
+    g.truncate(5);
+    assert_eq!(g.bytes().len(), 5);
+    assert!(!g.bytes().write_at(5, b"x"));
+    g.commit().unwrap();
+    assert_eq!(rx.recv().unwrap(), vec![0x11; 5]);
+    for round in 0..40u8 {
+        let mut g = tx.reserve(3 + round as usize % 20).unwrap();
+        g.bytes().fill(round);
+        g.commit_batched().unwrap();
+        {
+            // Dropped inside the batch, written with garbage that looks like headers.
+            let mut g = tx.reserve(24 + round as usize % 50).unwrap();
+            g.bytes().fill(round ^ 0xff);
+        }
+        let mut g = tx.reserve(8).unwrap();
+        g.bytes().fill(round.wrapping_add(1));
+        g.commit_batched().unwrap();
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+        tx.flush();
+        tx.flush();
+        assert_eq!(rx.recv().unwrap(), vec![round; 3 + round as usize % 20]);
+        assert_eq!(rx.recv().unwrap(), vec![round.wrapping_add(1); 8]);
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+    }
+    let st = tx.channel().stat();
+    assert_eq!((st.sent, st.received, st.bytes_used), (81, 81, 0), "{st:?}");
+}
+
+/// `RecvRef::leave` keeps the message for the next receive, also across a new consumer;
+/// `drain(0, ..)` takes nothing and calls nothing.
+#[test]
+fn leave_and_drain_zero() {
+    let chan = Channel::anonymous(4096).unwrap();
+    let mut tx = chan.sender().unwrap();
+    let mut rx = chan.receiver().unwrap();
+    tx.send(b"one").unwrap();
+    tx.send(b"two").unwrap();
+    let mut calls = 0;
+    assert_eq!(rx.drain(0, |_| calls += 1).unwrap(), 0);
+    assert_eq!(calls, 0);
+    drop(rx.recv_ref().unwrap()); // "one" consumed
+    rx.recv_ref().unwrap().leave(); // "two" left
+    drop(rx);
+    let st = chan.stat();
+    assert_eq!((st.sent, st.received), (2, 1), "{st:?}");
+    let mut rx = chan.receiver().unwrap();
+    assert_eq!(rx.recv().unwrap(), b"two");
+    drop(tx);
+    assert_eq!(rx.drain(0, |_| calls += 1).unwrap(), 0);
+    assert!(matches!(
+        rx.drain(5, |_| calls += 1),
+        Err(TryRecvError::Disconnected)
+    ));
+    assert_eq!(calls, 0);
+    assert!(rx.try_iter().next().is_none());
+    assert!(rx.iter().next().is_none());
+    let st = chan.stat();
+    assert_eq!((st.sent, st.received, st.bytes_used), (2, 2, 0), "{st:?}");
+}
+
+/// Deadlines in the past: a send with room goes through, one on a full ring times out
+/// (never waits); a receive with a message delivers it, on an empty channel times out.
+#[test]
+fn deadlines_in_the_past() {
+    let (mut tx, mut rx) = pair(4096).unwrap();
+    let past = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(2));
+    tx.send_deadline(b"a", past).unwrap();
+    assert_eq!(rx.recv_deadline(past).unwrap(), b"a");
+    assert!(matches!(
+        rx.recv_deadline(past),
+        Err(RecvTimeoutError::Timeout)
+    ));
+    let n = fill(&mut tx);
+    let _dog = Watchdog::new("deadlines_in_the_past", None);
+    assert!(matches!(
+        tx.send_deadline(&[1; 1000], past),
+        Err(SendTimeoutError::Timeout)
+    ));
+    assert!(matches!(
+        tx.send_timeout(&[1; 1000], Duration::ZERO),
+        Err(SendTimeoutError::Timeout)
+    ));
+    assert_eq!(rx.try_iter().count(), n);
+}
+
+/// Capacities at the limits: below the minimum rounds up, above the maximum (or past what
+/// a power of two can hold) is `BadCapacity`, never a panic; the largest message fits an
+/// empty ring of every size, one more byte does not.
+#[test]
+fn capacity_limits_and_largest_messages() {
+    for cap in [0usize, 1, 63, 64, 65, 100, 128, 4096, 1 << 16] {
+        let (mut tx, mut rx) = pair(cap).unwrap();
+        let max = tx.max_message();
+        assert_eq!(max, tx.channel().capacity() / 2 - 8, "cap {cap}");
+        for round in 0..5u8 {
+            tx.send(&vec![round; max]).unwrap();
+            assert!(matches!(
+                tx.try_send(&vec![0; max + 1]),
+                Err(TrySendError::BadLength { .. })
+            ));
+            assert_eq!(rx.recv().unwrap(), vec![round; max]);
+            // An odd-sized message between, to move the ring off its alignment.
+            tx.send(&[round; 3]).unwrap();
+            assert_eq!(rx.recv().unwrap(), [round; 3]);
+        }
+    }
+    for cap in [(1usize << 40) + 1, usize::MAX, usize::MAX / 2 + 2] {
+        assert!(matches!(
+            Channel::anonymous(cap),
+            Err(mapipc::channel::ChannelCreateError::BadCapacity { .. })
+        ));
+    }
+}
+
+/// A receive blocked before any producer ever attached waits (a timed one times out, not
+/// `Disconnected`); a producer that then attaches in another process and is SIGKILLed
+/// without sending ends the blocked receive with `Disconnected`; `stat()` agrees.
+#[test]
+fn receiver_waiting_for_a_first_producer_that_dies_silent() {
+    let _s = common::serial();
+    let chan = Channel::anonymous(4096).unwrap();
+    let mut rx = chan.receiver().unwrap();
+    assert!(matches!(
+        rx.recv_timeout(Duration::from_millis(5)),
+        Err(RecvTimeoutError::Timeout)
+    ));
+    assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+    let st = chan.stat();
+    assert!(!st.producer.attached && !st.producer.alive, "{st:?}");
+    let c2 = chan.clone();
+    let mut child = fork(move || {
+        let _tx = c2.sender().unwrap();
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let c3 = chan.clone();
+    let pid = child.pid;
+    let mut killer = fork(move || {
+        common::child_wait_until(|| c3.stat().producer.alive && c3.stat().consumer.parked);
+        // SAFETY: signalling a sibling whose pid is not reaped yet.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        0
+    });
+    rx.set_wait_strategy(WaitStrategy::Park);
+    let _dog = Watchdog::new("receiver waiting for a first producer", None);
+    assert!(matches!(rx.recv(), Err(RecvError::Disconnected)));
+    killer.expect_ok("killer");
+    assert_eq!(child.wait(), Exit::Signal(libc::SIGKILL));
+    let st = chan.stat();
+    assert!(!st.producer.alive && !st.producer.parked, "{st:?}");
+    assert!(st.consumer.alive && !st.consumer.parked, "{st:?}");
+    assert_eq!((st.sent, st.received, st.bytes_used), (0, 0, 0), "{st:?}");
+}
+
+/// A sender on a full ring whose receiver never attached waits (times out, not
+/// `Disconnected`); a receiver that attaches in another process and is SIGKILLed without
+/// receiving ends the blocked send with `Disconnected`; a new receiver then gets every
+/// message committed before, in order, and none of the one refused; the sender goes on.
+#[test]
+fn sender_on_a_full_ring_across_a_killed_receiver() {
+    let _s = common::serial();
+    let chan = Channel::anonymous(4096).unwrap();
+    let mut tx = chan.sender().unwrap();
+    let n = fill(&mut tx);
+    assert!(matches!(
+        tx.try_send(&[0xee; 1000]),
+        Err(TrySendError::Full)
+    ));
+    assert!(matches!(
+        tx.send_timeout(&[0xee; 1000], Duration::from_millis(5)),
+        Err(SendTimeoutError::Timeout)
+    ));
+    let c2 = chan.clone();
+    let mut child = fork(move || {
+        let _rx = c2.receiver().unwrap();
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let c3 = chan.clone();
+    let pid = child.pid;
+    let mut killer = fork(move || {
+        common::child_wait_until(|| c3.stat().consumer.alive && c3.stat().producer.parked);
+        // SAFETY: signalling a sibling whose pid is not reaped yet.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        0
+    });
+    tx.set_wait_strategy(WaitStrategy::Park);
+    let _dog = Watchdog::new("sender across a killed receiver", None);
+    {
+        assert!(matches!(
+            tx.send(&[0xee; 1000]),
+            Err(SendError::Disconnected)
+        ));
+        // Still full and still no receiver: every kind of send says so at once.
+        assert!(matches!(
+            tx.try_send(&[0xee; 1000]),
+            Err(TrySendError::Disconnected)
+        ));
+        assert!(matches!(
+            tx.send_timeout(&[0xee; 1000], Duration::MAX),
+            Err(SendTimeoutError::Disconnected)
+        ));
+    }
+    killer.expect_ok("killer");
+    assert_eq!(child.wait(), Exit::Signal(libc::SIGKILL));
+    let st = chan.stat();
+    assert!(!st.consumer.alive && !st.consumer.parked, "{st:?}");
+    assert!(st.producer.alive && !st.producer.parked, "{st:?}");
+    assert_eq!((st.sent, st.received), (n as u64, 0), "{st:?}");
+    let mut rx = chan.receiver().unwrap();
+    assert!(tx.wait_for_receiver(None));
+    for i in 0..n {
+        assert_eq!(rx.recv().unwrap(), vec![i as u8; 1000]);
+    }
+    tx.send(b"after").unwrap();
+    assert_eq!(rx.recv().unwrap(), b"after");
+    drop(tx);
+    assert!(matches!(rx.recv(), Err(RecvError::Disconnected)));
+    let st = chan.stat();
+    assert_eq!(
+        (st.sent, st.received, st.bytes_used),
+        (n as u64 + 1, n as u64 + 1, 0)
+    );
+}
+
+/// `Receiver::open` / `Sender::open` on MPSC and broadcast channel files attach the
+/// matching end and deliver; a second `Receiver::open` of the MPSC file is `Busy`.
+#[test]
+fn open_ends_of_other_kinds() {
+    use mapipc::channel::{ChannelOptions, Kind, Receiver, Sender};
+    let dir = tempfile::tempdir().unwrap();
+    for kind in [Kind::Mpsc, Kind::Broadcast] {
+        let path = dir.path().join(format!("{kind}"));
+        ChannelOptions::new(kind)
+            .capacity(4096)
+            .create(&path)
+            .unwrap();
+        let mut rx = Receiver::open(&path).unwrap();
+        let mut tx = Sender::open(&path).unwrap();
+        tx.send(b"x").unwrap();
+        assert_eq!(rx.recv().unwrap(), b"x", "{kind}");
+        match kind {
+            Kind::Mpsc => assert!(matches!(
+                Receiver::open(&path),
+                Err(OpenAttachError::Attach(AttachError::Busy { .. }))
+            )),
+            _ => {
+                // Subscribed at the oldest retained message.
+                let mut second = Receiver::open(&path).unwrap();
+                tx.send(b"y").unwrap();
+                assert_eq!(second.recv().unwrap(), b"x");
+                assert_eq!(second.recv().unwrap(), b"y");
+                assert_eq!(rx.recv().unwrap(), b"y");
+            }
+        }
+        drop(tx);
+        assert!(matches!(rx.recv(), Err(RecvError::Disconnected)), "{kind}");
+    }
+}
+
+/// Timeouts just inside what the clock can represent (the deadline is an `Instant` a few
+/// seconds short of the end of the clock's range): no overflow or panic in the waits'
+/// arithmetic, and the peer's departure still ends them.
+#[test]
+fn timeouts_at_the_edge_of_the_clock() {
+    let now = std::time::Instant::now();
+    // The largest timeout `Instant` can add, found by halving (a few probes).
+    let (mut lo, mut hi) = (Duration::ZERO, Duration::MAX);
+    for _ in 0..128 {
+        let mid = lo + (hi - lo) / 2;
+        if now.checked_add(mid).is_some() {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let edge = lo.saturating_sub(Duration::from_secs(3600));
+    assert!(now.checked_add(edge).is_some());
+    let _dog = Watchdog::new("timeouts at the edge of the clock", None);
+    let (mut tx, mut rx) = pair(4096).unwrap();
+    tx.send_timeout(b"x", edge).unwrap();
+    assert_eq!(rx.recv_timeout(edge).unwrap(), b"x");
+    let n = fill(&mut tx);
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        for i in 0..n {
+            assert_eq!(rx.recv_timeout(edge).unwrap(), vec![i as u8; 1000]);
+        }
+        assert_eq!(rx.recv_timeout(edge).unwrap(), [7; 1000]);
+        // The sender leaves while we wait.
+        assert!(matches!(
+            rx.recv_timeout(edge),
+            Err(RecvTimeoutError::Disconnected)
+        ));
+    });
+    tx.set_wait_strategy(WaitStrategy::Park);
+    tx.send_timeout(&[7; 1000], edge).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    drop(tx);
+    t.join().unwrap();
+}
+
+/// Producers SIGKILLed with an unflushed batch, round after round, each new producer
+/// sending records of other random sizes (so the dead batch's headers, padding included
+/// when it wrapped, lie where the new records' boundaries fall): every committed message is
+/// delivered once, in order, byte for byte, and nothing of any dead batch ever is.
+#[test]
+fn killed_batches_at_random_places_never_surface() {
+    let _s = common::serial();
+    let chan = Channel::anonymous(1024).unwrap();
+    let flag = Mmap::anonymous(4096).unwrap();
+    let mut rx = chan.receiver().unwrap();
+    let seed = seed();
+    let mut rng = Rng::new(seed);
+    let msg = |round: u64, i: u64, len: usize| -> Vec<u8> {
+        let mut v = vec![(round as u8) ^ (i as u8); len];
+        v[0] = round as u8;
+        v[len - 1] = i as u8;
+        v
+    };
+    for round in 0..60u64 {
+        let plain = rng.range(0, 5);
+        let batch = rng.range(1, 5);
+        let lens: Vec<usize> = (0..plain + batch)
+            .map(|_| rng.range(1, 121) as usize)
+            .collect();
+        let f = flag.atomic_u64(0).unwrap();
+        f.store(0, Ordering::Release);
+        let (c2, l2, f2) = (chan.clone(), lens.clone(), &flag);
+        let mut child = fork(move || {
+            let mut tx = c2.sender().unwrap();
+            for (i, &len) in l2.iter().enumerate() {
+                let m = msg(round, i as u64, len);
+                if (i as u64) < plain {
+                    tx.send(&m).unwrap();
+                } else {
+                    let mut g = tx.reserve(len).unwrap();
+                    g.bytes().copy_from_slice(&m);
+                    g.commit_batched().unwrap();
+                }
+            }
+            f2.atomic_u64(0).unwrap().store(1, Ordering::Release);
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+        common::wait_until("round sent", || f.load(Ordering::Acquire) == 1);
+        assert_eq!(child.kill9(), Exit::Signal(libc::SIGKILL));
+        for (i, &len) in lens.iter().enumerate().take(plain as usize) {
+            assert_eq!(
+                rx.try_recv().unwrap(),
+                msg(round, i as u64, len),
+                "seed {seed} round {round} message {i}"
+            );
+        }
+        // (A non-blocking receive may say `Empty` for a moment: it asks about a killed
+        // peer at most every few milliseconds.)
+        match rx.recv() {
+            Err(RecvError::Disconnected) => {}
+            other => panic!("seed {seed} round {round}: {other:?} after the prefix ({lens:?})"),
+        }
+    }
+    let st = chan.stat();
+    assert_eq!(st.sent, st.received, "{st:?}");
+    assert!(st.positions_valid && st.bytes_used == 0, "{st:?}");
+}
+
+/// A grant truncated after its tail was written with a word that passes for a committed
+/// header where the shortened record ends (on a fresh ring the positions are known: the
+/// record starts at 0, the shortened one ends at 16, where a header of lap 0 is just its
+/// length): the receiver gets the short message and then nothing, committed plainly, in a
+/// batch, or in a batch followed by a dropped grant.
+#[test]
+fn truncated_grant_tail_never_passes_for_a_record() {
+    for how in 0..3 {
+        let (mut tx, mut rx) = pair(4096).unwrap();
+        let mut g = tx.reserve(64).unwrap();
+        g.bytes().fill(0x5a);
+        assert!(g.bytes().write_pod(8, &8u64)); // at ring position 16: "8 bytes, lap 0"
+        g.truncate(8);
+        match how {
+            0 => g.commit().unwrap(),
+            _ => {
+                g.commit_batched().unwrap();
+                if how == 2 {
+                    let mut g = tx.reserve(40).unwrap();
+                    g.bytes().fill(0);
+                    assert!(g.bytes().write_pod(0, &8u64)); // the dropped grant's data
+                }
+                tx.flush();
+            }
+        }
+        assert_eq!(rx.try_recv().unwrap(), [0x5a; 8], "case {how}");
+        assert!(
+            matches!(rx.try_recv(), Err(TryRecvError::Empty)),
+            "case {how}"
+        );
+        tx.send(b"next").unwrap();
+        assert_eq!(rx.try_recv().unwrap(), b"next", "case {how}");
+        assert!(rx.channel().stat().positions_valid);
+    }
+}
