@@ -1146,3 +1146,104 @@ fn truncated_grant_tail_never_passes_for_a_record() {
         assert!(rx.channel().stat().positions_valid);
     }
 }
+
+/// The public API against a model, in random mixes: reservations truncated or not, then
+/// committed, committed into a batch or dropped; flushes; `try_recv`, `recv_ref` dropped
+/// or left, `drain` of a random count (0 included). A full ring publishes the open batch
+/// (documented on `reserve`'s wait); a plain commit publishes it too.
+#[test]
+fn random_public_api_mixes_match_a_model() {
+    use std::collections::VecDeque;
+    let seed = seed();
+    let mut rng = Rng::new(seed);
+    for cap in [4096usize, 16384] {
+        let (mut tx, mut rx) = pair(cap).unwrap();
+        // Up to a quarter of the ring, so that the ring fills and wraps often.
+        let max = tx.max_message() as u64 / 2;
+        let mut visible: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut pending: Vec<Vec<u8>> = Vec::new();
+        let mut tag = 0u8;
+        for step in 0..20_000 {
+            let ctx = || format!("seed {seed} cap {cap} step {step}");
+            match rng.range(0, 10) {
+                0..=4 => {
+                    let len = rng.range(1, max) as usize; // both ends included
+                    let mut g = match tx.try_reserve(len) {
+                        Ok(g) => g,
+                        Err(TrySendError::Full) => {
+                            visible.extend(pending.drain(..));
+                            continue;
+                        }
+                        Err(e) => panic!("{e:?} ({})", ctx()),
+                    };
+                    tag = tag.wrapping_add(1);
+                    let mut m: Vec<u8> = (0..len).map(|i| tag ^ (i as u8)).collect();
+                    assert!(g.bytes().copy_from_slice(&m));
+                    if rng.range(0, 3) == 0 {
+                        let short = rng.range(1, len as u64) as usize;
+                        g.truncate(short);
+                        m.truncate(short);
+                    }
+                    match rng.range(0, 4) {
+                        0 => drop(g),
+                        1 => {
+                            g.commit_batched().unwrap();
+                            pending.push(m);
+                        }
+                        _ => {
+                            g.commit().unwrap();
+                            visible.extend(pending.drain(..));
+                            visible.push_back(m);
+                        }
+                    }
+                }
+                5 => {
+                    tx.flush();
+                    visible.extend(pending.drain(..));
+                }
+                6 => match rx.try_recv() {
+                    Ok(v) => assert_eq!(Some(v), visible.pop_front(), "{}", ctx()),
+                    Err(TryRecvError::Empty) => assert!(visible.is_empty(), "{}", ctx()),
+                    Err(e) => panic!("{e:?} ({})", ctx()),
+                },
+                7 => match rx.try_recv_ref() {
+                    Ok(m) => {
+                        assert_eq!(Some(&m.to_vec()), visible.front(), "{}", ctx());
+                        if rng.range(0, 2) == 0 {
+                            m.leave();
+                        } else {
+                            drop(m);
+                            visible.pop_front();
+                        }
+                    }
+                    Err(TryRecvError::Empty) => assert!(visible.is_empty(), "{}", ctx()),
+                    Err(e) => panic!("{e:?} ({})", ctx()),
+                },
+                _ => {
+                    let k = rng.range(0, 4) as usize;
+                    let mut got = Vec::new();
+                    match rx.drain(k, |b| got.push(b.to_vec())) {
+                        Ok(n) => assert_eq!(n, got.len(), "{}", ctx()),
+                        Err(TryRecvError::Empty) => assert!(got.is_empty(), "{}", ctx()),
+                        Err(e) => panic!("{e:?} ({})", ctx()),
+                    }
+                    assert_eq!(got.len(), k.min(visible.len()), "{}", ctx());
+                    for v in got {
+                        assert_eq!(Some(v), visible.pop_front(), "{}", ctx());
+                    }
+                }
+            }
+        }
+        tx.flush();
+        visible.extend(pending.drain(..));
+        let rest: Vec<Vec<u8>> = rx.try_iter().collect();
+        assert_eq!(rest, Vec::from(visible), "seed {seed} cap {cap}");
+        let st = rx.channel().stat();
+        assert_eq!(
+            (st.sent, st.received, st.bytes_used),
+            (st.sent, st.sent, 0),
+            "{st:?}"
+        );
+        assert!(st.sent > 1000, "{st:?}");
+    }
+}
