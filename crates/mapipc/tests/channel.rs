@@ -110,6 +110,7 @@ fn cut(path: &Path, bytes: u64) {
 /// a 256 KiB ring; the parent checks every byte and the order, then sees `Disconnected`.
 #[test]
 fn fork_stream_ten_million_messages_every_byte_checked() {
+    let _g = common::serial();
     let n = stream_count();
     let chan = Channel::anonymous(256 * 1024).unwrap();
     let max = chan.max_message();
@@ -196,6 +197,7 @@ fn spawned_producer_streams_through_a_channel_file() {
 /// and at most the one in flight), then `Disconnected`.
 #[test]
 fn producer_killed_at_random_points_consumer_gets_committed_prefix() {
+    let _g = common::serial();
     let seed = seed();
     let mut rng = Rng::new(seed);
     for round in 0..50 {
@@ -267,6 +269,7 @@ fn producer_killed_at_random_points_consumer_gets_committed_prefix() {
 /// only as the first message of the next consumer.
 #[test]
 fn consumer_killed_and_restarted_no_loss_no_duplicates() {
+    let _g = common::serial();
     const N: u64 = 200_000;
     let seed = seed();
     let mut rng = Rng::new(seed);
@@ -372,6 +375,7 @@ fn consumer_killed_and_restarted_no_loss_no_duplicates() {
 /// gets everything in order, nothing lost or duplicated.
 #[test]
 fn new_producer_continues_after_the_old_one_died() {
+    let _g = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chan");
     let chan = Channel::create(&path, 8192).unwrap();
@@ -413,6 +417,7 @@ fn second_live_producer_is_refused() {
 /// A sender blocked on a full ring learns that the receiver was killed.
 #[test]
 fn blocked_sender_gets_disconnected_when_receiver_dies() {
+    let _g = common::serial();
     let chan = Channel::anonymous(4096).unwrap();
     let mut consumer = fork_idle_consumer(&chan);
     // Wait until the consumer attached.
@@ -441,6 +446,7 @@ fn blocked_sender_gets_disconnected_when_receiver_dies() {
 /// A receiver waiting on an empty channel learns that the producer was killed.
 #[test]
 fn blocked_receiver_gets_disconnected_when_producer_dies() {
+    let _g = common::serial();
     for strategy in [
         WaitStrategy::Park,
         WaitStrategy::BusyPoll,
@@ -512,6 +518,7 @@ fn garbage_registration_is_corruption_not_a_departure() {
 /// hit something an end must notice.
 #[test]
 fn hostile_writer_gives_corrupted_never_a_crash_or_hang() {
+    let _g = common::serial();
     let seed = seed();
     let mut rounds_corrupted = 0;
     for round in 0..5u64 {

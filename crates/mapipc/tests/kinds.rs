@@ -61,6 +61,7 @@ fn parse(m: &[u8]) -> (u64, u64) {
 /// consumer sees every message exactly once, each producer's in order.
 #[test]
 fn four_producers_fifo_each_exactly_once() {
+    let _g = common::serial();
     let n = count();
     let chan = mpsc(256 * 1024, 8);
     let mut kids: Vec<_> = (0..4u64)
@@ -102,6 +103,7 @@ fn four_producers_fifo_each_exactly_once() {
 /// and the channel counts exactly one aborted record.
 #[test]
 fn producer_killed_mid_claim_is_aborted_once() {
+    let _g = common::serial();
     let chan = mpsc(64 * 1024, 4);
     let flag = Mmap::anonymous(64).unwrap();
     let (c1, f1) = (chan.clone(), &flag);
@@ -157,6 +159,7 @@ fn producer_killed_mid_claim_is_aborted_once() {
 /// when the claim changed or its owner died): the message behind the claim arrives.
 #[test]
 fn a_blocking_receive_aborts_a_live_producers_claim_after_the_timeout() {
+    let _g = common::serial();
     let chan = mpsc(64 * 1024, 4);
     let flag = Mmap::anonymous(64).unwrap();
     let (c1, f1) = (chan.clone(), &flag);
@@ -187,6 +190,7 @@ fn a_blocking_receive_aborts_a_live_producers_claim_after_the_timeout() {
 /// at takeover, so the consumer never waits for it.
 #[test]
 fn producer_slot_takeover_fences_dead_claims() {
+    let _g = common::serial();
     let chan = mpsc(8192, 1); // one slot: the newcomer must take the dead one's
     let flag = Mmap::anonymous(64).unwrap();
     let (c1, f1) = (chan.clone(), &flag);
@@ -215,6 +219,7 @@ fn producer_slot_takeover_fences_dead_claims() {
 /// and the consumer waited for it until the abort timeout.
 #[test]
 fn producer_slot_takeover_fences_dead_claims_behind_unpublished_space() {
+    let _g = common::serial();
     const HEAD: u64 = 128;
     let chan = mpsc(8192, 1);
     let flag = Mmap::anonymous(64).unwrap();
@@ -263,6 +268,7 @@ fn producer_slots_are_limited() {
 /// live subscribers get every message in order.
 #[test]
 fn lossless_broadcast_survives_a_killed_subscriber() {
+    let _g = common::serial();
     const N: u64 = 20_000;
     let chan = bcast(8192, Policy::Lossless);
     let ready = Mmap::anonymous(64).unwrap();
@@ -322,6 +328,7 @@ fn lossless_broadcast_survives_a_killed_subscriber() {
 /// missed; what it receives plus what it was told it missed is every message, in order.
 #[test]
 fn lossy_broadcast_reports_exact_lag() {
+    let _g = common::serial();
     let seed = seed();
     let mut rng = Rng::new(seed);
     let mut total_lags = 0;
@@ -501,6 +508,7 @@ fn subscribers_join_and_leave() {
 /// consumer run: errors, never a crash or a hang.
 #[test]
 fn mpsc_hostile_writer_never_crashes_or_hangs() {
+    let _g = common::serial();
     let seed = seed();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("chan");
@@ -602,6 +610,7 @@ fn a_left_message_is_received_again_on_every_kind() {
 /// checks on the producer, and learns it died.
 #[test]
 fn a_subscriber_waiting_under_a_garbage_tail_learns_the_producer_died() {
+    let _g = common::serial();
     let chan = bcast(4096, Policy::Lossless);
     let mut rx = chan.subscribe(StartAt::Oldest).unwrap();
     rx.set_check_interval(Duration::from_millis(5));

@@ -5,7 +5,9 @@
 //! (every message delivered once, in order, and the repaired counters never above the
 //! truth), and MPSC receivers killed and re-attached (the same, per sender, and no damaged
 //! message). Every child runs under the watchdog of `common::Child::wait`; no assertion
-//! depends on timing.
+//! depends on timing. Every test forks, so each holds `common::serial()`: a child inherits
+//! the open file descriptions of tests running meanwhile, and with them their locks (a named
+//! tailer's lock kept alive by another test's child made its owner's next open `TailerBusy`).
 
 mod common;
 mod queue_util;
@@ -67,6 +69,7 @@ fn small_queue(dir: &std::path::Path) -> mapipc::queue::Appender {
 /// nothing may hang.
 #[test]
 fn busy_rolls_with_retention_and_tailers_report_no_damage() {
+    let _g = common::serial();
     const N: u64 = 60_000;
     let tmp = tempdir();
     let dir = tmp.path().join("q");
@@ -237,6 +240,7 @@ fn busy_rolls_with_retention_and_tailers_report_no_damage() {
 /// never further (a skipped record), never earlier (more than the one record in flight).
 #[test]
 fn named_tailer_killed_at_random_points_never_skips() {
+    let _g = common::serial();
     const N: u64 = 20_000;
     let tmp = tempdir();
     let dir = tmp.path().join("q");
@@ -337,6 +341,7 @@ fn parse(m: &[u8]) -> (u64, u64) {
 /// must be exactly what was received: repaired, never above the truth.
 #[test]
 fn spsc_senders_killed_and_replaced_counters_stay_true() {
+    let _g = common::serial();
     const SENDERS: u64 = 60;
     const LAST: u64 = 5_000;
     let tmp = tempdir();
@@ -433,6 +438,7 @@ fn spsc_senders_killed_and_replaced_counters_stay_true() {
 /// kill may not have been recorded). At the end the counters must match what was sent.
 #[test]
 fn spsc_receivers_killed_and_replaced_counters_stay_true() {
+    let _g = common::serial();
     const TOTAL: u64 = 200_000;
     let tmp = tempdir();
     let path = tmp.path().join("chan");
@@ -524,6 +530,7 @@ fn spsc_receivers_killed_and_replaced_counters_stay_true() {
 /// ever. Run in a child under the watchdog.
 #[test]
 fn named_tailer_resumed_inside_a_missing_segment_can_skip_it() {
+    let _g = common::serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
     let mut app = small_queue(&dir);
@@ -602,6 +609,7 @@ fn mpsc_msg(k: u64, i: u64) -> Vec<u8> {
 /// word of another lap") for good.
 #[test]
 fn mpsc_receivers_killed_and_replaced_continue_exactly() {
+    let _g = common::serial();
     const TOTAL: u64 = 100_000; // per sender
     let tmp = tempdir();
     let path = tmp.path().join("chan");
