@@ -367,8 +367,18 @@ clitest!(verify_names_each_damaged_record, |dir| {
         "{err}"
     );
     assert_eq!(out.stdout_str().lines().count(), 50);
-    // The next appender cuts the damaged last record; the one in the middle stays.
-    dir.append(&["new 99"]);
+    // The next appender cuts the damaged last record, and says so; the one in the middle
+    // stays.
+    let out = dir.run(&["queue", "append", "q", "new 99"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with(
+            "warning: `q`: cut off the unfinished or damaged record at the end of the log: \
+             corrupt record at sequence 99"
+        ),
+        "{}",
+        out.stderr
+    );
     let out = dir.run(&["queue", "verify", "q"]);
     assert!(out.error().contains("1 problem found"));
     assert_eq!(
@@ -491,4 +501,42 @@ clitest!(info_recognises_queue_files, |dir| {
     // Any other directory has no format.
     let text = dir.stdout_lines(&["info", "."]).join("\n");
     assert!(text.contains("format:        none"), "{text}");
+});
+
+/// After a machine crash (the appender never closed, in another boot) that left the last
+/// segment's header unwritten, `queue append` repairs it (the library's recovery) and says so
+/// on stderr, one `warning:` line naming the file; the records are all there and appending
+/// goes on. A clean open says nothing.
+clitest!(append_after_a_crash_reports_what_recovery_repaired, |dir| {
+    use std::os::unix::fs::FileExt;
+    dir.append(&["a", "b", "c"]);
+    let write_at = |name: &str, offset: u64, bytes: &[u8]| {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path(name))
+            .unwrap();
+        f.write_all_at(bytes, offset).unwrap();
+    };
+    // queue.meta: appender state "open" (offset 68), another boot's id (offset 96).
+    write_at("q/queue.meta", 68, &1u32.to_ne_bytes());
+    write_at("q/queue.meta", 96, &[0x5a; 16]);
+    write_at("q/00000000000000000000.seg", 0, &[0; 64]);
+    let out = dir.run(&["queue", "append", "q", "d"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let warnings: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(warnings.len(), 1, "{}", out.stderr);
+    assert!(
+        warnings[0].starts_with("warning: `q`: rewrote the header of ")
+            && warnings[0].contains("00000000000000000000.seg")
+            && warnings[0].ends_with("starts at record 0"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        dir.stdout_lines(&["queue", "tail", "q"]),
+        ["a", "b", "c", "d"]
+    );
+    let out = dir.run(&["queue", "append", "q", "e"]);
+    out.ok();
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
 });

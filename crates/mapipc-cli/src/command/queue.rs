@@ -45,6 +45,7 @@ fn append(args: &QueueAppendArgs, _out: &mut dyn Write) -> Result<()> {
         opts.segment_size(size);
     }
     let mut app = opts.open_appender(&args.dir)?;
+    report_recovery(&args.dir, app.recovery());
     let context = |app: &Appender| {
         format!(
             "cannot append record {} to {}",
@@ -83,6 +84,74 @@ fn append(args: &QueueAppendArgs, _out: &mut dyn Write) -> Result<()> {
             .with_context(|| format!("cannot sync {}", quoted(&args.dir)))?;
     }
     Ok(())
+}
+
+/// Tells on stderr what opening the appender repaired after a crash (the library reports it
+/// in [`queue::Recovery`]): a cut-off record, damage tailers will meet, garbage cleared after
+/// the end, segment files a machine crash left short or without a header. A clean open says
+/// nothing.
+fn report_recovery(dir: &Path, r: &queue::Recovery) {
+    if r.is_clean() {
+        return;
+    }
+    let mut err = io::stderr().lock();
+    let q = quoted(dir);
+    for repair in &r.segment_repairs {
+        let line = match repair {
+            queue::SegmentRepair::Extended { file, len, .. } => format!(
+                "extended {}, which a crash left at {len} bytes",
+                quoted(file)
+            ),
+            queue::SegmentRepair::HeaderRewritten {
+                file,
+                first_seq,
+                why,
+                ..
+            } => format!(
+                "rewrote the header of {}, which a crash left unreadable ({}): the segment \
+                 starts at record {first_seq}",
+                quoted(file),
+                escaped(why)
+            ),
+            queue::SegmentRepair::Removed { file, why, .. } => format!(
+                "removed {}, an empty segment whose header a crash left unreadable ({})",
+                quoted(file),
+                escaped(why)
+            ),
+            queue::SegmentRepair::SetAside { file, to, why, .. } => format!(
+                "set {} aside as {}: its header is unreadable ({}) and where it starts is \
+                 unknown",
+                quoted(file),
+                quoted(to),
+                escaped(why)
+            ),
+            other => escaped(&format!("{other:?}")).into_owned(),
+        };
+        let _ = writeln!(err, "warning: {q}: {line}");
+    }
+    if let Some(cut) = &r.cut {
+        let _ = writeln!(
+            err,
+            "warning: {q}: cut off the unfinished or damaged record at the end of the log: {}",
+            escaped(&cut.to_string())
+        );
+    }
+    if let Some(first) = r.damaged.first() {
+        let _ = writeln!(
+            err,
+            "warning: {q}: {} damaged record(s) before the end, left for readers to report; \
+             the first: {}",
+            r.damaged.len(),
+            escaped(&first.to_string())
+        );
+    }
+    if r.zeroed_bytes > 0 {
+        let _ = writeln!(
+            err,
+            "warning: {q}: cleared {} bytes left after the end of the log",
+            r.zeroed_bytes
+        );
+    }
 }
 
 /// How often `queue tail --follow`, waiting for a record, checks that the queue is still
