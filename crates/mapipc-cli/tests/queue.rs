@@ -503,10 +503,10 @@ clitest!(info_recognises_queue_files, |dir| {
     assert!(text.contains("format:        none"), "{text}");
 });
 
-/// After a machine crash (the appender never closed, in another boot) that left the last
-/// segment's header unwritten, `queue append` repairs it (the library's recovery) and says so
-/// on stderr, one `warning:` line naming the file; the records are all there and appending
-/// goes on. A clean open says nothing.
+// After a machine crash (the appender never closed, in another boot) that left the last
+// segment's header unwritten, `queue append` repairs it (the library's recovery) and says so
+// on stderr, one `warning:` line naming the file; the records are all there and appending
+// goes on. A clean open says nothing.
 clitest!(append_after_a_crash_reports_what_recovery_repaired, |dir| {
     use std::os::unix::fs::FileExt;
     dir.append(&["a", "b", "c"]);
