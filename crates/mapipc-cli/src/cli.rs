@@ -32,9 +32,11 @@ Examples:
 
 Errors print one line `error: ...` on stderr; the exit status is 1 for errors, 2 for usage
 errors, 3 when a wait timed out (recv, send, region read --wait, queue tail --follow) or
---nonblock found nothing to do, 0 on success (also when a reader of stdout goes away early,
-as in `| head`). Names and paths are printed with control characters escaped (a newline as
-\\n, ESC as \\u{1b}), so a name cannot forge an output line; --json gives them exactly.";
+--nonblock found nothing to do (recv --count N: fewer than N messages), 0 on success (also
+when a reader of stdout goes away early, as in `| head`). Names and paths are printed with
+control characters escaped (a newline as \\n, ESC as \\u{1b}), so a name cannot forge an
+output line; --json gives them exactly (every control character, DEL and C1 included, as a
+JSON \\u escape).";
 
 /// Memory-mapped file I/O and shared-memory IPC on Linux.
 #[derive(Debug, Parser)]
@@ -506,8 +508,10 @@ writing fails, it stays in the channel for the next receiver. When standard outp
 whose reader goes away (`| head -1`), recv exits 0, also while it waits for a message.
 
 --timeout DURATION bounds each wait for the next message: when it passes, recv exits with
-status 3. --nonblock prints what is there now and exits: 0 if it printed anything (or the
-sender is gone), 3 if the channel was empty. --follow keeps waiting for a new sender after
+status 3 (also with --count N and fewer than N printed). --nonblock prints what is there
+now and exits: 0 if it printed anything (or the sender is gone), 3 if the channel was
+empty; with --count N, 3 if it was empty before N were printed, unless the sender is gone
+and everything it sent was printed (0). --follow keeps waiting for a new sender after
 the current one leaves, until the channel file is removed or replaced (an error: a new
 sender would open another file). On an mpsc channel, recv exits 0 once every sender is gone.
 
@@ -532,7 +536,8 @@ pub struct RecvArgs {
     /// Longest wait for the next message (e.g. 500ms, 2s); then exit with status 3.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub timeout: Option<std::time::Duration>,
-    /// Print what is there now and exit (status 3 if nothing was there).
+    /// Print what is there now and exit (status 3 if nothing was there, or, with --count N,
+    /// fewer than N while a sender may still come).
     #[arg(long, conflicts_with_all = ["timeout", "follow"])]
     pub nonblock: bool,
     /// Keep waiting for a new sender after the current one leaves.

@@ -1176,6 +1176,68 @@ clitest!(chan_nonblock_and_timeout_exit_3, |dir| {
         .contains("timed out"));
 });
 
+clitest!(
+    chan_recv_count_n_short_of_n_exits_3_unless_the_sender_is_gone,
+    |dir| {
+        // `recv --count N` that runs out of messages before N while a sender is attached fell
+        // short: status 3 with --nonblock (it exited 0 after printing fewer than N) as with
+        // --timeout. With the sender gone and everything it sent printed, fewer than N is the
+        // end of the stream: status 0.
+        dir.run(&["chan", "create", "./c", "--capacity", "4KiB"])
+            .ok();
+        let mut tx = dir.spawn_with_stdin(&["send", "./c"]);
+        let mut to_tx = tx.stdin.take().unwrap();
+        let mut sent = 0u64;
+        let mut send_two = |a: &str, b: &str| {
+            to_tx.write_all(format!("{a}\n{b}\n").as_bytes()).unwrap();
+            sent += 2;
+            // Sent, and the sender still attached.
+            await_cond("the messages were sent", || {
+                dir.stat_json("./c")["sent"] == sent
+            });
+        };
+        send_two("a", "b");
+        let out = dir.run(&["recv", "./c", "--nonblock", "--count", "5"]);
+        let line = out.status3();
+        assert!(
+            line.contains("channel `./c` is empty (--nonblock): 2 of 5 messages received"),
+            "{line}"
+        );
+        assert_eq!(out.stdout_str(), "a\nb\n");
+        send_two("c", "d");
+        let out = dir.run(&["recv", "./c", "--nonblock", "--count", "2"]);
+        assert_eq!(out.ok().stdout_str(), "c\nd\n");
+        let out = dir.run(&["recv", "./c", "--nonblock", "--count", "1"]);
+        let line = out.status3();
+        assert!(line.contains("0 of 1 messages received"), "{line}");
+        assert!(out.stdout.is_empty());
+        // Without --count, --nonblock prints what is there: 0 if that was something.
+        send_two("e", "f");
+        let out = dir.run(&["recv", "./c", "--nonblock"]);
+        assert_eq!(out.ok().stdout_str(), "e\nf\n");
+        send_two("g", "h");
+        let out = dir.run(&["recv", "./c", "--timeout", "50ms", "--count", "5"]);
+        let line = out.status3();
+        assert!(
+            line.contains("timed out") && line.contains("(2 of 5 received)"),
+            "{line}"
+        );
+        assert_eq!(out.stdout_str(), "g\nh\n");
+        // The sender leaves with two messages in the ring: both are printed, then 0.
+        send_two("i", "j");
+        drop(to_tx);
+        finish(tx, None).ok();
+        let out = dir.run(&["recv", "./c", "--nonblock", "--count", "5"]);
+        assert_eq!(out.ok().stdout_str(), "i\nj\n");
+        for extra in [&["--nonblock"][..], &["--timeout", "50ms"]] {
+            let mut args = vec!["recv", "./c", "--count", "5"];
+            args.extend_from_slice(extra);
+            let out = dir.run(&args);
+            assert!(out.ok().stdout.is_empty(), "{args:?}");
+        }
+    }
+);
+
 clitest!(chan_timeouts_beyond_the_clock_mean_no_deadline, |dir| {
     // A --timeout too large to add to the clock used to panic (overflow): it waits without a
     // deadline instead.
@@ -2452,6 +2514,35 @@ clitest!(names_with_control_characters_are_printed_escaped, |dir| {
         .unwrap()
         .ends_with("file\\nname"));
     assert_no_raw_controls(&out.stdout_str(), out.stdout_str().lines().count(), "info");
+});
+
+clitest!(json_output_escapes_del_and_c1_controls, |dir| {
+    // DEL and the C1 controls (U+0080..U+009F, U+009B a one-character CSI) went out raw
+    // inside --json strings: a hostile name reached the terminal. They are `\u` escapes now,
+    // and the JSON still decodes to the exact name.
+    let tail = "\u{7f}\u{9b}2J\u{85}\u{9d}0;t\u{9c}";
+    let check = |args: &[&str], key: &str, want: &str| -> serde_json::Value {
+        let out = dir.run(args);
+        let text = out.ok().stdout_str();
+        assert_no_raw_controls(&text, 1, &format!("{args:?}"));
+        assert!(text.contains("\\u007f\\u009b2J\\u0085"), "{args:?}: {text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v[key], want, "{args:?}: {text}");
+        v
+    };
+    let f = format!("./f{tail}");
+    dir.write(&f, b"data");
+    check(&["info", &f, "--json"], "file", &f);
+    let c = format!("./c{tail}");
+    dir.run(&["chan", "create", &c, "--capacity", "4KiB"]).ok();
+    check(&["stat", &c, "--json"], "path", &c);
+    check(&["info", &c, "--json"], "file", &c);
+    let r = format!("./r{tail}");
+    dir.run(&["region", "create", &r, "--size", "4KiB"]).ok();
+    check(&["region", "info", &r, "--json"], "path", &r);
+    let q = format!("./q{tail}");
+    dir.run(&["queue", "append", &q, "one"]).ok();
+    check(&["queue", "stat", &q, "--json"], "dir", &q);
 });
 
 clitest!(demo_prints_a_hostile_temporary_directory_escaped, |dir| {

@@ -13,8 +13,8 @@ use mapipc::channel::{
 use mapipc::region::Location;
 
 use super::{
-    check_parent_dir, existing, location, read_line_at_most, shown, stdout_reader_present,
-    stdout_was_closed, Exit,
+    check_parent_dir, existing, json_text, location, read_line_at_most, shown,
+    stdout_reader_present, stdout_was_closed, Exit,
 };
 use crate::cli::{ChanCreateArgs, RecvArgs, SendArgs, StatArgs};
 use crate::size::human;
@@ -445,12 +445,18 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
                     printed += u64::from(deliver(m, &mut buf, out, emit)?);
                     continue;
                 }
-                Err(TryRecvError::Empty) if printed > 0 => break,
+                // Without --count, printing what was there is the whole job; with it, an
+                // empty channel before N messages is a shortfall (status 3), unless the
+                // producers are gone (`Disconnected`: everything committed was printed).
+                Err(TryRecvError::Empty) if args.count.is_none() && printed > 0 => break,
                 Err(TryRecvError::Empty) => {
+                    let of = args.count.map_or_else(String::new, |n| {
+                        format!(": {printed} of {n} messages received")
+                    });
                     return Err(exit3(format!(
-                        "channel `{}` is empty (--nonblock)",
+                        "channel `{}` is empty (--nonblock){of}",
                         shown(loc.path().display())
-                    )))
+                    )));
                 }
                 Err(TryRecvError::Disconnected) => break,
                 Err(TryRecvError::Lagged { missed }) => {
@@ -499,11 +505,12 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
         match received {
             Ok(delivered) => printed += u64::from(delivered?),
             Err(RecvTimeoutError::Timeout) => {
+                let of = args.count.map_or_else(String::new, |n| format!(" of {n}"));
                 return Err(exit3(format!(
-                    "timed out after {} waiting for a message on `{}` ({printed} received)",
+                    "timed out after {} waiting for a message on `{}` ({printed}{of} received)",
                     humantime::format_duration(args.timeout.unwrap_or_default()),
                     shown(loc.path().display())
-                )))
+                )));
             }
             Err(RecvTimeoutError::Lagged { missed }) => lagged(missed),
             Err(RecvTimeoutError::Disconnected) => {
@@ -592,7 +599,7 @@ pub fn stat(args: &StatArgs, out: &mut dyn Write) -> Result<()> {
     let chan = open_channel(&loc, Channel::open_read_only(&loc), "read")?;
     let st = chan.stat();
     if args.json {
-        writeln!(out, "{}", stat_json(&loc, &st))?;
+        writeln!(out, "{}", json_text(&stat_json(&loc, &st)))?;
     } else {
         write!(out, "{}", stat_text(&loc, &st))?;
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use mapipc::map::{MapError, MapOptions};
 
-use super::{describe_file_type, escaped, has_contents, quoted};
+use super::{describe_file_type, escaped, has_contents, json_str, json_text, quoted};
 use crate::cli::InfoArgs;
 use crate::format::{self, Format};
 use crate::size::human;
@@ -499,27 +499,6 @@ fn render_text(info: &Info) -> String {
     s
 }
 
-/// A JSON string literal.
-fn json_str(text: &str) -> String {
-    let mut s = String::with_capacity(text.len() + 2);
-    s.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => s.push_str("\\\""),
-            '\\' => s.push_str("\\\\"),
-            '\n' => s.push_str("\\n"),
-            '\r' => s.push_str("\\r"),
-            '\t' => s.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(s, "\\u{:04x}", u32::from(c));
-            }
-            c => s.push(c),
-        }
-    }
-    s.push('"');
-    s
-}
-
 fn json_opt_str(text: Option<&str>) -> String {
     text.map_or_else(|| "null".to_string(), json_str)
 }
@@ -562,7 +541,7 @@ fn render_json(info: &Info) -> String {
             .iter()
             .map(|(k, v)| (k.replace(' ', "_"), v.clone()))
             .collect();
-        serde_json::Value::Object(map).to_string()
+        json_text(&serde_json::Value::Object(map))
     };
     format!(
         "{{\"file\":{},\"link_to\":{},\"type\":{},\"size\":{},\"uid\":{},\"user\":{},\
@@ -597,6 +576,7 @@ mod tests {
     #[test]
     fn json_strings_are_escaped() {
         assert_eq!(json_str("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
+        assert_eq!(json_str("\x7f\u{9b}2J"), "\"\\u007f\\u009b2J\"");
         assert_eq!(json_opt_str(None), "null");
     }
 

@@ -261,6 +261,55 @@ pub(crate) fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// `text` as a JSON string literal, quotes included. Besides what JSON requires escaped
+/// (`"`, `\\` and C0 controls), DEL and the C1 controls (U+007F..=U+009F, every `char`
+/// for which [`char::is_control`] holds) are written as `\u007f`..`\u009f`: valid JSON
+/// that decodes to the same string, and a hostile file or channel name cannot send the
+/// terminal a control sequence (C1 has a one-character CSI, U+009B) through `--json`.
+pub(crate) fn json_str(text: &str) -> String {
+    let mut s = String::with_capacity(text.len() + 2);
+    s.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            '\t' => s.push_str("\\t"),
+            c if c.is_control() => push_json_escape(&mut s, c),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// Appends `\uXXXX` for `c`, a control character (all of them are in the BMP).
+fn push_json_escape(s: &mut String, c: char) {
+    use std::fmt::Write as _;
+    let _ = write!(s, "\\u{:04x}", u32::from(c));
+}
+
+/// `value` as compact JSON text, as its `Display` writes it but with DEL and the C1
+/// controls escaped too (see [`json_str`]; serde_json escapes only what JSON requires).
+/// Outside string literals JSON text is ASCII punctuation, digits and keywords, so every
+/// such character in it is inside a string, where its `\u` escape means the same.
+pub(crate) fn json_text(value: &serde_json::Value) -> String {
+    let raw = value.to_string();
+    if !raw.chars().any(char::is_control) {
+        return raw;
+    }
+    let mut s = String::with_capacity(raw.len() + 16);
+    for c in raw.chars() {
+        if c.is_control() {
+            push_json_escape(&mut s, c);
+        } else {
+            s.push(c);
+        }
+    }
+    s
+}
+
 /// An outcome that is not success but not a failure either, with its own exit status
 /// (for example 3: timed out, or nothing to receive with `--nonblock`). `main` prints the
 /// message as an `error:` line and exits with `code`.
@@ -304,6 +353,34 @@ mod tests {
             assert_eq!(escaped(&once), once, "{s:?}");
             assert!(!once.chars().any(char::is_control), "{once:?}");
         }
+    }
+
+    #[test]
+    fn json_escapes_every_control_character_and_round_trips() {
+        assert_eq!(json_str("a\x7fb"), "\"a\\u007fb\"");
+        assert_eq!(
+            json_str("\u{80}\u{9b}[2J\u{9f}"),
+            "\"\\u0080\\u009b[2J\\u009f\""
+        );
+        assert_eq!(json_str("\x1b\n\"\\"), r#""\u001b\n\"\\""#);
+        // Printable characters on either side of C1 are left as they are.
+        assert_eq!(json_str("~\u{a0}é日"), "\"~\u{a0}é日\"");
+        let every_control: String = (0u32..0x100)
+            .filter_map(char::from_u32)
+            .chain(['\u{2028}', '\u{202e}', 'x'])
+            .collect();
+        let value = serde_json::json!({ "name\u{85}": every_control, "n": [1, null] });
+        for text in [json_str(&every_control), json_text(&value)] {
+            assert!(!text.chars().any(char::is_control), "{text:?}");
+        }
+        let back: String = serde_json::from_str(&json_str(&every_control)).unwrap();
+        assert_eq!(back, every_control);
+        let back: serde_json::Value = serde_json::from_str(&json_text(&value)).unwrap();
+        assert_eq!(back, value);
+        assert!(json_text(&value).contains("\"name\\u0085\":"));
+        // Nothing to escape: the same text as serde_json's.
+        let plain = serde_json::json!({ "a": "b\n", "c": 1.5 });
+        assert_eq!(json_text(&plain), plain.to_string());
     }
 
     #[test]

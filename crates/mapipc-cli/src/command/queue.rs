@@ -11,7 +11,7 @@ use mapipc::queue::{
     self, AckMode, Appender, QueueOptions, QueueStat, Retention, StartAt, SyncPolicy, TailerOptions,
 };
 
-use super::{escaped, quoted, read_line_at_most, shown, stdout_reader_present, Exit};
+use super::{escaped, json_str, quoted, read_line_at_most, shown, stdout_reader_present, Exit};
 use crate::cli::{
     FromArg, QueueAppendArgs, QueueCommand, QueueRetainArgs, QueueStatArgs, QueueTailArgs,
     QueueVerifyArgs, SyncArg,
@@ -328,25 +328,6 @@ fn render_text(st: &QueueStat) -> String {
         };
         line("tailer:", v);
     }
-    s
-}
-
-/// A JSON string literal.
-fn json_str(text: &str) -> String {
-    let mut s = String::with_capacity(text.len() + 2);
-    s.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => s.push_str("\\\""),
-            '\\' => s.push_str("\\\\"),
-            '\n' => s.push_str("\\n"),
-            '\r' => s.push_str("\\r"),
-            '\t' => s.push_str("\\t"),
-            c if (c as u32) < 0x20 => s.push_str(&format!("\\u{:04x}", c as u32)),
-            c => s.push(c),
-        }
-    }
-    s.push('"');
     s
 }
 

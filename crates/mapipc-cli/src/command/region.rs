@@ -16,7 +16,7 @@ use mapipc::region::{
 };
 use mapipc::sync::{Notifier, WaitError, WaitOptions};
 
-use super::{check_parent_dir, existing, location, read_all_at_most, shown, Exit};
+use super::{check_parent_dir, existing, json_text, location, read_all_at_most, shown, Exit};
 use crate::cli::{RegionCreateArgs, RegionInfoArgs, RegionReadArgs, RegionRmArgs, RegionWriteArgs};
 use crate::size::human;
 
@@ -73,7 +73,11 @@ pub fn info(args: &RegionInfoArgs, out: &mut dyn Write) -> Result<()> {
     let word = region.notify_value()?;
     let (epoch, waiters) = (Notifier::epoch_of(word), Notifier::waiters_of(word));
     if args.json {
-        writeln!(out, "{}", info_json(&loc, &info, epoch, waiters, &peers))?;
+        writeln!(
+            out,
+            "{}",
+            json_text(&info_json(&loc, &info, epoch, waiters, &peers))
+        )?;
     } else {
         write!(out, "{}", info_text(&loc, &info, epoch, waiters, &peers))?;
     }
