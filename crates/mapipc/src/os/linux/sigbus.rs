@@ -24,7 +24,10 @@
 //! a previous handler that resets itself and returns, like Rust's stack-overflow handler), it
 //! is raised again so that it terminates the process, as the default action does, instead of
 //! being swallowed and leaving the process unprotected from then on. A previously ignored
-//! one stays ignored.
+//! one stays ignored. A previous handler is called as the kernel would call it: with its
+//! `sa_mask` blocked, and, if it was installed with `SA_RESETHAND`, only once (later signals
+//! not ours then get the default action). `SA_NODEFER` is not emulated: `SIGBUS` stays
+//! blocked while it runs.
 //!
 //! The handler is async-signal-safe: it only does atomic loads and stores on static memory,
 //! raw syscalls through rustix's `linux_raw` backend, which never touches `errno`, and on the
@@ -115,6 +118,9 @@ static PAGE: AtomicUsize = AtomicUsize::new(4096);
 static FOREIGN: AtomicU32 = AtomicU32::new(0);
 /// Storage for the previous `sigaction`, written once before our handler is installed.
 static PREVIOUS: OnceLock<SigactionCell> = OnceLock::new();
+/// The previous handler was installed with `SA_RESETHAND` and has been called once: it is
+/// `SIG_DFL` from then on (see `chain`).
+static PREVIOUS_SPENT: AtomicBool = AtomicBool::new(false);
 
 struct SigactionCell(libc::sigaction);
 // SAFETY: `libc::sigaction` is plain data (a handler address, a mask, flags); it is written
@@ -325,9 +331,20 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_
 }
 
 fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_void, fault: bool) {
-    let (h, flags) = PREVIOUS
+    let (mut h, flags) = PREVIOUS
         .get()
         .map_or((libc::SIG_DFL, 0), |p| (p.0.sa_sigaction, p.0.sa_flags));
+    // A previous handler installed with SA_RESETHAND was for one delivery: the kernel would
+    // have reset the disposition to the default when calling it. Ours stays installed (it
+    // protects our mappings), so we keep that state ourselves: the previous handler is
+    // called once, and from then on a signal not ours gets the default action.
+    if flags & libc::SA_RESETHAND as libc::c_int != 0
+        && h != libc::SIG_DFL
+        && h != libc::SIG_IGN
+        && PREVIOUS_SPENT.swap(true, Ordering::Relaxed)
+    {
+        h = libc::SIG_DFL;
+    }
     if h == libc::SIG_IGN && !fault {
         // A sent SIGBUS that the process ignored before us: ignore it, as it would have been.
         return;
@@ -337,15 +354,35 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_void, fault: 
         // again, and the kernel applies the default (terminate with SIGBUS; it also forces
         // the default on an ignored fault signal), as without us.
         reset_default(sig);
-    } else if flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: the previous handler was installed with SA_SIGINFO, so it has this signature.
-        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut c_void) =
-            unsafe { std::mem::transmute(h) };
-        f(sig, info, ctx);
     } else {
-        // SAFETY: a handler installed without SA_SIGINFO has the one-argument signature.
-        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(h) };
-        f(sig);
+        // The kernel would run the previous handler with its own `sa_mask` blocked too
+        // (besides `sig`, blocked already while we run): block it for the call, as
+        // `sigaction(2)` says, then restore ours. (A handler that leaves by `siglongjmp`
+        // restores the mask it saved; a normal return from ours restores the interrupted
+        // code's mask in `sigreturn` either way.)
+        let mask = PREVIOUS.get().map(|p| p.0.sa_mask);
+        // SAFETY: all-zero is a valid out-parameter for the old mask.
+        let mut saved: libc::sigset_t = unsafe { std::mem::zeroed() };
+        let blocked = mask.is_some_and(|m| {
+            // SAFETY: valid pointers to initialised sigsets; `pthread_sigmask` only changes
+            // this thread's mask (Linux's `rt_sigprocmask`, async-signal-safe).
+            unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &m, &mut saved) == 0 }
+        });
+        if flags & libc::SA_SIGINFO != 0 {
+            // SAFETY: the previous handler was installed with SA_SIGINFO, so it has this
+            // signature.
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut c_void) =
+                unsafe { std::mem::transmute(h) };
+            f(sig, info, ctx);
+        } else {
+            // SAFETY: a handler installed without SA_SIGINFO has the one-argument signature.
+            let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(h) };
+            f(sig);
+        }
+        if blocked {
+            // SAFETY: `saved` was filled in by the call above.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &saved, ptr::null_mut()) };
+        }
     }
     // A sent SIGBUS does not come back by itself the way a fault does. If the disposition is
     // now the default (ours reset above, or a previous handler that "unregisters itself and

@@ -1,0 +1,73 @@
+//! mapipc's SIGBUS handler calls a handler installed before it the way the kernel would have:
+//! with that handler's `sa_mask` blocked, and only once if it was installed with
+//! `SA_RESETHAND` (later signals not ours then get the default action).
+//!
+//! Its own test binary: the handler chain is process-wide state, fixed when the first
+//! mapping is made, and the test needs a process where a handler is installed before that.
+//! The work happens in a forked child, so this process keeps its own disposition.
+
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use common::{fork, Exit};
+use mapipc::map::MapOptions;
+
+/// Calls of the earlier handler, and of those how many ran with SIGUSR1 blocked.
+static CALLS: AtomicU32 = AtomicU32::new(0);
+static MASKED: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn earlier(_sig: libc::c_int, _info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    CALLS.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: all-zero is a valid out-parameter; a NULL `set` only queries the mask.
+    let mut now: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; `sigismember` reads the set filled in.
+    let blocked = unsafe {
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut now) == 0
+            && libc::sigismember(&now, libc::SIGUSR1) == 1
+    };
+    if blocked {
+        MASKED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Before the fix the earlier handler ran without its mask (exit 3), and it ran again on
+/// the second signal, which was then swallowed (exit 2).
+#[test]
+fn an_earlier_handler_gets_its_mask_and_resethand() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let mut child = fork(move || {
+        // SAFETY: an all-zero sigaction is valid; the fields set make a SA_SIGINFO handler
+        // with SIGUSR1 in its mask, for one delivery.
+        unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = earlier as *const () as usize;
+            act.sa_flags = libc::SA_SIGINFO | libc::SA_RESETHAND;
+            libc::sigemptyset(&mut act.sa_mask);
+            libc::sigaddset(&mut act.sa_mask, libc::SIGUSR1);
+            if libc::sigaction(libc::SIGBUS, &act, std::ptr::null_mut()) != 0 {
+                return 10;
+            }
+        }
+        // The first file mapping installs mapipc's handler over it.
+        let Ok(_map) = MapOptions::new().read_write().create(4096).map_path(&path) else {
+            return 11;
+        };
+        // SAFETY: plain calls; the signal is not a fault, so mapipc passes it on.
+        unsafe { libc::raise(libc::SIGBUS) };
+        if CALLS.load(Ordering::Relaxed) != 1 {
+            return 4; // the earlier handler was not called
+        }
+        if MASKED.load(Ordering::Relaxed) != 1 {
+            return 3; // called without its mask
+        }
+        // SA_RESETHAND: the second one gets the default action, termination.
+        // SAFETY: as above.
+        unsafe { libc::raise(libc::SIGBUS) };
+        2
+    });
+    assert_eq!(child.wait(), Exit::Signal(libc::SIGBUS));
+}
