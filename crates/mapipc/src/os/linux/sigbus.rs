@@ -31,7 +31,7 @@
 //!
 //! The handler is async-signal-safe: it only does atomic loads and stores on static memory,
 //! raw syscalls through rustix's `linux_raw` backend, which never touches `errno`, and on the
-//! pass-on path `sigaction` and `raise`, both async-signal-safe.
+//! pass-on path `sigaction`, `pthread_sigmask` and `raise`, all async-signal-safe.
 //!
 //! Sealed memfds (`F_SEAL_SHRINK`) and anonymous mappings cannot be truncated and are not
 //! registered.
