@@ -14,10 +14,11 @@ use std::time::Duration;
 use common::{fork, serial, spin_until, wait_until, Exit, Rng, WATCHDOG};
 use queue_util::{check_log_of, segments, small_segments, tempdir};
 
-use mapipc::map::Mmap;
+use mapipc::map::{AccessError, Mmap};
 use mapipc::queue::{
-    self, AckMode, AppendError, Appender, CorruptReason, OpenError, QueueOptions, ReadError,
-    Retention, StartAt, SyncPolicy, Tailer, TailerOptions,
+    self, AckError, AckMode, AppendError, Appender, CorruptReason, OpenError, QueueOptions,
+    ReadError, Retention, StartAt, StatError, SyncPolicy, SyncPositionError, Tailer, TailerOptions,
+    VerifyError,
 };
 use proptest::prelude::*;
 
@@ -805,7 +806,7 @@ fn retention_deletes_old_segments_but_not_what_tailers_need() {
         queue::retain(&dir, &Retention::new()),
         Err(queue::RetainError::NoBound)
     ));
-    let report = queue::retain(&dir, &Retention::new().max_segments(2)).unwrap();
+    let report = queue::retain(&dir, Retention::new().max_segments(2)).unwrap();
     assert!(report.deleted.is_empty());
     let (name, pos, kept) = report.kept_for_tailer.clone().unwrap();
     assert_eq!((name.as_str(), pos), ("slow", 0));
@@ -822,7 +823,7 @@ fn retention_deletes_old_segments_but_not_what_tailers_need() {
         }
         t.ack().unwrap();
     }
-    let report = queue::retain(&dir, &Retention::new().max_segments(2)).unwrap();
+    let report = queue::retain(&dir, Retention::new().max_segments(2)).unwrap();
     assert!(!report.deleted.is_empty());
     let first = report.first_seq.unwrap();
     assert!(first <= 1500, "kept everything from {first}");
@@ -837,7 +838,7 @@ fn retention_deletes_old_segments_but_not_what_tailers_need() {
     );
     // By size, forced: only the segment being appended to (and the bound) is left.
     let report =
-        queue::retain(&dir, &Retention::new().max_bytes(2 * 64 * 1024).force(true)).unwrap();
+        queue::retain(&dir, Retention::new().max_bytes(2 * 64 * 1024).force(true)).unwrap();
     assert_eq!(report.remaining, 2);
     assert_eq!(segments(&dir).len(), 2);
     // The tailer left behind learns that its position is gone.
@@ -857,8 +858,7 @@ fn retention_deletes_old_segments_but_not_what_tailers_need() {
     assert!(t.try_next().unwrap().is_some());
     drop(t);
     // By age: a bound of 0 removes every sealed segment, never the current one.
-    let report =
-        queue::retain(&dir, &Retention::new().max_age(Duration::ZERO).force(true)).unwrap();
+    let report = queue::retain(&dir, Retention::new().max_age(Duration::ZERO).force(true)).unwrap();
     assert_eq!(report.remaining, 1);
     app.append(b"still appending").unwrap();
     assert!(queue::verify(&dir).unwrap().is_ok());
@@ -1114,6 +1114,105 @@ fn a_segment_truncated_under_live_mappings_is_an_error_not_a_crash() {
     assert!(err.to_string().contains("truncated"), "{err}");
     let err = app.append(&payload(500)).unwrap_err();
     assert!(matches!(err, AppendError::Access(_)), "{err}");
+}
+
+/// A named tailer's position file truncated under it: `ack` and `sync_position` report it
+/// with their own errors, naming the file; an automatic acknowledgement (made by the next
+/// read) reports it as a read error. Anonymous tailers have nothing to store.
+#[test]
+fn a_position_file_truncated_under_a_named_tailer_fails_ack_and_sync_position() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let _app = appender_with(&dir, 1 << 20, 10);
+    let mut anon = Tailer::open(&dir).unwrap();
+    let mut manual = TailerOptions::new()
+        .name("m")
+        .ack(AckMode::Manual)
+        .open(&dir)
+        .unwrap();
+    let mut auto = TailerOptions::new().name("a").open(&dir).unwrap();
+    for t in [&mut anon, &mut manual, &mut auto] {
+        assert_eq!(t.try_next().unwrap().unwrap().seq(), 0);
+        t.ack().unwrap();
+        t.sync_position().unwrap();
+    }
+    for name in ["m", "a"] {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join(format!("{name}.tailer")))
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    }
+    let file = dir.join("m.tailer");
+    let err = manual.ack().unwrap_err();
+    assert!(
+        matches!(&err, AckError::Access { file: f, source } if *f == file
+            && matches!(source, AccessError::Truncated { .. })),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("m.tailer"), "{err}");
+    let err = manual.sync_position().unwrap_err();
+    assert!(
+        matches!(&err, SyncPositionError::Access { file: f, .. } if *f == file),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("m.tailer"), "{err}");
+    // Reading goes on for the manual tailer (it stores nothing when it reads)...
+    assert_eq!(manual.try_next().unwrap().unwrap().seq(), 1);
+    // ... but not for the automatic one, whose read stores the position first.
+    let err = auto.try_next().unwrap_err();
+    assert!(matches!(err, ReadError::Access(_)), "{err}");
+    assert!(matches!(auto.ack(), Err(AckError::Access { .. })));
+    // Anonymous: nothing to store, nothing to fail.
+    anon.ack().unwrap();
+    anon.sync_position().unwrap();
+    assert_eq!(anon.try_next().unwrap().unwrap().seq(), 1);
+}
+
+/// `stat` and `verify` fail only when the queue cannot be opened, listed or read; damaged
+/// segment files are in what they return.
+#[test]
+fn stat_and_verify_errors_are_about_opening_damage_is_reported() {
+    let tmp = tempdir();
+    let missing = tmp.path().join("missing");
+    assert!(matches!(
+        queue::stat(&missing),
+        Err(StatError::NotAQueue { dir, .. }) if dir == missing
+    ));
+    assert!(matches!(
+        queue::verify(&missing),
+        Err(VerifyError::NotAQueue { dir, .. }) if dir == missing
+    ));
+
+    let dir = tmp.path().join("q");
+    drop(appender_with(&dir, 64 * 1024, 10));
+    let bad_seg = dir.join(format!("{:020}.seg", 1));
+    std::fs::write(&bad_seg, b"not a segment").unwrap();
+    let st = queue::stat(&dir).unwrap();
+    assert!(st.segments[1].problem.is_some(), "{:?}", st.segments);
+    let report = queue::verify(&dir).unwrap();
+    assert!(
+        report.problems.iter().any(|c| c.file == bad_seg),
+        "{:?}",
+        report.problems
+    );
+
+    let meta = dir.join("queue.meta");
+    std::fs::write(&meta, b"short").unwrap();
+    let err = queue::stat(&dir).unwrap_err();
+    assert!(
+        matches!(&err, StatError::BadMeta { file, .. } if *file == meta),
+        "{err}"
+    );
+    assert!(err.to_string().contains("queue.meta"), "{err}");
+    let err = queue::verify(&dir).unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::BadMeta { file, .. } if *file == meta),
+        "{err}"
+    );
+    assert!(err.to_string().contains("queue.meta"), "{err}");
 }
 
 /// A tailer waiting at the end of the log learns that its segment was truncated (no append

@@ -460,7 +460,7 @@ fn retention_under_a_following_tailer_gives_records_or_gone() {
     for s in 0..N {
         app.append(&payload(s)).unwrap();
         if s % 500 == 0 {
-            queue::retain(&dir, &queue::Retention::new().max_segments(2)).unwrap();
+            queue::retain(&dir, queue::Retention::new().max_segments(2)).unwrap();
         }
     }
     assert_eq!(child.exit_code(), 0);
@@ -596,7 +596,7 @@ fn retain_killed_at_random_points_beside_an_appender_and_tailers() {
     for round in 0..40 {
         let before = runs.load(Ordering::SeqCst);
         let mut retainer = fork(|| loop {
-            match queue::retain(&dir, &queue::Retention::new().max_segments(2)) {
+            match queue::retain(&dir, queue::Retention::new().max_segments(2)) {
                 Ok(_) => runs.fetch_add(1, Ordering::SeqCst),
                 Err(_) => {
                     bad.store(900, Ordering::SeqCst);
@@ -979,7 +979,7 @@ fn seeks_at_the_edges_of_the_log() {
     let r = t.seek(StartAt::Seq(u64::MAX));
     assert!(matches!(r, Err(ReadError::PastEnd { .. })), "{r:?}");
     // Retention.
-    queue::retain(&dir, &queue::Retention::new().max_segments(3)).unwrap();
+    queue::retain(&dir, queue::Retention::new().max_segments(3)).unwrap();
     let oldest = first_seq_of(&segments(&dir)[0]);
     assert_eq!(oldest, firsts[firsts.len() - 3]);
     for s in [0, oldest - 1] {

@@ -100,7 +100,8 @@ fn busy_rolls_with_retention_and_tailers_report_no_damage() {
     children.push((
         "retention",
         fork(|| {
-            let policy = Retention::new().max_segments(2);
+            let mut policy = Retention::new();
+            policy.max_segments(2);
             loop {
                 let done = w.at(0).load(Ordering::Acquire) == N;
                 match queue::retain(d, &policy) {

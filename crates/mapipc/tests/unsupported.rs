@@ -200,7 +200,7 @@ fn queues_are_unsupported() {
     assert_linux_only(&QueueOptions::new().open_appender(&q).unwrap_err());
     assert_linux_only(&mapipc::queue::stat(&q).unwrap_err());
     assert_linux_only(&mapipc::queue::verify(&q).unwrap_err());
-    let err = mapipc::queue::retain(&q, &Retention::new().max_segments(1)).unwrap_err();
+    let err = mapipc::queue::retain(&q, Retention::new().max_segments(1)).unwrap_err();
     assert_linux_only(&err);
 }
 

@@ -425,15 +425,16 @@ fn verify(args: &QueueVerifyArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 fn retain(args: &QueueRetainArgs, out: &mut dyn Write) -> Result<()> {
-    let mut r = Retention::new().force(args.force);
+    let mut r = Retention::new();
+    r.force(args.force);
     if let Some(n) = args.max_segments {
-        r = r.max_segments(n);
+        r.max_segments(n);
     }
     if let Some(age) = args.max_age {
-        r = r.max_age(age);
+        r.max_age(age);
     }
     if let Some(bytes) = args.max_bytes {
-        r = r.max_bytes(bytes);
+        r.max_bytes(bytes);
     }
     let report = queue::retain(&args.dir, &r)?;
     let mut text = String::new();

@@ -171,8 +171,7 @@ impl fmt::Display for CorruptReason {
     }
 }
 
-/// Why a queue could not be opened or created (appenders, tailers, `stat`, `verify`,
-/// `retain`).
+/// Why a queue could not be opened or created (appenders, tailers, `retain`).
 ///
 /// # Example
 /// ```
@@ -413,7 +412,7 @@ pub enum AppendError {
 ///     app.append(&[7u8; 1000])?;
 /// }
 /// let mut t = Tailer::open(&q)?; // anonymous: retention does not wait for it
-/// let oldest = retain(&q, &Retention::new().max_segments(1))?.first_seq.unwrap();
+/// let oldest = retain(&q, Retention::new().max_segments(1))?.first_seq.unwrap();
 ///
 /// fn seek_clamped(t: &mut Tailer, seq: u64) -> Result<(), ReadError> {
 ///     match t.seek(StartAt::Seq(seq)) {
@@ -476,9 +475,6 @@ pub enum ReadError {
     /// A segment was truncated under the reader.
     #[error(transparent)]
     Access(#[from] AccessError),
-    /// Storing a named tailer's position failed.
-    #[error(transparent)]
-    Flush(#[from] FlushError),
     /// The notifier's futex wait failed.
     #[error("waiting for the next record of `{dir}` failed: {source}")]
     Wait {
@@ -488,6 +484,265 @@ pub enum ReadError {
         #[source]
         source: io::Error,
     },
+}
+
+/// Why [`Tailer::ack`](super::Tailer::ack) failed: the named tailer's position could not
+/// be stored in its file (`NAME.tailer` in the queue directory).
+///
+/// # Example
+/// ```
+/// use mapipc::queue::{AckError, AckMode, Appender, TailerOptions};
+/// # let tmp = tempfile::tempdir()?;
+/// # let q = tmp.path().join("q");
+/// Appender::open(&q)?.append(b"job")?;
+/// let mut t = TailerOptions::new().name("worker").ack(AckMode::Manual).open(&q)?;
+/// assert!(t.try_next()?.is_some());
+/// t.ack()?;
+///
+/// // Someone truncates the position file under the tailer:
+/// let file = q.join("worker.tailer");
+/// std::fs::OpenOptions::new().write(true).open(&file)?.set_len(0)?;
+/// match t.ack() {
+///     Err(AckError::Access { file: f, .. }) => assert_eq!(f, file),
+///     other => panic!("expected AckError::Access, got {other:?}"),
+/// }
+/// assert!(t.ack().unwrap_err().to_string().contains("worker.tailer"), "names the file");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AckError {
+    /// The position file cannot be written: it was truncated under the tailer's mapping
+    /// (the mapping is then poisoned; open the tailer again).
+    #[error("cannot store the tailer's position in `{file}`: {source}")]
+    Access {
+        /// The tailer's position file.
+        file: PathBuf,
+        /// What the mapping reported.
+        #[source]
+        source: AccessError,
+    },
+}
+
+/// Why [`Tailer::sync_position`](super::Tailer::sync_position) failed: the named tailer's
+/// position file (`NAME.tailer` in the queue directory) could not be written back to disk.
+///
+/// # Example
+/// ```
+/// use mapipc::queue::{Appender, SyncPositionError, TailerOptions};
+/// # let tmp = tempfile::tempdir()?;
+/// # let q = tmp.path().join("q");
+/// Appender::open(&q)?;
+/// let mut t = TailerOptions::new().name("worker").open(&q)?;
+/// t.ack()?;
+/// t.sync_position()?; // the position is on disk
+///
+/// // Someone truncates the position file under the tailer:
+/// let file = q.join("worker.tailer");
+/// std::fs::OpenOptions::new().write(true).open(&file)?.set_len(0)?;
+/// let err = t.sync_position().unwrap_err();
+/// match &err {
+///     SyncPositionError::Access { file: f, .. } => assert_eq!(f, &file),
+///     SyncPositionError::Sync { .. } => panic!("msync failed: {err}"),
+///     _ => panic!("{err}"),
+/// }
+/// assert!(err.to_string().contains("worker.tailer"), "names the file");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncPositionError {
+    /// The position file was truncated under the tailer's mapping: the position stored in
+    /// it is lost.
+    #[error("cannot write back the tailer's position in `{file}`: {source}")]
+    Access {
+        /// The tailer's position file.
+        file: PathBuf,
+        /// What the mapping reported.
+        #[source]
+        source: AccessError,
+    },
+    /// `msync` failed (for example an I/O error writing back to disk).
+    #[error("cannot write back the tailer's position in `{file}` (msync): {source}")]
+    Sync {
+        /// The tailer's position file.
+        file: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Why [`stat`](super::stat) failed: the queue could not be opened or listed, or a file
+/// was truncated while it was read. Damaged segment and tailer files are not errors: they
+/// are described in [`QueueStat`](super::QueueStat).
+///
+/// # Example
+/// ```
+/// use mapipc::queue::{stat, StatError};
+/// # let tmp = tempfile::tempdir()?;
+/// // What a monitoring script might print.
+/// fn describe(dir: &std::path::Path) -> String {
+///     match stat(dir) {
+///         Ok(st) => format!("{} records", st.records()),
+///         Err(StatError::NotAQueue { .. }) => "no queue".to_string(),
+///         Err(StatError::BadMeta { file, why }) => format!("damaged {}: {why}", file.display()),
+///         Err(e) => format!("error: {e}"),
+///     }
+/// }
+/// assert_eq!(describe(&tmp.path().join("missing")), "no queue");
+///
+/// let foreign = tmp.path().join("foreign");
+/// std::fs::create_dir(&foreign)?;
+/// std::fs::write(foreign.join("queue.meta"), b"not a queue")?;
+/// assert!(describe(&foreign).starts_with("damaged "));
+/// assert!(describe(&foreign).contains("queue.meta"), "names the file");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StatError {
+    /// The directory or its metadata file does not exist.
+    #[error("`{dir}` is not a queue: {why}")]
+    NotAQueue {
+        /// The directory.
+        dir: PathBuf,
+        /// What is missing.
+        why: String,
+    },
+    /// The metadata file is damaged or of another format.
+    #[error("`{file}` is not a valid queue metadata file: {why}")]
+    BadMeta {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// Listing the queue directory failed.
+    #[error("cannot {op} `{file}`: {source}")]
+    Io {
+        /// What was being done (`list`).
+        op: &'static str,
+        /// The directory.
+        file: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The metadata file could not be mapped.
+    #[error(transparent)]
+    Map(#[from] MapError),
+    /// A queue file was truncated while it was read.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+}
+
+/// Why [`verify`](super::verify) failed: the queue could not be opened or listed, a
+/// segment could not be mapped, or a file was truncated while it was read. Damage is not
+/// an error: it is listed in [`VerifyReport::problems`](super::VerifyReport::problems).
+///
+/// # Example
+/// ```
+/// use mapipc::queue::{verify, Appender, VerifyError};
+/// # let tmp = tempfile::tempdir()?;
+/// # let q = tmp.path().join("q");
+/// let err = verify(&q).unwrap_err();
+/// assert!(matches!(err, VerifyError::NotAQueue { .. }), "{err}");
+///
+/// Appender::open(&q)?.append(b"x")?;
+/// // A damaged segment header is reported, not returned:
+/// let bad = q.join(format!("{:020}.seg", 5));
+/// std::fs::write(&bad, b"garbage")?;
+/// let report = verify(&q)?;
+/// assert!(report.problems.iter().any(|c| c.file == bad), "{:?}", report.problems);
+///
+/// // A damaged metadata file stops it:
+/// std::fs::write(q.join("queue.meta"), b"garbage")?;
+/// let err = verify(&q).unwrap_err();
+/// assert!(matches!(&err, VerifyError::BadMeta { file, .. } if file.ends_with("queue.meta")));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The directory or its metadata file does not exist.
+    #[error("`{dir}` is not a queue: {why}")]
+    NotAQueue {
+        /// The directory.
+        dir: PathBuf,
+        /// What is missing.
+        why: String,
+    },
+    /// The metadata file is damaged or of another format.
+    #[error("`{file}` is not a valid queue metadata file: {why}")]
+    BadMeta {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// Listing the queue directory failed.
+    #[error("cannot {op} `{file}`: {source}")]
+    Io {
+        /// What was being done (`list`).
+        op: &'static str,
+        /// The directory.
+        file: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The metadata file or a segment could not be mapped.
+    #[error(transparent)]
+    Map(#[from] MapError),
+    /// A queue file was truncated while it was read.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+}
+
+/// What opening a queue's metadata file can fail with (`Meta::open`): a part of
+/// [`OpenError`], [`StatError`] and [`VerifyError`], converted into each.
+#[derive(Debug)]
+pub(crate) enum MetaOpenError {
+    NotAQueue { dir: PathBuf, why: String },
+    BadMeta { file: PathBuf, why: String },
+    Map(MapError),
+    Access(AccessError),
+}
+
+impl From<MapError> for MetaOpenError {
+    fn from(e: MapError) -> Self {
+        MetaOpenError::Map(e)
+    }
+}
+
+impl From<AccessError> for MetaOpenError {
+    fn from(e: AccessError) -> Self {
+        MetaOpenError::Access(e)
+    }
+}
+
+/// Converts a [`MetaOpenError`] into each error enum that has its variants.
+macro_rules! from_meta_open_error {
+    ($($ty:ident),*) => {$(
+        impl From<MetaOpenError> for $ty {
+            fn from(e: MetaOpenError) -> Self {
+                match e {
+                    MetaOpenError::NotAQueue { dir, why } => $ty::NotAQueue { dir, why },
+                    MetaOpenError::BadMeta { file, why } => $ty::BadMeta { file, why },
+                    MetaOpenError::Map(e) => $ty::Map(e),
+                    MetaOpenError::Access(e) => $ty::Access(e),
+                }
+            }
+        }
+    )*};
+}
+from_meta_open_error!(OpenError, StatError, VerifyError);
+
+impl From<MetaOpenError> for RetainError {
+    fn from(e: MetaOpenError) -> Self {
+        RetainError::Open(e.into())
+    }
 }
 
 /// Why a retention run failed.
@@ -502,7 +757,8 @@ pub enum ReadError {
 /// assert!(matches!(retain(&q, &Retention::new()), Err(RetainError::NoBound)));
 ///
 /// // A periodic clean-up job, run before the queue exists:
-/// let policy = Retention::new().max_segments(8);
+/// let mut policy = Retention::new();
+/// policy.max_segments(8);
 /// let outcome = match retain(tmp.path().join("not-yet"), &policy) {
 ///     Ok(report) => format!("deleted {} segments", report.deleted.len()),
 ///     Err(RetainError::Open(OpenError::NotAQueue { .. })) => "no queue yet".to_string(),
@@ -515,7 +771,8 @@ pub enum ReadError {
 /// std::fs::write(q.join("reader.tailer"), b"garbage")?;
 /// let err = retain(&q, &policy).unwrap_err();
 /// assert!(matches!(err, RetainError::BadTailer { .. }));
-/// let forced = policy.force(true);
+/// let mut forced = policy.clone();
+/// forced.force(true);
 /// assert_eq!(retain(&q, &forced)?.remaining, 1);
 ///
 /// // So does a damaged segment header (which records it holds is unknown), forced or not:

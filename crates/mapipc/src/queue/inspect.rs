@@ -3,12 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use super::error::{CorruptReason, Corruption, OpenError};
+use super::error::{CorruptReason, Corruption, StatError, VerifyError};
 use super::format::{
     record_size, segment_path, tailer_path, tailer_position, TailerHeader, TAILER_NEXT_SEQ,
     TAILER_NEXT_SEQ_CHECK,
 };
-use super::list_queue;
+use super::list_dir;
 use super::meta::Meta;
 use super::segment::{Probe, SegOpenError, Segment};
 use crate::map::{MapError, MapOptions, Mmap};
@@ -129,7 +129,10 @@ pub struct TailerStat {
 /// segment); use [`verify`] to check every record.
 ///
 /// # Errors
-/// [`OpenError::NotAQueue`], [`OpenError::BadMeta`], [`OpenError::Io`] from listing.
+/// [`StatError::NotAQueue`], [`StatError::BadMeta`], [`StatError::Map`] when the queue
+/// cannot be opened; [`StatError::Io`] when its directory cannot be listed;
+/// [`StatError::Access`] when a file is truncated while it is read. Damaged segment and
+/// tailer files are not errors: see [`SegmentStat::problem`] and [`TailerStat::problem`].
 ///
 /// # Example
 /// ```
@@ -142,11 +145,15 @@ pub struct TailerStat {
 /// assert_eq!(st.appender, Some(std::process::id()));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn stat(dir: impl AsRef<Path>) -> Result<QueueStat, OpenError> {
+pub fn stat(dir: impl AsRef<Path>) -> Result<QueueStat, StatError> {
     let dir = dir.as_ref();
     let meta = Meta::open(dir)?;
     let layout = meta.layout;
-    let listing = list_queue(dir)?;
+    let listing = list_dir(dir).map_err(|source| StatError::Io {
+        op: "list",
+        file: dir.to_path_buf(),
+        source,
+    })?;
     let mut segments = Vec::new();
     let mut last: Option<Segment> = None;
     for &n in &listing.segments {
@@ -350,8 +357,10 @@ impl VerifyReport {
 /// appender's recovery will cut) is a note, not a problem.
 ///
 /// # Errors
-/// [`OpenError`] when the queue cannot be opened or listed, or a file is truncated while it
-/// is read; damage is never an error.
+/// [`VerifyError::NotAQueue`], [`VerifyError::BadMeta`], [`VerifyError::Map`] when the
+/// queue cannot be opened (or a segment cannot be mapped); [`VerifyError::Io`] when its
+/// directory cannot be listed; [`VerifyError::Access`] when a file is truncated while it
+/// is read. Damage is never an error.
 ///
 /// # Example
 /// ```
@@ -364,11 +373,15 @@ impl VerifyReport {
 /// assert_eq!((report.records, report.next_seq), (100, 100));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, OpenError> {
+pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, VerifyError> {
     let dir = dir.as_ref();
     let meta = Meta::open(dir)?;
     let layout = meta.layout;
-    let listing = list_queue(dir)?;
+    let listing = list_dir(dir).map_err(|source| VerifyError::Io {
+        op: "list",
+        file: dir.to_path_buf(),
+        source,
+    })?;
     let appender_active = meta.appender_active();
     let mut report = VerifyReport {
         next_seq: meta.raw_next_seq(),
@@ -518,7 +531,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, OpenError> {
 
 /// Checks the sparse index: every set entry must point to the record it stands for, and
 /// set entries must form a prefix (each is stored right after its record's commit).
-fn check_index(seg: &Segment, report: &mut VerifyReport) -> Result<(), OpenError> {
+fn check_index(seg: &Segment, report: &mut VerifyReport) -> Result<(), VerifyError> {
     let interval = u64::from(seg.layout.index_interval);
     let mut first_unset: Option<u64> = None;
     let mut hole_reported = false;
@@ -602,7 +615,7 @@ mod tests {
         assert_eq!(st.tailers.len(), 1);
         assert_eq!(st.tailers[0].problem, None);
         assert_eq!((st.tailers[0].next_seq, st.tailers[0].active), (250, true));
-        let report = retain(&dir, &Retention::new().max_segments(1)).unwrap();
+        let report = retain(&dir, Retention::new().max_segments(1)).unwrap();
         assert!(!report.deleted.is_empty());
         assert!(report.first_seq.unwrap() <= 250);
 
@@ -617,7 +630,7 @@ mod tests {
             "{:?}",
             st.tailers[0].problem
         );
-        let err = retain(&dir, &Retention::new().max_segments(1)).unwrap_err();
+        let err = retain(&dir, Retention::new().max_segments(1)).unwrap_err();
         assert!(matches!(err, RetainError::BadTailer { .. }), "{err}");
         HEADER_READ_HOOK.with(|h| *h.borrow_mut() = None);
         drop((t, app));

@@ -5,7 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 
-use super::error::OpenError;
+use super::error::{MetaOpenError, OpenError};
 use super::format::{
     MetaHeader, SegmentLayout, APPENDER_OPEN, LOCK_APPENDER, LOCK_RETENTION, MAX_SEQ,
     META_APPENDER_PID, META_APPENDER_STATE, META_BOOT_ID, META_CURRENT_SEGMENT, META_FILE,
@@ -44,7 +44,7 @@ pub(crate) fn dir_mode(mode: u32) -> u32 {
 impl Meta {
     /// Opens the metadata file of an existing queue. Read-write when permitted (the
     /// notifier word needs it), else read-only.
-    pub fn open(dir: &Path) -> Result<Meta, OpenError> {
+    pub fn open(dir: &Path) -> Result<Meta, MetaOpenError> {
         let path = dir.join(META_FILE);
         let mut writable = true;
         let map = match MapOptions::new()
@@ -69,7 +69,7 @@ impl Meta {
             Err(e) => return Err(meta_map_error(e, dir, &path)),
         };
         let header: MetaHeader = map.read_pod(0)?;
-        let layout = header.validate().map_err(|why| OpenError::BadMeta {
+        let layout = header.validate().map_err(|why| MetaOpenError::BadMeta {
             file: path.clone(),
             why,
         })?;
@@ -310,7 +310,7 @@ impl Meta {
     }
 }
 
-fn meta_map_error(e: MapError, dir: &Path, path: &Path) -> OpenError {
+fn meta_map_error(e: MapError, dir: &Path, path: &Path) -> MetaOpenError {
     match e {
         MapError::Open { source, .. } if source.kind() == io::ErrorKind::NotFound => {
             let is_dir = os::storage::is_dir(dir);
@@ -319,21 +319,21 @@ fn meta_map_error(e: MapError, dir: &Path, path: &Path) -> OpenError {
             } else {
                 "no such directory".to_string()
             };
-            OpenError::NotAQueue {
+            MetaOpenError::NotAQueue {
                 dir: dir.to_path_buf(),
                 why,
             }
         }
         MapError::RangePastEnd { file_len, .. } | MapError::OffsetPastEnd { file_len, .. } => {
-            OpenError::BadMeta {
+            MetaOpenError::BadMeta {
                 file: path.to_path_buf(),
                 why: format!("the file is {file_len} bytes, expected {META_FILE_SIZE}"),
             }
         }
-        MapError::EmptyFile { .. } => OpenError::BadMeta {
+        MapError::EmptyFile { .. } => MetaOpenError::BadMeta {
             file: path.to_path_buf(),
             why: "the file is empty".to_string(),
         },
-        other => OpenError::Map(other),
+        other => MetaOpenError::Map(other),
     }
 }

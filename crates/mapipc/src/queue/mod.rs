@@ -290,6 +290,8 @@
 //!
 //! [`stat`] describes a queue cheaply; [`verify`] reads every record of every segment and
 //! lists each damage (sequence number, segment, offset, "CRC mismatch" or "corrupt").
+//! Damage is in what they return; their errors ([`StatError`], [`VerifyError`]) only say
+//! that the queue could not be opened, listed or read.
 #![deny(unsafe_code)]
 
 mod appender;
@@ -378,7 +380,10 @@ use std::io;
 use std::path::Path;
 
 pub use appender::{Appender, Grant, QueueOptions, Recovery, SyncPolicy};
-pub use error::{AppendError, CorruptReason, Corruption, OpenError, ReadError, RetainError};
+pub use error::{
+    AckError, AppendError, CorruptReason, Corruption, OpenError, ReadError, RetainError, StatError,
+    SyncPositionError, VerifyError,
+};
 pub use format::{
     DEFAULT_INDEX_INTERVAL, DEFAULT_SEGMENT_SIZE, MAX_INDEX_INTERVAL, MAX_SEGMENT_SIZE,
     MIN_SEGMENT_SIZE,

@@ -11,7 +11,7 @@ use super::segment::{SegOpenError, Segment};
 use crate::os;
 
 /// Bounds for [`retain`]. A segment is deleted when any bound asks for it; at least one
-/// must be set.
+/// must be set. Like the crate's other builders, its setters take and return `&mut Self`.
 ///
 /// # Example
 /// ```
@@ -26,7 +26,8 @@ use crate::os;
 /// // A reader that has not read anything yet:
 /// drop(TailerOptions::new().name("slow").open(&q)?);
 ///
-/// let policy = Retention::new()
+/// let mut policy = Retention::new();
+/// policy
 ///     .max_segments(100)
 ///     .max_bytes(3 * 64 * 1024) // asks to delete 2 of the 5 segments
 ///     .max_age(Duration::from_secs(86400)); // all were sealed just now
@@ -35,7 +36,7 @@ use crate::os;
 /// assert_eq!(report.kept_for_tailer, Some(("slow".to_string(), 0, 2)));
 ///
 /// // Forced, it deletes them all the same; the reader finds its next record gone.
-/// let report = retain(&q, &policy.force(true))?;
+/// let report = retain(&q, policy.force(true))?;
 /// assert_eq!((report.deleted.len(), report.remaining), (2, 3));
 /// let mut reader = TailerOptions::new().name("slow").open(&q)?;
 /// let err = reader.try_next().unwrap_err();
@@ -65,7 +66,7 @@ impl Retention {
     ///
     /// # Example
     /// See [`Retention`].
-    pub fn max_segments(mut self, n: u64) -> Self {
+    pub fn max_segments(&mut self, n: u64) -> &mut Self {
         self.max_segments = Some(n);
         self
     }
@@ -74,7 +75,7 @@ impl Retention {
     ///
     /// # Example
     /// See [`Retention`].
-    pub fn max_age(mut self, age: Duration) -> Self {
+    pub fn max_age(&mut self, age: Duration) -> &mut Self {
         self.max_age = Some(age);
         self
     }
@@ -83,7 +84,7 @@ impl Retention {
     ///
     /// # Example
     /// See [`Retention`].
-    pub fn max_bytes(mut self, bytes: u64) -> Self {
+    pub fn max_bytes(&mut self, bytes: u64) -> &mut Self {
         self.max_bytes = Some(bytes);
         self
     }
@@ -94,7 +95,7 @@ impl Retention {
     ///
     /// # Example
     /// See [`Retention`].
-    pub fn force(mut self, force: bool) -> Self {
+    pub fn force(&mut self, force: bool) -> &mut Self {
         self.force = force;
         self
     }
@@ -144,7 +145,7 @@ pub struct RetainReport {
 /// # let q = dir.path().join("q");
 /// let mut app = QueueOptions::new().segment_size(64 * 1024).open_appender(&q)?;
 /// for _ in 0..2000 { app.append(&[0u8; 100])?; } // about 4 segments
-/// let report = retain(&q, &Retention::new().max_segments(2))?;
+/// let report = retain(&q, Retention::new().max_segments(2))?;
 /// assert_eq!(report.remaining, 2);
 /// assert!(!report.deleted.is_empty());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -352,7 +353,7 @@ mod tests {
                 *m.borrow_mut() = Some(h);
             };
             RETAIN_HOOK.with(|h| *h.borrow_mut() = Some(Box::new(hook)));
-            let report = retain(&dir, &Retention::new().max_segments(2)).unwrap();
+            let report = retain(&dir, Retention::new().max_segments(2)).unwrap();
             let moved_to = mover
                 .borrow_mut()
                 .take()

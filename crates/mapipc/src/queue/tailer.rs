@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::error::{CorruptReason, Corruption, OpenError, ReadError};
+use super::error::{AckError, CorruptReason, Corruption, OpenError, ReadError, SyncPositionError};
 use super::format::{
     check_tailer_name, segment_path, tailer_path, tailer_position, SegmentLayout, TailerHeader,
     RECORD_HEADER_SIZE, TAILER_FILE_SIZE, TAILER_FORMAT_VERSION, TAILER_HEADER_CRC,
@@ -14,7 +14,7 @@ use super::meta::Meta;
 use super::segment::{Probe, SegOpenError, Segment};
 use super::tmpfile;
 use super::{list_dir, unpack_position};
-use crate::map::{AccessError, MapError, MapOptions, Mmap};
+use crate::map::{AccessError, FlushError, MapError, MapOptions, Mmap};
 use crate::os;
 use crate::sync::{Notifier, WaitError, WaitOptions};
 
@@ -1104,21 +1104,25 @@ impl Tailer {
     /// [`sync_position`](Self::sync_position)).
     ///
     /// # Errors
-    /// [`ReadError::Access`] if the position file was truncated under us.
+    /// [`AckError::Access`] if the position file was truncated under us.
     ///
     /// # Example
-    /// See [`AckMode`].
-    pub fn ack(&mut self) -> Result<(), ReadError> {
+    /// See [`AckMode`] and [`AckError`].
+    pub fn ack(&mut self) -> Result<(), AckError> {
         if let Some(n) = &self.named {
-            n.store(self.seq)?;
+            n.store(self.seq).map_err(|source| AckError::Access {
+                file: tailer_path(&self.dir, &n.name),
+                source,
+            })?;
         }
         Ok(())
     }
 
-    /// Writes the stored position back to disk (`msync`).
+    /// Writes the stored position back to disk (`msync`). A no-op for anonymous tailers.
     ///
     /// # Errors
-    /// [`ReadError::Flush`].
+    /// [`SyncPositionError::Access`] if the position file was truncated under us,
+    /// [`SyncPositionError::Sync`] if `msync` fails.
     ///
     /// # Example
     /// ```
@@ -1130,9 +1134,19 @@ impl Tailer {
     /// t.sync_position()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn sync_position(&self) -> Result<(), ReadError> {
+    pub fn sync_position(&self) -> Result<(), SyncPositionError> {
         if let Some(n) = &self.named {
-            n.map.flush()?;
+            let file = || tailer_path(&self.dir, &n.name);
+            n.map.flush().map_err(|e| match e {
+                FlushError::Access(source) => SyncPositionError::Access {
+                    file: file(),
+                    source,
+                },
+                FlushError::Os { source, .. } => SyncPositionError::Sync {
+                    file: file(),
+                    source,
+                },
+            })?;
         }
         Ok(())
     }
@@ -1771,7 +1785,7 @@ mod tests {
                 for _ in 0..5 {
                     app.append(&[7u8; 1000]).unwrap();
                 }
-                let report = retain(&d, &Retention::new().max_segments(1)).unwrap();
+                let report = retain(&d, Retention::new().max_segments(1)).unwrap();
                 assert_eq!(report.deleted.len(), 2);
             };
             LOCATE_HOOK.with(|h| *h.borrow_mut() = Some(Box::new(hook)));

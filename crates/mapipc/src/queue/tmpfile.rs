@@ -284,7 +284,7 @@ mod tests {
             .unwrap();
         age(&dir, &dead2);
         age(&dir, others[0]);
-        let report = retain(&dir, &Retention::new().max_segments(5)).unwrap();
+        let report = retain(&dir, Retention::new().max_segments(5)).unwrap();
         let mut removed = report.removed_tmp.clone();
         removed.sort();
         let mut expected = vec![dir.join(others[0]), dir.join(&dead2)];
