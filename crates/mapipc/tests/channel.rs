@@ -834,7 +834,7 @@ fn read_only_open_inspects_a_live_channel_and_cannot_attach() {
     }
     assert!(matches!(
         look.region().write_at(0, b"x"),
-        Err(mapipc::map::AccessError::NotWritable(_))
+        Err(mapipc::map::AccessError::NotWritable { .. })
     ));
     std::fs::write(&done, b"").unwrap();
     child.expect_ok("producer child");

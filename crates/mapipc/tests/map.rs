@@ -333,7 +333,10 @@ fn tip4_invalid_requests_are_typed_errors() {
         .unwrap();
     assert_eq!(
         none.read_vec(0, 1).unwrap_err(),
-        AccessError::NotReadable(Protection::NONE)
+        AccessError::NotReadable {
+            file: none.file_name().to_string(),
+            protection: Protection::NONE
+        }
     );
 }
 
@@ -483,6 +486,7 @@ fn tip7_out_of_bounds_access_is_an_error_never_a_crash() {
     let path = write_file(dir.path(), "tip7.bin", &pattern(100, 7));
     let map = MapOptions::new().read_write().map_path(&path).unwrap();
     let oob = |offset: u64, len: usize| AccessError::OutOfBounds {
+        file: map.file_name().to_string(),
         offset,
         len,
         map_len: 100,
@@ -512,7 +516,8 @@ fn tip7_out_of_bounds_access_is_an_error_never_a_crash() {
         map.atomic_u32(2).unwrap_err(),
         AccessError::Misaligned {
             offset: 2,
-            align: 4
+            align: 4,
+            ..
         }
     ));
     assert_eq!(map.find_from(b"x", 101).unwrap_err(), oob(101, 0));
@@ -526,7 +531,9 @@ fn tip7_out_of_bounds_access_is_an_error_never_a_crash() {
     ));
     let msg = oob(99, 2).to_string();
     assert!(
-        msg.contains("99..101") && msg.contains("100 bytes"),
+        msg.contains("99..101")
+            && msg.contains("100 bytes")
+            && msg.contains(path.to_str().unwrap()),
         "{msg}"
     );
 
@@ -821,16 +828,23 @@ fn grow_keeps_data_and_extends_the_file() {
     assert_eq!(fs::read(&path).unwrap()[24_999], b'Z');
 
     // Read-only: growing within the file works (the bytes come from the file); past its
-    // end needs a writable fd.
+    // end is refused, since a read-only mapping never changes its file.
     let mut ro = MapOptions::new().len(4096).map_path(&path).unwrap();
     ro.grow(8192).unwrap();
     assert_eq!(ro.read_vec(5000, 10).unwrap(), &data[5000..5010]);
     let err = ro.grow(30_000).unwrap_err();
     assert!(
-        matches!(&err, GrowError::ReadOnlyFile { size: 30_000, .. }),
+        matches!(
+            &err,
+            GrowError::ReadOnlyMapping {
+                size: 30_000,
+                file_len: 25_000,
+                ..
+            }
+        ),
         "{err:?}"
     );
-    assert!(err.to_string().contains("read-only"), "{err}");
+    assert!(err.to_string().contains("not writable"), "{err}");
     assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
     assert_eq!(ro.len(), 8192);
     assert_eq!(fs::metadata(&path).unwrap().len(), 25_000);
@@ -849,7 +863,10 @@ fn set_protection_checks_like_creation() {
     map.set_protection(Protection::READ).unwrap();
     assert_eq!(
         map.write_at(0, b"x").unwrap_err(),
-        AccessError::NotWritable(Protection::READ)
+        AccessError::NotWritable {
+            file: map.file_name().to_string(),
+            protection: Protection::READ
+        }
     );
     assert!(
         map.atomic_u32(0).is_err(),
@@ -858,11 +875,14 @@ fn set_protection_checks_like_creation() {
     map.set_protection(Protection::NONE).unwrap();
     assert_eq!(
         map.read_vec(0, 1).unwrap_err(),
-        AccessError::NotReadable(Protection::NONE)
+        AccessError::NotReadable {
+            file: map.file_name().to_string(),
+            protection: Protection::NONE
+        }
     );
     assert!(matches!(
         map.find(b"x").unwrap_err(),
-        AccessError::NotReadable(_)
+        AccessError::NotReadable { .. }
     ));
     assert!(matches!(
         map.set_protection(Protection::WRITE).unwrap_err(),
@@ -1651,7 +1671,7 @@ proptest! {
                         prop_assert_eq!(got.unwrap(), &file_model[start..start + len]);
                     } else {
                         prop_assert_eq!(got.unwrap_err(), AccessError::OutOfBounds {
-                            offset: *off, len: *len, map_len,
+                            file: map.file_name().to_string(), offset: *off, len: *len, map_len,
                         });
                     }
                 }

@@ -10,7 +10,10 @@
 //! - a truncation by another process is reported by `grow` and `flush` too: `grow` extended
 //!   the file back (the lost bytes came back as zeros, without an error) and `flush` said the
 //!   bytes written past the new end were written back;
-//! - growing a private (copy-on-write) mapping never extends its file;
+//! - growing a private (copy-on-write) mapping never extends its file, nor does growing a
+//!   read-only one whose fd was opened read-write (it extended the file);
+//! - every access error names the mapping's file (out of bounds, not readable, not writable
+//!   and misaligned said only "the mapping"), as `Truncated` did;
 //! - `lock` of a truncated mapping says so instead of blaming `RLIMIT_MEMLOCK`;
 //! - `/proc` files whose `mmap` fails with `EIO` (not `ENODEV`) are not mappable, not empty;
 //! - a failed `mremap` in `grow` names the file (it said `mremap failed: Cannot allocate
@@ -31,7 +34,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use common::{fork, Exit, Watchdog};
-use mapipc::map::{AccessError, FlushError, GrowError, LockError, MapError, MapOptions};
+use mapipc::map::{
+    AccessError, FlushError, GrowError, LockError, MapError, MapOptions, Mmap, Protection,
+};
 use mapipc::os::file::FileKind;
 
 fn page() -> usize {
@@ -388,6 +393,156 @@ fn growing_a_private_mapping_never_changes_its_file() {
     let err = through_read_only.grow(8 * page()).unwrap_err();
     assert!(matches!(err, GrowError::Private { .. }), "{err:?}");
     assert_eq!(fs::metadata(&path).unwrap().len(), data.len() as u64);
+}
+
+/// A read-only shared mapping of a file opened read-write: `grow` past the end of the file
+/// extended the file (through the read-write fd), although the mapping was asked to be
+/// read-only. It is refused before the file is touched, naming the file; growing within the
+/// file still works, and a read-write mapping of the same fd still extends it.
+#[test]
+fn growing_a_read_only_mapping_never_changes_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ro-grow.bin");
+    let data: Vec<u8> = (0..4 * page()).map(|i| (i % 253) as u8).collect();
+    fs::write(&path, &data).unwrap();
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let mut ro = MapOptions::new()
+        .read_only()
+        .len(page())
+        .map_fd(&file)
+        .unwrap();
+    ro.grow(4 * page()).unwrap(); // within the file
+    assert_eq!(
+        ro.read_vec(3 * page() as u64, 8).unwrap(),
+        &data[3 * page()..3 * page() + 8]
+    );
+    let err = ro.grow(8 * page()).unwrap_err();
+    match &err {
+        GrowError::ReadOnlyMapping {
+            file,
+            size,
+            file_len,
+            protection,
+        } => {
+            assert!(file.contains(path.to_str().unwrap()), "{file}");
+            assert_eq!(*size, 8 * page() as u64);
+            assert_eq!(*file_len, data.len() as u64);
+            assert_eq!(*protection, Protection::READ);
+        }
+        other => panic!("expected ReadOnlyMapping, got {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains(path.to_str().unwrap()) && msg.contains("not writable"),
+        "{msg}"
+    );
+    assert_eq!(fs::read(&path).unwrap(), data, "the file is unchanged");
+    assert_eq!(ro.len(), 4 * page(), "the mapping is unchanged");
+
+    // No protection at all is not writable either.
+    let mut none = MapOptions::new()
+        .protection(Protection::NONE)
+        .map_fd(&file)
+        .unwrap();
+    let err = none.grow(8 * page()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            GrowError::ReadOnlyMapping {
+                protection: Protection::NONE,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(fs::metadata(&path).unwrap().len(), data.len() as u64);
+
+    // A shared read-write mapping of the same fd extends the file, as before.
+    let mut rw = MapOptions::new().read_write().map_fd(&file).unwrap();
+    rw.grow(8 * page()).unwrap();
+    assert_eq!(fs::metadata(&path).unwrap().len(), 8 * page() as u64);
+    assert_eq!(rw.read_vec(0, data.len()).unwrap(), data);
+}
+
+/// Out of bounds, not readable, not writable and misaligned said "the mapping" without
+/// saying which (only `Truncated` named the file): each names the mapping's file now, or
+/// `anonymous memory`, and converts to the same `io::ErrorKind` as before.
+#[test]
+fn every_access_error_names_the_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("named.bin");
+    fs::write(&path, vec![0u8; 100]).unwrap();
+    let name = path.to_str().unwrap();
+    let named = |e: &AccessError| e.to_string().contains(name);
+
+    let rw = MapOptions::new().read_write().map_path(&path).unwrap();
+    let e = rw.read_vec(90, 20).unwrap_err();
+    assert!(
+        matches!(&e, AccessError::OutOfBounds { file, offset: 90, len: 20, map_len: 100 }
+            if file.contains(name)),
+        "{e:?}"
+    );
+    assert!(named(&e), "{e}");
+    assert!(
+        e.to_string().contains("90..110") && e.to_string().contains("(100 bytes)"),
+        "{e}"
+    );
+    assert_eq!(
+        std::io::Error::from(e).kind(),
+        std::io::ErrorKind::InvalidInput
+    );
+
+    let e = rw.atomic_u32(2).unwrap_err(); // byte 0 is page-aligned: offset 0 in the file
+    assert!(
+        matches!(&e, AccessError::Misaligned { file, align: 4, .. } if file.contains(name)),
+        "{e:?}"
+    );
+    assert!(named(&e) && e.to_string().contains("aligned"), "{e}");
+    assert_eq!(
+        std::io::Error::from(e).kind(),
+        std::io::ErrorKind::InvalidInput
+    );
+
+    let ro = MapOptions::new().map_path(&path).unwrap();
+    let e = ro.write_at(0, b"x").unwrap_err();
+    assert!(
+        matches!(&e, AccessError::NotWritable { file, protection: Protection::READ }
+            if file.contains(name)),
+        "{e:?}"
+    );
+    assert!(named(&e) && e.to_string().contains("not writable"), "{e}");
+    assert_eq!(
+        std::io::Error::from(e).kind(),
+        std::io::ErrorKind::PermissionDenied
+    );
+
+    let none = MapOptions::new()
+        .protection(Protection::NONE)
+        .map_path(&path)
+        .unwrap();
+    let e = none.read_vec(0, 1).unwrap_err();
+    assert!(
+        matches!(&e, AccessError::NotReadable { file, protection: Protection::NONE }
+            if file.contains(name)),
+        "{e:?}"
+    );
+    assert!(named(&e) && e.to_string().contains("not readable"), "{e}");
+    assert_eq!(
+        std::io::Error::from(e).kind(),
+        std::io::ErrorKind::PermissionDenied
+    );
+
+    // Anonymous memory is named as such, as in the other errors of the mapping layer.
+    let anon = Mmap::anonymous(16).unwrap();
+    let e = anon.read_vec(10, 10).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "range 10..20 is outside the mapping of `anonymous memory` (16 bytes)"
+    );
 }
 
 /// `mlock` of a mapping whose file was truncated fails with `ENOMEM` (the pages past the end

@@ -940,7 +940,8 @@ fn views_are_relative_to_the_user_data_and_bounds_checked() {
         region.atomic_u64(52),
         Err(region::AccessError::Misaligned {
             offset: 52,
-            align: 8
+            align: 8,
+            ..
         })
     ));
     assert!(matches!(
@@ -951,4 +952,13 @@ fn views_are_relative_to_the_user_data_and_bounds_checked() {
     region.fill(0, 64, 0xff).unwrap();
     assert_eq!(region.generation().unwrap(), 0);
     assert_eq!(region.content_kind().unwrap(), 0);
+
+    // The region's own checks name it, as the mapping's do.
+    let named = Region::memfd("views", 64).unwrap();
+    for e in [
+        named.atomic_u64(52).unwrap_err(),
+        named.atomic_u32(64).unwrap_err(),
+    ] {
+        assert!(e.to_string().contains("memfd:views"), "{e}");
+    }
 }

@@ -488,7 +488,7 @@ impl ChannelCreateError {
     pub(crate) fn write(file: String, source: AccessError) -> ChannelCreateError {
         match source {
             AccessError::Truncated { .. } => ChannelCreateError::Truncated { file },
-            AccessError::NotWritable(_) => ChannelCreateError::ReadOnly { file },
+            AccessError::NotWritable { .. } => ChannelCreateError::ReadOnly { file },
             source => ChannelCreateError::Write { file, source },
         }
     }

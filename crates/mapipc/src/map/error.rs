@@ -175,19 +175,29 @@ pub enum MapError {
 
 /// Why a read, write, view or search through a mapping failed.
 ///
+/// Every variant names the mapping (`file`, as [`Mmap::file_name`](super::Mmap::file_name)
+/// says: the file's path and fd, a memfd's or region's name, or `anonymous memory`), so a
+/// message read far from the call still says which mapping refused.
+///
 /// # Example
 /// ```
 /// use mapipc::map::{AccessError, Mmap, Protection};
 /// let mut map = Mmap::anonymous(4096)?;
 /// match map.read_vec(4090, 10) {
-///     Err(AccessError::OutOfBounds { offset, len, map_len }) => {
+///     Err(AccessError::OutOfBounds { file, offset, len, map_len }) => {
 ///         assert_eq!((offset, len, map_len), (4090, 10, 4096));
+///         assert_eq!(file, "anonymous memory");
 ///     }
 ///     other => panic!("expected OutOfBounds, got {other:?}"),
 /// }
-/// assert!(matches!(map.atomic_u32(2), Err(AccessError::Misaligned { offset: 2, align: 4 })));
+/// assert!(matches!(map.atomic_u32(2), Err(AccessError::Misaligned { offset: 2, align: 4, .. })));
 /// map.set_protection(Protection::READ)?;
-/// assert_eq!(map.write_at(0, b"x"), Err(AccessError::NotWritable(Protection::READ)));
+/// let err = map.write_at(0, b"x").unwrap_err();
+/// assert!(matches!(err, AccessError::NotWritable { protection: Protection::READ, .. }));
+/// assert_eq!(
+///     err.to_string(),
+///     "the mapping of `anonymous memory` is not writable (protection: read)"
+/// );
 /// // For `std::io` callers it converts to an `io::Error` of a fitting kind.
 /// let io: std::io::Error = map.read_vec(5000, 1).unwrap_err().into();
 /// assert_eq!(io.kind(), std::io::ErrorKind::InvalidInput);
@@ -198,26 +208,41 @@ pub enum MapError {
 pub enum AccessError {
     /// The range is outside the mapping (tutorial pitfall 7, as an error instead of SIGSEGV).
     #[error(
-        "range {offset}..{end} is outside the mapping of {map_len} bytes",
+        "range {offset}..{end} is outside the mapping of `{file}` ({map_len} bytes)",
         end = *offset as u128 + *len as u128
     )]
     OutOfBounds {
+        /// The mapping's file, or `anonymous memory`.
+        file: String,
         /// Requested offset.
         offset: u64,
         /// Requested length.
         len: usize,
-        /// The mapping's length.
+        /// The mapping's length (or the length of the part the offset is relative to: a
+        /// region's user data, a queue record's payload).
         map_len: usize,
     },
     /// The mapping is not readable (`PROT_NONE`, or write-only is impossible).
-    #[error("the mapping is not readable (protection: {0})")]
-    NotReadable(Protection),
+    #[error("the mapping of `{file}` is not readable (protection: {protection})")]
+    NotReadable {
+        /// The mapping's file, or `anonymous memory`.
+        file: String,
+        /// The mapping's protection.
+        protection: Protection,
+    },
     /// The mapping is not writable.
-    #[error("the mapping is not writable (protection: {0})")]
-    NotWritable(Protection),
+    #[error("the mapping of `{file}` is not writable (protection: {protection})")]
+    NotWritable {
+        /// The mapping's file, or `anonymous memory`.
+        file: String,
+        /// The mapping's protection.
+        protection: Protection,
+    },
     /// An atomic view was asked at an offset that is not a multiple of its size.
-    #[error("offset {offset} is not aligned to {align} bytes")]
+    #[error("offset {offset} into the mapping of `{file}` is not aligned to {align} bytes")]
     Misaligned {
+        /// The mapping's file, or `anonymous memory`.
+        file: String,
         /// Requested offset (relative to the mapping).
         offset: u64,
         /// Required alignment.
@@ -241,7 +266,7 @@ impl From<AccessError> for io::Error {
             AccessError::OutOfBounds { .. } | AccessError::Misaligned { .. } => {
                 io::ErrorKind::InvalidInput
             }
-            AccessError::NotReadable(_) | AccessError::NotWritable(_) => {
+            AccessError::NotReadable { .. } | AccessError::NotWritable { .. } => {
                 io::ErrorKind::PermissionDenied
             }
             AccessError::Truncated { .. } => io::ErrorKind::UnexpectedEof,
@@ -377,6 +402,11 @@ pub enum LockError {
 ///     other => panic!("expected Shrink, got {other:?}"),
 /// }
 /// assert_eq!(map.len(), 8192); // unchanged
+/// // A read-only mapping never extends its file, even through a read-write fd.
+/// let file = std::fs::OpenOptions::new().read(true).write(true).open(&path)?;
+/// let mut ro = MapOptions::new().map_fd(&file)?;
+/// assert!(matches!(ro.grow(16384), Err(GrowError::ReadOnlyMapping { .. })));
+/// assert_eq!(std::fs::metadata(&path)?.len(), 8192);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, thiserror::Error)]
@@ -393,7 +423,9 @@ pub enum GrowError {
         /// Requested length.
         new_len: usize,
     },
-    /// The file must be extended but was opened read-only.
+    /// The file must be extended but was opened read-only. A read-only mapping is refused
+    /// earlier ([`GrowError::ReadOnlyMapping`]) and a writable shared one needs a read-write
+    /// fd to exist, so this is a last check before `fallocate`, not an expected outcome.
     #[error("`{file}` must grow to {size} bytes but is opened read-only")]
     ReadOnlyFile {
         /// The file.
@@ -415,6 +447,25 @@ pub enum GrowError {
         size: u64,
         /// The file's current size.
         file_len: u64,
+    },
+    /// A shared mapping without write protection (read-only, or `PROT_NONE`) would have to
+    /// extend its file: a mapping asked to be read-only never changes its file, even when
+    /// its fd was opened read-write. Extend the file first (`set_len`, or through a writable
+    /// mapping), or map it read-write.
+    #[error(
+        "`{file}` is {file_len} bytes and would have to grow to {size}, but this mapping is \
+         not writable (protection: {protection}) and never changes its file: extend the file \
+         first or map it read-write"
+    )]
+    ReadOnlyMapping {
+        /// The file.
+        file: String,
+        /// Needed file size.
+        size: u64,
+        /// The file's current size.
+        file_len: u64,
+        /// The mapping's protection.
+        protection: Protection,
     },
     /// The mapping is poisoned by a truncation, or the file is now shorter than the mapping
     /// (another process truncated it): extending it again would not bring the bytes back.

@@ -922,10 +922,53 @@ impl Mmap {
         self.base.as_ptr().cast::<u8>().wrapping_add(self.delta)
     }
 
-    #[inline]
+    // The errors below allocate the mapping's name, so they are built only once a check
+    // has failed: out of line and cold, keeping the checks' success paths free of it.
+
+    #[cold]
+    #[inline(never)]
     fn truncated_error(&self) -> AccessError {
         AccessError::Truncated {
             file: self.file_name().to_string(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn out_of_bounds(&self, offset: u64, len: usize) -> AccessError {
+        AccessError::OutOfBounds {
+            file: self.file_name().to_string(),
+            offset,
+            len,
+            map_len: self.len,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn not_readable(&self) -> AccessError {
+        AccessError::NotReadable {
+            file: self.file_name().to_string(),
+            protection: self.prot,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn not_writable(&self) -> AccessError {
+        AccessError::NotWritable {
+            file: self.file_name().to_string(),
+            protection: self.prot,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn misaligned(&self, offset: u64, align: usize) -> AccessError {
+        AccessError::Misaligned {
+            file: self.file_name().to_string(),
+            offset,
+            align,
         }
     }
 
@@ -957,22 +1000,18 @@ impl Mmap {
     /// Checks that `offset..offset+len` is inside the mapping; returns `offset` as `usize`.
     #[inline]
     pub fn check_range(&self, offset: u64, len: usize) -> Result<usize, AccessError> {
-        let oob = AccessError::OutOfBounds {
-            offset,
-            len,
-            map_len: self.len,
-        };
-        let off = usize::try_from(offset).map_err(|_| oob.clone())?;
-        match off.checked_add(len) {
-            Some(end) if end <= self.len => Ok(off),
-            _ => Err(oob),
+        if let Ok(off) = usize::try_from(offset) {
+            if off.checked_add(len).is_some_and(|end| end <= self.len) {
+                return Ok(off);
+            }
         }
+        Err(self.out_of_bounds(offset, len))
     }
 
     #[inline]
     fn check_read(&self, offset: u64, len: usize) -> Result<usize, AccessError> {
         if !self.prot.contains(Protection::READ) {
-            return Err(AccessError::NotReadable(self.prot));
+            return Err(self.not_readable());
         }
         let off = self.check_range(offset, len)?;
         self.check_alive()?;
@@ -982,7 +1021,7 @@ impl Mmap {
     #[inline]
     fn check_write(&self, offset: u64, len: usize) -> Result<usize, AccessError> {
         if !self.prot.contains(Protection::WRITE) {
-            return Err(AccessError::NotWritable(self.prot));
+            return Err(self.not_writable());
         }
         self.check_read(offset, len)
     }
@@ -1179,10 +1218,7 @@ impl Mmap {
     fn aligned_ptr<A>(&self, off: usize, offset: u64) -> Result<*mut A, AccessError> {
         let p = self.as_mut_ptr().wrapping_add(off);
         if (p as usize) % std::mem::align_of::<A>() != 0 {
-            return Err(AccessError::Misaligned {
-                offset,
-                align: std::mem::align_of::<A>(),
-            });
+            return Err(self.misaligned(offset, std::mem::align_of::<A>()));
         }
         Ok(p.cast())
     }
@@ -1611,7 +1647,7 @@ impl Mmap {
     /// use mapipc::map::{AccessError, Mmap, Protection};
     /// let mut map = Mmap::anonymous(4096)?;
     /// map.set_protection(Protection::NONE)?;
-    /// assert!(matches!(map.read_vec(0, 1), Err(AccessError::NotReadable(_))));
+    /// assert!(matches!(map.read_vec(0, 1), Err(AccessError::NotReadable { .. })));
     /// map.set_protection(Protection::READ)?;
     /// assert!(map.write_at(0, b"x").is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -1658,7 +1694,9 @@ impl Mmap {
     /// `fallocate`, so a full disk is an error here) and remapping with `mremap`. The data is
     /// kept; the mapping may move, which is why this takes `&mut self`.
     ///
-    /// A private (copy-on-write) mapping grows only within its file, which it never changes.
+    /// A private (copy-on-write) mapping grows only within its file, which it never changes;
+    /// so does a shared mapping without write protection (read-only or `PROT_NONE`), even
+    /// when its fd was opened read-write: a read-only mapping never changes its file.
     /// If the file was truncated under the mapping (it is now shorter than the mapping), the
     /// grow is refused and the mapping poisoned rather than the file extended back: the lost
     /// bytes would read back as zeros without an error. When `mremap` fails after the file
@@ -1666,8 +1704,9 @@ impl Mmap {
     ///
     /// # Errors
     /// [`GrowError::Anonymous`], [`GrowError::Shrink`], [`GrowError::Private`],
-    /// [`GrowError::ReadOnlyFile`], [`GrowError::Extend`], [`GrowError::Remap`],
-    /// [`GrowError::Overflow`], [`GrowError::Access`] when poisoned or truncated.
+    /// [`GrowError::ReadOnlyMapping`], [`GrowError::ReadOnlyFile`], [`GrowError::Extend`],
+    /// [`GrowError::Remap`], [`GrowError::Overflow`], [`GrowError::Access`] when poisoned or
+    /// truncated.
     ///
     /// # Example
     /// ```
@@ -1720,6 +1759,15 @@ impl Mmap {
                 file: name.clone(),
                 size: needed,
                 file_len: info.size,
+            });
+        }
+        if info.size < needed && !self.prot.contains(Protection::WRITE) {
+            // Nor does a mapping asked to be read-only, whatever its fd allows.
+            return Err(GrowError::ReadOnlyMapping {
+                file: name.clone(),
+                size: needed,
+                file_len: info.size,
+                protection: self.prot,
             });
         }
         if info.size < needed {

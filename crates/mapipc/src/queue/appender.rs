@@ -946,6 +946,7 @@ impl Grant<'_> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len => Ok(self.off + RECORD_HEADER_SIZE + offset as u64),
             _ => Err(AccessError::OutOfBounds {
+                file: self.app.seg.map().file_name().to_string(),
                 offset: offset as u64,
                 len,
                 map_len: self.len,
@@ -976,6 +977,7 @@ impl Grant<'_> {
     pub fn copy_from_slice(&mut self, data: &[u8]) -> Result<(), AccessError> {
         if data.len() != self.len {
             return Err(AccessError::OutOfBounds {
+                file: self.app.seg.map().file_name().to_string(),
                 offset: 0,
                 len: data.len(),
                 map_len: self.len,

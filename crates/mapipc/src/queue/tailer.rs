@@ -278,6 +278,7 @@ impl Record<'_> {
         match offset.checked_add(buf.len()) {
             Some(end) if end <= self.len => self.map.read_at(self.off + offset as u64, buf),
             _ => Err(AccessError::OutOfBounds {
+                file: self.map.file_name().to_string(),
                 offset: offset as u64,
                 len: buf.len(),
                 map_len: self.len,

@@ -1293,6 +1293,7 @@ impl Region {
         match offset.checked_add(len as u64) {
             Some(end) if end <= l.data_len => Ok(l.data_offset + offset),
             _ => Err(AccessError::OutOfBounds {
+                file: self.inner.map.file_name().to_string(),
                 offset,
                 len,
                 map_len: l.data_len as usize,
@@ -1419,7 +1420,11 @@ impl Region {
     pub fn atomic_u32(&self, offset: u64) -> Result<&AtomicU32, AccessError> {
         let abs = self.data_range(offset, 4)?;
         if offset % 4 != 0 {
-            return Err(AccessError::Misaligned { offset, align: 4 });
+            return Err(AccessError::Misaligned {
+                file: self.inner.map.file_name().to_string(),
+                offset,
+                align: 4,
+            });
         }
         self.inner.map.atomic_u32(abs)
     }
@@ -1440,7 +1445,11 @@ impl Region {
     pub fn atomic_u64(&self, offset: u64) -> Result<&AtomicU64, AccessError> {
         let abs = self.data_range(offset, 8)?;
         if offset % 8 != 0 {
-            return Err(AccessError::Misaligned { offset, align: 8 });
+            return Err(AccessError::Misaligned {
+                file: self.inner.map.file_name().to_string(),
+                offset,
+                align: 8,
+            });
         }
         self.inner.map.atomic_u64(abs)
     }
