@@ -69,6 +69,15 @@
 //! `MAPIPC_CHANNEL_ONLY=spsc_busy_poll,two_line_floor:8` limits the paired rounds to the
 //! variants named (`name` or `name:size`), for quicker experiments. Results:
 //! BENCHMARKS.md, "Channel (issue 4)".
+//!
+//! Streams stamp each message (its sequence number into its first and last 8 bytes) right
+//! before sending it, and every variant copies it with wide loads that cannot take their
+//! data from those narrow stores: each copy waits until the stamp reaches the cache, behind
+//! the previous message's stores into the ring, so every producer runs at about one
+//! cache-line hand-over per message. That is what a producer writing a message and then
+//! sending it does. `MAPIPC_CHANNEL_STAMP_AHEAD=1` stamps each message four sends ahead
+//! instead, which shows what the rings do without that stall (BENCHMARKS.md, session of
+//! 2026-11-27, 11:16 UTC); the targets are stated for the default.
 
 #[allow(dead_code)]
 #[path = "../../mapipc-bench/src/frame.rs"]
@@ -573,6 +582,13 @@ fn serve<E: End>(ep: &mut E, size: usize, what: What) -> i32 {
     }
 }
 
+/// `MAPIPC_CHANNEL_STAMP_AHEAD` set: streams stamp each message a few sends ahead (see the
+/// module docs).
+fn stamp_ahead() -> bool {
+    static AHEAD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AHEAD.get_or_init(|| std::env::var_os("MAPIPC_CHANNEL_STAMP_AHEAD").is_some())
+}
+
 /// A running variant: the parent's end and the forked server.
 trait Running {
     /// Runs `iters` round trips or streams `iters` messages; the time it took.
@@ -649,9 +665,24 @@ impl<S: Setup> Pair<S> {
 
     fn stream(&mut self, iters: u64) -> Duration {
         let start = Instant::now();
-        for seq in 0..iters {
-            frame::stamp(&mut self.msg, seq);
-            self.client.send(&self.msg).expect("send");
+        if stamp_ahead() {
+            // Each message stamped 4 sends before its own, in one of 8 buffers: the copy's
+            // wide loads then never wait for the stamp's narrow stores (see the module docs).
+            let mut bufs: Vec<Vec<u8>> = (0..8).map(|_| self.msg.clone()).collect();
+            for seq in 0..iters.min(4) {
+                frame::stamp(&mut bufs[seq as usize % 8], seq);
+            }
+            for seq in 0..iters {
+                if seq + 4 < iters {
+                    frame::stamp(&mut bufs[(seq + 4) as usize % 8], seq + 4);
+                }
+                self.client.send(&bufs[seq as usize % 8]).expect("send");
+            }
+        } else {
+            for seq in 0..iters {
+                frame::stamp(&mut self.msg, seq);
+                self.client.send(&self.msg).expect("send");
+            }
         }
         let marker = END | iters;
         frame::stamp(&mut self.msg, marker);
