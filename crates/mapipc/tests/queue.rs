@@ -16,9 +16,9 @@ use queue_util::{check_log_of, segments, small_segments, tempdir};
 
 use mapipc::map::{AccessError, Mmap};
 use mapipc::queue::{
-    self, AckError, AckMode, AppendError, Appender, CorruptReason, OpenError, QueueOptions,
-    ReadError, Retention, StartAt, StatError, SyncPolicy, SyncPositionError, Tailer, TailerOptions,
-    VerifyError,
+    self, AckError, AckMode, AppendError, Appender, CorruptReason, InspectError, OpenError,
+    QueueOptions, ReadError, Retention, StartAt, SyncPolicy, SyncPositionError, Tailer,
+    TailerOptions,
 };
 use proptest::prelude::*;
 
@@ -1179,11 +1179,11 @@ fn stat_and_verify_errors_are_about_opening_damage_is_reported() {
     let missing = tmp.path().join("missing");
     assert!(matches!(
         queue::stat(&missing),
-        Err(StatError::NotAQueue { dir, .. }) if dir == missing
+        Err(InspectError::NotAQueue { dir, .. }) if dir == missing
     ));
     assert!(matches!(
         queue::verify(&missing),
-        Err(VerifyError::NotAQueue { dir, .. }) if dir == missing
+        Err(InspectError::NotAQueue { dir, .. }) if dir == missing
     ));
 
     let dir = tmp.path().join("q");
@@ -1203,13 +1203,13 @@ fn stat_and_verify_errors_are_about_opening_damage_is_reported() {
     std::fs::write(&meta, b"short").unwrap();
     let err = queue::stat(&dir).unwrap_err();
     assert!(
-        matches!(&err, StatError::BadMeta { file, .. } if *file == meta),
+        matches!(&err, InspectError::BadMeta { file, .. } if *file == meta),
         "{err}"
     );
     assert!(err.to_string().contains("queue.meta"), "{err}");
     let err = queue::verify(&dir).unwrap_err();
     assert!(
-        matches!(&err, VerifyError::BadMeta { file, .. } if *file == meta),
+        matches!(&err, InspectError::BadMeta { file, .. } if *file == meta),
         "{err}"
     );
     assert!(err.to_string().contains("queue.meta"), "{err}");

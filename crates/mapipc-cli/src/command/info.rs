@@ -257,7 +257,7 @@ fn header_fields(path: &Path) -> Fields {
 /// Damage is a queue file that fails validation; a file outside its queue (a copy: no
 /// `queue.meta` next to it) is only described.
 fn queue_fields(path: &Path) -> Fields {
-    use mapipc::queue::StatError;
+    use mapipc::queue::InspectError;
     use serde_json::json;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -306,7 +306,7 @@ fn queue_fields(path: &Path) -> Fields {
             (f, damage)
         }
         Err(e) => {
-            let damaged = matches!(e, StatError::BadMeta { .. } | StatError::Access(_))
+            let damaged = matches!(e, InspectError::BadMeta { .. } | InspectError::Access(_))
                 .then(|| e.to_string());
             (vec![("queue error", json!(e.to_string()))], damaged)
         }

@@ -573,20 +573,22 @@ pub enum SyncPositionError {
     },
 }
 
-/// Why [`stat`](super::stat) failed: the queue could not be opened or listed, or a file
-/// was truncated while it was read. Damaged segment and tailer files are not errors: they
-/// are described in [`QueueStat`](super::QueueStat).
+/// Why [`stat`](super::stat) or [`verify`](super::verify) failed: the queue could not be
+/// opened or listed, a segment could not be mapped (`verify`), or a file was truncated while
+/// it was read. Both only read, and fail the same ways. Damage is not an error: `stat`
+/// describes damaged segment and tailer files in [`QueueStat`](super::QueueStat), `verify`
+/// lists it in [`VerifyReport::problems`](super::VerifyReport::problems).
 ///
 /// # Example
 /// ```
-/// use mapipc::queue::{stat, StatError};
+/// use mapipc::queue::{stat, InspectError};
 /// # let tmp = tempfile::tempdir()?;
 /// // What a monitoring script might print.
 /// fn describe(dir: &std::path::Path) -> String {
 ///     match stat(dir) {
 ///         Ok(st) => format!("{} records", st.records()),
-///         Err(StatError::NotAQueue { .. }) => "no queue".to_string(),
-///         Err(StatError::BadMeta { file, why }) => format!("damaged {}: {why}", file.display()),
+///         Err(InspectError::NotAQueue { .. }) => "no queue".to_string(),
+///         Err(InspectError::BadMeta { file, why }) => format!("damaged {}: {why}", file.display()),
 ///         Err(e) => format!("error: {e}"),
 ///     }
 /// }
@@ -597,74 +599,21 @@ pub enum SyncPositionError {
 /// std::fs::write(foreign.join("queue.meta"), b"not a queue")?;
 /// assert!(describe(&foreign).starts_with("damaged "));
 /// assert!(describe(&foreign).contains("queue.meta"), "names the file");
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StatError {
-    /// The directory or its metadata file does not exist.
-    #[error("`{dir}` is not a queue: {why}")]
-    NotAQueue {
-        /// The directory.
-        dir: PathBuf,
-        /// What is missing.
-        why: String,
-    },
-    /// The metadata file is damaged or of another format.
-    #[error("`{file}` is not a valid queue metadata file: {why}")]
-    BadMeta {
-        /// The file.
-        file: PathBuf,
-        /// What is wrong.
-        why: String,
-    },
-    /// Listing the queue directory failed.
-    #[error("cannot {op} `{file}`: {source}")]
-    Io {
-        /// What was being done (`list`).
-        op: &'static str,
-        /// The directory.
-        file: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// The metadata file could not be mapped.
-    #[error(transparent)]
-    Map(#[from] MapError),
-    /// A queue file was truncated while it was read.
-    #[error(transparent)]
-    Access(#[from] AccessError),
-}
-
-/// Why [`verify`](super::verify) failed: the queue could not be opened or listed, a
-/// segment could not be mapped, or a file was truncated while it was read. Damage is not
-/// an error: it is listed in [`VerifyReport::problems`](super::VerifyReport::problems).
 ///
-/// # Example
-/// ```
-/// use mapipc::queue::{verify, Appender, VerifyError};
-/// # let tmp = tempfile::tempdir()?;
-/// # let q = tmp.path().join("q");
-/// let err = verify(&q).unwrap_err();
-/// assert!(matches!(err, VerifyError::NotAQueue { .. }), "{err}");
-///
+/// // `verify` fails the same ways, and reports damage instead of failing on it.
+/// use mapipc::queue::{verify, Appender};
+/// let q = tmp.path().join("q");
+/// assert!(matches!(verify(&q), Err(InspectError::NotAQueue { .. })));
 /// Appender::open(&q)?.append(b"x")?;
-/// // A damaged segment header is reported, not returned:
 /// let bad = q.join(format!("{:020}.seg", 5));
 /// std::fs::write(&bad, b"garbage")?;
 /// let report = verify(&q)?;
 /// assert!(report.problems.iter().any(|c| c.file == bad), "{:?}", report.problems);
-///
-/// // A damaged metadata file stops it:
-/// std::fs::write(q.join("queue.meta"), b"garbage")?;
-/// let err = verify(&q).unwrap_err();
-/// assert!(matches!(&err, VerifyError::BadMeta { file, .. } if file.ends_with("queue.meta")));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum VerifyError {
+pub enum InspectError {
     /// The directory or its metadata file does not exist.
     #[error("`{dir}` is not a queue: {why}")]
     NotAQueue {
@@ -692,7 +641,7 @@ pub enum VerifyError {
         #[source]
         source: io::Error,
     },
-    /// The metadata file or a segment could not be mapped.
+    /// The metadata file (or, for `verify`, a segment) could not be mapped.
     #[error(transparent)]
     Map(#[from] MapError),
     /// A queue file was truncated while it was read.
@@ -701,7 +650,7 @@ pub enum VerifyError {
 }
 
 /// What opening a queue's metadata file can fail with (`Meta::open`): a part of
-/// [`OpenError`], [`StatError`] and [`VerifyError`], converted into each.
+/// [`OpenError`] and [`InspectError`], converted into each.
 #[derive(Debug)]
 pub(crate) enum MetaOpenError {
     NotAQueue { dir: PathBuf, why: String },
@@ -737,7 +686,7 @@ macro_rules! from_meta_open_error {
         }
     )*};
 }
-from_meta_open_error!(OpenError, StatError, VerifyError);
+from_meta_open_error!(OpenError, InspectError);
 
 impl From<MetaOpenError> for RetainError {
     fn from(e: MetaOpenError) -> Self {

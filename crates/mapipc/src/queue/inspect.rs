@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use super::error::{CorruptReason, Corruption, StatError, VerifyError};
+use super::error::{CorruptReason, Corruption, InspectError};
 use super::format::{
     record_size, segment_path, tailer_path, tailer_position, TailerHeader, TAILER_NEXT_SEQ,
     TAILER_NEXT_SEQ_CHECK,
@@ -129,9 +129,9 @@ pub struct TailerStat {
 /// segment); use [`verify`] to check every record.
 ///
 /// # Errors
-/// [`StatError::NotAQueue`], [`StatError::BadMeta`], [`StatError::Map`] when the queue
-/// cannot be opened; [`StatError::Io`] when its directory cannot be listed;
-/// [`StatError::Access`] when a file is truncated while it is read. Damaged segment and
+/// [`InspectError::NotAQueue`], [`InspectError::BadMeta`], [`InspectError::Map`] when the queue
+/// cannot be opened; [`InspectError::Io`] when its directory cannot be listed;
+/// [`InspectError::Access`] when a file is truncated while it is read. Damaged segment and
 /// tailer files are not errors: see [`SegmentStat::problem`] and [`TailerStat::problem`].
 ///
 /// # Example
@@ -145,11 +145,11 @@ pub struct TailerStat {
 /// assert_eq!(st.appender, Some(std::process::id()));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn stat(dir: impl AsRef<Path>) -> Result<QueueStat, StatError> {
+pub fn stat(dir: impl AsRef<Path>) -> Result<QueueStat, InspectError> {
     let dir = dir.as_ref();
     let meta = Meta::open(dir)?;
     let layout = meta.layout;
-    let listing = list_dir(dir).map_err(|source| StatError::Io {
+    let listing = list_dir(dir).map_err(|source| InspectError::Io {
         op: "list",
         file: dir.to_path_buf(),
         source,
@@ -357,9 +357,9 @@ impl VerifyReport {
 /// appender's recovery will cut) is a note, not a problem.
 ///
 /// # Errors
-/// [`VerifyError::NotAQueue`], [`VerifyError::BadMeta`], [`VerifyError::Map`] when the
-/// queue cannot be opened (or a segment cannot be mapped); [`VerifyError::Io`] when its
-/// directory cannot be listed; [`VerifyError::Access`] when a file is truncated while it
+/// [`InspectError::NotAQueue`], [`InspectError::BadMeta`], [`InspectError::Map`] when the
+/// queue cannot be opened (or a segment cannot be mapped); [`InspectError::Io`] when its
+/// directory cannot be listed; [`InspectError::Access`] when a file is truncated while it
 /// is read. Damage is never an error.
 ///
 /// # Example
@@ -373,11 +373,11 @@ impl VerifyReport {
 /// assert_eq!((report.records, report.next_seq), (100, 100));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, VerifyError> {
+pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, InspectError> {
     let dir = dir.as_ref();
     let meta = Meta::open(dir)?;
     let layout = meta.layout;
-    let listing = list_dir(dir).map_err(|source| VerifyError::Io {
+    let listing = list_dir(dir).map_err(|source| InspectError::Io {
         op: "list",
         file: dir.to_path_buf(),
         source,
@@ -531,7 +531,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, VerifyError> {
 
 /// Checks the sparse index: every set entry must point to the record it stands for, and
 /// set entries must form a prefix (each is stored right after its record's commit).
-fn check_index(seg: &Segment, report: &mut VerifyReport) -> Result<(), VerifyError> {
+fn check_index(seg: &Segment, report: &mut VerifyReport) -> Result<(), InspectError> {
     let interval = u64::from(seg.layout.index_interval);
     let mut first_unset: Option<u64> = None;
     let mut hole_reported = false;

@@ -290,7 +290,7 @@
 //!
 //! [`stat`] describes a queue cheaply; [`verify`] reads every record of every segment and
 //! lists each damage (sequence number, segment, offset, "CRC mismatch" or "corrupt").
-//! Damage is in what they return; their errors ([`StatError`], [`VerifyError`]) only say
+//! Damage is in what they return; their error ([`InspectError`]) only says
 //! that the queue could not be opened, listed or read.
 #![deny(unsafe_code)]
 
@@ -381,8 +381,8 @@ use std::path::Path;
 
 pub use appender::{Appender, Grant, QueueOptions, Recovery, SyncPolicy};
 pub use error::{
-    AckError, AppendError, CorruptReason, Corruption, OpenError, ReadError, RetainError, StatError,
-    SyncPositionError, VerifyError,
+    AckError, AppendError, CorruptReason, Corruption, InspectError, OpenError, ReadError,
+    RetainError, SyncPositionError,
 };
 pub use format::{
     DEFAULT_INDEX_INTERVAL, DEFAULT_SEGMENT_SIZE, MAX_INDEX_INTERVAL, MAX_SEGMENT_SIZE,
