@@ -1056,6 +1056,342 @@ mod tests {
         assert!(matches!(c.reap(&m), Err(RingError::Corrupted { .. })));
     }
 
+    /// What the revoke model knows of a claimed record (pads are not modelled).
+    #[derive(Clone, Debug)]
+    struct Rec {
+        pos: u64,
+        nb: u64,
+        owner: usize,
+        seq: u32,
+        msg: Vec<u8>,
+        st: St,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum St {
+        /// Claimed, not yet committed or abandoned by its owner.
+        Claimed,
+        Committed,
+        Abandoned,
+        /// Aborted as if its owner had died: the owner never comes back to it.
+        DeadAborted,
+        /// Revoked by the consumer, its owner alive: the consumer holds its blocks.
+        Revoked,
+        /// Revoked, then released (late commit or abandon, or its owner died), not reaped yet.
+        Released,
+    }
+
+    /// What the consumer does with a claim in progress at its position.
+    #[derive(Clone, Copy, Debug)]
+    enum Stuck {
+        Wait,
+        /// Abort timeout, owner alive: `abort(.., false)`.
+        Revoke,
+        /// Owner dead: `abort(.., true)`.
+        OwnerDead,
+    }
+
+    /// A ring driven by three producers and the consumer, step by step, against a model of
+    /// what each record is and where it lies: records the consumer has not passed yet in
+    /// claim order (`queue`) and the revoked records it holds (`held`).
+    struct RevokeModel {
+        geo: Geometry,
+        m: HeapWords,
+        ps: Vec<MpscProducer>,
+        c: MpscConsumer,
+        pending: Vec<Option<(Claim, u32)>>,
+        queue: VecDeque<Rec>,
+        held: VecDeque<Rec>,
+        next_seq: u32,
+        /// Messages whose commit succeeded.
+        committed: std::collections::HashSet<u32>,
+        delivered: std::collections::HashSet<u32>,
+        last_delivered: Vec<Option<u32>>,
+        /// Aborted records the consumer should have counted, and those it did.
+        aborted_model: u64,
+        aborted_seen: u64,
+        /// End of the last claim: claims are made in position order.
+        frontier: u64,
+    }
+
+    fn model_msg(seq: u32, len: u64) -> Vec<u8> {
+        (0..len)
+            .map(|i| (seq as u8).wrapping_add((i as u8).wrapping_mul(3)) ^ (seq >> 8) as u8)
+            .collect()
+    }
+
+    impl RevokeModel {
+        fn new(cap: u64) -> RevokeModel {
+            let (geo, m) = ring(cap);
+            let c = MpscConsumer::attach(geo, 3, &m).unwrap();
+            RevokeModel {
+                geo,
+                ps: (0..3).map(|i| MpscProducer::new(geo, i)).collect(),
+                c,
+                m,
+                pending: vec![None; 3],
+                queue: VecDeque::new(),
+                held: VecDeque::new(),
+                next_seq: 0,
+                committed: Default::default(),
+                delivered: Default::default(),
+                last_delivered: vec![None; 3],
+                aborted_model: 0,
+                aborted_seen: 0,
+                frontier: 0,
+            }
+        }
+
+        fn blocks(&self, pos: u64, nb: u64) -> Vec<u64> {
+            let n = self.geo.capacity() / BLOCK;
+            (0..nb).map(|k| (pos / BLOCK + k) % n).collect()
+        }
+
+        fn word_at(&self, pos: u64) -> u64 {
+            self.m
+                .word_load(pos & (self.geo.capacity() - 1), Ordering::Relaxed)
+        }
+
+        fn claim(&mut self, who: usize, len: u64) -> Result<(), TestCaseError> {
+            let cap = self.geo.capacity();
+            match self.ps[who].try_claim(&self.m, len) {
+                Ok(cl) => {
+                    let nb = blocks_for(len);
+                    prop_assert_eq!(cl.len, len);
+                    prop_assert!(cl.pos % BLOCK == 0 && cl.pos >= self.frontier);
+                    // Inside the producers' window, which ends a lap past the oldest held
+                    // record.
+                    let published = self.c.published();
+                    prop_assert!(cl.pos >= published && cl.pos + nb * BLOCK <= published + cap);
+                    // No block of a record not yet handed back (in particular a held one)
+                    // goes to this claim.
+                    let mine = self.blocks(cl.pos, nb);
+                    for r in self.queue.iter().chain(&self.held) {
+                        let theirs = self.blocks(r.pos, r.nb);
+                        prop_assert!(
+                            mine.iter().all(|b| !theirs.contains(b)),
+                            "claim at {} ({} blocks) over {:?}",
+                            cl.pos,
+                            nb,
+                            r
+                        );
+                    }
+                    self.frontier = cl.pos + nb * BLOCK;
+                    let seq = self.next_seq;
+                    self.next_seq += 1;
+                    let msg = model_msg(seq, len);
+                    self.m.write_bytes(cl.data, &msg);
+                    self.queue.push_back(Rec {
+                        pos: cl.pos,
+                        nb,
+                        owner: who,
+                        seq,
+                        msg,
+                        st: St::Claimed,
+                    });
+                    self.pending[who] = Some((cl, seq));
+                }
+                Err(RingError::Full) => {
+                    // Not spurious: the smallest step the claim needs (the record, or the
+                    // pad to the end of the ring) does not fit in the window.
+                    let tail = self.m.ctl_load(off::TAIL, Ordering::Relaxed);
+                    let head = self.m.ctl_load(off::HEAD, Ordering::Relaxed);
+                    let need = (blocks_for(len) * BLOCK).min(cap - (tail & (cap - 1)));
+                    prop_assert!(tail + need > head + cap, "Full: tail {tail} head {head}");
+                }
+                Err(e) => prop_assert!(false, "claim: {e:?}"),
+            }
+            Ok(())
+        }
+
+        /// The owner finishes its claim: writes (late, if it was revoked) and commits, or
+        /// abandons it.
+        fn finish(&mut self, who: usize, abandon: bool) -> Result<(), TestCaseError> {
+            let Some((cl, seq)) = self.pending[who].take() else {
+                return Ok(());
+            };
+            let (_, owner, nb, t) = unpack(cl.word);
+            let rec = match self.queue.iter_mut().find(|r| r.seq == seq) {
+                Some(r) => r,
+                None => match self.held.iter_mut().find(|r| r.seq == seq) {
+                    Some(r) => r,
+                    None => return Err(TestCaseError::fail(format!("claim {seq} of {who} lost"))),
+                },
+            };
+            // Written again just before the commit: into held blocks if it was revoked.
+            self.m.write_bytes(cl.data, &rec.msg);
+            let ok = if abandon {
+                self.ps[who].abandon(&self.m, &cl);
+                None
+            } else {
+                Some(self.ps[who].commit(&self.m, &cl))
+            };
+            let now = self
+                .m
+                .word_load(cl.pos & (self.geo.capacity() - 1), Ordering::Relaxed);
+            match rec.st {
+                St::Claimed => {
+                    prop_assert!(ok != Some(false), "commit of a live claim refused");
+                    let (st, want) = if abandon {
+                        (St::Abandoned, ABORTED)
+                    } else {
+                        self.committed.insert(seq);
+                        (St::Committed, COMMITTED)
+                    };
+                    rec.st = st;
+                    prop_assert_eq!(now, pack(want, owner, nb, t));
+                }
+                St::Revoked => {
+                    prop_assert!(ok != Some(true), "commit of a revoked claim accepted");
+                    rec.st = St::Released;
+                    prop_assert_eq!(now, pack(RELEASED, owner, nb, t));
+                }
+                st => prop_assert!(false, "owner finishing a record {:?}", st),
+            }
+            Ok(())
+        }
+
+        /// Looks at the consumer's position until it finds nothing or a claim it leaves be.
+        fn consume(&mut self, stuck: Stuck) -> Result<(), TestCaseError> {
+            for _ in 0..4 * self.geo.capacity() / BLOCK {
+                let found = self.c.try_peek(&self.m);
+                self.aborted_seen += self.c.take_aborted();
+                let found = found.map_err(|e| TestCaseError::fail(format!("peek: {e:?}")))?;
+                let head = self.c.head();
+                // What the consumer moved past must be what it may skip.
+                while self.queue.front().is_some_and(|r| r.pos < head) {
+                    let r = self.queue.pop_front().unwrap();
+                    prop_assert!(
+                        matches!(r.st, St::Abandoned | St::DeadAborted),
+                        "skipped {:?} (head {})",
+                        r,
+                        head
+                    );
+                    self.aborted_model += 1;
+                }
+                prop_assert_eq!(self.aborted_seen, self.aborted_model);
+                match found {
+                    Found::Empty => {
+                        prop_assert!(self.queue.is_empty(), "Empty with {:?}", self.queue);
+                        break;
+                    }
+                    Found::InProgress { owner, word } => {
+                        let r = self.queue.front_mut();
+                        prop_assert!(r.is_some(), "in progress: {word:x} unknown");
+                        let r = r.unwrap();
+                        prop_assert_eq!(r.pos, head);
+                        prop_assert_eq!(r.st, St::Claimed);
+                        prop_assert_eq!(r.owner, owner as usize);
+                        prop_assert_eq!(Some(word), self.pending[r.owner].map(|(cl, _)| cl.word));
+                        match stuck {
+                            Stuck::Wait => break,
+                            Stuck::Revoke => {
+                                prop_assert!(self.c.abort(&self.m, word, false));
+                                let mut r = self.queue.pop_front().unwrap();
+                                r.st = St::Revoked;
+                                prop_assert_eq!(self.c.head(), r.pos + r.nb * BLOCK);
+                                self.held.push_back(r);
+                                self.aborted_model += 1;
+                                let f = &self.held[0];
+                                prop_assert_eq!(self.c.held_front(), Some((f.owner as u32, f.pos)));
+                            }
+                            Stuck::OwnerDead => {
+                                prop_assert!(self.c.abort(&self.m, word, true));
+                                r.st = St::DeadAborted;
+                                // Its owner died; the slot starts over with nothing pending.
+                                self.pending[owner as usize] = None;
+                            }
+                        }
+                    }
+                    Found::Record { data, len, end } => {
+                        let r = self.queue.pop_front();
+                        prop_assert!(r.is_some(), "record at {} unknown", head);
+                        let r = r.unwrap();
+                        prop_assert_eq!(r.pos, head);
+                        prop_assert_eq!(r.st, St::Committed, "delivered {:?}", &r);
+                        prop_assert_eq!(end, r.pos + r.nb * BLOCK);
+                        let mut v = vec![0; len as usize];
+                        self.m.read_bytes(data, &mut v);
+                        prop_assert_eq!(&v, &r.msg);
+                        prop_assert!(self.delivered.insert(r.seq), "{} twice", r.seq);
+                        let last = &mut self.last_delivered[r.owner];
+                        prop_assert!(
+                            !last.is_some_and(|l| l >= r.seq),
+                            "{:?} after {:?}",
+                            r,
+                            last
+                        );
+                        *last = Some(r.seq);
+                        self.c.consume(&self.m, end);
+                    }
+                }
+                self.publish()?;
+            }
+            self.publish()
+        }
+
+        /// Publishes: the position is the oldest held record's, else the consumer's.
+        fn publish(&mut self) -> Result<(), TestCaseError> {
+            self.c.publish(&self.m);
+            let want = self.held.front().map_or(self.c.head(), |r| r.pos);
+            prop_assert_eq!(self.c.published(), want);
+            prop_assert_eq!(self.m.ctl_load(off::HEAD, Ordering::Relaxed), want);
+            Ok(())
+        }
+
+        /// The consumer hands back the held records their owners released.
+        fn reap(&mut self) -> Result<(), TestCaseError> {
+            let freed = self.c.reap(&self.m);
+            let want = self.held.iter().any(|r| r.st == St::Released);
+            prop_assert_eq!(freed, Ok(want));
+            self.held.retain(|r| r.st != St::Released);
+            for r in &self.held {
+                prop_assert_eq!(unpack(self.word_at(r.pos)).0, REVOKED);
+            }
+            self.publish()
+        }
+
+        /// The owner of the oldest held record dies before it is done with it: the consumer
+        /// releases it on the owner's behalf.
+        fn front_owner_dies(&mut self) -> Result<(), TestCaseError> {
+            let Some(&Rec {
+                pos,
+                owner: who,
+                seq,
+                st: St::Revoked,
+                ..
+            }) = self.held.front()
+            else {
+                return Ok(());
+            };
+            let before = self.word_at(pos);
+            self.c.release_front(&self.m);
+            let (_, owner, nb, t) = unpack(before);
+            prop_assert_eq!(self.word_at(pos), pack(RELEASED, owner, nb, t));
+            self.held[0].st = St::Released;
+            let p = self.pending[who].take();
+            prop_assert_eq!(p.map(|(_, s)| s), Some(seq));
+            Ok(())
+        }
+
+        /// Every owner finishes, the consumer reaps and drains: everything committed (and
+        /// not revoked) was delivered once, and the whole ring can be claimed again.
+        fn drain(&mut self) -> Result<(), TestCaseError> {
+            for who in 0..3 {
+                self.finish(who, false)?;
+            }
+            self.consume(Stuck::Wait)?;
+            self.reap()?;
+            self.consume(Stuck::Wait)?;
+            prop_assert!(self.queue.is_empty() && self.held.is_empty());
+            prop_assert_eq!(&self.delivered, &self.committed);
+            prop_assert_eq!(self.aborted_seen, self.aborted_model);
+            let max = max_payload(self.geo);
+            prop_assert!(self.ps[0].try_claim(&self.m, max).is_ok());
+            Ok(())
+        }
+    }
+
     proptest! {
         /// Random interleavings of 3 producers' claims, commits (possibly out of claim
         /// order) and abandons against a model: the consumer sees the committed messages in
@@ -1123,6 +1459,36 @@ mod tests {
                     },
                 }
             }
+        }
+
+        /// As `matches_model`, with the consumer also aborting stuck claims: revoking them
+        /// (owner alive: its blocks held until it commits or abandons late, which fails and
+        /// releases them, or until it is found dead) or aborting them (owner dead), and
+        /// handing released records back. Checks delivery (once, in claim order, intact,
+        /// never a revoked or abandoned message), the aborted count, the published position
+        /// (never past a held record), claims (never over the blocks of a record not handed
+        /// back yet; `Full` only when the window is) and the late owner's outcome.
+        #[test]
+        fn matches_model_with_revokes(
+            ops in proptest::collection::vec((0u8..3, 0u8..7, 1u64..60), 1..300)
+        ) {
+            let mut md = RevokeModel::new(512);
+            for (who, what, arg) in ops {
+                let who = who as usize;
+                match what {
+                    0..=2 if md.pending[who].is_none() => md.claim(who, arg)?,
+                    0 | 1 => md.finish(who, false)?,
+                    2 => md.finish(who, arg % 4 == 0)?,
+                    3 | 4 => md.consume(match arg % 4 {
+                        0 | 1 => Stuck::Revoke,
+                        2 => Stuck::Wait,
+                        _ => Stuck::OwnerDead,
+                    })?,
+                    5 => md.reap()?,
+                    _ => md.front_owner_dies()?,
+                }
+            }
+            md.drain()?;
         }
 
         /// Arbitrary ring memory never panics or loops the consumer or a producer.
