@@ -147,7 +147,8 @@ impl Pair {
     fn notifier(spin: u32, child_cpu: Option<usize>) -> Pair {
         let w = Words::new();
         let child = Child::spawn(child_cpu, || {
-            let opts = WaitOptions::new().spin(spin);
+            let mut opts = WaitOptions::new();
+            opts.spin(spin);
             let mut last = 0;
             loop {
                 let ready = || Some(w.ping().load(Ordering::Acquire)).filter(|&v| v != last);
@@ -226,7 +227,8 @@ impl Pair {
                 w.ping().store(s, Ordering::Release);
                 w.ping_notifier().notify_one();
                 let back = || (w.pong().load(Ordering::Acquire) == s).then_some(());
-                let opts = WaitOptions::new().spin(*spin);
+                let mut opts = WaitOptions::new();
+                opts.spin(*spin);
                 w.pong_notifier().wait_until(back, &opts).unwrap();
             }
             Pair::Futex { w, seq, to, .. } => {

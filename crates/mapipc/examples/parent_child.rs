@@ -106,8 +106,8 @@ fn run(crash: bool) -> Result<(), Box<dyn std::error::Error>> {
         let id = child_id.load(Ordering::Acquire);
         id == 0 || liveness.is_alive(id)
     };
-    let opts = WaitOptions::new()
-        .timeout(TIMEOUT)
+    let mut opts = WaitOptions::new();
+    opts.timeout(TIMEOUT)
         .check_interval(Duration::from_millis(20))
         .alive(&alive);
     let notifier = Notifier::new(region.notify_word()?);
@@ -210,7 +210,7 @@ fn child(region: &Region, crash: bool) -> i32 {
     };
     let released = notifier.wait_until(
         || (done.load(Ordering::Acquire) == 1).then_some(()),
-        &WaitOptions::new().timeout(TIMEOUT),
+        WaitOptions::new().timeout(TIMEOUT),
     );
     drop(peer);
     if released.is_ok() {

@@ -144,7 +144,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     // writer wrote before bumping are visible too.
     let waited = notifier.wait_until(
         || region.generation().ok().filter(|&g| g != baseline),
-        &WaitOptions::new().timeout(args.timeout),
+        WaitOptions::new().timeout(args.timeout),
     );
     let result = match waited {
         Ok(generation) => print_message(&region, generation),

@@ -52,7 +52,7 @@
 //! // Sleeps (spin, then futex) until the generation is no longer 0.
 //! let generation = Notifier::new(reader.notify_word()?).wait_until(
 //!     || reader.generation().ok().filter(|&g| g != 0),
-//!     &WaitOptions::new().timeout(Duration::from_secs(10)),
+//!     WaitOptions::new().timeout(Duration::from_secs(10)),
 //! )?;
 //! assert_eq!(generation, 1);
 //! assert_eq!(reader.read_vec(0, 5)?, b"hello");

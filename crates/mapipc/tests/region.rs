@@ -804,9 +804,8 @@ fn leave_a_dead_waiter(region: &Region) {
     let n = Notifier::new(word);
     let before = n.waiters();
     let mut doomed = fork(|| {
-        let opts = WaitOptions::new()
-            .spin(0)
-            .check_interval(Duration::from_secs(3600));
+        let mut opts = WaitOptions::new();
+        opts.spin(0).check_interval(Duration::from_secs(3600));
         let _ = Notifier::new(word).wait_until(|| None::<()>, &opts);
         1
     });
@@ -852,9 +851,8 @@ fn a_waiter_killed_while_parked_is_cleared_by_a_notify() {
     let (tokens, taken) = (region.atomic_u32(0).unwrap(), region.atomic_u32(4).unwrap());
     let mut live = fork(|| {
         let n = Notifier::new(region.notify_word().unwrap());
-        let opts = WaitOptions::new()
-            .spin(0)
-            .check_interval(Duration::from_secs(3600));
+        let mut opts = WaitOptions::new();
+        opts.spin(0).check_interval(Duration::from_secs(3600));
         let take = || {
             tokens
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| v.checked_sub(1))

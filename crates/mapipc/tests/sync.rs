@@ -60,7 +60,8 @@ fn notifier_wakes_parked_waiter_in_other_process() {
         0
     });
     let _dog = Watchdog::new("notifier wake across fork", Some(child.pid));
-    let opts = WaitOptions::new().spin(0).timeout(GENEROUS);
+    let mut opts = WaitOptions::new();
+    opts.spin(0).timeout(GENEROUS);
     let got = Notifier::new(word).wait_until(
         || Some(flag.load(Ordering::Acquire)).filter(|&v| v != 0),
         &opts,
@@ -97,8 +98,8 @@ fn notifier_streams_many_notifications_across_fork() {
     let _dog = Watchdog::new("notifier stream", Some(child.pid));
     let n = Notifier::new(word);
     for i in 1..=N {
-        let opts = WaitOptions::new()
-            .spin(if i % 2 == 0 { 0 } else { 200 })
+        let mut opts = WaitOptions::new();
+        opts.spin(if i % 2 == 0 { 0 } else { 200 })
             .timeout(GENEROUS);
         let v = n
             .wait_until(
@@ -119,11 +120,12 @@ fn wait_times_out() {
     let n = Notifier::new(sh.word(0));
     let r = n.wait_until(
         || None::<()>,
-        &WaitOptions::new().timeout(Duration::from_millis(20)),
+        WaitOptions::new().timeout(Duration::from_millis(20)),
     );
     assert!(matches!(r, Err(WaitError::TimedOut)), "{r:?}");
     // A deadline in the past still checks the predicate once.
-    let past = WaitOptions::new().deadline(Instant::now());
+    let mut past = WaitOptions::new();
+    past.deadline(Instant::now());
     assert_eq!(n.wait_until(|| Some(5), &past).unwrap(), 5);
     let r = n.wait_until(|| None::<()>, &past);
     assert!(matches!(r, Err(WaitError::TimedOut)), "{r:?}");
@@ -147,7 +149,7 @@ fn notify_without_waiter_makes_no_syscall() {
         let waiter = s.spawn(|| {
             n.wait_until(
                 || (flag.load(Ordering::Acquire) == 1).then_some(()),
-                &WaitOptions::new().spin(0).timeout(GENEROUS),
+                WaitOptions::new().spin(0).timeout(GENEROUS),
             )
         });
         while n.waiters() == 0 {
@@ -181,8 +183,8 @@ fn waiter_returns_peer_gone_when_peer_is_killed() {
             child.wait()
         });
         let alive = || pid_exists(pid);
-        let opts = WaitOptions::new()
-            .spin(0)
+        let mut opts = WaitOptions::new();
+        opts.spin(0)
             .check_interval(Duration::from_millis(10))
             .alive(&alive)
             .timeout(GENEROUS);
@@ -212,8 +214,8 @@ fn data_published_before_the_peer_died_is_delivered() {
     thread::scope(|s| {
         let reaper = s.spawn(|| child.wait());
         let alive = || pid_exists(pid);
-        let opts = WaitOptions::new()
-            .spin(0)
+        let mut opts = WaitOptions::new();
+        opts.spin(0)
             .check_interval(Duration::from_millis(10))
             .alive(&alive)
             .timeout(GENEROUS);
@@ -232,7 +234,8 @@ fn garbage_in_notifier_word_never_panics_or_hangs() {
     let sh = Shared::new();
     let word = sh.word(0);
     let n = Notifier::new(word);
-    let short = WaitOptions::new()
+    let mut short = WaitOptions::new();
+    short
         .spin(3)
         .check_interval(Duration::from_millis(2))
         .timeout(Duration::from_millis(10));
@@ -287,8 +290,8 @@ fn garbage_in_notifier_word_never_panics_or_hangs() {
     let flag = sh.word(1);
     thread::scope(|s| {
         let waiter = s.spawn(|| {
-            let opts = WaitOptions::new()
-                .spin(0)
+            let mut opts = WaitOptions::new();
+            opts.spin(0)
                 .check_interval(Duration::from_millis(5))
                 .timeout(GENEROUS);
             n.wait_until(|| (flag.load(Ordering::Acquire) == 1).then_some(()), &opts)
@@ -342,7 +345,8 @@ fn mutex_recovered_after_owner_killed_while_holding_it() {
     });
     let _dog = Watchdog::new("robust mutex recovery", Some(child.pid));
     let pid = child.pid as u32;
-    let m = RobustMutex::new(lock).check_interval(Duration::from_millis(10));
+    let mut m = RobustMutex::new(lock);
+    m.check_interval(Duration::from_millis(10));
     while m.owner() != Some(1) {
         thread::yield_now();
     }
@@ -442,7 +446,8 @@ fn mutex_garbage_and_timeouts() {
     let _dog = Watchdog::new("mutex garbage", None);
     let sh = Shared::new();
     let word = sh.word(0);
-    let m = RobustMutex::new(word).check_interval(Duration::from_millis(2));
+    let mut m = RobustMutex::new(word);
+    m.check_interval(Duration::from_millis(2));
     let alive = |id: u32| id < 100; // ids 1..100 are "live peers"; anything else is dead
 
     // The contended bit with no owner: taken over at once, reported.
@@ -501,12 +506,13 @@ fn a_huge_spin_count_still_honours_the_deadline_and_liveness() {
     let never = || None::<()>;
     let _dog = Watchdog::new("a wait spinning u32::MAX times", None);
     let deadline = Instant::now() + Duration::from_millis(20);
-    let opts = WaitOptions::new().spin(u32::MAX).deadline(deadline);
+    let mut opts = WaitOptions::new();
+    opts.spin(u32::MAX).deadline(deadline);
     let r = Notifier::new(word).wait_until(never, &opts);
     assert!(matches!(r, Err(WaitError::TimedOut)), "{r:?}");
     let dead = || false;
-    let opts = WaitOptions::new()
-        .spin(u32::MAX)
+    let mut opts = WaitOptions::new();
+    opts.spin(u32::MAX)
         .check_interval(Duration::from_millis(5))
         .alive(&dead);
     let r = Notifier::new(word).wait_until(never, &opts);

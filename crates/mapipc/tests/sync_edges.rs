@@ -51,7 +51,8 @@ fn notify_one_many_waiters_many_rounds_no_lost_wakeup() {
         .map(|_| {
             fork(|| {
                 let n = Notifier::new(word);
-                let opts = WaitOptions::new().spin(0).check_interval(HOUR);
+                let mut opts = WaitOptions::new();
+                opts.spin(0).check_interval(HOUR);
                 for _ in 0..ROUNDS {
                     if n.wait_until(|| take(tokens), &opts).is_err() {
                         return 2;
@@ -96,7 +97,8 @@ fn notify_all_many_waiters_many_rounds_no_lost_wakeup() {
         .map(|_| {
             fork(|| {
                 let n = Notifier::new(word);
-                let opts = WaitOptions::new().spin(0).check_interval(HOUR);
+                let mut opts = WaitOptions::new();
+                opts.spin(0).check_interval(HOUR);
                 for r in 1..=ROUNDS {
                     let ok =
                         n.wait_until(|| (round.load(Ordering::Acquire) >= r).then_some(()), &opts);
@@ -135,7 +137,8 @@ fn epoch_wraps_without_disturbing_waiters() {
     assert_eq!(n.epoch(), (1 << 22) - 1);
     thread::scope(|s| {
         let t = s.spawn(|| {
-            let opts = WaitOptions::new().spin(0).check_interval(HOUR);
+            let mut opts = WaitOptions::new();
+            opts.spin(0).check_interval(HOUR);
             n.wait_until(|| (flag.load(Ordering::Acquire) == 1).then_some(()), &opts)
         });
         wait_until("the waiter to register", || n.waiters() == 1);
@@ -159,15 +162,16 @@ fn extreme_timeouts_and_intervals() {
     let n = Notifier::new(word);
     let never = || None::<()>;
     let past = Instant::now() - Duration::from_millis(1);
+    // `WaitOptions` is `Copy`: `*` copies each built value out of its temporary.
     for opts in [
-        WaitOptions::new().timeout(Duration::ZERO),
-        WaitOptions::new().deadline(past),
-        WaitOptions::new().spin(u32::MAX).deadline(past),
-        WaitOptions::new().spin(0).timeout(Duration::ZERO),
-        WaitOptions::new()
+        *WaitOptions::new().timeout(Duration::ZERO),
+        *WaitOptions::new().deadline(past),
+        *WaitOptions::new().spin(u32::MAX).deadline(past),
+        *WaitOptions::new().spin(0).timeout(Duration::ZERO),
+        *WaitOptions::new()
             .check_interval(Duration::MAX)
             .timeout(Duration::from_millis(5)),
-        WaitOptions::new()
+        *WaitOptions::new()
             .check_interval(Duration::ZERO)
             .timeout(Duration::from_millis(5)),
     ] {
@@ -185,8 +189,8 @@ fn extreme_timeouts_and_intervals() {
     // The largest check interval and no deadline: a real notify still ends the wait.
     thread::scope(|s| {
         let t = s.spawn(|| {
-            let opts = WaitOptions::new()
-                .spin(0)
+            let mut opts = WaitOptions::new();
+            opts.spin(0)
                 .check_interval(Duration::MAX)
                 .timeout(Duration::MAX);
             n.wait_until(|| (flag.load(Ordering::Acquire) == 1).then_some(()), &opts)
@@ -223,7 +227,8 @@ fn mutex_holder_killed_while_others_are_parked() {
         "mutex_holder_killed_while_others_are_parked",
         Some(holder.pid),
     );
-    let m = RobustMutex::new(lock).check_interval(Duration::from_millis(5));
+    let mut m = RobustMutex::new(lock);
+    m.check_interval(Duration::from_millis(5));
     wait_until("the holder to lock", || m.is_locked());
     let live = region.liveness();
     let mut contenders: Vec<_> = (0..2)
@@ -232,7 +237,8 @@ fn mutex_holder_killed_while_others_are_parked() {
             let region = &region;
             fork(move || {
                 let me = region.join().unwrap();
-                let m = RobustMutex::new(lock).check_interval(Duration::from_millis(5));
+                let mut m = RobustMutex::new(lock);
+                m.check_interval(Duration::from_millis(5));
                 let alive = move |id: u32| live.is_alive(id);
                 match m.lock(me.id(), &alive) {
                     Ok(g) => {

@@ -214,7 +214,8 @@ fn futex_waits_fail_instead_of_sleeping_or_spinning() {
     assert_linux_only(&futex_wake(&word, 1).unwrap_err());
 
     // A notifier wait (never ready) ends with the error rather than looping forever.
-    let opts = WaitOptions::new().timeout(Duration::from_secs(60));
+    let mut opts = WaitOptions::new();
+    opts.timeout(Duration::from_secs(60));
     let err = Notifier::new(&word)
         .wait_until(|| None::<()>, &opts)
         .unwrap_err();

@@ -381,7 +381,7 @@ fn related_processes(out: &mut dyn Write) -> Result<()> {
     let notifier = Notifier::new(region.notify_word()?);
     let waited = notifier.wait_until(
         || region.generation().ok().filter(|&g| g != seen),
-        &WaitOptions::new()
+        WaitOptions::new()
             .timeout(STEP_TIMEOUT)
             .check_interval(Duration::from_millis(20))
             .alive(&alive),
@@ -413,7 +413,7 @@ fn related_processes(out: &mut dyn Write) -> Result<()> {
     let report = region.atomic_u32(REPORT_AT)?;
     let reported = notifier.wait_until(
         || Some(report.load(Ordering::Acquire)).filter(|&r| r != 0),
-        &WaitOptions::new()
+        WaitOptions::new()
             .timeout(STEP_TIMEOUT)
             .check_interval(Duration::from_millis(20))
             .alive(&alive),
@@ -500,7 +500,7 @@ fn child(region: &Region, message: &[u8], parent: u32) -> i32 {
     let parent_alive = || std::os::unix::process::parent_id() == parent;
     let released = notifier.wait_until(
         || (done.load(Ordering::Acquire) == 1).then_some(()),
-        &WaitOptions::new()
+        WaitOptions::new()
             .timeout(STEP_TIMEOUT)
             .check_interval(Duration::from_millis(20))
             .alive(&parent_alive),
@@ -590,7 +590,7 @@ fn unrelated_processes(out: &mut dyn Write, dir: &Path) -> Result<()> {
         let alive = || writer_failed.load(Ordering::Acquire) == 0;
         let waited = notifier.wait_until(
             || region.generation().ok().filter(|&g| g != seen),
-            &WaitOptions::new()
+            WaitOptions::new()
                 .timeout(STEP_TIMEOUT)
                 .check_interval(Duration::from_millis(20))
                 .alive(&alive),

@@ -354,10 +354,11 @@ fn wait_for_write(
         }
         ended.get().is_none()
     };
-    let mut opts = WaitOptions::new().alive(&intact);
+    let mut opts = WaitOptions::new();
+    opts.alive(&intact);
     if let Some(t) = timeout {
         if let Some(deadline) = Instant::now().checked_add(t) {
-            opts = opts.deadline(deadline);
+            opts.deadline(deadline);
         }
     }
     let notifier = Notifier::new(region.notify_word()?);

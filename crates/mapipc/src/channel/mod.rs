@@ -1669,12 +1669,12 @@ impl Waiter {
             }
         }
         let notifier = Notifier::new(shared.word(word_field));
-        let mut opts = WaitOptions::new()
-            .spin(strategy.spins())
+        let mut opts = WaitOptions::new();
+        opts.spin(strategy.spins())
             .check_interval(check_interval)
             .alive(alive);
         if let Some(d) = self.deadline {
-            opts = opts.deadline(d);
+            opts.deadline(d);
         }
         match notifier.wait_until(|| ready().then_some(()), &opts) {
             Ok(()) => Ok(WaitOutcome::Ready),

@@ -1425,7 +1425,8 @@ mod loom_tests {
             let (mp, dw, sw) = (m.clone(), data_word.clone(), space_word.clone());
             let prod = loom::thread::spawn(move || {
                 let mut p = Producer::attach(g, &*mp).unwrap();
-                let opts = WaitOptions::new().spin(0);
+                let mut opts = WaitOptions::new();
+                opts.spin(0);
                 for (i, len) in [24u64, 24].into_iter().enumerate() {
                     let r = Notifier::new(&*sw)
                         .wait_until(
@@ -1443,7 +1444,8 @@ mod loom_tests {
                 }
             });
             let mut c = Consumer::attach(g, &*m).unwrap();
-            let opts = WaitOptions::new().spin(0);
+            let mut opts = WaitOptions::new();
+            opts.spin(0);
             for i in 0..2u8 {
                 let pk = Notifier::new(&*data_word)
                     .wait_until(|| c.try_peek(&*m, true).unwrap(), &opts)

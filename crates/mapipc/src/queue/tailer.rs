@@ -1356,9 +1356,10 @@ impl Tailer {
         if let (Some(word), Some(seen)) = (self.meta.notify_word(), seen) {
             let n = Notifier::new(word);
             let intact = || self.segment_shrunk().is_none();
-            let mut opts = WaitOptions::new().spin(self.spin).alive(&intact);
+            let mut opts = WaitOptions::new();
+            opts.spin(self.spin).alive(&intact);
             if let Some(d) = deadline {
-                opts = opts.deadline(d);
+                opts.deadline(d);
             }
             return match n.wait_until(|| (n.epoch() != seen).then_some(()), &opts) {
                 // The caller re-checks the log and the deadline either way.

@@ -141,12 +141,12 @@ impl<'a, W: FutexWord> RobustMutex<'a, W> {
     /// ```
     /// use std::time::Duration;
     /// let map = mapipc::map::Mmap::anonymous(64)?;
-    /// let m = mapipc::sync::RobustMutex::new(map.atomic_u32(0)?)
-    ///     .check_interval(Duration::from_millis(10));
-    /// # let _ = m;
+    /// let mut m = mapipc::sync::RobustMutex::new(map.atomic_u32(0)?);
+    /// m.check_interval(Duration::from_millis(10));
+    /// assert!(m.try_lock(1, &|_| true).is_ok());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn check_interval(mut self, interval: Duration) -> Self {
+    pub fn check_interval(&mut self, interval: Duration) -> &mut Self {
         self.check_interval = interval.max(Duration::from_millis(1));
         self
     }

@@ -189,7 +189,8 @@ const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(1);
 /// let n = Notifier::new(word);
 /// assert!(!n.notify_one()); // nobody parked: no syscall
 ///
-/// let opts = WaitOptions::new().timeout(Duration::from_millis(10));
+/// let mut opts = WaitOptions::new();
+/// opts.timeout(Duration::from_millis(10));
 /// let r = n.wait_until(|| (data.load(Ordering::Acquire) != 0).then_some(()), &opts);
 /// assert!(matches!(r, Err(WaitError::TimedOut)));
 ///
@@ -328,9 +329,8 @@ impl<'a, W: FutexWord> Notifier<'a, W> {
     /// let (flag, word) = (map.atomic_u32(0)?, map.atomic_u32(4)?);
     /// // A dead peer: the waiter gives up after one check interval instead of hanging.
     /// let dead = || false;
-    /// let opts = WaitOptions::new()
-    ///     .check_interval(std::time::Duration::from_millis(5))
-    ///     .alive(&dead);
+    /// let mut opts = WaitOptions::new();
+    /// opts.check_interval(std::time::Duration::from_millis(5)).alive(&dead);
     /// let r = Notifier::new(word).wait_until(|| (flag.load(Ordering::Acquire) == 1).then_some(()), &opts);
     /// assert!(matches!(r, Err(WaitError::PeerGone)));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -558,21 +558,24 @@ impl<W: FutexWord> Drop for Registration<'_, W> {
 
 /// How [`Notifier::wait_until`] waits: spinning, deadline, liveness checks.
 ///
-/// Built with chained setters from [`WaitOptions::new`] (same as `Default`): spin
+/// Built from [`WaitOptions::new`] (same as `Default`) with chained `&mut self` setters,
+/// like the crate's other options types: spin
 /// [`DEFAULT_SPIN`] times, no deadline, check interval [`DEFAULT_CHECK_INTERVAL`], no
-/// liveness callback.
+/// liveness callback. A chain can also be passed straight to [`Notifier::wait_until`]: the
+/// `&mut WaitOptions` it ends with coerces to the `&WaitOptions` the wait takes
+/// (`n.wait_until(ready, WaitOptions::new().timeout(t))`).
 ///
 /// # Example
 /// ```
 /// use std::time::Duration;
 /// use mapipc::sync::WaitOptions;
 /// let peer_alive = || true;
-/// let opts = WaitOptions::new()
-///     .spin(0)                                   // park at once
+/// let mut opts = WaitOptions::new();
+/// opts.spin(0)                                   // park at once
 ///     .timeout(Duration::from_secs(1))           // give up after a second
 ///     .check_interval(Duration::from_millis(50)) // ask `peer_alive` every 50 ms
 ///     .alive(&peer_alive);
-/// # let _ = opts;
+/// assert_eq!(opts.get_spin(), 0);
 /// ```
 #[derive(Clone, Copy)]
 pub struct WaitOptions<'a> {
@@ -624,7 +627,7 @@ impl<'a> WaitOptions<'a> {
     /// ```
     /// assert_eq!(mapipc::sync::WaitOptions::new().spin(0).get_spin(), 0);
     /// ```
-    pub fn spin(mut self, iterations: u32) -> Self {
+    pub fn spin(&mut self, iterations: u32) -> &mut Self {
         self.spin = iterations;
         self
     }
@@ -636,7 +639,7 @@ impl<'a> WaitOptions<'a> {
     /// let at = std::time::Instant::now();
     /// assert_eq!(mapipc::sync::WaitOptions::new().deadline(at).get_deadline(), Some(at));
     /// ```
-    pub fn deadline(mut self, deadline: Instant) -> Self {
+    pub fn deadline(&mut self, deadline: Instant) -> &mut Self {
         self.deadline = Some(deadline);
         self
     }
@@ -651,7 +654,7 @@ impl<'a> WaitOptions<'a> {
     /// assert!(WaitOptions::new().timeout(Duration::from_secs(1)).get_deadline().is_some());
     /// assert!(WaitOptions::new().timeout(Duration::MAX).get_deadline().is_none());
     /// ```
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    pub fn timeout(&mut self, timeout: Duration) -> &mut Self {
         self.deadline = Instant::now().checked_add(timeout);
         self
     }
@@ -663,10 +666,11 @@ impl<'a> WaitOptions<'a> {
     /// # Example
     /// ```
     /// use std::time::Duration;
-    /// let o = mapipc::sync::WaitOptions::new().check_interval(Duration::from_millis(20));
+    /// let mut o = mapipc::sync::WaitOptions::new();
+    /// o.check_interval(Duration::from_millis(20));
     /// assert_eq!(o.get_check_interval(), Duration::from_millis(20));
     /// ```
-    pub fn check_interval(mut self, interval: Duration) -> Self {
+    pub fn check_interval(&mut self, interval: Duration) -> &mut Self {
         self.check_interval = interval;
         self
     }
@@ -680,7 +684,7 @@ impl<'a> WaitOptions<'a> {
     /// let peer = || true;
     /// assert!(mapipc::sync::WaitOptions::new().alive(&peer).has_alive());
     /// ```
-    pub fn alive(mut self, alive: &'a dyn Fn() -> bool) -> Self {
+    pub fn alive(&mut self, alive: &'a dyn Fn() -> bool) -> &mut Self {
         self.alive = Some(alive);
         self
     }
@@ -850,7 +854,9 @@ mod loom_tests {
     fn opts() -> WaitOptions<'static> {
         // No deadline and no liveness check (timeouts do not exist under loom), no spinning
         // (it only adds interleavings that end in the same states).
-        WaitOptions::new().spin(0)
+        let mut opts = WaitOptions::new();
+        opts.spin(0);
+        opts
     }
 
     /// One producer publishes a flag then notifies; the consumer must always finish.
