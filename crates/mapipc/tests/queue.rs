@@ -1497,3 +1497,124 @@ fn an_index_entry_lost_in_a_crash_is_repaired_by_recovery() {
         payload(70)
     );
 }
+
+/// A retention run stopped or hung while it holds the position lock (here a child that
+/// takes the lock on `queue.meta` as `retain` does, the retention byte lock then the
+/// exclusive `flock`, and keeps it) made every named tailer's creation and seek wait
+/// forever. Now they give up after the tailer's lock timeout with
+/// `ReadError::PositionLockTimeout` naming `queue.meta`, without moving; anonymous tailers
+/// take no lock; once the holder is gone the same seeks succeed. The watchdog turns a hang
+/// into a failure.
+#[test]
+fn a_named_seek_gives_up_on_a_stopped_retention_run() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let mut app = appender_with(&dir, 64 * 1024, 10);
+    let meta_file = dir.join("queue.meta");
+    TailerOptions::new().name("late").open(&dir).unwrap();
+    let flags = Mmap::anonymous(4096).unwrap();
+    let holding = flags.atomic_u32(0).unwrap();
+    let release = flags.atomic_u32(4).unwrap();
+    let mut holder = fork(|| {
+        use std::os::fd::AsFd;
+        // Its own open file description: the lock goes with it when the child exits.
+        let Ok(f) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&meta_file)
+        else {
+            return 2;
+        };
+        if !matches!(mapipc::os::file::ofd_lock(f.as_fd(), 1, 1, true), Ok(true))
+            || !matches!(mapipc::os::file::flock_exclusive(f.as_fd(), true), Ok(true))
+        {
+            return 3;
+        }
+        holding.store(1, Ordering::SeqCst);
+        if !common::child_wait_until(|| release.load(Ordering::SeqCst) != 0) {
+            return 4;
+        }
+        0
+    });
+    let _watchdog = common::Watchdog::new(
+        "a_named_seek_gives_up_on_a_stopped_retention_run",
+        Some(holder.pid),
+    );
+    wait_until("the child to hold the position lock", || {
+        holding.load(Ordering::SeqCst) != 0 || holder.try_wait().is_some()
+    });
+    assert_eq!(holding.load(Ordering::SeqCst), 1, "{:?}", holder.try_wait());
+    let timeout = Duration::from_millis(200);
+    let is_lock_timeout = |e: &ReadError| {
+        matches!(e, ReadError::PositionLockTimeout { file, waited }
+            if *file == meta_file && *waited == timeout)
+    };
+
+    // Creating a named tailer.
+    let err = TailerOptions::new()
+        .name("new")
+        .lock_timeout(timeout)
+        .open(&dir)
+        .unwrap_err();
+    match &err {
+        OpenError::Read(e) => assert!(is_lock_timeout(e), "{e:?}"),
+        other => panic!("expected the position lock timeout, got {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains("queue.meta") && msg.contains("retention"),
+        "{msg}"
+    );
+    assert!(!dir.join("new.tailer").exists(), "no file created");
+    // Moving an existing one when it opens.
+    let err = TailerOptions::new()
+        .name("late")
+        .from(StartAt::Seq(5))
+        .lock_timeout(timeout)
+        .open(&dir)
+        .unwrap_err();
+    assert!(
+        matches!(&err, OpenError::Read(e) if is_lock_timeout(e)),
+        "{err:?}"
+    );
+    // Seeking one: resuming takes no lock, the seek does.
+    let mut late = TailerOptions::new()
+        .name("late")
+        .lock_timeout(timeout)
+        .open(&dir)
+        .unwrap();
+    let err = late.seek(StartAt::Seq(5)).unwrap_err();
+    assert!(is_lock_timeout(&err), "{err:?}");
+    assert_eq!(late.next_seq(), 0, "the tailer did not move");
+    // Anonymous tailers take no lock.
+    let mut anon = TailerOptions::new()
+        .from(StartAt::Seq(3))
+        .open(&dir)
+        .unwrap();
+    anon.seek(StartAt::Seq(7)).unwrap();
+    assert_eq!(anon.try_next().unwrap().unwrap().seq(), 7);
+
+    // The holder goes away: the same seeks succeed.
+    release.store(1, Ordering::SeqCst);
+    assert_eq!(holder.exit_code(), 0);
+    late.seek(StartAt::Seq(5)).unwrap();
+    assert_eq!(late.next_seq(), 5);
+    drop(late);
+    let t = TailerOptions::new()
+        .name("new")
+        .from(StartAt::Seq(2))
+        .lock_timeout(timeout)
+        .open(&dir)
+        .unwrap();
+    assert_eq!(t.next_seq(), 2);
+    assert_eq!(
+        TailerOptions::new()
+            .name("late")
+            .open(&dir)
+            .unwrap()
+            .next_seq(),
+        5
+    );
+    app.append(b"more").unwrap();
+}

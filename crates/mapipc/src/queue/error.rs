@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::map::{AccessError, FlushError, MapError};
 
@@ -475,6 +476,23 @@ pub enum ReadError {
     /// A segment was truncated under the reader.
     #[error(transparent)]
     Access(#[from] AccessError),
+    /// A named tailer's seek (or its creation, or its move when opened with
+    /// [`TailerOptions::from`](super::TailerOptions::from)) gave up waiting for the queue's
+    /// position lock, a `flock` on `queue.meta`: a retention run holds it exclusively, and
+    /// has held it longer than the tailer's
+    /// [`lock_timeout`](super::TailerOptions::lock_timeout) (a `retain` process stopped
+    /// or hung, or another process locking the file). The tailer did not move; the seek can
+    /// be retried. Who holds the lock is not known: `flock` does not say.
+    #[error(
+        "timed out after {waited:?} waiting for the position lock on `{file}`: a retention \
+         run holds it (a stopped or hung `retain`?)"
+    )]
+    PositionLockTimeout {
+        /// The metadata file (`queue.meta`).
+        file: PathBuf,
+        /// How long the seek waited.
+        waited: Duration,
+    },
     /// The notifier's futex wait failed.
     #[error("waiting for the next record of `{dir}` failed: {source}")]
     Wait {

@@ -4,6 +4,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use super::error::{MetaOpenError, OpenError};
 use super::format::{
@@ -14,6 +15,12 @@ use super::format::{
 use super::tmpfile;
 use crate::map::{AccessError, MapError, MapOptions, Mmap};
 use crate::os;
+
+/// How many times [`Meta::lock_positions_shared`] found the position lock held exclusively
+/// (unit tests wait for a tailer to be waiting for retention).
+#[cfg(test)]
+pub(crate) static POSITION_LOCK_CONTENDED: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
 
 /// When the last appender opened the queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,24 +184,52 @@ impl Meta {
         }
     }
 
-    /// Takes the position lock, waiting for it: a `flock` on `queue.meta`, exclusive for
-    /// retention (`exclusive`), shared for a named tailer that moves its position (a seek)
-    /// or creates its file. While retention holds it, no named tailer's position can move
-    /// backwards or appear, so the positions it read stay the oldest ones needed (see
+    /// Takes the position lock exclusively, waiting for it as long as it takes (retention):
+    /// a `flock` on `queue.meta`. While retention holds it, no named tailer's position can
+    /// move backwards or appear, so the positions it read stay the oldest ones needed (see
     /// "Retention" in the module docs). A `flock` is independent of the byte-range locks on
     /// the same file, and, like them, belongs to the open file description: the kernel
     /// releases it when its holder dies.
-    pub fn lock_positions(&self, exclusive: bool) -> io::Result<()> {
-        let fd = self
-            .map
-            .file_fd()
-            .ok_or_else(|| io::Error::other("the metadata mapping has no file"))?;
-        if exclusive {
-            os::file::flock_exclusive(fd, true)?;
-        } else {
-            os::file::flock_shared(fd, true)?;
-        }
+    ///
+    /// Retention waits without a bound: the holders it waits for are named tailers, which
+    /// hold the lock shared for one seek each and wait for nothing else meanwhile (only a
+    /// tailer process stopped in the middle of a seek would hold it longer).
+    pub fn lock_positions_exclusive(&self) -> io::Result<()> {
+        os::file::flock_exclusive(self.meta_fd()?, true)?;
         Ok(())
+    }
+
+    /// Takes the position lock shared (a named tailer that moves its position or creates
+    /// its file), waiting at most `timeout` for a retention run holding it exclusively:
+    /// `Ok(false)` when it still holds it then. A retention run stopped (`SIGSTOP`) or hung
+    /// would otherwise keep every named seek waiting forever; the kernel only releases the
+    /// lock when its holder dies. `flock` has no timed wait, so this polls the
+    /// non-blocking form, sleeping 1 ms between the first tries, doubling up to 50 ms.
+    pub fn lock_positions_shared(&self, timeout: Duration) -> io::Result<bool> {
+        const FIRST_PAUSE: Duration = Duration::from_millis(1);
+        const MAX_PAUSE: Duration = Duration::from_millis(50);
+        let fd = self.meta_fd()?;
+        let start = Instant::now();
+        let mut pause = FIRST_PAUSE;
+        loop {
+            if os::file::flock_shared(fd, false)? {
+                return Ok(true);
+            }
+            #[cfg(test)]
+            POSITION_LOCK_CONTENDED.fetch_add(1, Ordering::SeqCst);
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Ok(false);
+            }
+            os::process::sleep(pause.min(timeout - waited));
+            pause = (pause * 2).min(MAX_PAUSE);
+        }
+    }
+
+    fn meta_fd(&self) -> io::Result<std::os::fd::BorrowedFd<'_>> {
+        self.map
+            .file_fd()
+            .ok_or_else(|| io::Error::other("the metadata mapping has no file"))
     }
 
     /// Releases the position lock.

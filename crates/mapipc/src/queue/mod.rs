@@ -72,7 +72,8 @@
 //! `queue.meta`: the kernel releases it when the appender's process dies, whatever kills
 //! it. Retention runs hold byte 1. The **position lock** is a `flock` on `queue.meta`
 //! (independent of those byte-range locks): retention holds it exclusively, a named tailer
-//! holds it shared while it creates its file or seeks (see [Retention](#retention)).
+//! holds it shared while it creates its file or seeks, waiting a bounded time for it (see
+//! [Retention](#retention)).
 //!
 //! ## Segment `{n:020}.seg`
 //!
@@ -282,9 +283,14 @@
 //! created under the lock when new). So a retention run either sees the new position and
 //! keeps its segment, or ran entirely before the tailer looked (and the tailer finds the
 //! segments that are left). Reads and acknowledgements only move positions forward and
-//! take no lock; a named tailer seeking waits while a retention run lasts. Forced
-//! retention takes the lock too, but deletes regardless: the tailers then get
-//! [`ReadError::Gone`].
+//! take no lock; a named tailer seeking waits while a retention run lasts, but a bounded
+//! time: a retention run stopped (`SIGSTOP`) or hung holds the lock until it dies, so the
+//! tailer polls the lock (non-blocking `flock`, sleeping 1 ms doubling to 50 ms between
+//! tries) and gives up after its [`TailerOptions::lock_timeout`] (default
+//! [`POSITION_LOCK_TIMEOUT`], 10 s) with [`ReadError::PositionLockTimeout`], not having
+//! moved. Retention itself waits for the lock without a bound: named tailers hold it only
+//! for the length of one seek. Forced retention takes the lock too, but deletes
+//! regardless: the tailers then get [`ReadError::Gone`].
 //!
 //! # Inspection
 //!
@@ -391,7 +397,7 @@ pub use format::{
 pub use inspect::{stat, verify, QueueStat, SegmentStat, TailerStat, VerifyReport};
 pub use repair::SegmentRepair;
 pub use retention::{retain, RetainReport, Retention};
-pub use tailer::{AckMode, Record, Skipped, StartAt, Tailer, TailerOptions};
+pub use tailer::{AckMode, Record, Skipped, StartAt, Tailer, TailerOptions, POSITION_LOCK_TIMEOUT};
 
 use format::{parse_prealloc_name, parse_segment_name, parse_tailer_name};
 use meta::Meta;

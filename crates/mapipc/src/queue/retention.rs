@@ -163,7 +163,7 @@ pub fn retain(dir: impl AsRef<Path>, policy: &Retention) -> Result<RetainReport,
     meta.lock_retention(true)
         .map_err(io("take the retention lock on"))?;
     let result = meta
-        .lock_positions(true)
+        .lock_positions_exclusive()
         .map_err(io("take the position lock on"))
         .and_then(|()| {
             let result = retain_locked(dir, &meta, policy);
@@ -279,25 +279,13 @@ fn retain_locked(dir: &Path, meta: &Meta, policy: &Retention) -> Result<RetainRe
 mod tests {
     use std::cell::RefCell;
     use std::rc::Rc;
+    use std::sync::atomic::Ordering;
     use std::thread::JoinHandle;
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::queue::format::META_FILE;
+    use crate::queue::meta::POSITION_LOCK_CONTENDED;
     use crate::queue::{QueueOptions, StartAt, TailerOptions};
-
-    /// Whether some process waits for a `flock` on the file with inode `ino` (a `->` line
-    /// of `/proc/locks`).
-    fn flock_waited_for(ino: u64) -> bool {
-        let locks = std::fs::read_to_string("/proc/locks").unwrap();
-        locks.lines().any(|line| {
-            line.contains("->")
-                && line.contains("FLOCK")
-                && line
-                    .split_whitespace()
-                    .any(|f| f.rsplit(':').next() == Some(&ino.to_string()) && f.contains(':'))
-        })
-    }
 
     /// A named tailer created at the start, or moved back to it, after retention read the
     /// positions and before it deleted the segments (the hook runs there, and the tailer
@@ -324,19 +312,24 @@ mod tests {
                     .open(&dir)
                     .unwrap();
             }
-            let meta_ino = crate::os::file::stat(&dir.join(META_FILE)).unwrap().ino;
             let mover: Rc<RefCell<Option<JoinHandle<u64>>>> = Rc::default();
             let (d, m) = (dir.clone(), mover.clone());
             let hook = move || {
+                let contended = POSITION_LOCK_CONTENDED.load(Ordering::SeqCst);
                 let h = std::thread::spawn(move || {
                     let mut t = if moved_back {
-                        let mut t = TailerOptions::new().name("late").open(&d).unwrap();
+                        let mut t = TailerOptions::new()
+                            .name("late")
+                            .lock_timeout(Duration::from_secs(120))
+                            .open(&d)
+                            .unwrap();
                         t.seek(StartAt::Start).unwrap();
                         t
                     } else {
                         TailerOptions::new()
                             .name("late")
                             .from(StartAt::Start)
+                            .lock_timeout(Duration::from_secs(120))
                             .open(&d)
                             .unwrap()
                     };
@@ -346,7 +339,9 @@ mod tests {
                 // Until the tailer has moved, or waits for retention to finish (a watchdog
                 // turns a hang into a failure).
                 let deadline = Instant::now() + Duration::from_secs(120);
-                while !h.is_finished() && !flock_waited_for(meta_ino) {
+                while !h.is_finished()
+                    && POSITION_LOCK_CONTENDED.load(Ordering::SeqCst) == contended
+                {
                     assert!(Instant::now() < deadline, "watchdog: the tailer hangs");
                     std::thread::yield_now();
                 }

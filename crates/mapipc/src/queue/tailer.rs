@@ -118,7 +118,21 @@ pub struct TailerOptions {
     name: Option<String>,
     ack: AckMode,
     spin: u32,
+    lock_timeout: Duration,
 }
+
+/// How long a named tailer waits for the queue's position lock, by default, when it is
+/// created or seeks while a [`retain`](super::retain) run holds the lock: 10 s. A run
+/// normally takes milliseconds; one stopped or hung past this makes the seek fail with
+/// [`ReadError::PositionLockTimeout`] instead of waiting forever. Set per tailer with
+/// [`TailerOptions::lock_timeout`].
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(mapipc::queue::POSITION_LOCK_TIMEOUT, Duration::from_secs(10));
+/// ```
+pub const POSITION_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for TailerOptions {
     fn default() -> Self {
@@ -127,6 +141,7 @@ impl Default for TailerOptions {
             name: None,
             ack: AckMode::Auto,
             spin: 100,
+            lock_timeout: POSITION_LOCK_TIMEOUT,
         }
     }
 }
@@ -181,6 +196,33 @@ impl TailerOptions {
         self
     }
 
+    /// How long a named tailer waits for the queue's position lock when it is created or
+    /// seeks (the opening with [`from`](Self::from) and every [`Tailer::seek`]) while a
+    /// [`retain`](super::retain) run holds it (default [`POSITION_LOCK_TIMEOUT`], 10 s).
+    /// Past it, the seek fails with [`ReadError::PositionLockTimeout`] (wrapped in
+    /// [`OpenError::Read`] when opening) and the tailer does not move. Anonymous tailers
+    /// take no lock.
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use mapipc::queue::{Appender, StartAt, TailerOptions};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let q = dir.path().join("q");
+    /// Appender::open(&q)?.append(b"x")?;
+    /// let mut t = TailerOptions::new()
+    ///     .name("impatient")
+    ///     .lock_timeout(Duration::from_millis(500))
+    ///     .open(&q)?;
+    /// t.seek(StartAt::End)?; // no retention run: the lock is free at once
+    /// assert_eq!(t.next_seq(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lock_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
     /// Opens a tailer on the queue in `dir` (which must exist).
     ///
     /// # Errors
@@ -188,7 +230,9 @@ impl TailerOptions {
     /// [`OpenError::InvalidName`], [`OpenError::TailerBusy`], [`OpenError::BadTailer`];
     /// [`OpenError::Read`] when positioning fails ([`ReadError::PastEnd`] for a
     /// sequence number not yet appended, [`ReadError::Gone`] for one deleted by retention,
-    /// a corrupt segment header).
+    /// a corrupt segment header, or, for a named tailer created or moved with
+    /// [`from`](Self::from), [`ReadError::PositionLockTimeout`] when a retention run held
+    /// the position lock longer than the [`lock_timeout`](Self::lock_timeout)).
     ///
     /// # Example
     /// ```
@@ -449,6 +493,8 @@ pub struct Tailer {
     named: Option<Named>,
     ack: AckMode,
     spin: u32,
+    /// How long a named seek waits for the position lock.
+    lock_timeout: Duration,
 }
 
 impl Tailer {
@@ -475,6 +521,7 @@ impl Tailer {
             named: None,
             ack: opts.ack,
             spin: opts.spin,
+            lock_timeout: opts.lock_timeout,
         };
         let Some(name) = &opts.name else {
             t.seek(opts.from.unwrap_or(StartAt::Start))?;
@@ -546,7 +593,10 @@ impl Tailer {
 
     /// Moves the tailer. For a named tailer, the new position is stored at once, under the
     /// queue's position lock: while a [`retain`](super::retain) run lasts, the seek waits
-    /// for it, so retention never deletes the segment the tailer moves to.
+    /// for it, so retention never deletes the segment the tailer moves to. It waits at most
+    /// the tailer's [`lock_timeout`](TailerOptions::lock_timeout) (default
+    /// [`POSITION_LOCK_TIMEOUT`], 10 s), so a stopped or hung retention run cannot make it
+    /// hang.
     ///
     /// # Errors
     /// [`ReadError::PastEnd`] for a sequence number beyond the next one to be appended,
@@ -557,7 +607,9 @@ impl Tailer {
     /// names the first readable segment, where a seek can go on), for [`StartAt::End`], the
     /// last one (the end is in it).
     /// Nothing is skipped silently, and damaged segments elsewhere do not matter to a
-    /// seek. On error the tailer does not move.
+    /// seek. [`ReadError::PositionLockTimeout`] for a named tailer when a retention run
+    /// held the position lock longer than the tailer's lock timeout. On error the tailer
+    /// does not move.
     ///
     /// # Example
     /// ```
@@ -590,15 +642,25 @@ impl Tailer {
         moved
     }
 
-    /// Takes the shared position lock (waiting while a retention run holds it).
+    /// Takes the shared position lock, waiting at most `lock_timeout` while a retention
+    /// run holds it.
     fn lock_positions(&self) -> Result<(), ReadError> {
-        self.meta
-            .lock_positions(false)
+        let taken = self
+            .meta
+            .lock_positions_shared(self.lock_timeout)
             .map_err(|source| ReadError::Io {
                 op: "lock the tailer positions of",
                 file: self.meta.path.clone(),
                 source,
+            })?;
+        if taken {
+            Ok(())
+        } else {
+            Err(ReadError::PositionLockTimeout {
+                file: self.meta.path.clone(),
+                waited: self.lock_timeout,
             })
+        }
     }
 
     /// [`seek`](Self::seek) without storing the position.
