@@ -1618,3 +1618,91 @@ fn a_named_seek_gives_up_on_a_stopped_retention_run() {
     );
     app.append(b"more").unwrap();
 }
+
+/// The other way round: a named tailer's process stopped (or hung) in the middle of a seek
+/// holds the position lock shared (a forked child holds the `flock` on `queue.meta` as a
+/// seeking tailer does), which made `retain`, waiting for it exclusively, hang forever.
+/// Now it gives up after its lock timeout with `RetainError::PositionLockTimeout` naming
+/// `queue.meta`, having deleted no segment; once the holder is gone the same run succeeds.
+/// The watchdog turns a hang into a failure.
+#[test]
+fn retention_gives_up_on_a_named_tailer_stopped_in_a_seek() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let mut app = appender_with(&dir, 64 * 1024, 2000);
+    let meta_file = dir.join("queue.meta");
+    let flags = Mmap::anonymous(4096).unwrap();
+    let holding = flags.atomic_u32(0).unwrap();
+    let release = flags.atomic_u32(4).unwrap();
+    let mut holder = fork(|| {
+        use std::os::fd::AsFd;
+        // Its own open file description: the lock goes with it when the child exits.
+        let Ok(f) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&meta_file)
+        else {
+            return 2;
+        };
+        if !matches!(mapipc::os::file::flock_shared(f.as_fd(), true), Ok(true)) {
+            return 3;
+        }
+        holding.store(1, Ordering::SeqCst);
+        if !common::child_wait_until(|| release.load(Ordering::SeqCst) != 0) {
+            return 4;
+        }
+        0
+    });
+    let _watchdog = common::Watchdog::new(
+        "retention_gives_up_on_a_named_tailer_stopped_in_a_seek",
+        Some(holder.pid),
+    );
+    wait_until("the child to hold the position lock", || {
+        holding.load(Ordering::SeqCst) != 0 || holder.try_wait().is_some()
+    });
+    assert_eq!(holding.load(Ordering::SeqCst), 1, "{:?}", holder.try_wait());
+    let files = |dir: &Path| -> Vec<(std::path::PathBuf, u64)> {
+        segments(dir)
+            .into_iter()
+            .map(|p| {
+                let len = std::fs::metadata(&p).unwrap().len();
+                (p, len)
+            })
+            .collect()
+    };
+    let before = files(&dir);
+    assert!(before.len() >= 3, "{before:?}");
+
+    let timeout = Duration::from_millis(200);
+    let mut policy = Retention::new();
+    policy.max_segments(1).lock_timeout(timeout);
+    let err = queue::retain(&dir, &policy).unwrap_err();
+    assert!(
+        matches!(&err, queue::RetainError::PositionLockTimeout { file, waited }
+            if *file == meta_file && *waited == timeout),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("queue.meta") && msg.contains("named tailer"),
+        "{msg}"
+    );
+    assert_eq!(files(&dir), before, "no segment deleted or changed");
+    // Forced, it waits all the same (forcing only ignores what tailers need).
+    let err = queue::retain(&dir, policy.clone().force(true)).unwrap_err();
+    assert!(
+        matches!(&err, queue::RetainError::PositionLockTimeout { .. }),
+        "{err:?}"
+    );
+    assert_eq!(files(&dir), before, "no segment deleted or changed");
+
+    // The holder goes away: the same run succeeds.
+    release.store(1, Ordering::SeqCst);
+    assert_eq!(holder.exit_code(), 0);
+    let report = queue::retain(&dir, &policy).unwrap();
+    assert_eq!(report.deleted.len(), before.len() - 1, "{report:?}");
+    assert_eq!(report.remaining, 1);
+    assert_eq!(segments(&dir).len(), 1);
+    app.append(b"more").unwrap();
+}

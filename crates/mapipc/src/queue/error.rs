@@ -794,6 +794,22 @@ pub enum RetainError {
         /// What is wrong.
         why: String,
     },
+    /// Retention gave up waiting for the queue's position lock, a `flock` on `queue.meta`:
+    /// a named tailer holds it shared (while it seeks or is created), and has held it
+    /// longer than the [`lock_timeout`](super::Retention::lock_timeout) (a tailer process
+    /// stopped or hung in the middle of a seek, or another process locking the file).
+    /// Nothing was deleted; the run can be retried. Who holds the lock is not known:
+    /// `flock` does not say.
+    #[error(
+        "timed out after {waited:?} waiting for the position lock on `{file}`: a named \
+         tailer holds it (a named tailer stopped in the middle of a seek?); nothing was deleted"
+    )]
+    PositionLockTimeout {
+        /// The metadata file (`queue.meta`).
+        file: PathBuf,
+        /// How long retention waited.
+        waited: Duration,
+    },
     /// Deleting a segment failed.
     #[error("cannot delete `{file}`: {source}")]
     Delete {

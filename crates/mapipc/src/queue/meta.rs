@@ -184,39 +184,54 @@ impl Meta {
         }
     }
 
-    /// Takes the position lock exclusively, waiting for it as long as it takes (retention):
-    /// a `flock` on `queue.meta`. While retention holds it, no named tailer's position can
-    /// move backwards or appear, so the positions it read stay the oldest ones needed (see
+    /// Takes the position lock exclusively (retention), waiting at most `timeout` for the
+    /// named tailers holding it shared: `Ok(false)` when one still holds it then. A `flock`
+    /// on `queue.meta`: while retention holds it, no named tailer's position can move
+    /// backwards or appear, so the positions it read stay the oldest ones needed (see
     /// "Retention" in the module docs). A `flock` is independent of the byte-range locks on
     /// the same file, and, like them, belongs to the open file description: the kernel
     /// releases it when its holder dies.
     ///
-    /// Retention waits without a bound: the holders it waits for are named tailers, which
-    /// hold the lock shared for one seek each and wait for nothing else meanwhile (only a
-    /// tailer process stopped in the middle of a seek would hold it longer).
-    pub fn lock_positions_exclusive(&self) -> io::Result<()> {
-        os::file::flock_exclusive(self.meta_fd()?, true)?;
-        Ok(())
+    /// Named tailers hold the lock for one seek each, but a tailer process stopped
+    /// (`SIGSTOP`) or hung in the middle of a seek holds it until it dies, which would keep
+    /// retention waiting forever: hence the bound (polling as
+    /// [`lock_positions_shared`](Self::lock_positions_shared) does).
+    pub fn lock_positions_exclusive(&self, timeout: Duration) -> io::Result<bool> {
+        self.poll_position_lock(true, timeout)
     }
 
     /// Takes the position lock shared (a named tailer that moves its position or creates
     /// its file), waiting at most `timeout` for a retention run holding it exclusively:
     /// `Ok(false)` when it still holds it then. A retention run stopped (`SIGSTOP`) or hung
     /// would otherwise keep every named seek waiting forever; the kernel only releases the
-    /// lock when its holder dies. `flock` has no timed wait, so this polls the
-    /// non-blocking form, sleeping 1 ms between the first tries, doubling up to 50 ms.
+    /// lock when its holder dies.
     pub fn lock_positions_shared(&self, timeout: Duration) -> io::Result<bool> {
+        self.poll_position_lock(false, timeout)
+    }
+
+    /// Takes the position lock, exclusive or shared, trying for at most `timeout`:
+    /// `Ok(false)` when it is still held in a conflicting mode then. `flock` has no timed
+    /// wait, so this polls the non-blocking form, sleeping 1 ms between the first tries,
+    /// doubling up to 50 ms.
+    fn poll_position_lock(&self, exclusive: bool, timeout: Duration) -> io::Result<bool> {
         const FIRST_PAUSE: Duration = Duration::from_millis(1);
         const MAX_PAUSE: Duration = Duration::from_millis(50);
         let fd = self.meta_fd()?;
         let start = Instant::now();
         let mut pause = FIRST_PAUSE;
         loop {
-            if os::file::flock_shared(fd, false)? {
+            let taken = if exclusive {
+                os::file::flock_exclusive(fd, false)?
+            } else {
+                os::file::flock_shared(fd, false)?
+            };
+            if taken {
                 return Ok(true);
             }
             #[cfg(test)]
-            POSITION_LOCK_CONTENDED.fetch_add(1, Ordering::SeqCst);
+            if !exclusive {
+                POSITION_LOCK_CONTENDED.fetch_add(1, Ordering::SeqCst);
+            }
             let waited = start.elapsed();
             if waited >= timeout {
                 return Ok(false);

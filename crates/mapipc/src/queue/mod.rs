@@ -72,8 +72,8 @@
 //! `queue.meta`: the kernel releases it when the appender's process dies, whatever kills
 //! it. Retention runs hold byte 1. The **position lock** is a `flock` on `queue.meta`
 //! (independent of those byte-range locks): retention holds it exclusively, a named tailer
-//! holds it shared while it creates its file or seeks, waiting a bounded time for it (see
-//! [Retention](#retention)).
+//! holds it shared while it creates its file or seeks; both wait a bounded time for it
+//! (see [Retention](#retention)).
 //!
 //! ## Segment `{n:020}.seg`
 //!
@@ -288,8 +288,12 @@
 //! tailer polls the lock (non-blocking `flock`, sleeping 1 ms doubling to 50 ms between
 //! tries) and gives up after its [`TailerOptions::lock_timeout`] (default
 //! [`POSITION_LOCK_TIMEOUT`], 10 s) with [`ReadError::PositionLockTimeout`], not having
-//! moved. Retention itself waits for the lock without a bound: named tailers hold it only
-//! for the length of one seek. Forced retention takes the lock too, but deletes
+//! moved. Retention waits for the lock the same way while named tailers hold it: they do
+//! for the length of one seek, but a tailer process stopped or hung in the middle of a seek
+//! holds it until it dies, so after [`Retention::lock_timeout`] (default
+//! [`POSITION_LOCK_TIMEOUT`] too) [`retain`] fails with
+//! [`RetainError::PositionLockTimeout`], having deleted nothing (it takes the lock before
+//! it looks at any segment or tailer). Forced retention takes the lock too, but deletes
 //! regardless: the tailers then get [`ReadError::Gone`].
 //!
 //! # Inspection

@@ -8,6 +8,7 @@ use super::format::segment_path;
 use super::inspect::tailer_stat;
 use super::meta::Meta;
 use super::segment::{SegOpenError, Segment};
+use super::tailer::POSITION_LOCK_TIMEOUT;
 use crate::os;
 
 /// Bounds for [`retain`]. A segment is deleted when any bound asks for it; at least one
@@ -44,12 +45,25 @@ use crate::os;
 ///     if Some(first_available) == report.first_seq));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Retention {
     max_segments: Option<u64>,
     max_age: Option<Duration>,
     max_bytes: Option<u64>,
     force: bool,
+    lock_timeout: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_segments: None,
+            max_age: None,
+            max_bytes: None,
+            force: false,
+            lock_timeout: POSITION_LOCK_TIMEOUT,
+        }
+    }
 }
 
 impl Retention {
@@ -99,6 +113,30 @@ impl Retention {
         self.force = force;
         self
     }
+
+    /// How long [`retain`] waits for the queue's position lock while named tailers hold it
+    /// (each for the length of one seek or creation; default [`POSITION_LOCK_TIMEOUT`],
+    /// 10 s). Past it, `retain` fails with [`RetainError::PositionLockTimeout`] having
+    /// deleted nothing: a named tailer's process stopped (`SIGSTOP`) or hung in the middle
+    /// of a seek holds the lock until it dies, and must not make retention hang.
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use mapipc::queue::{retain, QueueOptions, Retention};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let q = dir.path().join("q");
+    /// let mut app = QueueOptions::new().segment_size(64 * 1024).open_appender(&q)?;
+    /// for _ in 0..2000 { app.append(&[0u8; 100])?; }
+    /// let mut policy = Retention::new();
+    /// policy.max_segments(2).lock_timeout(Duration::from_millis(500));
+    /// assert_eq!(retain(&q, &policy)?.remaining, 2); // no tailer seeking: no wait
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lock_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.lock_timeout = timeout;
+        self
+    }
 }
 
 /// What [`retain`] did.
@@ -127,7 +165,8 @@ pub struct RetainReport {
 /// has not acknowledged, unless [`Retention::force`]. Safe while an appender and tailers
 /// run: a tailer reading a deleted segment keeps its mapping; concurrent retention runs are
 /// serialized by a lock; named tailers created or seeking meanwhile wait for the run to
-/// end, so a position they move to is never deleted under them (see "Retention" in the
+/// end, so a position they move to is never deleted under them, and the run waits (at most
+/// [`Retention::lock_timeout`]) for those in the middle of a seek (see "Retention" in the
 /// [module docs](super)). Temporary files left by processes killed while creating the
 /// queue's files are removed too ([`RetainReport::removed_tmp`]).
 ///
@@ -135,8 +174,10 @@ pub struct RetainReport {
 /// [`RetainError::NoBound`]; [`RetainError::Open`] when the queue cannot be opened;
 /// [`RetainError::BadTailer`] when a named tailer's file is damaged (without `force`);
 /// [`RetainError::BadSegment`], [`RetainError::Map`], [`RetainError::Access`] when a
-/// segment's header cannot be read; [`RetainError::Delete`]; [`RetainError::Io`] when a
-/// lock, the listing of the directory or its sync fails.
+/// segment's header cannot be read; [`RetainError::Delete`];
+/// [`RetainError::PositionLockTimeout`] when named tailers held the position lock longer
+/// than [`Retention::lock_timeout`] (nothing deleted); [`RetainError::Io`] when a lock,
+/// the listing of the directory or its sync fails.
 ///
 /// # Example
 /// ```
@@ -163,9 +204,16 @@ pub fn retain(dir: impl AsRef<Path>, policy: &Retention) -> Result<RetainReport,
     meta.lock_retention(true)
         .map_err(io("take the retention lock on"))?;
     let result = meta
-        .lock_positions_exclusive()
+        .lock_positions_exclusive(policy.lock_timeout)
         .map_err(io("take the position lock on"))
-        .and_then(|()| {
+        .and_then(|taken| {
+            if !taken {
+                // Nothing was looked at or changed yet.
+                return Err(RetainError::PositionLockTimeout {
+                    file: meta.path.clone(),
+                    waited: policy.lock_timeout,
+                });
+            }
             let result = retain_locked(dir, &meta, policy);
             meta.unlock_positions();
             result

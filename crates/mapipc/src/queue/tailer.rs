@@ -121,11 +121,14 @@ pub struct TailerOptions {
     lock_timeout: Duration,
 }
 
-/// How long a named tailer waits for the queue's position lock, by default, when it is
-/// created or seeks while a [`retain`](super::retain) run holds the lock: 10 s. A run
-/// normally takes milliseconds; one stopped or hung past this makes the seek fail with
-/// [`ReadError::PositionLockTimeout`] instead of waiting forever. Set per tailer with
-/// [`TailerOptions::lock_timeout`].
+/// How long the queue's position lock is waited for, by default (10 s), both by a named
+/// tailer created or seeking while a [`retain`](super::retain) run holds the lock, and by
+/// a `retain` run while named tailers hold it for a seek. Either normally holds it for
+/// milliseconds; a holder stopped or hung past this makes the waiter fail instead of
+/// waiting forever: the seek with [`ReadError::PositionLockTimeout`], retention with
+/// [`RetainError::PositionLockTimeout`](super::RetainError::PositionLockTimeout). Set per
+/// tailer with [`TailerOptions::lock_timeout`], per retention run with
+/// [`Retention::lock_timeout`](super::Retention::lock_timeout).
 ///
 /// # Example
 /// ```
