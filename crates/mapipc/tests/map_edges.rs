@@ -356,20 +356,31 @@ fn flush_reports_bytes_lost_to_a_truncation() {
     fresh.flush().unwrap();
 }
 
-/// A private (copy-on-write) mapping never changes its file (`Sharing::Private`'s promise),
-/// but `grow` past the end of the file extended it (through a read-write fd), and through a
-/// read-only one said the file "is opened read-only". Growing within the file still works.
-#[test]
-fn growing_a_private_mapping_never_changes_its_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cow.bin");
-    let data: Vec<u8> = (0..4 * page()).map(|i| (i % 251) as u8).collect();
+/// A file `name` in `dir` of 4 pages holding `i % modulus` at byte `i`: its path, its
+/// contents, and the file opened read-write.
+fn patterned_file(
+    dir: &Path,
+    name: &str,
+    modulus: usize,
+) -> (std::path::PathBuf, Vec<u8>, fs::File) {
+    let path = dir.join(name);
+    let data: Vec<u8> = (0..4 * page()).map(|i| (i % modulus) as u8).collect();
     fs::write(&path, &data).unwrap();
     let file = fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(&path)
         .unwrap();
+    (path, data, file)
+}
+
+/// A private (copy-on-write) mapping never changes its file (`Sharing::Private`'s promise),
+/// but `grow` past the end of the file extended it (through a read-write fd), and through a
+/// read-only one said the file "is opened read-only". Growing within the file still works.
+#[test]
+fn growing_a_private_mapping_never_changes_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data, file) = patterned_file(dir.path(), "cow.bin", 251);
     let mut cow = MapOptions::new()
         .copy_on_write()
         .len(page())
@@ -402,14 +413,7 @@ fn growing_a_private_mapping_never_changes_its_file() {
 #[test]
 fn growing_a_read_only_mapping_never_changes_its_file() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ro-grow.bin");
-    let data: Vec<u8> = (0..4 * page()).map(|i| (i % 253) as u8).collect();
-    fs::write(&path, &data).unwrap();
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .unwrap();
+    let (path, data, file) = patterned_file(dir.path(), "ro-grow.bin", 253);
     let mut ro = MapOptions::new()
         .read_only()
         .len(page())

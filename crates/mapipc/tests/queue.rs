@@ -1498,6 +1498,62 @@ fn an_index_entry_lost_in_a_crash_is_repaired_by_recovery() {
     );
 }
 
+/// A forked child holding locks on a queue's `queue.meta` until released: it opens the file
+/// itself (its own open file description, so the locks go with it when it exits), takes
+/// them with `take`, and waits. A watchdog turns a hang of the test into a failure.
+struct LockHolder {
+    child: common::Child,
+    flags: Mmap,
+    _watchdog: common::Watchdog,
+}
+
+impl LockHolder {
+    /// Starts the child and waits until it holds the locks.
+    fn start(
+        test: &'static str,
+        meta_file: &Path,
+        take: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> bool,
+    ) -> LockHolder {
+        let flags = Mmap::anonymous(4096).unwrap();
+        let holding = flags.atomic_u32(0).unwrap();
+        let release = flags.atomic_u32(4).unwrap();
+        let mut child = fork(|| {
+            use std::os::fd::AsFd;
+            let Ok(f) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(meta_file)
+            else {
+                return 2;
+            };
+            if !take(f.as_fd()) {
+                return 3;
+            }
+            holding.store(1, Ordering::SeqCst);
+            if !common::child_wait_until(|| release.load(Ordering::SeqCst) != 0) {
+                return 4;
+            }
+            0
+        });
+        let watchdog = common::Watchdog::new(test, Some(child.pid));
+        wait_until("the child to hold the position lock", || {
+            holding.load(Ordering::SeqCst) != 0 || child.try_wait().is_some()
+        });
+        assert_eq!(holding.load(Ordering::SeqCst), 1, "{:?}", child.try_wait());
+        LockHolder {
+            child,
+            flags,
+            _watchdog: watchdog,
+        }
+    }
+
+    /// Lets the child drop its locks and exit; its exit code.
+    fn release(mut self) -> i32 {
+        self.flags.atomic_u32(4).unwrap().store(1, Ordering::SeqCst);
+        self.child.exit_code()
+    }
+}
+
 /// A retention run stopped or hung while it holds the position lock (here a child that
 /// takes the lock on `queue.meta` as `retain` does, the retention byte lock then the
 /// exclusive `flock`, and keeps it) made every named tailer's creation and seek wait
@@ -1513,38 +1569,15 @@ fn a_named_seek_gives_up_on_a_stopped_retention_run() {
     let mut app = appender_with(&dir, 64 * 1024, 10);
     let meta_file = dir.join("queue.meta");
     TailerOptions::new().name("late").open(&dir).unwrap();
-    let flags = Mmap::anonymous(4096).unwrap();
-    let holding = flags.atomic_u32(0).unwrap();
-    let release = flags.atomic_u32(4).unwrap();
-    let mut holder = fork(|| {
-        use std::os::fd::AsFd;
-        // Its own open file description: the lock goes with it when the child exits.
-        let Ok(f) = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&meta_file)
-        else {
-            return 2;
-        };
-        if !matches!(mapipc::os::file::ofd_lock(f.as_fd(), 1, 1, true), Ok(true))
-            || !matches!(mapipc::os::file::flock_exclusive(f.as_fd(), true), Ok(true))
-        {
-            return 3;
-        }
-        holding.store(1, Ordering::SeqCst);
-        if !common::child_wait_until(|| release.load(Ordering::SeqCst) != 0) {
-            return 4;
-        }
-        0
-    });
-    let _watchdog = common::Watchdog::new(
+    // The retention byte lock, then the exclusive `flock`, as `retain` takes them.
+    let holder = LockHolder::start(
         "a_named_seek_gives_up_on_a_stopped_retention_run",
-        Some(holder.pid),
+        &meta_file,
+        |fd| {
+            matches!(mapipc::os::file::ofd_lock(fd, 1, 1, true), Ok(true))
+                && matches!(mapipc::os::file::flock_exclusive(fd, true), Ok(true))
+        },
     );
-    wait_until("the child to hold the position lock", || {
-        holding.load(Ordering::SeqCst) != 0 || holder.try_wait().is_some()
-    });
-    assert_eq!(holding.load(Ordering::SeqCst), 1, "{:?}", holder.try_wait());
     let timeout = Duration::from_millis(200);
     let is_lock_timeout = |e: &ReadError| {
         matches!(e, ReadError::PositionLockTimeout { file, waited }
@@ -1596,8 +1629,7 @@ fn a_named_seek_gives_up_on_a_stopped_retention_run() {
     assert_eq!(anon.try_next().unwrap().unwrap().seq(), 7);
 
     // The holder goes away: the same seeks succeed.
-    release.store(1, Ordering::SeqCst);
-    assert_eq!(holder.exit_code(), 0);
+    assert_eq!(holder.release(), 0);
     late.seek(StartAt::Seq(5)).unwrap();
     assert_eq!(late.next_seq(), 5);
     drop(late);
@@ -1632,36 +1664,12 @@ fn retention_gives_up_on_a_named_tailer_stopped_in_a_seek() {
     let dir = tmp.path().join("q");
     let mut app = appender_with(&dir, 64 * 1024, 2000);
     let meta_file = dir.join("queue.meta");
-    let flags = Mmap::anonymous(4096).unwrap();
-    let holding = flags.atomic_u32(0).unwrap();
-    let release = flags.atomic_u32(4).unwrap();
-    let mut holder = fork(|| {
-        use std::os::fd::AsFd;
-        // Its own open file description: the lock goes with it when the child exits.
-        let Ok(f) = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&meta_file)
-        else {
-            return 2;
-        };
-        if !matches!(mapipc::os::file::flock_shared(f.as_fd(), true), Ok(true)) {
-            return 3;
-        }
-        holding.store(1, Ordering::SeqCst);
-        if !common::child_wait_until(|| release.load(Ordering::SeqCst) != 0) {
-            return 4;
-        }
-        0
-    });
-    let _watchdog = common::Watchdog::new(
+    // The shared `flock`, as a seeking named tailer takes it.
+    let holder = LockHolder::start(
         "retention_gives_up_on_a_named_tailer_stopped_in_a_seek",
-        Some(holder.pid),
+        &meta_file,
+        |fd| matches!(mapipc::os::file::flock_shared(fd, true), Ok(true)),
     );
-    wait_until("the child to hold the position lock", || {
-        holding.load(Ordering::SeqCst) != 0 || holder.try_wait().is_some()
-    });
-    assert_eq!(holding.load(Ordering::SeqCst), 1, "{:?}", holder.try_wait());
     let files = |dir: &Path| -> Vec<(std::path::PathBuf, u64)> {
         segments(dir)
             .into_iter()
@@ -1698,8 +1706,7 @@ fn retention_gives_up_on_a_named_tailer_stopped_in_a_seek() {
     assert_eq!(files(&dir), before, "no segment deleted or changed");
 
     // The holder goes away: the same run succeeds.
-    release.store(1, Ordering::SeqCst);
-    assert_eq!(holder.exit_code(), 0);
+    assert_eq!(holder.release(), 0);
     let report = queue::retain(&dir, &policy).unwrap();
     assert_eq!(report.deleted.len(), before.len() - 1, "{report:?}");
     assert_eq!(report.remaining, 1);

@@ -331,9 +331,8 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_
 }
 
 fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_void, fault: bool) {
-    let (mut h, flags) = PREVIOUS
-        .get()
-        .map_or((libc::SIG_DFL, 0), |p| (p.0.sa_sigaction, p.0.sa_flags));
+    let previous = PREVIOUS.get().map(|p| &p.0);
+    let (mut h, flags) = previous.map_or((libc::SIG_DFL, 0), |p| (p.sa_sigaction, p.sa_flags));
     // A previous handler installed with SA_RESETHAND was for one delivery: the kernel would
     // have reset the disposition to the default when calling it. Ours stays installed (it
     // protects our mappings), so we keep that state ourselves: the previous handler is
@@ -360,7 +359,7 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_void, fault: 
         // `sigaction(2)` says, then restore ours. (A handler that leaves by `siglongjmp`
         // restores the mask it saved; a normal return from ours restores the interrupted
         // code's mask in `sigreturn` either way.)
-        let mask = PREVIOUS.get().map(|p| p.0.sa_mask);
+        let mask = previous.map(|p| p.sa_mask);
         // SAFETY: all-zero is a valid out-parameter for the old mask.
         let mut saved: libc::sigset_t = unsafe { std::mem::zeroed() };
         let blocked = mask.is_some_and(|m| {
