@@ -17,7 +17,10 @@
 //! - `lock` of a truncated mapping says so instead of blaming `RLIMIT_MEMLOCK`;
 //! - `/proc` files whose `mmap` fails with `EIO` (not `ENODEV`) are not mappable, not empty;
 //! - a failed `mremap` in `grow` names the file (it said `mremap failed: Cannot allocate
-//!   memory`, without saying which mapping).
+//!   memory`, without saying which mapping), and gives a file it extended its old length
+//!   back (it kept the new one);
+//! - a SIGBUS for a page the kernel cannot supply (no space on a tmpfs) is `Fault`, not
+//!   `Truncated`.
 //!
 //! One stress test has no bug behind it: threads scanning mappings (`for_each_chunk`, `find`,
 //! `read_at`) while another process truncates and re-extends the file, many faults landing
@@ -35,7 +38,8 @@ use std::path::Path;
 
 use common::{fork, Exit, Watchdog};
 use mapipc::map::{
-    AccessError, FlushError, GrowError, LockError, MapError, MapOptions, Mmap, Protection,
+    AccessError, FaultCause, FlushError, GrowError, LockError, MapError, MapOptions, Mmap,
+    Protection,
 };
 use mapipc::os::file::FileKind;
 
@@ -587,9 +591,10 @@ fn a_proc_file_failing_mmap_with_eio_is_not_mappable_rather_than_empty() {
 }
 
 /// `grow` whose `mremap` fails (here: `RLIMIT_AS` in a forked child leaves no room) names the
-/// file and leaves the mapping as it was.
+/// file, leaves the mapping as it was, and gives the file it extended its old length back
+/// (it stayed 128 MiB long, with its blocks allocated).
 #[test]
-fn a_failed_remap_names_the_file() {
+fn a_failed_remap_names_the_file_and_gives_it_its_length_back() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("remap-refused.bin");
     let mut map = MapOptions::new()
@@ -623,9 +628,133 @@ fn a_failed_remap_names_the_file() {
         if map.len() != page() || map.read_vec(0, 4).ok().as_deref() != Some(b"kept") {
             return 3;
         }
+        if fs::metadata(&path).map(|m| m.len()).ok() != Some(page() as u64) {
+            return 4; // the file kept the length the failed grow gave it
+        }
         0
     });
     assert_eq!(child.wait(), Exit::Code(0));
+}
+
+/// The kernel raises SIGBUS for a page inside the file that it cannot supply, as for a
+/// truncation: here a 1 MiB sparse file on a 64 KiB tmpfs, whose 17th page has no room. It
+/// was reported as `Truncated`, sending the reader after a truncation that never happened;
+/// it must be `Fault`, naming the file, the page and the cause, for a writer (the
+/// `fallocate` probe) and for a reader (on tmpfs a read allocates too: the `fstatfs`
+/// probe). A real truncation on the same file system is still `Truncated`.
+///
+/// The child mounts the tmpfs in a mount namespace of its own, which needs root
+/// (`CAP_SYS_ADMIN`); without it the test says so and passes without checking anything.
+#[test]
+fn a_page_the_kernel_cannot_supply_is_a_fault_not_a_truncation() {
+    const NO_NAMESPACE: i32 = 77;
+    const NO_MOUNT: i32 = 78;
+    const MIB: usize = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let mount_point = CString::new(dir.path().as_os_str().as_bytes()).unwrap();
+    let path = dir.path().join("sparse.bin");
+    let name = path.to_str().unwrap().to_string();
+    let mut child = fork(|| {
+        // SAFETY: plain syscalls with valid NUL-terminated strings (or NULL where allowed);
+        // they change only this (child) process's mount namespace, which dies with it.
+        unsafe {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                eprintln!("unshare(CLONE_NEWNS): {}", std::io::Error::last_os_error());
+                return NO_NAMESPACE;
+            }
+            let root = c"/".as_ptr();
+            let flags = libc::MS_REC | libc::MS_PRIVATE;
+            if libc::mount(
+                std::ptr::null(),
+                root,
+                std::ptr::null(),
+                flags,
+                std::ptr::null(),
+            ) != 0
+            {
+                return 20;
+            }
+            let (tmpfs, size) = (c"tmpfs".as_ptr(), c"size=64k".as_ptr());
+            if libc::mount(tmpfs, mount_point.as_ptr(), tmpfs, 0, size.cast()) != 0 {
+                eprintln!("mount -t tmpfs: {}", std::io::Error::last_os_error());
+                return NO_MOUNT;
+            }
+        }
+        let Ok(file) = fs::File::create(&path) else {
+            return 21;
+        };
+        if file.set_len(MIB as u64).is_err() {
+            return 22;
+        }
+        let Ok(map) = MapOptions::new().read_write().map_path(&path) else {
+            return 23;
+        };
+        let err = match map.fill(0, MIB, 0xab) {
+            Err(AccessError::Truncated { .. }) => return 1, // the wrong diagnosis
+            Err(e) => e,
+            Ok(()) => return 24, // the file system had room: the test proves nothing
+        };
+        match &err {
+            AccessError::Fault {
+                file,
+                file_offset: 0x1_0000,
+                file_len,
+                cause: FaultCause::NoSpace,
+            } if file.contains(&name) && *file_len == MIB as u64 => {}
+            _ => {
+                eprintln!("{err:?}");
+                return 2;
+            }
+        }
+        let text = err.to_string();
+        if !text.contains("offset 65536") || !text.contains("was not truncated") {
+            eprintln!("{text}");
+            return 3;
+        }
+        // Poisoned: every later access says the same.
+        if map.read_vec(0, 1) != Err(err) {
+            return 4;
+        }
+        // A reader faults on the holes too.
+        let Ok(reader) = MapOptions::new().map_path(&path) else {
+            return 25;
+        };
+        match reader.read_vec(MIB as u64 / 2, 1) {
+            Err(AccessError::Fault {
+                file_offset,
+                cause: FaultCause::NoSpace,
+                ..
+            }) if file_offset == MIB as u64 / 2 => {}
+            other => {
+                eprintln!("{other:?}");
+                return 5;
+            }
+        }
+        // A truncation is still a truncation.
+        let Ok(cut) = MapOptions::new().map_path(&path) else {
+            return 26;
+        };
+        if file.set_len(page() as u64).is_err() {
+            return 27;
+        }
+        match cut.read_vec(MIB as u64 / 2, 1) {
+            Err(AccessError::Truncated { file }) if file.contains(&name) => 0,
+            other => {
+                eprintln!("{other:?}");
+                6
+            }
+        }
+    });
+    match child.wait() {
+        Exit::Code(0) => {}
+        Exit::Code(code @ (NO_NAMESPACE | NO_MOUNT)) => {
+            eprintln!(
+                "skipped: a private tmpfs could not be mounted (exit {code}: needs root, \
+                 CAP_SYS_ADMIN); nothing was checked"
+            );
+        }
+        e => panic!("child ended with {e:?}; 1: said Truncated, 2-6: see the child"),
+    }
 }
 
 /// Threads scan fresh mappings of a file while another process truncates it to one page and

@@ -258,6 +258,56 @@ pub enum AccessError {
         /// The file.
         file: String,
     },
+    /// The kernel raised SIGBUS for a page that is inside the file: it could not supply
+    /// the page (an I/O error reading it, or no space left to allocate it, as in a sparse
+    /// file on a full tmpfs). The file was not truncated. As for
+    /// [`Truncated`](Self::Truncated), the page was replaced by zeros and the mapping is
+    /// poisoned; map the file again once the cause is fixed.
+    ///
+    /// How it is told from a truncation: see the [module docs](super#sigbus).
+    #[error(
+        "the kernel could not supply the page at offset {file_offset} of `{file}` \
+         ({cause}); the file was not truncated (it is {file_len} bytes): bytes accessed \
+         there are lost; map it again"
+    )]
+    Fault {
+        /// The file.
+        file: String,
+        /// The file offset of the page that faulted first (a multiple of the page size).
+        file_offset: u64,
+        /// The file's length when the fault was examined.
+        file_len: u64,
+        /// Why the kernel could not supply it.
+        cause: FaultCause,
+    },
+}
+
+/// Why the kernel could not supply a page of a file mapping ([`AccessError::Fault`]).
+///
+/// # Example
+/// ```
+/// use mapipc::map::FaultCause;
+/// assert_eq!(FaultCause::Io.to_string(), "an I/O error reading it");
+/// assert_eq!(FaultCause::NoSpace.to_string(), "no space left on its file system to allocate it");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FaultCause {
+    /// Reading the page from the file failed (`pread` of it fails too, usually with `EIO`:
+    /// a bad disk, a lost network file system).
+    Io,
+    /// The file system has no space (or quota) left for the page: a page of a hole is
+    /// allocated when first touched (a write, or any access on tmpfs).
+    NoSpace,
+}
+
+impl std::fmt::Display for FaultCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FaultCause::Io => "an I/O error reading it",
+            FaultCause::NoSpace => "no space left on its file system to allocate it",
+        })
+    }
 }
 
 impl From<AccessError> for io::Error {
@@ -270,6 +320,7 @@ impl From<AccessError> for io::Error {
                 io::ErrorKind::PermissionDenied
             }
             AccessError::Truncated { .. } => io::ErrorKind::UnexpectedEof,
+            AccessError::Fault { .. } => io::ErrorKind::Other,
         };
         io::Error::new(kind, e)
     }
@@ -294,7 +345,8 @@ impl From<AccessError> for io::Error {
 #[non_exhaustive]
 pub enum FlushError {
     /// The range is outside the mapping, or the file was truncated under it
-    /// ([`AccessError::Truncated`]): bytes written past its new end are lost.
+    /// ([`AccessError::Truncated`]): bytes written past its new end are lost; or a page
+    /// could not be supplied ([`AccessError::Fault`]): bytes written to it are lost.
     #[error(transparent)]
     Access(#[from] AccessError),
     /// `msync` failed (for example an I/O error writing back to disk).
@@ -467,8 +519,9 @@ pub enum GrowError {
         /// The mapping's protection.
         protection: Protection,
     },
-    /// The mapping is poisoned by a truncation, or the file is now shorter than the mapping
-    /// (another process truncated it): extending it again would not bring the bytes back.
+    /// The mapping is poisoned (by a truncation, or a page the kernel could not supply), or
+    /// the file is now shorter than the mapping (another process truncated it): extending
+    /// it again would not bring the bytes back.
     #[error(transparent)]
     Access(#[from] AccessError),
     /// Extending the file failed (for example the disk is full, or the file is sealed).
@@ -488,8 +541,8 @@ pub enum GrowError {
         /// Requested length.
         new_len: usize,
     },
-    /// `mremap` failed (for example no room in the address space, `RLIMIT_AS`). The file
-    /// keeps the length it was extended to.
+    /// `mremap` failed (for example no room in the address space, `RLIMIT_AS`). A file this
+    /// call extended gets its old length back (unless someone else resized it meanwhile).
     #[error("mremap of `{file}` to {new_len} bytes failed: {source}")]
     Remap {
         /// The file.

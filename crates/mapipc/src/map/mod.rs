@@ -12,6 +12,7 @@
 //! | closing the fd keeps the mapping | the mapping owns what it needs; closing yours is fine |
 //! | touching past the end crashes | every access is bounds-checked: [`AccessError::OutOfBounds`] |
 //! | another process truncates the file: SIGBUS | [`AccessError::Truncated`], the process lives |
+//! | the kernel cannot supply a page (I/O error, full tmpfs): SIGBUS | [`AccessError::Fault`], the process lives |
 //!
 //! # Soundness
 //!
@@ -36,14 +37,41 @@
 //!   shrinking. A shared borrow additionally needs a read-only mapping, since the safe
 //!   writers of this module take `&self`.
 //!
+//! # SIGBUS
+//!
 //! A truncated file raises SIGBUS when a page past the new end is touched; the handler in
-//! `os::sigbus` replaces that page with a zero page and records the fault, and the access
-//! that touched it returns [`AccessError::Truncated`] after its copy. From then on the
-//! mapping is poisoned: every access returns that error. Operations that touch no page
-//! compare the file's size with the mapping instead: [`Mmap::flush`] (bytes written past the
-//! new end are lost, which `msync` does not say), [`Mmap::grow`] (extending the file back
-//! would make the lost bytes read as zeros) and [`Mmap::lock`] also return `Truncated`, and
-//! poison the mapping.
+//! `os::sigbus` replaces that page with a zero page and records the fault (and its address),
+//! and the access that touched it returns [`AccessError::Truncated`] after its copy. From
+//! then on the mapping is poisoned: every access returns that error. Operations that touch
+//! no page compare the file's size with the mapping instead: [`Mmap::flush`] (bytes written
+//! past the new end are lost, which `msync` does not say), [`Mmap::grow`] (extending the
+//! file back would make the lost bytes read as zeros) and [`Mmap::lock`] also return
+//! `Truncated`, and poison the mapping.
+//!
+//! The kernel raises the same SIGBUS (`BUS_ADRERR`) for a page inside the file that it
+//! cannot supply: an I/O error reading it, or no space to allocate it (a hole of a sparse
+//! file on a full file system or tmpfs, where even a read allocates). The page is replaced
+//! and the mapping poisoned the same way, but the error is [`AccessError::Fault`], naming
+//! the page's file offset and a [`FaultCause`]. The hot path does not change: on the first
+//! error after the fault (never in the handler) the mapping looks at the page that faulted
+//! first, and
+//!
+//! 1. if it is at or past the file's end now (`fstat`), the error is `Truncated`;
+//! 2. otherwise it asks the kernel again for that page in ways a truncation cannot make fail,
+//!    since a truncation undone meanwhile (the file extended again) also leaves the page
+//!    inside the file: `pread` of it (an I/O error: [`FaultCause::Io`]), then
+//!    `fallocate(FALLOC_FL_KEEP_SIZE)` of the page for a shared writable mapping (which
+//!    allocates what the write would have) or `fstatfs` for the others
+//!    (`ENOSPC`/`EDQUOT`, or no space available: [`FaultCause::NoSpace`]);
+//! 3. if nothing fails, the cause went away, or it was a truncation undone: `Truncated`, as
+//!    before (the bytes touched are lost either way).
+//!
+//! The diagnosis is made once and every later access of the poisoned mapping repeats it.
+//! Anonymous mappings are not registered with the handler: shared anonymous memory lives
+//! on the kernel's internal tmpfs, which has no size limit, so running out of memory there
+//! is the OOM killer's business, not a SIGBUS. Mappings of memfds are registered like files
+//! and diagnosed the same way, except those sealed against shrinking, which cannot be
+//! truncated and are not registered: a SIGBUS there still ends the process.
 //!
 //! # Example
 //! ```
@@ -73,10 +101,11 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 pub use cursor::Cursor;
 pub use error::{
-    AccessError, AdviseError, FlushError, GrowError, LockError, MapError, ProtectError,
+    AccessError, AdviseError, FaultCause, FlushError, GrowError, LockError, MapError, ProtectError,
 };
 
 use crate::os;
@@ -654,6 +683,7 @@ impl MapOptions {
             allow_exec: self.allow_exec,
             backing: Backing::Anonymous,
             guard: None,
+            poison: OnceLock::new(),
         };
         let seals = os::file::get_seals(fd).unwrap_or_default();
         let dup = os::file::dup(fd).map_err(os_err("fcntl(F_DUPFD_CLOEXEC)", &file))?;
@@ -743,6 +773,7 @@ impl MapOptions {
             allow_exec: opts.allow_exec,
             backing: Backing::Anonymous,
             guard: None,
+            poison: OnceLock::new(),
         })
     }
 }
@@ -807,6 +838,19 @@ pub struct Mmap {
     allow_exec: bool,
     backing: Backing,
     guard: Option<os::sigbus::Guard>,
+    /// Why the mapping is poisoned, decided at the first error after the poisoning.
+    poison: OnceLock<Poison>,
+}
+
+/// Why a poisoned mapping is poisoned (see [`Mmap::diagnose`]).
+#[derive(Clone, Copy, Debug)]
+enum Poison {
+    Truncated,
+    Fault {
+        file_offset: u64,
+        file_len: u64,
+        cause: FaultCause,
+    },
 }
 
 // SAFETY: `Mmap` owns its mapping; the raw pointer is not tied to a thread, and every access
@@ -900,9 +944,10 @@ impl Mmap {
         }
     }
 
-    /// Whether someone truncated the file under this mapping and a page past the new end was
-    /// touched. A truncated mapping is poisoned: every access returns
-    /// [`AccessError::Truncated`].
+    /// Whether the mapping is poisoned: someone truncated the file under it and a page past
+    /// the new end was touched (or `flush`, `grow` or `lock` found the file shorter), or the
+    /// kernel could not supply a page of it. Every access then returns
+    /// [`AccessError::Truncated`] or [`AccessError::Fault`] (see the [module docs](self#sigbus)).
     #[inline]
     pub fn is_truncated(&self) -> bool {
         self.guard.as_ref().is_some_and(|g| g.faulted())
@@ -930,6 +975,90 @@ impl Mmap {
     fn truncated_error(&self) -> AccessError {
         AccessError::Truncated {
             file: self.file_name().to_string(),
+        }
+    }
+
+    /// The error of a poisoned mapping: [`AccessError::Truncated`], or
+    /// [`AccessError::Fault`] when the page that faulted is still inside the file and the
+    /// kernel still refuses it. Decided once, at the first error after the fault, then kept:
+    /// every later access of the poisoned mapping says the same.
+    #[cold]
+    #[inline(never)]
+    fn poisoned_error(&self) -> AccessError {
+        let file = self.file_name().to_string();
+        match *self.poison.get_or_init(|| self.diagnose()) {
+            Poison::Truncated => AccessError::Truncated { file },
+            Poison::Fault {
+                file_offset,
+                file_len,
+                cause,
+            } => AccessError::Fault {
+                file,
+                file_offset,
+                file_len,
+                cause,
+            },
+        }
+    }
+
+    /// Why the SIGBUS handler poisoned this mapping. The kernel raises SIGBUS for a page at
+    /// or past the end of the file (a truncation), and also for a page inside it that it
+    /// cannot supply (an I/O error reading it, no space to allocate it); `siginfo` does not
+    /// tell them apart (`BUS_ADRERR` for both). So, after the fault, outside the handler:
+    ///
+    /// 1. the file's size (`fstat`): the page that faulted first at or past the end is a
+    ///    truncation, as always;
+    /// 2. inside the file, the fault may still be a truncation undone since (the file
+    ///    extended again, which makes the page a hole reading zeros), so the kernel is asked
+    ///    again for that page in ways a truncation cannot fail: `pread` of its first byte
+    ///    (an I/O error), then, for a shared writable mapping, `fallocate(KEEP_SIZE)` of the
+    ///    page (`ENOSPC`/`EDQUOT`; allocating it is what the write would have done), and
+    ///    otherwise `fstatfs` (no space available at all);
+    /// 3. when none of them fails, the cause is gone or was a truncation: `Truncated`, as
+    ///    before this check existed (the bytes are lost either way).
+    ///
+    /// Mappings poisoned by [`check_file_size`](Self::check_file_size) (no page faulted)
+    /// are truncated.
+    fn diagnose(&self) -> Poison {
+        let (Backing::File { fd, offset, .. }, Some(guard)) = (&self.backing, &self.guard) else {
+            return Poison::Truncated;
+        };
+        let Some(addr) = guard.first_fault() else {
+            return Poison::Truncated;
+        };
+        let in_map = addr.wrapping_sub(self.base.as_ptr() as usize);
+        if in_map >= self.map_len {
+            return Poison::Truncated;
+        }
+        let page = os::mem::page_size();
+        // `base` maps the file from `offset - delta`, a page boundary.
+        let file_offset = (offset - self.delta as u64) + (in_map & !(page - 1)) as u64;
+        let fd = fd.as_fd();
+        let Ok(info) = os::file::fstat(fd) else {
+            return Poison::Truncated;
+        };
+        if info.size <= file_offset {
+            return Poison::Truncated;
+        }
+        let fault = |cause| Poison::Fault {
+            file_offset,
+            file_len: info.size,
+            cause,
+        };
+        if os::file::pread(fd, &mut [0u8], file_offset).is_err() {
+            return fault(FaultCause::Io);
+        }
+        if self.sharing == Sharing::Shared && self.prot.contains(Protection::WRITE) {
+            match os::file::reserve(fd, file_offset, page as u64) {
+                Ok(()) => return Poison::Truncated,
+                Err(e) if os::file::no_space(&e) => return fault(FaultCause::NoSpace),
+                // Not supported by the file system: ask it for its free space instead.
+                Err(_) => {}
+            }
+        }
+        match os::file::space_available(fd) {
+            Ok(0) => fault(FaultCause::NoSpace),
+            _ => Poison::Truncated,
         }
     }
 
@@ -975,7 +1104,7 @@ impl Mmap {
     #[inline]
     fn check_alive(&self) -> Result<(), AccessError> {
         if self.is_truncated() {
-            Err(self.truncated_error())
+            Err(self.poisoned_error())
         } else {
             Ok(())
         }
@@ -992,6 +1121,8 @@ impl Mmap {
         };
         if file_size < offset.saturating_add(self.len as u64) {
             guard.poison();
+            // Later accesses say so too (unless a fault was diagnosed before).
+            let _ = self.poison.set(Poison::Truncated);
             return Err(self.truncated_error());
         }
         Ok(())
@@ -1699,8 +1830,9 @@ impl Mmap {
     /// when its fd was opened read-write: a read-only mapping never changes its file.
     /// If the file was truncated under the mapping (it is now shorter than the mapping), the
     /// grow is refused and the mapping poisoned rather than the file extended back: the lost
-    /// bytes would read back as zeros without an error. When `mremap` fails after the file
-    /// was extended, the file keeps its new length (another process may already use it).
+    /// bytes would read back as zeros without an error. When `mremap` fails after this call
+    /// extended the file, the file gets its old length back (unless someone else resized it
+    /// meanwhile: then their size stays).
     ///
     /// # Errors
     /// [`GrowError::Anonymous`], [`GrowError::Shrink`], [`GrowError::Private`],
@@ -1770,7 +1902,8 @@ impl Mmap {
                 protection: self.prot,
             });
         }
-        if info.size < needed {
+        let extended = info.size < needed;
+        if extended {
             let mode = os::file::access_mode(fd.as_fd()).map_err(|source| GrowError::Extend {
                 file: name.clone(),
                 size: needed,
@@ -1806,11 +1939,31 @@ impl Mmap {
         if let Some(g) = &self.guard {
             g.update(self.base.as_ptr() as usize, self.map_len);
         }
-        remapped.map(|_| ()).map_err(|source| GrowError::Remap {
-            file: self.file_name().to_string(),
-            new_len,
-            source,
+        remapped.map(|_| ()).map_err(|source| {
+            if extended {
+                self.unextend(info.size, needed);
+            }
+            GrowError::Remap {
+                file: self.file_name().to_string(),
+                new_len,
+                source,
+            }
         })
+    }
+
+    /// After a failed [`grow`](Self::grow) that extended the file from `old` to `new` bytes:
+    /// gives it its old length back (and the blocks `fallocate` allocated), as a refused
+    /// [`MapOptions::create`] does. Only while the file still has the length we gave it:
+    /// another size means someone else resized it meanwhile, and their size stays. (A
+    /// process that set exactly `new` bytes in between cannot be told from us.) Best
+    /// effort: the error reported is the remap's.
+    fn unextend(&self, old: u64, new: u64) {
+        let Backing::File { fd, .. } = &self.backing else {
+            return;
+        };
+        if os::file::fstat(fd.as_fd()).is_ok_and(|info| info.size == new) {
+            let _ = os::file::set_len(fd.as_fd(), old);
+        }
     }
 
     /// Borrows the mapping as a byte slice.

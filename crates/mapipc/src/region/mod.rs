@@ -1227,6 +1227,8 @@ impl Region {
 
     /// Whether someone truncated a named region's file under this mapping and a page past
     /// the new end was touched; every access then fails with [`AccessError::Truncated`].
+    /// Also true when the kernel could not supply a page of the file (an I/O error, no
+    /// space): accesses then fail with [`AccessError::Fault`].
     ///
     /// # Example
     /// ```

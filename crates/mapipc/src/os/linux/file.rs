@@ -232,6 +232,45 @@ pub fn set_len(fd: BorrowedFd<'_>, size: u64) -> io::Result<()> {
     Ok(fs::ftruncate(fd, size)?)
 }
 
+/// `fallocate(fd, FALLOC_FL_KEEP_SIZE, offset, len)`: allocates the blocks of a range (a
+/// hole gets blocks of zeros) without changing the file's length or contents.
+///
+/// # Example
+/// ```
+/// use std::os::fd::AsFd;
+/// use mapipc::os::file;
+/// let fd = file::memfd_create("reserve")?;
+/// file::set_len(fd.as_fd(), 8192)?;
+/// file::reserve(fd.as_fd(), 4096, 4096)?;
+/// assert_eq!(file::fstat(fd.as_fd())?.size, 8192);
+/// assert!(file::space_available(fd.as_fd()).is_ok());
+/// let full = std::io::Error::from_raw_os_error(28); // ENOSPC
+/// assert!(file::no_space(&full));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn reserve(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> {
+    Ok(fs::fallocate(fd, FallocateFlags::KEEP_SIZE, offset, len)?)
+}
+
+/// `fstatfs(fd)`: the bytes available to unprivileged users on the file's file system
+/// (`f_bavail * f_bsize`).
+///
+/// # Example
+/// See [`reserve`].
+pub fn space_available(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let st = fs::fstatfs(fd)?;
+    Ok((st.f_bavail as u64).saturating_mul(st.f_bsize as u64))
+}
+
+/// Whether `e` says the file system is out of space or quota (`ENOSPC`, `EDQUOT`).
+///
+/// # Example
+/// See [`reserve`].
+pub fn no_space(e: &io::Error) -> bool {
+    e.raw_os_error()
+        .is_some_and(|n| n == Errno::NOSPC.raw_os_error() || n == Errno::DQUOT.raw_os_error())
+}
+
 /// `memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)`.
 ///
 /// # Example

@@ -10,11 +10,16 @@
 //! 2. A process-wide `SIGBUS` handler (installed once, chaining to any previous handler)
 //!    looks the faulting address up in the registry. If it belongs to a registered mapping,
 //!    the handler maps a zero page over the faulting page with `MAP_FIXED`, bumps the
-//!    mapping's fault counter and returns: the faulting instruction is restarted and now
+//!    mapping's fault counter (keeping the address of its first fault, for
+//!    [`Guard::first_fault`]) and returns: the faulting instruction is restarted and now
 //!    succeeds (reading zeros, or writing into the throw-away page).
 //! 3. Every safe access through the mapping checks the counter after its copy (with a
 //!    compiler fence, the signal-handler ordering primitive) and turns a fault into an error.
 //!    The mapping is poisoned from then on: its pages no longer reflect the file.
+//!
+//! The kernel also raises SIGBUS for a page inside the file that it cannot supply (an I/O
+//! error, no space to allocate it); the handler treats it the same way, and the owner of the
+//! mapping tells the two apart afterwards (see the `map` module docs).
 //!
 //! A fault at an address no registered mapping covers is not ours: the handler restores the
 //! previous disposition (or calls the previous handler) so the process behaves exactly as if
@@ -53,6 +58,9 @@ pub(crate) struct Slot {
     start: AtomicUsize,
     end: AtomicUsize,
     faults: AtomicU32,
+    /// The address of the first fault since registration, 0 if none (a registered range
+    /// never starts at 0). Written before `faults` is bumped, read after it.
+    first_fault: AtomicUsize,
 }
 
 impl Slot {
@@ -63,6 +71,7 @@ impl Slot {
             start: AtomicUsize::new(0),
             end: AtomicUsize::new(0),
             faults: AtomicU32::new(0),
+            first_fault: AtomicUsize::new(0),
         }
     }
 
@@ -151,6 +160,21 @@ impl Guard {
         self.slot.faults.load(Ordering::Acquire)
     }
 
+    /// The address of the first fault absorbed since registration (`si_addr`: the byte the
+    /// faulting instruction touched), or `None` when there was none ([`poison`](Self::poison)
+    /// records no address). For telling why the kernel refused the page, after the fact.
+    pub fn first_fault(&self) -> Option<usize> {
+        // Acquire pairs with the handler's Release bump of `faults`, which follows its store
+        // of the address.
+        if self.slot.faults.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        match self.slot.first_fault.load(Ordering::Relaxed) {
+            0 => None,
+            addr => Some(addr),
+        }
+    }
+
     /// Moves the registration to a new range (after `mremap`). `update(0, 0)` covers
     /// nothing: while a mapping moves, its old range may be handed to a new mapping by
     /// another thread, and a fault there must not be charged to this one.
@@ -170,6 +194,7 @@ impl Drop for Guard {
     fn drop(&mut self) {
         self.slot.write_range(0, 0);
         self.slot.faults.store(0, Ordering::Relaxed);
+        self.slot.first_fault.store(0, Ordering::Relaxed);
         self.slot.claimed.store(false, Ordering::Release);
     }
 }
@@ -198,9 +223,11 @@ impl std::fmt::Debug for Guard {
 /// map.write_at(0, b"touched")?; // a normal access: no fault
 /// assert!(!guard.faulted());
 /// assert_eq!(guard.fault_count(), 0);
+/// assert_eq!(guard.first_fault(), None);
 /// guard.update(start, 8192); // the mapping grew (after an mremap)
 /// guard.poison(); // its owner found the file shorter than the mapping
 /// assert!(guard.faulted());
+/// assert_eq!(guard.first_fault(), None); // poisoned, but no page faulted
 /// drop(guard); // unregisters
 /// assert_eq!(sigbus::foreign_faults(), 0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -209,6 +236,7 @@ pub fn register(start: usize, len: usize) -> std::io::Result<Guard> {
     install()?;
     let slot = claim_slot();
     slot.faults.store(0, Ordering::Relaxed);
+    slot.first_fault.store(0, Ordering::Relaxed);
     slot.write_range(start, start.saturating_add(len));
     Ok(Guard { slot })
 }
@@ -322,6 +350,10 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_
         // mid-access on this thread, so the mapping cannot be unmapped concurrently); the
         // owner treats its contents as lost once `faults` is non-zero.
         if unsafe { super::mem::map_zero_pages_fixed(base as *mut c_void, page) }.is_ok() {
+            // Only the first address is kept (later faults of the same access follow it).
+            let _ =
+                slot.first_fault
+                    .compare_exchange(0, addr, Ordering::Relaxed, Ordering::Relaxed);
             slot.faults.fetch_add(1, Ordering::Release);
             return;
         }

@@ -49,6 +49,22 @@ pub fn set_len(_fd: BorrowedFd<'_>, _size: u64) -> io::Result<()> {
     Err(unsupported("ftruncate"))
 }
 
+/// `fallocate(fd, FALLOC_FL_KEEP_SIZE, offset, len)` on Linux; unsupported here.
+pub fn reserve(_fd: BorrowedFd<'_>, _offset: u64, _len: u64) -> io::Result<()> {
+    Err(unsupported("fallocate"))
+}
+
+/// `fstatfs(fd)` on Linux; unsupported here.
+pub fn space_available(_fd: BorrowedFd<'_>) -> io::Result<u64> {
+    Err(unsupported("fstatfs"))
+}
+
+/// Whether `e` says the file system is out of space or quota (`ENOSPC`, `EDQUOT`) on
+/// Linux; always false here, where no call that could say so exists.
+pub fn no_space(_e: &io::Error) -> bool {
+    false
+}
+
 /// `memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)` on Linux; unsupported here.
 pub fn memfd_create(_name: &str) -> io::Result<OwnedFd> {
     Err(unsupported("memfd_create"))

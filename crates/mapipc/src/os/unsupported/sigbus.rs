@@ -25,6 +25,11 @@ impl Guard {
         match self.never {}
     }
 
+    /// The address of the first fault (unreachable: no `Guard` exists here).
+    pub fn first_fault(&self) -> Option<usize> {
+        match self.never {}
+    }
+
     /// Moves the registration to a new range (unreachable: no `Guard` exists here).
     pub fn update(&self, _start: usize, _len: usize) {
         match self.never {}
