@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mapipc_bench::{progress_bar, BenchError, Config, Progress};
 
-use super::{describe_file_type, quoted, Exit};
+use super::{describe_file_type, json_escape_c1, quoted, Exit};
 use crate::cli::BenchArgs;
 
 /// Runs `mapipc bench`.
@@ -83,7 +83,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
     // minutes, and the table is only one copy of them. Its error is reported afterwards.
     let table = write!(out, "{}", report.table());
     if let Some(path) = &args.json {
-        write_file(path, report.to_json().as_bytes())?;
+        write_file(path, report_json(&report).as_bytes())?;
     }
     if let Some(path) = &args.plot {
         let svg = mapipc_bench::render_svg(&report, &path.display().to_string())?;
@@ -94,6 +94,13 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "wrote {}", quoted(path))?;
     }
     Ok(())
+}
+
+/// What `--json` writes: the report as [`mapipc_bench::Report::to_json`] pretty-prints it,
+/// with DEL and the C1 controls escaped as everywhere else in the CLI's JSON (a host name or
+/// a CPU model is whatever the machine says).
+fn report_json(report: &mapipc_bench::Report) -> String {
+    json_escape_c1(report.to_json())
 }
 
 /// One stderr line per event, for runs without a terminal.
@@ -227,4 +234,43 @@ fn check_outputs(args: &BenchArgs, created: &mut Vec<PathBuf>) -> Result<()> {
         same(json, plot)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mapipc_bench::{Machine, Metric, Report, Row};
+
+    #[test]
+    fn json_file_escapes_del_and_c1_controls() {
+        let mut machine =
+            Machine::detect(None, std::time::Duration::ZERO, std::time::Duration::ZERO);
+        // A host name and a CPU model are whatever the machine says.
+        machine.hostname = Some("host\x7fname\u{9b}2J".into());
+        machine.cpu_model = "cpu\u{85}".into();
+        let report = Report {
+            machine,
+            rows: vec![Row {
+                transport: "uds".into(),
+                mode: None,
+                size: 64,
+                metric: Metric::RttP50Ns,
+                value: 9000.0,
+            }],
+        };
+        let json = report_json(&report);
+        assert!(
+            json.contains(r#""hostname": "host\u007fname\u009b2J""#),
+            "{json}"
+        );
+        assert!(json.contains(r#""cpu_model": "cpu\u0085""#), "{json}");
+        // Still pretty-printed (its newlines are JSON whitespace), and nothing else is a
+        // control character.
+        assert!(json.contains("\n  \"rows\": ["), "{json}");
+        assert!(
+            !json.chars().any(|c| c.is_control() && c != '\n'),
+            "{json:?}"
+        );
+        assert_eq!(Report::from_json(&json).unwrap(), report);
+    }
 }

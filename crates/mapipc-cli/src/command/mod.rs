@@ -291,17 +291,26 @@ fn push_json_escape(s: &mut String, c: char) {
 }
 
 /// `value` as compact JSON text, as its `Display` writes it but with DEL and the C1
-/// controls escaped too (see [`json_str`]; serde_json escapes only what JSON requires).
-/// Outside string literals JSON text is ASCII punctuation, digits and keywords, so every
-/// such character in it is inside a string, where its `\u` escape means the same.
+/// controls escaped too (see [`json_str`] and [`json_escape_c1`]).
 pub(crate) fn json_text(value: &serde_json::Value) -> String {
-    let raw = value.to_string();
-    if !raw.chars().any(char::is_control) {
+    json_escape_c1(value.to_string())
+}
+
+/// JSON text as serde_json writes it, compact or pretty, with DEL and the C1 controls
+/// (U+007F..=U+009F) escaped as `\u007f`..`\u009f`, as [`json_str`] writes them (serde_json
+/// escapes only what JSON requires: `"`, `\\` and C0 controls). serde_json writes no C0
+/// control raw inside a string, so those it writes are whitespace between tokens (a pretty
+/// text's newlines), left as they are; outside string literals JSON text is otherwise ASCII
+/// punctuation, digits and keywords, so every DEL or C1 character in it is inside a string,
+/// where its `\u` escape means the same.
+pub(crate) fn json_escape_c1(raw: String) -> String {
+    let escaped = |c: char| c.is_control() && c >= '\x7f';
+    if !raw.chars().any(escaped) {
         return raw;
     }
     let mut s = String::with_capacity(raw.len() + 16);
     for c in raw.chars() {
-        if c.is_control() {
+        if escaped(c) {
             push_json_escape(&mut s, c);
         } else {
             s.push(c);
