@@ -1494,17 +1494,7 @@ fn a_headerless_last_segment_after_an_unsealed_one_is_removed_or_set_aside() {
     for keep_records in [false, true] {
         let tmp = tempdir();
         let dir = tmp.path().join("q");
-        let (_, synced, firsts) = unsynced_tail(&dir);
-        let segs = segments(&dir);
-        let end_off =
-            u64::from_ne_bytes(std::fs::read(&segs[1]).unwrap()[88..96].try_into().unwrap());
-        write_file_at(&segs[1], end_off, &[0; 24]);
-        let before = std::fs::read(&segs[2]).unwrap();
-        if keep_records {
-            write_file_at(&segs[2], 0, &[0; 4096]);
-        } else {
-            write_file_at(&segs[2], 0, &vec![0; 64 * 1024]);
-        }
+        let (synced, firsts, segs, before) = lose_the_start_of_the_last_segment(&dir, keep_records);
         // Right after recovery, before any append rolls again: segment 1 is the last, no
         // longer sealed (its seal promised an end marker that is not there).
         let app = QueueOptions::new().open_appender(&dir).unwrap();
@@ -1545,6 +1535,86 @@ fn a_headerless_last_segment_after_an_unsealed_one_is_removed_or_set_aside() {
         assert_eq!(segs.len(), 3);
         assert_eq!(first_seq_of(&segs[2]), firsts[2]);
     }
+}
+
+/// What a machine crash that lost the end marker of segment 1 (its sealed header made it
+/// to disk) and segment 2's header page leaves, with segment 2's records on disk
+/// (`keep_records`) or none of segment 2. Returns the synced sequence number and the first
+/// sequence numbers of [`unsynced_tail`], the segment files, and segment 2's bytes before.
+fn lose_the_start_of_the_last_segment(
+    dir: &Path,
+    keep_records: bool,
+) -> (u64, Vec<u64>, Vec<std::path::PathBuf>, Vec<u8>) {
+    let (_, synced, firsts) = unsynced_tail(dir);
+    let segs = segments(dir);
+    let end_off = u64::from_ne_bytes(std::fs::read(&segs[1]).unwrap()[88..96].try_into().unwrap());
+    write_file_at(&segs[1], end_off, &[0; 24]);
+    let before = std::fs::read(&segs[2]).unwrap();
+    if keep_records {
+        write_file_at(&segs[2], 0, &[0; 4096]);
+    } else {
+        write_file_at(&segs[2], 0, &vec![0; 64 * 1024]);
+    }
+    (synced, firsts, segs, before)
+}
+
+/// A segment recovery set aside is listed by `stat` (file and size), and deleted by
+/// `remove_damaged` only, with nothing else: not even files named almost like it, nor the
+/// queue's own. The log reads on as before.
+#[test]
+fn a_set_aside_segment_is_listed_by_stat_and_deleted_only_on_request() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let (synced, firsts, _, _) = lose_the_start_of_the_last_segment(&dir, true);
+    let rec = reopen_after_crash(&dir, synced, firsts[2]);
+    let [queue::SegmentRepair::SetAside { to, .. }] = &rec.segment_repairs[..] else {
+        panic!("{rec:?}");
+    };
+    let name = to.file_name().unwrap().to_str().unwrap().to_string();
+    let near_misses = [
+        format!("{name}.bak"),
+        format!("x{name}"),
+        name.replace("damaged-", "damaged-0"),
+        name.replace("damaged-", "damaged-x"),
+        name.replace(".seg.", ".sg."),
+        name[1..].to_string(),
+        "00000000000000000002.seg.damaged-".to_string(),
+    ];
+    for n in &near_misses {
+        std::fs::write(dir.join(n), b"not a set-aside segment").unwrap();
+    }
+    // A queue without one lists none.
+    let other = tmp.path().join("other");
+    drop(small_segments(&other));
+    assert!(queue::stat(&other).unwrap().damaged.is_empty());
+
+    let st = queue::stat(&dir).unwrap();
+    match &st.damaged[..] {
+        [d] => assert_eq!((d.segment, &d.path, d.bytes), (2, to, 64 * 1024), "{d:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(st.damaged_bytes(), 64 * 1024);
+    let files = |d: &Path| {
+        let mut v: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = files(&dir);
+    let removed = queue::remove_damaged(&dir).unwrap();
+    assert_eq!(removed, st.damaged);
+    assert!(!to.exists());
+    let expected: Vec<_> = before.into_iter().filter(|n| *n != *name).collect();
+    assert_eq!(files(&dir), expected);
+    for n in &near_misses {
+        assert!(dir.join(n).exists(), "{n}");
+    }
+    assert!(queue::remove_damaged(&dir).unwrap().is_empty());
+    assert!(queue::stat(&dir).unwrap().damaged.is_empty());
+    assert_eq!(check_log(&dir), firsts[2] + 3);
 }
 
 /// A segment that is not the last with a lost header page: the appender is not concerned

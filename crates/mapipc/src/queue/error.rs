@@ -648,12 +648,13 @@ pub enum InspectError {
         /// What is wrong.
         why: String,
     },
-    /// Listing the queue directory failed.
+    /// Listing the queue directory, or examining a segment set aside by crash recovery
+    /// ([`QueueStat::damaged`](super::QueueStat::damaged)), failed.
     #[error("cannot {op} `{file}`: {source}")]
     Io {
-        /// What was being done (`list`).
+        /// What was being done (`list`, `examine`).
         op: &'static str,
-        /// The directory.
+        /// The directory, or the set-aside segment.
         file: PathBuf,
         /// The OS error.
         #[source]
@@ -709,6 +710,12 @@ from_meta_open_error!(OpenError, InspectError);
 impl From<MetaOpenError> for RetainError {
     fn from(e: MetaOpenError) -> Self {
         RetainError::Open(e.into())
+    }
+}
+
+impl From<MetaOpenError> for RemoveDamagedError {
+    fn from(e: MetaOpenError) -> Self {
+        RemoveDamagedError::Open(e.into())
     }
 }
 
@@ -814,6 +821,49 @@ pub enum RetainError {
     #[error("cannot delete `{file}`: {source}")]
     Delete {
         /// The segment file.
+        file: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Why [`remove_damaged`](super::remove_damaged) failed.
+///
+/// # Example
+/// ```
+/// use mapipc::queue::{remove_damaged, OpenError, RemoveDamagedError};
+/// # let tmp = tempfile::tempdir()?;
+/// // Not a queue: nothing there is deleted, whatever its files are named.
+/// let err = remove_damaged(tmp.path()).unwrap_err();
+/// assert!(matches!(err, RemoveDamagedError::Open(OpenError::NotAQueue { .. })), "{err}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoveDamagedError {
+    /// The queue could not be opened: the directory or its metadata file is missing or
+    /// damaged.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// A file operation failed: taking the retention lock on `queue.meta`, listing the
+    /// directory, reading a set-aside segment's size, syncing the directory after the
+    /// deletions.
+    #[error("cannot {op} `{file}`: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        file: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Deleting a set-aside segment failed (those before it in
+    /// [`QueueStat::damaged`](super::QueueStat::damaged) are deleted).
+    #[error("cannot delete `{file}`: {source}")]
+    Delete {
+        /// The set-aside segment.
         file: PathBuf,
         /// The OS error.
         #[source]

@@ -15,6 +15,9 @@ pub(crate) const SEGMENT_EXT: &str = ".seg";
 pub(crate) const PREALLOC_EXT: &str = ".seg.pre";
 /// Extension of named-tailer files: `{name}.tailer`.
 pub(crate) const TAILER_EXT: &str = ".tailer";
+/// What follows the segment number in the name of a segment crash recovery set aside:
+/// `{number:020}.seg.damaged-{ns}`.
+pub(crate) const DAMAGED_INFIX: &str = ".seg.damaged-";
 
 /// Magic of the metadata file.
 pub(crate) const META_MAGIC: [u8; 8] = *b"MAPIPCQM";
@@ -563,7 +566,11 @@ pub(crate) fn tailer_path(dir: &Path, name: &str) -> PathBuf {
 
 /// The segment number in a file name `{digits}.seg`, if it is one.
 pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(SEGMENT_EXT)?;
+    parse_segment_number(name.strip_suffix(SEGMENT_EXT)?)
+}
+
+/// A segment number as file names write it: 20 decimal digits.
+fn parse_segment_number(digits: &str) -> Option<u64> {
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -577,6 +584,22 @@ pub(crate) fn parse_prealloc_name(name: &str) -> Option<u64> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// `dir/{number:020}.seg.damaged-{ns}`: where crash recovery sets aside segment `number`
+/// at `ns` (ns since the epoch).
+pub(crate) fn damaged_path(dir: &Path, number: u64, ns: u64) -> PathBuf {
+    dir.join(format!("{number:020}{DAMAGED_INFIX}{ns}"))
+}
+
+/// The segment number and time in a file name `{digits:020}.seg.damaged-{ns}`, exactly as
+/// [`damaged_path`] writes it (the time in decimal without leading zeros), if it is one.
+pub(crate) fn parse_damaged_name(name: &str) -> Option<(u64, u64)> {
+    let (digits, ns) = name.split_once(DAMAGED_INFIX)?;
+    let number = parse_segment_number(digits)?;
+    let canonical = ns.bytes().all(|b| b.is_ascii_digit()) && (ns == "0" || !ns.starts_with('0'));
+    let ns: u64 = ns.parse().ok().filter(|_| canonical)?;
+    Some((number, ns))
 }
 
 /// Checks a tailer name: 1 to 64 of `A-Z a-z 0-9 _ - .`, not starting with `.`.
@@ -605,6 +628,31 @@ pub(crate) fn parse_tailer_name(name: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn damaged_names_are_parsed_exactly() {
+        let dir = Path::new("/q");
+        for (n, ns) in [(0, 0), (7, 1_764_000_000_123_456_789), (12, u64::MAX)] {
+            let path = damaged_path(dir, n, ns);
+            let name = path.file_name().unwrap().to_str().unwrap();
+            assert_eq!(parse_damaged_name(name), Some((n, ns)), "{name}");
+        }
+        for name in [
+            "00000000000000000002.seg.damaged-",
+            "00000000000000000002.seg.damaged-012",
+            "00000000000000000002.seg.damaged-12x",
+            "00000000000000000002.seg.damaged-12.bak",
+            "00000000000000000002.seg.damaged-+12",
+            "00000000000000000002.seg.damaged-18446744073709551616",
+            "0000000000000000002.seg.damaged-12",
+            "x0000000000000000002.seg.damaged-12",
+            "00000000000000000002.seg",
+            "00000000000000000002.seg.pre",
+            ".00000000000000000002.seg.damaged-12",
+        ] {
+            assert_eq!(parse_damaged_name(name), None, "{name}");
+        }
+    }
 
     #[test]
     fn layouts() {

@@ -5,13 +5,14 @@ use std::sync::atomic::Ordering;
 
 use super::error::{CorruptReason, Corruption, InspectError};
 use super::format::{
-    record_size, segment_path, tailer_path, tailer_position, TailerHeader, TAILER_NEXT_SEQ,
-    TAILER_NEXT_SEQ_CHECK,
+    damaged_path, record_size, segment_path, tailer_path, tailer_position, TailerHeader,
+    TAILER_NEXT_SEQ, TAILER_NEXT_SEQ_CHECK,
 };
-use super::list_dir;
 use super::meta::Meta;
 use super::segment::{Probe, SegOpenError, Segment};
+use super::{list_dir, Listing};
 use crate::map::{MapError, MapOptions, Mmap};
+use crate::os;
 
 /// A queue at a glance, from [`stat`].
 ///
@@ -61,6 +62,11 @@ pub struct QueueStat {
     pub appender: Option<u32>,
     /// The named tailers.
     pub tailers: Vec<TailerStat>,
+    /// Segments crash recovery set aside (`{n:020}.seg.damaged-{ns}`), oldest segment
+    /// first: not part of the log, kept for salvage until [`remove_damaged`] deletes them.
+    ///
+    /// [`remove_damaged`]: super::remove_damaged
+    pub damaged: Vec<DamagedFile>,
 }
 
 impl QueueStat {
@@ -80,6 +86,57 @@ impl QueueStat {
     pub fn disk_bytes(&self) -> u64 {
         self.segments.len() as u64 * self.segment_size
     }
+
+    /// Size of the files in [`damaged`](Self::damaged), not counted in
+    /// [`disk_bytes`](Self::disk_bytes).
+    ///
+    /// # Example
+    /// See [`remove_damaged`](super::remove_damaged).
+    pub fn damaged_bytes(&self) -> u64 {
+        self.damaged.iter().map(|d| d.bytes).sum()
+    }
+}
+
+/// A segment crash recovery set aside as `{n:020}.seg.damaged-{ns}` (its start could not
+/// be tied to the log, and it held records): listed by [`stat`], deleted only by
+/// [`remove_damaged`](super::remove_damaged).
+///
+/// # Example
+/// See [`remove_damaged`](super::remove_damaged).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DamagedFile {
+    /// The number of the segment it was.
+    pub segment: u64,
+    /// When recovery set it aside, ns since the epoch.
+    pub set_aside_ns: u64,
+    /// The file.
+    pub path: PathBuf,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// The set-aside segments in `listing`, with their sizes; one removed since the listing is
+/// left out. Fails with the file that cannot be examined.
+pub(crate) fn damaged_files(
+    dir: &Path,
+    listing: &Listing,
+) -> Result<Vec<DamagedFile>, (PathBuf, std::io::Error)> {
+    let mut files = Vec::new();
+    for &(segment, set_aside_ns) in &listing.damaged {
+        let path = damaged_path(dir, segment, set_aside_ns);
+        match os::file::lstat(&path) {
+            Ok(info) => files.push(DamagedFile {
+                segment,
+                set_aside_ns,
+                path,
+                bytes: info.size,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err((path, e)),
+        }
+    }
+    Ok(files)
 }
 
 /// One segment, as [`stat`] sees it.
@@ -125,12 +182,13 @@ pub struct TailerStat {
 }
 
 /// Describes the queue in `dir`: layout, segments, sequence range, appender, named
-/// tailers. Reads only headers (and at most an index interval of records in the last
-/// segment); use [`verify`] to check every record.
+/// tailers, segments set aside by crash recovery. Reads only headers (and at most an index
+/// interval of records in the last segment); use [`verify`] to check every record.
 ///
 /// # Errors
 /// [`InspectError::NotAQueue`], [`InspectError::BadMeta`], [`InspectError::Map`] when the queue
-/// cannot be opened; [`InspectError::Io`] when its directory cannot be listed;
+/// cannot be opened; [`InspectError::Io`] when its directory cannot be listed (or a
+/// set-aside segment's size cannot be read);
 /// [`InspectError::Access`] when a file is truncated while it is read. Damaged segment and
 /// tailer files are not errors: see [`SegmentStat::problem`] and [`TailerStat::problem`].
 ///
@@ -203,6 +261,11 @@ pub fn stat(dir: impl AsRef<Path>) -> Result<QueueStat, InspectError> {
         .iter()
         .map(|name| tailer_stat(dir, name))
         .collect();
+    let damaged = damaged_files(dir, &listing).map_err(|(file, source)| InspectError::Io {
+        op: "examine",
+        file,
+        source,
+    })?;
     Ok(QueueStat {
         dir: dir.to_path_buf(),
         segment_size: layout.segment_size,
@@ -213,6 +276,7 @@ pub fn stat(dir: impl AsRef<Path>) -> Result<QueueStat, InspectError> {
         next_seq,
         appender,
         tailers,
+        damaged,
     })
 }
 

@@ -33,7 +33,7 @@
 //! | `{n:020}.seg.pre` | the next segment, allocated ahead of need and not yet published |
 //! | `{name}.tailer` | a named tailer's position (4 KiB) |
 //! | `.queue.meta.tmp-{pid}-{ns}`, `.{name}.tailer.tmp-{pid}-{ns}` | a `queue.meta` or `{name}.tailer` being created |
-//! | `{n:020}.seg.damaged-{ns}` | a last segment recovery set aside (see [Crash recovery](#crash-recovery)); never read or deleted by the queue |
+//! | `{n:020}.seg.damaged-{ns}` | a last segment recovery set aside (see [Crash recovery](#crash-recovery)); never read by the queue, listed by [`stat`] ([`QueueStat::damaged`]), deleted only by [`remove_damaged`] |
 //!
 //! `queue.meta` and `{name}.tailer` are written under a temporary name and moved into
 //! place with `RENAME_NOREPLACE`, so they never appear half-written and two processes
@@ -238,8 +238,9 @@
 //! - when it is **not proven** (the segment before has no end marker: the end of that
 //!   segment was lost too, so records may be missing between the two), the file is
 //!   removed if it holds nothing but zeros, else renamed to `{n:020}.seg.damaged-{ns}`
-//!   (its records cannot be tied to the log, but are kept for salvage by hand), and the
-//!   segment before it is examined in its place, the same way.
+//!   (its records cannot be tied to the log, but are kept for salvage by hand, until
+//!   [`remove_damaged`] deletes them; [`stat`] lists them), and the segment before it is
+//!   examined in its place, the same way.
 //!
 //! A header that reads whole (magic and CRC right) but does not fit the queue (another
 //! segment size, number or format version) is not what a crash leaves: opening the
@@ -392,18 +393,18 @@ use std::path::Path;
 pub use appender::{Appender, Grant, QueueOptions, Recovery, SyncPolicy};
 pub use error::{
     AckError, AppendError, CorruptReason, Corruption, InspectError, OpenError, ReadError,
-    RetainError, SyncPositionError,
+    RemoveDamagedError, RetainError, SyncPositionError,
 };
 pub use format::{
     DEFAULT_INDEX_INTERVAL, DEFAULT_SEGMENT_SIZE, MAX_INDEX_INTERVAL, MAX_SEGMENT_SIZE,
     MIN_SEGMENT_SIZE,
 };
-pub use inspect::{stat, verify, QueueStat, SegmentStat, TailerStat, VerifyReport};
+pub use inspect::{stat, verify, DamagedFile, QueueStat, SegmentStat, TailerStat, VerifyReport};
 pub use repair::SegmentRepair;
-pub use retention::{retain, RetainReport, Retention};
+pub use retention::{remove_damaged, retain, RetainReport, Retention};
 pub use tailer::{AckMode, Record, Skipped, StartAt, Tailer, TailerOptions, POSITION_LOCK_TIMEOUT};
 
-use format::{parse_prealloc_name, parse_segment_name, parse_tailer_name};
+use format::{parse_damaged_name, parse_prealloc_name, parse_segment_name, parse_tailer_name};
 use meta::Meta;
 
 /// What a queue directory holds, sorted.
@@ -412,6 +413,9 @@ pub(crate) struct Listing {
     pub segments: Vec<u64>,
     pub prealloc: Vec<u64>,
     pub tailers: Vec<String>,
+    /// Segments crash recovery set aside: `(segment number, ns)` of
+    /// `{n:020}.seg.damaged-{ns}`.
+    pub damaged: Vec<(u64, u64)>,
 }
 
 /// [`list_dir`] for the operations that report [`OpenError`]: a failure is
@@ -435,8 +439,11 @@ pub(crate) fn list_dir(dir: &Path) -> io::Result<Listing> {
             listing.prealloc.push(n);
         } else if let Some(t) = parse_tailer_name(name) {
             listing.tailers.push(t.to_string());
+        } else if let Some(d) = parse_damaged_name(name) {
+            listing.damaged.push(d);
         }
     }
+    listing.damaged.sort_unstable();
     listing.segments.sort_unstable();
     listing.prealloc.sort_unstable();
     listing.tailers.sort_unstable();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::appender::Recovery;
 use super::error::OpenError;
-use super::format::{segment_path, SegmentLayout, MAX_SEQ, SEGMENT_MAGIC};
+use super::format::{damaged_path, segment_path, SegmentLayout, MAX_SEQ, SEGMENT_MAGIC};
 use super::segment::{Probe, Segment};
 use crate::os;
 
@@ -149,10 +149,7 @@ pub(crate) fn open_last(
                 why,
             });
         } else {
-            let to = dir.join(format!(
-                "{n:020}.seg.damaged-{}",
-                os::process::realtime_ns()
-            ));
+            let to = damaged_path(dir, n, os::process::realtime_ns());
             os::storage::rename(&path, &to).map_err(io_err("set aside a segment", &path))?;
             report.segment_repairs.push(SegmentRepair::SetAside {
                 file: path,

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::error::RetainError;
+use super::error::{RemoveDamagedError, RetainError};
 use super::format::segment_path;
-use super::inspect::tailer_stat;
+use super::inspect::{damaged_files, tailer_stat, DamagedFile};
 use super::meta::Meta;
 use super::segment::{SegOpenError, Segment};
 use super::tailer::POSITION_LOCK_TIMEOUT;
@@ -220,6 +220,92 @@ pub fn retain(dir: impl AsRef<Path>, policy: &Retention) -> Result<RetainReport,
         });
     meta.unlock_retention();
     result
+}
+
+/// Deletes the segments crash recovery set aside in the queue in `dir`
+/// (`{n:020}.seg.damaged-{ns}`, listed in [`QueueStat::damaged`](super::QueueStat::damaged)),
+/// and nothing else: only files named exactly so. Recovery keeps them because they hold
+/// records it could not tie to the log; the queue never reads them, so deleting them
+/// changes nothing for appenders and tailers, but their records are gone. Returns what was
+/// deleted, oldest segment first.
+///
+/// Takes the queue's retention lock, as [`retain`] does, so it never runs during a
+/// retention run or another removal (and waits for one to end); it needs no position lock,
+/// since no tailer reads these files. A file recovery sets aside while it runs (an
+/// appender opening the queue) may or may not be deleted with the others.
+///
+/// # Errors
+/// [`RemoveDamagedError::Open`] when `dir` is not a queue (nothing is deleted there);
+/// [`RemoveDamagedError::Delete`]; [`RemoveDamagedError::Io`] when the lock, the listing of
+/// the directory, reading a file's size or the directory's sync fails.
+///
+/// # Example
+/// ```
+/// use mapipc::queue::{remove_damaged, stat, Appender};
+/// # let tmp = tempfile::tempdir()?;
+/// # let q = tmp.path().join("q");
+/// Appender::open(&q)?.append(b"x")?;
+/// // As crash recovery leaves one (see "Crash recovery" in the module docs):
+/// let damaged = q.join("00000000000000000003.seg.damaged-1764000000000000000");
+/// std::fs::write(&damaged, [1u8; 100])?;
+/// std::fs::write(q.join("notes.seg.damaged-1"), b"not the queue's")?;
+///
+/// let st = stat(&q)?;
+/// assert_eq!((st.damaged.len(), st.damaged_bytes()), (1, 100));
+/// assert_eq!((st.damaged[0].segment, &st.damaged[0].path), (3, &damaged));
+///
+/// let removed = remove_damaged(&q)?;
+/// assert_eq!(removed, st.damaged);
+/// assert!(!damaged.exists() && q.join("notes.seg.damaged-1").exists());
+/// assert!(stat(&q)?.damaged.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn remove_damaged(dir: impl AsRef<Path>) -> Result<Vec<DamagedFile>, RemoveDamagedError> {
+    let dir = dir.as_ref();
+    let meta = Meta::open(dir)?;
+    let io = |op, file: &Path| {
+        let file = file.to_path_buf();
+        move |source| RemoveDamagedError::Io { op, file, source }
+    };
+    meta.lock_retention(true)
+        .map_err(io("take the retention lock on", &meta.path))?;
+    let result = remove_damaged_locked(dir);
+    meta.unlock_retention();
+    result
+}
+
+fn remove_damaged_locked(dir: &Path) -> Result<Vec<DamagedFile>, RemoveDamagedError> {
+    let listing = super::list_dir(dir).map_err(|source| RemoveDamagedError::Io {
+        op: "list",
+        file: dir.to_path_buf(),
+        source,
+    })?;
+    let found = damaged_files(dir, &listing).map_err(|(file, source)| RemoveDamagedError::Io {
+        op: "examine",
+        file,
+        source,
+    })?;
+    let mut removed = Vec::new();
+    for file in found {
+        match os::file::unlink(&file.path) {
+            Ok(()) => removed.push(file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(RemoveDamagedError::Delete {
+                    file: file.path,
+                    source,
+                })
+            }
+        }
+    }
+    if !removed.is_empty() {
+        os::storage::fsync_dir(dir).map_err(|source| RemoveDamagedError::Io {
+            op: "sync the directory",
+            file: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
