@@ -89,7 +89,8 @@ pub enum Command {
     /// Show a channel's counters and the state of its ends.
     #[command(after_help = STAT_AFTER_HELP)]
     Stat(StatArgs),
-    /// A durable message queue in a directory: append, tail, stat, verify, retain.
+    /// A durable message queue in a directory: append, tail, stat, verify, retain,
+    /// remove-damaged.
     #[command(subcommand, after_help = QUEUE_AFTER_HELP)]
     Queue(QueueCommand),
     /// Measure every IPC transport side by side on this machine: round-trip latency and
@@ -717,7 +718,8 @@ Examples:
   mapipc queue tail /tmp/q --name worker --follow
   mapipc queue stat /tmp/q
   mapipc queue verify /tmp/q
-  mapipc queue retain /tmp/q --max-segments 10";
+  mapipc queue retain /tmp/q --max-segments 10
+  mapipc queue remove-damaged /tmp/q";
 
 /// The `mapipc queue` subcommands.
 #[derive(Debug, Subcommand)]
@@ -737,6 +739,9 @@ pub enum QueueCommand {
     /// Delete old segments beyond a count, an age or a total size.
     #[command(after_help = QUEUE_RETAIN_AFTER_HELP)]
     Retain(QueueRetainArgs),
+    /// Delete the segments crash recovery set aside (NNN.seg.damaged-TIME).
+    #[command(after_help = QUEUE_REMOVE_DAMAGED_AFTER_HELP)]
+    RemoveDamaged(QueueRemoveDamagedArgs),
 }
 
 const QUEUE_APPEND_AFTER_HELP: &str = concat!(
@@ -876,8 +881,9 @@ pub struct QueueTailArgs {
 const QUEUE_STAT_AFTER_HELP: &str = "\
 Reads the metadata, the segment headers and the end of the last segment (not every
 record: see `mapipc queue verify`). Reports the segment size, the number of records and
-their sequence numbers, the segments, whether an appender is running, and each named
-tailer's position and lag.
+their sequence numbers, the segments, whether an appender is running, each named
+tailer's position and lag, and the segments crash recovery set aside (`set aside:`, see
+`mapipc queue remove-damaged`).
 
 Examples:
   mapipc queue stat /tmp/q
@@ -953,6 +959,25 @@ pub struct QueueRetainArgs {
     /// Also delete segments that named tailers have not finished reading.
     #[arg(long)]
     pub force: bool,
+}
+
+const QUEUE_REMOVE_DAMAGED_AFTER_HELP: &str = "\
+After a machine crash, the next appender's recovery sets aside a last segment whose start
+it cannot tie to the log and that holds records, as NNN.seg.damaged-TIME. The queue never
+reads such a file and never deletes it: `mapipc queue stat` lists them (`set aside:`).
+This deletes them, once their records are salvaged or not wanted, and prints each one;
+no other file is touched, and a DIR that is not a queue is an error.
+
+Examples:
+  mapipc queue stat /tmp/q
+  mapipc queue remove-damaged /tmp/q";
+
+/// Arguments of `mapipc queue remove-damaged`.
+#[derive(Debug, Args)]
+pub struct QueueRemoveDamagedArgs {
+    /// The queue directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 #[cfg(test)]

@@ -474,7 +474,14 @@ clitest!(one_appender_at_a_time_unless_waiting, |dir| {
 });
 
 clitest!(queue_help_has_examples, |dir| {
-    for sub in ["append", "tail", "stat", "verify", "retain"] {
+    for sub in [
+        "append",
+        "tail",
+        "stat",
+        "verify",
+        "retain",
+        "remove-damaged",
+    ] {
         let out = dir.run(&["queue", sub, "--help"]);
         out.ok();
         assert!(out.stdout_str().contains("Examples:"), "{sub}");

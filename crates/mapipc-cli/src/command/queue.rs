@@ -1,4 +1,5 @@
-//! `mapipc queue append|tail|stat|verify|retain`: the durable queue of `mapipc::queue`.
+//! `mapipc queue append|tail|stat|verify|retain|remove-damaged`: the durable queue of
+//! `mapipc::queue`.
 
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -13,8 +14,8 @@ use mapipc::queue::{
 
 use super::{escaped, json_str, quoted, read_line_at_most, shown, stdout_reader_present, Exit};
 use crate::cli::{
-    FromArg, QueueAppendArgs, QueueCommand, QueueRetainArgs, QueueStatArgs, QueueTailArgs,
-    QueueVerifyArgs, SyncArg,
+    FromArg, QueueAppendArgs, QueueCommand, QueueRemoveDamagedArgs, QueueRetainArgs, QueueStatArgs,
+    QueueTailArgs, QueueVerifyArgs, SyncArg,
 };
 use crate::size::human;
 
@@ -30,6 +31,7 @@ pub fn run(cmd: QueueCommand, out: &mut dyn Write) -> Result<()> {
         QueueCommand::Stat(args) => stat(&args, out),
         QueueCommand::Verify(args) => verify(&args, out),
         QueueCommand::Retain(args) => retain(&args, out),
+        QueueCommand::RemoveDamaged(args) => remove_damaged(&args, out),
     }
 }
 
@@ -120,7 +122,7 @@ fn report_recovery(dir: &Path, r: &queue::Recovery) {
             ),
             queue::SegmentRepair::SetAside { file, to, why, .. } => format!(
                 "set {} aside as {}: its header is unreadable ({}) and where it starts is \
-                 unknown",
+                 unknown (`mapipc queue remove-damaged` deletes it)",
                 quoted(file),
                 quoted(to),
                 escaped(why)
@@ -305,6 +307,12 @@ fn render_text(st: &QueueStat) -> String {
             line("damaged:", format!("segment {}: {why}", seg.number));
         }
     }
+    for d in &st.damaged {
+        line(
+            "set aside:",
+            format!("{}, {}", file_name(&d.path), human(d.bytes)),
+        );
+    }
     line(
         "appender:",
         match st.appender {
@@ -366,10 +374,23 @@ fn render_json(st: &QueueStat) -> String {
             )
         })
         .collect();
+    let damaged: Vec<String> = st
+        .damaged
+        .iter()
+        .map(|d| {
+            format!(
+                "{{\"segment\":{},\"path\":{},\"set_aside_ns\":{},\"bytes\":{}}}",
+                d.segment,
+                json_str(&d.path.display().to_string()),
+                d.set_aside_ns,
+                d.bytes
+            )
+        })
+        .collect();
     format!(
         "{{\"dir\":{},\"segment_size\":{},\"index_interval\":{},\"max_payload\":{},\
          \"first_seq\":{},\"next_seq\":{},\"records\":{},\"disk_bytes\":{},\"appender_pid\":{},\
-         \"segments\":[{}],\"tailers\":[{}]}}\n",
+         \"segments\":[{}],\"tailers\":[{}],\"damaged\":[{}],\"damaged_bytes\":{}}}\n",
         json_str(&st.dir.display().to_string()),
         st.segment_size,
         st.index_interval,
@@ -380,7 +401,9 @@ fn render_json(st: &QueueStat) -> String {
         st.disk_bytes(),
         json_opt(st.appender),
         segments.join(","),
-        tailers.join(",")
+        tailers.join(","),
+        damaged.join(","),
+        st.damaged_bytes()
     )
 }
 
@@ -473,4 +496,24 @@ fn file_name(path: &Path) -> String {
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     )
+}
+
+fn remove_damaged(args: &QueueRemoveDamagedArgs, out: &mut dyn Write) -> Result<()> {
+    let removed = queue::remove_damaged(&args.dir)?;
+    let mut text = String::new();
+    for d in &removed {
+        text.push_str(&format!(
+            "removed {}, {}\n",
+            escaped(&file_name(&d.path)),
+            human(d.bytes)
+        ));
+    }
+    text.push_str(&match removed.len() {
+        0 => "no set-aside segments\n".to_string(),
+        1 => "1 set-aside segment removed\n".to_string(),
+        n => format!("{n} set-aside segments removed\n"),
+    });
+    out.write_all(text.as_bytes())
+        .context("cannot write to standard output")?;
+    Ok(())
 }
