@@ -864,6 +864,76 @@ fn retention_deletes_old_segments_but_not_what_tailers_need() {
     assert!(queue::verify(&dir).unwrap().is_ok());
 }
 
+/// A read past a record's payload, and a write outside an appender's grant, fail with
+/// `AccessError::OutOfBounds` naming the segment file the record is in (its path, as the
+/// queue names it), and the message quotes it: in the first segment, and in the next one
+/// after a roll (which the appender creates under a temporary `.seg.pre` name).
+#[test]
+fn out_of_bounds_errors_name_the_segment_file_of_the_record() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let check = |err: AccessError, segment: u64, offset: u64, len: usize| {
+        let seg = dir.join(format!("{segment:020}.seg")).display().to_string();
+        match &err {
+            AccessError::OutOfBounds {
+                file,
+                offset: o,
+                len: l,
+                map_len,
+            } => assert_eq!(
+                (file.as_str(), *o, *l, *map_len),
+                (seg.as_str(), offset, len, 16),
+                "{err}"
+            ),
+            other => panic!("expected OutOfBounds, got {other:?}"),
+        }
+        assert!(err.to_string().contains(&format!("`{seg}`")), "{err}");
+    };
+    let mut app = small_segments(&dir);
+    let mut firsts = Vec::new();
+    for segment in [0, 1] {
+        while segments(&dir).len() < segment + 1 {
+            app.append(&[1u8; 1000]).unwrap();
+        }
+        let mut g = app.reserve(16).unwrap();
+        check(g.write_at(10, &[0; 8]).unwrap_err(), segment as u64, 10, 8);
+        check(g.write_pod(12, &0u64).unwrap_err(), segment as u64, 12, 8);
+        check(
+            g.copy_from_slice(b"short").unwrap_err(),
+            segment as u64,
+            0,
+            5,
+        );
+        g.fill(7).unwrap();
+        firsts.push(g.commit().unwrap());
+    }
+    drop(app);
+    let mut t = Tailer::open(&dir).unwrap();
+    for (segment, seq) in firsts.into_iter().enumerate() {
+        let rec = loop {
+            let rec = t.try_next().unwrap().expect("the record is there");
+            if rec.seq() == seq {
+                break rec;
+            }
+        };
+        assert_eq!(rec.to_vec().unwrap(), [7; 16]);
+        check(
+            rec.read_at(10, &mut [0; 8]).unwrap_err(),
+            segment as u64,
+            10,
+            8,
+        );
+        let past = usize::MAX;
+        check(
+            rec.read_at(past, &mut [0; 1]).unwrap_err(),
+            segment as u64,
+            past as u64,
+            1,
+        );
+    }
+}
+
 #[test]
 fn zero_copy_grants_commit_abandon_and_bounds() {
     let _g = serial();

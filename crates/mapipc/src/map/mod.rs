@@ -944,6 +944,14 @@ impl Mmap {
         }
     }
 
+    /// Names the backing file `file` from now on in [`file_name`](Self::file_name) and in
+    /// errors: the file was renamed since it was mapped. Anonymous memory keeps its name.
+    pub(crate) fn set_file_name(&mut self, file: String) {
+        if let Backing::File { name, .. } = &mut self.backing {
+            *name = file;
+        }
+    }
+
     /// Whether the mapping is poisoned: someone truncated the file under it and a page past
     /// the new end was touched (or `flush`, `grow` or `lock` found the file shorter), or the
     /// kernel could not supply a page of it. Every access then returns

@@ -826,7 +826,7 @@ impl Appender {
         };
         let path = segment_path(&self.dir, number);
         let result = (|| -> Result<Segment, AppendError> {
-            let seg = Segment::init(
+            let mut seg = Segment::init(
                 map,
                 &path,
                 self.layout,
@@ -842,6 +842,7 @@ impl Appender {
                 file: path.clone(),
                 source,
             })?;
+            seg.published();
             if self.sync != SyncPolicy::None {
                 sync_dir(&self.dir)?;
             }
@@ -1303,7 +1304,7 @@ fn create_published(
         .create(layout.segment_size)
         .len(layout.segment_size as usize)
         .map_path(&pre)?;
-    let seg = Segment::init(
+    let mut seg = Segment::init(
         map,
         &path,
         layout,
@@ -1313,6 +1314,7 @@ fn create_published(
     )?;
     seg.flush_range(0, layout.data_offset)?;
     os::storage::rename(&pre, &path).map_err(io_open("publish segment", &path))?;
+    seg.published();
     os::storage::fsync_dir(dir).map_err(io_open("sync the directory", dir))?;
     Ok(seg)
 }

@@ -113,6 +113,13 @@ impl Segment {
         })
     }
 
+    /// Names the mapping after the segment's path, once the file made by
+    /// [`init`](Self::init) under its `.seg.pre` name (and mapped under it) was renamed
+    /// there: errors then name the file that exists.
+    pub fn published(&mut self) {
+        self.map.set_file_name(self.path.display().to_string());
+    }
+
     /// Opens and validates segment `number` at `path`. With `write`, the mapping is
     /// read-write (appenders); otherwise read-write when the file permits (so the commit
     /// words can be read with atomic loads), else read-only.
