@@ -1606,7 +1606,7 @@ impl LockHolder {
             0
         });
         let watchdog = common::Watchdog::new(test, Some(child.pid));
-        wait_until("the child to hold the position lock", || {
+        wait_until("the child to hold the locks", || {
             holding.load(Ordering::SeqCst) != 0 || child.try_wait().is_some()
         });
         assert_eq!(holding.load(Ordering::SeqCst), 1, "{:?}", child.try_wait());
@@ -1624,6 +1624,25 @@ impl LockHolder {
     }
 }
 
+/// Takes the locks on `queue.meta` as `retain` does, waiting for them: the retention byte
+/// lock (byte 1, an OFD lock), then the exclusive `flock` (the position lock).
+fn lock_as_retain(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    matches!(mapipc::os::file::ofd_lock(fd, 1, 1, true), Ok(true))
+        && matches!(mapipc::os::file::flock_exclusive(fd, true), Ok(true))
+}
+
+/// The queue's segment files with their lengths, to show that nothing was deleted or
+/// changed.
+fn segment_files(dir: &Path) -> Vec<(std::path::PathBuf, u64)> {
+    segments(dir)
+        .into_iter()
+        .map(|p| {
+            let len = std::fs::metadata(&p).unwrap().len();
+            (p, len)
+        })
+        .collect()
+}
+
 /// A retention run stopped or hung while it holds the position lock (here a child that
 /// takes the lock on `queue.meta` as `retain` does, the retention byte lock then the
 /// exclusive `flock`, and keeps it) made every named tailer's creation and seek wait
@@ -1639,14 +1658,10 @@ fn a_named_seek_gives_up_on_a_stopped_retention_run() {
     let mut app = appender_with(&dir, 64 * 1024, 10);
     let meta_file = dir.join("queue.meta");
     TailerOptions::new().name("late").open(&dir).unwrap();
-    // The retention byte lock, then the exclusive `flock`, as `retain` takes them.
     let holder = LockHolder::start(
         "a_named_seek_gives_up_on_a_stopped_retention_run",
         &meta_file,
-        |fd| {
-            matches!(mapipc::os::file::ofd_lock(fd, 1, 1, true), Ok(true))
-                && matches!(mapipc::os::file::flock_exclusive(fd, true), Ok(true))
-        },
+        lock_as_retain,
     );
     let timeout = Duration::from_millis(200);
     let is_lock_timeout = |e: &ReadError| {
@@ -1740,16 +1755,7 @@ fn retention_gives_up_on_a_named_tailer_stopped_in_a_seek() {
         &meta_file,
         |fd| matches!(mapipc::os::file::flock_shared(fd, true), Ok(true)),
     );
-    let files = |dir: &Path| -> Vec<(std::path::PathBuf, u64)> {
-        segments(dir)
-            .into_iter()
-            .map(|p| {
-                let len = std::fs::metadata(&p).unwrap().len();
-                (p, len)
-            })
-            .collect()
-    };
-    let before = files(&dir);
+    let before = segment_files(&dir);
     assert!(before.len() >= 3, "{before:?}");
 
     let timeout = Duration::from_millis(200);
@@ -1766,14 +1772,14 @@ fn retention_gives_up_on_a_named_tailer_stopped_in_a_seek() {
         msg.contains("queue.meta") && msg.contains("named tailer"),
         "{msg}"
     );
-    assert_eq!(files(&dir), before, "no segment deleted or changed");
+    assert_eq!(segment_files(&dir), before, "no segment deleted or changed");
     // Forced, it waits all the same (forcing only ignores what tailers need).
     let err = queue::retain(&dir, policy.clone().force(true)).unwrap_err();
     assert!(
         matches!(&err, queue::RetainError::PositionLockTimeout { .. }),
         "{err:?}"
     );
-    assert_eq!(files(&dir), before, "no segment deleted or changed");
+    assert_eq!(segment_files(&dir), before, "no segment deleted or changed");
 
     // The holder goes away: the same run succeeds.
     assert_eq!(holder.release(), 0);
@@ -1781,5 +1787,53 @@ fn retention_gives_up_on_a_named_tailer_stopped_in_a_seek() {
     assert_eq!(report.deleted.len(), before.len() - 1, "{report:?}");
     assert_eq!(report.remaining, 1);
     assert_eq!(segments(&dir).len(), 1);
+    app.append(b"more").unwrap();
+}
+
+/// Retention runs are serialized by the retention lock (an OFD lock on byte 1 of
+/// `queue.meta`), which `retain` waited for without bound: a run stopped (`SIGSTOP`) or hung
+/// while holding it (here a forked child that takes the locks as `retain` does and keeps
+/// them) made every later run hang forever. Now `retain` gives up after its lock timeout
+/// with `RetainError::RetentionLockTimeout` naming `queue.meta`, having deleted nothing,
+/// forced or not; once the holder is gone the same run succeeds. The watchdog turns a hang
+/// into a failure.
+#[test]
+fn retention_gives_up_on_a_stopped_retention_run() {
+    let _g = serial();
+    let tmp = tempdir();
+    let dir = tmp.path().join("q");
+    let mut app = appender_with(&dir, 64 * 1024, 2000);
+    let meta_file = dir.join("queue.meta");
+    let holder = LockHolder::start(
+        "retention_gives_up_on_a_stopped_retention_run",
+        &meta_file,
+        lock_as_retain,
+    );
+    let before = segment_files(&dir);
+    assert!(before.len() >= 3, "{before:?}");
+
+    let timeout = Duration::from_millis(200);
+    let mut policy = Retention::new();
+    policy.max_segments(1).lock_timeout(timeout);
+    for force in [false, true] {
+        let err = queue::retain(&dir, policy.clone().force(force)).unwrap_err();
+        assert!(
+            matches!(&err, queue::RetainError::RetentionLockTimeout { file, waited }
+                if *file == meta_file && *waited == timeout),
+            "force {force}: {err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("queue.meta") && msg.contains("another retention run"),
+            "{msg}"
+        );
+        assert_eq!(segment_files(&dir), before, "no segment deleted or changed");
+    }
+
+    // The holder goes away: the same run succeeds.
+    assert_eq!(holder.release(), 0);
+    let report = queue::retain(&dir, &policy).unwrap();
+    assert_eq!(report.deleted.len(), before.len() - 1, "{report:?}");
+    assert_eq!(report.remaining, 1);
     app.append(b"more").unwrap();
 }

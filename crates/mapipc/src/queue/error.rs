@@ -801,6 +801,23 @@ pub enum RetainError {
         /// What is wrong.
         why: String,
     },
+    /// Retention gave up waiting for the queue's retention lock, an OFD byte-range lock on
+    /// `queue.meta` that serializes retention runs: another run holds it, and has held it
+    /// longer than the [`lock_timeout`](super::Retention::lock_timeout) (a `retain` process
+    /// stopped or hung, or another process locking the file). Nothing was looked at or
+    /// deleted; the run can be retried. Who holds the lock is not known: an OFD lock has no
+    /// owning process.
+    #[error(
+        "timed out after {waited:?} waiting for the retention lock on `{file}`: another \
+         retention run holds it (a stopped or hung `retain`?); nothing was deleted"
+    )]
+    RetentionLockTimeout {
+        /// The metadata file (`queue.meta`).
+        file: PathBuf,
+        /// How long retention waited (its whole
+        /// [`lock_timeout`](super::Retention::lock_timeout)).
+        waited: Duration,
+    },
     /// Retention gave up waiting for the queue's position lock, a `flock` on `queue.meta`:
     /// a named tailer holds it shared (while it seeks or is created), and has held it
     /// longer than the [`lock_timeout`](super::Retention::lock_timeout) (a tailer process
@@ -814,7 +831,8 @@ pub enum RetainError {
     PositionLockTimeout {
         /// The metadata file (`queue.meta`).
         file: PathBuf,
-        /// How long retention waited.
+        /// How long retention waited for its locks in all (its whole
+        /// [`lock_timeout`](super::Retention::lock_timeout)).
         waited: Duration,
     },
     /// Deleting a segment failed.

@@ -172,9 +172,14 @@ impl Meta {
         self.lock_byte(LOCK_APPENDER, wait)
     }
 
-    /// Takes the retention lock (byte 1).
-    pub fn lock_retention(&self, wait: bool) -> io::Result<bool> {
-        self.lock_byte_io(LOCK_RETENTION, wait)
+    /// Takes the retention lock (an OFD write lock on byte 1, which serializes retention
+    /// runs), waiting at most `timeout` for another run holding it: `Ok(false)` when it
+    /// still holds it then. A run stopped (`SIGSTOP`) or hung holds it until it dies, which
+    /// would keep every later run waiting forever: hence the bound (`poll_lock`, as for the
+    /// position lock).
+    pub fn lock_retention(&self, timeout: Duration) -> io::Result<bool> {
+        let fd = self.meta_fd()?;
+        poll_lock(timeout, || os::file::ofd_lock(fd, LOCK_RETENTION, 1, false))
     }
 
     /// Releases the retention lock.
@@ -194,51 +199,27 @@ impl Meta {
     ///
     /// Named tailers hold the lock for one seek each, but a tailer process stopped
     /// (`SIGSTOP`) or hung in the middle of a seek holds it until it dies, which would keep
-    /// retention waiting forever: hence the bound (polling as
-    /// [`lock_positions_shared`](Self::lock_positions_shared) does).
+    /// retention waiting forever: hence the bound (`poll_lock`).
     pub fn lock_positions_exclusive(&self, timeout: Duration) -> io::Result<bool> {
-        self.poll_position_lock(true, timeout)
+        let fd = self.meta_fd()?;
+        poll_lock(timeout, || os::file::flock_exclusive(fd, false))
     }
 
     /// Takes the position lock shared (a named tailer that moves its position or creates
     /// its file), waiting at most `timeout` for a retention run holding it exclusively:
     /// `Ok(false)` when it still holds it then. A retention run stopped (`SIGSTOP`) or hung
     /// would otherwise keep every named seek waiting forever; the kernel only releases the
-    /// lock when its holder dies.
+    /// lock when its holder dies (`poll_lock`).
     pub fn lock_positions_shared(&self, timeout: Duration) -> io::Result<bool> {
-        self.poll_position_lock(false, timeout)
-    }
-
-    /// Takes the position lock, exclusive or shared, trying for at most `timeout`:
-    /// `Ok(false)` when it is still held in a conflicting mode then. `flock` has no timed
-    /// wait, so this polls the non-blocking form, sleeping 1 ms between the first tries,
-    /// doubling up to 50 ms.
-    fn poll_position_lock(&self, exclusive: bool, timeout: Duration) -> io::Result<bool> {
-        const FIRST_PAUSE: Duration = Duration::from_millis(1);
-        const MAX_PAUSE: Duration = Duration::from_millis(50);
         let fd = self.meta_fd()?;
-        let start = Instant::now();
-        let mut pause = FIRST_PAUSE;
-        loop {
-            let taken = if exclusive {
-                os::file::flock_exclusive(fd, false)?
-            } else {
-                os::file::flock_shared(fd, false)?
-            };
-            if taken {
-                return Ok(true);
-            }
+        poll_lock(timeout, || {
+            let taken = os::file::flock_shared(fd, false)?;
             #[cfg(test)]
-            if !exclusive {
+            if !taken {
                 POSITION_LOCK_CONTENDED.fetch_add(1, Ordering::SeqCst);
             }
-            let waited = start.elapsed();
-            if waited >= timeout {
-                return Ok(false);
-            }
-            os::process::sleep(pause.min(timeout - waited));
-            pause = (pause * 2).min(MAX_PAUSE);
-        }
+            Ok(taken)
+        })
     }
 
     fn meta_fd(&self) -> io::Result<std::os::fd::BorrowedFd<'_>> {
@@ -255,20 +236,13 @@ impl Meta {
     }
 
     fn lock_byte(&self, byte: u64, wait: bool) -> Result<bool, OpenError> {
-        self.lock_byte_io(byte, wait)
+        self.meta_fd()
+            .and_then(|fd| os::file::ofd_lock(fd, byte, 1, wait))
             .map_err(|source| OpenError::Io {
                 op: "lock",
                 file: self.path.clone(),
                 source,
             })
-    }
-
-    fn lock_byte_io(&self, byte: u64, wait: bool) -> io::Result<bool> {
-        let fd = self
-            .map
-            .file_fd()
-            .ok_or_else(|| io::Error::other("the metadata mapping has no file"))?;
-        os::file::ofd_lock(fd, byte, 1, wait)
     }
 
     /// Whether another open file description holds the appender lock (an appender is
@@ -357,6 +331,32 @@ impl Meta {
     /// The current segment hint, whatever the boot.
     pub fn raw_current_segment(&self) -> u64 {
         self.load_u64(META_CURRENT_SEGMENT).unwrap_or(0)
+    }
+}
+
+/// Takes a lock with `try_lock` (a non-blocking attempt: `Ok(false)` when the lock is held
+/// in a conflicting mode), trying for at most `timeout`: `Ok(false)` when it is still held
+/// then. Neither `flock` nor OFD locks have a timed wait, so this polls, sleeping 1 ms
+/// between the first tries, doubling up to 50 ms. It always tries once, even with no time
+/// left.
+fn poll_lock(
+    timeout: Duration,
+    mut try_lock: impl FnMut() -> io::Result<bool>,
+) -> io::Result<bool> {
+    const FIRST_PAUSE: Duration = Duration::from_millis(1);
+    const MAX_PAUSE: Duration = Duration::from_millis(50);
+    let start = Instant::now();
+    let mut pause = FIRST_PAUSE;
+    loop {
+        if try_lock()? {
+            return Ok(true);
+        }
+        let waited = start.elapsed();
+        if waited >= timeout {
+            return Ok(false);
+        }
+        os::process::sleep(pause.min(timeout - waited));
+        pause = (pause * 2).min(MAX_PAUSE);
     }
 }
 

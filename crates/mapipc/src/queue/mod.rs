@@ -295,7 +295,11 @@
 //! [`POSITION_LOCK_TIMEOUT`] too) [`retain`] fails with
 //! [`RetainError::PositionLockTimeout`], having deleted nothing (it takes the lock before
 //! it looks at any segment or tailer). Forced retention takes the lock too, but deletes
-//! regardless: the tailers then get [`ReadError::Gone`].
+//! regardless: the tailers then get [`ReadError::Gone`]. Before the position lock, a run
+//! takes the retention lock (an OFD lock on byte 1 of `queue.meta`), which serializes
+//! retention runs; a run stopped or hung holds it until it dies, so the next run polls it
+//! the same way and fails with [`RetainError::RetentionLockTimeout`] once its
+//! [`Retention::lock_timeout`] has passed, a budget shared by the two waits.
 //!
 //! # Inspection
 //!

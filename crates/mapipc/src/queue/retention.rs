@@ -1,7 +1,7 @@
 //! Retention: deleting whole old segments beyond a count, an age or a size.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::error::{RemoveDamagedError, RetainError};
 use super::format::segment_path;
@@ -114,11 +114,15 @@ impl Retention {
         self
     }
 
-    /// How long [`retain`] waits for the queue's position lock while named tailers hold it
-    /// (each for the length of one seek or creation; default [`POSITION_LOCK_TIMEOUT`],
-    /// 10 s). Past it, `retain` fails with [`RetainError::PositionLockTimeout`] having
-    /// deleted nothing: a named tailer's process stopped (`SIGSTOP`) or hung in the middle
-    /// of a seek holds the lock until it dies, and must not make retention hang.
+    /// How long [`retain`] waits, in all, for its two locks on `queue.meta` (default
+    /// [`POSITION_LOCK_TIMEOUT`], 10 s): first the retention lock, while another retention
+    /// run holds it (for the length of that run), then the position lock, while named
+    /// tailers hold it (each for the length of one seek or creation), with what the first
+    /// wait left of this one budget (at least one try). So a run gives up after about this
+    /// long whichever lock is held, failing with [`RetainError::RetentionLockTimeout`] or
+    /// [`RetainError::PositionLockTimeout`] having deleted nothing: a `retain` process, or
+    /// a named tailer's process in the middle of a seek, stopped (`SIGSTOP`) or hung holds
+    /// its lock until it dies, and must not make retention hang.
     ///
     /// # Example
     /// ```
@@ -165,19 +169,21 @@ pub struct RetainReport {
 /// has not acknowledged, unless [`Retention::force`]. Safe while an appender and tailers
 /// run: a tailer reading a deleted segment keeps its mapping; concurrent retention runs are
 /// serialized by a lock; named tailers created or seeking meanwhile wait for the run to
-/// end, so a position they move to is never deleted under them, and the run waits (at most
-/// [`Retention::lock_timeout`]) for those in the middle of a seek (see "Retention" in the
-/// [module docs](super)). Temporary files left by processes killed while creating the
-/// queue's files are removed too ([`RetainReport::removed_tmp`]).
+/// end, so a position they move to is never deleted under them, and the run waits for
+/// those in the middle of a seek (for another run and for them, at most
+/// [`Retention::lock_timeout`] in all; see "Retention" in the [module docs](super)).
+/// Temporary files left by processes killed while creating the queue's files are removed
+/// too ([`RetainReport::removed_tmp`]).
 ///
 /// # Errors
 /// [`RetainError::NoBound`]; [`RetainError::Open`] when the queue cannot be opened;
 /// [`RetainError::BadTailer`] when a named tailer's file is damaged (without `force`);
 /// [`RetainError::BadSegment`], [`RetainError::Map`], [`RetainError::Access`] when a
 /// segment's header cannot be read; [`RetainError::Delete`];
-/// [`RetainError::PositionLockTimeout`] when named tailers held the position lock longer
-/// than [`Retention::lock_timeout`] (nothing deleted); [`RetainError::Io`] when a lock,
-/// the listing of the directory or its sync fails.
+/// [`RetainError::RetentionLockTimeout`] when another retention run held the retention
+/// lock longer than [`Retention::lock_timeout`], [`RetainError::PositionLockTimeout`] when
+/// named tailers held the position lock past it (nothing deleted either way);
+/// [`RetainError::Io`] when a lock, the listing of the directory or its sync fails.
 ///
 /// # Example
 /// ```
@@ -201,10 +207,21 @@ pub fn retain(dir: impl AsRef<Path>, policy: &Retention) -> Result<RetainReport,
         let file = meta.path.clone();
         move |source| RetainError::Io { op, file, source }
     };
-    meta.lock_retention(true)
-        .map_err(io("take the retention lock on"))?;
+    // One budget for both locks: the position lock gets what the retention lock left (at
+    // least one try).
+    let start = Instant::now();
+    if !meta
+        .lock_retention(policy.lock_timeout)
+        .map_err(io("take the retention lock on"))?
+    {
+        // Nothing was looked at or changed yet.
+        return Err(RetainError::RetentionLockTimeout {
+            file: meta.path.clone(),
+            waited: policy.lock_timeout,
+        });
+    }
     let result = meta
-        .lock_positions_exclusive(policy.lock_timeout)
+        .lock_positions_exclusive(policy.lock_timeout.saturating_sub(start.elapsed()))
         .map_err(io("take the position lock on"))
         .and_then(|taken| {
             if !taken {

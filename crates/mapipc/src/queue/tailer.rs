@@ -123,9 +123,12 @@ pub struct TailerOptions {
 
 /// How long the queue's position lock is waited for, by default (10 s), both by a named
 /// tailer created or seeking while a [`retain`](super::retain) run holds the lock, and by
-/// a `retain` run while named tailers hold it for a seek. Either normally holds it for
-/// milliseconds; a holder stopped or hung past this makes the waiter fail instead of
-/// waiting forever: the seek with [`ReadError::PositionLockTimeout`], retention with
+/// a `retain` run while named tailers hold it for a seek; a `retain` run's wait for the
+/// retention lock, while another run holds it, counts against the same budget. Holders
+/// normally keep these locks for milliseconds; a holder stopped or hung past this makes
+/// the waiter fail instead of waiting forever: the seek with
+/// [`ReadError::PositionLockTimeout`], retention with
+/// [`RetainError::RetentionLockTimeout`](super::RetainError::RetentionLockTimeout) or
 /// [`RetainError::PositionLockTimeout`](super::RetainError::PositionLockTimeout). Set per
 /// tailer with [`TailerOptions::lock_timeout`], per retention run with
 /// [`Retention::lock_timeout`](super::Retention::lock_timeout).
