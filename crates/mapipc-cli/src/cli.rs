@@ -815,6 +815,9 @@ now on) or a sequence number, at most the next one to be appended (`queue stat`)
 deleted by retention. A named tailer (--name) keeps its position in the queue
 directory: the next run with the same name starts after the last record this one
 printed (and flushed to stdout); --from moves it. One process per name at a time.
+Creating or moving a named tailer waits while a `queue retain` run holds the queue's
+position lock, at most --lock-timeout (default 10s: a stopped or hung `retain`), then
+exits with status 3 and one `error:` line naming `queue.meta`.
 
 A damaged record stops tail with an error naming its sequence number, segment and offset;
 `mapipc queue verify` lists them all, and --from can start after one.
@@ -876,6 +879,11 @@ pub struct QueueTailArgs {
     /// Prefix each record with its sequence number and a tab.
     #[arg(long)]
     pub seq: bool,
+    /// With --name: wait at most this long for a `queue retain` run to release the
+    /// queue's position lock before moving or creating the tailer (default 10s; exit
+    /// status 3).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "name")]
+    pub lock_timeout: Option<std::time::Duration>,
 }
 
 const QUEUE_STAT_AFTER_HELP: &str = "\
@@ -931,13 +939,19 @@ named tailer has not read yet, unless --force is given. Prints each deleted file
 segments kept for a named tailer, and how many segments are left. --max-segments 0 keeps
 one: the segment being appended to.
 
+Retention runs take turns, and a run waits for named tailers in the middle of a seek: at
+most --lock-timeout in all (default 10s), then it exits with status 3 and one `error:`
+line naming `queue.meta` (another `retain`, or a tailer, stopped or hung), having deleted
+nothing.
+
 ",
     sizes_note!(),
     " Durations accept 90s, 10m, 12h, 7days.
 
 Examples:
   mapipc queue retain /tmp/q --max-segments 10
-  mapipc queue retain /tmp/q --max-age 7days --max-bytes 10GiB"
+  mapipc queue retain /tmp/q --max-age 7days --max-bytes 10GiB
+  mapipc queue retain /tmp/q --max-segments 10 --lock-timeout 1m"
 );
 
 /// Arguments of `mapipc queue retain`.
@@ -959,6 +973,10 @@ pub struct QueueRetainArgs {
     /// Also delete segments that named tailers have not finished reading.
     #[arg(long)]
     pub force: bool,
+    /// Wait at most this long, in all, for another retention run and for named tailers
+    /// in the middle of a seek to release the queue's locks (default 10s; exit status 3).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: Option<std::time::Duration>,
 }
 
 const QUEUE_REMOVE_DAMAGED_AFTER_HELP: &str = "\

@@ -459,6 +459,98 @@ clitest!(retain_deletes_old_segments_and_respects_tailers, |dir| {
     );
 });
 
+/// Opens `queue.meta` (its own open file description) and takes locks on it with `take`,
+/// without waiting; they are held until the file is dropped, as by a `retain` run or a
+/// named tailer stopped (`SIGSTOP`) or hung while holding them.
+fn hold_locks(
+    meta: &std::path::Path,
+    take: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> std::io::Result<bool>,
+) -> std::fs::File {
+    use std::os::fd::AsFd;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(meta)
+        .unwrap();
+    assert!(take(f.as_fd()).unwrap(), "the locks are free");
+    f
+}
+
+clitest!(lock_timeouts_end_with_status_3_naming_queue_meta, |dir| {
+    use mapipc::os::file::{flock_exclusive, flock_shared, ofd_lock};
+    dir.append(&["a", "b", "c"]);
+    let meta = dir.path("q").join("queue.meta");
+    let status3 = |args: &[&str], want: &[&str]| {
+        let out = dir.run(args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", out.stderr);
+        assert_one_error_line(&out.stderr);
+        for w in want {
+            assert!(
+                out.stderr.contains(w),
+                "{args:?}: no {w:?} in {}",
+                out.stderr
+            );
+        }
+        assert!(out.stdout.is_empty(), "{args:?}");
+    };
+    let retain = ["queue", "retain", "q", "--max-segments", "1"];
+    let retain_200ms = [&retain[..], &["--lock-timeout", "200ms"]].concat();
+    let named = [
+        "queue",
+        "tail",
+        "q",
+        "--name",
+        "r",
+        "--lock-timeout",
+        "200ms",
+    ];
+
+    // A `retain` run stopped while it holds its locks: the retention lock (byte 1), then
+    // the position lock (the exclusive `flock`).
+    let held = hold_locks(&meta, |fd| {
+        Ok(ofd_lock(fd, 1, 1, false)? && flock_exclusive(fd, false)?)
+    });
+    status3(
+        &retain_200ms,
+        &[
+            "timed out after 200ms",
+            "retention lock on `q/queue.meta`",
+            "another retention run",
+            "--lock-timeout",
+        ],
+    );
+    // A named tailer created (or moved) waits for the position lock.
+    status3(
+        &named,
+        &["timed out after 200ms", "position lock on `q/queue.meta`"],
+    );
+    assert!(!dir.path("q").join("r.tailer").exists());
+    // Anonymous tailers take no lock.
+    assert_eq!(dir.stdout_lines(&["queue", "tail", "q"]), ["a", "b", "c"]);
+    drop(held);
+
+    // A named tailer stopped in the middle of a seek (the shared `flock`).
+    let held = hold_locks(&meta, |fd| flock_shared(fd, false));
+    status3(
+        &retain_200ms,
+        &[
+            "timed out after 200ms",
+            "position lock on `q/queue.meta`",
+            "named tailer",
+        ],
+    );
+    drop(held);
+
+    // Once the locks are free, the same commands succeed.
+    dir.run(&retain_200ms).ok();
+    assert_eq!(dir.stdout_lines(&named), ["a", "b", "c"]);
+    // Usage: the flag needs a duration, and --name for tail (anonymous tailers take no lock).
+    dir.run(&[&retain[..], &["--lock-timeout", "soon"]].concat())
+        .usage_error();
+    dir.run(&["queue", "tail", "q", "--lock-timeout", "1s"])
+        .usage_error();
+});
+
 clitest!(one_appender_at_a_time_unless_waiting, |dir| {
     dir.append(&["0"]);
     let app = mapipc::queue::Appender::open(dir.path("q")).unwrap();

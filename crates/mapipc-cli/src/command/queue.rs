@@ -173,7 +173,17 @@ fn tail(args: &QueueTailArgs, out: &mut dyn Write) -> Result<()> {
             FromArg::Seq(n) => StartAt::Seq(n),
         });
     }
-    let mut t = opts.open(&args.dir)?;
+    if let Some(timeout) = args.lock_timeout {
+        opts.lock_timeout(timeout);
+    }
+    let mut t = opts.open(&args.dir).map_err(|e| match &e {
+        queue::OpenError::Read(read)
+            if matches!(**read, queue::ReadError::PositionLockTimeout { .. }) =>
+        {
+            lock_timed_out(&e)
+        }
+        _ => e.into(),
+    })?;
     let deadline = args.timeout.and_then(|d| Instant::now().checked_add(d));
     let mut printed = 0u64;
     let mut unflushed = 0usize;
@@ -459,7 +469,14 @@ fn retain(args: &QueueRetainArgs, out: &mut dyn Write) -> Result<()> {
     if let Some(bytes) = args.max_bytes {
         r.max_bytes(bytes);
     }
-    let report = queue::retain(&args.dir, &r)?;
+    if let Some(timeout) = args.lock_timeout {
+        r.lock_timeout(timeout);
+    }
+    let report = queue::retain(&args.dir, &r).map_err(|e| match e {
+        queue::RetainError::RetentionLockTimeout { .. }
+        | queue::RetainError::PositionLockTimeout { .. } => lock_timed_out(&e),
+        e => e.into(),
+    })?;
     let mut text = String::new();
     for path in &report.deleted {
         text.push_str(&format!("deleted {}\n", escaped(&file_name(path))));
@@ -489,6 +506,16 @@ fn retain(args: &QueueRetainArgs, out: &mut dyn Write) -> Result<()> {
     out.write_all(text.as_bytes())
         .context("cannot write to standard output")?;
     Ok(())
+}
+
+/// A wait for one of the queue's locks that timed out: status 3, as other timeouts, with
+/// the library's message (it names `queue.meta` and who holds the lock).
+fn lock_timed_out(e: &dyn std::fmt::Display) -> anyhow::Error {
+    Exit {
+        code: 3,
+        message: format!("{e}; --lock-timeout sets how long to wait"),
+    }
+    .into()
 }
 
 fn file_name(path: &Path) -> String {
