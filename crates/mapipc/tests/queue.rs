@@ -1829,11 +1829,25 @@ fn retention_gives_up_on_a_stopped_retention_run() {
         );
         assert_eq!(segment_files(&dir), before, "no segment deleted or changed");
     }
+    // `remove_damaged` takes the same lock, and gives up after `POSITION_LOCK_TIMEOUT`
+    // without deleting anything (before, it waited for ever).
+    let damaged = dir.join("00000000000000000009.seg.damaged-1764000000000000000");
+    std::fs::write(&damaged, [1u8; 100]).unwrap();
+    let err = queue::remove_damaged(&dir).unwrap_err();
+    assert!(
+        matches!(&err, queue::RemoveDamagedError::RetentionLockTimeout { file, waited }
+            if *file == meta_file && *waited == queue::POSITION_LOCK_TIMEOUT),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("queue.meta"), "{err}");
+    assert!(damaged.exists());
 
     // The holder goes away: the same run succeeds.
     assert_eq!(holder.release(), 0);
     let report = queue::retain(&dir, &policy).unwrap();
     assert_eq!(report.deleted.len(), before.len() - 1, "{report:?}");
     assert_eq!(report.remaining, 1);
+    assert_eq!(queue::remove_damaged(&dir).unwrap().len(), 1);
+    assert!(!damaged.exists());
     app.append(b"more").unwrap();
 }

@@ -526,7 +526,14 @@ fn file_name(path: &Path) -> String {
 }
 
 fn remove_damaged(args: &QueueRemoveDamagedArgs, out: &mut dyn Write) -> Result<()> {
-    let removed = queue::remove_damaged(&args.dir)?;
+    let removed = queue::remove_damaged(&args.dir).map_err(|e| match e {
+        // A timeout, as the other queue commands' lock timeouts: status 3.
+        queue::RemoveDamagedError::RetentionLockTimeout { .. } => anyhow::Error::from(Exit {
+            code: 3,
+            message: e.to_string(),
+        }),
+        e => e.into(),
+    })?;
     let mut text = String::new();
     for d in &removed {
         text.push_str(&format!(

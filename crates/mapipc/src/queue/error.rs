@@ -877,6 +877,19 @@ pub enum RemoveDamagedError {
         #[source]
         source: io::Error,
     },
+    /// Another retention run or removal held the retention lock on `queue.meta` for
+    /// [`POSITION_LOCK_TIMEOUT`](super::POSITION_LOCK_TIMEOUT) (a stopped or hung one?);
+    /// nothing was deleted.
+    #[error(
+        "timed out after {waited:?} waiting for the retention lock on `{file}`: another \
+         retention run holds it (a stopped or hung `retain`?); nothing was deleted"
+    )]
+    RetentionLockTimeout {
+        /// `queue.meta`.
+        file: PathBuf,
+        /// How long it waited.
+        waited: Duration,
+    },
     /// Deleting a set-aside segment failed (those before it in
     /// [`QueueStat::damaged`](super::QueueStat::damaged) are deleted).
     #[error("cannot delete `{file}`: {source}")]

@@ -247,12 +247,15 @@ pub fn retain(dir: impl AsRef<Path>, policy: &Retention) -> Result<RetainReport,
 /// deleted, oldest segment first.
 ///
 /// Takes the queue's retention lock, as [`retain`] does, so it never runs during a
-/// retention run or another removal (and waits for one to end); it needs no position lock,
+/// retention run or another removal (and waits for one to end, up to
+/// [`POSITION_LOCK_TIMEOUT`](super::POSITION_LOCK_TIMEOUT)); it needs no position lock,
 /// since no tailer reads these files. A file recovery sets aside while it runs (an
 /// appender opening the queue) may or may not be deleted with the others.
 ///
 /// # Errors
 /// [`RemoveDamagedError::Open`] when `dir` is not a queue (nothing is deleted there);
+/// [`RemoveDamagedError::RetentionLockTimeout`] when a retention run (or another removal)
+/// holds the retention lock that long (nothing is deleted then);
 /// [`RemoveDamagedError::Delete`]; [`RemoveDamagedError::Io`] when the lock, the listing of
 /// the directory, reading a file's size or the directory's sync fails.
 ///
@@ -284,8 +287,15 @@ pub fn remove_damaged(dir: impl AsRef<Path>) -> Result<Vec<DamagedFile>, RemoveD
         let file = file.to_path_buf();
         move |source| RemoveDamagedError::Io { op, file, source }
     };
-    meta.lock_retention(true)
+    let taken = meta
+        .lock_retention(POSITION_LOCK_TIMEOUT)
         .map_err(io("take the retention lock on", &meta.path))?;
+    if !taken {
+        return Err(RemoveDamagedError::RetentionLockTimeout {
+            file: meta.path.clone(),
+            waited: POSITION_LOCK_TIMEOUT,
+        });
+    }
     let result = remove_damaged_locked(dir);
     meta.unlock_retention();
     result
