@@ -2346,19 +2346,23 @@ clitest!(inspection_needs_read_permission_only, |dir| {
 clitest!(
     channel_of_another_format_version_is_refused_by_name,
     |dir| {
-        // Version 2 placed SPSC records without regard to cache lines: a version-3 reader
-        // would misread its positions, so such a file is refused, saying what to do.
+        // Version 2 placed SPSC records without regard to cache lines, version 3 had no
+        // subscriber-slot tickets (its broadcast positions carry no tag): a version-4
+        // reader would misread them, so such a file is refused, saying what to do.
         dir.run(&["chan", "create", "./c", "--capacity", "4KiB"])
             .ok();
-        let mut bytes = std::fs::read(dir.path("c")).unwrap();
-        bytes[4096 + 8] = 2; // the channel header's format version, after its magic
-        std::fs::write(dir.path("c"), &bytes).unwrap();
-        for args in [&["stat", "./c"][..], &["recv", "./c", "--nonblock"][..]] {
-            let line = dir.run(args).error().to_string();
-            assert!(
-                line.contains("format version") && line.contains("reads version 3"),
-                "{args:?}: {line}"
-            );
+        let fresh = std::fs::read(dir.path("c")).unwrap();
+        for version in [2, 3] {
+            let mut bytes = fresh.clone();
+            bytes[4096 + 8] = version; // the channel header's format version, after its magic
+            std::fs::write(dir.path("c"), &bytes).unwrap();
+            for args in [&["stat", "./c"][..], &["recv", "./c", "--nonblock"][..]] {
+                let line = dir.run(args).error().to_string();
+                assert!(
+                    line.contains("format version") && line.contains("reads version 4"),
+                    "version {version}, {args:?}: {line}"
+                );
+            }
         }
     }
 );

@@ -376,3 +376,212 @@ fn lossless_join_storm() {
 fn lossy_join_storm() {
     join_storm(Policy::Lossy, 1024, 300_000, 3);
 }
+
+/// A lossless broadcast channel in a file of `dir` (a peer can write the region's peer
+/// table through it, as `make_look_dead` does), 4096 bytes of ring, 2 subscriber slots.
+fn lossless_file(dir: &std::path::Path) -> (mapipc::channel::Channel, std::path::PathBuf) {
+    let path = dir.join("bcast");
+    let ch = mapipc::channel::ChannelOptions::new(mapipc::channel::Kind::Broadcast)
+        .capacity(4096)
+        .policy(Policy::Lossless)
+        .max_subscribers(2)
+        .create(&path)
+        .unwrap();
+    (ch, path)
+}
+
+/// 100-byte messages (128-byte records: 32 fill the ring): the sequence number, then its
+/// low byte.
+fn fixed(seq: u64) -> Vec<u8> {
+    let mut m = vec![seq as u8; 100];
+    m[..8].copy_from_slice(&seq.to_le_bytes());
+    m
+}
+
+fn fixed_seq(m: &[u8]) -> Option<u64> {
+    let seq = u64::from_le_bytes(m.get(..8)?.try_into().ok()?);
+    (m == fixed(seq).as_slice()).then_some(seq)
+}
+
+/// What a peer scribbling over the region's peer table does to a live subscriber: bumps the
+/// generation of its peer slot (region header: the table's offset at 72, the slot size at
+/// 76, the generation 4 bytes into a slot), so that its id looks dead while its process and
+/// its slot lock are alive.
+fn make_look_dead(path: &std::path::Path, peer: u32) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let word = |off: u64| {
+        let mut b = [0; 4];
+        f.read_exact_at(&mut b, off).unwrap();
+        u32::from_ne_bytes(b)
+    };
+    let slot = u64::from((peer & 0xff) - 1);
+    let generation = word(72) as u64 + slot * word(76) as u64 + 4;
+    let g = word(generation);
+    f.write_all_at(&(g ^ 1).to_ne_bytes(), generation).unwrap();
+}
+
+/// The peer id of the one subscriber `stat` lists.
+fn only_subscriber(ch: &mapipc::channel::Channel) -> u32 {
+    let st = ch.stat();
+    assert_eq!(st.subscribers.len(), 1, "{st:?}");
+    st.subscribers[0].end.peer
+}
+
+/// Lossless: a live subscriber whose liveness a peer misjudged (its peer slot scribbled
+/// over) is dropped by the blocked producer, which then overwrites what it had not read.
+/// Its next receive says it was evicted, and so does every one after: it is never handed a
+/// message again (it is no longer protected), nor told a loss count as if it were lossy.
+#[test]
+fn lossless_subscriber_taken_for_dead_is_told_it_was_evicted() {
+    let _w = Watchdog::new(
+        "lossless_subscriber_taken_for_dead_is_told_it_was_evicted",
+        None,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (ch, path) = lossless_file(dir.path());
+    let mut tx = ch.sender().unwrap();
+    tx.set_check_interval(std::time::Duration::from_millis(1));
+    let mut x = ch.subscribe(StartAt::Oldest).unwrap();
+    for seq in 0..32 {
+        tx.send(&fixed(seq)).unwrap();
+    }
+    assert_eq!(fixed_seq(&x.recv().unwrap()), Some(0));
+    make_look_dead(&path, only_subscriber(&ch));
+    // Blocked by `x`, which looks dead: dropped, and its messages 1.. overwritten.
+    for seq in 32..64 {
+        tx.send(&fixed(seq)).unwrap();
+    }
+    for _ in 0..4 {
+        match x.try_recv() {
+            Err(TryRecvError::Evicted) => {}
+            Ok(m) => panic!("after being dropped: message {:?}", fixed_seq(&m)),
+            Err(e) => panic!("after being dropped: {e:?}"),
+        }
+    }
+    assert!(matches!(x.recv(), Err(RecvError::Evicted)));
+    // It holds no entry: a new subscriber and `x`'s drop leave each other alone.
+    let mut y = ch.subscribe(StartAt::Oldest).unwrap();
+    drop(x);
+    assert_eq!(ch.stat().subscribers.len(), 1);
+    assert!(fixed_seq(&y.recv().unwrap()).is_some());
+}
+
+/// Lossless: a subscriber dropped as dead while alive (its peer slot scribbled over) must
+/// never write its position into its former table entry, which a new subscriber may hold:
+/// the producer would go by that position, and overwrite what the new subscriber has not
+/// read while it reads it in place, taking it for intact.
+#[test]
+fn lossless_subscriber_taken_for_dead_never_speaks_for_the_next_holder_of_its_entry() {
+    let _w = Watchdog::new(
+        "lossless_subscriber_taken_for_dead_never_speaks_for_the_next_holder_of_its_entry",
+        None,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (ch, path) = lossless_file(dir.path());
+    let mut tx = ch.sender().unwrap();
+    tx.set_check_interval(std::time::Duration::from_millis(1));
+    let mut x = ch.subscribe(StartAt::Oldest).unwrap();
+    for seq in 0..32 {
+        tx.send(&fixed(seq)).unwrap();
+    }
+    assert_eq!(fixed_seq(&x.recv().unwrap()), Some(0));
+    make_look_dead(&path, only_subscriber(&ch));
+    for seq in 32..64 {
+        tx.send(&fixed(seq)).unwrap();
+    }
+    // `y` takes the entry `x` held (the first free one), from the oldest message.
+    let mut y = ch.subscribe(StartAt::Oldest).unwrap();
+    // `x` goes on receiving (before the fix: a lag, then messages from the oldest on,
+    // publishing its position into `y`'s entry as it goes).
+    for _ in 0..16 {
+        let _ = x.try_recv();
+    }
+    let m = y.recv_ref().unwrap();
+    let first = fixed_seq(&m.to_vec()).expect("y's first message is intact");
+    // The producer goes as far as the table lets it.
+    let mut sent = 64;
+    while sent < 80 && tx.try_send(&fixed(sent)).is_ok() {
+        sent += 1;
+    }
+    let bytes = m.to_vec();
+    assert!(
+        !m.is_intact() || fixed_seq(&bytes) == Some(first),
+        "y holds message {first} in place, told intact, and reads message {:?}",
+        fixed_seq(&bytes)
+    );
+    drop(m);
+    // Then `y` reads on, every message in order.
+    let mut next = first + 1;
+    while next < sent {
+        let m = y.recv().unwrap();
+        assert_eq!(fixed_seq(&m), Some(next));
+        next += 1;
+    }
+}
+
+/// Lossless: a subscriber waiting for a message when a new subscriber takes its table entry
+/// (its peer slot scribbled over, it looks dead) is told it was evicted within a check
+/// interval, not when the next message comes.
+#[test]
+fn lossless_subscriber_waiting_when_its_entry_is_taken_is_told_it_was_evicted() {
+    let _w = Watchdog::new(
+        "lossless_subscriber_waiting_when_its_entry_is_taken_is_told_it_was_evicted",
+        None,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (ch, path) = lossless_file(dir.path());
+    let _tx = ch.sender().unwrap();
+    let mut x = ch.subscribe(StartAt::Oldest).unwrap();
+    x.set_check_interval(std::time::Duration::from_millis(1));
+    make_look_dead(&path, only_subscriber(&ch));
+    let _y = ch.subscribe(StartAt::Oldest).unwrap();
+    let st = ch.stat();
+    assert_eq!(st.subscribers.len(), 1, "y took x's entry: {st:?}");
+    match x.recv_timeout(std::time::Duration::from_secs(60)) {
+        Err(mapipc::channel::RecvTimeoutError::Evicted) => {}
+        other => panic!("expected Evicted, got {other:?}"),
+    }
+}
+
+/// Lossless: a subscriber's position word holding something it did not store (what a
+/// subscriber dropped from the entry stores late, or garbage: the tag is not the entry's)
+/// stops the producer, which cannot tell what the subscriber still needs; the subscriber,
+/// waiting for the next message, stores its position again at its next check, and the
+/// producer goes on (neither waits for the other for ever).
+#[test]
+fn lossless_position_word_overwritten_is_stored_again_by_a_waiting_subscriber() {
+    let _w = Watchdog::new(
+        "lossless_position_word_overwritten_is_stored_again_by_a_waiting_subscriber",
+        None,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (ch, _path) = lossless_file(dir.path());
+    let mut tx = ch.sender().unwrap();
+    tx.set_check_interval(std::time::Duration::from_millis(1));
+    let mut y = ch.subscribe(StartAt::Oldest).unwrap();
+    y.set_check_interval(std::time::Duration::from_millis(1));
+    for seq in 0..32 {
+        tx.send(&fixed(seq)).unwrap();
+        assert_eq!(fixed_seq(&y.recv().unwrap()), Some(seq));
+    }
+    // Entry 0's position word (endpoint table at 1024 in the channel header, 16 bytes an
+    // entry): `y`'s position with another tag.
+    let word = 1024 + 8;
+    let mine: u64 = ch.region().read_pod(word).unwrap();
+    ch.region().write_pod(word, &(mine ^ 1)).unwrap();
+    let waiter = std::thread::spawn(move || {
+        let got = y.recv_timeout(std::time::Duration::from_secs(60));
+        (y, got)
+    });
+    tx.send_timeout(&fixed(32), std::time::Duration::from_secs(60))
+        .expect("the producer waited for ever");
+    let (_y, got) = waiter.join().unwrap();
+    assert_eq!(fixed_seq(&got.unwrap()), Some(32));
+    let restored: u64 = ch.region().read_pod(word).unwrap();
+    assert_ne!(restored, mine ^ 1);
+}

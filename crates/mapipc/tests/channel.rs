@@ -714,6 +714,21 @@ fn foreign_and_damaged_files_are_refused_at_open() {
         }
         other => panic!("expected BadHeader, got {other:?}"),
     }
+    // A file of format version 3 (before subscriber-slot tickets): refused, naming the
+    // version this build reads.
+    let old = dir.path().join("v3");
+    Channel::create(&old, 4096).unwrap();
+    let off = Channel::open(&old).unwrap().region().data_offset() + 8;
+    map_rw(&old).write_pod(off, &3u32).unwrap();
+    match Channel::open(&old) {
+        Err(ChannelOpenError::BadHeader { what, .. }) => {
+            assert!(
+                what.contains("version 4") && what.contains("re-create"),
+                "{what}"
+            )
+        }
+        other => panic!("expected BadHeader, got {other:?}"),
+    }
 }
 
 /// try_send reports Full and never overwrites; messages of bad length are refused.

@@ -46,15 +46,47 @@
 //!   and ignored it. A producer that attaches (a predecessor may have died between
 //!   publishing an `oldest` and its fence) scans the table before it overwrites anything.
 //!   A subscriber dropped from the table as dead while alive is no longer waited for: it
-//!   finds another id in its entry and counts an `oldest` past it as a loss. The lossless
-//!   producer reclaims up to a sixteenth of the ring ahead of what it needs (never past the
-//!   slowest subscriber), so that `oldest` is published, and the fence taken, once per
-//!   sixteenth of the ring rather than once per message.
+//!   is evicted (see "Eviction" below). The lossless producer reclaims up to a sixteenth
+//!   of the ring ahead of what it needs (never past the slowest subscriber), so that
+//!   `oldest` is published, and the fence taken, once per sixteenth of the ring rather
+//!   than once per message.
 //! - **Lossy**: the producer never waits. A subscriber copies a record, then issues an
 //!   Acquire fence and reads `oldest_pos` (pair **O**): if the producer reclaimed the record
 //!   meanwhile, the copy may be torn and is discarded; the subscriber moves to the oldest
 //!   intact record and reports exactly how many messages it missed:
 //!   `oldest_seq - expected_seq`.
+//!
+//! # Eviction
+//!
+//! A live lossless subscriber can be dropped from the table: a peer that misjudges its
+//! liveness (the region's peer table scribbled over, so that its id looks dead) frees its
+//! entry (a producer blocked on it) or claims it (a new subscriber). The producer then no
+//! longer keeps what it has not read. Three things keep this from going unnoticed:
+//!
+//! - **Tickets.** An entry's first word holds the peer id and the entry's ticket, which
+//!   every claim bumps (`layout::claimed_entry`). A subscriber keeps the word its claim
+//!   stored ([`Registration`]): the entry is its own while it holds that word. A peer id
+//!   alone comes back (after 2^22 reuses of a region slot, or written by a peer); the word
+//!   comes back after 2^32 claims of the entry.
+//! - **Checks.** A subscriber compares the word before each store of its position (one
+//!   load of the line the store writes), when it finds a record of its own reclaimed
+//!   (after an Acquire fence: the producer freed the entry before publishing that
+//!   `oldest`, pair **O**), and every check interval while it waits. Once the word is not
+//!   its own it is *evicted*: it stores nothing more, hands out nothing more, and every
+//!   look returns [`Next::Evicted`] (`RecvError::Evicted`). A record copied while the
+//!   producer overwrote it is never validated as intact, nor, read in place, confirmed
+//!   intact (`RecvRef::is_intact`).
+//! - **Tags.** A subscriber stores its position (a multiple of 16) with the low 4 bits of
+//!   its ticket in its 4 low bits. One that found its entry its own, then was dropped and
+//!   stored (preempted between the two), writes its old tag into the next holder's entry:
+//!   the producer takes a position whose tag is not the entry's for the start of its window
+//!   ([`entry_position`]: it reclaims nothing) until the holder stores its own, at its next
+//!   receive, or at its next check while it waits (`Registration::restore`). (A tag that
+//!   matches needs 16 claims of the entry while the dropped subscriber stays preempted
+//!   between its check and its store.)
+//!
+//! A lossy subscriber dropped from its entry loses nothing it is not told of (the producer
+//! never waits for anyone): it stops storing its position and goes on.
 //!
 //! # Hostile peers
 //!
@@ -62,11 +94,13 @@
 //! (a position outside `[tail - capacity, tail]` or beyond [`MAX_POSITION`] (sequence numbers
 //! too), a sequence number out of order, a length
 //! beyond the record or the ring, a padding record not ending the ring, a latch whose version
-//! keeps changing for a second): [`RingError::Corrupted`]. Loops are bounded.
+//! keeps changing for a second): [`RingError::Corrupted`]. Loops are bounded. A subscriber
+//! position out of the producer's window is not waited for; one whose tag is not its
+//! entry's is (see "Eviction").
 
 use crate::sync::atomic::{fence, Ordering};
 
-use super::layout::off;
+use super::layout::{freed_entry, off};
 use super::ring::{Geometry, RingError, Where, MAX_POSITION};
 use super::words::Words;
 
@@ -81,6 +115,42 @@ const LATCH_SPINS: u32 = 1 << 10;
 /// can make a read fail: a hostile one.
 #[cfg(not(loom))]
 const LATCH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Low bits of a subscriber's position word: the tag, the low bits of the ticket of the
+/// entry's holder that stored it (see "Eviction" in the module docs).
+pub(crate) const TAG_MASK: u64 = 15;
+
+/// A subscriber's position word without its tag.
+#[inline]
+pub(crate) fn untagged(raw: u64) -> u64 {
+    raw & !TAG_MASK
+}
+
+/// The tag of the holder of a table entry whose first word is `w`.
+#[inline]
+fn tag_of(w: u64) -> u64 {
+    (w >> 32) & TAG_MASK
+}
+
+/// The position subscriber-table entry `i` asks the producer to keep: `None` for a free
+/// entry (the peer id is the word's low half, as everywhere else). A position stored under
+/// another ticket than the entry's (by a subscriber dropped from the entry, storing late, or
+/// garbage) says nothing of the holder's: `floor`, the least position worth waiting for,
+/// until the holder stores its own.
+pub(crate) fn entry_position<W: Words>(mem: &W, i: u32, floor: u64) -> Option<u64> {
+    let f = off::subscriber(i);
+    let w = mem.ctl_load(f, Ordering::Relaxed);
+    if w as u32 == 0 {
+        return None;
+    }
+    // Acquire pairs with the subscriber's Release store of its position (pair S).
+    let raw = mem.ctl_load(f + 8, Ordering::Acquire);
+    Some(if raw & TAG_MASK == tag_of(w) {
+        untagged(raw)
+    } else {
+        floor
+    })
+}
 
 /// A position read from shared memory: 16-byte aligned and not beyond [`MAX_POSITION`]
 /// (near `u64::MAX`, the arithmetic on it would overflow).
@@ -307,20 +377,17 @@ impl BcastProducer {
 
     /// Smallest position among registered subscribers that still lie in the window
     /// `[tail - capacity, tail]` (others are lapped or garbage, and not waited for), and
-    /// the slot holding it.
+    /// the slot holding it. A position stored under another ticket counts as the window's
+    /// start ([`entry_position`]): nothing is reclaimed until its holder stores its own.
     fn min_subscriber<W: Words>(&self, mem: &W) -> (u64, Option<u32>) {
+        let cap = self.geo.capacity();
         let mut min = self.tail;
         let mut who = None;
         for i in 0..self.max_subscribers {
-            let f = off::subscriber(i);
-            // The peer id is the entry's low half, as everywhere else: garbage in the high
-            // half alone does not make a subscriber (the sender's wait would not see it).
-            if mem.ctl_load(f, Ordering::Relaxed) as u32 == 0 {
+            let Some(pos) = entry_position(mem, i, self.tail.saturating_sub(cap)) else {
                 continue;
-            }
-            // Acquire pairs with the subscriber's Release store of its position (pair S).
-            let pos = mem.ctl_load(f + 8, Ordering::Acquire);
-            if pos <= self.tail && self.tail - pos <= self.geo.capacity() && pos < min {
+            };
+            if pos <= self.tail && self.tail - pos <= cap && pos < min {
                 min = pos;
                 who = Some(i);
             }
@@ -536,6 +603,71 @@ pub(crate) enum Next {
         /// Messages lost.
         missed: u64,
     },
+    /// Lossless: we were dropped from the subscriber table while alive (see "Eviction" in
+    /// the module docs): the producer no longer keeps what we have not read. Every look
+    /// from now on says so.
+    Evicted,
+}
+
+/// What [`Subscriber::validate`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Checked {
+    /// The record was intact while copied: we moved past it.
+    Intact,
+    /// It was overwritten (or is being reclaimed): we moved to the oldest intact record,
+    /// and `missed` messages are lost, this one included (0: a joining subscriber's start,
+    /// reclaimed before the producer saw it, which was not ours to lose).
+    Lost(u64),
+    /// Lossless: it may have been overwritten, and we were evicted ([`Next::Evicted`]):
+    /// nothing consumed.
+    Evicted,
+}
+
+/// A subscriber's claim on its table entry: the entry's field, and the word the claim stored
+/// in it (the entry's ticket and our peer id). The entry is ours while it holds that word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Registration {
+    entry: u64,
+    word: u64,
+}
+
+impl Registration {
+    /// Whether our entry still holds our word.
+    #[inline]
+    pub(crate) fn held<W: Words>(&self, mem: &W) -> bool {
+        mem.ctl_load(self.entry, Ordering::Relaxed) == self.word
+    }
+
+    /// [`held`](Self::held), after finding a record of ours reclaimed (an `oldest` past
+    /// it, an overwritten word, a `tail` lapping it): the Acquire fence pairs with the
+    /// producer's Release fence after publishing that `oldest` (pair **O**), which it
+    /// crossed after freeing our entry: having seen what came after the fence, we see the
+    /// entry freed.
+    #[inline]
+    pub(crate) fn held_after_reclaim<W: Words>(&self, mem: &W) -> bool {
+        fence(Ordering::Acquire);
+        self.held(mem)
+    }
+
+    /// Stores `pos` with our tag (pair S, Release: pairs with the producer's Acquire scan).
+    #[inline]
+    fn store<W: Words>(&self, mem: &W, pos: u64) {
+        mem.ctl_store(self.entry + 8, pos | tag_of(self.word), Ordering::Release);
+    }
+
+    /// While waiting: stores `published` (the position we stored last) again if the entry
+    /// is ours and its position word holds something else, a position a subscriber dropped
+    /// from the entry stored late (or garbage), which the producer treats as the window's
+    /// start ([`entry_position`]) until we store ours. Returns whether it stored.
+    pub(crate) fn restore<W: Words>(&self, mem: &W, published: u64) -> bool {
+        if !self.held(mem)
+            || mem.ctl_load(self.entry + 8, Ordering::Relaxed) == published | tag_of(self.word)
+        {
+            return false;
+        }
+        self.store(mem, published);
+        true
+    }
 }
 
 /// A subscriber's private state.
@@ -554,10 +686,12 @@ pub(crate) struct Subscriber {
     /// read, and an `oldest` found past us once we handed a record out is the reclaim that
     /// saw our join late (see the module docs), not a loss.
     lossless: bool,
-    /// Lossless: our table entry's field and the peer id it held when we registered. An
-    /// entry found holding another id was dropped by a producer that took us for dead: it
-    /// no longer waits for us, and an `oldest` past us is a loss again (`readable`).
-    entry: (u64, u32),
+    /// Our table entry (a zero word before [`register`](Self::register)). An entry found
+    /// holding another word was taken from us by a peer that took us for dead (see
+    /// "Eviction" in the module docs): the producer no longer waits for us.
+    reg: Registration,
+    /// Lossless: we found our entry taken from us. Every look returns [`Next::Evicted`].
+    evicted: bool,
 }
 
 impl Subscriber {
@@ -581,7 +715,8 @@ impl Subscriber {
                 seq: seq_at(geo, mem, tail)?,
                 joining: false,
                 lossless: false,
-                entry: (0, 0),
+                reg: Registration { entry: 0, word: 0 },
+                evicted: false,
             })
         } else {
             let o = read_oldest(mem)?;
@@ -597,15 +732,18 @@ impl Subscriber {
                 seq: Some(o.seq),
                 joining: false,
                 lossless: false,
-                entry: (0, 0),
+                reg: Registration { entry: 0, word: 0 },
+                evicted: false,
             })
         }
     }
 
-    /// Makes us known to the producer: stores our position in table entry `slot`, bumps
-    /// the join counter, and moves up to `oldest` if the producer reclaimed our start
-    /// meanwhile (pair **J**, see the module docs). `lossless`: until we take a record, a
-    /// start found reclaimed later is no loss either.
+    /// Makes us known to the producer: stores our position in table entry `slot`, which our
+    /// claim set to `word` (its ticket and our peer id), bumps the join counter, and moves
+    /// up to `oldest` if the producer reclaimed our start meanwhile (pair **J**, see the
+    /// module docs). `lossless`: until we take a record, a start found reclaimed later is
+    /// no loss either. An entry that no longer holds `word` was taken from us already: we
+    /// store nothing in it, and a lossless subscriber is evicted.
     ///
     /// A position we moved up to is announced the same way (stored, counter bumped, fence,
     /// `oldest` read again) until `oldest` no longer passes it: a producer that saw the
@@ -617,16 +755,25 @@ impl Subscriber {
         &mut self,
         mem: &W,
         slot: u32,
+        word: u64,
         lossless: bool,
     ) -> Result<(), RingError> {
-        let entry = off::subscriber(slot) + 8;
+        self.reg = Registration {
+            entry: off::subscriber(slot),
+            word,
+        };
+        self.lossless = lossless;
+        if !self.reg.held(mem) {
+            self.evicted = lossless;
+            return Ok(());
+        }
         // Bounded: each round needs the producer to publish an `oldest` past the position
         // we announced just before, before it sees that announcement; a producer that sees
         // it waits for us. Only a peer rewriting `oldest` keeps it up for long.
         let mut rounds = 0u32;
         loop {
             // Release pairs with the producer's Acquire scan of positions (pair S).
-            mem.ctl_store(entry, self.pos, Ordering::Release);
+            self.reg.store(mem, self.pos);
             // Bounded: only other subscribers joining at the same moment make a CAS fail;
             // past the bound (a peer rewriting the counter), the fence and the re-read
             // below still cover this join.
@@ -661,17 +808,56 @@ impl Subscriber {
             }
         }
         self.joining = lossless;
-        self.lossless = lossless;
-        self.entry = (
-            off::subscriber(slot),
-            mem.ctl_load(off::subscriber(slot), Ordering::Relaxed) as u32,
-        );
         Ok(())
     }
 
     /// Our position.
     pub(crate) fn pos(&self) -> u64 {
         self.pos
+    }
+
+    /// Our claim on our table entry.
+    pub(crate) fn registration(&self) -> Registration {
+        self.reg
+    }
+
+    /// Stores our position in our table entry (pair **S**) if the entry is still ours: the
+    /// producer keeps what lies after it (lossless), `stat` shows it. Once the entry holds
+    /// another word (see "Eviction" in the module docs) nothing is stored, ever: the position
+    /// would pass for the new holder's; a lossless subscriber is then evicted, and the next
+    /// look says so. Returns whether it stored. One load of the line the store writes, and a
+    /// compare.
+    #[inline]
+    pub(crate) fn publish<W: Words>(&mut self, mem: &W) -> bool {
+        if self.reg.held(mem) {
+            self.reg.store(mem, self.pos);
+            true
+        } else {
+            self.evicted |= self.lossless;
+            false
+        }
+    }
+
+    /// Whether we were evicted (see [`Next::Evicted`]).
+    pub(crate) fn evicted(&self) -> bool {
+        self.evicted
+    }
+
+    /// Frees our table entry if it is still ours (one taken from us is its new holder's).
+    pub(crate) fn leave<W: Words>(&self, mem: &W) {
+        if self.reg.word != 0 {
+            let _ = mem.ctl_cas(self.reg.entry, self.reg.word, freed_entry(self.reg.word));
+        }
+    }
+
+    /// Lossless: whether we are evicted, our entry found taken from us now or before. An
+    /// `oldest` found past us is then a record the producer did not keep for us.
+    #[inline]
+    pub(crate) fn check_evicted<W: Words>(&mut self, mem: &W) -> bool {
+        if self.lossless && !self.reg.held_after_reclaim(mem) {
+            self.evicted = true;
+        }
+        self.evicted
     }
 
     /// Moves to the oldest intact record after finding ours reclaimed: `Some(missed)`, the
@@ -706,8 +892,12 @@ impl Subscriber {
     }
 
     /// [`try_next`](Self::try_next) found our record reclaimed: what to report, or `None` to
-    /// look again (we only skipped padding).
+    /// look again (we only skipped padding). A lossless subscriber whose entry was taken is
+    /// evicted: the loss is not a count it could go on from.
     fn after_reclaim<W: Words>(&mut self, mem: &W) -> Result<Option<Next>, RingError> {
+        if self.check_evicted(mem) {
+            return Ok(Some(Next::Evicted));
+        }
         Ok(match self.resync(mem)? {
             Some(0) => None,
             Some(missed) => Some(Next::Lagged { missed }),
@@ -717,6 +907,9 @@ impl Subscriber {
 
     /// The next record at our position, if any.
     pub(crate) fn try_next<W: Words>(&mut self, mem: &W) -> Result<Next, RingError> {
+        if self.evicted {
+            return Ok(Next::Evicted);
+        }
         let cap = self.geo.capacity();
         for _ in 0..3 {
             // Acquire pairs with the producer's Release store of `tail` (pair T).
@@ -817,20 +1010,18 @@ impl Subscriber {
     /// read; it can only have published an `oldest` past us before its fence saw our join
     /// (pair J), and it then waits for us (see the module docs). A joining subscriber moves
     /// up to that `oldest` instead (`false`). An `oldest` past us that is garbage is
-    /// corruption. A subscriber whose table entry no longer holds its peer id was dropped
-    /// as dead (its liveness misjudged): the producer no longer waits for it, so an
-    /// `oldest` past it is a loss (`false`), as for a lossy one. The producer clears the
-    /// entry before the scan that skips us, hence before it publishes that `oldest` (pair
-    /// O): having seen the `oldest` (or an overwritten byte), we see the entry cleared.
+    /// corruption. A subscriber whose table entry no longer holds its word was dropped as
+    /// dead (its liveness misjudged): the producer no longer waits for it, so an `oldest`
+    /// past it is not the late reclaim (`false`; the callers then report it evicted). The
+    /// producer clears the entry (or a new subscriber claims it) before the scan that skips
+    /// us, hence before it publishes that `oldest` (pair O): having seen the `oldest` (or an
+    /// overwritten byte), we see the entry changed.
     #[inline]
     fn readable<W: Words>(&self, mem: &W) -> Result<bool, RingError> {
         if self.still_intact(mem, self.pos) {
             return Ok(true);
         }
-        if !self.lossless
-            || self.joining
-            || mem.ctl_load(self.entry.0, Ordering::Relaxed) as u32 != self.entry.1
-        {
+        if !self.lossless || self.joining || !self.reg.held_after_reclaim(mem) {
             return Ok(false);
         }
         let o = read_oldest(mem)?;
@@ -851,31 +1042,34 @@ impl Subscriber {
         self.joining = false;
     }
 
-    /// After copying a record found by [`try_next`](Self::try_next): `Ok(None)` and we move
-    /// past it if it was intact during the copy; `Ok(Some(missed))` if it was overwritten
-    /// (or is being reclaimed right now): we moved past it, to the oldest intact record,
-    /// and `missed` messages (this one included) are lost. Either way the record is never
-    /// found again, so it is delivered at most once. A lossless subscriber's record (the
-    /// one [`try_next`](Self::try_next) returned) is always intact: `Ok(None)`, or the
-    /// latch's damage.
+    /// After copying a record found by [`try_next`](Self::try_next): [`Checked::Intact`]
+    /// and we move past it if it was intact during the copy; [`Checked::Lost`] if it was
+    /// overwritten (or is being reclaimed right now): we moved past it, to the oldest intact
+    /// record. Either way the record is never found again, so it is delivered at most once.
+    /// A lossless subscriber's record (the one [`try_next`](Self::try_next) returned) is
+    /// intact while the subscriber holds its entry: [`Checked::Intact`], the latch's damage,
+    /// or [`Checked::Evicted`] once the entry was taken from it.
     pub(crate) fn validate<W: Words>(
         &mut self,
         mem: &W,
         seq: u64,
         end: u64,
-    ) -> Result<Option<u64>, RingError> {
+    ) -> Result<Checked, RingError> {
         if self.readable(mem)? {
             self.advance(seq, end);
-            return Ok(None);
+            return Ok(Checked::Intact);
+        }
+        if self.check_evicted(mem) {
+            return Ok(Checked::Evicted);
         }
         match self.resync(mem)? {
-            Some(missed) => Ok(Some(missed)),
+            Some(missed) => Ok(Checked::Lost(missed)),
             None => {
                 // Being reclaimed: lost, count it and step over it (its header was checked).
                 // Joining: reclaimed before the producer saw us, not ours to lose.
                 self.pos = end;
                 self.seq = self.seq.map(|s| s + 1);
-                Ok(Some(u64::from(!self.joining)))
+                Ok(Checked::Lost(u64::from(!self.joining)))
             }
         }
     }
@@ -962,14 +1156,15 @@ pub(crate) fn fuzz_ring(data: &[u8]) {
                     }
                 }
                 Ok(Next::Lagged { missed }) => assert!(missed > 0, "a loss of nothing"),
-                Ok(Next::Empty) | Err(_) => return,
+                Ok(Next::Empty | Next::Evicted) | Err(_) => return,
             }
         }
         panic!("the subscriber did not stop");
     };
     for (slot, newest) in [(0, false), (1, true)] {
         if let Ok(mut s) = Subscriber::attach(geo, &mem, newest) {
-            if flags & 16 != 0 && s.register(&mem, slot, lossless).is_err() {
+            let word = mem.ctl_load(off::subscriber(slot), Ordering::Relaxed);
+            if flags & 16 != 0 && s.register(&mem, slot, word, lossless).is_err() {
                 continue;
             }
             read(&mut s);
@@ -1020,8 +1215,29 @@ mod test_io {
         }
     }
 
-    /// Reads the next message: `Some(Ok(bytes))`, `Some(Err(missed))` when lagged, `None`
-    /// when there is none yet.
+    /// Claims table entry `slot` for peer `id` as `Shared::attach_entry` does (its ticket
+    /// bumped); returns the word stored.
+    pub(super) fn claim(m: &HeapWords, slot: u32, id: u32) -> u64 {
+        let w = super::super::layout::claimed_entry(
+            m.ctl_load(off::subscriber(slot), Ordering::Relaxed),
+            id,
+        );
+        m.ctl_store(off::subscriber(slot), w, Ordering::Release);
+        w
+    }
+
+    /// Frees table entry `slot` as `Shared::detach_entry` does when the producer takes its
+    /// holder for dead.
+    pub(super) fn free(m: &HeapWords, slot: u32) {
+        let w = m.ctl_load(off::subscriber(slot), Ordering::Relaxed);
+        m.ctl_store(off::subscriber(slot), freed_entry(w), Ordering::Release);
+    }
+
+    /// What [`recv`] returns (as `Some(Err(EVICTED))`) when the subscriber was evicted.
+    pub(super) const EVICTED: u64 = u64::MAX;
+
+    /// Reads the next message: `Some(Ok(bytes))`, `Some(Err(missed))` when lagged (or
+    /// [`EVICTED`]), `None` when there is none yet.
     pub(super) fn recv(
         s: &mut Subscriber,
         m: &HeapWords,
@@ -1029,6 +1245,7 @@ mod test_io {
         Ok(match s.try_next(m)? {
             Next::Empty => None,
             Next::Lagged { missed } => Some(Err(missed)),
+            Next::Evicted => Some(Err(EVICTED)),
             Next::Record {
                 data,
                 len,
@@ -1038,8 +1255,9 @@ mod test_io {
                 let mut v = vec![0; len as usize];
                 m.read_bytes(data, &mut v);
                 Some(match s.validate(m, seq, end)? {
-                    None => Ok(v),
-                    Some(missed) => Err(missed),
+                    Checked::Intact => Ok(v),
+                    Checked::Lost(missed) => Err(missed),
+                    Checked::Evicted => Err(EVICTED),
                 })
             }
         })
@@ -1051,7 +1269,8 @@ mod test_io {
     pub(super) enum InPlace {
         /// Nothing new.
         Empty,
-        /// Lagged, or a record stepped over before anyone saw it: the messages lost.
+        /// Lagged, or a record stepped over before anyone saw it: the messages lost
+        /// ([`EVICTED`] when evicted).
         Skipped(u64),
         /// A record read in place, and whether it was then consumed as received.
         Seen(Vec<u8>, bool),
@@ -1064,6 +1283,7 @@ mod test_io {
         Ok(match s.try_next(m)? {
             Next::Empty => InPlace::Empty,
             Next::Lagged { missed } => InPlace::Skipped(missed),
+            Next::Evicted => InPlace::Skipped(EVICTED),
             Next::Record {
                 data,
                 len,
@@ -1074,7 +1294,7 @@ mod test_io {
                 // be handed out.
                 let mut v = vec![0; len as usize];
                 m.read_bytes(data, &mut v);
-                let consumed = s.validate(m, seq, end)?.is_none();
+                let consumed = s.validate(m, seq, end)? == Checked::Intact;
                 InPlace::Seen(v, consumed)
             }
         })
@@ -1084,7 +1304,7 @@ mod test_io {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::super::words::heap::HeapWords;
-    use super::test_io::{recv, send};
+    use super::test_io::{claim, free, recv, send, EVICTED};
     use super::*;
     use proptest::prelude::*;
 
@@ -1150,9 +1370,9 @@ mod tests {
         for k in 1..=4u8 {
             assert!(send(&mut p1, &m, &[k; 16]).unwrap());
         }
-        m.ctl_store(off::subscriber(0), 7, Ordering::Release);
+        let w = claim(&m, 0, 7);
         let mut s = Subscriber::attach(g, &m, false).unwrap();
-        s.register(&m, 0, true).unwrap();
+        s.register(&m, 0, w, true).unwrap();
         let Next::Record {
             data,
             len,
@@ -1174,22 +1394,23 @@ mod tests {
             !sent && v == [1; 16],
             "the new producer overwrote the record being read: {v:?}, validated {validated:?}"
         );
-        assert_eq!(validated, None);
-        m.ctl_store(off::subscriber(0) + 8, s.pos(), Ordering::Release);
+        assert_eq!(validated, Checked::Intact);
+        assert!(s.publish(&m));
         assert!(send(&mut p2, &m, &[5; 16]).unwrap());
     }
 
     /// Lossless: a subscriber dropped from the table while alive (its liveness misjudged:
     /// `detach_entry`, then `invalidate_min`) is no longer waited for; a record of its
-    /// overwritten while it read it is reported lost, never handed out as intact.
+    /// overwritten while it read it is never handed out as intact: it is evicted, and
+    /// every look says so from then on. It no longer stores its position in the entry.
     #[test]
-    fn lossless_subscriber_dropped_as_dead_reports_the_loss() {
+    fn lossless_subscriber_dropped_as_dead_is_evicted() {
         let g = geo(128);
         let m = HeapWords::new(128);
         let mut p = BcastProducer::attach(g, &m, true, 1).unwrap();
-        m.ctl_store(off::subscriber(0), 7, Ordering::Release);
+        let w = claim(&m, 0, 7);
         let mut s = Subscriber::attach(g, &m, false).unwrap();
-        s.register(&m, 0, true).unwrap();
+        s.register(&m, 0, w, true).unwrap();
         for k in 1..=4u8 {
             assert!(send(&mut p, &m, &[k; 16]).unwrap());
         }
@@ -1204,14 +1425,183 @@ mod tests {
             panic!("no record");
         };
         // Taken for dead: the producer clears the entry and scans again.
-        m.ctl_store(off::subscriber(0), 0, Ordering::Release);
+        free(&m, 0);
         p.invalidate_min();
         assert!(send(&mut p, &m, &[5; 16]).unwrap());
         let mut v = vec![0; len as usize];
         m.read_bytes(data, &mut v);
         assert_eq!(v, [5; 16], "overwritten, as the test intends");
-        assert_eq!(s.validate(&m, seq, end).unwrap(), Some(1));
-        assert_eq!(recv(&mut s, &m).unwrap(), Some(Ok(vec![2; 16])));
+        assert_eq!(s.validate(&m, seq, end).unwrap(), Checked::Evicted);
+        assert_eq!(recv(&mut s, &m).unwrap(), Some(Err(EVICTED)));
+        assert_eq!(recv(&mut s, &m).unwrap(), Some(Err(EVICTED)));
+        let before = m.ctl_load(off::subscriber(0) + 8, Ordering::Relaxed);
+        assert!(!s.publish(&m));
+        assert_eq!(
+            m.ctl_load(off::subscriber(0) + 8, Ordering::Relaxed),
+            before
+        );
+    }
+
+    /// Lossless: a subscriber dropped from the table while alive, not lapped yet, learns it
+    /// at its next publication (its entry is not its own): nothing is stored, and the next
+    /// look says it was evicted, before any record the producer no longer keeps for it.
+    #[test]
+    fn lossless_subscriber_dropped_as_dead_learns_it_when_it_publishes() {
+        let g = geo(128);
+        let m = HeapWords::new(128);
+        let mut p = BcastProducer::attach(g, &m, true, 1).unwrap();
+        let w = claim(&m, 0, 7);
+        let mut s = Subscriber::attach(g, &m, false).unwrap();
+        s.register(&m, 0, w, true).unwrap();
+        for k in 1..=2u8 {
+            assert!(send(&mut p, &m, &[k; 16]).unwrap());
+        }
+        assert_eq!(recv(&mut s, &m).unwrap(), Some(Ok(vec![1; 16])));
+        free(&m, 0);
+        let before = m.ctl_load(off::subscriber(0) + 8, Ordering::Relaxed);
+        assert!(!s.publish(&m));
+        assert_eq!(
+            m.ctl_load(off::subscriber(0) + 8, Ordering::Relaxed),
+            before
+        );
+        assert!(s.evicted());
+        assert_eq!(recv(&mut s, &m).unwrap(), Some(Err(EVICTED)));
+    }
+
+    /// Lossy: a subscriber dropped from its entry (taken for dead) is not evicted: its
+    /// producer never waits for anyone, and it is told of every loss anyway. It stops
+    /// storing its position (the entry is another's now) and reads on.
+    #[test]
+    fn lossy_subscriber_dropped_from_its_entry_reads_on() {
+        let g = geo(128);
+        let m = HeapWords::new(128);
+        let mut p = BcastProducer::attach(g, &m, false, 1).unwrap();
+        let w = claim(&m, 0, 7);
+        let mut s = Subscriber::attach(g, &m, false).unwrap();
+        s.register(&m, 0, w, false).unwrap();
+        send(&mut p, &m, &[1; 16]).unwrap();
+        free(&m, 0);
+        let w2 = claim(&m, 0, 9);
+        m.ctl_store(off::subscriber(0) + 8, tag_of(w2), Ordering::Release);
+        assert_eq!(recv(&mut s, &m).unwrap(), Some(Ok(vec![1; 16])));
+        assert!(!s.publish(&m));
+        assert!(!s.evicted());
+        assert_eq!(
+            m.ctl_load(off::subscriber(0) + 8, Ordering::Relaxed),
+            tag_of(w2),
+            "stored into the new holder's entry"
+        );
+        for k in 2..=6u8 {
+            send(&mut p, &m, &[k; 16]).unwrap();
+        }
+        // 4 records fit: 3 to 6 are there, 2 was overwritten.
+        assert_eq!(recv(&mut s, &m).unwrap(), Some(Err(1)));
+        assert_eq!(recv(&mut s, &m).unwrap(), Some(Ok(vec![3; 16])));
+    }
+
+    /// Lossless: a subscriber dropped from the table while alive, whose entry a subscriber
+    /// with the same peer id then takes (ids come back after 2^22 reuses of a region slot,
+    /// or from a peer scribbling over the table): its record overwritten while it reads it
+    /// is never handed out as intact. The entry's ticket tells the two claims apart.
+    #[test]
+    fn lossless_subscriber_dropped_then_its_id_reused_is_not_fooled() {
+        let g = geo(128);
+        let m = HeapWords::new(128);
+        let mut p = BcastProducer::attach(g, &m, true, 1).unwrap();
+        let w = claim(&m, 0, 7);
+        let mut s = Subscriber::attach(g, &m, false).unwrap();
+        s.register(&m, 0, w, true).unwrap();
+        for k in 1..=4u8 {
+            assert!(send(&mut p, &m, &[k; 16]).unwrap());
+        }
+        let Next::Record {
+            data,
+            len,
+            seq,
+            end,
+        } = s.try_next(&m).unwrap()
+        else {
+            panic!("no record");
+        };
+        // Taken for dead: the entry cleared; then taken again by a peer with the same id,
+        // which starts at the newest message.
+        free(&m, 0);
+        p.invalidate_min();
+        let w2 = claim(&m, 0, 7);
+        assert_eq!(w2 as u32, w as u32, "the same peer id");
+        let mut other = Subscriber::attach(g, &m, true).unwrap();
+        other.register(&m, 0, w2, true).unwrap();
+        assert!(send(&mut p, &m, &[5; 16]).unwrap());
+        let mut v = vec![0; len as usize];
+        m.read_bytes(data, &mut v);
+        assert_eq!(v, [5; 16], "overwritten, as the test intends");
+        let validated = s.validate(&m, seq, end).unwrap();
+        assert_eq!(
+            validated,
+            Checked::Evicted,
+            "message 5's bytes taken for message 1"
+        );
+    }
+
+    /// Lossless: a subscriber dropped from the table while alive checked its entry just
+    /// before it was dropped, and stores its position late, after a new subscriber took the
+    /// entry (preempted between the two): the producer must not go by that position and
+    /// overwrite a record the new holder reads in place. The late position carries the old
+    /// ticket's tag: the producer waits until the holder stores its own (which it does again
+    /// while it waits: `Registration::restore`).
+    #[test]
+    fn lossless_late_position_of_a_dropped_subscriber_is_not_the_new_holders() {
+        let g = geo(128);
+        let m = HeapWords::new(128);
+        let mut p = BcastProducer::attach(g, &m, true, 1).unwrap();
+        let wx = claim(&m, 0, 7);
+        let mut x = Subscriber::attach(g, &m, false).unwrap();
+        x.register(&m, 0, wx, true).unwrap();
+        for k in 1..=4u8 {
+            assert!(send(&mut p, &m, &[k; 16]).unwrap());
+        }
+        for k in 1..=3u8 {
+            assert_eq!(recv(&mut x, &m).unwrap(), Some(Ok(vec![k; 16])));
+        }
+        // `x` found its entry its own, then was dropped as dead before storing its position;
+        // `y` took the entry, from the oldest message.
+        assert!(x.registration().held(&m));
+        free(&m, 0);
+        p.invalidate_min();
+        let wy = claim(&m, 0, 9);
+        let mut y = Subscriber::attach(g, &m, false).unwrap();
+        y.register(&m, 0, wy, true).unwrap();
+        let Next::Record {
+            data,
+            len,
+            seq,
+            end,
+        } = y.try_next(&m).unwrap()
+        else {
+            panic!("no record");
+        };
+        // `x`'s late store.
+        x.registration().store(&m, x.pos());
+        let sent = send(&mut p, &m, &[5; 16]).unwrap();
+        let mut v = vec![0; len as usize];
+        m.read_bytes(data, &mut v);
+        assert!(!sent && v == [1; 16], "y's record overwritten: {v:?}");
+        // `y`, waiting, finds its position word not the one it stored, and stores it again.
+        assert!(y.registration().restore(&m, 0));
+        assert!(!y.registration().restore(&m, 0));
+        assert!(
+            !send(&mut p, &m, &[5; 16]).unwrap(),
+            "y still needs message 1"
+        );
+        assert_eq!(y.validate(&m, seq, end).unwrap(), Checked::Intact);
+        assert!(y.publish(&m));
+        assert!(send(&mut p, &m, &[5; 16]).unwrap());
+        // `x` never stores into `y`'s entry.
+        assert!(!x.publish(&m));
+        assert_eq!(
+            m.ctl_load(off::subscriber(0) + 8, Ordering::Relaxed),
+            y.pos() | tag_of(wy)
+        );
     }
 
     #[test]
@@ -1339,7 +1729,7 @@ mod tests {
 mod loom_tests {
     //! `RUSTFLAGS="--cfg loom" cargo test -p mapipc --release --lib channel::bcast::loom_tests`
     use super::super::words::heap::HeapWords;
-    use super::test_io::{in_place, recv, send, InPlace};
+    use super::test_io::{claim, free, in_place, recv, send, InPlace, EVICTED};
     use super::*;
     use loom::sync::Arc;
 
@@ -1380,8 +1770,8 @@ mod loom_tests {
                 Some(Err(missed)) => panic!("lossless subscriber lagged by {missed} after {got:?}"),
                 Some(Ok(v)) => {
                     assert!(v.iter().all(|b| *b == v[0]), "torn message {v:?}");
-                    // Release pairs with the producer's Acquire scan (pair S).
-                    m.ctl_store(off::subscriber(0) + 8, s.pos(), Ordering::Release);
+                    // Pair S, as `Receiver::publish`.
+                    assert!(s.publish(m), "our entry taken");
                     got.push(v[0]);
                 }
             }
@@ -1477,7 +1867,7 @@ mod loom_tests {
             // As `Receiver::attach`: the entry's peer id, then the start, then `register`.
             m.ctl_store(off::subscriber(0), 7, Ordering::Release);
             let mut s = Subscriber::attach(g, &*m, false).unwrap();
-            s.register(&*m, 0, true).unwrap();
+            s.register(&*m, 0, 7, true).unwrap();
             let mut got: Vec<u8> = Vec::new();
             while got.last() != Some(&3) {
                 match recv(&mut s, &m).unwrap() {
@@ -1515,7 +1905,7 @@ mod loom_tests {
             let h = four_then_fifth(g, &m, 48);
             m.ctl_store(off::subscriber(0), 7, Ordering::Release);
             let mut s = Subscriber::attach(g, &*m, false).unwrap();
-            s.register(&*m, 0, true).unwrap();
+            s.register(&*m, 0, 7, true).unwrap();
             read_lossless_to_5(&mut s, &m, |s, m| recv(s, m).unwrap());
             h.join().unwrap();
         });
@@ -1534,7 +1924,7 @@ mod loom_tests {
             let h = four_then_fifth(g, &m, 48);
             m.ctl_store(off::subscriber(0), 7, Ordering::Release);
             let mut s = Subscriber::attach(g, &*m, false).unwrap();
-            s.register(&*m, 0, true).unwrap();
+            s.register(&*m, 0, 7, true).unwrap();
             read_lossless_to_5(&mut s, &m, |s, m| match in_place(s, m).unwrap() {
                 InPlace::Empty => None,
                 InPlace::Skipped(missed) => Some(Err(missed)),
@@ -1566,9 +1956,105 @@ mod loom_tests {
             // Nobody registered: the producer laps our start (0) by more than the ring.
             let h = four_then_fifth(g, &m, 16);
             m.ctl_store(off::subscriber(0), 7, Ordering::Release);
-            s.register(&*m, 0, true).unwrap();
+            s.register(&*m, 0, 7, true).unwrap();
             let got = read_lossless_to_5(&mut s, &m, |s, m| recv(s, m).unwrap());
             assert!(got[0] >= 3, "started before the oldest record: {got:?}");
+            h.join().unwrap();
+        });
+    }
+
+    /// Lossless, eviction: the producer takes its one subscriber for dead (frees its entry,
+    /// as `Sender` does when the subscriber's liveness is misjudged) and overwrites both
+    /// records of a 64-byte ring while the subscriber reads. In every interleaving the
+    /// subscriber accepts only intact messages, in order, is never told it lagged, and ends
+    /// evicted (its entry is checked when it finds a record reclaimed, and when it
+    /// publishes its position, which it never stores into the freed entry).
+    #[test]
+    fn lossless_evicted_subscriber_never_accepts_an_overwritten_record() {
+        loom::model(|| {
+            let g = Geometry::new(64).unwrap();
+            let m = Arc::new(HeapWords::new(64));
+            let mut p = BcastProducer::attach(g, &*m, true, 1).unwrap();
+            let w = claim(&m, 0, 7);
+            let mut s = Subscriber::attach(g, &*m, false).unwrap();
+            s.register(&*m, 0, w, true).unwrap();
+            for k in 1..=2u8 {
+                assert!(send(&mut p, &m, &[k; 16]).unwrap());
+            }
+            let mp = m.clone();
+            let h = loom::thread::spawn(move || {
+                free(&mp, 0);
+                p.invalidate_min();
+                for k in 3..=4u8 {
+                    assert!(send(&mut p, &mp, &[k; 16]).unwrap(), "still waited for");
+                }
+            });
+            let mut got: Vec<u8> = Vec::new();
+            loop {
+                match recv(&mut s, &m).unwrap() {
+                    None => loom::thread::yield_now(),
+                    Some(Err(EVICTED)) => break,
+                    Some(Err(missed)) => panic!("lagged by {missed} after {got:?}"),
+                    Some(Ok(v)) => {
+                        assert!(v.iter().all(|b| *b == v[0]), "torn message {v:?}");
+                        let _ = s.publish(&*m);
+                        got.push(v[0]);
+                    }
+                }
+            }
+            assert!(
+                got.iter()
+                    .enumerate()
+                    .all(|(i, k)| usize::from(*k) == i + 1),
+                "not the run from message 1: {got:?}"
+            );
+            h.join().unwrap();
+        });
+    }
+
+    /// Lossless, eviction: a subscriber dropped from its entry publishes its position (one
+    /// check of the entry, then a store) while the producer frees the entry, a new
+    /// subscriber claims it and reads its first record in place, and the producer tries to
+    /// overwrite that record. Wherever the late store lands (before the entry is freed,
+    /// between the claim and the new holder's own store, or after), the producer never
+    /// takes it for the new holder's position: the record stays intact.
+    #[test]
+    fn lossless_late_store_of_a_dropped_subscriber_never_speaks_for_the_new_holder() {
+        loom::model(|| {
+            let g = Geometry::new(64).unwrap();
+            let m = Arc::new(HeapWords::new(64));
+            let mut p = BcastProducer::attach(g, &*m, true, 1).unwrap();
+            let wx = claim(&m, 0, 7);
+            let mut x = Subscriber::attach(g, &*m, false).unwrap();
+            x.register(&*m, 0, wx, true).unwrap();
+            for k in 1..=2u8 {
+                assert!(send(&mut p, &m, &[k; 16]).unwrap());
+            }
+            // `x` read both messages: its position is the ring's end.
+            for k in 1..=2u8 {
+                assert_eq!(recv(&mut x, &m).unwrap(), Some(Ok(vec![k; 16])));
+            }
+            let mx = m.clone();
+            let h = loom::thread::spawn(move || x.publish(&*mx));
+            free(&m, 0);
+            p.invalidate_min();
+            let wy = claim(&m, 0, 9);
+            let mut y = Subscriber::attach(g, &*m, false).unwrap();
+            y.register(&*m, 0, wy, true).unwrap();
+            let Next::Record {
+                data,
+                len,
+                seq,
+                end,
+            } = y.try_next(&*m).unwrap()
+            else {
+                panic!("no record");
+            };
+            let sent = send(&mut p, &m, &[3; 16]).unwrap();
+            let mut v = vec![0; len as usize];
+            m.read_bytes(data, &mut v);
+            assert!(!sent && v == [1; 16], "y's record overwritten: {v:?}");
+            assert_eq!(y.validate(&*m, seq, end).unwrap(), Checked::Intact);
             h.join().unwrap();
         });
     }
@@ -1598,6 +2084,7 @@ mod loom_tests {
                 match s.try_next(&*m).unwrap() {
                     Next::Empty => loom::thread::yield_now(),
                     Next::Lagged { missed } => accounted += missed,
+                    Next::Evicted => panic!("an unregistered subscriber evicted"),
                     Next::Record {
                         data,
                         len,
@@ -1607,7 +2094,7 @@ mod loom_tests {
                         let mut v = vec![0; len as usize];
                         m.read_bytes(data, &mut v);
                         match s.validate(&*m, seq, end).unwrap() {
-                            None => {
+                            Checked::Intact => {
                                 // Message k (seq k - 1) is `[k; 16]`: intact, in order, and
                                 // the bytes belong to the sequence number read.
                                 assert!(v.iter().all(|b| *b == v[0]) && v[0] > last, "{v:?}");
@@ -1615,7 +2102,8 @@ mod loom_tests {
                                 last = v[0];
                                 accounted += 1;
                             }
-                            Some(missed) => accounted += missed,
+                            Checked::Lost(missed) => accounted += missed,
+                            Checked::Evicted => panic!("an unregistered subscriber evicted"),
                         }
                     }
                 }

@@ -247,6 +247,15 @@ operation_error! {
         /// received. A new producer may attach later; receiving again then works.
         #[error("the sender is gone and the channel is empty")]
         Disconnected,
+        /// Broadcast, lossless: this subscriber was dropped from the channel's subscriber
+        /// table while it was alive, because a peer took it for dead (its peer slot in the
+        /// region was scribbled over, say). The producer no longer waits for it, and may
+        /// have overwritten messages it had not received: none of those is handed out, and
+        /// every receive on this subscriber returns `Evicted` from now on. Subscribe again
+        /// ([`Channel::subscribe`](super::Channel::subscribe)) to go on; messages between
+        /// the last one received here and the new subscription's start may be lost.
+        #[error("this lossless subscriber was dropped from the channel as dead: the producer no longer waits for it; subscribe again")]
+        Evicted,
         /// [`Receiver::recv_pod`](super::Receiver::recv_pod): the next message is not the
         /// size of the type asked for. It was left in the channel: a plain receive takes it.
         #[error("the next message has {len} bytes, not the {expected} of the type asked for; it was left in the channel")]
@@ -291,6 +300,9 @@ operation_error! {
             /// Messages lost.
             missed: u64,
         },
+        /// See [`RecvError::Evicted`].
+        #[error("this lossless subscriber was dropped from the channel as dead: the producer no longer waits for it; subscribe again")]
+        Evicted,
         /// See [`RecvError::Disconnected`]. A sender that detached is seen at once; one that
         /// was killed, by the first `try_recv` (or `drain`) on an empty ring a millisecond
         /// (or a kernel tick, when longer) after the previous liveness query: polling calls
@@ -324,6 +336,9 @@ operation_error! {
             /// Messages lost.
             missed: u64,
         },
+        /// See [`RecvError::Evicted`].
+        #[error("this lossless subscriber was dropped from the channel as dead: the producer no longer waits for it; subscribe again")]
+        Evicted,
         /// See [`RecvError::Disconnected`].
         #[error("the sender is gone and the channel is empty")]
         Disconnected,

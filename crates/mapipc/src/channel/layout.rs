@@ -19,9 +19,17 @@
 //!    384     6  producer id and epoch,         each end when it attaches or
 //!               consumer id and epoch          leaves (read while waiting)
 //!   1024        endpoint table: 16 bytes each  MPSC producers / broadcast
-//!               {peer id, count or position}    subscribers, each its own entry
+//!               {ticket | peer id,              subscribers, each its own entry
+//!                count or position | tag}
 //!   4096        the ring
 //! ```
+//!
+//! An endpoint-table entry's first word holds the peer id in its low half and the entry's
+//! *ticket* in its high half: the number of times the entry was claimed, bumped by every
+//! claim and kept when the entry is freed. A broadcast subscriber stores its position (a
+//! multiple of 16) with the low 4 bits of its ticket in the 4 low bits (the *tag*): a
+//! subscriber dropped from its entry as dead while alive, storing late, cannot pass its
+//! position off as the next holder's (`channel/bcast.rs`, "Eviction").
 //!
 //! Fields each side writes in the hot path live on their own 64-byte cache line so the
 //! producer and consumer never write the same line (no false sharing), and what a waiting
@@ -34,11 +42,12 @@ use super::error::{ParseKindError, ParsePolicyError};
 
 /// `"MAPIPCCH"`.
 pub(crate) const MAGIC: [u8; 8] = *b"MAPIPCCH";
-/// Format version of this layout (3: SPSC records placed by cache line, `channel/ring.rs`).
-pub(crate) const VERSION: u32 = 3;
+/// Format version of this layout (3: SPSC records placed by cache line, `channel/ring.rs`;
+/// 4: endpoint-table tickets, and broadcast positions tagged with them).
+pub(crate) const VERSION: u32 = 4;
 /// What a file of another version is told (names [`VERSION`]; a test checks it does).
 const OTHER_VERSION: &str =
-    "unsupported channel format version (this mapipc reads version 3: re-create the channel)";
+    "unsupported channel format version (this mapipc reads version 4: re-create the channel)";
 /// Where the ring starts, from the start of the header.
 pub(crate) const RING_OFFSET: u64 = 4096;
 
@@ -79,7 +88,8 @@ pub(crate) mod off {
     pub(crate) const CONSUMER: u64 = 392;
     pub(crate) const CONSUMER_EPOCH: u64 = 396;
     /// Start of the endpoint table (MPSC producers, broadcast subscribers): 16 bytes per
-    /// entry, `{peer id: u64, position or message count: u64}`.
+    /// entry, `{ticket << 32 | peer id: u64, position | tag or message count: u64}` (see
+    /// the module docs).
     pub(crate) const TABLE: u64 = 1024;
     /// Entry size in the endpoint table.
     pub(crate) const ENTRY: u64 = 16;
@@ -99,6 +109,20 @@ pub(crate) mod off {
 
 /// Most endpoints the table holds (MPSC producers or broadcast subscribers).
 pub(crate) const MAX_ENDPOINTS: u32 = ((RING_OFFSET - off::TABLE) / off::ENTRY) as u32;
+
+/// The word a claim of an endpoint-table entry that holds `w` stores: peer `me`, and the
+/// entry's ticket bumped (wrapping), so that no later holder's word equals an earlier one's,
+/// even one with the same peer id (ids come back after 2^22 reuses of a region slot).
+#[inline]
+pub(crate) fn claimed_entry(w: u64, me: u32) -> u64 {
+    (u64::from(((w >> 32) as u32).wrapping_add(1)) << 32) | u64::from(me)
+}
+
+/// The word that frees an endpoint-table entry holding `w`: no peer, the ticket kept.
+#[inline]
+pub(crate) fn freed_entry(w: u64) -> u64 {
+    w & !0xffff_ffff
+}
 
 /// Channel kinds (the `kind` field).
 ///
@@ -180,7 +204,8 @@ impl std::str::FromStr for Kind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[repr(u32)]
 pub enum Policy {
-    /// Wait for the slowest live subscriber (dead ones are dropped).
+    /// Wait for the slowest live subscriber (dead ones are dropped; a live one taken for
+    /// dead is told: [`RecvError::Evicted`](super::RecvError::Evicted)).
     #[default]
     Lossless = 0,
     /// Never wait: overwrite the oldest messages; lapped subscribers are told how many

@@ -15,9 +15,9 @@
 //!   Order is FIFO per producer.
 //! - **Broadcast**: one producer, up to `max_subscribers` (default 32) independent
 //!   subscribers joining and leaving at any time, [`Policy::Lossless`] (the producer waits
-//!   for the slowest live subscriber; dead ones are dropped) or [`Policy::Lossy`] (the
-//!   producer never waits; a lapped subscriber gets [`RecvError::Lagged`] with the exact
-//!   number it missed) (`bcast.rs`).
+//!   for the slowest live subscriber; dead ones are dropped, and a live one taken for dead
+//!   gets [`RecvError::Evicted`]) or [`Policy::Lossy`] (the producer never waits; a lapped
+//!   subscriber gets [`RecvError::Lagged`] with the exact number it missed) (`bcast.rs`).
 //!
 //! - **Related processes**: create the channel before `fork` ([`Channel::anonymous`]), then
 //!   attach one end in each process after the fork ([`Channel::sender`],
@@ -559,7 +559,7 @@ impl Shared {
                 alive = true;
                 break;
             }
-            let _ = self.ring.ctl_cas(f, w, 0);
+            let _ = self.ring.ctl_cas(f, w, layout::freed_entry(w));
         }
         alive
     }
@@ -704,9 +704,11 @@ impl Shared {
     }
 
     /// Registers in the endpoint table (MPSC producers, broadcast subscribers): takes a free
-    /// entry or one whose holder is dead. Returns the entry index and the value of its second
-    /// word (the count or position the previous holder left).
-    fn attach_entry(&self, me: u32, role: &'static str) -> Result<(u32, u64), AttachError> {
+    /// entry or one whose holder is dead, bumping its ticket (`layout::claimed_entry`).
+    /// Returns the entry index, the word stored in it (ours for as long as we hold the
+    /// entry), and the value of its second word (the count or position the previous holder
+    /// left).
+    fn attach_entry(&self, me: u32, role: &'static str) -> Result<(u32, u64, u64), AttachError> {
         for i in 0..self.max_endpoints {
             let f = off::subscriber(i);
             let w = self.ring.ctl_load(f, Ordering::Acquire);
@@ -714,9 +716,10 @@ impl Shared {
             if id != 0 && (id == me || self.region.is_alive(id)) {
                 continue;
             }
-            if self.ring.ctl_cas(f, w, me as u64).is_ok() {
+            let mine = layout::claimed_entry(w, me);
+            if self.ring.ctl_cas(f, w, mine).is_ok() {
                 let second = self.ring.ctl_load(f + 8, Ordering::Acquire);
-                return Ok((i, second));
+                return Ok((i, mine, second));
             }
         }
         Err(AttachError::Full {
@@ -733,7 +736,7 @@ impl Shared {
         let f = off::subscriber(i);
         let w = self.ring.ctl_load(f, Ordering::Acquire);
         if w as u32 == me {
-            let _ = self.ring.ctl_cas(f, w, 0);
+            let _ = self.ring.ctl_cas(f, w, layout::freed_entry(w));
         }
     }
 
@@ -855,9 +858,10 @@ impl Shared {
                     if id == 0 {
                         continue;
                     }
-                    let pos = self
-                        .ring
-                        .ctl_load(off::subscriber(i) + 8, Ordering::Relaxed);
+                    let pos = bcast::untagged(
+                        self.ring
+                            .ctl_load(off::subscriber(i) + 8, Ordering::Relaxed),
+                    );
                     st.subscribers.push(SubscriberStat {
                         end: self.end_stat(id, 0, None),
                         slot: i,

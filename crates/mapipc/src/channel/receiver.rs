@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::bcast::{Next, Subscriber};
+use super::bcast::{Checked, Next, Subscriber};
 use super::error::{Fault, RecvError, RecvTimeoutError, TryRecvError};
 use super::layout::{off, Kind, Policy};
 use super::mpsc::{Found, MpscConsumer};
@@ -56,7 +56,6 @@ enum RxCore {
     },
     Sub {
         s: Subscriber,
-        slot: u32,
         /// Lossy: records are copied and checked before anyone sees them.
         lossy: bool,
         /// The position last written to our table entry.
@@ -97,6 +96,8 @@ enum Poll {
     Msg(Msg),
     Empty,
     Lagged(u64),
+    /// Broadcast, lossless: this subscriber was dropped from the table (for good).
+    Evicted,
 }
 
 enum RecvFail {
@@ -104,6 +105,7 @@ enum RecvFail {
     Timeout,
     Disconnected,
     Lagged(u64),
+    Evicted,
     Fault(Fault),
 }
 
@@ -186,10 +188,10 @@ impl Receiver {
             }
             Kind::Broadcast => {
                 let peer = s.region.join()?;
-                let (slot, _) = s.attach_entry(peer.id(), "subscriber")?;
+                let (slot, word, _) = s.attach_entry(peer.id(), "subscriber")?;
                 let lossless = s.policy == Policy::Lossless;
                 let sub = Subscriber::attach(s.geo, &s.ring, start == StartAt::Newest)
-                    .and_then(|mut sub| sub.register(&s.ring, slot, lossless).map(|()| sub))
+                    .and_then(|mut sub| sub.register(&s.ring, slot, word, lossless).map(|()| sub))
                     .map_err(|e| {
                         s.detach_entry(slot, peer.id());
                         s.corrupted(e)
@@ -201,7 +203,6 @@ impl Receiver {
                 let core = RxCore::Sub {
                     published: sub.pos(),
                     s: sub,
-                    slot,
                     lossy: s.policy == Policy::Lossy,
                 };
                 (peer, core)
@@ -609,6 +610,9 @@ impl Receiver {
                 })),
                 Ok(Next::Empty) => Ok(Poll::Empty),
                 Ok(Next::Lagged { missed }) => Ok(Poll::Lagged(missed)),
+                // A file cut under us reads as zeros, our entry too: say what happened.
+                Ok(Next::Evicted) if shared.truncated_now() => Err(shared.truncated_fault()),
+                Ok(Next::Evicted) => Ok(Poll::Evicted),
                 Err(e) => Err(shared.fault(e)),
             },
         };
@@ -659,6 +663,7 @@ impl Receiver {
         match self.poll_once(false, false) {
             Ok(Poll::Msg(m)) => Ok(m),
             Ok(Poll::Lagged(n)) => Err(RecvFail::Lagged(n)),
+            Ok(Poll::Evicted) => Err(RecvFail::Evicted),
             Ok(Poll::Empty) => self.peek_slow(block, spun),
             Err(f) => Err(RecvFail::Fault(f)),
         }
@@ -681,6 +686,7 @@ impl Receiver {
         let damaged = std::cell::Cell::new(false);
         let truncated = std::cell::Cell::new(false);
         let position_overwritten = std::cell::Cell::new(false);
+        let evicted = std::cell::Cell::new(false);
         loop {
             // Empty: hand back consumed space before possibly sleeping.
             self.publish();
@@ -727,6 +733,7 @@ impl Receiver {
             match self.poll_once(gone, thorough).map_err(RecvFail::Fault)? {
                 Poll::Msg(m) => return Ok(m),
                 Poll::Lagged(n) => return Err(RecvFail::Lagged(n)),
+                Poll::Evicted => return Err(RecvFail::Evicted),
                 Poll::Empty if gone => return Err(self.disconnected()),
                 Poll::Empty => {}
             }
@@ -752,6 +759,16 @@ impl Receiver {
             };
             let abort_timeout = self.abort_timeout;
             let me = self.me;
+            // Broadcast: our claim on our table entry, the position we stored last, and
+            // whether we are lossless.
+            let sub = match &self.core {
+                RxCore::Sub {
+                    s: sub,
+                    lossy,
+                    published,
+                } => Some((sub.registration(), *published, !*lossy)),
+                _ => None,
+            };
             let mut ready = || {
                 let moved = match kind {
                     // The next record's header: the line the producer writes anyway.
@@ -778,6 +795,20 @@ impl Receiver {
                 if position_overwritten_at(s, published) {
                     position_overwritten.set(true);
                     return false;
+                }
+                if let Some((reg, published, lossless)) = sub {
+                    // Lossless, our entry taken from us (see `RecvError::Evicted`): said now
+                    // rather than at the next message.
+                    if lossless && !reg.held(&s.ring) {
+                        evicted.set(true);
+                        return false;
+                    }
+                    // Our position word overwritten by a subscriber dropped from our entry
+                    // (or garbage): store ours again, or a lossless producer waits for us
+                    // while we wait for it.
+                    if reg.restore(&s.ring, published) && lossless {
+                        s.wake_all(off::SPACE_WORD);
+                    }
                 }
                 if held_owner.is_some_and(|owner| Self::owner_dead(s, owner)) {
                     return false;
@@ -819,6 +850,7 @@ impl Receiver {
                     match self.poll_once(false, false).map_err(RecvFail::Fault)? {
                         Poll::Msg(m) => return Ok(m),
                         Poll::Lagged(n) => return Err(RecvFail::Lagged(n)),
+                        Poll::Evicted => return Err(RecvFail::Evicted),
                         Poll::Empty => {}
                     }
                     // A predicate that keeps firing (garbage in shared memory) must not
@@ -832,6 +864,12 @@ impl Receiver {
                 }
                 WaitOutcome::PeerGone if position_overwritten.get() => {
                     return Err(RecvFail::Fault(self.shared.position_overwritten_fault()));
+                }
+                WaitOutcome::PeerGone if evicted.get() => {
+                    if let RxCore::Sub { s: sub, .. } = &mut self.core {
+                        sub.check_evicted(&self.shared.ring);
+                    }
+                    return Err(RecvFail::Evicted);
                 }
                 WaitOutcome::PeerGone => {
                     query_liveness = !damaged.get();
@@ -857,6 +895,7 @@ impl Receiver {
                     return match self.poll_once(false, true).map_err(RecvFail::Fault)? {
                         Poll::Msg(m) => Ok(m),
                         Poll::Lagged(n) => Err(RecvFail::Lagged(n)),
+                        Poll::Evicted => Err(RecvFail::Evicted),
                         Poll::Empty => Err(RecvFail::Timeout),
                     };
                 }
@@ -878,11 +917,14 @@ impl Receiver {
             }),
             RxCore::Mpsc { c, .. } => c.consume(ring, m.end),
             RxCore::Sub { s, .. } => match s.validate(ring, m.seq, m.end) {
-                Ok(None) => {}
-                Ok(Some(missed)) => {
+                Ok(Checked::Intact) => {}
+                Ok(Checked::Lost(missed)) => {
                     self.pending_lag = self.pending_lag.saturating_add(missed);
                     return false;
                 }
+                // Lossless, dropped from the table: the record may have been overwritten
+                // while read; not consumed, and every look from now on reports the eviction.
+                Ok(Checked::Evicted) => return false,
                 // The record was overwritten (or copy 0 of the latch says so) and the latch
                 // is garbage. The record is not consumed; the next look reports the damage
                 // (it would find the record again as it was: `try_next` does not consult the
@@ -942,15 +984,16 @@ impl Receiver {
             }
             RxCore::Sub {
                 s: sub,
-                slot,
                 lossy,
                 published,
             } => {
                 if sub.pos() != *published {
+                    // Pair S; nothing is stored once the entry was taken from us (see
+                    // `Subscriber::publish`), and a lossless subscriber is then evicted.
+                    if !sub.publish(&s.ring) && sub.evicted() {
+                        return;
+                    }
                     *published = sub.pos();
-                    // Release pairs with the producer's Acquire scan (pair S).
-                    s.ring
-                        .ctl_store(off::subscriber(*slot) + 8, sub.pos(), Ordering::Release);
                     if !*lossy {
                         s.wake_all(off::SPACE_WORD);
                     }
@@ -987,7 +1030,8 @@ impl Receiver {
     /// # Errors
     /// [`RecvError::Disconnected`] when the producers are gone and everything they committed
     /// was received, [`RecvError::Lagged`] (lossy broadcast: receiving again continues),
-    /// [`RecvError::Corrupted`], [`RecvError::Truncated`].
+    /// [`RecvError::Evicted`] (lossless broadcast: for good), [`RecvError::Corrupted`],
+    /// [`RecvError::Truncated`].
     ///
     /// # Example
     /// See [`pair`](super::pair).
@@ -1196,9 +1240,9 @@ impl Receiver {
     ///
     /// # Errors
     /// [`TryRecvError::Disconnected`] when nothing is left and the producers are gone,
-    /// [`TryRecvError::Lagged`], corruption and truncation errors. A problem met after some
-    /// messages were handled ends the call with `Ok(n)` and is reported by the next call
-    /// (which meets it first); only a truncation of the file found right after `f` read a
+    /// [`TryRecvError::Lagged`], [`TryRecvError::Evicted`], corruption and truncation
+    /// errors. A problem met after some messages were handled ends the call with `Ok(n)` and
+    /// is reported by the next call (which meets it first); only a truncation of the file found right after `f` read a
     /// message (whose bytes may then be zeros) is reported at once. Handled messages stay
     /// consumed, also when `f` panics; the message it panicked on does not.
     ///
@@ -1317,6 +1361,9 @@ impl Receiver {
                     n += 1;
                 }
                 Ok(Poll::Lagged(missed)) if n == 0 => break Err(TryRecvError::Lagged { missed }),
+                // Reported by the next call too (every look does).
+                Ok(Poll::Evicted) if n == 0 => break Err(TryRecvError::Evicted),
+                Ok(Poll::Evicted) => break Ok(n),
                 // Kept for the next call, which reports it first (the position is already
                 // past the lost messages).
                 Ok(Poll::Lagged(missed)) => {
@@ -1333,6 +1380,7 @@ impl Receiver {
                                 Ok(Poll::Lagged(missed)) => {
                                     break Err(TryRecvError::Lagged { missed })
                                 }
+                                Ok(Poll::Evicted) => break Err(TryRecvError::Evicted),
                                 Ok(Poll::Empty) => break Err(try_recv_error(self.disconnected())),
                                 Err(e) => break Err(e.into()),
                             },
@@ -1408,7 +1456,7 @@ impl Receiver {
         let mut ready = || {
             // Something to receive (a lag or a fault too: the next receive reports it).
             match self.poll_once(false, true) {
-                Ok(Poll::Msg(_)) | Err(_) => return true,
+                Ok(Poll::Msg(_) | Poll::Evicted) | Err(_) => return true,
                 Ok(Poll::Lagged(n)) => {
                     self.pending_lag = self.pending_lag.saturating_add(n);
                     return true;
@@ -1448,6 +1496,7 @@ fn recv_error(e: RecvFail) -> RecvError {
     match e {
         RecvFail::Disconnected => RecvError::Disconnected,
         RecvFail::Lagged(missed) => RecvError::Lagged { missed },
+        RecvFail::Evicted => RecvError::Evicted,
         RecvFail::Fault(f) => f.into(),
         RecvFail::Empty | RecvFail::Timeout => unreachable!("blocking receive never times out"),
     }
@@ -1458,6 +1507,7 @@ fn try_recv_error(e: RecvFail) -> TryRecvError {
         RecvFail::Empty | RecvFail::Timeout => TryRecvError::Empty,
         RecvFail::Disconnected => TryRecvError::Disconnected,
         RecvFail::Lagged(missed) => TryRecvError::Lagged { missed },
+        RecvFail::Evicted => TryRecvError::Evicted,
         RecvFail::Fault(f) => f.into(),
     }
 }
@@ -1467,6 +1517,7 @@ fn recv_timeout_error(e: RecvFail) -> RecvTimeoutError {
         RecvFail::Timeout | RecvFail::Empty => RecvTimeoutError::Timeout,
         RecvFail::Disconnected => RecvTimeoutError::Disconnected,
         RecvFail::Lagged(missed) => RecvTimeoutError::Lagged { missed },
+        RecvFail::Evicted => RecvTimeoutError::Evicted,
         RecvFail::Fault(f) => f.into(),
     }
 }
@@ -1478,8 +1529,9 @@ impl Drop for Receiver {
         }
         self.publish();
         match self.core {
-            RxCore::Sub { slot, .. } => {
-                self.shared.detach_entry(slot, self.me);
+            RxCore::Sub { ref s, .. } => {
+                // Only an entry still ours: one taken from us is its new holder's.
+                s.leave(&self.shared.ring);
                 // A lossless producer may be waiting for us.
                 self.shared.wake_all(off::SPACE_WORD);
             }
@@ -1565,7 +1617,9 @@ impl RecvRef<'_> {
     /// Whether the bytes read so far are the message as sent: true unless the channel's
     /// file was truncated under the mapping (the bytes then read as zeros: the next receive
     /// reports [`Truncated`](RecvError::Truncated)), or, on a lossy broadcast channel, the
-    /// producer overwrote the message. Call after reading.
+    /// producer overwrote the message, or, on a lossless one, the subscriber was dropped as
+    /// dead (the next receive reports [`Evicted`](RecvError::Evicted)) and the producer
+    /// overwrote the message. Call after reading.
     ///
     /// Once it returned true, the message counts as received: if the producer overwrites it
     /// later, before this guard is dropped, the next receive's
@@ -1601,8 +1655,12 @@ impl RecvRef<'_> {
             return false;
         }
         match &self.rx.core {
-            RxCore::Sub { s, lossy: true, .. } => {
-                let intact = s.still_intact(&self.rx.shared.ring, s.pos());
+            RxCore::Sub { s, lossy, .. } => {
+                let ring = &self.rx.shared.ring;
+                // Lossless: the producer keeps the record for as long as our entry is ours;
+                // one taken from us (see `RecvError::Evicted`) no longer protects it.
+                let intact = s.still_intact(ring, s.pos())
+                    || !*lossy && s.registration().held_after_reclaim(ring);
                 if intact {
                     self.confirmed.set(true);
                 }

@@ -153,7 +153,7 @@ impl Sender {
             }
             Kind::Mpsc => {
                 let peer = s.region.join()?;
-                let (slot, sent) = s.attach_entry(peer.id(), "producer")?;
+                let (slot, _, sent) = s.attach_entry(peer.id(), "producer")?;
                 fence_dead_claims(s, slot, peer.id());
                 s.word(off::PRODUCER_EPOCH).fetch_add(1, Ordering::AcqRel);
                 s.wake_all(off::DATA_WORD);
@@ -916,15 +916,16 @@ fn subscriber_table(s: &Shared) -> u64 {
     h
 }
 
-/// The subscriber slot holding the smallest position, and that position (broadcast).
+/// The subscriber slot holding the smallest position, and that position (broadcast), as
+/// the producer's scan sees them (`bcast::entry_position`).
 fn slowest_subscriber(s: &Shared) -> (u32, u64) {
     let tail = s.ring.ctl_load(off::TAIL, Ordering::Acquire);
+    let floor = tail.saturating_sub(s.geo.capacity());
     let mut best = (0, tail);
     for i in 0..s.max_endpoints {
-        if s.entry_peer(i) == 0 {
+        let Some(pos) = bcast::entry_position(&s.ring, i, floor) else {
             continue;
-        }
-        let pos = s.ring.ctl_load(off::subscriber(i) + 8, Ordering::Acquire);
+        };
         if pos <= tail && tail - pos <= s.geo.capacity() && pos < best.1 {
             best = (i, pos);
         }
