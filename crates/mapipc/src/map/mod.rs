@@ -2110,3 +2110,39 @@ impl Drop for Mmap {
         let _ = unsafe { os::mem::munmap(self.base, self.map_len) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An empty range at the very end of a page-sized mapping must not touch the page after
+    /// it, which belongs to some other mapping: `advise_range(DontNeed, len, 0)` once
+    /// discarded the first page of the neighbouring mapping.
+    ///
+    /// The neighbour is made, not hoped for from the kernel's placement (which other threads
+    /// change): a shared anonymous `Mmap` of two pages gets a private page (another kernel
+    /// mapping, which `MADV_DONTNEED` would zero) in place of its second one, and its user
+    /// range is cut to the first page. So the mapping the calls see is one page long and is
+    /// followed by the neighbour's data. (`map_len` keeps both pages, which drop unmaps.)
+    #[test]
+    fn empty_range_at_the_end_never_touches_the_neighbouring_mapping() {
+        let page = os::mem::page_size();
+        let mut ours = Mmap::anonymous(2 * page).unwrap();
+        assert_eq!(ours.sharing(), Sharing::Shared); // else DontNeed stops at WouldDiscard
+        let neighbour = ours.as_mut_ptr().wrapping_add(page).cast::<c_void>();
+        // SAFETY: the second page lies inside `ours`, which this test owns and nobody
+        // borrows; its bytes may be discarded.
+        unsafe { os::mem::map_zero_pages_fixed(neighbour, page) }.unwrap();
+        ours.fill(page as u64, page, 0x5a).unwrap();
+        ours.len = page;
+        ours.advise_range(Advice::DontNeed, page as u64, 0).unwrap();
+        ours.flush_range(page as u64, 0).unwrap();
+        ours.flush_async_range(page as u64, 0).unwrap();
+        ours.len = 2 * page;
+        let kept = ours.read_vec(page as u64, page).unwrap();
+        assert!(
+            kept.iter().all(|&b| b == 0x5a),
+            "the neighbouring mapping's data was discarded"
+        );
+    }
+}
