@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use common::{fork, Child, Exit, WATCHDOG};
 
 use mapipc::map::{
-    AccessError, Advice, AdviseError, FlushError, GrowError, LockError, MapError, MapOptions, Mmap,
-    ProtectError, Protection, Sharing,
+    AccessError, Advice, AdviseError, Bounds, FlushError, GrowError, LockError, MapError,
+    MapOptions, Mmap, ProtectError, Protection, Sharing,
 };
 use mapipc::os::file::{AccessMode, FileKind, Seals};
 use proptest::prelude::*;
@@ -490,6 +490,7 @@ fn tip7_out_of_bounds_access_is_an_error_never_a_crash() {
         offset,
         len,
         map_len: 100,
+        bounds: Bounds::Mapping,
     };
     let mut buf = [0u8; 2];
     assert_eq!(map.read_at(99, &mut buf).unwrap_err(), oob(99, 2));
@@ -1672,6 +1673,7 @@ proptest! {
                     } else {
                         prop_assert_eq!(got.unwrap_err(), AccessError::OutOfBounds {
                             file: map.file_name().to_string(), offset: *off, len: *len, map_len,
+                            bounds: Bounds::Mapping,
                         });
                     }
                 }

@@ -490,7 +490,7 @@ fn every_access_error_names_the_mapping() {
     let rw = MapOptions::new().read_write().map_path(&path).unwrap();
     let e = rw.read_vec(90, 20).unwrap_err();
     assert!(
-        matches!(&e, AccessError::OutOfBounds { file, offset: 90, len: 20, map_len: 100 }
+        matches!(&e, AccessError::OutOfBounds { file, offset: 90, len: 20, map_len: 100, .. }
             if file.contains(name)),
         "{e:?}"
     );

@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::{fork, serial, spin_until, wait_until, Exit, Rng, WATCHDOG};
 use queue_util::{check_log_of, segments, small_segments, tempdir};
 
-use mapipc::map::{AccessError, Mmap};
+use mapipc::map::{AccessError, Bounds, Mmap};
 use mapipc::queue::{
     self, AckError, AckMode, AppendError, Appender, CorruptReason, InspectError, OpenError,
     QueueOptions, ReadError, Retention, StartAt, SyncPolicy, SyncPositionError, Tailer,
@@ -867,13 +867,15 @@ fn retention_deletes_old_segments_but_not_what_tailers_need() {
 /// A read past a record's payload, and a write outside an appender's grant, fail with
 /// `AccessError::OutOfBounds` naming the segment file the record is in (its path, as the
 /// queue names it), and the message quotes it: in the first segment, and in the next one
-/// after a roll (which the appender creates under a temporary `.seg.pre` name).
+/// after a roll (which the appender creates under a temporary `.seg.pre` name). The
+/// message says what its length is (the payload's, not the mapping's), and a
+/// `copy_from_slice` of the wrong length says so rather than calling its range outside.
 #[test]
 fn out_of_bounds_errors_name_the_segment_file_of_the_record() {
     let _g = serial();
     let tmp = tempdir();
     let dir = tmp.path().join("q");
-    let check = |err: AccessError, segment: u64, offset: u64, len: usize| {
+    let check = |err: AccessError, segment: u64, offset: u64, len: usize, bounds: Bounds| {
         let seg = dir.join(format!("{segment:020}.seg")).display().to_string();
         match &err {
             AccessError::OutOfBounds {
@@ -881,14 +883,29 @@ fn out_of_bounds_errors_name_the_segment_file_of_the_record() {
                 offset: o,
                 len: l,
                 map_len,
+                bounds: b,
             } => assert_eq!(
-                (file.as_str(), *o, *l, *map_len),
-                (seg.as_str(), offset, len, 16),
+                (file.as_str(), *o, *l, *map_len, *b),
+                (seg.as_str(), offset, len, 16, bounds),
                 "{err}"
             ),
             other => panic!("expected OutOfBounds, got {other:?}"),
         }
-        assert!(err.to_string().contains(&format!("`{seg}`")), "{err}");
+        let end = u128::from(offset) + len as u128;
+        let want = match bounds {
+            Bounds::RecordPayload => {
+                format!("range {offset}..{end} is outside the 16-byte record payload in `{seg}`")
+            }
+            Bounds::GrantPayload => format!(
+                "range {offset}..{end} is outside the 16-byte payload of the grant in `{seg}`"
+            ),
+            Bounds::GrantLength => format!(
+                "{len} bytes given for the 16-byte payload of the grant in `{seg}`: \
+                 copy_from_slice takes exactly its length"
+            ),
+            other => panic!("unexpected bounds {other:?}"),
+        };
+        assert_eq!(err.to_string(), want);
     };
     let mut app = small_segments(&dir);
     let mut firsts = Vec::new();
@@ -896,15 +913,13 @@ fn out_of_bounds_errors_name_the_segment_file_of_the_record() {
         while segments(&dir).len() < segment + 1 {
             app.append(&[1u8; 1000]).unwrap();
         }
+        let segment = segment as u64;
         let mut g = app.reserve(16).unwrap();
-        check(g.write_at(10, &[0; 8]).unwrap_err(), segment as u64, 10, 8);
-        check(g.write_pod(12, &0u64).unwrap_err(), segment as u64, 12, 8);
-        check(
-            g.copy_from_slice(b"short").unwrap_err(),
-            segment as u64,
-            0,
-            5,
-        );
+        let grant = Bounds::GrantPayload;
+        check(g.write_at(10, &[0; 8]).unwrap_err(), segment, 10, 8, grant);
+        check(g.write_pod(12, &0u64).unwrap_err(), segment, 12, 8, grant);
+        let short = g.copy_from_slice(b"short").unwrap_err();
+        check(short, segment, 0, 5, Bounds::GrantLength);
         g.fill(7).unwrap();
         firsts.push(g.commit().unwrap());
     }
@@ -918,19 +933,18 @@ fn out_of_bounds_errors_name_the_segment_file_of_the_record() {
             }
         };
         assert_eq!(rec.to_vec().unwrap(), [7; 16]);
+        let segment = segment as u64;
+        let payload = Bounds::RecordPayload;
         check(
             rec.read_at(10, &mut [0; 8]).unwrap_err(),
-            segment as u64,
+            segment,
             10,
             8,
+            payload,
         );
         let past = usize::MAX;
-        check(
-            rec.read_at(past, &mut [0; 1]).unwrap_err(),
-            segment as u64,
-            past as u64,
-            1,
-        );
+        let err = rec.read_at(past, &mut [0; 1]).unwrap_err();
+        check(err, segment, past as u64, 1, payload);
     }
 }
 

@@ -944,7 +944,13 @@ fn views_are_relative_to_the_user_data_and_bounds_checked() {
     ));
     assert!(matches!(
         region.atomic_u32(64),
-        Err(region::AccessError::OutOfBounds { .. })
+        Err(region::AccessError::OutOfBounds {
+            offset: 64,
+            len: 4,
+            map_len: 64,
+            bounds: region::Bounds::RegionData,
+            ..
+        })
     ));
     // Writes through views never reach the header.
     region.fill(0, 64, 0xff).unwrap();
@@ -959,4 +965,11 @@ fn views_are_relative_to_the_user_data_and_bounds_checked() {
     ] {
         assert!(e.to_string().contains("memfd:views"), "{e}");
     }
+    // ... and say that the length is the user data's, not the mapping's.
+    let e = named.atomic_u32(64).unwrap_err().to_string();
+    assert!(
+        e.starts_with("range 64..68 is outside the 64-byte user data of the region in `")
+            && e.ends_with("memfd:views`"),
+        "{e}"
+    );
 }

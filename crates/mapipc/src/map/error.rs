@@ -184,7 +184,7 @@ pub enum MapError {
 /// use mapipc::map::{AccessError, Mmap, Protection};
 /// let mut map = Mmap::anonymous(4096)?;
 /// match map.read_vec(4090, 10) {
-///     Err(AccessError::OutOfBounds { file, offset, len, map_len }) => {
+///     Err(AccessError::OutOfBounds { file, offset, len, map_len, .. }) => {
 ///         assert_eq!((offset, len, map_len), (4090, 10, 4096));
 ///         assert_eq!(file, "anonymous memory");
 ///     }
@@ -206,10 +206,12 @@ pub enum MapError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AccessError {
-    /// The range is outside the mapping (tutorial pitfall 7, as an error instead of SIGSEGV).
+    /// The range is outside the mapping (tutorial pitfall 7, as an error instead of SIGSEGV),
+    /// or outside the part of it that `bounds` names (a region's user data, a queue record's
+    /// payload), which `offset` is relative to and `map_len` is the length of.
     #[error(
-        "range {offset}..{end} is outside the mapping of `{file}` ({map_len} bytes)",
-        end = *offset as u128 + *len as u128
+        "{}",
+        OutOfBoundsMessage { file, offset: *offset, len: *len, map_len: *map_len, bounds: *bounds }
     )]
     OutOfBounds {
         /// The mapping's file, or `anonymous memory`.
@@ -218,9 +220,11 @@ pub enum AccessError {
         offset: u64,
         /// Requested length.
         len: usize,
-        /// The mapping's length (or the length of the part the offset is relative to: a
-        /// region's user data, a queue record's payload).
+        /// The length of what `bounds` names: the mapping's, a region's user data's, a
+        /// record's payload's.
         map_len: usize,
+        /// What the range was checked against.
+        bounds: Bounds,
     },
     /// The mapping is not readable (`PROT_NONE`, or write-only is impossible).
     #[error("the mapping of `{file}` is not readable (protection: {protection})")]
@@ -280,6 +284,83 @@ pub enum AccessError {
         /// Why the kernel could not supply it.
         cause: FaultCause,
     },
+}
+
+/// What the range of an [`AccessError::OutOfBounds`] was checked against: what its offset is
+/// relative to and its `map_len` the length of. The message names it.
+///
+/// # Example
+/// ```
+/// use mapipc::map::{AccessError, Bounds, Mmap};
+/// let map = Mmap::anonymous(16)?;
+/// let err = map.read_vec(10, 10).unwrap_err();
+/// assert!(matches!(err, AccessError::OutOfBounds { bounds: Bounds::Mapping, map_len: 16, .. }));
+/// assert_eq!(err.to_string(), "range 10..20 is outside the mapping of `anonymous memory` (16 bytes)");
+///
+/// let region = mapipc::region::Region::anonymous(8)?;
+/// let err = region.read_vec(4, 8).unwrap_err();
+/// assert!(matches!(err, AccessError::OutOfBounds { bounds: Bounds::RegionData, map_len: 8, .. }));
+/// assert!(err.to_string().starts_with("range 4..12 is outside the 8-byte user data of the region in `"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Bounds {
+    /// The whole [`Mmap`](super::Mmap) (from the file offset it was mapped at).
+    Mapping,
+    /// The user data of a [`Region`](crate::region::Region) (after its header).
+    RegionData,
+    /// The payload of a queue [`Record`](crate::queue::Record).
+    RecordPayload,
+    /// The payload of an appender's [`Grant`](crate::queue::Grant).
+    GrantPayload,
+    /// [`Grant::copy_from_slice`](crate::queue::Grant::copy_from_slice), which takes exactly
+    /// the payload's length: `len` is the length given, `offset` 0.
+    GrantLength,
+}
+
+/// The message of [`AccessError::OutOfBounds`].
+struct OutOfBoundsMessage<'a> {
+    file: &'a str,
+    offset: u64,
+    len: usize,
+    map_len: usize,
+    bounds: Bounds,
+}
+
+impl std::fmt::Display for OutOfBoundsMessage<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let OutOfBoundsMessage {
+            file,
+            offset,
+            len,
+            map_len,
+            bounds,
+        } = *self;
+        let end = offset as u128 + len as u128;
+        let part = match bounds {
+            Bounds::Mapping => {
+                return write!(
+                    f,
+                    "range {offset}..{end} is outside the mapping of `{file}` ({map_len} bytes)"
+                )
+            }
+            Bounds::GrantLength => {
+                return write!(
+                    f,
+                    "{len} bytes given for the {map_len}-byte payload of the grant in `{file}`: \
+                     copy_from_slice takes exactly its length"
+                )
+            }
+            Bounds::RegionData => "user data of the region",
+            Bounds::RecordPayload => "record payload",
+            Bounds::GrantPayload => "payload of the grant",
+        };
+        write!(
+            f,
+            "range {offset}..{end} is outside the {map_len}-byte {part} in `{file}`"
+        )
+    }
 }
 
 /// Why the kernel could not supply a page of a file mapping ([`AccessError::Fault`]).

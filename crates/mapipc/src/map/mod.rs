@@ -105,7 +105,8 @@ use std::sync::OnceLock;
 
 pub use cursor::Cursor;
 pub use error::{
-    AccessError, AdviseError, FaultCause, FlushError, GrowError, LockError, MapError, ProtectError,
+    AccessError, AdviseError, Bounds, FaultCause, FlushError, GrowError, LockError, MapError,
+    ProtectError,
 };
 
 use crate::os;
@@ -1078,6 +1079,7 @@ impl Mmap {
             offset,
             len,
             map_len: self.len,
+            bounds: Bounds::Mapping,
         }
     }
 

@@ -14,7 +14,7 @@ use super::meta::{Boot, Meta};
 use super::repair::{self, SegmentRepair};
 use super::segment::{Probe, Segment};
 use super::{list_queue, notify_tailers, pack_position};
-use crate::map::{AccessError, MapError, MapOptions, Mmap};
+use crate::map::{AccessError, Bounds, MapError, MapOptions, Mmap};
 use crate::os;
 
 /// When appended records are written back to disk (`msync`). Whatever the policy, a
@@ -951,6 +951,7 @@ impl Grant<'_> {
                 offset: offset as u64,
                 len,
                 map_len: self.len,
+                bounds: Bounds::GrantPayload,
             }),
         }
     }
@@ -982,6 +983,7 @@ impl Grant<'_> {
                 offset: 0,
                 len: data.len(),
                 map_len: self.len,
+                bounds: Bounds::GrantLength,
             });
         }
         self.write_at(0, data)

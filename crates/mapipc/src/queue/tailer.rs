@@ -14,7 +14,7 @@ use super::meta::Meta;
 use super::segment::{Probe, SegOpenError, Segment};
 use super::tmpfile;
 use super::{list_dir, unpack_position};
-use crate::map::{AccessError, FlushError, MapError, MapOptions, Mmap};
+use crate::map::{AccessError, Bounds, FlushError, MapError, MapOptions, Mmap};
 use crate::os;
 use crate::sync::{Notifier, WaitError, WaitOptions};
 
@@ -332,6 +332,7 @@ impl Record<'_> {
                 offset: offset as u64,
                 len: buf.len(),
                 map_len: self.len,
+                bounds: Bounds::RecordPayload,
             }),
         }
     }

@@ -170,7 +170,7 @@ pub use header::{CONTENT_RAW, DEFAULT_MAX_PEERS, FORMAT_VERSION, HEADER_SIZE, MA
 pub use name::{IntoLocation, Location, ShmName, MAX_MEMFD_NAME_LEN, MAX_NAME_LEN, SHM_DIR};
 pub use peers::{Liveness, Peer, PeerInfo};
 
-pub use crate::map::AccessError;
+pub use crate::map::{AccessError, Bounds};
 use crate::map::{MapError, MapOptions, Mmap, Protection};
 use crate::os;
 use crate::os::file::{FileKind, OpenHow, Seals};
@@ -1299,6 +1299,7 @@ impl Region {
                 offset,
                 len,
                 map_len: l.data_len as usize,
+                bounds: Bounds::RegionData,
             }),
         }
     }
