@@ -4,6 +4,11 @@
 //! One column per message size, one row per metric (round trip p50, p99, p99.9, msgs/s,
 //! GB/s), one horizontal bar per transport on a logarithmic axis, coloured by family:
 //! kernel transports blue, floors grey, mapipc channels orange.
+//!
+//! The strings the chart takes from the report (CPU model, kernel release, date, transport
+//! and mode names) are escaped: markup characters by plotters, control characters (which
+//! XML 1.0 cannot carry) as Rust's `escape_debug` writes them, so a hostile report still
+//! gives a well-formed SVG.
 
 use std::path::Path;
 
@@ -70,6 +75,25 @@ fn si(v: f64) -> String {
     }
 }
 
+/// `text` from the report (a CPU model, kernel release, date, transport or mode name: a
+/// report may come from [`Report::from_json`]) as the chart draws it. plotters escapes the
+/// markup characters (`<`, `>`, `&`, `"`, `'`) of every text it writes, but passes the
+/// others through, and XML 1.0 cannot carry most control characters even escaped (a
+/// document holding one is not well-formed), nor U+FFFE and U+FFFF. Those, and every other
+/// control character (newline, DEL and C1 included), are written as Rust's `escape_debug`
+/// writes them (`\n`, `\u{1b}`), as the CLI shows names.
+fn svg_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 const PANELS: [(Metric, &str); 5] = [
     (Metric::RttP50Ns, "round trip p50, ns"),
     (Metric::RttP99Ns, "round trip p99, ns"),
@@ -111,7 +135,8 @@ pub fn write_svg(report: &Report, path: impl AsRef<Path>) -> Result<(), PlotErro
 
 /// The SVG text of the chart [`write_svg`] writes, for a caller that writes the file itself
 /// (`mapipc bench` opens it without blocking and refuses anything but a regular file).
-/// `name` is what the errors call the chart (its file, say).
+/// `name` is what the errors call the chart (its file, say); the chart does not show it.
+/// Strings from the report are escaped (see the [module docs](self)).
 ///
 /// # Errors
 /// [`PlotError::Empty`] for a report without rows, [`PlotError::Draw`] when drawing fails.
@@ -155,8 +180,8 @@ fn draw(
     let labels: Vec<String> = transports
         .iter()
         .map(|(t, m)| match m {
-            Some(m) => format!("{t} ({m})"),
-            None => t.clone(),
+            Some(m) => svg_text(&format!("{t} ({m})")),
+            None => svg_text(t),
         })
         .collect();
     let panel_w = 400u32;
@@ -166,10 +191,10 @@ fn draw(
     let root = SVGBackend::with_string(svg, (width, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let m = &report.machine;
-    let title = format!(
+    let title = svg_text(&format!(
         "mapipc bench: {}, {} CPUs, Linux {}, {}",
         m.cpu_model, m.cores, m.kernel, m.date
-    );
+    ));
     let (header, root) = root.split_vertically(50);
     header
         .draw(&Text::new(title, (10, 8), ("sans-serif", 18)))
@@ -276,5 +301,85 @@ mod tests {
         assert_eq!(si(3.0), "3");
         assert_eq!(si(0.012), "0.012");
         assert_eq!(si(0.05), "0.05");
+    }
+
+    /// Checks what an XML 1.0 parser would refuse in the SVG text plotters writes: a
+    /// character XML cannot carry, an `&` that starts no entity, a `<` that starts no tag,
+    /// unbalanced tags.
+    fn assert_well_formed(svg: &str) {
+        if let Some(c) = svg
+            .chars()
+            .find(|&c| (c.is_control() && c != '\n') || c == '\u{fffe}' || c == '\u{ffff}')
+        {
+            panic!("{c:?} in the SVG");
+        }
+        for (i, _) in svg.match_indices('&') {
+            let rest = &svg[i + 1..];
+            assert!(
+                ["lt;", "gt;", "amp;", "quot;", "apos;", "#"]
+                    .iter()
+                    .any(|e| rest.starts_with(e)),
+                "a bare & at {}",
+                &svg[i..(i + 20).min(svg.len())]
+            );
+        }
+        let mut open: Vec<&str> = Vec::new();
+        for piece in svg.split('<').skip(1) {
+            let tag = &piece[..piece.find('>').expect("an unclosed tag")];
+            if let Some(closing) = tag.strip_prefix('/') {
+                assert_eq!(open.pop(), Some(closing.trim()), "unbalanced </{closing}>");
+            } else if tag.starts_with('?') || tag.starts_with('!') || tag.ends_with('/') {
+                assert!(tag.len() > 1, "an empty tag");
+            } else {
+                let n = tag.split_whitespace().next().unwrap_or("");
+                assert!(
+                    n.starts_with(|c: char| c.is_ascii_alphabetic()),
+                    "a < that starts no tag: <{tag}>"
+                );
+                open.push(n);
+            }
+        }
+        assert!(open.is_empty(), "unclosed {open:?}");
+    }
+
+    /// Every string the chart takes from the report (CPU model, kernel, date, transport and
+    /// mode names; a report may come from `Report::from_json`) reaches the SVG escaped,
+    /// control characters included, and the document stays well-formed. (The `name` given
+    /// to `render_svg`, the `--plot` path, is not drawn: only errors quote it.)
+    #[test]
+    fn hostile_report_strings_are_escaped_in_the_svg() {
+        let hostile = "<script>&\"'\u{1}\u{1b}[31m\u{7f}\u{9b}\u{fffe}\n";
+        let mut machine = crate::Machine::detect(
+            None,
+            std::time::Duration::from_secs(1),
+            std::time::Duration::ZERO,
+        );
+        machine.cpu_model = format!("cpu{hostile}");
+        machine.kernel = format!("kernel{hostile}");
+        machine.date = format!("date{hostile}");
+        machine.hostname = Some(format!("host{hostile}"));
+        let rows = [("uds", None), ("spsc", Some(format!("mode{hostile}")))]
+            .into_iter()
+            .flat_map(|(t, mode)| {
+                Metric::ALL.iter().map(move |&metric| crate::Row {
+                    transport: format!("{t}{hostile}"),
+                    mode: mode.clone(),
+                    size: 64,
+                    metric,
+                    value: 1000.0,
+                })
+            })
+            .collect();
+        let report = Report { machine, rows };
+        let svg = render_svg(&report, &format!("{hostile}.svg")).unwrap();
+        assert_well_formed(&svg);
+        assert!(!svg.contains("<script"), "{svg}");
+        let escaped = "&lt;script&gt;&amp;&quot;&apos;\\u{1}\\u{1b}[31m\\u{7f}\\u{9b}\\u{fffe}\\n";
+        for what in ["cpu", "kernel", "date", "uds", "spsc", "mode"] {
+            assert!(
+                svg.contains(&format!("{what}{escaped}")),
+                "{what} is not escaped: {svg}"
+            );
+        }
     }
 }
