@@ -1695,7 +1695,9 @@ fn a_named_seek_gives_up_on_a_stopped_retention_run() {
     }
     let msg = err.to_string();
     assert!(
-        msg.contains("queue.meta") && msg.contains("retention"),
+        msg.contains("queue.meta")
+            && msg.contains("retention")
+            && msg.contains("or another process locking the file"),
         "{msg}"
     );
     assert!(!dir.join("new.tailer").exists(), "no file created");
@@ -1783,7 +1785,9 @@ fn retention_gives_up_on_a_named_tailer_stopped_in_a_seek() {
     );
     let msg = err.to_string();
     assert!(
-        msg.contains("queue.meta") && msg.contains("named tailer"),
+        msg.contains("queue.meta")
+            && msg.contains("named tailer")
+            && msg.contains("or another process locking the file"),
         "{msg}"
     );
     assert_eq!(segment_files(&dir), before, "no segment deleted or changed");
@@ -1838,7 +1842,9 @@ fn retention_gives_up_on_a_stopped_retention_run() {
         );
         let msg = err.to_string();
         assert!(
-            msg.contains("queue.meta") && msg.contains("another retention run"),
+            msg.contains("queue.meta")
+                && msg.contains("another retention run")
+                && msg.contains("or another process locking the file"),
             "{msg}"
         );
         assert_eq!(segment_files(&dir), before, "no segment deleted or changed");
@@ -1853,7 +1859,11 @@ fn retention_gives_up_on_a_stopped_retention_run() {
             if *file == meta_file && *waited == queue::POSITION_LOCK_TIMEOUT),
         "{err:?}"
     );
-    assert!(err.to_string().contains("queue.meta"), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("queue.meta") && msg.contains("or another process locking the file"),
+        "{msg}"
+    );
     assert!(damaged.exists());
 
     // The holder goes away: the same run succeeds.

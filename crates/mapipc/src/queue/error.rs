@@ -484,8 +484,9 @@ pub enum ReadError {
     /// or hung, or another process locking the file). The tailer did not move; the seek can
     /// be retried. Who holds the lock is not known: `flock` does not say.
     #[error(
-        "timed out after {waited:?} waiting for the position lock on `{file}`: a retention \
-         run holds it (a stopped or hung `retain`?)"
+        "timed out after {waited:?} waiting for the position lock on `{file}`: it is held \
+         exclusively, by a retention run (a stopped or hung `retain`?) or another process \
+         locking the file"
     )]
     PositionLockTimeout {
         /// The metadata file (`queue.meta`).
@@ -808,8 +809,9 @@ pub enum RetainError {
     /// deleted; the run can be retried. Who holds the lock is not known: an OFD lock has no
     /// owning process.
     #[error(
-        "timed out after {waited:?} waiting for the retention lock on `{file}`: another \
-         retention run holds it (a stopped or hung `retain`?); nothing was deleted"
+        "timed out after {waited:?} waiting for the retention lock on `{file}`: it is held, by \
+         another retention run (a stopped or hung `retain`?) or another process locking the \
+         file; nothing was deleted"
     )]
     RetentionLockTimeout {
         /// The metadata file (`queue.meta`).
@@ -819,14 +821,15 @@ pub enum RetainError {
         waited: Duration,
     },
     /// Retention gave up waiting for the queue's position lock, a `flock` on `queue.meta`:
-    /// a named tailer holds it shared (while it seeks or is created), and has held it
-    /// longer than the [`lock_timeout`](super::Retention::lock_timeout) (a tailer process
-    /// stopped or hung in the middle of a seek, or another process locking the file).
+    /// it was held longer than the [`lock_timeout`](super::Retention::lock_timeout), by a
+    /// named tailer (which holds it shared while it seeks or is created: a tailer process
+    /// stopped or hung in the middle of a seek) or by another process locking the file.
     /// Nothing was deleted; the run can be retried. Who holds the lock is not known:
     /// `flock` does not say.
     #[error(
-        "timed out after {waited:?} waiting for the position lock on `{file}`: a named \
-         tailer holds it (a named tailer stopped in the middle of a seek?); nothing was deleted"
+        "timed out after {waited:?} waiting for the position lock on `{file}`: it is held, by \
+         a named tailer seeking or being created (one stopped or hung in the middle?) or \
+         another process locking the file; nothing was deleted"
     )]
     PositionLockTimeout {
         /// The metadata file (`queue.meta`).
@@ -881,8 +884,9 @@ pub enum RemoveDamagedError {
     /// [`POSITION_LOCK_TIMEOUT`](super::POSITION_LOCK_TIMEOUT) (a stopped or hung one?);
     /// nothing was deleted.
     #[error(
-        "timed out after {waited:?} waiting for the retention lock on `{file}`: another \
-         retention run holds it (a stopped or hung `retain`?); nothing was deleted"
+        "timed out after {waited:?} waiting for the retention lock on `{file}`: it is held, by \
+         another retention run (a stopped or hung `retain`?) or another process locking the \
+         file; nothing was deleted"
     )]
     RetentionLockTimeout {
         /// `queue.meta`.
