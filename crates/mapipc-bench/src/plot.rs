@@ -136,7 +136,8 @@ pub fn write_svg(report: &Report, path: impl AsRef<Path>) -> Result<(), PlotErro
 /// The SVG text of the chart [`write_svg`] writes, for a caller that writes the file itself
 /// (`mapipc bench` opens it without blocking and refuses anything but a regular file).
 /// `name` is what the errors call the chart (its file, say); the chart does not show it.
-/// Strings from the report are escaped (see the [module docs](self)).
+/// Strings from the report are escaped (markup characters, and control characters as
+/// `escape_debug` writes them), so a hostile report still gives a well-formed SVG.
 ///
 /// # Errors
 /// [`PlotError::Empty`] for a report without rows, [`PlotError::Draw`] when drawing fails.
