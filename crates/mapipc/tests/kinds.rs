@@ -13,8 +13,8 @@ use std::time::Duration;
 use common::{fork, seed, Exit, Rng};
 use kinds_util::{bcast, mpsc};
 use mapipc::channel::{
-    AttachError, Channel, ChannelOptions, Kind, Policy, Receiver, RecvError, Sender, StartAt,
-    TryRecvError,
+    AttachError, Channel, ChannelOptions, Kind, Policy, Receiver, RecvError, SendError, Sender,
+    StartAt, TryRecvError,
 };
 use mapipc::map::Mmap;
 
@@ -249,6 +249,82 @@ fn producer_slot_takeover_fences_dead_claims_behind_unpublished_space() {
         b"after takeover"
     );
     assert_eq!(chan.stat().aborted, 1);
+}
+
+/// An MPSC consumer SIGKILLed inside `drain`'s callback, after the call consumed the first
+/// message (its blocks handed back, the count not stored yet): the next consumer counts it
+/// at attach, from the producers' counts and what the ring still holds, so `received`
+/// ends exact.
+#[test]
+fn mpsc_received_counts_what_a_killed_consumer_took() {
+    let _g = common::serial();
+    let chan = mpsc(8192, 2);
+    let flag = Mmap::anonymous(64).unwrap();
+    let mut tx = chan.sender().unwrap();
+    for k in 1..=3u8 {
+        tx.send(&[k; 8]).unwrap();
+    }
+    let (c1, f1) = (chan.clone(), &flag);
+    let mut victim = fork(move || {
+        let mut rx = c1.receiver().unwrap();
+        let _ = rx.drain(usize::MAX, |m| {
+            if m.get(0) == Some(2) {
+                f1.atomic_u32(0).unwrap().store(1, Ordering::Release);
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        });
+        1
+    });
+    await_flag(&flag, 0);
+    assert_eq!(victim.kill9(), Exit::Signal(libc::SIGKILL));
+    let mut rx = chan.receiver().unwrap();
+    // The message the victim was handed last was not consumed: it comes again.
+    assert_eq!(rx.recv().unwrap(), [2; 8]);
+    assert_eq!(rx.recv().unwrap(), [3; 8]);
+    let st = chan.stat();
+    assert_eq!((st.sent, st.received), (3, 3));
+}
+
+/// While the MPSC consumer holds a revoked claim's blocks (its published position stays at
+/// the claim), the messages it delivers after it are counted at once, and the count
+/// survives the consumer leaving (and being killed) before the claim is released.
+#[test]
+fn mpsc_received_counts_messages_delivered_past_a_held_claim() {
+    let _g = common::serial();
+    let chan = mpsc(8192, 2);
+    let mut slow = chan.sender().unwrap();
+    let mut fast = chan.sender().unwrap();
+    let grant = slow.reserve(8).unwrap(); // claimed, never committed in time
+    let mut rx = chan.receiver().unwrap();
+    rx.set_abort_timeout(Duration::from_millis(10));
+    for k in 1..=3u8 {
+        fast.send(&[k; 8]).unwrap();
+        assert_eq!(rx.recv().unwrap(), [k; 8]);
+        assert_eq!(chan.stat().received, u64::from(k));
+    }
+    drop(rx);
+    fast.send(&[4; 8]).unwrap();
+    let flag = Mmap::anonymous(64).unwrap();
+    let (c1, f1) = (chan.clone(), &flag);
+    let mut victim = fork(move || {
+        let mut rx = c1.receiver().unwrap();
+        assert_eq!(rx.recv().unwrap(), [4; 8]);
+        f1.atomic_u32(0).unwrap().store(1, Ordering::Release);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    await_flag(&flag, 0);
+    assert_eq!(victim.kill9(), Exit::Signal(libc::SIGKILL));
+    assert_eq!(chan.stat().received, 4);
+    let mut rx = chan.receiver().unwrap();
+    assert!(matches!(grant.commit(), Err(SendError::Aborted)));
+    fast.send(&[5; 8]).unwrap();
+    assert_eq!(rx.recv().unwrap(), [5; 8]);
+    let st = chan.stat();
+    assert_eq!((st.sent, st.received, st.aborted), (5, 5, 1));
 }
 
 /// More live producers than slots: the extra one is refused with a clear error.

@@ -8,8 +8,9 @@
 //!               capacity, ring offset, max payload
 //!     64     1  tail, sent, (broadcast) next   producer, per message
 //!               sequence number
-//!    128     2  head, received, (MPSC)         consumer, per message
-//!               aborted count
+//!    128     2  head, received, (MPSC)         consumer, per message;
+//!               aborted count and the note     (note: per aborted record)
+//!               of the one being counted
 //!    192     3  data notifier word,            consumer parks, producer wakes;
 //!               consumer-never-parks flag      consumer (on mode change)
 //!    256     4  space notifier word,           producer parks, consumer wakes;
@@ -64,6 +65,10 @@ pub(crate) mod off {
 
     /// MPSC: records skipped because aborted.
     pub(crate) const ABORTED: u64 = 152;
+    /// MPSC: 0, or the position of the aborted record the consumer is counting, with bit 0
+    /// set; the count it is making is at `ABORT_TARGET` (`channel/mpsc.rs`, "Counting").
+    pub(crate) const ABORT_NOTE: u64 = 160;
+    pub(crate) const ABORT_TARGET: u64 = 168;
     pub(crate) const DATA_WORD: u64 = 192;
     /// Non-zero while the consumer busy-polls (never parks): the producer may skip waking.
     pub(crate) const CONSUMER_NEVER_PARKS: u64 = 196;

@@ -50,7 +50,7 @@
 //! the liveness check interval: the receiver drains what was committed and then gets
 //! `Disconnected`; a sender blocked on a full ring gets `Disconnected`. A new producer or
 //! consumer may attach to a file-backed channel afterwards and continues from the shared
-//! positions. Every position and record header read from shared memory is validated:
+//! positions (and repairs the counters a killed predecessor left short). Every position and record header read from shared memory is validated:
 //! garbage gives `Corrupted { offset, what }`, never an out-of-bounds access, a panic or an
 //! endless loop; a truncated file gives `Truncated`, never SIGBUS, and an end waiting on
 //! it (for a message, for room, for a new peer) learns it within the check interval too,
@@ -700,6 +700,42 @@ impl Shared {
                 fixed
             }
             _ => received,
+        }
+    }
+
+    /// MPSC: each producer slot's message count (stored by its producers as they publish).
+    /// Acquire pairs with their Release stores (pair **N**, `Sender::publish`): the records
+    /// a count covers are visible.
+    fn producer_counts(&self) -> Vec<u64> {
+        (0..self.max_endpoints)
+            .map(|i| self.ring.ctl_load(off::producer(i) + 8, Ordering::Acquire))
+            .collect()
+    }
+
+    /// MPSC: the message count a consumer attaching as `c` continues from. A predecessor
+    /// killed after taking messages (their blocks handed back) but before storing its count
+    /// left it short, and the blocks no longer say what they held. Each slot's producers
+    /// committed at least `counts[i]` messages (read *before* this call: the records they
+    /// cover are visible, pair **N**); those not in the ring any more, committed, were
+    /// consumed. So the messages consumed are at least the sum over the slots of `counts[i]`
+    /// less the slot's committed records from the published position on; that is the
+    /// count, unless it is already higher. A count a producer has not stored yet (mid-send,
+    /// a batch not flushed, or killed in between) leaves the repair short by its messages.
+    /// It raises the count by at most a ring of records (what a consumer can take before
+    /// publishing); garbage counts or records leave it as it is (it is only a statistic).
+    fn repaired_received_mpsc(&self, received: u64, counts: &[u64], c: &mpsc::MpscConsumer) -> u64 {
+        let Some(in_ring) = c.committed_by_owner(&self.ring) else {
+            return received;
+        };
+        let floor = counts.iter().zip(in_ring).fold(0u64, |sum, (&sent, n)| {
+            sum.saturating_add(sent.saturating_sub(n))
+        });
+        let most = self.geo.capacity() / mpsc::BLOCK;
+        if floor > received && floor - received <= most {
+            self.ring.ctl_store(off::RECEIVED, floor, Ordering::Release);
+            floor
+        } else {
+            received
         }
     }
 
@@ -1595,13 +1631,16 @@ pub struct Stat {
     /// messages uncounted until they are received).
     pub sent: u64,
     /// Messages consumed over the channel's life (SPSC, MPSC). MPSC: a consumer killed while
-    /// taking messages may leave it short by those it took since it last published (the
-    /// next consumer continues after them; records do not say how many there were).
+    /// taking messages may leave it short by those it took since it last published, until
+    /// the next consumer attaches and repairs it from the producers' counts and what the
+    /// ring still holds (short still by messages whose producer had not counted them yet:
+    /// killed between a commit and its publication, say).
     pub received: u64,
     /// MPSC: records skipped because their producer died (or gave them up) before
     /// committing, or held their claim past the consumer's abort timeout (counted when
-    /// the consumer gives up on them; their space stays in `bytes_used` until the producer
-    /// lets go of it, see [`Receiver::set_abort_timeout`]).
+    /// the consumer gives up on them, once, also if it is killed meanwhile: the next
+    /// consumer completes the count at attach; their space stays in `bytes_used` until the
+    /// producer lets go of it, see [`Receiver::set_abort_timeout`]).
     pub aborted: u64,
     /// The producer end (SPSC, broadcast; MPSC: the first live producer).
     pub producer: EndStat,

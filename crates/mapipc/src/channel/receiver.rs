@@ -163,8 +163,13 @@ impl std::fmt::Debug for Receiver {
 impl Receiver {
     pub(super) fn attach(shared: Arc<Shared>, start: StartAt) -> Result<Receiver, AttachError> {
         let s = &*shared;
-        // Read before the positions (see `Shared::repaired_received`).
+        // Read before the positions (see `Shared::repaired_received`). MPSC: the producers'
+        // counts, read before the ring (see `Shared::repaired_received_mpsc`).
         let sent = s.ring.ctl_load(off::SENT, Ordering::Acquire);
+        let producer_counts = match s.kind {
+            Kind::Mpsc => s.producer_counts(),
+            _ => Vec::new(),
+        };
         let (peer, core) = match s.kind {
             Kind::Spsc | Kind::Mpsc => {
                 let peer = s.attach_end(
@@ -212,6 +217,12 @@ impl Receiver {
         let received = match &core {
             // A predecessor killed right after publishing left the count short.
             RxCore::Spsc(c) => s.repaired_received(received, sent, c.head()),
+            // A predecessor killed while counting an aborted record, or after taking
+            // messages it had not counted yet, left the counts short.
+            RxCore::Mpsc { c, .. } => {
+                c.finish_noted_abort(&s.ring);
+                s.repaired_received_mpsc(received, &producer_counts, c)
+            }
             _ => received,
         };
         Ok(Receiver {
@@ -559,7 +570,7 @@ impl Receiver {
                     }
                 }
                 // Bounded: each round aborts one claim or returns.
-                let r = loop {
+                loop {
                     match c.try_peek(ring) {
                         Ok(Found::Record { data, len, end }) => {
                             *stuck = None;
@@ -588,13 +599,7 @@ impl Receiver {
                         }
                         Err(e) => break Err(shared.fault(e)),
                     }
-                };
-                let aborted = c.take_aborted();
-                if aborted > 0 {
-                    ring.counter(off::ABORTED)
-                        .fetch_add(aborted, Ordering::Relaxed);
                 }
-                r
             }
             RxCore::Sub { s, .. } => match s.try_next(ring) {
                 Ok(Next::Record {
@@ -976,10 +981,13 @@ impl Receiver {
             }
             RxCore::Mpsc { c, .. } => {
                 if c.has_unpublished() {
-                    c.publish(&s.ring);
+                    let moved = c.publish(&s.ring);
+                    // Also while a held record keeps the position put.
                     s.ring
                         .ctl_store(off::RECEIVED, self.received, Ordering::Relaxed);
-                    s.wake_all(off::SPACE_WORD);
+                    if moved {
+                        s.wake_all(off::SPACE_WORD);
+                    }
                 }
             }
             RxCore::Sub {
@@ -1784,6 +1792,109 @@ impl Iterator for TryIter<'_> {
                 Err(TryRecvError::Lagged { .. }) => continue,
                 Err(_) => return None,
             }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+impl Receiver {
+    /// Test builds: leaves as a killed process would: nothing published, the registration
+    /// left in place; only the region peer is dropped, so the others see the consumer dead.
+    pub(crate) fn abandon(self) {
+        let me = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `me` is never used or dropped again, and each field is read out once.
+        let (peer, shared) = unsafe { (std::ptr::read(&me._peer), std::ptr::read(&me.shared)) };
+        drop(peer);
+        drop(shared);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::mpsc::crash;
+    use super::super::{Channel, ChannelOptions, Kind, SendError};
+    use super::Receiver;
+
+    fn mpsc_channel() -> Channel {
+        ChannelOptions::new(Kind::Mpsc)
+            .capacity(4096)
+            .max_producers(4)
+            .anonymous()
+            .unwrap()
+    }
+
+    fn receiver(chan: &Channel) -> Receiver {
+        let mut rx = chan.receiver().unwrap();
+        rx.set_abort_timeout(Duration::from_millis(2));
+        rx.set_check_interval(Duration::from_millis(1));
+        rx
+    }
+
+    /// Receives with the consumer made to die at crash point `point` (which it must reach),
+    /// then leaves it as a killed process would.
+    fn killed_at(point: &'static str, mut rx: Receiver) {
+        crash::arm(point);
+        let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = rx.recv_timeout(Duration::from_secs(30));
+        }));
+        assert!(crash::disarm(), "crash point {point:?} not reached");
+        assert!(died.is_err());
+        rx.abandon();
+    }
+
+    /// A consumer killed anywhere between revoking a live producer's stuck claim (the
+    /// abort timeout) and the end of counting it: the next consumer counts it once, holds
+    /// it, and delivers what follows.
+    #[test]
+    fn a_consumer_killed_while_revoking_a_claim_leaves_it_counted_once() {
+        for point in ["revoke noted", "revoked", "revoke counted"] {
+            let chan = mpsc_channel();
+            let mut slow = chan.sender().unwrap();
+            let mut fast = chan.sender().unwrap();
+            let grant = slow.reserve(8).unwrap(); // claimed, never committed in time
+            fast.send(b"after").unwrap();
+            killed_at(point, receiver(&chan));
+            let mut rx = receiver(&chan);
+            assert_eq!(rx.recv().unwrap(), b"after", "at {point:?}");
+            assert_eq!(chan.stat().aborted, 1, "killed at {point:?}");
+            assert!(matches!(grant.commit(), Err(SendError::Aborted)));
+            fast.send(b"later").unwrap();
+            assert_eq!(rx.recv().unwrap(), b"later");
+            assert_eq!(chan.stat().aborted, 1, "killed at {point:?}");
+        }
+    }
+
+    /// Garbage in the producers' message counts (a hostile peer) raises the received count
+    /// a consumer attaching repairs from them by at most a ring of records (4096 / 32).
+    #[test]
+    fn garbage_producer_counts_raise_received_by_a_ring_of_records_at_most() {
+        use super::super::layout::off;
+        use super::super::words::Words;
+        use std::sync::atomic::Ordering;
+        let chan = mpsc_channel();
+        let ring = &chan.shared.ring;
+        for (count, want) in [(u64::MAX, 0), (129, 0), (128, 128), (u64::MAX - 5, 128)] {
+            ring.ctl_store(off::producer(1) + 8, count, Ordering::Relaxed);
+            drop(chan.receiver().unwrap());
+            assert_eq!(chan.stat().received, want, "count {count}");
+        }
+    }
+
+    /// A consumer killed anywhere between meeting a record its producer gave up (a dropped
+    /// grant) and the end of skipping it: the next consumer counts it once.
+    #[test]
+    fn a_consumer_killed_while_skipping_an_aborted_record_leaves_it_counted_once() {
+        for point in ["abort noted", "abort counted", "abort freed"] {
+            let chan = mpsc_channel();
+            let mut tx = chan.sender().unwrap();
+            drop(tx.reserve(40).unwrap()); // given up: aborted
+            tx.send(b"after").unwrap();
+            killed_at(point, receiver(&chan));
+            let mut rx = receiver(&chan);
+            assert_eq!(rx.recv().unwrap(), b"after", "at {point:?}");
+            assert_eq!(chan.stat().aborted, 1, "killed at {point:?}");
         }
     }
 }

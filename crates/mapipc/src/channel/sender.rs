@@ -558,8 +558,12 @@ impl Sender {
             TxCore::Mpsc { slot, .. } => {
                 if self.wake_pending {
                     self.wake_pending = false;
+                    // Release (pair **N**, with the Acquire load of a consumer attaching, in
+                    // `Shared::producer_counts`): the commits counted are visible to it, as it
+                    // counts what is left in the ring (`Shared::repaired_received_mpsc`). A
+                    // plain store on x86.
                     s.ring
-                        .ctl_store(off::producer(*slot) + 8, self.sent, Ordering::Relaxed);
+                        .ctl_store(off::producer(*slot) + 8, self.sent, Ordering::Release);
                     s.wake_if_parked(off::DATA_WORD, off::CONSUMER_NEVER_PARKS);
                 }
             }

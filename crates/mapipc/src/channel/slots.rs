@@ -67,13 +67,6 @@ impl MappedRing {
         unsafe { &*self.header.add(field as usize).cast::<AtomicU32>() }
     }
 
-    /// A 8-byte aligned counter of the header.
-    #[inline]
-    pub(crate) fn counter(&self, field: u64) -> &AtomicU64 {
-        debug_assert!(field % 8 == 0 && field + 8 <= RING_OFFSET);
-        self.atomic_u64(field)
-    }
-
     /// Replaces `out`'s contents with the `len` bytes at ring index `off`, copying once
     /// (no zero-fill first).
     #[inline]
