@@ -30,9 +30,10 @@
 //! Exactly once and in order: every committed message is returned by exactly one successful
 //! receive, and a full ring blocks the sender (or returns `Full`), never overwrites. The
 //! receiver's position advances when [`Receiver::recv`] returns, or when a [`RecvRef`] is
-//! dropped (for [`Receiver::drain`], when it returns); a receiver killed while holding a
-//! `RecvRef` (or inside `drain`) gets that message (those messages) again when it
-//! re-attaches. The sender's position advances when a message is committed; a sender killed
+//! dropped (SPSC [`Receiver::drain`]: when it returns; MPSC `drain`: as each call of its
+//! callback returns); a receiver killed while holding a `RecvRef` gets that message again
+//! when it re-attaches, and one killed inside `drain` every message that call handed out
+//! (SPSC) or the one its callback was handling (MPSC). The sender's position advances when a message is committed; a sender killed
 //! mid-message leaves nothing behind (the partial record was never published).
 //!
 //! # Speed

@@ -1242,9 +1242,11 @@ impl Receiver {
     /// were handled; 0 when empty. Does not wait. (Lossy broadcast: each message is copied
     /// and checked first, so `f` never sees a torn one, nor one read from a cut file.)
     ///
-    /// Until that release store the messages are, for the channel, still in the ring: a
-    /// receiver killed during the call (inside `f`, say) gets every message this call handed
-    /// to `f` again when it re-attaches, as with a [`RecvRef`] held at a kill.
+    /// SPSC: until that release store the messages are, for the channel, still in the ring:
+    /// a receiver killed during the call (inside `f`, say) gets every message this call
+    /// handed to `f` again when it re-attaches, as with a [`RecvRef`] held at a kill. MPSC:
+    /// each message's blocks are handed back as soon as `f` returns for it, so only the
+    /// message `f` was handling comes again.
     ///
     /// # Errors
     /// [`TryRecvError::Disconnected`] when nothing is left and the producers are gone,
