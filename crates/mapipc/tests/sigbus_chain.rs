@@ -1,10 +1,11 @@
 //! mapipc's SIGBUS handler calls a handler installed before it the way the kernel would have:
 //! with that handler's `sa_mask` blocked, and only once if it was installed with
-//! `SA_RESETHAND` (later signals not ours then get the default action).
+//! `SA_RESETHAND` (later signals not ours then get the default action); with SIGBUS itself
+//! unblocked if it was installed with `SA_NODEFER`.
 //!
 //! Its own test binary: the handler chain is process-wide state, fixed when the first
-//! mapping is made, and the test needs a process where a handler is installed before that.
-//! The work happens in a forked child, so this process keeps its own disposition.
+//! mapping is made, and the tests need a process where a handler is installed before that.
+//! The work happens in forked children, so this process keeps its own disposition.
 
 #![cfg(target_os = "linux")]
 
@@ -15,21 +16,30 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use common::{fork, Exit};
 use mapipc::map::MapOptions;
 
-/// Calls of the earlier handler, and of those how many ran with SIGUSR1 blocked.
+/// Calls of the earlier handler, of those how many ran with SIGUSR1 blocked, and how many
+/// with SIGBUS blocked.
 static CALLS: AtomicU32 = AtomicU32::new(0);
 static MASKED: AtomicU32 = AtomicU32::new(0);
+static BUS_BLOCKED: AtomicU32 = AtomicU32::new(0);
 
-extern "C" fn earlier(_sig: libc::c_int, _info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
-    CALLS.fetch_add(1, Ordering::Relaxed);
+/// Whether `sig` is in this thread's blocked mask now.
+fn is_blocked(sig: libc::c_int) -> bool {
     // SAFETY: all-zero is a valid out-parameter; a NULL `set` only queries the mask.
     let mut now: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: as above; `sigismember` reads the set filled in.
-    let blocked = unsafe {
+    unsafe {
         libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut now) == 0
-            && libc::sigismember(&now, libc::SIGUSR1) == 1
-    };
-    if blocked {
+            && libc::sigismember(&now, sig) == 1
+    }
+}
+
+extern "C" fn earlier(_sig: libc::c_int, _info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    CALLS.fetch_add(1, Ordering::Relaxed);
+    if is_blocked(libc::SIGUSR1) {
         MASKED.fetch_add(1, Ordering::Relaxed);
+    }
+    if is_blocked(libc::SIGBUS) {
+        BUS_BLOCKED.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -70,4 +80,45 @@ fn an_earlier_handler_gets_its_mask_and_resethand() {
         2
     });
     assert_eq!(child.wait(), Exit::Signal(libc::SIGBUS));
+}
+
+/// A handler installed with `SA_NODEFER` runs with SIGBUS unblocked, as the kernel would
+/// have run it, and the mask is back as it was after it returns. Before the fix it ran with
+/// SIGBUS blocked (exit 3).
+#[test]
+fn an_earlier_nodefer_handler_runs_with_sigbus_unblocked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let mut child = fork(move || {
+        // SAFETY: an all-zero sigaction is valid; the fields set make a SA_SIGINFO handler
+        // that does not defer SIGBUS while it runs.
+        unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = earlier as *const () as usize;
+            act.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER;
+            libc::sigemptyset(&mut act.sa_mask);
+            if libc::sigaction(libc::SIGBUS, &act, std::ptr::null_mut()) != 0 {
+                return 10;
+            }
+        }
+        let Ok(_map) = MapOptions::new().read_write().create(4096).map_path(&path) else {
+            return 11;
+        };
+        for round in 1..=2 {
+            // SAFETY: the signal is not a fault, so mapipc passes it on; the earlier handler
+            // returns, so the process goes on.
+            unsafe { libc::raise(libc::SIGBUS) };
+            if CALLS.load(Ordering::Relaxed) != round {
+                return 4; // the earlier handler was not called (each time)
+            }
+            if BUS_BLOCKED.load(Ordering::Relaxed) != 0 {
+                return 3; // SIGBUS was blocked while it ran
+            }
+            if is_blocked(libc::SIGBUS) {
+                return 5; // the mask was not restored
+            }
+        }
+        0
+    });
+    assert_eq!(child.wait(), Exit::Code(0));
 }

@@ -30,13 +30,15 @@
 //! is raised again so that it terminates the process, as the default action does, instead of
 //! being swallowed and leaving the process unprotected from then on. A previously ignored
 //! one stays ignored. A previous handler is called as the kernel would call it: with its
-//! `sa_mask` blocked, and, if it was installed with `SA_RESETHAND`, only once (later signals
-//! not ours then get the default action). `SA_NODEFER` is not emulated: `SIGBUS` stays
-//! blocked while it runs.
+//! `sa_mask` blocked; if it was installed with `SA_NODEFER`, with `SIGBUS` unblocked (unless
+//! its `sa_mask` names it), so a `SIGBUS` raised while it runs enters the handlers again; and
+//! if it was installed with `SA_RESETHAND`, only once (later signals not ours then get the
+//! default action). The mask is restored when it returns.
 //!
 //! The handler is async-signal-safe: it only does atomic loads and stores on static memory,
 //! raw syscalls through rustix's `linux_raw` backend, which never touches `errno`, and on the
-//! pass-on path `sigaction`, `pthread_sigmask` and `raise`, all async-signal-safe.
+//! pass-on path `sigaction`, `pthread_sigmask`, the `sigset_t` helpers (`sigemptyset`,
+//! `sigaddset`, `sigismember`) and `raise`, all async-signal-safe.
 //!
 //! Sealed memfds (`F_SEAL_SHRINK`) and anonymous mappings cannot be truncated and are not
 //! registered.
@@ -388,16 +390,31 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_void, fault: 
     } else {
         // The kernel would run the previous handler with its own `sa_mask` blocked too
         // (besides `sig`, blocked already while we run): block it for the call, as
-        // `sigaction(2)` says, then restore ours. (A handler that leaves by `siglongjmp`
-        // restores the mask it saved; a normal return from ours restores the interrupted
-        // code's mask in `sigreturn` either way.)
+        // `sigaction(2)` says, then restore ours. A handler installed with SA_NODEFER
+        // would run with `sig` itself not blocked (unless its `sa_mask` names it): unblock
+        // it for the call too. (A handler that leaves by `siglongjmp` restores the mask it
+        // saved; a normal return from ours restores the interrupted code's mask in
+        // `sigreturn` either way.)
         let mask = previous.map(|p| p.sa_mask);
+        let nodefer = flags & libc::SA_NODEFER as libc::c_int != 0;
         // SAFETY: all-zero is a valid out-parameter for the old mask.
         let mut saved: libc::sigset_t = unsafe { std::mem::zeroed() };
         let blocked = mask.is_some_and(|m| {
             // SAFETY: valid pointers to initialised sigsets; `pthread_sigmask` only changes
-            // this thread's mask (Linux's `rt_sigprocmask`, async-signal-safe).
-            unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &m, &mut saved) == 0 }
+            // this thread's mask (Linux's `rt_sigprocmask`, async-signal-safe), and
+            // `sigismember`, `sigemptyset` and `sigaddset` only read or write the set given.
+            unsafe {
+                if libc::pthread_sigmask(libc::SIG_BLOCK, &m, &mut saved) != 0 {
+                    return false;
+                }
+                if nodefer && libc::sigismember(&m, sig) != 1 {
+                    let mut only: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut only);
+                    libc::sigaddset(&mut only, sig);
+                    libc::pthread_sigmask(libc::SIG_UNBLOCK, &only, ptr::null_mut());
+                }
+                true
+            }
         });
         if flags & libc::SA_SIGINFO != 0 {
             // SAFETY: the previous handler was installed with SA_SIGINFO, so it has this
