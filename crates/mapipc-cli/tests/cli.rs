@@ -3,6 +3,7 @@
 //! [`TIMEOUT`] and fails the test.
 
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -882,6 +883,102 @@ clitest!(chan_recv_follow_ends_when_the_file_is_truncated, |dir| {
     );
     assert_eq!(out.stdout_str(), "one\n");
 });
+
+/// On this thread only: a mount namespace of its own, with a tmpfs of `size` (`256k`) on
+/// `dir`. The processes it starts inherit the namespace; it goes away with them and the
+/// thread. `false` without the privilege (root, `CAP_SYS_ADMIN`).
+fn private_tmpfs_for_this_thread(dir: &Path, size: &str) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let mount_point = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    let options = std::ffi::CString::new(format!("size={size}")).unwrap();
+    // SAFETY: plain syscalls with valid NUL-terminated strings (or NULL where allowed);
+    // `unshare` moves only this thread (its fs context is unshared with it) into the new
+    // namespace, where nothing mounted reaches the parent's (`MS_PRIVATE`).
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            eprintln!("unshare(CLONE_NEWNS): {}", std::io::Error::last_os_error());
+            return false;
+        }
+        let null = std::ptr::null();
+        let flags = libc::MS_REC | libc::MS_PRIVATE;
+        assert_eq!(
+            libc::mount(null, c"/".as_ptr(), null, flags, std::ptr::null()),
+            0
+        );
+        let tmpfs = c"tmpfs".as_ptr();
+        let data = options.as_ptr().cast();
+        if libc::mount(tmpfs, mount_point.as_ptr(), tmpfs, 0, data) != 0 {
+            eprintln!("mount -t tmpfs: {}", std::io::Error::last_os_error());
+            return false;
+        }
+    }
+    true
+}
+
+clitest!(
+    chan_a_page_the_kernel_cannot_supply_is_not_called_a_truncation,
+    |dir| {
+        // A hole in the channel's ring (punched by someone, or left by a sparse copy) on a full
+        // tmpfs: reading or writing it faults, and `recv` and `send` say why in one `error:`
+        // line naming the file and the page, status 1. They said "truncated" before, and
+        // `recv` consumed the messages before the hole without printing them.
+        thread::scope(|s| {
+            s.spawn(|| {
+                if !private_tmpfs_for_this_thread(dir.dir.path(), "256k") {
+                    eprintln!("skipped: no private tmpfs (needs root); nothing was checked");
+                    return;
+                }
+                let c = dir.path("c");
+                let c = c.to_str().unwrap();
+                dir.run(&["chan", "create", c, "--capacity", "64KiB"]).ok();
+                let lines: String = (0..150).map(|i| format!("{i:0200}\n")).collect();
+                dir.run_with_stdin(&["send", c], lines.as_bytes()).ok();
+                // The ring ends the file: its pages from 16 KiB on go.
+                let len = std::fs::metadata(c).unwrap().len();
+                let hole = len - 48 * 1024;
+                let file = std::fs::OpenOptions::new().write(true).open(c).unwrap();
+                let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+                // SAFETY: a plain syscall on an fd we own.
+                let r = unsafe {
+                    libc::fallocate(file.as_raw_fd(), mode, hole as i64, (len - hole) as i64)
+                };
+                assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+                let mut filler = std::fs::File::create(dir.path("filler")).unwrap();
+                let full = loop {
+                    if let Err(e) = filler.write_all(&[0x5a; 4096]) {
+                        break e;
+                    }
+                };
+                assert_eq!(full.raw_os_error(), Some(libc::ENOSPC), "{full}");
+
+                let out = dir.run(&["recv", c]);
+                assert_eq!(
+                    out.error(),
+                    format!(
+                        "error: the kernel could not supply the page at offset {hole} of channel \
+                     `{c}` (no space left on its file system to allocate it); the file was not \
+                     truncated (it is {len} bytes), but the channel's data there is lost"
+                    )
+                );
+                // The receiver met the hole attaching (counting the records it continues from):
+                // it consumed nothing, rather than every message before the hole unprinted, as
+                // damaged.
+                assert_eq!(out.stdout_str(), "");
+                let stat = dir.run(&["stat", c, "--json"]).ok().stdout_str();
+                assert!(stat.contains("\"received\":0"), "{stat}");
+
+                let out = dir.run(&["send", c, "more"]);
+                let line = out.error();
+                assert!(
+                    line.starts_with("error: the kernel could not supply the page at offset ")
+                        && line.contains(&format!("of channel `{c}` (no space left"))
+                        && line.contains("the file was not truncated"),
+                    "{line}"
+                );
+            });
+        });
+    }
+);
 
 clitest!(
     chan_recv_follow_ends_when_the_file_is_removed_or_replaced,

@@ -13,10 +13,10 @@ use std::time::Duration;
 use common::{fork, seed, Exit, Rng};
 use mapipc::channel::{
     pair, AttachError, Channel, ChannelCreateError, ChannelOpenError, ChannelOptions, Kind,
-    Receiver, RecvError, RecvTimeoutError, SendError, SendTimeoutError, Sender, TryRecvError,
-    TrySendError, WaitStrategy,
+    OpenAttachError, Receiver, RecvError, RecvTimeoutError, SendError, SendTimeoutError, Sender,
+    TryRecvError, TrySendError, WaitStrategy,
 };
-use mapipc::map::Mmap;
+use mapipc::map::{FaultCause, Mmap};
 
 /// Deterministic content of message `seq`: its length and bytes.
 fn message(seq: u64, max: usize, buf: &mut Vec<u8>) {
@@ -624,6 +624,179 @@ fn truncated_channel_file_gives_an_error_not_sigbus() {
     assert!(matches!(r, Err(SendError::Truncated { .. })), "{r:?}");
     let r = rx.try_recv();
     assert!(matches!(r, Err(TryRecvError::Truncated { .. })), "{r:?}");
+}
+
+/// Punches a hole of `len` bytes at `offset` into the file at `path` (its length stays):
+/// what another process (`fallocate --punch-hole`) or a sparse copy (`cp --sparse=always`)
+/// leaves in a channel file that was allocated whole.
+fn punch_hole(path: &Path, offset: u64, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new().write(true).open(path)?;
+    let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+    // SAFETY: a plain syscall on an fd we own.
+    let r = unsafe { libc::fallocate(file.as_raw_fd(), mode, offset as i64, len as i64) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// A page of the channel file that the kernel cannot supply (here a hole in the ring on a
+/// full tmpfs, where even a read must allocate the page) is reported as what it is, naming
+/// the file, the page and the cause, by the receiver that reads it and the sender that
+/// writes it, and by ends attaching afterwards. All said `Truncated` before, sending the user
+/// after a truncation that never happened (and the ends attaching succeeded).
+///
+/// Channels are allocated whole at creation (`fallocate`), so one that does not fit is
+/// refused there (checked too); the hole is punched afterwards, as another process or a
+/// sparse copy of the file would leave it. The child mounts the tmpfs in a mount namespace
+/// of its own, which needs root; without it the test says so and checks nothing.
+#[test]
+fn a_channel_page_the_kernel_cannot_supply_is_not_a_truncation() {
+    const CAP: usize = 64 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chan");
+    let name = path.to_str().unwrap().to_string();
+    let mut child = fork(|| {
+        if let Err(code) = common::mount_private_tmpfs(dir.path(), "256k") {
+            return code;
+        }
+        match Channel::create(dir.path().join("big"), 1 << 20) {
+            Err(e @ ChannelCreateError::Region(_)) if e.to_string().contains("big") => {}
+            other => {
+                eprintln!("a channel larger than its tmpfs: {other:?}");
+                return 2;
+            }
+        }
+        let Ok(chan) = Channel::create(&path, CAP) else {
+            return 21;
+        };
+        let ring = chan.region().data_offset() + 4096;
+        let Ok(len) = std::fs::metadata(&path).map(|m| m.len()) else {
+            return 22;
+        };
+        if len != ring + CAP as u64 {
+            return 23; // the ring does not end the file: the offsets below are wrong
+        }
+        // Each end maps the file on its own: each meets the hole itself.
+        let (Ok(mut tx), Ok(mut rx)) = (Sender::open(&path), Receiver::open(&path)) else {
+            return 24;
+        };
+        for i in 0..150u8 {
+            if tx.try_send(&[i; 200]).is_err() {
+                return 25;
+            }
+        }
+        // The ring from 16 KiB on loses its pages, messages and free space alike.
+        let hole = ring + 16 * 1024;
+        if punch_hole(&path, hole, len - hole).is_err() {
+            return 26;
+        }
+        if !common::fill_file_system(dir.path(), "filler") {
+            return 27;
+        }
+        let mut got = 0u8;
+        let err = loop {
+            match rx.try_recv() {
+                Ok(m) if m == [got; 200] => got += 1,
+                Ok(_) => return 28,
+                Err(e) => break e,
+            }
+        };
+        if got == 0 || got == 150 {
+            return 29; // no message before the hole, or none lost in it
+        }
+        match &err {
+            TryRecvError::Truncated { .. } => return 1, // the wrong diagnosis
+            TryRecvError::PageUnavailable {
+                file,
+                file_offset,
+                file_len,
+                cause: FaultCause::NoSpace,
+            } if file.contains(&name) && *file_offset == hole && *file_len == len => {}
+            _ => {
+                eprintln!("receiver: {err:?}");
+                return 3;
+            }
+        }
+        let text = err.to_string();
+        if !err.is_fault()
+            || !text.contains(&name)
+            || !text.contains(&format!("offset {hole}"))
+            || !text.contains("could not supply")
+            || !text.contains("not truncated")
+        {
+            eprintln!("{text}");
+            return 4;
+        }
+        // Poisoned: the receiver says the same from now on.
+        if rx.try_recv().map_err(|e| e.to_string()) != Err(text) {
+            return 5;
+        }
+        // The sender writes its next message into the hole.
+        let err = loop {
+            if let Err(e) = tx.try_send(&[0xee; 200]) {
+                break e;
+            }
+        };
+        let tail_page = match &err {
+            TrySendError::Truncated { .. } => return 1,
+            TrySendError::PageUnavailable {
+                file,
+                file_offset,
+                cause: FaultCause::NoSpace,
+                ..
+            } if file.contains(&name)
+                && (hole..len).contains(file_offset)
+                && *file_offset % mapipc::os::mem::page_size() as u64 == 0 =>
+            {
+                *file_offset
+            }
+            _ => {
+                eprintln!("sender: {err:?}");
+                return 6;
+            }
+        };
+        // Ends attaching now meet the hole in the walks of their attach (the receiver from
+        // its position, the sender from the producer's): they say so at once, rather than
+        // hand out messages from a poisoned mapping (each would say it is not intact, and a
+        // receiver would consume it) or commit one whose bytes go nowhere.
+        drop((rx, tx));
+        match Receiver::open(&path) {
+            Err(OpenAttachError::Attach(AttachError::PageUnavailable {
+                file,
+                file_offset,
+                cause: FaultCause::NoSpace,
+                ..
+            })) if file.contains(&name) && file_offset == hole => {}
+            other => {
+                eprintln!("a receiver attaching: {other:?}");
+                return 7;
+            }
+        }
+        match Sender::open(&path) {
+            Err(OpenAttachError::Attach(AttachError::PageUnavailable {
+                file_offset,
+                cause: FaultCause::NoSpace,
+                ..
+            })) if file_offset == tail_page => 0,
+            other => {
+                eprintln!("a sender attaching: {other:?}");
+                8
+            }
+        }
+    });
+    match child.wait() {
+        Exit::Code(0) => {}
+        Exit::Code(code @ (common::NO_NAMESPACE | common::NO_MOUNT)) => {
+            eprintln!(
+                "skipped: a private tmpfs could not be mounted (exit {code}: needs root, \
+                 CAP_SYS_ADMIN); nothing was checked"
+            );
+        }
+        e => panic!("child ended with {e:?}; 1: said Truncated, 2-8: see the child"),
+    }
 }
 
 /// Runs `f` on a thread and returns its result, failing the test if it takes more than 30 s

@@ -36,7 +36,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use common::{fork, Exit, Watchdog};
+use common::{fork, mount_private_tmpfs, Exit, Watchdog, NO_MOUNT, NO_NAMESPACE};
 use mapipc::map::{
     AccessError, FaultCause, FlushError, GrowError, LockError, MapError, MapOptions, Mmap,
     Protection,
@@ -647,38 +647,13 @@ fn a_failed_remap_names_the_file_and_gives_it_its_length_back() {
 /// (`CAP_SYS_ADMIN`); without it the test says so and passes without checking anything.
 #[test]
 fn a_page_the_kernel_cannot_supply_is_a_fault_not_a_truncation() {
-    const NO_NAMESPACE: i32 = 77;
-    const NO_MOUNT: i32 = 78;
     const MIB: usize = 1 << 20;
     let dir = tempfile::tempdir().unwrap();
-    let mount_point = CString::new(dir.path().as_os_str().as_bytes()).unwrap();
     let path = dir.path().join("sparse.bin");
     let name = path.to_str().unwrap().to_string();
     let mut child = fork(|| {
-        // SAFETY: plain syscalls with valid NUL-terminated strings (or NULL where allowed);
-        // they change only this (child) process's mount namespace, which dies with it.
-        unsafe {
-            if libc::unshare(libc::CLONE_NEWNS) != 0 {
-                eprintln!("unshare(CLONE_NEWNS): {}", std::io::Error::last_os_error());
-                return NO_NAMESPACE;
-            }
-            let root = c"/".as_ptr();
-            let flags = libc::MS_REC | libc::MS_PRIVATE;
-            if libc::mount(
-                std::ptr::null(),
-                root,
-                std::ptr::null(),
-                flags,
-                std::ptr::null(),
-            ) != 0
-            {
-                return 20;
-            }
-            let (tmpfs, size) = (c"tmpfs".as_ptr(), c"size=64k".as_ptr());
-            if libc::mount(tmpfs, mount_point.as_ptr(), tmpfs, 0, size.cast()) != 0 {
-                eprintln!("mount -t tmpfs: {}", std::io::Error::last_os_error());
-                return NO_MOUNT;
-            }
+        if let Err(code) = mount_private_tmpfs(dir.path(), "64k") {
+            return code;
         }
         let Ok(file) = fs::File::create(&path) else {
             return 21;

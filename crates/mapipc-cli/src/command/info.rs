@@ -324,6 +324,7 @@ fn channel_fields(region: mapipc::region::Region, path: &Path) -> Fields {
                 ChannelOpenError::BadHeader { .. }
                     | ChannelOpenError::Corrupted { .. }
                     | ChannelOpenError::Truncated { .. }
+                    | ChannelOpenError::PageUnavailable { .. }
             )
             .then(|| e.to_string());
             return (vec![("channel error", json!(e.to_string()))], damaged);

@@ -2,15 +2,16 @@
 //! opening one, attaching an end (and the two combined calls, open + attach and
 //! create + attach), sending, receiving, and parsing a kind or a policy.
 //!
-//! Every send and receive error also carries the three ways the channel itself can be
-//! broken (corrupted shared memory, a truncated file, a failed futex call); one macro adds
-//! them, so each operation's type lists only its own outcomes here. The create, open and
+//! Every send and receive error also carries the four ways the channel itself can be
+//! broken (corrupted shared memory, a truncated file, a page of the file the kernel could
+//! not supply, a failed futex call); one macro adds them, so each operation's type lists
+//! only its own outcomes here. The create, open and
 //! attach errors carry the ways that operation can find the channel broken, and each type
 //! has the same `is_fault`.
 
 use std::io;
 
-use crate::map::AccessError;
+use crate::map::{AccessError, FaultCause};
 use crate::region::{CreateError, JoinError, OpenError};
 
 /// The channel's shared state is unusable: what every operation can report besides its own
@@ -25,12 +26,23 @@ pub(crate) enum Fault {
     },
     #[error("channel `{file}` was truncated under us: its data is gone")]
     Truncated { file: String },
+    #[error(
+        "the kernel could not supply the page at offset {file_offset} of channel `{file}` \
+         ({cause}); the file was not truncated (it is {file_len} bytes), but the channel's \
+         data there is lost"
+    )]
+    PageUnavailable {
+        file: String,
+        file_offset: u64,
+        file_len: u64,
+        cause: FaultCause,
+    },
     #[error("waiting on channel `{file}` failed: {source}")]
     Io { file: String, source: io::Error },
 }
 
-/// Declares an operation's error enum: its own variants, then `Corrupted`, `Truncated` and
-/// `Io`, with `From<Fault>` and `is_fault`.
+/// Declares an operation's error enum: its own variants, then `Corrupted`, `Truncated`,
+/// `PageUnavailable` and `Io`, with `From<Fault>` and `is_fault`.
 macro_rules! operation_error {
     (
         $(#[$meta:meta])*
@@ -58,6 +70,28 @@ macro_rules! operation_error {
                 /// The channel file.
                 file: String,
             },
+            /// The kernel could not supply a page of the channel file that is still inside
+            /// it (an I/O error reading it, or no space to allocate it: a hole, punched or
+            /// left by a sparse copy, on a full tmpfs or disk); the file was not truncated.
+            /// The mapping is poisoned as by a truncation
+            /// ([`AccessError::Fault`](crate::map::AccessError::Fault)): the bytes there are
+            /// lost; open the channel again once the cause is fixed.
+            #[error(
+                "the kernel could not supply the page at offset {file_offset} of channel \
+                 `{file}` ({cause}); the file was not truncated (it is {file_len} bytes), but \
+                 the channel's data there is lost"
+            )]
+            PageUnavailable {
+                /// The channel file.
+                file: String,
+                /// The file offset of the page that faulted first (a multiple of the page
+                /// size).
+                file_offset: u64,
+                /// The file's length when the fault was examined.
+                file_len: u64,
+                /// Why the kernel could not supply it.
+                cause: FaultCause,
+            },
             /// A futex call failed.
             #[error("waiting on channel `{file}` failed: {source}")]
             Io {
@@ -76,18 +110,32 @@ macro_rules! operation_error {
                         $name::Corrupted { file, offset, what }
                     }
                     Fault::Truncated { file } => $name::Truncated { file },
+                    Fault::PageUnavailable {
+                        file,
+                        file_offset,
+                        file_len,
+                        cause,
+                    } => $name::PageUnavailable {
+                        file,
+                        file_offset,
+                        file_len,
+                        cause,
+                    },
                     Fault::Io { file, source } => $name::Io { file, source },
                 }
             }
         }
 
         impl $name {
-            /// Whether the channel itself is broken (corrupted, truncated, or an OS error):
-            /// retrying will not help.
+            /// Whether the channel itself is broken (corrupted, truncated, a page the kernel
+            /// could not supply, or an OS error): retrying will not help.
             pub fn is_fault(&self) -> bool {
                 matches!(
                     self,
-                    $name::Corrupted { .. } | $name::Truncated { .. } | $name::Io { .. }
+                    $name::Corrupted { .. }
+                        | $name::Truncated { .. }
+                        | $name::PageUnavailable { .. }
+                        | $name::Io { .. }
                 )
             }
         }
@@ -357,6 +405,12 @@ pub(crate) enum Damage {
     Truncated {
         file: String,
     },
+    PageUnavailable {
+        file: String,
+        file_offset: u64,
+        file_len: u64,
+        cause: FaultCause,
+    },
 }
 
 /// Why a region does not hold a usable channel (the checks of
@@ -462,6 +516,24 @@ pub enum ChannelCreateError {
         /// The file.
         file: String,
     },
+    /// The kernel could not supply a page of the file while the channel was laid out in it (an I/O
+    /// error, no space to allocate it); the file was not truncated: see
+    /// [`SendError::PageUnavailable`].
+    #[error(
+        "the kernel could not supply the page at offset {file_offset} of channel `{file}` \
+         ({cause}); the file was not truncated (it is {file_len} bytes), but the channel's \
+         data there is lost"
+    )]
+    PageUnavailable {
+        /// The file.
+        file: String,
+        /// The file offset of the page that faulted first.
+        file_offset: u64,
+        /// The file's length when the fault was examined.
+        file_len: u64,
+        /// Why the kernel could not supply it.
+        cause: FaultCause,
+    },
     /// Writing the channel header failed otherwise (the region's size and protection were
     /// checked before: not expected).
     #[error("cannot write the channel header into `{file}`: {source}")]
@@ -489,13 +561,16 @@ pub enum ChannelCreateError {
 }
 
 impl ChannelCreateError {
-    /// Whether another process damaged the file while the channel was being created
-    /// ([`Corrupted`](Self::Corrupted), [`Truncated`](Self::Truncated)): as for the send
-    /// and receive errors, the channel is broken and retrying on it will not help.
+    /// Whether the file was damaged while the channel was being created
+    /// ([`Corrupted`](Self::Corrupted), [`Truncated`](Self::Truncated),
+    /// [`PageUnavailable`](Self::PageUnavailable)): as for the send and receive errors, the
+    /// channel is broken and retrying on it will not help.
     pub fn is_fault(&self) -> bool {
         matches!(
             self,
-            ChannelCreateError::Corrupted { .. } | ChannelCreateError::Truncated { .. }
+            ChannelCreateError::Corrupted { .. }
+                | ChannelCreateError::Truncated { .. }
+                | ChannelCreateError::PageUnavailable { .. }
         )
     }
 
@@ -503,6 +578,17 @@ impl ChannelCreateError {
     pub(crate) fn write(file: String, source: AccessError) -> ChannelCreateError {
         match source {
             AccessError::Truncated { .. } => ChannelCreateError::Truncated { file },
+            AccessError::Fault {
+                file_offset,
+                file_len,
+                cause,
+                ..
+            } => ChannelCreateError::PageUnavailable {
+                file,
+                file_offset,
+                file_len,
+                cause,
+            },
             AccessError::NotWritable { .. } => ChannelCreateError::ReadOnly { file },
             source => ChannelCreateError::Write { file, source },
         }
@@ -520,6 +606,17 @@ impl From<Unusable> for ChannelCreateError {
                 ChannelCreateError::Corrupted { file, offset, what }
             }
             Unusable::Damage(Damage::Truncated { file }) => ChannelCreateError::Truncated { file },
+            Unusable::Damage(Damage::PageUnavailable {
+                file,
+                file_offset,
+                file_len,
+                cause,
+            }) => ChannelCreateError::PageUnavailable {
+                file,
+                file_offset,
+                file_len,
+                cause,
+            },
         }
     }
 }
@@ -582,17 +679,37 @@ pub enum ChannelOpenError {
         /// The file.
         file: String,
     },
+    /// The kernel could not supply a page of the file that the checks at open read (an I/O error,
+    /// no space to allocate it); the file was not truncated: see [`SendError::PageUnavailable`].
+    #[error(
+        "the kernel could not supply the page at offset {file_offset} of channel `{file}` \
+         ({cause}); the file was not truncated (it is {file_len} bytes), but the channel's \
+         data there is lost"
+    )]
+    PageUnavailable {
+        /// The file.
+        file: String,
+        /// The file offset of the page that faulted first.
+        file_offset: u64,
+        /// The file's length when the fault was examined.
+        file_len: u64,
+        /// Why the kernel could not supply it.
+        cause: FaultCause,
+    },
 }
 
 impl ChannelOpenError {
     /// Whether the channel is broken ([`Corrupted`](Self::Corrupted),
-    /// [`Truncated`](Self::Truncated)), as for the send and receive errors: opening it
-    /// again will not help. [`BadHeader`](Self::BadHeader) is not counted: the file may be
-    /// something else than a channel.
+    /// [`Truncated`](Self::Truncated), [`PageUnavailable`](Self::PageUnavailable)), as for
+    /// the send and receive errors: opening it again will not help (for a page the kernel
+    /// could not supply, not before its cause is fixed). [`BadHeader`](Self::BadHeader) is
+    /// not counted: the file may be something else than a channel.
     pub fn is_fault(&self) -> bool {
         matches!(
             self,
-            ChannelOpenError::Corrupted { .. } | ChannelOpenError::Truncated { .. }
+            ChannelOpenError::Corrupted { .. }
+                | ChannelOpenError::Truncated { .. }
+                | ChannelOpenError::PageUnavailable { .. }
         )
     }
 }
@@ -613,6 +730,17 @@ impl From<Damage> for ChannelOpenError {
                 ChannelOpenError::Corrupted { file, offset, what }
             }
             Damage::Truncated { file } => ChannelOpenError::Truncated { file },
+            Damage::PageUnavailable {
+                file,
+                file_offset,
+                file_len,
+                cause,
+            } => ChannelOpenError::PageUnavailable {
+                file,
+                file_offset,
+                file_len,
+                cause,
+            },
         }
     }
 }
@@ -699,16 +827,35 @@ pub enum AttachError {
         /// The file.
         file: String,
     },
+    /// The kernel could not supply a page of the file that attaching read or wrote (an I/O error,
+    /// no space to allocate it); the file was not truncated: see [`SendError::PageUnavailable`].
+    #[error(
+        "the kernel could not supply the page at offset {file_offset} of channel `{file}` \
+         ({cause}); the file was not truncated (it is {file_len} bytes), but the channel's \
+         data there is lost"
+    )]
+    PageUnavailable {
+        /// The file.
+        file: String,
+        /// The file offset of the page that faulted first.
+        file_offset: u64,
+        /// The file's length when the fault was examined.
+        file_len: u64,
+        /// Why the kernel could not supply it.
+        cause: FaultCause,
+    },
 }
 
 impl AttachError {
     /// Whether the channel is broken ([`Corrupted`](Self::Corrupted),
-    /// [`Truncated`](Self::Truncated)), as for the send and receive errors: attaching again
-    /// will not help.
+    /// [`Truncated`](Self::Truncated), [`PageUnavailable`](Self::PageUnavailable)), as for
+    /// the send and receive errors: attaching again will not help.
     pub fn is_fault(&self) -> bool {
         matches!(
             self,
-            AttachError::Corrupted { .. } | AttachError::Truncated { .. }
+            AttachError::Corrupted { .. }
+                | AttachError::Truncated { .. }
+                | AttachError::PageUnavailable { .. }
         )
     }
 }
@@ -717,6 +864,17 @@ impl From<JoinError> for AttachError {
     fn from(e: JoinError) -> AttachError {
         match e {
             JoinError::Access(AccessError::Truncated { file }) => AttachError::Truncated { file },
+            JoinError::Access(AccessError::Fault {
+                file,
+                file_offset,
+                file_len,
+                cause,
+            }) => AttachError::PageUnavailable {
+                file,
+                file_offset,
+                file_len,
+                cause,
+            },
             e => AttachError::Join(e),
         }
     }
@@ -729,6 +887,17 @@ impl From<Damage> for AttachError {
                 AttachError::Corrupted { file, offset, what }
             }
             Damage::Truncated { file } => AttachError::Truncated { file },
+            Damage::PageUnavailable {
+                file,
+                file_offset,
+                file_len,
+                cause,
+            } => AttachError::PageUnavailable {
+                file,
+                file_offset,
+                file_len,
+                cause,
+            },
         }
     }
 }

@@ -55,7 +55,11 @@
 //! garbage gives `Corrupted { offset, what }`, never an out-of-bounds access, a panic or an
 //! endless loop; a truncated file gives `Truncated`, never SIGBUS, and an end waiting on
 //! it (for a message, for room, for a new peer) learns it within the check interval too,
-//! from the file's size, even when no page it touches was cut.
+//! from the file's size, even when no page it touches was cut. A page of the file that the
+//! kernel cannot supply (an I/O error; a hole, punched or left by a sparse copy, on a full
+//! tmpfs or disk: channels are allocated whole at creation, so only these leave one) gives
+//! `PageUnavailable` with the page's offset and the cause, never SIGBUS either (the map
+//! layer tells it from a truncation: see [`crate::map`]'s SIGBUS docs).
 //!
 //! # Example
 //! ```
@@ -101,6 +105,7 @@ use ring::{Consumer, Geometry, RingError, Where};
 use slots::MappedRing;
 use words::Words;
 
+use crate::map::AccessError;
 use crate::region::{IntoLocation, Peer, Region, RegionOptions};
 use crate::sync::{Notifier, WaitError, WaitOptions};
 
@@ -459,9 +464,10 @@ impl Shared {
 
     fn fault(&self, e: RingError) -> Fault {
         match e {
-            // Words of a file cut under the mapping read as zeros, which the ring reports as
-            // damage (a header missing where `tail` says a record is): say what happened.
-            RingError::Corrupted { .. } if self.truncated_now() => self.truncated_fault(),
+            // Words of a file cut under the mapping, or of a page the kernel could not
+            // supply, read as zeros, which the ring reports as damage (a header missing where
+            // `tail` says a record is): say what happened.
+            RingError::Corrupted { .. } if self.truncated_now() => self.file_fault(),
             RingError::Corrupted { at, what } => Fault::Corrupted {
                 file: self.file(),
                 offset: self.header_file_off
@@ -498,32 +504,52 @@ impl Shared {
     }
 
     /// For the periodic checks of a wait: whether the file was truncated, touched past its
-    /// end or not (an `fstat`). A waiting end whose channel was truncated would otherwise wait
-    /// for ever: no peer can attach to it any more.
+    /// end or not (an `fstat`), or the mapping is poisoned by a page the kernel could not
+    /// supply. A waiting end whose channel was truncated would otherwise wait for ever: no
+    /// peer can attach to it any more.
     fn truncated_now(&self) -> bool {
         self.region.is_truncated() || self.region.file_shrunk()
     }
 
-    /// `Truncated` if [`truncated_now`](Self::truncated_now): before reporting the other end
-    /// gone, which a truncation also looks like (and which a caller would wait out).
+    /// The [`file_fault`](Self::file_fault) if [`truncated_now`](Self::truncated_now):
+    /// before reporting the other end gone, which a truncation also looks like (and which a
+    /// caller would wait out).
     fn check_truncated_now(&self) -> Result<(), Fault> {
         if self.truncated_now() {
-            Err(self.truncated_fault())
+            Err(self.file_fault())
         } else {
             Ok(())
         }
     }
 
-    /// The fault a truncated file is.
+    /// The fault of a channel file that lost bytes under the mapping: `PageUnavailable`
+    /// when the map layer diagnosed the fault that poisoned the mapping as a page the kernel
+    /// could not supply (see [`crate::map`]'s SIGBUS docs; diagnosed once, then kept),
+    /// `Truncated` otherwise (a truncation, or a file found shorter without a fault).
     #[cold]
-    fn truncated_fault(&self) -> Fault {
-        Fault::Truncated { file: self.file() }
+    fn file_fault(&self) -> Fault {
+        match self.region.as_mmap().poison_error() {
+            Some(AccessError::Fault {
+                file_offset,
+                file_len,
+                cause,
+                ..
+            }) => Fault::PageUnavailable {
+                file: self.file(),
+                file_offset,
+                file_len,
+                cause,
+            },
+            _ => Fault::Truncated { file: self.file() },
+        }
     }
 
+    /// The [`file_fault`](Self::file_fault) if the mapping is poisoned (a SIGBUS hit it,
+    /// or a size check found the file shorter).
     #[inline]
     fn check_truncated(&self) -> Result<(), Fault> {
         if self.region.as_mmap().is_truncated() {
-            Err(self.truncated_fault())
+            Err(self.file_fault())
         } else {
             Ok(())
         }
@@ -680,7 +706,11 @@ impl Shared {
         // position it counts up to).
         let head = self.ring.ctl_load(off::HEAD, Ordering::Acquire);
         match ring::count_records(self.geo, &self.ring, head, Some(tail)) {
-            Some((in_ring, _)) if received.saturating_add(in_ring) > sent => {
+            // Not over a page that faulted during the walk (it read zeros): the attach
+            // reports that fault instead.
+            Some((in_ring, _))
+                if received.saturating_add(in_ring) > sent && !self.region.is_truncated() =>
+            {
                 let fixed = received.saturating_add(in_ring);
                 self.ring.ctl_store(off::SENT, fixed, Ordering::Release);
                 fixed
@@ -695,7 +725,10 @@ impl Shared {
     /// the committed records from `head` on.
     fn repaired_received(&self, received: u64, sent: u64, head: u64) -> u64 {
         match ring::count_records(self.geo, &self.ring, head, None) {
-            Some((in_ring, _)) if sent.saturating_sub(in_ring) > received => {
+            // As in `repaired_sent`: not over a page that faulted during the walk.
+            Some((in_ring, _))
+                if sent.saturating_sub(in_ring) > received && !self.region.is_truncated() =>
+            {
                 let fixed = sent - in_ring;
                 self.ring.ctl_store(off::RECEIVED, fixed, Ordering::Release);
                 fixed
@@ -1260,7 +1293,8 @@ impl Channel {
     /// # Errors
     /// [`ChannelOpenError::Region`] (missing file, not a region, bad name),
     /// [`ChannelOpenError::BadHeader`] (not a channel, damaged header),
-    /// [`ChannelOpenError::Corrupted`] (damaged positions), [`ChannelOpenError::Truncated`].
+    /// [`ChannelOpenError::Corrupted`] (damaged positions), [`ChannelOpenError::Truncated`],
+    /// [`ChannelOpenError::PageUnavailable`].
     ///
     /// # Example
     /// ```
@@ -1312,7 +1346,7 @@ impl Channel {
     ///
     /// # Errors
     /// [`ChannelOpenError::BadHeader`], [`ChannelOpenError::Corrupted`],
-    /// [`ChannelOpenError::Truncated`].
+    /// [`ChannelOpenError::Truncated`], [`ChannelOpenError::PageUnavailable`].
     ///
     /// # Example
     /// ```
@@ -1385,7 +1419,7 @@ impl Channel {
     /// # Errors
     /// [`AttachError::Busy`], [`AttachError::Full`], [`AttachError::Join`] (region peer
     /// table full, or opened read-only), [`AttachError::Corrupted`],
-    /// [`AttachError::Truncated`].
+    /// [`AttachError::Truncated`], [`AttachError::PageUnavailable`].
     ///
     /// # Example
     /// ```
@@ -1492,11 +1526,37 @@ impl Shared {
     /// Damage the checks at open or attach found, for [`AttachError`] or
     /// [`ChannelOpenError`].
     fn corrupted(&self, e: RingError) -> Damage {
-        match self.fault(e) {
+        self.damage(self.fault(e))
+    }
+
+    /// After an end attached: the walks of its attach (over the records past a position, to
+    /// find the producer's or repair a count) read ring pages that no other check reads,
+    /// and one the kernel could not supply (or a cut one) poisons the mapping without an
+    /// error. Reported now, before the end hands out a message read from a poisoned mapping
+    /// or commits one written to it: a receiver would otherwise consume intact messages as
+    /// damaged (`RecvRef::is_intact` says false for each).
+    fn check_attached(&self) -> Result<(), Damage> {
+        self.check_truncated().map_err(|f| self.damage(f))
+    }
+
+    /// `f` as damage found at open or attach.
+    fn damage(&self, f: Fault) -> Damage {
+        match f {
             Fault::Corrupted { file, offset, what } => Damage::Corrupted { file, offset, what },
             // `fault` reports damage found in a file that shrank as what it is.
             Fault::Truncated { file } => Damage::Truncated { file },
-            // `fault` makes no OS call: not reached.
+            Fault::PageUnavailable {
+                file,
+                file_offset,
+                file_len,
+                cause,
+            } => Damage::PageUnavailable {
+                file,
+                file_offset,
+                file_len,
+                cause,
+            },
+            // `fault` and `file_fault` make no futex call: not reached.
             Fault::Io { file, .. } => Damage::Corrupted {
                 file,
                 offset: self.header_file_off,

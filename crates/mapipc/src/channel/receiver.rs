@@ -225,7 +225,7 @@ impl Receiver {
             }
             _ => received,
         };
-        Ok(Receiver {
+        let rx = Receiver {
             me: peer.id(),
             pid: os::process::pid(),
             _peer: peer,
@@ -240,7 +240,11 @@ impl Receiver {
             next_lock_query: 0,
             gone_at_epoch: None,
             shared,
-        })
+        };
+        // A page of the ring the walks above met lost: reported now, and the end detached
+        // again (by its drop).
+        let attached = rx.shared.check_attached();
+        attached.map(|()| rx).map_err(AttachError::from)
     }
 
     /// Opens a channel file and attaches its consumer end (or subscribes, for broadcast).
@@ -484,8 +488,8 @@ impl Receiver {
     }
 
     /// The producers are gone: `Disconnected`, unless the file was truncated (`Truncated`:
-    /// no producer can come back) or the producer registration (SPSC, broadcast) is
-    /// garbage, which is corruption.
+    /// no producer can come back; or `PageUnavailable`) or the producer registration (SPSC,
+    /// broadcast) is garbage, which is corruption.
     #[cold]
     fn disconnected(&self) -> RecvFail {
         if let Err(f) = self.shared.check_truncated_now() {
@@ -616,7 +620,7 @@ impl Receiver {
                 Ok(Next::Empty) => Ok(Poll::Empty),
                 Ok(Next::Lagged { missed }) => Ok(Poll::Lagged(missed)),
                 // A file cut under us reads as zeros, our entry too: say what happened.
-                Ok(Next::Evicted) if shared.truncated_now() => Err(shared.truncated_fault()),
+                Ok(Next::Evicted) if shared.truncated_now() => Err(shared.file_fault()),
                 Ok(Next::Evicted) => Ok(Poll::Evicted),
                 Err(e) => Err(shared.fault(e)),
             },
@@ -865,7 +869,7 @@ impl Receiver {
                     }
                 }
                 WaitOutcome::PeerGone if truncated.get() => {
-                    return Err(RecvFail::Fault(self.shared.truncated_fault()));
+                    return Err(RecvFail::Fault(self.shared.file_fault()));
                 }
                 WaitOutcome::PeerGone if position_overwritten.get() => {
                     return Err(RecvFail::Fault(self.shared.position_overwritten_fault()));
@@ -1039,7 +1043,8 @@ impl Receiver {
     /// [`RecvError::Disconnected`] when the producers are gone and everything they committed
     /// was received, [`RecvError::Lagged`] (lossy broadcast: receiving again continues),
     /// [`RecvError::Evicted`] (lossless broadcast: for good), [`RecvError::Corrupted`],
-    /// [`RecvError::Truncated`].
+    /// [`RecvError::Truncated`], [`RecvError::PageUnavailable`] (a page of the channel file
+    /// the kernel could not supply).
     ///
     /// # Example
     /// See [`pair`](super::pair).
@@ -1625,8 +1630,10 @@ impl RecvRef<'_> {
     }
 
     /// Whether the bytes read so far are the message as sent: true unless the channel's
-    /// file was truncated under the mapping (the bytes then read as zeros: the next receive
-    /// reports [`Truncated`](RecvError::Truncated)), or, on a lossy broadcast channel, the
+    /// file was truncated under the mapping, or the kernel could not supply a page of it
+    /// (the bytes then read as zeros: the next receive reports
+    /// [`Truncated`](RecvError::Truncated) or
+    /// [`PageUnavailable`](RecvError::PageUnavailable)), or, on a lossy broadcast channel, the
     /// producer overwrote the message, or, on a lossless one, the subscriber was dropped as
     /// dead (the next receive reports [`Evicted`](RecvError::Evicted)) and the producer
     /// overwrote the message. Call after reading.

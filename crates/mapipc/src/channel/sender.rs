@@ -168,7 +168,7 @@ impl Sender {
             }
         };
         s.advertise_strategy(off::PRODUCER_NEVER_PARKS, WaitStrategy::default());
-        Ok(Sender {
+        let tx = Sender {
             me: peer.id(),
             pid: os::process::pid(),
             _peer: peer,
@@ -180,7 +180,11 @@ impl Sender {
             next_lock_query: 0,
             gone_at_epoch: None,
             shared,
-        })
+        };
+        // A page of the ring the walks above met lost: reported now, and the end detached
+        // again (by its drop).
+        let attached = tx.shared.check_attached();
+        attached.map(|()| tx).map_err(AttachError::from)
     }
 
     /// Opens a channel file and attaches a producer end.
@@ -348,7 +352,8 @@ impl Sender {
     }
 
     /// The consumer is gone: `Disconnected`, unless the file was truncated (`Truncated`: no
-    /// consumer can come back) or its registration is garbage, which is corruption.
+    /// consumer can come back; or `PageUnavailable`) or its registration is garbage, which
+    /// is corruption.
     #[cold]
     fn disconnected(&self) -> SendFail {
         if let Err(f) = self.shared.check_truncated_now() {
@@ -520,7 +525,7 @@ impl Sender {
                     };
                 }
                 WaitOutcome::PeerGone if truncated.get() => {
-                    return Err(SendFail::Fault(self.shared.truncated_fault()));
+                    return Err(SendFail::Fault(self.shared.file_fault()));
                 }
                 WaitOutcome::PeerGone => match (blocker, &mut self.core) {
                     (Some((slot, _)), TxCore::Bcast(p)) => {
@@ -632,7 +637,9 @@ impl Sender {
     /// # Errors
     /// [`SendError::BadLength`] for an empty or too long message, [`SendError::Disconnected`]
     /// when the ring is full and the receiver is gone, [`SendError::Aborted`] (MPSC: the
-    /// consumer gave up on it), [`SendError::Corrupted`], [`SendError::Truncated`].
+    /// consumer gave up on it), [`SendError::Corrupted`], [`SendError::Truncated`],
+    /// [`SendError::PageUnavailable`] (a page of the channel file the kernel could not
+    /// supply).
     ///
     /// # Example
     /// ```
@@ -1089,7 +1096,7 @@ impl Grant<'_> {
     ///
     /// # Errors
     /// [`SendError::Aborted`] (MPSC: the consumer gave up on it first),
-    /// [`SendError::Truncated`].
+    /// [`SendError::Truncated`], [`SendError::PageUnavailable`].
     ///
     /// # Example
     /// See [`Grant`].

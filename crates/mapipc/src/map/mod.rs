@@ -1010,6 +1010,15 @@ impl Mmap {
         }
     }
 
+    /// The error every access of this mapping returns once it is poisoned
+    /// ([`is_truncated`](Self::is_truncated)): [`AccessError::Truncated`] or
+    /// [`AccessError::Fault`], diagnosed once as for the accesses (the diagnosis is kept);
+    /// `None` while it is not poisoned. For layers that report the poisoning in their own
+    /// terms, such as the channels.
+    pub(crate) fn poison_error(&self) -> Option<AccessError> {
+        self.is_truncated().then(|| self.poisoned_error())
+    }
+
     /// Why the SIGBUS handler poisoned this mapping. The kernel raises SIGBUS for a page at
     /// or past the end of the file (a truncation), and also for a page inside it that it
     /// cannot supply (an I/O error reading it, no space to allocate it); `siginfo` does not

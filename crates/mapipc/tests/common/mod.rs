@@ -301,3 +301,63 @@ pub fn seed() -> u64 {
                 .unwrap_or(1)
         })
 }
+
+/// Exit code of a forked child that could not get a mount namespace of its own (see
+/// [`mount_private_tmpfs`]).
+pub const NO_NAMESPACE: i32 = 77;
+/// Exit code of a forked child that could not mount its tmpfs.
+pub const NO_MOUNT: i32 = 78;
+
+/// In a forked child: moves it into a mount namespace of its own and mounts a tmpfs of
+/// `size` (mount's syntax: `64k`) on `dir`, seen only by this child and the processes it
+/// starts; it goes away with them. Needs root (`CAP_SYS_ADMIN`): `Err` with the code to exit
+/// with, [`NO_NAMESPACE`] or [`NO_MOUNT`] (which the parent reports as skipped), or another
+/// on an unexpected failure.
+pub fn mount_private_tmpfs(dir: &std::path::Path, size: &str) -> Result<(), i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let mount_point = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| 19)?;
+    let options = std::ffi::CString::new(format!("size={size}")).map_err(|_| 19)?;
+    // SAFETY: plain syscalls with valid NUL-terminated strings (or NULL where allowed); they
+    // change only this (child) process's mount namespace, which dies with it.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            eprintln!("unshare(CLONE_NEWNS): {}", std::io::Error::last_os_error());
+            return Err(NO_NAMESPACE);
+        }
+        // Nothing mounted here may reach the parent's namespace.
+        let root = c"/".as_ptr();
+        let flags = libc::MS_REC | libc::MS_PRIVATE;
+        let null = std::ptr::null();
+        if libc::mount(null, root, null, flags, std::ptr::null()) != 0 {
+            return Err(20);
+        }
+        let tmpfs = c"tmpfs".as_ptr();
+        if libc::mount(
+            tmpfs,
+            mount_point.as_ptr(),
+            tmpfs,
+            0,
+            options.as_ptr().cast(),
+        ) != 0
+        {
+            eprintln!("mount -t tmpfs: {}", std::io::Error::last_os_error());
+            return Err(NO_MOUNT);
+        }
+    }
+    Ok(())
+}
+
+/// Fills the file system of `dir` with a file named `name` until it has no space left
+/// (`ENOSPC`); `false` if writing stopped for another reason.
+pub fn fill_file_system(dir: &std::path::Path, name: &str) -> bool {
+    use std::io::Write;
+    let Ok(mut file) = std::fs::File::create(dir.join(name)) else {
+        return false;
+    };
+    let block = [0x5au8; 4096];
+    loop {
+        if let Err(e) = file.write_all(&block) {
+            return e.raw_os_error() == Some(libc::ENOSPC);
+        }
+    }
+}
