@@ -765,7 +765,9 @@ impl Shared {
             sum.saturating_add(sent.saturating_sub(n))
         });
         let most = self.geo.capacity() / mpsc::BLOCK;
-        if floor > received && floor - received <= most {
+        // Not from a walk that met a lost page (it read zeros there: too few records, a
+        // count too high); the attach then fails (`check_attached`).
+        if floor > received && floor - received <= most && !self.region.is_truncated() {
             self.ring.ctl_store(off::RECEIVED, floor, Ordering::Release);
             floor
         } else {
