@@ -8,7 +8,7 @@ mod kinds_util;
 
 use common::{fork, Watchdog};
 use kinds_util::bcast;
-use mapipc::channel::{Policy, RecvError, StartAt, TryRecvError};
+use mapipc::channel::{Channel, Policy, Receiver, RecvError, Sender, StartAt, TryRecvError};
 
 /// A lossless producer with no subscriber batches (commits without publishing) a little
 /// less than a ring of messages: reclaiming ahead must never publish an `oldest` past the
@@ -432,18 +432,11 @@ fn only_subscriber(ch: &mapipc::channel::Channel) -> u32 {
     st.subscribers[0].end.peer
 }
 
-/// Lossless: a live subscriber whose liveness a peer misjudged (its peer slot scribbled
-/// over) is dropped by the blocked producer, which then overwrites what it had not read.
-/// Its next receive says it was evicted, and so does every one after: it is never handed a
-/// message again (it is no longer protected), nor told a loss count as if it were lossy.
-#[test]
-fn lossless_subscriber_taken_for_dead_is_told_it_was_evicted() {
-    let _w = Watchdog::new(
-        "lossless_subscriber_taken_for_dead_is_told_it_was_evicted",
-        None,
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let (ch, path) = lossless_file(dir.path());
+/// A lossless channel whose one subscriber `x`, alive, received message 0 and was then
+/// made to look dead (its peer slot scribbled over): the producer, blocked by it, dropped
+/// it and overwrote its messages 1.. with 32..64. Returns the channel, the producer and `x`.
+fn dropped_as_dead(dir: &std::path::Path) -> (Channel, Sender, Receiver) {
+    let (ch, path) = lossless_file(dir);
     let mut tx = ch.sender().unwrap();
     tx.set_check_interval(std::time::Duration::from_millis(1));
     let mut x = ch.subscribe(StartAt::Oldest).unwrap();
@@ -456,6 +449,21 @@ fn lossless_subscriber_taken_for_dead_is_told_it_was_evicted() {
     for seq in 32..64 {
         tx.send(&fixed(seq)).unwrap();
     }
+    (ch, tx, x)
+}
+
+/// Lossless: a live subscriber whose liveness a peer misjudged (its peer slot scribbled
+/// over) is dropped by the blocked producer, which then overwrites what it had not read.
+/// Its next receive says it was evicted, and so does every one after: it is never handed a
+/// message again (it is no longer protected), nor told a loss count as if it were lossy.
+#[test]
+fn lossless_subscriber_taken_for_dead_is_told_it_was_evicted() {
+    let _w = Watchdog::new(
+        "lossless_subscriber_taken_for_dead_is_told_it_was_evicted",
+        None,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (ch, _tx, mut x) = dropped_as_dead(dir.path());
     for _ in 0..4 {
         match x.try_recv() {
             Err(TryRecvError::Evicted) => {}
@@ -482,18 +490,7 @@ fn lossless_subscriber_taken_for_dead_never_speaks_for_the_next_holder_of_its_en
         None,
     );
     let dir = tempfile::tempdir().unwrap();
-    let (ch, path) = lossless_file(dir.path());
-    let mut tx = ch.sender().unwrap();
-    tx.set_check_interval(std::time::Duration::from_millis(1));
-    let mut x = ch.subscribe(StartAt::Oldest).unwrap();
-    for seq in 0..32 {
-        tx.send(&fixed(seq)).unwrap();
-    }
-    assert_eq!(fixed_seq(&x.recv().unwrap()), Some(0));
-    make_look_dead(&path, only_subscriber(&ch));
-    for seq in 32..64 {
-        tx.send(&fixed(seq)).unwrap();
-    }
+    let (ch, mut tx, mut x) = dropped_as_dead(dir.path());
     // `y` takes the entry `x` held (the first free one), from the oldest message.
     let mut y = ch.subscribe(StartAt::Oldest).unwrap();
     // `x` goes on receiving (before the fix: a lag, then messages from the oldest on,
