@@ -1752,6 +1752,30 @@ fn a_named_seek_gives_up_on_a_stopped_retention_run() {
     app.append(b"more").unwrap();
 }
 
+/// `retain` on `dir` while another process holds a lock of `queue.meta`, forced and not:
+/// each run fails as `refused` says, with a message naming `queue.meta`, `holder` and
+/// the possibility of another process, and no segment is deleted or changed.
+fn retain_refused(
+    dir: &Path,
+    policy: &Retention,
+    before: &[(std::path::PathBuf, u64)],
+    holder: &str,
+    refused: impl Fn(&queue::RetainError) -> bool,
+) {
+    for force in [false, true] {
+        let err = queue::retain(dir, policy.clone().force(force)).unwrap_err();
+        assert!(refused(&err), "force {force}: {err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("queue.meta")
+                && msg.contains(holder)
+                && msg.contains("or another process locking the file"),
+            "{msg}"
+        );
+        assert_eq!(segment_files(dir), before, "no segment deleted or changed");
+    }
+}
+
 /// The other way round: a named tailer's process stopped (or hung) in the middle of a seek
 /// holds the position lock shared (a forked child holds the `flock` on `queue.meta` as a
 /// seeking tailer does), which made `retain`, waiting for it exclusively, hang forever.
@@ -1777,27 +1801,11 @@ fn retention_gives_up_on_a_named_tailer_stopped_in_a_seek() {
     let timeout = Duration::from_millis(200);
     let mut policy = Retention::new();
     policy.max_segments(1).lock_timeout(timeout);
-    let err = queue::retain(&dir, &policy).unwrap_err();
-    assert!(
-        matches!(&err, queue::RetainError::PositionLockTimeout { file, waited }
-            if *file == meta_file && *waited == timeout),
-        "{err:?}"
-    );
-    let msg = err.to_string();
-    assert!(
-        msg.contains("queue.meta")
-            && msg.contains("named tailer")
-            && msg.contains("or another process locking the file"),
-        "{msg}"
-    );
-    assert_eq!(segment_files(&dir), before, "no segment deleted or changed");
     // Forced, it waits all the same (forcing only ignores what tailers need).
-    let err = queue::retain(&dir, policy.clone().force(true)).unwrap_err();
-    assert!(
-        matches!(&err, queue::RetainError::PositionLockTimeout { .. }),
-        "{err:?}"
-    );
-    assert_eq!(segment_files(&dir), before, "no segment deleted or changed");
+    retain_refused(&dir, &policy, &before, "named tailer", |err| {
+        matches!(err, queue::RetainError::PositionLockTimeout { file, waited }
+            if *file == meta_file && *waited == timeout)
+    });
 
     // The holder goes away: the same run succeeds.
     assert_eq!(holder.release(), 0);
@@ -1833,22 +1841,10 @@ fn retention_gives_up_on_a_stopped_retention_run() {
     let timeout = Duration::from_millis(200);
     let mut policy = Retention::new();
     policy.max_segments(1).lock_timeout(timeout);
-    for force in [false, true] {
-        let err = queue::retain(&dir, policy.clone().force(force)).unwrap_err();
-        assert!(
-            matches!(&err, queue::RetainError::RetentionLockTimeout { file, waited }
-                if *file == meta_file && *waited == timeout),
-            "force {force}: {err:?}"
-        );
-        let msg = err.to_string();
-        assert!(
-            msg.contains("queue.meta")
-                && msg.contains("another retention run")
-                && msg.contains("or another process locking the file"),
-            "{msg}"
-        );
-        assert_eq!(segment_files(&dir), before, "no segment deleted or changed");
-    }
+    retain_refused(&dir, &policy, &before, "another retention run", |err| {
+        matches!(err, queue::RetainError::RetentionLockTimeout { file, waited }
+            if *file == meta_file && *waited == timeout)
+    });
     // `remove_damaged` takes the same lock, and gives up after `POSITION_LOCK_TIMEOUT`
     // without deleting anything (before, it waited for ever).
     let damaged = dir.join("00000000000000000009.seg.damaged-1764000000000000000");

@@ -43,6 +43,35 @@ extern "C" fn earlier(_sig: libc::c_int, _info: *mut libc::siginfo_t, _ctx: *mut
     }
 }
 
+/// Installs [`earlier`] as the SIGBUS handler (`SA_SIGINFO | flags`, with `masked` in its
+/// mask), then maps a file at `path`, which installs mapipc's handler over it. Err: the
+/// child's exit code (10: sigaction failed, 11: the mapping).
+fn install_earlier_then_map(
+    flags: libc::c_int,
+    masked: Option<libc::c_int>,
+    path: &std::path::Path,
+) -> Result<mapipc::map::Mmap, i32> {
+    // SAFETY: an all-zero sigaction is valid; the fields set make a SA_SIGINFO handler with
+    // the flags and mask asked for.
+    unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = earlier as *const () as usize;
+        act.sa_flags = libc::SA_SIGINFO | flags;
+        libc::sigemptyset(&mut act.sa_mask);
+        if let Some(sig) = masked {
+            libc::sigaddset(&mut act.sa_mask, sig);
+        }
+        if libc::sigaction(libc::SIGBUS, &act, std::ptr::null_mut()) != 0 {
+            return Err(10);
+        }
+    }
+    MapOptions::new()
+        .read_write()
+        .create(4096)
+        .map_path(path)
+        .map_err(|_| 11)
+}
+
 /// Before the fix the earlier handler ran without its mask (exit 3), and it ran again on
 /// the second signal, which was then swallowed (exit 2).
 #[test]
@@ -50,21 +79,10 @@ fn an_earlier_handler_gets_its_mask_and_resethand() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f");
     let mut child = fork(move || {
-        // SAFETY: an all-zero sigaction is valid; the fields set make a SA_SIGINFO handler
-        // with SIGUSR1 in its mask, for one delivery.
-        unsafe {
-            let mut act: libc::sigaction = std::mem::zeroed();
-            act.sa_sigaction = earlier as *const () as usize;
-            act.sa_flags = libc::SA_SIGINFO | libc::SA_RESETHAND;
-            libc::sigemptyset(&mut act.sa_mask);
-            libc::sigaddset(&mut act.sa_mask, libc::SIGUSR1);
-            if libc::sigaction(libc::SIGBUS, &act, std::ptr::null_mut()) != 0 {
-                return 10;
-            }
-        }
-        // The first file mapping installs mapipc's handler over it.
-        let Ok(_map) = MapOptions::new().read_write().create(4096).map_path(&path) else {
-            return 11;
+        // The earlier handler, with SIGUSR1 in its mask, for one delivery.
+        let _map = match install_earlier_then_map(libc::SA_RESETHAND, Some(libc::SIGUSR1), &path) {
+            Ok(map) => map,
+            Err(code) => return code,
         };
         // SAFETY: plain calls; the signal is not a fault, so mapipc passes it on.
         unsafe { libc::raise(libc::SIGBUS) };
@@ -90,19 +108,10 @@ fn an_earlier_nodefer_handler_runs_with_sigbus_unblocked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f");
     let mut child = fork(move || {
-        // SAFETY: an all-zero sigaction is valid; the fields set make a SA_SIGINFO handler
-        // that does not defer SIGBUS while it runs.
-        unsafe {
-            let mut act: libc::sigaction = std::mem::zeroed();
-            act.sa_sigaction = earlier as *const () as usize;
-            act.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER;
-            libc::sigemptyset(&mut act.sa_mask);
-            if libc::sigaction(libc::SIGBUS, &act, std::ptr::null_mut()) != 0 {
-                return 10;
-            }
-        }
-        let Ok(_map) = MapOptions::new().read_write().create(4096).map_path(&path) else {
-            return 11;
+        // The earlier handler, not deferring SIGBUS while it runs.
+        let _map = match install_earlier_then_map(libc::SA_NODEFER, None, &path) {
+            Ok(map) => map,
+            Err(code) => return code,
         };
         for round in 1..=2 {
             // SAFETY: the signal is not a fault, so mapipc passes it on; the earlier handler
