@@ -78,6 +78,11 @@
 //! sending it does. `MAPIPC_CHANNEL_STAMP_AHEAD=1` stamps each message four sends ahead
 //! instead, which shows what the rings do without that stall (BENCHMARKS.md, session of
 //! 2026-11-27, 11:16 UTC); the targets are stated for the default.
+//!
+//! Either way a producer's stores set its pace: stores become visible in order, each ring
+//! store waits for its line to come back from the consumer, and every store behind it (a
+//! saved register, a struct spilled to the stack, a counter) waits in the store buffer too
+//! (BENCHMARKS.md, session of 2026-11-27, 16:32 UTC).
 
 #[allow(dead_code)]
 #[path = "../../mapipc-bench/src/frame.rs"]
@@ -339,7 +344,10 @@ struct SpscEnd {
 }
 
 impl End for SpscEnd {
-    #[inline]
+    /// Inlined into the measuring loop, as the floors' sends are: a call per message would
+    /// add the stores of its frame (saved registers, return address) to every message, and a
+    /// producer's stores are what its stream is made of (see the module docs).
+    #[inline(always)]
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
         if !self.batched {
             return self.tx.send(msg).map_err(io::Error::other);

@@ -265,6 +265,25 @@ pub(crate) struct Claim {
     word: u64,
 }
 
+impl Claim {
+    /// The claim word as written (for carrying a claim as plain words, in a `Grant`).
+    #[inline]
+    pub(crate) fn word(&self) -> u64 {
+        self.word
+    }
+
+    /// A claim back from the parts [`word`](Self::word) and the public fields gave.
+    #[inline]
+    pub(crate) fn from_parts(pos: u64, data: u64, len: u64, word: u64) -> Claim {
+        Claim {
+            pos,
+            data,
+            len,
+            word,
+        }
+    }
+}
+
 /// One producer's private state.
 #[derive(Debug, Clone)]
 pub(crate) struct MpscProducer {

@@ -43,6 +43,14 @@
 //!   load of `head` orders the consumer's reads before the reuse of the bytes (pair **H**).
 //! - The producer caches `head` and reloads it only when the ring looks full; the consumer
 //!   never needs `tail` while records keep coming.
+//! - **Few stores per message.** Stores become visible in order, so every store on the
+//!   producer's path waits in the store buffer behind the ring's, which wait for their lines
+//!   to come back from the consumer; the producer's pace is its count of stores per message
+//!   (BENCHMARKS.md, "Channel", session of 2026-11-27, 16:32 UTC). So the two common commits
+//!   (a record inside an unflushed batch; a plain commit with no batch pending and no
+//!   padding) are a few inlined lines that keep the reservation in registers, and everything
+//!   else is out of line, taking the reservation as words (a reference or a struct would keep
+//!   a copy of it in memory on the fast path too).
 //! - **Batches.** A batched commit withholds the Release store of the batch's *first*
 //!   header (later headers are stored as usual); `flush` stores it, then `tail`. The
 //!   consumer stops at the first unpublished header, so it sees the whole batch at once,
@@ -382,9 +390,56 @@ impl Producer {
     /// never chases a batch through lines still being written, which is what makes batches
     /// fast; and the header word is stored once, so a consumer polling it does not pull its
     /// line away between two stores (a batch of one, flushed at once, is a plain commit).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn commit<M: RingMem>(&mut self, mem: &M, r: &Reservation, batch: bool) {
         debug_assert!(r.start >= self.tail && r.start - self.tail == r.pad);
+        if batch && r.pad == 0 && self.hidden.is_some() {
+            // Inside an unflushed batch (the common case of a batched stream), what the
+            // general path below comes to: the record's header, and our position. Kept this
+            // small so that it inlines into the caller's loop with the reservation in
+            // registers: every store on a producer's path waits in the store buffer behind
+            // the ring's stores, which wait for their lines (BENCHMARKS.md, "Channel").
+            // Release pairs with the consumer's Acquire load of the header (pair R).
+            mem.store_word(
+                self.geo.index(r.start),
+                self.geo.header(r.start, r.len, false),
+                Ordering::Release,
+            );
+            self.tail = r.end();
+            return;
+        }
+        if !batch && r.pad == 0 && self.hidden.is_none() {
+            // A plain commit with no batch pending and no padding: the general path's steps
+            // for that case, in the same order (see there).
+            let end = r.end();
+            if end + HDR <= self.cached_head + self.geo.cap {
+                self.clear_lookalike(mem, end);
+            }
+            // Release pairs with the consumer's Acquire load of the header (pair R).
+            mem.store_word(
+                self.geo.index(r.start),
+                self.geo.header(r.start, r.len, false),
+                Ordering::Release,
+            );
+            self.tail = end;
+            // Release pairs with the consumer's Acquire load of `tail` (pair T).
+            mem.store_tail(end, Ordering::Release);
+            return;
+        }
+        self.commit_general(mem, r.start, r.len, r.pad, batch);
+    }
+
+    /// [`commit`](Self::commit) past its fast path. (The reservation as words, which travel
+    /// in registers: a reference, or a struct passed by value, would keep a copy of it in
+    /// memory on the fast path too.)
+    #[inline(never)]
+    fn commit_general<M: RingMem>(&mut self, mem: &M, start: u64, len: u64, pad: u64, batch: bool) {
+        let r = &Reservation {
+            start,
+            data: self.geo.index(start) + HDR,
+            len,
+            pad,
+        };
         let end = r.end();
         // The next record's header slot must not look committed before its turn. When the
         // ring is exactly full it is the header of the record the consumer is at, one lap

@@ -44,19 +44,67 @@ impl Res {
     }
 
     #[inline]
-    fn len(&self) -> u64 {
+    fn raw(self) -> RawRes {
         match self {
-            Res::Spsc(r) => r.len,
-            Res::Mpsc(c) => c.len,
-            Res::Bcast(r) => r.len,
+            Res::Spsc(r) => RawRes {
+                start: r.start,
+                data: r.data,
+                len: r.len,
+                extra: r.pad,
+            },
+            Res::Mpsc(c) => RawRes {
+                start: c.pos,
+                data: c.data,
+                len: c.len,
+                extra: c.word(),
+            },
+            Res::Bcast(r) => RawRes {
+                start: r.start,
+                data: r.data,
+                len: r.len,
+                extra: 0,
+            },
+        }
+    }
+}
+
+/// A [`Res`] as plain words, which kind it is being the sender's: what a [`Grant`] holds, so
+/// that the compiler keeps it in registers (an enum there stayed in memory, and every store
+/// on the producer's path waits behind the ring's stores: BENCHMARKS.md, "Channel").
+/// `start` is the record's position, `extra` the SPSC padding or the MPSC claim word.
+#[derive(Clone, Copy, Debug)]
+struct RawRes {
+    start: u64,
+    data: u64,
+    len: u64,
+    extra: u64,
+}
+
+impl RawRes {
+    /// The SPSC reservation these words carry.
+    #[inline]
+    fn spsc(self) -> ring::Reservation {
+        ring::Reservation {
+            start: self.start,
+            data: self.data,
+            len: self.len,
+            pad: self.extra,
         }
     }
 
-    fn set_len(&mut self, len: u64) {
-        match self {
-            Res::Spsc(r) => r.len = len,
-            Res::Mpsc(c) => c.len = len,
-            Res::Bcast(r) => r.len = len,
+    /// The reservation these words carry, for `core`'s kind.
+    #[inline]
+    fn res(self, core: &TxCore) -> Res {
+        match core {
+            TxCore::Spsc(_) => Res::Spsc(self.spsc()),
+            TxCore::Mpsc { .. } => Res::Mpsc(mpsc::Claim::from_parts(
+                self.start, self.data, self.len, self.extra,
+            )),
+            TxCore::Bcast(_) => Res::Bcast(bcast::Reservation {
+                start: self.start,
+                data: self.data,
+                len: self.len,
+            }),
         }
     }
 }
@@ -99,6 +147,9 @@ pub struct Sender {
     /// The consumer's epoch when a liveness query last found it gone: until a consumer
     /// attaches (which bumps the epoch) it stays gone, without asking again.
     gone_at_epoch: Option<u32>,
+    /// Where [`reserve_slow_raw`](Self::reserve_slow_raw) leaves its reservation, so that the
+    /// fast and slow paths of [`reserve`](Self::reserve) meet on plain words.
+    slow_res: RawRes,
 }
 
 impl std::fmt::Debug for Sender {
@@ -179,6 +230,12 @@ impl Sender {
             check_interval: DEFAULT_CHECK_INTERVAL,
             next_lock_query: 0,
             gone_at_epoch: None,
+            slow_res: RawRes {
+                start: 0,
+                data: 0,
+                len: 0,
+                extra: 0,
+            },
             shared,
         };
         // A page of the ring the walks above met lost: reported now, and the end detached
@@ -609,6 +666,22 @@ impl Sender {
         Ok(())
     }
 
+    /// The error of a send that found the mapping poisoned (as `Shared::check_truncated`).
+    #[cold]
+    #[inline(never)]
+    fn poisoned_send_error(&self) -> SendError {
+        SendError::from(self.shared.file_fault())
+    }
+
+    /// [`Grant::finish`] past its SPSC fast path.
+    #[inline(never)]
+    fn finish_slow(&mut self, r: Res, batch: bool) -> Result<(), SendError> {
+        match self.commit_res(&r, batch) {
+            Ok(()) => self.shared.check_truncated().map_err(SendError::from),
+            Err(e) => Err(self.send_error(e)),
+        }
+    }
+
     /// Gives up a reservation (a grant dropped without commit).
     fn abandon(&mut self, r: &Res) {
         if let (TxCore::Mpsc { p, .. }, Res::Mpsc(c)) = (&self.core, r) {
@@ -649,8 +722,30 @@ impl Sender {
     /// assert_eq!(rx.recv()?, b"hi");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn send(&mut self, data: &[u8]) -> Result<(), SendError> {
+        // The SPSC fast path, every step inlined so that nothing goes through memory on the
+        // way (see `Grant::finish`).
+        if let TxCore::Spsc(p) = &mut self.core {
+            let ring = &self.shared.ring;
+            if let Ok(r) = p.try_reserve(ring, data.len() as u64) {
+                RingMem::write_bytes(ring, r.data, data);
+                p.commit(ring, &r, false);
+                self.wake_pending = true;
+                self.sent = self.sent.wrapping_add(1);
+                self.publish();
+                if self.shared.is_poisoned() {
+                    return Err(self.poisoned_send_error());
+                }
+                return Ok(());
+            }
+        }
+        self.send_slow(data)
+    }
+
+    /// [`send`](Self::send) past its SPSC fast path.
+    #[inline(never)]
+    fn send_slow(&mut self, data: &[u8]) -> Result<(), SendError> {
         match self.send_inner(data, Blocking::Until(None)) {
             Ok(()) => Ok(()),
             Err(e) => Err(self.send_error(e)),
@@ -831,14 +926,31 @@ impl Sender {
     /// assert_eq!(m.bytes().read_pod::<u64>(0), Some(7));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn reserve(&mut self, len: usize) -> Result<Grant<'_>, SendError> {
-        match self.reserve_inner(len, Blocking::Until(None)) {
-            Ok(r) => Ok(Grant {
-                sender: self,
-                r,
-                done: false,
-            }),
+        let fast = match &mut self.core {
+            TxCore::Spsc(p) => p.try_reserve(&self.shared.ring, len as u64).ok(),
+            _ => None,
+        };
+        let r = match fast {
+            Some(r) => Res::Spsc(r).raw(),
+            None => {
+                self.reserve_slow_raw(len)?;
+                self.slow_res
+            }
+        };
+        Ok(Grant { sender: self, r })
+    }
+
+    /// [`reserve`](Self::reserve) past its SPSC fast path: the reservation goes to
+    /// `slow_res`.
+    #[inline(never)]
+    fn reserve_slow_raw(&mut self, len: usize) -> Result<(), SendError> {
+        match self.reserve_inner_slow(len, Blocking::Until(None)) {
+            Ok(r) => {
+                self.slow_res = r.raw();
+                Ok(())
+            }
             Err(e) => Err(self.send_error(e)),
         }
     }
@@ -860,8 +972,7 @@ impl Sender {
         match self.reserve_inner(len, Blocking::No) {
             Ok(r) => Ok(Grant {
                 sender: self,
-                r,
-                done: false,
+                r: r.raw(),
             }),
             Err(e) => Err(self.try_send_error(e)),
         }
@@ -1041,13 +1152,12 @@ impl Drop for Sender {
 /// ```
 pub struct Grant<'a> {
     sender: &'a mut Sender,
-    r: Res,
-    done: bool,
+    r: RawRes,
 }
 
 impl std::fmt::Debug for Grant<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Grant").field("len", &self.r.len()).finish()
+        f.debug_struct("Grant").field("len", &self.r.len).finish()
     }
 }
 
@@ -1056,12 +1166,12 @@ impl Grant<'_> {
     ///
     /// # Example
     /// See [`Grant`].
-    #[inline]
+    #[inline(always)]
     pub fn bytes(&mut self) -> BytesMut<'_> {
-        let p = self.sender.shared.ring.ptr(self.r.data());
+        let p = self.sender.shared.ring.ptr(self.r.data);
         // SAFETY: `data..data+len` was reserved for us by the ring inside the live mapping,
         // and no honest peer reads it until we commit; the view borrows `self`.
-        unsafe { BytesMut::new(p, self.r.len() as usize) }
+        unsafe { BytesMut::new(p, self.r.len as usize) }
     }
 
     /// Reserved length (after [`truncate`](Self::truncate), the shortened one).
@@ -1069,7 +1179,7 @@ impl Grant<'_> {
     /// # Example
     /// See [`Grant`].
     pub fn len(&self) -> usize {
-        self.r.len() as usize
+        self.r.len as usize
     }
 
     /// Always false (a message has at least one byte).
@@ -1077,7 +1187,7 @@ impl Grant<'_> {
     /// # Example
     /// See [`Grant`].
     pub fn is_empty(&self) -> bool {
-        self.r.len() == 0
+        self.r.len == 0
     }
 
     /// Shortens the message to its first `len` bytes before committing (for writers that
@@ -1087,8 +1197,8 @@ impl Grant<'_> {
     /// # Example
     /// See [`Grant`].
     pub fn truncate(&mut self, len: usize) {
-        if len >= 1 && (len as u64) <= self.r.len() {
-            self.r.set_len(len as u64);
+        if len >= 1 && (len as u64) <= self.r.len {
+            self.r.len = len as u64;
         }
     }
 
@@ -1100,8 +1210,8 @@ impl Grant<'_> {
     ///
     /// # Example
     /// See [`Grant`].
-    #[inline]
-    pub fn commit(mut self) -> Result<(), SendError> {
+    #[inline(always)]
+    pub fn commit(self) -> Result<(), SendError> {
         self.finish(false)
     }
 
@@ -1133,28 +1243,44 @@ impl Grant<'_> {
     /// assert_eq!(got, [&b"one"[..], b"two", b"three"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[inline]
-    pub fn commit_batched(mut self) -> Result<(), SendError> {
+    #[inline(always)]
+    pub fn commit_batched(self) -> Result<(), SendError> {
         self.finish(true)
     }
 
-    #[inline]
-    fn finish(&mut self, batch: bool) -> Result<(), SendError> {
-        self.done = true;
-        let r = self.r;
-        let s = &mut *self.sender;
-        match s.commit_res(&r, batch) {
-            Ok(()) => s.shared.check_truncated().map_err(SendError::from),
-            Err(e) => Err(s.send_error(e)),
+    /// Commits; the grant is consumed without its `Drop` (which abandons).
+    #[inline(always)]
+    fn finish(self, batch: bool) -> Result<(), SendError> {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        let r = this.r;
+        let s = &mut *this.sender;
+        if let TxCore::Spsc(p) = &mut s.core {
+            p.commit(&s.shared.ring, &r.spsc(), batch);
+            // Set already inside a batch: no store then (each store on this path waits
+            // behind the ring's in the store buffer).
+            if !s.wake_pending {
+                s.wake_pending = true;
+            }
+            s.sent = s.sent.wrapping_add(1);
+            if !batch {
+                s.publish();
+            }
+            if s.shared.is_poisoned() {
+                return Err(s.poisoned_send_error());
+            }
+            return Ok(());
         }
+        let r = r.res(&s.core);
+        s.finish_slow(r, batch)
     }
 }
 
 impl Drop for Grant<'_> {
     #[inline]
     fn drop(&mut self) {
-        if !self.done {
-            let r = self.r;
+        // SPSC reservations were never published: nothing to undo.
+        if !matches!(self.sender.core, TxCore::Spsc(_)) {
+            let r = self.r.res(&self.sender.core);
             self.sender.abandon(&r);
         }
     }

@@ -17,6 +17,103 @@ use super::ring::RingMem;
 use super::words::Words;
 use crate::map::Mmap;
 
+/// Copies of up to this many bytes into the ring are made inline (see [`copy_into_ring`]);
+/// longer ones are left to `memcpy`.
+const INLINE_MAX: usize = 128;
+
+/// Copies `len` bytes from private memory into the ring, as `ptr::copy_nonoverlapping`, but
+/// a short copy (up to [`INLINE_MAX`] bytes) is made inline, one part on each side of a
+/// 64-byte line boundary it crosses. Every store on the producer's path waits behind the
+/// ring's in the store buffer (see `ring`'s module docs), and a call to `memcpy` adds its
+/// return address and the caller's spilled registers to those; and a single wide store across
+/// two lines commits only once the producer owns both, lines the consumer has held, where
+/// split at the boundary the first line's stores commit as soon as that line comes. A
+/// 64-byte message after its record's 8-byte header is such a copy (BENCHMARKS.md,
+/// "Channel", session of 2026-11-27, 16:32 UTC).
+///
+/// # Safety
+/// As for `ptr::copy_nonoverlapping(src, dst, len)`: `src` readable and `dst` writable for
+/// `len` bytes, the two not overlapping.
+#[inline(always)]
+pub(crate) unsafe fn copy_into_ring(src: *const u8, dst: *mut u8, len: usize) {
+    let to_line = 64 - (dst as usize & 63);
+    if len <= to_line {
+        // SAFETY: the caller's contract; `len <= 64` in the first branch.
+        unsafe {
+            if len <= 64 {
+                copy_small(src, dst, len)
+            } else {
+                std::ptr::copy_nonoverlapping(src, dst, len)
+            }
+        }
+    } else if len <= INLINE_MAX && len - to_line <= 64 {
+        // SAFETY: `to_line < len`, so both parts lie inside the `len` bytes the caller vouched
+        // for, on both sides; each part is at most 64 bytes.
+        unsafe {
+            copy_small(src, dst, to_line);
+            copy_small(src.add(to_line), dst.add(to_line), len - to_line);
+        }
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { std::ptr::copy_nonoverlapping(src, dst, len) }
+    }
+}
+
+/// Copies `len` (at most 64) bytes with a few unaligned moves, overlapping when `len` is not
+/// a power of two, as `memcpy` implementations do for short copies, but inline.
+///
+/// # Safety
+/// As for `ptr::copy_nonoverlapping(src, dst, len)`, and `len <= 64`.
+#[inline(always)]
+unsafe fn copy_small(src: *const u8, dst: *mut u8, len: usize) {
+    /// Copies a `T` from `src + at` to `dst + at`, unaligned.
+    ///
+    /// # Safety
+    /// `at + size_of::<T>()` bytes readable at `src` and writable at `dst`.
+    #[inline(always)]
+    unsafe fn mv<T>(src: *const u8, dst: *mut u8, at: usize) {
+        // SAFETY: the caller's contract; unaligned access is what these functions allow.
+        unsafe {
+            std::ptr::write_unaligned(
+                dst.add(at).cast::<T>(),
+                std::ptr::read_unaligned(src.add(at).cast::<T>()),
+            )
+        }
+    }
+    debug_assert!(len <= 64);
+    type V = [u8; 16];
+    // SAFETY: every move below lies inside `0..len` of both buffers, by the branch that
+    // guards it; the buffers do not overlap, so the moves' order does not matter.
+    unsafe {
+        // A power-of-two length skips the overlapping move that would repeat a store.
+        if len >= 32 {
+            mv::<V>(src, dst, 0);
+            mv::<V>(src, dst, 16);
+            if len > 32 {
+                mv::<V>(src, dst, len - 32);
+                mv::<V>(src, dst, len - 16);
+            }
+        } else if len >= 16 {
+            mv::<V>(src, dst, 0);
+            if len > 16 {
+                mv::<V>(src, dst, len - 16);
+            }
+        } else if len >= 8 {
+            mv::<u64>(src, dst, 0);
+            if len > 8 {
+                mv::<u64>(src, dst, len - 8);
+            }
+        } else if len >= 4 {
+            mv::<u32>(src, dst, 0);
+            mv::<u32>(src, dst, len - 4);
+        } else if len > 0 {
+            mv::<u8>(src, dst, 0);
+            mv::<u8>(src, dst, len / 2);
+            mv::<u8>(src, dst, len - 1);
+        }
+    }
+}
+
 /// Ring memory inside a mapping. Holds raw pointers: the owner (the channel's shared
 /// state) keeps the mapping alive for as long as this exists.
 #[derive(Debug)]
@@ -128,9 +225,7 @@ impl RingMem for MappedRing {
     fn write_bytes(&self, off: u64, src: &[u8]) {
         debug_assert!(off + src.len() as u64 <= self.cap);
         // SAFETY: the ring checked the range lies inside `0..cap`; `src` is private memory.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ring.add(off as usize), src.len())
-        }
+        unsafe { copy_into_ring(src.as_ptr(), self.ring.add(off as usize), src.len()) }
     }
 }
 
@@ -358,9 +453,7 @@ impl<'a> BytesMut<'a> {
             Some(end) if end <= self.len => {
                 // SAFETY: in range of the live reserved view (constructor contract); `src` is
                 // private memory.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(offset), src.len())
-                };
+                unsafe { copy_into_ring(src.as_ptr(), self.ptr.add(offset), src.len()) };
                 true
             }
             _ => false,
@@ -404,5 +497,36 @@ impl<'a> BytesMut<'a> {
 impl std::fmt::Debug for BytesMut<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BytesMut").field("len", &self.len).finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::copy_into_ring;
+
+    /// A line-aligned buffer, so that destination offsets are offsets within lines.
+    #[repr(C, align(64))]
+    struct Lines([u8; 512]);
+
+    #[test]
+    fn copies_into_the_ring_exactly_at_every_line_offset_and_length() {
+        let src: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+        for at in 0..64 {
+            for len in 0..=300 {
+                let mut dst = Lines([0xEE; 512]);
+                // SAFETY: `at + len <= 364 <= 512` bytes of `dst`, `len <= 300` of `src`;
+                // distinct allocations.
+                unsafe { copy_into_ring(src.as_ptr(), dst.0.as_mut_ptr().add(at), len) };
+                assert!(
+                    dst.0[..at].iter().all(|&b| b == 0xEE),
+                    "bytes before the copy touched (at {at}, len {len})"
+                );
+                assert_eq!(&dst.0[at..at + len], &src[..len], "at {at}, len {len}");
+                assert!(
+                    dst.0[at + len..].iter().all(|&b| b == 0xEE),
+                    "bytes after the copy touched (at {at}, len {len})"
+                );
+            }
+        }
     }
 }
