@@ -986,9 +986,14 @@ reads such a file and never deletes it: `mapipc queue stat` lists them (`set asi
 This deletes them, once their records are salvaged or not wanted, and prints each one;
 no other file is touched, and a DIR that is not a queue is an error.
 
+It takes the queue's retention lock, as `mapipc queue retain` does, and waits for a
+retention run holding it at most --lock-timeout (default 10s), then exits with status 3
+and one `error:` line naming `queue.meta` and how long it waited, having deleted nothing.
+
 Examples:
   mapipc queue stat /tmp/q
-  mapipc queue remove-damaged /tmp/q";
+  mapipc queue remove-damaged /tmp/q
+  mapipc queue remove-damaged /tmp/q --lock-timeout 1m";
 
 /// Arguments of `mapipc queue remove-damaged`.
 #[derive(Debug, Args)]
@@ -996,6 +1001,10 @@ pub struct QueueRemoveDamagedArgs {
     /// The queue directory.
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+    /// Wait at most this long for a `queue retain` run to release the queue's retention
+    /// lock (default 10s; exit status 3).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: Option<std::time::Duration>,
 }
 
 #[cfg(test)]

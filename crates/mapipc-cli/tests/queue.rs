@@ -491,6 +491,12 @@ clitest!(lock_timeouts_end_with_status_3_naming_queue_meta, |dir| {
                 out.stderr
             );
         }
+        // The time waited, as measured: at least the 200 ms asked for.
+        assert!(
+            waited_in(&out.stderr) >= std::time::Duration::from_millis(200),
+            "{args:?}: {}",
+            out.stderr
+        );
         assert!(out.stdout.is_empty(), "{args:?}");
     };
     let retain = ["queue", "retain", "q", "--max-segments", "1"];
@@ -513,7 +519,7 @@ clitest!(lock_timeouts_end_with_status_3_naming_queue_meta, |dir| {
     status3(
         &retain_200ms,
         &[
-            "timed out after 200ms",
+            "timed out after ",
             "retention lock on `q/queue.meta`",
             "another retention run",
             "--lock-timeout",
@@ -522,7 +528,7 @@ clitest!(lock_timeouts_end_with_status_3_naming_queue_meta, |dir| {
     // A named tailer created (or moved) waits for the position lock.
     status3(
         &named,
-        &["timed out after 200ms", "position lock on `q/queue.meta`"],
+        &["timed out after ", "position lock on `q/queue.meta`"],
     );
     assert!(!dir.path("q").join("r.tailer").exists());
     // Anonymous tailers take no lock.
@@ -534,8 +540,8 @@ clitest!(lock_timeouts_end_with_status_3_naming_queue_meta, |dir| {
     status3(
         &retain_200ms,
         &[
-            "timed out after 200ms",
-            "position lock on `q/queue.meta`",
+            "timed out after ",
+            "retention lock, then the position lock on `q/queue.meta`",
             "named tailer",
         ],
     );
@@ -550,6 +556,75 @@ clitest!(lock_timeouts_end_with_status_3_naming_queue_meta, |dir| {
     dir.run(&["queue", "tail", "q", "--lock-timeout", "1s"])
         .usage_error();
 });
+
+// `queue remove-damaged` waited a fixed 10 s for a `retain` run holding the queue's retention
+// lock, with no flag to change it; now `--lock-timeout` sets the wait, and a timeout ends with
+// status 3 and one `error:` line naming the queue's `queue.meta`, as the other lock timeouts.
+clitest!(remove_damaged_lock_timeout_ends_with_status_3, |dir| {
+    use mapipc::os::file::{flock_exclusive, ofd_lock};
+    dir.append(&["a"]);
+    let damaged = dir
+        .path("q")
+        .join("00000000000000000009.seg.damaged-1764000000000000000");
+    std::fs::write(&damaged, [1u8; 100]).unwrap();
+    let args = ["queue", "remove-damaged", "q", "--lock-timeout", "100ms"];
+    // A `retain` run stopped while it holds its locks.
+    let held = hold_locks(&dir.path("q").join("queue.meta"), |fd| {
+        Ok(ofd_lock(fd, 1, 1, false)? && flock_exclusive(fd, false)?)
+    });
+    let out = dir.run(&args);
+    assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
+    assert_one_error_line(&out.stderr);
+    for w in [
+        "error: timed out after ",
+        "waiting for the retention lock on `q/queue.meta`",
+        "another retention run",
+        "nothing was deleted; --lock-timeout sets how long to wait",
+    ] {
+        assert!(out.stderr.contains(w), "no {w:?} in {}", out.stderr);
+    }
+    assert!(
+        waited_in(&out.stderr) >= std::time::Duration::from_millis(100),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty());
+    assert!(damaged.exists(), "nothing deleted");
+    drop(held);
+
+    // Once the lock is free, the same command removes the file.
+    let text = dir.run(&args).ok().stdout_str();
+    assert!(text.ends_with("1 set-aside segment removed\n"), "{text}");
+    assert!(!damaged.exists());
+    dir.run(&["queue", "remove-damaged", "q", "--lock-timeout", "soon"])
+        .usage_error();
+});
+
+/// The time a lock-timeout message says was waited (`timed out after 100.2ms waiting ...`,
+/// as `Duration`'s `Debug` writes it).
+fn waited_in(message: &str) -> std::time::Duration {
+    let text = message
+        .split("timed out after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no wait in {message}"));
+    let number = text.trim_end_matches(|c: char| c.is_alphabetic());
+    let unit_ns: u128 = match &text[number.len()..] {
+        "s" => 1_000_000_000,
+        "ms" => 1_000_000,
+        "µs" => 1_000,
+        "ns" => 1,
+        other => panic!("unit {other:?} in {text}"),
+    };
+    // Exactly, in integers: `Debug` writes at most 9 decimals.
+    let (whole, decimals) = number.split_once('.').unwrap_or((number, ""));
+    let parse = |digits: &str| digits.parse::<u128>().unwrap_or_else(|_| panic!("{text}"));
+    let mut ns = parse(whole) * unit_ns;
+    if !decimals.is_empty() {
+        ns += parse(decimals) * unit_ns / 10u128.pow(decimals.len() as u32);
+    }
+    std::time::Duration::from_nanos(u64::try_from(ns).unwrap())
+}
 
 clitest!(one_appender_at_a_time_unless_waiting, |dir| {
     dir.append(&["0"]);

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use mapipc::queue::{
-    self, AckMode, Appender, QueueOptions, QueueStat, Retention, StartAt, SyncPolicy, TailerOptions,
+    self, AckMode, Appender, QueueOptions, QueueStat, RemoveDamagedOptions, Retention, StartAt,
+    SyncPolicy, TailerOptions,
 };
 
 use super::{escaped, json_str, quoted, read_line_at_most, shown, stdout_reader_present, Exit};
@@ -526,12 +527,12 @@ fn file_name(path: &Path) -> String {
 }
 
 fn remove_damaged(args: &QueueRemoveDamagedArgs, out: &mut dyn Write) -> Result<()> {
-    let removed = queue::remove_damaged(&args.dir).map_err(|e| match e {
-        // A timeout, as the other queue commands' lock timeouts: status 3.
-        queue::RemoveDamagedError::RetentionLockTimeout { .. } => anyhow::Error::from(Exit {
-            code: 3,
-            message: e.to_string(),
-        }),
+    let mut opts = RemoveDamagedOptions::new();
+    if let Some(timeout) = args.lock_timeout {
+        opts.lock_timeout(timeout);
+    }
+    let removed = queue::remove_damaged_with(&args.dir, &opts).map_err(|e| match e {
+        queue::RemoveDamagedError::RetentionLockTimeout { .. } => lock_timed_out(&e),
         e => e.into(),
     })?;
     let mut text = String::new();

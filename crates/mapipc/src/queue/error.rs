@@ -491,7 +491,7 @@ pub enum ReadError {
     PositionLockTimeout {
         /// The metadata file (`queue.meta`).
         file: PathBuf,
-        /// How long the seek waited.
+        /// How long the seek waited for the lock, as measured: at least the lock timeout.
         waited: Duration,
     },
     /// The notifier's futex wait failed.
@@ -816,26 +816,27 @@ pub enum RetainError {
     RetentionLockTimeout {
         /// The metadata file (`queue.meta`).
         file: PathBuf,
-        /// How long retention waited (its whole
-        /// [`lock_timeout`](super::Retention::lock_timeout)).
+        /// How long retention waited for the lock, as measured: at least its
+        /// [`lock_timeout`](super::Retention::lock_timeout).
         waited: Duration,
     },
     /// Retention gave up waiting for the queue's position lock, a `flock` on `queue.meta`:
-    /// it was held longer than the [`lock_timeout`](super::Retention::lock_timeout), by a
-    /// named tailer (which holds it shared while it seeks or is created: a tailer process
-    /// stopped or hung in the middle of a seek) or by another process locking the file.
-    /// Nothing was deleted; the run can be retried. Who holds the lock is not known:
-    /// `flock` does not say.
+    /// it was held past what the wait for the retention lock left of the
+    /// [`lock_timeout`](super::Retention::lock_timeout), by a named tailer (which holds it
+    /// shared while it seeks or is created: a tailer process stopped or hung in the middle
+    /// of a seek) or by another process locking the file. Nothing was deleted; the run can
+    /// be retried. Who holds the lock is not known: `flock` does not say.
     #[error(
-        "timed out after {waited:?} waiting for the position lock on `{file}`: it is held, by \
-         a named tailer seeking or being created (one stopped or hung in the middle?) or \
-         another process locking the file; nothing was deleted"
+        "timed out after {waited:?} waiting for the retention lock, then the position lock on \
+         `{file}`: the position lock is held, by a named tailer seeking or being created (one \
+         stopped or hung in the middle?) or another process locking the file; nothing was \
+         deleted"
     )]
     PositionLockTimeout {
         /// The metadata file (`queue.meta`).
         file: PathBuf,
-        /// How long retention waited for its locks in all (its whole
-        /// [`lock_timeout`](super::Retention::lock_timeout)).
+        /// How long retention waited for its two locks in all, as measured: at least its
+        /// [`lock_timeout`](super::Retention::lock_timeout).
         waited: Duration,
     },
     /// Deleting a segment failed.
@@ -880,9 +881,10 @@ pub enum RemoveDamagedError {
         #[source]
         source: io::Error,
     },
-    /// Another retention run or removal held the retention lock on `queue.meta` for
-    /// [`POSITION_LOCK_TIMEOUT`](super::POSITION_LOCK_TIMEOUT) (a stopped or hung one?);
-    /// nothing was deleted.
+    /// Another retention run or removal held the retention lock on `queue.meta` past the
+    /// [`lock_timeout`](super::RemoveDamagedOptions::lock_timeout) (default
+    /// [`POSITION_LOCK_TIMEOUT`](super::POSITION_LOCK_TIMEOUT), 10 s; a stopped or hung
+    /// one?); nothing was deleted.
     #[error(
         "timed out after {waited:?} waiting for the retention lock on `{file}`: it is held, by \
          another retention run (a stopped or hung `retain`?) or another process locking the \
@@ -891,7 +893,7 @@ pub enum RemoveDamagedError {
     RetentionLockTimeout {
         /// `queue.meta`.
         file: PathBuf,
-        /// How long it waited.
+        /// How long it waited for the lock, as measured: at least the lock timeout.
         waited: Duration,
     },
     /// Deleting a set-aside segment failed (those before it in

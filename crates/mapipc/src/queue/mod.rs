@@ -300,6 +300,10 @@
 //! retention runs; a run stopped or hung holds it until it dies, so the next run polls it
 //! the same way and fails with [`RetainError::RetentionLockTimeout`] once its
 //! [`Retention::lock_timeout`] has passed, a budget shared by the two waits.
+//! [`remove_damaged`] takes the retention lock too (not the position lock), and gives up
+//! the same way with [`RemoveDamagedError::RetentionLockTimeout`] after its
+//! [`RemoveDamagedOptions::lock_timeout`] (default [`POSITION_LOCK_TIMEOUT`]). Each of these
+//! errors carries in `waited` the time the waits took, as measured: at least the budget.
 //!
 //! # Inspection
 //!
@@ -405,7 +409,9 @@ pub use format::{
 };
 pub use inspect::{stat, verify, DamagedFile, QueueStat, SegmentStat, TailerStat, VerifyReport};
 pub use repair::SegmentRepair;
-pub use retention::{remove_damaged, retain, RetainReport, Retention};
+pub use retention::{
+    remove_damaged, remove_damaged_with, retain, RemoveDamagedOptions, RetainReport, Retention,
+};
 pub use tailer::{AckMode, Record, Skipped, StartAt, Tailer, TailerOptions, POSITION_LOCK_TIMEOUT};
 
 use format::{parse_damaged_name, parse_prealloc_name, parse_segment_name, parse_tailer_name};

@@ -217,7 +217,7 @@ pub fn retain(dir: impl AsRef<Path>, policy: &Retention) -> Result<RetainReport,
         // Nothing was looked at or changed yet.
         return Err(RetainError::RetentionLockTimeout {
             file: meta.path.clone(),
-            waited: policy.lock_timeout,
+            waited: start.elapsed(),
         });
     }
     let result = meta
@@ -225,10 +225,11 @@ pub fn retain(dir: impl AsRef<Path>, policy: &Retention) -> Result<RetainReport,
         .map_err(io("take the position lock on"))
         .and_then(|taken| {
             if !taken {
-                // Nothing was looked at or changed yet.
+                // Nothing was looked at or changed yet. Both waits, as they share the
+                // budget.
                 return Err(RetainError::PositionLockTimeout {
                     file: meta.path.clone(),
-                    waited: policy.lock_timeout,
+                    waited: start.elapsed(),
                 });
             }
             let result = retain_locked(dir, &meta, policy);
@@ -237,6 +238,60 @@ pub fn retain(dir: impl AsRef<Path>, policy: &Retention) -> Result<RetainReport,
         });
     meta.unlock_retention();
     result
+}
+
+/// Options for [`remove_damaged_with`]: how long it waits for the retention lock. Like the
+/// crate's other builders, its setters take and return `&mut Self`; the defaults are what
+/// [`remove_damaged`] uses.
+///
+/// # Example
+/// See [`RemoveDamagedOptions::lock_timeout`].
+#[derive(Clone, Debug)]
+pub struct RemoveDamagedOptions {
+    lock_timeout: Duration,
+}
+
+impl Default for RemoveDamagedOptions {
+    fn default() -> Self {
+        RemoveDamagedOptions {
+            lock_timeout: POSITION_LOCK_TIMEOUT,
+        }
+    }
+}
+
+impl RemoveDamagedOptions {
+    /// The defaults.
+    ///
+    /// # Example
+    /// See [`RemoveDamagedOptions::lock_timeout`].
+    pub fn new() -> RemoveDamagedOptions {
+        RemoveDamagedOptions::default()
+    }
+
+    /// How long [`remove_damaged_with`] waits for the queue's retention lock while a
+    /// [`retain`] run or another removal holds it (default [`POSITION_LOCK_TIMEOUT`],
+    /// 10 s). Past it, the removal fails with [`RemoveDamagedError::RetentionLockTimeout`]
+    /// having deleted nothing: a `retain` process stopped (`SIGSTOP`) or hung holds the lock
+    /// until it dies, and must not make the removal hang.
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use mapipc::queue::{remove_damaged_with, Appender, RemoveDamagedOptions};
+    /// # let tmp = tempfile::tempdir()?;
+    /// # let q = tmp.path().join("q");
+    /// Appender::open(&q)?.append(b"x")?;
+    /// std::fs::write(q.join("00000000000000000003.seg.damaged-1764000000000000000"), [1u8; 100])?;
+    /// let mut opts = RemoveDamagedOptions::new();
+    /// opts.lock_timeout(Duration::from_millis(500));
+    /// // No retention run holds the lock: no wait.
+    /// assert_eq!(remove_damaged_with(&q, &opts)?.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lock_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.lock_timeout = timeout;
+        self
+    }
 }
 
 /// Deletes the segments crash recovery set aside in the queue in `dir`
@@ -248,9 +303,10 @@ pub fn retain(dir: impl AsRef<Path>, policy: &Retention) -> Result<RetainReport,
 ///
 /// Takes the queue's retention lock, as [`retain`] does, so it never runs during a
 /// retention run or another removal (and waits for one to end, up to
-/// [`POSITION_LOCK_TIMEOUT`](super::POSITION_LOCK_TIMEOUT)); it needs no position lock,
-/// since no tailer reads these files. A file recovery sets aside while it runs (an
-/// appender opening the queue) may or may not be deleted with the others.
+/// [`POSITION_LOCK_TIMEOUT`](super::POSITION_LOCK_TIMEOUT); [`remove_damaged_with`] sets
+/// another wait); it needs no position lock, since no tailer reads these files. A file
+/// recovery sets aside while it runs (an appender opening the queue) may or may not be
+/// deleted with the others.
 ///
 /// # Errors
 /// [`RemoveDamagedError::Open`] when `dir` is not a queue (nothing is deleted there);
@@ -281,19 +337,57 @@ pub fn retain(dir: impl AsRef<Path>, policy: &Retention) -> Result<RetainReport,
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn remove_damaged(dir: impl AsRef<Path>) -> Result<Vec<DamagedFile>, RemoveDamagedError> {
+    remove_damaged_with(dir, &RemoveDamagedOptions::new())
+}
+
+/// [`remove_damaged`], waiting for the retention lock at most
+/// [`RemoveDamagedOptions::lock_timeout`] instead of
+/// [`POSITION_LOCK_TIMEOUT`](super::POSITION_LOCK_TIMEOUT).
+///
+/// # Errors
+/// As [`remove_damaged`]: [`RemoveDamagedError::RetentionLockTimeout`] once the lock was
+/// held past `opts`' lock timeout, with the time it waited.
+///
+/// # Example
+/// ```
+/// use std::os::fd::AsFd;
+/// use std::time::Duration;
+/// use mapipc::queue::{remove_damaged_with, Appender, RemoveDamagedError, RemoveDamagedOptions};
+/// # let tmp = tempfile::tempdir()?;
+/// # let q = tmp.path().join("q");
+/// Appender::open(&q)?.append(b"x")?;
+/// // The retention lock (an OFD lock on byte 1 of `queue.meta`) held, as by a `retain` run
+/// // stopped in another process:
+/// let meta = std::fs::OpenOptions::new().read(true).write(true).open(q.join("queue.meta"))?;
+/// assert!(mapipc::os::file::ofd_lock(meta.as_fd(), 1, 1, false)?);
+///
+/// let mut opts = RemoveDamagedOptions::new();
+/// opts.lock_timeout(Duration::from_millis(50));
+/// let err = remove_damaged_with(&q, &opts).unwrap_err();
+/// assert!(matches!(err, RemoveDamagedError::RetentionLockTimeout { waited, .. }
+///     if waited >= Duration::from_millis(50)), "{err}");
+/// drop(meta); // the lock goes with it
+/// assert!(remove_damaged_with(&q, &opts)?.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn remove_damaged_with(
+    dir: impl AsRef<Path>,
+    opts: &RemoveDamagedOptions,
+) -> Result<Vec<DamagedFile>, RemoveDamagedError> {
     let dir = dir.as_ref();
     let meta = Meta::open(dir)?;
     let io = |op, file: &Path| {
         let file = file.to_path_buf();
         move |source| RemoveDamagedError::Io { op, file, source }
     };
+    let start = Instant::now();
     let taken = meta
-        .lock_retention(POSITION_LOCK_TIMEOUT)
+        .lock_retention(opts.lock_timeout)
         .map_err(io("take the retention lock on", &meta.path))?;
     if !taken {
         return Err(RemoveDamagedError::RetentionLockTimeout {
             file: meta.path.clone(),
-            waited: POSITION_LOCK_TIMEOUT,
+            waited: start.elapsed(),
         });
     }
     let result = remove_damaged_locked(dir);

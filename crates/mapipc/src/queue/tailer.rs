@@ -124,14 +124,19 @@ pub struct TailerOptions {
 /// How long the queue's position lock is waited for, by default (10 s), both by a named
 /// tailer created or seeking while a [`retain`](super::retain) run holds the lock, and by
 /// a `retain` run while named tailers hold it for a seek; a `retain` run's wait for the
-/// retention lock, while another run holds it, counts against the same budget. Holders
+/// retention lock, while another run holds it, counts against the same budget, and
+/// [`remove_damaged`](super::remove_damaged) waits as long for that lock. Holders
 /// normally keep these locks for milliseconds; a holder stopped or hung past this makes
 /// the waiter fail instead of waiting forever: the seek with
 /// [`ReadError::PositionLockTimeout`], retention with
 /// [`RetainError::RetentionLockTimeout`](super::RetainError::RetentionLockTimeout) or
-/// [`RetainError::PositionLockTimeout`](super::RetainError::PositionLockTimeout). Set per
-/// tailer with [`TailerOptions::lock_timeout`], per retention run with
-/// [`Retention::lock_timeout`](super::Retention::lock_timeout).
+/// [`RetainError::PositionLockTimeout`](super::RetainError::PositionLockTimeout), the
+/// removal with
+/// [`RemoveDamagedError::RetentionLockTimeout`](super::RemoveDamagedError::RetentionLockTimeout),
+/// each with the time it waited. Set per tailer with [`TailerOptions::lock_timeout`], per
+/// retention run with [`Retention::lock_timeout`](super::Retention::lock_timeout), per
+/// removal with
+/// [`RemoveDamagedOptions::lock_timeout`](super::RemoveDamagedOptions::lock_timeout).
 ///
 /// # Example
 /// ```
@@ -652,6 +657,7 @@ impl Tailer {
     /// Takes the shared position lock, waiting at most `lock_timeout` while a retention
     /// run holds it.
     fn lock_positions(&self) -> Result<(), ReadError> {
+        let start = Instant::now();
         let taken = self
             .meta
             .lock_positions_shared(self.lock_timeout)
@@ -665,7 +671,7 @@ impl Tailer {
         } else {
             Err(ReadError::PositionLockTimeout {
                 file: self.meta.path.clone(),
-                waited: self.lock_timeout,
+                waited: start.elapsed(),
             })
         }
     }
