@@ -1367,7 +1367,7 @@ fn truncation_by_another_process_is_an_error_not_a_crash() {
         .unwrap();
     let word = map.atomic_u64(512 * 1024).unwrap();
     word.store(42, Ordering::SeqCst);
-    assert!(!map.is_truncated());
+    assert!(!map.is_poisoned());
 
     truncate_by_other_process(&path, 4096);
 
@@ -1384,7 +1384,7 @@ fn truncation_by_another_process_is_an_error_not_a_crash() {
         }
     );
     assert!(err.to_string().contains("truncated"), "{err}");
-    assert!(map.is_truncated());
+    assert!(map.is_poisoned());
     // The mapping is poisoned: every later access says so, even below the new end.
     assert!(matches!(
         map.read_at(0, &mut buf[..10]),
@@ -1421,16 +1421,16 @@ fn truncation_by_another_process_is_an_error_not_a_crash() {
     word.store(7, Ordering::SeqCst); // lands in a throw-away page
 
     // The second mapping of the same file is independent: fine until it touches a lost page.
-    assert!(!second.is_truncated());
+    assert!(!second.is_poisoned());
     assert_eq!(second.read_vec(0, 100).unwrap(), &data[1000..1100]);
     assert!(matches!(
         second.read_vec(4000, 200),
         Err(AccessError::Truncated { .. })
     ));
-    assert!(second.is_truncated());
+    assert!(second.is_poisoned());
 
     // Other mappings are unaffected.
-    assert!(!other.is_truncated());
+    assert!(!other.is_poisoned());
     assert_eq!(other.read_vec(0, other.len()).unwrap(), other_data);
     other.write_at(0, b"still fine").unwrap();
 
@@ -1465,7 +1465,7 @@ fn loads_report_truncation_on_the_first_access() {
         map.load_u64(32 * 1024, Ordering::Acquire),
         Err(AccessError::Truncated { .. })
     ));
-    assert!(map.is_truncated());
+    assert!(map.is_poisoned());
     assert!(matches!(
         map.load_u32(0, Ordering::Acquire),
         Err(AccessError::Truncated { .. })
@@ -1491,7 +1491,7 @@ fn truncation_after_grow_is_still_caught() {
         map.read_vec(500_000, 10),
         Err(AccessError::Truncated { .. })
     ));
-    assert!(map.is_truncated());
+    assert!(map.is_poisoned());
 }
 
 /// A private (copy-on-write) mapping also faults on truncated pages it never copied.
@@ -1570,7 +1570,7 @@ fn foreign_sigbus_still_kills_the_process() {
         if word.load(Ordering::SeqCst) != 0 {
             return 12;
         }
-        if !ours.is_truncated() {
+        if !ours.is_poisoned() {
             return 13;
         }
         // SAFETY: plain syscall.

@@ -114,14 +114,14 @@ fn a_queued_sigbus_naming_a_mapped_page_is_not_a_fault() {
         if r != 0 {
             return 10;
         }
-        if map.is_truncated() {
+        if map.is_poisoned() {
             4
         } else {
             5
         }
     });
     assert_eq!(child.wait(), Exit::Signal(libc::SIGBUS));
-    assert!(!map.is_truncated());
+    assert!(!map.is_poisoned());
     assert_eq!(map.read_vec(0, 1).unwrap(), [1]);
 }
 
@@ -307,7 +307,7 @@ fn grow_reports_a_truncation_instead_of_extending_the_file_back() {
     }
     assert_eq!(fs::metadata(&path).unwrap().len(), page() as u64);
     assert_eq!(map.len(), 16 * page());
-    assert!(map.is_truncated());
+    assert!(map.is_poisoned());
     // Extending the file again does not bring the bytes back: the mapping stays poisoned.
     fs::OpenOptions::new()
         .write(true)
@@ -338,7 +338,7 @@ fn flush_reports_bytes_lost_to_a_truncation() {
             other => panic!("expected Truncated, got {other:?}"),
         }
     }
-    assert!(map.is_truncated());
+    assert!(map.is_poisoned());
     fs::OpenOptions::new()
         .write(true)
         .open(&path)
@@ -567,7 +567,7 @@ fn locking_a_truncated_mapping_names_the_truncation() {
         Err(LockError::Access(e)) => assert!(is_truncated_error(&e, &path), "{e}"),
         other => panic!("expected Truncated, got {other:?}"),
     }
-    assert!(map.is_truncated());
+    assert!(map.is_poisoned());
 }
 
 /// `/proc` files made with `proc_create_single` (`/proc/cpuinfo`, `/proc/meminfo`,
@@ -788,7 +788,7 @@ fn scans_survive_another_process_truncating_and_extending_the_file() {
                         Ok(()) => {}
                         Err(AccessError::Truncated { file }) => {
                             assert!(file.contains("churned.bin"), "{file}");
-                            assert!(map.is_truncated());
+                            assert!(map.is_poisoned());
                             truncated.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(e) => panic!("unexpected {e:?}"),

@@ -549,12 +549,12 @@ impl Shared {
     /// Whether the mapping is poisoned: [`check_truncated`](Self::check_truncated) fails.
     #[inline]
     fn is_poisoned(&self) -> bool {
-        self.region.as_mmap().is_truncated()
+        self.region.as_mmap().is_poisoned()
     }
 
     #[inline]
     fn check_truncated(&self) -> Result<(), Fault> {
-        if self.region.as_mmap().is_truncated() {
+        if self.region.as_mmap().is_poisoned() {
             Err(self.file_fault())
         } else {
             Ok(())

@@ -812,7 +812,7 @@ enum Backing {
 /// assert_eq!(map.file_offset(), 5000);
 /// assert!(map.file_name().contains("data.bin"));
 /// assert_eq!((map.protection(), map.sharing()), (Protection::READ_WRITE, Sharing::Shared));
-/// assert!(!map.is_truncated());
+/// assert!(!map.is_poisoned());
 /// assert!(map.file_fd().is_some());
 /// assert_eq!(map.check_range(90, 10)?, 90);
 /// assert!(map.check_range(90, 11).is_err());
@@ -869,7 +869,7 @@ impl fmt::Debug for Mmap {
             .field("protection", &self.prot)
             .field("sharing", &self.sharing)
             .field("file", &self.file_name())
-            .field("truncated", &self.is_truncated())
+            .field("poisoned", &self.is_poisoned())
             .finish()
     }
 }
@@ -957,9 +957,34 @@ impl Mmap {
     /// the new end was touched (or `flush`, `grow` or `lock` found the file shorter), or the
     /// kernel could not supply a page of it. Every access then returns
     /// [`AccessError::Truncated`] or [`AccessError::Fault`] (see the [module docs](self#sigbus)).
+    /// Poisoning is for good: extending the file again does not bring the lost bytes back.
+    /// Anonymous memory and sealed memfds are never poisoned.
+    ///
+    /// # Example
+    /// ```
+    /// use mapipc::map::{AccessError, MapOptions};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("f");
+    /// let map = MapOptions::new().read_write().create(8192).map_path(&path)?;
+    /// assert!(!map.is_poisoned());
+    /// std::fs::File::options().write(true).open(&path)?.set_len(4096)?; // someone truncates
+    /// let err = map.read_vec(4096, 1).unwrap_err(); // the lost page: SIGBUS, caught
+    /// assert!(matches!(err, AccessError::Truncated { .. }));
+    /// assert!(map.is_poisoned());
+    /// assert_eq!(map.read_vec(0, 1).unwrap_err(), err); // even below the new end
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn is_poisoned(&self) -> bool {
+        self.guard.as_ref().is_some_and(|g| g.faulted())
+    }
+
+    /// The old name of [`is_poisoned`](Self::is_poisoned), which it returns: true also for a
+    /// page the kernel could not supply ([`AccessError::Fault`]), not only for a truncation.
+    #[deprecated(note = "true for any poisoning, not only a truncation: use `is_poisoned`")]
     #[inline]
     pub fn is_truncated(&self) -> bool {
-        self.guard.as_ref().is_some_and(|g| g.faulted())
+        self.is_poisoned()
     }
 
     /// A raw pointer to byte 0. Reading or writing through it is the caller's business (and
@@ -1011,12 +1036,12 @@ impl Mmap {
     }
 
     /// The error every access of this mapping returns once it is poisoned
-    /// ([`is_truncated`](Self::is_truncated)): [`AccessError::Truncated`] or
+    /// ([`is_poisoned`](Self::is_poisoned)): [`AccessError::Truncated`] or
     /// [`AccessError::Fault`], diagnosed once as for the accesses (the diagnosis is kept);
     /// `None` while it is not poisoned. For layers that report the poisoning in their own
     /// terms, such as the channels.
     pub(crate) fn poison_error(&self) -> Option<AccessError> {
-        self.is_truncated().then(|| self.poisoned_error())
+        self.is_poisoned().then(|| self.poisoned_error())
     }
 
     /// Why the SIGBUS handler poisoned this mapping. The kernel raises SIGBUS for a page at
@@ -1122,7 +1147,7 @@ impl Mmap {
 
     #[inline]
     fn check_alive(&self) -> Result<(), AccessError> {
-        if self.is_truncated() {
+        if self.is_poisoned() {
             Err(self.poisoned_error())
         } else {
             Ok(())
@@ -1378,7 +1403,7 @@ impl Mmap {
     /// store to read-only memory would crash) and the address 4-byte aligned.
     ///
     /// If the file is truncated under the mapping, accesses through the view read zeros
-    /// instead of crashing, and the mapping reports [`is_truncated`](Self::is_truncated).
+    /// instead of crashing, and the mapping reports [`is_poisoned`](Self::is_poisoned).
     ///
     /// # Errors
     /// [`AccessError::OutOfBounds`], [`AccessError::Misaligned`],

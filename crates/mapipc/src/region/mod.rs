@@ -1236,7 +1236,7 @@ impl Region {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_truncated(&self) -> bool {
-        self.inner.map.is_truncated()
+        self.inner.map.is_poisoned()
     }
 
     /// Whether the file now holds fewer bytes than the region: someone truncated it, even if
