@@ -14,7 +14,10 @@
 //!   read-only one whose fd was opened read-write (it extended the file);
 //! - every access error names the mapping's file (out of bounds, not readable, not writable
 //!   and misaligned said only "the mapping"), as `Truncated` did;
-//! - `lock` of a truncated mapping says so instead of blaming `RLIMIT_MEMLOCK`;
+//! - `lock` of a truncated mapping says so instead of blaming `RLIMIT_MEMLOCK`, and `lock` of
+//!   a mapping already poisoned returns its error (`Truncated` or `Fault`), as every access
+//!   does (it said `Ok` once zero pages stood in for the lost ones, or `ENOMEM` blamed on
+//!   `RLIMIT_MEMLOCK` for the pages a full tmpfs could not supply);
 //! - `/proc` files whose `mmap` fails with `EIO` (not `ENODEV`) are not mappable, not empty;
 //! - a failed `mremap` in `grow` names the file (it said `mremap failed: Cannot allocate
 //!   memory`, without saying which mapping), and gives a file it extended its old length
@@ -38,7 +41,7 @@ use std::path::Path;
 
 use common::{fork, mount_private_tmpfs, Exit, Watchdog, NO_MOUNT, NO_NAMESPACE};
 use mapipc::map::{
-    AccessError, FaultCause, FlushError, GrowError, LockError, MapError, MapOptions, Mmap,
+    AccessError, Advice, FaultCause, FlushError, GrowError, LockError, MapError, MapOptions, Mmap,
     Protection,
 };
 use mapipc::os::file::FileKind;
@@ -570,6 +573,50 @@ fn locking_a_truncated_mapping_names_the_truncation() {
     assert!(map.is_poisoned());
 }
 
+/// `lock` of a mapping already poisoned called `mlock` anyway. Once the handler's zero page
+/// stands in for every lost page, `mlock` succeeds: `lock` returned `Ok` for a mapping
+/// every access refuses, and again after the file was extended back. It must return the
+/// poisoning's error, as every access does, without locking anything.
+#[test]
+fn locking_a_poisoned_mapping_returns_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("poisoned.bin");
+    fs::write(&path, vec![3u8; 2 * page()]).unwrap();
+    let map = MapOptions::new().map_path(&path).unwrap();
+    truncate_from_another_process(&path, page() as u64);
+    // Touching the lost second page poisons the mapping and replaces that page.
+    let err = map.read_vec(page() as u64, 1).unwrap_err();
+    assert!(is_truncated_error(&err, &path), "{err}");
+    assert!(map.is_poisoned());
+    match map.lock() {
+        Err(LockError::Access(e)) => assert_eq!(e, err),
+        other => panic!("expected {err:?}, got {other:?}"),
+    }
+    // Extending the file back does not bring the lost bytes back.
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(2 * page() as u64)
+        .unwrap();
+    match map.lock() {
+        Err(e @ LockError::Access(AccessError::Truncated { .. })) => {
+            assert!(e.to_string().contains(path.to_str().unwrap()), "{e}");
+            assert!(!e.to_string().contains("RLIMIT_MEMLOCK"), "{e}");
+        }
+        other => panic!("expected Truncated, got {other:?}"),
+    }
+    assert!(map.is_poisoned());
+    // The module's rule for the other page-wide calls: `flush` vouches for the bytes and
+    // says the same; `unlock` and `advise` only release or hint, and work.
+    match map.flush() {
+        Err(FlushError::Access(e)) => assert_eq!(e, err),
+        other => panic!("expected {err:?}, got {other:?}"),
+    }
+    map.unlock().unwrap();
+    map.advise(Advice::WillNeed).unwrap();
+}
+
 /// `/proc` files made with `proc_create_single` (`/proc/cpuinfo`, `/proc/meminfo`,
 /// `/proc/version`) fail `mmap` with `EIO` rather than `ENODEV`, and say 0 bytes: they were
 /// reported as empty files to size first.
@@ -729,6 +776,74 @@ fn a_page_the_kernel_cannot_supply_is_a_fault_not_a_truncation() {
             );
         }
         e => panic!("child ended with {e:?}; 1: said Truncated, 2-6: see the child"),
+    }
+}
+
+/// `lock` of a mapping poisoned by a page the kernel could not supply (no space on a 64 KiB
+/// tmpfs for a 1 MiB sparse file, of which only the first 17 pages were written) called
+/// `mlock`, which faults in the holes left, cannot, and fails with `ENOMEM`: `lock`
+/// reported `LockError::Os` ("check `ulimit -l`", while the mapping was `Fault`). It
+/// must be the mapping's `Fault`, naming the file, the page and the cause, as every access
+/// says.
+///
+/// Needs root for the private tmpfs, as the test above; without it, skipped.
+#[test]
+fn locking_a_mapping_poisoned_by_a_fault_returns_the_fault() {
+    const MIB: usize = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse.bin");
+    let name = path.to_str().unwrap().to_string();
+    let mut child = fork(|| {
+        if let Err(code) = mount_private_tmpfs(dir.path(), "64k") {
+            return code;
+        }
+        let Ok(file) = fs::File::create(&path) else {
+            return 21;
+        };
+        if file.set_len(MIB as u64).is_err() {
+            return 22;
+        }
+        let Ok(map) = MapOptions::new().read_write().map_path(&path) else {
+            return 23;
+        };
+        let err = match map.fill(0, 17 * page(), 0xab) {
+            Err(e @ AccessError::Fault { .. }) => e,
+            other => {
+                eprintln!("fill: {other:?}");
+                return 24; // no fault, or not diagnosed as one: the test proves nothing
+            }
+        };
+        let result = map.lock();
+        eprintln!("lock of the poisoned mapping: {result:?}");
+        match result {
+            Err(LockError::Access(e)) if e == err => {}
+            Ok(()) => return 1,
+            Err(LockError::Os { .. }) => return 2,
+            Err(_) => return 3,
+        }
+        match map.lock() {
+            Err(
+                e @ LockError::Access(AccessError::Fault {
+                    cause: FaultCause::NoSpace,
+                    ..
+                }),
+            ) if e.to_string().contains(&name) && !e.to_string().contains("RLIMIT") => {}
+            other => {
+                eprintln!("second lock: {other:?}");
+                return 4;
+            }
+        }
+        0
+    });
+    match child.wait() {
+        Exit::Code(0) => {}
+        Exit::Code(code @ (NO_NAMESPACE | NO_MOUNT)) => {
+            eprintln!(
+                "skipped: a private tmpfs could not be mounted (exit {code}: needs root, \
+                 CAP_SYS_ADMIN); nothing was checked"
+            );
+        }
+        e => panic!("child ended with {e:?}; 1: lock said Ok, 2: LockError::Os, 3: another error"),
     }
 }
 

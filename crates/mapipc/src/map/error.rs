@@ -498,8 +498,10 @@ pub enum AdviseError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LockError {
-    /// The file was truncated under the mapping: the pages past its new end cannot be
-    /// locked (`mlock` says `ENOMEM`, which is not about `RLIMIT_MEMLOCK` then).
+    /// The mapping is poisoned ([`AccessError::Truncated`] or [`AccessError::Fault`], as
+    /// its accesses say: nothing was locked), or `mlock` found the file truncated under it:
+    /// the pages past its new end cannot be locked (`mlock` says `ENOMEM`, which is not
+    /// about `RLIMIT_MEMLOCK` then).
     #[error(transparent)]
     Access(#[from] AccessError),
     /// `mlock`/`munlock` failed. `EPERM`/`ENOMEM` usually mean `RLIMIT_MEMLOCK` is too low

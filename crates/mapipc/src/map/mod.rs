@@ -42,11 +42,20 @@
 //! A truncated file raises SIGBUS when a page past the new end is touched; the handler in
 //! `os::sigbus` replaces that page with a zero page and records the fault (and its address),
 //! and the access that touched it returns [`AccessError::Truncated`] after its copy. From
-//! then on the mapping is poisoned: every access returns that error. Operations that touch
-//! no page compare the file's size with the mapping instead: [`Mmap::flush`] (bytes written
-//! past the new end are lost, which `msync` does not say), [`Mmap::grow`] (extending the
-//! file back would make the lost bytes read as zeros) and [`Mmap::lock`] also return
+//! then on the mapping is poisoned ([`Mmap::is_poisoned`]): every access returns that error.
+//! Operations that touch no page compare the file's size with the mapping instead:
+//! [`Mmap::flush`] (bytes written past the new end are lost, which `msync` does not say),
+//! [`Mmap::grow`] (extending the file back would make the lost bytes read as zeros) and
+//! [`Mmap::lock`] (`mlock` cannot fault in the pages past the new end) also return
 //! `Truncated`, and poison the mapping.
+//!
+//! The methods that reach the mapping's pages by system call rather than by a checked copy
+//! follow one rule. Those whose success would vouch for the bytes, [`Mmap::flush`]
+//! (written back), [`Mmap::grow`] (kept) and [`Mmap::lock`] (resident), return a poisoned
+//! mapping's error before making their call, as every access does. Those that only hint or
+//! release, [`Mmap::advise`], [`Mmap::unlock`], [`Mmap::set_protection`] and drop, work on a
+//! poisoned mapping as on any other (the zero pages standing in for lost ones hold nothing
+//! that is kept), so tidying up never fails because of it.
 //!
 //! The kernel raises the same SIGBUS (`BUS_ADRERR`) for a page inside the file that it
 //! cannot supply: an I/O error reading it, or no space to allocate it (a hole of a sparse
@@ -1004,14 +1013,6 @@ impl Mmap {
     // The errors below allocate the mapping's name, so they are built only once a check
     // has failed: out of line and cold, keeping the checks' success paths free of it.
 
-    #[cold]
-    #[inline(never)]
-    fn truncated_error(&self) -> AccessError {
-        AccessError::Truncated {
-            file: self.file_name().to_string(),
-        }
-    }
-
     /// The error of a poisoned mapping: [`AccessError::Truncated`], or
     /// [`AccessError::Fault`] when the page that faulted is still inside the file and the
     /// kernel still refuses it. Decided once, at the first error after the fault, then kept:
@@ -1165,9 +1166,10 @@ impl Mmap {
         };
         if file_size < offset.saturating_add(self.len as u64) {
             guard.poison();
-            // Later accesses say so too (unless a fault was diagnosed before).
+            // Later accesses say so too (unless a fault was diagnosed before: then this says
+            // the same as they do).
             let _ = self.poison.set(Poison::Truncated);
-            return Err(self.truncated_error());
+            return Err(self.poisoned_error());
         }
         Ok(())
     }
@@ -1608,10 +1610,13 @@ impl Mmap {
     /// If the file was truncated under a shared file mapping, bytes written past its new end
     /// are lost, which `msync` does not report: `flush` then fails with
     /// [`AccessError::Truncated`] and poisons the mapping (one `fstat` after the write-back).
+    /// A shared file mapping already poisoned ([`is_poisoned`](Self::is_poisoned)) returns
+    /// its error without calling `msync`.
     ///
     /// # Errors
     /// [`FlushError::Os`] when the write-back fails (for example an I/O error);
-    /// [`FlushError::Access`] with [`AccessError::Truncated`] as above.
+    /// [`FlushError::Access`] with [`AccessError::Truncated`] as above, or with a poisoned
+    /// mapping's error ([`AccessError::Truncated`] or [`AccessError::Fault`]).
     ///
     /// # Example
     /// ```
@@ -1689,6 +1694,8 @@ impl Mmap {
             file: self.file_name().to_string(),
             source,
         };
+        // A poisoned mapping has lost bytes: say which, rather than an error of `msync`.
+        self.check_alive()?;
         // SAFETY: `addr..addr+span` is page-aligned and inside our live mapping.
         unsafe { os::mem::msync(addr, span, sync) }.map_err(os_err)?;
         // `msync` does not know about bytes that were lost: written into pages a truncation
@@ -1702,7 +1709,8 @@ impl Mmap {
         Ok(())
     }
 
-    /// Gives the kernel advice about the access pattern of the whole mapping.
+    /// Gives the kernel advice about the access pattern of the whole mapping. A hint, which
+    /// changes no byte: it works on a poisoned mapping too (see the [module docs](self#sigbus)).
     ///
     /// # Errors
     /// [`AdviseError::WouldDiscard`] for [`Advice::DontNeed`] on a private mapping;
@@ -1760,10 +1768,17 @@ impl Mmap {
 
     /// Locks the mapping's pages in RAM (`mlock`): no page faults, no swap.
     ///
+    /// A poisoned mapping ([`is_poisoned`](Self::is_poisoned)) is not locked: `lock` returns
+    /// its error, as every access does, without calling `mlock` (which would lock the zero
+    /// pages standing in for the lost ones, or fail on the pages the kernel still cannot
+    /// supply with an `ENOMEM` that says nothing of the cause).
+    ///
     /// # Errors
-    /// [`LockError::Os`], usually `RLIMIT_MEMLOCK`; [`LockError::Access`] with
-    /// [`AccessError::Truncated`] when the file was truncated under the mapping (its pages
-    /// past the new end cannot be locked; the mapping is poisoned).
+    /// [`LockError::Os`], usually `RLIMIT_MEMLOCK`; [`LockError::Access`] with the
+    /// poisoned mapping's [`AccessError::Truncated`] or [`AccessError::Fault`], or with
+    /// [`AccessError::Truncated`] when `mlock` fails because the file was truncated under
+    /// the mapping (its pages past the new end cannot be locked; the mapping is then
+    /// poisoned).
     ///
     /// # Example
     /// ```
@@ -1772,6 +1787,7 @@ impl Mmap {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn lock(&self) -> Result<(), LockError> {
+        self.check_alive()?;
         // SAFETY: the whole live mapping; locking does not change contents.
         unsafe { os::mem::mlock(self.base.as_ptr(), self.map_len, true) }.map_err(|source| {
             // `mlock` faults every page in, and a page past the end of a truncated file
@@ -1792,7 +1808,7 @@ impl Mmap {
         })
     }
 
-    /// Unlocks the pages (`munlock`).
+    /// Unlocks the pages (`munlock`). Works on a poisoned mapping too: it only releases.
     ///
     /// # Errors
     /// [`LockError::Os`].
@@ -1813,6 +1829,7 @@ impl Mmap {
 
     /// Changes the protection of the whole mapping (`mprotect`), with the same checks as at
     /// creation: no write-only, no exec without opt-in, and shared write needs a read-write fd.
+    /// Works on a poisoned mapping too; its accesses still return its error.
     ///
     /// # Errors
     /// [`ProtectError::Invalid`], [`ProtectError::Os`].
