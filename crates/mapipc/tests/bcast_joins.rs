@@ -8,7 +8,9 @@ mod kinds_util;
 
 use common::{fork, Watchdog};
 use kinds_util::bcast;
-use mapipc::channel::{Channel, Policy, Receiver, RecvError, Sender, StartAt, TryRecvError};
+use mapipc::channel::{
+    Channel, Policy, Receiver, RecvError, RecvTimeoutError, Sender, StartAt, TryRecvError,
+};
 
 /// A lossless producer with no subscriber batches (commits without publishing) a little
 /// less than a ring of messages: reclaiming ahead must never publish an `oldest` past the
@@ -466,17 +468,72 @@ fn lossless_subscriber_taken_for_dead_is_told_it_was_evicted() {
     let (ch, _tx, mut x) = dropped_as_dead(dir.path());
     for _ in 0..4 {
         match x.try_recv() {
-            Err(TryRecvError::Evicted) => {}
+            Err(TryRecvError::Evicted { .. }) => {}
             Ok(m) => panic!("after being dropped: message {:?}", fixed_seq(&m)),
             Err(e) => panic!("after being dropped: {e:?}"),
         }
     }
-    assert!(matches!(x.recv(), Err(RecvError::Evicted)));
+    assert!(matches!(x.recv(), Err(RecvError::Evicted { .. })));
     // It holds no entry: a new subscriber and `x`'s drop leave each other alone.
     let mut y = ch.subscribe(StartAt::Oldest).unwrap();
     drop(x);
     assert_eq!(ch.stat().subscribers.len(), 1);
     assert!(fixed_seq(&y.recv().unwrap()).is_some());
+}
+
+/// Lossless: the eviction is reported as every other channel error is, naming the channel
+/// file, by each of the three receives, with what happened and what to do (subscribe
+/// again; what was sent since was not kept for it).
+#[test]
+fn lossless_subscriber_evicted_is_told_which_channel_and_what_to_do() {
+    let _w = Watchdog::new(
+        "lossless_subscriber_evicted_is_told_which_channel_and_what_to_do",
+        None,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bcast");
+    let quoted = format!("`{}`", path.display());
+    let (_ch, _tx, mut x) = dropped_as_dead(dir.path());
+    let file = path.to_str().unwrap();
+    let says = |what: &str, msg: String| {
+        for part in [
+            quoted.as_str(),
+            "dropped as dead",
+            "subscribe again",
+            "may be lost",
+        ] {
+            assert!(msg.contains(part), "{what}: no {part:?} in: {msg}");
+        }
+    };
+    let r = x.try_recv();
+    assert!(
+        matches!(&r, Err(TryRecvError::Evicted { file: f }) if f == file),
+        "try_recv: {r:?}"
+    );
+    says("try_recv", r.unwrap_err().to_string());
+    let r = x.drain(usize::MAX, |_| {
+        panic!("handed a message after the eviction")
+    });
+    assert!(
+        matches!(&r, Err(TryRecvError::Evicted { file: f }) if f == file),
+        "drain: {r:?}"
+    );
+    let r = x.recv();
+    assert!(
+        matches!(&r, Err(RecvError::Evicted { file: f }) if f == file),
+        "recv: {r:?}"
+    );
+    says("recv", r.unwrap_err().to_string());
+    let r = x.recv_timeout(std::time::Duration::from_secs(60));
+    assert!(
+        matches!(&r, Err(RecvTimeoutError::Evicted { file: f }) if f == file),
+        "recv_timeout: {r:?}"
+    );
+    says("recv_timeout", r.unwrap_err().to_string());
+    assert!(
+        !x.try_recv().unwrap_err().is_fault(),
+        "an eviction is no fault"
+    );
 }
 
 /// Lossless: a subscriber dropped as dead while alive (its peer slot scribbled over) must
@@ -540,7 +597,7 @@ fn lossless_subscriber_waiting_when_its_entry_is_taken_is_told_it_was_evicted() 
     let st = ch.stat();
     assert_eq!(st.subscribers.len(), 1, "y took x's entry: {st:?}");
     match x.recv_timeout(std::time::Duration::from_secs(60)) {
-        Err(mapipc::channel::RecvTimeoutError::Evicted) => {}
+        Err(mapipc::channel::RecvTimeoutError::Evicted { .. }) => {}
         other => panic!("expected Evicted, got {other:?}"),
     }
 }

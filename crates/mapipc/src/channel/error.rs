@@ -302,8 +302,19 @@ operation_error! {
         /// every receive on this subscriber returns `Evicted` from now on. Subscribe again
         /// ([`Channel::subscribe`](super::Channel::subscribe)) to go on; messages between
         /// the last one received here and the new subscription's start may be lost.
-        #[error("this lossless subscriber was dropped from the channel as dead: the producer no longer waits for it; subscribe again")]
-        Evicted,
+        ///
+        /// # Example
+        /// ```
+        /// use mapipc::channel::RecvError;
+        /// let e = RecvError::Evicted { file: "/dev/shm/ticks".into() };
+        /// assert!(!e.is_fault()); // the channel is fine: subscribe again
+        /// assert!(e.to_string().contains("`/dev/shm/ticks` was dropped as dead"), "{e}");
+        /// ```
+        #[error("this lossless subscriber of channel `{file}` was dropped as dead while alive: the producer no longer keeps messages for it, and those after its last receive may be lost; subscribe again")]
+        Evicted {
+            /// The channel file.
+            file: String,
+        },
         /// [`Receiver::recv_pod`](super::Receiver::recv_pod): the next message is not the
         /// size of the type asked for. It was left in the channel: a plain receive takes it.
         #[error("the next message has {len} bytes, not the {expected} of the type asked for; it was left in the channel")]
@@ -349,8 +360,11 @@ operation_error! {
             missed: u64,
         },
         /// See [`RecvError::Evicted`].
-        #[error("this lossless subscriber was dropped from the channel as dead: the producer no longer waits for it; subscribe again")]
-        Evicted,
+        #[error("this lossless subscriber of channel `{file}` was dropped as dead while alive: the producer no longer keeps messages for it, and those after its last receive may be lost; subscribe again")]
+        Evicted {
+            /// The channel file.
+            file: String,
+        },
         /// See [`RecvError::Disconnected`]. A sender that detached is seen at once; one that
         /// was killed, by the first `try_recv` (or `drain`) on an empty ring a millisecond
         /// (or a kernel tick, when longer) after the previous liveness query: polling calls
@@ -385,8 +399,11 @@ operation_error! {
             missed: u64,
         },
         /// See [`RecvError::Evicted`].
-        #[error("this lossless subscriber was dropped from the channel as dead: the producer no longer waits for it; subscribe again")]
-        Evicted,
+        #[error("this lossless subscriber of channel `{file}` was dropped as dead while alive: the producer no longer keeps messages for it, and those after its last receive may be lost; subscribe again")]
+        Evicted {
+            /// The channel file.
+            file: String,
+        },
         /// See [`RecvError::Disconnected`].
         #[error("the sender is gone and the channel is empty")]
         Disconnected,

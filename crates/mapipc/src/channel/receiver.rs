@@ -1073,7 +1073,7 @@ impl Receiver {
     pub fn recv_into(&mut self, out: &mut Vec<u8>) -> Result<(), RecvError> {
         match self.recv_into_inner(out, Blocking::Until(None)) {
             Ok(()) => Ok(()),
-            Err(e) => Err(recv_error(e)),
+            Err(e) => Err(recv_error(&self.shared, e)),
         }
     }
 
@@ -1095,7 +1095,7 @@ impl Receiver {
         let mut v = Vec::new();
         match self.recv_into_inner(&mut v, Blocking::No) {
             Ok(()) => Ok(v),
-            Err(e) => Err(try_recv_error(e)),
+            Err(e) => Err(try_recv_error(&self.shared, e)),
         }
     }
 
@@ -1136,7 +1136,7 @@ impl Receiver {
         let mut v = Vec::new();
         match self.recv_into_inner(&mut v, Blocking::Until(deadline)) {
             Ok(()) => Ok(v),
-            Err(e) => Err(recv_timeout_error(e)),
+            Err(e) => Err(recv_timeout_error(&self.shared, e)),
         }
     }
 
@@ -1200,7 +1200,7 @@ impl Receiver {
     pub fn recv_ref(&mut self) -> Result<RecvRef<'_>, RecvError> {
         match self.peek(Blocking::Until(None)) {
             Ok(m) => Ok(self.guard(m)),
-            Err(e) => Err(recv_error(e)),
+            Err(e) => Err(recv_error(&self.shared, e)),
         }
     }
 
@@ -1218,7 +1218,7 @@ impl Receiver {
     pub fn try_recv_ref(&mut self) -> Result<RecvRef<'_>, TryRecvError> {
         match self.peek(Blocking::No) {
             Ok(m) => Ok(self.guard(m)),
-            Err(e) => Err(try_recv_error(e)),
+            Err(e) => Err(try_recv_error(&self.shared, e)),
         }
     }
 
@@ -1238,7 +1238,7 @@ impl Receiver {
         // A timeout past what the clock can represent waits without a deadline.
         match self.peek(Blocking::Until(Instant::now().checked_add(timeout))) {
             Ok(m) => Ok(self.guard(m)),
-            Err(e) => Err(recv_timeout_error(e)),
+            Err(e) => Err(recv_timeout_error(&self.shared, e)),
         }
     }
 
@@ -1377,7 +1377,9 @@ impl Receiver {
                 }
                 Ok(Poll::Lagged(missed)) if n == 0 => break Err(TryRecvError::Lagged { missed }),
                 // Reported by the next call too (every look does).
-                Ok(Poll::Evicted) if n == 0 => break Err(TryRecvError::Evicted),
+                Ok(Poll::Evicted) if n == 0 => {
+                    break Err(try_recv_error(&self.shared, RecvFail::Evicted))
+                }
                 Ok(Poll::Evicted) => break Ok(n),
                 // Kept for the next call, which reports it first (the position is already
                 // past the lost messages).
@@ -1395,8 +1397,12 @@ impl Receiver {
                                 Ok(Poll::Lagged(missed)) => {
                                     break Err(TryRecvError::Lagged { missed })
                                 }
-                                Ok(Poll::Evicted) => break Err(TryRecvError::Evicted),
-                                Ok(Poll::Empty) => break Err(try_recv_error(self.disconnected())),
+                                Ok(Poll::Evicted) => {
+                                    break Err(try_recv_error(&self.shared, RecvFail::Evicted))
+                                }
+                                Ok(Poll::Empty) => {
+                                    break Err(try_recv_error(&self.shared, self.disconnected()))
+                                }
                                 Err(e) => break Err(e.into()),
                             },
                         }
@@ -1507,32 +1513,32 @@ fn position_overwritten_at(s: &Shared, published: Option<u64>) -> bool {
     published.is_some_and(|p| s.ring.ctl_load(off::HEAD, Ordering::Relaxed) != p)
 }
 
-fn recv_error(e: RecvFail) -> RecvError {
+fn recv_error(s: &Shared, e: RecvFail) -> RecvError {
     match e {
         RecvFail::Disconnected => RecvError::Disconnected,
         RecvFail::Lagged(missed) => RecvError::Lagged { missed },
-        RecvFail::Evicted => RecvError::Evicted,
+        RecvFail::Evicted => RecvError::Evicted { file: s.file() },
         RecvFail::Fault(f) => f.into(),
         RecvFail::Empty | RecvFail::Timeout => unreachable!("blocking receive never times out"),
     }
 }
 
-fn try_recv_error(e: RecvFail) -> TryRecvError {
+fn try_recv_error(s: &Shared, e: RecvFail) -> TryRecvError {
     match e {
         RecvFail::Empty | RecvFail::Timeout => TryRecvError::Empty,
         RecvFail::Disconnected => TryRecvError::Disconnected,
         RecvFail::Lagged(missed) => TryRecvError::Lagged { missed },
-        RecvFail::Evicted => TryRecvError::Evicted,
+        RecvFail::Evicted => TryRecvError::Evicted { file: s.file() },
         RecvFail::Fault(f) => f.into(),
     }
 }
 
-fn recv_timeout_error(e: RecvFail) -> RecvTimeoutError {
+fn recv_timeout_error(s: &Shared, e: RecvFail) -> RecvTimeoutError {
     match e {
         RecvFail::Timeout | RecvFail::Empty => RecvTimeoutError::Timeout,
         RecvFail::Disconnected => RecvTimeoutError::Disconnected,
         RecvFail::Lagged(missed) => RecvTimeoutError::Lagged { missed },
-        RecvFail::Evicted => RecvTimeoutError::Evicted,
+        RecvFail::Evicted => RecvTimeoutError::Evicted { file: s.file() },
         RecvFail::Fault(f) => f.into(),
     }
 }
