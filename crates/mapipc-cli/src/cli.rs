@@ -519,7 +519,10 @@ sender would open another file). On an mpsc channel, recv exits 0 once every sen
 On a broadcast channel recv subscribes (from the oldest retained message, or with
 --from newest only new ones) and unsubscribes on exit, so several recv processes each get
 every message. A lossy channel may lap a slow subscriber: recv then prints
-`warning: missed N messages` on stderr and goes on.
+`warning: missed N messages` on stderr and goes on. A lossless subscriber that a peer took
+for dead while it was alive is dropped, and the producer stops keeping messages for it:
+recv then exits with status 1 and an error naming the channel (run it again to subscribe
+anew; messages sent meanwhile may be lost to it).
 
 Examples:
   mapipc recv /tmp/jobs --count 2

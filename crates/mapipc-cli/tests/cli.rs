@@ -2013,6 +2013,74 @@ clitest!(chan_broadcast_every_subscriber_gets_every_message, |dir| {
     }
 });
 
+/// What a peer scribbling over the region's peer table does to a live subscriber: bumps the
+/// generation of its peer slot (region header: the table's offset at 72, the slot size at
+/// 76, the generation 4 bytes into a slot), so that its id looks dead while its process and
+/// its slot lock are alive. (The library's `bcast_joins` tests do the same.)
+fn make_look_dead(path: &Path, peer: u32) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let word = |off: u64| {
+        let mut b = [0; 4];
+        f.read_exact_at(&mut b, off).unwrap();
+        u32::from_ne_bytes(b)
+    };
+    let slot = u64::from((peer & 0xff) - 1);
+    let generation = u64::from(word(72)) + slot * u64::from(word(76)) + 4;
+    let g = word(generation);
+    f.write_all_at(&(g ^ 1).to_ne_bytes(), generation).unwrap();
+}
+
+// A lossless broadcast `recv` taken for dead while alive (its peer slot scribbled over, and
+// its subscriber slot taken by a new subscriber) ends with one `error:` line naming the
+// channel file and the eviction, and status 1: messages may have been lost, which is a
+// failure, not a timeout (3).
+clitest!(chan_recv_evicted_names_the_file_and_exits_1, |dir| {
+    let path = dir.path("b");
+    let c = path.to_str().unwrap();
+    dir.run(&[
+        "chan",
+        "create",
+        c,
+        "--kind",
+        "broadcast",
+        "--capacity",
+        "4KiB",
+        "--max-subscribers",
+        "2",
+    ])
+    .ok();
+    let chan = mapipc::channel::Channel::open(&path).unwrap();
+    // Attached throughout: `recv` waits for the next message rather than end.
+    let mut tx = chan.sender().unwrap();
+    let rx = dir.spawn(&["recv", c, "--timeout", "60s"]);
+    await_cond("recv to subscribe", || chan.stat().subscribers.len() == 1);
+    tx.send(b"hello").unwrap();
+    await_cond("recv to take the message", || {
+        chan.stat()
+            .subscribers
+            .first()
+            .is_some_and(|s| s.behind == 0)
+    });
+    make_look_dead(&path, chan.stat().subscribers[0].end.peer);
+    // Takes the slot of `recv`, which looks dead.
+    let _y = chan.subscribe(mapipc::channel::StartAt::Newest).unwrap();
+    let out = finish(rx, None);
+    let line = out.error().to_string();
+    assert_eq!(out.stdout_str(), "hello\n");
+    for part in [
+        format!("`{c}`"),
+        "dropped as dead".to_string(),
+        "1 received".to_string(),
+    ] {
+        assert!(line.contains(&part), "no {part:?} in: {line}");
+    }
+});
+
 clitest!(chan_kind_options_are_checked, |dir| {
     let c = dir.path("x");
     let c = c.to_str().unwrap();

@@ -463,6 +463,7 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
                     lagged(missed);
                     continue;
                 }
+                Err(TryRecvError::Evicted { .. }) => return Err(evicted(&loc, printed)),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -513,6 +514,7 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
                 )));
             }
             Err(RecvTimeoutError::Lagged { missed }) => lagged(missed),
+            Err(RecvTimeoutError::Evicted { .. }) => return Err(evicted(&loc, printed)),
             Err(RecvTimeoutError::Disconnected) => {
                 if !args.follow {
                     break;
@@ -549,6 +551,18 @@ pub fn recv(args: &RecvArgs, out: &mut dyn Write) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A lossless broadcast subscription dropped as dead while alive (`Evicted`: a peer took it
+/// for dead, and the producer stopped keeping messages for it). Status 1, an error, not the
+/// 3 of a wait that found nothing: messages may have been lost for this subscriber.
+fn evicted(loc: &Location, printed: u64) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the subscriber of broadcast channel `{}` was dropped as dead while alive, after \
+         {printed} received: the producer no longer keeps messages for it, and those since may \
+         be lost; run recv again to subscribe anew",
+        shown(loc.path().display())
+    )
 }
 
 /// The 4-byte little-endian length that starts a `--binary` frame. A message too long for
