@@ -544,14 +544,14 @@ impl Shared {
         }
     }
 
-    /// The [`file_fault`](Self::file_fault) if the mapping is poisoned (a SIGBUS hit it,
-    /// or a size check found the file shorter).
     /// Whether the mapping is poisoned: [`check_truncated`](Self::check_truncated) fails.
     #[inline]
     fn is_poisoned(&self) -> bool {
         self.region.as_mmap().is_poisoned()
     }
 
+    /// The [`file_fault`](Self::file_fault) if the mapping is poisoned (a SIGBUS hit it,
+    /// or a size check found the file shorter).
     #[inline]
     fn check_truncated(&self) -> Result<(), Fault> {
         if self.region.as_mmap().is_poisoned() {
