@@ -1169,18 +1169,12 @@ impl Receiver {
         }
     }
 
-    /// The guard over `m`; the fault instead if the mapping is poisoned (a truncation, or a
-    /// page the kernel could not supply): the message would not be consumed when the guard
-    /// drops (see [`RecvRef`]), and handing it out again at every receive would never
-    /// report the fault. Receives that copy check the same after their copy.
-    #[inline]
-    fn guard(&mut self, m: Msg) -> Result<RecvRef<'_>, Fault> {
-        self.shared.check_truncated()?;
-        Ok(RecvRef {
+    fn guard(&mut self, m: Msg) -> RecvRef<'_> {
+        RecvRef {
             rx: self,
             m,
             confirmed: std::cell::Cell::new(false),
-        })
+        }
     }
 
     /// Receives the next message in place (zero-copy), waiting for one. The space is handed
@@ -1205,7 +1199,7 @@ impl Receiver {
     #[inline]
     pub fn recv_ref(&mut self) -> Result<RecvRef<'_>, RecvError> {
         match self.peek(Blocking::Until(None)) {
-            Ok(m) => self.guard(m).map_err(RecvError::from),
+            Ok(m) => Ok(self.guard(m)),
             Err(e) => Err(recv_error(&self.shared, e)),
         }
     }
@@ -1223,7 +1217,7 @@ impl Receiver {
     /// ```
     pub fn try_recv_ref(&mut self) -> Result<RecvRef<'_>, TryRecvError> {
         match self.peek(Blocking::No) {
-            Ok(m) => self.guard(m).map_err(TryRecvError::from),
+            Ok(m) => Ok(self.guard(m)),
             Err(e) => Err(try_recv_error(&self.shared, e)),
         }
     }
@@ -1243,7 +1237,7 @@ impl Receiver {
     pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<RecvRef<'_>, RecvTimeoutError> {
         // A timeout past what the clock can represent waits without a deadline.
         match self.peek(Blocking::Until(Instant::now().checked_add(timeout))) {
-            Ok(m) => self.guard(m).map_err(RecvTimeoutError::from),
+            Ok(m) => Ok(self.guard(m)),
             Err(e) => Err(recv_timeout_error(&self.shared, e)),
         }
     }
@@ -1574,17 +1568,6 @@ impl Drop for Receiver {
 
 /// A message received in place; its space goes back to the producer on drop.
 ///
-/// Dropping the guard consumes the message, except when it was not delivered intact: a
-/// broadcast record the producer overwrote meanwhile (lossy: the next receive reports the
-/// lag; lossless, after dropping the subscriber as dead: the eviction), or a message read
-/// while the channel's mapping was poisoned (its file truncated, or a page the kernel could
-/// not supply: what was read may be zeros). That one stays in the channel, as with a
-/// copying receive: the next receive reports [`Truncated`](RecvError::Truncated) or
-/// [`PageUnavailable`](RecvError::PageUnavailable) (no receive in place hands out a guard
-/// over a poisoned mapping), and a receiver that attaches once the file is whole again gets
-/// the message. Consuming it would move the position past a message nobody received
-/// intact, losing it for every later receiver.
-///
 /// # Example
 /// ```
 /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
@@ -1659,8 +1642,7 @@ impl RecvRef<'_> {
     /// [`PageUnavailable`](RecvError::PageUnavailable)), or, on a lossy broadcast channel, the
     /// producer overwrote the message, or, on a lossless one, the subscriber was dropped as
     /// dead (the next receive reports [`Evicted`](RecvError::Evicted)) and the producer
-    /// overwrote the message. Call after reading. A message that is not intact is not
-    /// consumed when the guard drops (see [`RecvRef`]).
+    /// overwrote the message. Call after reading.
     ///
     /// Once it returned true, the message counts as received: if the producer overwrites it
     /// later, before this guard is dropped, the next receive's
@@ -1739,11 +1721,6 @@ impl Drop for RecvRef<'_> {
         let m = self.m;
         if self.confirmed.get() {
             self.rx.consume_confirmed(&m);
-        } else if self.rx.shared.is_poisoned() {
-            // Read from a poisoned mapping (what was read may be zeros; `is_intact` says
-            // false): not consumed, as a copying receive does not consume it either. The
-            // next receive reports the fault, and a receiver attaching once the file is
-            // whole again gets the message.
         } else {
             // A torn broadcast record is not consumed; the next receive reports the lag.
             self.rx.consume(&m);
