@@ -683,6 +683,20 @@ fn a_failed_remap_names_the_file_and_gives_it_its_length_back() {
     assert_eq!(child.wait(), Exit::Code(0));
 }
 
+/// In a forked child: mounts a private 64 KiB tmpfs on `dir` (see `mount_private_tmpfs`),
+/// creates `path` there as a 1 MiB sparse file and maps it read-write: most of its pages
+/// have no room. The exit code to return on a failure (21–23, or the mount's).
+fn sparse_mib_on_a_full_tmpfs(dir: &Path, path: &Path) -> Result<(fs::File, Mmap), i32> {
+    mount_private_tmpfs(dir, "64k")?;
+    let file = fs::File::create(path).map_err(|_| 21)?;
+    file.set_len(1 << 20).map_err(|_| 22)?;
+    let map = MapOptions::new()
+        .read_write()
+        .map_path(path)
+        .map_err(|_| 23)?;
+    Ok((file, map))
+}
+
 /// The kernel raises SIGBUS for a page inside the file that it cannot supply, as for a
 /// truncation: here a 1 MiB sparse file on a 64 KiB tmpfs, whose 17th page has no room. It
 /// was reported as `Truncated`, sending the reader after a truncation that never happened;
@@ -699,17 +713,9 @@ fn a_page_the_kernel_cannot_supply_is_a_fault_not_a_truncation() {
     let path = dir.path().join("sparse.bin");
     let name = path.to_str().unwrap().to_string();
     let mut child = fork(|| {
-        if let Err(code) = mount_private_tmpfs(dir.path(), "64k") {
-            return code;
-        }
-        let Ok(file) = fs::File::create(&path) else {
-            return 21;
-        };
-        if file.set_len(MIB as u64).is_err() {
-            return 22;
-        }
-        let Ok(map) = MapOptions::new().read_write().map_path(&path) else {
-            return 23;
+        let (file, map) = match sparse_mib_on_a_full_tmpfs(dir.path(), &path) {
+            Ok(opened) => opened,
+            Err(code) => return code,
         };
         let err = match map.fill(0, MIB, 0xab) {
             Err(AccessError::Truncated { .. }) => return 1, // the wrong diagnosis
@@ -789,22 +795,13 @@ fn a_page_the_kernel_cannot_supply_is_a_fault_not_a_truncation() {
 /// Needs root for the private tmpfs, as the test above; without it, skipped.
 #[test]
 fn locking_a_mapping_poisoned_by_a_fault_returns_the_fault() {
-    const MIB: usize = 1 << 20;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sparse.bin");
     let name = path.to_str().unwrap().to_string();
     let mut child = fork(|| {
-        if let Err(code) = mount_private_tmpfs(dir.path(), "64k") {
-            return code;
-        }
-        let Ok(file) = fs::File::create(&path) else {
-            return 21;
-        };
-        if file.set_len(MIB as u64).is_err() {
-            return 22;
-        }
-        let Ok(map) = MapOptions::new().read_write().map_path(&path) else {
-            return 23;
+        let (_file, map) = match sparse_mib_on_a_full_tmpfs(dir.path(), &path) {
+            Ok(opened) => opened,
+            Err(code) => return code,
         };
         let err = match map.fill(0, 17 * page(), 0xab) {
             Err(e @ AccessError::Fault { .. }) => e,
