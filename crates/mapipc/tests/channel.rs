@@ -1285,6 +1285,63 @@ fn receiving_from_a_cut_file_reports_truncation_not_damage() {
     assert!(matches!(rx.try_recv(), Err(TryRecvError::Truncated { .. })));
 }
 
+/// A message held in place (`RecvRef`) over a poisoned mapping (the file cut under it, and a
+/// cut page touched) was never delivered intact (`is_intact` says so), so dropping the guard
+/// does not consume it: whether the mapping was poisoned while the guard lived or before the
+/// receive (which then reports `Truncated` rather than hand out a guard), and a receiver
+/// attaching once the file is whole again gets it (SPSC and MPSC; a broadcast subscriber's
+/// position is its own). Before, the drop moved the consumer position past it, in the header
+/// page the cut spared: lost to any later receiver.
+#[test]
+fn a_message_held_in_place_over_a_poisoned_mapping_is_not_consumed() {
+    for kind in [Kind::Spsc, Kind::Mpsc] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chan");
+        let chan = ChannelOptions::new(kind)
+            .capacity(64 * 1024)
+            .create(&path)
+            .unwrap();
+        let whole = std::fs::metadata(&path).unwrap().len();
+        let (mut tx, mut rx) = (chan.sender().unwrap(), chan.receiver().unwrap());
+        tx.send(b"first").unwrap();
+        tx.send(b"second").unwrap();
+        let m = rx.recv_ref().unwrap();
+        assert_eq!(m.to_vec(), b"first");
+        // The ring's last 48 KiB cut (its first records and the header page are spared), and
+        // a cut page touched: the mapping is poisoned.
+        cut(&path, 48 * 1024);
+        let map = chan.region().as_mmap();
+        assert!(map.read_vec(map.len() as u64 - 1, 1).is_err());
+        assert!(!m.is_intact());
+        drop(m);
+        // Poisoned before the receive: no guard, the error instead (each receive in place).
+        match rx.recv_ref() {
+            Err(RecvError::Truncated { .. }) => {}
+            other => panic!("{kind:?}: recv_ref: expected Truncated, got {other:?}"),
+        }
+        match rx.try_recv_ref() {
+            Err(TryRecvError::Truncated { .. }) => {}
+            other => panic!("{kind:?}: try_recv_ref: expected Truncated, got {other:?}"),
+        }
+        match rx.recv_ref_timeout(Duration::from_secs(60)) {
+            Err(RecvTimeoutError::Truncated { .. }) => {}
+            other => panic!("{kind:?}: recv_ref_timeout: expected Truncated, got {other:?}"),
+        }
+        drop((rx, tx, chan));
+        // The file made whole again (the cut bytes read as zeros): a new receiver starts at
+        // the message no one received intact.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(whole)
+            .unwrap();
+        let mut rx = Receiver::open(&path).unwrap();
+        assert_eq!(rx.recv().unwrap(), b"first", "{kind:?}");
+        assert_eq!(rx.recv().unwrap(), b"second", "{kind:?}");
+    }
+}
+
 /// `stat()` of a busy, healthy channel never reports its positions inconsistent, whatever
 /// the interleaving of its reads with the ends' stores (it read the producer's position
 /// first, and a consumer overtaking that reading looked like damage: `mapipc stat` warned

@@ -585,7 +585,8 @@ fn frame_prefix(len: usize) -> io::Result<[u8; 4]> {
 /// whose write failed (a full disk, a reader gone) stays in the channel for the next
 /// receive, so nothing that was not delivered is lost. Returns whether it was written: a
 /// message a lossy broadcast producer overwrote while we copied it is not (the next
-/// receive reports the lag).
+/// receive reports the lag), nor one read from a file truncated under us, or with a page
+/// the kernel could not supply (not consumed either: the next receive reports that).
 fn deliver(
     m: RecvRef<'_>,
     buf: &mut Vec<u8>,

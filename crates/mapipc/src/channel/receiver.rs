@@ -147,6 +147,10 @@ pub struct Receiver {
     /// The producers' epoch when a liveness query last found them all gone: until a
     /// producer attaches (which bumps the epoch) they stay gone, without asking again.
     gone_at_epoch: Option<u32>,
+    /// A guard left its message in the channel because the mapping was poisoned when it
+    /// dropped (see [`RecvRef`]): every receive reports the fault from then on (a poisoned
+    /// mapping stays poisoned), rather than hand that message out again.
+    held_poisoned: bool,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -239,6 +243,7 @@ impl Receiver {
             pending_fault: None,
             next_lock_query: 0,
             gone_at_epoch: None,
+            held_poisoned: false,
             shared,
         };
         // A page of the ring the walks above met lost: reported now, and the end detached
@@ -636,6 +641,9 @@ impl Receiver {
     /// [`peek_slow`](Self::peek_slow).
     #[inline]
     fn peek(&mut self, block: Blocking) -> Result<Msg, RecvFail> {
+        if self.held_poisoned {
+            return Err(RecvFail::Fault(self.shared.file_fault()));
+        }
         let mut spun = 0;
         if let RxCore::Spsc(c) = &mut self.core {
             let ring = &self.shared.ring;
@@ -1169,6 +1177,10 @@ impl Receiver {
         }
     }
 
+    /// The guard over `m`. (A guard whose message was read while the mapping was poisoned
+    /// leaves it in the channel when it drops and sets `held_poisoned`: the next receive
+    /// reports the fault instead of handing the message out again; see [`RecvRef`].)
+    #[inline]
     fn guard(&mut self, m: Msg) -> RecvRef<'_> {
         RecvRef {
             rx: self,
@@ -1568,6 +1580,17 @@ impl Drop for Receiver {
 
 /// A message received in place; its space goes back to the producer on drop.
 ///
+/// Dropping the guard consumes the message, except when it was not delivered intact: a
+/// broadcast record the producer overwrote meanwhile (lossy: the next receive reports the
+/// lag; lossless, after dropping the subscriber as dead: the eviction), or a message read
+/// while the channel's mapping was poisoned (its file truncated, or a page the kernel could
+/// not supply: what was read may be zeros). That one stays in the channel, as with a
+/// copying receive: from then on every receive of this receiver reports
+/// [`Truncated`](RecvError::Truncated) or [`PageUnavailable`](RecvError::PageUnavailable)
+/// rather than hand it out again, and a receiver that attaches once the file is whole again
+/// gets the message. Consuming it would move the position past a message nobody received
+/// intact, losing it for every later receiver.
+///
 /// # Example
 /// ```
 /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
@@ -1642,7 +1665,8 @@ impl RecvRef<'_> {
     /// [`PageUnavailable`](RecvError::PageUnavailable)), or, on a lossy broadcast channel, the
     /// producer overwrote the message, or, on a lossless one, the subscriber was dropped as
     /// dead (the next receive reports [`Evicted`](RecvError::Evicted)) and the producer
-    /// overwrote the message. Call after reading.
+    /// overwrote the message. Call after reading. A message that is not intact is not
+    /// consumed when the guard drops (see [`RecvRef`]).
     ///
     /// Once it returned true, the message counts as received: if the producer overwrites it
     /// later, before this guard is dropped, the next receive's
@@ -1721,6 +1745,12 @@ impl Drop for RecvRef<'_> {
         let m = self.m;
         if self.confirmed.get() {
             self.rx.consume_confirmed(&m);
+        } else if self.rx.shared.is_poisoned() {
+            // Read from a poisoned mapping (what was read may be zeros; `is_intact` says
+            // false): not consumed, as a copying receive does not consume it either. The
+            // next receive reports the fault, and a receiver attaching once the file is
+            // whole again gets the message.
+            self.rx.held_poisoned = true;
         } else {
             // A torn broadcast record is not consumed; the next receive reports the lag.
             self.rx.consume(&m);
