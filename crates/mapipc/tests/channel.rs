@@ -787,16 +787,7 @@ fn a_channel_page_the_kernel_cannot_supply_is_not_a_truncation() {
             }
         }
     });
-    match child.wait() {
-        Exit::Code(0) => {}
-        Exit::Code(code @ (common::NO_NAMESPACE | common::NO_MOUNT)) => {
-            eprintln!(
-                "skipped: a private tmpfs could not be mounted (exit {code}: needs root, \
-                 CAP_SYS_ADMIN); nothing was checked"
-            );
-        }
-        e => panic!("child ended with {e:?}; 1: said Truncated, 2-8: see the child"),
-    }
+    child.expect_ok_unless_no_tmpfs("1: said Truncated, 2-8: see the child");
 }
 
 /// Runs `f` on a thread and returns its result, failing the test if it takes more than 30 s
@@ -1287,11 +1278,10 @@ fn receiving_from_a_cut_file_reports_truncation_not_damage() {
 
 /// A message held in place (`RecvRef`) over a poisoned mapping (the file cut under it, and a
 /// cut page touched) was never delivered intact (`is_intact` says so), so dropping the guard
-/// does not consume it: whether the mapping was poisoned while the guard lived or before the
-/// receive (which then reports `Truncated` rather than hand out a guard), and a receiver
-/// attaching once the file is whole again gets it (SPSC and MPSC; a broadcast subscriber's
-/// position is its own). Before, the drop moved the consumer position past it, in the header
-/// page the cut spared: lost to any later receiver.
+/// does not consume it; every later receive in place reports `Truncated` rather than hand it
+/// out again, and a receiver attaching once the file is whole again gets it (SPSC and MPSC;
+/// a broadcast subscriber's position is its own). Before, the drop moved the consumer
+/// position past it, in the header page the cut spared: lost to any later receiver.
 #[test]
 fn a_message_held_in_place_over_a_poisoned_mapping_is_not_consumed() {
     for kind in [Kind::Spsc, Kind::Mpsc] {
@@ -1314,7 +1304,7 @@ fn a_message_held_in_place_over_a_poisoned_mapping_is_not_consumed() {
         assert!(map.read_vec(map.len() as u64 - 1, 1).is_err());
         assert!(!m.is_intact());
         drop(m);
-        // Poisoned before the receive: no guard, the error instead (each receive in place).
+        // From then on: the error, not the message again (each receive in place).
         match rx.recv_ref() {
             Err(RecvError::Truncated { .. }) => {}
             other => panic!("{kind:?}: recv_ref: expected Truncated, got {other:?}"),

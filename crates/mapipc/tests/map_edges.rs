@@ -39,7 +39,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use common::{fork, mount_private_tmpfs, Exit, Watchdog, NO_MOUNT, NO_NAMESPACE};
+use common::{fork, mount_private_tmpfs, Exit, Watchdog};
 use mapipc::map::{
     AccessError, Advice, FaultCause, FlushError, GrowError, LockError, MapError, MapOptions, Mmap,
     Protection,
@@ -773,16 +773,7 @@ fn a_page_the_kernel_cannot_supply_is_a_fault_not_a_truncation() {
             }
         }
     });
-    match child.wait() {
-        Exit::Code(0) => {}
-        Exit::Code(code @ (NO_NAMESPACE | NO_MOUNT)) => {
-            eprintln!(
-                "skipped: a private tmpfs could not be mounted (exit {code}: needs root, \
-                 CAP_SYS_ADMIN); nothing was checked"
-            );
-        }
-        e => panic!("child ended with {e:?}; 1: said Truncated, 2-6: see the child"),
-    }
+    child.expect_ok_unless_no_tmpfs("1: said Truncated, 2-6: see the child");
 }
 
 /// `lock` of a mapping poisoned by a page the kernel could not supply (no space on a 64 KiB
@@ -832,16 +823,7 @@ fn locking_a_mapping_poisoned_by_a_fault_returns_the_fault() {
         }
         0
     });
-    match child.wait() {
-        Exit::Code(0) => {}
-        Exit::Code(code @ (NO_NAMESPACE | NO_MOUNT)) => {
-            eprintln!(
-                "skipped: a private tmpfs could not be mounted (exit {code}: needs root, \
-                 CAP_SYS_ADMIN); nothing was checked"
-            );
-        }
-        e => panic!("child ended with {e:?}; 1: lock said Ok, 2: LockError::Os, 3: another error"),
-    }
+    child.expect_ok_unless_no_tmpfs("1: lock said Ok, 2: LockError::Os, 3: another error");
 }
 
 /// Threads scan fresh mappings of a file while another process truncates it to one page and

@@ -554,7 +554,7 @@ impl Shared {
     /// or a size check found the file shorter).
     #[inline]
     fn check_truncated(&self) -> Result<(), Fault> {
-        if self.region.as_mmap().is_poisoned() {
+        if self.is_poisoned() {
             Err(self.file_fault())
         } else {
             Ok(())

@@ -111,6 +111,23 @@ impl Child {
         );
     }
 
+    /// Waits for a child that mounted a private tmpfs ([`mount_private_tmpfs`]) and asserts
+    /// `_exit(0)`; a child that could not mount it ([`NO_NAMESPACE`], [`NO_MOUNT`]: not
+    /// root) is reported as skipped, having checked nothing. `codes` explains the child's
+    /// other exit codes in the failure message.
+    pub fn expect_ok_unless_no_tmpfs(&mut self, codes: &str) {
+        match self.wait() {
+            Exit::Code(0) => {}
+            Exit::Code(code @ (NO_NAMESPACE | NO_MOUNT)) => {
+                eprintln!(
+                    "skipped: a private tmpfs could not be mounted (exit {code}: needs root, \
+                     CAP_SYS_ADMIN); nothing was checked"
+                );
+            }
+            e => panic!("child ended with {e:?}; {codes}"),
+        }
+    }
+
     /// Waits and returns the exit code; fails the test if a signal killed the child.
     pub fn exit_code(&mut self) -> i32 {
         match self.wait() {
