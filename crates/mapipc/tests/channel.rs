@@ -13,8 +13,8 @@ use std::time::Duration;
 use common::{fork, seed, Exit, Rng};
 use mapipc::channel::{
     pair, AttachError, Channel, ChannelCreateError, ChannelOpenError, ChannelOptions, Kind,
-    OpenAttachError, Receiver, RecvError, RecvTimeoutError, SendError, SendTimeoutError, Sender,
-    TryRecvError, TrySendError, WaitStrategy,
+    OpenAttachError, Policy, Receiver, RecvError, RecvTimeoutError, SendError, SendTimeoutError,
+    Sender, StartAt, TryRecvError, TrySendError, WaitStrategy,
 };
 use mapipc::map::{FaultCause, Mmap};
 
@@ -1280,8 +1280,8 @@ fn receiving_from_a_cut_file_reports_truncation_not_damage() {
 /// cut page touched) was never delivered intact (`is_intact` says so), so dropping the guard
 /// does not consume it; every later receive in place reports `Truncated` rather than hand it
 /// out again, and a receiver attaching once the file is whole again gets it (SPSC and MPSC;
-/// a broadcast subscriber's position is its own). Before, the drop moved the consumer
-/// position past it, in the header page the cut spared: lost to any later receiver.
+/// broadcast below). Before, the drop moved the consumer position past it, in the header
+/// page the cut spared: lost to any later receiver.
 #[test]
 fn a_message_held_in_place_over_a_poisoned_mapping_is_not_consumed() {
     for kind in [Kind::Spsc, Kind::Mpsc] {
@@ -1329,6 +1329,106 @@ fn a_message_held_in_place_over_a_poisoned_mapping_is_not_consumed() {
         let mut rx = Receiver::open(&path).unwrap();
         assert_eq!(rx.recv().unwrap(), b"first", "{kind:?}");
         assert_eq!(rx.recv().unwrap(), b"second", "{kind:?}");
+    }
+}
+
+/// The same for a broadcast subscriber, whose position is its own: a record held in place
+/// over a poisoned mapping and dropped unconfirmed is not consumed (the position the
+/// subscriber publishes stays at it), and every later receive of that subscriber reports
+/// `Truncated` rather than hand out the record after it. A subscriber attaching once the file
+/// is whole again starts at the oldest record the ring retains, whatever the other
+/// subscribers did, so it gets the record either way; what the held position changes is
+/// what a lossless producer may reclaim. Lossless: while the faulted subscriber stays
+/// attached, a producer filling the ring keeps the record (the subscriber is still owed it),
+/// so a subscriber attaching meanwhile gets it. Lossy: the producer never waits for anyone,
+/// and keeps nothing for anyone. Once the faulted subscriber detaches, the record is owed to
+/// no one, as after any subscriber leaves: broadcast keeps nothing for subscribers to come.
+/// Before bdc4ec2, the drop moved and published the subscriber's position past the record:
+/// its next `recv_ref` handed out the next record, and a lossless producer reclaimed the
+/// record nobody had received intact.
+#[test]
+fn a_broadcast_record_held_in_place_over_a_poisoned_mapping_is_not_consumed() {
+    for policy in [Policy::Lossless, Policy::Lossy] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chan");
+        let chan = ChannelOptions::new(Kind::Broadcast)
+            .policy(policy)
+            .capacity(64 * 1024)
+            .create(&path)
+            .unwrap();
+        let whole = std::fs::metadata(&path).unwrap().len();
+        let mut tx = chan.sender().unwrap();
+        let mut sub = chan.subscribe(StartAt::Oldest).unwrap();
+        tx.send(b"first").unwrap();
+        tx.send(b"second").unwrap();
+        let m = sub.recv_ref().unwrap();
+        assert_eq!(m.to_vec(), b"first");
+        // The ring's last 48 KiB cut (its first records, the header page and the subscriber
+        // table are spared), and a cut page touched: the mapping is poisoned.
+        cut(&path, 48 * 1024);
+        let map = chan.region().as_mmap();
+        assert!(map.read_vec(map.len() as u64 - 1, 1).is_err());
+        assert!(!m.is_intact());
+        drop(m);
+        // From then on: the error, not the next record (each receive).
+        match sub.recv_ref() {
+            Err(RecvError::Truncated { .. }) => {}
+            other => panic!("{policy:?}: recv_ref: expected Truncated, got {other:?}"),
+        }
+        match sub.try_recv_ref() {
+            Err(TryRecvError::Truncated { .. }) => {}
+            other => panic!("{policy:?}: try_recv_ref: expected Truncated, got {other:?}"),
+        }
+        match sub.recv_ref_timeout(Duration::from_secs(60)) {
+            Err(RecvTimeoutError::Truncated { .. }) => {}
+            other => panic!("{policy:?}: recv_ref_timeout: expected Truncated, got {other:?}"),
+        }
+        match sub.recv() {
+            Err(RecvError::Truncated { .. }) => {}
+            other => panic!("{policy:?}: recv: expected Truncated, got {other:?}"),
+        }
+        // The producer of the poisoned mapping goes; the subscriber stays attached.
+        drop(tx);
+        // The file made whole again (the cut bytes read as zeros), and mapped afresh (the
+        // first mapping stays poisoned): the subscriber's position is still at the record.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(whole)
+            .unwrap();
+        let chan2 = Channel::open(&path).unwrap();
+        let st = chan2.stat();
+        assert_eq!(st.subscribers.len(), 1, "{policy:?}");
+        assert_eq!(st.subscribers[0].position, 0, "{policy:?}: position moved");
+        let mut tx = chan2.sender().unwrap();
+        if policy == Policy::Lossless {
+            // A producer filling the ring keeps what the faulted subscriber is owed: each
+            // record (8 bytes and the header) takes the space of "first", which it would
+            // reclaim as soon as the ring is full.
+            let mut sent = 0;
+            loop {
+                match tx.try_send(&[7; 8]) {
+                    Ok(()) => sent += 1,
+                    Err(TrySendError::Full) => break,
+                    Err(e) => panic!("{policy:?}: try_send: {e:?}"),
+                }
+                assert!(sent <= 64 * 1024 / 32, "{policy:?}: the ring never filled");
+            }
+            assert_eq!(sent, 64 * 1024 / 32 - 2, "{policy:?}");
+        }
+        let mut late = chan2.subscribe(StartAt::Oldest).unwrap();
+        assert_eq!(late.recv().unwrap(), b"first", "{policy:?}");
+        assert_eq!(late.recv().unwrap(), b"second", "{policy:?}");
+        drop(late);
+        if policy == Policy::Lossless {
+            // The faulted subscriber detached: nothing is owed any more, and the producer
+            // reclaims the record for its next message.
+            drop(sub);
+            tx.try_send(&[8; 8]).unwrap();
+            let mut later = chan2.subscribe(StartAt::Oldest).unwrap();
+            assert_eq!(later.recv().unwrap(), [7; 8], "{policy:?}");
+        }
     }
 }
 

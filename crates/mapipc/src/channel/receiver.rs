@@ -148,8 +148,8 @@ pub struct Receiver {
     /// producer attaches (which bumps the epoch) they stay gone, without asking again.
     gone_at_epoch: Option<u32>,
     /// A guard left its message in the channel because the mapping was poisoned when it
-    /// dropped (see [`RecvRef`]): every receive reports the fault from then on (a poisoned
-    /// mapping stays poisoned), rather than hand that message out again.
+    /// dropped (see [`RecvRef`]): every receive (`peek`) reports the fault from then on (a
+    /// poisoned mapping stays poisoned), rather than hand that message out again.
     held_poisoned: bool,
 }
 
@@ -1587,9 +1587,17 @@ impl Drop for Receiver {
 /// not supply: what was read may be zeros). That one stays in the channel, as with a
 /// copying receive: from then on every receive of this receiver reports
 /// [`Truncated`](RecvError::Truncated) or [`PageUnavailable`](RecvError::PageUnavailable)
-/// rather than hand it out again, and a receiver that attaches once the file is whole again
-/// gets the message. Consuming it would move the position past a message nobody received
-/// intact, losing it for every later receiver.
+/// rather than hand it out again ([`drain`](Receiver::drain) may hand it to its callback
+/// once more before reporting the fault, without consuming it, as after any truncation it
+/// meets), and a receiver that attaches once the file is whole again gets the message.
+/// Consuming it would move the position past a message nobody received intact, losing it
+/// for every later receiver.
+///
+/// A broadcast subscriber's position is its own: what it consumes does not move any other
+/// subscriber's. Not consuming keeps the message owed to this subscriber: a lossless
+/// producer keeps it in the ring while the subscriber stays attached (so one subscribing at
+/// [`StartAt::Oldest`] meanwhile gets it too), and may reclaim it once the subscriber
+/// detaches, as after any subscriber leaves; a lossy producer never waits for anyone.
 ///
 /// # Example
 /// ```
