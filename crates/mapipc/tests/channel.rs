@@ -1278,8 +1278,8 @@ fn receiving_from_a_cut_file_reports_truncation_not_damage() {
 
 /// A message held in place (`RecvRef`) over a poisoned mapping (the file cut under it, and a
 /// cut page touched) was never delivered intact (`is_intact` says so), so dropping the guard
-/// does not consume it; every later receive in place reports `Truncated` rather than hand it
-/// out again, and a receiver attaching once the file is whole again gets it (SPSC and MPSC;
+/// does not consume it; every later receive in place, and `drain`, reports `Truncated` rather
+/// than hand it out again, and a receiver attaching once the file is whole again gets it (SPSC and MPSC;
 /// broadcast below). Before, the drop moved the consumer position past it, in the header
 /// page the cut spared: lost to any later receiver.
 #[test]
@@ -1316,6 +1316,13 @@ fn a_message_held_in_place_over_a_poisoned_mapping_is_not_consumed() {
         match rx.recv_ref_timeout(Duration::from_secs(60)) {
             Err(RecvTimeoutError::Truncated { .. }) => {}
             other => panic!("{kind:?}: recv_ref_timeout: expected Truncated, got {other:?}"),
+        }
+        // `drain` reports it before handing anything to its callback.
+        match rx.drain(usize::MAX, |b| {
+            panic!("{kind:?}: drain handed out {:?}", b.to_vec())
+        }) {
+            Err(TryRecvError::Truncated { .. }) => {}
+            other => panic!("{kind:?}: drain: expected Truncated, got {other:?}"),
         }
         drop((rx, tx, chan));
         // The file made whole again (the cut bytes read as zeros): a new receiver starts at

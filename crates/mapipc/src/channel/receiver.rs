@@ -1269,8 +1269,10 @@ impl Receiver {
     /// [`TryRecvError::Disconnected`] when nothing is left and the producers are gone,
     /// [`TryRecvError::Lagged`], [`TryRecvError::Evicted`], corruption and truncation
     /// errors. A problem met after some messages were handled ends the call with `Ok(n)` and
-    /// is reported by the next call (which meets it first); only a truncation of the file found right after `f` read a
-    /// message (whose bytes may then be zeros) is reported at once. Handled messages stay
+    /// is reported by the next call (which meets it first); only a truncation of the file
+    /// found right after `f` read a message (whose bytes may then be zeros) is reported at
+    /// once, without consuming that message. A mapping already poisoned when the call starts
+    /// is reported before `f` sees anything. Handled messages stay
     /// consumed, also when `f` panics; the message it panicked on does not.
     ///
     /// # Example
@@ -1289,6 +1291,13 @@ impl Receiver {
         max: usize,
         mut f: impl FnMut(Bytes<'_>),
     ) -> Result<usize, TryRecvError> {
+        // A mapping already poisoned (the file cut under it, or a page the kernel could not
+        // supply): what `f` would read may be the zeros the fault handler put there, or a
+        // message a `RecvRef` left in place for that reason. Reported before `f` sees
+        // anything. (Once per call; a fault while `f` reads is caught after it, below.)
+        if let Err(e) = self.shared.check_truncated() {
+            return Err(e.into());
+        }
         if let RxCore::Spsc(c) = &mut self.core {
             // The SPSC fast path: committed records taken inline, their space handed back
             // once. Anything else (empty, padding alone, damage, disconnection) is left to
@@ -1587,9 +1596,8 @@ impl Drop for Receiver {
 /// not supply: what was read may be zeros). That one stays in the channel, as with a
 /// copying receive: from then on every receive of this receiver reports
 /// [`Truncated`](RecvError::Truncated) or [`PageUnavailable`](RecvError::PageUnavailable)
-/// rather than hand it out again ([`drain`](Receiver::drain) may hand it to its callback
-/// once more before reporting the fault, without consuming it, as after any truncation it
-/// meets), and a receiver that attaches once the file is whole again gets the message.
+/// rather than hand it out again ([`drain`](Receiver::drain) included), and a receiver that
+/// attaches once the file is whole again gets the message.
 /// Consuming it would move the position past a message nobody received intact, losing it
 /// for every later receiver.
 ///
