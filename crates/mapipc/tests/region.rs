@@ -473,7 +473,7 @@ fn truncation_under_a_live_mapping_is_an_error_not_a_crash() {
         matches!(err, region::AccessError::Truncated { .. }),
         "{err}"
     );
-    assert!(region.is_truncated());
+    assert!(region.is_poisoned());
     assert!(region.write_at(0, b"x").is_err());
     // Opening it again reports the mismatch.
     assert!(matches!(

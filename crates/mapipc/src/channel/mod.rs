@@ -508,7 +508,7 @@ impl Shared {
     /// supply. A waiting end whose channel was truncated would otherwise wait for ever: no
     /// peer can attach to it any more.
     fn truncated_now(&self) -> bool {
-        self.region.is_truncated() || self.region.file_shrunk()
+        self.region.is_poisoned() || self.region.file_shrunk()
     }
 
     /// The [`file_fault`](Self::file_fault) if [`truncated_now`](Self::truncated_now):
@@ -715,7 +715,7 @@ impl Shared {
             // Not over a page that faulted during the walk (it read zeros): the attach
             // reports that fault instead.
             Some((in_ring, _))
-                if received.saturating_add(in_ring) > sent && !self.region.is_truncated() =>
+                if received.saturating_add(in_ring) > sent && !self.region.is_poisoned() =>
             {
                 let fixed = received.saturating_add(in_ring);
                 self.ring.ctl_store(off::SENT, fixed, Ordering::Release);
@@ -733,7 +733,7 @@ impl Shared {
         match ring::count_records(self.geo, &self.ring, head, None) {
             // As in `repaired_sent`: not over a page that faulted during the walk.
             Some((in_ring, _))
-                if sent.saturating_sub(in_ring) > received && !self.region.is_truncated() =>
+                if sent.saturating_sub(in_ring) > received && !self.region.is_poisoned() =>
             {
                 let fixed = sent - in_ring;
                 self.ring.ctl_store(off::RECEIVED, fixed, Ordering::Release);
@@ -773,7 +773,7 @@ impl Shared {
         let most = self.geo.capacity() / mpsc::BLOCK;
         // Not from a walk that met a lost page (it read zeros there: too few records, a
         // count too high); the attach then fails (`check_attached`).
-        if floor > received && floor - received <= most && !self.region.is_truncated() {
+        if floor > received && floor - received <= most && !self.region.is_poisoned() {
             self.ring.ctl_store(off::RECEIVED, floor, Ordering::Release);
             floor
         } else {

@@ -1225,22 +1225,40 @@ impl Region {
         self.inner.layout.slots
     }
 
-    /// Whether someone truncated a named region's file under this mapping and a page past
-    /// the new end was touched; every access then fails with [`AccessError::Truncated`].
-    /// Also true when the kernel could not supply a page of the file (an I/O error, no
-    /// space): accesses then fail with [`AccessError::Fault`].
+    /// Whether the mapping is poisoned ([`Mmap::is_poisoned`]): someone truncated a named
+    /// region's file under it and a page past the new end was touched (every access then
+    /// fails with [`AccessError::Truncated`]), or the kernel could not supply a page of the
+    /// file, such as on an I/O error or a full tmpfs (accesses then fail with
+    /// [`AccessError::Fault`]). Anonymous regions are never poisoned.
     ///
     /// # Example
     /// ```
-    /// assert!(!mapipc::region::Region::anonymous(16)?.is_truncated());
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("r");
+    /// use mapipc::region::{AccessError, Region};
+    /// let region = Region::create(&path, 1 << 16)?;
+    /// assert!(!region.is_poisoned());
+    /// std::fs::File::options().write(true).open(&path)?.set_len(4096)?; // someone truncates
+    /// let err = region.read_vec((1 << 16) - 1, 1).unwrap_err(); // a lost page: SIGBUS, caught
+    /// assert!(matches!(err, AccessError::Truncated { .. }));
+    /// assert!(region.is_poisoned());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn is_truncated(&self) -> bool {
+    #[inline]
+    pub fn is_poisoned(&self) -> bool {
         self.inner.map.is_poisoned()
     }
 
+    /// The old name of [`is_poisoned`](Self::is_poisoned), which it returns: true also for a
+    /// page the kernel could not supply ([`AccessError::Fault`]), not only for a truncation.
+    #[deprecated(note = "true for any poisoning, not only a truncation: use `is_poisoned`")]
+    #[inline]
+    pub fn is_truncated(&self) -> bool {
+        self.is_poisoned()
+    }
+
     /// Whether the file now holds fewer bytes than the region: someone truncated it, even if
-    /// no page past its new end was touched yet (which [`is_truncated`](Self::is_truncated)
+    /// no page past its new end was touched yet (which [`is_poisoned`](Self::is_poisoned)
     /// waits for). A system call (`fstat`), for periodic checks such as those of a long
     /// wait; a failing `fstat` counts as not shrunk.
     ///
