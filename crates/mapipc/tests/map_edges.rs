@@ -18,6 +18,8 @@
 //!   a mapping already poisoned returns its error (`Truncated` or `Fault`), as every access
 //!   does (it said `Ok` once zero pages stood in for the lost ones, or `ENOMEM` blamed on
 //!   `RLIMIT_MEMLOCK` for the pages a full tmpfs could not supply);
+//! - a failed `lock` leaves nothing locked (`mlock` failing part-way left the pages before
+//!   the failure locked and the whole range counted against `RLIMIT_MEMLOCK`);
 //! - `/proc` files whose `mmap` fails with `EIO` (not `ENODEV`) are not mappable, not empty;
 //! - a failed `mremap` in `grow` names the file (it said `mremap failed: Cannot allocate
 //!   memory`, without saying which mapping), and gives a file it extended its old length
@@ -571,6 +573,82 @@ fn locking_a_truncated_mapping_names_the_truncation() {
         other => panic!("expected Truncated, got {other:?}"),
     }
     assert!(map.is_poisoned());
+}
+
+/// What `/proc/self/smaps` says of the mapping starting at `addr`: its `Locked:` size in kB
+/// and whether its `VmFlags` has `lo` (`VM_LOCKED`, which makes every later fault lock its
+/// page too). `None` if there is no such mapping.
+fn smaps_locked(addr: *const u8) -> Option<(u64, bool)> {
+    let smaps = fs::read_to_string("/proc/self/smaps").unwrap();
+    let head = format!("{:x}-", addr as usize);
+    let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&head));
+    lines.next()?;
+    let mut locked = None;
+    for line in lines {
+        if let Some(kb) = line.strip_prefix("Locked:") {
+            locked = kb.trim().trim_end_matches("kB").trim().parse().ok();
+        }
+        if let Some(flags) = line.strip_prefix("VmFlags:") {
+            return Some((locked?, flags.split_whitespace().any(|f| f == "lo")));
+        }
+    }
+    None
+}
+
+/// `VmLck` of `/proc/self/status`: the bytes this process has locked, in kB, as counted
+/// against `RLIMIT_MEMLOCK`.
+fn vm_locked_kb() -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmLck:")).unwrap();
+    line["VmLck:".len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `mlock` marks the whole range locked (`VM_LOCKED`, counted in `VmLck` against
+/// `RLIMIT_MEMLOCK`) and then faults its pages in; when a page cannot be faulted in (here
+/// the pages past the end of a truncated file; a full tmpfs does the same) it fails with
+/// `ENOMEM` and leaves the range marked and the pages before locked. `lock` returned the
+/// error with 16 pages counted in `VmLck` and the file's remaining page locked (and every
+/// page faulted in later locked too). A failed `lock` must undo itself. (Lowering
+/// `RLIMIT_MEMLOCK` shows nothing: the kernel checks the limit before marking anything.)
+/// In a forked child, whose `VmLck` is its own; before the fix it exited with 2.
+#[test]
+fn a_failed_lock_leaves_nothing_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("partly.bin");
+    fs::write(&path, vec![3u8; 16 * page()]).unwrap();
+    let mut child = fork(|| {
+        let map = MapOptions::new().map_path(&path).unwrap();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(page() as u64)
+            .unwrap();
+        if vm_locked_kb() != 0 {
+            return 10; // something else is locked: the test proves nothing
+        }
+        match map.lock() {
+            Err(LockError::Access(e)) if is_truncated_error(&e, &path) => {}
+            other => {
+                eprintln!("lock: {other:?}");
+                return 1;
+            }
+        }
+        let smaps = smaps_locked(map.as_ptr());
+        let vm_lck = vm_locked_kb();
+        eprintln!("after the failed lock: smaps (Locked kB, lo) {smaps:?}, VmLck {vm_lck} kB");
+        match smaps {
+            Some((0, false)) if vm_lck == 0 => 0,
+            Some(_) => 2,
+            None => 11,
+        }
+    });
+    child.expect_ok("1: lock did not fail with Truncated, 2: something stayed locked");
 }
 
 /// `lock` of a mapping already poisoned called `mlock` anyway. Once the handler's zero page

@@ -1773,6 +1773,14 @@ impl Mmap {
     /// pages standing in for the lost ones, or fail on the pages the kernel still cannot
     /// supply with an `ENOMEM` that says nothing of the cause).
     ///
+    /// A failed `lock` leaves the whole mapping unlocked. `mlock` marks the range locked
+    /// before it faults the pages in, and a page it cannot fault in (past the end of a
+    /// truncated file, or on a full tmpfs) ends it with an error that leaves the pages
+    /// before locked and the whole range counted against `RLIMIT_MEMLOCK`: `lock` then
+    /// unlocks the range (`munlock`) before returning the error, which also undoes an
+    /// earlier successful `lock`. (A range over `RLIMIT_MEMLOCK` is refused before anything
+    /// is locked.)
+    ///
     /// # Errors
     /// [`LockError::Os`], usually `RLIMIT_MEMLOCK`; [`LockError::Access`] with the
     /// poisoned mapping's [`AccessError::Truncated`] or [`AccessError::Fault`], or with
@@ -1790,6 +1798,10 @@ impl Mmap {
         self.check_alive()?;
         // SAFETY: the whole live mapping; locking does not change contents.
         unsafe { os::mem::mlock(self.base.as_ptr(), self.map_len, true) }.map_err(|source| {
+            // A failure part-way leaves what was faulted in locked (see above): undo it. Its
+            // own error would hide the one that matters, and leaves nothing more locked.
+            // SAFETY: as above; unlocking does not change contents either.
+            let _ = unsafe { os::mem::mlock(self.base.as_ptr(), self.map_len, false) };
             // `mlock` faults every page in, and a page past the end of a truncated file
             // cannot be: that `ENOMEM` is the truncation, not `RLIMIT_MEMLOCK`.
             if let (Some(fd), Some(_)) = (self.file_fd(), &self.guard) {
