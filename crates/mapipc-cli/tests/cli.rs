@@ -2081,6 +2081,52 @@ clitest!(chan_recv_evicted_names_the_file_and_exits_1, |dir| {
     }
 });
 
+// The `--nonblock` branch of the same: a lossless broadcast `recv --nonblock` dropped as
+// dead while alive ends with the same one `error:` line and status 1, not 0 for having
+// printed something. It is held alive mid-read by its standard output: more messages than
+// a pipe holds (64 KiB), and the test reads the pipe only once it has evicted it.
+clitest!(chan_recv_nonblock_evicted_exits_1, |dir| {
+    let path = dir.path("b");
+    let c = path.to_str().unwrap();
+    dir.run(&[
+        "chan",
+        "create",
+        c,
+        "--kind",
+        "broadcast",
+        "--capacity",
+        "1MiB",
+        "--max-subscribers",
+        "2",
+    ])
+    .ok();
+    let chan = mapipc::channel::Channel::open(&path).unwrap();
+    let mut tx = chan.sender().unwrap();
+    let lines: Vec<String> = (0..300).map(|i| format!("{i:0999}\n")).collect();
+    for line in &lines {
+        tx.send(&line.as_bytes()[..line.len() - 1]).unwrap();
+    }
+    let rx = dir.spawn(&["recv", c, "--nonblock"]);
+    await_cond("recv to subscribe", || chan.stat().subscribers.len() == 1);
+    make_look_dead(&path, chan.stat().subscribers[0].end.peer);
+    // Takes the slot of `recv`, which looks dead.
+    let _y = chan.subscribe(mapipc::channel::StartAt::Newest).unwrap();
+    let out = finish(rx, None);
+    let line = out.error().to_string();
+    // What it printed before it learned of the eviction is what was sent, in order.
+    let printed = out.stdout_str();
+    let n = printed.lines().count();
+    assert!(n < lines.len(), "printed all {n}: never evicted");
+    assert_eq!(printed, lines[..n].concat());
+    for part in [
+        format!("`{c}`"),
+        "dropped as dead".to_string(),
+        format!("{n} received"),
+    ] {
+        assert!(line.contains(&part), "no {part:?} in: {line}");
+    }
+});
+
 clitest!(chan_kind_options_are_checked, |dir| {
     let c = dir.path("x");
     let c = c.to_str().unwrap();
