@@ -1331,6 +1331,137 @@ fn a_waiting_tailer_learns_its_segment_was_truncated() {
     assert!(text.contains("truncated to 4096 bytes"), "{text}");
 }
 
+/// How the read of record 10 fails in [`reads_that_failed_are_not_acknowledged`].
+#[derive(Clone, Copy, Debug)]
+enum FailedRead {
+    /// `try_next` returned record 10, then its segment was truncated and copying the
+    /// payload failed.
+    Payload,
+    /// The segment was truncated after record 9 was read, and asking for record 10 failed.
+    Next,
+}
+
+/// What the tailer does after the failed read in [`reads_that_failed_are_not_acknowledged`],
+/// before it is dropped.
+#[derive(Clone, Copy, Debug)]
+enum Then {
+    /// Nothing.
+    Drop,
+    /// Asks for the next record (which fails: the mapping is poisoned).
+    AskNext,
+    /// Calls `ack` (which says that record 10 is not acknowledged).
+    Ack,
+}
+
+/// A named tailer whose read of record 10 failed because the segment was truncated under
+/// it never acknowledges record 10, whether it is dropped, asks for the next record or is
+/// told to acknowledge (`ack`, as `mapipc queue tail --name` does after an error): once the
+/// segment is whole again (restored from a copy), the reopened tailer starts at record 10,
+/// not 11. The records read before are acknowledged.
+#[test]
+fn reads_that_failed_are_not_acknowledged() {
+    let _g = serial();
+    let tmp = tempdir();
+    let cases = [
+        (AckMode::Auto, FailedRead::Payload, Then::Drop),
+        (AckMode::Auto, FailedRead::Payload, Then::AskNext),
+        (AckMode::Auto, FailedRead::Payload, Then::Ack),
+        (AckMode::Manual, FailedRead::Payload, Then::Drop),
+        (AckMode::Manual, FailedRead::Payload, Then::AskNext),
+        (AckMode::Manual, FailedRead::Payload, Then::Ack),
+        (AckMode::Auto, FailedRead::Next, Then::Drop),
+        (AckMode::Auto, FailedRead::Next, Then::Ack),
+        (AckMode::Manual, FailedRead::Next, Then::Ack),
+    ];
+    for (k, (mode, how, then)) in cases.into_iter().enumerate() {
+        let case = format!("{mode:?}, {how:?}, {then:?}");
+        let dir = tmp.path().join(format!("q{k}"));
+        drop(appender_with(&dir, 1 << 20, 20));
+        let seg = segments(&dir).remove(0);
+        let whole = std::fs::read(&seg).unwrap();
+        // The page holding record 10's payload, and all after it, are lost.
+        let cut = offset_of_record(&seg, 10) & !4095;
+        assert!(cut >= 4096, "{case}: the segment header survives");
+        let truncate = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&seg)
+                .unwrap()
+                .set_len(cut)
+                .unwrap();
+        };
+        let mut t = TailerOptions::new().name("w").ack(mode).open(&dir).unwrap();
+        for s in 0..10 {
+            let rec = t.try_next().unwrap().unwrap();
+            assert_eq!(
+                (rec.seq(), rec.to_vec().unwrap()),
+                (s, payload(s)),
+                "{case}"
+            );
+        }
+        if mode == AckMode::Manual {
+            t.ack().unwrap(); // 0..10: read intact
+        }
+        match how {
+            FailedRead::Payload => {
+                let rec = t.try_next().unwrap().unwrap();
+                assert_eq!(rec.seq(), 10, "{case}");
+                truncate();
+                let err = rec.to_vec().unwrap_err();
+                assert!(
+                    matches!(err, AccessError::Truncated { .. }),
+                    "{case}: {err}"
+                );
+            }
+            FailedRead::Next => {
+                truncate();
+                let err = t.try_next().unwrap_err();
+                assert!(matches!(err, ReadError::Access(_)), "{case}: {err}");
+            }
+        }
+        match then {
+            Then::Drop => {}
+            Then::AskNext => {
+                let err = t.try_next().unwrap_err();
+                assert!(err.to_string().contains("truncated"), "{case}: {err}");
+            }
+            Then::Ack => match (how, t.ack()) {
+                // Record 10 was returned: its read did not complete intact.
+                (FailedRead::Payload, Err(err)) => {
+                    assert!(
+                        matches!(&err, AckError::NotIntact { file, seq: 10, source }
+                            if *file == seg && matches!(source, AccessError::Truncated { .. })),
+                        "{case}: {err:?}"
+                    );
+                    let text = err.to_string();
+                    assert!(
+                        text.contains("record 10 is not acknowledged"),
+                        "{case}: {text}"
+                    );
+                    assert!(text.contains(".seg"), "{case}: names the segment: {text}");
+                }
+                (FailedRead::Payload, Ok(())) => panic!("{case}: ack reported no error"),
+                // It was not returned: there is nothing to withhold, records 0..10 are
+                // acknowledged.
+                (FailedRead::Next, r) => r.unwrap_or_else(|e| panic!("{case}: {e}")),
+            },
+        }
+        drop(t);
+        std::fs::write(&seg, &whole).unwrap(); // restored from the copy
+        let mut t = TailerOptions::new().name("w").open(&dir).unwrap();
+        assert_eq!(t.next_seq(), 10, "{case}: record 10 was acknowledged");
+        for s in 10..20 {
+            let rec = t.try_next().unwrap().unwrap();
+            assert_eq!(
+                (rec.seq(), rec.to_vec().unwrap()),
+                (s, payload(s)),
+                "{case}"
+            );
+        }
+        assert!(t.try_next().unwrap().is_none(), "{case}");
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Append(usize, u8),

@@ -506,7 +506,8 @@ pub enum ReadError {
 }
 
 /// Why [`Tailer::ack`](super::Tailer::ack) failed: the named tailer's position could not
-/// be stored in its file (`NAME.tailer` in the queue directory).
+/// be stored in its file (`NAME.tailer` in the queue directory), or the last record returned
+/// was read from a segment truncated under the tailer and is not acknowledged.
 ///
 /// # Example
 /// ```
@@ -528,6 +529,31 @@ pub enum ReadError {
 /// assert!(t.ack().unwrap_err().to_string().contains("worker.tailer"), "names the file");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// A record whose segment is truncated under the tailer before it is read:
+/// ```
+/// use mapipc::map::AccessError;
+/// use mapipc::queue::{AckError, AckMode, Appender, TailerOptions};
+/// # let tmp = tempfile::tempdir()?;
+/// # let q = tmp.path().join("q");
+/// let mut app = Appender::open(&q)?;
+/// app.append(b"job 0")?;
+/// app.append(b"job 1")?;
+/// let mut t = TailerOptions::new().name("worker").ack(AckMode::Manual).open(&q)?;
+/// assert_eq!(t.try_next()?.unwrap().to_vec()?, b"job 0");
+/// let rec = t.try_next()?.unwrap();
+/// # let seg = std::fs::read_dir(&q)?.map(|e| e.unwrap().path())
+/// #     .find(|p| p.extension().is_some_and(|e| e == "seg")).unwrap();
+/// std::fs::OpenOptions::new().write(true).open(&seg)?.set_len(4096)?; // someone truncates
+/// assert!(matches!(rec.to_vec(), Err(AccessError::Truncated { .. })));
+/// match t.ack() {
+///     Err(AckError::NotIntact { seq, .. }) => assert_eq!(seq, 1), // job 0 is acknowledged
+///     other => panic!("expected AckError::NotIntact, got {other:?}"),
+/// }
+/// drop(t);
+/// assert_eq!(TailerOptions::new().name("worker").open(&q)?.next_seq(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AckError {
@@ -538,6 +564,24 @@ pub enum AckError {
         /// The tailer's position file.
         file: PathBuf,
         /// What the mapping reported.
+        #[source]
+        source: AccessError,
+    },
+    /// The last record returned was read from a segment whose mapping is poisoned since
+    /// (its file was truncated under the tailer, or the kernel could not supply a page of
+    /// it; see [`Mmap::is_poisoned`](crate::map::Mmap::is_poisoned)): what was read of it
+    /// may be zeros, so it is not acknowledged. The records before it are. A tailer opened
+    /// again under the same name reads it again, once the segment is whole.
+    #[error(
+        "record {seq} is not acknowledged: it was read from `{file}`, whose mapping is \
+         poisoned since ({source}); the records before it are"
+    )]
+    NotIntact {
+        /// The segment file the record was read from.
+        file: PathBuf,
+        /// The record withheld (the position stored is this one).
+        seq: u64,
+        /// What the segment's mapping reports.
         #[source]
         source: AccessError,
     },

@@ -162,7 +162,12 @@
 //! files rather than store a position without its complement. With
 //! [`AckMode::Auto`] (at-least-once) a record counts as processed when the next one is
 //! asked for or the tailer is dropped; with [`AckMode::Manual`], when [`Tailer::ack`] is
-//! called. One tailer per name at a time (an OFD lock on the file).
+//! called. One tailer per name at a time (an OFD lock on the file). A record whose read did
+//! not complete intact is never acknowledged: when the segment it came from was truncated
+//! under the tailer and a read touched the lost part (the mapping is then poisoned; the
+//! same for a page the kernel could not supply), the acknowledgements, automatic or not,
+//! store the position of that record, not past it ([`Tailer::ack`] says so with
+//! [`AckError::NotIntact`]), so a tailer reopened once the segment is whole reads it again.
 //!
 //! # Durability
 //!

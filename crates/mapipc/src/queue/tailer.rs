@@ -69,6 +69,8 @@ pub enum StartAt {
 pub enum AckMode {
     /// At-least-once: a record counts as processed when the next one is asked for or when
     /// the tailer is dropped. After a crash, the record being processed is delivered again.
+    /// So is a record whose segment was truncated under the tailer once it was returned,
+    /// when a read of it then failed (see [`Tailer::ack`]): it never counts as processed.
     #[default]
     Auto,
     /// The caller acknowledges with [`Tailer::ack`] (exactly-once when the
@@ -1165,13 +1167,62 @@ impl Tailer {
         })
     }
 
+    /// The automatic acknowledgement, made when the next record is asked for and on drop.
+    /// A record withheld (see [`store_ackable`](Self::store_ackable)) is not reported here:
+    /// the read that comes next reports the poisoned segment, and a drop cannot.
     fn auto_ack(&self) -> Result<(), ReadError> {
         if self.ack == AckMode::Auto {
             if let Some(n) = &self.named {
-                n.store(self.seq)?;
+                self.store_ackable(n)?;
             }
         }
         Ok(())
+    }
+
+    /// Stores the position (`self.seq`) in `n`, unless the last record returned may not
+    /// have been read intact: then it stores that record's sequence number and returns the
+    /// segment it was read from, whose mapping is poisoned.
+    ///
+    /// On the happy path this adds one load of the poison flag every access of the mapping
+    /// already checks (next to the two stores and the clock read of `Named::store`); the
+    /// rest is out of line.
+    #[inline]
+    fn store_ackable(&self, n: &Named) -> Result<Option<(u64, &Segment)>, AccessError> {
+        match &self.pos {
+            Pos::At { seg, .. } if seg.map().is_poisoned() => self.store_withholding(n, seg),
+            _ => n.store(self.seq).map(|()| None),
+        }
+    }
+
+    /// [`store_ackable`](Self::store_ackable) when the mapping of `seg`, the segment being
+    /// read, is poisoned: someone truncated the file under it (or the kernel could not
+    /// supply a page of it), and a read of it touched what was lost.
+    ///
+    /// Only the last record returned, `self.seq - 1`, can have been read from the poisoned
+    /// mapping: a [`Record`] borrows the tailer, so each one before it was read before the
+    /// next was asked for, and asking probes the next record (or the end marker before the
+    /// next segment) in the mapping the record came from, which fails once it is poisoned.
+    /// So everything before it is acknowledged, and it is not. A record returned from a
+    /// segment is always from the one the tailer stands in: reads move to the next
+    /// segment only when the next record is asked for, and seeks store their position.
+    /// When the position stored is already `self.seq` (the record was acknowledged before
+    /// the poisoning), nothing is withheld; the position never moves back.
+    #[cold]
+    #[inline(never)]
+    fn store_withholding<'s>(
+        &self,
+        n: &Named,
+        seg: &'s Segment,
+    ) -> Result<Option<(u64, &'s Segment)>, AccessError> {
+        let stored = n.load()?;
+        if stored >= self.seq {
+            return Ok(None);
+        }
+        let last = self.seq - 1;
+        if last > stored {
+            n.store(last)?;
+        }
+        Ok(Some((last, seg)))
     }
 
     /// Acknowledges every record returned so far: a named tailer reopened later starts
@@ -1179,17 +1230,28 @@ impl Tailer {
     /// mapping (it survives a crash of this process at once, a machine crash after
     /// [`sync_position`](Self::sync_position)).
     ///
+    /// A record whose read may not have completed intact is never acknowledged: when the
+    /// segment the last record came from was truncated under the tailer and a read touched
+    /// what was lost (its mapping is poisoned: [`AccessError::Truncated`], or
+    /// [`AccessError::Fault`] for a page the kernel could not supply), every record before
+    /// it is acknowledged and it is not ([`AckError::NotIntact`]). The automatic
+    /// acknowledgements of [`AckMode::Auto`] withhold it the same way.
+    ///
     /// # Errors
-    /// [`AckError::Access`] if the position file was truncated under us.
+    /// [`AckError::Access`] if the position file was truncated under us,
+    /// [`AckError::NotIntact`] when the last record returned was withheld.
     ///
     /// # Example
     /// See [`AckMode`] and [`AckError`].
     pub fn ack(&mut self) -> Result<(), AckError> {
         if let Some(n) = &self.named {
-            n.store(self.seq).map_err(|source| AckError::Access {
+            let withheld = self.store_ackable(n).map_err(|source| AckError::Access {
                 file: tailer_path(&self.dir, &n.name),
                 source,
             })?;
+            if let Some((seq, seg)) = withheld {
+                return Err(not_intact(seq, seg));
+            }
         }
         Ok(())
     }
@@ -1675,6 +1737,22 @@ impl Tailer {
                 Err(e) => return Err(self.seg_error(e, n, first)),
             }
         }
+    }
+}
+
+/// The error of an acknowledgement that withheld record `seq`, read from `seg`, whose
+/// mapping is poisoned.
+#[cold]
+fn not_intact(seq: u64, seg: &Segment) -> AckError {
+    let map = seg.map();
+    AckError::NotIntact {
+        file: seg.path.clone(),
+        seq,
+        source: map
+            .poison_error()
+            .unwrap_or_else(|| AccessError::Truncated {
+                file: map.file_name().to_string(),
+            }),
     }
 }
 
