@@ -12,9 +12,9 @@
 //! that process, so when the server dies the client's blocked calls return `Disconnected`
 //! (within the channel's check interval, 50 ms).
 //!
-//! - **send** copies all `size` bytes of the message into the ring (`Sender::reserve`, one copy
-//!   into the grant, `Grant::commit_batched`) and publishes every [`PUBLISH_EVERY`] messages and
-//!   on [`Endpoint::flush`], exactly the publication policy of `ring-floor` (the harness
+//! - **send** copies all `size` bytes of the message into the ring (`Sender::send_batched`,
+//!   one copy, the record written whole inside a batch) and publishes every
+//!   [`PUBLISH_EVERY`] messages and on [`Endpoint::flush`], exactly the publication policy of `ring-floor` (the harness
 //!   flushes after every message of a round trip, so a ping-pong publishes every message);
 //! - **recv** reads the message in place (`Receiver::recv_ref`): the head and tail words are
 //!   read from the ring, then the guard is dropped, which hands the space back. Each call
@@ -237,7 +237,7 @@ fn create_channel(kind: &str, opts: &ChannelOptions, size: usize) -> io::Result<
 }
 
 /// A sender of any channel kind: [`mapipc::channel::Sender`] with the harness's publication
-/// policy (one copy into a grant, `commit_batched`, a flush every [`PUBLISH_EVERY`] messages
+/// policy (one copy with `Sender::send_batched`, a flush every [`PUBLISH_EVERY`] messages
 /// and on [`LinkSender::flush`]).
 #[derive(Debug)]
 pub struct ChanSender {
@@ -255,12 +255,10 @@ impl ChanSender {
 impl LinkSender for ChanSender {
     #[inline]
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        let mut grant = self.tx.reserve(msg.len()).map_err(|e| {
+        self.tx.send_batched(msg).map_err(|e| {
             let gone = matches!(e, SendError::Disconnected);
             channel_io(e, gone)
         })?;
-        grant.bytes().copy_from_slice(msg);
-        grant.commit_batched().map_err(std::io::Error::other)?;
         self.unpublished += 1;
         if self.unpublished >= PUBLISH_EVERY {
             self.tx.flush();

@@ -33,8 +33,11 @@
 //! Throughput (the parent streams, the child checks every message; the time runs until the
 //! child has acknowledged the last one; 64 bytes and 64 KiB):
 //! - `ring_floor`: the `ring-floor` fixed-slot ring, indices published every 32 messages;
-//! - `spsc_batched`: [`Sender::reserve`], one copy of the whole message into the grant,
-//!   [`Grant::commit_batched`], and [`Sender::flush`] every 32 messages (the floor's policy);
+//! - `spsc_batched`: [`Sender::send_batched`] (one copy of the whole message, the record
+//!   written whole inside the batch) and [`Sender::flush`] every 32 messages (the floor's
+//!   policy); with `MAPIPC_CHANNEL_GRANT=1`, the zero-copy path instead:
+//!   [`Sender::reserve`], one copy into the grant, [`Grant::commit_batched`] (until
+//!   2026-11-27 19:02 UTC, the only path measured);
 //!   the child receives with [`Receiver::drain`] of up to 32 messages, reading the words in
 //!   place and handing the space back once per call (as the floor's consumer publishes its
 //!   index every 32 messages);
@@ -338,6 +341,8 @@ struct SpscEnd {
     tx: Sender,
     rx: Receiver,
     batched: bool,
+    /// Batched sends through a grant (`MAPIPC_CHANNEL_GRANT`) rather than `send_batched`.
+    grant: bool,
     unpublished: u32,
     /// Batched receive: frames drained but not yet returned by `recv`.
     inbox: std::collections::VecDeque<Frame>,
@@ -352,11 +357,15 @@ impl End for SpscEnd {
         if !self.batched {
             return self.tx.send(msg).map_err(io::Error::other);
         }
-        let mut grant = self.tx.reserve(msg.len()).map_err(io::Error::other)?;
-        grant.bytes().copy_from_slice(msg);
-        grant
-            .commit_batched()
-            .expect("spsc commits are never aborted");
+        if self.grant {
+            let mut grant = self.tx.reserve(msg.len()).map_err(io::Error::other)?;
+            grant.bytes().copy_from_slice(msg);
+            grant
+                .commit_batched()
+                .expect("spsc commits are never aborted");
+        } else {
+            self.tx.send_batched(msg).map_err(io::Error::other)?;
+        }
         self.unpublished += 1;
         if self.unpublished >= PUBLISH_EVERY {
             self.tx.flush();
@@ -487,6 +496,7 @@ impl SpscSetup {
             rx,
             batched: self.batched,
             unpublished: 0,
+            grant: std::env::var_os("MAPIPC_CHANNEL_GRANT").is_some(),
             inbox: std::collections::VecDeque::with_capacity(PUBLISH_EVERY as usize),
         })
     }
@@ -1089,7 +1099,7 @@ fn channel_benches(c: &mut Criterion) {
 /// `one_thread`: the CPU cost of a message with no other process and no cache-line
 /// transfers: one thread writes 32 messages of 64 bytes, publishes them, and reads the 32
 /// back in place (values below are per message), for `ring_floor` and for the channel's
-/// batched path (`reserve`, one copy, `commit_batched`, `flush`, `drain`).
+/// batched path (`send_batched`, `flush`, `drain`).
 fn one_thread(c: &mut Criterion) {
     const N: usize = 32;
     let msg = [7u8; 64];
@@ -1116,9 +1126,7 @@ fn one_thread(c: &mut Criterion) {
     g.bench_function("spsc_batched/64B", |b| {
         b.iter(|| {
             for _ in 0..N {
-                let mut grant = tx.reserve(msg.len()).expect("reserve");
-                grant.bytes().copy_from_slice(std::hint::black_box(&msg));
-                grant.commit_batched().expect("commit");
+                tx.send_batched(std::hint::black_box(&msg)).expect("send");
             }
             tx.flush();
             let mut sum = 0u64;

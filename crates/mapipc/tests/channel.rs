@@ -1051,10 +1051,11 @@ fn create_in_a_read_only_region_is_refused() {
     assert!(Channel::open(&path).is_err());
 }
 
-/// `drain` against a model: random runs of plain and batched sends of random lengths (the
-/// ring wraps, with padding records, many times), drained with random limits. Every message
-/// comes out once, in order, intact; the space goes back (the producer never sees the ring
-/// fuller than the model says); the counters agree.
+/// `drain` against a model: random runs of plain and batched sends (through a grant, or
+/// `send_batched`) of random lengths (the ring wraps, with padding records, many times),
+/// drained with random limits. Every message comes out once, in order, intact; the space
+/// goes back (the producer never sees the ring fuller than the model says); the counters
+/// agree.
 #[test]
 fn drain_matches_a_model_across_wraps_and_batches() {
     let seed = seed();
@@ -1079,15 +1080,21 @@ fn drain_matches_a_model_across_wraps_and_batches() {
             }
             buf.resize(len, 0);
             rng.fill(&mut buf);
-            if rng.range(0, 2) == 0 {
-                tx.try_send(&buf)
-                    .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-            } else {
-                let mut g = tx
-                    .try_reserve(len)
-                    .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-                g.bytes().copy_from_slice(&buf);
-                g.commit_batched().unwrap();
+            match rng.range(0, 3) {
+                0 => tx
+                    .try_send(&buf)
+                    .unwrap_or_else(|e| panic!("seed {seed}: {e}")),
+                1 => {
+                    let mut g = tx
+                        .try_reserve(len)
+                        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+                    g.bytes().copy_from_slice(&buf);
+                    g.commit_batched().unwrap();
+                }
+                // Written whole inside a batch (header and payload together).
+                _ => tx
+                    .send_batched(&buf)
+                    .unwrap_or_else(|e| panic!("seed {seed}: {e}")),
             }
             sent += 1;
             model.push_back(buf.clone());

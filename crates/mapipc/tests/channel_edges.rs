@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::{fork, seed, Exit, Rng, Watchdog};
 use mapipc::channel::{
-    pair, AttachError, Channel, OpenAttachError, RecvError, RecvTimeoutError, SendError,
-    SendTimeoutError, TryRecvError, TrySendError, WaitStrategy,
+    pair, AttachError, Channel, ChannelOptions, Kind, OpenAttachError, RecvError, RecvTimeoutError,
+    SendError, SendTimeoutError, TryRecvError, TrySendError, WaitStrategy,
 };
 use mapipc::map::Mmap;
 
@@ -84,9 +84,13 @@ fn huge_representable_timeouts_still_end_on_disconnect() {
 fn unflushed_batch_is_published_when_the_sender_drops() {
     let (mut tx, mut rx) = pair(4096).unwrap();
     for i in 0..5u8 {
-        let mut g = tx.reserve(3).unwrap();
-        g.bytes().fill(i);
-        g.commit_batched().unwrap();
+        if i % 2 == 0 {
+            let mut g = tx.reserve(3).unwrap();
+            g.bytes().fill(i);
+            g.commit_batched().unwrap();
+        } else {
+            tx.send_batched(&[i; 3]).unwrap();
+        }
     }
     drop(tx);
     for i in 0..5u8 {
@@ -95,6 +99,49 @@ fn unflushed_batch_is_published_when_the_sender_drops() {
     assert!(matches!(rx.recv(), Err(RecvError::Disconnected)));
     let st = rx.channel().stat();
     assert_eq!((st.sent, st.received, st.bytes_used), (5, 5, 0));
+}
+
+/// `send_batched` on every kind, past the end of the ring many times: SPSC and broadcast
+/// receivers see nothing of a batch before the flush, then all of it in order; MPSC (each
+/// message visible once committed) gets the same messages.
+#[test]
+fn send_batched_delivers_in_order_on_every_kind() {
+    for kind in [Kind::Spsc, Kind::Mpsc, Kind::Broadcast] {
+        let chan = ChannelOptions::new(kind)
+            .capacity(4096)
+            .anonymous()
+            .unwrap();
+        let mut tx = chan.sender().unwrap();
+        let mut rx = match kind {
+            Kind::Broadcast => chan.subscribe(mapipc::channel::StartAt::Oldest).unwrap(),
+            _ => chan.receiver().unwrap(),
+        };
+        let mut next = 0u32;
+        for round in 0..200u32 {
+            let n = 1 + round % 7;
+            for k in 0..n {
+                let len = 4 + ((round * 7 + k * 13) % 90) as usize;
+                let mut msg = vec![(next % 251) as u8; len];
+                msg[..4].copy_from_slice(&(next + k).to_le_bytes());
+                tx.send_batched(&msg).unwrap();
+            }
+            if kind != Kind::Mpsc {
+                assert!(
+                    matches!(rx.try_recv(), Err(TryRecvError::Empty)),
+                    "{kind:?}: a batch visible before its flush"
+                );
+            }
+            tx.flush();
+            for k in 0..n {
+                let m = rx.try_recv().unwrap();
+                let len = 4 + ((round * 7 + k * 13) % 90) as usize;
+                assert_eq!(m.len(), len, "{kind:?}");
+                assert_eq!(u32::from_le_bytes(m[..4].try_into().unwrap()), next + k);
+                assert!(m[4..].iter().all(|&b| b == (next % 251) as u8), "{kind:?}");
+            }
+            next += n;
+        }
+    }
 }
 
 /// A producer killed with a batch committed but not flushed: none of the batch is
@@ -112,10 +159,15 @@ fn killed_with_unflushed_batch_then_new_producer() {
         let mut tx = c2.sender().unwrap();
         tx.send(b"plain-1").unwrap();
         tx.send(b"plain-2").unwrap();
+        // Through grants and written whole (`send_batched`), alternately.
         for i in 0..4u8 {
-            let mut g = tx.reserve(40).unwrap();
-            g.bytes().fill(0xb0 + i);
-            g.commit_batched().unwrap();
+            if i % 2 == 0 {
+                let mut g = tx.reserve(40).unwrap();
+                g.bytes().fill(0xb0 + i);
+                g.commit_batched().unwrap();
+            } else {
+                tx.send_batched(&[0xb0 + i; 40]).unwrap();
+            }
         }
         f2.atomic_u64(0).unwrap().store(1, Ordering::Release);
         loop {

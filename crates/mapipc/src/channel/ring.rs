@@ -54,7 +54,10 @@
 //! - **Batches.** A batched commit withholds the Release store of the batch's *first*
 //!   header (later headers are stored as usual); `flush` stores it, then `tail`. The
 //!   consumer stops at the first unpublished header, so it sees the whole batch at once,
-//!   and a flush costs one header store however long the batch.
+//!   and a flush costs one header store however long the batch. For the same reason the
+//!   batch's later records need no ordering of their own: one can be written whole, its
+//!   header sharing a store with its first payload bytes (`write_in_batch`, for
+//!   `Sender::send_batched`); the flush's Release orders it all.
 //! - **Re-attach.** A producer that died between storing a header and storing `tail` left a
 //!   committed record `tail` does not count. A new producer starts at the consumer's or the
 //!   stored position, whichever is further, and moves past committed headers, so such a
@@ -245,6 +248,14 @@ pub(crate) trait RingMem {
     fn read_bytes(&self, off: u64, dst: &mut [u8]);
     /// Copies `src` to `off`.
     fn write_bytes(&self, off: u64, src: &[u8]);
+    /// Writes a whole record: `header` at `off` and `src` right after it, with plain stores
+    /// in any order (implementations may merge the header with the first payload bytes).
+    /// Only for records no reader can reach yet (inside an unflushed batch): the Release
+    /// store that reveals them orders these stores.
+    fn write_record(&self, off: u64, header: u64, src: &[u8]) {
+        self.write_bytes(off + HDR, src);
+        self.store_word(off, header, Ordering::Relaxed);
+    }
 }
 
 /// Space claimed by the producer for one record, not yet committed.
@@ -427,6 +438,32 @@ impl Producer {
             return;
         }
         self.commit_general(mem, r.start, r.len, r.pad, batch);
+    }
+
+    /// Writes and commits, in one go, a record whose reservation lies inside an unflushed
+    /// batch: no reader can reach it before [`flush`](Self::flush), so its header need not
+    /// be stored last, on its own, with Release: it may share a store with the first
+    /// payload bytes ([`RingMem::write_record`]). Returns false, having written nothing,
+    /// for any other reservation (a batch's first record, or one after padding).
+    #[inline(always)]
+    pub(crate) fn write_in_batch<M: RingMem>(
+        &mut self,
+        mem: &M,
+        r: &Reservation,
+        src: &[u8],
+    ) -> bool {
+        debug_assert!(r.start >= self.tail && r.start - self.tail == r.pad);
+        debug_assert_eq!(r.len, src.len() as u64);
+        if r.pad != 0 || self.hidden.is_none() {
+            return false;
+        }
+        mem.write_record(
+            self.geo.index(r.start),
+            self.geo.header(r.start, r.len, false),
+            src,
+        );
+        self.tail = r.end();
+        true
     }
 
     /// [`commit`](Self::commit) past its fast path. (The reservation as words, which travel
@@ -1196,14 +1233,21 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum BatchOp {
-        Commit { words: u64, batch: bool },
+        /// With `whole`, a batched record is written with its header in one go where it can
+        /// be (`write_in_batch`).
+        Commit {
+            words: u64,
+            batch: bool,
+            whole: bool,
+        },
         Flush,
         Recv,
     }
 
     fn batch_op() -> impl Strategy<Value = BatchOp> {
         prop_oneof![
-            5 => (1u64..=15, any::<bool>()).prop_map(|(words, batch)| BatchOp::Commit { words, batch }),
+            5 => (1u64..=15, any::<bool>(), any::<bool>())
+                .prop_map(|(words, batch, whole)| BatchOp::Commit { words, batch, whole }),
             1 => Just(BatchOp::Flush),
             4 => Just(BatchOp::Recv),
         ]
@@ -1273,7 +1317,7 @@ mod tests {
             let mut open = false;
             for op in ops {
                 match op {
-                    BatchOp::Commit { words, batch } => {
+                    BatchOp::Commit { words, batch, whole } => {
                         let len = words * 8;
                         let r = match p.try_reserve(&m, len) {
                             Ok(r) => r,
@@ -1293,8 +1337,10 @@ mod tests {
                                 g.header(pos, 8, false).to_le_bytes()
                             })
                             .collect();
-                        m.write_bytes(r.data, &msg);
-                        p.commit(&m, &r, batch);
+                        if !(batch && whole && p.write_in_batch(&m, &r, &msg)) {
+                            m.write_bytes(r.data, &msg);
+                            p.commit(&m, &r, batch);
+                        }
                         open |= batch;
                         if open {
                             pending.push(msg);
@@ -1367,6 +1413,12 @@ mod loom_tests {
     /// must deliver them in order with intact bytes, and loom's cells catch any read of a
     /// word being written. A full ring makes the producer flush (as `Sender` does) and wait.
     fn stream(lens: [u64; 3], batch: fn(usize) -> bool) {
+        stream_with(lens, batch, false)
+    }
+
+    /// As [`stream`]; with `whole`, batched records are written with their headers in one
+    /// go where they can be (`write_in_batch`, as `Sender::send_batched`).
+    fn stream_with(lens: [u64; 3], batch: fn(usize) -> bool, whole: bool) {
         loom::model(move || {
             let g = Geometry::new(64).unwrap();
             let m = Arc::new(HeapRing::new(64));
@@ -1377,8 +1429,11 @@ mod loom_tests {
                     loop {
                         match p.try_reserve(&*mp, len) {
                             Ok(r) => {
-                                mp.write_bytes(r.data, &vec![i as u8 + 1; len as usize]);
-                                p.commit(&*mp, &r, batch(i));
+                                let data = vec![i as u8 + 1; len as usize];
+                                if !(whole && batch(i) && p.write_in_batch(&*mp, &r, &data)) {
+                                    mp.write_bytes(r.data, &data);
+                                    p.commit(&*mp, &r, batch(i));
+                                }
                                 break;
                             }
                             Err(RingError::Full) => {
@@ -1422,6 +1477,14 @@ mod loom_tests {
     #[test]
     fn batches_with_wraparound_deliver_in_order() {
         stream([12, 12, 20], |i| i > 0);
+    }
+
+    /// The same, with the batch's later records written whole (header and payload in any
+    /// order, the header without Release): the flush's Release still orders them.
+    #[test]
+    fn batches_written_whole_deliver_in_order() {
+        stream_with([12, 12, 20], |i| i > 0, true);
+        stream_with([8, 8, 8], |_| true, true);
     }
 
     /// A batch appears whole: once the consumer sees its first record, the second is there

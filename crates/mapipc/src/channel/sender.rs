@@ -743,6 +743,51 @@ impl Sender {
         self.send_slow(data)
     }
 
+    /// Sends one message as part of a batch: as [`Grant::commit_batched`] after a copy, so
+    /// receivers see it at the next [`flush`](Self::flush) (or plain send).
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    ///
+    /// # Example
+    /// ```
+    /// let (mut tx, mut rx) = mapipc::channel::pair(4096)?;
+    /// tx.send_batched(b"one")?;
+    /// tx.send_batched(b"two")?;
+    /// assert!(rx.try_recv().is_err());
+    /// tx.flush();
+    /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [&b"one"[..], b"two"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline(always)]
+    pub fn send_batched(&mut self, data: &[u8]) -> Result<(), SendError> {
+        if let TxCore::Spsc(p) = &mut self.core {
+            let ring = &self.shared.ring;
+            if let Ok(r) = p.try_reserve(ring, data.len() as u64) {
+                if !p.write_in_batch(ring, &r, data) {
+                    RingMem::write_bytes(ring, r.data, data);
+                    p.commit(ring, &r, true);
+                }
+                if !self.wake_pending {
+                    self.wake_pending = true;
+                }
+                self.sent = self.sent.wrapping_add(1);
+                if self.shared.is_poisoned() {
+                    return Err(self.poisoned_send_error());
+                }
+                return Ok(());
+            }
+        }
+        self.send_batched_slow(data)
+    }
+
+    #[inline(never)]
+    fn send_batched_slow(&mut self, data: &[u8]) -> Result<(), SendError> {
+        let mut g = self.reserve(data.len())?;
+        g.bytes().copy_from_slice(data);
+        g.commit_batched()
+    }
+
     /// [`send`](Self::send) past its SPSC fast path.
     #[inline(never)]
     fn send_slow(&mut self, data: &[u8]) -> Result<(), SendError> {
