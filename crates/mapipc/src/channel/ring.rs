@@ -50,7 +50,12 @@
 //!   (a record inside an unflushed batch; a plain commit with no batch pending and no
 //!   padding) are a few inlined lines that keep the reservation in registers, and everything
 //!   else is out of line, taking the reservation as words (a reference or a struct would keep
-//!   a copy of it in memory on the fast path too).
+//!   a copy of it in memory on the fast path too). Their pattern matters as much as their
+//!   count: payload copies are aligned on the destination (`slots::copy_into_ring`), and a
+//!   record written whole inside a batch goes out in address order, its header sharing a
+//!   16-byte store with the first payload bytes; a stream of 64-byte messages went from
+//!   0.98x to about 1.5x the ring floor with these (BENCHMARKS.md, "Channel", session of
+//!   2026-11-27, 19:02 UTC).
 //! - **Batches.** A batched commit withholds the Release store of the batch's *first*
 //!   header (later headers are stored as usual); `flush` stores it, then `tail`. The
 //!   consumer stops at the first unpublished header, so it sees the whole batch at once,
