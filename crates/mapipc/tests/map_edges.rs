@@ -4,6 +4,9 @@
 //!   default action does, and is never taken for a fault of a mapped page (it was swallowed
 //!   by the truncation handler, which left the process unprotected from then on, and a
 //!   queued one naming a mapped page made the handler zero that page);
+//! - a SIGBUS the handler passes on to the default action (sent, at an address outside
+//!   every mapping, or in a mapping whose page cannot be replaced) is explained on stderr
+//!   before the process dies of it;
 //! - a refused `MapOptions::create` gives an extended file its old length back;
 //! - sockets, directories, write-sealed memfds and file systems without mmap are named as
 //!   the cause;
@@ -41,7 +44,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use common::{fork, mount_private_tmpfs, Exit, Watchdog};
+use common::{fork, mount_private_tmpfs, stderr_to, Exit, Watchdog};
 use mapipc::map::{
     AccessError, Advice, FaultCause, FlushError, GrowError, LockError, MapError, MapOptions, Mmap,
     Protection,
@@ -74,13 +77,18 @@ fn sigbus_handled() -> bool {
 }
 
 /// `raise(SIGBUS)` (and so `kill -BUS`) must terminate the process by SIGBUS, as it does
-/// without mapipc; before the fix the child survived and returned 3.
+/// without mapipc; before the fix the child survived and returned 3. The handler says why on
+/// stderr first (it said nothing).
 #[test]
 fn a_sent_sigbus_still_terminates_the_process() {
     let dir = tempfile::tempdir().unwrap();
     let _map = mapped_file(dir.path());
     assert!(sigbus_handled());
+    let log = dir.path().join("stderr");
     let mut child = fork(|| {
+        if let Err(code) = stderr_to(&log) {
+            return code;
+        }
         // SAFETY: plain call; the point is that it ends this process.
         unsafe { libc::raise(libc::SIGBUS) };
         if sigbus_handled() {
@@ -90,6 +98,112 @@ fn a_sent_sigbus_still_terminates_the_process() {
         }
     });
     assert_eq!(child.wait(), Exit::Signal(libc::SIGBUS));
+    // `raise` is `tgkill`: SI_TKILL.
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        "mapipc: SIGBUS sent by a process (si_code -6), not a fault; passing it on\n"
+    );
+}
+
+/// A fault at an address no mapipc mapping covers (a file mapped without mapipc, then
+/// truncated) kills the process by SIGBUS, as without mapipc, and the handler first says so
+/// on stderr, naming the address, so that the crash explains itself (it said nothing).
+#[test]
+fn a_fault_outside_every_mapping_kills_and_says_where() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let _map = mapped_file(dir.path());
+    let path = dir.path().join("unregistered");
+    fs::write(&path, vec![1u8; 2 * page()]).unwrap();
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    // SAFETY: a new shared read-only mapping of the file's two pages, made without mapipc
+    // (so not registered), read only by the child below and unmapped at the end.
+    let raw = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            2 * page(),
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(raw, libc::MAP_FAILED);
+    let addr = raw as usize + page() + 5;
+    let log = dir.path().join("stderr");
+    let mut child = fork(|| {
+        if let Err(code) = stderr_to(&log) {
+            return code;
+        }
+        if file.set_len(page() as u64).is_err() {
+            return 10;
+        }
+        // SAFETY: inside the mapping, in the page past the new end of the file: SIGBUS.
+        let byte = unsafe { std::ptr::read_volatile(addr as *const u8) };
+        20 + i32::from(byte) // survived
+    });
+    assert_eq!(child.wait(), Exit::Signal(libc::SIGBUS));
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        format!("mapipc: SIGBUS at {addr:#x} not in a mapipc mapping; passing it on\n")
+    );
+    // SAFETY: the mapping made above, not used any more.
+    unsafe { libc::munmap(raw, 2 * page()) };
+}
+
+/// A fault in a mapipc mapping whose page the handler cannot replace (the mapping is sealed
+/// with `mseal`, so `mmap(MAP_FIXED)` over it fails with `EPERM`) is passed on: the process
+/// dies of SIGBUS, as without mapipc, after a line on stderr naming the address and the
+/// `errno` (it said nothing). Needs `mseal` (Linux 6.10); without it the test says so and
+/// passes without checking anything.
+#[test]
+fn a_page_that_cannot_be_replaced_kills_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sealed");
+    fs::write(&path, vec![1u8; 2 * page()]).unwrap();
+    let map = MapOptions::new().map_path(&path).unwrap();
+    let addr = map.as_ptr() as usize + page();
+    let log = dir.path().join("stderr");
+    let mut child = fork(|| {
+        if let Err(code) = stderr_to(&log) {
+            return code;
+        }
+        // SAFETY: seals the mapping's own range, in this (child) process only.
+        if unsafe { libc::syscall(libc::SYS_mseal, map.as_ptr(), 2 * page(), 0) } != 0 {
+            return 30;
+        }
+        if fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_len(page() as u64))
+            .is_err()
+        {
+            return 10;
+        }
+        match map.read_vec(page() as u64, 1) {
+            Err(AccessError::Truncated { .. }) => 2, // replaced after all
+            _ => 3,
+        }
+    });
+    match child.wait() {
+        Exit::Code(30) => {
+            eprintln!("skipped: mseal is not available (Linux 6.10); nothing was checked");
+            return;
+        }
+        e => assert_eq!(e, Exit::Signal(libc::SIGBUS)),
+    }
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        format!(
+            "mapipc: SIGBUS at {addr:#x} in a mapipc mapping, but mapping a zero page there \
+             failed (errno {}); passing it on\n",
+            libc::EPERM
+        )
+    );
 }
 
 /// A queued SIGBUS (`rt_sigqueueinfo`, `si_code = SI_QUEUE`) whose address field names a
@@ -100,7 +214,11 @@ fn a_queued_sigbus_naming_a_mapped_page_is_not_a_fault() {
     let dir = tempfile::tempdir().unwrap();
     let map = mapped_file(dir.path());
     let addr = map.as_ptr() as u64;
+    let log = dir.path().join("stderr");
     let mut child = fork(|| {
+        if let Err(code) = stderr_to(&log) {
+            return code;
+        }
         // siginfo_t for x86-64: si_signo, si_errno, si_code, padding, then the union, whose
         // first 8 bytes are `si_addr` for faults and (pid, uid) for sent signals.
         let mut info = [0u64; 16];
@@ -126,6 +244,10 @@ fn a_queued_sigbus_naming_a_mapped_page_is_not_a_fault() {
         }
     });
     assert_eq!(child.wait(), Exit::Signal(libc::SIGBUS));
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        "mapipc: SIGBUS sent by a process (si_code -1), not a fault; passing it on\n"
+    );
     assert!(!map.is_poisoned());
     assert_eq!(map.read_vec(0, 1).unwrap(), [1]);
 }

@@ -13,8 +13,9 @@ mod common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use common::{fork, Exit};
+use common::{fork, stderr_to, Exit};
 use mapipc::map::MapOptions;
+use mapipc::os::sigbus::{foreign_faults, passed_on, PassedOn};
 
 /// Calls of the earlier handler, of those how many ran with SIGUSR1 blocked, and how many
 /// with SIGBUS blocked.
@@ -102,12 +103,17 @@ fn an_earlier_handler_gets_its_mask_and_resethand() {
 
 /// A handler installed with `SA_NODEFER` runs with SIGBUS unblocked, as the kernel would
 /// have run it, and the mask is back as it was after it returns. Before the fix it ran with
-/// SIGBUS blocked (exit 3).
+/// SIGBUS blocked (exit 3). Each signal passed on is counted as sent (`passed_on`), and
+/// nothing is said on stderr, since the process goes on.
 #[test]
 fn an_earlier_nodefer_handler_runs_with_sigbus_unblocked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f");
-    let mut child = fork(move || {
+    let log = dir.path().join("stderr");
+    let mut child = fork(|| {
+        if let Err(code) = stderr_to(&log) {
+            return code;
+        }
         // The earlier handler, not deferring SIGBUS while it runs.
         let _map = match install_earlier_then_map(libc::SA_NODEFER, None, &path) {
             Ok(map) => map,
@@ -126,8 +132,16 @@ fn an_earlier_nodefer_handler_runs_with_sigbus_unblocked() {
             if is_blocked(libc::SIGBUS) {
                 return 5; // the mask was not restored
             }
+            if passed_on(PassedOn::Sent) != round
+                || passed_on(PassedOn::Unregistered) != 0
+                || passed_on(PassedOn::NotReplaced) != 0
+                || foreign_faults() != round
+            {
+                return 6; // not counted as sent
+            }
         }
         0
     });
-    assert_eq!(child.wait(), Exit::Code(0));
+    assert_eq!(child.wait(), Exit::Code(0), "6: passed_on miscounted");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "");
 }

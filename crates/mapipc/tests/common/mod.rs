@@ -378,3 +378,16 @@ pub fn fill_file_system(dir: &std::path::Path, name: &str) -> bool {
         }
     }
 }
+
+/// In a forked child: sends this process's stderr (fd 2) to a new file `path` from now on,
+/// for the parent to read once the child ended (what the SIGBUS handler says before the
+/// process dies of it, for example). `Err(29)` if the file cannot be made.
+pub fn stderr_to(path: &std::path::Path) -> Result<(), i32> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::create(path).map_err(|_| 29)?;
+    // SAFETY: both fds are open; dup2 makes fd 2 a copy of the file's (closing the old one).
+    if unsafe { libc::dup2(file.as_raw_fd(), 2) } != 2 {
+        return Err(29);
+    }
+    Ok(())
+}

@@ -35,18 +35,35 @@
 //! if it was installed with `SA_RESETHAND`, only once (later signals not ours then get the
 //! default action). The mask is restored when it returns.
 //!
+//! When the handler passes a signal on and the default action follows (the process is about
+//! to die of it), it first writes one line to stderr saying why, so that the crash explains
+//! itself: `mapipc: SIGBUS at 0x7f3a5c010000 not in a mapipc mapping; passing it on` (or that
+//! the signal was sent by a process, or that the zero page could not be mapped, with the
+//! `errno`). [`passed_on`] counts the signals passed on, by [cause](PassedOn).
+//!
+//! The handler is installed per process, and a process made by `fork` inherits it. A `fork`
+//! by one thread while another installs it can leave the child with the registry saying
+//! "installed" and the disposition from before: the kernel copies the dispositions before
+//! the memory, and the install can fall between the two copies (or leave a lock held by a
+//! thread the child does not have). So the first registration in each process (by pid)
+//! looks at the disposition itself, under a lock a child can take over from a thread it did
+//! not inherit, and installs the handler when the fork caught it half done.
+//!
 //! The handler is async-signal-safe: it only does atomic loads and stores on static memory,
 //! raw syscalls through rustix's `linux_raw` backend, which never touches `errno`, and on the
 //! pass-on path `sigaction`, `pthread_sigmask`, the `sigset_t` helpers (`sigemptyset`,
-//! `sigaddset`, `sigismember`) and `raise`, all async-signal-safe.
+//! `sigaddset`, `sigismember`), `raise` and `write(2)` of a line built on the stack, all
+//! async-signal-safe.
 //!
 //! Sealed memfds (`F_SEAL_SHRINK`) and anonymous mappings cannot be truncated and are not
 //! registered.
 
+use std::cell::UnsafeCell;
 use std::ffi::c_void;
+use std::mem::MaybeUninit;
+use std::os::fd::BorrowedFd;
 use std::ptr;
 use std::sync::atomic::{compiler_fence, AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
-use std::sync::OnceLock;
 
 const SLOTS_PER_CHUNK: usize = 64;
 
@@ -123,22 +140,76 @@ impl Chunk {
 }
 
 static HEAD: Chunk = Chunk::new();
-static INSTALLED: OnceLock<Result<(), i32>> = OnceLock::new();
 static PAGE: AtomicUsize = AtomicUsize::new(4096);
-/// Faults seen at addresses outside every registered mapping that we passed on.
-static FOREIGN: AtomicU32 = AtomicU32::new(0);
-/// Storage for the previous `sigaction`, written once before our handler is installed.
-static PREVIOUS: OnceLock<SigactionCell> = OnceLock::new();
+/// The process (pid) whose SIGBUS disposition [`install`] has settled: ours installed, or a
+/// later handler left in its place. 0 before the first registration. A child made by `fork`
+/// inherits its parent's pid here, and so settles its own at its first registration.
+static SETTLED_IN: AtomicU32 = AtomicU32::new(0);
+/// Held while a thread installs: 0 when free, else the pid of the holder's process. A holder
+/// of another process is a thread that a `fork` caught installing and did not copy: it will
+/// never release the lock in this process, which takes it over.
+static INSTALLING: AtomicU32 = AtomicU32::new(0);
+/// The disposition before ours, saved when ours is first installed.
+static PREVIOUS: Previous = Previous {
+    set: AtomicBool::new(false),
+    action: UnsafeCell::new(MaybeUninit::uninit()),
+};
 /// The previous handler was installed with `SA_RESETHAND` and has been called once: it is
 /// `SIG_DFL` from then on (see `chain`).
 static PREVIOUS_SPENT: AtomicBool = AtomicBool::new(false);
+/// Signals passed on, by [`PassedOn`] (its discriminant is the index).
+static PASSED_ON: [AtomicU32; 3] = [const { AtomicU32::new(0) }; 3];
 
-struct SigactionCell(libc::sigaction);
-// SAFETY: `libc::sigaction` is plain data (a handler address, a mask, flags); it is written
-// once before publication through `OnceLock` and only read afterwards.
-unsafe impl Sync for SigactionCell {}
-// SAFETY: as above.
-unsafe impl Send for SigactionCell {}
+/// The previous `sigaction`: written once, under [`INSTALLING`], before `set` and before ours
+/// is installed; read by the handler only after `set`.
+struct Previous {
+    set: AtomicBool,
+    action: UnsafeCell<MaybeUninit<libc::sigaction>>,
+}
+
+// SAFETY: `action` is plain data (a handler address, a mask, flags) written once, by the
+// holder of `INSTALLING`, before `set` publishes it with Release; it is only read after an
+// Acquire load of `set` returned true, and never written again then.
+unsafe impl Sync for Previous {}
+
+impl Previous {
+    /// The disposition saved before ours, if ours was ever installed (in this process or in
+    /// the parent it was forked from).
+    fn get(&self) -> Option<&libc::sigaction> {
+        if !self.set.load(Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: `set` is true, so `action` was initialised and is never written again
+        // (see the `Sync` impl).
+        Some(unsafe { (*self.action.get()).assume_init_ref() })
+    }
+
+    /// Saves `action`, once. Only the holder of [`INSTALLING`] calls this, while our handler
+    /// is not installed, so no handler reads it meanwhile.
+    fn set_once(&self, action: libc::sigaction) {
+        if self.set.load(Ordering::Acquire) {
+            return;
+        }
+        // SAFETY: `set` is false, so nobody reads `action` (readers check `set` first) and the
+        // only writer is this thread, which holds `INSTALLING`.
+        unsafe { (*self.action.get()).write(action) };
+        self.set.store(true, Ordering::Release);
+    }
+}
+
+/// Why the handler passed a `SIGBUS` on (to the handler installed before it, or to the
+/// default action) instead of absorbing it. See [`passed_on`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PassedOn {
+    /// Sent by a process (`kill`, `raise`, `sigqueue`; `si_code <= 0`): not a fault.
+    Sent = 0,
+    /// A fault at an address that no registered mapping covers.
+    Unregistered = 1,
+    /// A fault in a registered mapping whose page could not be replaced by a zero page
+    /// (`mmap` failed).
+    NotReplaced = 2,
+}
 
 /// A registration of one mapping's address range; unregisters on drop.
 ///
@@ -297,39 +368,118 @@ fn find(addr: usize) -> Option<&'static Slot> {
     }
 }
 
+/// Makes sure our handler is installed in this process: once per process (pid), then a load.
+///
+/// The first time in a process it looks at the disposition itself rather than trusting
+/// memory inherited through `fork`, which may say "installed" while the kernel copied the
+/// disposition from before the install (see the module docs):
+/// - ours: inherited from the parent, nothing to do;
+/// - the one saved as [`PREVIOUS`] when ours was first installed, or any when ours never
+///   was: ours is installed (a fork caught the install half done, or this is the first);
+/// - another: a handler installed after ours replaced it (the README's first limit); it is
+///   left alone, as in the process that installed it.
 fn install() -> std::io::Result<()> {
-    let r = INSTALLED.get_or_init(|| {
-        PAGE.store(super::mem::page_size(), Ordering::Relaxed);
-        // SAFETY: an all-zero `sigaction` is a valid value (SIG_DFL, empty mask, no flags);
-        // it is only used as an out-parameter and the initial value of ours.
-        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    let me = super::process::pid();
+    if SETTLED_IN.load(Ordering::Acquire) == me {
+        return Ok(());
+    }
+    let _lock = InstallLock::take(&INSTALLING, me);
+    if SETTLED_IN.load(Ordering::Acquire) == me {
+        return Ok(()); // another thread of this process did it meanwhile
+    }
+    PAGE.store(super::mem::page_size(), Ordering::Relaxed);
+    // SAFETY: an all-zero `sigaction` is a valid value (SIG_DFL, empty mask, no flags); it is
+    // only used as an out-parameter.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to an initialised `sigaction`; a NULL `act` only queries.
+    if unsafe { libc::sigaction(libc::SIGBUS, ptr::null(), &mut current) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let ours = handler as *const () as usize;
+    let replaced = PREVIOUS
+        .get()
+        .is_some_and(|p| p.sa_sigaction != current.sa_sigaction);
+    if current.sa_sigaction != ours && !replaced {
+        // Save the current disposition first (the first install only) so that PREVIOUS is
+        // set before ours can run.
+        PREVIOUS.set_once(current);
         // SAFETY: as above.
         let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
-        new.sa_sigaction = handler as *const () as usize;
+        new.sa_sigaction = ours;
         new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
         // SAFETY: `new.sa_mask` is a valid sigset_t to initialise.
         unsafe { libc::sigemptyset(&mut new.sa_mask) };
-        // Read the current disposition first so PREVIOUS is set before ours can run.
-        // SAFETY: valid pointers to initialised `sigaction` values; NULL `act` only queries.
-        if unsafe { libc::sigaction(libc::SIGBUS, ptr::null(), &mut old) } != 0 {
-            return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
-        }
-        let _ = PREVIOUS.set(SigactionCell(old));
         // SAFETY: `handler` is an `extern "C"` function with the SA_SIGINFO signature.
         if unsafe { libc::sigaction(libc::SIGBUS, &new, ptr::null_mut()) } != 0 {
-            return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+            return Err(std::io::Error::last_os_error());
         }
-        Ok(())
-    });
-    r.map_err(std::io::Error::from_raw_os_error)
+    }
+    SETTLED_IN.store(me, Ordering::Release);
+    Ok(())
 }
 
-/// Number of SIGBUS faults at addresses outside our mappings that were passed on.
+/// An install lock ([`INSTALLING`]), held until dropped.
+struct InstallLock<'a>(&'a AtomicU32);
+
+impl<'a> InstallLock<'a> {
+    /// Takes `lock` for this process, `me`.
+    fn take(lock: &'a AtomicU32, me: u32) -> InstallLock<'a> {
+        loop {
+            match lock.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return InstallLock(lock),
+                // Held by a thread of another process, which a fork did not copy into this
+                // one (its pid stays with the parent): take it over. (Only a pid reused by
+                // this process, inherited through forks without any install, could fool
+                // this; it would wait for ever.)
+                Err(holder) if holder != me => {
+                    if lock
+                        .compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        return InstallLock(lock);
+                    }
+                }
+                // Another thread of this process is installing: a few syscalls.
+                Err(_) => super::process::yield_now(),
+            }
+        }
+    }
+}
+
+impl Drop for InstallLock<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+/// Number of SIGBUS signals the handler passed on, of every [cause](PassedOn): faults at
+/// addresses outside our mappings, signals sent by a process, and faults whose page could not
+/// be replaced.
 ///
 /// # Example
 /// See [`register`].
 pub fn foreign_faults() -> u32 {
-    FOREIGN.load(Ordering::Relaxed)
+    PASSED_ON
+        .iter()
+        .fold(0u32, |n, c| n.wrapping_add(c.load(Ordering::Relaxed)))
+}
+
+/// Number of SIGBUS signals the handler passed on because of `why`, in this process (a child
+/// made by `fork` starts from its parent's counts). Most such signals end the process (the
+/// default action), after a line on stderr saying why; these counts are for those a handler
+/// installed before mapipc's dealt with.
+///
+/// # Example
+/// ```
+/// use mapipc::os::sigbus::{self, PassedOn};
+/// let _map = mapipc::map::Mmap::anonymous(4096)?;
+/// assert_eq!(sigbus::passed_on(PassedOn::Unregistered), 0);
+/// assert_eq!(sigbus::passed_on(PassedOn::Sent), 0);
+/// assert_eq!(sigbus::passed_on(PassedOn::NotReplaced), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn passed_on(why: PassedOn) -> u32 {
+    PASSED_ON[why as usize].load(Ordering::Relaxed)
 }
 
 /// Whether a signal was raised by the kernel for a fault (`si_code > 0`: `BUS_ADRERR`,
@@ -337,35 +487,177 @@ pub fn foreign_faults() -> u32 {
 /// `si_code <= 0`). Only a fault has a meaningful `si_addr`; in a sent signal that field
 /// overlaps the sender's pid and uid, or whatever `rt_sigqueueinfo` put there.
 fn is_fault(info: *const libc::siginfo_t) -> bool {
+    si_code(info) > 0
+}
+
+/// The `si_code` of a signal (`SI_USER` is 0, `SI_QUEUE` -1, `SI_TKILL` -6; `BUS_ADRERR` 2).
+fn si_code(info: *const libc::siginfo_t) -> i32 {
     // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler.
-    unsafe { (*info).si_code > 0 }
+    unsafe { (*info).si_code }
 }
 
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
     let fault = is_fault(info);
     // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler.
     let addr = unsafe { (*info).si_addr() } as usize;
-    if let Some(slot) = fault.then(|| find(addr)).flatten() {
+    let why = if !fault {
+        Why::Sent(si_code(info))
+    } else if let Some(slot) = find(addr) {
         let page = PAGE.load(Ordering::Relaxed);
         let base = addr & !(page - 1);
         // SAFETY: the page lies inside a mapping registered by a live `Guard` (its owner is
         // mid-access on this thread, so the mapping cannot be unmapped concurrently); the
         // owner treats its contents as lost once `faults` is non-zero.
-        if unsafe { super::mem::map_zero_pages_fixed(base as *mut c_void, page) }.is_ok() {
-            // Only the first address is kept (later faults of the same access follow it).
-            let _ =
-                slot.first_fault
-                    .compare_exchange(0, addr, Ordering::Relaxed, Ordering::Relaxed);
-            slot.faults.fetch_add(1, Ordering::Release);
-            return;
+        match unsafe { super::mem::map_zero_pages_fixed(base as *mut c_void, page) } {
+            Ok(()) => {
+                // Only the first address is kept (later faults of the same access follow it).
+                let _ = slot.first_fault.compare_exchange(
+                    0,
+                    addr,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                slot.faults.fetch_add(1, Ordering::Release);
+                return;
+            }
+            Err(e) => Why::NotReplaced(e.raw_os_error().unwrap_or(0)),
+        }
+    } else {
+        Why::Unregistered
+    };
+    PASSED_ON[why.cause() as usize].fetch_add(1, Ordering::Relaxed);
+    chain(sig, info, ctx, fault);
+    // The default action follows (the fault recurs, or the sent signal was raised again): say
+    // why first, for whoever reads the crash.
+    if is_default(sig) {
+        say(why.line(addr).as_bytes());
+    }
+}
+
+/// Why a signal was passed on, with what the line on stderr says about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Why {
+    /// Sent, with its `si_code`.
+    Sent(i32),
+    Unregistered,
+    /// `mmap` of the zero page failed with this `errno`.
+    NotReplaced(i32),
+}
+
+impl Why {
+    fn cause(self) -> PassedOn {
+        match self {
+            Why::Sent(_) => PassedOn::Sent,
+            Why::Unregistered => PassedOn::Unregistered,
+            Why::NotReplaced(_) => PassedOn::NotReplaced,
         }
     }
-    FOREIGN.fetch_add(1, Ordering::Relaxed);
-    chain(sig, info, ctx, fault);
+
+    /// The line written to stderr before the default action (`addr` is `si_addr`).
+    fn line(self, addr: usize) -> Line {
+        let mut l = Line::new();
+        l.text("mapipc: SIGBUS ");
+        match self {
+            Why::Sent(code) => {
+                l.text("sent by a process (si_code ")
+                    .int(code.into())
+                    .text("), not a fault");
+            }
+            Why::Unregistered => {
+                l.text("at ").hex(addr).text(" not in a mapipc mapping");
+            }
+            Why::NotReplaced(errno) => {
+                l.text("at ")
+                    .hex(addr)
+                    .text(" in a mapipc mapping, but mapping a zero page there failed (errno ")
+                    .int(errno.into())
+                    .text(")");
+            }
+        }
+        l.text("; passing it on").end();
+        l
+    }
+}
+
+/// A line of text built on the stack, for the handler (no allocation, no lock); what does not
+/// fit is cut.
+struct Line {
+    buf: [u8; 160],
+    len: usize,
+}
+
+impl Line {
+    fn new() -> Line {
+        Line {
+            buf: [0; 160],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, b: u8) {
+        if self.len < self.buf.len() {
+            self.buf[self.len] = b;
+            self.len += 1;
+        }
+    }
+
+    fn text(&mut self, s: &str) -> &mut Line {
+        for &b in s.as_bytes() {
+            self.push(b);
+        }
+        self
+    }
+
+    /// Ends the line with a newline, over its last byte if it is full.
+    fn end(&mut self) {
+        self.len = self.len.min(self.buf.len() - 1);
+        self.push(b'\n');
+    }
+
+    fn hex(&mut self, v: usize) -> &mut Line {
+        self.text("0x");
+        let digits = (usize::BITS - v.leading_zeros()).div_ceil(4).max(1);
+        for i in (0..digits).rev() {
+            self.push(b"0123456789abcdef"[(v >> (4 * i)) & 0xf]);
+        }
+        self
+    }
+
+    fn int(&mut self, v: i64) -> &mut Line {
+        if v < 0 {
+            self.push(b'-');
+        }
+        let mut digits = [0u8; 20];
+        let (mut n, mut i) = (v.unsigned_abs(), 0);
+        loop {
+            digits[i] = b'0' + (n % 10) as u8;
+            i += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for &d in digits[..i].iter().rev() {
+            self.push(d);
+        }
+        self
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// `write(2, bytes)`, once, ignoring errors (async-signal-safe: one raw syscall).
+fn say(bytes: &[u8]) {
+    // SAFETY: fd 2 is only borrowed for the call; if it is closed, `write` fails with EBADF,
+    // which is ignored.
+    let stderr = unsafe { BorrowedFd::borrow_raw(2) };
+    let _ = rustix::io::write(stderr, bytes);
 }
 
 fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_void, fault: bool) {
-    let previous = PREVIOUS.get().map(|p| &p.0);
+    let previous = PREVIOUS.get();
     let (mut h, flags) = previous.map_or((libc::SIG_DFL, 0), |p| (p.sa_sigaction, p.sa_flags));
     // A previous handler installed with SA_RESETHAND was for one delivery: the kernel would
     // have reset the disposition to the default when calling it. Ours stays installed (it
@@ -459,4 +751,68 @@ fn reset_default(sig: libc::c_int) {
     dfl.sa_sigaction = libc::SIG_DFL;
     // SAFETY: valid pointer to an initialised sigaction; sigaction is async-signal-safe.
     unsafe { libc::sigaction(sig, &dfl, ptr::null_mut()) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lock held by a thread of another process (a parent's, caught by `fork`) is taken
+    /// over at once; one of this process is waited for.
+    #[test]
+    fn an_install_lock_held_in_another_process_is_taken_over() {
+        let me = super::super::process::pid();
+        let lock = AtomicU32::new(me.wrapping_add(1));
+        let held = InstallLock::take(&lock, me);
+        assert_eq!(lock.load(Ordering::Relaxed), me);
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let _second = InstallLock::take(&lock, me);
+            });
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            assert!(!waiter.is_finished(), "took a lock this process holds");
+            drop(held);
+            waiter.join().unwrap();
+        });
+        assert_eq!(lock.load(Ordering::Relaxed), 0);
+    }
+
+    /// The lines written before the default action, exactly; a line too long is cut and
+    /// still ends with a newline.
+    #[test]
+    fn the_pass_on_lines_say_why() {
+        let line = |why: Why, addr| String::from_utf8(why.line(addr).as_bytes().to_vec()).unwrap();
+        assert_eq!(
+            line(Why::Unregistered, 0x7f3a_5c01_0005),
+            "mapipc: SIGBUS at 0x7f3a5c010005 not in a mapipc mapping; passing it on\n"
+        );
+        assert_eq!(
+            line(Why::Sent(-6), 0),
+            "mapipc: SIGBUS sent by a process (si_code -6), not a fault; passing it on\n"
+        );
+        assert_eq!(
+            line(Why::NotReplaced(12), 0x1000),
+            "mapipc: SIGBUS at 0x1000 in a mapipc mapping, but mapping a zero page there \
+             failed (errno 12); passing it on\n"
+        );
+        let mut l = Line::new();
+        l.hex(0)
+            .text(" ")
+            .hex(usize::MAX)
+            .text(" ")
+            .int(i64::MIN)
+            .text(" ")
+            .int(0);
+        assert_eq!(
+            l.as_bytes(),
+            b"0x0 0xffffffffffffffff -9223372036854775808 0"
+        );
+        let mut long = Line::new();
+        for _ in 0..100 {
+            long.text("ab");
+        }
+        long.end();
+        assert_eq!(long.as_bytes().len(), 160);
+        assert!(long.as_bytes().ends_with(b"aba\n")); // 159 bytes of "abab...", then the newline
+    }
 }

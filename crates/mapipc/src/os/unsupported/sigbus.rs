@@ -51,3 +51,21 @@ pub fn register(_start: usize, _len: usize) -> std::io::Result<Guard> {
 pub fn foreign_faults() -> u32 {
     0
 }
+
+/// Why the handler passed a `SIGBUS` on, on Linux (see [`passed_on`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PassedOn {
+    /// Sent by a process, not a fault.
+    Sent = 0,
+    /// A fault at an address that no registered mapping covers.
+    Unregistered = 1,
+    /// A fault in a registered mapping whose page could not be replaced.
+    NotReplaced = 2,
+}
+
+/// Number of SIGBUS signals passed on because of `why`: always 0 here, since no handler is
+/// installed.
+pub fn passed_on(_why: PassedOn) -> u32 {
+    0
+}
