@@ -1,12 +1,13 @@
 //! Memory-management calls: `mmap`, `munmap`, `mremap`, `msync`, `madvise`, `mlock`,
-//! `mprotect`, and the page size.
+//! `mlock2`, `mincore`, `mprotect`, and the page size.
 //!
 //! # References
 //! - [`mmap(2)`](https://man7.org/linux/man-pages/man2/mmap.2.html),
 //!   [`mremap(2)`](https://man7.org/linux/man-pages/man2/mremap.2.html),
 //!   [`msync(2)`](https://man7.org/linux/man-pages/man2/msync.2.html),
 //!   [`madvise(2)`](https://man7.org/linux/man-pages/man2/madvise.2.html),
-//!   [`mlock(2)`](https://man7.org/linux/man-pages/man2/mlock.2.html)
+//!   [`mlock(2)`](https://man7.org/linux/man-pages/man2/mlock.2.html),
+//!   [`mincore(2)`](https://man7.org/linux/man-pages/man2/mincore.2.html)
 
 use std::ffi::c_void;
 use std::io;
@@ -336,6 +337,77 @@ pub unsafe fn mlock(addr: *mut c_void, len: usize, lock: bool) -> io::Result<()>
         }
     };
     r.map_err(Into::into)
+}
+
+/// `mlock2(addr, len, MLOCK_ONFAULT)`: locks the pages of the range that are resident and
+/// marks the rest to be locked when they are faulted in, without faulting anything in. The
+/// kernel checks `RLIMIT_MEMLOCK` (and `CAP_IPC_LOCK`) as for [`mlock`], so a range this
+/// call accepts was not refused by the limit. Undo it with `mlock(addr, len, false)`.
+///
+/// # Safety
+/// `addr..addr+len` must be inside a live mapping owned by the caller.
+///
+/// # Example
+/// ```
+/// use mapipc::os::mem::{self, MapKind, Prot};
+/// let len = 4 * mem::page_size();
+/// let rw = Prot { read: true, write: true, exec: false };
+/// // SAFETY: we own the new range and unmap it once below.
+/// let ptr = unsafe { mem::mmap_anonymous(len, rw, MapKind { shared: false, populate: false }) }?;
+/// // SAFETY: the whole live mapping made above (for every call below).
+/// unsafe {
+///     if mem::mlock_on_fault(ptr.as_ptr(), len).is_ok() {
+///         // Nothing was faulted in.
+///         assert_eq!(mem::first_not_resident(ptr.as_ptr(), len)?, Some(0));
+///         mem::mlock(ptr.as_ptr(), len, false)?;
+///     }
+///     mem::munmap(ptr, len)?;
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[doc(alias = "mlock2")]
+pub unsafe fn mlock_on_fault(addr: *mut c_void, len: usize) -> io::Result<()> {
+    // SAFETY: guaranteed by the caller; locking never changes memory contents.
+    unsafe { mm::mlock_with(addr, len, mm::MlockFlags::ONFAULT) }.map_err(Into::into)
+}
+
+/// `mincore(addr, len, vec)`: the offset from `addr` of the first page of the range that
+/// is not resident (in the page cache, for a file mapping), or `None` if every page is.
+/// Asks in batches of 4096 pages.
+///
+/// # Safety
+/// `addr` must be page-aligned and `addr..addr+len` inside a live mapping owned by the
+/// caller (the kernel checks both, failing with `EINVAL`/`ENOMEM`, so this is about
+/// meaning, not soundness; the call changes nothing).
+///
+/// # Example
+/// See [`mlock_on_fault`].
+#[doc(alias = "mincore")]
+pub unsafe fn first_not_resident(addr: *mut c_void, len: usize) -> io::Result<Option<usize>> {
+    const BATCH: usize = 4096;
+    let page = page_size();
+    let mut vec = [0u8; BATCH];
+    let mut done = 0;
+    while done < len {
+        let span = (len - done).min(BATCH * page);
+        // SAFETY: `vec` has room for the `span.div_ceil(page) <= BATCH` bytes the kernel
+        // writes; the range is the caller's (see `# Safety`). rustix has no `mincore`.
+        let r = unsafe {
+            libc::mincore(
+                addr.cast::<u8>().wrapping_add(done).cast(),
+                span,
+                vec.as_mut_ptr(),
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if let Some(i) = vec[..span.div_ceil(page)].iter().position(|b| b & 1 == 0) {
+            return Ok(Some(done + i * page));
+        }
+        done += span;
+    }
+    Ok(None)
 }
 
 /// `mprotect(addr, len, prot)`.

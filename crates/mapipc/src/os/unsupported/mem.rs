@@ -112,6 +112,22 @@ pub unsafe fn mlock(_addr: *mut c_void, _len: usize, _lock: bool) -> io::Result<
     Err(unsupported("mlock"))
 }
 
+/// `mlock2(addr, len, MLOCK_ONFAULT)` on Linux; unsupported here.
+///
+/// # Safety
+/// As on Linux: a range inside a live mapping owned by the caller.
+pub unsafe fn mlock_on_fault(_addr: *mut c_void, _len: usize) -> io::Result<()> {
+    Err(unsupported("mlock2"))
+}
+
+/// `mincore(addr, len, vec)` on Linux; unsupported here.
+///
+/// # Safety
+/// As on Linux: a page-aligned range inside a live mapping owned by the caller.
+pub unsafe fn first_not_resident(_addr: *mut c_void, _len: usize) -> io::Result<Option<usize>> {
+    Err(unsupported("mincore"))
+}
+
 /// `mprotect(addr, len, prot)` on Linux; unsupported here.
 ///
 /// # Safety
