@@ -504,8 +504,34 @@ pub enum LockError {
     /// about `RLIMIT_MEMLOCK` then).
     #[error(transparent)]
     Access(#[from] AccessError),
+    /// `mlock` could not fault in a page of the file that is still inside it (it said
+    /// `ENOMEM` or `EAGAIN`, with `RLIMIT_MEMLOCK` not the cause): its file system has no
+    /// space left for a hole of the file (on tmpfs even reading a hole allocates it), or
+    /// reading the page fails. Diagnosed as for a fault ([`AccessError::Fault`], see the
+    /// [module docs](super#sigbus)), but nothing was lost: the mapping is not poisoned and
+    /// nothing stays locked. Touching that page would fault, though.
+    #[error(
+        "{}",
+        LockFaultMessage {
+            file, len: *len, file_offset: *file_offset, file_len: *file_len, cause: *cause
+        }
+    )]
+    Fault {
+        /// The file.
+        file: String,
+        /// Bytes asked to lock.
+        len: usize,
+        /// The file offset of the first page that could not be locked (a multiple of the
+        /// page size).
+        file_offset: u64,
+        /// The file's length when it was examined.
+        file_len: u64,
+        /// Why the kernel could not supply the page.
+        cause: FaultCause,
+    },
     /// `mlock`/`munlock` failed. `EPERM`/`ENOMEM` usually mean `RLIMIT_MEMLOCK` is too low
-    /// (see `ulimit -l`).
+    /// (see `ulimit -l`); an `ENOMEM` the limit did not cause is
+    /// [`Fault`](Self::Fault) or [`Access`](Self::Access) when the file says why.
     #[error(
         "{call} of {len} bytes of `{file}` failed: {source} (check `ulimit -l`, RLIMIT_MEMLOCK)"
     )]
@@ -520,6 +546,41 @@ pub enum LockError {
         #[source]
         source: io::Error,
     },
+}
+
+/// The message of [`LockError::Fault`].
+struct LockFaultMessage<'a> {
+    file: &'a str,
+    len: usize,
+    file_offset: u64,
+    file_len: u64,
+    cause: FaultCause,
+}
+
+impl std::fmt::Display for LockFaultMessage<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let LockFaultMessage {
+            file,
+            len,
+            file_offset,
+            file_len,
+            cause,
+        } = *self;
+        write!(
+            f,
+            "mlock of {len} bytes of `{file}` failed at the page at offset {file_offset} \
+             (the file is {file_len} bytes): "
+        )?;
+        match cause {
+            FaultCause::NoSpace => f.write_str(
+                "it is a hole of the file, and its file system has no space left to \
+                 allocate it (free space there, or allocate the file's blocks before \
+                 mapping it, as MapOptions::create does)",
+            )?,
+            FaultCause::Io => f.write_str("the kernel cannot read it (an I/O error)")?,
+        }
+        f.write_str("; nothing was locked, nothing was lost")
+    }
 }
 
 /// Why [`Mmap::grow`](super::Mmap::grow) failed. The mapping is unchanged on error.

@@ -76,6 +76,9 @@
 //!    before (the bytes touched are lost either way).
 //!
 //! The diagnosis is made once and every later access of the poisoned mapping repeats it.
+//! [`Mmap::lock`] asks the same of a page `mlock` could not fault in (no SIGBUS then, but
+//! an `ENOMEM` that reads as `RLIMIT_MEMLOCK`), once `mlock2(MLOCK_ONFAULT)` showed that
+//! the limit was not the cause: [`LockError::Fault`], without poisoning the mapping.
 //! Anonymous mappings are not registered with the handler: shared anonymous memory lives
 //! on the kernel's internal tmpfs, which has no size limit, so running out of memory there
 //! is the OOM killer's business, not a SIGBUS. Mappings of memfds are registered like files
@@ -1084,25 +1087,36 @@ impl Mmap {
         if info.size <= file_offset {
             return Poison::Truncated;
         }
-        let fault = |cause| Poison::Fault {
-            file_offset,
-            file_len: info.size,
-            cause,
-        };
+        match self.page_refused(fd, file_offset) {
+            Some(cause) => Poison::Fault {
+                file_offset,
+                file_len: info.size,
+                cause,
+            },
+            None => Poison::Truncated,
+        }
+    }
+
+    /// Step 2 of [`diagnose`](Self::diagnose), for the page at `file_offset`, inside the
+    /// file: why the kernel still refuses it (`pread` fails: [`FaultCause::Io`];
+    /// `fallocate(KEEP_SIZE)` of it for a shared writable mapping, or else `fstatfs`, says
+    /// there is no space: [`FaultCause::NoSpace`]), or `None` when it does not. Also what
+    /// [`lock`](Self::lock) asks of a page `mlock` could not fault in.
+    fn page_refused(&self, fd: BorrowedFd<'_>, file_offset: u64) -> Option<FaultCause> {
         if os::file::pread(fd, &mut [0u8], file_offset).is_err() {
-            return fault(FaultCause::Io);
+            return Some(FaultCause::Io);
         }
         if self.sharing == Sharing::Shared && self.prot.contains(Protection::WRITE) {
-            match os::file::reserve(fd, file_offset, page as u64) {
-                Ok(()) => return Poison::Truncated,
-                Err(e) if os::file::no_space(&e) => return fault(FaultCause::NoSpace),
+            match os::file::reserve(fd, file_offset, os::mem::page_size() as u64) {
+                Ok(()) => return None,
+                Err(e) if os::file::no_space(&e) => return Some(FaultCause::NoSpace),
                 // Not supported by the file system: ask it for its free space instead.
                 Err(_) => {}
             }
         }
         match os::file::space_available(fd) {
-            Ok(0) => fault(FaultCause::NoSpace),
-            _ => Poison::Truncated,
+            Ok(0) => Some(FaultCause::NoSpace),
+            _ => None,
         }
     }
 
@@ -1781,9 +1795,27 @@ impl Mmap {
     /// earlier successful `lock`. (A range over `RLIMIT_MEMLOCK` is refused before anything
     /// is locked.)
     ///
+    /// `mlock` says `ENOMEM` both for a range over `RLIMIT_MEMLOCK` and for a page it could
+    /// not fault in, so after that unlock a file mapping's `ENOMEM` (or `EAGAIN`) is
+    /// examined before it is blamed on the limit:
+    ///
+    /// 1. the file shorter than the mapping (`fstat`) is a truncation;
+    /// 2. `mlock2(MLOCK_ONFAULT)` of the range, which checks the limit as `mlock` does but
+    ///    faults nothing in (undone at once), refused: the limit, [`LockError::Os`];
+    /// 3. otherwise the first page of the mapping not resident (`mincore`: `mlock` faults
+    ///    the pages in order) is asked for as after a fault ([module docs](self#sigbus),
+    ///    step 2): `pread` of it fails ([`FaultCause::Io`]), or `fallocate` of it (shared
+    ///    writable mappings; this allocates the page, as `mlock` would have on tmpfs) or
+    ///    `fstatfs` says there is no space ([`FaultCause::NoSpace`]): [`LockError::Fault`].
+    ///    The mapping is not poisoned: no page was lost.
+    ///
+    /// When none of them says why, the error is [`LockError::Os`].
+    ///
     /// # Errors
-    /// [`LockError::Os`], usually `RLIMIT_MEMLOCK`; [`LockError::Access`] with the
-    /// poisoned mapping's [`AccessError::Truncated`] or [`AccessError::Fault`], or with
+    /// [`LockError::Os`], usually `RLIMIT_MEMLOCK`; [`LockError::Fault`] when a page of the
+    /// file cannot be faulted in (a hole on a full file system, as a sparse file on a full
+    /// tmpfs, or an I/O error); [`LockError::Access`] with the poisoned mapping's
+    /// [`AccessError::Truncated`] or [`AccessError::Fault`], or with
     /// [`AccessError::Truncated`] when `mlock` fails because the file was truncated under
     /// the mapping (its pages past the new end cannot be locked; the mapping is then
     /// poisoned).
@@ -1797,27 +1829,74 @@ impl Mmap {
     pub fn lock(&self) -> Result<(), LockError> {
         self.check_alive()?;
         // SAFETY: the whole live mapping; locking does not change contents.
-        unsafe { os::mem::mlock(self.base.as_ptr(), self.map_len, true) }.map_err(|source| {
-            // A failure part-way leaves what was faulted in locked (see above): undo it. Its
-            // own error would hide the one that matters, and leaves nothing more locked.
-            // SAFETY: as above; unlocking does not change contents either.
-            let _ = unsafe { os::mem::mlock(self.base.as_ptr(), self.map_len, false) };
-            // `mlock` faults every page in, and a page past the end of a truncated file
-            // cannot be: that `ENOMEM` is the truncation, not `RLIMIT_MEMLOCK`.
-            if let (Some(fd), Some(_)) = (self.file_fd(), &self.guard) {
-                if let Ok(info) = os::file::fstat(fd) {
-                    if let Err(e) = self.check_file_size(info.size) {
-                        return LockError::Access(e);
-                    }
-                }
+        let Err(source) = (unsafe { os::mem::mlock(self.base.as_ptr(), self.map_len, true) })
+        else {
+            return Ok(());
+        };
+        // A failure part-way leaves what was faulted in locked (see above): undo it. Its own
+        // error would hide the one that matters, and leaves nothing more locked.
+        // SAFETY: as above; unlocking does not change contents either.
+        let _ = unsafe { os::mem::mlock(self.base.as_ptr(), self.map_len, false) };
+        Err(self.lock_failure(source))
+    }
+
+    /// Why `mlock` failed with `source` (already undone): see [`lock`](Self::lock).
+    #[cold]
+    #[inline(never)]
+    fn lock_failure(&self, source: std::io::Error) -> LockError {
+        let os = |source| LockError::Os {
+            file: self.file_name().to_string(),
+            call: "mlock",
+            len: self.map_len,
+            source,
+        };
+        let Some(fd) = self.file_fd() else {
+            return os(source);
+        };
+        // `mlock` faults every page in, and a page past the end of a truncated file
+        // cannot be: that `ENOMEM` is the truncation, not `RLIMIT_MEMLOCK`.
+        let Ok(info) = os::file::fstat(fd) else {
+            return os(source);
+        };
+        if self.guard.is_some() {
+            if let Err(e) = self.check_file_size(info.size) {
+                return LockError::Access(e);
             }
-            LockError::Os {
+        }
+        use std::io::ErrorKind::{OutOfMemory, WouldBlock};
+        if !matches!(source.kind(), OutOfMemory | WouldBlock) {
+            return os(source);
+        }
+        // SAFETY: the whole live mapping; nothing is faulted in, and the mark is undone.
+        if unsafe { os::mem::mlock_on_fault(self.base.as_ptr(), self.map_len) }.is_err() {
+            return os(source); // refused before faulting anything in: the limit
+        }
+        // SAFETY: as above.
+        let _ = unsafe { os::mem::mlock(self.base.as_ptr(), self.map_len, false) };
+        // SAFETY: the whole live mapping, page-aligned; `mincore` changes nothing.
+        let Ok(Some(in_map)) =
+            (unsafe { os::mem::first_not_resident(self.base.as_ptr(), self.map_len) })
+        else {
+            return os(source);
+        };
+        let Backing::File { offset, .. } = &self.backing else {
+            return os(source);
+        };
+        // `base` maps the file from `offset - delta`, a page boundary.
+        let file_offset = (offset - self.delta as u64) + in_map as u64;
+        if file_offset >= info.size {
+            return os(source);
+        }
+        match self.page_refused(fd, file_offset) {
+            Some(cause) => LockError::Fault {
                 file: self.file_name().to_string(),
-                call: "mlock",
                 len: self.map_len,
-                source,
-            }
-        })
+                file_offset,
+                file_len: info.size,
+                cause,
+            },
+            None => os(source),
+        }
     }
 
     /// Unlocks the pages (`munlock`). Works on a poisoned mapping too: it only releases.
