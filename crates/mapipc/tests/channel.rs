@@ -1283,6 +1283,33 @@ fn receiving_from_a_cut_file_reports_truncation_not_damage() {
     assert!(matches!(rx.try_recv(), Err(TryRecvError::Truncated { .. })));
 }
 
+/// Each receive of `rx` (in place, copying, and `drain`, which must not call its callback)
+/// reports `Truncated`: its mapping is poisoned.
+fn every_receive_reports_truncated(rx: &mut Receiver, what: &str) {
+    match rx.recv_ref() {
+        Err(RecvError::Truncated { .. }) => {}
+        other => panic!("{what}: recv_ref: expected Truncated, got {other:?}"),
+    }
+    match rx.try_recv_ref() {
+        Err(TryRecvError::Truncated { .. }) => {}
+        other => panic!("{what}: try_recv_ref: expected Truncated, got {other:?}"),
+    }
+    match rx.recv_ref_timeout(Duration::from_secs(60)) {
+        Err(RecvTimeoutError::Truncated { .. }) => {}
+        other => panic!("{what}: recv_ref_timeout: expected Truncated, got {other:?}"),
+    }
+    match rx.recv() {
+        Err(RecvError::Truncated { .. }) => {}
+        other => panic!("{what}: recv: expected Truncated, got {other:?}"),
+    }
+    match rx.drain(usize::MAX, |b| {
+        panic!("{what}: drain handed out {:?}", b.to_vec())
+    }) {
+        Err(TryRecvError::Truncated { .. }) => {}
+        other => panic!("{what}: drain: expected Truncated, got {other:?}"),
+    }
+}
+
 /// A message held in place (`RecvRef`) over a poisoned mapping (the file cut under it, and a
 /// cut page touched) was never delivered intact (`is_intact` says so), so dropping the guard
 /// does not consume it; every later receive in place, and `drain`, reports `Truncated` rather
@@ -1311,26 +1338,8 @@ fn a_message_held_in_place_over_a_poisoned_mapping_is_not_consumed() {
         assert!(map.read_vec(map.len() as u64 - 1, 1).is_err());
         assert!(!m.is_intact());
         drop(m);
-        // From then on: the error, not the message again (each receive in place).
-        match rx.recv_ref() {
-            Err(RecvError::Truncated { .. }) => {}
-            other => panic!("{kind:?}: recv_ref: expected Truncated, got {other:?}"),
-        }
-        match rx.try_recv_ref() {
-            Err(TryRecvError::Truncated { .. }) => {}
-            other => panic!("{kind:?}: try_recv_ref: expected Truncated, got {other:?}"),
-        }
-        match rx.recv_ref_timeout(Duration::from_secs(60)) {
-            Err(RecvTimeoutError::Truncated { .. }) => {}
-            other => panic!("{kind:?}: recv_ref_timeout: expected Truncated, got {other:?}"),
-        }
-        // `drain` reports it before handing anything to its callback.
-        match rx.drain(usize::MAX, |b| {
-            panic!("{kind:?}: drain handed out {:?}", b.to_vec())
-        }) {
-            Err(TryRecvError::Truncated { .. }) => {}
-            other => panic!("{kind:?}: drain: expected Truncated, got {other:?}"),
-        }
+        // From then on: the error, not the message again.
+        every_receive_reports_truncated(&mut rx, &format!("{kind:?}"));
         drop((rx, tx, chan));
         // The file made whole again (the cut bytes read as zeros): a new receiver starts at
         // the message no one received intact.
@@ -1384,23 +1393,8 @@ fn a_broadcast_record_held_in_place_over_a_poisoned_mapping_is_not_consumed() {
         assert!(map.read_vec(map.len() as u64 - 1, 1).is_err());
         assert!(!m.is_intact());
         drop(m);
-        // From then on: the error, not the next record (each receive).
-        match sub.recv_ref() {
-            Err(RecvError::Truncated { .. }) => {}
-            other => panic!("{policy:?}: recv_ref: expected Truncated, got {other:?}"),
-        }
-        match sub.try_recv_ref() {
-            Err(TryRecvError::Truncated { .. }) => {}
-            other => panic!("{policy:?}: try_recv_ref: expected Truncated, got {other:?}"),
-        }
-        match sub.recv_ref_timeout(Duration::from_secs(60)) {
-            Err(RecvTimeoutError::Truncated { .. }) => {}
-            other => panic!("{policy:?}: recv_ref_timeout: expected Truncated, got {other:?}"),
-        }
-        match sub.recv() {
-            Err(RecvError::Truncated { .. }) => {}
-            other => panic!("{policy:?}: recv: expected Truncated, got {other:?}"),
-        }
+        // From then on: the error, not the next record.
+        every_receive_reports_truncated(&mut sub, &format!("{policy:?}"));
         // The producer of the poisoned mapping goes; the subscriber stays attached.
         drop(tx);
         // The file made whole again (the cut bytes read as zeros), and mapped afresh (the
