@@ -1822,7 +1822,7 @@ fn remove_damaged_gives_up_after_its_lock_timeout() {
     let msg = err.to_string();
     assert!(
         msg.starts_with(&format!(
-            "timed out after {waited:?} waiting for the retention lock on `{}`",
+            "timed out after {waited:.1?} waiting for the retention lock on `{}`",
             meta_file.display()
         )),
         "{msg}"

@@ -484,7 +484,7 @@ pub enum ReadError {
     /// or hung, or another process locking the file). The tailer did not move; the seek can
     /// be retried. Who holds the lock is not known: `flock` does not say.
     #[error(
-        "timed out after {waited:?} waiting for the position lock on `{file}`: it is held \
+        "timed out after {waited:.1?} waiting for the position lock on `{file}`: it is held \
          exclusively, by a retention run (a stopped or hung `retain`?) or another process \
          locking the file"
     )]
@@ -853,7 +853,7 @@ pub enum RetainError {
     /// deleted; the run can be retried. Who holds the lock is not known: an OFD lock has no
     /// owning process.
     #[error(
-        "timed out after {waited:?} waiting for the retention lock on `{file}`: it is held, by \
+        "timed out after {waited:.1?} waiting for the retention lock on `{file}`: it is held, by \
          another retention run (a stopped or hung `retain`?) or another process locking the \
          file; nothing was deleted"
     )]
@@ -871,7 +871,7 @@ pub enum RetainError {
     /// of a seek) or by another process locking the file. Nothing was deleted; the run can
     /// be retried. Who holds the lock is not known: `flock` does not say.
     #[error(
-        "timed out after {waited:?} waiting for the retention lock, then the position lock on \
+        "timed out after {waited:.1?} waiting for the retention lock, then the position lock on \
          `{file}`: the position lock is held, by a named tailer seeking or being created (one \
          stopped or hung in the middle?) or another process locking the file; nothing was \
          deleted"
@@ -930,7 +930,7 @@ pub enum RemoveDamagedError {
     /// [`POSITION_LOCK_TIMEOUT`](super::POSITION_LOCK_TIMEOUT), 10 s; a stopped or hung
     /// one?); nothing was deleted.
     #[error(
-        "timed out after {waited:?} waiting for the retention lock on `{file}`: it is held, by \
+        "timed out after {waited:.1?} waiting for the retention lock on `{file}`: it is held, by \
          another retention run (a stopped or hung `retain`?) or another process locking the \
          file; nothing was deleted"
     )]
