@@ -1283,6 +1283,18 @@ fn receiving_from_a_cut_file_reports_truncation_not_damage() {
     assert!(matches!(rx.try_recv(), Err(TryRecvError::Truncated { .. })));
 }
 
+/// Receives "first" in place from `rx`, cuts the ring's last 48 KiB of `path` (its first
+/// records, the header page and a subscriber table are spared) and touches a cut page, so
+/// that the mapping is poisoned, and drops the guard unconfirmed (`is_intact` says false).
+fn hold_first_over_a_poisoned_mapping(chan: &Channel, rx: &mut Receiver, path: &Path) {
+    let m = rx.recv_ref().unwrap();
+    assert_eq!(m.to_vec(), b"first");
+    cut(path, 48 * 1024);
+    let map = chan.region().as_mmap();
+    assert!(map.read_vec(map.len() as u64 - 1, 1).is_err());
+    assert!(!m.is_intact());
+}
+
 /// Each receive of `rx` (in place, copying, and `drain`, which must not call its callback)
 /// reports `Truncated`: its mapping is poisoned.
 fn every_receive_reports_truncated(rx: &mut Receiver, what: &str) {
@@ -1329,15 +1341,7 @@ fn a_message_held_in_place_over_a_poisoned_mapping_is_not_consumed() {
         let (mut tx, mut rx) = (chan.sender().unwrap(), chan.receiver().unwrap());
         tx.send(b"first").unwrap();
         tx.send(b"second").unwrap();
-        let m = rx.recv_ref().unwrap();
-        assert_eq!(m.to_vec(), b"first");
-        // The ring's last 48 KiB cut (its first records and the header page are spared), and
-        // a cut page touched: the mapping is poisoned.
-        cut(&path, 48 * 1024);
-        let map = chan.region().as_mmap();
-        assert!(map.read_vec(map.len() as u64 - 1, 1).is_err());
-        assert!(!m.is_intact());
-        drop(m);
+        hold_first_over_a_poisoned_mapping(&chan, &mut rx, &path);
         // From then on: the error, not the message again.
         every_receive_reports_truncated(&mut rx, &format!("{kind:?}"));
         drop((rx, tx, chan));
@@ -1384,15 +1388,7 @@ fn a_broadcast_record_held_in_place_over_a_poisoned_mapping_is_not_consumed() {
         let mut sub = chan.subscribe(StartAt::Oldest).unwrap();
         tx.send(b"first").unwrap();
         tx.send(b"second").unwrap();
-        let m = sub.recv_ref().unwrap();
-        assert_eq!(m.to_vec(), b"first");
-        // The ring's last 48 KiB cut (its first records, the header page and the subscriber
-        // table are spared), and a cut page touched: the mapping is poisoned.
-        cut(&path, 48 * 1024);
-        let map = chan.region().as_mmap();
-        assert!(map.read_vec(map.len() as u64 - 1, 1).is_err());
-        assert!(!m.is_intact());
-        drop(m);
+        hold_first_over_a_poisoned_mapping(&chan, &mut sub, &path);
         // From then on: the error, not the next record.
         every_receive_reports_truncated(&mut sub, &format!("{policy:?}"));
         // The producer of the poisoned mapping goes; the subscriber stays attached.

@@ -768,17 +768,29 @@ impl Sender {
                     RingMem::write_bytes(ring, r.data, data);
                     p.commit(ring, &r, true);
                 }
-                if !self.wake_pending {
-                    self.wake_pending = true;
-                }
-                self.sent = self.sent.wrapping_add(1);
-                if self.shared.is_poisoned() {
-                    return Err(self.poisoned_send_error());
-                }
-                return Ok(());
+                return self.spsc_committed(true);
             }
         }
         self.send_batched_slow(data)
+    }
+
+    /// What follows an SPSC commit (by [`Grant`] or [`send_batched`](Self::send_batched)):
+    /// count it, publish it unless it joins a batch, and report a mapping poisoned meanwhile.
+    #[inline(always)]
+    fn spsc_committed(&mut self, batch: bool) -> Result<(), SendError> {
+        // Set already inside a batch: no store then (each store on this path waits behind
+        // the ring's in the store buffer).
+        if !self.wake_pending {
+            self.wake_pending = true;
+        }
+        self.sent = self.sent.wrapping_add(1);
+        if !batch {
+            self.publish();
+        }
+        if self.shared.is_poisoned() {
+            return Err(self.poisoned_send_error());
+        }
+        Ok(())
     }
 
     #[inline(never)]
@@ -1301,19 +1313,7 @@ impl Grant<'_> {
         let s = &mut *this.sender;
         if let TxCore::Spsc(p) = &mut s.core {
             p.commit(&s.shared.ring, &r.spsc(), batch);
-            // Set already inside a batch: no store then (each store on this path waits
-            // behind the ring's in the store buffer).
-            if !s.wake_pending {
-                s.wake_pending = true;
-            }
-            s.sent = s.sent.wrapping_add(1);
-            if !batch {
-                s.publish();
-            }
-            if s.shared.is_poisoned() {
-                return Err(s.poisoned_send_error());
-            }
-            return Ok(());
+            return s.spsc_committed(batch);
         }
         let r = r.res(&s.core);
         s.finish_slow(r, batch)
